@@ -1,0 +1,83 @@
+# obs gateway: nginx module, sidecar and their tests.
+#
+#   make deps      install build and test dependencies (Debian packages)
+#   make           build build/ngx_http_obs_module.so (and the sidecar)
+#   make test      unit tests + Test::Nginx tests + integration tests
+#   make install   copy the module into nginx's modules directory
+
+SHELL := /bin/bash
+
+NGINX_SRC   ?= /usr/share/nginx/src
+NGINX_BIN   ?= /usr/sbin/nginx
+BUILD       := $(CURDIR)/build
+NGX_BUILD   := $(BUILD)/nginx
+MODULE      := $(BUILD)/ngx_http_obs_module.so
+MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')
+
+MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
+               proto/obs/v1/record.proto config
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+
+.PHONY: all module deps test unit-test nginx-test install clean
+
+all: module
+
+module: $(MODULE)
+
+# Debian's nginx-dev ships the exact configure flags of the packaged nginx;
+# other source trees are configured with --with-compat alone.
+$(NGX_BUILD)/Makefile: config proto/obs/v1/record.proto
+	rm -rf $(NGX_BUILD)
+	mkdir -p $(BUILD)
+	cp -a $(NGINX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && \
+	if [ -f conf_flags ]; then \
+	    . ./conf_flags; \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="-g -O2 -fPIC -Wall -Werror" \
+	        --add-dynamic-module=$(CURDIR) >configure.log; \
+	else \
+	    ./configure --with-compat --with-cc-opt="-g -O2 -fPIC -Werror" \
+	        --add-dynamic-module=$(CURDIR) >configure.log; \
+	fi || { tail -30 $(NGX_BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules >$(BUILD)/module-build.log 2>&1 \
+	    || { cat $(BUILD)/module-build.log; exit 1; }
+	cp $(NGX_BUILD)/objs/ngx_http_obs_module.so $@
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(MODULES_DIR)
+	install -m 0644 $(MODULE) $(DESTDIR)$(MODULES_DIR)/
+
+deps:
+	bash scripts/install-deps.sh
+
+# --- tests -----------------------------------------------------------------
+
+UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route
+
+$(BUILD)/test_tracecontext: t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -o $@ $(filter %.c,$^)
+
+$(BUILD)/test_route: t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -o $@ $(filter %.c,$^)
+
+unit-test: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+nginx-test: $(MODULE)
+	TEST_NGINX_BINARY=$(NGINX_BIN) \
+	TEST_NGINX_LOAD_MODULES=$(MODULE) \
+	OBS_PROTO_DIR=$(CURDIR)/proto \
+	bash t/run-prove.sh t/*.t
+
+test: unit-test nginx-test
+
+clean:
+	rm -rf $(BUILD) t/servroot

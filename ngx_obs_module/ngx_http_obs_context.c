@@ -1,0 +1,750 @@
+/*
+ * Per-request trace context: extraction of W3C traceparent/tracestate, the
+ * gateway's own ids, injection into the upstream request, a fresh parent id
+ * for every upstream attempt, and the route and tenant labels.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_obs_module.h"
+
+
+#define NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS  32
+#define NGX_HTTP_OBS_UNMATCHED_ROUTE         "unmatched"
+
+
+typedef struct {
+    ngx_http_request_t             *request;
+    void                           *data;
+    ngx_event_get_peer_pt           get;
+    ngx_event_free_peer_pt          free;
+    ngx_event_notify_peer_pt        notify;
+#if (NGX_SSL || NGX_COMPAT)
+    ngx_event_set_peer_session_pt   set_session;
+    ngx_event_save_peer_session_pt  save_session;
+#endif
+} ngx_http_obs_peer_t;
+
+
+typedef struct {
+    ngx_uint_t                      traceparents;
+    ngx_uint_t                      tracestates;
+    ngx_table_elt_t                *traceparent;
+    ngx_table_elt_t                *tracestate;
+    ngx_table_elt_t                *request_id;
+    obs_span_t                      states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
+    size_t                          states_len;
+} ngx_http_obs_found_t;
+
+
+static void ngx_http_obs_ctx_marker(void *data);
+static ngx_http_obs_ctx_t *ngx_http_obs_create_ctx(ngx_http_request_t *r);
+static void ngx_http_obs_start_trace(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
+static ngx_int_t ngx_http_obs_extract(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx, ngx_http_obs_found_t *found);
+static void ngx_http_obs_find_headers(ngx_http_request_t *r,
+    ngx_http_obs_found_t *found);
+static ngx_int_t ngx_http_obs_rebuild_headers(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
+static ngx_int_t ngx_http_obs_push_header(ngx_list_t *headers,
+    ngx_str_t *name, ngx_uint_t hash, u_char *value, size_t len);
+static void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx,
+    ngx_uint_t n, ngx_http_obs_loc_conf_t *olcf);
+static ngx_int_t ngx_http_obs_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_obs_get_peer(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_obs_next_attempt(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
+static void ngx_http_obs_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state);
+static void ngx_http_obs_notify_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t type);
+#if (NGX_SSL || NGX_COMPAT)
+static ngx_int_t ngx_http_obs_set_peer_session(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_obs_save_peer_session(ngx_peer_connection_t *pc,
+    void *data);
+#endif
+
+
+static ngx_str_t   ngx_http_obs_traceparent_name = ngx_string("traceparent");
+static ngx_str_t   ngx_http_obs_tracestate_name = ngx_string("tracestate");
+static ngx_uint_t  ngx_http_obs_traceparent_hash;
+static ngx_uint_t  ngx_http_obs_tracestate_hash;
+
+
+/*
+ * Returns the request's context, creating it on first use.  The context of
+ * a main request survives internal redirects (which reset module contexts)
+ * through a marker in the pool's cleanup list, as ngx_http_realip does.
+ */
+
+ngx_http_obs_ctx_t *
+ngx_http_obs_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_obs_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_module);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    if (r == r->main && (r->internal || r->filter_finalize)) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_obs_ctx_marker) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_obs_module);
+                return ctx;
+            }
+        }
+    }
+
+    return ngx_http_obs_create_ctx(r);
+}
+
+
+/* Adds trace context headers to the request that goes upstream. */
+
+ngx_int_t
+ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    ngx_http_obs_found_t  found;
+
+    if (ctx->injected) {
+        return NGX_OK;
+    }
+
+    ctx->injected = 1;
+
+    ngx_http_obs_find_headers(r, &found);
+
+    /*
+     * A subrequest shares the parent's header array, and a header that must
+     * go away cannot be unlinked from an ngx_list_t: both need a new list.
+     */
+
+    if (r != r->main || found.traceparents > 1 || found.tracestates > 1
+        || (found.tracestate && ctx->tracestate.len == 0))
+    {
+        return ngx_http_obs_rebuild_headers(r, ctx);
+    }
+
+    if (found.traceparent) {
+        found.traceparent->value.data = ctx->traceparent;
+        found.traceparent->value.len = OBS_TRACEPARENT_LEN;
+
+    } else if (ngx_http_obs_push_header(&r->headers_in.headers,
+                                        &ngx_http_obs_traceparent_name,
+                                        ngx_http_obs_traceparent_hash,
+                                        ctx->traceparent,
+                                        OBS_TRACEPARENT_LEN)
+               != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (found.tracestate) {
+        found.tracestate->value = ctx->tracestate;
+        return NGX_OK;
+    }
+
+    if (ctx->tracestate.len == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_obs_push_header(&r->headers_in.headers,
+                                    &ngx_http_obs_tracestate_name,
+                                    ngx_http_obs_tracestate_hash,
+                                    ctx->tracestate.data,
+                                    ctx->tracestate.len);
+}
+
+
+/*
+ * Wraps the peer initialisation of every upstream so that each attempt to
+ * reach a backend (retries included) carries its own parent id.  Upstreams
+ * that proxy_pass resolves at run time have no init hook and keep the first
+ * attempt's id.
+ */
+
+ngx_int_t
+ngx_http_obs_wrap_upstreams(ngx_conf_t *cf)
+{
+    ngx_uint_t                       i;
+    ngx_http_obs_srv_conf_t         *oscf;
+    ngx_http_upstream_srv_conf_t   **uscfp, *uscf;
+    ngx_http_upstream_main_conf_t   *umcf;
+
+    ngx_http_obs_traceparent_hash = ngx_hash_key(
+        ngx_http_obs_traceparent_name.data,
+        ngx_http_obs_traceparent_name.len);
+    ngx_http_obs_tracestate_hash = ngx_hash_key(
+        ngx_http_obs_tracestate_name.data,
+        ngx_http_obs_tracestate_name.len);
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    if (umcf == NULL) {
+        return NGX_OK;
+    }
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        uscf = uscfp[i];
+
+        if (uscf->srv_conf) {
+            oscf = ngx_http_conf_upstream_srv_conf(uscf, ngx_http_obs_module);
+            oscf->original_init_peer = uscf->peer.init;
+
+        } else if (uscf->peer.init != ngx_http_upstream_init_round_robin_peer)
+        {
+            continue;
+        }
+
+        if (uscf->peer.init) {
+            uscf->peer.init = ngx_http_obs_init_peer;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    ngx_str_t                  route;
+    ngx_http_obs_loc_conf_t   *olcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    ngx_str_null(&route);
+
+    if (olcf->route) {
+        if (ngx_http_complex_value(r, olcf->route, &route) != NGX_OK) {
+            ngx_str_null(&route);
+        }
+
+    } else if (olcf->route_auto) {
+        route.data = ngx_pnalloc(r->pool, OBS_ROUTE_MAX_LEN);
+
+        if (route.data) {
+            route.len = obs_route_normalize((char *) r->uri.data, r->uri.len,
+                                            (char *) route.data);
+        }
+
+    } else {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+        route = clcf->name;
+    }
+
+    if (route.len == 0) {
+        ngx_str_set(&route, NGX_HTTP_OBS_UNMATCHED_ROUTE);
+    }
+
+    ctx->route.data = route.data;
+    ctx->route.len = ngx_min(route.len, OBS_ROUTE_MAX_LEN);
+    ctx->route_set = 1;
+}
+
+
+/* Evaluates obs_tenant and reduces it to a safe label. */
+
+ngx_int_t
+ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant)
+{
+    size_t                    len;
+    ngx_str_t                 raw;
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    ngx_str_null(&raw);
+
+    if (olcf->tenant
+        && ngx_http_complex_value(r, olcf->tenant, &raw) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    tenant->data = (u_char *) obs_tenant_label((char *) raw.data, raw.len,
+                                               &len);
+    tenant->len = len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_obs_ctx_marker(void *data)
+{
+    /* only marks where the context of a main request lives */
+}
+
+
+static ngx_http_obs_ctx_t *
+ngx_http_obs_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_obs_ctx_t       *ctx, *parent;
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    ctx = ngx_palloc(r->pool, sizeof(ngx_http_obs_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    if (r != r->main) {
+
+        /* a subrequest continues its main request's span */
+
+        parent = ngx_http_obs_get_ctx(r->main);
+        if (parent == NULL) {
+            return NULL;
+        }
+
+        *ctx = *parent;
+        ctx->injected = 0;
+        ctx->route_set = 0;
+        ctx->attempts = 0;
+
+        olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+        ngx_http_obs_set_attempt_id(ctx, 0, olcf);
+
+        ngx_http_set_ctx(r, ctx, ngx_http_obs_module);
+        return ctx;
+    }
+
+    ngx_memzero(ctx, sizeof(ngx_http_obs_ctx_t));
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_obs_ctx_marker;
+    cln->data = ctx;
+
+    ngx_http_obs_start_trace(r, ctx);
+
+    ngx_http_set_ctx(r, ctx, ngx_http_obs_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_obs_start_trace(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    ngx_http_obs_found_t      found;
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    ngx_http_obs_find_headers(r, &found);
+
+    if (found.request_id) {
+        ctx->request_id = found.request_id->value;
+    }
+
+    if (!(olcf->trace_context & NGX_HTTP_OBS_TRACE_EXTRACT)
+        || ngx_http_obs_extract(r, ctx, &found) != NGX_OK)
+    {
+        ngx_http_obs_new_id(ctx->trace_id, OBS_TRACE_ID_LEN);
+        ctx->has_parent = 0;
+        ngx_str_null(&ctx->tracestate);
+
+        ctx->flags = OBS_FLAG_RANDOM;
+
+        if (olcf->sample_threshold == NGX_HTTP_OBS_SAMPLE_ALL
+            || ngx_http_obs_random() < olcf->sample_threshold)
+        {
+            ctx->flags |= OBS_FLAG_SAMPLED;
+        }
+    }
+
+    ngx_http_obs_new_id(ctx->span_id, OBS_SPAN_ID_LEN);
+    ngx_http_obs_set_attempt_id(ctx, 0, olcf);
+}
+
+
+static ngx_int_t
+ngx_http_obs_extract(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
+    ngx_http_obs_found_t *found)
+{
+    long               len;
+    u_char            *p;
+    obs_traceparent_t  tp;
+
+    if (found->traceparents != 1
+        || obs_traceparent_parse((char *) found->traceparent->value.data,
+                                 found->traceparent->value.len, &tp)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(ctx->trace_id, tp.trace_id, OBS_TRACE_ID_LEN);
+    ngx_memcpy(ctx->parent_id, tp.parent_id, OBS_SPAN_ID_LEN);
+    ctx->flags = tp.flags & (OBS_FLAG_SAMPLED | OBS_FLAG_RANDOM);
+    ctx->has_parent = 1;
+
+    ngx_str_null(&ctx->tracestate);
+
+    if (found->tracestates == 0
+        || found->tracestates > NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS)
+    {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, found->states_len);
+    if (p == NULL) {
+        return NGX_OK;
+    }
+
+    len = obs_tracestate_combine(found->states, found->tracestates,
+                                 (char *) p);
+
+    if (len > 0) {
+        ctx->tracestate.data = p;
+        ctx->tracestate.len = (size_t) len;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    ngx_memzero(found, offsetof(ngx_http_obs_found_t, states));
+    found->states_len = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == ngx_http_obs_traceparent_name.len
+            && ngx_strncmp(h[i].lowcase_key, "traceparent", 11) == 0)
+        {
+            found->traceparent = &h[i];
+            found->traceparents++;
+            continue;
+        }
+
+        if (h[i].key.len == ngx_http_obs_tracestate_name.len
+            && ngx_strncmp(h[i].lowcase_key, "tracestate", 10) == 0)
+        {
+            if (found->tracestates < NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS) {
+                found->states[found->tracestates].data =
+                                              (char *) h[i].value.data;
+                found->states[found->tracestates].len = h[i].value.len;
+                found->states_len += h[i].value.len;
+            }
+
+            found->tracestate = &h[i];
+            found->tracestates++;
+            continue;
+        }
+
+        if (h[i].key.len == 12
+            && ngx_strncmp(h[i].lowcase_key, "x-request-id", 12) == 0)
+        {
+            found->request_id = &h[i];
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_obs_rebuild_headers(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    ngx_uint_t        i;
+    ngx_list_t        headers;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *copy;
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if ((h[i].key.len == 11
+             && ngx_strncmp(h[i].lowcase_key, "traceparent", 11) == 0)
+            || (h[i].key.len == 10
+                && ngx_strncmp(h[i].lowcase_key, "tracestate", 10) == 0))
+        {
+            continue;
+        }
+
+        copy = ngx_list_push(&headers);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        *copy = h[i];
+    }
+
+    if (ngx_http_obs_push_header(&headers, &ngx_http_obs_traceparent_name,
+                                 ngx_http_obs_traceparent_hash,
+                                 ctx->traceparent, OBS_TRACEPARENT_LEN)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ctx->tracestate.len
+        && ngx_http_obs_push_header(&headers, &ngx_http_obs_tracestate_name,
+                                    ngx_http_obs_tracestate_hash,
+                                    ctx->tracestate.data,
+                                    ctx->tracestate.len)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    r->headers_in.headers = headers;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_obs_push_header(ngx_list_t *headers, ngx_str_t *name,
+    ngx_uint_t hash, u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = hash;
+    h->key = *name;
+    h->lowcase_key = name->data;
+    h->value.data = value;
+    h->value.len = len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The first attempt's parent id is the gateway span itself unless the
+ * upstream call gets a CLIENT span of its own; every retry gets a new id.
+ */
+
+static void
+ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx, ngx_uint_t n,
+    ngx_http_obs_loc_conf_t *olcf)
+{
+    uint8_t  *id;
+
+    id = ctx->attempt_ids[n];
+
+    if (n == 0 && !olcf->upstream_span) {
+        ngx_memcpy(id, ctx->span_id, OBS_SPAN_ID_LEN);
+
+    } else {
+        ngx_http_obs_new_id(id, OBS_SPAN_ID_LEN);
+    }
+
+    obs_traceparent_format((char *) ctx->traceparent, ctx->trace_id, id,
+                           ctx->flags);
+}
+
+
+static ngx_int_t
+ngx_http_obs_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_obs_ctx_t              *ctx;
+    ngx_http_obs_peer_t             *op;
+    ngx_peer_connection_t           *pc;
+    ngx_http_obs_srv_conf_t         *oscf;
+    ngx_http_upstream_init_peer_pt   init;
+
+    if (us->srv_conf) {
+        oscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_obs_module);
+        init = oscf->original_init_peer;
+
+    } else {
+        init = ngx_http_upstream_init_round_robin_peer;
+    }
+
+    if (init(r, us) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_module);
+
+    if (ctx == NULL || !ctx->injected) {
+        return NGX_OK;
+    }
+
+    op = ngx_palloc(r->pool, sizeof(ngx_http_obs_peer_t));
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    pc = &r->upstream->peer;
+
+    op->request = r;
+    op->data = pc->data;
+    op->get = pc->get;
+    op->free = pc->free;
+    op->notify = pc->notify;
+
+    pc->data = op;
+    pc->get = ngx_http_obs_get_peer;
+    pc->free = ngx_http_obs_free_peer;
+    pc->notify = op->notify ? ngx_http_obs_notify_peer : NULL;
+
+#if (NGX_SSL || NGX_COMPAT)
+    op->set_session = pc->set_session;
+    op->save_session = pc->save_session;
+    pc->set_session = op->set_session ? ngx_http_obs_set_peer_session : NULL;
+    pc->save_session = op->save_session ? ngx_http_obs_save_peer_session
+                                        : NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_obs_get_peer(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_obs_peer_t  *op = data;
+
+    ngx_http_obs_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(op->request, ngx_http_obs_module);
+
+    if (ctx) {
+        ngx_http_obs_next_attempt(op->request, ctx);
+    }
+
+    return op->get(pc, op->data);
+}
+
+
+/*
+ * The upstream request was serialised once, before the first attempt; a
+ * retry rewrites the parent id inside that buffer (same length, so nothing
+ * moves).
+ */
+
+static void
+ngx_http_obs_next_attempt(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    u_char                   *p;
+    ngx_buf_t                *b;
+    ngx_uint_t                n;
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    n = ctx->attempts++;
+
+    if (n == 0 || n >= NGX_HTTP_OBS_MAX_ATTEMPTS) {
+        return;
+    }
+
+    b = (r->upstream && r->upstream->request_bufs)
+        ? r->upstream->request_bufs->buf : NULL;
+
+    p = NULL;
+
+    if (b && !b->in_file && b->start) {
+        p = memmem(b->start, b->last - b->start, ctx->traceparent,
+                   OBS_TRACEPARENT_LEN);
+    }
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+    ngx_http_obs_set_attempt_id(ctx, n, olcf);
+
+    if (p) {
+        ngx_memcpy(p, ctx->traceparent, OBS_TRACEPARENT_LEN);
+    }
+}
+
+
+static void
+ngx_http_obs_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    ngx_http_obs_peer_t  *op = data;
+
+    op->free(pc, op->data, state);
+}
+
+
+static void
+ngx_http_obs_notify_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t type)
+{
+    ngx_http_obs_peer_t  *op = data;
+
+    op->notify(pc, op->data, type);
+}
+
+
+#if (NGX_SSL || NGX_COMPAT)
+
+static ngx_int_t
+ngx_http_obs_set_peer_session(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_obs_peer_t  *op = data;
+
+    return op->set_session(pc, op->data);
+}
+
+
+static void
+ngx_http_obs_save_peer_session(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_obs_peer_t  *op = data;
+
+    op->save_session(pc, op->data);
+}
+
+#endif

@@ -1,0 +1,580 @@
+/*
+ * ngx_http_obs_module: per-request observability records, W3C trace context
+ * and $obs_* variables for an nginx API gateway.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_obs_module.h"
+
+
+#define NGX_HTTP_OBS_DEFAULT_BUFFER    (256 * 1024)
+#define NGX_HTTP_OBS_MIN_BUFFER        4096
+#define NGX_HTTP_OBS_MAX_BUFFER        (16 * 1024 * 1024)
+#define NGX_HTTP_OBS_MAX_DATAGRAM      60000
+#define NGX_HTTP_OBS_DEFAULT_FLUSH     1000
+
+
+static ngx_int_t ngx_http_obs_precontent_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_obs_log_handler(ngx_http_request_t *r);
+
+static void *ngx_http_obs_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_obs_create_srv_conf(ngx_conf_t *cf);
+static void *ngx_http_obs_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_obs_sidecar_address(ngx_conf_t *cf,
+    ngx_http_obs_sidecar_t *sidecar, ngx_str_t *value);
+static char *ngx_http_obs_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_obs_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_obs_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_obs_init_process(ngx_cycle_t *cycle);
+static void ngx_http_obs_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_obs_trace_context_modes[] = {
+    { ngx_string("ignore"), NGX_HTTP_OBS_TRACE_IGNORE },
+    { ngx_string("extract"), NGX_HTTP_OBS_TRACE_EXTRACT },
+    { ngx_string("inject"), NGX_HTTP_OBS_TRACE_INJECT },
+    { ngx_string("propagate"), NGX_HTTP_OBS_TRACE_PROPAGATE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_obs_commands[] = {
+
+    { ngx_string("obs"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_obs_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("obs_sidecar"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      ngx_http_obs_sidecar,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("obs_service_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_obs_loc_conf_t, service),
+      NULL },
+
+    { ngx_string("obs_route"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_obs_loc_conf_t, route),
+      NULL },
+
+    { ngx_string("obs_route_auto"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_obs_loc_conf_t, route_auto),
+      NULL },
+
+    { ngx_string("obs_tenant"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_obs_loc_conf_t, tenant),
+      NULL },
+
+    { ngx_string("obs_trace_context"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_obs_loc_conf_t, trace_context),
+      &ngx_http_obs_trace_context_modes },
+
+    { ngx_string("obs_trace_sample"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_obs_trace_sample,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("obs_upstream_span"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_obs_loc_conf_t, upstream_span),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_obs_module_ctx = {
+    ngx_http_obs_preconfiguration,         /* preconfiguration */
+    ngx_http_obs_init,                     /* postconfiguration */
+
+    ngx_http_obs_create_main_conf,         /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_http_obs_create_srv_conf,          /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_obs_create_loc_conf,          /* create location configuration */
+    ngx_http_obs_merge_loc_conf            /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_obs_module = {
+    NGX_MODULE_V1,
+    &ngx_http_obs_module_ctx,              /* module context */
+    ngx_http_obs_commands,                 /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_obs_init_process,             /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_obs_exit_process,             /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/*
+ * Runs in the location that will produce the response, before proxy_pass
+ * builds the upstream request: fixes the route and injects trace context.
+ */
+
+static ngx_int_t
+ngx_http_obs_precontent_handler(ngx_http_request_t *r)
+{
+    ngx_http_obs_ctx_t       *ctx;
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    if (!olcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_obs_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* an error_page redirect keeps the route of the location that failed */
+
+    if (r == r->main && !(ctx->route_set && r->err_status)) {
+        ngx_http_obs_set_route(r, ctx);
+    }
+
+    if (olcf->trace_context & NGX_HTTP_OBS_TRACE_INJECT) {
+        (void) ngx_http_obs_inject(r, ctx);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_obs_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_obs_ctx_t        *ctx;
+    ngx_http_obs_loc_conf_t   *olcf;
+    ngx_http_obs_main_conf_t  *omcf;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_obs_module);
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    if (omcf->sidecar == NULL || !olcf->enable) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_obs_get_ctx(r);
+
+    if (ctx == NULL || ctx->recorded) {
+        return NGX_OK;
+    }
+
+    ctx->recorded = 1;
+
+    if (!ctx->route_set) {
+        ngx_http_obs_set_route(r, ctx);
+    }
+
+    (void) ngx_http_obs_record(r, ctx);
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_obs_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_obs_main_conf_t  *omcf;
+
+    omcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_main_conf_t));
+    if (omcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     omcf->sidecar = NULL;
+     */
+
+    return omcf;
+}
+
+
+static void *
+ngx_http_obs_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_obs_srv_conf_t  *oscf;
+
+    oscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_srv_conf_t));
+    if (oscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     oscf->original_init_peer = NULL;
+     */
+
+    return oscf;
+}
+
+
+static void *
+ngx_http_obs_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    olcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_loc_conf_t));
+    if (olcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     olcf->sample_threshold = 0;
+     *     olcf->service = NULL;
+     *     olcf->route = NULL;
+     *     olcf->tenant = NULL;
+     */
+
+    olcf->enable = NGX_CONF_UNSET;
+    olcf->route_auto = NGX_CONF_UNSET;
+    olcf->upstream_span = NGX_CONF_UNSET;
+    olcf->trace_context = NGX_CONF_UNSET_UINT;
+    olcf->sample_set = NGX_CONF_UNSET;
+
+    return olcf;
+}
+
+
+static char *
+ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_obs_loc_conf_t *prev = parent;
+    ngx_http_obs_loc_conf_t *conf = child;
+
+    ngx_http_obs_main_conf_t  *omcf;
+
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_module);
+
+    ngx_conf_merge_value(conf->enable, prev->enable,
+                         omcf->sidecar != NULL);
+    ngx_conf_merge_value(conf->route_auto, prev->route_auto, 0);
+    ngx_conf_merge_value(conf->upstream_span, prev->upstream_span, 0);
+    ngx_conf_merge_uint_value(conf->trace_context, prev->trace_context,
+                              NGX_HTTP_OBS_TRACE_PROPAGATE);
+
+    if (conf->sample_set == NGX_CONF_UNSET) {
+        conf->sample_set = prev->sample_set;
+        conf->sample_threshold = prev->sample_threshold;
+    }
+
+    if (conf->sample_set == NGX_CONF_UNSET) {
+        conf->sample_threshold = NGX_HTTP_OBS_SAMPLE_ALL;
+    }
+
+    if (conf->service == NULL) {
+        conf->service = prev->service;
+    }
+
+    if (conf->tenant == NULL) {
+        conf->tenant = prev->tenant;
+    }
+
+    /*
+     * obs_route names one location's endpoints; it is inherited from the
+     * server level but a nested location gets its own name.
+     */
+
+    if (conf->route == NULL) {
+        conf->route = prev->route;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* obs_sidecar unix:/path | udp:host:port [buffer=size] [flush=time] */
+
+static char *
+ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_obs_main_conf_t *omcf = conf;
+
+    ssize_t                  size;
+    ngx_str_t               *value, s;
+    ngx_msec_t               flush;
+    ngx_uint_t               i;
+    ngx_http_obs_sidecar_t  *sidecar;
+
+    if (omcf->sidecar) {
+        return "is duplicate";
+    }
+
+    sidecar = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_sidecar_t));
+    if (sidecar == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_http_obs_sidecar_address(cf, sidecar, &value[1]) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    sidecar->buffer_size = NGX_HTTP_OBS_DEFAULT_BUFFER;
+    sidecar->flush = NGX_HTTP_OBS_DEFAULT_FLUSH;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "buffer=", 7) == 0) {
+            s.len = value[i].len - 7;
+            s.data = value[i].data + 7;
+
+            size = ngx_parse_size(&s);
+
+            if (size < NGX_HTTP_OBS_MIN_BUFFER
+                || size > NGX_HTTP_OBS_MAX_BUFFER)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid buffer size \"%V\" in \"%V\" "
+                                   "directive, it must be between 4k and 16m",
+                                   &s, &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            sidecar->buffer_size = size;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
+            s.len = value[i].len - 6;
+            s.data = value[i].data + 6;
+
+            flush = ngx_parse_time(&s, 0);
+
+            if (flush == (ngx_msec_t) NGX_ERROR || flush == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid flush time \"%V\" in \"%V\" "
+                                   "directive", &s, &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+            sidecar->flush = flush;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    sidecar->datagram_size = ngx_min(sidecar->buffer_size,
+                                     NGX_HTTP_OBS_MAX_DATAGRAM);
+    omcf->sidecar = sidecar;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_obs_sidecar_address(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
+    ngx_str_t *value)
+{
+    ngx_url_t  u;
+
+    sidecar->name = *value;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    if (ngx_strncmp(value->data, "unix:", 5) == 0) {
+        u.url = *value;
+
+        if (value->len == 5) {
+            goto invalid;
+        }
+
+    } else if (ngx_strncmp(value->data, "udp:", 4) == 0) {
+        u.url.len = value->len - 4;
+        u.url.data = value->data + 4;
+        u.no_resolve = 0;
+
+        if (u.url.len == 0) {
+            goto invalid;
+        }
+
+    } else {
+        goto invalid;
+    }
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid address \"%V\" in \"obs_sidecar\" "
+                           "directive: %s", value,
+                           u.err ? u.err : "cannot be parsed");
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.family != AF_UNIX && (u.no_port || u.port == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no port in \"%V\" of \"obs_sidecar\" directive",
+                           value);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        goto invalid;
+    }
+
+    sidecar->sockaddr = u.addrs[0].sockaddr;
+    sidecar->socklen = u.addrs[0].socklen;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid address \"%V\" in \"obs_sidecar\" directive, "
+                       "it must be \"unix:/path\" or \"udp:host:port\"",
+                       value);
+    return NGX_CONF_ERROR;
+}
+
+
+/* obs_trace_sample <ratio>, a fraction between 0 and 1 */
+
+static char *
+ngx_http_obs_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_obs_loc_conf_t *olcf = conf;
+
+    ngx_int_t   millionths;
+    ngx_str_t  *value;
+
+    if (olcf->sample_set != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    millionths = ngx_atofp(value[1].data, value[1].len, 6);
+
+    if (millionths == NGX_ERROR || millionths > 1000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid ratio \"%V\" in \"%V\" directive, "
+                           "it must be a number between 0 and 1",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    olcf->sample_set = 1;
+
+    if (millionths == 1000000) {
+        olcf->sample_threshold = NGX_HTTP_OBS_SAMPLE_ALL;
+
+    } else {
+        olcf->sample_threshold = (uint64_t) millionths
+                                 * (UINT64_MAX / 1000000);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_obs_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_obs_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_obs_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_obs_precontent_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_obs_log_handler;
+
+    return ngx_http_obs_wrap_upstreams(cf);
+}
+
+
+static ngx_int_t
+ngx_http_obs_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_obs_main_conf_t  *omcf;
+
+    ngx_http_obs_ids_init();
+
+    omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_obs_module);
+
+    if (omcf == NULL || omcf->sidecar == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_obs_emit_init(cycle, omcf->sidecar);
+}
+
+
+static void
+ngx_http_obs_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_obs_emit_exit();
+}

@@ -1,0 +1,249 @@
+/*
+ * The per-request record: everything the sidecar needs for RED metrics,
+ * the structured log line and the gateway span, encoded with protobuf-c
+ * straight into the worker's batch buffer.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_obs_module.h"
+#include "obs/v1/record.pb-c.h"
+
+
+#define NGX_HTTP_OBS_MAX_PATH        1024
+#define NGX_HTTP_OBS_MAX_USER_AGENT  512
+#define NGX_HTTP_OBS_MAX_REQUEST_ID  128
+#define NGX_HTTP_OBS_MAX_VALUE       256
+
+
+static ngx_uint_t ngx_http_obs_status(ngx_http_request_t *r);
+static void ngx_http_obs_record_upstreams(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx, Obs__V1__Record *rec,
+    Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs);
+static uint64_t ngx_http_obs_msec_to_usec(ngx_msec_t ms);
+static void ngx_http_obs_bytes(ProtobufCBinaryData *b, u_char *data,
+    size_t len, size_t max);
+
+
+ngx_int_t
+ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    u_char                    *p, *query;
+    size_t                     size;
+    uint64_t                   start, now;
+    ngx_str_t                  tenant, service;
+    ngx_time_t                *tp;
+    ngx_connection_t          *c;
+    ngx_http_obs_loc_conf_t   *olcf;
+    Obs__V1__Record            rec = OBS__V1__RECORD__INIT;
+    Obs__V1__UpstreamAttempt   attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
+    Obs__V1__UpstreamAttempt  *ptrs[NGX_HTTP_OBS_MAX_ATTEMPTS];
+
+    c = r->connection;
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    tp = ngx_timeofday();
+    start = (uint64_t) r->start_sec * 1000 + r->start_msec;
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    rec.start_time_unix_nano = start * 1000000;
+    rec.duration_us = now > start ? (now - start) * 1000 : 0;
+
+    ngx_http_obs_bytes(&rec.method, r->method_name.data, r->method_name.len,
+                       NGX_HTTP_OBS_MAX_VALUE);
+    ngx_http_obs_bytes(&rec.route, ctx->route.data, ctx->route.len,
+                       OBS_ROUTE_MAX_LEN);
+
+    /* the query string may carry secrets: it never leaves the gateway */
+
+    p = r->unparsed_uri.data;
+    size = r->unparsed_uri.len;
+    query = p ? ngx_strlchr(p, p + size, '?') : NULL;
+
+    if (query) {
+        size = query - p;
+    }
+
+    ngx_http_obs_bytes(&rec.path, p, size, NGX_HTTP_OBS_MAX_PATH);
+
+    rec.status = ngx_http_obs_status(r);
+    rec.request_bytes = r->request_length;
+    rec.response_bytes = c->sent;
+    rec.response_body_bytes = c->sent > (off_t) r->header_size
+                              ? c->sent - r->header_size : 0;
+
+    if (r->request_body) {
+        rec.request_body_bytes = r->request_body->received;
+
+    } else if (r->headers_in.content_length_n > 0) {
+        rec.request_body_bytes = r->headers_in.content_length_n;
+    }
+
+    ngx_http_obs_record_upstreams(r, ctx, &rec, attempts, ptrs);
+
+    if (ngx_http_obs_tenant(r, &tenant) == NGX_OK) {
+        ngx_http_obs_bytes(&rec.tenant, tenant.data, tenant.len,
+                           OBS_TENANT_MAX_LEN);
+    }
+
+    if (olcf->service
+        && ngx_http_complex_value(r, olcf->service, &service) == NGX_OK)
+    {
+        ngx_http_obs_bytes(&rec.service, service.data, service.len,
+                           NGX_HTTP_OBS_MAX_VALUE);
+    }
+
+    ngx_http_obs_bytes(&rec.client_address, c->addr_text.data,
+                       c->addr_text.len, NGX_HTTP_OBS_MAX_VALUE);
+
+    if (r->headers_in.user_agent) {
+        ngx_http_obs_bytes(&rec.user_agent,
+                           r->headers_in.user_agent->value.data,
+                           r->headers_in.user_agent->value.len,
+                           NGX_HTTP_OBS_MAX_USER_AGENT);
+    }
+
+    ngx_http_obs_bytes(&rec.request_id, ctx->request_id.data,
+                       ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
+
+    ngx_http_obs_bytes(&rec.trace_id, ctx->trace_id, OBS_TRACE_ID_LEN,
+                       OBS_TRACE_ID_LEN);
+    ngx_http_obs_bytes(&rec.span_id, ctx->span_id, OBS_SPAN_ID_LEN,
+                       OBS_SPAN_ID_LEN);
+
+    if (ctx->has_parent) {
+        ngx_http_obs_bytes(&rec.parent_span_id, ctx->parent_id,
+                           OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
+    }
+
+    rec.trace_flags = ctx->flags;
+    ngx_http_obs_bytes(&rec.tracestate, ctx->tracestate.data,
+                       ctx->tracestate.len, OBS_TRACESTATE_MAX_LEN);
+
+#if (NGX_HTTP_SSL || NGX_COMPAT)
+    if (c->ssl) {
+        ngx_http_obs_bytes(&rec.scheme, (u_char *) "https", 5, 5);
+    } else
+#endif
+    {
+        ngx_http_obs_bytes(&rec.scheme, (u_char *) "http", 4, 4);
+    }
+
+    ngx_http_obs_bytes(&rec.server_address, r->headers_in.server.data,
+                       r->headers_in.server.len, NGX_HTTP_OBS_MAX_VALUE);
+
+    if (c->local_sockaddr) {
+        rec.server_port = ngx_inet_get_port(c->local_sockaddr);
+    }
+
+    ngx_http_obs_bytes(&rec.protocol, r->http_protocol.data,
+                       r->http_protocol.len, NGX_HTTP_OBS_MAX_VALUE);
+
+    rec.upstream_span = olcf->upstream_span ? 1 : 0;
+
+    size = obs__v1__record__get_packed_size(&rec);
+
+    p = ngx_http_obs_emit_reserve(size);
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    obs__v1__record__pack(&rec, p);
+    ngx_http_obs_emit_commit(size);
+
+    return NGX_OK;
+}
+
+
+/* The same choice as the $status variable makes. */
+
+static ngx_uint_t
+ngx_http_obs_status(ngx_http_request_t *r)
+{
+    if (r->err_status) {
+        return r->err_status;
+    }
+
+    if (r->headers_out.status) {
+        return r->headers_out.status;
+    }
+
+    if (r->http_version == NGX_HTTP_VERSION_9) {
+        return 9;
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
+    Obs__V1__Record *rec, Obs__V1__UpstreamAttempt *attempts,
+    Obs__V1__UpstreamAttempt **ptrs)
+{
+    ngx_uint_t                  i, n;
+    ngx_http_upstream_state_t  *state;
+    Obs__V1__UpstreamAttempt   *a;
+
+    if (r->upstream && r->upstream->upstream) {
+        ngx_http_obs_bytes(&rec->upstream_name,
+                           r->upstream->upstream->host.data,
+                           r->upstream->upstream->host.len,
+                           NGX_HTTP_OBS_MAX_VALUE);
+    }
+
+    if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
+        return;
+    }
+
+    state = r->upstream_states->elts;
+    n = ngx_min(r->upstream_states->nelts, NGX_HTTP_OBS_MAX_ATTEMPTS);
+
+    for (i = 0; i < n; i++) {
+        a = &attempts[i];
+        obs__v1__upstream_attempt__init(a);
+
+        if (state[i].peer) {
+            ngx_http_obs_bytes(&a->address, state[i].peer->data,
+                               state[i].peer->len, NGX_HTTP_OBS_MAX_VALUE);
+        }
+
+        a->status = state[i].status;
+        a->connect_time_us = ngx_http_obs_msec_to_usec(state[i].connect_time);
+        a->header_time_us = ngx_http_obs_msec_to_usec(state[i].header_time);
+        a->response_time_us =
+                           ngx_http_obs_msec_to_usec(state[i].response_time);
+        a->bytes_received = state[i].bytes_received;
+
+        if (i < ctx->attempts) {
+            ngx_http_obs_bytes(&a->span_id, ctx->attempt_ids[i],
+                               OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
+        }
+
+        ptrs[i] = a;
+    }
+
+    rec->n_upstreams = n;
+    rec->upstreams = ptrs;
+}
+
+
+/* nginx marks an upstream time it never measured with (ngx_msec_t) -1 */
+
+static uint64_t
+ngx_http_obs_msec_to_usec(ngx_msec_t ms)
+{
+    return ms == (ngx_msec_t) -1 ? 0 : (uint64_t) ms * 1000;
+}
+
+
+static void
+ngx_http_obs_bytes(ProtobufCBinaryData *b, u_char *data, size_t len,
+    size_t max)
+{
+    b->data = data;
+    b->len = data ? ngx_min(len, max) : 0;
+}
