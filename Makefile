@@ -14,6 +14,8 @@ NGX_BUILD   := $(BUILD)/nginx
 MODULE      := $(BUILD)/ngx_http_obs_module.so
 MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')
 
+ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
+
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
                proto/obs/v1/record.proto config
 
@@ -73,7 +75,7 @@ unit-test: $(UNIT_TESTS)
 
 nginx-test: $(MODULE)
 	TEST_NGINX_BINARY=$(NGINX_BIN) \
-	TEST_NGINX_LOAD_MODULES=$(MODULE) \
+	TEST_NGINX_LOAD_MODULES="$(MODULE) $(ECHO_MODULE)" \
 	OBS_PROTO_DIR=$(CURDIR)/proto \
 	bash t/run-prove.sh t/*.t
 

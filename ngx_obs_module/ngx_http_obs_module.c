@@ -30,6 +30,8 @@ static char *ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_obs_sidecar_address(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar, ngx_str_t *value);
+static char *ngx_http_obs_trace_context(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_obs_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_obs_preconfiguration(ngx_conf_t *cf);
@@ -93,10 +95,10 @@ static ngx_command_t  ngx_http_obs_commands[] = {
 
     { ngx_string("obs_trace_context"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_obs_trace_context,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_obs_loc_conf_t, trace_context),
-      &ngx_http_obs_trace_context_modes },
+      0,
+      NULL },
 
     { ngx_string("obs_trace_sample"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -479,6 +481,39 @@ invalid:
                        "invalid address \"%V\" in \"obs_sidecar\" directive, "
                        "it must be \"unix:/path\" or \"udp:host:port\"",
                        value);
+    return NGX_CONF_ERROR;
+}
+
+
+/* obs_trace_context extract|inject|propagate|ignore */
+
+static char *
+ngx_http_obs_trace_context(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_obs_loc_conf_t *olcf = conf;
+
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *mode;
+
+    if (olcf->trace_context != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (mode = ngx_http_obs_trace_context_modes; mode->name.len; mode++) {
+        if (mode->name.len == value[1].len
+            && ngx_strcmp(mode->name.data, value[1].data) == 0)
+        {
+            olcf->trace_context = mode->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, it must be "
+                       "\"extract\", \"inject\", \"propagate\" or \"ignore\"",
+                       &value[1], &cmd->name);
     return NGX_CONF_ERROR;
 }
 

@@ -1,0 +1,292 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+# Every directive in a working configuration, and every misuse failing
+# `nginx -t` with a message that names the directive.
+
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: all directives accepted at their documented levels
+--- http_config
+    obs_sidecar unix:/tmp/obs-absent.sock buffer=64k flush=200ms;
+    obs_service_name backend-api;
+    obs_tenant $http_x_tenant_id;
+    obs_trace_context propagate;
+    obs_trace_sample 0.25;
+    obs_route_auto off;
+    obs_upstream_span off;
+    obs on;
+--- config
+    obs_route /server-level;
+    location /t {
+        obs on;
+        obs_service_name ml-engine;
+        obs_route "/api/v1/items/{id}";
+        obs_route_auto on;
+        obs_tenant $arg_tenant;
+        obs_trace_context extract;
+        obs_trace_sample 1;
+        obs_upstream_span on;
+        return 200 "$obs_route $obs_tenant\n";
+    }
+--- request
+GET /t?tenant=acme
+--- response_body
+/api/v1/items/{id} acme
+--- no_error_log
+[emerg]
+[alert]
+
+
+
+=== TEST 2: obs_sidecar over UDP with a host name
+--- http_config
+    obs_sidecar udp:localhost:9999;
+--- config
+    location /t { return 200 "ok\n"; }
+--- request
+GET /t
+--- response_body
+ok
+
+
+
+=== TEST 3: obs takes on or off only
+--- config
+    obs maybe;
+--- must_die
+--- error_log
+invalid value "maybe" in "obs" directive, it must be "on" or "off"
+
+
+
+=== TEST 4: obs_sidecar needs a unix: or udp: address
+--- http_config
+    obs_sidecar tcp:127.0.0.1:9000;
+--- config
+--- must_die
+--- error_log
+invalid address "tcp:127.0.0.1:9000" in "obs_sidecar" directive, it must be "unix:/path" or "udp:host:port"
+
+
+
+=== TEST 5: obs_sidecar unix: without a path
+--- http_config
+    obs_sidecar unix:;
+--- config
+--- must_die
+--- error_log
+invalid address "unix:" in "obs_sidecar" directive
+
+
+
+=== TEST 6: obs_sidecar udp: without a port
+--- http_config
+    obs_sidecar udp:127.0.0.1;
+--- config
+--- must_die
+--- error_log
+no port in "udp:127.0.0.1" of "obs_sidecar" directive
+
+
+
+=== TEST 7: obs_sidecar buffer out of range
+--- http_config
+    obs_sidecar unix:/tmp/x.sock buffer=1k;
+--- config
+--- must_die
+--- error_log
+invalid buffer size "1k" in "obs_sidecar" directive, it must be between 4k and 16m
+
+
+
+=== TEST 8: obs_sidecar buffer that is not a size
+--- http_config
+    obs_sidecar unix:/tmp/x.sock buffer=lots;
+--- config
+--- must_die
+--- error_log
+invalid buffer size "lots" in "obs_sidecar" directive
+
+
+
+=== TEST 9: obs_sidecar flush that is not a time
+--- http_config
+    obs_sidecar unix:/tmp/x.sock flush=soon;
+--- config
+--- must_die
+--- error_log
+invalid flush time "soon" in "obs_sidecar" directive
+
+
+
+=== TEST 10: obs_sidecar flush of zero
+--- http_config
+    obs_sidecar unix:/tmp/x.sock flush=0;
+--- config
+--- must_die
+--- error_log
+invalid flush time "0" in "obs_sidecar" directive
+
+
+
+=== TEST 11: obs_sidecar unknown parameter
+--- http_config
+    obs_sidecar unix:/tmp/x.sock bufer=4k;
+--- config
+--- must_die
+--- error_log
+invalid parameter "bufer=4k" in "obs_sidecar" directive
+
+
+
+=== TEST 12: obs_sidecar twice
+--- http_config
+    obs_sidecar unix:/tmp/x.sock;
+    obs_sidecar unix:/tmp/y.sock;
+--- config
+--- must_die
+--- error_log
+"obs_sidecar" directive is duplicate
+
+
+
+=== TEST 13: obs_sidecar only at http level
+--- config
+    obs_sidecar unix:/tmp/x.sock;
+--- must_die
+--- error_log
+"obs_sidecar" directive is not allowed here
+
+
+
+=== TEST 14: obs_route not at http level
+--- http_config
+    obs_route /x;
+--- config
+--- must_die
+--- error_log
+"obs_route" directive is not allowed here
+
+
+
+=== TEST 15: obs_route needs one argument
+--- config
+    location /t { obs_route; }
+--- must_die
+--- error_log
+invalid number of arguments in "obs_route" directive
+
+
+
+=== TEST 16: obs_trace_context with an unknown mode
+--- config
+    obs_trace_context forward;
+--- must_die
+--- error_log
+invalid value "forward" in "obs_trace_context" directive, it must be "extract", "inject", "propagate" or "ignore"
+
+
+
+=== TEST 17: obs_trace_context twice in one scope
+--- config
+    obs_trace_context extract;
+    obs_trace_context inject;
+--- must_die
+--- error_log
+"obs_trace_context" directive is duplicate
+
+
+
+=== TEST 18: obs_trace_sample above 1
+--- config
+    obs_trace_sample 1.5;
+--- must_die
+--- error_log
+invalid ratio "1.5" in "obs_trace_sample" directive, it must be a number between 0 and 1
+
+
+
+=== TEST 19: obs_trace_sample not a number
+--- config
+    obs_trace_sample half;
+--- must_die
+--- error_log
+invalid ratio "half" in "obs_trace_sample" directive
+
+
+
+=== TEST 20: obs_trace_sample negative
+--- config
+    obs_trace_sample -0.1;
+--- must_die
+--- error_log
+invalid ratio "-0.1" in "obs_trace_sample" directive
+
+
+
+=== TEST 21: obs_route_auto takes on or off only
+--- config
+    obs_route_auto yes;
+--- must_die
+--- error_log
+invalid value "yes" in "obs_route_auto" directive, it must be "on" or "off"
+
+
+
+=== TEST 22: obs_upstream_span takes on or off only
+--- config
+    obs_upstream_span 1;
+--- must_die
+--- error_log
+invalid value "1" in "obs_upstream_span" directive, it must be "on" or "off"
+
+
+
+=== TEST 23: obs_tenant needs one argument
+--- config
+    obs_tenant $http_x_tenant_id extra;
+--- must_die
+--- error_log
+invalid number of arguments in "obs_tenant" directive
+
+
+
+=== TEST 24: obs_service_name with an unknown variable
+--- config
+    obs_service_name $no_such_variable;
+--- must_die
+--- error_log
+unknown "no_such_variable" variable
+
+
+
+=== TEST 25: obs_service_name needs one argument
+--- config
+    obs_service_name;
+--- must_die
+--- error_log
+invalid number of arguments in "obs_service_name" directive
+
+
+
+=== TEST 26: obs_trace_sample twice in one scope
+--- config
+    obs_trace_sample 0.5;
+    obs_trace_sample 0.1;
+--- must_die
+--- error_log
+"obs_trace_sample" directive is duplicate
+
+
+
+=== TEST 27: obs_sidecar with a host that does not resolve
+--- http_config
+    obs_sidecar udp:no-such-host.invalid:9999;
+--- config
+--- must_die
+--- error_log
+in "obs_sidecar" directive

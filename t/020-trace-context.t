@@ -1,0 +1,783 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+# W3C Trace Context as the backend sees it: the cases of the W3C test suite
+# (test/test.py of w3c/trace-context), the obs_trace_context modes,
+# sampling, and a new parent id for every upstream attempt.
+#
+# The backend echoes the raw request headers it received
+# ($echo_client_request_headers of the echo module).
+
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+
+our $Backend = <<'_EOC_';
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/backend.sock;
+        obs off;
+        location / {
+            echo -n $echo_client_request_headers;
+        }
+    }
+_EOC_
+
+our $Proxy = <<'_EOC_';
+    location /t {
+        obs on;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $Backend) unless defined $block->http_config;
+    $block->set_value("config", $Proxy) unless defined $block->config;
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: no traceparent: a new sampled trace with the random flag
+--- request
+GET /t
+--- response_body_like chomp
+\A(?![\s\S]*traceparent[\s\S]*traceparent)[\s\S]*\r\ntraceparent: 00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-03\r\n
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 2: valid traceparent: same trace id, new parent id, flags kept
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-(?!1234567890123456)[0-9a-f]{16}-01\r\n
+
+
+
+=== TEST 3: duplicated traceparent starts a new trace and sends one header
+--- more_headers
+traceparent: 00-12345678901234567890123456789011-1234567890123456-01
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+\A(?![\s\S]*traceparent:[\s\S]*traceparent:)[\s\S]*traceparent: 00-(?!1234567890123456789012345678901)[0-9a-f]{32}-[0-9a-f]{16}-03\r\n
+
+
+
+=== TEST 4: a header named trace-parent is not trace context
+--- more_headers
+trace-parent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+\r\ntraceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 5: header names are case-insensitive
+--- more_headers
+TrAcEpArEnT: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+\A(?![\s\S]*traceparent:[\s\S]*traceparent:)(?i)[\s\S]*traceparent: 00-12345678901234567890123456789012-
+
+
+
+=== TEST 6: version 00 with a trailing character is invalid
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01.
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 7: version 00 with extra fields is invalid
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 8: a future version is accepted
+--- more_headers
+traceparent: cc-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
+
+
+
+=== TEST 9: a future version may carry more fields
+--- more_headers
+traceparent: cc-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
+
+
+
+=== TEST 10: a future version still needs a dash after the flags
+--- more_headers
+traceparent: cc-12345678901234567890123456789012-1234567890123456-01.what-the-future-will-be-like
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 11: version ff is invalid
+--- more_headers
+traceparent: ff-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 12: illegal characters in the version
+--- more_headers
+traceparent: .0-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 13: version too long
+--- more_headers
+traceparent: 000-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 14: version too short
+--- more_headers
+traceparent: 0-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 15: all-zero trace id
+--- more_headers
+traceparent: 00-00000000000000000000000000000000-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!0{32})[0-9a-f]{32}-
+
+
+
+=== TEST 16: illegal character in the trace id
+--- more_headers
+traceparent: 00-1234567890123456789012345678901.-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!1234567890123456789012345678901)[0-9a-f]{32}-
+
+
+
+=== TEST 17: uppercase hex is not allowed
+--- more_headers
+traceparent: 00-1234567890ABCDEF1234567890ABCDEF-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!1234567890abcdef1234567890abcdef)[0-9a-f]{32}-
+
+
+
+=== TEST 18: trace id too long
+--- more_headers
+traceparent: 00-123456789012345678901234567890123-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)(?!23456789012345678901234567890123)[0-9a-f]{32}-
+
+
+
+=== TEST 19: trace id too short
+--- more_headers
+traceparent: 00-1234567890123456789012345678901-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!1234567890123456789012345678901)[0-9a-f]{32}-
+
+
+
+=== TEST 20: all-zero parent id
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-0000000000000000-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 21: illegal character in the parent id
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-123456789012345.-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 22: parent id too long
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-12345678901234567-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 23: parent id too short
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-123456789012345-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 24: illegal characters in the flags
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-.0
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 25: flags too long
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-001
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 26: flags too short
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-1
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
+
+
+
+=== TEST 27: optional whitespace around the value
+--- raw_request eval
+"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\ntraceparent: \t 00-12345678901234567890123456789012-1234567890123456-01 \t\r\n\r\n"
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
+
+
+
+=== TEST 28: tracestate without traceparent is dropped
+--- more_headers
+tracestate: foo=1,bar=2
+--- request
+GET /t
+--- response_body_unlike: tracestate
+--- response_body_like: traceparent: 00-
+
+
+
+=== TEST 29: tracestate is inherited with a valid traceparent
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: foo=1,bar=2
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-00\r\ntracestate: foo=1,bar=2\r\n
+
+
+
+=== TEST 30: tracestate with an invalid traceparent is dropped
+--- more_headers
+traceparent: 00-00000000000000000000000000000000-1234567890123456-01
+tracestate: foo=1
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 31: an empty tracestate is not sent on
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate:
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 32: empty tracestate headers among others are dropped
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate:
+tracestate: foo=1
+tracestate:
+--- request
+GET /t
+--- response_body_like chomp
+\A(?![\s\S]*tracestate:[\s\S]*tracestate:)[\s\S]*\r\ntracestate: foo=1\r\n
+
+
+
+=== TEST 33: several tracestate headers are combined in order
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: foo=1,bar=2
+tracestate: rojo=1,congo=2
+tracestate: baz=3
+--- request
+GET /t
+--- response_body_like chomp
+\r\ntracestate: foo=1,bar=2,rojo=1,congo=2,baz=3\r\n
+
+
+
+=== TEST 34: duplicated keys invalidate tracestate
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: foo=1
+tracestate: foo=2
+--- request
+GET /t
+--- response_body_like: traceparent: 00-12345678901234567890123456789012-
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 35: all allowed characters are kept
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: abcdefghijklmnopqrstuvwxyz0123456789_-*/\@a-z0-9_-*/="
+. CORE::join('', map { chr } 0x20 .. 0x2B, 0x2D .. 0x3C, 0x3E .. 0x7E)
+--- request
+GET /t
+--- response_body_like eval
+"tracestate: abcdefghijklmnopqrstuvwxyz0123456789_-\\*/\@a-z0-9_-\\*/="
+. quotemeta(CORE::join('', map { chr } 0x20 .. 0x2B, 0x2D .. 0x3C, 0x3E .. 0x7E))
+. "\r\n"
+
+
+
+=== TEST 36: whitespace around members is removed
+--- raw_request eval
+"GET /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+. "traceparent: 00-12345678901234567890123456789012-1234567890123456-00\r\n"
+. "tracestate: foo=1 \t , \t bar=2, \t baz=3\r\n\r\n"
+--- response_body_like chomp
+\r\ntracestate: foo=1,bar=2,baz=3\r\n
+
+
+
+=== TEST 37: illegal key characters invalidate tracestate
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: foo.bar=1
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 38: uppercase keys invalidate tracestate
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: FOO=1
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 39: illegal vendor formats invalidate tracestate
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: foo@@bar=1,bar=2
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 40: 32 members are kept
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: " . CORE::join(',', map { sprintf "bar%02d=%02d", $_, $_ } 1 .. 16) . "\n"
+. "tracestate: " . CORE::join(',', map { sprintf "bar%02d=%02d", $_, $_ } 17 .. 32)
+--- request
+GET /t
+--- response_body_like eval
+"tracestate: " . CORE::join(',', map { sprintf "bar%02d=%02d", $_, $_ } 1 .. 32) . "\r\n"
+
+
+
+=== TEST 41: 33 members invalidate tracestate
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: " . CORE::join(',', map { sprintf "bar%02d=%02d", $_, $_ } 1 .. 33)
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 42: a 256-character key is valid, a long member may be shed
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: foo=1\ntracestate: " . ('z' x 256) . "=1"
+--- request
+GET /t
+--- response_body_like eval
+"tracestate: foo=1,z{256}=1\r\n"
+
+
+
+=== TEST 43: a 257-character key invalidates tracestate
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: foo=1\ntracestate: " . ('z' x 257) . "=1"
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 44: tenant and system id length limits
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: foo=1\ntracestate: " . ('t' x 241) . '@' . ('v' x 14) . "=1"
+--- request
+GET /t
+--- response_body_like: tracestate: foo=1,t{241}@v{14}=1\r\n
+
+
+
+=== TEST 45: a system id of 15 characters invalidates tracestate
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: foo=1\ntracestate: t\@" . ('v' x 15) . "=1"
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 46: illegal values invalidate tracestate
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: foo=bar=baz
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 47: an empty value invalidates tracestate
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+tracestate: foo=,bar=3
+--- request
+GET /t
+--- response_body_unlike: tracestate
+
+
+
+=== TEST 48: an over-long list sheds long members from the end first
+--- more_headers eval
+"traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
+. "tracestate: a=" . ('1' x 200) . ",b=" . ('2' x 100) . ",c=" . ('3' x 150) . ",d=" . ('4' x 100)
+--- request
+GET /t
+--- response_body_like eval
+"tracestate: a=" . ('1' x 200) . ",b=" . ('2' x 100) . ",d=" . ('4' x 100) . "\r\n"
+
+
+
+=== TEST 49: extract only: the backend sees the client's header untouched
+--- config
+    location /t {
+        obs on;
+        obs_trace_context extract;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+        add_header X-Trace $obs_trace_id;
+    }
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01\r\n
+--- response_headers
+X-Trace: 12345678901234567890123456789012
+
+
+
+=== TEST 50: extract without a header: nothing is sent upstream
+--- config
+    location /t {
+        obs on;
+        obs_trace_context extract;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- request
+GET /t
+--- response_body_unlike: traceparent
+
+
+
+=== TEST 51: inject only: a new trace even with a valid incoming one
+--- config
+    location /t {
+        obs on;
+        obs_trace_context inject;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+tracestate: foo=1
+--- request
+GET /t
+--- response_body_like chomp
+\A(?![\s\S]*traceparent:[\s\S]*traceparent:)(?![\s\S]*tracestate)[\s\S]*traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-[0-9a-f]{16}-03\r\n
+
+
+
+=== TEST 52: ignore: headers pass through, the gateway keeps its own ids
+--- config
+    location /t {
+        obs on;
+        obs_trace_context ignore;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+        add_header X-Trace $obs_trace_id;
+    }
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01\r\n
+--- response_headers_like
+X-Trace: ^(?!12345678901234567890123456789012)[0-9a-f]{32}$
+
+
+
+=== TEST 53: obs off: the request passes through untouched
+--- config
+    location /t {
+        obs off;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01\r\n
+
+
+
+=== TEST 54: sampling 0: new traces are not sampled but keep the random flag
+--- config
+    location /t {
+        obs on;
+        obs_trace_sample 0;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-02\r\n
+
+
+
+=== TEST 55: sampling is parent-based: an incoming sampled flag wins
+--- config
+    location /t {
+        obs on;
+        obs_trace_sample 0;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
+
+
+
+=== TEST 56: an incoming unsampled flag wins over sampling 1
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-00
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-00\r\n
+
+
+
+=== TEST 57: the incoming random flag is propagated, unknown flags are not
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-ff
+--- request
+GET /t
+--- response_body_like chomp
+traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-03\r\n
+
+
+
+=== TEST 58: without an upstream span the backend's parent is the gateway span
+--- config
+    location /t {
+        obs on;
+        proxy_set_header X-Gateway-Span $obs_span_id;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- request
+GET /t
+--- response_body_like chomp
+(?i)x-gateway-span: ([0-9a-f]{16})\r\n[\s\S]*traceparent: 00-[0-9a-f]{32}-\1-03\r\n
+
+
+
+=== TEST 59: with obs_upstream_span on the backend's parent is a new span
+--- config
+    location /t {
+        obs on;
+        obs_upstream_span on;
+        proxy_set_header X-Gateway-Span $obs_span_id;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- request
+GET /t
+--- response_body_like chomp
+(?i)x-gateway-span: ([0-9a-f]{16})\r\n[\s\S]*traceparent: 00-[0-9a-f]{32}-(?!\1)[0-9a-f]{16}-03\r\n
+
+
+
+=== TEST 60: $obs_traceparent in proxy_set_header replaces the client's
+--- config
+    location /t {
+        obs on;
+        obs_trace_context extract;
+        proxy_set_header traceparent $obs_traceparent;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request
+GET /t
+--- response_body_like chomp
+\A(?![\s\S]*traceparent:[\s\S]*traceparent:)[\s\S]*traceparent: 00-12345678901234567890123456789012-(?!1234567890123456)[0-9a-f]{16}-01\r\n
+
+
+
+=== TEST 61: every upstream attempt gets its own parent id (keepalive upstream)
+--- http_config
+    upstream pool {
+        server unix:$TEST_NGINX_HTML_DIR/fail.sock;
+        server unix:$TEST_NGINX_HTML_DIR/ok.sock;
+        keepalive 4;
+    }
+    log_format failed 'failed $http_traceparent';
+    log_format served 'served $http_traceparent';
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/fail.sock;
+        obs off;
+        access_log $TEST_NGINX_HTML_DIR/attempts.log failed;
+        location / { return 502; }
+    }
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/ok.sock;
+        obs off;
+        access_log $TEST_NGINX_HTML_DIR/attempts.log served;
+        location / { return 200 "ok\n"; }
+    }
+--- config
+    location /t {
+        obs on;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_next_upstream error http_502;
+        proxy_pass http://pool;
+    }
+--- request eval
+["GET /t", "GET /attempts.log"]
+--- response_body_like eval
+["ok", "\\Afailed 00-([0-9a-f]{32})-([0-9a-f]{16})-03\nserved 00-\\1-(?!\\2)[0-9a-f]{16}-03\n\\z"]
+
+
+
+=== TEST 62: auth_request subrequests carry the same trace
+--- http_config
+    log_format tp '$uri $http_traceparent';
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/auth.sock;
+        obs off;
+        access_log $TEST_NGINX_HTML_DIR/auth.log tp;
+        location / { return 204; }
+    }
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/backend.sock;
+        obs off;
+        location / { echo -n $echo_client_request_headers; }
+    }
+--- config
+    location /t {
+        obs on;
+        auth_request /auth;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+    location = /auth {
+        internal;
+        obs on;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/auth.sock;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+--- more_headers
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request eval
+["GET /t", "GET /auth.log"]
+--- response_body_like eval
+["traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n",
+ "\\A/auth 00-12345678901234567890123456789012-(?!1234567890123456)[0-9a-f]{16}-01\n\\z"]

@@ -1,0 +1,62 @@
+package ObsSink;
+
+# Starts t/helpers/obs_sink.py for the current test file and exports where it
+# listens: TEST_NGINX_SINK_SOCK (records socket) and TEST_NGINX_SINK_PORT
+# (its HTTP port), both usable in Test::Nginx config sections.
+
+use strict;
+use warnings;
+
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX ();
+
+my ($pid, $owner);
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, Proto => 'tcp')
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub start {
+    my $dir = tempdir("obs-sink-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    my $sock = "$dir/records.sock";
+    my $port = free_port();
+    my $proto = $ENV{OBS_PROTO_DIR} || dirname(__FILE__) . "/../../proto";
+    my $script = dirname(__FILE__) . "/obs_sink.py";
+
+    pipe(my $r, my $w) or die "pipe: $!";
+    $owner = $$;
+    $pid = fork();
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        close $r;
+        open STDOUT, '>&', $w or die;
+        exec '/usr/bin/python3', $script, $sock, $port, $proto;
+        POSIX::_exit(127);
+    }
+
+    close $w;
+    my $line = <$r>;
+    die "obs_sink.py did not start" unless defined $line && $line =~ /ready/;
+
+    $ENV{TEST_NGINX_SINK_SOCK} = $sock;
+    $ENV{TEST_NGINX_SINK_PORT} = $port;
+}
+
+END {
+    if ($pid && $owner == $$) {
+        kill 'TERM', $pid;
+        waitpid $pid, 0;
+    }
+}
+
+start();
+
+1;

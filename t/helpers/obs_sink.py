@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""A test receiver for the module's records.
+
+Binds a unix datagram socket, decodes every datagram as obs.v1.Batch with
+Google's Python protobuf runtime (generated from record.proto by protoc, so
+independent of the module's protobuf-c encoder), and serves what arrived
+over HTTP so that Test::Nginx blocks can fetch it through nginx:
+
+  GET /records?min=N&wait=S   records as JSON lines (waits for N, up to S s),
+                              then forgets them
+  GET /count?path=P&wait=S    after S seconds, how many records have path P
+  GET /headers                batch headers as JSON lines, then forgets them
+  GET /pause, GET /resume     stop / start reading the socket
+  GET /reset                  forget everything
+
+Usage: obs_sink.py SOCKET_PATH HTTP_PORT PROTO_DIR
+"""
+
+import base64
+import http.server
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
+
+
+def load_schema(proto_dir):
+    out = tempfile.mkdtemp(prefix="obs-sink-")
+    subprocess.check_call(["protoc", "-I", proto_dir, "--python_out=" + out,
+                           os.path.join(proto_dir, "obs/v1/record.proto")])
+    sys.path.insert(0, out)
+    return importlib.import_module("obs.v1.record_pb2")
+
+
+def to_plain(value, key=""):
+    """Protobuf JSON -> plain JSON: bytes as text, ids as lowercase hex."""
+    if isinstance(value, dict):
+        return {k: to_plain(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v, key) for v in value]
+    if isinstance(value, str) and key in ID_FIELDS | BYTES_FIELDS:
+        raw = base64.b64decode(value)
+        if key in ID_FIELDS:
+            return raw.hex()
+        return raw.decode("utf-8", "backslashreplace")
+    return value
+
+
+BYTES_FIELDS = set()
+
+
+class Store:
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.records = []
+        self.headers = []
+        self.paused = False
+        self.errors = 0
+
+
+def receiver(sock, store, schema):
+    from google.protobuf import json_format
+    while True:
+        with store.cond:
+            while store.paused:
+                store.cond.wait()
+        data = sock.recv(1 << 20)
+        batch = schema.Batch()
+        try:
+            batch.ParseFromString(data)
+        except Exception:
+            with store.cond:
+                store.errors += 1
+            continue
+        d = json_format.MessageToDict(batch, preserving_proto_field_name=False)
+        with store.cond:
+            store.headers.append(to_plain(d.get("header", {})))
+            for r in d.get("records", []):
+                store.records.append(to_plain(r))
+            store.cond.notify_all()
+
+
+def make_handler(store):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def reply(self, lines):
+            body = "".join(json.dumps(x, sort_keys=True) + "\n" for x in lines)
+            body = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            url = urllib.parse.urlparse(self.path)
+            q = dict(urllib.parse.parse_qsl(url.query))
+            wait = float(q.get("wait", "5"))
+            with store.cond:
+                if url.path == "/records":
+                    need = int(q.get("min", "1"))
+                    deadline = time.time() + wait
+                    while len(store.records) < need and time.time() < deadline:
+                        store.cond.wait(deadline - time.time())
+                    out, store.records = store.records, []
+                    return self.reply(out)
+                if url.path == "/count":
+                    store.cond.wait(wait)
+                    n = sum(1 for r in store.records
+                            if r.get("path") == q.get("path"))
+                    return self.reply([{"count": n}])
+                if url.path == "/headers":
+                    out, store.headers = store.headers, []
+                    return self.reply(out)
+                if url.path in ("/pause", "/resume"):
+                    store.paused = url.path == "/pause"
+                    store.cond.notify_all()
+                    return self.reply([{"paused": store.paused}])
+                if url.path == "/reset":
+                    store.records, store.headers = [], []
+                    return self.reply([{"reset": True}])
+            self.send_error(404)
+
+    return Handler
+
+
+def main():
+    path, port, proto_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    schema = load_schema(proto_dir)
+    for f in schema.Record.DESCRIPTOR.fields + \
+            schema.UpstreamAttempt.DESCRIPTOR.fields + \
+            schema.BatchHeader.DESCRIPTOR.fields:
+        if f.type == f.TYPE_BYTES:
+            BYTES_FIELDS.add(f.camelcase_name)
+    if os.path.exists(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(path)
+    store = Store()
+    threading.Thread(target=receiver, args=(sock, store, schema),
+                     daemon=True).start()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port),
+                                             make_handler(store))
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
