@@ -38,7 +38,7 @@ sub start {
     if ($pid == 0) {
         close $r;
         open STDOUT, '>&', $w or die;
-        exec '/usr/bin/python3', $script, $sock, $port, $proto;
+        { exec '/usr/bin/python3', $script, $sock, $port, $proto; }
         POSIX::_exit(127);
     }
 
@@ -51,6 +51,8 @@ sub start {
 }
 
 END {
+    local $?;
+
     if ($pid && $owner == $$) {
         kill 'TERM', $pid;
         waitpid $pid, 0;

@@ -6,11 +6,16 @@ Google's Python protobuf runtime (generated from record.proto by protoc, so
 independent of the module's protobuf-c encoder), and serves what arrived
 over HTTP so that Test::Nginx blocks can fetch it through nginx:
 
-  GET /records?min=N&wait=S   records as JSON lines (waits for N, up to S s),
-                              then forgets them
+  GET /records?min=N&wait=S&path=P
+                              records (with path P) as JSON lines, waiting
+                              for N of them up to S s; then forgets all
   GET /count?path=P&wait=S    after S seconds, how many records have path P
-  GET /headers                batch headers as JSON lines, then forgets them
-  GET /pause, GET /resume     stop / start reading the socket
+  GET /headers?wait=S         after S seconds, batch headers as JSON lines,
+                              then forgets them
+  GET /stats?wait=S           after S seconds, records received since the
+                              last reset, the drops the last header reported
+                              and their sum
+  GET /pause, GET /resume     remove / re-create the socket (sidecar absent)
   GET /reset                  forget everything
 
 Usage: obs_sink.py SOCKET_PATH HTTP_PORT PROTO_DIR
@@ -58,21 +63,43 @@ BYTES_FIELDS = set()
 
 
 class Store:
-    def __init__(self):
+    def __init__(self, path):
         self.cond = threading.Condition()
+        self.path = path
+        self.sock = None
         self.records = []
         self.headers = []
-        self.paused = False
+        self.received = 0
         self.errors = 0
 
+    def open(self):
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.settimeout(0.05)
+        sock.bind(self.path)
+        self.sock = sock
+        self.cond.notify_all()
 
-def receiver(sock, store, schema):
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            os.unlink(self.path)
+            self.sock = None
+
+
+def receiver(store, schema):
     from google.protobuf import json_format
     while True:
         with store.cond:
-            while store.paused:
+            while store.sock is None:
                 store.cond.wait()
-        data = sock.recv(1 << 20)
+            sock = store.sock
+        try:
+            data = sock.recv(1 << 20)
+        except (socket.timeout, OSError):
+            continue
         batch = schema.Batch()
         try:
             batch.ParseFromString(data)
@@ -85,6 +112,7 @@ def receiver(sock, store, schema):
             store.headers.append(to_plain(d.get("header", {})))
             for r in d.get("records", []):
                 store.records.append(to_plain(r))
+                store.received += 1
             store.cond.notify_all()
 
 
@@ -102,6 +130,12 @@ def make_handler(store):
             self.end_headers()
             self.wfile.write(body)
 
+        def linger(self, seconds):
+            """Lets datagrams arrive for a while (store.cond is held)."""
+            deadline = time.time() + seconds
+            while time.time() < deadline:
+                store.cond.wait(deadline - time.time())
+
         def do_GET(self):
             url = urllib.parse.urlparse(self.path)
             q = dict(urllib.parse.parse_qsl(url.query))
@@ -109,25 +143,42 @@ def make_handler(store):
             with store.cond:
                 if url.path == "/records":
                     need = int(q.get("min", "1"))
+                    path = q.get("path")
                     deadline = time.time() + wait
-                    while len(store.records) < need and time.time() < deadline:
+
+                    def matching():
+                        return [r for r in store.records
+                                if path is None or r.get("path") == path]
+
+                    while len(matching()) < need and time.time() < deadline:
                         store.cond.wait(deadline - time.time())
-                    out, store.records = store.records, []
+                    out, store.records = matching(), []
                     return self.reply(out)
                 if url.path == "/count":
-                    store.cond.wait(wait)
+                    self.linger(wait)
                     n = sum(1 for r in store.records
                             if r.get("path") == q.get("path"))
                     return self.reply([{"count": n}])
                 if url.path == "/headers":
+                    self.linger(float(q.get("wait", "0")))
                     out, store.headers = store.headers, []
                     return self.reply(out)
-                if url.path in ("/pause", "/resume"):
-                    store.paused = url.path == "/pause"
-                    store.cond.notify_all()
-                    return self.reply([{"paused": store.paused}])
+                if url.path == "/stats":
+                    self.linger(float(q.get("wait", "0")))
+                    last = store.headers[-1] if store.headers else {}
+                    dropped = int(last.get("droppedBufferFull", "0"))
+                    return self.reply([{"received": store.received,
+                                        "dropped": dropped,
+                                        "sum": store.received + dropped}])
+                if url.path == "/pause":
+                    store.close()
+                    return self.reply([{"paused": True}])
+                if url.path == "/resume":
+                    store.open()
+                    return self.reply([{"paused": False}])
                 if url.path == "/reset":
                     store.records, store.headers = [], []
+                    store.received = 0
                     return self.reply([{"reset": True}])
             self.send_error(404)
 
@@ -137,18 +188,14 @@ def make_handler(store):
 def main():
     path, port, proto_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     schema = load_schema(proto_dir)
-    for f in schema.Record.DESCRIPTOR.fields + \
-            schema.UpstreamAttempt.DESCRIPTOR.fields + \
-            schema.BatchHeader.DESCRIPTOR.fields:
-        if f.type == f.TYPE_BYTES:
-            BYTES_FIELDS.add(f.camelcase_name)
-    if os.path.exists(path):
-        os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind(path)
-    store = Store()
-    threading.Thread(target=receiver, args=(sock, store, schema),
+    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader):
+        for f in message.DESCRIPTOR.fields:
+            if f.type == f.TYPE_BYTES:
+                BYTES_FIELDS.add(f.camelcase_name)
+    store = Store(path)
+    with store.cond:
+        store.open()
+    threading.Thread(target=receiver, args=(store, schema),
                      daemon=True).start()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port),
                                              make_handler(store))

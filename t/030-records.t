@@ -1,0 +1,203 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+# What the module sends: records decoded by an independent protobuf runtime
+# (Google's Python protobuf, from record.proto) in t/helpers/obs_sink.py.
+
+use lib 't/helpers';
+use ObsSink;
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+
+our $HttpConfig = <<'_EOC_';
+    obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=50ms;
+    obs_service_name backend-api;
+    obs_tenant $http_x_tenant_id;
+
+    upstream backend {
+        server unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/backend.sock;
+        obs off;
+        location / { return 200 "hello\n"; }
+        location /api/broken { return 503 "down\n"; }
+    }
+_EOC_
+
+our $Sink = <<'_EOC_';
+    location /sink/ {
+        obs off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $HttpConfig)
+        unless defined $block->http_config;
+    $block->set_value("config", $block->config . $Sink);
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: start from an empty sink
+--- config
+--- request
+GET /sink/reset
+--- response_body_like: reset
+
+
+
+=== TEST 2: a proxied request: every field of the record
+--- config
+    location /api/ {
+        obs_route_auto on;
+        proxy_pass http://backend;
+    }
+--- more_headers
+X-Tenant-ID: acme
+X-Request-ID: req-42
+User-Agent: obs-test/1.0
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+tracestate: vendor=abc
+--- request eval
+["GET /api/users/42/orders?token=s3cr3t&x=1", "GET /sink/records?path=/api/users/42/orders"]
+--- response_body_like eval
+["hello", CORE::join('', map { "(?=[\\s\\S]*$_)" }
+    '"method": "GET"',
+    '"route": "/api/users/\\{id\\}/orders"',
+    '"path": "/api/users/42/orders"',
+    '"status": 200',
+    '"tenant": "acme"',
+    '"service": "backend-api"',
+    '"requestId": "req-42"',
+    '"userAgent": "obs-test/1.0"',
+    '"traceId": "12345678901234567890123456789012"',
+    '"parentSpanId": "1234567890123456"',
+    '"spanId": "[0-9a-f]{16}"',
+    '"traceFlags": 1',
+    '"tracestate": "vendor=abc"',
+    '"clientAddress": "127.0.0.1"',
+    '"scheme": "http"',
+    '"serverAddress": "localhost"',
+    '"serverPort": 1984',
+    '"protocol": "HTTP/1.1"',
+    '"upstreamName": "backend"',
+    '"address": "unix:[^"]*backend.sock"',
+    '"requestBytes": "[1-9]\\d*"',
+    '"responseBytes": "[1-9]\\d*"',
+    '"responseBodyBytes": "6"',
+    '"startTimeUnixNano": "1\\d{18}"',
+)]
+--- response_body_unlike eval
+["^\$", "s3cr3t|token"]
+
+
+
+=== TEST 3: the upstream attempt carries the parent id the backend saw
+--- config
+    location /api/ {
+        proxy_set_header X-Seen $obs_traceparent;
+        proxy_pass http://backend;
+    }
+--- request eval
+["GET /api/a", "GET /sink/records?path=/api/a"]
+--- response_body_like eval
+["hello", '"spanId": "([0-9a-f]{16})"[\s\S]*"upstreams": \[\{[^\]]*"spanId": "\1"']
+
+
+
+=== TEST 4: tenant values are validated
+--- config
+    location /t {
+        obs_tenant $arg_tenant;
+        return 200 "$obs_tenant\n";
+    }
+--- request eval
+["GET /t?tenant=tenant_001.eu-west:prod", "GET /t?tenant=bad%20tenant!",
+ "GET /t?tenant=" . ("a" x 65), "GET /t"]
+--- response_body eval
+["tenant_001.eu-west:prod\n", "invalid\n", "invalid\n", "none\n"]
+
+
+
+=== TEST 5: the route is the location's name by default, or obs_route
+--- config
+    location /plain { return 200 "$obs_route\n"; }
+    location /templated {
+        obs_route "/templated/$arg_kind";
+        return 200 "$obs_route\n";
+    }
+    location ~ ^/regex/(\d+)$ { return 200 "$obs_route\n"; }
+    location /auto {
+        obs_route_auto on;
+        return 200 "$obs_route\n";
+    }
+--- request eval
+["GET /plain/x/1", "GET /templated?kind=books", "GET /regex/12",
+ "GET /auto/550e8400-e29b-41d4-a716-446655440000/deadbeefdeadbeef01/v2/a1b2c3d4e5f6g7h8i9j0k1/x?y=1"]
+--- response_body eval
+["/plain\n", "/templated/books\n", "^/regex/(\\d+)\$\n",
+ "/auto/{id}/{id}/v2/{id}/x\n"]
+
+
+
+=== TEST 6: error statuses are recorded as the client saw them
+--- config
+    location /api/ { proxy_pass http://backend; }
+--- request eval
+["GET /api/broken", "GET /sink/records?path=/api/broken"]
+--- error_code eval
+[503, 200]
+--- response_body_like eval
+["down", '"route": "/api/"[\s\S]*"status": 503[\s\S]*"upstreams": \[\{[^\]]*"status": 503']
+
+
+
+=== TEST 7: obs off: no record
+--- config
+    location /quiet { obs off; return 200 "ok\n"; }
+--- request eval
+["GET /quiet", "GET /sink/count?path=/quiet&wait=0.3"]
+--- response_body eval
+["ok\n", "{\"count\": 0}\n"]
+
+
+
+=== TEST 8: each datagram starts with a batch header
+--- config
+    location /t { return 200 "ok\n"; }
+--- request eval
+["GET /sink/headers", "GET /t", "GET /sink/headers?wait=0.3"]
+--- response_body_like eval
+[".*", "ok", '"host": "[^"]+"[\s\S]*"pid": \d+[\s\S]*"recordsTotal": "1"[\s\S]*"schemaVersion": 1[\s\S]*"workerStartUnixNano": "\d+"']
+
+
+
+=== TEST 9: sampling shows in the record flags
+--- config
+    location /unsampled { obs_trace_sample 0; return 200 "ok\n"; }
+--- request eval
+["GET /unsampled", "GET /sink/records?path=/unsampled"]
+--- response_body_like eval
+["ok", '"traceFlags": 2']
+
+
+
+=== TEST 10: sidecar gone: records wait, overflow is dropped and counted, nothing else is lost
+--- http_config eval
+$::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
+--- config
+    location /api/ { proxy_pass http://backend; }
+--- request eval
+["GET /sink/reset", "GET /sink/pause",
+ (map { "GET /api/n$_" } 1 .. 100),
+ "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=1"]
+--- response_body_like eval
+["reset", "paused", (map { "hello" } 1 .. 100), "false", "hello",
+ '"dropped": [1-9]\d*, "received": [1-9]\d*, "sum": 101']
+--- error_log
+obs: cannot send records to "unix:
