@@ -314,6 +314,7 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
         *ctx = *parent;
         ctx->injected = 0;
         ctx->route_set = 0;
+        ctx->content_reached = 0;
         ctx->attempts = 0;
 
         olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);

@@ -18,6 +18,7 @@
 #define NGX_HTTP_OBS_DEFAULT_FLUSH     1000
 
 
+static ngx_int_t ngx_http_obs_rewrite_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_obs_precontent_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_obs_log_handler(ngx_http_request_t *r);
 
@@ -150,8 +151,45 @@ ngx_module_t  ngx_http_obs_module = {
 
 
 /*
+ * Runs first in every location a main request enters, so the route is set
+ * even when "return" or "deny" ends the request there, and follows
+ * "rewrite ... last".  Once a location has started on the response, or an
+ * error is being answered, redirects (error_page, try_files fallbacks,
+ * X-Accel-Redirect) keep the route: an error page counts against the
+ * endpoint that failed.
+ */
+
+static ngx_int_t
+ngx_http_obs_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_http_obs_ctx_t       *ctx;
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    if (!olcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_obs_get_ctx(r);
+
+    if (ctx
+        && !(ctx->route_set && (ctx->content_reached || r->err_status)))
+    {
+        ngx_http_obs_set_route(r, ctx);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
  * Runs in the location that will produce the response, before proxy_pass
- * builds the upstream request: fixes the route and injects trace context.
+ * builds the upstream request.
  */
 
 static ngx_int_t
@@ -171,10 +209,8 @@ ngx_http_obs_precontent_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    /* an error_page redirect keeps the route of the location that failed */
-
-    if (r == r->main && !(ctx->route_set && r->err_status)) {
-        ngx_http_obs_set_route(r, ctx);
+    if (r == r->main) {
+        ctx->content_reached = 1;
     }
 
     if (olcf->trace_context & NGX_HTTP_OBS_TRACE_INJECT) {
@@ -572,6 +608,13 @@ ngx_http_obs_init(ngx_conf_t *cf)
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_obs_rewrite_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {

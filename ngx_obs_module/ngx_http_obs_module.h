@@ -74,6 +74,7 @@ typedef struct {
     unsigned                   has_parent:1;
     unsigned                   injected:1;
     unsigned                   route_set:1;
+    unsigned                   content_reached:1;
     unsigned                   recorded:1;
 
     ngx_str_t                  tracestate;

@@ -6,9 +6,10 @@ Google's Python protobuf runtime (generated from record.proto by protoc, so
 independent of the module's protobuf-c encoder), and serves what arrived
 over HTTP so that Test::Nginx blocks can fetch it through nginx:
 
-  GET /records?min=N&wait=S&path=P
-                              records (with path P) as JSON lines, waiting
-                              for N of them up to S s; then forgets all
+  GET /records?min=N&wait=S&FIELD=VALUE...
+                              records whose fields have those values, as
+                              JSON lines, waiting for N of them up to S s;
+                              then forgets all
   GET /count?path=P&wait=S    after S seconds, how many records have path P
   GET /headers?wait=S         after S seconds, batch headers as JSON lines,
                               then forgets them
@@ -143,12 +144,14 @@ def make_handler(store):
             with store.cond:
                 if url.path == "/records":
                     need = int(q.get("min", "1"))
-                    path = q.get("path")
+                    filters = {k: v for k, v in q.items()
+                               if k not in ("min", "wait")}
                     deadline = time.time() + wait
 
                     def matching():
                         return [r for r in store.records
-                                if path is None or r.get("path") == path]
+                                if all(str(r.get(k, "")) == v
+                                       for k, v in filters.items())]
 
                     while len(matching()) < need and time.time() < deadline:
                         store.cond.wait(deadline - time.time())

@@ -313,6 +313,7 @@ sub patterns {
     my $v = shift;
     return () unless defined $v;
     return @$v if ref $v eq 'ARRAY';
+    return ($v) if ref $v eq 'Regexp';
     return grep { length } split /\n/, $v;
 }
 

@@ -1,0 +1,178 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+# Exactly one record per client request, whatever path it took: internal
+# redirects, error_page, named locations, auth_request, early errors
+# (400, 413) and client aborts (499).
+
+use lib 't/helpers';
+use ObsSink;
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+
+our $HttpConfig = <<'_EOC_';
+    obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=50ms;
+
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/backend.sock;
+        obs off;
+        location / { return 200 "backend\n"; }
+        location /slow { echo_sleep 2; echo slow; }
+        location /auth { return 204; }
+    }
+_EOC_
+
+our $Sink = <<'_EOC_';
+    location /sink/ {
+        obs off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $HttpConfig)
+        unless defined $block->http_config;
+    $block->set_value("config", $block->config . $Sink);
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: rewrite ... last: one record, route of the final location
+--- config
+    location /old { rewrite ^ /api/new last; }
+    location /api/ { proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock; }
+--- request eval
+["GET /old", "GET /sink/count?path=/old&wait=0.3", "GET /sink/records?path=/old"]
+--- response_body_like eval
+["backend", '^\{"count": 1\}$', '"route": "/api/"[\s\S]*"status": 200']
+
+
+
+=== TEST 2: error_page to a named location keeps the failing route
+--- config
+    location /flaky {
+        error_page 502 = @fallback;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location @fallback { return 200 "fallback\n"; }
+--- request eval
+["GET /flaky", "GET /sink/count?path=/flaky&wait=0.3", "GET /sink/records?path=/flaky"]
+--- response_body_like eval
+["fallback", '^\{"count": 1\}$', '"route": "/flaky"[\s\S]*"status": 200[\s\S]*"status": 502']
+--- error_log
+nobody-listens.sock failed
+
+
+
+=== TEST 3: error_page to a URI with its own status
+--- config
+    location /missing {
+        error_page 404 /errors/404.html;
+        return 404;
+    }
+    location /errors/ { return 404 "custom not found\n"; }
+--- request eval
+["GET /missing", "GET /sink/count?path=/missing&wait=0.3", "GET /sink/records?path=/missing"]
+--- error_code eval
+[404, 200, 200]
+--- response_body_like eval
+["custom not found", '^\{"count": 1\}$', '"route": "/missing"[\s\S]*"status": 404']
+
+
+
+=== TEST 4: try_files falling back to a named location keeps the route
+--- config
+    location /files/ {
+        try_files $uri @backend;
+    }
+    location @backend { proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock; }
+--- request eval
+["GET /files/none.txt", "GET /sink/count?path=/files/none.txt&wait=0.3",
+ "GET /sink/records?path=/files/none.txt"]
+--- response_body_like eval
+["backend", '^\{"count": 1\}$', '"route": "/files/"']
+
+
+
+=== TEST 5: auth_request: one record for the client request, none for the check
+--- config
+    location /secured {
+        auth_request /check;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+    location = /check {
+        internal;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock:/auth;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+--- request eval
+["GET /secured", "GET /sink/count?path=/secured&wait=0.3", "GET /sink/count?path=/check&wait=0"]
+--- response_body eval
+["backend\n", "{\"count\": 1}\n", "{\"count\": 0}\n"]
+
+
+
+=== TEST 6: auth_request denial is recorded with the client's status
+--- config
+    location /denied {
+        auth_request /deny;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+    location = /deny { internal; return 403; }
+--- request eval
+["GET /denied", "GET /sink/records?path=/denied"]
+--- error_code eval
+[403, 200]
+--- response_body_like eval
+["403", '^\{[^\n]*"status": 403[^\n]*\}\n\z']
+
+
+
+=== TEST 7: 413 before any phase handler ran
+--- config
+    location /upload {
+        client_max_body_size 10;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+    }
+--- request eval
+["POST /upload\n" . ("x" x 100), "GET /sink/records?path=/upload"]
+--- error_code eval
+[413, 200]
+--- response_body_like eval
+["413", '"route": "/upload"[\s\S]*"status": 413']
+
+
+
+=== TEST 8: 400 for a malformed request line
+--- config
+--- raw_request eval
+["GET /bad\x01path HTTP/1.1\r\nHost: localhost\r\n\r\n",
+ "GET /sink/records?status=400 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"]
+--- error_code eval
+[400, 200]
+--- response_body_like eval
+["400", '"route": "unmatched"[\s\S]*"status": 400']
+
+
+
+=== TEST 9: a client that gives up is recorded as 499
+--- config
+    location /slow { proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock; }
+--- request
+GET /slow
+--- timeout: 0.3
+--- abort
+--- wait: 0.3
+--- ignore_response
+
+
+
+=== TEST 10: ... and its record arrived
+--- config
+--- request
+GET /sink/records?path=/slow
+--- response_body_like chomp
+"route": "/slow"[\s\S]*"status": 499
