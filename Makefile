@@ -62,13 +62,13 @@ deps:
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route
 
-$(BUILD)/test_tracecontext: t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
+$(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -o $@ $(filter %.c,$^)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
 
-$(BUILD)/test_route: t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h
+$(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -o $@ $(filter %.c,$^)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
 
 unit-test: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done

@@ -1,0 +1,97 @@
+/* Unit tests for route templates and tenant labels (obs_route.c). */
+
+#include <string.h>
+
+#include "obs_route.h"
+#include "unit.h"
+
+
+static int
+route_is(const char *path, const char *expected)
+{
+    char    out[OBS_ROUTE_MAX_LEN];
+    size_t  n;
+
+    n = obs_route_normalize(path, strlen(path), out);
+
+    return n == strlen(expected) && memcmp(out, expected, n) == 0;
+}
+
+
+static int
+tenant_is(const char *value, size_t len, const char *expected)
+{
+    size_t       n;
+    const char  *label;
+
+    label = obs_tenant_label(value, len, &n);
+
+    return n == strlen(expected) && memcmp(label, expected, n) == 0;
+}
+
+
+static void
+test_routes(void)
+{
+    char  long_path[1000];
+
+    CHECK(route_is("/api/v1/users", "/api/v1/users"), "static path kept");
+    CHECK(route_is("/api/v1/users/42", "/api/v1/users/{id}"), "number");
+    CHECK(route_is("/users/42/orders/7", "/users/{id}/orders/{id}"),
+          "several numbers");
+    CHECK(route_is("/o/550e8400-e29b-41d4-a716-446655440000",
+                   "/o/{id}"), "uuid");
+    CHECK(route_is("/o/550E8400-E29B-41D4-A716-446655440000",
+                   "/o/{id}"), "uppercase uuid");
+    CHECK(route_is("/blob/0123456789abcdef0123", "/blob/{id}"), "long hex");
+    CHECK(route_is("/blob/deadbeef", "/blob/deadbeef"), "short hex kept");
+    CHECK(route_is("/t/aZ3_kL9-pQ2rS7tU1vW8xY", "/t/{id}"), "long token");
+    CHECK(route_is("/docs/getting-started-with-the-api", 
+                   "/docs/getting-started-with-the-api"),
+          "long word without digits kept");
+    CHECK(route_is("/v2/items", "/v2/items"), "version segment kept");
+    CHECK(route_is("/search?q=123", "/search"), "query string dropped");
+    CHECK(route_is("/", "/"), "root");
+    CHECK(route_is("", ""), "empty");
+    CHECK(route_is("/a//b/", "/a//b/"), "slashes kept");
+
+    memset(long_path, 'g', sizeof(long_path));
+    long_path[0] = '/';
+    {
+        char    out[OBS_ROUTE_MAX_LEN];
+        size_t  n = obs_route_normalize(long_path, sizeof(long_path), out);
+        CHECK(n == OBS_ROUTE_MAX_LEN, "capped at the maximum length");
+    }
+}
+
+
+static void
+test_tenants(void)
+{
+    char  long_value[65];
+
+    CHECK(tenant_is("tenant_001", 10, "tenant_001"), "plain tenant");
+    CHECK(tenant_is("acme.eu-west:prod", 17, "acme.eu-west:prod"),
+          "all allowed punctuation");
+    CHECK(tenant_is("", 0, "none"), "empty");
+    CHECK(tenant_is(NULL, 0, "none"), "absent");
+    CHECK(tenant_is("bad tenant", 10, "invalid"), "space");
+    CHECK(tenant_is("a\"b", 3, "invalid"), "quote");
+    CHECK(tenant_is("caf\xc3\xa9", 5, "invalid"), "non-ASCII");
+    CHECK(tenant_is("a\nb", 3, "invalid"), "newline");
+
+    memset(long_value, 'a', sizeof(long_value));
+    CHECK(tenant_is(long_value, 64, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaa"), "64 bytes");
+    CHECK(tenant_is(long_value, 65, "invalid"), "65 bytes");
+}
+
+
+int
+main(void)
+{
+    test_routes();
+    test_tenants();
+
+    return unit_report("route");
+}
