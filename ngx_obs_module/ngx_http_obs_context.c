@@ -123,7 +123,15 @@ ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     ctx->injected = 1;
 
-    ngx_http_obs_find_headers(r, &found);
+    if (r == r->main) {
+        found.traceparents = ctx->in_traceparents;
+        found.tracestates = ctx->in_tracestates;
+        found.traceparent = ctx->in_traceparent;
+        found.tracestate = ctx->in_tracestate;
+
+    } else {
+        ngx_http_obs_find_headers(r, &found);
+    }
 
     /*
      * A subrequest shares the parent's header array, and a header that must
@@ -355,6 +363,11 @@ ngx_http_obs_start_trace(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     if (found.request_id) {
         ctx->request_id = found.request_id->value;
     }
+
+    ctx->in_traceparent = found.traceparent;
+    ctx->in_tracestate = found.tracestate;
+    ctx->in_traceparents = found.traceparents;
+    ctx->in_tracestates = found.tracestates;
 
     if (!(olcf->trace_context & NGX_HTTP_OBS_TRACE_EXTRACT)
         || ngx_http_obs_extract(r, ctx, &found) != NGX_OK)

@@ -26,6 +26,9 @@
 #define NGX_HTTP_OBS_BATCH_HEADER_KEY  0x0a
 #define NGX_HTTP_OBS_BATCH_RECORD_KEY  0x12
 
+/* key and a 3-byte length: records are far below 2 MiB */
+#define NGX_HTTP_OBS_FRAME_MAX        4
+
 
 typedef struct {
     ngx_http_obs_sidecar_t  *sidecar;
@@ -35,7 +38,7 @@ typedef struct {
     u_char                  *start;
     u_char                  *pos;          /* end of the committed records */
     u_char                  *end;
-    u_char                  *record;       /* where the reserved one goes */
+    u_char                  *record;       /* where a reserved one is packed */
 
     ngx_event_t              flush_event;
     ngx_msec_t               retry_at;
@@ -61,7 +64,6 @@ static ngx_int_t ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
 static ngx_int_t ngx_http_obs_connect(ngx_http_obs_emitter_t *e);
 static void ngx_http_obs_send_error(ngx_http_obs_emitter_t *e,
     ngx_err_t err);
-static size_t ngx_http_obs_varint_len(size_t n);
 static u_char *ngx_http_obs_write_varint(u_char *p, size_t n);
 static u_char *ngx_http_obs_read_varint(u_char *p, u_char *last, size_t *n);
 
@@ -154,12 +156,13 @@ ngx_http_obs_emit_exit(void)
 
 
 /*
- * Returns where a record of the given packed size is to be written, or NULL
- * when it cannot be kept (the drop is counted).
+ * Returns where a record of at most max_size bytes is to be packed, or NULL
+ * when it cannot be kept (the drop is counted).  Packing straight into the
+ * buffer, before the exact size is known, saves protobuf-c a sizing pass.
  */
 
 u_char *
-ngx_http_obs_emit_reserve(size_t size)
+ngx_http_obs_emit_reserve(size_t max_size)
 {
     size_t                   need;
     ngx_http_obs_emitter_t  *e;
@@ -170,7 +173,7 @@ ngx_http_obs_emit_reserve(size_t size)
         return NULL;
     }
 
-    need = 1 + ngx_http_obs_varint_len(size) + size;
+    need = NGX_HTTP_OBS_FRAME_MAX + max_size;
 
     if (need > e->sidecar->datagram_size - NGX_HTTP_OBS_HEADER_MAX) {
         e->dropped_oversize++;
@@ -186,21 +189,30 @@ ngx_http_obs_emit_reserve(size_t size)
         }
     }
 
-    e->pos[0] = NGX_HTTP_OBS_BATCH_RECORD_KEY;
-    e->record = ngx_http_obs_write_varint(e->pos + 1, size);
+    e->record = e->pos + NGX_HTTP_OBS_FRAME_MAX;
 
     return e->record;
 }
 
 
+/* Frames the record packed at the reserved place, size bytes long. */
+
 void
 ngx_http_obs_emit_commit(size_t size)
 {
+    u_char                  *p;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
 
-    e->pos = e->record + size;
+    e->pos[0] = NGX_HTTP_OBS_BATCH_RECORD_KEY;
+    p = ngx_http_obs_write_varint(e->pos + 1, size);
+
+    if (p != e->record) {
+        ngx_memmove(p, e->record, size);
+    }
+
+    e->pos = p + size;
     e->records_total++;
 
     if ((size_t) (e->pos - e->start) >= e->sidecar->datagram_size) {
@@ -422,19 +434,6 @@ ngx_http_obs_send_error(ngx_http_obs_emitter_t *e, ngx_err_t err)
 
     ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, err,
                   "obs: cannot send records to \"%V\"", &e->sidecar->name);
-}
-
-
-static size_t
-ngx_http_obs_varint_len(size_t n)
-{
-    size_t  len;
-
-    for (len = 1; n >= 0x80; len++) {
-        n >>= 7;
-    }
-
-    return len;
 }
 
 

@@ -81,6 +81,12 @@ typedef struct {
     ngx_str_t                  route;
     ngx_str_t                  request_id;   /* X-Request-ID, if sent */
 
+    /* the client's trace headers, found once for extraction and injection */
+    ngx_table_elt_t           *in_traceparent;
+    ngx_table_elt_t           *in_tracestate;
+    ngx_uint_t                 in_traceparents;
+    ngx_uint_t                 in_tracestates;
+
     /* the traceparent value the current upstream attempt carries */
     u_char                     traceparent[OBS_TRACEPARENT_LEN];
 

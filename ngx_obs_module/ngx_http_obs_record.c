@@ -18,14 +18,27 @@
 #define NGX_HTTP_OBS_MAX_REQUEST_ID  128
 #define NGX_HTTP_OBS_MAX_VALUE       256
 
+/*
+ * What a record needs besides its text: every key and varint at their
+ * longest (12 bytes) for the record's fields and for each attempt's.
+ */
+#define NGX_HTTP_OBS_RECORD_FIXED    (32 * 12)
+#define NGX_HTTP_OBS_ATTEMPT_FIXED   (12 + 8 * 12)
+
+
+typedef struct {
+    Obs__V1__Record            rec;
+    size_t                     bound;       /* most bytes it can pack to */
+} ngx_http_obs_builder_t;
+
 
 static ngx_uint_t ngx_http_obs_status(ngx_http_request_t *r);
 static void ngx_http_obs_record_upstreams(ngx_http_request_t *r,
-    ngx_http_obs_ctx_t *ctx, Obs__V1__Record *rec,
+    ngx_http_obs_ctx_t *ctx, ngx_http_obs_builder_t *b,
     Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs);
 static uint64_t ngx_http_obs_msec_to_usec(ngx_msec_t ms);
-static void ngx_http_obs_bytes(ProtobufCBinaryData *b, u_char *data,
-    size_t len, size_t max);
+static void ngx_http_obs_text(ngx_http_obs_builder_t *b,
+    ProtobufCBinaryData *field, u_char *data, size_t len, size_t max);
 
 
 ngx_int_t
@@ -38,7 +51,8 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_time_t                *tp;
     ngx_connection_t          *c;
     ngx_http_obs_loc_conf_t   *olcf;
-    Obs__V1__Record            rec = OBS__V1__RECORD__INIT;
+    ngx_http_obs_builder_t     b = { OBS__V1__RECORD__INIT,
+                                     NGX_HTTP_OBS_RECORD_FIXED };
     Obs__V1__UpstreamAttempt   attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
     Obs__V1__UpstreamAttempt  *ptrs[NGX_HTTP_OBS_MAX_ATTEMPTS];
 
@@ -49,13 +63,13 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     start = (uint64_t) r->start_sec * 1000 + r->start_msec;
     now = (uint64_t) tp->sec * 1000 + tp->msec;
 
-    rec.start_time_unix_nano = start * 1000000;
-    rec.duration_us = now > start ? (now - start) * 1000 : 0;
+    b.rec.start_time_unix_nano = start * 1000000;
+    b.rec.duration_us = now > start ? (now - start) * 1000 : 0;
 
-    ngx_http_obs_bytes(&rec.method, r->method_name.data, r->method_name.len,
-                       NGX_HTTP_OBS_MAX_VALUE);
-    ngx_http_obs_bytes(&rec.route, ctx->route.data, ctx->route.len,
-                       OBS_ROUTE_MAX_LEN);
+    ngx_http_obs_text(&b, &b.rec.method, r->method_name.data,
+                      r->method_name.len, NGX_HTTP_OBS_MAX_VALUE);
+    ngx_http_obs_text(&b, &b.rec.route, ctx->route.data, ctx->route.len,
+                      OBS_ROUTE_MAX_LEN);
 
     /* the query string may carry secrets: it never leaves the gateway */
 
@@ -67,91 +81,89 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         size = query - p;
     }
 
-    ngx_http_obs_bytes(&rec.path, p, size, NGX_HTTP_OBS_MAX_PATH);
+    ngx_http_obs_text(&b, &b.rec.path, p, size, NGX_HTTP_OBS_MAX_PATH);
 
-    rec.status = ngx_http_obs_status(r);
-    rec.request_bytes = r->request_length;
-    rec.response_bytes = c->sent;
-    rec.response_body_bytes = c->sent > (off_t) r->header_size
+    b.rec.status = ngx_http_obs_status(r);
+    b.rec.request_bytes = r->request_length;
+    b.rec.response_bytes = c->sent;
+    b.rec.response_body_bytes = c->sent > (off_t) r->header_size
                               ? c->sent - r->header_size : 0;
 
     if (r->request_body) {
-        rec.request_body_bytes = r->request_body->received;
+        b.rec.request_body_bytes = r->request_body->received;
 
     } else if (r->headers_in.content_length_n > 0) {
-        rec.request_body_bytes = r->headers_in.content_length_n;
+        b.rec.request_body_bytes = r->headers_in.content_length_n;
     }
 
-    ngx_http_obs_record_upstreams(r, ctx, &rec, attempts, ptrs);
+    ngx_http_obs_record_upstreams(r, ctx, &b, attempts, ptrs);
 
     if (ngx_http_obs_tenant(r, &tenant) == NGX_OK) {
-        ngx_http_obs_bytes(&rec.tenant, tenant.data, tenant.len,
-                           OBS_TENANT_MAX_LEN);
+        ngx_http_obs_text(&b, &b.rec.tenant, tenant.data, tenant.len,
+                          OBS_TENANT_MAX_LEN);
     }
 
     if (olcf->service
         && ngx_http_complex_value(r, olcf->service, &service) == NGX_OK)
     {
-        ngx_http_obs_bytes(&rec.service, service.data, service.len,
-                           NGX_HTTP_OBS_MAX_VALUE);
+        ngx_http_obs_text(&b, &b.rec.service, service.data, service.len,
+                          NGX_HTTP_OBS_MAX_VALUE);
     }
 
-    ngx_http_obs_bytes(&rec.client_address, c->addr_text.data,
-                       c->addr_text.len, NGX_HTTP_OBS_MAX_VALUE);
+    ngx_http_obs_text(&b, &b.rec.client_address, c->addr_text.data,
+                      c->addr_text.len, NGX_HTTP_OBS_MAX_VALUE);
 
     if (r->headers_in.user_agent) {
-        ngx_http_obs_bytes(&rec.user_agent,
-                           r->headers_in.user_agent->value.data,
-                           r->headers_in.user_agent->value.len,
-                           NGX_HTTP_OBS_MAX_USER_AGENT);
+        ngx_http_obs_text(&b, &b.rec.user_agent,
+                          r->headers_in.user_agent->value.data,
+                          r->headers_in.user_agent->value.len,
+                          NGX_HTTP_OBS_MAX_USER_AGENT);
     }
 
-    ngx_http_obs_bytes(&rec.request_id, ctx->request_id.data,
-                       ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
+    ngx_http_obs_text(&b, &b.rec.request_id, ctx->request_id.data,
+                      ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
 
-    ngx_http_obs_bytes(&rec.trace_id, ctx->trace_id, OBS_TRACE_ID_LEN,
-                       OBS_TRACE_ID_LEN);
-    ngx_http_obs_bytes(&rec.span_id, ctx->span_id, OBS_SPAN_ID_LEN,
-                       OBS_SPAN_ID_LEN);
+    ngx_http_obs_text(&b, &b.rec.trace_id, ctx->trace_id, OBS_TRACE_ID_LEN,
+                      OBS_TRACE_ID_LEN);
+    ngx_http_obs_text(&b, &b.rec.span_id, ctx->span_id, OBS_SPAN_ID_LEN,
+                      OBS_SPAN_ID_LEN);
 
     if (ctx->has_parent) {
-        ngx_http_obs_bytes(&rec.parent_span_id, ctx->parent_id,
-                           OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
+        ngx_http_obs_text(&b, &b.rec.parent_span_id, ctx->parent_id,
+                          OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
     }
 
-    rec.trace_flags = ctx->flags;
-    ngx_http_obs_bytes(&rec.tracestate, ctx->tracestate.data,
-                       ctx->tracestate.len, OBS_TRACESTATE_MAX_LEN);
+    b.rec.trace_flags = ctx->flags;
+    ngx_http_obs_text(&b, &b.rec.tracestate, ctx->tracestate.data,
+                      ctx->tracestate.len, OBS_TRACESTATE_MAX_LEN);
 
 #if (NGX_HTTP_SSL || NGX_COMPAT)
     if (c->ssl) {
-        ngx_http_obs_bytes(&rec.scheme, (u_char *) "https", 5, 5);
+        ngx_http_obs_text(&b, &b.rec.scheme, (u_char *) "https", 5, 5);
     } else
 #endif
     {
-        ngx_http_obs_bytes(&rec.scheme, (u_char *) "http", 4, 4);
+        ngx_http_obs_text(&b, &b.rec.scheme, (u_char *) "http", 4, 4);
     }
 
-    ngx_http_obs_bytes(&rec.server_address, r->headers_in.server.data,
-                       r->headers_in.server.len, NGX_HTTP_OBS_MAX_VALUE);
+    ngx_http_obs_text(&b, &b.rec.server_address, r->headers_in.server.data,
+                      r->headers_in.server.len, NGX_HTTP_OBS_MAX_VALUE);
 
     if (c->local_sockaddr) {
-        rec.server_port = ngx_inet_get_port(c->local_sockaddr);
+        b.rec.server_port = ngx_inet_get_port(c->local_sockaddr);
     }
 
-    ngx_http_obs_bytes(&rec.protocol, r->http_protocol.data,
-                       r->http_protocol.len, NGX_HTTP_OBS_MAX_VALUE);
+    ngx_http_obs_text(&b, &b.rec.protocol, r->http_protocol.data,
+                      r->http_protocol.len, NGX_HTTP_OBS_MAX_VALUE);
 
-    rec.upstream_span = olcf->upstream_span ? 1 : 0;
+    b.rec.upstream_span = olcf->upstream_span ? 1 : 0;
 
-    size = obs__v1__record__get_packed_size(&rec);
-
-    p = ngx_http_obs_emit_reserve(size);
+    p = ngx_http_obs_emit_reserve(b.bound);
     if (p == NULL) {
         return NGX_DECLINED;
     }
 
-    obs__v1__record__pack(&rec, p);
+    size = obs__v1__record__pack(&b.rec, p);
     ngx_http_obs_emit_commit(size);
 
     return NGX_OK;
@@ -181,7 +193,7 @@ ngx_http_obs_status(ngx_http_request_t *r)
 
 static void
 ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
-    Obs__V1__Record *rec, Obs__V1__UpstreamAttempt *attempts,
+    ngx_http_obs_builder_t *b, Obs__V1__UpstreamAttempt *attempts,
     Obs__V1__UpstreamAttempt **ptrs)
 {
     ngx_uint_t                  i, n;
@@ -189,10 +201,10 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     Obs__V1__UpstreamAttempt   *a;
 
     if (r->upstream && r->upstream->upstream) {
-        ngx_http_obs_bytes(&rec->upstream_name,
-                           r->upstream->upstream->host.data,
-                           r->upstream->upstream->host.len,
-                           NGX_HTTP_OBS_MAX_VALUE);
+        ngx_http_obs_text(b, &b->rec.upstream_name,
+                          r->upstream->upstream->host.data,
+                          r->upstream->upstream->host.len,
+                          NGX_HTTP_OBS_MAX_VALUE);
     }
 
     if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
@@ -207,8 +219,8 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         obs__v1__upstream_attempt__init(a);
 
         if (state[i].peer) {
-            ngx_http_obs_bytes(&a->address, state[i].peer->data,
-                               state[i].peer->len, NGX_HTTP_OBS_MAX_VALUE);
+            ngx_http_obs_text(b, &a->address, state[i].peer->data,
+                              state[i].peer->len, NGX_HTTP_OBS_MAX_VALUE);
         }
 
         a->status = state[i].status;
@@ -219,15 +231,16 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         a->bytes_received = state[i].bytes_received;
 
         if (i < ctx->attempts) {
-            ngx_http_obs_bytes(&a->span_id, ctx->attempt_ids[i],
-                               OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
+            ngx_http_obs_text(b, &a->span_id, ctx->attempt_ids[i],
+                              OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
         }
 
         ptrs[i] = a;
     }
 
-    rec->n_upstreams = n;
-    rec->upstreams = ptrs;
+    b->bound += n * NGX_HTTP_OBS_ATTEMPT_FIXED;
+    b->rec.n_upstreams = n;
+    b->rec.upstreams = ptrs;
 }
 
 
@@ -241,9 +254,10 @@ ngx_http_obs_msec_to_usec(ngx_msec_t ms)
 
 
 static void
-ngx_http_obs_bytes(ProtobufCBinaryData *b, u_char *data, size_t len,
-    size_t max)
+ngx_http_obs_text(ngx_http_obs_builder_t *b, ProtobufCBinaryData *field,
+    u_char *data, size_t len, size_t max)
 {
-    b->data = data;
-    b->len = data ? ngx_min(len, max) : 0;
+    field->data = data;
+    field->len = data ? ngx_min(len, max) : 0;
+    b->bound += field->len;
 }

@@ -12,11 +12,19 @@
 
 #define OBS_ID_PLACEHOLDER    "{id}"
 
+#define OBS_CLASS_DIGIT       0x01
+#define OBS_CLASS_HEX         0x02
+#define OBS_CLASS_TOKEN       0x04
 
+
+static void obs_init_classes(void);
 static int obs_segment_is_id(const char *s, size_t len);
 static int obs_is_uuid(const char *s, size_t len);
 static int obs_is_hex(char c);
 static int obs_is_digit(char c);
+
+
+static unsigned char  obs_char_class[256];
 
 
 size_t
@@ -24,6 +32,10 @@ obs_route_normalize(const char *path, size_t len, char *out)
 {
     size_t       n, seg_len, copy;
     const char  *p, *end, *seg, *q;
+
+    if (obs_char_class['0'] == 0) {
+        obs_init_classes();
+    }
 
     q = memchr(path, '?', len);
     end = q ? q : path + len;
@@ -100,50 +112,66 @@ invalid:
 /*
  * An identifier segment is all digits, a UUID, at least 16 hex digits, or a
  * token of at least 20 URL-safe characters that mixes letters and digits
- * (opaque keys, base64url ids).
+ * (opaque keys, base64url ids).  One table lookup a byte keeps this cheap
+ * on the request path.
  */
 
 static int
 obs_segment_is_id(const char *s, size_t len)
 {
-    size_t  i, digits, hex, token;
+    size_t         i;
+    unsigned char  all, any;
 
     if (len == 0) {
         return 0;
     }
 
-    if (obs_is_uuid(s, len)) {
-        return 1;
-    }
-
-    digits = hex = token = 0;
+    all = OBS_CLASS_DIGIT | OBS_CLASS_HEX | OBS_CLASS_TOKEN;
+    any = 0;
 
     for (i = 0; i < len; i++) {
-        if (obs_is_digit(s[i])) {
-            digits++;
+        all &= obs_char_class[(unsigned char) s[i]];
+        any |= obs_char_class[(unsigned char) s[i]];
+    }
+
+    if (all & OBS_CLASS_DIGIT) {
+        return 1;
+    }
+
+    if ((all & OBS_CLASS_HEX) && len >= OBS_HEX_ID_MIN_LEN) {
+        return 1;
+    }
+
+    if ((all & OBS_CLASS_TOKEN) && len >= OBS_TOKEN_MIN_LEN
+        && (any & OBS_CLASS_DIGIT))
+    {
+        return 1;
+    }
+
+    return obs_is_uuid(s, len);
+}
+
+
+static void
+obs_init_classes(void)
+{
+    int  c;
+
+    for (c = 0; c < 256; c++) {
+        if (obs_is_digit((char) c)) {
+            obs_char_class[c] |= OBS_CLASS_DIGIT;
         }
 
-        if (obs_is_hex(s[i])) {
-            hex++;
+        if (obs_is_hex((char) c)) {
+            obs_char_class[c] |= OBS_CLASS_HEX;
         }
 
-        if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
-            || obs_is_digit(s[i]) || s[i] == '-' || s[i] == '_')
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || obs_is_digit((char) c) || c == '-' || c == '_')
         {
-            token++;
+            obs_char_class[c] |= OBS_CLASS_TOKEN;
         }
     }
-
-    if (digits == len) {
-        return 1;
-    }
-
-    if (hex == len && len >= OBS_HEX_ID_MIN_LEN) {
-        return 1;
-    }
-
-    return token == len && len >= OBS_TOKEN_MIN_LEN && digits > 0
-           && digits < len;
 }
 
 

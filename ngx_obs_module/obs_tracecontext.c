@@ -27,6 +27,26 @@ static size_t obs_shorten(obs_member_t *members, size_t count);
 
 static const char  obs_hex_digits[] = "0123456789abcdef";
 
+/* value of a lowercase hex digit, -1 for any other byte */
+static const signed char  obs_hex_values[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+     0,  1,  2,  3,  4,  5,  6,  7,  8,  9, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+};
+
 
 int
 obs_traceparent_parse(const char *value, size_t len, obs_traceparent_t *tp)
@@ -166,26 +186,18 @@ obs_is_zero(const uint8_t *bytes, size_t n)
 static int
 obs_hex_decode(const char *in, uint8_t *out, size_t n)
 {
-    size_t   i, k;
-    uint8_t  nibble[2];
-    char     c;
+    size_t  i;
+    int     hi, lo;
 
     for (i = 0; i < n; i++) {
-        for (k = 0; k < 2; k++) {
-            c = in[2 * i + k];
+        hi = obs_hex_values[(unsigned char) in[2 * i]];
+        lo = obs_hex_values[(unsigned char) in[2 * i + 1]];
 
-            if (c >= '0' && c <= '9') {
-                nibble[k] = (uint8_t) (c - '0');
-
-            } else if (c >= 'a' && c <= 'f') {
-                nibble[k] = (uint8_t) (c - 'a' + 10);
-
-            } else {
-                return -1;
-            }
+        if ((hi | lo) < 0) {
+            return -1;
         }
 
-        out[i] = (uint8_t) (nibble[0] << 4 | nibble[1]);
+        out[i] = (uint8_t) (hi << 4 | lo);
     }
 
     return 0;

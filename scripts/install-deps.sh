@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian 12 packages.
+# Safe to run again; needs root (or sudo).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+PACKAGES=(
+    # build
+    build-essential pkg-config
+    # the nginx we build against and load into; echo for test backends
+    nginx nginx-dev libnginx-mod-http-echo
+    libssl-dev libpcre2-dev zlib1g-dev
+    # record schema
+    protobuf-c-compiler libprotobuf-c-dev
+    # sidecar and exporters
+    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+    # tests: Test::Nginx's block parser, an independent protobuf decoder,
+    # the real Prometheus tools, HTTP clients
+    perl libtest-base-perl protobuf-compiler python3 python3-protobuf
+    prometheus prometheus-alertmanager curl
+    # benchmarks
+    valgrind wrk
+)
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
+
+# The distro's nginx service is not needed (and not running in CI).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then
+    $SUDO systemctl stop nginx || true
+fi

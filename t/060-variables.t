@@ -1,0 +1,122 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+# $obs_* variables in log_format, add_header and proxy_set_header.
+
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: every variable, with an incoming parent
+--- config
+    location /t {
+        obs on;
+        obs_tenant $http_x_tenant_id;
+        return 200 "trace=$obs_trace_id span=$obs_span_id parent=$obs_parent_id tp=$obs_traceparent sampled=$obs_sampled route=$obs_route tenant=$obs_tenant\n";
+    }
+--- more_headers
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+X-Tenant-ID: acme
+--- request
+GET /t
+--- response_body_like chomp
+^trace=0af7651916cd43dd8448eb211c80319c span=([0-9a-f]{16}) parent=b7ad6b7169203331 tp=00-0af7651916cd43dd8448eb211c80319c-\1-01 sampled=1 route=/t tenant=acme$
+
+
+
+=== TEST 2: without a parent, $obs_parent_id is empty
+--- config
+    location /t {
+        return 200 "[$obs_parent_id] $obs_sampled\n";
+    }
+--- request
+GET /t
+--- response_body
+[] 1
+
+
+
+=== TEST 3: the ids stay the same for the whole request
+--- config
+    location /t {
+        add_header X-Trace-Id $obs_trace_id;
+        add_header X-Traceparent $obs_traceparent;
+        return 200 "$obs_trace_id $obs_span_id\n";
+    }
+--- request
+GET /t
+--- response_body_like chomp
+^([0-9a-f]{32}) ([0-9a-f]{16})$
+--- response_headers_like
+X-Trace-Id: ^[0-9a-f]{32}$
+X-Traceparent: ^00-[0-9a-f]{32}-[0-9a-f]{16}-03$
+
+
+
+=== TEST 4: the ids survive an internal redirect
+--- config
+    location /t {
+        set $before $obs_trace_id;
+        rewrite ^ /after last;
+    }
+    location /after {
+        add_header X-After $obs_trace_id;
+        return 200 "$obs_trace_id\n";
+    }
+--- more_headers
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+--- request
+GET /t
+--- response_body
+0af7651916cd43dd8448eb211c80319c
+
+
+
+=== TEST 5: variables in log_format correlate access logs with traces
+--- http_config
+    log_format traced '$request_uri trace=$obs_trace_id span=$obs_span_id '
+                      'parent=$obs_parent_id sampled=$obs_sampled '
+                      'route=$obs_route tenant=$obs_tenant';
+--- config
+    access_log $TEST_NGINX_HTML_DIR/traced.log traced;
+    location /api/ {
+        obs_route_auto on;
+        obs_tenant $arg_tenant;
+        return 200 "ok\n";
+    }
+--- more_headers
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+--- request eval
+["GET /api/orders/123?tenant=t1", "GET /traced.log"]
+--- response_body_like eval
+["ok", "^/api/orders/123\\?tenant=t1 trace=0af7651916cd43dd8448eb211c80319c span=[0-9a-f]{16} parent=b7ad6b7169203331 sampled=1 route=/api/orders/\\{id\\} tenant=t1\n"]
+
+
+
+=== TEST 6: with obs_trace_context ignore the gateway starts its own trace
+--- config
+    location /t {
+        obs_trace_context ignore;
+        return 200 "$obs_trace_id [$obs_parent_id]\n";
+    }
+--- more_headers
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+--- request
+GET /t
+--- response_body_like chomp
+^(?!0af7651916cd43dd8448eb211c80319c)[0-9a-f]{32} \[\]$
+
+
+
+=== TEST 7: unsampled by obs_trace_sample 0
+--- config
+    location /t {
+        obs_trace_sample 0;
+        return 200 "$obs_sampled $obs_traceparent\n";
+    }
+--- request
+GET /t
+--- response_body_like chomp
+^0 00-[0-9a-f]{32}-[0-9a-f]{16}-02$
