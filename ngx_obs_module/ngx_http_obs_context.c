@@ -237,7 +237,7 @@ ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_str_null(&route);
 
     if (olcf->route) {
-        if (ngx_http_complex_value(r, olcf->route, &route) != NGX_OK) {
+        if (ngx_http_obs_value(r, olcf->route, &route) != NGX_OK) {
             ngx_str_null(&route);
         }
 
@@ -278,7 +278,7 @@ ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant)
     ngx_str_null(&raw);
 
     if (olcf->tenant
-        && ngx_http_complex_value(r, olcf->tenant, &raw) != NGX_OK)
+        && ngx_http_obs_value(r, olcf->tenant, &raw) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -286,6 +286,96 @@ ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant)
     tenant->data = (u_char *) obs_tenant_label((char *) raw.data, raw.len,
                                                &len);
     tenant->len = len;
+
+    return NGX_OK;
+}
+
+
+/* Compiles a directive value; see ngx_http_obs_value_t. */
+
+char *
+ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t                          *value, name;
+    ngx_uint_t                          i;
+    ngx_http_obs_value_t              **field, *v;
+    ngx_http_compile_complex_value_t    ccv;
+
+    field = (ngx_http_obs_value_t **) (p + cmd->offset);
+
+    if (*field != NULL) {
+        return "is duplicate";
+    }
+
+    v = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_value_t));
+    if (v == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = &v->cv;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    v->index = NGX_ERROR;
+
+    if (value[1].len < 2 || value[1].data[0] != '$') {
+        *field = v;
+        return NGX_CONF_OK;
+    }
+
+    name.data = value[1].data + 1;
+    name.len = value[1].len - 1;
+
+    for (i = 0; i < name.len; i++) {
+        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
+              || (name.data[i] >= 'A' && name.data[i] <= 'Z')
+              || (name.data[i] >= '0' && name.data[i] <= '9')
+              || name.data[i] == '_'))
+        {
+            *field = v;
+            return NGX_CONF_OK;
+        }
+    }
+
+    v->index = ngx_http_get_variable_index(cf, &name);
+
+    *field = v;
+
+    return NGX_CONF_OK;
+}
+
+
+/* Evaluates a directive value; a missing variable gives "". */
+
+ngx_int_t
+ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
+    ngx_str_t *value)
+{
+    ngx_http_variable_value_t  *vv;
+
+    if (v->index == NGX_ERROR) {
+        return ngx_http_complex_value(r, &v->cv, value);
+    }
+
+    vv = ngx_http_get_flushed_variable(r, v->index);
+
+    if (vv == NULL || vv->not_found) {
+        ngx_str_null(value);
+        return NGX_OK;
+    }
+
+    value->data = vv->data;
+    value->len = vv->len;
 
     return NGX_OK;
 }

@@ -68,14 +68,14 @@ static ngx_command_t  ngx_http_obs_commands[] = {
 
     { ngx_string("obs_service_name"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_set_complex_value_slot,
+      ngx_http_obs_set_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, service),
       NULL },
 
     { ngx_string("obs_route"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_set_complex_value_slot,
+      ngx_http_obs_set_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, route),
       NULL },
@@ -89,7 +89,7 @@ static ngx_command_t  ngx_http_obs_commands[] = {
 
     { ngx_string("obs_tenant"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_set_complex_value_slot,
+      ngx_http_obs_set_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, tenant),
       NULL },

@@ -47,6 +47,17 @@ typedef struct {
 } ngx_http_obs_main_conf_t;
 
 
+/*
+ * A directive value with variables.  The common "$http_x_tenant_id" form is
+ * kept as a variable index: reading one variable is much cheaper than
+ * running nginx's script engine on every request.
+ */
+typedef struct {
+    ngx_http_complex_value_t   cv;
+    ngx_int_t                  index;        /* lone variable, or NGX_ERROR */
+} ngx_http_obs_value_t;
+
+
 typedef struct {
     ngx_http_upstream_init_peer_pt  original_init_peer;
 } ngx_http_obs_srv_conf_t;
@@ -59,9 +70,9 @@ typedef struct {
     ngx_uint_t                 trace_context;
     uint64_t                   sample_threshold;
     ngx_flag_t                 sample_set;
-    ngx_http_complex_value_t  *service;
-    ngx_http_complex_value_t  *route;
-    ngx_http_complex_value_t  *tenant;
+    ngx_http_obs_value_t      *service;
+    ngx_http_obs_value_t      *route;
+    ngx_http_obs_value_t      *tenant;
 } ngx_http_obs_loc_conf_t;
 
 
@@ -104,6 +115,10 @@ ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_wrap_upstreams(ngx_conf_t *cf);
 void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
+char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
+    ngx_str_t *value);
 
 void ngx_http_obs_ids_init(void);
 uint64_t ngx_http_obs_random(void);

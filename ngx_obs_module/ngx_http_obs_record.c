@@ -104,7 +104,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     }
 
     if (olcf->service
-        && ngx_http_complex_value(r, olcf->service, &service) == NGX_OK)
+        && ngx_http_obs_value(r, olcf->service, &service) == NGX_OK)
     {
         ngx_http_obs_text(&b, &b.rec.service, service.data, service.len,
                           NGX_HTTP_OBS_MAX_VALUE);
