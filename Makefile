@@ -23,9 +23,9 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
-.PHONY: all module deps test unit-test nginx-test install clean
+.PHONY: all module sidecar deps test unit-test nginx-test install clean
 
-all: module
+all: module sidecar
 
 module: $(MODULE)
 
@@ -50,6 +50,27 @@ $(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules >$(BUILD)/module-build.log 2>&1 \
 	    || { cat $(BUILD)/module-build.log; exit 1; }
 	cp $(NGX_BUILD)/objs/ngx_http_obs_module.so $@
+
+# --- sidecar ---------------------------------------------------------------
+
+SIDECAR      := $(BUILD)/obs-sidecar
+GEN          := $(BUILD)/gen
+PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c
+SIDECAR_SRCS := $(wildcard sidecar/*.c)
+SIDECAR_HDRS := $(wildcard sidecar/*.h)
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lz -lpthread -lm
+VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+sidecar: $(SIDECAR)
+
+$(GEN)/%.pb-c.c: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+	    -DOBS_VERSION='"$(VERSION)"' -Isidecar -I$(GEN) \
+	    -o $@ $(SIDECAR_SRCS) $(PROTO_GEN) $(SIDECAR_LIBS)
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(MODULES_DIR)

@@ -1,0 +1,353 @@
+/*
+ * Record -> series.  Every label value is sanitised, tenants, routes and
+ * upstreams are bounded by their caps and the store by its series cap;
+ * past a cap the value becomes "__overflow__" and the overflow is counted.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "labels.h"
+#include "stats.h"
+
+#define AGG_MAX_BOUNDS_SETS  64
+
+typedef struct {
+    char  service[LABEL_BUF_LEN];
+    char  route[LABEL_BUF_LEN];
+    char  tenant[LABEL_BUF_LEN];
+    char  method[16];
+    char  code[12];
+    char  upstream[LABEL_BUF_LEN];
+    char  scratch[2 * LABEL_BUF_LEN + 2];
+} agg_labels_t;
+
+struct aggregator {
+    store_t       *store;
+    char          *default_service;
+    dimension_t   *tenants;
+    dimension_t   *routes;
+    dimension_t   *upstreams;
+    long           ttl;
+    int            exemplars;
+
+    /* every bucket layout ever configured: old series still point at theirs */
+    double        *bounds_sets[AGG_MAX_BOUNDS_SETS];
+    int            n_bounds_sets;
+    const double  *duration_bounds;
+    int            n_duration_bounds;
+    const double  *upstream_bounds;
+    int            n_upstream_bounds;
+};
+
+static const double *agg_bounds(aggregator_t *a, const double *bounds,
+    int n, const double *current, int n_current);
+static void agg_method(const ProtobufCBinaryData *m, char *out);
+static const char *agg_admit(dimension_t *d, const char *value, time_t now,
+    overflow_t kind);
+static void agg_count(aggregator_t *a, family_id_t family, const char **labels,
+    uint64_t delta, time_t now);
+static void agg_observe(aggregator_t *a, family_id_t family,
+    const char **labels, const double *bounds, int n_bounds, double v,
+    const uint8_t *trace_id, const uint8_t *span_id, double now_f,
+    time_t now);
+static void agg_overflow_labels(family_id_t family, const char **labels,
+    const char **out);
+
+aggregator_t *
+aggregator_new(store_t *store, const config_t *cfg)
+{
+    aggregator_t  *a;
+
+    a = calloc(1, sizeof(aggregator_t));
+    if (a == NULL) {
+        return NULL;
+    }
+
+    a->store = store;
+    a->tenants = dimension_new(cfg->max_tenants);
+    a->routes = dimension_new(cfg->max_routes);
+    a->upstreams = dimension_new(cfg->max_routes);
+
+    if (a->tenants == NULL || a->routes == NULL || a->upstreams == NULL
+        || aggregator_configure(a, cfg) != 0)
+    {
+        aggregator_free(a);
+        return NULL;
+    }
+
+    return a;
+}
+
+void
+aggregator_free(aggregator_t *a)
+{
+    int  i;
+
+    if (a == NULL) {
+        return;
+    }
+
+    dimension_free(a->tenants);
+    dimension_free(a->routes);
+    dimension_free(a->upstreams);
+    for (i = 0; i < a->n_bounds_sets; i++) {
+        free(a->bounds_sets[i]);
+    }
+    free(a->default_service);
+    free(a);
+}
+
+int
+aggregator_configure(aggregator_t *a, const config_t *cfg)
+{
+    const double  *d, *u;
+    char          *service;
+
+    d = agg_bounds(a, cfg->duration_buckets, cfg->n_duration_buckets,
+                   a->duration_bounds, a->n_duration_bounds);
+    u = agg_bounds(a, cfg->upstream_buckets, cfg->n_upstream_buckets,
+                   a->upstream_bounds, a->n_upstream_bounds);
+    service = strdup(cfg->default_service);
+
+    if (d == NULL || u == NULL || service == NULL) {
+        free(service);
+        return -1;
+    }
+
+    a->duration_bounds = d;
+    a->n_duration_bounds = cfg->n_duration_buckets;
+    a->upstream_bounds = u;
+    a->n_upstream_bounds = cfg->n_upstream_buckets;
+
+    free(a->default_service);
+    a->default_service = service;
+    a->ttl = cfg->series_ttl;
+    a->exemplars = cfg->exemplars;
+
+    dimension_set_cap(a->tenants, cfg->max_tenants);
+    dimension_set_cap(a->routes, cfg->max_routes);
+    dimension_set_cap(a->upstreams, cfg->max_routes);
+    store_set_max_series(a->store, cfg->max_series);
+    return 0;
+}
+
+void
+aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
+    double now_f)
+{
+    agg_labels_t    l;
+    const char     *labels[STORE_MAX_LABELS], *route, *tenant, *upstream;
+    const uint8_t  *trace_id = NULL, *span_id = NULL;
+    size_t          i, n;
+
+    n = label_sanitize(r->service.data, r->service.len, l.service);
+    if (n == 0) {
+        snprintf(l.service, sizeof(l.service), "%s", a->default_service);
+    }
+
+    label_sanitize(r->route.data, r->route.len, l.route);
+    label_sanitize(r->tenant.data, r->tenant.len, l.tenant);
+    agg_method(&r->method, l.method);
+    snprintf(l.code, sizeof(l.code), "%u", r->status);
+
+    /* a route is bounded per service */
+    snprintf(l.scratch, sizeof(l.scratch), "%s\x1f%s", l.service, l.route);
+    route = agg_admit(a->routes, l.scratch, now, OVERFLOW_ROUTE);
+    route = route == LABEL_OVERFLOW ? LABEL_OVERFLOW : l.route;
+    tenant = agg_admit(a->tenants, l.tenant[0] ? l.tenant : "none", now,
+                       OVERFLOW_TENANT);
+
+    if (a->exemplars && (r->trace_flags & 1) && r->trace_id.len == 16
+        && r->span_id.len == 8)
+    {
+        trace_id = r->trace_id.data;
+        span_id = r->span_id.data;
+    }
+
+    labels[0] = l.service;
+    labels[1] = route;
+    labels[2] = l.method;
+    labels[3] = l.code;
+    labels[4] = tenant;
+    agg_count(a, FAMILY_REQUESTS, labels, 1, now);
+
+    labels[3] = tenant;
+    agg_observe(a, FAMILY_DURATION, labels, a->duration_bounds,
+                a->n_duration_bounds, (double) r->duration_us / 1e6,
+                trace_id, span_id, now_f, now);
+
+    labels[2] = tenant;
+    agg_count(a, FAMILY_REQUEST_BODY, labels, r->request_body_bytes, now);
+    agg_count(a, FAMILY_RESPONSE_BODY, labels, r->response_body_bytes, now);
+
+    for (i = 0; i < r->n_upstreams; i++) {
+        const Obs__V1__UpstreamAttempt  *u = r->upstreams[i];
+
+        if (r->upstream_name.len) {
+            label_sanitize(r->upstream_name.data, r->upstream_name.len,
+                           l.upstream);
+        } else {
+            label_sanitize(u->address.data, u->address.len, l.upstream);
+        }
+
+        upstream = agg_admit(a->upstreams, l.upstream, now,
+                             OVERFLOW_UPSTREAM);
+
+        labels[2] = upstream;
+        agg_observe(a, FAMILY_UPSTREAM_DURATION, labels, a->upstream_bounds,
+                    a->n_upstream_bounds, (double) u->response_time_us / 1e6,
+                    trace_id, u->span_id.len == 8 ? u->span_id.data : span_id,
+                    now_f, now);
+
+        snprintf(l.code, sizeof(l.code), "%u", u->status);
+        labels[3] = l.code;
+        agg_count(a, FAMILY_UPSTREAM_REQUESTS, labels, 1, now);
+    }
+}
+
+void
+aggregator_expire(aggregator_t *a, time_t now)
+{
+    size_t  n;
+
+    n = store_expire(a->store, now - a->ttl);
+    STATS_ADD(series_expired, n);
+
+    dimension_expire(a->tenants, now - a->ttl);
+    dimension_expire(a->routes, now - a->ttl);
+    dimension_expire(a->upstreams, now - a->ttl);
+}
+
+/* Returns the current layout if unchanged, else a kept copy of the new one. */
+
+static const double *
+agg_bounds(aggregator_t *a, const double *bounds, int n,
+    const double *current, int n_current)
+{
+    double  *copy;
+
+    if (current && n == n_current
+        && memcmp(bounds, current, sizeof(double) * (size_t) n) == 0)
+    {
+        return current;
+    }
+
+    if (a->n_bounds_sets == AGG_MAX_BOUNDS_SETS) {
+        return NULL;
+    }
+
+    copy = malloc(sizeof(double) * (size_t) n);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    memcpy(copy, bounds, sizeof(double) * (size_t) n);
+    a->bounds_sets[a->n_bounds_sets++] = copy;
+    return copy;
+}
+
+/* Standard methods as they are; anything else is "_OTHER". */
+
+static void
+agg_method(const ProtobufCBinaryData *m, char *out)
+{
+    static const char  *known[] = {
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+        "TRACE", "PATCH", NULL
+    };
+
+    const char  **k;
+
+    for (k = known; *k; k++) {
+        if (m->len == strlen(*k) && memcmp(m->data, *k, m->len) == 0) {
+            strcpy(out, *k);
+            return;
+        }
+    }
+
+    strcpy(out, "_OTHER");
+}
+
+static const char *
+agg_admit(dimension_t *d, const char *value, time_t now, overflow_t kind)
+{
+    int          overflowed = 0;
+    const char  *v;
+
+    v = dimension_admit(d, value, now, &overflowed);
+    if (overflowed) {
+        STATS_INC(overflow[kind]);
+        return LABEL_OVERFLOW;
+    }
+
+    return v;
+}
+
+static void
+agg_count(aggregator_t *a, family_id_t family, const char **labels,
+    uint64_t delta, time_t now)
+{
+    const char  *over[STORE_MAX_LABELS];
+    int          rc;
+
+    rc = store_add(a->store, family, labels, delta, now, 0);
+
+    if (rc == STORE_FULL) {
+        STATS_INC(overflow[OVERFLOW_SERIES]);
+        agg_overflow_labels(family, labels, over);
+        rc = store_add(a->store, family, over, delta, now, 1);
+    }
+
+    if (rc == STORE_NOMEM) {
+        STATS_INC(store_nomem);
+    }
+}
+
+static void
+agg_observe(aggregator_t *a, family_id_t family, const char **labels,
+    const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
+    const uint8_t *span_id, double now_f, time_t now)
+{
+    const char  *over[STORE_MAX_LABELS];
+    int          rc;
+
+    rc = store_observe(a->store, family, labels, bounds, n_bounds, v,
+                       trace_id, span_id, now_f, now, 0);
+
+    if (rc == STORE_FULL) {
+        STATS_INC(overflow[OVERFLOW_SERIES]);
+        agg_overflow_labels(family, labels, over);
+        rc = store_observe(a->store, family, over, bounds, n_bounds, v,
+                           trace_id, span_id, now_f, now, 1);
+    }
+
+    if (rc == STORE_NOMEM) {
+        STATS_INC(store_nomem);
+    }
+}
+
+/*
+ * Past the series cap a record still counts: in one series per service
+ * (and method and code, both bounded sets) with the rest "__overflow__".
+ */
+
+static void
+agg_overflow_labels(family_id_t family, const char **labels, const char **out)
+{
+    const family_t  *f = &store_families[family];
+    int              i;
+
+    for (i = 0; i < f->n_labels; i++) {
+        if (strcmp(f->labels[i], "service") == 0
+            || strcmp(f->labels[i], "method") == 0
+            || strcmp(f->labels[i], "code") == 0)
+        {
+            out[i] = labels[i];
+        } else {
+            out[i] = LABEL_OVERFLOW;
+        }
+    }
+}

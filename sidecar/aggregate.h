@@ -1,0 +1,30 @@
+/* Turns decoded records into RED metric series in the store. */
+
+#ifndef OBS_AGGREGATE_H
+#define OBS_AGGREGATE_H
+
+#include <time.h>
+
+#include "config.h"
+#include "store.h"
+#include "obs/v1/record.pb-c.h"
+
+typedef struct aggregator  aggregator_t;
+
+/* Creates an aggregator writing into store, with cfg's buckets and caps. */
+aggregator_t *aggregator_new(store_t *store, const config_t *cfg);
+
+/* Frees the aggregator (not the store). */
+void aggregator_free(aggregator_t *a);
+
+/* Applies a reloaded configuration; existing series keep their buckets. */
+int aggregator_configure(aggregator_t *a, const config_t *cfg);
+
+/* Counts one request record in every family it belongs to. */
+void aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
+    double now_f);
+
+/* Expires series and label values not seen within the configured TTL. */
+void aggregator_expire(aggregator_t *a, time_t now);
+
+#endif

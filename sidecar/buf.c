@@ -1,0 +1,134 @@
+/* Growable byte buffer.  See buf.h. */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+int
+buf_reserve(buf_t *b, size_t extra)
+{
+    size_t  cap;
+    char   *p;
+
+    if (b->failed) {
+        return -1;
+    }
+
+    if (b->len + extra <= b->cap) {
+        return 0;
+    }
+
+    cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) {
+        cap *= 2;
+    }
+
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void
+buf_append(buf_t *b, const void *data, size_t len)
+{
+    if (len == 0 || buf_reserve(b, len) != 0) {
+        return;
+    }
+
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+void
+buf_puts(buf_t *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+void
+buf_printf(buf_t *b, const char *fmt, ...)
+{
+    va_list  ap;
+    int      n;
+
+    if (buf_reserve(b, 64) != 0) {
+        return;
+    }
+
+    va_start(ap, fmt);
+    n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+
+    if (n < 0) {
+        b->failed = 1;
+        return;
+    }
+
+    if ((size_t) n >= b->cap - b->len) {
+        if (buf_reserve(b, (size_t) n + 1) != 0) {
+            return;
+        }
+
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+
+    b->len += (size_t) n;
+}
+
+void
+buf_double(buf_t *b, double v)
+{
+    char  tmp[32];
+    int   precision;
+
+    if (isnan(v)) {
+        buf_puts(b, "NaN");
+        return;
+    }
+
+    if (isinf(v)) {
+        buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+
+    if (v == (double) (long long) v && fabs(v) < 1e15) {
+        buf_printf(b, "%lld", (long long) v);
+        return;
+    }
+
+    /* the shortest representation that parses back to the same double */
+    for (precision = 1; precision <= 17; precision++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", precision, v);
+        if (strtod(tmp, NULL) == v) {
+            break;
+        }
+    }
+
+    buf_puts(b, tmp);
+}
+
+void
+buf_reset(buf_t *b)
+{
+    b->len = 0;
+    b->failed = 0;
+}
+
+void
+buf_free(buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

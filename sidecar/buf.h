@@ -1,0 +1,39 @@
+/* A growable byte buffer for building responses and keys. */
+
+#ifndef OBS_BUF_H
+#define OBS_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct {
+    char   *data;
+    size_t  len;
+    size_t  cap;
+    int     failed;     /* an allocation failed; the content is incomplete */
+} buf_t;
+
+/* Makes room for at least extra more bytes; returns 0 or -1 (and sets failed). */
+int buf_reserve(buf_t *b, size_t extra);
+
+/* Appends len bytes. */
+void buf_append(buf_t *b, const void *data, size_t len);
+
+/* Appends a NUL-terminated string. */
+void buf_puts(buf_t *b, const char *s);
+
+/* Appends printf-formatted text. */
+void buf_printf(buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends a double the shortest way that reads back exactly (Prometheus style:
+   +Inf, -Inf, NaN). */
+void buf_double(buf_t *b, double v);
+
+/* Empties the buffer, keeping its memory. */
+void buf_reset(buf_t *b);
+
+/* Frees the memory. */
+void buf_free(buf_t *b);
+
+#endif

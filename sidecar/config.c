@@ -1,0 +1,591 @@
+/*
+ * obs-sidecar configuration.  The file is JSON (read with jansson); every
+ * setting has a default, the common ones also an environment variable and a
+ * flag.  Secrets are only ever read from files or the environment.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config.h"
+
+static const double  default_buckets[] = {
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
+};
+
+static void config_defaults(config_t *c);
+static int config_read_file(config_t *c, const char *path, char *err,
+    size_t errlen);
+static int config_apply_json(config_t *c, json_t *root, char *err,
+    size_t errlen);
+static int config_set_ingest_list(config_t *c, const char *list, char *err,
+    size_t errlen);
+static int config_add_ingest(config_t *c, const char *addr, char *err,
+    size_t errlen);
+static int config_read_secret(const char *path, char **out,
+    const char *setting, char *err, size_t errlen);
+static int config_buckets(json_t *v, double *out, int *n, const char *name,
+    char *err, size_t errlen);
+static int config_positive(json_t *root, const char *name, long *out,
+    char *err, size_t errlen);
+static int config_check(const config_t *c, char *err, size_t errlen);
+static void config_replace(char **slot, const char *value);
+
+void
+config_usage(const char *prog)
+{
+    printf(
+"Usage: %s [options]\n"
+"\n"
+"Receives ngx_http_obs_module records, serves RED metrics to Prometheus.\n"
+"\n"
+"  --ingest ADDR      where records arrive: unix:/path or udp:host:port;\n"
+"                     repeat for several nginx instances\n"
+"                     (env OBS_SIDECAR_INGEST, comma-separated;\n"
+"                      default unix:/run/obs/records.sock)\n"
+"  --listen HOST:PORT HTTP address of /metrics, /healthz, /readyz\n"
+"                     (env OBS_SIDECAR_LISTEN; default 127.0.0.1:9145)\n"
+"  --config FILE      JSON configuration file (env OBS_SIDECAR_CONFIG)\n"
+"  --check-config     validate the configuration and exit\n"
+"  --help             this text\n"
+"\n"
+"Config file keys: ingest, listen, default_service, duration_buckets,\n"
+"upstream_buckets, max_tenants, max_routes, max_series, series_ttl_seconds,\n"
+"exemplars, auth.bearer_token_file, auth.basic_user,\n"
+"auth.basic_password_file.  Environment: OBS_SIDECAR_BEARER_TOKEN.\n",
+        prog);
+}
+
+int
+config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
+{
+    static const struct option  options[] = {
+        { "ingest", required_argument, NULL, 'i' },
+        { "listen", required_argument, NULL, 'l' },
+        { "config", required_argument, NULL, 'c' },
+        { "check-config", no_argument, NULL, 'k' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    const char  *env, *flag_listen = NULL, *flag_config = NULL;
+    const char  *flag_ingest[CONFIG_MAX_INGEST];
+    int          n_flag_ingest = 0, opt, i, check_only = 0;
+
+    config_defaults(c);
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'i':
+            if (n_flag_ingest == CONFIG_MAX_INGEST) {
+                snprintf(err, errlen, "--ingest: at most %d addresses",
+                         CONFIG_MAX_INGEST);
+                return CONFIG_ERROR;
+            }
+            flag_ingest[n_flag_ingest++] = optarg;
+            break;
+        case 'l':
+            flag_listen = optarg;
+            break;
+        case 'c':
+            flag_config = optarg;
+            break;
+        case 'k':
+            check_only = 1;
+            break;
+        case 'h':
+            config_usage(argv[0]);
+            return CONFIG_EXIT;
+        default:
+            snprintf(err, errlen, "unknown option (see --help)");
+            return CONFIG_ERROR;
+        }
+    }
+
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument \"%s\"", argv[optind]);
+        return CONFIG_ERROR;
+    }
+
+    env = getenv("OBS_SIDECAR_CONFIG");
+    if (flag_config || (env && *env)) {
+        config_replace(&c->config_path, flag_config ? flag_config : env);
+        if (config_read_file(c, c->config_path, err, errlen) != 0) {
+            return CONFIG_ERROR;
+        }
+    }
+
+    env = getenv("OBS_SIDECAR_INGEST");
+    if (env && *env && n_flag_ingest == 0
+        && config_set_ingest_list(c, env, err, errlen) != 0)
+    {
+        return CONFIG_ERROR;
+    }
+
+    env = getenv("OBS_SIDECAR_LISTEN");
+    if (env && *env) {
+        config_replace(&c->listen, env);
+    }
+
+    env = getenv("OBS_SIDECAR_BEARER_TOKEN");
+    if (env && *env) {
+        config_replace(&c->bearer_token, env);
+    }
+
+    if (n_flag_ingest) {
+        for (i = 0; i < c->n_ingest; i++) {
+            free(c->ingest[i]);
+        }
+        c->n_ingest = 0;
+
+        for (i = 0; i < n_flag_ingest; i++) {
+            if (config_add_ingest(c, flag_ingest[i], err, errlen) != 0) {
+                return CONFIG_ERROR;
+            }
+        }
+    }
+
+    if (flag_listen) {
+        config_replace(&c->listen, flag_listen);
+    }
+
+    if (c->n_ingest == 0) {
+        config_add_ingest(c, "unix:/run/obs/records.sock", err, errlen);
+    }
+
+    if (config_check(c, err, errlen) != 0) {
+        return CONFIG_ERROR;
+    }
+
+    if (check_only) {
+        printf("configuration is valid\n");
+        return CONFIG_EXIT;
+    }
+
+    return CONFIG_OK;
+}
+
+int
+config_reload(config_t *c, char *err, size_t errlen)
+{
+    config_t  fresh;
+    int       i;
+
+    if (c->config_path == NULL) {
+        return 0;
+    }
+
+    config_defaults(&fresh);
+    if (config_read_file(&fresh, c->config_path, err, errlen) != 0
+        || config_check(&fresh, err, errlen) != 0)
+    {
+        config_free(&fresh);
+        return -1;
+    }
+
+    /* addresses stay: sockets are bound once; everything else is live */
+    for (i = 0; i < fresh.n_ingest; i++) {
+        free(fresh.ingest[i]);
+    }
+    memcpy(fresh.ingest, c->ingest, sizeof(c->ingest));
+    fresh.n_ingest = c->n_ingest;
+    free(fresh.listen);
+    fresh.listen = c->listen;
+    fresh.config_path = c->config_path;
+
+    if (fresh.bearer_token == NULL && c->bearer_token
+        && getenv("OBS_SIDECAR_BEARER_TOKEN"))
+    {
+        fresh.bearer_token = c->bearer_token;
+        c->bearer_token = NULL;
+    }
+
+    free(c->default_service);
+    free(c->bearer_token);
+    free(c->basic_user);
+    free(c->basic_password);
+    *c = fresh;
+    return 0;
+}
+
+void
+config_free(config_t *c)
+{
+    int  i;
+
+    for (i = 0; i < c->n_ingest; i++) {
+        free(c->ingest[i]);
+    }
+    free(c->listen);
+    free(c->config_path);
+    free(c->default_service);
+    free(c->bearer_token);
+    free(c->basic_user);
+    free(c->basic_password);
+    memset(c, 0, sizeof(*c));
+}
+
+static void
+config_defaults(config_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen = strdup("127.0.0.1:9145");
+    c->default_service = strdup("unknown");
+    memcpy(c->duration_buckets, default_buckets, sizeof(default_buckets));
+    c->n_duration_buckets = sizeof(default_buckets) / sizeof(double);
+    memcpy(c->upstream_buckets, default_buckets, sizeof(default_buckets));
+    c->n_upstream_buckets = sizeof(default_buckets) / sizeof(double);
+    c->max_tenants = 1000;
+    c->max_routes = 500;
+    c->max_series = 100000;
+    c->series_ttl = 900;
+    c->exemplars = 1;
+}
+
+static int
+config_read_file(config_t *c, const char *path, char *err, size_t errlen)
+{
+    json_t        *root;
+    json_error_t   jerr;
+    int            rc;
+
+    root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(err, errlen, "config file %s, line %d: %s", path, jerr.line,
+                 jerr.text);
+        return -1;
+    }
+
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "config file %s: must be a JSON object", path);
+        json_decref(root);
+        return -1;
+    }
+
+    rc = config_apply_json(c, root, err, errlen);
+    json_decref(root);
+    return rc;
+}
+
+static int
+config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
+{
+    static const char  *known[] = {
+        "ingest", "listen", "default_service", "duration_buckets",
+        "upstream_buckets", "max_tenants", "max_routes", "max_series",
+        "series_ttl_seconds", "exemplars", "auth", NULL
+    };
+
+    const char  *key, **k;
+    json_t      *v, *auth;
+    size_t       i;
+
+    json_object_foreach(root, key, v) {
+        for (k = known; *k && strcmp(*k, key) != 0; k++) {
+            /* find it */
+        }
+        if (*k == NULL) {
+            snprintf(err, errlen, "config: unknown setting \"%s\"", key);
+            return -1;
+        }
+    }
+
+    v = json_object_get(root, "ingest");
+    if (v) {
+        if (!json_is_array(v) || json_array_size(v) == 0) {
+            snprintf(err, errlen,
+                     "config: \"ingest\" must be a non-empty array of "
+                     "addresses");
+            return -1;
+        }
+        json_array_foreach(v, i, auth) {
+            if (!json_is_string(auth)) {
+                snprintf(err, errlen, "config: \"ingest\" entries must be "
+                         "strings");
+                return -1;
+            }
+            if (config_add_ingest(c, json_string_value(auth), err, errlen)) {
+                return -1;
+            }
+        }
+    }
+
+    v = json_object_get(root, "listen");
+    if (v) {
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "config: \"listen\" must be a string");
+            return -1;
+        }
+        config_replace(&c->listen, json_string_value(v));
+    }
+
+    v = json_object_get(root, "default_service");
+    if (v) {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            snprintf(err, errlen,
+                     "config: \"default_service\" must be a non-empty string");
+            return -1;
+        }
+        config_replace(&c->default_service, json_string_value(v));
+    }
+
+    if (config_buckets(json_object_get(root, "duration_buckets"),
+                       c->duration_buckets, &c->n_duration_buckets,
+                       "duration_buckets", err, errlen) != 0
+        || config_buckets(json_object_get(root, "upstream_buckets"),
+                          c->upstream_buckets, &c->n_upstream_buckets,
+                          "upstream_buckets", err, errlen) != 0
+        || config_positive(root, "max_tenants", &c->max_tenants, err, errlen)
+        || config_positive(root, "max_routes", &c->max_routes, err, errlen)
+        || config_positive(root, "max_series", &c->max_series, err, errlen)
+        || config_positive(root, "series_ttl_seconds", &c->series_ttl, err,
+                           errlen))
+    {
+        return -1;
+    }
+
+    v = json_object_get(root, "exemplars");
+    if (v) {
+        if (!json_is_boolean(v)) {
+            snprintf(err, errlen, "config: \"exemplars\" must be true or "
+                     "false");
+            return -1;
+        }
+        c->exemplars = json_is_true(v);
+    }
+
+    auth = json_object_get(root, "auth");
+    if (auth == NULL) {
+        return 0;
+    }
+
+    if (!json_is_object(auth)) {
+        snprintf(err, errlen, "config: \"auth\" must be an object");
+        return -1;
+    }
+
+    json_object_foreach(auth, key, v) {
+        if (!json_is_string(v)
+            || (strcmp(key, "bearer_token_file") != 0
+                && strcmp(key, "basic_user") != 0
+                && strcmp(key, "basic_password_file") != 0))
+        {
+            snprintf(err, errlen, "config: \"auth.%s\" is not a setting "
+                     "(bearer_token_file, basic_user, basic_password_file "
+                     "take strings)", key);
+            return -1;
+        }
+    }
+
+    v = json_object_get(auth, "bearer_token_file");
+    if (v && config_read_secret(json_string_value(v), &c->bearer_token,
+                                "auth.bearer_token_file", err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(auth, "basic_user");
+    if (v) {
+        config_replace(&c->basic_user, json_string_value(v));
+    }
+
+    v = json_object_get(auth, "basic_password_file");
+    if (v && config_read_secret(json_string_value(v), &c->basic_password,
+                                "auth.basic_password_file", err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    if ((c->basic_user == NULL) != (c->basic_password == NULL)) {
+        snprintf(err, errlen, "config: \"auth.basic_user\" and "
+                 "\"auth.basic_password_file\" go together");
+        return -1;
+    }
+
+    return 0;
+}
+
+static int
+config_set_ingest_list(config_t *c, const char *list, char *err,
+    size_t errlen)
+{
+    char  *copy, *item, *save;
+    int    i, rc = 0;
+
+    for (i = 0; i < c->n_ingest; i++) {
+        free(c->ingest[i]);
+    }
+    c->n_ingest = 0;
+
+    copy = strdup(list);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    for (item = strtok_r(copy, ",", &save); item && rc == 0;
+         item = strtok_r(NULL, ",", &save))
+    {
+        rc = config_add_ingest(c, item, err, errlen);
+    }
+
+    free(copy);
+    return rc;
+}
+
+static int
+config_add_ingest(config_t *c, const char *addr, char *err, size_t errlen)
+{
+    if (strncmp(addr, "unix:", 5) != 0 && strncmp(addr, "udp:", 4) != 0) {
+        snprintf(err, errlen, "ingest: invalid address \"%s\", it must be "
+                 "unix:/path or udp:host:port", addr);
+        return -1;
+    }
+
+    if (c->n_ingest == CONFIG_MAX_INGEST) {
+        snprintf(err, errlen, "ingest: at most %d addresses",
+                 CONFIG_MAX_INGEST);
+        return -1;
+    }
+
+    c->ingest[c->n_ingest++] = strdup(addr);
+    return 0;
+}
+
+static int
+config_read_secret(const char *path, char **out, const char *setting,
+    char *err, size_t errlen)
+{
+    FILE    *f;
+    char     line[4096];
+    size_t   n;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "config: %s: cannot read %s: %s", setting,
+                 path, strerror(errno));
+        return -1;
+    }
+
+    n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+
+    if (line[0] == '\0') {
+        snprintf(err, errlen, "config: %s: %s is empty", setting, path);
+        return -1;
+    }
+
+    config_replace(out, line);
+    return 0;
+}
+
+static int
+config_buckets(json_t *v, double *out, int *n, const char *name, char *err,
+    size_t errlen)
+{
+    size_t   i;
+    json_t  *item;
+    double   prev = 0;
+
+    if (v == NULL) {
+        return 0;
+    }
+
+    if (!json_is_array(v) || json_array_size(v) == 0
+        || json_array_size(v) > CONFIG_MAX_BUCKETS)
+    {
+        snprintf(err, errlen, "config: \"%s\" must be an array of 1 to %d "
+                 "numbers", name, CONFIG_MAX_BUCKETS);
+        return -1;
+    }
+
+    json_array_foreach(v, i, item) {
+        if (!json_is_number(item) || json_number_value(item) <= prev) {
+            snprintf(err, errlen, "config: \"%s\" must be positive numbers "
+                     "in increasing order (entry %zu)", name, i);
+            return -1;
+        }
+        prev = out[i] = json_number_value(item);
+    }
+
+    *n = (int) json_array_size(v);
+    return 0;
+}
+
+static int
+config_positive(json_t *root, const char *name, long *out, char *err,
+    size_t errlen)
+{
+    json_t  *v;
+
+    v = json_object_get(root, name);
+    if (v == NULL) {
+        return 0;
+    }
+
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        snprintf(err, errlen, "config: \"%s\" must be a positive integer",
+                 name);
+        return -1;
+    }
+
+    *out = (long) json_integer_value(v);
+    return 0;
+}
+
+static int
+config_check(const config_t *c, char *err, size_t errlen)
+{
+    const char  *colon;
+    char        *end;
+    long         port;
+    int          i;
+
+    colon = strrchr(c->listen, ':');
+    port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (colon == NULL || colon == c->listen || *end != '\0' || port < 1
+        || port > 65535)
+    {
+        snprintf(err, errlen, "listen: invalid address \"%s\", it must be "
+                 "host:port", c->listen);
+        return -1;
+    }
+
+    for (i = 0; i < c->n_ingest; i++) {
+        if (strncmp(c->ingest[i], "unix:", 5) == 0) {
+            if (c->ingest[i][5] != '/') {
+                snprintf(err, errlen, "ingest: \"%s\" needs an absolute "
+                         "path", c->ingest[i]);
+                return -1;
+            }
+            continue;
+        }
+
+        colon = strrchr(c->ingest[i] + 4, ':');
+        port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (colon == NULL || colon == c->ingest[i] + 4 || *end != '\0'
+            || port < 1 || port > 65535)
+        {
+            snprintf(err, errlen, "ingest: invalid address \"%s\", it must "
+                     "be udp:host:port", c->ingest[i]);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+static void
+config_replace(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = strdup(value);
+}

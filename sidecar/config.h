@@ -1,0 +1,53 @@
+/* obs-sidecar configuration: defaults < config file < environment < flags. */
+
+#ifndef OBS_CONFIG_H
+#define OBS_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_INGEST   16
+#define CONFIG_MAX_BUCKETS  64
+
+typedef struct {
+    char    *ingest[CONFIG_MAX_INGEST];  /* "unix:/path" or "udp:host:port" */
+    int      n_ingest;
+    char    *listen;                     /* "host:port" of /metrics */
+    char    *config_path;
+
+    char    *default_service;
+    double   duration_buckets[CONFIG_MAX_BUCKETS];
+    int      n_duration_buckets;
+    double   upstream_buckets[CONFIG_MAX_BUCKETS];
+    int      n_upstream_buckets;
+
+    long     max_tenants;
+    long     max_routes;
+    long     max_series;
+    long     series_ttl;                 /* seconds without update */
+    int      exemplars;
+
+    char    *bearer_token;               /* /metrics auth, read from a file */
+    char    *basic_user;
+    char    *basic_password;
+} config_t;
+
+/* What config_load decided. */
+enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
+
+/*
+ * Builds the configuration from defaults, the --config file, OBS_SIDECAR_*
+ * variables and the command line.  On CONFIG_ERROR err holds a message that
+ * names the setting; CONFIG_EXIT means --help was printed.
+ */
+int config_load(config_t *c, int argc, char **argv, char *err, size_t errlen);
+
+/* Re-reads the config file for SIGHUP; on error c is left unchanged. */
+int config_reload(config_t *c, char *err, size_t errlen);
+
+/* Frees what config_load allocated. */
+void config_free(config_t *c);
+
+/* Prints the usage text. */
+void config_usage(const char *prog);
+
+#endif

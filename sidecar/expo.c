@@ -1,0 +1,542 @@
+/* Exposition formats.  See expo.h. */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "expo.h"
+#include "prometheus/metrics.pb-c.h"
+
+#define EXPO_CT_TEXT   "text/plain; version=0.0.4; charset=utf-8"
+#define EXPO_CT_OM     "application/openmetrics-text; version=1.0.0; " \
+                       "charset=utf-8"
+#define EXPO_CT_PROTO  "application/vnd.google.protobuf; " \
+                       "proto=io.prometheus.client.MetricFamily; " \
+                       "encoding=delimited"
+
+static double expo_quality(const char *range, size_t len, expo_format_t *f);
+static void expo_canonical(char *out, size_t size, double v);
+static void expo_escaped(buf_t *b, const char *s, int help);
+static void expo_labels(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const char *le);
+static const char *expo_le(expo_writer_t *w, const histogram_t *h, int i);
+static void expo_om_exemplar(buf_t *b, const exemplar_t *e);
+static void expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric
+    *m, const char *const *names, const char *const *values, int n);
+static void expo_proto_histogram(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const histogram_t *h);
+static void expo_varint(buf_t *b, uint64_t v);
+
+expo_format_t
+expo_negotiate(const char *accept)
+{
+    expo_format_t  best = EXPO_TEXT, f;
+    double         best_q = 0, q;
+    const char    *p, *end;
+
+    if (accept == NULL) {
+        return EXPO_TEXT;
+    }
+
+    for (p = accept; *p; p = *end ? end + 1 : end) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        q = expo_quality(p, (size_t) (end - p), &f);
+        if (q > best_q) {
+            best_q = q;
+            best = f;
+        }
+    }
+
+    return best;
+}
+
+const char *
+expo_content_type(expo_format_t format)
+{
+    switch (format) {
+    case EXPO_OPENMETRICS:
+        return EXPO_CT_OM;
+    case EXPO_PROTOBUF:
+        return EXPO_CT_PROTO;
+    default:
+        return EXPO_CT_TEXT;
+    }
+}
+
+void
+expo_begin(expo_writer_t *w, expo_format_t format, buf_t *out)
+{
+    memset(w, 0, sizeof(*w));
+    w->format = format;
+    w->out = out;
+}
+
+void
+expo_family(expo_writer_t *w, const char *name, const char *help,
+    const char *unit, expo_type_t type)
+{
+    static const char  *text_types[] = {
+        "counter", "gauge", "histogram", "gauge"
+    };
+    static const char  *om_types[] = {
+        "counter", "gauge", "histogram", "info"
+    };
+
+    const char  *suffix = type == EXPO_COUNTER ? "_total"
+                          : type == EXPO_INFO ? "_info" : "";
+
+    w->name = name;
+    w->help = help;
+    w->type = type;
+
+    switch (w->format) {
+    case EXPO_TEXT:
+        buf_printf(w->out, "# HELP %s%s ", name, suffix);
+        expo_escaped(w->out, help, 1);
+        buf_printf(w->out, "\n# TYPE %s%s %s\n", name, suffix,
+                   text_types[type]);
+        break;
+
+    case EXPO_OPENMETRICS:
+        buf_printf(w->out, "# TYPE %s %s\n", name, om_types[type]);
+        if (unit) {
+            buf_printf(w->out, "# UNIT %s %s\n", name, unit);
+        }
+        buf_printf(w->out, "# HELP %s ", name);
+        expo_escaped(w->out, help, 1);
+        buf_puts(w->out, "\n");
+        break;
+
+    case EXPO_PROTOBUF:
+        buf_reset(&w->family);
+        break;
+    }
+}
+
+void
+expo_sample(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, double value)
+{
+    Io__Prometheus__Client__Metric   m = IO__PROMETHEUS__CLIENT__METRIC__INIT;
+    Io__Prometheus__Client__Counter  c = IO__PROMETHEUS__CLIENT__COUNTER__INIT;
+    Io__Prometheus__Client__Gauge    g = IO__PROMETHEUS__CLIENT__GAUGE__INIT;
+
+    if (w->format == EXPO_PROTOBUF) {
+        if (w->type == EXPO_COUNTER) {
+            c.has_value = 1;
+            c.value = value;
+            m.counter = &c;
+        } else {
+            g.has_value = 1;
+            g.value = value;
+            m.gauge = &g;
+        }
+        expo_proto_metric(w, &m, names, values, n);
+        return;
+    }
+
+    buf_puts(w->out, w->name);
+    buf_puts(w->out, w->type == EXPO_COUNTER ? "_total"
+                     : w->type == EXPO_INFO ? "_info" : "");
+    expo_labels(w, names, values, n, NULL);
+    buf_puts(w->out, " ");
+    buf_double(w->out, value);
+    buf_puts(w->out, "\n");
+}
+
+void
+expo_histogram(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const histogram_t *h)
+{
+    uint64_t  cumulative = 0;
+    int       i;
+
+    if (w->format == EXPO_PROTOBUF) {
+        expo_proto_histogram(w, names, values, n, h);
+        return;
+    }
+
+    for (i = 0; i <= h->n_bounds; i++) {
+        cumulative += h->buckets[i];
+        buf_printf(w->out, "%s_bucket", w->name);
+        expo_labels(w, names, values, n, expo_le(w, h, i));
+        buf_printf(w->out, " %llu", (unsigned long long) cumulative);
+
+        if (w->format == EXPO_OPENMETRICS && h->exemplars
+            && h->exemplars[i].timestamp > 0)
+        {
+            expo_om_exemplar(w->out, &h->exemplars[i]);
+        }
+
+        buf_puts(w->out, "\n");
+    }
+
+    buf_printf(w->out, "%s_sum", w->name);
+    expo_labels(w, names, values, n, NULL);
+    buf_puts(w->out, " ");
+    buf_double(w->out, h->sum);
+    buf_printf(w->out, "\n%s_count", w->name);
+    expo_labels(w, names, values, n, NULL);
+    buf_printf(w->out, " %llu\n", (unsigned long long) h->count);
+}
+
+/* The protobuf family is written whole, behind its varint length. */
+
+void
+expo_family_end(expo_writer_t *w)
+{
+    Io__Prometheus__Client__MetricFamily  mf =
+        IO__PROMETHEUS__CLIENT__METRIC_FAMILY__INIT;
+    char                                  name[256];
+    size_t                                head;
+
+    if (w->format != EXPO_PROTOBUF || w->family.len == 0) {
+        return;
+    }
+
+    snprintf(name, sizeof(name), "%s%s", w->name,
+             w->type == EXPO_COUNTER ? "_total"
+             : w->type == EXPO_INFO ? "_info" : "");
+
+    mf.name = name;
+    mf.help = (char *) w->help;
+    mf.has_type = 1;
+    mf.type = w->type == EXPO_COUNTER ? IO__PROMETHEUS__CLIENT__METRIC_TYPE__COUNTER
+              : w->type == EXPO_HISTOGRAM
+                ? IO__PROMETHEUS__CLIENT__METRIC_TYPE__HISTOGRAM
+                : IO__PROMETHEUS__CLIENT__METRIC_TYPE__GAUGE;
+
+    head = io__prometheus__client__metric_family__get_packed_size(&mf);
+
+    expo_varint(w->out, head + w->family.len);
+    if (buf_reserve(w->out, head) == 0) {
+        io__prometheus__client__metric_family__pack(&mf,
+            (uint8_t *) w->out->data + w->out->len);
+        w->out->len += head;
+    }
+    buf_append(w->out, w->family.data, w->family.len);
+    buf_reset(&w->family);
+}
+
+void
+expo_end(expo_writer_t *w)
+{
+    if (w->format == EXPO_OPENMETRICS) {
+        buf_puts(w->out, "# EOF\n");
+    }
+
+    if (w->family.failed) {
+        w->out->failed = 1;
+    }
+
+    buf_free(&w->family);
+}
+
+/* Quality of one media range for a format we serve (0 if none). */
+
+static double
+expo_quality(const char *range, size_t len, expo_format_t *f)
+{
+    char         r[512];
+    const char  *q;
+    double       quality = 1.0;
+
+    snprintf(r, sizeof(r), "%.*s", (int) len, range);
+
+    q = strstr(r, "q=");
+    if (q) {
+        quality = strtod(q + 2, NULL);
+    }
+
+    if (strcasestr(r, "application/vnd.google.protobuf")
+        && strstr(r, "io.prometheus.client.MetricFamily")
+        && strstr(r, "encoding=delimited"))
+    {
+        *f = EXPO_PROTOBUF;
+        return quality;
+    }
+
+    if (strcasestr(r, "application/openmetrics-text")) {
+        *f = EXPO_OPENMETRICS;
+        return quality;
+    }
+
+    if (strcasestr(r, "text/plain") || strstr(r, "*/*")) {
+        *f = EXPO_TEXT;
+        return quality * 0.999;     /* a tie goes to the richer format */
+    }
+
+    return 0;
+}
+
+/* Floats as OpenMetrics wants le values: 1.0, 0.005, +Inf. */
+
+static void
+expo_canonical(char *out, size_t size, double v)
+{
+    buf_t  b = { 0 };
+
+    buf_double(&b, v);
+    buf_append(&b, "", 1);
+    snprintf(out, size, "%s%s", b.data ? b.data : "0",
+             b.data && !strpbrk(b.data, ".eEnN") ? ".0" : "");
+    buf_free(&b);
+}
+
+static void
+expo_escaped(buf_t *b, const char *s, int help)
+{
+    const char  *run = s;
+
+    for ( ; *s; s++) {
+        if (*s != '\\' && *s != '\n' && (help || *s != '"')) {
+            continue;
+        }
+
+        buf_append(b, run, (size_t) (s - run));
+        buf_puts(b, *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : "\\\"");
+        run = s + 1;
+    }
+
+    buf_append(b, run, (size_t) (s - run));
+}
+
+static void
+expo_labels(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const char *le)
+{
+    int  i;
+
+    if (n == 0 && le == NULL) {
+        return;
+    }
+
+    buf_puts(w->out, "{");
+
+    for (i = 0; i < n; i++) {
+        buf_printf(w->out, "%s%s=\"", i ? "," : "", names[i]);
+        expo_escaped(w->out, values[i], 0);
+        buf_puts(w->out, "\"");
+    }
+
+    if (le) {
+        buf_printf(w->out, "%sle=\"%s\"", n ? "," : "", le);
+    }
+
+    buf_puts(w->out, "}");
+}
+
+static const char *
+expo_le(expo_writer_t *w, const histogram_t *h, int i)
+{
+    int  b;
+
+    if (i == h->n_bounds) {
+        return "+Inf";
+    }
+
+    if (w->le_bounds != h->bounds || w->le_n != h->n_bounds) {
+        for (b = 0; b < h->n_bounds; b++) {
+            expo_canonical(w->le[b], sizeof(w->le[b]), h->bounds[b]);
+        }
+        w->le_bounds = h->bounds;
+        w->le_n = h->n_bounds;
+    }
+
+    return w->le[i];
+}
+
+static void
+expo_om_exemplar(buf_t *b, const exemplar_t *e)
+{
+    static const char  hex[] = "0123456789abcdef";
+    char               ids[49];
+    int                i;
+
+    for (i = 0; i < 16; i++) {
+        ids[2 * i] = hex[e->trace_id[i] >> 4];
+        ids[2 * i + 1] = hex[e->trace_id[i] & 15];
+    }
+    for (i = 0; i < 8; i++) {
+        ids[32 + 2 * i] = hex[e->span_id[i] >> 4];
+        ids[32 + 2 * i + 1] = hex[e->span_id[i] & 15];
+    }
+    ids[48] = '\0';
+
+    buf_printf(b, " # {trace_id=\"%.32s\",span_id=\"%s\"} ", ids, ids + 32);
+    buf_double(b, e->value);
+    buf_printf(b, " %.3f", e->timestamp);
+}
+
+static void
+expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric *m,
+    const char *const *names, const char *const *values, int n)
+{
+    Io__Prometheus__Client__LabelPair   pairs[8], *ptrs[8];
+    size_t                              size;
+    int                                 i;
+
+    for (i = 0; i < n && i < 8; i++) {
+        io__prometheus__client__label_pair__init(&pairs[i]);
+        pairs[i].name = (char *) names[i];
+        pairs[i].value = (char *) values[i];
+        ptrs[i] = &pairs[i];
+    }
+
+    m->n_label = (size_t) i;
+    m->label = ptrs;
+
+    size = io__prometheus__client__metric__get_packed_size(m);
+
+    /* field 4 (metric) of MetricFamily, length-delimited */
+    buf_append(&w->family, "\x22", 1);
+    expo_varint(&w->family, size);
+    if (buf_reserve(&w->family, size) == 0) {
+        io__prometheus__client__metric__pack(m,
+            (uint8_t *) w->family.data + w->family.len);
+        w->family.len += size;
+    }
+}
+
+static void
+expo_exemplar_proto(const exemplar_t *e, Io__Prometheus__Client__Exemplar *x,
+    Io__Prometheus__Client__LabelPair *pairs,
+    Io__Prometheus__Client__LabelPair **ptrs,
+    Io__Prometheus__Client__Timestamp *ts, char *ids)
+{
+    static const char  hex[] = "0123456789abcdef";
+    int                i;
+
+    for (i = 0; i < 16; i++) {
+        ids[2 * i] = hex[e->trace_id[i] >> 4];
+        ids[2 * i + 1] = hex[e->trace_id[i] & 15];
+    }
+    ids[32] = '\0';
+    for (i = 0; i < 8; i++) {
+        ids[33 + 2 * i] = hex[e->span_id[i] >> 4];
+        ids[33 + 2 * i + 1] = hex[e->span_id[i] & 15];
+    }
+    ids[49] = '\0';
+
+    io__prometheus__client__label_pair__init(&pairs[0]);
+    io__prometheus__client__label_pair__init(&pairs[1]);
+    pairs[0].name = "trace_id";
+    pairs[0].value = ids;
+    pairs[1].name = "span_id";
+    pairs[1].value = ids + 33;
+    ptrs[0] = &pairs[0];
+    ptrs[1] = &pairs[1];
+
+    io__prometheus__client__timestamp__init(ts);
+    ts->has_seconds = ts->has_nanos = 1;
+    ts->seconds = (int64_t) e->timestamp;
+    ts->nanos = (int32_t) ((e->timestamp - (double) ts->seconds) * 1e9);
+
+    io__prometheus__client__exemplar__init(x);
+    x->n_label = 2;
+    x->label = ptrs;
+    x->has_value = 1;
+    x->value = e->value;
+    x->timestamp = ts;
+}
+
+static void
+expo_proto_histogram(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const histogram_t *h)
+{
+    Io__Prometheus__Client__Metric       m = IO__PROMETHEUS__CLIENT__METRIC__INIT;
+    Io__Prometheus__Client__Histogram    hp =
+        IO__PROMETHEUS__CLIENT__HISTOGRAM__INIT;
+    Io__Prometheus__Client__Bucket       buckets[CONFIG_MAX_BUCKETS];
+    Io__Prometheus__Client__Bucket      *bucket_ptrs[CONFIG_MAX_BUCKETS];
+    Io__Prometheus__Client__Exemplar     ex[CONFIG_MAX_BUCKETS];
+    Io__Prometheus__Client__LabelPair    ex_pairs[CONFIG_MAX_BUCKETS][2];
+    Io__Prometheus__Client__LabelPair   *ex_ptrs[CONFIG_MAX_BUCKETS][2];
+    Io__Prometheus__Client__Timestamp    ex_ts[CONFIG_MAX_BUCKETS];
+    char                                 ex_ids[CONFIG_MAX_BUCKETS][50];
+    Io__Prometheus__Client__BucketSpan   spans[HISTOGRAM_MAX_NATIVE];
+    Io__Prometheus__Client__BucketSpan  *span_ptrs[HISTOGRAM_MAX_NATIVE];
+    int64_t                              deltas[HISTOGRAM_MAX_NATIVE];
+    uint64_t                             cumulative = 0, prev = 0;
+    uint32_t                             i, n_spans = 0, n_deltas = 0;
+    int32_t                              last_end = 0;
+    int                                  b;
+
+    hp.has_sample_count = hp.has_sample_sum = 1;
+    hp.sample_count = h->count;
+    hp.sample_sum = h->sum;
+
+    for (b = 0; b < h->n_bounds; b++) {
+        cumulative += h->buckets[b];
+        io__prometheus__client__bucket__init(&buckets[b]);
+        buckets[b].has_cumulative_count = buckets[b].has_upper_bound = 1;
+        buckets[b].cumulative_count = cumulative;
+        buckets[b].upper_bound = h->bounds[b];
+        if (h->exemplars && h->exemplars[b].timestamp > 0) {
+            expo_exemplar_proto(&h->exemplars[b], &ex[b], ex_pairs[b],
+                                ex_ptrs[b], &ex_ts[b], ex_ids[b]);
+            buckets[b].exemplar = &ex[b];
+        }
+        bucket_ptrs[b] = &buckets[b];
+    }
+
+    hp.n_bucket = (size_t) h->n_bounds;
+    hp.bucket = bucket_ptrs;
+
+    /* native: schema 3, spans over runs of non-empty buckets */
+    hp.has_schema = hp.has_zero_threshold = hp.has_zero_count = 1;
+    hp.schema = HISTOGRAM_SCHEMA;
+    hp.zero_threshold = HISTOGRAM_ZERO_THRESHOLD;
+    hp.zero_count = h->zero_count;
+
+    for (i = 0; i < h->native_len; i++) {
+        if (h->native[i] == 0) {
+            continue;
+        }
+
+        if (n_spans == 0 || i == 0 || h->native[i - 1] == 0) {
+            io__prometheus__client__bucket_span__init(&spans[n_spans]);
+            spans[n_spans].has_offset = spans[n_spans].has_length = 1;
+            spans[n_spans].offset = n_spans == 0
+                                    ? h->native_first + (int32_t) i
+                                    : (int32_t) i - last_end;
+            spans[n_spans].length = 0;
+            span_ptrs[n_spans] = &spans[n_spans];
+            n_spans++;
+        }
+
+        spans[n_spans - 1].length++;
+        last_end = (int32_t) i + 1;
+        deltas[n_deltas++] = (int64_t) h->native[i] - (int64_t) prev;
+        prev = h->native[i];
+    }
+
+    hp.n_positive_span = n_spans;
+    hp.positive_span = span_ptrs;
+    hp.n_positive_delta = n_deltas;
+    hp.positive_delta = deltas;
+
+    m.histogram = &hp;
+    expo_proto_metric(w, &m, names, values, n);
+}
+
+static void
+expo_varint(buf_t *b, uint64_t v)
+{
+    uint8_t  tmp[10];
+    int      n = 0;
+
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t) v;
+
+    buf_append(b, tmp, (size_t) n);
+}

@@ -1,0 +1,59 @@
+/*
+ * Exposition formats: Prometheus text 0.0.4, OpenMetrics 1.0 (with
+ * exemplars) and the delimited protobuf format (with native histograms).
+ * One writer interface serves all three, so each metric is described once.
+ */
+
+#ifndef OBS_EXPO_H
+#define OBS_EXPO_H
+
+#include "buf.h"
+#include "config.h"
+#include "histogram.h"
+
+typedef enum { EXPO_TEXT = 0, EXPO_OPENMETRICS, EXPO_PROTOBUF } expo_format_t;
+
+typedef enum {
+    EXPO_COUNTER, EXPO_GAUGE, EXPO_HISTOGRAM, EXPO_INFO
+} expo_type_t;
+
+typedef struct {
+    expo_format_t   format;
+    buf_t          *out;
+    buf_t           family;         /* protobuf: the family's metrics */
+    const char     *name;           /* family base name */
+    const char     *help;
+    expo_type_t     type;
+    const double   *le_bounds;      /* bounds whose le strings are cached */
+    int             le_n;
+    char            le[CONFIG_MAX_BUCKETS][32];
+} expo_writer_t;
+
+/* Picks the format an Accept header prefers (text when in doubt). */
+expo_format_t expo_negotiate(const char *accept);
+
+/* The Content-Type of a format. */
+const char *expo_content_type(expo_format_t format);
+
+/* Starts writing in format to out. */
+void expo_begin(expo_writer_t *w, expo_format_t format, buf_t *out);
+
+/* Starts a family; name is the base name (counters: without _total). */
+void expo_family(expo_writer_t *w, const char *name, const char *help,
+    const char *unit, expo_type_t type);
+
+/* Writes a counter, gauge or info sample of the current family. */
+void expo_sample(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, double value);
+
+/* Writes a histogram sample of the current family. */
+void expo_histogram(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const histogram_t *h);
+
+/* Ends the current family. */
+void expo_family_end(expo_writer_t *w);
+
+/* Ends the exposition (OpenMetrics' # EOF) and frees the writer's memory. */
+void expo_end(expo_writer_t *w);
+
+#endif

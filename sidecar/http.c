@@ -1,0 +1,336 @@
+/*
+ * HTTP with libmicrohttpd.  Rendering /metrics happens in MHD's thread and
+ * walks the store one shard at a time, so ingest keeps going meanwhile.
+ */
+
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+#include <zlib.h>
+
+#include "http.h"
+#include "metrics.h"
+
+struct http_server {
+    struct MHD_Daemon  *daemon;
+    store_t            *store;
+    atomic_int          ready;
+    pthread_mutex_t     auth_lock;
+    char               *bearer_token;
+    char               *basic_user;
+    char               *basic_password;
+};
+
+static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c,
+    const char *url, const char *method, const char *version,
+    const char *upload, size_t *upload_size, void **state);
+static enum MHD_Result http_text(struct MHD_Connection *c, unsigned code,
+    const char *body);
+static enum MHD_Result http_metrics(http_server_t *h,
+    struct MHD_Connection *c);
+static int http_authorized(http_server_t *h, struct MHD_Connection *c);
+static int http_equal(const char *a, const char *b);
+static int http_gzip(const buf_t *in, buf_t *out);
+static char *http_dup(const char *s);
+
+http_server_t *
+http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
+{
+    http_server_t    *h;
+    struct addrinfo   hints, *ai;
+    char              host[256];
+    const char       *colon = strrchr(cfg->listen, ':');
+    int               rc;
+
+    h = calloc(1, sizeof(http_server_t));
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+
+    h->store = store;
+    pthread_mutex_init(&h->auth_lock, NULL);
+    http_configure(h, cfg);
+
+    snprintf(host, sizeof(host), "%.*s", (int) (colon - cfg->listen),
+             cfg->listen);
+    if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        host[strcspn(host, "]")] = '\0';
+    }
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+
+    rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(rc));
+        http_stop(h);
+        return NULL;
+    }
+
+    h->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
+        | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        0, NULL, NULL, http_handle, h,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+
+    if (h->daemon == NULL) {
+        snprintf(err, errlen, "listen %s: cannot start the HTTP server "
+                 "(address in use?)", cfg->listen);
+        http_stop(h);
+        return NULL;
+    }
+
+    return h;
+}
+
+void
+http_configure(http_server_t *h, const config_t *cfg)
+{
+    pthread_mutex_lock(&h->auth_lock);
+    free(h->bearer_token);
+    free(h->basic_user);
+    free(h->basic_password);
+    h->bearer_token = http_dup(cfg->bearer_token);
+    h->basic_user = http_dup(cfg->basic_user);
+    h->basic_password = http_dup(cfg->basic_password);
+    pthread_mutex_unlock(&h->auth_lock);
+}
+
+void
+http_set_ready(http_server_t *h, int ready)
+{
+    atomic_store(&h->ready, ready);
+}
+
+void
+http_stop(http_server_t *h)
+{
+    if (h == NULL) {
+        return;
+    }
+
+    if (h->daemon) {
+        MHD_stop_daemon(h->daemon);
+    }
+
+    free(h->bearer_token);
+    free(h->basic_user);
+    free(h->basic_password);
+    pthread_mutex_destroy(&h->auth_lock);
+    free(h);
+}
+
+static enum MHD_Result
+http_handle(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **state)
+{
+    http_server_t  *h = cls;
+
+    (void) version;
+    (void) upload;
+    (void) upload_size;
+    (void) state;
+
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        return http_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                         "only GET and HEAD\n");
+    }
+
+    if (strcmp(url, "/metrics") == 0) {
+        return http_metrics(h, c);
+    }
+
+    if (strcmp(url, "/healthz") == 0) {
+        return http_text(c, MHD_HTTP_OK, "ok\n");
+    }
+
+    if (strcmp(url, "/readyz") == 0) {
+        return atomic_load(&h->ready)
+               ? http_text(c, MHD_HTTP_OK, "ready\n")
+               : http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready\n");
+    }
+
+    return http_text(c, MHD_HTTP_NOT_FOUND,
+                     "not found: try /metrics, /healthz or /readyz\n");
+}
+
+static enum MHD_Result
+http_text(struct MHD_Connection *c, unsigned code, const char *body)
+{
+    struct MHD_Response  *r;
+    enum MHD_Result       rc;
+
+    r = MHD_create_response_from_buffer(strlen(body), (void *) body,
+                                        MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; charset=utf-8");
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    }
+
+    rc = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result
+http_metrics(http_server_t *h, struct MHD_Connection *c)
+{
+    struct MHD_Response  *r;
+    enum MHD_Result       rc;
+    expo_format_t         format;
+    const char           *accept, *encoding;
+    buf_t                 body = { 0 }, zipped = { 0 }, *send = &body;
+    int                   gzip;
+
+    if (!http_authorized(h, c)) {
+        r = MHD_create_response_from_buffer(13, (void *) "unauthorized\n",
+                                            MHD_RESPMEM_PERSISTENT);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                h->basic_user ? "Basic realm=\"obs\""
+                                              : "Bearer");
+        rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+        MHD_destroy_response(r);
+        return rc;
+    }
+
+    accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_ACCEPT);
+    encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    format = expo_negotiate(accept);
+    gzip = encoding && strcasestr(encoding, "gzip") != NULL;
+
+    if (metrics_render(h->store, format, &body) != 0) {
+        buf_free(&body);
+        return http_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                         "out of memory\n");
+    }
+
+    if (gzip && http_gzip(&body, &zipped) == 0) {
+        send = &zipped;
+    } else {
+        gzip = 0;
+    }
+
+    r = MHD_create_response_from_buffer(send->len, send->data,
+                                        MHD_RESPMEM_MUST_COPY);
+    buf_free(&body);
+    buf_free(&zipped);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            expo_content_type(format));
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY,
+                            "Accept, Accept-Encoding");
+    if (gzip) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    }
+
+    rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static int
+http_authorized(http_server_t *h, struct MHD_Connection *c)
+{
+    const char  *auth;
+    char        *user, *pass = NULL;
+    int          ok = 1;
+
+    pthread_mutex_lock(&h->auth_lock);
+
+    if (h->bearer_token) {
+        auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_AUTHORIZATION);
+        ok = auth && strncasecmp(auth, "Bearer ", 7) == 0
+             && http_equal(auth + 7, h->bearer_token);
+
+    } else if (h->basic_user) {
+        user = MHD_basic_auth_get_username_password(c, &pass);
+        ok = user && pass && http_equal(user, h->basic_user)
+             && http_equal(pass, h->basic_password);
+        MHD_free(user);
+        MHD_free(pass);
+    }
+
+    pthread_mutex_unlock(&h->auth_lock);
+    return ok;
+}
+
+/* Compares secrets in time that does not depend on where they differ. */
+
+static int
+http_equal(const char *a, const char *b)
+{
+    size_t         la = strlen(a), lb = strlen(b), i;
+    unsigned char  diff = (unsigned char) (la != lb);
+
+    for (i = 0; i < la; i++) {
+        diff |= (unsigned char) (a[i] ^ b[i % (lb ? lb : 1)]);
+    }
+
+    return diff == 0;
+}
+
+static int
+http_gzip(const buf_t *in, buf_t *out)
+{
+    z_stream  z;
+    int       rc;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+        != Z_OK)
+    {
+        return -1;
+    }
+
+    if (buf_reserve(out, deflateBound(&z, in->len)) != 0) {
+        deflateEnd(&z);
+        return -1;
+    }
+
+    z.next_in = (Bytef *) in->data;
+    z.avail_in = (uInt) in->len;
+    z.next_out = (Bytef *) out->data;
+    z.avail_out = (uInt) out->cap;
+
+    rc = deflate(&z, Z_FINISH);
+    out->len = z.total_out;
+    deflateEnd(&z);
+
+    return rc == Z_STREAM_END ? 0 : -1;
+}
+
+static char *
+http_dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}

@@ -1,0 +1,40 @@
+/*
+ * Ingest: the sockets records arrive on, and the decoding of each datagram
+ * (an obs.v1.Batch) into records handed to the aggregator.
+ */
+
+#ifndef OBS_INGEST_H
+#define OBS_INGEST_H
+
+#include <poll.h>
+#include <stddef.h>
+
+#include "aggregate.h"
+#include "config.h"
+
+typedef struct ingest  ingest_t;
+
+/* Called for every record after aggregation (exporters hook in here). */
+typedef void (*ingest_record_pt)(const Obs__V1__BatchHeader *h,
+    const Obs__V1__Record *r, void *data);
+
+/* Binds every configured address; on failure err names it. */
+ingest_t *ingest_open(const config_t *cfg, aggregator_t *agg, char *err,
+    size_t errlen);
+
+/* Registers a function to see every record. */
+void ingest_set_record_hook(ingest_t *in, ingest_record_pt hook, void *data);
+
+/* Fills pollfds for the sockets; returns how many. */
+int ingest_pollfds(ingest_t *in, struct pollfd *fds, int max);
+
+/* Reads every datagram waiting on socket i without blocking. */
+void ingest_drain(ingest_t *in, int i);
+
+/* Decodes and aggregates one datagram (also used by tests and benchmarks). */
+void ingest_datagram(ingest_t *in, const uint8_t *data, size_t len);
+
+/* Closes the sockets and removes unix socket files. */
+void ingest_close(ingest_t *in);
+
+#endif

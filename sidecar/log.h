@@ -1,0 +1,10 @@
+/* Timestamped log lines on stderr. */
+
+#ifndef OBS_LOG_H
+#define OBS_LOG_H
+
+/* Writes "time level message" to stderr. */
+void log_msg(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

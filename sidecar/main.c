@@ -1,0 +1,212 @@
+/*
+ * obs-sidecar: receives ngx_http_obs_module's records, aggregates RED
+ * metrics and serves them to Prometheus.  This file only glues: the main
+ * thread polls the ingest sockets and a signalfd; libmicrohttpd serves HTTP
+ * from its own thread.
+ */
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "config.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "stats.h"
+#include "store.h"
+
+#define EXPIRE_EVERY  10          /* seconds between expiry sweeps */
+
+typedef struct {
+    config_t        cfg;
+    store_t        *store;
+    aggregator_t   *agg;
+    ingest_t       *ingest;
+    http_server_t  *http;
+    int             signal_fd;
+} sidecar_t;
+
+static int sidecar_start(sidecar_t *s, char *err, size_t errlen);
+static void sidecar_run(sidecar_t *s);
+static int sidecar_signal(sidecar_t *s);
+static void sidecar_reload(sidecar_t *s);
+static void sidecar_stop(sidecar_t *s);
+
+int
+main(int argc, char **argv)
+{
+    sidecar_t  s;
+    char       err[512];
+    int        rc;
+
+    memset(&s, 0, sizeof(s));
+    s.signal_fd = -1;
+
+    rc = config_load(&s.cfg, argc, argv, err, sizeof(err));
+    if (rc == CONFIG_EXIT) {
+        config_free(&s.cfg);
+        return 0;
+    }
+    if (rc == CONFIG_ERROR) {
+        fprintf(stderr, "obs-sidecar: %s\n", err);
+        config_free(&s.cfg);
+        return 2;
+    }
+
+    if (sidecar_start(&s, err, sizeof(err)) != 0) {
+        log_msg("error", "%s", err);
+        sidecar_stop(&s);
+        return 1;
+    }
+
+    sidecar_run(&s);
+    sidecar_stop(&s);
+    log_msg("info", "stopped");
+    return 0;
+}
+
+static int
+sidecar_start(sidecar_t *s, char *err, size_t errlen)
+{
+    sigset_t  mask;
+    int       i;
+
+    /* block before any thread starts, so only the signalfd sees them */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    s->store = store_new(s->cfg.max_series);
+    s->agg = s->store ? aggregator_new(s->store, &s->cfg) : NULL;
+
+    if (s->signal_fd < 0 || s->agg == NULL) {
+        snprintf(err, errlen, "cannot start: %s", strerror(errno));
+        return -1;
+    }
+
+    s->ingest = ingest_open(&s->cfg, s->agg, err, errlen);
+    if (s->ingest == NULL) {
+        return -1;
+    }
+
+    s->http = http_start(&s->cfg, s->store, err, errlen);
+    if (s->http == NULL) {
+        return -1;
+    }
+
+    http_set_ready(s->http, 1);
+
+    for (i = 0; i < s->cfg.n_ingest; i++) {
+        log_msg("info", "ingesting records on %s", s->cfg.ingest[i]);
+    }
+    log_msg("info", "serving http://%s/metrics", s->cfg.listen);
+    return 0;
+}
+
+static void
+sidecar_run(sidecar_t *s)
+{
+    struct pollfd  fds[CONFIG_MAX_INGEST + 1];
+    time_t         next_expire = time(NULL) + EXPIRE_EVERY;
+    int            n, i;
+
+    for ( ;; ) {
+        n = ingest_pollfds(s->ingest, fds, CONFIG_MAX_INGEST);
+        fds[n].fd = s->signal_fd;
+        fds[n].events = POLLIN;
+        fds[n].revents = 0;
+
+        if (poll(fds, (nfds_t) n + 1, 1000) < 0 && errno != EINTR) {
+            log_msg("error", "poll: %s", strerror(errno));
+            return;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (fds[i].revents & POLLIN) {
+                ingest_drain(s->ingest, i);
+            }
+        }
+
+        if ((fds[n].revents & POLLIN) && sidecar_signal(s) != 0) {
+
+            /* stop: take in what nginx already sent, then leave */
+            for (i = 0; i < n; i++) {
+                ingest_drain(s->ingest, i);
+            }
+            return;
+        }
+
+        if (time(NULL) >= next_expire) {
+            aggregator_expire(s->agg, time(NULL));
+            next_expire = time(NULL) + EXPIRE_EVERY;
+        }
+    }
+}
+
+/* Returns 1 when the sidecar is to stop. */
+
+static int
+sidecar_signal(sidecar_t *s)
+{
+    struct signalfd_siginfo  si;
+
+    while (read(s->signal_fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            sidecar_reload(s);
+            continue;
+        }
+
+        log_msg("info", "signal %u: stopping", si.ssi_signo);
+        http_set_ready(s->http, 0);
+        return 1;
+    }
+
+    return 0;
+}
+
+/* SIGHUP: a new configuration, same sockets, same counters. */
+
+static void
+sidecar_reload(sidecar_t *s)
+{
+    char  err[512] = "out of memory";
+
+    if (config_reload(&s->cfg, err, sizeof(err)) != 0
+        || aggregator_configure(s->agg, &s->cfg) != 0)
+    {
+        STATS_INC(reload_failures);
+        log_msg("error", "reload failed, keeping the running configuration: "
+                "%s", err);
+        return;
+    }
+
+    http_configure(s->http, &s->cfg);
+    STATS_INC(reloads);
+    log_msg("info", "configuration reloaded from %s",
+            s->cfg.config_path ? s->cfg.config_path : "(no file)");
+}
+
+static void
+sidecar_stop(sidecar_t *s)
+{
+    http_stop(s->http);
+    ingest_close(s->ingest);
+    aggregator_free(s->agg);
+    store_free(s->store);
+    if (s->signal_fd >= 0) {
+        close(s->signal_fd);
+    }
+    config_free(&s->cfg);
+}

@@ -1,0 +1,252 @@
+/* What /metrics shows.  See metrics.h. */
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "stats.h"
+
+#ifndef OBS_VERSION
+#define OBS_VERSION "dev"
+#endif
+
+#define METRICS_MAX_SOURCES  8
+
+stats_t  obs_stats;
+
+const char *const  decode_reason_names[DECODE_REASONS] = {
+    "malformed", "oversize", "no_header", "schema"
+};
+const char *const  module_drop_names[MODULE_DROP_REASONS] = {
+    "module_buffer_full", "module_send_failed", "module_oversize"
+};
+const char *const  overflow_names[OVERFLOW_KINDS] = {
+    "tenant", "route", "upstream", "series"
+};
+
+static struct {
+    metrics_source_pt  fn;
+    void              *data;
+} sources[METRICS_MAX_SOURCES];
+static int  n_sources;
+
+static void metrics_visit(const family_t *f, const series_t *se,
+    const char **labels, void *data);
+static void metrics_self(expo_writer_t *w, store_t *store);
+static void metrics_counter(expo_writer_t *w, const char *name,
+    const char *help, atomic_ullong *value);
+static void metrics_by_label(expo_writer_t *w, const char *name,
+    const char *help, const char *label, const char *const *values,
+    atomic_ullong *counts, int n);
+static void metrics_gauge(expo_writer_t *w, const char *name,
+    const char *help, const char *unit, double value);
+static void metrics_process(expo_writer_t *w);
+
+int
+metrics_add_source(metrics_source_pt source, void *data)
+{
+    if (n_sources == METRICS_MAX_SOURCES) {
+        return -1;
+    }
+
+    sources[n_sources].fn = source;
+    sources[n_sources].data = data;
+    n_sources++;
+    return 0;
+}
+
+int
+metrics_render(store_t *store, expo_format_t format, buf_t *out)
+{
+    expo_writer_t  w;
+    int            f, i;
+
+    STATS_INC(scrapes);
+    expo_begin(&w, format, out);
+
+    for (f = 0; f < FAMILY_COUNT; f++) {
+        const family_t  *fam = &store_families[f];
+
+        expo_family(&w, fam->name, fam->help, fam->unit,
+                    fam->type == METRIC_HISTOGRAM ? EXPO_HISTOGRAM
+                                                  : EXPO_COUNTER);
+        store_visit(store, (family_id_t) f, metrics_visit, &w);
+        expo_family_end(&w);
+    }
+
+    metrics_self(&w, store);
+
+    for (i = 0; i < n_sources; i++) {
+        sources[i].fn(&w, sources[i].data);
+    }
+
+    expo_end(&w);
+    return out->failed ? -1 : 0;
+}
+
+static void
+metrics_visit(const family_t *f, const series_t *se, const char **labels,
+    void *data)
+{
+    expo_writer_t  *w = data;
+
+    if (f->type == METRIC_HISTOGRAM) {
+        if (se->v.histogram) {
+            expo_histogram(w, f->labels, labels, f->n_labels,
+                           se->v.histogram);
+        }
+        return;
+    }
+
+    expo_sample(w, f->labels, labels, f->n_labels, (double) se->v.counter);
+}
+
+static void
+metrics_self(expo_writer_t *w, store_t *store)
+{
+    static const char  *version_label[] = { "version" };
+    static const char  *version[] = { OBS_VERSION };
+    static const char  *reload_results[] = { "success", "failure" };
+
+    atomic_ullong  reloads[2];
+
+    metrics_counter(w, "obs_datagrams_received",
+                    "Datagrams read from the ingest sockets.",
+                    &obs_stats.datagrams_received);
+    metrics_counter(w, "obs_records_received",
+                    "Request records decoded and aggregated.",
+                    &obs_stats.records_received);
+    metrics_by_label(w, "obs_records_dropped",
+                     "Records lost before aggregation, by reason "
+                     "(reported by the nginx module).",
+                     "reason", module_drop_names, obs_stats.module_dropped,
+                     MODULE_DROP_REASONS);
+    metrics_counter(w, "obs_datagrams_lost",
+                    "Datagrams missing from a worker's sequence.",
+                    &obs_stats.datagrams_lost);
+    metrics_by_label(w, "obs_decode_errors",
+                     "Datagrams rejected, by reason.",
+                     "reason", decode_reason_names, obs_stats.decode_errors,
+                     DECODE_REASONS);
+    metrics_by_label(w, "obs_series_overflow",
+                     "Label values or series replaced by __overflow__ "
+                     "because a cap was reached.",
+                     "dimension", overflow_names, obs_stats.overflow,
+                     OVERFLOW_KINDS);
+    metrics_gauge(w, "obs_series", "Series currently kept.", NULL,
+                  (double) store_size(store));
+    metrics_counter(w, "obs_series_expired",
+                    "Series removed after going without updates.",
+                    &obs_stats.series_expired);
+    metrics_counter(w, "obs_store_allocation_failures",
+                    "Updates lost because memory ran out.",
+                    &obs_stats.store_nomem);
+    metrics_counter(w, "obs_scrapes", "Scrapes of /metrics served.",
+                    &obs_stats.scrapes);
+
+    atomic_init(&reloads[0], atomic_load(&obs_stats.reloads));
+    atomic_init(&reloads[1], atomic_load(&obs_stats.reload_failures));
+    metrics_by_label(w, "obs_config_reloads",
+                     "Configuration reloads (SIGHUP), by result.",
+                     "result", reload_results, reloads, 2);
+
+    expo_family(w, "obs_build", "obs-sidecar build information.", NULL,
+                EXPO_INFO);
+    expo_sample(w, version_label, version, 1, 1);
+    expo_family_end(w);
+
+    metrics_process(w);
+}
+
+static void
+metrics_counter(expo_writer_t *w, const char *name, const char *help,
+    atomic_ullong *value)
+{
+    expo_family(w, name, help, NULL, EXPO_COUNTER);
+    expo_sample(w, NULL, NULL, 0, (double) atomic_load(value));
+    expo_family_end(w);
+}
+
+static void
+metrics_by_label(expo_writer_t *w, const char *name, const char *help,
+    const char *label, const char *const *values, atomic_ullong *counts,
+    int n)
+{
+    int  i;
+
+    expo_family(w, name, help, NULL, EXPO_COUNTER);
+    for (i = 0; i < n; i++) {
+        expo_sample(w, &label, &values[i], 1,
+                    (double) atomic_load(&counts[i]));
+    }
+    expo_family_end(w);
+}
+
+static void
+metrics_gauge(expo_writer_t *w, const char *name, const char *help,
+    const char *unit, double value)
+{
+    expo_family(w, name, help, unit, EXPO_GAUGE);
+    expo_sample(w, NULL, NULL, 0, value);
+    expo_family_end(w);
+}
+
+/* CPU, memory and start time from /proc/self/stat. */
+
+static void
+metrics_process(expo_writer_t *w)
+{
+    static double  start_time;
+    FILE          *f;
+    char           line[1024], *p;
+    unsigned long  utime = 0, stime = 0, start_ticks = 0;
+    long           rss_pages = 0, ticks = sysconf(_SC_CLK_TCK);
+    long           page = sysconf(_SC_PAGESIZE);
+    double         uptime = 0;
+
+    f = fopen("/proc/self/stat", "r");
+    if (f == NULL) {
+        return;
+    }
+
+    p = fgets(line, sizeof(line), f);
+    fclose(f);
+    if (p == NULL || (p = strrchr(line, ')')) == NULL) {
+        return;
+    }
+
+    /* fields after the command: state is 3, utime 14, stime 15,
+       starttime 22, rss 24 */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
+               "%*d %*d %*d %*d %*d %*d %lu %*u %ld", &utime, &stime,
+               &start_ticks, &rss_pages) != 4)
+    {
+        return;
+    }
+
+    if (start_time == 0) {
+        f = fopen("/proc/uptime", "r");
+        if (f) {
+            if (fscanf(f, "%lf", &uptime) == 1) {
+                start_time = (double) time(NULL) - uptime
+                             + (double) start_ticks / (double) ticks;
+            }
+            fclose(f);
+        }
+    }
+
+    expo_family(w, "obs_process_cpu_seconds",
+                "User and system CPU time of the sidecar.", "seconds",
+                EXPO_COUNTER);
+    expo_sample(w, NULL, NULL, 0, (double) (utime + stime) / (double) ticks);
+    expo_family_end(w);
+
+    metrics_gauge(w, "obs_process_resident_memory_bytes",
+                  "Resident memory of the sidecar.", "bytes",
+                  (double) rss_pages * (double) page);
+    metrics_gauge(w, "obs_process_start_time_seconds",
+                  "When the sidecar started, in unix seconds.", "seconds",
+                  start_time);
+}

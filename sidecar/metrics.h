@@ -1,0 +1,19 @@
+/* Everything /metrics shows: the store's families and the sidecar's own. */
+
+#ifndef OBS_METRICS_H
+#define OBS_METRICS_H
+
+#include "buf.h"
+#include "expo.h"
+#include "store.h"
+
+/* Another part of the sidecar that exposes metrics (exporters). */
+typedef void (*metrics_source_pt)(expo_writer_t *w, void *data);
+
+/* Registers a source of extra self-metrics; returns -1 when full. */
+int metrics_add_source(metrics_source_pt source, void *data);
+
+/* Renders every metric in format into out; returns -1 if out of memory. */
+int metrics_render(store_t *store, expo_format_t format, buf_t *out);
+
+#endif

@@ -1,0 +1,54 @@
+/* The sidecar's own counters, shared by every thread. */
+
+#ifndef OBS_STATS_H
+#define OBS_STATS_H
+
+#include <stdatomic.h>
+
+typedef enum {
+    DECODE_MALFORMED = 0,       /* not an obs.v1.Batch */
+    DECODE_OVERSIZE,            /* larger than any datagram the module sends */
+    DECODE_NO_HEADER,           /* a Batch without its BatchHeader */
+    DECODE_SCHEMA,              /* a schema version this sidecar cannot read */
+    DECODE_REASONS
+} decode_reason_t;
+
+typedef enum {
+    MODULE_DROP_BUFFER_FULL = 0,
+    MODULE_DROP_SEND_FAILED,
+    MODULE_DROP_OVERSIZE,
+    MODULE_DROP_REASONS
+} module_drop_t;
+
+typedef enum {
+    OVERFLOW_TENANT = 0,
+    OVERFLOW_ROUTE,
+    OVERFLOW_UPSTREAM,
+    OVERFLOW_SERIES,
+    OVERFLOW_KINDS
+} overflow_t;
+
+typedef struct {
+    atomic_ullong  datagrams_received;
+    atomic_ullong  records_received;
+    atomic_ullong  decode_errors[DECODE_REASONS];
+    atomic_ullong  module_dropped[MODULE_DROP_REASONS];
+    atomic_ullong  datagrams_lost;
+    atomic_ullong  overflow[OVERFLOW_KINDS];
+    atomic_ullong  series_expired;
+    atomic_ullong  store_nomem;
+    atomic_ullong  scrapes;
+    atomic_ullong  reloads;
+    atomic_ullong  reload_failures;
+} stats_t;
+
+extern stats_t  obs_stats;
+
+extern const char *const  decode_reason_names[DECODE_REASONS];
+extern const char *const  module_drop_names[MODULE_DROP_REASONS];
+extern const char *const  overflow_names[OVERFLOW_KINDS];
+
+#define STATS_INC(field)      atomic_fetch_add(&obs_stats.field, 1)
+#define STATS_ADD(field, n)   atomic_fetch_add(&obs_stats.field, (n))
+
+#endif

@@ -1,0 +1,347 @@
+/* The aggregation store.  See store.h. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "store.h"
+
+#define STORE_SHARDS      64
+#define STORE_KEY_MAX     (1 + STORE_MAX_LABELS * 300)
+
+const family_t  store_families[FAMILY_COUNT] = {
+    { "http_server_requests", "HTTP requests served, by status code.",
+      NULL, METRIC_COUNTER, 5,
+      { "service", "route", "method", "code", "tenant" } },
+    { "http_server_request_duration_seconds",
+      "Time from the first byte of the request to the last byte of the "
+      "response, as nginx measured it.",
+      "seconds", METRIC_HISTOGRAM, 4,
+      { "service", "route", "method", "tenant" } },
+    { "http_server_request_body_bytes", "Request body bytes received.",
+      "bytes", METRIC_COUNTER, 3, { "service", "route", "tenant" } },
+    { "http_server_response_body_bytes", "Response body bytes sent.",
+      "bytes", METRIC_COUNTER, 3, { "service", "route", "tenant" } },
+    { "http_upstream_request_duration_seconds",
+      "Time the backend took to answer one attempt.",
+      "seconds", METRIC_HISTOGRAM, 3, { "service", "route", "upstream" } },
+    { "http_upstream_requests", "Attempts to reach a backend, by status.",
+      NULL, METRIC_COUNTER, 4, { "service", "route", "upstream", "code" } },
+};
+
+typedef struct {
+    pthread_mutex_t   lock;
+    series_t        **buckets;
+    size_t            n_buckets;    /* power of two */
+    size_t            count;
+} shard_t;
+
+struct store {
+    shard_t      shards[STORE_SHARDS];
+    atomic_long  size;
+    atomic_long  max_series;
+};
+
+static size_t store_key(family_id_t family, const char **labels, char *key);
+static series_t *store_lookup(store_t *s, family_id_t family,
+    const char **labels, time_t now, int over_cap, int *rc, shard_t **shard);
+static void store_free_series(series_t *se);
+static int shard_grow(shard_t *sh);
+
+store_t *
+store_new(long max_series)
+{
+    store_t  *s;
+    int       i;
+
+    s = calloc(1, sizeof(store_t));
+    if (s == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < STORE_SHARDS; i++) {
+        pthread_mutex_init(&s->shards[i].lock, NULL);
+        s->shards[i].n_buckets = 64;
+        s->shards[i].buckets = calloc(64, sizeof(series_t *));
+        if (s->shards[i].buckets == NULL) {
+            store_free(s);
+            return NULL;
+        }
+    }
+
+    atomic_init(&s->size, 0);
+    atomic_init(&s->max_series, max_series);
+    return s;
+}
+
+void
+store_free(store_t *s)
+{
+    series_t  *se, *next;
+    size_t     b;
+    int        i;
+
+    if (s == NULL) {
+        return;
+    }
+
+    for (i = 0; i < STORE_SHARDS; i++) {
+        for (b = 0; s->shards[i].buckets && b < s->shards[i].n_buckets; b++) {
+            for (se = s->shards[i].buckets[b]; se; se = next) {
+                next = se->next;
+                store_free_series(se);
+            }
+        }
+        free(s->shards[i].buckets);
+        pthread_mutex_destroy(&s->shards[i].lock);
+    }
+
+    free(s);
+}
+
+void
+store_set_max_series(store_t *s, long max_series)
+{
+    atomic_store(&s->max_series, max_series);
+}
+
+int
+store_add(store_t *s, family_id_t family, const char **labels,
+    uint64_t delta, time_t now, int over_cap)
+{
+    int        rc;
+    series_t  *se;
+    shard_t   *sh;
+
+    se = store_lookup(s, family, labels, now, over_cap, &rc, &sh);
+    if (se == NULL) {
+        return rc;
+    }
+
+    se->v.counter += delta;
+    pthread_mutex_unlock(&sh->lock);
+    return STORE_OK;
+}
+
+int
+store_observe(store_t *s, family_id_t family, const char **labels,
+    const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
+    const uint8_t *span_id, double now_f, time_t now, int over_cap)
+{
+    int        rc;
+    series_t  *se;
+    shard_t   *sh;
+
+    se = store_lookup(s, family, labels, now, over_cap, &rc, &sh);
+    if (se == NULL) {
+        return rc;
+    }
+
+    if (se->v.histogram == NULL) {
+        se->v.histogram = histogram_new(bounds, n_bounds);
+        if (se->v.histogram == NULL) {
+            pthread_mutex_unlock(&sh->lock);
+            return STORE_NOMEM;
+        }
+    }
+
+    rc = histogram_observe(se->v.histogram, v, trace_id, span_id, now_f);
+    pthread_mutex_unlock(&sh->lock);
+    return rc == 0 ? STORE_OK : STORE_NOMEM;
+}
+
+size_t
+store_expire(store_t *s, time_t before)
+{
+    series_t  **link, *se;
+    size_t      b, removed = 0;
+    int         i;
+
+    for (i = 0; i < STORE_SHARDS; i++) {
+        shard_t  *sh = &s->shards[i];
+
+        pthread_mutex_lock(&sh->lock);
+
+        for (b = 0; b < sh->n_buckets; b++) {
+            link = &sh->buckets[b];
+            while ((se = *link) != NULL) {
+                if (se->updated < before) {
+                    *link = se->next;
+                    store_free_series(se);
+                    sh->count--;
+                    removed++;
+                } else {
+                    link = &se->next;
+                }
+            }
+        }
+
+        pthread_mutex_unlock(&sh->lock);
+    }
+
+    atomic_fetch_sub(&s->size, (long) removed);
+    return removed;
+}
+
+long
+store_size(const store_t *s)
+{
+    return atomic_load(&((store_t *) s)->size);
+}
+
+void
+store_visit(store_t *s, family_id_t family, store_visit_pt visit, void *data)
+{
+    const family_t  *f = &store_families[family];
+    const char      *labels[STORE_MAX_LABELS];
+    const char      *p;
+    series_t        *se;
+    size_t           b;
+    int              i, l;
+
+    for (i = 0; i < STORE_SHARDS; i++) {
+        shard_t  *sh = &s->shards[i];
+
+        pthread_mutex_lock(&sh->lock);
+
+        for (b = 0; b < sh->n_buckets; b++) {
+            for (se = sh->buckets[b]; se; se = se->next) {
+                if (se->family != family) {
+                    continue;
+                }
+
+                p = se->key + 1;
+                for (l = 0; l < f->n_labels; l++) {
+                    labels[l] = p;
+                    p += strlen(p) + 1;
+                }
+
+                visit(f, se, labels, data);
+            }
+        }
+
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+/* Key: the family byte, then each label value with its NUL. */
+
+static size_t
+store_key(family_id_t family, const char **labels, char *key)
+{
+    size_t  n = 1, len;
+    int     l;
+
+    key[0] = (char) (family + 1);
+
+    for (l = 0; l < store_families[family].n_labels; l++) {
+        len = strlen(labels[l]) + 1;
+        memcpy(key + n, labels[l], len);
+        n += len;
+    }
+
+    return n;
+}
+
+/*
+ * Finds or creates the series; on success returns it with its shard locked
+ * (*shard), otherwise NULL with *rc set.
+ */
+
+static series_t *
+store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
+    int over_cap, int *rc, shard_t **shard)
+{
+    char       key[STORE_KEY_MAX];
+    size_t     len;
+    uint64_t   hash;
+    shard_t   *sh;
+    series_t  *se;
+
+    len = store_key(family, labels, key);
+    hash = hash_bytes(key, len, 0x5eed);
+    sh = &s->shards[hash >> 58];
+
+    pthread_mutex_lock(&sh->lock);
+
+    for (se = sh->buckets[hash & (sh->n_buckets - 1)]; se; se = se->next) {
+        if (se->hash == hash && se->key_len == len
+            && memcmp(se->key, key, len) == 0)
+        {
+            se->updated = now;
+            *shard = sh;
+            return se;
+        }
+    }
+
+    if (!over_cap
+        && atomic_load(&s->size) >= atomic_load(&s->max_series))
+    {
+        pthread_mutex_unlock(&sh->lock);
+        *rc = STORE_FULL;
+        return NULL;
+    }
+
+    if (sh->count >= sh->n_buckets && shard_grow(sh) != 0) {
+        pthread_mutex_unlock(&sh->lock);
+        *rc = STORE_NOMEM;
+        return NULL;
+    }
+
+    se = calloc(1, sizeof(series_t) + len);
+    if (se == NULL) {
+        pthread_mutex_unlock(&sh->lock);
+        *rc = STORE_NOMEM;
+        return NULL;
+    }
+
+    se->hash = hash;
+    se->updated = now;
+    se->family = (uint8_t) family;
+    se->key_len = (uint16_t) len;
+    memcpy(se->key, key, len);
+
+    se->next = sh->buckets[hash & (sh->n_buckets - 1)];
+    sh->buckets[hash & (sh->n_buckets - 1)] = se;
+    sh->count++;
+    atomic_fetch_add(&s->size, 1);
+
+    *shard = sh;
+    return se;
+}
+
+static void
+store_free_series(series_t *se)
+{
+    if (store_families[se->family].type == METRIC_HISTOGRAM) {
+        histogram_free(se->v.histogram);
+    }
+    free(se);
+}
+
+static int
+shard_grow(shard_t *sh)
+{
+    series_t  **buckets, *se, *next;
+    size_t      n = sh->n_buckets * 2, b;
+
+    buckets = calloc(n, sizeof(series_t *));
+    if (buckets == NULL) {
+        return -1;
+    }
+
+    for (b = 0; b < sh->n_buckets; b++) {
+        for (se = sh->buckets[b]; se; se = next) {
+            next = se->next;
+            se->next = buckets[se->hash & (n - 1)];
+            buckets[se->hash & (n - 1)] = se;
+        }
+    }
+
+    free(sh->buckets);
+    sh->buckets = buckets;
+    sh->n_buckets = n;
+    return 0;
+}

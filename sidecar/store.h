@@ -1,0 +1,94 @@
+/*
+ * The aggregation store: every metric series the sidecar serves, in 64
+ * independently locked shards so that a scrape, which walks one shard at a
+ * time, never stalls ingest for long and never sees a half-updated series.
+ */
+
+#ifndef OBS_STORE_H
+#define OBS_STORE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "histogram.h"
+
+#define STORE_MAX_LABELS  5
+
+typedef enum {
+    FAMILY_REQUESTS = 0,
+    FAMILY_DURATION,
+    FAMILY_REQUEST_BODY,
+    FAMILY_RESPONSE_BODY,
+    FAMILY_UPSTREAM_DURATION,
+    FAMILY_UPSTREAM_REQUESTS,
+    FAMILY_COUNT
+} family_id_t;
+
+typedef enum { METRIC_COUNTER, METRIC_HISTOGRAM } metric_type_t;
+
+typedef struct {
+    const char     *name;       /* counters: without the _total suffix */
+    const char     *help;
+    const char     *unit;       /* OpenMetrics unit, or NULL */
+    metric_type_t   type;
+    int             n_labels;
+    const char     *labels[STORE_MAX_LABELS];
+} family_t;
+
+extern const family_t  store_families[FAMILY_COUNT];
+
+typedef struct series {
+    struct series  *next;       /* hash chain */
+    uint64_t        hash;
+    time_t          updated;
+    uint8_t         family;
+    uint16_t        key_len;
+    union {
+        uint64_t      counter;
+        histogram_t  *histogram;
+    } v;
+    char            key[];      /* label values, each NUL-terminated */
+} series_t;
+
+typedef struct store  store_t;
+
+/* What store_add and store_observe report. */
+enum { STORE_OK = 0, STORE_FULL = 1, STORE_NOMEM = -1 };
+
+/* Creates an empty store of at most max_series series. */
+store_t *store_new(long max_series);
+
+/* Frees the store and every series. */
+void store_free(store_t *s);
+
+/* Changes the series cap (for SIGHUP); existing series stay. */
+void store_set_max_series(store_t *s, long max_series);
+
+/*
+ * Adds delta to a counter series, creating it unless the store is full and
+ * over_cap is 0 (then STORE_FULL).
+ */
+int store_add(store_t *s, family_id_t family, const char **labels,
+    uint64_t delta, time_t now, int over_cap);
+
+/* Records v in a histogram series (see histogram_observe); as store_add. */
+int store_observe(store_t *s, family_id_t family, const char **labels,
+    const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
+    const uint8_t *span_id, double now_f, time_t now, int over_cap);
+
+/* Removes series not updated since before; returns how many. */
+size_t store_expire(store_t *s, time_t before);
+
+/* Number of series. */
+long store_size(const store_t *s);
+
+/* Called for each series of a family, with its label values, under the
+   series' shard lock. */
+typedef void (*store_visit_pt)(const family_t *family, const series_t *se,
+    const char **labels, void *data);
+
+/* Visits every series of a family, one shard at a time. */
+void store_visit(store_t *s, family_id_t family, store_visit_pt visit,
+    void *data);
+
+#endif
