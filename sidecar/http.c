@@ -199,7 +199,7 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
     struct MHD_Response  *r;
     enum MHD_Result       rc;
     expo_format_t         format;
-    const char           *accept, *encoding;
+    const char           *accept, *encoding, *forced;
     buf_t                 body = { 0 }, zipped = { 0 }, *send = &body;
     int                   gzip;
 
@@ -222,6 +222,22 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
     encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_ACCEPT_ENCODING);
     format = expo_negotiate(accept);
+
+    /* ?format= pins one format, e.g. for a scrape job per format */
+    forced = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+    if (forced) {
+        if (strcmp(forced, "text") == 0) {
+            format = EXPO_TEXT;
+        } else if (strcmp(forced, "openmetrics") == 0) {
+            format = EXPO_OPENMETRICS;
+        } else if (strcmp(forced, "protobuf") == 0) {
+            format = EXPO_PROTOBUF;
+        } else {
+            return http_text(c, MHD_HTTP_BAD_REQUEST, "format must be text, "
+                             "openmetrics or protobuf\n");
+        }
+    }
+
     gzip = encoding && strcasestr(encoding, "gzip") != NULL;
 
     if (metrics_render(h->store, format, &body) != 0) {

@@ -1,0 +1,331 @@
+/*
+ * Unit tests for the sidecar's aggregation, caps, expiry, escaping and
+ * exposition (linked with every sidecar file but main.c).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "buf.h"
+#include "config.h"
+#include "expo.h"
+#include "histogram.h"
+#include "labels.h"
+#include "metrics.h"
+#include "store.h"
+#include "unit.h"
+
+static config_t  cfg;
+
+static void
+setup_config(void)
+{
+    char   err[256];
+    char  *argv[] = { "test", "--ingest", "unix:/tmp/unused.sock", NULL };
+
+    CHECK(config_load(&cfg, 3, argv, err, sizeof(err)) == CONFIG_OK,
+          "default configuration loads");
+}
+
+static void
+record(aggregator_t *a, const char *service, const char *route,
+    const char *method, unsigned status, const char *tenant,
+    uint64_t duration_us, time_t now)
+{
+    Obs__V1__Record  r = OBS__V1__RECORD__INIT;
+
+    r.service.data = (uint8_t *) service;
+    r.service.len = strlen(service);
+    r.route.data = (uint8_t *) route;
+    r.route.len = strlen(route);
+    r.method.data = (uint8_t *) method;
+    r.method.len = strlen(method);
+    r.tenant.data = (uint8_t *) tenant;
+    r.tenant.len = strlen(tenant);
+    r.status = status;
+    r.duration_us = duration_us;
+    r.response_body_bytes = 10;
+
+    aggregator_record(a, &r, now, (double) now);
+}
+
+static char *
+render(store_t *s, expo_format_t f)
+{
+    static buf_t  b;
+
+    buf_reset(&b);
+    metrics_render(s, f, &b);
+    buf_append(&b, "", 1);
+    return b.data;
+}
+
+static void
+test_counts(void)
+{
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    char          *text;
+    int            i;
+
+    for (i = 0; i < 7; i++) {
+        record(a, "backend-api", "/users/{id}", "GET", 200, "acme", 3000,
+               100);
+    }
+    record(a, "backend-api", "/users/{id}", "GET", 503, "acme", 1200000, 100);
+    record(a, "ml-engine", "/predict", "BREW", 200, "", 20000, 100);
+
+    text = render(s, EXPO_TEXT);
+
+    CHECK(strstr(text, "http_server_requests_total{service=\"backend-api\","
+                       "route=\"/users/{id}\",method=\"GET\",code=\"200\","
+                       "tenant=\"acme\"} 7\n") != NULL, "7 successes");
+    CHECK(strstr(text, "code=\"503\",tenant=\"acme\"} 1\n") != NULL,
+          "1 failure");
+    CHECK(strstr(text, "method=\"_OTHER\",code=\"200\",tenant=\"none\"} 1")
+          != NULL, "unknown method and empty tenant are bounded");
+    CHECK(strstr(text, "http_server_request_duration_seconds_bucket{"
+                       "service=\"backend-api\",route=\"/users/{id}\","
+                       "method=\"GET\",tenant=\"acme\",le=\"0.005\"} 7\n")
+          != NULL, "7 fast requests in the 5 ms bucket");
+    CHECK(strstr(text, "tenant=\"acme\",le=\"2.5\"} 8\n") != NULL,
+          "cumulative buckets");
+    CHECK(strstr(text, "http_server_request_duration_seconds_count{"
+                       "service=\"backend-api\",route=\"/users/{id}\","
+                       "method=\"GET\",tenant=\"acme\"} 8\n") != NULL,
+          "count");
+    CHECK(strstr(text, "http_server_request_duration_seconds_sum{"
+                       "service=\"backend-api\",route=\"/users/{id}\","
+                       "method=\"GET\",tenant=\"acme\"} 1.22") != NULL,
+          "sum in seconds");
+    CHECK(strstr(text, "http_server_response_body_bytes_total{service="
+                       "\"backend-api\",route=\"/users/{id}\",tenant="
+                       "\"acme\"} 80\n") != NULL, "body bytes");
+    CHECK(strstr(text, "# TYPE http_server_requests_total counter\n")
+          != NULL, "text TYPE line");
+
+    aggregator_free(a);
+    store_free(s);
+}
+
+static void
+test_caps(void)
+{
+    config_t       small = cfg;
+    store_t       *s;
+    aggregator_t  *a;
+    char          *text, tenant[16];
+    int            i;
+
+    small.max_tenants = 3;
+    small.max_routes = 2;
+    s = store_new(1000);
+    a = aggregator_new(s, &small);
+
+    for (i = 0; i < 5; i++) {
+        snprintf(tenant, sizeof(tenant), "t%d", i);
+        record(a, "svc", "/a", "GET", 200, tenant, 1000, 100);
+    }
+    record(a, "svc", "/b", "GET", 200, "t0", 1000, 100);
+    record(a, "svc", "/c", "GET", 200, "t0", 1000, 100);
+
+    text = render(s, EXPO_TEXT);
+
+    CHECK(strstr(text, "tenant=\"t2\"} 1") != NULL, "third tenant kept");
+    CHECK(strstr(text, "tenant=\"t3\"") == NULL, "fourth tenant capped");
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
+                       "\"__overflow__\"} 2") != NULL,
+          "tenants past the cap are counted as __overflow__");
+    CHECK(strstr(text, "route=\"/b\"") != NULL, "second route kept");
+    CHECK(strstr(text, "route=\"__overflow__\"") != NULL,
+          "third route capped");
+    CHECK(strstr(text, "obs_series_overflow_total{dimension=\"tenant\"} 2")
+          != NULL, "tenant overflow counted");
+    CHECK(strstr(text, "obs_series_overflow_total{dimension=\"route\"} 1")
+          != NULL, "route overflow counted");
+
+    aggregator_free(a);
+    store_free(s);
+
+    /* the total series cap */
+    small = cfg;
+    small.max_series = 6;
+    s = store_new(small.max_series);
+    a = aggregator_new(s, &small);
+
+    for (i = 0; i < 10; i++) {
+        snprintf(tenant, sizeof(tenant), "t%d", i);
+        record(a, "svc", "/a", "GET", 200, tenant, 1000, 100);
+    }
+
+    text = render(s, EXPO_TEXT);
+    CHECK(store_size(s) <= 6 + 4, "series cap holds, but for one overflow "
+          "series a family");
+    CHECK(strstr(text, "route=\"__overflow__\",method=\"GET\",code=\"200\","
+                       "tenant=\"__overflow__\"}") != NULL,
+          "records past the series cap still count");
+
+    aggregator_free(a);
+    store_free(s);
+}
+
+static void
+test_expiry(void)
+{
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    char          *text;
+
+    record(a, "svc", "/old", "GET", 200, "t", 1000, 100);
+    record(a, "svc", "/new", "GET", 200, "t", 1000, 100 + cfg.series_ttl);
+
+    aggregator_expire(a, 100 + cfg.series_ttl + 1);
+    text = render(s, EXPO_TEXT);
+
+    CHECK(strstr(text, "route=\"/old\"") == NULL, "idle series expired");
+    CHECK(strstr(text, "route=\"/new\"") != NULL, "fresh series kept");
+
+    aggregator_free(a);
+    store_free(s);
+}
+
+static void
+test_escaping(void)
+{
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    char          *text, out[LABEL_BUF_LEN];
+
+    record(a, "svc", "/q\"b\\s\nn", "GET", 200, "t", 1000, 100);
+    record(a, "svc", "/bad\xff\xfe", "GET", 200, "t", 1000, 100);
+
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "route=\"/q\\\"b\\\\s\\nn\"") != NULL,
+          "quote, backslash and newline escaped");
+    CHECK(strstr(text, "route=\"/bad\xef\xbf\xbd\xef\xbf\xbd\"") != NULL,
+          "invalid UTF-8 replaced");
+
+    text = render(s, EXPO_OPENMETRICS);
+    CHECK(strstr(text, "route=\"/q\\\"b\\\\s\\nn\"") != NULL,
+          "OpenMetrics escapes the same way");
+    CHECK(strlen(text) > 6 && strcmp(text + strlen(text) - 6, "# EOF\n") == 0,
+          "OpenMetrics ends with # EOF");
+    CHECK(strstr(text, "# TYPE http_server_requests counter\n") != NULL,
+          "OpenMetrics counter family has no _total");
+    CHECK(strstr(text, "le=\"1.0\"") != NULL, "canonical le values");
+
+    CHECK(label_sanitize((const uint8_t *) "a\0b", 3, out) == 5
+          && memcmp(out, "a\xef\xbf\xbd" "b", 5) == 0, "NUL replaced");
+    CHECK(label_sanitize((const uint8_t *) "\xe2\x82\xac", 3, out) == 3,
+          "valid UTF-8 kept");
+    CHECK(label_sanitize((const uint8_t *) "\xc0\xaf", 2, out) == 6,
+          "overlong encoding replaced");
+
+    aggregator_free(a);
+    store_free(s);
+}
+
+static void
+test_histogram(void)
+{
+    static const double  bounds[] = { 0.1, 1 };
+    histogram_t         *h = histogram_new(bounds, 2);
+    uint8_t              trace[16] = { 1 }, span[8] = { 2 };
+
+    CHECK(histogram_native_index(1.0) == 0, "2^0 is the top of bucket 0");
+    CHECK(histogram_native_index(2.0) == 8, "2^1 is the top of bucket 8");
+    CHECK(histogram_native_index(1.05) == 1, "just above 1 is bucket 1");
+    CHECK(histogram_native_index(0.5) == -8, "2^-1 is the top of bucket -8");
+    CHECK(histogram_native_upper(8) == 2.0, "upper bound of bucket 8");
+    CHECK(histogram_native_upper(-8) == 0.5, "upper bound of bucket -8");
+
+    histogram_observe(h, 0.05, NULL, NULL, 1);
+    histogram_observe(h, 0.5, trace, span, 2);
+    histogram_observe(h, 5, NULL, NULL, 3);
+    histogram_observe(h, 0, NULL, NULL, 4);
+
+    CHECK(h->count == 4 && h->buckets[0] == 2 && h->buckets[1] == 1
+          && h->buckets[2] == 1, "classic buckets");
+    CHECK(h->zero_count == 1, "zero bucket");
+    CHECK(h->exemplars && h->exemplars[1].value == 0.5
+          && h->exemplars[1].span_id[0] == 2, "exemplar on its bucket");
+
+    {
+        uint64_t  total = h->zero_count;
+        uint32_t  i;
+
+        for (i = 0; i < h->native_len; i++) {
+            total += h->native[i];
+        }
+        CHECK(total == h->count, "native buckets hold every observation");
+    }
+
+    histogram_free(h);
+}
+
+static void
+test_negotiation(void)
+{
+    CHECK(expo_negotiate(NULL) == EXPO_TEXT, "no Accept: text");
+    CHECK(expo_negotiate("text/plain;version=0.0.4") == EXPO_TEXT, "text");
+    CHECK(expo_negotiate("application/openmetrics-text;version=1.0.0,"
+                         "application/openmetrics-text;version=0.0.1;"
+                         "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+          == EXPO_OPENMETRICS, "Prometheus' default Accept");
+    CHECK(expo_negotiate("application/vnd.google.protobuf;"
+                         "proto=io.prometheus.client.MetricFamily;"
+                         "encoding=delimited;q=0.7,text/plain;"
+                         "version=0.0.4;q=0.3") == EXPO_PROTOBUF,
+          "native-histograms Accept");
+    CHECK(expo_negotiate("application/json") == EXPO_TEXT,
+          "unknown: text");
+}
+
+static void
+test_config_errors(void)
+{
+    config_t   c;
+    char       err[256];
+    char      *bad_listen[] = { "t", "--listen", "nohost", NULL };
+    char      *bad_ingest[] = { "t", "--ingest", "unix:relative", NULL };
+    FILE      *f;
+
+    CHECK(config_load(&c, 3, bad_listen, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "listen") != NULL, "bad --listen named");
+    config_free(&c);
+
+    CHECK(config_load(&c, 3, bad_ingest, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "ingest") != NULL, "relative unix path named");
+    config_free(&c);
+
+    f = fopen("/tmp/obs-test-config.json", "w");
+    fputs("{\"duration_buckets\": [0.5, 0.1]}", f);
+    fclose(f);
+    {
+        char  *argv[] = { "t", "--config", "/tmp/obs-test-config.json",
+                          NULL };
+        CHECK(config_load(&c, 3, argv, err, sizeof(err)) == CONFIG_ERROR
+              && strstr(err, "duration_buckets") != NULL,
+              "unordered buckets named");
+        config_free(&c);
+    }
+    remove("/tmp/obs-test-config.json");
+}
+
+int
+main(void)
+{
+    setup_config();
+    test_counts();
+    test_caps();
+    test_expiry();
+    test_escaping();
+    test_histogram();
+    test_negotiation();
+    test_config_errors();
+    config_free(&cfg);
+
+    return unit_report("sidecar");
+}
