@@ -23,7 +23,8 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
-.PHONY: all module sidecar deps test unit-test nginx-test install clean
+.PHONY: all module sidecar deps test unit-test nginx-test integration-test \
+        install clean
 
 all: module sidecar
 
@@ -105,7 +106,12 @@ nginx-test: $(MODULE)
 	OBS_PROTO_DIR=$(CURDIR)/proto \
 	bash t/run-prove.sh t/*.t
 
-test: unit-test nginx-test
+integration-test: $(MODULE) $(SIDECAR)
+	@for t in t/integration/test_*.py; do \
+	    echo "== $$t"; /usr/bin/python3 -u $$t || exit 1; \
+	done
+
+test: unit-test nginx-test integration-test
 
 clean:
 	rm -rf $(BUILD) t/servroot

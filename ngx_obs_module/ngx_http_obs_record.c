@@ -36,6 +36,8 @@ static ngx_uint_t ngx_http_obs_status(ngx_http_request_t *r);
 static void ngx_http_obs_record_upstreams(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx, ngx_http_obs_builder_t *b,
     Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs);
+static void ngx_http_obs_upstream_name(ngx_http_request_t *r,
+    ngx_http_obs_builder_t *b, ngx_http_upstream_srv_conf_t *uscf);
 static uint64_t ngx_http_obs_msec_to_usec(ngx_msec_t ms);
 static void ngx_http_obs_text(ngx_http_obs_builder_t *b,
     ProtobufCBinaryData *field, u_char *data, size_t len, size_t max);
@@ -89,11 +91,11 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     b.rec.response_body_bytes = c->sent > (off_t) r->header_size
                               ? c->sent - r->header_size : 0;
 
-    if (r->request_body) {
-        b.rec.request_body_bytes = r->request_body->received;
-
-    } else if (r->headers_in.content_length_n > 0) {
+    if (r->headers_in.content_length_n > 0) {
         b.rec.request_body_bytes = r->headers_in.content_length_n;
+
+    } else if (r->request_body) {
+        b.rec.request_body_bytes = r->request_body->received;
     }
 
     ngx_http_obs_record_upstreams(r, ctx, &b, attempts, ptrs);
@@ -201,10 +203,7 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     Obs__V1__UpstreamAttempt   *a;
 
     if (r->upstream && r->upstream->upstream) {
-        ngx_http_obs_text(b, &b->rec.upstream_name,
-                          r->upstream->upstream->host.data,
-                          r->upstream->upstream->host.len,
-                          NGX_HTTP_OBS_MAX_VALUE);
+        ngx_http_obs_upstream_name(r, b, r->upstream->upstream);
     }
 
     if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
@@ -241,6 +240,34 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     b->bound += n * NGX_HTTP_OBS_ATTEMPT_FIXED;
     b->rec.n_upstreams = n;
     b->rec.upstreams = ptrs;
+}
+
+
+/*
+ * An "upstream" block is named by its name; proxy_pass to an address makes
+ * an implicit upstream whose name lacks the port, which is added back.
+ */
+
+static void
+ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_builder_t *b,
+    ngx_http_upstream_srv_conf_t *uscf)
+{
+    u_char  *p;
+
+    if (uscf->port == 0 || uscf->host.len > NGX_HTTP_OBS_MAX_VALUE) {
+        ngx_http_obs_text(b, &b->rec.upstream_name, uscf->host.data,
+                          uscf->host.len, NGX_HTTP_OBS_MAX_VALUE);
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, uscf->host.len + sizeof(":65535") - 1);
+    if (p == NULL) {
+        return;
+    }
+
+    ngx_http_obs_text(b, &b->rec.upstream_name, p,
+                      ngx_sprintf(p, "%V:%d", &uscf->host, uscf->port) - p,
+                      NGX_HTTP_OBS_MAX_VALUE);
 }
 
 

@@ -1,0 +1,431 @@
+#!/usr/bin/python3
+"""Real nginx + module -> obs-sidecar -> a real Prometheus.
+
+Exact counts per route, tenant, method and code after a known mix of
+requests; Prometheus scrapes the text, OpenMetrics and protobuf formats;
+exemplars and native histograms arrive through its API; malformed datagrams
+are rejected and counted; SIGHUP keeps counters, SIGTERM exits 0."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (Stack, ROOT, http_get, request, value, wait_for,  # noqa
+                     parse_text, main)
+
+NGINX_HTTP = """
+    obs_tenant $http_x_tenant_id;
+    server {
+        listen 127.0.0.1:NGINX_PORT;
+        location /api/ {
+            obs_service_name backend-api;
+            obs_route_auto on;
+            proxy_pass http://127.0.0.1:BACKEND_PORT;
+        }
+        location /ml/ {
+            obs_service_name ml-engine;
+            obs_route /ml/predict;
+            proxy_pass http://127.0.0.1:BACKEND_PORT;
+        }
+    }
+    server {
+        listen 127.0.0.1:BACKEND_PORT;
+        obs off;
+        location /api/users/ { return 200 "user\\n"; }
+        location /api/orders { return 201 "created\\n"; }
+        location /api/fail { return 503 "down\\n"; }
+        location /ml/ { return 200 "prediction\\n"; }
+    }
+"""
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = "00-%s-00f067aa0ba902b7-01" % TRACE_ID
+
+
+def drive(gateway):
+    """The known mix: 17 requests."""
+    for i in range(1, 8):
+        assert request(gateway + "/api/users/%d" % i,
+                       headers={"X-Tenant-ID": "acme",
+                                "traceparent": TRACEPARENT})[0] == 200
+    for _ in range(3):
+        assert request(gateway + "/api/orders", method="POST", body=b"{}",
+                       headers={"X-Tenant-ID": "beta"})[0] == 201
+    for _ in range(2):
+        assert request(gateway + "/api/fail",
+                       headers={"X-Tenant-ID": "acme"})[0] == 503
+    for i in range(4):
+        assert request(gateway + "/ml/predict-%d" % i, method="POST",
+                       body=b"x" * 10,
+                       headers={"X-Tenant-ID": "acme"})[0] == 200
+    assert request(gateway + "/api/users/9")[0] == 200
+
+
+class PipelineTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(NGINX_HTTP)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start_sidecar()
+        cls.stack.start_nginx()
+        drive(cls.stack.gateway)
+        wait_for(lambda: value(cls.stack.metrics(),
+                               "obs_records_received_total") == 17,
+                 what="17 records")
+        cls.samples = cls.stack.metrics()
+
+    def count(self, **labels):
+        return value(self.samples, "http_server_requests_total", **labels)
+
+    def test_requests_by_route_tenant_method_code(self):
+        self.assertEqual(self.count(service="backend-api",
+                                    route="/api/users/{id}", method="GET",
+                                    code="200", tenant="acme"), 7)
+        self.assertEqual(self.count(service="backend-api", route="/api/orders",
+                                    method="POST", code="201",
+                                    tenant="beta"), 3)
+        self.assertEqual(self.count(service="backend-api", route="/api/fail",
+                                    method="GET", code="503",
+                                    tenant="acme"), 2)
+        self.assertEqual(self.count(service="ml-engine", route="/ml/predict",
+                                    method="POST", code="200",
+                                    tenant="acme"), 4)
+        self.assertEqual(self.count(route="/api/users/{id}", tenant="none"),
+                         1)
+        self.assertEqual(self.count(), 17)
+
+    def test_duration_histograms(self):
+        self.assertEqual(value(self.samples,
+                               "http_server_request_duration_seconds_count",
+                               route="/api/users/{id}", tenant="acme"), 7)
+        self.assertEqual(value(self.samples,
+                               "http_server_request_duration_seconds_bucket",
+                               route="/ml/predict", le="+Inf"), 4)
+
+    def test_body_bytes(self):
+        self.assertEqual(value(self.samples,
+                               "http_server_request_body_bytes_total",
+                               route="/ml/predict"), 40)
+        self.assertEqual(value(self.samples,
+                               "http_server_request_body_bytes_total",
+                               route="/api/orders"), 6)
+        self.assertEqual(value(self.samples,
+                               "http_server_response_body_bytes_total",
+                               route="/api/fail"), 10)
+
+    def test_upstream_metrics(self):
+        up = "127.0.0.1:%d" % self.stack.backend_port
+        self.assertEqual(value(self.samples, "http_upstream_requests_total",
+                               route="/api/fail", upstream=up, code="503"), 2)
+        self.assertEqual(value(self.samples,
+                               "http_upstream_request_duration_seconds_count",
+                               service="ml-engine", upstream=up), 4)
+
+    def test_promtool_accepts_the_exposition(self):
+        body = http_get(self.stack.metrics_url)[2]
+        p = subprocess.run(["promtool", "check", "metrics"], input=body,
+                           capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout + p.stderr, b"")
+
+    def test_content_types_and_gzip(self):
+        _, h, _ = http_get(self.stack.metrics_url)
+        self.assertEqual(h["Content-Type"],
+                         "text/plain; version=0.0.4; charset=utf-8")
+        _, h, body = http_get(self.stack.metrics_url, {
+            "Accept": "application/openmetrics-text;version=1.0.0"})
+        self.assertEqual(h["Content-Type"], "application/openmetrics-text; "
+                         "version=1.0.0; charset=utf-8")
+        self.assertTrue(body.endswith(b"# EOF\n"))
+        self.assertIn(('# {trace_id="%s"' % TRACE_ID).encode(), body)
+        _, h, body = http_get(self.stack.metrics_url,
+                              {"Accept-Encoding": "gzip"})
+        self.assertEqual(h["Content-Encoding"], "gzip")
+        self.assertEqual(body[:2], b"\x1f\x8b")
+
+    def test_health_endpoints(self):
+        base = self.stack.metrics_url.replace("/metrics", "")
+        self.assertEqual(http_get(base + "/healthz")[0], 200)
+        self.assertEqual(http_get(base + "/readyz")[0], 200)
+
+
+class PrometheusTest(unittest.TestCase):
+    """Real Prometheus servers scrape each format through its own job.
+
+    Prometheus 2.42 keeps exemplars only with native histograms off, so one
+    server (exemplar-storage) scrapes text and OpenMetrics, another
+    (native-histograms) the protobuf format."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(NGINX_HTTP)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start_sidecar()
+        cls.stack.start_nginx()
+        drive(cls.stack.gateway)
+        wait_for(lambda: value(cls.stack.metrics(),
+                               "obs_records_received_total") == 17,
+                 what="17 records")
+        cls.classic = cls.stack.start_prometheus(
+            cls.jobs("text", "openmetrics"), ["exemplar-storage"])
+        cls.native = cls.stack.start_prometheus(
+            cls.jobs("protobuf"), ["native-histograms"])
+
+    @classmethod
+    def jobs(cls, *formats):
+        target = "127.0.0.1:%d" % cls.stack.metrics_port
+        return "".join("  - job_name: %s\n    params: {format: [%s]}\n"
+                       "    static_configs: [{targets: ['%s']}]\n"
+                       % (f, f, target) for f in formats)
+
+    def totals(self, prom, n):
+        r = prom.query("api/v1/query",
+                       query="sum by (job) (http_server_requests_total)")
+        got = {x["metric"]["job"]: float(x["value"][1]) for x in r["result"]}
+        return got if len(got) == n else None
+
+    def test_every_format_is_scraped_with_exact_totals(self):
+        got = wait_for(lambda: self.totals(self.classic, 2), timeout=30,
+                       interval=0.5, what="text and OpenMetrics jobs")
+        self.assertEqual(got, {"text": 17, "openmetrics": 17})
+        got = wait_for(lambda: self.totals(self.native, 1), timeout=30,
+                       interval=0.5, what="the protobuf job")
+        self.assertEqual(got, {"protobuf": 17})
+
+        r = self.classic.query(
+            "api/v1/query", query='sum(http_server_requests_total'
+            '{job="openmetrics",tenant="acme",code="503"})')
+        self.assertEqual(float(r["result"][0]["value"][1]), 2)
+
+    def test_scrapes_are_healthy(self):
+        def up(prom, n):
+            r = prom.query("api/v1/targets")
+            states = {t["labels"]["job"]: (t["health"], t["lastError"])
+                      for t in r["activeTargets"]}
+            return states if len(states) == n and all(
+                h == "up" for h, _ in states.values()) else None
+
+        wait_for(lambda: up(self.classic, 2), timeout=30, interval=0.5,
+                 what="healthy text and OpenMetrics targets")
+        wait_for(lambda: up(self.native, 1), timeout=30, interval=0.5,
+                 what="a healthy protobuf target")
+
+    def test_native_histograms_arrive_through_protobuf(self):
+        def native():
+            r = self.native.query(
+                "api/v1/query", query='http_server_request_duration_seconds'
+                '{job="protobuf",route="/api/users/{id}"}')
+            return r["result"] if r["result"] and \
+                "histogram" in r["result"][0] else None
+
+        result = wait_for(native, timeout=30, interval=0.5,
+                          what="a native histogram")
+        self.assertEqual(result[0]["histogram"][1]["count"], "7")
+
+    def test_exemplars_arrive_through_openmetrics(self):
+        def exemplars():
+            now = time.time()
+            r = self.classic.query(
+                "api/v1/query_exemplars",
+                query='http_server_request_duration_seconds_bucket'
+                '{job="openmetrics"}', start=now - 600, end=now + 60)
+            ids = {e["labels"].get("trace_id") for s in r
+                   for e in s["exemplars"]}
+            return ids if TRACE_ID in ids else None
+
+        wait_for(exemplars, timeout=30, interval=0.5,
+                 what="an exemplar with the request's trace id")
+
+
+class IngestRobustnessTest(unittest.TestCase):
+    """Malformed, truncated and oversized datagrams are counted, never
+    crash; batches are built with Google's protobuf runtime."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(NGINX_HTTP)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start_sidecar()
+        out = tempfile.mkdtemp(prefix="obs-pb-")
+        subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "proto"),
+                               "--python_out=" + out,
+                               os.path.join(ROOT, "proto/obs/v1/record.proto")])
+        sys.path.insert(0, out)
+        from obs.v1 import record_pb2
+        cls.pb = record_pb2
+
+    def send(self, data):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(data, self.stack.sock)
+
+    def batch(self, records=1, version=1, header=True, pid=4242, seq=0,
+              dropped=0):
+        b = self.pb.Batch()
+        if header:
+            b.header.schema_version = version
+            b.header.pid = pid
+            b.header.sequence = seq
+            b.header.worker_start_unix_nano = 1
+            b.header.host = b"test-host"
+            b.header.dropped_buffer_full = dropped
+        for i in range(records):
+            r = b.records.add()
+            r.method = b"GET"
+            r.route = b"/robust"
+            r.service = b"robust-%d" % pid
+            r.tenant = b"t1"
+            r.status = 200
+            r.duration_us = 1500
+        return b.SerializeToString()
+
+    def errors(self, reason):
+        return value(self.stack.metrics(), "obs_decode_errors_total",
+                     reason=reason) or 0
+
+    def test_valid_batch(self):
+        self.send(self.batch(records=3, pid=1))
+        wait_for(lambda: value(self.stack.metrics(),
+                               "http_server_requests_total",
+                               service="robust-1") == 3, what="3 records")
+
+    def test_garbage_is_malformed(self):
+        before = self.errors("malformed")
+        self.send(b"\xff\xff\xff\xff not protobuf at all")
+        wait_for(lambda: self.errors("malformed") == before + 1,
+                 what="a malformed datagram counted")
+
+    def test_truncated_is_malformed(self):
+        before = self.errors("malformed")
+        data = self.batch(records=5, pid=2)
+        self.send(data[:len(data) - 7])
+        wait_for(lambda: self.errors("malformed") == before + 1,
+                 what="a truncated datagram counted")
+
+    def test_oversized(self):
+        before = self.errors("oversize")
+        self.send(b"\x12" + b"x" * 70000)
+        wait_for(lambda: self.errors("oversize") == before + 1,
+                 what="an oversized datagram counted")
+
+    def test_no_header(self):
+        before = self.errors("no_header")
+        self.send(self.batch(header=False))
+        wait_for(lambda: self.errors("no_header") == before + 1,
+                 what="a batch without header counted")
+
+    def test_unknown_schema(self):
+        before = self.errors("schema")
+        self.send(self.batch(version=2))
+        wait_for(lambda: self.errors("schema") == before + 1,
+                 what="a future schema counted")
+
+    def test_module_drops_and_lost_datagrams(self):
+        m = self.stack.metrics()
+        drops = value(m, "obs_records_dropped_total",
+                      reason="module_buffer_full") or 0
+        lost = value(m, "obs_datagrams_lost_total") or 0
+        self.send(self.batch(pid=77, seq=0, dropped=5))
+        self.send(self.batch(pid=77, seq=3, dropped=9))
+        wait_for(lambda: value(self.stack.metrics(),
+                               "obs_records_dropped_total",
+                               reason="module_buffer_full") == drops + 9,
+                 what="cumulative drops counted once")
+        self.assertEqual(value(self.stack.metrics(),
+                               "obs_datagrams_lost_total"), lost + 2)
+
+    def test_still_serving_after_abuse(self):
+        for _ in range(200):
+            self.send(os.urandom(64))
+        self.send(self.batch(records=1, pid=3))
+        wait_for(lambda: http_get(self.stack.metrics_url)[0] == 200,
+                 what="sidecar alive")
+        self.assertIsNone(self.stack.sidecar.poll())
+
+
+class LifecycleTest(unittest.TestCase):
+    """SIGHUP reloads without losing counters; SIGTERM drains and exits 0;
+    bad configuration fails before anything starts."""
+
+    def test_reload_keeps_counters_and_term_exits_zero(self):
+        stack = Stack(NGINX_HTTP, sidecar_config={"max_tenants": 100})
+        try:
+            stack.start_sidecar()
+            stack.start_nginx()
+            drive(stack.gateway)
+            wait_for(lambda: value(stack.metrics(),
+                                   "http_server_requests_total") == 17,
+                     what="17 requests")
+            with open(os.path.join(stack.dir, "sidecar.json"), "w") as f:
+                f.write('{"max_tenants": 1}')
+            stack.sidecar.send_signal(signal.SIGHUP)
+            wait_for(lambda: value(stack.metrics(),
+                                   "obs_config_reloads_total",
+                                   result="success") == 1, what="reload")
+            self.assertEqual(value(stack.metrics(),
+                                   "http_server_requests_total"), 17)
+            request(stack.gateway + "/api/users/1",
+                    headers={"X-Tenant-ID": "newcomer"})
+            wait_for(lambda: value(stack.metrics(),
+                                   "http_server_requests_total",
+                                   tenant="__overflow__") == 1,
+                     what="the reloaded tenant cap applies")
+
+            with open(os.path.join(stack.dir, "sidecar.json"), "w") as f:
+                f.write('{"max_tenants": "many"}')
+            stack.sidecar.send_signal(signal.SIGHUP)
+            wait_for(lambda: value(stack.metrics(),
+                                   "obs_config_reloads_total",
+                                   result="failure") == 1,
+                     what="a failed reload counted")
+
+            stack.sidecar.send_signal(signal.SIGTERM)
+            self.assertEqual(stack.sidecar.wait(timeout=10), 0)
+            self.assertFalse(os.path.exists(stack.sock))
+        finally:
+            stack.stop()
+
+    def test_bad_configuration_names_the_setting(self):
+        cases = [
+            (["--listen", "nowhere"], b"listen"),
+            (["--ingest", "tcp:1.2.3.4:5"], b"ingest"),
+            (["--bogus"], b"unknown option"),
+        ]
+        for args, word in cases:
+            p = subprocess.run([os.path.join(ROOT, "build/obs-sidecar")]
+                               + args, capture_output=True, timeout=10)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(word, p.stderr)
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write('{"series_ttl_seconds": 0}')
+            f.flush()
+            p = subprocess.run([os.path.join(ROOT, "build/obs-sidecar"),
+                                "--config", f.name, "--check-config"],
+                               capture_output=True, timeout=10)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn(b"series_ttl_seconds", p.stderr)
+
+    def test_environment_variables(self):
+        port = __import__("harness").free_port()
+        env = dict(os.environ, OBS_SIDECAR_LISTEN="127.0.0.1:%d" % port,
+                   OBS_SIDECAR_INGEST="unix:/tmp/obs-env-%d.sock" % port)
+        p = subprocess.Popen([os.path.join(ROOT, "build/obs-sidecar")],
+                             env=env, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: http_get("http://127.0.0.1:%d/healthz"
+                                      % port)[0] == 200, what="env listen")
+            self.assertTrue(os.path.exists("/tmp/obs-env-%d.sock" % port))
+        finally:
+            p.terminate()
+            self.assertEqual(p.wait(timeout=10), 0)
+
+
+if __name__ == "__main__":
+    main()
