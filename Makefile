@@ -24,7 +24,7 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean
+        install clean demo demo-stop
 
 all: module sidecar
 
@@ -79,6 +79,12 @@ install: $(MODULE)
 
 deps:
 	bash scripts/install-deps.sh
+
+demo: all
+	bash deploy/demo/demo.sh start
+
+demo-stop:
+	bash deploy/demo/demo.sh stop
 
 # --- tests -----------------------------------------------------------------
 

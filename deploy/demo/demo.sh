@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# make demo / make demo-stop: the gateway stack on this machine, from Debian
+# packages only: nginx + ngx_http_obs_module in front of the two demo
+# services, obs-sidecar, and a real Prometheus scraping the sidecar.
+#
+#   deploy/demo/demo.sh start|stop|traffic [requests]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DEMO=${OBS_DEMO_DIR:-$ROOT/build/demo}
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+BACKEND_PORT=${BACKEND_PORT:-8001}
+ML_PORT=${ML_PORT:-8002}
+SIDECAR_PORT=${SIDECAR_PORT:-9145}
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+
+pidfile() { echo "$DEMO/run/$1.pid"; }
+
+running() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
+
+spawn() {   # name, command...
+    local name=$1; shift
+    nohup "$@" >"$DEMO/logs/$name.log" 2>&1 &
+    echo $! >"$(pidfile "$name")"
+}
+
+wait_http() {
+    for _ in $(seq 100); do
+        curl -fs -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "demo: $1 did not come up; see $DEMO/logs" >&2
+    return 1
+}
+
+write_nginx_conf() {
+    cat >"$DEMO/nginx.conf" <<EOC
+load_module $ROOT/build/ngx_http_obs_module.so;
+worker_processes 2;
+error_log $DEMO/logs/nginx-error.log warn;
+pid $(pidfile nginx);
+events { worker_connections 1024; }
+http {
+    log_format traced '\$remote_addr "\$request" \$status '
+                      'trace=\$obs_trace_id span=\$obs_span_id '
+                      'route=\$obs_route tenant=\$obs_tenant';
+    access_log $DEMO/logs/access.log traced;
+    client_body_temp_path $DEMO/tmp;
+    proxy_temp_path $DEMO/tmp;
+
+    obs_sidecar unix:$DEMO/run/records.sock flush=200ms;
+    obs_tenant \$http_x_tenant_id;
+    obs_trace_sample 0.5;
+
+    upstream backend_api {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 16;
+    }
+    upstream ml_engine {
+        server 127.0.0.1:$ML_PORT;
+        keepalive 16;
+    }
+
+    server {
+        listen 127.0.0.1:$GATEWAY_PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+
+        location /api/ {
+            obs_service_name backend-api;
+            obs_route_auto on;
+            proxy_pass http://backend_api;
+        }
+        location = /api/v1/recommendations {
+            obs_service_name ml-engine;
+            proxy_pass http://ml_engine;
+        }
+        location /ml/ {
+            obs_service_name ml-engine;
+            obs_route_auto on;
+            proxy_pass http://ml_engine;
+        }
+    }
+}
+EOC
+}
+
+write_prometheus_conf() {
+    local rules=""
+    if ls "$ROOT"/alert-rules/*.yml >/dev/null 2>&1; then
+        rules="rule_files: [\"$ROOT/alert-rules/*.yml\"]"
+    fi
+    cat >"$DEMO/prometheus.yml" <<EOC
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+$rules
+scrape_configs:
+  - job_name: obs-sidecar
+    static_configs:
+      - targets: ['127.0.0.1:$SIDECAR_PORT']
+EOC
+}
+
+traffic() {
+    local n=${1:-300} i tenant
+    local tenants=(tenant_001 tenant_002 tenant_003 acme globex)
+    for i in $(seq "$n"); do
+        tenant=${tenants[$((RANDOM % ${#tenants[@]}))]}
+        case $((i % 6)) in
+            0) curl -s -o /dev/null -H "X-Tenant-ID: $tenant" \
+                   -X POST -d '{"user":1}' "http://127.0.0.1:$GATEWAY_PORT/api/v1/recommendations" ;;
+            1) curl -s -o /dev/null -H "X-Tenant-ID: $tenant" \
+                   "http://127.0.0.1:$GATEWAY_PORT/api/v1/users/$((RANDOM % 1000))" ;;
+            2) curl -s -o /dev/null -H "X-Tenant-ID: $tenant" -X POST -d '{}' \
+                   "http://127.0.0.1:$GATEWAY_PORT/api/v1/orders" ;;
+            3) curl -s -o /dev/null -H "X-Tenant-ID: $tenant" \
+                   -H "traceparent: 00-$(head -c16 /dev/urandom | od -An -tx1 | tr -d ' \n')-00f067aa0ba902b7-01" \
+                   "http://127.0.0.1:$GATEWAY_PORT/ml/models/$((RANDOM % 5))/predict" ;;
+            4) curl -s -o /dev/null -H "X-Tenant-ID: $tenant" \
+                   "http://127.0.0.1:$GATEWAY_PORT/api/v1/items/missing" ;;
+            5) curl -s -o /dev/null \
+                   "http://127.0.0.1:$GATEWAY_PORT/api/v1/users/$((RANDOM % 1000))/orders" ;;
+        esac
+    done
+}
+
+start() {
+    [ -x "$ROOT/build/obs-sidecar" ] && [ -f "$ROOT/build/ngx_http_obs_module.so" ] \
+        || make -C "$ROOT" all >/dev/null
+    mkdir -p "$DEMO"/{run,logs,tmp,prometheus}
+    chmod 755 "$DEMO" "$DEMO/run"
+
+    running backend-api || spawn backend-api /usr/bin/python3 "$ROOT/deploy/demo/services.py" backend-api "$BACKEND_PORT"
+    running ml-engine || spawn ml-engine /usr/bin/python3 "$ROOT/deploy/demo/services.py" ml-engine "$ML_PORT"
+    running sidecar || spawn sidecar "$ROOT/build/obs-sidecar" \
+        --ingest "unix:$DEMO/run/records.sock" --listen "127.0.0.1:$SIDECAR_PORT"
+    wait_http "http://127.0.0.1:$SIDECAR_PORT/readyz"
+
+    write_nginx_conf
+    if ! running nginx; then
+        "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf"
+    fi
+
+    write_prometheus_conf
+    running prometheus || spawn prometheus prometheus \
+        --config.file="$DEMO/prometheus.yml" \
+        --storage.tsdb.path="$DEMO/prometheus" \
+        --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+        --enable-feature=exemplar-storage
+    wait_http "http://127.0.0.1:$BACKEND_PORT/health"
+    wait_http "http://127.0.0.1:$ML_PORT/health"
+    wait_http "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+
+    echo "demo: sending a little multi-tenant traffic..."
+    traffic 300
+    sleep 1
+
+    cat <<EOM
+
+The obs gateway demo is running:
+
+  gateway (nginx + ngx_http_obs_module)  http://127.0.0.1:$GATEWAY_PORT/api/v1/users/42
+  sidecar metrics                        http://127.0.0.1:$SIDECAR_PORT/metrics
+  Prometheus                             http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=sum%20by%20(service%2Croute%2Ctenant)(rate(http_server_requests_total%5B1m%5D))
+  backend-api, ml-engine                 http://127.0.0.1:$BACKEND_PORT/health, http://127.0.0.1:$ML_PORT/health
+  logs (access log with trace ids)       $DEMO/logs/
+
+More traffic: deploy/demo/demo.sh traffic 1000     Stop: make demo-stop
+EOM
+}
+
+stop() {
+    local name
+    if running nginx; then
+        "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf" -s quit || true
+    fi
+    for name in prometheus sidecar ml-engine backend-api; do
+        if running "$name"; then
+            kill "$(cat "$(pidfile "$name")")" 2>/dev/null || true
+        fi
+        rm -f "$(pidfile "$name")"
+    done
+    echo "demo: stopped"
+}
+
+case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    traffic) traffic "${2:-300}" ;;
+    *) echo "usage: $0 start|stop|traffic [n]" >&2; exit 2 ;;
+esac
