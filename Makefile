@@ -86,6 +86,11 @@ demo: all
 demo-stop:
 	bash deploy/demo/demo.sh stop
 
+$(BUILD)/bench_sidecar: bench/sidecar_bench.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -I$(GEN) \
+	    -o $@ bench/sidecar_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
 # --- tests -----------------------------------------------------------------
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar

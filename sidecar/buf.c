@@ -103,7 +103,11 @@ buf_double(buf_t *b, double v)
     }
 
     if (v == (double) (long long) v && fabs(v) < 1e15) {
-        buf_printf(b, "%lld", (long long) v);
+        if (v < 0) {
+            buf_append(b, "-", 1);
+            v = -v;
+        }
+        buf_u64(b, (unsigned long long) v);
         return;
     }
 
@@ -116,6 +120,19 @@ buf_double(buf_t *b, double v)
     }
 
     buf_puts(b, tmp);
+}
+
+void
+buf_u64(buf_t *b, unsigned long long v)
+{
+    char  tmp[24], *p = tmp + sizeof(tmp);
+
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    buf_append(b, p, (size_t) (tmp + sizeof(tmp) - p));
 }
 
 void

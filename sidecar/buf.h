@@ -30,6 +30,9 @@ void buf_printf(buf_t *b, const char *fmt, ...)
    +Inf, -Inf, NaN). */
 void buf_double(buf_t *b, double v);
 
+/* Appends an unsigned integer in decimal. */
+void buf_u64(buf_t *b, unsigned long long v);
+
 /* Empties the buffer, keeping its memory. */
 void buf_reset(buf_t *b);
 

@@ -21,6 +21,9 @@ static void expo_canonical(char *out, size_t size, double v);
 static void expo_escaped(buf_t *b, const char *s, int help);
 static void expo_labels(expo_writer_t *w, const char *const *names,
     const char *const *values, int n, const char *le);
+static void expo_label_set(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n);
+static void expo_put_labels(expo_writer_t *w, const char *le);
 static const char *expo_le(expo_writer_t *w, const histogram_t *h, int i);
 static void expo_om_exemplar(buf_t *b, const exemplar_t *e);
 static void expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric
@@ -162,11 +165,15 @@ expo_histogram(expo_writer_t *w, const char *const *names,
         return;
     }
 
+    expo_label_set(w, names, values, n);
+
     for (i = 0; i <= h->n_bounds; i++) {
         cumulative += h->buckets[i];
-        buf_printf(w->out, "%s_bucket", w->name);
-        expo_labels(w, names, values, n, expo_le(w, h, i));
-        buf_printf(w->out, " %llu", (unsigned long long) cumulative);
+        buf_puts(w->out, w->name);
+        buf_append(w->out, "_bucket", 7);
+        expo_put_labels(w, expo_le(w, h, i));
+        buf_append(w->out, " ", 1);
+        buf_u64(w->out, cumulative);
 
         if (w->format == EXPO_OPENMETRICS && h->exemplars
             && h->exemplars[i].timestamp > 0)
@@ -174,17 +181,23 @@ expo_histogram(expo_writer_t *w, const char *const *names,
             expo_om_exemplar(w->out, &h->exemplars[i]);
         }
 
-        buf_puts(w->out, "\n");
+        buf_append(w->out, "\n", 1);
     }
 
-    buf_printf(w->out, "%s_sum", w->name);
-    expo_labels(w, names, values, n, NULL);
-    buf_puts(w->out, " ");
+    buf_puts(w->out, w->name);
+    buf_append(w->out, "_sum", 4);
+    expo_put_labels(w, NULL);
+    buf_append(w->out, " ", 1);
     buf_double(w->out, h->sum);
-    buf_printf(w->out, "\n%s_count", w->name);
-    expo_labels(w, names, values, n, NULL);
-    buf_printf(w->out, " %llu\n", (unsigned long long) h->count);
+    buf_append(w->out, "\n", 1);
+    buf_puts(w->out, w->name);
+    buf_append(w->out, "_count", 6);
+    expo_put_labels(w, NULL);
+    buf_append(w->out, " ", 1);
+    buf_u64(w->out, h->count);
+    buf_append(w->out, "\n", 1);
 }
+
 
 /* The protobuf family is written whole, behind its varint length. */
 
@@ -236,6 +249,7 @@ expo_end(expo_writer_t *w)
     }
 
     buf_free(&w->family);
+    buf_free(&w->labels);
 }
 
 /* Quality of one media range for a format we serve (0 if none). */
@@ -307,30 +321,56 @@ expo_escaped(buf_t *b, const char *s, int help)
     buf_append(b, run, (size_t) (s - run));
 }
 
+/* Writes {labels} (with le, if any) of one sample. */
+
 static void
 expo_labels(expo_writer_t *w, const char *const *names,
     const char *const *values, int n, const char *le)
 {
+    expo_label_set(w, names, values, n);
+    expo_put_labels(w, le);
+}
+
+/* Escapes a sample's labels once, for all the lines that repeat them. */
+
+static void
+expo_label_set(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n)
+{
     int  i;
 
-    if (n == 0 && le == NULL) {
+    buf_reset(&w->labels);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            buf_append(&w->labels, ",", 1);
+        }
+        buf_puts(&w->labels, names[i]);
+        buf_append(&w->labels, "=\"", 2);
+        expo_escaped(&w->labels, values[i], 0);
+        buf_append(&w->labels, "\"", 1);
+    }
+}
+
+static void
+expo_put_labels(expo_writer_t *w, const char *le)
+{
+    if (w->labels.len == 0 && le == NULL) {
         return;
     }
 
-    buf_puts(w->out, "{");
-
-    for (i = 0; i < n; i++) {
-        buf_printf(w->out, "%s%s=\"", i ? "," : "", names[i]);
-        expo_escaped(w->out, values[i], 0);
-        buf_puts(w->out, "\"");
-    }
+    buf_append(w->out, "{", 1);
+    buf_append(w->out, w->labels.data, w->labels.len);
 
     if (le) {
-        buf_printf(w->out, "%sle=\"%s\"", n ? "," : "", le);
+        buf_puts(w->out, w->labels.len ? ",le=\"" : "le=\"");
+        buf_puts(w->out, le);
+        buf_append(w->out, "\"", 1);
     }
 
-    buf_puts(w->out, "}");
+    buf_append(w->out, "}", 1);
 }
+
 
 static const char *
 expo_le(expo_writer_t *w, const histogram_t *h, int i)

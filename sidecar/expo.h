@@ -21,6 +21,7 @@ typedef struct {
     expo_format_t   format;
     buf_t          *out;
     buf_t           family;         /* protobuf: the family's metrics */
+    buf_t           labels;         /* text: one sample's escaped labels */
     const char     *name;           /* family base name */
     const char     *help;
     expo_type_t     type;

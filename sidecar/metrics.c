@@ -60,10 +60,14 @@ metrics_add_source(metrics_source_pt source, void *data)
 int
 metrics_render(store_t *store, expo_format_t format, buf_t *out)
 {
-    expo_writer_t  w;
-    int            f, i;
+    static atomic_size_t  last_size[3];
+    expo_writer_t         w;
+    int                   f, i;
 
     STATS_INC(scrapes);
+
+    /* the last scrape's size saves growing a large buffer step by step */
+    buf_reserve(out, atomic_load(&last_size[format]) * 9 / 8);
     expo_begin(&w, format, out);
 
     for (f = 0; f < FAMILY_COUNT; f++) {
@@ -83,6 +87,7 @@ metrics_render(store_t *store, expo_format_t format, buf_t *out)
     }
 
     expo_end(&w);
+    atomic_store(&last_size[format], out->len);
     return out->failed ? -1 : 0;
 }
 

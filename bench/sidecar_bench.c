@@ -1,0 +1,233 @@
+/*
+ * obs-sidecar benchmark, on one core:
+ *   - aggregation alone: decoded records into the store, records/s;
+ *   - decode + aggregate: protobuf-c datagrams through ingest_datagram();
+ *   - scrape time (text, OpenMetrics, protobuf) at 10k and 100k series;
+ *   - peak RSS with 100k series.
+ *
+ * Usage: sidecar_bench [records]
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "aggregate.h"
+#include "buf.h"
+#include "config.h"
+#include "ingest.h"
+#include "metrics.h"
+#include "store.h"
+
+#define ROUTES    50
+#define TENANTS   20
+
+static double
+now_seconds(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void
+make_record(Obs__V1__Record *r, char *route, char *tenant, int i,
+    uint8_t *trace, uint8_t *span)
+{
+    static const char  *methods[] = { "GET", "POST", "PUT", "DELETE" };
+    static const unsigned  codes[] = { 200, 200, 200, 201, 404, 503 };
+
+    obs__v1__record__init(r);
+    snprintf(route, 64, "/api/v1/resource%d/{id}", i % ROUTES);
+    snprintf(tenant, 32, "tenant_%03d", (i / ROUTES) % TENANTS);
+
+    r->service.data = (uint8_t *) (i % 3 ? "backend-api" : "ml-engine");
+    r->service.len = strlen((char *) r->service.data);
+    r->route.data = (uint8_t *) route;
+    r->route.len = strlen(route);
+    r->method.data = (uint8_t *) methods[i % 4];
+    r->method.len = strlen(methods[i % 4]);
+    r->tenant.data = (uint8_t *) tenant;
+    r->tenant.len = strlen(tenant);
+    r->status = codes[i % 6];
+    r->duration_us = (uint64_t) (1000 + (i * 7919) % 400000);
+    r->response_body_bytes = 512;
+    r->trace_flags = (i % 10) == 0;
+    r->trace_id.data = trace;
+    r->trace_id.len = 16;
+    r->span_id.data = span;
+    r->span_id.len = 8;
+}
+
+static void
+bench_aggregation(config_t *cfg, long n)
+{
+    store_t          *s = store_new(cfg->max_series);
+    aggregator_t     *a = aggregator_new(s, cfg);
+    Obs__V1__Record  *recs;
+    char            (*routes)[64], (*tenants)[32];
+    uint8_t           trace[16] = { 1 }, span[8] = { 2 };
+    long              i, pool = 4096;
+    double            t0, t;
+
+    recs = calloc((size_t) pool, sizeof(*recs));
+    routes = calloc((size_t) pool, 64);
+    tenants = calloc((size_t) pool, 32);
+    for (i = 0; i < pool; i++) {
+        make_record(&recs[i], routes[i], tenants[i], (int) i, trace, span);
+    }
+
+    t0 = now_seconds();
+    for (i = 0; i < n; i++) {
+        aggregator_record(a, &recs[i % pool], 1000, 1000.0);
+    }
+    t = now_seconds() - t0;
+
+    printf("aggregation alone:      %.0f records/s (%ld records, %ld series, "
+           "%.0f ns/record)\n", (double) n / t, n, store_size(s),
+           t / (double) n * 1e9);
+
+    free(recs);
+    free(routes);
+    free(tenants);
+    aggregator_free(a);
+    store_free(s);
+}
+
+static void
+bench_decode(config_t *cfg, long n)
+{
+    store_t          *s = store_new(cfg->max_series);
+    aggregator_t     *a = aggregator_new(s, cfg);
+    ingest_t         *in;
+    Obs__V1__Batch    batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader  h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__Record   recs[150], *ptrs[150];
+    char              routes[150][64], tenants[150][32], err[256];
+    uint8_t           trace[16] = { 1 }, span[8] = { 2 }, *dgram;
+    size_t            len;
+    long              i, sent = 0;
+    double            t0, t;
+    config_t          c = *cfg;
+
+    c.n_ingest = 0;
+    in = ingest_open(&c, a, err, sizeof(err));
+
+    for (i = 0; i < 150; i++) {
+        make_record(&recs[i], routes[i], tenants[i], (int) i * 13, trace,
+                    span);
+        recs[i].path = recs[i].route;
+        recs[i].user_agent.data = (uint8_t *) "bench/1.0";
+        recs[i].user_agent.len = 9;
+        recs[i].client_address.data = (uint8_t *) "10.0.0.1";
+        recs[i].client_address.len = 8;
+        ptrs[i] = &recs[i];
+    }
+
+    h.schema_version = 1;
+    h.pid = 1;
+    batch.header = &h;
+    batch.n_records = 150;
+    batch.records = ptrs;
+    len = obs__v1__batch__get_packed_size(&batch);
+    dgram = malloc(len);
+    obs__v1__batch__pack(&batch, dgram);
+
+    t0 = now_seconds();
+    while (sent < n) {
+        ingest_datagram(in, dgram, len);
+        sent += 150;
+    }
+    t = now_seconds() - t0;
+
+    printf("decode + aggregate:     %.0f records/s (%zu-byte datagrams of "
+           "150 records)\n", (double) sent / t, len);
+
+    free(dgram);
+    ingest_close(in);
+    aggregator_free(a);
+    store_free(s);
+}
+
+static void
+bench_scrape(config_t *cfg, long series)
+{
+    store_t          *s = store_new(series * 2);
+    aggregator_t     *a;
+    Obs__V1__Record   r;
+    char              route[64], tenant[32];
+    uint8_t           trace[16] = { 1 }, span[8] = { 2 };
+    buf_t             out = { 0 };
+    config_t          c = *cfg;
+    long              i;
+    int               f;
+    double            t0;
+    struct rusage     ru;
+    static const char  *names[] = { "text", "openmetrics", "protobuf" };
+
+    c.max_tenants = series;
+    c.max_routes = series;
+    c.max_series = series * 2;
+    a = aggregator_new(s, &c);
+
+    /* 3 series per record (requests, duration, two body counters share
+       labels): vary the route until the store holds the target */
+    for (i = 0; store_size(s) < series; i++) {
+        make_record(&r, route, tenant, (int) i, trace, span);
+        snprintf(route, sizeof(route), "/api/v1/r%ld/{id}", i);
+        r.route.len = strlen(route);
+        aggregator_record(a, &r, 1000, 1000.0);
+    }
+
+    /* the first scrape of a format also sizes its buffer; later ones
+       start from the last size, as a running sidecar does */
+    for (f = 0; f < 3; f++) {
+        double  first, again;
+
+        buf_free(&out);
+        t0 = now_seconds();
+        metrics_render(s, (expo_format_t) f, &out);
+        first = now_seconds() - t0;
+
+        buf_free(&out);
+        t0 = now_seconds();
+        metrics_render(s, (expo_format_t) f, &out);
+        again = now_seconds() - t0;
+
+        printf("scrape %6ld series %-11s %7.1f ms (first: %.1f ms), "
+               "%zu bytes\n", store_size(s), names[f], again * 1e3,
+               first * 1e3, out.len);
+    }
+
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak RSS so far:        %.1f MiB\n", (double) ru.ru_maxrss / 1024);
+
+    buf_free(&out);
+    aggregator_free(a);
+    store_free(s);
+}
+
+int
+main(int argc, char **argv)
+{
+    config_t  cfg;
+    char      err[256];
+    char     *args[] = { "bench", "--ingest", "unix:/tmp/unused", NULL };
+    long      n = argc > 1 ? atol(argv[1]) : 5000000;
+
+    if (config_load(&cfg, 3, args, err, sizeof(err)) != CONFIG_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+
+    bench_aggregation(&cfg, n);
+    bench_decode(&cfg, n / 2);
+    bench_scrape(&cfg, 10000);
+    bench_scrape(&cfg, 100000);
+
+    config_free(&cfg);
+    return 0;
+}
