@@ -24,7 +24,7 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop
+        install clean demo demo-stop rules rules-test
 
 all: module sidecar
 
@@ -122,7 +122,16 @@ integration-test: $(MODULE) $(SIDECAR)
 	    echo "== $$t"; /usr/bin/python3 -u $$t || exit 1; \
 	done
 
-test: unit-test nginx-test integration-test
+rules:
+	/usr/bin/python3 alert-rules/generate.py > alert-rules/slo.yml
+
+rules-test:
+	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml
+	promtool check rules alert-rules/recording.yml alert-rules/alerts.yml alert-rules/slo.yml
+	promtool test rules alert-rules/tests/*_test.yml
+	bash alert-rules/tests/routes_test.sh
+
+test: unit-test rules-test nginx-test integration-test
 
 clean:
 	rm -rf $(BUILD) t/servroot
