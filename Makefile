@@ -24,7 +24,7 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop rules rules-test
+        install clean demo demo-stop rules rules-test dashboards
 
 all: module sidecar
 
@@ -124,6 +124,9 @@ integration-test: $(MODULE) $(SIDECAR)
 
 rules:
 	/usr/bin/python3 alert-rules/generate.py > alert-rules/slo.yml
+
+dashboards:
+	/usr/bin/python3 dashboards/build.py
 
 rules-test:
 	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml

@@ -158,9 +158,9 @@ http {
             ("127.0.0.1", self.nginx_port), timeout=1).close() or True,
             what="nginx listening")
 
-    def start_prometheus(self, scrape_configs, features):
+    def start_prometheus(self, scrape_configs, features, rule_files=()):
         """Starts a Prometheus; returns it for queries."""
-        prom = Prometheus(self, scrape_configs, features)
+        prom = Prometheus(self, scrape_configs, features, rule_files)
         self.procs.append(prom.process)
         prom.wait_ready()
         return prom
@@ -186,21 +186,23 @@ http {
 class Prometheus:
     """One real Prometheus server of a Stack."""
 
-    def __init__(self, stack, scrape_configs, features):
+    def __init__(self, stack, scrape_configs, features, rule_files=()):
         self.port = free_port()
         base = os.path.join(stack.dir, "prometheus-%d" % self.port)
         os.makedirs(base)
         cfg = os.path.join(base, "prometheus.yml")
         with open(cfg, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    "scrape_configs:\n" + scrape_configs)
+                    "  evaluation_interval: 1s\n"
+                    "rule_files: %s\n" % json.dumps(list(rule_files))
+                    + "scrape_configs:\n" + scrape_configs)
         log = open(os.path.join(base, "prometheus.log"), "w")
-        self.process = subprocess.Popen(
-            ["prometheus", "--config.file=" + cfg,
-             "--storage.tsdb.path=" + os.path.join(base, "tsdb"),
-             "--web.listen-address=127.0.0.1:%d" % self.port,
-             "--enable-feature=" + ",".join(features)],
-            stdout=log, stderr=log)
+        args = ["prometheus", "--config.file=" + cfg,
+                "--storage.tsdb.path=" + os.path.join(base, "tsdb"),
+                "--web.listen-address=127.0.0.1:%d" % self.port]
+        if features:
+            args.append("--enable-feature=" + ",".join(features))
+        self.process = subprocess.Popen(args, stdout=log, stderr=log)
         log.close()
 
     def wait_ready(self):

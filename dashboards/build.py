@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""Writes the Grafana dashboards (JSON) from the panel lists below.
+
+Run `make dashboards` after editing; the tests fail when a committed JSON
+file differs from what this script writes.  Datasource uids are fixed
+(prometheus, loki, jaeger) and match provisioning/datasources.yml."""
+
+import json
+import os
+import sys
+
+PROM = {"type": "prometheus", "uid": "prometheus"}
+SEL = 'service=~"$service",route=~"$route",tenant=~"$tenant"'
+SEL_SR = 'service=~"$service",route=~"$route"'
+
+
+def var(name, query, label=None):
+    return {
+        "name": name, "label": label or name.capitalize(), "type": "query",
+        "datasource": PROM, "query": {"query": query, "refId": name},
+        "definition": query, "refresh": 2, "multi": True,
+        "includeAll": True, "allValue": ".*", "sort": 1,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+    }
+
+
+GATEWAY_VARS = [
+    var("service", "label_values(http_server_requests_total, service)"),
+    var("route", 'label_values(http_server_requests_total{service=~"$service"}, route)'),
+    var("tenant", 'label_values(http_server_requests_total{service=~"$service"}, tenant)'),
+]
+
+
+def panel(title, exprs, kind="timeseries", unit=None, w=12, h=8,
+          legend=None, instant=False, exemplars=False, description=None):
+    targets = []
+    for i, e in enumerate(exprs if isinstance(exprs, list) else [exprs]):
+        expr, fmt = (e if isinstance(e, tuple) else (e, legend))
+        t = {"refId": chr(65 + i), "datasource": PROM, "expr": expr,
+             "legendFormat": fmt or "__auto", "range": not instant,
+             "instant": instant}
+        if exemplars:
+            t["exemplar"] = True
+        if kind == "table":
+            t["format"] = "table"
+        targets.append(t)
+    p = {"type": kind, "title": title, "datasource": PROM,
+         "targets": targets, "gridPos": {"w": w, "h": h},
+         "fieldConfig": {"defaults": {}, "overrides": []}, "options": {}}
+    if unit:
+        p["fieldConfig"]["defaults"]["unit"] = unit
+    if description:
+        p["description"] = description
+    if kind == "table":
+        p["transformations"] = [{"id": "merge", "options": {}}]
+    return p
+
+
+def dashboard(uid, title, panels, variables=(), tags=()):
+    x = y = 0
+    row_h = 0
+    for i, p in enumerate(panels):
+        p["id"] = i + 1
+        if x + p["gridPos"]["w"] > 24:
+            x, y = 0, y + row_h
+            row_h = 0
+        p["gridPos"].update({"x": x, "y": y})
+        x += p["gridPos"]["w"]
+        row_h = max(row_h, p["gridPos"]["h"])
+    return {
+        "uid": uid, "title": title, "tags": ["obs-gateway"] + list(tags),
+        "timezone": "utc", "schemaVersion": 38, "version": 1,
+        "editable": True, "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "templating": {"list": list(variables)},
+        "annotations": {"list": []}, "panels": panels,
+    }
+
+
+RATE = "$__rate_interval"
+
+red = dashboard("obs-red", "API gateway RED by endpoint", [
+    panel("Request rate by endpoint",
+          "sum by (service, route) (rate(http_server_requests_total{%s}[%s]))"
+          % (SEL, RATE), unit="reqps", legend="{{service}} {{route}}"),
+    panel("Error ratio by endpoint (5xx)",
+          "sum by (service, route) (rate(http_server_requests_total{%s,code=~\"5..\"}[%s]))"
+          " / sum by (service, route) (rate(http_server_requests_total{%s}[%s]))"
+          % (SEL, RATE, SEL, RATE), unit="percentunit",
+          legend="{{service}} {{route}}"),
+    panel("Latency p50 / p95 / p99", [
+        ("histogram_quantile(%s, sum by (le) (rate(http_server_request_duration_seconds_bucket{%s}[%s])))"
+         % (q, SEL, RATE), "p%s" % int(float(q) * 100))
+        for q in ("0.5", "0.95", "0.99")], unit="s", exemplars=True,
+        description="Exemplars link each bucket to a trace in Jaeger."),
+    panel("Responses by status code",
+          "sum by (code) (rate(http_server_requests_total{%s}[%s]))"
+          % (SEL, RATE), unit="reqps", legend="{{code}}"),
+    panel("Top 10 slowest endpoints (p95)",
+          "topk(10, histogram_quantile(0.95, sum by (service, route, le) "
+          "(rate(http_server_request_duration_seconds_bucket{%s}[$__range]))))"
+          % SEL, kind="table", unit="s", instant=True),
+    panel("Top 10 busiest endpoints",
+          "topk(10, sum by (service, route) (rate(http_server_requests_total{%s}[$__range])))"
+          % SEL, kind="table", unit="reqps", instant=True),
+    panel("Upstream latency p95 by backend",
+          "histogram_quantile(0.95, sum by (service, upstream, le) "
+          "(rate(http_upstream_request_duration_seconds_bucket{%s}[%s])))"
+          % (SEL_SR, RATE), unit="s", legend="{{service}} {{upstream}}"),
+    panel("Upstream attempts by status",
+          "sum by (upstream, code) (rate(http_upstream_requests_total{%s}[%s]))"
+          % (SEL_SR, RATE), unit="reqps", legend="{{upstream}} {{code}}"),
+    panel("Service request rate (recorded)",
+          "service:http_server_requests:rate5m{service=~\"$service\"}",
+          unit="reqps", legend="{{service}}"),
+    panel("Service p95 (recorded)",
+          "service:http_server_request_duration_seconds:p95_5m{service=~\"$service\"}",
+          unit="s", legend="{{service}}"),
+], GATEWAY_VARS, ["red"])
+
+tenants = dashboard("obs-tenants", "Tenants", [
+    panel("Top tenants by traffic",
+          "topk(10, sum by (tenant) (rate(http_server_requests_total{%s}[%s])))"
+          % (SEL, RATE), unit="reqps", legend="{{tenant}}"),
+    panel("Top tenants by errors (5xx)",
+          "topk(10, sum by (tenant) (rate(http_server_requests_total{%s,code=~\"5..\"}[%s])))"
+          % (SEL, RATE), unit="reqps", legend="{{tenant}}"),
+    panel("Latency p95 per tenant",
+          "histogram_quantile(0.95, sum by (tenant, le) "
+          "(rate(http_server_request_duration_seconds_bucket{%s}[%s])))"
+          % (SEL, RATE), unit="s", legend="{{tenant}}"),
+    panel("Error ratio per tenant",
+          "sum by (tenant) (rate(http_server_requests_total{%s,code=~\"5..\"}[%s]))"
+          " / sum by (tenant) (rate(http_server_requests_total{%s}[%s]))"
+          % (SEL, RATE, SEL, RATE), unit="percentunit", legend="{{tenant}}"),
+    panel("Availability error budget left per tenant (30d)",
+          "1 - (tenant:slo_availability_errors:ratio_rate3d{service=~\"$service\",tenant=~\"$tenant\"}"
+          " / on() group_left() (1 - slo:availability:objective))",
+          unit="percentunit", legend="{{service}} {{tenant}}"),
+    panel("Traffic share by tenant",
+          "sum by (tenant) (increase(http_server_requests_total{%s}[$__range]))"
+          % SEL, kind="piechart", instant=True, legend="{{tenant}}"),
+], GATEWAY_VARS, ["tenants"])
+
+slo = dashboard("obs-slo", "SLO and error budget", [
+    panel("Availability objective", "slo:availability:objective",
+          kind="stat", unit="percentunit", w=6, instant=True),
+    panel("Latency objective", "slo:latency:objective", kind="stat",
+          unit="percentunit", w=6, instant=True),
+    panel("Availability budget remaining (3d window)",
+          "1 - (service:slo_availability_errors:ratio_rate3d{service=~\"$service\"}"
+          " / on() group_left() (1 - slo:availability:objective))",
+          kind="gauge", unit="percentunit", w=6, instant=True,
+          legend="{{service}}"),
+    panel("Latency budget remaining (3d window)",
+          "1 - (service:slo_latency_errors:ratio_rate3d{service=~\"$service\"}"
+          " / on() group_left() (1 - slo:latency:objective))",
+          kind="gauge", unit="percentunit", w=6, instant=True,
+          legend="{{service}}"),
+    panel("Availability burn rate by window", [
+        ("service:slo_availability_errors:ratio_rate%s{service=~\"$service\"}"
+         " / on() group_left() (1 - slo:availability:objective)" % w,
+         "{{service}} %s" % w) for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")],
+        legend=None),
+    panel("Latency burn rate by window", [
+        ("service:slo_latency_errors:ratio_rate%s{service=~\"$service\"}"
+         " / on() group_left() (1 - slo:latency:objective)" % w,
+         "{{service}} %s" % w) for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")],
+        legend=None),
+    panel("Burn-rate alerts firing",
+          "ALERTS{alertname=~\"SLO.*\",alertstate=\"firing\"}", kind="table",
+          instant=True, w=24),
+], GATEWAY_VARS[:1], ["slo"])
+
+NODE = 'instance=~"$instance"'
+system = dashboard("obs-system", "System health", [
+    panel("Targets up", "up", kind="stat", w=24, h=4, instant=True,
+          legend="{{job}} {{instance}}"),
+    panel("CPU use",
+          "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\",%s}[%s]))"
+          % (NODE, RATE), unit="percentunit", legend="{{instance}}"),
+    panel("Memory use",
+          "1 - node_memory_MemAvailable_bytes{%s} / node_memory_MemTotal_bytes{%s}"
+          % (NODE, NODE), unit="percentunit", legend="{{instance}}"),
+    panel("Disk free",
+          "node_filesystem_avail_bytes{fstype!~\"tmpfs|overlay|squashfs\",%s}"
+          " / node_filesystem_size_bytes{fstype!~\"tmpfs|overlay|squashfs\",%s}"
+          % (NODE, NODE), unit="percentunit",
+          legend="{{instance}} {{mountpoint}}"),
+    panel("Network traffic", [
+        ("sum by (instance) (rate(node_network_receive_bytes_total{device!=\"lo\",%s}[%s]))"
+         % (NODE, RATE), "{{instance}} in"),
+        ("-sum by (instance) (rate(node_network_transmit_bytes_total{device!=\"lo\",%s}[%s]))"
+         % (NODE, RATE), "{{instance}} out")], unit="Bps"),
+    panel("Container CPU (cAdvisor)",
+          "sum by (name) (rate(container_cpu_usage_seconds_total{name!=\"\"}[%s]))"
+          % RATE, unit="percentunit", legend="{{name}}"),
+    panel("Container memory (cAdvisor)",
+          "sum by (name) (container_memory_working_set_bytes{name!=\"\"})",
+          unit="bytes", legend="{{name}}"),
+], [var("instance", "label_values(node_uname_info, instance)", "Instance")],
+    ["system"])
+
+pipeline = dashboard("obs-pipeline", "Observability pipeline", [
+    panel("Records received", "sum(rate(obs_records_received_total[%s]))"
+          % RATE, unit="reqps", legend="records/s"),
+    panel("Records dropped by reason",
+          "sum by (reason) (rate(obs_records_dropped_total[%s]))" % RATE,
+          unit="reqps", legend="{{reason}}"),
+    panel("Datagrams received and lost", [
+        ("sum(rate(obs_datagrams_received_total[%s]))" % RATE, "received"),
+        ("sum(rate(obs_datagrams_lost_total[%s]))" % RATE, "lost")],
+        unit="reqps"),
+    panel("Decode errors by reason",
+          "sum by (reason) (rate(obs_decode_errors_total[%s]))" % RATE,
+          unit="reqps", legend="{{reason}}"),
+    panel("Series kept", "sum(obs_series)", unit="short", legend="series"),
+    panel("Cardinality overflow by dimension",
+          "sum by (dimension) (rate(obs_series_overflow_total[%s]))" % RATE,
+          unit="reqps", legend="{{dimension}}"),
+    panel("Sidecar CPU", "rate(obs_process_cpu_seconds_total[%s])" % RATE,
+          unit="percentunit", legend="{{instance}}"),
+    panel("Sidecar memory", "obs_process_resident_memory_bytes",
+          unit="bytes", legend="{{instance}}"),
+    panel("Exporter deliveries by result",
+          "sum by (exporter, result) (rate(obs_exporter_requests_total[%s]))"
+          % RATE, unit="reqps", legend="{{exporter}} {{result}}",
+          description="Loki and OTLP exporters (empty until they run)."),
+    panel("Exporter spool use",
+          "obs_exporter_spool_bytes / obs_exporter_spool_limit_bytes",
+          unit="percentunit", legend="{{exporter}}"),
+], [], ["pipeline"])
+
+DASHBOARDS = {
+    "api-gateway-red.json": red,
+    "tenants.json": tenants,
+    "slo.json": slo,
+    "system-health.json": system,
+    "pipeline.json": pipeline,
+}
+
+
+def render(d):
+    return json.dumps(d, indent=2, sort_keys=True) + "\n"
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    check = "--check" in sys.argv
+    stale = []
+    for name, d in DASHBOARDS.items():
+        path = os.path.join(here, name)
+        text = render(d)
+        if check:
+            with open(path) as f:
+                if f.read() != text:
+                    stale.append(name)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+    if stale:
+        sys.exit("stale dashboards (run make dashboards): " + ", ".join(stale))
+
+
+if __name__ == "__main__":
+    main()
