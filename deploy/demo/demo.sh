@@ -26,7 +26,7 @@ spawn() {   # name, command...
 }
 
 wait_http() {
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         curl -fs -o /dev/null "$1" && return 0
         sleep 0.1
     done
@@ -87,10 +87,7 @@ EOC
 }
 
 write_prometheus_conf() {
-    local rules=""
-    if ls "$ROOT"/alert-rules/*.yml >/dev/null 2>&1; then
-        rules="rule_files: [\"$ROOT/alert-rules/*.yml\"]"
-    fi
+    local rules="rule_files: [\"$ROOT/alert-rules/recording.yml\", \"$ROOT/alert-rules/alerts.yml\", \"$ROOT/alert-rules/slo.yml\"]"
     cat >"$DEMO/prometheus.yml" <<EOC
 global:
   scrape_interval: 5s
