@@ -56,10 +56,13 @@ $(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
 
 SIDECAR      := $(BUILD)/obs-sidecar
 GEN          := $(BUILD)/gen
-PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c
-SIDECAR_SRCS := $(wildcard sidecar/*.c)
-SIDECAR_HDRS := $(wildcard sidecar/*.h)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lz -lpthread -lm
+OTLP_PROTOS  := common/v1/common resource/v1/resource trace/v1/trace \
+                collector/trace/v1/trace_service
+PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
+                $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
+SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
+SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 sidecar: $(SIDECAR)
@@ -70,7 +73,8 @@ $(GEN)/%.pb-c.c: proto/%.proto
 
 $(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
-	    -DOBS_VERSION='"$(VERSION)"' -Isidecar -I$(GEN) \
+	    -DOBS_VERSION='"$(VERSION)"' -DOBS_EXPORTER_VERSION='"$(VERSION)"' \
+	    -Isidecar -Iexporter -I$(GEN) \
 	    -o $@ $(SIDECAR_SRCS) $(PROTO_GEN) $(SIDECAR_LIBS)
 
 install: $(MODULE)
@@ -87,7 +91,8 @@ demo-stop:
 	bash deploy/demo/demo.sh stop
 
 $(BUILD)/bench_sidecar: bench/sidecar_bench.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -I$(GEN) \
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
+	    -DOBS_EXPORTER_VERSION='"bench"' \
 	    -o $@ bench/sidecar_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
@@ -104,7 +109,8 @@ $(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -I$(GEN) -It/unit \
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_sidecar.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 

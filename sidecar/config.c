@@ -35,6 +35,14 @@ static int config_positive(json_t *root, const char *name, long *out,
     char *err, size_t errlen);
 static int config_check(const config_t *c, char *err, size_t errlen);
 static void config_replace(char **slot, const char *value);
+static int config_exporter_env(config_t *c, char *err, size_t errlen);
+static void config_otlp_endpoint(config_t *c, const char *url, int base);
+static int config_otlp_headers(sink_config_t *s, const char *list,
+    char *err, size_t errlen);
+static int config_sink(json_t *o, const char *name, sink_config_t *s,
+    char *err, size_t errlen);
+static int config_exporter_json(config_t *c, json_t *root, char *err,
+    size_t errlen);
 
 void
 config_usage(const char *prog)
@@ -51,13 +59,22 @@ config_usage(const char *prog)
 "  --listen HOST:PORT HTTP address of /metrics, /healthz, /readyz\n"
 "                     (env OBS_SIDECAR_LISTEN; default 127.0.0.1:9145)\n"
 "  --config FILE      JSON configuration file (env OBS_SIDECAR_CONFIG)\n"
+"  --loki-url URL     push log lines to Loki (the full push URL)\n"
+"                     (env OBS_SIDECAR_LOKI_URL)\n"
+"  --otlp-endpoint URL send spans over OTLP/HTTP (/v1/traces is appended)\n"
+"                     (env OTEL_EXPORTER_OTLP_ENDPOINT, or\n"
+"                      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT used as is)\n"
+"  --logs-file PATH   without Loki: JSON log lines to PATH (- is stdout)\n"
+"  --spans-file PATH  without OTLP: OTLP/JSON lines to PATH (- is stdout)\n"
 "  --check-config     validate the configuration and exit\n"
 "  --help             this text\n"
 "\n"
 "Config file keys: ingest, listen, default_service, duration_buckets,\n"
 "upstream_buckets, max_tenants, max_routes, max_series, series_ttl_seconds,\n"
 "exemplars, auth.bearer_token_file, auth.basic_user,\n"
-"auth.basic_password_file.  Environment: OBS_SIDECAR_BEARER_TOKEN.\n",
+"auth.basic_password_file, loki.*, otlp.*, logs_file, spans_file,\n"
+"gateway_name, drain_seconds.  Environment: OBS_SIDECAR_BEARER_TOKEN,\n"
+"OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS.\n",
         prog);
 }
 
@@ -69,11 +86,17 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         { "listen", required_argument, NULL, 'l' },
         { "config", required_argument, NULL, 'c' },
         { "check-config", no_argument, NULL, 'k' },
+        { "loki-url", required_argument, NULL, 'L' },
+        { "otlp-endpoint", required_argument, NULL, 'O' },
+        { "logs-file", required_argument, NULL, 'F' },
+        { "spans-file", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
 
     const char  *env, *flag_listen = NULL, *flag_config = NULL;
+    const char  *flag_loki = NULL, *flag_otlp = NULL, *flag_logs = NULL;
+    const char  *flag_spans = NULL;
     const char  *flag_ingest[CONFIG_MAX_INGEST];
     int          n_flag_ingest = 0, opt, i, check_only = 0;
 
@@ -98,6 +121,18 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
             break;
         case 'k':
             check_only = 1;
+            break;
+        case 'L':
+            flag_loki = optarg;
+            break;
+        case 'O':
+            flag_otlp = optarg;
+            break;
+        case 'F':
+            flag_logs = optarg;
+            break;
+        case 'S':
+            flag_spans = optarg;
             break;
         case 'h':
             config_usage(argv[0]);
@@ -155,6 +190,23 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         config_replace(&c->listen, flag_listen);
     }
 
+    if (config_exporter_env(c, err, errlen) != 0) {
+        return CONFIG_ERROR;
+    }
+
+    if (flag_loki) {
+        config_replace(&c->exporter.loki.url, flag_loki);
+    }
+    if (flag_otlp) {
+        config_otlp_endpoint(c, flag_otlp, 1);
+    }
+    if (flag_logs) {
+        config_replace(&c->exporter.loki.file, flag_logs);
+    }
+    if (flag_spans) {
+        config_replace(&c->exporter.otlp.file, flag_spans);
+    }
+
     if (c->n_ingest == 0) {
         config_add_ingest(c, "unix:/run/obs/records.sock", err, errlen);
     }
@@ -199,6 +251,11 @@ config_reload(config_t *c, char *err, size_t errlen)
     fresh.listen = c->listen;
     fresh.config_path = c->config_path;
 
+    /* the exporters keep their configuration until a restart */
+    exporter_config_free(&fresh.exporter);
+    fresh.exporter = c->exporter;
+    memset(&c->exporter, 0, sizeof(c->exporter));
+
     if (fresh.bearer_token == NULL && c->bearer_token
         && getenv("OBS_SIDECAR_BEARER_TOKEN"))
     {
@@ -228,6 +285,7 @@ config_free(config_t *c)
     free(c->bearer_token);
     free(c->basic_user);
     free(c->basic_password);
+    exporter_config_free(&c->exporter);
     memset(c, 0, sizeof(*c));
 }
 
@@ -246,6 +304,7 @@ config_defaults(config_t *c)
     c->max_series = 100000;
     c->series_ttl = 900;
     c->exemplars = 1;
+    exporter_config_defaults(&c->exporter);
 }
 
 static int
@@ -279,7 +338,8 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
     static const char  *known[] = {
         "ingest", "listen", "default_service", "duration_buckets",
         "upstream_buckets", "max_tenants", "max_routes", "max_series",
-        "series_ttl_seconds", "exemplars", "auth", NULL
+        "series_ttl_seconds", "exemplars", "auth", "loki", "otlp",
+        "logs_file", "spans_file", "gateway_name", "drain_seconds", NULL
     };
 
     const char  *key, **k;
@@ -358,6 +418,10 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
             return -1;
         }
         c->exemplars = json_is_true(v);
+    }
+
+    if (config_exporter_json(c, root, err, errlen) != 0) {
+        return -1;
     }
 
     auth = json_object_get(root, "auth");
@@ -588,4 +652,344 @@ config_replace(char **slot, const char *value)
 {
     free(*slot);
     *slot = strdup(value);
+}
+
+/* OTEL_* variables and OBS_SIDECAR_LOKI_URL. */
+
+static int
+config_exporter_env(config_t *c, char *err, size_t errlen)
+{
+    const char  *env;
+
+    env = getenv("OBS_SIDECAR_LOKI_URL");
+    if (env && *env) {
+        config_replace(&c->exporter.loki.url, env);
+    }
+
+    env = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+    if (env && *env) {
+        config_otlp_endpoint(c, env, 1);
+    }
+
+    env = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if (env && *env) {
+        config_otlp_endpoint(c, env, 0);
+    }
+
+    env = getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+    if (env == NULL || *env == '\0') {
+        env = getenv("OTEL_EXPORTER_OTLP_HEADERS");
+    }
+    if (env && *env
+        && config_otlp_headers(&c->exporter.otlp, env, err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+/* A base endpoint gets /v1/traces; a traces endpoint is used as it is. */
+
+static void
+config_otlp_endpoint(config_t *c, const char *url, int base)
+{
+    char    full[2048];
+    size_t  n = strlen(url);
+
+    if (base) {
+        snprintf(full, sizeof(full), "%.*s/v1/traces",
+                 (int) (n && url[n - 1] == '/' ? n - 1 : n), url);
+        config_replace(&c->exporter.otlp.url, full);
+    } else {
+        config_replace(&c->exporter.otlp.url, url);
+    }
+}
+
+/* "key1=value1,key2=value2" with percent-encoded values (W3C baggage
+   style, as the OpenTelemetry specification defines it). */
+
+static int
+config_otlp_headers(sink_config_t *s, const char *list, char *err,
+    size_t errlen)
+{
+    char  *copy, *item, *save, *eq, header[1024], *o;
+    const char  *v;
+
+    copy = strdup(list);
+    if (copy == NULL) {
+        return -1;
+    }
+
+    for (item = strtok_r(copy, ",", &save); item;
+         item = strtok_r(NULL, ",", &save))
+    {
+        while (*item == ' ') {
+            item++;
+        }
+        eq = strchr(item, '=');
+        if (eq == NULL || eq == item || s->n_headers == EXPORTER_MAX_HEADERS) {
+            snprintf(err, errlen, "OTEL_EXPORTER_OTLP_HEADERS: invalid entry "
+                     "\"%s\" (key=value expected)", item);
+            free(copy);
+            return -1;
+        }
+        *eq = '\0';
+
+        o = header + snprintf(header, sizeof(header) - 4, "%s: ", item);
+        for (v = eq + 1; *v && o < header + sizeof(header) - 4; v++) {
+            if (v[0] == '%' && v[1] && v[2]) {
+                char  hex[3] = { v[1], v[2], 0 };
+                *o++ = (char) strtol(hex, NULL, 16);
+                v += 2;
+            } else {
+                *o++ = *v;
+            }
+        }
+        *o = '\0';
+        s->headers[s->n_headers++] = strdup(header);
+    }
+
+    free(copy);
+    return 0;
+}
+
+static int
+config_string(json_t *o, const char *key, char **out, const char *where,
+    char *err, size_t errlen)
+{
+    json_t  *v = json_object_get(o, key);
+
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "config: \"%s.%s\" must be a string", where,
+                 key);
+        return -1;
+    }
+    config_replace(out, json_string_value(v));
+    return 0;
+}
+
+static int
+config_number(json_t *o, const char *key, long *out, const char *where,
+    char *err, size_t errlen)
+{
+    json_t  *v = json_object_get(o, key);
+
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        snprintf(err, errlen, "config: \"%s.%s\" must be a positive "
+                 "integer", where, key);
+        return -1;
+    }
+    *out = (long) json_integer_value(v);
+    return 0;
+}
+
+/* The settings both exporters share. */
+
+static int
+config_sink(json_t *o, const char *name, sink_config_t *s, char *err,
+    size_t errlen)
+{
+    static const char  *known[] = {
+        "url", "endpoint", "headers", "basic_user", "basic_password_file",
+        "bearer_token_file", "ca_file", "cert_file", "key_file",
+        "batch_bytes", "batch_spans", "batch_wait_ms", "timeout_ms",
+        "queue_bytes", "spool_dir", "spool_bytes", "tenant_header",
+        "org_id", "slow_ms", NULL
+    };
+
+    const char  *key, **k;
+    json_t      *v;
+    long         n;
+    char        *path = NULL;
+
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "config: \"%s\" must be an object", name);
+        return -1;
+    }
+
+    json_object_foreach(o, key, v) {
+        for (k = known; *k && strcmp(*k, key) != 0; k++) {
+            /* find it */
+        }
+        if (*k == NULL) {
+            snprintf(err, errlen, "config: unknown setting \"%s.%s\"", name,
+                     key);
+            return -1;
+        }
+    }
+
+    if (config_string(o, "url", &s->url, name, err, errlen)
+        || config_string(o, "basic_user", &s->basic_user, name, err, errlen)
+        || config_string(o, "ca_file", &s->ca_file, name, err, errlen)
+        || config_string(o, "cert_file", &s->cert_file, name, err, errlen)
+        || config_string(o, "key_file", &s->key_file, name, err, errlen)
+        || config_string(o, "spool_dir", &s->spool_dir, name, err, errlen))
+    {
+        return -1;
+    }
+
+    if (config_string(o, "basic_password_file", &path, name, err, errlen)
+        || (path && config_read_secret(path, &s->basic_password,
+                                       "basic_password_file", err, errlen)))
+    {
+        free(path);
+        return -1;
+    }
+    free(path);
+    path = NULL;
+
+    if (config_string(o, "bearer_token_file", &path, name, err, errlen)
+        || (path && config_read_secret(path, &s->bearer_token,
+                                       "bearer_token_file", err, errlen)))
+    {
+        free(path);
+        return -1;
+    }
+    free(path);
+
+    n = (long) s->batch_bytes;
+    if (config_number(o, "batch_bytes", &n, name, err, errlen)) {
+        return -1;
+    }
+    s->batch_bytes = (size_t) n;
+    n = (long) s->batch_items;
+    if (config_number(o, "batch_spans", &n, name, err, errlen)) {
+        return -1;
+    }
+    s->batch_items = (size_t) n;
+    n = (long) s->queue_bytes;
+    if (config_number(o, "queue_bytes", &n, name, err, errlen)) {
+        return -1;
+    }
+    s->queue_bytes = (size_t) n;
+    n = (long) s->spool_bytes;
+    if (json_object_get(o, "spool_bytes")
+        && config_number(o, "spool_bytes", &n, name, err, errlen))
+    {
+        return -1;
+    }
+    s->spool_bytes = (size_t) n;
+
+    if (config_number(o, "batch_wait_ms", &s->batch_wait_ms, name, err,
+                      errlen)
+        || config_number(o, "timeout_ms", &s->timeout_ms, name, err, errlen))
+    {
+        return -1;
+    }
+
+    if ((s->spool_dir == NULL) != (s->spool_bytes == 0)) {
+        snprintf(err, errlen, "config: \"%s.spool_dir\" and \"%s.spool_bytes\" "
+                 "go together", name, name);
+        return -1;
+    }
+
+    return 0;
+}
+
+static int
+config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
+{
+    exporter_config_t  *x = &c->exporter;
+    json_t             *o, *v;
+    const char         *key, *mode;
+
+    o = json_object_get(root, "loki");
+    if (o) {
+        if (config_sink(o, "loki", &x->loki, err, errlen) != 0) {
+            return -1;
+        }
+
+        v = json_object_get(o, "tenant_header");
+        mode = v && json_is_string(v) ? json_string_value(v) : "none";
+        if (strcmp(mode, "none") == 0) {
+            x->tenant_header = TENANT_HEADER_NONE;
+        } else if (strcmp(mode, "per_tenant") == 0) {
+            x->tenant_header = TENANT_HEADER_PER_TENANT;
+        } else if (strcmp(mode, "fixed") == 0) {
+            x->tenant_header = TENANT_HEADER_FIXED;
+            if (config_string(o, "org_id", &x->org_id, "loki", err, errlen)) {
+                return -1;
+            }
+            if (x->org_id == NULL) {
+                snprintf(err, errlen, "config: \"loki.tenant_header\": "
+                         "\"fixed\" needs \"loki.org_id\"");
+                return -1;
+            }
+        } else {
+            snprintf(err, errlen, "config: \"loki.tenant_header\" must be "
+                     "\"none\", \"fixed\" or \"per_tenant\"");
+            return -1;
+        }
+    }
+
+    o = json_object_get(root, "otlp");
+    if (o) {
+        if (config_sink(o, "otlp", &x->otlp, err, errlen) != 0) {
+            return -1;
+        }
+
+        v = json_object_get(o, "endpoint");
+        if (v) {
+            if (!json_is_string(v)) {
+                snprintf(err, errlen, "config: \"otlp.endpoint\" must be a "
+                         "string");
+                return -1;
+            }
+            config_otlp_endpoint(c, json_string_value(v), 1);
+        }
+
+        if (config_number(o, "slow_ms", &x->slow_ms, "otlp", err, errlen)) {
+            return -1;
+        }
+
+        v = json_object_get(o, "headers");
+        if (v) {
+            if (!json_is_object(v)) {
+                snprintf(err, errlen, "config: \"otlp.headers\" must be an "
+                         "object of strings");
+                return -1;
+            }
+            json_object_foreach(v, key, o) {
+                char  h[1024];
+
+                if (!json_is_string(o)
+                    || x->otlp.n_headers == EXPORTER_MAX_HEADERS)
+                {
+                    snprintf(err, errlen, "config: \"otlp.headers.%s\" must "
+                             "be a string", key);
+                    return -1;
+                }
+                snprintf(h, sizeof(h), "%s: %s", key, json_string_value(o));
+                x->otlp.headers[x->otlp.n_headers++] = strdup(h);
+            }
+        }
+    }
+
+    if (config_string(root, "logs_file", &x->loki.file, "config", err, errlen)
+        || config_string(root, "spans_file", &x->otlp.file, "config", err,
+                         errlen)
+        || config_string(root, "gateway_name", &x->gateway_name, "config",
+                         err, errlen))
+    {
+        return -1;
+    }
+
+    v = json_object_get(root, "drain_seconds");
+    if (v) {
+        if (!json_is_number(v) || json_number_value(v) < 0) {
+            snprintf(err, errlen, "config: \"drain_seconds\" must be a "
+                     "number of seconds");
+            return -1;
+        }
+        x->drain_seconds = json_number_value(v);
+    }
+
+    return 0;
 }

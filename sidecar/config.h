@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "exporter.h"
+
 #define CONFIG_MAX_INGEST   16
 #define CONFIG_MAX_BUCKETS  64
 
@@ -29,6 +31,8 @@ typedef struct {
     char    *bearer_token;               /* /metrics auth, read from a file */
     char    *basic_user;
     char    *basic_password;
+
+    exporter_config_t  exporter;         /* log lines to Loki, spans to OTLP */
 } config_t;
 
 /* What config_load decided. */

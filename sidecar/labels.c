@@ -5,6 +5,7 @@
 
 #include "hash.h"
 #include "labels.h"
+#include "text.h"
 
 const char  label_overflow[] = "__overflow__";
 
@@ -21,7 +22,6 @@ struct dimension {
     long                cap;
 };
 
-static size_t utf8_sequence(const uint8_t *p, size_t left);
 static int dimension_rehash(dimension_t *d, size_t n_slots);
 static dimension_entry_t *dimension_find(dimension_t *d, const char *value,
     uint64_t hash);
@@ -29,74 +29,9 @@ static dimension_entry_t *dimension_find(dimension_t *d, const char *value,
 size_t
 label_sanitize(const uint8_t *raw, size_t len, char *out)
 {
-    size_t  i = 0, n = 0, seq;
-
-    while (i < len) {
-        seq = raw[i] ? utf8_sequence(raw + i, len - i) : 0;
-
-        if (seq == 0) {
-            if (n + 3 > LABEL_MAX_LEN) {
-                break;
-            }
-            memcpy(out + n, "\xef\xbf\xbd", 3);
-            n += 3;
-            i++;
-            continue;
-        }
-
-        if (n + seq > LABEL_MAX_LEN) {
-            break;
-        }
-
-        memcpy(out + n, raw + i, seq);
-        n += seq;
-        i += seq;
-    }
-
-    out[n] = '\0';
-    return n;
+    return text_utf8(raw, len, out, LABEL_MAX_LEN + 1);
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0 when it is not valid. */
-
-static size_t
-utf8_sequence(const uint8_t *p, size_t left)
-{
-    size_t  need, i;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        need = 2;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        need = 3;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        need = 4;
-    } else {
-        return 0;
-    }
-
-    if (left < need) {
-        return 0;
-    }
-
-    for (i = 1; i < need; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-
-    /* overlong forms, surrogates and code points past U+10FFFF */
-    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)
-        || (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-    {
-        return 0;
-    }
-
-    return need;
-}
 
 dimension_t *
 dimension_new(long cap)

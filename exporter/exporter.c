@@ -1,0 +1,677 @@
+/*
+ * The exporter: batches built on the ingest thread, sealed, compressed and
+ * delivered on the exporter's own thread.  See exporter.h.
+ */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "build.h"
+#include "sink.h"
+#include "text.h"
+
+#define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
+#define LOKI_ENTRY_EXTRA   96          /* timestamp, metadata, framing */
+#define TICK_MS            50
+
+typedef struct loki_batch {
+    struct loki_batch  *next;
+    char                org[128];
+    json_t             *streams;       /* "service\x1flevel" -> values[] */
+    size_t              bytes;
+    size_t              items;
+    double              opened;
+} loki_batch_t;
+
+typedef struct span_batch {
+    struct span_batch  *next;
+    arena_t            *arena;
+    otlp_span_t       **spans;
+    size_t              n;
+    size_t              cap;
+    double              opened;
+} span_batch_t;
+
+struct exporter {
+    exporter_config_t    cfg;
+    pthread_t            thread;
+    pthread_mutex_t      lock;
+    int                  stopping;
+    CURLM               *multi;
+    sink_t               sinks[EXPORTER_SINKS];
+
+    /* under lock: what the ingest thread fills, and what is sealed */
+    loki_batch_t        *open_logs[MAX_LOKI_BATCHES];
+    int                  n_open_logs;
+    loki_batch_t        *sealed_logs, **sealed_logs_tail;
+    span_batch_t        *open_spans;
+    span_batch_t        *sealed_spans, **sealed_spans_tail;
+    sink_stats_t         published[EXPORTER_SINKS];
+};
+
+const char *const  exporter_sink_names[EXPORTER_SINKS] = { "loki", "otlp" };
+const char *const  exporter_drop_names[DROP_REASONS] = {
+    "queue_full", "spool_full", "rejected", "shutdown"
+};
+
+static void *exporter_main(void *data);
+static void exporter_seal_due(exporter_t *e, double now, int all);
+static void exporter_ship_logs(exporter_t *e, loki_batch_t *b);
+static void exporter_ship_spans(exporter_t *e, span_batch_t *b);
+static void exporter_deliver(exporter_t *e, double now);
+static payload_t *payload_gzip(const void *data, size_t len, size_t items,
+    const char *org);
+static payload_t *payload_plain(const char *data, size_t len, size_t items);
+static loki_batch_t *logs_batch(exporter_t *e, const char *org, double now);
+static void logs_seal(exporter_t *e, int i);
+static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
+static double now_seconds(void);
+static char *dup_or_null(const char *s);
+
+void
+exporter_config_defaults(exporter_config_t *cfg)
+{
+    const char  *env;
+    char         host[256] = "localhost";
+    int          i;
+
+    memset(cfg, 0, sizeof(*cfg));
+
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        sink_config_t  *s = i == EXPORTER_LOKI ? &cfg->loki : &cfg->otlp;
+
+        s->batch_bytes = 1024 * 1024;
+        s->batch_items = 512;
+        s->batch_wait_ms = 1000;
+        s->timeout_ms = 10000;
+        s->queue_bytes = 32 * 1024 * 1024;
+        s->spool_bytes = 0;
+    }
+
+    gethostname(host, sizeof(host) - 1);
+    cfg->gateway_host = strdup(host);
+    cfg->slow_ms = 1000;
+    cfg->drain_seconds = 10;
+
+    env = getenv("OTEL_SERVICE_NAME");
+    cfg->gateway_name = strdup(env && *env ? env : "obs-gateway");
+    cfg->resource_attributes = dup_or_null(getenv("OTEL_RESOURCE_ATTRIBUTES"));
+}
+
+void
+exporter_config_free(exporter_config_t *cfg)
+{
+    int  i, h;
+
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        sink_config_t  *s = i == EXPORTER_LOKI ? &cfg->loki : &cfg->otlp;
+
+        free(s->url);
+        free(s->file);
+        for (h = 0; h < s->n_headers; h++) {
+            free(s->headers[h]);
+        }
+        free(s->basic_user);
+        free(s->basic_password);
+        free(s->bearer_token);
+        free(s->ca_file);
+        free(s->cert_file);
+        free(s->key_file);
+        free(s->spool_dir);
+    }
+    free(cfg->org_id);
+    free(cfg->gateway_name);
+    free(cfg->gateway_host);
+    free(cfg->resource_attributes);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+exporter_t *
+exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
+{
+    exporter_t  *e;
+
+    e = calloc(1, sizeof(exporter_t));
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+
+    e->cfg = *cfg;
+    pthread_mutex_init(&e->lock, NULL);
+    e->sealed_logs_tail = &e->sealed_logs;
+    e->sealed_spans_tail = &e->sealed_spans;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    e->multi = curl_multi_init();
+
+    if (e->multi == NULL
+        || sink_init(&e->sinks[EXPORTER_LOKI], EXPORTER_LOKI, &e->cfg.loki,
+                     "application/json", e->multi, err, errlen) != 0
+        || sink_init(&e->sinks[EXPORTER_OTLP], EXPORTER_OTLP, &e->cfg.otlp,
+                     "application/x-protobuf", e->multi, err, errlen) != 0)
+    {
+        free(e);
+        return NULL;
+    }
+
+    if (pthread_create(&e->thread, NULL, exporter_main, e) != 0) {
+        snprintf(err, errlen, "cannot start the exporter thread");
+        free(e);
+        return NULL;
+    }
+
+    return e;
+}
+
+void
+exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
+    const Obs__V1__Record *r)
+{
+    json_t         *line, *entry, *meta, *values;
+    char           *text, key[600], service[256], tenant[80], ts[32];
+    char            hex[33];
+    const char     *org = "", *level;
+    loki_batch_t   *b;
+    span_batch_t   *sb;
+    double          now = now_seconds();
+    size_t          len;
+
+    (void) h;
+
+    if (text_utf8(r->service.data, r->service.len, service,
+                  sizeof(service)) == 0)
+    {
+        strcpy(service, "unknown");
+    }
+    text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
+    level = log_level(r->status);
+
+    line = log_line(r, service, e->cfg.gateway_host);
+    text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    json_decref(line);
+    if (text == NULL) {
+        return;
+    }
+    len = strlen(text);
+
+    snprintf(ts, sizeof(ts), "%llu", (unsigned long long)
+             (r->start_time_unix_nano + r->duration_us * 1000));
+    entry = json_array();
+    json_array_append_new(entry, json_string(ts));
+    json_array_append_new(entry, json_string(text));
+    meta = json_object();
+    if (r->trace_id.len == 16) {
+        text_hex(hex, r->trace_id.data, 16);
+        json_object_set_new(meta, "trace_id", json_string(hex));
+    }
+    json_object_set_new(meta, "tenant_id", json_string(tenant));
+    json_array_append_new(entry, meta);
+    free(text);
+
+    if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
+        org = tenant;
+    } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
+        org = e->cfg.org_id;
+    }
+
+    snprintf(key, sizeof(key), "%s\x1f%s", service, level);
+
+    pthread_mutex_lock(&e->lock);
+
+    b = logs_batch(e, org, now);
+    if (b) {
+        values = json_object_get(b->streams, key);
+        if (values == NULL) {
+            values = json_array();
+            json_object_set_new(b->streams, key, values);
+        }
+        json_array_append_new(values, entry);
+        entry = NULL;
+        b->bytes += len + LOKI_ENTRY_EXTRA;
+        b->items++;
+        if (b->bytes >= e->cfg.loki.batch_bytes) {
+            logs_seal(e, -1);
+        }
+    }
+
+    if (span_keep(e, r)) {
+        sb = e->open_spans;
+        if (sb == NULL) {
+            sb = calloc(1, sizeof(*sb));
+            if (sb) {
+                sb->arena = arena_new();
+                sb->cap = e->cfg.otlp.batch_items + 9;
+                sb->spans = calloc(sb->cap, sizeof(otlp_span_t *));
+                sb->opened = now;
+                e->open_spans = sb;
+            }
+        }
+        if (sb && sb->arena && sb->spans) {
+            sb->n += (size_t) spans_build(sb->arena, r, service,
+                                          sb->spans + sb->n);
+            if (sb->n >= e->cfg.otlp.batch_items) {
+                *e->sealed_spans_tail = sb;
+                e->sealed_spans_tail = &sb->next;
+                e->open_spans = NULL;
+            }
+        }
+    }
+
+    pthread_mutex_unlock(&e->lock);
+    json_decref(entry);
+}
+
+void
+exporter_stats(exporter_t *e, sink_id_t sink, sink_stats_t *out)
+{
+    pthread_mutex_lock(&e->lock);
+    *out = e->published[sink];
+    pthread_mutex_unlock(&e->lock);
+}
+
+void
+exporter_stop(exporter_t *e)
+{
+    int  i;
+
+    if (e == NULL) {
+        return;
+    }
+
+    pthread_mutex_lock(&e->lock);
+    e->stopping = 1;
+    pthread_mutex_unlock(&e->lock);
+    pthread_join(e->thread, NULL);
+
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        sink_free(&e->sinks[i]);
+    }
+    curl_multi_cleanup(e->multi);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+static void *
+exporter_main(void *data)
+{
+    exporter_t     *e = data;
+    loki_batch_t   *logs, *lb;
+    span_batch_t   *spans, *sb;
+    CURLMsg        *msg;
+    double          now, deadline = 0;
+    int             running, left, stopping, i;
+
+    for ( ;; ) {
+        now = now_seconds();
+
+        pthread_mutex_lock(&e->lock);
+        stopping = e->stopping;
+        exporter_seal_due(e, now, stopping);
+        logs = e->sealed_logs;
+        spans = e->sealed_spans;
+        e->sealed_logs = NULL;
+        e->sealed_logs_tail = &e->sealed_logs;
+        e->sealed_spans = NULL;
+        e->sealed_spans_tail = &e->sealed_spans;
+        pthread_mutex_unlock(&e->lock);
+
+        for (lb = logs; lb; lb = logs) {
+            logs = lb->next;
+            exporter_ship_logs(e, lb);
+        }
+        for (sb = spans; sb; sb = spans) {
+            spans = sb->next;
+            exporter_ship_spans(e, sb);
+        }
+
+        exporter_deliver(e, now);
+
+        if (stopping) {
+            if (deadline == 0) {
+                deadline = now + e->cfg.drain_seconds;
+            }
+            if ((sink_idle(&e->sinks[0]) && sink_idle(&e->sinks[1]))
+                || now >= deadline)
+            {
+                break;
+            }
+        }
+
+        curl_multi_perform(e->multi, &running);
+        while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+            sink_t  *s = NULL;
+
+            if (msg->msg != CURLMSG_DONE) {
+                continue;
+            }
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &s);
+            sink_done(s, msg->data.result, now_seconds());
+        }
+
+        curl_multi_poll(e->multi, NULL, 0, TICK_MS, NULL);
+    }
+
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        sink_shutdown(&e->sinks[i]);
+    }
+
+    pthread_mutex_lock(&e->lock);
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        e->published[i] = e->sinks[i].stats;
+    }
+    pthread_mutex_unlock(&e->lock);
+
+    return NULL;
+}
+
+/* Seals batches that waited long enough (or all, when stopping). */
+
+static void
+exporter_seal_due(exporter_t *e, double now, int all)
+{
+    int  i;
+
+    for (i = e->n_open_logs - 1; i >= 0; i--) {
+        if (all || now - e->open_logs[i]->opened
+                   >= e->cfg.loki.batch_wait_ms / 1000.0)
+        {
+            logs_seal(e, i);
+        }
+    }
+
+    if (e->open_spans && (all || now - e->open_spans->opened
+                                 >= e->cfg.otlp.batch_wait_ms / 1000.0))
+    {
+        *e->sealed_spans_tail = e->open_spans;
+        e->sealed_spans_tail = &e->open_spans->next;
+        e->open_spans = NULL;
+    }
+}
+
+/* Loki push body (or JSON lines in file mode), gzip-compressed. */
+
+static void
+exporter_ship_logs(exporter_t *e, loki_batch_t *b)
+{
+    sink_t       *s = &e->sinks[EXPORTER_LOKI];
+    json_t       *root, *streams, *values, *stream, *entry;
+    const char   *key;
+    char         *body, service[256];
+    const char   *level;
+    size_t        i;
+    payload_t    *p = NULL;
+
+    if (s->file) {
+        json_object_foreach(b->streams, key, values) {
+            json_array_foreach(values, i, entry) {
+                const char  *line = json_string_value(json_array_get(entry, 1));
+                size_t       n = strlen(line);
+                char        *withnl = malloc(n + 1);
+
+                if (withnl) {
+                    memcpy(withnl, line, n);
+                    withnl[n] = '\n';
+                    sink_enqueue(s, payload_plain(withnl, n + 1, 1));
+                    free(withnl);
+                }
+            }
+        }
+        goto done;
+    }
+
+    root = json_object();
+    streams = json_array();
+    json_object_set_new(root, "streams", streams);
+
+    json_object_foreach(b->streams, key, values) {
+        level = strchr(key, '\x1f');
+        snprintf(service, sizeof(service), "%.*s",
+                 (int) (level - key), key);
+        stream = json_pack("{s:{s:s,s:s,s:s},s:O}",
+                           "stream", "service", service, "level", level + 1,
+                           "host", e->cfg.gateway_host, "values", values);
+        json_array_append_new(streams, stream);
+    }
+
+    body = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+
+    if (body) {
+        p = payload_gzip(body, strlen(body), b->items, b->org);
+        free(body);
+    }
+
+    if (p) {
+        sink_enqueue(s, p);
+    } else {
+        s->stats.items_dropped[DROP_QUEUE_FULL] += b->items;
+    }
+
+done:
+    json_decref(b->streams);
+    free(b);
+}
+
+/* OTLP/HTTP protobuf (or OTLP/JSON lines in file mode). */
+
+static void
+exporter_ship_spans(exporter_t *e, span_batch_t *b)
+{
+    sink_t          *s = &e->sinks[EXPORTER_OTLP];
+    otlp_request_t  *req;
+    json_t          *j;
+    char            *text;
+    uint8_t         *buf;
+    size_t           len;
+    payload_t       *p = NULL;
+
+    req = b->n ? spans_request(b->arena, &e->cfg, b->spans, b->n) : NULL;
+
+    if (req && s->file) {
+        j = spans_json(req);
+        text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (text) {
+            len = strlen(text);
+            text[len] = '\0';
+            p = payload_plain(text, len, b->n);
+            if (p) {
+                p->data[len] = '\n';
+                p->len = len + 1;
+            }
+            free(text);
+        }
+
+    } else if (req) {
+        len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(req);
+        buf = malloc(len ? len : 1);
+        if (buf) {
+            opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, buf);
+            p = payload_gzip(buf, len, b->n, "");
+            free(buf);
+        }
+    }
+
+    if (p) {
+        sink_enqueue(s, p);
+    } else if (b->n) {
+        s->stats.items_dropped[DROP_QUEUE_FULL] += b->n;
+    }
+
+    arena_free(b->arena);
+    free(b->spans);
+    free(b);
+}
+
+static void
+exporter_deliver(exporter_t *e, double now)
+{
+    int  i;
+
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        sink_pump(&e->sinks[i], now);
+    }
+
+    pthread_mutex_lock(&e->lock);
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        e->published[i] = e->sinks[i].stats;
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+static payload_t *
+payload_gzip(const void *data, size_t len, size_t items, const char *org)
+{
+    payload_t  *p;
+    z_stream    z;
+    int         rc;
+
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+        != Z_OK)
+    {
+        free(p);
+        return NULL;
+    }
+
+    p->data = malloc(deflateBound(&z, len));
+    if (p->data == NULL) {
+        deflateEnd(&z);
+        free(p);
+        return NULL;
+    }
+
+    z.next_in = (Bytef *) data;
+    z.avail_in = (uInt) len;
+    z.next_out = p->data;
+    z.avail_out = (uInt) deflateBound(&z, len);
+    rc = deflate(&z, Z_FINISH);
+    p->len = z.total_out;
+    deflateEnd(&z);
+
+    if (rc != Z_STREAM_END) {
+        free(p->data);
+        free(p);
+        return NULL;
+    }
+
+    p->items = items;
+    snprintf(p->org, sizeof(p->org), "%s", org ? org : "");
+    return p;
+}
+
+static payload_t *
+payload_plain(const char *data, size_t len, size_t items)
+{
+    payload_t  *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || (p->data = malloc(len + 1)) == NULL) {
+        free(p);
+        return NULL;
+    }
+
+    memcpy(p->data, data, len);
+    p->len = len;
+    p->items = items;
+    return p;
+}
+
+/* The open batch for an org; the oldest is sealed when too many are open. */
+
+static loki_batch_t *
+logs_batch(exporter_t *e, const char *org, double now)
+{
+    loki_batch_t  *b;
+    int            i;
+
+    for (i = 0; i < e->n_open_logs; i++) {
+        if (strcmp(e->open_logs[i]->org, org) == 0) {
+            return e->open_logs[i];
+        }
+    }
+
+    if (e->n_open_logs == MAX_LOKI_BATCHES) {
+        logs_seal(e, 0);
+    }
+
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return NULL;
+    }
+
+    snprintf(b->org, sizeof(b->org), "%s", org);
+    b->streams = json_object();
+    b->opened = now;
+    e->open_logs[e->n_open_logs++] = b;
+    return b;
+}
+
+/* Moves open batch i (-1: the one last written) to the sealed list. */
+
+static void
+logs_seal(exporter_t *e, int i)
+{
+    loki_batch_t  *b;
+    int            k;
+
+    if (i < 0) {
+        for (k = 0; k < e->n_open_logs; k++) {
+            if (e->open_logs[k]->bytes >= e->cfg.loki.batch_bytes) {
+                i = k;
+                break;
+            }
+        }
+        if (i < 0) {
+            return;
+        }
+    }
+
+    b = e->open_logs[i];
+    memmove(&e->open_logs[i], &e->open_logs[i + 1],
+            sizeof(loki_batch_t *) * (size_t) (e->n_open_logs - i - 1));
+    e->n_open_logs--;
+
+    b->next = NULL;
+    *e->sealed_logs_tail = b;
+    e->sealed_logs_tail = &b->next;
+}
+
+/* Head sampling, plus tail keep: 5xx and slow requests are always kept. */
+
+static int
+span_keep(const exporter_t *e, const Obs__V1__Record *r)
+{
+    if (r->trace_id.len != 16 || r->span_id.len != 8) {
+        return 0;
+    }
+
+    return (r->trace_flags & 1) || r->status >= 500
+           || r->duration_us >= (uint64_t) e->cfg.slow_ms * 1000;
+}
+
+static double
+now_seconds(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}

@@ -1,0 +1,115 @@
+/*
+ * The structured log line, with the brief's field names:
+ * {"timestamp","level","service","trace_id","span_id","tenant_id",
+ *  "endpoint","message","latency_ms", ...}.  Built with jansson from
+ * sanitised text, so it is valid JSON whatever the request held.
+ */
+
+#include <stdio.h>
+#include <time.h>
+
+#include "build.h"
+#include "text.h"
+
+#define LOG_TEXT_MAX  2048
+
+static void log_text(json_t *o, const char *key,
+    const ProtobufCBinaryData *b);
+static void log_id(json_t *o, const char *key, const ProtobufCBinaryData *b,
+    size_t len);
+
+const char *
+log_level(unsigned status)
+{
+    return status >= 500 ? "ERROR" : status >= 400 ? "WARN" : "INFO";
+}
+
+json_t *
+log_line(const Obs__V1__Record *r, const char *service, const char *host)
+{
+    json_t    *o;
+    char       when[64];
+    uint64_t   end_ns;
+    time_t     sec;
+    struct tm  tm;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+
+    /* the time the response was complete, as access logs have it */
+    end_ns = r->start_time_unix_nano + r->duration_us * 1000;
+    sec = (time_t) (end_ns / 1000000000);
+    gmtime_r(&sec, &tm);
+    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec,
+             (unsigned) (end_ns / 1000000 % 1000));
+
+    json_object_set_new(o, "timestamp", json_string(when));
+    json_object_set_new(o, "level", json_string(log_level(r->status)));
+    json_object_set_new(o, "service", json_string(service));
+    log_id(o, "trace_id", &r->trace_id, 16);
+    log_id(o, "span_id", &r->span_id, 8);
+    log_text(o, "tenant_id", &r->tenant);
+    log_text(o, "endpoint", &r->route);
+    json_object_set_new(o, "message", json_string("Request processed"));
+    json_object_set_new(o, "latency_ms",
+                        json_real((double) r->duration_us / 1000.0));
+
+    log_text(o, "method", &r->method);
+    log_text(o, "path", &r->path);
+    json_object_set_new(o, "status", json_integer(r->status));
+    json_object_set_new(o, "bytes_in", json_integer(
+                        (json_int_t) r->request_bytes));
+    json_object_set_new(o, "bytes_out", json_integer(
+                        (json_int_t) r->response_bytes));
+
+    if (r->n_upstreams) {
+        const Obs__V1__UpstreamAttempt  *u = r->upstreams[r->n_upstreams - 1];
+
+        log_text(o, "upstream_addr", &u->address);
+        json_object_set_new(o, "upstream_status", json_integer(u->status));
+        json_object_set_new(o, "upstream_latency_ms",
+                            json_real((double) u->response_time_us / 1000.0));
+        if (r->n_upstreams > 1) {
+            json_object_set_new(o, "upstream_attempts",
+                                json_integer((json_int_t) r->n_upstreams));
+        }
+    }
+
+    log_text(o, "client_addr", &r->client_address);
+    log_text(o, "user_agent", &r->user_agent);
+    log_text(o, "request_id", &r->request_id);
+    log_id(o, "parent_span_id", &r->parent_span_id, 8);
+    json_object_set_new(o, "gateway", json_string(host));
+
+    return o;
+}
+
+static void
+log_text(json_t *o, const char *key, const ProtobufCBinaryData *b)
+{
+    char  text[LOG_TEXT_MAX];
+
+    if (b->len == 0) {
+        return;
+    }
+
+    text_utf8(b->data, b->len, text, sizeof(text));
+    json_object_set_new(o, key, json_string(text));
+}
+
+static void
+log_id(json_t *o, const char *key, const ProtobufCBinaryData *b, size_t len)
+{
+    char  hex[33];
+
+    if (b->len != len) {
+        return;
+    }
+
+    text_hex(hex, b->data, len);
+    json_object_set_new(o, key, json_string(hex));
+}

@@ -1,0 +1,92 @@
+/* Text helpers.  See text.h. */
+
+#include <string.h>
+
+#include "text.h"
+
+static size_t utf8_sequence(const uint8_t *p, size_t left);
+
+size_t
+text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap)
+{
+    size_t  i = 0, n = 0, seq, max = cap - 1;
+
+    while (i < len) {
+        seq = raw[i] ? utf8_sequence(raw + i, len - i) : 0;
+
+        if (seq == 0) {
+            if (n + 3 > max) {
+                break;
+            }
+            memcpy(out + n, "\xef\xbf\xbd", 3);
+            n += 3;
+            i++;
+            continue;
+        }
+
+        if (n + seq > max) {
+            break;
+        }
+
+        memcpy(out + n, raw + i, seq);
+        n += seq;
+        i += seq;
+    }
+
+    out[n] = '\0';
+    return n;
+}
+
+void
+text_hex(char *out, const uint8_t *bytes, size_t n)
+{
+    static const char  hex[] = "0123456789abcdef";
+    size_t             i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hex[bytes[i] >> 4];
+        out[2 * i + 1] = hex[bytes[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* Length of the valid UTF-8 sequence at p, or 0 when it is not valid. */
+
+static size_t
+utf8_sequence(const uint8_t *p, size_t left)
+{
+    size_t  need, i;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        need = 2;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        need = 3;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        need = 4;
+    } else {
+        return 0;
+    }
+
+    if (left < need) {
+        return 0;
+    }
+
+    for (i = 1; i < need; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+
+    /* overlong forms, surrogates and code points past U+10FFFF */
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)
+        || (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+    {
+        return 0;
+    }
+
+    return need;
+}

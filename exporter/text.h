@@ -1,0 +1,19 @@
+/* Text helpers shared by the sidecar and its exporters. */
+
+#ifndef OBS_TEXT_H
+#define OBS_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Copies raw into out (cap bytes, cap >= 4) as NUL-terminated valid UTF-8:
+ * invalid sequences and NUL become U+FFFD; cut to cap - 1 bytes on a
+ * character boundary.  Returns the length.
+ */
+size_t text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap);
+
+/* Writes 2n lowercase hex digits and a NUL. */
+void text_hex(char *out, const uint8_t *bytes, size_t n);
+
+#endif
