@@ -22,6 +22,8 @@ PACKAGES=(
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
     prometheus prometheus-alertmanager curl
+    # an independent OTLP decoder (OpenTelemetry JS) for the exporter tests
+    nodejs npm
     # benchmarks
     valgrind wrk
 )
@@ -29,6 +31,10 @@ PACKAGES=(
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
+
+# The OTLP decoder the tests use, pinned by t/helpers/js/package-lock.json.
+# A newer npm may already be installed; the distro's serves as a fallback.
+(cd "$(dirname "$0")/../t/helpers/js" && npm ci --no-audit --no-fund --loglevel=error)
 
 # The distro's nginx service is not needed (and not running in CI).
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then

@@ -1,0 +1,342 @@
+#!/usr/bin/python3
+"""Exporters end to end: real nginx + module -> obs-sidecar -> strict fake
+Loki and OTLP receivers.  OTLP bodies are decoded by the OpenTelemetry JS
+packages (t/helpers/js), never with the project's .proto files.
+
+Covers the push schema and headers, the brief's log fields, spans per the
+HTTP semantic conventions, trace ids equal to what the backend received,
+tail keep, per-tenant X-Scope-OrgID, basic auth, retries on 503 and on 429
+with Retry-After, a receiver down for a minute with the spool, exactly-once
+in-order delivery, SIGTERM draining, and the file fallback."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (ROOT, Stack, free_port, http_get, request, value,  # noqa
+                     wait_for, main)
+
+HELPERS = os.path.join(ROOT, "t", "helpers")
+
+NGINX_HTTP = """
+    obs_tenant $http_x_tenant_id;
+    obs_trace_sample 0;
+    log_format seen '$http_traceparent';
+    server {
+        listen 127.0.0.1:NGINX_PORT;
+        location /api/ {
+            obs_service_name backend-api;
+            obs_route_auto on;
+            obs_upstream_span on;
+            proxy_pass http://127.0.0.1:BACKEND_PORT;
+        }
+    }
+    server {
+        listen 127.0.0.1:BACKEND_PORT;
+        obs off;
+        access_log DIR/backend.log seen;
+        location /api/ { return 200 "ok\\n"; }
+        location /api/fail { return 503 "down\\n"; }
+    }
+"""
+
+
+class Receivers:
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(HELPERS, "fake_receivers.py"),
+             str(self.port)], stdout=subprocess.PIPE, text=True)
+        assert "ready" in self.proc.stdout.readline()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def state(self):
+        return json.loads(http_get(self.url + "/state")[2])
+
+    def control(self, **kw):
+        http_get(self.url + "/control?" + "&".join(
+            "%s=%s" % kv for kv in kw.items()))
+
+    def lines(self):
+        out = []
+        for p in self.state()["loki"]:
+            for s in p["push"]["streams"]:
+                for v in s["values"]:
+                    out.append((s["stream"], v, p["org"]))
+        return out
+
+    def spans(self):
+        bodies = [p["body"] for p in self.state()["otlp"]]
+        if not bodies:
+            return []
+        out = subprocess.run(
+            ["node", os.path.join(HELPERS, "js", "otlp_decode.js")],
+            input="\n".join(bodies), capture_output=True, text=True,
+            check=True).stdout
+        spans = []
+        for req in json.loads(out):
+            for rs in req["resourceSpans"]:
+                res = {a["key"]: a["value"] for a in
+                       rs["resource"]["attributes"]}
+                for ss in rs["scopeSpans"]:
+                    for sp in ss["spans"]:
+                        sp["resource"] = res
+                        sp["attrs"] = {a["key"]: list(a["value"].values())[0]
+                                       for a in sp.get("attributes", [])}
+                        spans.append(sp)
+        return spans
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def exporter_stack(test, config, env=None, workers=2):
+    rec = Receivers()
+    test.addCleanup(rec.stop)
+    cfg = {"loki": {"url": rec.url + "/loki/api/v1/push",
+                    "batch_wait_ms": 200},
+           "otlp": {"endpoint": rec.url, "batch_wait_ms": 200}}
+    for k, v in config.items():
+        if isinstance(v, dict) and k in cfg:
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    stack = Stack(NGINX_HTTP, sidecar_config=cfg, workers=workers)
+    stack.nginx_http_config = NGINX_HTTP.replace("DIR", stack.dir)
+    test.addCleanup(stack.stop)
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        stack.start_sidecar()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    stack.start_nginx()
+    return stack, rec
+
+
+def backend_traceparents(stack):
+    with open(os.path.join(stack.dir, "backend.log")) as f:
+        return [l.strip() for l in f if l.strip()]
+
+
+class LokiAndOtlpTest(unittest.TestCase):
+
+    def test_schema_fields_spans_and_trace_ids(self):
+        stack, rec = exporter_stack(
+            self, {"otlp": {"slow_ms": 60000}},
+            env={"OTEL_SERVICE_NAME": "edge-gateway",
+                 "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test"})
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        request(stack.gateway + "/api/users/7?token=secret",
+                headers={"X-Tenant-ID": "acme", "traceparent": tp,
+                         "User-Agent": "it/1.0"})
+        request(stack.gateway + "/api/users/8",
+                headers={"X-Tenant-ID": "acme"})
+        request(stack.gateway + "/api/fail", headers={"X-Tenant-ID": "beta"})
+
+        lines = wait_for(lambda: len(rec.lines()) == 3 and rec.lines(),
+                         what="three log lines")
+        self.assertEqual(rec.state()["errors"], [])
+        by_path = {json.loads(v[1])["path"]: (st, v) for st, v, _ in lines}
+        self.assertNotIn("secret", json.dumps(lines))
+
+        st, v = by_path["/api/users/7"]
+        line = json.loads(v[1])
+        self.assertEqual(st, {"service": "backend-api", "level": "INFO",
+                              "host": st["host"]})
+        for field in ("timestamp", "level", "service", "trace_id", "span_id",
+                      "tenant_id", "endpoint", "message", "latency_ms"):
+            self.assertIn(field, line)
+        self.assertRegex(line["timestamp"],
+                         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertEqual(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736")
+        self.assertEqual(line["tenant_id"], "acme")
+        self.assertEqual(line["endpoint"], "/api/users/{id}")
+        self.assertEqual(line["message"], "Request processed")
+        self.assertEqual(line["user_agent"], "it/1.0")
+        self.assertEqual(line["status"], 200)
+        self.assertEqual(v[2], {"trace_id": line["trace_id"],
+                                "tenant_id": "acme"})
+        self.assertEqual(by_path["/api/fail"][0]["level"], "ERROR")
+
+        # the backend saw the same trace ids as the logs
+        seen = backend_traceparents(stack)
+        logged = {json.loads(v[1])["trace_id"] for _, v, _ in lines}
+        self.assertEqual({s.split("-")[1] for s in seen}, logged)
+
+        # sampled request and the 5xx are exported, the unsampled 200 not
+        spans = wait_for(lambda: len([s for s in rec.spans()
+                                      if s["kind"] == 2]) == 2
+                         and rec.spans(), what="two server spans")
+        server = {s["attrs"]["url.path"]: s for s in spans if s["kind"] == 2}
+        self.assertEqual(set(server), {"/api/users/7", "/api/fail"})
+        s = server["/api/users/7"]
+        self.assertEqual(s["name"], "GET /api/users/{id}")
+        self.assertEqual(s["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736")
+        self.assertEqual(s["parentSpanId"], "00f067aa0ba902b7")
+        self.assertEqual(s["attrs"]["http.request.method"], "GET")
+        self.assertEqual(s["attrs"]["http.route"], "/api/users/{id}")
+        self.assertEqual(s["attrs"]["http.response.status_code"], "200")
+        self.assertEqual(s["attrs"]["peer.service"], "backend-api")
+        self.assertEqual(s["attrs"]["url.scheme"], "http")
+        self.assertEqual(s["attrs"]["network.protocol.version"], "1.1")
+        self.assertEqual(s["resource"]["service.name"]["stringValue"],
+                         "edge-gateway")
+        self.assertEqual(
+            s["resource"]["deployment.environment"]["stringValue"], "test")
+        self.assertNotIn("status", {k: v for k, v in s.items()
+                                    if k == "status" and v.get("code")})
+        self.assertEqual(server["/api/fail"]["status"]["code"], 2)
+
+        # obs_upstream_span on: a CLIENT span whose id the backend saw
+        client = [c for c in spans if c["kind"] == 3
+                  and c["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"]
+        self.assertEqual(len(client), 1)
+        self.assertEqual(client[0]["parentSpanId"], s["spanId"])
+        self.assertIn("00-4bf92f3577b34da6a3ce929d0e0e4736-%s-01"
+                      % client[0]["spanId"], seen)
+
+    def test_per_tenant_org_id_and_basic_auth(self):
+        secret = tempfile.NamedTemporaryFile("w", delete=False)
+        secret.write("s3cret\n")
+        secret.close()
+        self.addCleanup(os.unlink, secret.name)
+        stack, rec = exporter_stack(self, {"loki": {
+            "tenant_header": "per_tenant", "basic_user": "gw",
+            "basic_password_file": secret.name}})
+        for t in ("acme", "globex", "acme"):
+            request(stack.gateway + "/api/x", headers={"X-Tenant-ID": t})
+        lines = wait_for(lambda: len(rec.lines()) == 3 and rec.lines(),
+                         what="three lines")
+        for st, v, org in lines:
+            self.assertEqual(org, json.loads(v[1])["tenant_id"])
+        auths = {p["auth"] for p in rec.state()["loki"]}
+        self.assertEqual(auths, {"Basic Z3c6czNjcmV0"})
+
+
+class DeliveryFaultsTest(unittest.TestCase):
+    """One nginx worker, so that the order the sidecar receives records in
+    is the order of the requests."""
+
+    def sequence(self, rec):
+        return [int(json.loads(v[1])["path"].rsplit("/", 1)[1])
+                for _, v, _ in rec.lines()]
+
+    def drive(self, stack, start, n):
+        for i in range(start, start + n):
+            request(stack.gateway + "/api/seq/%d" % i)
+
+    def test_503_then_recovery_exactly_once_in_order(self):
+        stack, rec = exporter_stack(self, {}, workers=1)
+        rec.control(fail=2, code=503)
+        self.drive(stack, 1, 30)
+        wait_for(lambda: len(rec.lines()) >= 30, timeout=30,
+                 what="all lines after two 503s")
+        time.sleep(1)
+        self.assertEqual(self.sequence(rec), list(range(1, 31)))
+        self.assertGreaterEqual(rec.state()["refused"], 2)
+        m = stack.metrics()
+        self.assertGreaterEqual(value(m, "obs_exporter_retries_total",
+                                      exporter="loki"), 1)
+
+    def test_429_honours_retry_after(self):
+        stack, rec = exporter_stack(self, {}, workers=1)
+        rec.control(fail=1, code=429, retry_after=3)
+        t0 = time.time()
+        self.drive(stack, 1, 5)
+        wait_for(lambda: len(rec.lines()) >= 5, timeout=30,
+                 what="lines after a 429")
+        self.assertGreaterEqual(rec.state()["loki"][0]["time"] - t0, 3)
+        self.assertEqual(self.sequence(rec), list(range(1, 6)))
+
+    def test_slow_receiver(self):
+        stack, rec = exporter_stack(self, {}, workers=1)
+        rec.control(delay=2)
+        self.drive(stack, 1, 20)
+        wait_for(lambda: len(rec.lines()) >= 20, timeout=60,
+                 what="lines from a slow receiver")
+        self.assertEqual(self.sequence(rec), list(range(1, 21)))
+
+    def test_receiver_down_for_a_minute_with_spool(self):
+        spool = tempfile.mkdtemp(prefix="obs-spool-")
+        stack, rec = exporter_stack(self, {"loki": {
+            "spool_dir": spool, "spool_bytes": 10 * 1024 * 1024,
+            "queue_bytes": 2048, "batch_bytes": 4096}}, workers=1)
+        port = rec.port
+        rec.stop()                      # Loki is down
+        self.drive(stack, 1, 200)
+        wait_for(lambda: (value(stack.metrics(), "obs_exporter_spooled_total",
+                                exporter="loki") or 0) > 0,
+                 timeout=30, what="payloads spooled to disk")
+        self.assertTrue(os.listdir(spool))
+        time.sleep(45)                  # a minute down in all
+        rec.port = port
+        rec.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(HELPERS, "fake_receivers.py"),
+             str(port)], stdout=subprocess.PIPE, text=True)
+        rec.proc.stdout.readline()
+        self.drive(stack, 201, 10)
+        wait_for(lambda: len(rec.lines()) >= 210, timeout=120, interval=1,
+                 what="everything after recovery")
+        time.sleep(1)
+        self.assertEqual(self.sequence(rec), list(range(1, 211)))
+        m = stack.metrics()
+        self.assertEqual(sum(value(m, "obs_exporter_dropped_total",
+                                   exporter="loki", reason=r) or 0
+                             for r in ("queue_full", "spool_full",
+                                       "rejected", "shutdown")), 0)
+        wait_for(lambda: not os.listdir(spool), what="an empty spool")
+
+    def test_sigterm_drains(self):
+        stack, rec = exporter_stack(self, {"loki": {"batch_wait_ms": 5000}}, workers=1)
+        self.drive(stack, 1, 25)
+        wait_for(lambda: value(stack.metrics(), "obs_records_received_total")
+                 == 25, what="records in the sidecar")
+        stack.sidecar.send_signal(signal.SIGTERM)
+        self.assertEqual(stack.sidecar.wait(timeout=20), 0)
+        self.assertEqual(self.sequence(rec), list(range(1, 26)))
+
+
+class FileFallbackTest(unittest.TestCase):
+
+    def test_logs_and_spans_go_to_files_without_receivers(self):
+        d = tempfile.mkdtemp(prefix="obs-files-")
+        logs, spans = os.path.join(d, "logs.jsonl"), os.path.join(d, "spans")
+        stack = Stack(NGINX_HTTP, sidecar_args=["--logs-file", logs,
+                                                "--spans-file", spans])
+        stack.nginx_http_config = NGINX_HTTP.replace("DIR", stack.dir)
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        stack.start_nginx()
+        request(stack.gateway + "/api/fail")
+        request(stack.gateway + "/api/ok")
+
+        def read(path):
+            with open(path) as f:
+                return [json.loads(l) for l in f if l.strip()]
+
+        got = wait_for(lambda: os.path.exists(logs) and len(read(logs)) == 2
+                       and read(logs), what="two log lines in the file")
+        self.assertEqual({l["path"] for l in got}, {"/api/fail", "/api/ok"})
+        req = wait_for(lambda: os.path.exists(spans) and read(spans),
+                       what="OTLP/JSON spans")
+        span = req[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        self.assertEqual(span["name"], "GET /api/fail")
+        self.assertRegex(span["traceId"], r"^[0-9a-f]{32}$")
+        self.assertEqual(span["status"]["code"], 2)
+
+
+if __name__ == "__main__":
+    main()
