@@ -22,8 +22,6 @@ PACKAGES=(
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
     prometheus prometheus-alertmanager curl
-    # an independent OTLP decoder (OpenTelemetry JS) for the exporter tests
-    nodejs npm
     # benchmarks
     valgrind wrk
 )
@@ -32,8 +30,12 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 
-# The OTLP decoder the tests use, pinned by t/helpers/js/package-lock.json.
-# A newer npm may already be installed; the distro's serves as a fallback.
+# The OTLP decoder the tests use (OpenTelemetry JS), pinned by
+# t/helpers/js/package-lock.json.  Node from the machine image is kept; the
+# distro's is installed only where there is none.
+if ! command -v npm >/dev/null 2>&1; then
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
 (cd "$(dirname "$0")/../t/helpers/js" && npm ci --no-audit --no-fund --loglevel=error)
 
 # The distro's nginx service is not needed (and not running in CI).
