@@ -539,7 +539,7 @@ payload_gzip(const void *data, size_t len, size_t items, const char *org)
     }
 
     memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
         != Z_OK)
     {
         free(p);
