@@ -24,7 +24,7 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop rules rules-test dashboards
+        install clean demo demo-stop rules rules-test dashboards k8s
 
 all: module sidecar
 
@@ -133,6 +133,9 @@ rules:
 
 dashboards:
 	/usr/bin/python3 dashboards/build.py
+
+k8s:
+	/usr/bin/python3 deploy/k8s/generate-prometheusrule.py
 
 rules-test:
 	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml

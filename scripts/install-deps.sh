@@ -22,6 +22,8 @@ PACKAGES=(
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
     prometheus prometheus-alertmanager curl
+    # deployment checks: docker-compose config, YAML
+    docker-compose python3-yaml
     # benchmarks
     valgrind wrk
 )
