@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo / make demo-stop: the gateway stack on this machine, from Debian
 # packages only: nginx + ngx_http_obs_module in front of the two demo
-# services, obs-sidecar, and a real Prometheus scraping the sidecar.
+# services, obs-sidecar (log lines and spans to local files), a real
+# Prometheus with the project's rules, and Alertmanager with its routing.
 #
 #   deploy/demo/demo.sh start|stop|traffic [requests]
 set -euo pipefail
@@ -13,6 +14,7 @@ BACKEND_PORT=${BACKEND_PORT:-8001}
 ML_PORT=${ML_PORT:-8002}
 SIDECAR_PORT=${SIDECAR_PORT:-9145}
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+ALERTMANAGER_PORT=${ALERTMANAGER_PORT:-9093}
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 
 pidfile() { echo "$DEMO/run/$1.pid"; }
@@ -93,6 +95,9 @@ global:
   scrape_interval: 5s
   evaluation_interval: 5s
 $rules
+alerting:
+  alertmanagers:
+    - static_configs: [{targets: ['127.0.0.1:$ALERTMANAGER_PORT']}]
 scrape_configs:
   - job_name: obs-sidecar
     static_configs:
@@ -131,14 +136,22 @@ start() {
 
     running backend-api || spawn backend-api /usr/bin/python3 "$ROOT/deploy/demo/services.py" backend-api "$BACKEND_PORT"
     running ml-engine || spawn ml-engine /usr/bin/python3 "$ROOT/deploy/demo/services.py" ml-engine "$ML_PORT"
-    running sidecar || spawn sidecar "$ROOT/build/obs-sidecar" \
-        --ingest "unix:$DEMO/run/records.sock" --listen "127.0.0.1:$SIDECAR_PORT"
+    running sidecar || OTEL_SERVICE_NAME=obs-gateway spawn sidecar "$ROOT/build/obs-sidecar" \
+        --ingest "unix:$DEMO/run/records.sock" --listen "127.0.0.1:$SIDECAR_PORT" \
+        --logs-file "$DEMO/logs/requests.jsonl" --spans-file "$DEMO/logs/spans.otlp.jsonl"
     wait_http "http://127.0.0.1:$SIDECAR_PORT/readyz"
 
     write_nginx_conf
     if ! running nginx; then
         "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf"
     fi
+
+    mkdir -p "$DEMO/alertmanager"
+    running alertmanager || spawn alertmanager prometheus-alertmanager \
+        --config.file="$ROOT/alert-rules/alertmanager.yml" \
+        --storage.path="$DEMO/alertmanager" \
+        --web.listen-address="127.0.0.1:$ALERTMANAGER_PORT" \
+        --cluster.listen-address=""
 
     write_prometheus_conf
     running prometheus || spawn prometheus prometheus \
@@ -149,6 +162,7 @@ start() {
     wait_http "http://127.0.0.1:$BACKEND_PORT/health"
     wait_http "http://127.0.0.1:$ML_PORT/health"
     wait_http "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+    wait_http "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready"
 
     echo "demo: sending a little multi-tenant traffic..."
     traffic 300
@@ -161,8 +175,12 @@ The obs gateway demo is running:
   gateway (nginx + ngx_http_obs_module)  http://127.0.0.1:$GATEWAY_PORT/api/v1/users/42
   sidecar metrics                        http://127.0.0.1:$SIDECAR_PORT/metrics
   Prometheus                             http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=sum%20by%20(service%2Croute%2Ctenant)(rate(http_server_requests_total%5B1m%5D))
+  Prometheus alerts                      http://127.0.0.1:$PROMETHEUS_PORT/alerts
+  Alertmanager                           http://127.0.0.1:$ALERTMANAGER_PORT/
   backend-api, ml-engine                 http://127.0.0.1:$BACKEND_PORT/health, http://127.0.0.1:$ML_PORT/health
-  logs (access log with trace ids)       $DEMO/logs/
+  structured log lines (JSON)            $DEMO/logs/requests.jsonl
+  spans (OTLP/JSON)                      $DEMO/logs/spans.otlp.jsonl
+  nginx access log with trace ids        $DEMO/logs/access.log
 
 More traffic: deploy/demo/demo.sh traffic 1000     Stop: make demo-stop
 EOM
@@ -173,9 +191,17 @@ stop() {
     if running nginx; then
         "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf" -s quit || true
     fi
-    for name in prometheus sidecar ml-engine backend-api; do
+    for name in prometheus alertmanager sidecar ml-engine backend-api; do
         if running "$name"; then
-            kill "$(cat "$(pidfile "$name")")" 2>/dev/null || true
+            local pid
+            pid=$(cat "$(pidfile "$name")")
+            kill "$pid" 2>/dev/null || true
+            # the sidecar drains its exporters before it exits
+            for _ in $(seq 100); do
+                grep -qs '^State:.*[ZX]' "/proc/$pid/status" && break
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
         fi
         rm -f "$(pidfile "$name")"
     done

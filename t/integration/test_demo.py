@@ -21,7 +21,7 @@ class DemoTest(unittest.TestCase):
         env = dict(os.environ)
         ports = {}
         for name in ("GATEWAY_PORT", "BACKEND_PORT", "ML_PORT",
-                     "SIDECAR_PORT", "PROMETHEUS_PORT"):
+                     "SIDECAR_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT"):
             ports[name] = free_port()
             env[name] = str(ports[name])
         env["OBS_DEMO_DIR"] = tempfile.mkdtemp(prefix="obs-demo-")
@@ -55,6 +55,28 @@ class DemoTest(unittest.TestCase):
 
             wait_for(prom_tenants, timeout=60, interval=1,
                      what="per-tenant series in Prometheus")
+
+            # logs and spans land in local files
+            logs = os.path.join(env["OBS_DEMO_DIR"], "logs")
+
+            def lines(name):
+                path = os.path.join(logs, name)
+                if not os.path.exists(path):
+                    return []
+                with open(path) as f:
+                    return [json.loads(l) for l in f if l.strip()]
+
+            log_lines = wait_for(lambda: len(lines("requests.jsonl")) >= 300
+                                 and lines("requests.jsonl"),
+                                 what="300 log lines")
+            self.assertTrue({"timestamp", "level", "trace_id", "tenant_id",
+                             "endpoint", "latency_ms"} <= set(log_lines[0]))
+            spans = wait_for(lambda: lines("spans.otlp.jsonl"),
+                             what="OTLP/JSON spans")
+            self.assertIn("resourceSpans", spans[0])
+
+            self.assertEqual(http_get("http://127.0.0.1:%d/-/ready"
+                                      % ports["ALERTMANAGER_PORT"])[0], 200)
         finally:
             stop = subprocess.run(["bash", "deploy/demo/demo.sh", "stop"],
                                   cwd=ROOT, env=env, capture_output=True,
