@@ -17,6 +17,7 @@
 
 #include "http.h"
 #include "metrics.h"
+#include "net.h"
 
 struct http_server {
     struct MHD_Daemon  *daemon;
@@ -44,9 +45,7 @@ http_server_t *
 http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
 {
     http_server_t    *h;
-    struct addrinfo   hints, *ai;
-    char              host[256];
-    const char       *colon = strrchr(cfg->listen, ':');
+    struct addrinfo  *ai;
     int               rc;
 
     h = calloc(1, sizeof(http_server_t));
@@ -59,19 +58,7 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
     pthread_mutex_init(&h->auth_lock, NULL);
     http_configure(h, cfg);
 
-    snprintf(host, sizeof(host), "%.*s", (int) (colon - cfg->listen),
-             cfg->listen);
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strcspn(host, "]")] = '\0';
-    }
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-
-    rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+    rc = net_resolve(cfg->listen, SOCK_STREAM, &ai);
     if (rc != 0) {
         snprintf(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(rc));
         http_stop(h);

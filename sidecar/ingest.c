@@ -14,6 +14,7 @@
 
 #include "hash.h"
 #include "ingest.h"
+#include "net.h"
 #include "stats.h"
 
 /* the module sends at most 60000 bytes; anything larger is not a record */
@@ -269,9 +270,8 @@ static int
 ingest_bind(const char *addr, char **unix_path, char *err, size_t errlen)
 {
     struct sockaddr_un   sun;
-    struct addrinfo      hints, *ai = NULL;
-    const char          *path, *colon;
-    char                 host[256];
+    struct addrinfo     *ai = NULL;
+    const char          *path;
     int                  fd, rc, size = 8 * 1024 * 1024;
 
     *unix_path = NULL;
@@ -307,20 +307,7 @@ ingest_bind(const char *addr, char **unix_path, char *err, size_t errlen)
         *unix_path = strdup(path);
 
     } else {
-        colon = strrchr(addr + 4, ':');
-        snprintf(host, sizeof(host), "%.*s", (int) (colon - (addr + 4)),
-                 addr + 4);
-        if (host[0] == '[') {
-            memmove(host, host + 1, strlen(host));
-            host[strcspn(host, "]")] = '\0';
-        }
-
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_DGRAM;
-        hints.ai_flags = AI_PASSIVE;
-
-        rc = getaddrinfo(host, colon + 1, &hints, &ai);
+        rc = net_resolve(addr + 4, SOCK_DGRAM, &ai);
         if (rc != 0) {
             snprintf(err, errlen, "ingest %s: %s", addr, gai_strerror(rc));
             return -1;

@@ -195,7 +195,7 @@ $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
 --- request eval
 ["GET /sink/reset", "GET /sink/pause",
  (map { "GET /api/n$_" } 1 .. 100),
- "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=1"]
+ "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=10&expect=101"]
 --- response_body_like eval
 ["reset", "paused", (map { "hello" } 1 .. 100), "false", "hello",
  '"dropped": [1-9]\d*, "received": [1-9]\d*, "sum": 101']

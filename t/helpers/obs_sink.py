@@ -13,9 +13,9 @@ over HTTP so that Test::Nginx blocks can fetch it through nginx:
   GET /count?path=P&wait=S    after S seconds, how many records have path P
   GET /headers?wait=S         after S seconds, batch headers as JSON lines,
                               then forgets them
-  GET /stats?wait=S           after S seconds, records received since the
-                              last reset, the drops the last header reported
-                              and their sum
+  GET /stats?wait=S&expect=N  records received since the last reset, the
+                              drops the last header reported and their sum,
+                              once N are accounted for (or after S seconds)
   GET /pause, GET /resume     remove / re-create the socket (sidecar absent)
   GET /reset                  forget everything
 
@@ -167,7 +167,19 @@ def make_handler(store):
                     out, store.headers = store.headers, []
                     return self.reply(out)
                 if url.path == "/stats":
-                    self.linger(float(q.get("wait", "0")))
+                    # with expect=N, wait (up to `wait`) until N records are
+                    # accounted for, received or reported dropped
+                    expect = int(q.get("expect", "0"))
+                    deadline = time.time() + float(q.get("wait", "0"))
+
+                    def accounted():
+                        last = store.headers[-1] if store.headers else {}
+                        return store.received + int(
+                            last.get("droppedBufferFull", "0"))
+
+                    while time.time() < deadline and (
+                            not expect or accounted() < expect):
+                        store.cond.wait(deadline - time.time())
                     last = store.headers[-1] if store.headers else {}
                     dropped = int(last.get("droppedBufferFull", "0"))
                     return self.reply([{"received": store.received,
