@@ -90,7 +90,7 @@ class Stack:
     """nginx with the module, a sidecar, and optionally Prometheus."""
 
     def __init__(self, nginx_http_config, sidecar_args=(), workers=2,
-                 sidecar_config=None):
+                 sidecar_config=None, records_address=None):
         self.dir = tempfile.mkdtemp(prefix="obs-it-")
         os.chmod(self.dir, 0o755)     # nginx workers run as another user
         self.procs = []
@@ -102,6 +102,7 @@ class Stack:
         self.sidecar_config = sidecar_config
         self.nginx_http_config = nginx_http_config
         self.workers = workers
+        self.records_address = records_address or "unix:" + self.sock
 
     @property
     def metrics_url(self):
@@ -141,11 +142,11 @@ http {
     access_log off;
     client_body_temp_path %(dir)s/tmp;
     proxy_temp_path %(dir)s/tmp;
-    obs_sidecar unix:%(sock)s flush=100ms;
+    obs_sidecar %(addr)s flush=100ms;
 %(http)s
 }
 """ % {"module": MODULE, "workers": self.workers, "dir": self.dir,
-       "sock": self.sock,
+       "addr": self.records_address,
        "http": self.nginx_http_config.replace(
            "NGINX_PORT", str(self.nginx_port)).replace(
            "BACKEND_PORT", str(self.backend_port))}

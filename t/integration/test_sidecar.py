@@ -349,6 +349,37 @@ class IngestRobustnessTest(unittest.TestCase):
         self.assertIsNone(self.stack.sidecar.poll())
 
 
+class MultipleIngestTest(unittest.TestCase):
+    """One sidecar serves two nginx instances: one over a unix socket, one
+    over UDP (--ingest repeated)."""
+
+    def test_unix_and_udp_ingest_together(self):
+        from harness import free_port
+        udp = "udp:127.0.0.1:%d" % free_port()
+        stack = Stack(NGINX_HTTP, workers=1)
+        stack.sidecar_args = ["--ingest", "unix:" + stack.sock,
+                              "--ingest", udp]
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        stack.start_nginx()
+
+        second = Stack(NGINX_HTTP.replace("backend-api", "udp-api"),
+                       workers=1, records_address=udp)
+        self.addCleanup(second.stop)
+        second.start_nginx()
+
+        for _ in range(5):
+            request(stack.gateway + "/api/users/1")
+        for _ in range(3):
+            request(second.gateway + "/api/users/1")
+
+        wait_for(lambda: value(stack.metrics(), "http_server_requests_total",
+                               service="backend-api") == 5
+                 and value(stack.metrics(), "http_server_requests_total",
+                           service="udp-api") == 3,
+                 what="records from both nginx instances")
+
+
 class LifecycleTest(unittest.TestCase):
     """SIGHUP reloads without losing counters; SIGTERM drains and exits 0;
     bad configuration fails before anything starts."""
