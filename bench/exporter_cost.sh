@@ -47,7 +47,7 @@ http {
     obs_sidecar unix:$WORK/records.sock;
     obs_service_name backend-api;
     obs_tenant \$http_x_tenant_id;
-    obs_trace_sample 1;
+    obs_trace_sample ${SAMPLE:-1};
     upstream backend { server 127.0.0.1:$UP; keepalive 16; }
     server {
         listen 127.0.0.1:$GW;
