@@ -59,6 +59,37 @@ def request(url, method="GET", headers=None, body=None):
         return e.code, e.read()
 
 
+# A gateway with the two services of the brief in front of one backend
+# server block: backend-api (routes templated automatically) and ml-engine
+# (one fixed route).
+GATEWAY_HTTP = """
+    obs_tenant $http_x_tenant_id;
+    server {
+        listen 127.0.0.1:NGINX_PORT;
+        location /api/ {
+            obs_service_name backend-api;
+            obs_route_auto on;
+            proxy_pass http://127.0.0.1:BACKEND_PORT;
+        }
+        location /ml/ {
+            obs_service_name ml-engine;
+            obs_route /ml/predict;
+            proxy_pass http://127.0.0.1:BACKEND_PORT;
+        }
+    }
+    server {
+        listen 127.0.0.1:BACKEND_PORT;
+        obs off;
+        location /api/ { return 200 "ok\\n"; }
+        location /api/users/ { return 200 "user\\n"; }
+        location /api/orders { return 201 "created\\n"; }
+        location /api/fail { return 503 "down\\n"; }
+        location /api/limited { return 429 "slow down\\n"; }
+        location /ml/ { return 200 "prediction\\n"; }
+    }
+"""
+
+
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 

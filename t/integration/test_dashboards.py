@@ -13,32 +13,10 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, Stack, request, value, wait_for, main  # noqa
+from harness import (ROOT, GATEWAY_HTTP, Stack, request, value,  # noqa
+                     wait_for, main)
 
-NGINX_HTTP = """
-    obs_tenant $http_x_tenant_id;
-    server {
-        listen 127.0.0.1:NGINX_PORT;
-        location /api/ {
-            obs_service_name backend-api;
-            obs_route_auto on;
-            proxy_pass http://127.0.0.1:BACKEND_PORT;
-        }
-        location /ml/ {
-            obs_service_name ml-engine;
-            obs_route /ml/predict;
-            proxy_pass http://127.0.0.1:BACKEND_PORT;
-        }
-    }
-    server {
-        listen 127.0.0.1:BACKEND_PORT;
-        obs off;
-        location /api/ { return 200 "ok\\n"; }
-        location /api/fail { return 503 "down\\n"; }
-        location /api/limited { return 429 "slow down\\n"; }
-        location /ml/ { return 200 "prediction\\n"; }
-    }
-"""
+NGINX_HTTP = GATEWAY_HTTP
 
 # panels that need something this test does not run
 NEEDS_OTHER_SOURCES = {

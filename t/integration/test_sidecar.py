@@ -16,33 +16,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (Stack, ROOT, http_get, request, value, wait_for,  # noqa
-                     parse_text, main)
+from harness import (Stack, ROOT, GATEWAY_HTTP, http_get, request,  # noqa
+                     value, wait_for, parse_text, main)
 
-NGINX_HTTP = """
-    obs_tenant $http_x_tenant_id;
-    server {
-        listen 127.0.0.1:NGINX_PORT;
-        location /api/ {
-            obs_service_name backend-api;
-            obs_route_auto on;
-            proxy_pass http://127.0.0.1:BACKEND_PORT;
-        }
-        location /ml/ {
-            obs_service_name ml-engine;
-            obs_route /ml/predict;
-            proxy_pass http://127.0.0.1:BACKEND_PORT;
-        }
-    }
-    server {
-        listen 127.0.0.1:BACKEND_PORT;
-        obs off;
-        location /api/users/ { return 200 "user\\n"; }
-        location /api/orders { return 201 "created\\n"; }
-        location /api/fail { return 503 "down\\n"; }
-        location /ml/ { return 200 "prediction\\n"; }
-    }
-"""
+NGINX_HTTP = GATEWAY_HTTP
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = "00-%s-00f067aa0ba902b7-01" % TRACE_ID
