@@ -24,7 +24,7 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop rules rules-test dashboards k8s
+        install clean demo demo-stop rules rules-test dashboards k8s fuzz
 
 all: module sidecar
 
@@ -143,7 +143,25 @@ rules-test:
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
 
-test: unit-test rules-test nginx-test integration-test
+test: unit-test rules-test nginx-test integration-test fuzz
+
+# Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 15
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
+
+$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c
+	@mkdir -p $(BUILD)
+	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ $^
+
+$(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -DOBS_EXPORTER_VERSION='"fuzz"' \
+	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest
+	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
+	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
 
 clean:
 	rm -rf $(BUILD) t/servroot

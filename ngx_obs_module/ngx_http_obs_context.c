@@ -509,7 +509,8 @@ ngx_http_obs_extract(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, found->states_len);
+    /* the values, and a comma where two headers' lists join */
+    p = ngx_pnalloc(r->pool, found->states_len + found->tracestates);
     if (p == NULL) {
         return NGX_OK;
     }

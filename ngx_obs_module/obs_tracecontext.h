@@ -44,7 +44,8 @@ void obs_traceparent_format(char *out, const uint8_t *trace_id,
 
 /*
  * Combines tracestate header values (in order) into one list in out, which
- * must hold the sum of the value lengths.  Empty members are dropped and an
+ * must hold the sum of the value lengths plus nvalues (the commas that join
+ * values from different headers).  Empty members are dropped and an
  * over-long list is shortened as the spec allows.  Returns the length
  * written (0 for an empty list) or -1 when the list is invalid and must be
  * dropped.

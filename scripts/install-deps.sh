@@ -24,8 +24,8 @@ PACKAGES=(
     prometheus prometheus-alertmanager curl
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
-    # benchmarks
-    valgrind wrk
+    # benchmarks and fuzzing
+    valgrind wrk strace bc clang libclang-rt-14-dev
 )
 
 export DEBIAN_FRONTEND=noninteractive

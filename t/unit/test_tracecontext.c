@@ -105,6 +105,12 @@ test_tracestate(void)
     n = combine(one, 1, out);
     CHECK(n == 11 && memcmp(out, "foo=1,bar=2", 11) == 0, "single list");
 
+    /* joined lists are longer than their parts: a comma between headers */
+    two[0] = "a=1";
+    two[1] = "b=2";
+    n = combine(two, 2, out);
+    CHECK(n == 7 && memcmp(out, "a=1,b=2", 7) == 0, "comma between headers");
+
     three[0] = "foo=1";
     three[1] = "";
     three[2] = " bar=2 ,\t, baz=3";

@@ -1,0 +1,46 @@
+/* libFuzzer target: any datagram through the sidecar's decoder, the
+   aggregator and the exposition; malformed input is counted, never fatal. */
+
+#include <stdint.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "buf.h"
+#include "config.h"
+#include "ingest.h"
+#include "metrics.h"
+#include "store.h"
+
+static store_t       *store;
+static aggregator_t  *agg;
+static ingest_t      *in;
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static config_t  cfg;
+    char             err[256];
+    buf_t            out = { 0 };
+    static int       calls;
+
+    if (in == NULL) {
+        char  *argv[] = { "fuzz", "--ingest", "unix:/tmp/unused", NULL };
+
+        config_load(&cfg, 3, argv, err, sizeof(err));
+        cfg.n_ingest = 0;
+        cfg.max_series = 2000;
+        store = store_new(cfg.max_series);
+        agg = aggregator_new(store, &cfg);
+        in = ingest_open(&cfg, agg, err, sizeof(err));
+    }
+
+    ingest_datagram(in, data, size);
+
+    if (++calls % 256 == 0) {
+        metrics_render(store, EXPO_OPENMETRICS, &out);
+        metrics_render(store, EXPO_PROTOBUF, &out);
+        buf_free(&out);
+    }
+
+    return 0;
+}
