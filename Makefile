@@ -143,7 +143,7 @@ rules-test:
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
 
-test: unit-test rules-test nginx-test integration-test fuzz
+test: unit-test rules-test nginx-test integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15
