@@ -16,6 +16,13 @@ typedef Opentelemetry__Proto__Trace__V1__Span           otlp_span_t;
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
                                                         otlp_request_t;
 
+#define otlp_request_size \
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size
+#define otlp_request_init \
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__init
+#define otlp_request_pack \
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack
+
 /* Level of a response: INFO below 400, WARN for 4xx, ERROR for 5xx. */
 const char *log_level(unsigned status);
 

@@ -204,14 +204,14 @@ exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
     snprintf(ts, sizeof(ts), "%llu", (unsigned long long)
              (r->start_time_unix_nano + r->duration_us * 1000));
     entry = json_array();
-    json_array_append_new(entry, json_string(ts));
-    json_array_append_new(entry, json_string(text));
+    json_array_append_new(entry, json_string_nocheck(ts));
+    json_array_append_new(entry, json_string_nocheck(text));
     meta = json_object();
     if (r->trace_id.len == 16) {
         text_hex(hex, r->trace_id.data, 16);
-        json_object_set_new(meta, "trace_id", json_string(hex));
+        json_object_set_new_nocheck(meta, "trace_id", json_string_nocheck(hex));
     }
-    json_object_set_new(meta, "tenant_id", json_string(tenant));
+    json_object_set_new_nocheck(meta, "tenant_id", json_string_nocheck(tenant));
     json_array_append_new(entry, meta);
     free(text);
 
@@ -230,7 +230,7 @@ exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
         values = json_object_get(b->streams, key);
         if (values == NULL) {
             values = json_array();
-            json_object_set_new(b->streams, key, values);
+            json_object_set_new_nocheck(b->streams, key, values);
         }
         json_array_append_new(values, entry);
         entry = NULL;
@@ -428,7 +428,7 @@ exporter_ship_logs(exporter_t *e, loki_batch_t *b)
 
     root = json_object();
     streams = json_array();
-    json_object_set_new(root, "streams", streams);
+    json_object_set_new_nocheck(root, "streams", streams);
 
     json_object_foreach(b->streams, key, values) {
         level = strchr(key, '\x1f');
@@ -490,10 +490,10 @@ exporter_ship_spans(exporter_t *e, span_batch_t *b)
         }
 
     } else if (req) {
-        len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(req);
+        len = otlp_request_size(req);
         buf = malloc(len ? len : 1);
         if (buf) {
-            opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(req, buf);
+            otlp_request_pack(req, buf);
             p = payload_gzip(buf, len, b->n, "");
             free(buf);
         }

@@ -12,6 +12,11 @@
 #include "text.h"
 
 #define ARENA_CHUNK   (256 * 1024)
+
+#define SPAN_SERVER   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER
+#define SPAN_CLIENT   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT
+#define STATUS_ERROR  \
+    OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
 #define SPAN_ATTRS    16
 #define SPAN_TEXT     1024
 
@@ -133,7 +138,7 @@ spans_build(arena_t *a, const Obs__V1__Record *r, const char *service,
     snprintf(name, sizeof(name), "%s %s", method, route);
 
     s->name = arena_strndup(a, name, strlen(name));
-    s->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+    s->kind = SPAN_SERVER;
     s->span_id.data = arena_alloc(a, 8);
     if (s->span_id.data) {
         memcpy(s->span_id.data, r->span_id.data, 8);
@@ -188,8 +193,7 @@ spans_build(arena_t *a, const Obs__V1__Record *r, const char *service,
     s->attributes = t.attrs;
 
     if (r->status >= 500) {
-        s->status->code =
-            OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+        s->status->code = STATUS_ERROR;
     }
 
     spans[n++] = s;
@@ -213,8 +217,7 @@ spans_build(arena_t *a, const Obs__V1__Record *r, const char *service,
         }
 
         c->name = arena_strndup(a, method, strlen(method));
-        c->kind =
-            OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT;
+        c->kind = SPAN_CLIENT;
         c->span_id.data = arena_alloc(a, 8);
         c->parent_span_id.data = arena_alloc(a, 8);
         if (c->span_id.data == NULL || c->parent_span_id.data == NULL) {
@@ -248,7 +251,7 @@ spans_build(arena_t *a, const Obs__V1__Record *r, const char *service,
 
         /* CLIENT spans: 4xx is an error too */
         if (u->status >= 400 || u->status == 0) {
-            c->status->code = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+            c->status->code = STATUS_ERROR;
         }
 
         spans[n++] = c;
@@ -287,7 +290,7 @@ spans_request(arena_t *a, const exporter_config_t *cfg, otlp_span_t **spans,
         return NULL;
     }
 
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(req);
+    otlp_request_init(req);
     opentelemetry__proto__trace__v1__resource_spans__init(rs);
     opentelemetry__proto__trace__v1__scope_spans__init(ss);
     opentelemetry__proto__resource__v1__resource__init(res);

@@ -13,7 +13,7 @@ typedef struct {
     int     failed;     /* an allocation failed; the content is incomplete */
 } buf_t;
 
-/* Makes room for at least extra more bytes; returns 0 or -1 (and sets failed). */
+/* Makes room for extra more bytes; returns 0, or -1 (and sets failed). */
 int buf_reserve(buf_t *b, size_t extra);
 
 /* Appends len bytes. */

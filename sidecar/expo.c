@@ -220,7 +220,8 @@ expo_family_end(expo_writer_t *w)
     mf.name = name;
     mf.help = (char *) w->help;
     mf.has_type = 1;
-    mf.type = w->type == EXPO_COUNTER ? IO__PROMETHEUS__CLIENT__METRIC_TYPE__COUNTER
+    mf.type = w->type == EXPO_COUNTER
+              ? IO__PROMETHEUS__CLIENT__METRIC_TYPE__COUNTER
               : w->type == EXPO_HISTOGRAM
                 ? IO__PROMETHEUS__CLIENT__METRIC_TYPE__HISTOGRAM
                 : IO__PROMETHEUS__CLIENT__METRIC_TYPE__GAUGE;
@@ -490,7 +491,8 @@ static void
 expo_proto_histogram(expo_writer_t *w, const char *const *names,
     const char *const *values, int n, const histogram_t *h)
 {
-    Io__Prometheus__Client__Metric       m = IO__PROMETHEUS__CLIENT__METRIC__INIT;
+    Io__Prometheus__Client__Metric       m =
+        IO__PROMETHEUS__CLIENT__METRIC__INIT;
     Io__Prometheus__Client__Histogram    hp =
         IO__PROMETHEUS__CLIENT__HISTOGRAM__INIT;
     Io__Prometheus__Client__Bucket       buckets[CONFIG_MAX_BUCKETS];
