@@ -121,7 +121,7 @@ class Stack:
     """nginx with the module, a sidecar, and optionally Prometheus."""
 
     def __init__(self, nginx_http_config, sidecar_args=(), workers=2,
-                 sidecar_config=None, records_address=None):
+                 sidecar_config=None, records_address=None, flush="100ms"):
         self.dir = tempfile.mkdtemp(prefix="obs-it-")
         os.chmod(self.dir, 0o755)     # nginx workers run as another user
         self.procs = []
@@ -134,6 +134,7 @@ class Stack:
         self.nginx_http_config = nginx_http_config
         self.workers = workers
         self.records_address = records_address or "unix:" + self.sock
+        self.flush = flush
 
     @property
     def metrics_url(self):
@@ -173,11 +174,11 @@ http {
     access_log off;
     client_body_temp_path %(dir)s/tmp;
     proxy_temp_path %(dir)s/tmp;
-    obs_sidecar %(addr)s flush=100ms;
+    obs_sidecar %(addr)s flush=%(flush)s;
 %(http)s
 }
 """ % {"module": MODULE, "workers": self.workers, "dir": self.dir,
-       "addr": self.records_address,
+       "addr": self.records_address, "flush": self.flush,
        "http": self.nginx_http_config.replace(
            "NGINX_PORT", str(self.nginx_port)).replace(
            "BACKEND_PORT", str(self.backend_port))}

@@ -357,6 +357,36 @@ class MultipleIngestTest(unittest.TestCase):
                  what="records from both nginx instances")
 
 
+class NginxLifecycleTest(unittest.TestCase):
+    """Records waiting in a worker's buffer leave when the worker exits:
+    on reload (old workers finish gracefully) and on stop."""
+
+    def test_reload_and_quit_flush_waiting_records(self):
+        stack = Stack(NGINX_HTTP, flush="60s")
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        stack.start_nginx()
+
+        for _ in range(7):
+            request(stack.gateway + "/api/users/1")
+        time.sleep(0.5)
+        self.assertEqual(value(stack.metrics(), "obs_records_received_total"),
+                         0, "a 60 s flush interval keeps them waiting")
+
+        stack.nginx.send_signal(signal.SIGHUP)
+        wait_for(lambda: value(stack.metrics(),
+                               "obs_records_received_total") == 7,
+                 what="records flushed by the reload")
+
+        for _ in range(4):
+            request(stack.gateway + "/api/users/2")
+        stack.nginx.send_signal(signal.SIGQUIT)
+        stack.nginx.wait(timeout=20)
+        wait_for(lambda: value(stack.metrics(),
+                               "obs_records_received_total") == 11,
+                 what="records flushed at graceful stop")
+
+
 class LifecycleTest(unittest.TestCase):
     """SIGHUP reloads without losing counters; SIGTERM drains and exits 0;
     bad configuration fails before anything starts."""
