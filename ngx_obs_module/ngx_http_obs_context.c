@@ -48,6 +48,7 @@ static ngx_int_t ngx_http_obs_extract(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx, ngx_http_obs_found_t *found);
 static void ngx_http_obs_find_headers(ngx_http_request_t *r,
     ngx_http_obs_found_t *found);
+static ngx_int_t ngx_http_obs_header_is(ngx_table_elt_t *h, ngx_str_t *name);
 static ngx_int_t ngx_http_obs_rebuild_headers(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx);
 static ngx_int_t ngx_http_obs_push_header(ngx_list_t *headers,
@@ -74,6 +75,7 @@ static void ngx_http_obs_save_peer_session(ngx_peer_connection_t *pc,
 
 static ngx_str_t   ngx_http_obs_traceparent_name = ngx_string("traceparent");
 static ngx_str_t   ngx_http_obs_tracestate_name = ngx_string("tracestate");
+static ngx_str_t   ngx_http_obs_request_id_name = ngx_string("x-request-id");
 static ngx_uint_t  ngx_http_obs_traceparent_hash;
 static ngx_uint_t  ngx_http_obs_tracestate_hash;
 
@@ -552,17 +554,13 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
             i = 0;
         }
 
-        if (h[i].key.len == ngx_http_obs_traceparent_name.len
-            && ngx_strncmp(h[i].lowcase_key, "traceparent", 11) == 0)
-        {
+        if (ngx_http_obs_header_is(&h[i], &ngx_http_obs_traceparent_name)) {
             found->traceparent = &h[i];
             found->traceparents++;
             continue;
         }
 
-        if (h[i].key.len == ngx_http_obs_tracestate_name.len
-            && ngx_strncmp(h[i].lowcase_key, "tracestate", 10) == 0)
-        {
+        if (ngx_http_obs_header_is(&h[i], &ngx_http_obs_tracestate_name)) {
             if (found->tracestates < NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS) {
                 found->states[found->tracestates].data =
                                               (char *) h[i].value.data;
@@ -575,12 +573,20 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
             continue;
         }
 
-        if (h[i].key.len == 12
-            && ngx_strncmp(h[i].lowcase_key, "x-request-id", 12) == 0)
-        {
+        if (ngx_http_obs_header_is(&h[i], &ngx_http_obs_request_id_name)) {
             found->request_id = &h[i];
         }
     }
+}
+
+
+/* Header names arrive in any case; lowcase_key is nginx's lowercase copy. */
+
+static ngx_int_t
+ngx_http_obs_header_is(ngx_table_elt_t *h, ngx_str_t *name)
+{
+    return h->key.len == name->len
+           && ngx_strncmp(h->lowcase_key, name->data, name->len) == 0;
 }
 
 
@@ -613,10 +619,8 @@ ngx_http_obs_rebuild_headers(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
             i = 0;
         }
 
-        if ((h[i].key.len == 11
-             && ngx_strncmp(h[i].lowcase_key, "traceparent", 11) == 0)
-            || (h[i].key.len == 10
-                && ngx_strncmp(h[i].lowcase_key, "tracestate", 10) == 0))
+        if (ngx_http_obs_header_is(&h[i], &ngx_http_obs_traceparent_name)
+            || ngx_http_obs_header_is(&h[i], &ngx_http_obs_tracestate_name))
         {
             continue;
         }
