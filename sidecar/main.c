@@ -21,6 +21,7 @@
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
+#include "exporter_metrics.h"
 #include "metrics.h"
 #include "stats.h"
 #include "store.h"
@@ -44,7 +45,6 @@ static void sidecar_reload(sidecar_t *s);
 static void sidecar_stop(sidecar_t *s);
 static void sidecar_export(const Obs__V1__BatchHeader *h,
     const Obs__V1__Record *r, void *data);
-static void sidecar_exporter_metrics(expo_writer_t *w, void *data);
 
 int
 main(int argc, char **argv)
@@ -113,7 +113,7 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     }
 
     ingest_set_record_hook(s->ingest, sidecar_export, s->exporter);
-    metrics_add_source(sidecar_exporter_metrics, s->exporter);
+    metrics_add_source(exporter_metrics, s->exporter);
 
     s->http = http_start(&s->cfg, s->store, err, errlen);
     if (s->http == NULL) {
@@ -238,96 +238,4 @@ sidecar_export(const Obs__V1__BatchHeader *h, const Obs__V1__Record *r,
     void *data)
 {
     exporter_record(data, h, r);
-}
-
-/* obs_exporter_* families, from the exporter's published counters. */
-
-static void
-sidecar_exporter_metrics(expo_writer_t *w, void *data)
-{
-    static const char  *names[] = { "exporter", "result" };
-    static const char  *drop_names[] = { "exporter", "reason" };
-    sink_stats_t        st[EXPORTER_SINKS];
-    const char         *values[2];
-    int                 i, k;
-
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        exporter_stats(data, (sink_id_t) i, &st[i]);
-    }
-
-    expo_family(w, "obs_exporter_requests",
-                "Deliveries to Loki or the OTLP receiver, by result.", NULL,
-                EXPO_COUNTER);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        values[0] = exporter_sink_names[i];
-        values[1] = "success";
-        expo_sample(w, names, values, 2, (double) st[i].requests_ok);
-        values[1] = "failure";
-        expo_sample(w, names, values, 2, (double) st[i].requests_failed);
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_exporter_retries",
-                "Deliveries tried again after 429, 5xx or a connection "
-                "error.", NULL, EXPO_COUNTER);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        expo_sample(w, names, &exporter_sink_names[i], 1,
-                    (double) st[i].retries);
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_exporter_sent",
-                "Log lines or spans delivered (or written to their file).",
-                NULL, EXPO_COUNTER);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        expo_sample(w, names, &exporter_sink_names[i], 1,
-                    (double) st[i].items_sent);
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_exporter_dropped",
-                "Log lines or spans given up, by reason.", NULL,
-                EXPO_COUNTER);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        for (k = 0; k < DROP_REASONS; k++) {
-            values[0] = exporter_sink_names[i];
-            values[1] = exporter_drop_names[k];
-            expo_sample(w, drop_names, values, 2,
-                        (double) st[i].items_dropped[k]);
-        }
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_exporter_spooled",
-                "Payloads written to the on-disk spool.", NULL, EXPO_COUNTER);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        expo_sample(w, names, &exporter_sink_names[i], 1,
-                    (double) st[i].payloads_spooled);
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_exporter_queue_bytes",
-                "Payload bytes waiting in memory.", "bytes", EXPO_GAUGE);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        expo_sample(w, names, &exporter_sink_names[i], 1,
-                    (double) st[i].queue_bytes);
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_exporter_spool_bytes",
-                "Bytes in the on-disk spool.", "bytes", EXPO_GAUGE);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        expo_sample(w, names, &exporter_sink_names[i], 1,
-                    (double) st[i].spool_bytes);
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_exporter_spool_limit_bytes",
-                "Size bound of the on-disk spool (0: no spool).", "bytes",
-                EXPO_GAUGE);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        expo_sample(w, names, &exporter_sink_names[i], 1,
-                    (double) st[i].spool_limit);
-    }
-    expo_family_end(w);
 }
