@@ -65,9 +65,10 @@ static void exporter_seal_due(exporter_t *e, double now, int all);
 static void exporter_ship_logs(exporter_t *e, loki_batch_t *b);
 static void exporter_ship_spans(exporter_t *e, span_batch_t *b);
 static void exporter_deliver(exporter_t *e, double now);
+static void exporter_write_lines(sink_t *s, loki_batch_t *b);
 static payload_t *payload_gzip(const void *data, size_t len, size_t items,
     const char *org);
-static payload_t *payload_plain(const char *data, size_t len, size_t items);
+static payload_t *payload_line(const char *text, size_t len, size_t items);
 static loki_batch_t *logs_batch(exporter_t *e, const char *org, double now);
 static void logs_seal(exporter_t *e, int i);
 static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
@@ -401,28 +402,14 @@ static void
 exporter_ship_logs(exporter_t *e, loki_batch_t *b)
 {
     sink_t       *s = &e->sinks[EXPORTER_LOKI];
-    json_t       *root, *streams, *values, *stream, *entry;
+    json_t       *root, *streams, *values, *stream;
     const char   *key;
     char         *body, service[256];
     const char   *level;
-    size_t        i;
     payload_t    *p = NULL;
 
     if (s->file) {
-        json_object_foreach(b->streams, key, values) {
-            json_array_foreach(values, i, entry) {
-                const char  *line = json_string_value(json_array_get(entry, 1));
-                size_t       n = strlen(line);
-                char        *withnl = malloc(n + 1);
-
-                if (withnl) {
-                    memcpy(withnl, line, n);
-                    withnl[n] = '\n';
-                    sink_enqueue(s, payload_plain(withnl, n + 1, 1));
-                    free(withnl);
-                }
-            }
-        }
+        exporter_write_lines(s, b);
         goto done;
     }
 
@@ -479,13 +466,7 @@ exporter_ship_spans(exporter_t *e, span_batch_t *b)
         text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         if (text) {
-            len = strlen(text);
-            text[len] = '\0';
-            p = payload_plain(text, len, b->n);
-            if (p) {
-                p->data[len] = '\n';
-                p->len = len + 1;
-            }
+            p = payload_line(text, strlen(text), b->n);
             free(text);
         }
 
@@ -572,8 +553,10 @@ payload_gzip(const void *data, size_t len, size_t items, const char *org)
     return p;
 }
 
+/* A file payload: the text and its line end. */
+
 static payload_t *
-payload_plain(const char *data, size_t len, size_t items)
+payload_line(const char *text, size_t len, size_t items)
 {
     payload_t  *p = calloc(1, sizeof(*p));
 
@@ -582,10 +565,53 @@ payload_plain(const char *data, size_t len, size_t items)
         return NULL;
     }
 
-    memcpy(p->data, data, len);
-    p->len = len;
+    memcpy(p->data, text, len);
+    p->data[len] = '\n';
+    p->len = len + 1;
     p->items = items;
     return p;
+}
+
+
+/* File mode: the batch's log lines as one payload of JSON lines. */
+
+static void
+exporter_write_lines(sink_t *s, loki_batch_t *b)
+{
+    json_t      *values, *entry;
+    const char  *key, *line;
+    char        *text, *o;
+    size_t       i, total = 0;
+    payload_t   *p;
+
+    json_object_foreach(b->streams, key, values) {
+        json_array_foreach(values, i, entry) {
+            total += strlen(json_string_value(json_array_get(entry, 1))) + 1;
+        }
+    }
+
+    text = malloc(total ? total : 1);
+    if (text == NULL) {
+        s->stats.items_dropped[DROP_QUEUE_FULL] += b->items;
+        return;
+    }
+
+    o = text;
+    json_object_foreach(b->streams, key, values) {
+        json_array_foreach(values, i, entry) {
+            line = json_string_value(json_array_get(entry, 1));
+            o = stpcpy(o, line);
+            *o++ = '\n';
+        }
+    }
+
+    /* payload_line adds the last line end */
+    p = total ? payload_line(text, total - 1, b->items) : NULL;
+    free(text);
+
+    if (p) {
+        sink_enqueue(s, p);
+    }
 }
 
 /* The open batch for an org; the oldest is sealed when too many are open. */

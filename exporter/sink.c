@@ -24,6 +24,7 @@ static void spool_path(const sink_t *s, uint64_t seq, char *out,
 static void payload_free(payload_t *p);
 static size_t sink_header(char *buf, size_t size, size_t n, void *data);
 static int seq_compare(const void *a, const void *b);
+static void sink_drop_org_header(sink_t *s);
 
 int
 sink_init(sink_t *s, sink_id_t id, const sink_config_t *cfg,
@@ -226,20 +227,13 @@ void
 sink_done(sink_t *s, CURLcode rc, double now)
 {
     payload_t          *p = s->current;
-    struct curl_slist  *org;
     long                code = 0;
 
     curl_multi_remove_handle(s->multi, s->easy);
     curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
     s->inflight = 0;
 
-    if (s->org_header) {
-        org = s->headers;
-        s->headers = org->next;
-        org->next = NULL;
-        curl_slist_free_all(org);
-        s->org_header = 0;
-    }
+    sink_drop_org_header(s);
 
     if (rc == CURLE_OK && code >= 200 && code < 300) {
         s->stats.requests_ok++;
@@ -324,12 +318,7 @@ sink_free(sink_t *s)
     payload_free(s->current);
     if (s->inflight) {
         curl_multi_remove_handle(s->multi, s->easy);
-        if (s->org_header) {
-            struct curl_slist  *org = s->headers;
-            s->headers = org->next;
-            org->next = NULL;
-            curl_slist_free_all(org);
-        }
+        sink_drop_org_header(s);
     }
     while ((p = sink_pop(&s->mem_head, &s->mem_tail)) != NULL) {
         payload_free(p);
@@ -345,6 +334,25 @@ sink_free(sink_t *s)
         fclose(s->file);
     }
 }
+
+/* Takes the request's X-Scope-OrgID off the front of the shared headers. */
+
+static void
+sink_drop_org_header(sink_t *s)
+{
+    struct curl_slist  *org;
+
+    if (!s->org_header) {
+        return;
+    }
+
+    org = s->headers;
+    s->headers = org->next;
+    org->next = NULL;
+    curl_slist_free_all(org);
+    s->org_header = 0;
+}
+
 
 /* Retry-After: seconds, or an HTTP date. */
 
