@@ -31,14 +31,16 @@ static int config_read_secret(const char *path, char **out,
     const char *setting, char *err, size_t errlen);
 static int config_buckets(json_t *v, double *out, int *n, const char *name,
     char *err, size_t errlen);
-static int config_positive(json_t *root, const char *name, long *out,
-    char *err, size_t errlen);
 static int config_check(const config_t *c, char *err, size_t errlen);
 static void config_replace(char **slot, const char *value);
 static int config_exporter_env(config_t *c, char *err, size_t errlen);
 static void config_otlp_endpoint(config_t *c, const char *url, int base);
 static int config_otlp_headers(sink_config_t *s, const char *list,
     char *err, size_t errlen);
+static int config_string(json_t *o, const char *key, char **out,
+    const char *where, char *err, size_t errlen);
+static int config_number(json_t *o, const char *key, long *out,
+    const char *where, char *err, size_t errlen);
 static int config_sink(json_t *o, const char *name, sink_config_t *s,
     char *err, size_t errlen);
 static int config_exporter_json(config_t *c, json_t *root, char *err,
@@ -401,11 +403,14 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
         || config_buckets(json_object_get(root, "upstream_buckets"),
                           c->upstream_buckets, &c->n_upstream_buckets,
                           "upstream_buckets", err, errlen) != 0
-        || config_positive(root, "max_tenants", &c->max_tenants, err, errlen)
-        || config_positive(root, "max_routes", &c->max_routes, err, errlen)
-        || config_positive(root, "max_series", &c->max_series, err, errlen)
-        || config_positive(root, "series_ttl_seconds", &c->series_ttl, err,
-                           errlen))
+        || config_number(root, "max_tenants", &c->max_tenants, NULL, err,
+                         errlen)
+        || config_number(root, "max_routes", &c->max_routes, NULL, err,
+                         errlen)
+        || config_number(root, "max_series", &c->max_series, NULL, err,
+                         errlen)
+        || config_number(root, "series_ttl_seconds", &c->series_ttl, NULL,
+                         err, errlen))
     {
         return -1;
     }
@@ -585,27 +590,6 @@ config_buckets(json_t *v, double *out, int *n, const char *name, char *err,
 }
 
 static int
-config_positive(json_t *root, const char *name, long *out, char *err,
-    size_t errlen)
-{
-    json_t  *v;
-
-    v = json_object_get(root, name);
-    if (v == NULL) {
-        return 0;
-    }
-
-    if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-        snprintf(err, errlen, "config: \"%s\" must be a positive integer",
-                 name);
-        return -1;
-    }
-
-    *out = (long) json_integer_value(v);
-    return 0;
-}
-
-static int
 config_check(const config_t *c, char *err, size_t errlen)
 {
     const char  *colon;
@@ -764,8 +748,8 @@ config_string(json_t *o, const char *key, char **out, const char *where,
         return 0;
     }
     if (!json_is_string(v)) {
-        snprintf(err, errlen, "config: \"%s.%s\" must be a string", where,
-                 key);
+        snprintf(err, errlen, "config: \"%s%s%s\" must be a string",
+                 where ? where : "", where ? "." : "", key);
         return -1;
     }
     config_replace(out, json_string_value(v));
@@ -782,8 +766,8 @@ config_number(json_t *o, const char *key, long *out, const char *where,
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-        snprintf(err, errlen, "config: \"%s.%s\" must be a positive "
-                 "integer", where, key);
+        snprintf(err, errlen, "config: \"%s%s%s\" must be a positive "
+                 "integer", where ? where : "", where ? "." : "", key);
         return -1;
     }
     *out = (long) json_integer_value(v);
@@ -972,10 +956,10 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
         }
     }
 
-    if (config_string(root, "logs_file", &x->loki.file, "config", err, errlen)
-        || config_string(root, "spans_file", &x->otlp.file, "config", err,
+    if (config_string(root, "logs_file", &x->loki.file, NULL, err, errlen)
+        || config_string(root, "spans_file", &x->otlp.file, NULL, err,
                          errlen)
-        || config_string(root, "gateway_name", &x->gateway_name, "config",
+        || config_string(root, "gateway_name", &x->gateway_name, NULL,
                          err, errlen))
     {
         return -1;
