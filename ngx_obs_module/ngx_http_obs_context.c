@@ -40,6 +40,8 @@ typedef struct {
 } ngx_http_obs_found_t;
 
 
+static ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
 static void ngx_http_obs_ctx_marker(void *data);
 static ngx_http_obs_ctx_t *ngx_http_obs_create_ctx(ngx_http_request_t *r);
 static void ngx_http_obs_start_trace(ngx_http_request_t *r,
@@ -230,39 +232,50 @@ ngx_http_obs_wrap_upstreams(ngx_conf_t *cf)
 void
 ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 {
+    size_t                     len;
     ngx_str_t                  route;
+    ngx_uint_t                 stable;
     ngx_http_obs_loc_conf_t   *olcf;
     ngx_http_core_loc_conf_t  *clcf;
+    u_char                     normal[OBS_ROUTE_MAX_LEN];
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
 
     ngx_str_null(&route);
+    stable = 0;
 
     if (olcf->route) {
         if (ngx_http_obs_value(r, olcf->route, &route) != NGX_OK) {
             ngx_str_null(&route);
         }
 
-    } else if (olcf->route_auto) {
-        route.data = ngx_pnalloc(r->pool, OBS_ROUTE_MAX_LEN);
+        stable = olcf->route->constant;
 
+    } else if (olcf->route_auto) {
+        len = obs_route_normalize((char *) r->uri.data, r->uri.len,
+                                  (char *) normal);
+
+        route.data = ngx_pnalloc(r->pool, len);
         if (route.data) {
-            route.len = obs_route_normalize((char *) r->uri.data, r->uri.len,
-                                            (char *) route.data);
+            route.len = len;
+            ngx_memcpy(route.data, normal, len);
         }
 
     } else {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
         route = clcf->name;
+        stable = 1;
     }
 
     if (route.len == 0) {
         ngx_str_set(&route, NGX_HTTP_OBS_UNMATCHED_ROUTE);
+        stable = 1;
     }
 
     ctx->route.data = route.data;
     ctx->route.len = ngx_min(route.len, OBS_ROUTE_MAX_LEN);
     ctx->route_set = 1;
+    ctx->route_stable = stable;
 }
 
 
@@ -329,6 +342,7 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     v->index = NGX_ERROR;
+    v->constant = (v->cv.lengths == NULL);
 
     if (value[1].len < 2 || value[1].data[0] != '$') {
         *field = v;
@@ -351,6 +365,17 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     v->index = ngx_http_get_variable_index(cf, &name);
 
+    if (name.len > 5 && ngx_strncasecmp(name.data, (u_char *) "http_", 5) == 0)
+    {
+        v->header.len = name.len - 5;
+        v->header.data = ngx_pnalloc(cf->pool, v->header.len);
+        if (v->header.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_strlow(v->header.data, name.data + 5, v->header.len);
+    }
+
     *field = v;
 
     return NGX_CONF_OK;
@@ -369,6 +394,10 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
         return ngx_http_complex_value(r, &v->cv, value);
     }
 
+    if (v->header.len && ngx_http_obs_lone_header(r, &v->header, value)) {
+        return NGX_OK;
+    }
+
     vv = ngx_http_get_flushed_variable(r, v->index);
 
     if (vv == NULL || vv->not_found) {
@@ -380,6 +409,76 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     value->len = vv->len;
 
     return NGX_OK;
+}
+
+
+/*
+ * Finds the header a lone $http_NAME variable reads, matching names as
+ * nginx does ('-' as '_', any case), more cheaply than the variable, whose
+ * matching takes every header name apart.  A header that appears more than
+ * once is left to the variable, which knows how this nginx joins them.
+ */
+
+static ngx_uint_t
+ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char            ch;
+    ngx_uint_t        i, k;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != name->len) {
+            continue;
+        }
+
+        for (k = 0; k < name->len; k++) {
+            ch = h[i].lowcase_key[k];
+
+            if (ch == '-') {
+                ch = '_';
+            }
+
+            if (ch != name->data[k]) {
+                break;
+            }
+        }
+
+        if (k < name->len) {
+            continue;
+        }
+
+        if (found) {
+            return 0;
+        }
+
+        found = &h[i];
+    }
+
+    if (found) {
+        *value = found->value;
+
+    } else {
+        ngx_str_null(value);
+    }
+
+    return 1;
 }
 
 

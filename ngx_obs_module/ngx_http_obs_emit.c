@@ -1,11 +1,12 @@
 /*
- * Emission of records to the sidecar.  Each worker packs records into one
- * bounded buffer and sends them as datagrams, each a complete obs.v1.Batch:
- * a BatchHeader followed by whole records.  A send happens when a full
- * datagram's worth is waiting, on the flush timer, and at worker exit; the
- * request path never waits for the socket.  When the sidecar is absent or
- * not reading, records stay in the buffer until it is full, then new ones
- * are dropped and counted; the counts ride the next header.
+ * Emission of records to the sidecar.  Each worker adds records to an open
+ * batch in column form (ngx_http_obs_columns.c) as large as one datagram.
+ * A full batch, or any batch when the flush timer fires or the worker
+ * exits, is sealed: packed into a bounded buffer of datagrams waiting to be
+ * sent, each a complete obs.v1.Batch (a BatchHeader, then the columns).
+ * The request path never waits for the socket.  When the sidecar is absent
+ * or not reading, sealed batches stay in the buffer until it is full, then
+ * new records are dropped and counted; the counts ride the next header.
  */
 
 
@@ -17,17 +18,22 @@
 #include "obs/v1/record.pb-c.h"
 
 
-#define NGX_HTTP_OBS_SCHEMA_VERSION   1
+/* 2: records may come in column form */
+#define NGX_HTTP_OBS_SCHEMA_VERSION   2
 #define NGX_HTTP_OBS_HEADER_MAX       256
 #define NGX_HTTP_OBS_HOST_MAX         128
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
 
 /* protobuf keys: field number << 3 | wire type 2 (length-delimited) */
-#define NGX_HTTP_OBS_BATCH_HEADER_KEY  0x0a
-#define NGX_HTTP_OBS_BATCH_RECORD_KEY  0x12
+#define NGX_HTTP_OBS_BATCH_HEADER_KEY   0x0a
+#define NGX_HTTP_OBS_BATCH_COLUMNS_KEY  0x1a
 
-/* key and a 3-byte length: records are far below 2 MiB */
-#define NGX_HTTP_OBS_FRAME_MAX        4
+/*
+ * A sealed batch in the buffer: its record count (kept, not sent), then the
+ * columns field's key and length and the packed columns.
+ */
+#define NGX_HTTP_OBS_FRAME_COUNT      sizeof(uint32_t)
+#define NGX_HTTP_OBS_FRAME_MAX        (NGX_HTTP_OBS_FRAME_COUNT + 1 + 3)
 
 
 typedef struct {
@@ -35,10 +41,12 @@ typedef struct {
     ngx_socket_t             fd;
     unsigned                 connected:1;
 
-    u_char                  *start;
-    u_char                  *pos;          /* end of the committed records */
+    ngx_http_obs_columns_t  *open;         /* the batch records join */
+    size_t                   batch_limit;  /* packed bytes it may reach */
+
+    u_char                  *start;        /* sealed batches waiting */
+    u_char                  *pos;
     u_char                  *end;
-    u_char                  *record;       /* where a reserved one is packed */
 
     ngx_event_t              flush_event;
     ngx_msec_t               retry_at;
@@ -55,8 +63,8 @@ typedef struct {
 
 static void ngx_http_obs_flush_handler(ngx_event_t *ev);
 static void ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force);
-static u_char *ngx_http_obs_chunk_end(ngx_http_obs_emitter_t *e, u_char *p,
-    ngx_uint_t *records);
+static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e);
+static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records);
 static size_t ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e,
     u_char *out);
 static ngx_int_t ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
@@ -65,7 +73,7 @@ static ngx_int_t ngx_http_obs_connect(ngx_http_obs_emitter_t *e);
 static void ngx_http_obs_send_error(ngx_http_obs_emitter_t *e,
     ngx_err_t err);
 static u_char *ngx_http_obs_write_varint(u_char *p, size_t n);
-static u_char *ngx_http_obs_read_varint(u_char *p, u_char *last, size_t *n);
+static u_char *ngx_http_obs_read_varint(u_char *p, size_t *n);
 
 
 static ngx_http_obs_emitter_t  ngx_http_obs_emitter = { .fd = -1 };
@@ -87,6 +95,15 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
 
     e->pos = e->start;
     e->end = e->start + sidecar->buffer_size;
+
+    e->open = ngx_http_obs_columns_create(cycle->pool,
+                                          sidecar->datagram_size);
+    if (e->open == NULL) {
+        return NGX_ERROR;
+    }
+
+    e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_HEADER_MAX
+                     - (NGX_HTTP_OBS_FRAME_MAX - NGX_HTTP_OBS_FRAME_COUNT);
 
     tp = ngx_timeofday();
     e->worker_start = ((uint64_t) tp->sec * 1000 + tp->msec) * 1000000;
@@ -134,9 +151,9 @@ ngx_http_obs_emit_exit(void)
 
     ngx_http_obs_flush(e, 1);
 
-    n = 0;
+    n = ngx_http_obs_columns_count(e->open);
 
-    for (p = e->start; p < e->pos; p = ngx_http_obs_chunk_end(e, p, &n)) {
+    for (p = e->start; p < e->pos; p = ngx_http_obs_frame_end(p, &n)) {
         /* count the records that never left */
     }
 
@@ -156,72 +173,52 @@ ngx_http_obs_emit_exit(void)
 
 
 /*
- * Returns where a record of at most max_size bytes is to be packed, or NULL
- * when it cannot be kept (the drop is counted).  Packing straight into the
- * buffer, before the exact size is known, saves protobuf-c a sizing pass.
+ * Adds a record to the open batch, sealing that batch first when the record
+ * does not fit; returns NGX_DECLINED when the record is dropped (counted).
  */
 
-u_char *
-ngx_http_obs_emit_reserve(size_t max_size)
+ngx_int_t
+ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 {
-    size_t                   need;
+    size_t                   bound;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
 
     if (e->start == NULL) {
-        return NULL;
+        return NGX_DECLINED;
     }
 
-    need = NGX_HTTP_OBS_FRAME_MAX + max_size;
+    bound = ngx_http_obs_columns_bound(rec);
 
-    if (need > e->sidecar->datagram_size - NGX_HTTP_OBS_HEADER_MAX) {
-        e->dropped_oversize++;
-        return NULL;
-    }
+    if (!ngx_http_obs_columns_fits(e->open, rec, bound, e->batch_limit)) {
 
-    if ((size_t) (e->end - e->pos) < need) {
+        if (ngx_http_obs_columns_count(e->open) == 0) {
+            e->dropped_oversize++;
+            return NGX_DECLINED;
+        }
+
+        if (ngx_http_obs_seal(e) != NGX_OK) {
+            e->dropped_buffer_full++;
+            return NGX_DECLINED;
+        }
+
         ngx_http_obs_flush(e, 0);
 
-        if ((size_t) (e->end - e->pos) < need) {
-            e->dropped_buffer_full++;
-            return NULL;
+        if (!ngx_http_obs_columns_fits(e->open, rec, bound, e->batch_limit)) {
+            e->dropped_oversize++;
+            return NGX_DECLINED;
         }
     }
 
-    e->record = e->pos + NGX_HTTP_OBS_FRAME_MAX;
-
-    return e->record;
-}
-
-
-/* Frames the record packed at the reserved place, size bytes long. */
-
-void
-ngx_http_obs_emit_commit(size_t size)
-{
-    u_char                  *p;
-    ngx_http_obs_emitter_t  *e;
-
-    e = &ngx_http_obs_emitter;
-
-    e->pos[0] = NGX_HTTP_OBS_BATCH_RECORD_KEY;
-    p = ngx_http_obs_write_varint(e->pos + 1, size);
-
-    if (p != e->record) {
-        ngx_memmove(p, e->record, size);
-    }
-
-    e->pos = p + size;
+    ngx_http_obs_columns_add(e->open, rec);
     e->records_total++;
 
-    if ((size_t) (e->pos - e->start) >= e->sidecar->datagram_size) {
-        ngx_http_obs_flush(e, 0);
-    }
-
-    if (e->pos > e->start && !e->flush_event.timer_set) {
+    if (!e->flush_event.timer_set) {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }
+
+    return NGX_OK;
 }
 
 
@@ -232,25 +229,29 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
 
     ngx_http_obs_flush(e, 1);
 
-    if (e->pos > e->start) {
+    if (e->pos > e->start || ngx_http_obs_columns_count(e->open)) {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }
 }
 
 
 /*
- * Sends every full datagram's worth, and with force also the tail.  After a
- * failure that a later attempt may cure, sends pause until the next timer
+ * Sends the sealed batches, and with force first seals the open one.  After
+ * a failure that a later attempt may cure, sends pause until the next timer
  * so that a missing sidecar costs no system call per request.
  */
 
 static void
 ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
 {
-    u_char      *p, *last, header[NGX_HTTP_OBS_HEADER_MAX];
+    u_char      *p, *last, *frame, header[NGX_HTTP_OBS_HEADER_MAX];
     size_t       header_len;
     ngx_int_t    rc;
     ngx_uint_t   n;
+
+    if (force && ngx_http_obs_columns_count(e->open)) {
+        (void) ngx_http_obs_seal(e);
+    }
 
     if (!force && (ngx_msec_int_t) (e->retry_at - ngx_current_msec) > 0) {
         return;
@@ -265,17 +266,12 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
 
     while (p < e->pos) {
         n = 0;
-        last = ngx_http_obs_chunk_end(e, p, &n);
-
-        if (!force && last == e->pos
-            && (size_t) (last - p) < e->sidecar->datagram_size / 2)
-        {
-            break;
-        }
+        last = ngx_http_obs_frame_end(p, &n);
+        frame = p + NGX_HTTP_OBS_FRAME_COUNT;
 
         header_len = ngx_http_obs_batch_header(e, header);
 
-        rc = ngx_http_obs_send(e, header, header_len, p, last - p);
+        rc = ngx_http_obs_send(e, header, header_len, frame, last - frame);
 
         if (rc == NGX_AGAIN) {
             e->retry_at = ngx_current_msec + e->sidecar->flush;
@@ -297,30 +293,57 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
 }
 
 
-/* Returns the end of the longest run of whole records that fits a datagram. */
+/*
+ * Packs the open batch into the buffer of waiting datagrams, making room
+ * by sending when needed; NGX_DECLINED when there is none.
+ */
 
-static u_char *
-ngx_http_obs_chunk_end(ngx_http_obs_emitter_t *e, u_char *p,
-    ngx_uint_t *records)
+static ngx_int_t
+ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
 {
-    u_char  *start, *next;
-    size_t   len, room;
+    u_char    *p;
+    size_t     size;
+    uint32_t   count;
 
-    start = p;
-    room = e->sidecar->datagram_size - NGX_HTTP_OBS_HEADER_MAX;
+    size = ngx_http_obs_columns_packed_size(e->open);
 
-    while (p < e->pos) {
-        next = ngx_http_obs_read_varint(p + 1, e->pos, &len) + len;
+    if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size) {
+        ngx_http_obs_flush(e, 0);
 
-        if (p != start && (size_t) (next - start) > room) {
-            break;
+        if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size) {
+            return NGX_DECLINED;
         }
-
-        p = next;
-        (*records)++;
     }
 
-    return p;
+    count = (uint32_t) ngx_http_obs_columns_count(e->open);
+    ngx_memcpy(e->pos, &count, NGX_HTTP_OBS_FRAME_COUNT);
+
+    p = e->pos + NGX_HTTP_OBS_FRAME_COUNT;
+    *p++ = NGX_HTTP_OBS_BATCH_COLUMNS_KEY;
+    p = ngx_http_obs_write_varint(p, size);
+
+    e->pos = p + ngx_http_obs_columns_pack(e->open, p);
+
+    ngx_http_obs_columns_reset(e->open);
+
+    return NGX_OK;
+}
+
+
+/* Returns the end of the sealed batch at p and adds its records. */
+
+static u_char *
+ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records)
+{
+    size_t    len;
+    uint32_t  count;
+
+    ngx_memcpy(&count, p, NGX_HTTP_OBS_FRAME_COUNT);
+    *records += count;
+
+    p = ngx_http_obs_read_varint(p + NGX_HTTP_OBS_FRAME_COUNT + 1, &len);
+
+    return p + len;
 }
 
 
@@ -451,15 +474,17 @@ ngx_http_obs_write_varint(u_char *p, size_t n)
 }
 
 
+/* Reads a length this worker wrote itself. */
+
 static u_char *
-ngx_http_obs_read_varint(u_char *p, u_char *last, size_t *n)
+ngx_http_obs_read_varint(u_char *p, size_t *n)
 {
     size_t      value;
     ngx_uint_t  shift;
 
     value = 0;
 
-    for (shift = 0; p < last; shift += 7) {
+    for (shift = 0; /* void */; shift += 7) {
         value |= (size_t) (*p & 0x7f) << shift;
 
         if (!(*p++ & 0x80)) {

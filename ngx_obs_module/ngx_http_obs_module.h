@@ -4,7 +4,8 @@
  *   ngx_http_obs_module.c     directives, configuration, phase handlers
  *   ngx_http_obs_context.c    per-request trace context, injection upstream
  *   ngx_http_obs_ids.c        per-worker id generator
- *   ngx_http_obs_record.c     the per-request record (protobuf)
+ *   ngx_http_obs_record.c     the per-request record
+ *   ngx_http_obs_columns.c    the worker's open batch in column form
  *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
  *   ngx_http_obs_variables.c  $obs_* variables
  */
@@ -55,6 +56,8 @@ typedef struct {
 typedef struct {
     ngx_http_complex_value_t   cv;
     ngx_int_t                  index;        /* lone variable, or NGX_ERROR */
+    ngx_str_t                  header;       /* lone $http_*: the name */
+    ngx_uint_t                 constant;     /* no variables at all */
 } ngx_http_obs_value_t;
 
 
@@ -85,6 +88,7 @@ typedef struct {
     unsigned                   has_parent:1;
     unsigned                   injected:1;
     unsigned                   route_set:1;
+    unsigned                   route_stable:1;
     unsigned                   content_reached:1;
     unsigned                   recorded:1;
 
@@ -107,6 +111,69 @@ typedef struct {
 } ngx_http_obs_ctx_t;
 
 
+/* One upstream attempt of a record. */
+typedef struct {
+    ngx_str_t                  address;
+    uint32_t                   status;
+    uint64_t                   connect_time_us;
+    uint64_t                   header_time_us;
+    uint64_t                   response_time_us;
+    uint64_t                   bytes_received;
+    u_char                    *span_id;      /* NULL: none */
+} ngx_http_obs_attempt_t;
+
+
+/*
+ * Which of a record's texts live as long as the worker (configuration or
+ * static names): the batch recognises those by their address alone.
+ */
+#define NGX_HTTP_OBS_STABLE_METHOD     0x01
+#define NGX_HTTP_OBS_STABLE_ROUTE      0x02
+#define NGX_HTTP_OBS_STABLE_UPSTREAM   0x04
+#define NGX_HTTP_OBS_STABLE_SERVICE    0x08
+#define NGX_HTTP_OBS_STABLE_PROTOCOL   0x10
+
+
+/* One request's record, pointing at the request's own memory. */
+typedef struct {
+    uint64_t                   start_time_unix_nano;
+    uint64_t                   duration_us;
+    uint64_t                   request_bytes;
+    uint64_t                   response_bytes;
+    uint64_t                   request_body_bytes;
+    uint64_t                   response_body_bytes;
+    uint32_t                   status;
+    uint32_t                   trace_flags;
+    uint32_t                   server_port;
+    uint32_t                   upstream_span;
+    ngx_uint_t                 stable;       /* NGX_HTTP_OBS_STABLE_* */
+
+    ngx_str_t                  method;
+    ngx_str_t                  route;
+    ngx_str_t                  path;
+    ngx_str_t                  upstream_name;
+    ngx_str_t                  tenant;
+    ngx_str_t                  service;
+    ngx_str_t                  client_address;
+    ngx_str_t                  user_agent;
+    ngx_str_t                  request_id;
+    ngx_str_t                  tracestate;
+    ngx_str_t                  scheme;
+    ngx_str_t                  server_address;
+    ngx_str_t                  protocol;
+
+    u_char                    *trace_id;
+    u_char                    *span_id;
+    u_char                    *parent_span_id;  /* NULL: none */
+
+    ngx_uint_t                 n_attempts;
+    ngx_http_obs_attempt_t     attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
+} ngx_http_obs_record_t;
+
+
+typedef struct ngx_http_obs_columns_s  ngx_http_obs_columns_t;
+
+
 extern ngx_module_t  ngx_http_obs_module;
 
 
@@ -126,11 +193,22 @@ void ngx_http_obs_new_id(uint8_t *id, size_t len);
 
 ngx_int_t ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 
+ngx_http_obs_columns_t *ngx_http_obs_columns_create(ngx_pool_t *pool,
+    size_t datagram_size);
+void ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols);
+ngx_uint_t ngx_http_obs_columns_count(ngx_http_obs_columns_t *cols);
+size_t ngx_http_obs_columns_bound(ngx_http_obs_record_t *rec);
+ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec, size_t bound, size_t limit);
+void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec);
+size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
+size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
+
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);
-u_char *ngx_http_obs_emit_reserve(size_t size);
-void ngx_http_obs_emit_commit(size_t size);
+ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
 
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
 

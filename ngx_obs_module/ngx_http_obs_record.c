@@ -1,7 +1,7 @@
 /*
  * The per-request record: everything the sidecar needs for RED metrics,
- * the structured log line and the gateway span, encoded with protobuf-c
- * straight into the worker's batch buffer.
+ * the structured log line and the gateway span, gathered from the request
+ * and handed to the worker's batch.
  */
 
 
@@ -10,7 +10,6 @@
 #include <ngx_http.h>
 
 #include "ngx_http_obs_module.h"
-#include "obs/v1/record.pb-c.h"
 
 
 #define NGX_HTTP_OBS_MAX_PATH        1024
@@ -18,157 +17,155 @@
 #define NGX_HTTP_OBS_MAX_REQUEST_ID  128
 #define NGX_HTTP_OBS_MAX_VALUE       256
 
-/*
- * What a record needs besides its text: every key and varint at their
- * longest (12 bytes) for the record's fields and for each attempt's.
- */
-#define NGX_HTTP_OBS_RECORD_FIXED    (32 * 12)
-#define NGX_HTTP_OBS_ATTEMPT_FIXED   (12 + 8 * 12)
-
-
-typedef struct {
-    Obs__V1__Record            rec;
-    size_t                     bound;       /* most bytes it can pack to */
-} ngx_http_obs_builder_t;
-
 
 static ngx_uint_t ngx_http_obs_status(ngx_http_request_t *r);
 static void ngx_http_obs_record_upstreams(ngx_http_request_t *r,
-    ngx_http_obs_ctx_t *ctx, ngx_http_obs_builder_t *b,
-    Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs);
+    ngx_http_obs_ctx_t *ctx, ngx_http_obs_record_t *rec);
 static void ngx_http_obs_upstream_name(ngx_http_request_t *r,
-    ngx_http_obs_builder_t *b, ngx_http_upstream_srv_conf_t *uscf);
+    ngx_http_obs_record_t *rec, ngx_http_upstream_srv_conf_t *uscf);
+static void ngx_http_obs_method(ngx_http_request_t *r,
+    ngx_http_obs_record_t *rec);
+static void ngx_http_obs_protocol(ngx_http_request_t *r,
+    ngx_http_obs_record_t *rec);
 static uint64_t ngx_http_obs_msec_to_usec(ngx_msec_t ms);
-static void ngx_http_obs_text(ngx_http_obs_builder_t *b,
-    ProtobufCBinaryData *field, u_char *data, size_t len, size_t max);
+static void ngx_http_obs_text(ngx_str_t *field, u_char *data, size_t len,
+    size_t max);
+
+
+static ngx_str_t  ngx_http_obs_methods[] = {
+    ngx_string("GET"), ngx_string("HEAD"), ngx_string("POST"),
+    ngx_string("PUT"), ngx_string("DELETE"), ngx_string("OPTIONS"),
+    ngx_string("PATCH")
+};
+
+static ngx_str_t  ngx_http_obs_protocols[] = {
+    ngx_string("HTTP/1.0"), ngx_string("HTTP/1.1"), ngx_string("HTTP/2.0"),
+    ngx_string("HTTP/3.0")
+};
+
+static ngx_str_t  ngx_http_obs_http = ngx_string("http");
+static ngx_str_t  ngx_http_obs_https = ngx_string("https");
 
 
 ngx_int_t
 ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 {
-    u_char                    *p, *query;
-    size_t                     size;
-    uint64_t                   start, now;
-    ngx_str_t                  tenant, service;
-    ngx_time_t                *tp;
-    ngx_connection_t          *c;
-    ngx_http_obs_loc_conf_t   *olcf;
-    ngx_http_obs_builder_t     b = { OBS__V1__RECORD__INIT,
-                                     NGX_HTTP_OBS_RECORD_FIXED };
-    Obs__V1__UpstreamAttempt   attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
-    Obs__V1__UpstreamAttempt  *ptrs[NGX_HTTP_OBS_MAX_ATTEMPTS];
+    u_char                   *p, *query;
+    size_t                    size;
+    uint64_t                  start, now;
+    ngx_time_t               *tp;
+    ngx_connection_t         *c;
+    ngx_http_obs_record_t     rec;
+    ngx_http_obs_loc_conf_t  *olcf;
 
     c = r->connection;
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    ngx_memzero(&rec, offsetof(ngx_http_obs_record_t, attempts));
 
     tp = ngx_timeofday();
     start = (uint64_t) r->start_sec * 1000 + r->start_msec;
     now = (uint64_t) tp->sec * 1000 + tp->msec;
 
-    b.rec.start_time_unix_nano = start * 1000000;
-    b.rec.duration_us = now > start ? (now - start) * 1000 : 0;
+    rec.start_time_unix_nano = start * 1000000;
+    rec.duration_us = now > start ? (now - start) * 1000 : 0;
 
-    ngx_http_obs_text(&b, &b.rec.method, r->method_name.data,
-                      r->method_name.len, NGX_HTTP_OBS_MAX_VALUE);
-    ngx_http_obs_text(&b, &b.rec.route, ctx->route.data, ctx->route.len,
+    ngx_http_obs_method(r, &rec);
+    ngx_http_obs_text(&rec.route, ctx->route.data, ctx->route.len,
                       OBS_ROUTE_MAX_LEN);
 
-    /* the query string may carry secrets: it never leaves the gateway */
+    if (ctx->route_stable) {
+        rec.stable |= NGX_HTTP_OBS_STABLE_ROUTE;
+    }
+
+    /*
+     * The query string may carry secrets: it never leaves the gateway.  The
+     * request line parser noted where it starts, which spares a scan.
+     */
 
     p = r->unparsed_uri.data;
     size = r->unparsed_uri.len;
-    query = p ? ngx_strlchr(p, p + size, '?') : NULL;
+
+    if (p && r->args_start > p && r->args_start <= p + size) {
+        query = r->args_start - 1;
+
+    } else {
+        query = p ? ngx_strlchr(p, p + size, '?') : NULL;
+    }
 
     if (query) {
         size = query - p;
     }
 
-    ngx_http_obs_text(&b, &b.rec.path, p, size, NGX_HTTP_OBS_MAX_PATH);
+    ngx_http_obs_text(&rec.path, p, size, NGX_HTTP_OBS_MAX_PATH);
 
-    b.rec.status = ngx_http_obs_status(r);
-    b.rec.request_bytes = r->request_length;
-    b.rec.response_bytes = c->sent;
-    b.rec.response_body_bytes = c->sent > (off_t) r->header_size
+    rec.status = ngx_http_obs_status(r);
+    rec.request_bytes = r->request_length;
+    rec.response_bytes = c->sent;
+    rec.response_body_bytes = c->sent > (off_t) r->header_size
                               ? c->sent - r->header_size : 0;
 
     if (r->headers_in.content_length_n > 0) {
-        b.rec.request_body_bytes = r->headers_in.content_length_n;
+        rec.request_body_bytes = r->headers_in.content_length_n;
 
     } else if (r->request_body) {
-        b.rec.request_body_bytes = r->request_body->received;
+        rec.request_body_bytes = r->request_body->received;
     }
 
-    ngx_http_obs_record_upstreams(r, ctx, &b, attempts, ptrs);
+    ngx_http_obs_record_upstreams(r, ctx, &rec);
 
-    if (ngx_http_obs_tenant(r, &tenant) == NGX_OK) {
-        ngx_http_obs_text(&b, &b.rec.tenant, tenant.data, tenant.len,
-                          OBS_TENANT_MAX_LEN);
+    if (ngx_http_obs_tenant(r, &rec.tenant) != NGX_OK) {
+        ngx_str_null(&rec.tenant);
     }
 
     if (olcf->service
-        && ngx_http_obs_value(r, olcf->service, &service) == NGX_OK)
+        && ngx_http_obs_value(r, olcf->service, &rec.service) == NGX_OK)
     {
-        ngx_http_obs_text(&b, &b.rec.service, service.data, service.len,
-                          NGX_HTTP_OBS_MAX_VALUE);
+        rec.service.len = ngx_min(rec.service.len, NGX_HTTP_OBS_MAX_VALUE);
+
+        if (olcf->service->constant) {
+            rec.stable |= NGX_HTTP_OBS_STABLE_SERVICE;
+        }
     }
 
-    ngx_http_obs_text(&b, &b.rec.client_address, c->addr_text.data,
+    ngx_http_obs_text(&rec.client_address, c->addr_text.data,
                       c->addr_text.len, NGX_HTTP_OBS_MAX_VALUE);
 
     if (r->headers_in.user_agent) {
-        ngx_http_obs_text(&b, &b.rec.user_agent,
+        ngx_http_obs_text(&rec.user_agent,
                           r->headers_in.user_agent->value.data,
                           r->headers_in.user_agent->value.len,
                           NGX_HTTP_OBS_MAX_USER_AGENT);
     }
 
-    ngx_http_obs_text(&b, &b.rec.request_id, ctx->request_id.data,
+    ngx_http_obs_text(&rec.request_id, ctx->request_id.data,
                       ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
 
-    ngx_http_obs_text(&b, &b.rec.trace_id, ctx->trace_id, OBS_TRACE_ID_LEN,
-                      OBS_TRACE_ID_LEN);
-    ngx_http_obs_text(&b, &b.rec.span_id, ctx->span_id, OBS_SPAN_ID_LEN,
-                      OBS_SPAN_ID_LEN);
-
-    if (ctx->has_parent) {
-        ngx_http_obs_text(&b, &b.rec.parent_span_id, ctx->parent_id,
-                          OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
-    }
-
-    b.rec.trace_flags = ctx->flags;
-    ngx_http_obs_text(&b, &b.rec.tracestate, ctx->tracestate.data,
+    rec.trace_id = ctx->trace_id;
+    rec.span_id = ctx->span_id;
+    rec.parent_span_id = ctx->has_parent ? ctx->parent_id : NULL;
+    rec.trace_flags = ctx->flags;
+    ngx_http_obs_text(&rec.tracestate, ctx->tracestate.data,
                       ctx->tracestate.len, OBS_TRACESTATE_MAX_LEN);
 
 #if (NGX_HTTP_SSL || NGX_COMPAT)
-    if (c->ssl) {
-        ngx_http_obs_text(&b, &b.rec.scheme, (u_char *) "https", 5, 5);
-    } else
+    rec.scheme = c->ssl ? ngx_http_obs_https : ngx_http_obs_http;
+#else
+    rec.scheme = ngx_http_obs_http;
 #endif
-    {
-        ngx_http_obs_text(&b, &b.rec.scheme, (u_char *) "http", 4, 4);
-    }
 
-    ngx_http_obs_text(&b, &b.rec.server_address, r->headers_in.server.data,
+    ngx_http_obs_text(&rec.server_address, r->headers_in.server.data,
                       r->headers_in.server.len, NGX_HTTP_OBS_MAX_VALUE);
 
     if (c->local_sockaddr) {
-        b.rec.server_port = ngx_inet_get_port(c->local_sockaddr);
+        rec.server_port = ngx_inet_get_port(c->local_sockaddr);
     }
 
-    ngx_http_obs_text(&b, &b.rec.protocol, r->http_protocol.data,
-                      r->http_protocol.len, NGX_HTTP_OBS_MAX_VALUE);
+    ngx_http_obs_protocol(r, &rec);
 
-    b.rec.upstream_span = olcf->upstream_span ? 1 : 0;
+    rec.upstream_span = olcf->upstream_span ? 1 : 0;
 
-    p = ngx_http_obs_emit_reserve(b.bound);
-    if (p == NULL) {
-        return NGX_DECLINED;
-    }
-
-    size = obs__v1__record__pack(&b.rec, p);
-    ngx_http_obs_emit_commit(size);
-
-    return NGX_OK;
+    return ngx_http_obs_emit(&rec);
 }
 
 
@@ -195,15 +192,14 @@ ngx_http_obs_status(ngx_http_request_t *r)
 
 static void
 ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
-    ngx_http_obs_builder_t *b, Obs__V1__UpstreamAttempt *attempts,
-    Obs__V1__UpstreamAttempt **ptrs)
+    ngx_http_obs_record_t *rec)
 {
     ngx_uint_t                  i, n;
+    ngx_http_obs_attempt_t     *a;
     ngx_http_upstream_state_t  *state;
-    Obs__V1__UpstreamAttempt   *a;
 
     if (r->upstream && r->upstream->upstream) {
-        ngx_http_obs_upstream_name(r, b, r->upstream->upstream);
+        ngx_http_obs_upstream_name(r, rec, r->upstream->upstream);
     }
 
     if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
@@ -214,12 +210,14 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     n = ngx_min(r->upstream_states->nelts, NGX_HTTP_OBS_MAX_ATTEMPTS);
 
     for (i = 0; i < n; i++) {
-        a = &attempts[i];
-        obs__v1__upstream_attempt__init(a);
+        a = &rec->attempts[i];
 
         if (state[i].peer) {
-            ngx_http_obs_text(b, &a->address, state[i].peer->data,
+            ngx_http_obs_text(&a->address, state[i].peer->data,
                               state[i].peer->len, NGX_HTTP_OBS_MAX_VALUE);
+
+        } else {
+            ngx_str_null(&a->address);
         }
 
         a->status = state[i].status;
@@ -228,18 +226,10 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         a->response_time_us =
                            ngx_http_obs_msec_to_usec(state[i].response_time);
         a->bytes_received = state[i].bytes_received;
-
-        if (i < ctx->attempts) {
-            ngx_http_obs_text(b, &a->span_id, ctx->attempt_ids[i],
-                              OBS_SPAN_ID_LEN, OBS_SPAN_ID_LEN);
-        }
-
-        ptrs[i] = a;
+        a->span_id = (i < ctx->attempts) ? ctx->attempt_ids[i] : NULL;
     }
 
-    b->bound += n * NGX_HTTP_OBS_ATTEMPT_FIXED;
-    b->rec.n_upstreams = n;
-    b->rec.upstreams = ptrs;
+    rec->n_attempts = n;
 }
 
 
@@ -249,14 +239,15 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
  */
 
 static void
-ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_builder_t *b,
+ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_record_t *rec,
     ngx_http_upstream_srv_conf_t *uscf)
 {
     u_char  *p;
 
     if (uscf->port == 0 || uscf->host.len > NGX_HTTP_OBS_MAX_VALUE) {
-        ngx_http_obs_text(b, &b->rec.upstream_name, uscf->host.data,
+        ngx_http_obs_text(&rec->upstream_name, uscf->host.data,
                           uscf->host.len, NGX_HTTP_OBS_MAX_VALUE);
+        rec->stable |= NGX_HTTP_OBS_STABLE_UPSTREAM;
         return;
     }
 
@@ -265,9 +256,67 @@ ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_builder_t *b,
         return;
     }
 
-    ngx_http_obs_text(b, &b->rec.upstream_name, p,
+    ngx_http_obs_text(&rec->upstream_name, p,
                       ngx_sprintf(p, "%V:%d", &uscf->host, uscf->port) - p,
                       NGX_HTTP_OBS_MAX_VALUE);
+}
+
+
+/*
+ * The usual methods and protocols get names with a fixed address, which the
+ * batch's symbol table recognises without reading them.
+ */
+
+static void
+ngx_http_obs_method(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
+{
+    ngx_int_t  i;
+
+    switch (r->method) {
+    case NGX_HTTP_GET:     i = 0; break;
+    case NGX_HTTP_HEAD:    i = 1; break;
+    case NGX_HTTP_POST:    i = 2; break;
+    case NGX_HTTP_PUT:     i = 3; break;
+    case NGX_HTTP_DELETE:  i = 4; break;
+    case NGX_HTTP_OPTIONS: i = 5; break;
+    case NGX_HTTP_PATCH:   i = 6; break;
+    default:               i = -1;
+    }
+
+    if (i >= 0) {
+        rec->method = ngx_http_obs_methods[i];
+        rec->stable |= NGX_HTTP_OBS_STABLE_METHOD;
+        return;
+    }
+
+    ngx_http_obs_text(&rec->method, r->method_name.data, r->method_name.len,
+                      NGX_HTTP_OBS_MAX_VALUE);
+}
+
+
+static void
+ngx_http_obs_protocol(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
+{
+    ngx_int_t  i;
+
+    switch (r->http_version) {
+    case NGX_HTTP_VERSION_10: i = 0; break;
+    case NGX_HTTP_VERSION_11: i = 1; break;
+    case NGX_HTTP_VERSION_20: i = 2; break;
+#ifdef NGX_HTTP_VERSION_30
+    case NGX_HTTP_VERSION_30: i = 3; break;
+#endif
+    default:                  i = -1;
+    }
+
+    if (i >= 0) {
+        rec->protocol = ngx_http_obs_protocols[i];
+        rec->stable |= NGX_HTTP_OBS_STABLE_PROTOCOL;
+        return;
+    }
+
+    ngx_http_obs_text(&rec->protocol, r->http_protocol.data,
+                      r->http_protocol.len, NGX_HTTP_OBS_MAX_VALUE);
 }
 
 
@@ -281,10 +330,8 @@ ngx_http_obs_msec_to_usec(ngx_msec_t ms)
 
 
 static void
-ngx_http_obs_text(ngx_http_obs_builder_t *b, ProtobufCBinaryData *field,
-    u_char *data, size_t len, size_t max)
+ngx_http_obs_text(ngx_str_t *field, u_char *data, size_t len, size_t max)
 {
     field->data = data;
     field->len = data ? ngx_min(len, max) : 0;
-    b->bound += field->len;
 }

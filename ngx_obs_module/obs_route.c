@@ -15,10 +15,14 @@
 #define OBS_CLASS_DIGIT       0x01
 #define OBS_CLASS_HEX         0x02
 #define OBS_CLASS_TOKEN       0x04
+#define OBS_CLASS_END         0x08      /* ends a segment: '/' or '?' */
 
 
 static void obs_init_classes(void);
-static int obs_segment_is_id(const char *s, size_t len);
+static int obs_segment_is_id(const char *s, size_t len, unsigned char all,
+    unsigned char any);
+static size_t obs_copy_bounded(char *out, const char *s, size_t len,
+    size_t room);
 static int obs_is_uuid(const char *s, size_t len);
 static int obs_is_hex(char c);
 static int obs_is_digit(char c);
@@ -27,46 +31,66 @@ static int obs_is_digit(char c);
 static unsigned char  obs_char_class[256];
 
 
+/*
+ * One pass: each segment is copied while its characters are classified,
+ * and replaced by the placeholder when it turns out to be an identifier.
+ */
+
 size_t
 obs_route_normalize(const char *path, size_t len, char *out)
 {
-    size_t       n, seg_len, copy;
-    const char  *p, *end, *seg, *q;
+    size_t                n, seg_out;
+    unsigned char         cls, all, any;
+    const unsigned char  *p, *end, *seg;
 
     if (obs_char_class['0'] == 0) {
         obs_init_classes();
     }
 
-    q = memchr(path, '?', len);
-    end = q ? q : path + len;
-
     n = 0;
-    p = path;
+    p = (const unsigned char *) path;
+    end = p + len;
 
     while (p < end && n < OBS_ROUTE_MAX_LEN) {
+
         if (*p == '/') {
             out[n++] = '/';
             p++;
             continue;
         }
 
+        if (*p == '?') {
+            break;
+        }
+
         seg = p;
+        seg_out = n;
+        all = OBS_CLASS_DIGIT | OBS_CLASS_HEX | OBS_CLASS_TOKEN;
+        any = 0;
 
-        while (p < end && *p != '/') {
-            p++;
+        for ( /* void */ ; p < end; p++) {
+            cls = obs_char_class[*p];
+
+            if (cls & OBS_CLASS_END) {
+                break;
+            }
+
+            all &= cls;
+            any |= cls;
+
+            if (n < OBS_ROUTE_MAX_LEN) {
+                out[n++] = (char) *p;
+            }
         }
 
-        seg_len = (size_t) (p - seg);
-
-        if (obs_segment_is_id(seg, seg_len)) {
-            seg = OBS_ID_PLACEHOLDER;
-            seg_len = sizeof(OBS_ID_PLACEHOLDER) - 1;
+        if (obs_segment_is_id((const char *) seg, (size_t) (p - seg), all,
+                              any))
+        {
+            n = seg_out;
+            n += obs_copy_bounded(out + n, OBS_ID_PLACEHOLDER,
+                                  sizeof(OBS_ID_PLACEHOLDER) - 1,
+                                  OBS_ROUTE_MAX_LEN - n);
         }
-
-        copy = seg_len < OBS_ROUTE_MAX_LEN - n ? seg_len
-                                               : OBS_ROUTE_MAX_LEN - n;
-        memcpy(out + n, seg, copy);
-        n += copy;
     }
 
     return n;
@@ -112,26 +136,16 @@ invalid:
 /*
  * An identifier segment is all digits, a UUID, at least 16 hex digits, or a
  * token of at least 20 URL-safe characters that mixes letters and digits
- * (opaque keys, base64url ids).  One table lookup a byte keeps this cheap
- * on the request path.
+ * (opaque keys, base64url ids).  "all" and "any" are the intersection and
+ * the union of the classes of its characters.
  */
 
 static int
-obs_segment_is_id(const char *s, size_t len)
+obs_segment_is_id(const char *s, size_t len, unsigned char all,
+    unsigned char any)
 {
-    size_t         i;
-    unsigned char  all, any;
-
     if (len == 0) {
         return 0;
-    }
-
-    all = OBS_CLASS_DIGIT | OBS_CLASS_HEX | OBS_CLASS_TOKEN;
-    any = 0;
-
-    for (i = 0; i < len; i++) {
-        all &= obs_char_class[(unsigned char) s[i]];
-        any |= obs_char_class[(unsigned char) s[i]];
     }
 
     if (all & OBS_CLASS_DIGIT) {
@@ -149,6 +163,15 @@ obs_segment_is_id(const char *s, size_t len)
     }
 
     return obs_is_uuid(s, len);
+}
+
+
+static size_t
+obs_copy_bounded(char *out, const char *s, size_t len, size_t room)
+{
+    len = len < room ? len : room;
+    memcpy(out, s, len);
+    return len;
 }
 
 
@@ -172,6 +195,9 @@ obs_init_classes(void)
             obs_char_class[c] |= OBS_CLASS_TOKEN;
         }
     }
+
+    obs_char_class['/'] = OBS_CLASS_END;
+    obs_char_class['?'] = OBS_CLASS_END;
 }
 
 

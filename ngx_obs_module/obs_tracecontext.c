@@ -16,6 +16,7 @@ typedef struct {
 
 
 static int obs_hex_decode(const char *in, uint8_t *out, size_t n);
+static void obs_init_hex_pairs(void);
 static int obs_is_ows(char c);
 static int obs_is_key_char(char c);
 static int obs_key_valid(const char *key, size_t len);
@@ -25,7 +26,8 @@ static int obs_split_members(const obs_span_t *values, size_t nvalues,
 static size_t obs_shorten(obs_member_t *members, size_t count);
 
 
-static const char  obs_hex_digits[] = "0123456789abcdef";
+/* the two lowercase hex digits of every byte value, built on first use */
+static char  obs_hex_pairs[256][2];
 
 /* value of a lowercase hex digit, -1 for any other byte */
 static const signed char  obs_hex_values[256] = {
@@ -158,9 +160,12 @@ obs_hex_encode(char *out, const uint8_t *bytes, size_t n)
 {
     size_t  i;
 
+    if (obs_hex_pairs[0][0] == 0) {
+        obs_init_hex_pairs();
+    }
+
     for (i = 0; i < n; i++) {
-        out[2 * i] = obs_hex_digits[bytes[i] >> 4];
-        out[2 * i + 1] = obs_hex_digits[bytes[i] & 0x0f];
+        memcpy(out + 2 * i, obs_hex_pairs[bytes[i]], 2);
     }
 }
 
@@ -168,16 +173,33 @@ obs_hex_encode(char *out, const uint8_t *bytes, size_t n)
 int
 obs_is_zero(const uint8_t *bytes, size_t n)
 {
-    size_t   i;
-    uint8_t  acc;
+    uint64_t  word, acc;
 
     acc = 0;
 
-    for (i = 0; i < n; i++) {
-        acc |= bytes[i];
+    for ( /* void */ ; n >= 8; n -= 8, bytes += 8) {
+        memcpy(&word, bytes, 8);
+        acc |= word;
+    }
+
+    while (n--) {
+        acc |= bytes[n];
     }
 
     return acc == 0;
+}
+
+
+static void
+obs_init_hex_pairs(void)
+{
+    static const char  digits[] = "0123456789abcdef";
+    int                b;
+
+    for (b = 255; b >= 0; b--) {
+        obs_hex_pairs[b][0] = digits[b >> 4];
+        obs_hex_pairs[b][1] = digits[b & 0x0f];
+    }
 }
 
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "columns.h"
 #include "hash.h"
 #include "ingest.h"
 #include "net.h"
@@ -21,7 +22,9 @@
 #define INGEST_MAX_DATAGRAM   65536
 #define INGEST_ARENA_SIZE     (8 * 1024 * 1024)
 #define INGEST_WORKERS        1024
-#define INGEST_SCHEMA_MAJOR   1
+/* 1: records in rows; 2: also in columns */
+#define INGEST_SCHEMA_MIN     1
+#define INGEST_SCHEMA_MAX     2
 
 typedef struct {
     uint64_t  key;              /* host, pid and start of one nginx worker */
@@ -55,6 +58,8 @@ static void *arena_alloc(void *data, size_t size);
 static void arena_free(void *data, void *p);
 static void ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t now);
+static void ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
+    const Obs__V1__Record *r, time_t now, double now_f);
 
 ingest_t *
 ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
@@ -143,10 +148,14 @@ ingest_drain(ingest_t *in, int i)
 void
 ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
 {
-    Obs__V1__Batch   *batch;
-    struct timespec   ts;
-    double            now_f;
-    size_t            i;
+    Obs__V1__Batch            *batch;
+    Obs__V1__Record            r;
+    Obs__V1__UpstreamAttempt   attempts[COLUMNS_MAX_ATTEMPTS];
+    Obs__V1__UpstreamAttempt  *ptrs[COLUMNS_MAX_ATTEMPTS];
+    columns_reader_t           rd;
+    struct timespec            ts;
+    double                     now_f;
+    size_t                     i;
 
     STATS_INC(datagrams_received);
 
@@ -168,8 +177,15 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         return;
     }
 
-    if (batch->header->schema_version != INGEST_SCHEMA_MAJOR) {
+    if (batch->header->schema_version < INGEST_SCHEMA_MIN
+        || batch->header->schema_version > INGEST_SCHEMA_MAX)
+    {
         STATS_INC(decode_errors[DECODE_SCHEMA]);
+        return;
+    }
+
+    if (batch->columns && !columns_valid(batch->columns)) {
+        STATS_INC(decode_errors[DECODE_MALFORMED]);
         return;
     }
 
@@ -180,11 +196,29 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {
-        aggregator_record(in->agg, batch->records[i], ts.tv_sec, now_f);
+        ingest_record(in, batch->header, batch->records[i], ts.tv_sec, now_f);
+    }
 
-        if (in->hook) {
-            in->hook(batch->header, batch->records[i], in->hook_data);
-        }
+    if (batch->columns == NULL) {
+        return;
+    }
+
+    STATS_ADD(records_received, batch->columns->count);
+    columns_reader_init(&rd, batch->columns);
+
+    while (columns_next(&rd, &r, attempts, ptrs)) {
+        ingest_record(in, batch->header, &r, ts.tv_sec, now_f);
+    }
+}
+
+static void
+ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
+    const Obs__V1__Record *r, time_t now, double now_f)
+{
+    aggregator_record(in->agg, r, now, now_f);
+
+    if (in->hook) {
+        in->hook(h, r, in->hook_data);
     }
 }
 

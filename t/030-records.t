@@ -173,7 +173,7 @@ tracestate: vendor=abc
 --- request eval
 ["GET /sink/headers", "GET /t", "GET /sink/headers?wait=0.3"]
 --- response_body_like eval
-[".*", "ok", '"host": "[^"]+"[\s\S]*"pid": \d+[\s\S]*"recordsTotal": "1"[\s\S]*"schemaVersion": 1[\s\S]*"workerStartUnixNano": "\d+"']
+[".*", "ok", '"host": "[^"]+"[\s\S]*"pid": \d+[\s\S]*"recordsTotal": "1"[\s\S]*"schemaVersion": 2[\s\S]*"workerStartUnixNano": "\d+"']
 
 
 

@@ -108,13 +108,91 @@ def receiver(store, schema):
             with store.cond:
                 store.errors += 1
             continue
-        d = json_format.MessageToDict(batch, preserving_proto_field_name=False)
+        try:
+            rows = list(batch.records) + column_rows(batch.columns, schema)
+        except (IndexError, ValueError) as e:
+            print("obs_sink: inconsistent columns:", e, file=sys.stderr)
+            with store.cond:
+                store.errors += 1
+            continue
+        header = json_format.MessageToDict(batch.header)
         with store.cond:
-            store.headers.append(to_plain(d.get("header", {})))
-            for r in d.get("records", []):
-                store.records.append(to_plain(r))
+            store.headers.append(to_plain(header))
+            for r in rows:
+                store.records.append(to_plain(json_format.MessageToDict(r)))
                 store.received += 1
             store.cond.notify_all()
+
+
+# RecordColumns field -> Record field, by kind (see record.proto)
+NUMBER_COLUMNS = ["start_time_unix_nano", "duration_us", "status",
+                  "request_bytes", "response_bytes", "request_body_bytes",
+                  "response_body_bytes", "trace_flags", "server_port"]
+SYMBOL_COLUMNS = ["method", "route", "path", "upstream_name", "tenant",
+                  "service", "client_address", "user_agent", "request_id",
+                  "tracestate", "scheme", "server_address", "protocol"]
+ID_COLUMNS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
+ATTEMPT_COLUMNS = {"attempt_status": "status",
+                   "attempt_connect_time_us": "connect_time_us",
+                   "attempt_header_time_us": "header_time_us",
+                   "attempt_response_time_us": "response_time_us",
+                   "attempt_bytes_received": "bytes_received"}
+
+
+def column_rows(cols, schema):
+    """Rebuilds Record messages from a batch's column form, checking that
+    every column has one entry per record (or none) as record.proto says."""
+    n = cols.count
+    ends = list(cols.symbol_end)
+    if ends and ends[0] != 0:
+        raise ValueError("symbol 0 is not empty")
+    symbols = [b""] + [cols.symbol_data[ends[i - 1]:ends[i]]
+                       for i in range(1, len(ends))]
+
+    def column(name, want):
+        values = list(getattr(cols, name))
+        if values and len(values) != want:
+            raise ValueError("column %s has %d entries, not %d"
+                             % (name, len(values), want))
+        return values or [0] * want
+
+    def ids(name, width, want):
+        raw = getattr(cols, name)
+        if raw and len(raw) != want * width:
+            raise ValueError("column %s has %d bytes" % (name, len(raw)))
+        out = [raw[i * width:(i + 1) * width] for i in range(want)] \
+            if raw else [b""] * want
+        return [b"" if v == bytes(width) else v for v in out]
+
+    counts = column("upstream_attempts", n)
+    total = sum(counts)
+    rows = []
+    numbers = {f: column(f, n) for f in NUMBER_COLUMNS}
+    texts = {f: column(f, n) for f in SYMBOL_COLUMNS}
+    id_values = {f: ids(f, w, n) for f, w in ID_COLUMNS.items()}
+    upstream_span = column("upstream_span", n)
+    attempt = {f: column(f, total) for f in ATTEMPT_COLUMNS}
+    attempt_address = column("attempt_address", total)
+    attempt_span = ids("attempt_span_id", 8, total)
+    first = 0
+    for i in range(n):
+        r = schema.Record()
+        for f in NUMBER_COLUMNS:
+            setattr(r, f, numbers[f][i])
+        for f in SYMBOL_COLUMNS:
+            setattr(r, f, symbols[texts[f][i]])
+        for f in ID_COLUMNS:
+            setattr(r, f, id_values[f][i])
+        r.upstream_span = upstream_span[i] != 0
+        for j in range(first, first + counts[i]):
+            a = r.upstreams.add()
+            a.address = symbols[attempt_address[j]]
+            a.span_id = attempt_span[j]
+            for f, to in ATTEMPT_COLUMNS.items():
+                setattr(a, to, attempt[f][j])
+        first += counts[i]
+        rows.append(r)
+    return rows
 
 
 def make_handler(store):

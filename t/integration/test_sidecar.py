@@ -299,9 +299,69 @@ class IngestRobustnessTest(unittest.TestCase):
 
     def test_unknown_schema(self):
         before = self.errors("schema")
-        self.send(self.batch(version=2))
+        self.send(self.batch(version=3))
         wait_for(lambda: self.errors("schema") == before + 1,
                  what="a future schema counted")
+
+    def column_batch(self, pid, routes):
+        """Records in column form, encoded by Google's protobuf runtime."""
+        b = self.pb.Batch()
+        b.header.schema_version = 2
+        b.header.pid = pid
+        b.header.worker_start_unix_nano = 1
+        b.header.host = b"test-host"
+        c = b.columns
+        c.count = len(routes)
+        symbols = [b"", b"GET", b"robust-%d" % pid] + \
+            [r.encode() for r in sorted(set(routes))]
+        c.symbol_data = b"".join(symbols)
+        end = 0
+        for sym in symbols:
+            end += len(sym)
+            c.symbol_end.append(end)
+        for r in routes:
+            c.method.append(1)
+            c.service.append(2)
+            c.route.append(symbols.index(r.encode()))
+            c.status.append(200)
+            c.duration_us.append(2500)
+            c.upstream_attempts.append(0)
+        return b
+
+    def test_column_form_batch(self):
+        b = self.column_batch(11, ["/a", "/b", "/a"])
+        self.send(b.SerializeToString())
+        wait_for(lambda: value(self.stack.metrics(),
+                               "http_server_requests_total",
+                               service="robust-11", route="/a") == 2,
+                 what="2 records of /a from columns")
+        self.assertEqual(value(self.stack.metrics(),
+                               "http_server_requests_total",
+                               service="robust-11", route="/b"), 1)
+
+    def test_inconsistent_columns_are_malformed(self):
+        bad = []
+        b = self.column_batch(12, ["/a", "/b"])
+        b.columns.status.append(200)            # 3 statuses, 2 records
+        bad.append(b)
+        b = self.column_batch(12, ["/a"])
+        b.columns.route[0] = 99                 # no such symbol
+        bad.append(b)
+        b = self.column_batch(12, ["/a"])
+        b.columns.symbol_end[1] = 1 << 20       # past the symbol data
+        bad.append(b)
+        b = self.column_batch(12, ["/a"])
+        b.columns.upstream_attempts[0] = 2      # attempts without columns
+        b.columns.attempt_status.append(502)
+        bad.append(b)
+        before = self.errors("malformed")
+        for b in bad:
+            self.send(b.SerializeToString())
+        wait_for(lambda: self.errors("malformed") == before + len(bad),
+                 what="%d inconsistent batches counted" % len(bad))
+        self.assertIsNone(value(self.stack.metrics(),
+                                "http_server_requests_total",
+                                service="robust-12"))
 
     def test_module_drops_and_lost_datagrams(self):
         m = self.stack.metrics()

@@ -1,0 +1,36 @@
+/*
+ * Records in column form (obs.v1.RecordColumns, what the module sends):
+ * validation of a decoded batch and the reading of one record from it.
+ */
+
+#ifndef OBS_COLUMNS_H
+#define OBS_COLUMNS_H
+
+#include <stddef.h>
+
+#include "obs/v1/record.pb-c.h"
+
+/* The most upstream attempts one record carries. */
+#define COLUMNS_MAX_ATTEMPTS  64
+
+/* A reader over one batch; records are read in order. */
+typedef struct {
+    const Obs__V1__RecordColumns  *c;
+    size_t                         next;          /* next record */
+    size_t                         next_attempt;  /* its first attempt */
+} columns_reader_t;
+
+/* Tells whether every column agrees with count and every symbol exists. */
+int columns_valid(const Obs__V1__RecordColumns *c);
+
+/* Starts reading a batch that columns_valid() accepted. */
+void columns_reader_init(columns_reader_t *rd, const Obs__V1__RecordColumns *c);
+
+/*
+ * Fills r with the next record (its text pointing into the batch, its
+ * attempts into the caller's arrays); returns 0 when none is left.
+ */
+int columns_next(columns_reader_t *rd, Obs__V1__Record *r,
+    Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs);
+
+#endif
