@@ -105,9 +105,7 @@ struct ngx_http_obs_columns_s {
 static void ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
 static uint32_t ngx_http_obs_intern(ngx_http_obs_columns_t *cols,
-    ngx_str_t *s, ngx_uint_t stable);
-static uint32_t ngx_http_obs_intern_stable(ngx_http_obs_columns_t *cols,
-    ngx_str_t *s);
+    ngx_str_t *s, ngx_uint_t stable, uint32_t *column, size_t n);
 static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
@@ -115,6 +113,9 @@ static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
 static uint32_t ngx_http_obs_symbol_hash(const u_char *p, size_t len);
 static ngx_uint_t ngx_http_obs_same(const u_char *a, const u_char *b,
     size_t len);
+static uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
+static uint64_t ngx_http_obs_load8(const u_char *p);
+static uint64_t ngx_http_obs_load_short(const u_char *p, size_t len);
 static size_t ngx_http_obs_record_text(ngx_http_obs_record_t *rec);
 
 
@@ -265,21 +266,28 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     cols->upstream_span[n] = rec->upstream_span;
 
     cols->method[n] = ngx_http_obs_intern(cols, &rec->method,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_METHOD);
+                                   rec->stable & NGX_HTTP_OBS_STABLE_METHOD,
+                                   cols->method, n);
     cols->route[n] = ngx_http_obs_intern(cols, &rec->route,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_ROUTE);
+                                   rec->stable & NGX_HTTP_OBS_STABLE_ROUTE,
+                                   cols->route, n);
     cols->upstream_name[n] = ngx_http_obs_intern(cols, &rec->upstream_name,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_UPSTREAM);
+                                   rec->stable & NGX_HTTP_OBS_STABLE_UPSTREAM,
+                                   cols->upstream_name, n);
     cols->service[n] = ngx_http_obs_intern(cols, &rec->service,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_SERVICE);
+                                   rec->stable & NGX_HTTP_OBS_STABLE_SERVICE,
+                                   cols->service, n);
     cols->protocol[n] = ngx_http_obs_intern(cols, &rec->protocol,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_PROTOCOL);
-    cols->scheme[n] = ngx_http_obs_intern_stable(cols, &rec->scheme);
-    cols->tenant[n] = ngx_http_obs_intern_content(cols, &rec->tenant);
-    cols->client_address[n] = ngx_http_obs_intern_content(cols,
-                                                      &rec->client_address);
-    cols->server_address[n] = ngx_http_obs_intern_content(cols,
-                                                      &rec->server_address);
+                                   rec->stable & NGX_HTTP_OBS_STABLE_PROTOCOL,
+                                   cols->protocol, n);
+    cols->scheme[n] = ngx_http_obs_intern(cols, &rec->scheme, 1,
+                                          cols->scheme, n);
+    cols->tenant[n] = ngx_http_obs_intern(cols, &rec->tenant, 0,
+                                          cols->tenant, n);
+    cols->client_address[n] = ngx_http_obs_intern(cols, &rec->client_address,
+                                                  0, cols->client_address, n);
+    cols->server_address[n] = ngx_http_obs_intern(cols, &rec->server_address,
+                                                  0, cols->server_address, n);
 
     cols->path[n] = ngx_http_obs_append_symbol(cols, &rec->path);
     cols->user_agent[n] = ngx_http_obs_append_symbol(cols, &rec->user_agent);
@@ -380,8 +388,9 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
     for (i = 0; i < rec->n_attempts; i++, n++) {
         a = &rec->attempts[i];
 
-        cols->attempt_address[n] = ngx_http_obs_intern_content(cols,
-                                                               &a->address);
+        cols->attempt_address[n] = ngx_http_obs_intern(cols, &a->address, 0,
+                                                       cols->attempt_address,
+                                                       n);
         cols->attempt_status[n] = a->status;
         cols->attempt_connect[n] = a->connect_time_us;
         cols->attempt_header[n] = a->header_time_us;
@@ -406,28 +415,34 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
 }
 
 
-static uint32_t
-ngx_http_obs_intern(ngx_http_obs_columns_t *cols, ngx_str_t *s,
-    ngx_uint_t stable)
-{
-    return stable ? ngx_http_obs_intern_stable(cols, s)
-                  : ngx_http_obs_intern_content(cols, s);
-}
-
-
 /*
- * Text that outlives the batch is the same text while its address and
- * length are; a slot caches the symbol of one such address.
+ * Interns text for entry n of a column.  Two shortcuts spare most lookups:
+ * text that outlives the batch (stable) is known by its address and length,
+ * and other text is usually what the entry before it in the column holds.
  */
 
 static uint32_t
-ngx_http_obs_intern_stable(ngx_http_obs_columns_t *cols, ngx_str_t *s)
+ngx_http_obs_intern(ngx_http_obs_columns_t *cols, ngx_str_t *s,
+    ngx_uint_t stable, uint32_t *column, size_t n)
 {
-    uint32_t                      symbol;
+    uint32_t                      symbol, start;
     ngx_http_obs_address_slot_t  *slot;
 
     if (s->len == 0) {
         return 0;
+    }
+
+    if (!stable) {
+        symbol = n ? column[n - 1] : 0;
+        start = cols->symbol_end[symbol - (symbol != 0)];
+
+        if (symbol && cols->symbol_end[symbol] - start == s->len
+            && ngx_http_obs_same(cols->symbol_data + start, s->data, s->len))
+        {
+            return symbol;
+        }
+
+        return ngx_http_obs_intern_content(cols, s);
     }
 
     slot = &cols->address[((uintptr_t) s->data >> 3)
@@ -512,28 +527,27 @@ ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols, ngx_str_t *s)
 }
 
 
-/* Eight bytes a step: the symbols hashed are short and must be cheap. */
+/*
+ * Eight bytes a step, the last step overlapping the one before: symbols
+ * are short and hashing them must be cheap.
+ */
 
 static uint32_t
 ngx_http_obs_symbol_hash(const u_char *p, size_t len)
 {
-    uint64_t  h, w;
+    uint64_t  h;
 
     h = len * 0x9e3779b97f4a7c15ULL;
 
-    for ( /* void */ ; len >= 8; len -= 8, p += 8) {
-        ngx_memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 29;
+    if (len < 8) {
+        return (uint32_t) ngx_http_obs_mix(h, ngx_http_obs_load_short(p, len));
     }
 
-    for (w = 0; len; len--) {
-        w = (w << 8) | p[len - 1];
+    for ( /* void */ ; len > 8; len -= 8, p += 8) {
+        h = ngx_http_obs_mix(h, ngx_http_obs_load8(p));
     }
 
-    h = (h ^ w) * 0xff51afd7ed558ccdULL;
-
-    return (uint32_t) (h ^ (h >> 32));
+    return (uint32_t) ngx_http_obs_mix(h, ngx_http_obs_load8(p + len - 8));
 }
 
 
@@ -542,24 +556,59 @@ ngx_http_obs_symbol_hash(const u_char *p, size_t len)
 static ngx_uint_t
 ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
 {
-    uint64_t  x, y;
+    if (len < 8) {
+        return ngx_http_obs_load_short(a, len)
+               == ngx_http_obs_load_short(b, len);
+    }
 
-    for ( /* void */ ; len >= 8; len -= 8, a += 8, b += 8) {
-        ngx_memcpy(&x, a, 8);
-        ngx_memcpy(&y, b, 8);
-
-        if (x != y) {
+    for ( /* void */ ; len > 8; len -= 8, a += 8, b += 8) {
+        if (ngx_http_obs_load8(a) != ngx_http_obs_load8(b)) {
             return 0;
         }
     }
 
-    while (len--) {
-        if (a[len] != b[len]) {
-            return 0;
-        }
+    return ngx_http_obs_load8(a + len - 8) == ngx_http_obs_load8(b + len - 8);
+}
+
+
+static uint64_t
+ngx_http_obs_mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+
+    return h ^ (h >> 32);
+}
+
+
+static uint64_t
+ngx_http_obs_load8(const u_char *p)
+{
+    uint64_t  w;
+
+    ngx_memcpy(&w, p, 8);
+
+    return w;
+}
+
+
+/* 1 to 7 bytes as one word: loads that may overlap, no loop. */
+
+static uint64_t
+ngx_http_obs_load_short(const u_char *p, size_t len)
+{
+    uint32_t  lo, hi;
+
+    if (len >= 4) {
+        ngx_memcpy(&lo, p, 4);
+        ngx_memcpy(&hi, p + len - 4, 4);
+        return (uint64_t) hi << 32 | lo;
     }
 
-    return 1;
+    if (len == 0) {
+        return 0;
+    }
+
+    return (uint64_t) p[0] << 16 | (uint64_t) p[len / 2] << 8 | p[len - 1];
 }
 
 

@@ -17,19 +17,6 @@
 
 
 typedef struct {
-    ngx_http_request_t             *request;
-    void                           *data;
-    ngx_event_get_peer_pt           get;
-    ngx_event_free_peer_pt          free;
-    ngx_event_notify_peer_pt        notify;
-#if (NGX_SSL || NGX_COMPAT)
-    ngx_event_set_peer_session_pt   set_session;
-    ngx_event_save_peer_session_pt  save_session;
-#endif
-} ngx_http_obs_peer_t;
-
-
-typedef struct {
     ngx_uint_t                      traceparents;
     ngx_uint_t                      tracestates;
     ngx_table_elt_t                *traceparent;
@@ -42,7 +29,8 @@ typedef struct {
 
 static ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
-static void ngx_http_obs_ctx_marker(void *data);
+static void ngx_http_obs_ctx_release(void *data);
+static ngx_http_obs_ctx_t *ngx_http_obs_alloc_ctx(ngx_log_t *log);
 static ngx_http_obs_ctx_t *ngx_http_obs_create_ctx(ngx_http_request_t *r);
 static void ngx_http_obs_start_trace(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx);
@@ -79,6 +67,8 @@ static ngx_str_t   ngx_http_obs_traceparent_name = ngx_string("traceparent");
 static ngx_str_t   ngx_http_obs_tracestate_name = ngx_string("tracestate");
 static ngx_str_t   ngx_http_obs_request_id_name = ngx_string("x-request-id");
 static ngx_uint_t  ngx_http_obs_traceparent_hash;
+
+static ngx_http_obs_ctx_t  *ngx_http_obs_free_ctxs;
 static ngx_uint_t  ngx_http_obs_tracestate_hash;
 
 
@@ -102,7 +92,7 @@ ngx_http_obs_get_ctx(ngx_http_request_t *r)
 
     if (r == r->main && (r->internal || r->filter_finalize)) {
         for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_obs_ctx_marker) {
+            if (cln->handler == ngx_http_obs_ctx_release) {
                 ctx = cln->data;
                 ngx_http_set_ctx(r, ctx, ngx_http_obs_module);
                 return ctx;
@@ -232,12 +222,10 @@ ngx_http_obs_wrap_upstreams(ngx_conf_t *cf)
 void
 ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 {
-    size_t                     len;
     ngx_str_t                  route;
     ngx_uint_t                 stable;
     ngx_http_obs_loc_conf_t   *olcf;
     ngx_http_core_loc_conf_t  *clcf;
-    u_char                     normal[OBS_ROUTE_MAX_LEN];
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
 
@@ -252,14 +240,9 @@ ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         stable = olcf->route->constant;
 
     } else if (olcf->route_auto) {
-        len = obs_route_normalize((char *) r->uri.data, r->uri.len,
-                                  (char *) normal);
-
-        route.data = ngx_pnalloc(r->pool, len);
-        if (route.data) {
-            route.len = len;
-            ngx_memcpy(route.data, normal, len);
-        }
+        route.data = ctx->route_buf;
+        route.len = obs_route_normalize((char *) r->uri.data, r->uri.len,
+                                        (char *) ctx->route_buf);
 
     } else {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -482,10 +465,41 @@ ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
+/*
+ * The pool cleanup that returns a main request's context to the worker's
+ * free list also marks where the context lives (see ngx_http_obs_get_ctx).
+ */
+
 static void
-ngx_http_obs_ctx_marker(void *data)
+ngx_http_obs_ctx_release(void *data)
 {
-    /* only marks where the context of a main request lives */
+    ngx_http_obs_ctx_t  *ctx = data;
+
+    ctx->next_free = ngx_http_obs_free_ctxs;
+    ngx_http_obs_free_ctxs = ctx;
+}
+
+
+/*
+ * Contexts of main requests come from a per-worker free list rather than
+ * the request pool: as large as they are, they would often cost the pool a
+ * block of its own.  The list is as long as the most requests a worker has
+ * had at once.
+ */
+
+static ngx_http_obs_ctx_t *
+ngx_http_obs_alloc_ctx(ngx_log_t *log)
+{
+    ngx_http_obs_ctx_t  *ctx;
+
+    ctx = ngx_http_obs_free_ctxs;
+
+    if (ctx) {
+        ngx_http_obs_free_ctxs = ctx->next_free;
+        return ctx;
+    }
+
+    return ngx_alloc(sizeof(ngx_http_obs_ctx_t), log);
 }
 
 
@@ -496,12 +510,13 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
     ngx_http_obs_ctx_t       *ctx, *parent;
     ngx_http_obs_loc_conf_t  *olcf;
 
-    ctx = ngx_palloc(r->pool, sizeof(ngx_http_obs_ctx_t));
-    if (ctx == NULL) {
-        return NULL;
-    }
-
     if (r != r->main) {
+
+        ctx = ngx_palloc(r->pool, sizeof(ngx_http_obs_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
 
         /* a subrequest continues its main request's span */
 
@@ -523,14 +538,19 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    ngx_memzero(ctx, sizeof(ngx_http_obs_ctx_t));
-
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NULL;
     }
 
-    cln->handler = ngx_http_obs_ctx_marker;
+    ctx = ngx_http_obs_alloc_ctx(r->connection->log);
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(ctx, offsetof(ngx_http_obs_ctx_t, route_buf));
+
+    cln->handler = ngx_http_obs_ctx_release;
     cln->data = ctx;
 
     ngx_http_obs_start_trace(r, ctx);
@@ -679,12 +699,16 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
 }
 
 
-/* Header names arrive in any case; lowcase_key is nginx's lowercase copy. */
+/*
+ * Header names arrive in any case; lowcase_key is nginx's lowercase copy.
+ * Length and first letter rule out nearly every other header for free.
+ */
 
 static ngx_int_t
 ngx_http_obs_header_is(ngx_table_elt_t *h, ngx_str_t *name)
 {
     return h->key.len == name->len
+           && h->lowcase_key[0] == name->data[0]
            && ngx_strncmp(h->lowcase_key, name->data, name->len) == 0;
 }
 
@@ -830,10 +854,7 @@ ngx_http_obs_init_peer(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    op = ngx_palloc(r->pool, sizeof(ngx_http_obs_peer_t));
-    if (op == NULL) {
-        return NGX_ERROR;
-    }
+    op = &ctx->peer;
 
     pc = &r->upstream->peer;
 

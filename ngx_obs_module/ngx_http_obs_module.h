@@ -79,7 +79,21 @@ typedef struct {
 } ngx_http_obs_loc_conf_t;
 
 
+/* The original peer methods of an upstream connection that we wrap. */
 typedef struct {
+    ngx_http_request_t             *request;
+    void                           *data;
+    ngx_event_get_peer_pt           get;
+    ngx_event_free_peer_pt          free;
+    ngx_event_notify_peer_pt        notify;
+#if (NGX_SSL || NGX_COMPAT)
+    ngx_event_set_peer_session_pt   set_session;
+    ngx_event_save_peer_session_pt  save_session;
+#endif
+} ngx_http_obs_peer_t;
+
+
+typedef struct ngx_http_obs_ctx_s {
     uint8_t                    trace_id[OBS_TRACE_ID_LEN];
     uint8_t                    span_id[OBS_SPAN_ID_LEN];
     uint8_t                    parent_id[OBS_SPAN_ID_LEN];
@@ -108,6 +122,11 @@ typedef struct {
     ngx_uint_t                 attempts;
     uint8_t                    attempt_ids[NGX_HTTP_OBS_MAX_ATTEMPTS]
                                           [OBS_SPAN_ID_LEN];
+
+    /* not cleared for a new request: */
+    ngx_http_obs_peer_t        peer;         /* set up by each init_peer */
+    struct ngx_http_obs_ctx_s *next_free;
+    u_char                     route_buf[OBS_ROUTE_MAX_LEN];
 } ngx_http_obs_ctx_t;
 
 

@@ -16,6 +16,7 @@
 #define OBS_CLASS_HEX         0x02
 #define OBS_CLASS_TOKEN       0x04
 #define OBS_CLASS_END         0x08      /* ends a segment: '/' or '?' */
+#define OBS_CLASS_TENANT      0x10      /* may appear in a tenant label */
 
 
 static void obs_init_classes(void);
@@ -31,16 +32,12 @@ static int obs_is_digit(char c);
 static unsigned char  obs_char_class[256];
 
 
-/*
- * One pass: each segment is copied while its characters are classified,
- * and replaced by the placeholder when it turns out to be an identifier.
- */
-
 size_t
 obs_route_normalize(const char *path, size_t len, char *out)
 {
-    size_t                n, seg_out;
+    size_t                n, seg_len;
     unsigned char         cls, all, any;
+    const char           *copy;
     const unsigned char  *p, *end, *seg;
 
     if (obs_char_class['0'] == 0) {
@@ -63,8 +60,9 @@ obs_route_normalize(const char *path, size_t len, char *out)
             break;
         }
 
+        /* one table lookup a byte classifies the whole segment */
+
         seg = p;
-        seg_out = n;
         all = OBS_CLASS_DIGIT | OBS_CLASS_HEX | OBS_CLASS_TOKEN;
         any = 0;
 
@@ -77,20 +75,17 @@ obs_route_normalize(const char *path, size_t len, char *out)
 
             all &= cls;
             any |= cls;
-
-            if (n < OBS_ROUTE_MAX_LEN) {
-                out[n++] = (char) *p;
-            }
         }
 
-        if (obs_segment_is_id((const char *) seg, (size_t) (p - seg), all,
-                              any))
-        {
-            n = seg_out;
-            n += obs_copy_bounded(out + n, OBS_ID_PLACEHOLDER,
-                                  sizeof(OBS_ID_PLACEHOLDER) - 1,
-                                  OBS_ROUTE_MAX_LEN - n);
+        seg_len = (size_t) (p - seg);
+        copy = (const char *) seg;
+
+        if (obs_segment_is_id(copy, seg_len, all, any)) {
+            copy = OBS_ID_PLACEHOLDER;
+            seg_len = sizeof(OBS_ID_PLACEHOLDER) - 1;
         }
+
+        n += obs_copy_bounded(out + n, copy, seg_len, OBS_ROUTE_MAX_LEN - n);
     }
 
     return n;
@@ -101,7 +96,6 @@ const char *
 obs_tenant_label(const char *value, size_t len, size_t *out_len)
 {
     size_t  i;
-    char    c;
 
     if (len == 0) {
         *out_len = sizeof(OBS_TENANT_NONE) - 1;
@@ -112,13 +106,12 @@ obs_tenant_label(const char *value, size_t len, size_t *out_len)
         goto invalid;
     }
 
-    for (i = 0; i < len; i++) {
-        c = value[i];
+    if (obs_char_class['0'] == 0) {
+        obs_init_classes();
+    }
 
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || obs_is_digit(c) || c == '.' || c == '_' || c == ':'
-              || c == '-'))
-        {
+    for (i = 0; i < len; i++) {
+        if (!(obs_char_class[(unsigned char) value[i]] & OBS_CLASS_TENANT)) {
             goto invalid;
         }
     }
@@ -193,6 +186,12 @@ obs_init_classes(void)
             || obs_is_digit((char) c) || c == '-' || c == '_')
         {
             obs_char_class[c] |= OBS_CLASS_TOKEN;
+        }
+    }
+
+    for (c = 0; c < 256; c++) {
+        if ((obs_char_class[c] & OBS_CLASS_TOKEN) || c == '.' || c == ':') {
+            obs_char_class[c] |= OBS_CLASS_TENANT;
         }
     }
 

@@ -165,7 +165,8 @@ obs_hex_encode(char *out, const uint8_t *bytes, size_t n)
     }
 
     for (i = 0; i < n; i++) {
-        memcpy(out + 2 * i, obs_hex_pairs[bytes[i]], 2);
+        memcpy(out, obs_hex_pairs[bytes[i]], 2);
+        out += 2;
     }
 }
 
