@@ -26,6 +26,13 @@
 /* symbols interned by content stop at 3/4 load; later ones are appended */
 #define NGX_HTTP_OBS_CONTENT_MAX      (NGX_HTTP_OBS_CONTENT_SLOTS / 4 * 3)
 
+/* the interning shortcuts are worth inlining at each of their call sites */
+#if defined(__GNUC__)
+#define ngx_http_obs_hot  ngx_inline __attribute__((always_inline))
+#else
+#define ngx_http_obs_hot  ngx_inline
+#endif
+
 /* encoded bytes one record adds besides its new symbols */
 #define NGX_HTTP_OBS_RECORD_WIDTH     (6 * 8 + 18 * 4 + 32)
 #define NGX_HTTP_OBS_ATTEMPT_WIDTH    (2 * 4 + 4 * 8 + 8)
@@ -33,6 +40,13 @@
 
 /* every field's key and length at their longest, and the count */
 #define NGX_HTTP_OBS_COLUMNS_FIXED    (37 * (2 + 3) + 6)
+
+/* the most bytes any record adds */
+#define NGX_HTTP_OBS_RECORD_MAX                                              \
+    (NGX_HTTP_OBS_RECORD_WIDTH                                               \
+     + NGX_HTTP_OBS_MAX_ATTEMPTS                                             \
+       * (NGX_HTTP_OBS_ATTEMPT_WIDTH + NGX_HTTP_OBS_SYMBOL_WIDTH)            \
+     + 13 * NGX_HTTP_OBS_SYMBOL_WIDTH + NGX_HTTP_OBS_MAX_TEXT)
 
 
 typedef struct {
@@ -104,18 +118,21 @@ struct ngx_http_obs_columns_s {
 
 static void ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
-static uint32_t ngx_http_obs_intern(ngx_http_obs_columns_t *cols,
+static ngx_http_obs_hot uint32_t ngx_http_obs_intern(ngx_http_obs_columns_t *cols,
     ngx_str_t *s, ngx_uint_t stable, uint32_t *column, size_t n);
+static uint32_t ngx_http_obs_intern_address(ngx_http_obs_columns_t *cols,
+    ngx_str_t *s, ngx_http_obs_address_slot_t *slot);
 static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static uint32_t ngx_http_obs_symbol_hash(const u_char *p, size_t len);
-static ngx_uint_t ngx_http_obs_same(const u_char *a, const u_char *b,
+static ngx_inline ngx_uint_t ngx_http_obs_same(const u_char *a,
+    const u_char *b, size_t len);
+static ngx_inline uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
+static ngx_inline uint64_t ngx_http_obs_load8(const u_char *p);
+static ngx_inline uint64_t ngx_http_obs_load_short(const u_char *p,
     size_t len);
-static uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
-static uint64_t ngx_http_obs_load8(const u_char *p);
-static uint64_t ngx_http_obs_load_short(const u_char *p, size_t len);
 static size_t ngx_http_obs_record_text(ngx_http_obs_record_t *rec);
 
 
@@ -209,36 +226,38 @@ ngx_http_obs_columns_count(ngx_http_obs_columns_t *cols)
 
 
 /*
- * Returns the most bytes the record can add to the packed batch, as if none
- * of its text were in the symbol table yet.
+ * Tells whether the record fits in the batch, which must stay within limit
+ * bytes packed.  Until the batch nears the limit, the largest record
+ * possible is assumed rather than this one measured.
  */
-
-size_t
-ngx_http_obs_columns_bound(ngx_http_obs_record_t *rec)
-{
-    return NGX_HTTP_OBS_RECORD_WIDTH
-           + rec->n_attempts * NGX_HTTP_OBS_ATTEMPT_WIDTH
-           + (13 + rec->n_attempts) * NGX_HTTP_OBS_SYMBOL_WIDTH
-           + ngx_http_obs_record_text(rec);
-}
-
-
-/* Tells whether a record of that bound still fits in limit bytes. */
 
 ngx_int_t
 ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
-    ngx_http_obs_record_t *rec, size_t bound, size_t limit)
+    ngx_http_obs_record_t *rec, size_t limit)
 {
+    size_t                   text;
     Obs__V1__RecordColumns  *m = &cols->msg;
 
-    return m->count < NGX_HTTP_OBS_BATCH_RECORDS
-           && m->n_attempt_status + rec->n_attempts
-              <= NGX_HTTP_OBS_BATCH_ATTEMPTS
-           && m->n_symbol_end + 13 + rec->n_attempts
-              <= NGX_HTTP_OBS_BATCH_SYMBOLS
-           && cols->size + bound <= limit
-           && m->symbol_data.len + ngx_http_obs_record_text(rec)
-              <= cols->symbol_data_size;
+    if (m->count >= NGX_HTTP_OBS_BATCH_RECORDS
+        || m->n_attempt_status + rec->n_attempts > NGX_HTTP_OBS_BATCH_ATTEMPTS
+        || m->n_symbol_end + 13 + rec->n_attempts > NGX_HTTP_OBS_BATCH_SYMBOLS)
+    {
+        return 0;
+    }
+
+    if (cols->size + NGX_HTTP_OBS_RECORD_MAX <= limit
+        && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT <= cols->symbol_data_size)
+    {
+        return 1;
+    }
+
+    text = ngx_http_obs_record_text(rec);
+
+    return cols->size + NGX_HTTP_OBS_RECORD_WIDTH
+           + rec->n_attempts * NGX_HTTP_OBS_ATTEMPT_WIDTH
+           + (13 + rec->n_attempts) * NGX_HTTP_OBS_SYMBOL_WIDTH + text
+           <= limit
+           && m->symbol_data.len + text <= cols->symbol_data_size;
 }
 
 
@@ -416,49 +435,58 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
 
 
 /*
- * Interns text for entry n of a column.  Two shortcuts spare most lookups:
- * text that outlives the batch (stable) is known by its address and length,
- * and other text is usually what the entry before it in the column holds.
+ * Interns text for entry n of a column.  Two shortcuts, inlined, spare most
+ * lookups: text that outlives the batch (stable) is known by its address
+ * and length, and other text is usually what the entry before it holds.
  */
 
-static uint32_t
+static ngx_http_obs_hot uint32_t
 ngx_http_obs_intern(ngx_http_obs_columns_t *cols, ngx_str_t *s,
     ngx_uint_t stable, uint32_t *column, size_t n)
 {
-    uint32_t                      symbol, start;
+    uint32_t                      prev, start;
     ngx_http_obs_address_slot_t  *slot;
 
     if (s->len == 0) {
         return 0;
     }
 
-    if (!stable) {
-        symbol = n ? column[n - 1] : 0;
-        start = cols->symbol_end[symbol - (symbol != 0)];
+    if (stable) {
+        slot = &cols->address[((uintptr_t) s->data >> 3)
+                              & (NGX_HTTP_OBS_ADDRESS_SLOTS - 1)];
 
-        if (symbol && cols->symbol_end[symbol] - start == s->len
-            && ngx_http_obs_same(cols->symbol_data + start, s->data, s->len))
-        {
-            return symbol;
+        if (slot->data == s->data && slot->len == s->len) {
+            return slot->symbol;
         }
 
-        return ngx_http_obs_intern_content(cols, s);
+        return ngx_http_obs_intern_address(cols, s, slot);
     }
 
-    slot = &cols->address[((uintptr_t) s->data >> 3)
-                          & (NGX_HTTP_OBS_ADDRESS_SLOTS - 1)];
+    prev = n ? column[n - 1] : 0;
 
-    if (slot->data == s->data && slot->len == s->len) {
-        return slot->symbol;
+    if (prev) {
+        start = cols->symbol_end[prev - 1];
+
+        if (cols->symbol_end[prev] - start == s->len
+            && ngx_http_obs_same(cols->symbol_data + start, s->data, s->len))
+        {
+            return prev;
+        }
     }
 
-    symbol = ngx_http_obs_intern_content(cols, s);
+    return ngx_http_obs_intern_content(cols, s);
+}
 
+
+static uint32_t
+ngx_http_obs_intern_address(ngx_http_obs_columns_t *cols, ngx_str_t *s,
+    ngx_http_obs_address_slot_t *slot)
+{
     slot->data = s->data;
     slot->len = s->len;
-    slot->symbol = symbol;
+    slot->symbol = ngx_http_obs_intern_content(cols, s);
 
-    return symbol;
+    return slot->symbol;
 }
 
 
@@ -553,7 +581,7 @@ ngx_http_obs_symbol_hash(const u_char *p, size_t len)
 
 /* Symbols are short: an inline comparison beats a call to memcmp(). */
 
-static ngx_uint_t
+static ngx_inline ngx_uint_t
 ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
 {
     if (len < 8) {
@@ -571,7 +599,7 @@ ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
 }
 
 
-static uint64_t
+static ngx_inline uint64_t
 ngx_http_obs_mix(uint64_t h, uint64_t w)
 {
     h = (h ^ w) * 0xff51afd7ed558ccdULL;
@@ -580,7 +608,7 @@ ngx_http_obs_mix(uint64_t h, uint64_t w)
 }
 
 
-static uint64_t
+static ngx_inline uint64_t
 ngx_http_obs_load8(const u_char *p)
 {
     uint64_t  w;
@@ -593,7 +621,7 @@ ngx_http_obs_load8(const u_char *p)
 
 /* 1 to 7 bytes as one word: loads that may overlap, no loop. */
 
-static uint64_t
+static ngx_inline uint64_t
 ngx_http_obs_load_short(const u_char *p, size_t len)
 {
     uint32_t  lo, hi;

@@ -180,7 +180,6 @@ ngx_http_obs_emit_exit(void)
 ngx_int_t
 ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 {
-    size_t                   bound;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
@@ -189,9 +188,7 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
         return NGX_DECLINED;
     }
 
-    bound = ngx_http_obs_columns_bound(rec);
-
-    if (!ngx_http_obs_columns_fits(e->open, rec, bound, e->batch_limit)) {
+    if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
 
         if (ngx_http_obs_columns_count(e->open) == 0) {
             e->dropped_oversize++;
@@ -205,7 +202,7 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 
         ngx_http_obs_flush(e, 0);
 
-        if (!ngx_http_obs_columns_fits(e->open, rec, bound, e->batch_limit)) {
+        if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
             e->dropped_oversize++;
             return NGX_DECLINED;
         }

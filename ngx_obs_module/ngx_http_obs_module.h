@@ -130,6 +130,21 @@ typedef struct ngx_http_obs_ctx_s {
 } ngx_http_obs_ctx_t;
 
 
+/* The most bytes of each text a record keeps. */
+#define NGX_HTTP_OBS_MAX_PATH         1024
+#define NGX_HTTP_OBS_MAX_USER_AGENT   512
+#define NGX_HTTP_OBS_MAX_REQUEST_ID   128
+#define NGX_HTTP_OBS_MAX_VALUE        256      /* any other text */
+
+/* ... and all its text together, at most */
+#define NGX_HTTP_OBS_MAX_TEXT                                                \
+    (NGX_HTTP_OBS_MAX_PATH + NGX_HTTP_OBS_MAX_USER_AGENT                     \
+     + NGX_HTTP_OBS_MAX_REQUEST_ID + OBS_ROUTE_MAX_LEN + OBS_TENANT_MAX_LEN  \
+     + OBS_TRACESTATE_MAX_LEN + sizeof("https") - 1                          \
+     + 6 * NGX_HTTP_OBS_MAX_VALUE                                            \
+     + NGX_HTTP_OBS_MAX_ATTEMPTS * NGX_HTTP_OBS_MAX_VALUE)
+
+
 /* One upstream attempt of a record. */
 typedef struct {
     ngx_str_t                  address;
@@ -216,9 +231,8 @@ ngx_http_obs_columns_t *ngx_http_obs_columns_create(ngx_pool_t *pool,
     size_t datagram_size);
 void ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols);
 ngx_uint_t ngx_http_obs_columns_count(ngx_http_obs_columns_t *cols);
-size_t ngx_http_obs_columns_bound(ngx_http_obs_record_t *rec);
 ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
-    ngx_http_obs_record_t *rec, size_t bound, size_t limit);
+    ngx_http_obs_record_t *rec, size_t limit);
 void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);

@@ -12,10 +12,6 @@
 #include "ngx_http_obs_module.h"
 
 
-#define NGX_HTTP_OBS_MAX_PATH        1024
-#define NGX_HTTP_OBS_MAX_USER_AGENT  512
-#define NGX_HTTP_OBS_MAX_REQUEST_ID  128
-#define NGX_HTTP_OBS_MAX_VALUE       256
 
 
 static ngx_uint_t ngx_http_obs_status(ngx_http_request_t *r);

@@ -15,13 +15,11 @@
 #define OBS_CLASS_DIGIT       0x01
 #define OBS_CLASS_HEX         0x02
 #define OBS_CLASS_TOKEN       0x04
-#define OBS_CLASS_END         0x08      /* ends a segment: '/' or '?' */
 #define OBS_CLASS_TENANT      0x10      /* may appear in a tenant label */
 
 
 static void obs_init_classes(void);
-static int obs_segment_is_id(const char *s, size_t len, unsigned char all,
-    unsigned char any);
+static int obs_segment_is_id(const char *s, size_t len);
 static size_t obs_copy_bounded(char *out, const char *s, size_t len,
     size_t room);
 static int obs_is_uuid(const char *s, size_t len);
@@ -35,18 +33,18 @@ static unsigned char  obs_char_class[256];
 size_t
 obs_route_normalize(const char *path, size_t len, char *out)
 {
-    size_t                n, seg_len;
-    unsigned char         cls, all, any;
-    const char           *copy;
-    const unsigned char  *p, *end, *seg;
+    size_t       n, seg_len;
+    const char  *p, *end, *seg, *q;
 
     if (obs_char_class['0'] == 0) {
         obs_init_classes();
     }
 
+    q = memchr(path, '?', len);
+    end = q ? q : path + len;
+
     n = 0;
-    p = (const unsigned char *) path;
-    end = p + len;
+    p = path;
 
     while (p < end && n < OBS_ROUTE_MAX_LEN) {
 
@@ -56,36 +54,20 @@ obs_route_normalize(const char *path, size_t len, char *out)
             continue;
         }
 
-        if (*p == '?') {
-            break;
-        }
-
-        /* one table lookup a byte classifies the whole segment */
-
         seg = p;
-        all = OBS_CLASS_DIGIT | OBS_CLASS_HEX | OBS_CLASS_TOKEN;
-        any = 0;
 
-        for ( /* void */ ; p < end; p++) {
-            cls = obs_char_class[*p];
-
-            if (cls & OBS_CLASS_END) {
-                break;
-            }
-
-            all &= cls;
-            any |= cls;
+        while (p < end && *p != '/') {
+            p++;
         }
 
         seg_len = (size_t) (p - seg);
-        copy = (const char *) seg;
 
-        if (obs_segment_is_id(copy, seg_len, all, any)) {
-            copy = OBS_ID_PLACEHOLDER;
+        if (obs_segment_is_id(seg, seg_len)) {
+            seg = OBS_ID_PLACEHOLDER;
             seg_len = sizeof(OBS_ID_PLACEHOLDER) - 1;
         }
 
-        n += obs_copy_bounded(out + n, copy, seg_len, OBS_ROUTE_MAX_LEN - n);
+        n += obs_copy_bounded(out + n, seg, seg_len, OBS_ROUTE_MAX_LEN - n);
     }
 
     return n;
@@ -129,23 +111,39 @@ invalid:
 /*
  * An identifier segment is all digits, a UUID, at least 16 hex digits, or a
  * token of at least 20 URL-safe characters that mixes letters and digits
- * (opaque keys, base64url ids).  "all" and "any" are the intersection and
- * the union of the classes of its characters.
+ * (opaque keys, base64url ids).  A shorter segment can only be all digits,
+ * and most segments give up at their first character.
  */
 
 static int
-obs_segment_is_id(const char *s, size_t len, unsigned char all,
-    unsigned char any)
+obs_segment_is_id(const char *s, size_t len)
 {
+    size_t         i;
+    unsigned char  all, any;
+
     if (len == 0) {
         return 0;
     }
 
-    if (all & OBS_CLASS_DIGIT) {
+    if (len < OBS_HEX_ID_MIN_LEN) {
+        for (i = 0; i < len; i++) {
+            if (!obs_is_digit(s[i])) {
+                return 0;
+            }
+        }
+
         return 1;
     }
 
-    if ((all & OBS_CLASS_HEX) && len >= OBS_HEX_ID_MIN_LEN) {
+    all = OBS_CLASS_DIGIT | OBS_CLASS_HEX | OBS_CLASS_TOKEN;
+    any = 0;
+
+    for (i = 0; i < len; i++) {
+        all &= obs_char_class[(unsigned char) s[i]];
+        any |= obs_char_class[(unsigned char) s[i]];
+    }
+
+    if (all & (OBS_CLASS_DIGIT | OBS_CLASS_HEX)) {
         return 1;
     }
 
@@ -195,8 +193,6 @@ obs_init_classes(void)
         }
     }
 
-    obs_char_class['/'] = OBS_CLASS_END;
-    obs_char_class['?'] = OBS_CLASS_END;
 }
 
 

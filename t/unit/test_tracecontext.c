@@ -207,11 +207,93 @@ test_tracestate(void)
 }
 
 
+/* What the spec says of one id field, a byte at a time. */
+
+static int
+reference_id(const char *hex, size_t n, unsigned char *out)
+{
+    size_t  i;
+    int     zero = 1, hi, lo;
+
+    for (i = 0; i < 2 * n; i++) {
+        if (!((hex[i] >= '0' && hex[i] <= '9')
+              || (hex[i] >= 'a' && hex[i] <= 'f')))
+        {
+            return -1;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        hi = hex[2 * i] <= '9' ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10;
+        lo = hex[2 * i + 1] <= '9' ? hex[2 * i + 1] - '0'
+                                   : hex[2 * i + 1] - 'a' + 10;
+        out[i] = (unsigned char) (hi << 4 | lo);
+        zero &= out[i] == 0;
+    }
+
+    return zero ? -1 : 0;
+}
+
+
+/*
+ * The ids are decoded eight digits at a time: every byte value at every
+ * digit position, on random ids, must give what the byte-wise reading gives.
+ */
+
+static void
+test_traceparent_every_byte(void)
+{
+    static const char  hex[] = "0123456789abcdef";
+    obs_traceparent_t  tp;
+    unsigned char      trace[16], parent[8];
+    char               v[OBS_TRACEPARENT_LEN + 1];
+    unsigned           seed = 12345, pos, b, i, mismatches = 0, checked = 0;
+    int                want;
+
+    for (pos = 3; pos < 52; pos++) {
+        if (pos == 35) {
+            continue;
+        }
+
+        for (b = 0; b < 256; b++) {
+            memcpy(v, "00-", 3);
+            for (i = 3; i < 52; i++) {
+                seed = seed * 1103515245 + 12345;
+                v[i] = hex[(seed >> 16) & 15];
+            }
+            v[35] = '-';
+            memcpy(v + 52, "-01", 4);
+            v[pos] = (char) b;
+
+            if (b == 0) {               /* also all-zero ids */
+                memset(pos < 35 ? v + 3 : v + 36, '0', pos < 35 ? 32 : 16);
+            }
+
+            want = reference_id(v + 3, 16, trace) == 0
+                   && reference_id(v + 36, 8, parent) == 0 ? 0 : -1;
+
+            checked++;
+
+            if (obs_traceparent_parse(v, OBS_TRACEPARENT_LEN, &tp) != want
+                || (want == 0 && (memcmp(tp.trace_id, trace, 16) != 0
+                                  || memcmp(tp.parent_id, parent, 8) != 0)))
+            {
+                mismatches++;
+            }
+        }
+    }
+
+    CHECK(checked == 48 * 256 && mismatches == 0,
+          "word-wise id decoding agrees with the byte-wise reading");
+}
+
+
 int
 main(void)
 {
     test_traceparent_valid();
     test_traceparent_invalid();
+    test_traceparent_every_byte();
     test_tracestate();
 
     return unit_report("tracecontext");
