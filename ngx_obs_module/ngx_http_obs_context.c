@@ -28,7 +28,10 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
+    ngx_http_obs_value_t *v, ngx_str_t *value);
+static ngx_uint_t ngx_http_obs_header_matches(ngx_table_elt_t *h,
+    ngx_str_t *name);
+static u_char ngx_http_obs_underscored(u_char ch);
 static void ngx_http_obs_ctx_release(void *data);
 static ngx_http_obs_ctx_t *ngx_http_obs_alloc_ctx(ngx_log_t *log);
 static ngx_http_obs_ctx_t *ngx_http_obs_create_ctx(ngx_http_request_t *r);
@@ -357,6 +360,19 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         ngx_strlow(v->header.data, name.data + 5, v->header.len);
+
+        /* the usual spelling of the header, to be compared at once */
+
+        v->header_dashed.len = v->header.len;
+        v->header_dashed.data = ngx_pnalloc(cf->pool, v->header.len);
+        if (v->header_dashed.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < v->header.len; i++) {
+            v->header_dashed.data[i] = (v->header.data[i] == '_')
+                                       ? '-' : v->header.data[i];
+        }
     }
 
     *field = v;
@@ -377,7 +393,7 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
         return ngx_http_complex_value(r, &v->cv, value);
     }
 
-    if (v->header.len && ngx_http_obs_lone_header(r, &v->header, value)) {
+    if (v->header.len && ngx_http_obs_lone_header(r, v, value)) {
         return NGX_OK;
     }
 
@@ -397,17 +413,17 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
 
 /*
  * Finds the header a lone $http_NAME variable reads, matching names as
- * nginx does ('-' as '_', any case), more cheaply than the variable, whose
- * matching takes every header name apart.  A header that appears more than
- * once is left to the variable, which knows how this nginx joins them.
+ * nginx does ('-' as '_', any case) but comparing them whole first, which
+ * is cheaper than the variable's taking every header name apart.  A header
+ * that appears more than once is left to the variable, which knows how this
+ * nginx joins them.
  */
 
 static ngx_uint_t
-ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_str_t *name,
+ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value)
 {
-    u_char            ch;
-    ngx_uint_t        i, k;
+    ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *found;
 
@@ -427,23 +443,18 @@ ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_str_t *name,
             i = 0;
         }
 
-        if (h[i].key.len != name->len) {
+        if (h[i].key.len != v->header.len
+            || ngx_http_obs_underscored(h[i].lowcase_key[0])
+               != v->header.data[0])
+        {
             continue;
         }
 
-        for (k = 0; k < name->len; k++) {
-            ch = h[i].lowcase_key[k];
-
-            if (ch == '-') {
-                ch = '_';
-            }
-
-            if (ch != name->data[k]) {
-                break;
-            }
-        }
-
-        if (k < name->len) {
+        if (ngx_memcmp(h[i].lowcase_key, v->header_dashed.data,
+                       v->header.len)
+            != 0
+            && !ngx_http_obs_header_matches(&h[i], &v->header))
+        {
             continue;
         }
 
@@ -462,6 +473,30 @@ ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_str_t *name,
     }
 
     return 1;
+}
+
+
+/* As nginx reads a header name for $http_: any case, '-' as '_'. */
+
+static ngx_uint_t
+ngx_http_obs_header_matches(ngx_table_elt_t *h, ngx_str_t *name)
+{
+    ngx_uint_t  k;
+
+    for (k = 0; k < name->len; k++) {
+        if (ngx_http_obs_underscored(h->lowcase_key[k]) != name->data[k]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static u_char
+ngx_http_obs_underscored(u_char ch)
+{
+    return ch == '-' ? '_' : ch;
 }
 
 

@@ -57,6 +57,7 @@ typedef struct {
     ngx_http_complex_value_t   cv;
     ngx_int_t                  index;        /* lone variable, or NGX_ERROR */
     ngx_str_t                  header;       /* lone $http_*: the name */
+    ngx_str_t                  header_dashed;  /* ... with '-' for '_' */
     ngx_uint_t                 constant;     /* no variables at all */
 } ngx_http_obs_value_t;
 

@@ -4,6 +4,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "obs_tracecontext.h"
 
 
@@ -15,15 +19,8 @@ typedef struct {
 } obs_member_t;
 
 
-typedef struct {
-    uint64_t  word;
-    int       invalid;
-} obs_hex_word_t;
-
-
 static int obs_hex_decode(const char *in, uint8_t *out, size_t n);
-static obs_hex_word_t obs_hex_decode_word(const char *in);
-static int obs_hex_decode_half(const char *in, uint32_t *out);
+static int obs_hex_decode_id(const char *in, uint8_t *out, size_t n);
 static void obs_init_hex_pairs(void);
 static int obs_is_ows(char c);
 static int obs_is_key_char(char c);
@@ -61,8 +58,7 @@ static const signed char  obs_hex_values[256] = {
 int
 obs_traceparent_parse(const char *value, size_t len, obs_traceparent_t *tp)
 {
-    uint8_t          version;
-    obs_hex_word_t   trace_hi, trace_lo, parent;
+    uint8_t  version;
 
     while (len && obs_is_ows(value[0])) {
         value++;
@@ -93,39 +89,13 @@ obs_traceparent_parse(const char *value, size_t len, obs_traceparent_t *tp)
         return -1;
     }
 
-#if !(defined __BYTE_ORDER__ && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
-
-    if (obs_hex_decode(value + 3, tp->trace_id, OBS_TRACE_ID_LEN) != 0
-        || obs_hex_decode(value + 36, tp->parent_id, OBS_SPAN_ID_LEN) != 0
-        || obs_is_zero(tp->trace_id, OBS_TRACE_ID_LEN)
-        || obs_is_zero(tp->parent_id, OBS_SPAN_ID_LEN))
+    if (obs_hex_decode_id(value + 3, tp->trace_id, OBS_TRACE_ID_LEN) != 0
+        || obs_hex_decode_id(value + 36, tp->parent_id, OBS_SPAN_ID_LEN) != 0)
     {
         return -1;
     }
 
     return 0;
-
-#else
-
-    /* each id is valid hex and not all zeros */
-
-    trace_hi = obs_hex_decode_word(value + 3);
-    trace_lo = obs_hex_decode_word(value + 19);
-    parent = obs_hex_decode_word(value + 36);
-
-    if (trace_hi.invalid || trace_lo.invalid || parent.invalid
-        || (trace_hi.word | trace_lo.word) == 0 || parent.word == 0)
-    {
-        return -1;
-    }
-
-    memcpy(tp->trace_id, &trace_hi.word, 8);
-    memcpy(tp->trace_id + 8, &trace_lo.word, 8);
-    memcpy(tp->parent_id, &parent.word, 8);
-
-    return 0;
-
-#endif
 }
 
 
@@ -192,13 +162,31 @@ obs_hex_encode(char *out, const uint8_t *bytes, size_t n)
 {
     size_t  i;
 
+#if defined(__SSE2__)
+    __m128i  b, nibbles, above9;
+
+    /* eight bytes at a time: the nibbles interleaved, then to digits */
+
+    for ( /* void */ ; n >= 8; n -= 8, bytes += 8, out += 16) {
+        b = _mm_loadl_epi64((const __m128i *) bytes);
+        nibbles = _mm_unpacklo_epi8(
+                      _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f)),
+                      _mm_and_si128(b, _mm_set1_epi8(0x0f)));
+        above9 = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
+        nibbles = _mm_add_epi8(nibbles, _mm_set1_epi8('0'));
+        nibbles = _mm_add_epi8(nibbles,
+                               _mm_and_si128(above9, _mm_set1_epi8('a' - '0'
+                                                                   - 10)));
+        _mm_storeu_si128((__m128i *) out, nibbles);
+    }
+#endif
+
     if (obs_hex_pairs[0][0] == 0) {
         obs_init_hex_pairs();
     }
 
     for (i = 0; i < n; i++) {
-        memcpy(out, obs_hex_pairs[bytes[i]], 2);
-        out += 2;
+        memcpy(out + 2 * i, obs_hex_pairs[bytes[i]], 2);
     }
 }
 
@@ -237,66 +225,68 @@ obs_init_hex_pairs(void)
 
 
 /*
- * Decodes 16 lowercase hex digits into 8 bytes (in memory order), eight
- * digits at a time within a 64-bit word: a traceparent is parsed on every
- * request, and this is a third of the per-digit table lookups' cost.
+ * Decodes an id of n bytes (a multiple of 8) from 2n lowercase hex digits;
+ * -1 when a digit is invalid or the id is all zeros.  With SSE2 sixteen
+ * digits are checked and decoded at once: a traceparent is parsed on every
+ * request.
  */
 
-static obs_hex_word_t
-obs_hex_decode_word(const char *in)
-{
-    obs_hex_word_t  r;
-    uint32_t        hi, lo;
-
-    r.invalid = obs_hex_decode_half(in, &hi) | obs_hex_decode_half(in + 8, &lo);
-    r.word = (uint64_t) lo << 32 | hi;
-
-    return r;
-}
-
-
-/*
- * Eight digits to four bytes.  Byte b is in [lo, hi] when b + (0x80 - lo)
- * has its top bit set and b + (0x7f - hi) has not; no byte carries into
- * the next because every byte is below 0x80 (checked first).
- */
-
-#define OBS_ONES        0x0101010101010101ULL
-#define OBS_TOPS        0x8080808080808080ULL
+#if defined(__SSE2__)
 
 static int
-obs_hex_decode_half(const char *in, uint32_t *out)
+obs_hex_decode_id(const char *in, uint8_t *out, size_t n)
 {
-    uint64_t  x, digit, letter, nibbles, v;
+    int      zeros;
+    size_t   i;
+    __m128i  x, digit, letter, v, pairs;
 
-    memcpy(&x, in, 8);
+    zeros = 0xffff;
 
-    if (x & OBS_TOPS) {
-        return 1;
+    for (i = 0; i < n; i += 8, in += 16) {
+        x = _mm_loadu_si128((const __m128i *) in);
+
+        /* bytes >= 0x80 are negative and fall outside both ranges */
+
+        digit = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)),
+                              _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));
+        letter = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('a' - 1)),
+                               _mm_cmplt_epi8(x, _mm_set1_epi8('f' + 1)));
+
+        if (_mm_movemask_epi8(_mm_or_si128(digit, letter)) != 0xffff) {
+            return -1;
+        }
+
+        v = _mm_sub_epi8(x, _mm_or_si128(
+                              _mm_and_si128(digit, _mm_set1_epi8('0')),
+                              _mm_and_si128(letter, _mm_set1_epi8('a' - 10))));
+
+        /* each 16-bit lane holds two digits, the first in its low byte */
+
+        pairs = _mm_or_si128(
+                    _mm_slli_epi16(_mm_and_si128(v, _mm_set1_epi16(0x00ff)), 4),
+                    _mm_srli_epi16(v, 8));
+        pairs = _mm_packus_epi16(pairs, pairs);
+
+        zeros &= _mm_movemask_epi8(_mm_cmpeq_epi8(pairs, _mm_setzero_si128()));
+        _mm_storel_epi64((__m128i *) (out + i), pairs);
     }
 
-    digit = (x + (0x80 - '0') * OBS_ONES) & ~(x + (0x7f - '9') * OBS_ONES);
-    letter = (x + (0x80 - 'a') * OBS_ONES) & ~(x + (0x7f - 'f') * OBS_ONES);
+    return zeros == 0xffff ? -1 : 0;
+}
 
-    if (((digit | letter) & OBS_TOPS) != OBS_TOPS) {
-        return 1;
+#else
+
+static int
+obs_hex_decode_id(const char *in, uint8_t *out, size_t n)
+{
+    if (obs_hex_decode(in, out, n) != 0 || obs_is_zero(out, n)) {
+        return -1;
     }
-
-    /* a digit's value is its low nibble, a letter's its low nibble + 9 */
-
-    nibbles = (x & 0x0f * OBS_ONES) + ((letter & OBS_TOPS) >> 7) * 9;
-
-    /* each 16-bit lane holds two digits, the first in its low byte */
-
-    v = ((nibbles << 4) & 0x00f000f000f000f0ULL)
-        | ((nibbles >> 8) & 0x000f000f000f000fULL);
-    v = (v | v >> 8) & 0x0000ffff0000ffffULL;
-    v = (v | v >> 16) & 0x00000000ffffffffULL;
-
-    *out = (uint32_t) v;
 
     return 0;
 }
+
+#endif
 
 
 /* Only lowercase hex is valid in trace context. */

@@ -247,7 +247,9 @@ test_traceparent_every_byte(void)
     obs_traceparent_t  tp;
     unsigned char      trace[16], parent[8];
     char               v[OBS_TRACEPARENT_LEN + 1];
+    char               formatted[OBS_TRACEPARENT_LEN];
     unsigned           seed = 12345, pos, b, i, mismatches = 0, checked = 0;
+    unsigned           formats = 0;
     int                want;
 
     for (pos = 3; pos < 52; pos++) {
@@ -280,11 +282,23 @@ test_traceparent_every_byte(void)
             {
                 mismatches++;
             }
+
+            /* and formatting gives back what was parsed */
+
+            if (want == 0) {
+                obs_traceparent_format(formatted, tp.trace_id, tp.parent_id,
+                                       tp.flags);
+                formats++;
+
+                if (memcmp(formatted, v, OBS_TRACEPARENT_LEN) != 0) {
+                    mismatches++;
+                }
+            }
         }
     }
 
-    CHECK(checked == 48 * 256 && mismatches == 0,
-          "word-wise id decoding agrees with the byte-wise reading");
+    CHECK(checked == 48 * 256 && formats == 48 * 16 && mismatches == 0,
+          "vector id decoding and encoding agree with the byte-wise reading");
 }
 
 
