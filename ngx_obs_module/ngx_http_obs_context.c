@@ -22,6 +22,9 @@ typedef struct {
     ngx_table_elt_t                *traceparent;
     ngx_table_elt_t                *tracestate;
     ngx_table_elt_t                *request_id;
+    ngx_http_obs_value_t           *tenant;     /* a lone $http_ to find */
+    ngx_table_elt_t                *tenant_header;
+    ngx_uint_t                      tenant_headers;
     obs_span_t                      states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
     size_t                          states_len;
 } ngx_http_obs_found_t;
@@ -29,6 +32,8 @@ typedef struct {
 
 static ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
     ngx_http_obs_value_t *v, ngx_str_t *value);
+static ngx_uint_t ngx_http_obs_header_is_var(ngx_table_elt_t *h,
+    ngx_http_obs_value_t *v);
 static ngx_uint_t ngx_http_obs_header_matches(ngx_table_elt_t *h,
     ngx_str_t *name);
 static u_char ngx_http_obs_underscored(u_char ch);
@@ -127,6 +132,7 @@ ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         found.tracestate = ctx->in_tracestate;
 
     } else {
+        found.tenant = NULL;
         ngx_http_obs_find_headers(r, &found);
     }
 
@@ -272,14 +278,19 @@ ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant)
 {
     size_t                    len;
     ngx_str_t                 raw;
+    ngx_http_obs_ctx_t       *ctx;
     ngx_http_obs_loc_conf_t  *olcf;
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_module);
 
     ngx_str_null(&raw);
 
-    if (olcf->tenant
-        && ngx_http_obs_value(r, olcf->tenant, &raw) != NGX_OK)
+    if (olcf->tenant && ctx && ctx->tenant_of == olcf->tenant) {
+        raw = ctx->tenant_raw;
+
+    } else if (olcf->tenant
+               && ngx_http_obs_value(r, olcf->tenant, &raw) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -443,18 +454,7 @@ ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_http_obs_value_t *v,
             i = 0;
         }
 
-        if (h[i].key.len != v->header.len
-            || ngx_http_obs_underscored(h[i].lowcase_key[0])
-               != v->header.data[0])
-        {
-            continue;
-        }
-
-        if (ngx_memcmp(h[i].lowcase_key, v->header_dashed.data,
-                       v->header.len)
-            != 0
-            && !ngx_http_obs_header_matches(&h[i], &v->header))
-        {
+        if (!ngx_http_obs_header_is_var(&h[i], v)) {
             continue;
         }
 
@@ -473,6 +473,23 @@ ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     }
 
     return 1;
+}
+
+
+/* Tells whether h is the header the lone $http_ value v reads. */
+
+static ngx_uint_t
+ngx_http_obs_header_is_var(ngx_table_elt_t *h, ngx_http_obs_value_t *v)
+{
+    if (h->key.len != v->header.len
+        || ngx_http_obs_underscored(h->lowcase_key[0]) != v->header.data[0])
+    {
+        return 0;
+    }
+
+    return ngx_memcmp(h->lowcase_key, v->header_dashed.data, v->header.len)
+           == 0
+           || ngx_http_obs_header_matches(h, &v->header);
 }
 
 
@@ -583,7 +600,7 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
         return NULL;
     }
 
-    ngx_memzero(ctx, offsetof(ngx_http_obs_ctx_t, route_buf));
+    ngx_memzero(ctx, offsetof(ngx_http_obs_ctx_t, trace_id));
 
     cln->handler = ngx_http_obs_ctx_release;
     cln->data = ctx;
@@ -604,10 +621,23 @@ ngx_http_obs_start_trace(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
 
+    /* a tenant read from a header is found in the same pass */
+
+    found.tenant = (olcf->tenant && olcf->tenant->header.len) ? olcf->tenant
+                                                               : NULL;
+
     ngx_http_obs_find_headers(r, &found);
 
     if (found.request_id) {
         ctx->request_id = found.request_id->value;
+    }
+
+    if (found.tenant && found.tenant_headers <= 1) {
+        ctx->tenant_of = found.tenant;
+
+        if (found.tenant_header) {
+            ctx->tenant_raw = found.tenant_header->value;
+        }
     }
 
     ctx->in_traceparent = found.traceparent;
@@ -690,7 +720,9 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    ngx_memzero(found, offsetof(ngx_http_obs_found_t, states));
+    ngx_memzero(found, offsetof(ngx_http_obs_found_t, tenant));
+    found->tenant_header = NULL;
+    found->tenant_headers = 0;
     found->states_len = 0;
 
     part = &r->headers_in.headers.part;
@@ -729,6 +761,13 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
 
         if (ngx_http_obs_header_is(&h[i], &ngx_http_obs_request_id_name)) {
             found->request_id = &h[i];
+            continue;
+        }
+
+        if (found->tenant && ngx_http_obs_header_is_var(&h[i], found->tenant))
+        {
+            found->tenant_header = &h[i];
+            found->tenant_headers++;
         }
     }
 }

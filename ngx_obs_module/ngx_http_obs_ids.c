@@ -68,19 +68,24 @@ ngx_http_obs_random(void)
 }
 
 
+/* Writes a random id of len bytes, a multiple of 8, never all zeros. */
+
 void
 ngx_http_obs_new_id(uint8_t *id, size_t len)
 {
-    uint64_t  r;
     size_t    i;
+    uint64_t  r, any;
 
     do {
+        any = 0;
+
         for (i = 0; i < len; i += sizeof(uint64_t)) {
             r = ngx_http_obs_random();
-            ngx_memcpy(id + i, &r, ngx_min(len - i, sizeof(uint64_t)));
+            ngx_memcpy(id + i, &r, sizeof(uint64_t));
+            any |= r;
         }
 
-    } while (obs_is_zero(id, len));
+    } while (any == 0);
 }
 
 

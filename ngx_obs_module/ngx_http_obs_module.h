@@ -95,9 +95,6 @@ typedef struct {
 
 
 typedef struct ngx_http_obs_ctx_s {
-    uint8_t                    trace_id[OBS_TRACE_ID_LEN];
-    uint8_t                    span_id[OBS_SPAN_ID_LEN];
-    uint8_t                    parent_id[OBS_SPAN_ID_LEN];
     uint8_t                    flags;
 
     unsigned                   has_parent:1;
@@ -111,20 +108,30 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_str_t                  route;
     ngx_str_t                  request_id;   /* X-Request-ID, if sent */
 
+    /* obs_tenant's header, when tenant_of is the value that reads it */
+    ngx_http_obs_value_t      *tenant_of;
+    ngx_str_t                  tenant_raw;
+
     /* the client's trace headers, found once for extraction and injection */
     ngx_table_elt_t           *in_traceparent;
     ngx_table_elt_t           *in_tracestate;
     ngx_uint_t                 in_traceparents;
     ngx_uint_t                 in_tracestates;
 
+    ngx_uint_t                 attempts;
+
+    /* written before they are read, so not cleared for a new request: */
+
+    uint8_t                    trace_id[OBS_TRACE_ID_LEN];
+    uint8_t                    span_id[OBS_SPAN_ID_LEN];
+    uint8_t                    parent_id[OBS_SPAN_ID_LEN];
+
     /* the traceparent value the current upstream attempt carries */
     u_char                     traceparent[OBS_TRACEPARENT_LEN];
 
-    ngx_uint_t                 attempts;
     uint8_t                    attempt_ids[NGX_HTTP_OBS_MAX_ATTEMPTS]
                                           [OBS_SPAN_ID_LEN];
 
-    /* not cleared for a new request: */
     ngx_http_obs_peer_t        peer;         /* set up by each init_peer */
     struct ngx_http_obs_ctx_s *next_free;
     u_char                     route_buf[OBS_ROUTE_MAX_LEN];

@@ -57,7 +57,15 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     c = r->connection;
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
 
-    ngx_memzero(&rec, offsetof(ngx_http_obs_record_t, attempts));
+    /* every other field is set below, whatever the request */
+
+    rec.stable = 0;
+    rec.request_body_bytes = 0;
+    rec.server_port = 0;
+    rec.n_attempts = 0;
+    ngx_str_null(&rec.upstream_name);
+    ngx_str_null(&rec.service);
+    ngx_str_null(&rec.user_agent);
 
     tp = ngx_timeofday();
     start = (uint64_t) r->start_sec * 1000 + r->start_msec;
@@ -114,15 +122,17 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
-    if (olcf->service
-        && ngx_http_obs_value(r, olcf->service, &rec.service) == NGX_OK)
-    {
-        rec.service.len = ngx_min(rec.service.len, NGX_HTTP_OBS_MAX_VALUE);
+    if (olcf->service && olcf->service->constant) {
+        rec.service = olcf->service->cv.value;
+        rec.stable |= NGX_HTTP_OBS_STABLE_SERVICE;
 
-        if (olcf->service->constant) {
-            rec.stable |= NGX_HTTP_OBS_STABLE_SERVICE;
-        }
+    } else if (olcf->service
+               && ngx_http_obs_value(r, olcf->service, &rec.service) != NGX_OK)
+    {
+        ngx_str_null(&rec.service);
     }
+
+    rec.service.len = ngx_min(rec.service.len, NGX_HTTP_OBS_MAX_VALUE);
 
     ngx_http_obs_text(&rec.client_address, c->addr_text.data,
                       c->addr_text.len, NGX_HTTP_OBS_MAX_VALUE);
