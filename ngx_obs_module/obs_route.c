@@ -30,47 +30,49 @@ static int obs_is_digit(char c);
 static unsigned char  obs_char_class[256];
 
 
+/*
+ * Most segments are kept as they are: the path is copied in runs between
+ * the identifier segments, which are replaced by the placeholder.
+ */
+
 size_t
 obs_route_normalize(const char *path, size_t len, char *out)
 {
-    size_t       n, seg_len;
-    const char  *p, *end, *seg, *q;
+    size_t       n;
+    const char  *p, *end, *seg, *kept, *slash;
 
     if (obs_char_class['0'] == 0) {
         obs_init_classes();
     }
 
-    q = memchr(path, '?', len);
-    end = q ? q : path + len;
+    slash = memchr(path, '?', len);
+    end = slash ? slash : path + len;
 
     n = 0;
-    p = path;
+    kept = path;            /* the start of the run not yet copied */
 
-    while (p < end && n < OBS_ROUTE_MAX_LEN) {
+    for (p = path; p < end && n < OBS_ROUTE_MAX_LEN; p = slash + 1) {
+        seg = p;
+        slash = memchr(p, '/', (size_t) (end - p));
 
-        if (*p == '/') {
-            out[n++] = '/';
-            p++;
+        if (slash == NULL) {
+            slash = end;
+        }
+
+        if (slash == seg || !obs_segment_is_id(seg, (size_t) (slash - seg))) {
             continue;
         }
 
-        seg = p;
-
-        while (p < end && *p != '/') {
-            p++;
-        }
-
-        seg_len = (size_t) (p - seg);
-
-        if (obs_segment_is_id(seg, seg_len)) {
-            seg = OBS_ID_PLACEHOLDER;
-            seg_len = sizeof(OBS_ID_PLACEHOLDER) - 1;
-        }
-
-        n += obs_copy_bounded(out + n, seg, seg_len, OBS_ROUTE_MAX_LEN - n);
+        n += obs_copy_bounded(out + n, kept, (size_t) (seg - kept),
+                              OBS_ROUTE_MAX_LEN - n);
+        n += obs_copy_bounded(out + n, OBS_ID_PLACEHOLDER,
+                              sizeof(OBS_ID_PLACEHOLDER) - 1,
+                              OBS_ROUTE_MAX_LEN - n);
+        kept = slash;
     }
 
-    return n;
+    return n + obs_copy_bounded(out + n, kept, (size_t) (end - kept),
+                                OBS_ROUTE_MAX_LEN - n);
 }
 
 
