@@ -1,7 +1,8 @@
 /*
  * obs-sidecar benchmark, on one core:
  *   - aggregation alone: decoded records into the store, records/s;
- *   - decode + aggregate: protobuf-c datagrams through ingest_datagram();
+ *   - decode + aggregate: protobuf-c datagrams through ingest_datagram(),
+ *     in column form (what the module sends) and in row form;
  *   - scrape time (text, OpenMetrics, protobuf) at 10k and 100k series;
  *   - peak RSS with 100k series.
  *
@@ -97,8 +98,90 @@ bench_aggregation(config_t *cfg, long n)
     store_free(s);
 }
 
+/* Interns text into a columns batch's symbol table (bench set-up only). */
+static uint32_t
+symbol_of(Obs__V1__RecordColumns *c, ProtobufCBinaryData t)
+{
+    uint32_t  i, start;
+
+    if (t.len == 0) {
+        return 0;
+    }
+
+    for (i = 1; i < c->n_symbol_end; i++) {
+        start = c->symbol_end[i - 1];
+        if (c->symbol_end[i] - start == t.len
+            && memcmp(c->symbol_data.data + start, t.data, t.len) == 0)
+        {
+            return i;
+        }
+    }
+
+    memcpy(c->symbol_data.data + c->symbol_data.len, t.data, t.len);
+    c->symbol_data.len += t.len;
+    c->symbol_end[c->n_symbol_end] = (uint32_t) c->symbol_data.len;
+    return (uint32_t) c->n_symbol_end++;
+}
+
+/* The same records in column form, as the module sends them. */
 static void
-bench_decode(config_t *cfg, long n)
+columns_from_rows(Obs__V1__RecordColumns *c, Obs__V1__Record **rows,
+    size_t n)
+{
+    size_t     i;
+    uint32_t  *u32[8];
+    uint64_t  *u64[2];
+    int        k;
+
+    obs__v1__record_columns__init(c);
+    c->count = (uint32_t) n;
+    c->symbol_data.data = malloc(65536);
+    c->symbol_end = calloc(8192, sizeof(uint32_t));
+    c->n_symbol_end = 1;
+
+    for (k = 0; k < 8; k++) {
+        u32[k] = calloc(n, sizeof(uint32_t));
+    }
+    for (k = 0; k < 2; k++) {
+        u64[k] = calloc(n, sizeof(uint64_t));
+    }
+    c->trace_id.data = malloc(16 * n);
+    c->span_id.data = malloc(8 * n);
+
+    for (i = 0; i < n; i++) {
+        u32[0][i] = symbol_of(c, rows[i]->method);
+        u32[1][i] = symbol_of(c, rows[i]->route);
+        u32[2][i] = symbol_of(c, rows[i]->path);
+        u32[3][i] = symbol_of(c, rows[i]->tenant);
+        u32[4][i] = symbol_of(c, rows[i]->service);
+        u32[5][i] = symbol_of(c, rows[i]->client_address);
+        u32[6][i] = symbol_of(c, rows[i]->user_agent);
+        u32[7][i] = rows[i]->status;
+        u64[0][i] = rows[i]->duration_us;
+        u64[1][i] = rows[i]->response_body_bytes;
+        memcpy(c->trace_id.data + 16 * i, rows[i]->trace_id.data, 16);
+        memcpy(c->span_id.data + 8 * i, rows[i]->span_id.data, 8);
+    }
+
+    c->method = u32[0];
+    c->route = u32[1];
+    c->path = u32[2];
+    c->tenant = u32[3];
+    c->service = u32[4];
+    c->client_address = u32[5];
+    c->user_agent = u32[6];
+    c->status = u32[7];
+    c->duration_us = u64[0];
+    c->response_body_bytes = u64[1];
+    c->n_method = c->n_route = c->n_path = c->n_tenant = c->n_service = n;
+    c->n_client_address = c->n_user_agent = c->n_status = n;
+    c->n_duration_us = c->n_response_body_bytes = n;
+    c->trace_id.len = 16 * n;
+    c->span_id.len = 8 * n;
+}
+
+static void
+bench_decode(config_t *cfg, long n, int columns)
 {
     store_t          *s = store_new(cfg->max_series);
     aggregator_t     *a = aggregator_new(s, cfg);
@@ -106,6 +189,7 @@ bench_decode(config_t *cfg, long n)
     Obs__V1__Batch    batch = OBS__V1__BATCH__INIT;
     Obs__V1__BatchHeader  h = OBS__V1__BATCH_HEADER__INIT;
     Obs__V1__Record   recs[150], *ptrs[150];
+    Obs__V1__RecordColumns  cols;
     char              routes[150][64], tenants[150][32], err[256];
     uint8_t           trace[16] = { 1 }, span[8] = { 2 }, *dgram;
     size_t            len;
@@ -127,11 +211,19 @@ bench_decode(config_t *cfg, long n)
         ptrs[i] = &recs[i];
     }
 
-    h.schema_version = 1;
+    h.schema_version = 2;
     h.pid = 1;
     batch.header = &h;
-    batch.n_records = 150;
-    batch.records = ptrs;
+
+    if (columns) {
+        columns_from_rows(&cols, ptrs, 150);
+        batch.columns = &cols;
+
+    } else {
+        batch.n_records = 150;
+        batch.records = ptrs;
+    }
+
     len = obs__v1__batch__get_packed_size(&batch);
     dgram = malloc(len);
     obs__v1__batch__pack(&batch, dgram);
@@ -144,7 +236,8 @@ bench_decode(config_t *cfg, long n)
     t = now_seconds() - t0;
 
     printf("decode + aggregate:     %.0f records/s (%zu-byte datagrams of "
-           "150 records)\n", (double) sent / t, len);
+           "150 records, %s form)\n", (double) sent / t, len,
+           columns ? "column" : "row");
 
     free(dgram);
     ingest_close(in);
@@ -224,7 +317,8 @@ main(int argc, char **argv)
     }
 
     bench_aggregation(&cfg, n);
-    bench_decode(&cfg, n / 2);
+    bench_decode(&cfg, n / 2, 1);
+    bench_decode(&cfg, n / 2, 0);
     bench_scrape(&cfg, 10000);
     bench_scrape(&cfg, 100000);
 
