@@ -160,6 +160,7 @@ $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PRO
 
 fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest
 	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest
+	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
 

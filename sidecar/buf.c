@@ -102,7 +102,8 @@ buf_double(buf_t *b, double v)
         return;
     }
 
-    if (v == (double) (long long) v && fabs(v) < 1e15) {
+    /* range first: converting a larger double to long long is undefined */
+    if (fabs(v) < 1e15 && v == (double) (long long) v) {
         if (v < 0) {
             buf_append(b, "-", 1);
             v = -v;

@@ -24,7 +24,9 @@ hash_bytes(const void *data, size_t len, uint64_t seed)
     }
 
     w = 0;
-    memcpy(&w, p, len);
+    if (len) {
+        memcpy(&w, p, len);     /* p may be NULL when len is 0 */
+    }
     h = (h ^ (w * 0xff51afd7ed558ccdULL)) * 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 32;
 
