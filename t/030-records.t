@@ -201,3 +201,30 @@ $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
  '"dropped": [1-9]\d*, "received": [1-9]\d*, "sum": 101']
 --- error_log
 obs: cannot send records to "unix:
+
+
+
+=== TEST 11: batches seal by size: many large records all arrive, none dropped
+--- config
+    location /api/ { proxy_pass http://backend; }
+--- more_headers eval
+"User-Agent: " . ("a" x 480)
+--- request eval
+["GET /sink/reset", (map { "GET /api/large/$_" } 1 .. 400),
+ "GET /sink/stats?wait=10&expect=400"]
+--- response_body_like eval
+["reset", (map { "hello" } 1 .. 400),
+ '"dropped": 0, "received": 400, "sum": 400']
+
+
+
+=== TEST 12: batches seal at their record limit: 600 small records all arrive
+--- config
+    location /api/ { proxy_pass http://backend; }
+--- request eval
+["GET /sink/reset", (map { "GET /api/s$_" } 1 .. 600),
+ "GET /sink/stats?wait=10&expect=600", "GET /sink/headers?wait=0"]
+--- response_body_like eval
+["reset", (map { "hello" } 1 .. 600),
+ '"dropped": 0, "received": 600, "sum": 600',
+ '"recordsTotal"[\s\S]*"recordsTotal"']
