@@ -66,6 +66,18 @@ static void exporter_ship_logs(exporter_t *e, loki_batch_t *b);
 static void exporter_ship_spans(exporter_t *e, span_batch_t *b);
 static void exporter_deliver(exporter_t *e, double now);
 static void exporter_write_lines(sink_t *s, loki_batch_t *b);
+typedef struct {
+    z_stream        z;
+    unsigned char  *out;
+    size_t          cap;
+} gzip_stream_t;
+
+static int gzip_open(gzip_stream_t *g, size_t expect);
+static int gzip_write(gzip_stream_t *g, const void *data, size_t len,
+    int finish);
+static int gzip_dump(const char *buffer, size_t size, void *data);
+static payload_t *gzip_close(gzip_stream_t *g, int ok, size_t items,
+    const char *org);
 static payload_t *payload_gzip(const void *data, size_t len, size_t items,
     const char *org);
 static payload_t *payload_line(const char *text, size_t len, size_t items);
@@ -402,11 +414,12 @@ static void
 exporter_ship_logs(exporter_t *e, loki_batch_t *b)
 {
     sink_t       *s = &e->sinks[EXPORTER_LOKI];
-    json_t       *root, *streams, *values, *stream;
-    const char   *key;
-    char         *body, service[256];
-    const char   *level;
-    payload_t    *p = NULL;
+    json_t         *root, *streams, *values, *stream;
+    const char     *key;
+    char            service[256];
+    const char     *level;
+    payload_t      *p = NULL;
+    gzip_stream_t   g;
 
     if (s->file) {
         exporter_write_lines(s, b);
@@ -427,13 +440,15 @@ exporter_ship_logs(exporter_t *e, loki_batch_t *b)
         json_array_append_new(streams, stream);
     }
 
-    body = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
+    /* compressed as jansson writes it: the body is never held whole */
 
-    if (body) {
-        p = payload_gzip(body, strlen(body), b->items, b->org);
-        free(body);
+    if (gzip_open(&g, b->bytes / 4) == 0) {
+        p = gzip_close(&g, json_dump_callback(root, gzip_dump, &g,
+                                              JSON_COMPACT) == 0,
+                       b->items, b->org);
     }
+
+    json_decref(root);
 
     if (p) {
         sink_enqueue(s, p);
@@ -507,51 +522,113 @@ exporter_deliver(exporter_t *e, double now)
     pthread_mutex_unlock(&e->lock);
 }
 
-static payload_t *
-payload_gzip(const void *data, size_t len, size_t items, const char *org)
+/*
+ * A gzip stream that grows its output as data comes, so that a large JSON
+ * body can be compressed while jansson writes it, never held whole.
+ */
+
+static int
+gzip_open(gzip_stream_t *g, size_t expect)
 {
-    payload_t  *p;
-    z_stream    z;
-    int         rc;
+    memset(g, 0, sizeof(*g));
 
-    p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        return NULL;
-    }
-
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+    if (deflateInit2(&g->z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
         != Z_OK)
     {
-        free(p);
+        return -1;
+    }
+
+    g->cap = expect > 4096 ? expect : 4096;
+    g->out = malloc(g->cap);
+    if (g->out == NULL) {
+        deflateEnd(&g->z);
+        return -1;
+    }
+
+    g->z.next_out = g->out;
+    g->z.avail_out = (uInt) g->cap;
+    return 0;
+}
+
+/* Compresses len bytes (or, with finish, the end); -1 on failure. */
+static int
+gzip_write(gzip_stream_t *g, const void *data, size_t len, int finish)
+{
+    unsigned char  *grown;
+    size_t          used;
+    int             rc;
+
+    g->z.next_in = (Bytef *) data;
+    g->z.avail_in = (uInt) len;
+
+    for ( ;; ) {
+        rc = deflate(&g->z, finish ? Z_FINISH : Z_NO_FLUSH);
+
+        if (rc == Z_STREAM_END || (!finish && g->z.avail_in == 0)) {
+            return 0;
+        }
+
+        if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            return -1;
+        }
+
+        if (g->z.avail_out == 0) {
+            used = g->cap;
+            grown = realloc(g->out, g->cap * 2);
+            if (grown == NULL) {
+                return -1;
+            }
+            g->out = grown;
+            g->cap *= 2;
+            g->z.next_out = g->out + used;
+            g->z.avail_out = (uInt) (g->cap - used);
+        }
+    }
+}
+
+/* jansson's dump callback: the body goes straight into the stream. */
+static int
+gzip_dump(const char *buffer, size_t size, void *data)
+{
+    return gzip_write(data, buffer, size, 0);
+}
+
+/* Ends the stream and makes it a payload (or frees it on failure). */
+static payload_t *
+gzip_close(gzip_stream_t *g, int ok, size_t items, const char *org)
+{
+    payload_t  *p = NULL;
+
+    if (ok && gzip_write(g, NULL, 0, 1) == 0) {
+        p = calloc(1, sizeof(*p));
+    }
+
+    deflateEnd(&g->z);
+
+    if (p == NULL) {
+        free(g->out);
         return NULL;
     }
 
-    p->data = malloc(deflateBound(&z, len));
-    if (p->data == NULL) {
-        deflateEnd(&z);
-        free(p);
-        return NULL;
-    }
-
-    z.next_in = (Bytef *) data;
-    z.avail_in = (uInt) len;
-    z.next_out = p->data;
-    z.avail_out = (uInt) deflateBound(&z, len);
-    rc = deflate(&z, Z_FINISH);
-    p->len = z.total_out;
-    deflateEnd(&z);
-
-    if (rc != Z_STREAM_END) {
-        free(p->data);
-        free(p);
-        return NULL;
-    }
-
+    p->data = g->out;
+    p->len = g->z.total_out;
     p->items = items;
     snprintf(p->org, sizeof(p->org), "%s", org ? org : "");
     return p;
 }
+
+static payload_t *
+payload_gzip(const void *data, size_t len, size_t items, const char *org)
+{
+    gzip_stream_t  g;
+
+    if (gzip_open(&g, len / 4) != 0) {
+        return NULL;
+    }
+
+    return gzip_close(&g, gzip_write(&g, data, len, 0) == 0, items, org);
+}
+
 
 /* A file payload: the text and its line end. */
 

@@ -10,13 +10,16 @@
  */
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "build.h"
 #include "text.h"
 
 #define LOG_TEXT_MAX  2048
+#define LOG_TIME_MAX  64
 
+static void log_timestamp(uint64_t unix_ns, char *out);
 static void log_text(json_t *o, const char *key,
     const ProtobufCBinaryData *b);
 static void log_id(json_t *o, const char *key, const ProtobufCBinaryData *b,
@@ -32,10 +35,8 @@ json_t *
 log_line(const Obs__V1__Record *r, const char *service, const char *host)
 {
     json_t    *o;
-    char       when[64];
+    char       when[LOG_TIME_MAX];
     uint64_t   end_ns;
-    time_t     sec;
-    struct tm  tm;
 
     o = json_object();
     if (o == NULL) {
@@ -44,12 +45,7 @@ log_line(const Obs__V1__Record *r, const char *service, const char *host)
 
     /* the time the response was complete, as access logs have it */
     end_ns = r->start_time_unix_nano + r->duration_us * 1000;
-    sec = (time_t) (end_ns / 1000000000);
-    gmtime_r(&sec, &tm);
-    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec,
-             (unsigned) (end_ns / 1000000 % 1000));
+    log_timestamp(end_ns, when);
 
     json_object_set_new_nocheck(o, "timestamp", json_string_nocheck(when));
     json_object_set_new_nocheck(o, "level",
@@ -93,6 +89,45 @@ log_line(const Obs__V1__Record *r, const char *service, const char *host)
     json_object_set_new_nocheck(o, "gateway", json_string_nocheck(host));
 
     return o;
+}
+
+/*
+ * RFC 3339 UTC with milliseconds.  Lines come in bursts within the same
+ * second: its formatted part is kept and only the milliseconds change.
+ */
+static void
+log_timestamp(uint64_t unix_ns, char *out)
+{
+    static _Thread_local time_t  cached_sec = -1;
+    static _Thread_local char    cached[LOG_TIME_MAX];  /* ...THH:MM:SS */
+    static _Thread_local int     cached_len;
+    time_t                       sec;
+    unsigned                     ms;
+    struct tm                    tm;
+
+    sec = (time_t) (unix_ns / 1000000000);
+
+    if (sec != cached_sec) {
+        gmtime_r(&sec, &tm);
+        cached_len = snprintf(cached, sizeof(cached),
+                              "%04d-%02d-%02dT%02d:%02d:%02d",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                              tm.tm_hour, tm.tm_min, tm.tm_sec);
+        if (cached_len < 0 || cached_len > LOG_TIME_MAX - 6) {
+            cached_len = 0;
+        }
+        cached_sec = sec;
+    }
+
+    ms = (unsigned) (unix_ns / 1000000 % 1000);
+    memcpy(out, cached, (size_t) cached_len);
+    out += cached_len;
+    out[0] = '.';
+    out[1] = (char) ('0' + ms / 100);
+    out[2] = (char) ('0' + ms / 10 % 10);
+    out[3] = (char) ('0' + ms % 10);
+    out[4] = 'Z';
+    out[5] = '\0';
 }
 
 static void
