@@ -22,7 +22,8 @@ typedef struct {
     ngx_table_elt_t                *traceparent;
     ngx_table_elt_t                *tracestate;
     ngx_table_elt_t                *request_id;
-    ngx_http_obs_value_t           *tenant;     /* a lone $http_ to find */
+    /* set by the caller: a lone $http_ value whose header to find, or NULL */
+    ngx_http_obs_value_t           *tenant;
     ngx_table_elt_t                *tenant_header;
     ngx_uint_t                      tenant_headers;
     obs_span_t                      states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
@@ -434,39 +435,17 @@ static ngx_uint_t
 ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *found;
+    ngx_http_obs_found_t  found;
 
-    found = NULL;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    found.tenant = v;
+    ngx_http_obs_find_headers(r, &found);
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (!ngx_http_obs_header_is_var(&h[i], v)) {
-            continue;
-        }
-
-        if (found) {
-            return 0;
-        }
-
-        found = &h[i];
+    if (found.tenant_headers > 1) {
+        return 0;
     }
 
-    if (found) {
-        *value = found->value;
+    if (found.tenant_header) {
+        *value = found.tenant_header->value;
 
     } else {
         ngx_str_null(value);

@@ -411,10 +411,13 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     case ENOBUFS:
         return NGX_AGAIN;
 
+    /* the sidecar is gone, restarting or shutting down: wait for the next */
+
     case NGX_ECONNREFUSED:
     case NGX_ENOENT:
     case NGX_ENOTCONN:
     case NGX_ECONNRESET:
+    case NGX_EPIPE:
     case EDESTADDRREQ:
         e->connected = 0;
         return NGX_AGAIN;

@@ -223,6 +223,19 @@ ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
 }
 
 void
+ingest_stop(ingest_t *in)
+{
+    int  i;
+
+    for (i = 0; i < in->n; i++) {
+        if (in->unix_paths[i]) {
+            shutdown(in->fds[i], SHUT_RD);
+        }
+        ingest_drain(in, i);
+    }
+}
+
+void
 ingest_close(ingest_t *in)
 {
     int  i;

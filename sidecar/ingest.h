@@ -34,6 +34,13 @@ void ingest_drain(ingest_t *in, int i);
 /* Decodes and aggregates one datagram (also used by tests and benchmarks). */
 void ingest_datagram(ingest_t *in, const uint8_t *data, size_t len);
 
+/*
+ * Stops taking records: nginx's later sends on unix sockets fail (and its
+ * records wait for the next sidecar) instead of queueing datagrams that
+ * nobody would read; what is already queued is read.
+ */
+void ingest_stop(ingest_t *in);
+
 /* Closes the sockets and removes unix socket files. */
 void ingest_close(ingest_t *in);
 

@@ -161,9 +161,7 @@ sidecar_run(sidecar_t *s)
         if ((fds[n].revents & POLLIN) && sidecar_signal(s) != 0) {
 
             /* stop: take in what nginx already sent, then leave */
-            for (i = 0; i < n; i++) {
-                ingest_drain(s->ingest, i);
-            }
+            ingest_stop(s->ingest);
             return;
         }
 

@@ -72,6 +72,7 @@ class Store:
         self.headers = []
         self.received = 0
         self.errors = 0
+        self.closing = False
 
     def open(self):
         if os.path.exists(self.path):
@@ -84,44 +85,67 @@ class Store:
         self.cond.notify_all()
 
     def close(self):
-        if self.sock:
-            self.sock.close()
-            os.unlink(self.path)
-            self.sock = None
+        """Called with cond held.  Shutting the socket for reading makes
+        later sends fail (EPIPE) instead of queueing datagrams nobody will
+        read; the receiver reads what was queued before, then closes."""
+        if self.sock is None:
+            return
+        self.closing = True
+        self.sock.shutdown(socket.SHUT_RD)
+        while self.sock is not None:
+            self.cond.wait()
+
+    def closed(self):
+        """Called by the receiver, with cond held, once drained."""
+        self.sock.close()
+        os.unlink(self.path)
+        self.sock = None
+        self.closing = False
+        self.cond.notify_all()
 
 
 def receiver(store, schema):
-    from google.protobuf import json_format
     while True:
         with store.cond:
             while store.sock is None:
                 store.cond.wait()
-            sock = store.sock
+            sock, closing = store.sock, store.closing
         try:
-            data = sock.recv(1 << 20)
-        except (socket.timeout, OSError):
-            continue
-        batch = schema.Batch()
-        try:
-            batch.ParseFromString(data)
-        except Exception:
+            data = sock.recv(1 << 20, socket.MSG_DONTWAIT if closing else 0)
+        except (socket.timeout, BlockingIOError, OSError):
+            data = None
+        if closing and not data:
             with store.cond:
-                store.errors += 1
+                store.closed()
             continue
-        try:
-            rows = list(batch.records) + column_rows(batch.columns, schema)
-        except (IndexError, ValueError) as e:
-            print("obs_sink: inconsistent columns:", e, file=sys.stderr)
-            with store.cond:
-                store.errors += 1
-            continue
-        header = json_format.MessageToDict(batch.header)
+        if data:
+            ingest(store, schema, data)
+
+
+def ingest(store, schema, data):
+    """Decodes one datagram into the store."""
+    from google.protobuf import json_format
+    batch = schema.Batch()
+    try:
+        batch.ParseFromString(data)
+    except Exception:
         with store.cond:
-            store.headers.append(to_plain(header))
-            for r in rows:
-                store.records.append(to_plain(json_format.MessageToDict(r)))
-                store.received += 1
-            store.cond.notify_all()
+            store.errors += 1
+        return
+    try:
+        rows = list(batch.records) + column_rows(batch.columns, schema)
+    except (IndexError, ValueError) as e:
+        print("obs_sink: inconsistent columns:", e, file=sys.stderr)
+        with store.cond:
+            store.errors += 1
+        return
+    header = json_format.MessageToDict(batch.header)
+    with store.cond:
+        store.headers.append(to_plain(header))
+        for r in rows:
+            store.records.append(to_plain(json_format.MessageToDict(r)))
+            store.received += 1
+        store.cond.notify_all()
 
 
 # RecordColumns field -> Record field, by kind (see record.proto)

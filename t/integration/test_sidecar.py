@@ -447,6 +447,38 @@ class NginxLifecycleTest(unittest.TestCase):
                  what="records flushed at graceful stop")
 
 
+    def test_sidecar_restart_loses_nothing(self):
+        """Records sent while the sidecar stops, or is gone, wait in nginx
+        and reach the next sidecar: every request is counted once."""
+        stack = Stack(NGINX_HTTP, flush="50ms")
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        stack.start_nginx()
+
+        for i in range(30):
+            request(stack.gateway + "/api/users/%d" % i)
+        wait_for(lambda: value(stack.metrics(),
+                               "obs_records_received_total") == 30,
+                 what="30 records before the restart")
+
+        stack.sidecar.send_signal(signal.SIGTERM)
+        for i in range(20):            # while it stops, and while it is gone
+            request(stack.gateway + "/api/users/%d" % i)
+        self.assertEqual(stack.sidecar.wait(timeout=10), 0)
+        for i in range(20):
+            request(stack.gateway + "/api/users/%d" % i)
+
+        stack.start_sidecar()
+        wait_for(lambda: value(stack.metrics(),
+                               "obs_records_received_total") == 40,
+                 what="the 40 waiting records at the new sidecar")
+        time.sleep(0.5)
+        m = stack.metrics()
+        self.assertEqual(value(m, "obs_records_received_total"), 40)
+        self.assertFalse(value(m, "obs_records_dropped_total",
+                               reason="module_buffer_full"))
+
+
 class LifecycleTest(unittest.TestCase):
     """SIGHUP reloads without losing counters; SIGTERM drains and exits 0;
     bad configuration fails before anything starts."""
