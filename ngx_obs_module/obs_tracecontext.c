@@ -21,6 +21,9 @@ typedef struct {
 
 static int obs_hex_decode(const char *in, uint8_t *out, size_t n);
 static int obs_hex_decode_id(const char *in, uint8_t *out, size_t n);
+#if defined(__SSE2__)
+static __m128i obs_hex_ascii(__m128i nibbles);
+#endif
 static void obs_init_hex_pairs(void);
 static int obs_is_ows(char c);
 static int obs_is_key_char(char c);
@@ -163,21 +166,31 @@ obs_hex_encode(char *out, const uint8_t *bytes, size_t n)
     size_t  i;
 
 #if defined(__SSE2__)
-    __m128i  b, nibbles, above9;
+    __m128i  b, hi, lo, mask;
 
-    /* eight bytes at a time: the nibbles interleaved, then to digits */
+    /* sixteen, then eight bytes at a time: the nibbles interleaved */
 
-    for ( /* void */ ; n >= 8; n -= 8, bytes += 8, out += 16) {
+    mask = _mm_set1_epi8(0x0f);
+
+    for ( /* void */ ; n >= 16; n -= 16, bytes += 16, out += 32) {
+        b = _mm_loadu_si128((const __m128i *) bytes);
+        hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);
+        lo = _mm_and_si128(b, mask);
+        _mm_storeu_si128((__m128i *) out,
+                         obs_hex_ascii(_mm_unpacklo_epi8(hi, lo)));
+        _mm_storeu_si128((__m128i *) (out + 16),
+                         obs_hex_ascii(_mm_unpackhi_epi8(hi, lo)));
+    }
+
+    if (n >= 8) {
         b = _mm_loadl_epi64((const __m128i *) bytes);
-        nibbles = _mm_unpacklo_epi8(
-                      _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f)),
-                      _mm_and_si128(b, _mm_set1_epi8(0x0f)));
-        above9 = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
-        nibbles = _mm_add_epi8(nibbles, _mm_set1_epi8('0'));
-        nibbles = _mm_add_epi8(nibbles,
-                               _mm_and_si128(above9, _mm_set1_epi8('a' - '0'
-                                                                   - 10)));
-        _mm_storeu_si128((__m128i *) out, nibbles);
+        hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);
+        lo = _mm_and_si128(b, mask);
+        _mm_storeu_si128((__m128i *) out,
+                         obs_hex_ascii(_mm_unpacklo_epi8(hi, lo)));
+        n -= 8;
+        bytes += 8;
+        out += 16;
     }
 #endif
 
@@ -189,6 +202,24 @@ obs_hex_encode(char *out, const uint8_t *bytes, size_t n)
         memcpy(out + 2 * i, obs_hex_pairs[bytes[i]], 2);
     }
 }
+
+
+#if defined(__SSE2__)
+
+/* Nibble values 0-15 to their lowercase hex digits. */
+
+static __m128i
+obs_hex_ascii(__m128i nibbles)
+{
+    __m128i  above9;
+
+    above9 = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
+
+    return _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')),
+                        _mm_and_si128(above9, _mm_set1_epi8('a' - '0' - 10)));
+}
+
+#endif
 
 
 int
