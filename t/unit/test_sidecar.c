@@ -9,6 +9,7 @@
 
 #include "aggregate.h"
 #include "buf.h"
+#include "columns.h"
 #include "config.h"
 #include "expo.h"
 #include "histogram.h"
@@ -314,10 +315,100 @@ test_config_errors(void)
     remove("/tmp/obs-test-config.json");
 }
 
+/* Two records in column form; the second made two upstream attempts. */
+static void
+test_columns(void)
+{
+    Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
+    Obs__V1__Record            r;
+    Obs__V1__UpstreamAttempt   at[COLUMNS_MAX_ATTEMPTS], *ap[COLUMNS_MAX_ATTEMPTS];
+    columns_reader_t           rd;
+    uint8_t                    data[] = "GET/a/b10.0.0.1:80";
+    uint32_t                   ends[] = { 0, 3, 5, 7, 18 };
+    uint32_t                   method[] = { 1, 1 }, route[] = { 2, 3 };
+    uint32_t                   status[] = { 200, 502 }, attempts[] = { 0, 2 };
+    uint32_t                   addr[] = { 4, 4 }, astatus[] = { 502, 200 };
+    uint64_t                   dur[] = { 1500, 2500 };
+    uint8_t                    trace[32] = { 1 }, parent[16] = { 0 };
+    uint8_t                    aspan[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 9 };
+
+    parent[8] = 7;              /* the first record has no parent */
+
+    c.count = 2;
+    c.symbol_data.data = data;
+    c.symbol_data.len = 18;
+    c.symbol_end = ends;
+    c.n_symbol_end = 5;
+    c.method = method;
+    c.n_method = 2;
+    c.route = route;
+    c.n_route = 2;
+    c.status = status;
+    c.n_status = 2;
+    c.duration_us = dur;
+    c.n_duration_us = 2;
+    c.trace_id.data = trace;
+    c.trace_id.len = 32;
+    c.parent_span_id.data = parent;
+    c.parent_span_id.len = 16;
+    c.upstream_attempts = attempts;
+    c.n_upstream_attempts = 2;
+    c.attempt_address = addr;
+    c.n_attempt_address = 2;
+    c.attempt_status = astatus;
+    c.n_attempt_status = 2;
+    c.attempt_span_id.data = aspan;
+    c.attempt_span_id.len = 16;
+
+    CHECK(columns_valid(&c), "consistent columns are valid");
+
+    columns_reader_init(&rd, &c);
+    CHECK(columns_next(&rd, &r, at, ap)
+          && r.method.len == 3 && memcmp(r.method.data, "GET", 3) == 0
+          && r.route.len == 2 && memcmp(r.route.data, "/a", 2) == 0
+          && r.status == 200 && r.duration_us == 1500 && r.n_upstreams == 0
+          && r.trace_id.len == 16 && r.parent_span_id.len == 0
+          && r.path.len == 0 && r.span_id.len == 0,
+          "first record: symbols, numbers, absent columns and zero ids");
+    CHECK(columns_next(&rd, &r, at, ap)
+          && r.route.len == 2 && memcmp(r.route.data, "/b", 2) == 0
+          && r.status == 502 && r.parent_span_id.len == 8
+          && r.n_upstreams == 2 && r.upstreams[0]->status == 502
+          && r.upstreams[1]->status == 200
+          && r.upstreams[1]->address.len == 11
+          && r.upstreams[0]->span_id.len == 0
+          && r.upstreams[1]->span_id.len == 8,
+          "second record: its two attempts, in order");
+    CHECK(!columns_next(&rd, &r, at, ap), "then no more");
+
+    route[1] = 5;
+    CHECK(!columns_valid(&c), "a symbol past the table is invalid");
+    route[1] = 3;
+
+    c.n_status = 1;
+    CHECK(!columns_valid(&c), "a column shorter than the batch is invalid");
+    c.n_status = 2;
+
+    attempts[1] = 3;
+    CHECK(!columns_valid(&c), "attempt columns must match the counts");
+    attempts[1] = 2;
+
+    ends[2] = 2;
+    CHECK(!columns_valid(&c), "symbol ends never decrease");
+    ends[2] = 5;
+
+    ends[0] = 1;
+    CHECK(!columns_valid(&c), "symbol 0 is the empty string");
+    ends[0] = 0;
+
+    CHECK(columns_valid(&c), "and valid again once restored");
+}
+
 int
 main(void)
 {
     setup_config();
+    test_columns();
     test_counts();
     test_caps();
     test_expiry();
