@@ -33,6 +33,9 @@
 #define ngx_http_obs_hot  ngx_inline
 #endif
 
+/* text fields of a record, each a symbol (attempts add one each) */
+#define NGX_HTTP_OBS_RECORD_SYMBOLS   13
+
 /* encoded bytes one record adds besides its new symbols */
 #define NGX_HTTP_OBS_RECORD_WIDTH     (6 * 8 + 18 * 4 + 32)
 #define NGX_HTTP_OBS_ATTEMPT_WIDTH    (2 * 4 + 4 * 8 + 8)
@@ -41,12 +44,11 @@
 /* every field's key and length at their longest, and the count */
 #define NGX_HTTP_OBS_COLUMNS_FIXED    (37 * (2 + 3) + 6)
 
-/* the most bytes any record adds */
-#define NGX_HTTP_OBS_RECORD_MAX                                              \
+/* the most bytes a record with these attempts and this much text adds */
+#define ngx_http_obs_record_bound(attempts, text)                            \
     (NGX_HTTP_OBS_RECORD_WIDTH                                               \
-     + NGX_HTTP_OBS_MAX_ATTEMPTS                                             \
-       * (NGX_HTTP_OBS_ATTEMPT_WIDTH + NGX_HTTP_OBS_SYMBOL_WIDTH)            \
-     + 13 * NGX_HTTP_OBS_SYMBOL_WIDTH + NGX_HTTP_OBS_MAX_TEXT)
+     + (attempts) * (NGX_HTTP_OBS_ATTEMPT_WIDTH + NGX_HTTP_OBS_SYMBOL_WIDTH) \
+     + NGX_HTTP_OBS_RECORD_SYMBOLS * NGX_HTTP_OBS_SYMBOL_WIDTH + (text))
 
 
 typedef struct {
@@ -118,8 +120,9 @@ struct ngx_http_obs_columns_s {
 
 static void ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
-static ngx_http_obs_hot uint32_t ngx_http_obs_intern(ngx_http_obs_columns_t *cols,
-    ngx_str_t *s, ngx_uint_t stable, uint32_t *column, size_t n);
+static ngx_http_obs_hot uint32_t ngx_http_obs_intern(
+    ngx_http_obs_columns_t *cols, ngx_str_t *s, ngx_uint_t stable,
+    uint32_t *column, size_t n);
 static uint32_t ngx_http_obs_intern_address(ngx_http_obs_columns_t *cols,
     ngx_str_t *s, ngx_http_obs_address_slot_t *slot);
 static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
@@ -240,22 +243,24 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
 
     if (m->count >= NGX_HTTP_OBS_BATCH_RECORDS
         || m->n_attempt_status + rec->n_attempts > NGX_HTTP_OBS_BATCH_ATTEMPTS
-        || m->n_symbol_end + 13 + rec->n_attempts > NGX_HTTP_OBS_BATCH_SYMBOLS)
+        || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS + rec->n_attempts
+           > NGX_HTTP_OBS_BATCH_SYMBOLS)
     {
         return 0;
     }
 
-    if (cols->size + NGX_HTTP_OBS_RECORD_MAX <= limit
-        && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT <= cols->symbol_data_size)
+    if (cols->size + ngx_http_obs_record_bound(NGX_HTTP_OBS_MAX_ATTEMPTS,
+                                               NGX_HTTP_OBS_MAX_TEXT)
+        <= limit
+        && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT
+           <= cols->symbol_data_size)
     {
         return 1;
     }
 
     text = ngx_http_obs_record_text(rec);
 
-    return cols->size + NGX_HTTP_OBS_RECORD_WIDTH
-           + rec->n_attempts * NGX_HTTP_OBS_ATTEMPT_WIDTH
-           + (13 + rec->n_attempts) * NGX_HTTP_OBS_SYMBOL_WIDTH + text
+    return cols->size + ngx_http_obs_record_bound(rec->n_attempts, text)
            <= limit
            && m->symbol_data.len + text <= cols->symbol_data_size;
 }

@@ -8,7 +8,8 @@
 #define SPAN_ID_LEN   8
 
 static int column_ok(size_t n, size_t want);
-static int symbols_ok(const uint32_t *refs, size_t n, size_t n_symbols);
+static int symbol_column_ok(const uint32_t *refs, size_t n, size_t want,
+    size_t n_symbols);
 static ProtobufCBinaryData symbol(const Obs__V1__RecordColumns *c,
     const uint32_t *refs, size_t n, size_t i);
 static uint64_t u64_at(const uint64_t *v, size_t n, size_t i);
@@ -58,34 +59,24 @@ columns_valid(const Obs__V1__RecordColumns *c)
            && column_ok(c->trace_id.len, n * TRACE_ID_LEN)
            && column_ok(c->span_id.len, n * SPAN_ID_LEN)
            && column_ok(c->parent_span_id.len, n * SPAN_ID_LEN)
-           && column_ok(c->n_method, n)
-           && symbols_ok(c->method, c->n_method, symbols)
-           && column_ok(c->n_route, n)
-           && symbols_ok(c->route, c->n_route, symbols)
-           && column_ok(c->n_path, n)
-           && symbols_ok(c->path, c->n_path, symbols)
-           && column_ok(c->n_upstream_name, n)
-           && symbols_ok(c->upstream_name, c->n_upstream_name, symbols)
-           && column_ok(c->n_tenant, n)
-           && symbols_ok(c->tenant, c->n_tenant, symbols)
-           && column_ok(c->n_service, n)
-           && symbols_ok(c->service, c->n_service, symbols)
-           && column_ok(c->n_client_address, n)
-           && symbols_ok(c->client_address, c->n_client_address, symbols)
-           && column_ok(c->n_user_agent, n)
-           && symbols_ok(c->user_agent, c->n_user_agent, symbols)
-           && column_ok(c->n_request_id, n)
-           && symbols_ok(c->request_id, c->n_request_id, symbols)
-           && column_ok(c->n_tracestate, n)
-           && symbols_ok(c->tracestate, c->n_tracestate, symbols)
-           && column_ok(c->n_scheme, n)
-           && symbols_ok(c->scheme, c->n_scheme, symbols)
-           && column_ok(c->n_server_address, n)
-           && symbols_ok(c->server_address, c->n_server_address, symbols)
-           && column_ok(c->n_protocol, n)
-           && symbols_ok(c->protocol, c->n_protocol, symbols)
-           && column_ok(c->n_attempt_address, attempts)
-           && symbols_ok(c->attempt_address, c->n_attempt_address, symbols)
+           && symbol_column_ok(c->method, c->n_method, n, symbols)
+           && symbol_column_ok(c->route, c->n_route, n, symbols)
+           && symbol_column_ok(c->path, c->n_path, n, symbols)
+           && symbol_column_ok(c->upstream_name, c->n_upstream_name,
+                               n, symbols)
+           && symbol_column_ok(c->tenant, c->n_tenant, n, symbols)
+           && symbol_column_ok(c->service, c->n_service, n, symbols)
+           && symbol_column_ok(c->client_address, c->n_client_address,
+                               n, symbols)
+           && symbol_column_ok(c->user_agent, c->n_user_agent, n, symbols)
+           && symbol_column_ok(c->request_id, c->n_request_id, n, symbols)
+           && symbol_column_ok(c->tracestate, c->n_tracestate, n, symbols)
+           && symbol_column_ok(c->scheme, c->n_scheme, n, symbols)
+           && symbol_column_ok(c->server_address, c->n_server_address,
+                               n, symbols)
+           && symbol_column_ok(c->protocol, c->n_protocol, n, symbols)
+           && symbol_column_ok(c->attempt_address, c->n_attempt_address,
+                               attempts, symbols)
            && column_ok(c->n_attempt_status, attempts)
            && column_ok(c->n_attempt_connect_time_us, attempts)
            && column_ok(c->n_attempt_header_time_us, attempts)
@@ -182,10 +173,16 @@ column_ok(size_t n, size_t want)
     return n == 0 || n == want;
 }
 
+/* ... and a text column's entries all name a symbol of the table. */
 static int
-symbols_ok(const uint32_t *refs, size_t n, size_t n_symbols)
+symbol_column_ok(const uint32_t *refs, size_t n, size_t want,
+    size_t n_symbols)
 {
     size_t  i;
+
+    if (!column_ok(n, want)) {
+        return 0;
+    }
 
     for (i = 0; i < n; i++) {
         if (refs[i] >= n_symbols) {
