@@ -90,13 +90,13 @@ demo: all
 demo-stop:
 	bash deploy/demo/demo.sh stop
 
-$(BUILD)/bench_sidecar: bench/sidecar_bench.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+$(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
 	    -o $@ bench/sidecar_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
-$(BUILD)/bench_exporter_floor: bench/exporter_floor.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+$(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
 	    -o $@ bench/exporter_floor.c $(wildcard exporter/*.c) sidecar/log.c \

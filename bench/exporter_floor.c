@@ -19,18 +19,10 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "build.h"
 
 #define BATCH  2000
-
-static double
-now_seconds(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 /* A record like those the benchmarks' load produces. */
 static void

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "clock.h"
 #include "aggregate.h"
 #include "buf.h"
 #include "config.h"
@@ -24,15 +25,6 @@
 
 #define ROUTES    50
 #define TENANTS   20
-
-static double
-now_seconds(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static void
 make_record(Obs__V1__Record *r, char *route, char *tenant, int i,

@@ -1,0 +1,18 @@
+/* The benchmarks' clock. */
+
+#ifndef OBS_BENCH_CLOCK_H
+#define OBS_BENCH_CLOCK_H
+
+#include <time.h>
+
+/* Seconds on the monotonic clock. */
+static inline double
+now_seconds(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+#endif
