@@ -148,6 +148,16 @@ ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         return ngx_http_obs_rebuild_headers(r, ctx);
     }
 
+    /* nginx leaves the header list of an HTTP/0.9 request uninitialised */
+
+    if (r->headers_in.headers.nalloc == 0
+        && ngx_list_init(&r->headers_in.headers, r->pool, 2,
+                         sizeof(ngx_table_elt_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (found.traceparent) {
         found.traceparent->value.data = ctx->traceparent;
         found.traceparent->value.len = OBS_TRACEPARENT_LEN;
@@ -508,6 +518,21 @@ ngx_http_obs_ctx_release(void *data)
 
     ctx->next_free = ngx_http_obs_free_ctxs;
     ngx_http_obs_free_ctxs = ctx;
+}
+
+
+/* Frees the worker's idle contexts, at exit. */
+
+void
+ngx_http_obs_free_contexts(void)
+{
+    ngx_http_obs_ctx_t  *ctx;
+
+    while (ngx_http_obs_free_ctxs) {
+        ctx = ngx_http_obs_free_ctxs;
+        ngx_http_obs_free_ctxs = ctx->next_free;
+        ngx_free(ctx);
+    }
 }
 
 

@@ -655,4 +655,5 @@ static void
 ngx_http_obs_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_obs_emit_exit();
+    ngx_http_obs_free_contexts();
 }

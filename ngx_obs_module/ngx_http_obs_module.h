@@ -220,6 +220,7 @@ extern ngx_module_t  ngx_http_obs_module;
 
 
 ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);
+void ngx_http_obs_free_contexts(void);
 ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_wrap_upstreams(ngx_conf_t *cf);
 void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);

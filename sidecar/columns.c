@@ -45,6 +45,18 @@ columns_valid(const Obs__V1__RecordColumns *c)
         attempts += c->upstream_attempts[i];
     }
 
+    /*
+     * Every record and attempt must occupy bytes of the datagram, or a
+     * 14-byte batch could claim four billion records: status and duration
+     * are required, and so is an attempt's status.
+     */
+
+    if (n > COLUMNS_MAX_RECORDS || c->n_status != n || c->n_duration_us != n
+        || c->n_attempt_status != attempts)
+    {
+        return 0;
+    }
+
     return column_ok(c->n_start_time_unix_nano, n)
            && column_ok(c->n_duration_us, n)
            && column_ok(c->n_status, n)

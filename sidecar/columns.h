@@ -13,6 +13,9 @@
 /* The most upstream attempts one record carries. */
 #define COLUMNS_MAX_ATTEMPTS  64
 
+/* The most records one batch may claim: a datagram is at most 64 KiB. */
+#define COLUMNS_MAX_RECORDS   65536
+
 /* A reader over one batch; records are read in order. */
 typedef struct {
     const Obs__V1__RecordColumns  *c;
@@ -20,7 +23,11 @@ typedef struct {
     size_t                         next_attempt;  /* its first attempt */
 } columns_reader_t;
 
-/* Tells whether every column agrees with count and every symbol exists. */
+/*
+ * Tells whether every column agrees with count, the required columns
+ * (status, duration, an attempt's status) are all there, and every symbol
+ * exists.
+ */
 int columns_valid(const Obs__V1__RecordColumns *c);
 
 /* Starts reading a batch that columns_valid() accepted. */

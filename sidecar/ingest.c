@@ -22,6 +22,10 @@
 #define INGEST_MAX_DATAGRAM   65536
 #define INGEST_ARENA_SIZE     (8 * 1024 * 1024)
 #define INGEST_WORKERS        1024
+/* datagrams taken per wake-up before the main loop looks at signals */
+#define INGEST_DRAIN_BATCH    256
+/* how long a stopping sidecar keeps reading what is queued */
+#define INGEST_STOP_SECONDS   2
 /* 1: records in rows; 2: also in columns */
 #define INGEST_SCHEMA_MIN     1
 #define INGEST_SCHEMA_MAX     2
@@ -122,17 +126,19 @@ ingest_pollfds(ingest_t *in, struct pollfd *fds, int max)
     return i;
 }
 
-void
+int
 ingest_drain(ingest_t *in, int i)
 {
     ssize_t  n;
+    int      k;
 
-    for ( ;; ) {
+    /* bounded, so that the main loop sees signals however busy ingest is */
+    for (k = 0; k < INGEST_DRAIN_BATCH; k++) {
         n = recv(in->fds[i], in->datagram, INGEST_MAX_DATAGRAM + 1,
                  MSG_DONTWAIT | MSG_TRUNC);
 
         if (n < 0) {
-            return;         /* EAGAIN, or a transient error: poll again */
+            return 0;       /* EAGAIN, or a transient error: poll again */
         }
 
         if (n > INGEST_MAX_DATAGRAM) {
@@ -143,6 +149,8 @@ ingest_drain(ingest_t *in, int i)
 
         ingest_datagram(in, in->datagram, (size_t) n);
     }
+
+    return 1;
 }
 
 void
@@ -225,13 +233,18 @@ ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
 void
 ingest_stop(ingest_t *in)
 {
-    int  i;
+    int     i;
+    time_t  deadline = time(NULL) + INGEST_STOP_SECONDS;
 
     for (i = 0; i < in->n; i++) {
         if (in->unix_paths[i]) {
             shutdown(in->fds[i], SHUT_RD);
         }
-        ingest_drain(in, i);
+
+        /* a UDP sender may never pause: what it sends late is not read */
+        while (ingest_drain(in, i) && time(NULL) < deadline) {
+            /* void */
+        }
     }
 }
 

@@ -28,8 +28,11 @@ void ingest_set_record_hook(ingest_t *in, ingest_record_pt hook, void *data);
 /* Fills pollfds for the sockets; returns how many. */
 int ingest_pollfds(ingest_t *in, struct pollfd *fds, int max);
 
-/* Reads every datagram waiting on socket i without blocking. */
-void ingest_drain(ingest_t *in, int i);
+/*
+ * Reads the datagrams waiting on socket i without blocking, at most a
+ * bounded number; returns 1 when more may be waiting.
+ */
+int ingest_drain(ingest_t *in, int i);
 
 /* Decodes and aggregates one datagram (also used by tests and benchmarks). */
 void ingest_datagram(ingest_t *in, const uint8_t *data, size_t len);

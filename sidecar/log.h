@@ -3,7 +3,7 @@
 #ifndef OBS_LOG_H
 #define OBS_LOG_H
 
-/* Writes "time level message" to stderr. */
+/* Writes "time level message" to stderr, at most 20 lines a second. */
 void log_msg(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
