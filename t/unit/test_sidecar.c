@@ -13,8 +13,10 @@
 #include "config.h"
 #include "expo.h"
 #include "histogram.h"
+#include "ingest.h"
 #include "labels.h"
 #include "metrics.h"
+#include "stats.h"
 #include "store.h"
 #include "unit.h"
 
@@ -402,6 +404,57 @@ test_columns(void)
     ends[0] = 0;
 
     CHECK(columns_valid(&c), "and valid again once restored");
+
+    c.n_duration_us = 0;
+    CHECK(!columns_valid(&c), "the duration column is required");
+    c.n_duration_us = 2;
+
+    c.n_attempt_status = 0;
+    CHECK(!columns_valid(&c), "an attempt's status is required");
+    c.n_attempt_status = 2;
+}
+
+/*
+ * A 14-byte batch that claims 0xffffffff records and carries no column
+ * once made ingest loop four billion times: it is malformed, and counts
+ * nothing.
+ */
+static void
+test_count_without_columns(void)
+{
+    Obs__V1__Batch          batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader    h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__RecordColumns  c = OBS__V1__RECORD_COLUMNS__INIT;
+    store_t                *s = store_new(1000);
+    aggregator_t           *a = aggregator_new(s, &cfg);
+    ingest_t               *in;
+    uint8_t                 wire[64];
+    size_t                  len;
+    uint64_t                received, malformed;
+    char                    err[256];
+
+    in = ingest_open(&cfg, a, err, sizeof(err));
+    CHECK(in != NULL, "ingest opens");
+
+    h.schema_version = 2;
+    c.count = 0xffffffff;
+    batch.header = &h;
+    batch.columns = &c;
+    len = obs__v1__batch__pack(&batch, wire);
+    CHECK(len <= 16, "the hostile batch is tiny");
+
+    received = obs_stats.records_received;
+    malformed = obs_stats.decode_errors[DECODE_MALFORMED];
+    ingest_datagram(in, wire, len);
+
+    CHECK(obs_stats.records_received == received,
+          "no record is counted for a count the columns do not carry");
+    CHECK(obs_stats.decode_errors[DECODE_MALFORMED] == malformed + 1,
+          "the batch is counted malformed");
+
+    ingest_close(in);
+    aggregator_free(a);
+    store_free(s);
 }
 
 int
@@ -409,6 +462,7 @@ main(void)
 {
     setup_config();
     test_columns();
+    test_count_without_columns();
     test_counts();
     test_caps();
     test_expiry();
