@@ -164,11 +164,22 @@ $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PRO
 	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
-fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest
-	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest
+JWT_CORE := ngx_obs_module/ngx_http_obs_jwt_keys.c \
+            ngx_obs_module/ngx_http_obs_jwt_token.c \
+            ngx_obs_module/ngx_http_obs_jwt_cache.c
+
+$(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
+	@mkdir -p $(BUILD)
+	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ t/fuzz/fuzz_jwt.c $(JWT_CORE) \
+	    -lcrypto -ljansson -lm
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_jwt
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/jwt
 	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
+	cp t/fuzz/seeds/jwt/* $(BUILD)/corpus/jwt/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
+	$(BUILD)/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -max_len=12000 $(BUILD)/corpus/jwt
 
 clean:
 	rm -rf $(BUILD) t/servroot

@@ -15,12 +15,13 @@
 #include <ngx_http.h>
 
 #include "ngx_http_obs_module.h"
+#include "ngx_http_obs_jwt_module.h"
 #include "obs/v1/record.pb-c.h"
 
 
 /* 2: records may come in column form */
 #define NGX_HTTP_OBS_SCHEMA_VERSION   2
-#define NGX_HTTP_OBS_HEADER_MAX       256
+#define NGX_HTTP_OBS_HEADER_MAX       512
 #define NGX_HTTP_OBS_HOST_MAX         128
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
 
@@ -270,6 +271,10 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
 
         rc = ngx_http_obs_send(e, header, header_len, frame, last - frame);
 
+        if (rc == NGX_OK) {
+            ngx_http_obs_jwt_batch_sent();
+        }
+
         if (rc == NGX_AGAIN) {
             e->retry_at = ngx_current_msec + e->sidecar->flush;
             break;
@@ -361,6 +366,8 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     h.dropped_oversize = e->dropped_oversize;
     h.host.data = ngx_cycle->hostname.data;
     h.host.len = ngx_min(ngx_cycle->hostname.len, NGX_HTTP_OBS_HOST_MAX);
+
+    ngx_http_obs_jwt_batch_header(&h);
 
     size = obs__v1__batch_header__get_packed_size(&h);
 

@@ -64,6 +64,7 @@ static void ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t now);
 static void ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
     const Obs__V1__Record *r, time_t now, double now_f);
+static void ingest_jwt(const Obs__V1__BatchHeader *h);
 
 ingest_t *
 ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
@@ -201,6 +202,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     now_f = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 
     ingest_account(in, batch->header, ts.tv_sec);
+    ingest_jwt(batch->header);
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {
@@ -324,6 +326,41 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
     }
 
     w->last_seen = now ? now : 1;
+}
+
+/*
+ * The module's JWT counts are deltas since its last successful send, so
+ * they are added as they come: no per-worker state, nothing counted twice
+ * after a restart.
+ */
+
+static void
+ingest_jwt(const Obs__V1__BatchHeader *h)
+{
+    uint64_t  n[JWT_RESULTS];
+    int       i;
+
+    n[JWT_VALID] = h->jwt_valid;
+    n[JWT_MISSING] = h->jwt_missing;
+    n[JWT_MALFORMED] = h->jwt_malformed;
+    n[JWT_ALG_NOT_ALLOWED] = h->jwt_alg_not_allowed;
+    n[JWT_UNKNOWN_KEY] = h->jwt_unknown_key;
+    n[JWT_BAD_SIGNATURE] = h->jwt_bad_signature;
+    n[JWT_EXPIRED] = h->jwt_expired;
+    n[JWT_NOT_YET_VALID] = h->jwt_not_yet_valid;
+    n[JWT_BAD_ISSUER] = h->jwt_bad_issuer;
+    n[JWT_BAD_AUDIENCE] = h->jwt_bad_audience;
+    n[JWT_MISSING_CLAIM] = h->jwt_missing_claim;
+
+    for (i = 0; i < JWT_RESULTS; i++) {
+        if (n[i]) {
+            STATS_ADD(jwt_tokens[i], n[i]);
+        }
+    }
+
+    if (h->jwt_cache_hits) {
+        STATS_ADD(jwt_cache_hits, h->jwt_cache_hits);
+    }
 }
 
 static int

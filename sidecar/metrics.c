@@ -26,6 +26,12 @@ const char *const  overflow_names[OVERFLOW_KINDS] = {
     "tenant", "route", "upstream", "series"
 };
 
+const char *const  jwt_result_names[JWT_RESULTS] = {
+    "valid", "missing", "malformed", "alg_not_allowed", "unknown_key",
+    "bad_signature", "expired", "not_yet_valid", "bad_issuer",
+    "bad_audience", "missing_claim"
+};
+
 static struct {
     metrics_source_pt  fn;
     void              *data;
@@ -43,6 +49,7 @@ static void metrics_by_label(expo_writer_t *w, const char *name,
 static void metrics_gauge(expo_writer_t *w, const char *name,
     const char *help, const char *unit, double value);
 static void metrics_process(expo_writer_t *w);
+static void metrics_jwt(expo_writer_t *w);
 
 int
 metrics_add_source(metrics_source_pt source, void *data)
@@ -162,7 +169,23 @@ metrics_self(expo_writer_t *w, store_t *store)
     expo_sample(w, version_label, version, 1, 1);
     expo_family_end(w);
 
+    metrics_jwt(w);
     metrics_process(w);
+}
+
+/* What obs_jwt made of the tokens nginx saw (the module counts them). */
+
+static void
+metrics_jwt(expo_writer_t *w)
+{
+    metrics_by_label(w, "obs_jwt_tokens",
+                     "Tokens checked by obs_jwt in nginx, by result.",
+                     "result", jwt_result_names, obs_stats.jwt_tokens,
+                     JWT_RESULTS);
+    metrics_counter(w, "obs_jwt_cache_hits",
+                    "Valid tokens answered by a worker's cache of "
+                    "verified tokens, without a signature check.",
+                    &obs_stats.jwt_cache_hits);
 }
 
 static void

@@ -28,6 +28,22 @@ typedef enum {
     OVERFLOW_KINDS
 } overflow_t;
 
+/* Results of the module's JWT checks, in BatchHeader's order (40..50). */
+typedef enum {
+    JWT_VALID = 0,
+    JWT_MISSING,
+    JWT_MALFORMED,
+    JWT_ALG_NOT_ALLOWED,
+    JWT_UNKNOWN_KEY,
+    JWT_BAD_SIGNATURE,
+    JWT_EXPIRED,
+    JWT_NOT_YET_VALID,
+    JWT_BAD_ISSUER,
+    JWT_BAD_AUDIENCE,
+    JWT_MISSING_CLAIM,
+    JWT_RESULTS
+} jwt_result_t;
+
 typedef struct {
     atomic_ullong  datagrams_received;
     atomic_ullong  records_received;
@@ -40,6 +56,8 @@ typedef struct {
     atomic_ullong  scrapes;
     atomic_ullong  reloads;
     atomic_ullong  reload_failures;
+    atomic_ullong  jwt_tokens[JWT_RESULTS];
+    atomic_ullong  jwt_cache_hits;
 } stats_t;
 
 extern stats_t  obs_stats;
@@ -47,6 +65,7 @@ extern stats_t  obs_stats;
 extern const char *const  decode_reason_names[DECODE_REASONS];
 extern const char *const  module_drop_names[MODULE_DROP_REASONS];
 extern const char *const  overflow_names[OVERFLOW_KINDS];
+extern const char *const  jwt_result_names[JWT_RESULTS];
 
 #define STATS_INC(field)      atomic_fetch_add(&obs_stats.field, 1)
 #define STATS_ADD(field, n)   atomic_fetch_add(&obs_stats.field, (n))

@@ -457,12 +457,65 @@ test_count_without_columns(void)
     store_free(s);
 }
 
+/*
+ * The module's JWT counts are deltas since its last send: each datagram's
+ * are added, and /metrics shows them as obs_jwt_tokens_total{result}.
+ */
+static void
+test_jwt_counts(void)
+{
+    Obs__V1__Batch        batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader  h = OBS__V1__BATCH_HEADER__INIT;
+    store_t              *s = store_new(1000);
+    aggregator_t         *a = aggregator_new(s, &cfg);
+    ingest_t             *in;
+    uint8_t               wire[256];
+    size_t                len;
+    char                  err[256], *text;
+
+    in = ingest_open(&cfg, a, err, sizeof(err));
+    CHECK(in != NULL, "ingest opens");
+
+    h.schema_version = 2;
+    h.jwt_valid = 5;
+    h.jwt_expired = 2;
+    h.jwt_missing_claim = 1;
+    h.jwt_cache_hits = 4;
+    batch.header = &h;
+    len = obs__v1__batch__pack(&batch, wire);
+
+    ingest_datagram(in, wire, len);
+    h.sequence = 1;
+    h.jwt_valid = 1;
+    h.jwt_expired = 0;
+    h.jwt_cache_hits = 0;
+    len = obs__v1__batch__pack(&batch, wire);
+    ingest_datagram(in, wire, len);
+
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "obs_jwt_tokens_total{result=\"valid\"} 6\n") != NULL,
+          "valid tokens of both datagrams are added");
+    CHECK(strstr(text, "obs_jwt_tokens_total{result=\"expired\"} 2\n") != NULL,
+          "expired tokens are counted");
+    CHECK(strstr(text, "obs_jwt_tokens_total{result=\"missing_claim\"} 2\n")
+          != NULL, "a repeated delta is added again");
+    CHECK(strstr(text, "obs_jwt_tokens_total{result=\"bad_signature\"} 0\n")
+          != NULL, "every result is shown, zero or not");
+    CHECK(strstr(text, "obs_jwt_cache_hits_total 4\n") != NULL,
+          "cache hits are counted");
+
+    ingest_close(in);
+    aggregator_free(a);
+    store_free(s);
+}
+
 int
 main(void)
 {
     setup_config();
     test_columns();
     test_count_without_columns();
+    test_jwt_counts();
     test_counts();
     test_caps();
     test_expiry();
