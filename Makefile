@@ -30,6 +30,11 @@ all: module sidecar
 
 module: $(MODULE)
 
+# the module's JWT core is plain C: fuzzers and benchmarks link it alone
+JWT_CORE := ngx_obs_module/ngx_http_obs_jwt_keys.c \
+            ngx_obs_module/ngx_http_obs_jwt_token.c \
+            ngx_obs_module/ngx_http_obs_jwt_cache.c
+
 # Debian's nginx-dev ships the exact configure flags of the packaged nginx;
 # other source trees are configured with --with-compat alone.
 $(NGX_BUILD)/Makefile: config proto/obs/v1/record.proto
@@ -102,6 +107,11 @@ $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SR
 	    -o $@ bench/exporter_floor.c $(wildcard exporter/*.c) sidecar/log.c \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
+$(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ingx_obs_module \
+	    -o $@ bench/jwt_verify_floor.c $(JWT_CORE) -lcrypto -ljansson -lm
+
 # --- tests -----------------------------------------------------------------
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar
@@ -163,10 +173,6 @@ $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PRO
 	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -DOBS_EXPORTER_VERSION='"fuzz"' \
 	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
-
-JWT_CORE := ngx_obs_module/ngx_http_obs_jwt_keys.c \
-            ngx_obs_module/ngx_http_obs_jwt_token.c \
-            ngx_obs_module/ngx_http_obs_jwt_cache.c
 
 $(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
 	@mkdir -p $(BUILD)

@@ -22,6 +22,8 @@ PACKAGES=(
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
     prometheus prometheus-alertmanager curl
+    # JWT test keys and tokens, made by an independent implementation
+    python3-jwt python3-cryptography
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
     # benchmarks and fuzzing
