@@ -117,7 +117,9 @@ main(int argc, char **argv)
     p.user_claim = "sub";
 
     for (i = 0, ok = 0; i < n; i++) {
-        ok += obs_jwt_verify(&p, argv[3], strlen(argv[3]), time(NULL), &claims) == OBS_JWT_VALID;
+        ok += obs_jwt_verify(&p, argv[3], strlen(argv[3]), time(NULL),
+                             &claims)
+              == OBS_JWT_VALID;
     }
 
     obs_jwt_keys_free(&ks);

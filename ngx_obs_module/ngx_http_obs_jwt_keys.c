@@ -729,12 +729,14 @@ obs_jwt_pkey_algs(EVP_PKEY *pkey, char *err, size_t errlen)
 static int
 obs_jwt_keys_unique(const obs_jwt_keyset_t *ks, char *err, size_t errlen)
 {
-    size_t  i, j;
+    size_t       i, j;
+    const char  *kid;
 
     for (i = 0; i < ks->n; i++) {
-        for (j = i + 1; ks->keys[i].kid && j < ks->n; j++) {
-            if (ks->keys[j].kid && strcmp(ks->keys[i].kid, ks->keys[j].kid) == 0)
-            {
+        kid = ks->keys[i].kid;
+
+        for (j = i + 1; kid && j < ks->n; j++) {
+            if (ks->keys[j].kid && strcmp(kid, ks->keys[j].kid) == 0) {
                 return obs_jwt_error(err, errlen, "kid \"%s\" is used twice",
                                      ks->keys[i].kid);
             }

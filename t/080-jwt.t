@@ -115,10 +115,19 @@ sub reload {
     kill 'HUP', $pid or die "no nginx master";
 }
 
+# by signal: "nginx -s quit" would read the configuration first, and a bad
+# key file in it would leave nginx running (holding the test lock)
 sub stop_nginx {
     my ($bin, $prefix) = @_;
-    system($bin, '-p', "$prefix/", '-c', 'nginx.conf', '-s', 'quit');
-    sleep 0.3;
+    my $pid = slurp("$prefix/logs/nginx.pid");
+    chomp $pid;
+    return unless $pid;
+    kill 'QUIT', $pid;
+    for (1 .. 200) {
+        last unless -e "$prefix/logs/nginx.pid" && kill 0, $pid;
+        sleep 0.025;
+    }
+    kill 'KILL', $pid if -e "$prefix/logs/nginx.pid";
 }
 
 sub slurp {
