@@ -46,6 +46,7 @@ run_tests();
 
 reload_picks_up_new_keys();
 cache_honours_exp();
+default_leeway();
 
 
 # --- outside the blocks: a running nginx that is reloaded or waited on ----
@@ -197,6 +198,23 @@ sub cache_honours_exp {
     sleep 3;
     is(get($port, '/t', $token), "expired unverified\n",
        "cache: an entry past its exp is not used");
+
+    stop_nginx($bin, $prefix);
+}
+
+# The default leeway (60 s), with tokens made just before they are sent.
+sub default_leeway {
+    my $prefix = tempdir("obs-jwt-leeway-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    my $port = free_port();
+    my $bin = start_nginx($prefix, $port,
+                          "obs_jwt on; obs_jwt_keys $Dir/jwks.json;");
+
+    for my $case ([-20, "valid acme\n"], [-120, "expired unverified\n"]) {
+        my $token = `/usr/bin/python3 t/jwt/fixtures.py $Dir token $case->[0]`;
+        chomp $token;
+        is(get($port, '/t', $token), $case->[1],
+           "default leeway: exp $case->[0] s from now");
+    }
 
     stop_nginx($bin, $prefix);
 }
@@ -413,16 +431,22 @@ main::lines(qw(alg_not_allowed valid))
         return 200 "$obs_jwt_status $obs_jwt_tenant\n";
     }
 --- request eval
-main::tok(qw(expired expired_30s nbf_future nbf_30s no_exp exp_string))
+main::tok(qw(expired expired_30m nbf_future nbf_30m no_exp exp_string))
 --- response_body eval
-main::lines("expired unverified", "valid acme",
-            "not_yet_valid unverified", "valid acme", "valid acme",
-            "malformed unverified")
+main::lines("expired unverified", "expired unverified",
+            "not_yet_valid unverified", "not_yet_valid unverified",
+            "valid acme", "malformed unverified")
 
 
 
-=== TEST 15: a smaller leeway
+=== TEST 15: a larger and a smaller leeway
 --- config
+    location /hour {
+        obs_jwt on;
+        obs_jwt_leeway 1h;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
     location /q {
         obs_jwt on;
         obs_jwt_leeway 10s;
@@ -430,9 +454,11 @@ main::lines("expired unverified", "valid acme",
         return 200 "$obs_jwt_status\n";
     }
 --- request eval
-main::tok(qw(expired_30s nbf_30s RS256))
+["GET /hour?token=$::T{expired_30m}", "GET /hour?token=$::T{nbf_30m}",
+ "GET /hour?token=$::T{expired}",
+ @{ main::tok(qw(expired_30m nbf_30m RS256)) }]
 --- response_body eval
-main::lines(qw(expired not_yet_valid valid))
+main::lines(qw(valid valid expired expired not_yet_valid valid))
 
 
 
@@ -632,20 +658,27 @@ obs_jwt: token verified
 
 
 
-=== TEST 27: a repeated token is answered by the cache
+=== TEST 27: a repeated token is answered by the cache (hits counted)
+--- http_config
+    obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=1s;
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
 --- config
     location /t {
+        obs on;
         obs_jwt on;
         return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+    location /sink/ {
+        obs off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
     }
 --- more_headers eval
 "Authorization: Bearer $::T{RS256}"
 --- request eval
-["GET /t", "GET /t"]
---- response_body eval
-main::lines("valid acme", "valid acme")
---- error_log
-obs_jwt: token found in the cache
+["GET /sink/reset", "GET /t", "GET /t", "GET /t", "GET /sink/headers?wait=2"]
+--- response_body_like eval
+["reset", "valid acme", "valid acme", "valid acme",
+ '(?=[\s\S]*"jwtValid": "3")(?=[\s\S]*"jwtCacheHits": "2")']
 
 
 
