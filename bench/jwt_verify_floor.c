@@ -123,6 +123,7 @@ main(int argc, char **argv)
     }
 
     obs_jwt_keys_free(&ks);
+    obs_jwt_done();
 
     return ok == n ? 0 : 1;
 }

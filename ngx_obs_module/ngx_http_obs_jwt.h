@@ -144,6 +144,9 @@ void obs_jwt_keys_free(obs_jwt_keyset_t *ks);
 obs_jwt_status_e obs_jwt_verify(const obs_jwt_policy_t *p,
     const char *token, size_t len, int64_t now, obs_jwt_claims_t *claims);
 
+/* Frees what verification keeps between calls (fetched digests). */
+void obs_jwt_done(void);
+
 /* Checks exp and nbf of claims at time now, with p's leeway. */
 obs_jwt_status_e obs_jwt_check_time(const obs_jwt_policy_t *p,
     const obs_jwt_claims_t *claims, int64_t now);

@@ -151,6 +151,7 @@ ngx_http_obs_jwt_exit_worker(void)
 {
     obs_jwt_cache_destroy(ngx_http_obs_jwt_cache);
     ngx_http_obs_jwt_cache = NULL;
+    obs_jwt_done();
 }
 
 

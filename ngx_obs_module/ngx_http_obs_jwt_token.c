@@ -38,6 +38,10 @@ static const obs_jwt_alg_t  obs_jwt_algs[OBS_JWT_ALGS] = {
 };
 
 
+/* digests fetched once: a fetch per check costs a provider lookup */
+static EVP_MD  *obs_jwt_mds[OBS_JWT_ALGS];
+
+
 const char *const  obs_jwt_status_names[OBS_JWT_RESULTS] = {
     "valid", "missing", "malformed", "alg_not_allowed", "unknown_key",
     "bad_signature", "expired", "not_yet_valid", "bad_issuer",
@@ -418,22 +422,31 @@ obs_jwt_ecdsa_der(const unsigned char *sig, size_t size, unsigned char *der,
 }
 
 
-/* Digests are fetched once: a fetch per request costs a provider lookup. */
-
 static const EVP_MD *
 obs_jwt_md(int alg)
 {
-    static EVP_MD  *mds[OBS_JWT_ALGS];
-
     if (obs_jwt_algs[alg].md_name == NULL) {
         return NULL;
     }
 
-    if (mds[alg] == NULL) {
-        mds[alg] = EVP_MD_fetch(NULL, obs_jwt_algs[alg].md_name, NULL);
+    if (obs_jwt_mds[alg] == NULL) {
+        obs_jwt_mds[alg] = EVP_MD_fetch(NULL, obs_jwt_algs[alg].md_name,
+                                        NULL);
     }
 
-    return mds[alg];
+    return obs_jwt_mds[alg];
+}
+
+
+void
+obs_jwt_done(void)
+{
+    int  a;
+
+    for (a = 0; a < OBS_JWT_ALGS; a++) {
+        EVP_MD_free(obs_jwt_mds[a]);
+        obs_jwt_mds[a] = NULL;
+    }
 }
 
 
