@@ -946,3 +946,19 @@ kid= is for PEM files
 main::tok(qw(ES256 ES384 EdDSA RS512 HS256))
 --- response_body eval
 main::lines(qw(valid valid valid valid unknown_key))
+
+
+
+=== TEST 48: a key without a kid answers tokens with any kid
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/rsa1.pem;
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(RS256 unknown_kid no_kid wrong_key ES256))
+--- response_body eval
+main::lines(qw(valid valid valid bad_signature alg_not_allowed))
