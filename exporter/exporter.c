@@ -4,6 +4,7 @@
  */
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,16 @@
 #include <zlib.h>
 
 #include "build.h"
+#include "columns.h"
+#include "hash.h"
+#include "queue.h"
 #include "sink.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
 #define LOKI_ENTRY_EXTRA   96          /* timestamp, metadata, framing */
 #define TICK_MS            50
+#define DECODE_ARENA       (8 * 1024 * 1024)
 
 typedef struct loki_batch {
     struct loki_batch  *next;
@@ -38,9 +43,28 @@ typedef struct span_batch {
     double              opened;
 } span_batch_t;
 
+typedef struct {
+    unsigned char       *base;
+    size_t               used;
+    size_t               size;
+} decode_arena_t;
+
+typedef struct {
+    exporter_t          *e;
+    int                  index;
+    pthread_t            thread;
+    decode_arena_t       arena;
+    ProtobufCAllocator   allocator;
+} encoder_t;
+
 struct exporter {
     exporter_config_t    cfg;
+    dgram_queue_t       *queue;
+    encoder_t           *encoders;
+    int                  n_encoders;
+    atomic_ullong        shed[SIGNALS];
     pthread_t            thread;
+    int                  started;
     pthread_mutex_t      lock;
     int                  stopping;
     CURLM               *multi;
@@ -59,8 +83,15 @@ const char *const  exporter_sink_names[EXPORTER_SINKS] = { "loki", "otlp" };
 const char *const  exporter_drop_names[DROP_REASONS] = {
     "queue_full", "spool_full", "rejected", "shutdown"
 };
+const char *const  exporter_signal_names[SIGNALS] = { "logs", "traces" };
 
 static void *exporter_main(void *data);
+static void *encoder_main(void *data);
+static void encoder_datagram(encoder_t *c, const uint8_t *data, size_t len);
+static int encoder_owns(const encoder_t *c, const Obs__V1__Record *r);
+static void exporter_record(exporter_t *e, const Obs__V1__Record *r);
+static void *decode_alloc(void *data, size_t size);
+static void decode_free(void *data, void *p);
 static void exporter_seal_due(exporter_t *e, double now, int all);
 static void exporter_ship_logs(exporter_t *e, loki_batch_t *b);
 static void exporter_ship_spans(exporter_t *e, span_batch_t *b);
@@ -111,6 +142,10 @@ exporter_config_defaults(exporter_config_t *cfg)
     cfg->gateway_host = strdup(host);
     cfg->slow_ms = 1000;
     cfg->drain_seconds = 10;
+    cfg->logs = 1;
+    cfg->traces = 1;
+    cfg->threads = 1;
+    cfg->queue_datagrams = 256;
 
     env = getenv("OTEL_SERVICE_NAME");
     cfg->gateway_name = strdup(env && *env ? env : "obs-gateway");
@@ -149,6 +184,8 @@ exporter_t *
 exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
 {
     exporter_t  *e;
+    encoder_t   *c;
+    int          i;
 
     e = calloc(1, sizeof(exporter_t));
     if (e == NULL) {
@@ -161,15 +198,33 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
     e->sealed_logs_tail = &e->sealed_logs;
     e->sealed_spans_tail = &e->sealed_spans;
 
+    /* metrics only: no thread, no queue, no sink */
+    if (!cfg->logs && !cfg->traces) {
+        return e;
+    }
+
     curl_global_init(CURL_GLOBAL_DEFAULT);
     e->multi = curl_multi_init();
 
     if (e->multi == NULL
-        || sink_init(&e->sinks[EXPORTER_LOKI], EXPORTER_LOKI, &e->cfg.loki,
-                     "application/json", e->multi, err, errlen) != 0
-        || sink_init(&e->sinks[EXPORTER_OTLP], EXPORTER_OTLP, &e->cfg.otlp,
-                     "application/x-protobuf", e->multi, err, errlen) != 0)
+        || (cfg->logs
+            && sink_init(&e->sinks[EXPORTER_LOKI], EXPORTER_LOKI,
+                         &e->cfg.loki, "application/json", e->multi, err,
+                         errlen) != 0)
+        || (cfg->traces
+            && sink_init(&e->sinks[EXPORTER_OTLP], EXPORTER_OTLP,
+                         &e->cfg.otlp, "application/x-protobuf", e->multi,
+                         err, errlen) != 0))
     {
+        free(e);
+        return NULL;
+    }
+
+    e->n_encoders = (int) cfg->threads;
+    e->queue = queue_new((size_t) cfg->queue_datagrams, e->n_encoders);
+    e->encoders = calloc((size_t) e->n_encoders, sizeof(encoder_t));
+    if (e->queue == NULL || e->encoders == NULL) {
+        snprintf(err, errlen, "exporter: out of memory");
         free(e);
         return NULL;
     }
@@ -179,15 +234,156 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
         free(e);
         return NULL;
     }
+    e->started = 1;
+
+    for (i = 0; i < e->n_encoders; i++) {
+        c = &e->encoders[i];
+        c->e = e;
+        c->index = i;
+        c->arena.size = DECODE_ARENA;
+        c->arena.base = malloc(DECODE_ARENA);
+        c->allocator.alloc = decode_alloc;
+        c->allocator.free = decode_free;
+        c->allocator.allocator_data = &c->arena;
+        if (c->arena.base == NULL
+            || pthread_create(&c->thread, NULL, encoder_main, c) != 0)
+        {
+            snprintf(err, errlen, "cannot start exporter thread %d", i + 1);
+            e->n_encoders = i;
+            exporter_stop(e);
+            return NULL;
+        }
+    }
 
     return e;
 }
 
 void
-exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r)
+exporter_offer(exporter_t *e, const uint8_t *data, size_t len,
+    size_t records)
 {
-    json_t         *line, *entry, *meta, *values;
+    if (e->queue == NULL || queue_put(e->queue, data, len) == 0) {
+        return;
+    }
+
+    if (e->cfg.logs) {
+        atomic_fetch_add(&e->shed[SIGNAL_LOGS], records);
+    }
+    if (e->cfg.traces) {
+        atomic_fetch_add(&e->shed[SIGNAL_TRACES], records);
+    }
+}
+
+uint64_t
+exporter_shed(exporter_t *e, signal_id_t signal)
+{
+    return atomic_load(&e->shed[signal]);
+}
+
+/*
+ * An exporter thread: reads every datagram, keeps the records of its own
+ * streams (so that a stream's entries stay in order), until the queue is
+ * closed and read to the end.
+ */
+static void *
+encoder_main(void *data)
+{
+    encoder_t      *c = data;
+    const uint8_t  *dgram;
+    long            len;
+
+    while ((len = queue_get(c->e->queue, c->index, &dgram, TICK_MS)) >= 0) {
+        if (len > 0) {
+            encoder_datagram(c, dgram, (size_t) len);
+            queue_done(c->e->queue, c->index);
+        }
+    }
+
+    return NULL;
+}
+
+/* Decodes a datagram ingest accepted and takes this thread's records. */
+static void
+encoder_datagram(encoder_t *c, const uint8_t *data, size_t len)
+{
+    Obs__V1__Batch            *batch;
+    Obs__V1__Record            r;
+    Obs__V1__UpstreamAttempt   attempts[COLUMNS_MAX_ATTEMPTS];
+    Obs__V1__UpstreamAttempt  *ptrs[COLUMNS_MAX_ATTEMPTS];
+    columns_reader_t           rd;
+    size_t                     i;
+
+    c->arena.used = 0;
+    batch = obs__v1__batch__unpack(&c->allocator, len, data);
+    if (batch == NULL) {
+        return;
+    }
+
+    for (i = 0; i < batch->n_records; i++) {
+        if (encoder_owns(c, batch->records[i])) {
+            exporter_record(c->e, batch->records[i]);
+        }
+    }
+
+    if (batch->columns == NULL || !columns_valid(batch->columns)) {
+        return;
+    }
+
+    columns_reader_init(&rd, batch->columns);
+    while (columns_next(&rd, &r, attempts, ptrs)) {
+        if (encoder_owns(c, &r)) {
+            exporter_record(c->e, &r);
+        }
+    }
+}
+
+/* A record belongs to the thread of its Loki stream (service, level and,
+   with per-tenant org ids, tenant). */
+static int
+encoder_owns(const encoder_t *c, const Obs__V1__Record *r)
+{
+    uint64_t  h;
+
+    if (c->e->n_encoders == 1) {
+        return 1;
+    }
+
+    h = hash_bytes(r->service.data, r->service.len,
+                   r->status >= 500 ? 2 : r->status >= 400 ? 1 : 0);
+    if (c->e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
+        h = hash_bytes(r->tenant.data, r->tenant.len, h);
+    }
+
+    return (int) (h % (uint64_t) c->e->n_encoders) == c->index;
+}
+
+static void *
+decode_alloc(void *data, size_t size)
+{
+    decode_arena_t  *a = data;
+    void            *p;
+
+    size = (size + 15) & ~(size_t) 15;
+    if (a->used + size > a->size) {
+        return NULL;
+    }
+
+    p = a->base + a->used;
+    a->used += size;
+    return p;
+}
+
+static void
+decode_free(void *data, void *p)
+{
+    (void) data;
+    (void) p;           /* the whole arena is reset per datagram */
+}
+
+static void
+exporter_record(exporter_t *e, const Obs__V1__Record *r)
+{
+    json_t         *line, *entry = NULL, *meta, *values;
     char           *text, key[600], service[256], tenant[80], ts[32];
     char            hex[33];
     const char     *org = "", *level;
@@ -196,8 +392,6 @@ exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
     double          now = now_seconds();
     size_t          len;
 
-    (void) h;
-
     if (text_utf8(r->service.data, r->service.len, service,
                   sizeof(service)) == 0)
     {
@@ -205,6 +399,11 @@ exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
     }
     text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
     level = log_level(r->status);
+
+    if (!e->cfg.logs) {
+        pthread_mutex_lock(&e->lock);
+        goto spans;
+    }
 
     line = log_line(r, service, e->cfg.gateway_host);
     text = line ? json_dumps(line, JSON_COMPACT) : NULL;
@@ -254,7 +453,9 @@ exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
         }
     }
 
-    if (span_keep(e, r)) {
+spans:
+
+    if (e->cfg.traces && span_keep(e, r)) {
         sb = e->open_spans;
         if (sb == NULL) {
             sb = calloc(1, sizeof(*sb));
@@ -278,7 +479,9 @@ exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
     }
 
     pthread_mutex_unlock(&e->lock);
-    json_decref(entry);
+    if (e->cfg.logs) {
+        json_decref(entry);
+    }
 }
 
 void
@@ -298,15 +501,34 @@ exporter_stop(exporter_t *e)
         return;
     }
 
+    /* the exporter threads finish the queue, then the delivery drains */
+    if (e->queue) {
+        queue_close(e->queue);
+    }
+    for (i = 0; i < e->n_encoders; i++) {
+        pthread_join(e->encoders[i].thread, NULL);
+    }
+
     pthread_mutex_lock(&e->lock);
     e->stopping = 1;
     pthread_mutex_unlock(&e->lock);
-    pthread_join(e->thread, NULL);
+    if (e->started) {
+        pthread_join(e->thread, NULL);
+    }
 
     for (i = 0; i < EXPORTER_SINKS; i++) {
         sink_free(&e->sinks[i]);
     }
-    curl_multi_cleanup(e->multi);
+    if (e->multi) {
+        curl_multi_cleanup(e->multi);
+    }
+    if (e->encoders) {
+        for (i = 0; i < (int) e->cfg.threads; i++) {
+            free(e->encoders[i].arena.base);
+        }
+    }
+    free(e->encoders);
+    queue_free(e->queue);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }

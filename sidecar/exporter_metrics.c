@@ -15,6 +15,7 @@ exporter_metrics(expo_writer_t *w, void *data)
 {
     static const char  *names[] = { "exporter", "result" };
     static const char  *drop_names[] = { "exporter", "reason" };
+    static const char  *shed_name = "signal";
     sink_stats_t        st[EXPORTER_SINKS];
     const char         *values[2];
     int                 i, k;
@@ -54,6 +55,16 @@ exporter_metrics(expo_writer_t *w, void *data)
             expo_sample(w, drop_names, values, 2,
                         (double) st[i].items_dropped[k]);
         }
+    }
+    expo_family_end(w);
+
+    expo_family(w, "obs_exporter_shed",
+                "Records whose log line or spans were not built because the "
+                "exporter threads were a full queue behind (metrics still "
+                "counted them).", NULL, EXPO_COUNTER);
+    for (i = 0; i < SIGNALS; i++) {
+        expo_sample(w, &shed_name, &exporter_signal_names[i], 1,
+                    (double) exporter_shed(data, (signal_id_t) i));
     }
     expo_family_end(w);
 
