@@ -62,7 +62,7 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lz -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 sidecar: $(SIDECAR)
@@ -104,7 +104,8 @@ $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SR
 
 # --- tests -----------------------------------------------------------------
 
-UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar
+UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
+              $(BUILD)/test_logline
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
 	@mkdir -p $(BUILD)
@@ -118,6 +119,12 @@ $(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SID
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_sidecar.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+$(BUILD)/test_logline: t/unit/unit.h t/unit/test_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	    -DOBS_EXPORTER_VERSION='"test"' \
+	    -o $@ t/unit/test_logline.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 unit-test: $(UNIT_TESTS)

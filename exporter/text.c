@@ -4,15 +4,13 @@
 
 #include "text.h"
 
-static size_t utf8_sequence(const uint8_t *p, size_t left);
-
 size_t
 text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap)
 {
     size_t  i = 0, n = 0, seq, max = cap - 1;
 
     while (i < len) {
-        seq = raw[i] ? utf8_sequence(raw + i, len - i) : 0;
+        seq = raw[i] ? text_utf8_sequence(raw + i, len - i) : 0;
 
         if (seq == 0) {
             if (n + 3 > max) {
@@ -50,10 +48,8 @@ text_hex(char *out, const uint8_t *bytes, size_t n)
     out[2 * n] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0 when it is not valid. */
-
-static size_t
-utf8_sequence(const uint8_t *p, size_t left)
+size_t
+text_utf8_sequence(const uint8_t *p, size_t left)
 {
     size_t  need, i;
 
