@@ -171,11 +171,17 @@ $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PRO
 	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
-fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest
-	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest
+$(BUILD)/fuzz_logline: t/fuzz/fuzz_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -It/unit -DOBS_EXPORTER_VERSION='"fuzz"' \
+	    -o $@ t/fuzz/fuzz_logline.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline
 	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
+	$(BUILD)/fuzz_logline -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(BUILD)/corpus/logline
 
 clean:
 	rm -rf $(BUILD) t/servroot
