@@ -99,7 +99,7 @@ $(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SI
 $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
-	    -o $@ bench/exporter_floor.c $(wildcard exporter/*.c) sidecar/log.c \
+	    -o $@ bench/exporter_floor.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 # --- tests -----------------------------------------------------------------

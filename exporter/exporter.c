@@ -26,9 +26,6 @@
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
 #define TICK_MS            50
 #define DECODE_ARENA       (8 * 1024 * 1024)
-/* sealed payloads waiting for the delivery thread: past this, the exporter
-   threads wait (and ingest sheds once the ring is full too) */
-#define HANDED_MAX_BYTES   (16 * 1024 * 1024)
 
 typedef struct {
     unsigned char       *base;
@@ -71,7 +68,7 @@ struct exporter {
     pthread_mutex_t      lock;
     pthread_cond_t       taken;
     int                  stopping;
-    size_t               handed_bytes;
+    size_t               handed_bytes[EXPORTER_SINKS];
     payload_t           *handed[EXPORTER_SINKS];
     payload_t          **handed_tail[EXPORTER_SINKS];
     sink_stats_t         published[EXPORTER_SINKS];
@@ -214,6 +211,7 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     e->started = 1;
+    pthread_setname_np(e->thread, "obs-deliver");
 
     if (exporter_threads(e, err, errlen) != 0) {
         exporter_stop(e);
@@ -243,6 +241,12 @@ uint64_t
 exporter_shed(exporter_t *e, signal_id_t signal)
 {
     return atomic_load(&e->shed[signal]);
+}
+
+size_t
+exporter_backlog(exporter_t *e)
+{
+    return e->queue ? queue_depth(e->queue) : 0;
 }
 
 void
@@ -362,6 +366,7 @@ exporter_threads(exporter_t *e, char *err, size_t errlen)
             return -1;
         }
         e->n_encoders = i + 1;
+        pthread_setname_np(c->thread, "obs-export");
     }
 
     return 0;
@@ -433,7 +438,7 @@ exporter_take(exporter_t *e, int *stopping)
         e->handed[i] = NULL;
         e->handed_tail[i] = &e->handed[i];
     }
-    e->handed_bytes = 0;
+    memset(e->handed_bytes, 0, sizeof(e->handed_bytes));
     pthread_cond_broadcast(&e->taken);
     pthread_mutex_unlock(&e->lock);
 
@@ -462,22 +467,30 @@ exporter_deliver(exporter_t *e, double now)
     pthread_mutex_unlock(&e->lock);
 }
 
-/* An exporter thread hands a sealed payload (NULL: none could be made). */
+/*
+ * An exporter thread hands a sealed payload (NULL: none could be made).
+ * When the delivery thread has not taken a sink's queue_bytes worth (a
+ * file that blocks), the exporter thread waits: the ring fills and ingest
+ * sheds, memory stays bounded.
+ */
 static void
 exporter_hand(exporter_t *e, sink_id_t sink, payload_t *p, size_t items)
 {
+    size_t  bound = sink == EXPORTER_LOKI ? e->cfg.loki.queue_bytes
+                                          : e->cfg.otlp.queue_bytes;
+
     if (p == NULL) {
         atomic_fetch_add(&e->lost[sink], items);
         return;
     }
 
     pthread_mutex_lock(&e->lock);
-    while (e->handed_bytes > HANDED_MAX_BYTES) {
-        pthread_cond_wait(&e->taken, &e->lock);     /* delivery is stuck */
+    while (e->handed_bytes[sink] && e->handed_bytes[sink] + p->len > bound) {
+        pthread_cond_wait(&e->taken, &e->lock);
     }
     *e->handed_tail[sink] = p;
     e->handed_tail[sink] = &p->next;
-    e->handed_bytes += p->len;
+    e->handed_bytes[sink] += p->len;
     pthread_mutex_unlock(&e->lock);
     curl_multi_wakeup(e->multi);
 }

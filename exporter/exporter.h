@@ -115,6 +115,9 @@ void exporter_stats(exporter_t *e, sink_id_t sink, sink_stats_t *out);
 /* Records whose log line (or spans) were shed because the queue was full. */
 uint64_t exporter_shed(exporter_t *e, signal_id_t signal);
 
+/* Datagrams handed over and not yet read by every exporter thread. */
+size_t exporter_backlog(exporter_t *e);
+
 /* Sends what is batched and queued, for at most the drain time, then
    stops; what is left stays in the spool (or is counted dropped). */
 void exporter_stop(exporter_t *e);

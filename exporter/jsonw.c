@@ -109,7 +109,7 @@ jsonw_u64(buf_t *b, uint64_t v)
         v /= 10;
     } while (v);
 
-    buf_append(b, p, (size_t) (digits + sizeof(digits) - p));
+    jsonw_raw(b, p, (size_t) (digits + sizeof(digits) - p));
 }
 
 void
@@ -134,7 +134,7 @@ jsonw_millis(buf_t *b, uint64_t us)
     while (n > 1 && frac[n] == '0') {
         n--;                /* 1.500 -> 1.5, 1.000 -> 1.0 */
     }
-    buf_append(b, frac, n + 1);
+    jsonw_raw(b, frac, n + 1);
 }
 
 void

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -37,7 +38,19 @@ void jsonw_millis(buf_t *b, uint64_t us);
 /* Appends n bytes as a JSON string of 2n lowercase hex digits. */
 void jsonw_hex(buf_t *b, const uint8_t *bytes, size_t n);
 
+/* Appends bytes, inline while the buffer has room. */
+static inline void
+jsonw_raw(buf_t *b, const void *data, size_t n)
+{
+    if (b->cap - b->len >= n) {
+        memcpy(b->data + b->len, data, n);
+        b->len += n;
+    } else {
+        buf_append(b, data, n);
+    }
+}
+
 /* Appends a literal (keys, punctuation) as it is. */
-#define jsonw_lit(b, s)  buf_append((b), (s), sizeof(s) - 1)
+#define jsonw_lit(b, s)  jsonw_raw((b), (s), sizeof(s) - 1)
 
 #endif

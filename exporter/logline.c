@@ -41,7 +41,7 @@ log_line(buf_t *b, const Obs__V1__Record *r, const char *service,
     jsonw_lit(b, "{\"timestamp\":");
     log_timestamp(b, r->start_time_unix_nano + r->duration_us * 1000);
     jsonw_lit(b, ",\"level\":\"");
-    buf_append(b, level, strlen(level));
+    jsonw_raw(b, level, strlen(level));
     jsonw_lit(b, "\",\"service\":");
     jsonw_string(b, service, strlen(service));
     LOG_ID(b, ",\"trace_id\":", &r->trace_id, 16);
@@ -118,8 +118,8 @@ log_timestamp(buf_t *b, uint64_t unix_ns)
     tail[3] = (char) ('0' + ms % 10);
     tail[4] = 'Z';
     tail[5] = '"';
-    buf_append(b, cached, (size_t) cached_len);
-    buf_append(b, tail, sizeof(tail));
+    jsonw_raw(b, cached, (size_t) cached_len);
+    jsonw_raw(b, tail, sizeof(tail));
 }
 
 static void
@@ -130,7 +130,7 @@ log_text(buf_t *b, const char *key, size_t key_len,
         return;
     }
 
-    buf_append(b, key, key_len);
+    jsonw_raw(b, key, key_len);
     jsonw_text(b, t->data, t->len, LOG_TEXT_MAX - 1);
 }
 
@@ -142,6 +142,6 @@ log_id(buf_t *b, const char *key, size_t key_len,
         return;
     }
 
-    buf_append(b, key, key_len);
+    jsonw_raw(b, key, key_len);
     jsonw_hex(b, id->data, len);
 }

@@ -15,6 +15,19 @@
 
 enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2, PB_FIXED32 = 5 };
 
+/* buf_append, inline while there is room (the usual case: buffers are
+   reused and keep their size). */
+static inline void
+pb_put(buf_t *b, const void *data, size_t n)
+{
+    if (b->cap - b->len >= n) {
+        memcpy(b->data + b->len, data, n);
+        b->len += n;
+    } else {
+        buf_append(b, data, n);
+    }
+}
+
 static inline size_t
 pb_varint_size(uint64_t v)
 {
@@ -38,7 +51,7 @@ pb_varint(buf_t *b, uint64_t v)
         v >>= 7;
     }
     out[n++] = (uint8_t) v;
-    buf_append(b, out, n);
+    pb_put(b, out, n);
 }
 
 static inline void
@@ -66,7 +79,7 @@ static inline void
 pb_bytes(buf_t *b, unsigned field, const void *data, size_t n)
 {
     pb_len(b, field, n);
-    buf_append(b, data, n);
+    pb_put(b, data, n);
 }
 
 static inline void
@@ -86,7 +99,7 @@ pb_fixed64(buf_t *b, unsigned field, uint64_t v)
         out[i] = (uint8_t) (v >> (8 * i));
     }
     pb_tag(b, field, PB_FIXED64);
-    buf_append(b, out, 8);
+    pb_put(b, out, 8);
 }
 
 static inline void
@@ -99,7 +112,7 @@ pb_fixed32(buf_t *b, unsigned field, uint32_t v)
         out[i] = (uint8_t) (v >> (8 * i));
     }
     pb_tag(b, field, PB_FIXED32);
-    buf_append(b, out, 4);
+    pb_put(b, out, 4);
 }
 
 #endif

@@ -64,16 +64,11 @@ queue_free(dgram_queue_t *q)
     free(q);
 }
 
-int
-queue_put(dgram_queue_t *q, const uint8_t *data, size_t len)
+size_t
+queue_depth(dgram_queue_t *q)
 {
-    slot_t    *s;
-    uint64_t   oldest;
-    int        i;
-
-    if (len > QUEUE_SLOT_BYTES) {
-        return -1;
-    }
+    uint64_t  oldest;
+    int       i;
 
     pthread_mutex_lock(&q->lock);
     oldest = q->head;
@@ -84,7 +79,16 @@ queue_put(dgram_queue_t *q, const uint8_t *data, size_t len)
     }
     pthread_mutex_unlock(&q->lock);
 
-    if (q->head - oldest >= q->n_slots) {
+    return (size_t) (q->head - oldest);
+}
+
+int
+queue_put(dgram_queue_t *q, const uint8_t *data, size_t len)
+{
+    slot_t  *s;
+
+    /* only this thread moves head, so the depth can only shrink meanwhile */
+    if (len > QUEUE_SLOT_BYTES || queue_depth(q) >= q->n_slots) {
         return -1;
     }
 

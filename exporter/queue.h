@@ -37,6 +37,9 @@ long queue_get(dgram_queue_t *q, int reader, const uint8_t **data,
 /* Tells the ring that reader is done with the datagram queue_get gave. */
 void queue_done(dgram_queue_t *q, int reader);
 
+/* Datagrams the slowest reader has not finished. */
+size_t queue_depth(dgram_queue_t *q);
+
 /* No more datagrams: readers finish what is queued, then get -1. */
 void queue_close(dgram_queue_t *q);
 

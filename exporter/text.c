@@ -7,7 +7,22 @@
 size_t
 text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap)
 {
-    size_t  i = 0, n = 0, seq, max = cap - 1;
+    size_t    i = 0, n = 0, seq, max = cap - 1;
+    uint64_t  w;
+
+    /* the usual text is plain ASCII: copy it 8 bytes at a time while no
+       byte has its top bit set or is NUL */
+    while (i + 8 <= len && n + 8 <= max) {
+        memcpy(&w, raw + i, 8);
+        if ((w & 0x8080808080808080ULL)
+            || ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+        {
+            break;          /* a byte >= 0x80, or a NUL */
+        }
+        memcpy(out + n, &w, 8);
+        i += 8;
+        n += 8;
+    }
 
     while (i < len) {
         seq = raw[i] ? text_utf8_sequence(raw + i, len - i) : 0;

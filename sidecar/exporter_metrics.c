@@ -68,6 +68,13 @@ exporter_metrics(expo_writer_t *w, void *data)
     }
     expo_family_end(w);
 
+    expo_family(w, "obs_exporter_backlog_datagrams",
+                "Datagrams handed from ingest to the exporter threads and "
+                "not yet read (bounded by exporter_queue_datagrams).", NULL,
+                EXPO_GAUGE);
+    expo_sample(w, NULL, NULL, 0, (double) exporter_backlog(data));
+    expo_family_end(w);
+
     exporter_family(w, st, "obs_exporter_spooled",
                     "Payloads written to the on-disk spool.", NULL,
                     EXPO_COUNTER, offsetof(sink_stats_t, payloads_spooled));
