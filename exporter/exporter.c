@@ -327,8 +327,8 @@ exporter_sinks(exporter_t *e, char *err, size_t errlen)
 
     if (e->cfg.traces
         && sink_init(&e->sinks[EXPORTER_OTLP], EXPORTER_OTLP, &e->cfg.otlp,
-                     "application/x-protobuf", "gzip", e->multi, err,
-                     errlen) != 0)
+                     "application/x-protobuf", e->cfg.otlp_gzip ? "gzip" : NULL,
+                     e->multi, err, errlen) != 0)
     {
         return -1;
     }
@@ -760,8 +760,10 @@ encoder_seal_spans(encoder_t *c)
             free(text);
         }
 
-    } else {
+    } else if (e->cfg.otlp_gzip) {
         p = payload_gzip(&c->body, n, "");
+    } else {
+        p = payload_text(c->body.data, c->body.len, n, "");
     }
 
     exporter_hand(e, EXPORTER_OTLP, p, n);

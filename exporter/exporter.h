@@ -59,6 +59,7 @@ typedef struct {
     long             threads;           /* exporter threads (default 1) */
     long             queue_datagrams;   /* hand-off ring: datagram copies */
     int              loki_json;         /* 1: JSON + gzip push, 0: protobuf */
+    int              otlp_gzip;         /* 1: gzip OTLP bodies (default 0) */
 } exporter_config_t;
 
 typedef enum { SIGNAL_LOGS = 0, SIGNAL_TRACES, SIGNALS } signal_id_t;

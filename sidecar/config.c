@@ -832,7 +832,7 @@ config_sink(json_t *o, const char *name, sink_config_t *s, char *err,
         "bearer_token_file", "ca_file", "cert_file", "key_file",
         "batch_bytes", "batch_spans", "batch_wait_ms", "timeout_ms",
         "queue_bytes", "spool_dir", "spool_bytes", "tenant_header",
-        "org_id", "slow_ms", "format", NULL
+        "org_id", "slow_ms", "format", "compression", NULL
     };
 
     const char  *key, **k;
@@ -1076,12 +1076,26 @@ config_loki_format(const char *text, int *out, const char *setting,
     return 0;
 }
 
-/* OBS_SIDECAR_LOGS, _TRACES, _EXPORTER_THREADS and _LOKI_FORMAT. */
+/* OBS_SIDECAR_LOGS, _TRACES, _EXPORTER_THREADS, _LOKI_FORMAT and
+   OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION. */
 
 static int
 config_signals_env(config_t *c, char *err, size_t errlen)
 {
     const char  *env;
+
+    env = getenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION");
+    if (env == NULL || *env == '\0') {
+        env = getenv("OTEL_EXPORTER_OTLP_COMPRESSION");
+    }
+    if (env && *env) {
+        if (strcmp(env, "gzip") != 0 && strcmp(env, "none") != 0) {
+            snprintf(err, errlen, "OTEL_EXPORTER_OTLP_COMPRESSION: \"%s\" "
+                     "must be gzip or none", env);
+            return -1;
+        }
+        c->exporter.otlp_gzip = strcmp(env, "gzip") == 0;
+    }
 
     env = getenv("OBS_SIDECAR_LOGS");
     if (env && *env && config_switch(env, &c->exporter.logs,
@@ -1112,8 +1126,8 @@ config_signals_env(config_t *c, char *err, size_t errlen)
     return 0;
 }
 
-/* "logs", "traces", "exporter_threads", "exporter_queue_datagrams" and
-   "loki.format" of the config file. */
+/* "logs", "traces", "exporter_threads", "exporter_queue_datagrams",
+   "loki.format" and "otlp.compression" of the config file. */
 
 static int
 config_signals_json(config_t *c, json_t *root, char *err, size_t errlen)
@@ -1148,6 +1162,19 @@ config_signals_json(config_t *c, json_t *root, char *err, size_t errlen)
         snprintf(err, errlen, "config: \"exporter_threads\" must be from 1 "
                  "to 16");
         return -1;
+    }
+
+    v = json_object_get(json_object_get(root, "otlp"), "compression");
+    if (v) {
+        if (!json_is_string(v)
+            || (strcmp(json_string_value(v), "gzip") != 0
+                && strcmp(json_string_value(v), "none") != 0))
+        {
+            snprintf(err, errlen, "config: \"otlp.compression\" must be "
+                     "\"gzip\" or \"none\"");
+            return -1;
+        }
+        x->otlp_gzip = strcmp(json_string_value(v), "gzip") == 0;
     }
 
     v = json_object_get(json_object_get(root, "loki"), "format");

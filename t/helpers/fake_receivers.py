@@ -188,6 +188,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(415, "unknown Content-Encoding")
         meta = {"org": self.headers.get("X-Scope-OrgID"),
                 "auth": self.headers.get("Authorization"),
+                "encoding": self.headers.get("Content-Encoding"),
                 "time": time.time()}
         if self.path == "/loki/api/v1/push":
             ctype = self.headers.get("Content-Type")

@@ -190,6 +190,9 @@ class LokiAndOtlpTest(unittest.TestCase):
         spans = wait_for(lambda: len([s for s in rec.spans()
                                       if s["kind"] == 2]) == 2
                          and rec.spans(), what="two server spans")
+        # OTLP bodies go uncompressed unless OTEL_EXPORTER_OTLP_COMPRESSION
+        self.assertEqual({p["encoding"] for p in rec.state()["otlp"]},
+                         {None})
         server = {s["attrs"]["url.path"]: s for s in spans if s["kind"] == 2}
         self.assertEqual(set(server), {"/api/users/7", "/api/fail"})
         s = server["/api/users/7"]
@@ -414,10 +417,13 @@ class SignalSwitchesTest(unittest.TestCase):
     def test_logs_off_traces_on_and_threads(self):
         stack, rec = exporter_stack(
             self, {"exporter_threads": 3},
-            env={"OBS_SIDECAR_LOGS": "off"})
+            env={"OBS_SIDECAR_LOGS": "off",
+                 "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
         self.drive_and_count(stack, 6)
         wait_for(lambda: len([s for s in rec.spans() if s["kind"] == 2])
                  == 6, what="six 5xx server spans")
+        self.assertEqual({p["encoding"] for p in rec.state()["otlp"]},
+                         {"gzip"})
         self.assertEqual(rec.state()["loki"], [])
         self.assertEqual(thread_names(stack.sidecar.pid).count("obs-export"),
                          3)
