@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,8 @@
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
 #define TICK_MS            50
 #define DECODE_ARENA       (8 * 1024 * 1024)
+/* exporter threads yield the CPU to ingest (the metrics) when it is short */
+#define EXPORTER_NICE      10
 
 typedef struct {
     unsigned char       *base;
@@ -381,6 +384,8 @@ exporter_main(void *data)
     double       now, deadline = 0;
     int          running, left, stopping, i;
 
+    setpriority(PRIO_PROCESS, (id_t) gettid(), EXPORTER_NICE);
+
     for ( ;; ) {
         now = now_seconds();
         exporter_take(e, &stopping);
@@ -507,6 +512,8 @@ encoder_main(void *data)
     const uint8_t  *dgram;
     long            len;
     double          now;
+
+    setpriority(PRIO_PROCESS, (id_t) gettid(), EXPORTER_NICE);
 
     while ((len = queue_get(c->e->queue, c->index, &dgram, TICK_MS)) >= 0) {
         now = now_seconds();
