@@ -148,6 +148,7 @@ rules-test:
 	promtool check rules alert-rules/recording.yml alert-rules/alerts.yml alert-rules/slo.yml
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
+	/usr/bin/python3 alert-rules/tests/inhibit_test.py
 
 test: unit-test rules-test nginx-test integration-test
 
