@@ -3,7 +3,9 @@
 
 SLO targets live here, in one place; `make rules` regenerates slo.yml and
 the tests fail when the committed file is stale.  The burn-rate pairs are
-the Google SRE workbook's for a 30-day window."""
+the Google SRE workbook's for a 30-day window.  Error ratios are 0, not
+absent, for a service or tenant with traffic and no 5xx, so that budget
+panels show a full budget rather than "No data"."""
 
 import sys
 
@@ -55,8 +57,13 @@ def recording_rules():
                 "      - record: %s:slo_availability_errors:ratio_rate%s"
                 % (scope, w),
                 "        expr: >-",
-                "          sum by (%s) (rate(http_server_requests_total"
+                "          (",
+                "            sum by (%s) (rate(http_server_requests_total"
                 "{code=~\"5..\"}[%s]))" % (by, w),
+                "            or",
+                "            sum by (%s) (rate(http_server_requests_total[%s]))"
+                " * 0" % (by, w),
+                "          )",
                 "          /",
                 "          sum by (%s) (rate(http_server_requests_total[%s]))"
                 % (by, w),
