@@ -334,35 +334,41 @@ system = dashboard("obs-system", "System health", [
 ], [var("instance", "label_values(node_uname_info, instance)", "Instance")],
     ["system"])
 
+SIDECAR = 'instance=~"$instance"'
 pipeline = dashboard("obs-pipeline", "Observability pipeline", [
-    panel("Records received", "sum(rate(obs_records_received_total[%s]))"
-          % RATE, unit="reqps", legend="records/s"),
+    panel("Records received",
+          "sum(rate(obs_records_received_total{%s}[%s]))" % (SIDECAR, RATE),
+          unit="reqps", legend="records/s"),
     panel("Records dropped by reason",
-          "sum by (reason) (rate(obs_records_dropped_total[%s]))" % RATE,
-          unit="reqps", legend="{{reason}}"),
+          "sum by (reason) (rate(obs_records_dropped_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{reason}}"),
     panel("Datagrams received and lost", [
-        ("sum(rate(obs_datagrams_received_total[%s]))" % RATE, "received"),
-        ("sum(rate(obs_datagrams_lost_total[%s]))" % RATE, "lost")],
-        unit="reqps"),
+        ("sum(rate(obs_datagrams_received_total{%s}[%s]))" % (SIDECAR, RATE),
+         "received"),
+        ("sum(rate(obs_datagrams_lost_total{%s}[%s]))" % (SIDECAR, RATE),
+         "lost")], unit="reqps"),
     panel("Decode errors by reason",
-          "sum by (reason) (rate(obs_decode_errors_total[%s]))" % RATE,
-          unit="reqps", legend="{{reason}}"),
-    panel("Series kept", "sum(obs_series)", unit="short", legend="series"),
+          "sum by (reason) (rate(obs_decode_errors_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{reason}}"),
+    panel("Series kept", "sum(obs_series{%s})" % SIDECAR, unit="short",
+          legend="series"),
     panel("Cardinality overflow by dimension",
-          "sum by (dimension) (rate(obs_series_overflow_total[%s]))" % RATE,
-          unit="reqps", legend="{{dimension}}"),
-    panel("Sidecar CPU", "rate(obs_process_cpu_seconds_total[%s])" % RATE,
+          "sum by (dimension) (rate(obs_series_overflow_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{dimension}}"),
+    panel("Sidecar CPU",
+          "rate(obs_process_cpu_seconds_total{%s}[%s])" % (SIDECAR, RATE),
           unit="percentunit", legend="{{instance}}"),
-    panel("Sidecar memory", "obs_process_resident_memory_bytes",
+    panel("Sidecar memory", "obs_process_resident_memory_bytes{%s}" % SIDECAR,
           unit="bytes", legend="{{instance}}"),
     panel("Exporter deliveries by result",
-          "sum by (exporter, result) (rate(obs_exporter_requests_total[%s]))"
-          % RATE, unit="reqps", legend="{{exporter}} {{result}}",
+          "sum by (exporter, result) (rate(obs_exporter_requests_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{exporter}} {{result}}",
           description="Loki and OTLP exporters (empty until they run)."),
     panel("Exporter spool use",
-          "obs_exporter_spool_bytes / obs_exporter_spool_limit_bytes",
-          unit="percentunit", legend="{{exporter}}"),
-], [], ["pipeline"])
+          "obs_exporter_spool_bytes{%s} / obs_exporter_spool_limit_bytes{%s}"
+          % (SIDECAR, SIDECAR), unit="percentunit", legend="{{exporter}}"),
+], [var("instance", "label_values(obs_records_received_total, instance)",
+        "Sidecar")], ["pipeline"])
 
 DASHBOARDS = {
     "api-gateway-red.json": red,
