@@ -15,6 +15,8 @@ import subprocess
 import sys
 import unittest
 
+import yaml
+
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (ROOT, GATEWAY_HTTP, Stack, request, value,  # noqa
                      wait_for, main)
@@ -53,6 +55,15 @@ def dashboards():
                                               "*.json"))):
         with open(path) as f:
             yield json.load(f)
+
+
+def parse_logql(queries):
+    """Errors Grafana's LogQL parser finds (None per valid query)."""
+    p = subprocess.run(
+        ["node", os.path.join(ROOT, "t", "helpers", "js", "logql_check.js")],
+        input=json.dumps(queries), capture_output=True, text=True,
+        check=True)
+    return json.loads(p.stdout)
 
 
 def prometheus_targets(panel):
@@ -215,6 +226,22 @@ class DashboardTest(unittest.TestCase):
                 self.assertIn('service=~"$service"', t["expr"])
                 self.assertIn('tenant_id=~"$tenant"', t["expr"])
         self.assertEqual(logs[0][1]["title"], "Error logs (5xx)")
+
+    def test_loki_queries_parse_with_grafanas_logql_grammar(self):
+        queries = [t["expr"] for d in dashboards() for p in d["panels"]
+                   for t in p["targets"]
+                   if t["datasource"]["type"] == "loki"]
+        self.assertGreaterEqual(len(queries), 4)
+        # and the query Jaeger uses to open a trace's log lines
+        with open(os.path.join(ROOT, "dashboards", "provisioning",
+                               "datasources.yml")) as f:
+            sources = yaml.safe_load(f)["datasources"]
+        queries += [s["jsonData"]["tracesToLogsV2"]["query"].replace(
+            "$$", "$") for s in sources if s["type"] == "jaeger"]
+        broken = '{service=~"$service"} | tenant_id=~'
+        self.assertEqual(parse_logql(queries + [broken])[:-1],
+                         [None] * len(queries))
+        self.assertIsNotNone(parse_logql([broken])[0])
 
 
 class GrafanaLoadTest(unittest.TestCase):
