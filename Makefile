@@ -24,7 +24,8 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop rules rules-test dashboards k8s fuzz
+        install clean demo demo-stop rules rules-test dashboards \
+        dashboards-test k8s fuzz
 
 all: module sidecar
 
@@ -145,11 +146,19 @@ k8s:
 
 rules-test:
 	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml
+	/usr/bin/python3 deploy/k8s/generate-prometheusrule.py --check
 	promtool check rules alert-rules/recording.yml alert-rules/alerts.yml alert-rules/slo.yml
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
+	/usr/bin/python3 alert-rules/tests/inhibit_test.py
 
-test: unit-test rules-test nginx-test integration-test
+# what Grafana needs to load and import them (no Grafana needed); the
+# queries run against a live Prometheus in t/integration/test_dashboards.py
+dashboards-test:
+	/usr/bin/python3 dashboards/build.py --check
+	/usr/bin/python3 dashboards/validate.py
+
+test: unit-test rules-test dashboards-test nginx-test integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15
