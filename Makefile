@@ -63,7 +63,7 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lz -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 sidecar: $(SIDECAR)
@@ -100,12 +100,13 @@ $(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SI
 $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
-	    -o $@ bench/exporter_floor.c $(wildcard exporter/*.c) sidecar/log.c \
+	    -o $@ bench/exporter_floor.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 # --- tests -----------------------------------------------------------------
 
-UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar
+UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
+              $(BUILD)/test_logline
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
 	@mkdir -p $(BUILD)
@@ -119,6 +120,12 @@ $(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SID
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_sidecar.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+$(BUILD)/test_logline: t/unit/unit.h t/unit/test_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	    -DOBS_EXPORTER_VERSION='"test"' \
+	    -o $@ t/unit/test_logline.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 unit-test: $(UNIT_TESTS)
@@ -173,11 +180,17 @@ $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PRO
 	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
-fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest
-	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest
+$(BUILD)/fuzz_logline: t/fuzz/fuzz_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -It/unit -DOBS_EXPORTER_VERSION='"fuzz"' \
+	    -o $@ t/fuzz/fuzz_logline.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline
 	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
+	$(BUILD)/fuzz_logline -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(BUILD)/corpus/logline
 
 clean:
 	rm -rf $(BUILD) t/servroot

@@ -17,7 +17,7 @@ PACKAGES=(
     # record schema
     protobuf-c-compiler libprotobuf-c-dev
     # sidecar and exporters
-    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsnappy-dev
     # tests: Test::Nginx's block parser, an independent protobuf decoder,
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
@@ -36,7 +36,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 
-# The OTLP decoder the tests use (OpenTelemetry JS), pinned by
+# The decoders the tests use (OpenTelemetry JS for OTLP; Loki's proto compiled
+# to JS by loki-grpc-client, and snappyjs, for the native Loki push), pinned by
 # t/helpers/js/package-lock.json.  Node from the machine image is kept; the
 # distro's is installed only where there is none.
 if ! command -v npm >/dev/null 2>&1; then

@@ -45,6 +45,15 @@ static int config_sink(json_t *o, const char *name, sink_config_t *s,
     char *err, size_t errlen);
 static int config_exporter_json(config_t *c, json_t *root, char *err,
     size_t errlen);
+static int config_switch(const char *text, int *out, const char *setting,
+    char *err, size_t errlen);
+static int config_threads(const char *text, long *out, const char *setting,
+    char *err, size_t errlen);
+static int config_loki_format(const char *text, int *out,
+    const char *setting, char *err, size_t errlen);
+static int config_signals_env(config_t *c, char *err, size_t errlen);
+static int config_signals_json(config_t *c, json_t *root, char *err,
+    size_t errlen);
 
 void
 config_usage(const char *prog)
@@ -92,13 +101,19 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         { "otlp-endpoint", required_argument, NULL, 'O' },
         { "logs-file", required_argument, NULL, 'F' },
         { "spans-file", required_argument, NULL, 'S' },
+        { "no-logs", no_argument, NULL, 'N' },
+        { "no-traces", no_argument, NULL, 'T' },
+        { "exporter-threads", required_argument, NULL, 'X' },
+        { "loki-format", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
 
     const char  *env, *flag_listen = NULL, *flag_config = NULL;
     const char  *flag_loki = NULL, *flag_otlp = NULL, *flag_logs = NULL;
-    const char  *flag_spans = NULL;
+    const char  *flag_spans = NULL, *flag_threads = NULL;
+    const char  *flag_format = NULL;
+    int          flag_no_logs = 0, flag_no_traces = 0;
     const char  *flag_ingest[CONFIG_MAX_INGEST];
     int          n_flag_ingest = 0, opt, i, check_only = 0;
 
@@ -135,6 +150,18 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
             break;
         case 'S':
             flag_spans = optarg;
+            break;
+        case 'N':
+            flag_no_logs = 1;
+            break;
+        case 'T':
+            flag_no_traces = 1;
+            break;
+        case 'X':
+            flag_threads = optarg;
+            break;
+        case 'P':
+            flag_format = optarg;
             break;
         case 'h':
             config_usage(argv[0]);
@@ -207,6 +234,22 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     }
     if (flag_spans) {
         config_replace(&c->exporter.otlp.file, flag_spans);
+    }
+
+    if (config_signals_env(c, err, errlen) != 0
+        || (flag_threads && config_threads(flag_threads, &c->exporter.threads,
+                                           "--exporter-threads", err, errlen))
+        || (flag_format && config_loki_format(flag_format,
+                                              &c->exporter.loki_json,
+                                              "--loki-format", err, errlen)))
+    {
+        return CONFIG_ERROR;
+    }
+    if (flag_no_logs) {
+        c->exporter.logs = 0;
+    }
+    if (flag_no_traces) {
+        c->exporter.traces = 0;
     }
 
     if (c->n_ingest == 0) {
@@ -341,7 +384,9 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
         "ingest", "listen", "default_service", "duration_buckets",
         "upstream_buckets", "max_tenants", "max_routes", "max_series",
         "series_ttl_seconds", "exemplars", "auth", "loki", "otlp",
-        "logs_file", "spans_file", "gateway_name", "drain_seconds", NULL
+        "logs_file", "spans_file", "gateway_name", "drain_seconds",
+        "logs", "traces", "exporter_threads", "exporter_queue_datagrams",
+        NULL
     };
 
     const char  *key, **k;
@@ -425,7 +470,9 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
         c->exemplars = json_is_true(v);
     }
 
-    if (config_exporter_json(c, root, err, errlen) != 0) {
+    if (config_exporter_json(c, root, err, errlen) != 0
+        || config_signals_json(c, root, err, errlen) != 0)
+    {
         return -1;
     }
 
@@ -785,7 +832,7 @@ config_sink(json_t *o, const char *name, sink_config_t *s, char *err,
         "bearer_token_file", "ca_file", "cert_file", "key_file",
         "batch_bytes", "batch_spans", "batch_wait_ms", "timeout_ms",
         "queue_bytes", "spool_dir", "spool_bytes", "tenant_header",
-        "org_id", "slow_ms", NULL
+        "org_id", "slow_ms", "format", "compression", NULL
     };
 
     const char  *key, **k;
@@ -973,6 +1020,173 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
             return -1;
         }
         x->drain_seconds = json_number_value(v);
+    }
+
+    return 0;
+}
+
+/* "on" or "off" (also true/false, 1/0) for a signal switch. */
+
+static int
+config_switch(const char *text, int *out, const char *setting, char *err,
+    size_t errlen)
+{
+    if (strcmp(text, "on") == 0 || strcmp(text, "true") == 0
+        || strcmp(text, "1") == 0)
+    {
+        *out = 1;
+    } else if (strcmp(text, "off") == 0 || strcmp(text, "false") == 0
+               || strcmp(text, "0") == 0)
+    {
+        *out = 0;
+    } else {
+        snprintf(err, errlen, "%s: \"%s\" is neither on nor off", setting,
+                 text);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_threads(const char *text, long *out, const char *setting, char *err,
+    size_t errlen)
+{
+    char  *end;
+    long   n = strtol(text, &end, 10);
+
+    if (*text == '\0' || *end != '\0' || n < 1 || n > 16) {
+        snprintf(err, errlen, "%s: \"%s\" is not a number of threads "
+                 "from 1 to 16", setting, text);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int
+config_loki_format(const char *text, int *out, const char *setting,
+    char *err, size_t errlen)
+{
+    if (strcmp(text, "protobuf") != 0 && strcmp(text, "json") != 0) {
+        snprintf(err, errlen, "%s: \"%s\" must be protobuf or json",
+                 setting, text);
+        return -1;
+    }
+    *out = strcmp(text, "json") == 0;
+    return 0;
+}
+
+/* OBS_SIDECAR_LOGS, _TRACES, _EXPORTER_THREADS, _LOKI_FORMAT and
+   OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION. */
+
+static int
+config_signals_env(config_t *c, char *err, size_t errlen)
+{
+    const char  *env;
+
+    env = getenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION");
+    if (env == NULL || *env == '\0') {
+        env = getenv("OTEL_EXPORTER_OTLP_COMPRESSION");
+    }
+    if (env && *env) {
+        if (strcmp(env, "gzip") != 0 && strcmp(env, "none") != 0) {
+            snprintf(err, errlen, "OTEL_EXPORTER_OTLP_COMPRESSION: \"%s\" "
+                     "must be gzip or none", env);
+            return -1;
+        }
+        c->exporter.otlp_gzip = strcmp(env, "gzip") == 0;
+    }
+
+    env = getenv("OBS_SIDECAR_LOGS");
+    if (env && *env && config_switch(env, &c->exporter.logs,
+                                     "OBS_SIDECAR_LOGS", err, errlen))
+    {
+        return -1;
+    }
+    env = getenv("OBS_SIDECAR_TRACES");
+    if (env && *env && config_switch(env, &c->exporter.traces,
+                                     "OBS_SIDECAR_TRACES", err, errlen))
+    {
+        return -1;
+    }
+    env = getenv("OBS_SIDECAR_EXPORTER_THREADS");
+    if (env && *env && config_threads(env, &c->exporter.threads,
+                                      "OBS_SIDECAR_EXPORTER_THREADS", err,
+                                      errlen))
+    {
+        return -1;
+    }
+    env = getenv("OBS_SIDECAR_LOKI_FORMAT");
+    if (env && *env && config_loki_format(env, &c->exporter.loki_json,
+                                          "OBS_SIDECAR_LOKI_FORMAT", err,
+                                          errlen))
+    {
+        return -1;
+    }
+    return 0;
+}
+
+/* "logs", "traces", "exporter_threads", "exporter_queue_datagrams",
+   "loki.format" and "otlp.compression" of the config file. */
+
+static int
+config_signals_json(config_t *c, json_t *root, char *err, size_t errlen)
+{
+    exporter_config_t  *x = &c->exporter;
+    const char         *keys[] = { "logs", "traces" };
+    int                *flags[] = { &x->logs, &x->traces };
+    json_t             *v;
+    int                 i;
+
+    for (i = 0; i < 2; i++) {
+        v = json_object_get(root, keys[i]);
+        if (v == NULL) {
+            continue;
+        }
+        if (!json_is_boolean(v)) {
+            snprintf(err, errlen, "config: \"%s\" must be true or false",
+                     keys[i]);
+            return -1;
+        }
+        *flags[i] = json_is_true(v);
+    }
+
+    if (config_number(root, "exporter_threads", &x->threads, NULL, err,
+                      errlen)
+        || config_number(root, "exporter_queue_datagrams",
+                         &x->queue_datagrams, NULL, err, errlen))
+    {
+        return -1;
+    }
+    if (x->threads > 16) {
+        snprintf(err, errlen, "config: \"exporter_threads\" must be from 1 "
+                 "to 16");
+        return -1;
+    }
+
+    v = json_object_get(json_object_get(root, "otlp"), "compression");
+    if (v) {
+        if (!json_is_string(v)
+            || (strcmp(json_string_value(v), "gzip") != 0
+                && strcmp(json_string_value(v), "none") != 0))
+        {
+            snprintf(err, errlen, "config: \"otlp.compression\" must be "
+                     "\"gzip\" or \"none\"");
+            return -1;
+        }
+        x->otlp_gzip = strcmp(json_string_value(v), "gzip") == 0;
+    }
+
+    v = json_object_get(json_object_get(root, "loki"), "format");
+    if (v && (!json_is_string(v)
+              || config_loki_format(json_string_value(v), &x->loki_json,
+                                    "config: \"loki.format\"", err, errlen)))
+    {
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "config: \"loki.format\" must be "
+                     "\"protobuf\" or \"json\"");
+        }
+        return -1;
     }
 
     return 0;

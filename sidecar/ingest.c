@@ -48,7 +48,7 @@ struct ingest {
     char             *unix_paths[CONFIG_MAX_INGEST];
     int               n;
     aggregator_t     *agg;
-    ingest_record_pt  hook;
+    ingest_datagram_pt hook;
     void             *hook_data;
     unsigned char    *datagram;
     arena_t           arena;
@@ -62,8 +62,8 @@ static void *arena_alloc(void *data, size_t size);
 static void arena_free(void *data, void *p);
 static void ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t now);
-static void ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r, time_t now, double now_f);
+static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
+    time_t now, double now_f);
 
 ingest_t *
 ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
@@ -106,7 +106,7 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
 }
 
 void
-ingest_set_record_hook(ingest_t *in, ingest_record_pt hook, void *data)
+ingest_set_datagram_hook(ingest_t *in, ingest_datagram_pt hook, void *data)
 {
     in->hook = hook;
     in->hook_data = data;
@@ -163,7 +163,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     columns_reader_t           rd;
     struct timespec            ts;
     double                     now_f;
-    size_t                     i;
+    size_t                     i, n;
 
     STATS_INC(datagrams_received);
 
@@ -204,30 +204,29 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {
-        ingest_record(in, batch->header, batch->records[i], ts.tv_sec, now_f);
+        ingest_record(in, batch->records[i], ts.tv_sec, now_f);
     }
 
-    if (batch->columns == NULL) {
-        return;
+    if (batch->columns) {
+        STATS_ADD(records_received, batch->columns->count);
+        columns_reader_init(&rd, batch->columns);
+
+        while (columns_next(&rd, &r, attempts, ptrs)) {
+            ingest_record(in, &r, ts.tv_sec, now_f);
+        }
     }
 
-    STATS_ADD(records_received, batch->columns->count);
-    columns_reader_init(&rd, batch->columns);
-
-    while (columns_next(&rd, &r, attempts, ptrs)) {
-        ingest_record(in, batch->header, &r, ts.tv_sec, now_f);
+    n = batch->n_records + (batch->columns ? batch->columns->count : 0);
+    if (in->hook && n) {
+        in->hook(data, len, n, in->hook_data);
     }
 }
 
 static void
-ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r, time_t now, double now_f)
+ingest_record(ingest_t *in, const Obs__V1__Record *r, time_t now,
+    double now_f)
 {
     aggregator_record(in->agg, r, now, now_f);
-
-    if (in->hook) {
-        in->hook(h, r, in->hook_data);
-    }
 }
 
 void
