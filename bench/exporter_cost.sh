@@ -61,7 +61,10 @@ http {
 }
 EOC
 
+# nginx started as root writes the records socket as nobody
+GROUP=$(if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi)
 build/obs-sidecar --ingest "unix:$WORK/records.sock" --listen "127.0.0.1:$METRICS" \
+    --ingest-group "$GROUP" \
     --loki-url "http://127.0.0.1:$RX/loki/api/v1/push" \
     --otlp-endpoint "http://127.0.0.1:$RX" 2>"$WORK/sidecar.log" &
 SIDECAR=$!
