@@ -277,9 +277,11 @@ ingest_close(ingest_t *in)
 }
 
 /*
- * The module's drop counters and sequence numbers are cumulative per
- * worker, so a lost datagram loses nothing: only the difference from what
- * this worker last reported is new.
+ * Sequence numbers are per worker: a gap is datagrams lost.  Drops come as
+ * deltas (added as they are: a restarted sidecar, or a worker that fell out
+ * of the table, adds nothing twice) or, from older modules, as cumulative
+ * counters, of which only the difference from what this worker last
+ * reported is new.
  */
 
 static void
@@ -320,6 +322,14 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
     reported[MODULE_DROP_BUFFER_FULL] = h->dropped_buffer_full;
     reported[MODULE_DROP_SEND_FAILED] = h->dropped_send_failed;
     reported[MODULE_DROP_OVERSIZE] = h->dropped_oversize;
+    reported[MODULE_DROP_EXIT] = 0;
+
+    STATS_ADD(module_dropped[MODULE_DROP_BUFFER_FULL],
+              h->delta_dropped_buffer_full);
+    STATS_ADD(module_dropped[MODULE_DROP_SEND_FAILED],
+              h->delta_dropped_send_failed);
+    STATS_ADD(module_dropped[MODULE_DROP_OVERSIZE], h->delta_dropped_oversize);
+    STATS_ADD(module_dropped[MODULE_DROP_EXIT], h->delta_dropped_at_exit);
 
     for (i = 0; i < MODULE_DROP_REASONS; i++) {
         if (reported[i] > w->dropped[i]) {

@@ -20,7 +20,8 @@ const char *const  decode_reason_names[DECODE_REASONS] = {
     "malformed", "oversize", "no_header", "schema"
 };
 const char *const  module_drop_names[MODULE_DROP_REASONS] = {
-    "module_buffer_full", "module_send_failed", "module_oversize"
+    "module_buffer_full", "module_send_failed", "module_oversize",
+    "module_exit"
 };
 const char *const  overflow_names[OVERFLOW_KINDS] = {
     "tenant", "route", "upstream", "series", "service"

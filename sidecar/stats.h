@@ -17,6 +17,7 @@ typedef enum {
     MODULE_DROP_BUFFER_FULL = 0,
     MODULE_DROP_SEND_FAILED,
     MODULE_DROP_OVERSIZE,
+    MODULE_DROP_EXIT,           /* held by a worker when it exited */
     MODULE_DROP_REASONS
 } module_drop_t;
 

@@ -712,6 +712,79 @@ test_ingest_paths(void)
     store_free(s);
 }
 
+/* Sends a header-only datagram for worker pid. */
+static void
+send_header(ingest_t *in, uint32_t pid, uint64_t sequence,
+    uint64_t delta_full, uint64_t cumulative_full, uint64_t at_exit)
+{
+    Obs__V1__Batch        batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader  h = OBS__V1__BATCH_HEADER__INIT;
+    uint8_t               wire[128];
+
+    h.schema_version = 2;
+    h.pid = pid;
+    h.worker_start_unix_nano = 1;
+    h.sequence = sequence;
+    h.host.data = (uint8_t *) "host";
+    h.host.len = 4;
+    h.delta_dropped_buffer_full = delta_full;
+    h.dropped_buffer_full = cumulative_full;
+    h.delta_dropped_at_exit = at_exit;
+    batch.header = &h;
+
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+}
+
+/*
+ * Drops come as deltas: each counts once, however many workers report and
+ * whether or not the sidecar saw a worker before (a restart); the
+ * cumulative counters of older modules still count their increase.
+ */
+static void
+test_drop_accounting(void)
+{
+    config_t       c = cfg;
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    ingest_t      *in, *restarted;
+    uint64_t       full, at_exit;
+    uint32_t       pid;
+    char           err[256];
+
+    c.n_ingest = 0;
+    in = ingest_open(&c, a, err, sizeof(err));
+    full = obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL];
+    at_exit = obs_stats.module_dropped[MODULE_DROP_EXIT];
+
+    for (pid = 1; pid <= 1500; pid++) {
+        send_header(in, pid, 0, 2, 0, 0);
+    }
+    for (pid = 1; pid <= 1500; pid++) {
+        send_header(in, pid, 1, 1, 0, 0);
+    }
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == full + 4500,
+          "1500 workers' drop deltas count exactly once");
+
+    restarted = ingest_open(&c, a, err, sizeof(err));
+    send_header(restarted, 7, 2, 0, 0, 0);
+    send_header(restarted, 9, 5, 3, 0, 11);
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == full + 4503,
+          "a restarted sidecar adds only what is new");
+    CHECK(obs_stats.module_dropped[MODULE_DROP_EXIT] == at_exit + 11,
+          "records held at a worker's exit are counted");
+
+    full = obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL];
+    send_header(in, 4242, 0, 0, 5, 0);
+    send_header(in, 4242, 1, 0, 9, 0);
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == full + 9,
+          "an older module's cumulative counters count their increase");
+
+    ingest_close(in);
+    ingest_close(restarted);
+    aggregator_free(a);
+    store_free(s);
+}
+
 int
 main(void)
 {
@@ -727,6 +800,7 @@ main(void)
     test_config_errors();
     test_accept_encoding();
     test_ingest_paths();
+    test_drop_accounting();
     config_free(&cfg);
 
     return unit_report("sidecar");
