@@ -342,6 +342,26 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
     w->last_seen = now ? now : 1;
 }
 
+/* A unix datagram socket and the address of path (checked for length). */
+
+static int
+ingest_unix_socket(const char *addr, const char *path,
+    struct sockaddr_un *sun, char *err, size_t errlen)
+{
+    int  fd;
+
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "ingest %s: socket: %s", addr, strerror(errno));
+        return -1;
+    }
+
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, strlen(path));
+    return fd;
+}
+
 /*
  * What is at a unix socket path: 0 nothing (its directory exists), 1 a
  * stale socket nobody receives on, which may be removed; -1 anything else,
@@ -386,15 +406,10 @@ ingest_unix_probe(const char *addr, const char *path, char *err,
         return -1;
     }
 
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    fd = ingest_unix_socket(addr, path, &sun, err, errlen);
     if (fd < 0) {
-        snprintf(err, errlen, "ingest %s: socket: %s", addr, strerror(errno));
         return -1;
     }
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, path, strlen(path));
 
     rc = connect(fd, (struct sockaddr *) &sun, sizeof(sun));
     errno = rc == 0 ? 0 : errno;
@@ -523,15 +538,10 @@ ingest_bind_unix(const char *addr, const config_t *cfg, char **unix_path,
         return -1;
     }
 
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    fd = ingest_unix_socket(addr, path, &sun, err, errlen);
     if (fd < 0) {
-        snprintf(err, errlen, "ingest %s: socket: %s", addr, strerror(errno));
         return -1;
     }
-
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, path, strlen(path));
 
     /* created 0660 at once; no thread runs yet, so umask is ours alone */
     mask = umask(0117);

@@ -96,6 +96,20 @@ class LossAccountingTest(unittest.TestCase):
         if stack.sidecar.poll() is None:
             stack.sidecar.send_signal(signal.SIGCONT)
 
+    def stall_and_drive(self, stack, n, nginx_signal):
+        """With the sidecar stalled and its queue full, n requests, then
+        the signal to nginx; the sidecar resumes once the workers that
+        served them have exited (so they exit with records in hand)."""
+        workers = wait_for(lambda: children(stack.nginx.pid),
+                           what="nginx workers")
+        stack.sidecar.send_signal(signal.SIGSTOP)
+        fill_queue(stack.sock)
+        drive(stack, n)
+        stack.nginx.send_signal(nginx_signal)
+        wait_for(lambda: not (children(stack.nginx.pid) & workers),
+                 interval=0.02, what="the workers to exit")
+        stack.sidecar.send_signal(signal.SIGCONT)
+
     def settle(self, stack, total, what):
         """Waits until every record is received or counted dropped, then
         checks that the sum stays exactly there."""
@@ -134,16 +148,7 @@ class LossAccountingTest(unittest.TestCase):
         still hold is counted, and the master reports it once the sidecar
         reads again."""
         stack = self.start(flush="60s")
-        workers = wait_for(lambda: children(stack.nginx.pid),
-                           what="nginx workers")
-        stack.sidecar.send_signal(signal.SIGSTOP)
-        fill_queue(stack.sock)
-        drive(stack, 3000)
-
-        stack.nginx.send_signal(signal.SIGQUIT)
-        wait_for(lambda: not (children(stack.nginx.pid) & workers),
-                 interval=0.02, what="the workers to exit")
-        stack.sidecar.send_signal(signal.SIGCONT)
+        self.stall_and_drive(stack, 3000, signal.SIGQUIT)
         self.assertEqual(stack.nginx.wait(timeout=20), 0)
 
         received, dropped = self.settle(stack, 3000, "3000 records")
@@ -152,16 +157,7 @@ class LossAccountingTest(unittest.TestCase):
 
     def test_reload_with_a_stalled_sidecar_counts_once(self):
         stack = self.start(flush="60s")
-        workers = wait_for(lambda: children(stack.nginx.pid),
-                           what="nginx workers")
-        stack.sidecar.send_signal(signal.SIGSTOP)
-        fill_queue(stack.sock)
-        drive(stack, 2000)
-
-        stack.nginx.send_signal(signal.SIGHUP)
-        wait_for(lambda: not (children(stack.nginx.pid) & workers),
-                 interval=0.05, what="the old workers to exit")
-        stack.sidecar.send_signal(signal.SIGCONT)
+        self.stall_and_drive(stack, 2000, signal.SIGHUP)
 
         drive(stack, 100)      # the new workers carry the old ones' counts
         stack.nginx.send_signal(signal.SIGHUP)      # and send what they hold

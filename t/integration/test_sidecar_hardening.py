@@ -8,6 +8,7 @@ removes a live socket or a file that is not a socket, and --check-config
 says so (exit 2) as it does for everything start-up would refuse.  All
 traffic stays on loopback (127.0.0.0/8)."""
 
+import grp
 import gzip
 import os
 import socket
@@ -208,38 +209,29 @@ class SocketPathTest(unittest.TestCase):
         s.close()                       # the file stays, nobody receives
         p = run_sidecar("--ingest", "unix:" + path, "--check-config")
         self.assertEqual(p.returncode, 0, p.stderr)
+        proc = self.serve("--ingest", "unix:" + path)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o660)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=10), 0)
+
+    def serve(self, *args):
+        """A sidecar started with args, once it is ready."""
         port = free_port()
-        proc = subprocess.Popen([SIDECAR, "--ingest", "unix:" + path,
-                                 "--listen", "127.0.0.1:%d" % port],
-                                stderr=subprocess.DEVNULL)
-        try:
-            wait_for(lambda: http_get("http://127.0.0.1:%d/readyz"
-                                      % port)[0] == 200, what="ready")
-            st = os.stat(path)
-            self.assertEqual(st.st_mode & 0o777, 0o660)
-        finally:
-            proc.terminate()
-            self.assertEqual(proc.wait(timeout=10), 0)
+        proc = subprocess.Popen([SIDECAR, "--listen", "127.0.0.1:%d" % port]
+                                + list(args), stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: http_get("http://127.0.0.1:%d/readyz"
+                                  % port)[0] == 200, what="ready")
+        return proc
 
     def test_socket_mode_and_group(self):
         group = worker_group() or subprocess.run(
             ["id", "-gn"], capture_output=True, text=True).stdout.strip()
         path = os.path.join(self.dir, "records.sock")
-        port = free_port()
-        proc = subprocess.Popen([SIDECAR, "--ingest", "unix:" + path,
-                                 "--ingest-group", group,
-                                 "--listen", "127.0.0.1:%d" % port],
-                                stderr=subprocess.DEVNULL)
-        try:
-            wait_for(lambda: http_get("http://127.0.0.1:%d/readyz"
-                                      % port)[0] == 200, what="ready")
-            import grp
-            st = os.stat(path)
-            self.assertEqual(st.st_mode & 0o777, 0o660)
-            self.assertEqual(grp.getgrgid(st.st_gid).gr_name, group)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        self.serve("--ingest", "unix:" + path, "--ingest-group", group)
+        st = os.stat(path)
+        self.assertEqual(st.st_mode & 0o777, 0o660)
+        self.assertEqual(grp.getgrgid(st.st_gid).gr_name, group)
         p = run_sidecar("--ingest", "unix:" + path, "--ingest-group",
                         "no-such-group-here", "--check-config")
         self.assertEqual(p.returncode, 2)
@@ -247,20 +239,11 @@ class SocketPathTest(unittest.TestCase):
 
     def test_udp_without_host_is_loopback(self):
         port = free_port()
-        proc = subprocess.Popen([SIDECAR, "--ingest", "udp:%d" % port,
-                                 "--listen", "127.0.0.1:%d" % free_port()],
-                                stderr=subprocess.DEVNULL)
-        try:
-            want = "0100007F:%04X" % port
-
-            def bound():
-                with open("/proc/net/udp") as f:
-                    return [l.split()[1] for l in f.readlines()[1:]
-                            if l.split()[1].endswith(":%04X" % port)]
-            self.assertEqual(wait_for(bound, what="the UDP socket"), [want])
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        self.serve("--ingest", "udp:%d" % port)
+        with open("/proc/net/udp") as f:
+            bound = [line.split()[1] for line in f.readlines()[1:]
+                     if line.split()[1].endswith(":%04X" % port)]
+        self.assertEqual(bound, ["0100007F:%04X" % port])
 
 
 class CheckConfigTest(unittest.TestCase):
