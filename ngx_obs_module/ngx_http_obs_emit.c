@@ -18,6 +18,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
 #include "ngx_http_obs_module.h"
 #include "obs/v1/record.pb-c.h"
 
@@ -46,6 +49,16 @@
 #define NGX_HTTP_OBS_DROP_EXIT         3
 #define NGX_HTTP_OBS_DROP_REASONS      4
 
+/*
+ * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
+ * (proto/obs/v1/record.proto); 0xff cannot start a protobuf message.
+ */
+#define NGX_HTTP_OBS_MAC_MARK          "\xff" "OBH"
+#define NGX_HTTP_OBS_MAC_MARK_LEN      4
+#define NGX_HTTP_OBS_MAC_LEN           32
+#define NGX_HTTP_OBS_KEY_MIN           16
+#define NGX_HTTP_OBS_KEY_MAX           1024
+
 /* how long a stopping master may wait for a busy sidecar, in seconds */
 #define NGX_HTTP_OBS_EXIT_REPORT_WAIT  2
 
@@ -60,6 +73,7 @@ typedef struct {
     ngx_http_obs_sidecar_t  *sidecar;
     ngx_socket_t             fd;
     unsigned                 connected:1;
+    EVP_MAC_CTX             *mac;          /* keyed, when key= is set */
 
     ngx_http_obs_columns_t  *open;         /* the batch records join */
     size_t                   batch_limit;  /* packed bytes it may reach */
@@ -87,6 +101,9 @@ static void ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason);
 static ngx_uint_t ngx_http_obs_claim(ngx_http_obs_emitter_t *e);
 static void ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e);
 static ngx_int_t ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e);
+static ngx_int_t ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e);
+static ngx_int_t ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header,
+    size_t header_len, u_char *chunk, size_t chunk_len, u_char *out);
 static void ngx_http_obs_flush_handler(ngx_event_t *ev);
 static void ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force);
 static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e);
@@ -122,6 +139,72 @@ ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
     sidecar->zone->data = sidecar;
 
     return NGX_OK;
+}
+
+
+/*
+ * key=file: the shared HMAC key is the file's first line, at least 16
+ * bytes; read at configuration time, so "nginx -t" checks it.
+ */
+
+char *
+ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
+    ngx_str_t *path)
+{
+    u_char           *p;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         name;
+    ngx_file_info_t   fi;
+
+    name = *path;
+
+    if (name.len == 0 || ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid key file \"%V\" in \"obs_sidecar\"",
+                           path);
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_HTTP_OBS_KEY_MAX);
+    n = -1;
+
+    if (p != NULL && ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
+        && !ngx_is_dir(&fi))
+    {
+        n = read(fd, p, NGX_HTTP_OBS_KEY_MAX);
+    }
+
+    (void) ngx_close_file(fd);
+
+    sidecar->key.data = p;
+    sidecar->key.len = 0;
+
+    while (n > 0 && sidecar->key.len < (size_t) n
+           && p[sidecar->key.len] != CR && p[sidecar->key.len] != LF)
+    {
+        sidecar->key.len++;
+    }
+
+    if (sidecar->key.len < NGX_HTTP_OBS_KEY_MIN
+        || sidecar->key.len == NGX_HTTP_OBS_KEY_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%V\" in \"obs_sidecar\" must hold "
+                           "a key of %d to %d bytes on its first line",
+                           &name, NGX_HTTP_OBS_KEY_MIN,
+                           NGX_HTTP_OBS_KEY_MAX - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -192,6 +275,10 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
     e->flush_event.log = cycle->log;
     e->flush_event.cancelable = 1;
 
+    if (ngx_http_obs_mac_init(e) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     e->fd = ngx_socket(sidecar->sockaddr->sa_family, SOCK_DGRAM, 0);
     if (e->fd == (ngx_socket_t) -1) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_socket_errno,
@@ -252,6 +339,8 @@ ngx_http_obs_emit_exit(void)
         e->fd = (ngx_socket_t) -1;
     }
 
+    EVP_MAC_CTX_free(e->mac);
+    e->mac = NULL;
     e->start = NULL;
 }
 
@@ -276,7 +365,7 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
     e->sidecar = sidecar;
     e->worker_start = (uint64_t) ngx_time() * 1000000000;
 
-    if (!ngx_http_obs_claim(e)) {
+    if (!ngx_http_obs_claim(e) || ngx_http_obs_mac_init(e) != NGX_OK) {
         return;
     }
 
@@ -304,6 +393,9 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
         (void) ngx_close_socket(e->fd);
         e->fd = (ngx_socket_t) -1;
     }
+
+    EVP_MAC_CTX_free(e->mac);
+    e->mac = NULL;
 }
 
 
@@ -623,23 +715,39 @@ static ngx_int_t
 ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     size_t header_len, u_char *chunk, size_t chunk_len)
 {
+    size_t         mark_len;
     ssize_t        n;
     ngx_err_t      err;
-    struct iovec   iov[2];
+    struct iovec   iov[3];
     struct msghdr  msg;
+    u_char         mark[NGX_HTTP_OBS_MAC_MARK_LEN + NGX_HTTP_OBS_MAC_LEN];
 
-    iov[0].iov_base = header;
-    iov[0].iov_len = header_len;
-    iov[1].iov_base = chunk;
-    iov[1].iov_len = chunk_len;
+    mark_len = 0;
+
+    if (e->mac) {
+        if (ngx_http_obs_mac(e, header, header_len, chunk, chunk_len, mark)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        mark_len = sizeof(mark);
+    }
+
+    iov[0].iov_base = mark;
+    iov[0].iov_len = mark_len;
+    iov[1].iov_base = header;
+    iov[1].iov_len = header_len;
+    iov[2].iov_base = chunk;
+    iov[2].iov_len = chunk_len;
 
     ngx_memzero(&msg, sizeof(struct msghdr));
     msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
+    msg.msg_iovlen = 3;
 
     n = sendmsg(e->fd, &msg, 0);
 
-    if (n == (ssize_t) (header_len + chunk_len)) {
+    if (n == (ssize_t) (mark_len + header_len + chunk_len)) {
         return NGX_OK;
     }
 
@@ -667,6 +775,71 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     default:
         return NGX_ERROR;
     }
+}
+
+
+/* A context keyed once with key=, duplicated for each datagram. */
+
+static ngx_int_t
+ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e)
+{
+    EVP_MAC     *hmac;
+    OSSL_PARAM   params[2];
+
+    if (e->sidecar->key.len == 0 || e->mac != NULL) {
+        return NGX_OK;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    e->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    EVP_MAC_free(hmac);
+
+    if (e->mac == NULL
+        || !EVP_MAC_init(e->mac, e->sidecar->key.data, e->sidecar->key.len,
+                         params))
+    {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
+                      &e->sidecar->name);
+        EVP_MAC_CTX_free(e->mac);
+        e->mac = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Writes the mark and the tag of header + chunk to out. */
+
+static ngx_int_t
+ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header, size_t header_len,
+    u_char *chunk, size_t chunk_len, u_char *out)
+{
+    size_t        len;
+    ngx_int_t     rc;
+    EVP_MAC_CTX  *ctx;
+
+    ctx = EVP_MAC_CTX_dup(e->mac);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    out = ngx_cpymem(out, NGX_HTTP_OBS_MAC_MARK, NGX_HTTP_OBS_MAC_MARK_LEN);
+
+    rc = (EVP_MAC_update(ctx, header, header_len)
+          && (chunk_len == 0 || EVP_MAC_update(ctx, chunk, chunk_len))
+          && EVP_MAC_final(ctx, out, &len, NGX_HTTP_OBS_MAC_LEN)
+          && len == NGX_HTTP_OBS_MAC_LEN)
+         ? NGX_OK : NGX_ERROR;
+
+    EVP_MAC_CTX_free(ctx);
+
+    return rc;
 }
 
 

@@ -61,7 +61,7 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       NULL },
 
     { ngx_string("obs_sidecar"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_obs_sidecar,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -374,7 +374,10 @@ ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-/* obs_sidecar unix:/path | udp:host:port [buffer=size] [flush=time] */
+/*
+ * obs_sidecar unix:/path | udp:host:port [buffer=size] [flush=time]
+ *             [key=file]
+ */
 
 static char *
 ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -424,6 +427,17 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             sidecar->buffer_size = size;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            s.len = value[i].len - 4;
+            s.data = value[i].data + 4;
+
+            if (ngx_http_obs_emit_key(cf, sidecar, &s) != NGX_CONF_OK) {
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 

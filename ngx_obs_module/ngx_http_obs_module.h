@@ -45,6 +45,7 @@ typedef struct {
     ngx_msec_t                 flush;
     ngx_shm_zone_t            *zone;         /* drops that outlive workers */
     ngx_http_obs_shared_t     *shared;
+    ngx_str_t                  key;          /* HMAC key; empty: none */
 } ngx_http_obs_sidecar_t;
 
 
@@ -254,6 +255,8 @@ size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
 
 ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar);
+char *ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
+    ngx_str_t *path);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);

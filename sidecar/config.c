@@ -32,6 +32,8 @@ static int config_add_ingest(config_t *c, const char *addr, char *err,
     size_t errlen);
 static int config_read_secret(const char *path, char **out,
     const char *setting, char *err, size_t errlen);
+static int config_read_key(const char *path, char **out, char *err,
+    size_t errlen);
 static int config_buckets(json_t *v, double *out, int *n, const char *name,
     char *err, size_t errlen);
 static int config_check(const config_t *c, char *err, size_t errlen);
@@ -65,6 +67,9 @@ config_usage(const char *prog)
 "                     (env OBS_SIDECAR_INGEST, comma-separated;\n"
 "                      default unix:/run/obs/records.sock); udp:PORT and\n"
 "                     udp::PORT listen on 127.0.0.1 only\n"
+"  --ingest-key-file FILE  shared key: UDP datagrams must carry its\n"
+"                     HMAC-SHA256 tag (obs_sidecar ... key=FILE)\n"
+"                     (env OBS_SIDECAR_INGEST_KEY_FILE)\n"
 "  --ingest-group GROUP  group of the unix sockets (mode 0660), one that\n"
 "                     nginx's worker user belongs to\n"
 "                     (env OBS_SIDECAR_INGEST_GROUP; default: the\n"
@@ -83,7 +88,8 @@ config_usage(const char *prog)
 "                     meet (addresses, socket paths, files); exit 0 or 2\n"
 "  --help             this text\n"
 "\n"
-"Config file keys: ingest, ingest_group, listen, default_service,\n"
+"Config file keys: ingest, ingest_group, ingest_key_file, listen,\n"
+"default_service,\n"
 "duration_buckets, upstream_buckets, max_tenants, max_routes (per\n"
 "service), max_services, max_series, series_ttl_seconds, exemplars,\n"
 "auth.bearer_token_file, auth.basic_user,\n"
@@ -99,6 +105,7 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     static const struct option  options[] = {
         { "ingest", required_argument, NULL, 'i' },
         { "ingest-group", required_argument, NULL, 'g' },
+        { "ingest-key-file", required_argument, NULL, 'K' },
         { "listen", required_argument, NULL, 'l' },
         { "config", required_argument, NULL, 'c' },
         { "check-config", no_argument, NULL, 'k' },
@@ -112,7 +119,7 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
 
     const char  *env, *flag_listen = NULL, *flag_config = NULL;
     const char  *flag_loki = NULL, *flag_otlp = NULL, *flag_logs = NULL;
-    const char  *flag_spans = NULL, *flag_group = NULL;
+    const char  *flag_spans = NULL, *flag_group = NULL, *flag_key = NULL;
     const char  *flag_ingest[CONFIG_MAX_INGEST];
     int          n_flag_ingest = 0, opt, i, check_only = 0;
 
@@ -131,6 +138,9 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
             break;
         case 'g':
             flag_group = optarg;
+            break;
+        case 'K':
+            flag_key = optarg;
             break;
         case 'l':
             flag_listen = optarg;
@@ -190,6 +200,14 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     env = getenv("OBS_SIDECAR_INGEST_GROUP");
     if (flag_group || (env && *env)) {
         config_replace(&c->ingest_group, flag_group ? flag_group : env);
+    }
+
+    env = getenv("OBS_SIDECAR_INGEST_KEY_FILE");
+    if ((flag_key || (env && *env))
+        && config_read_key(flag_key ? flag_key : env, &c->ingest_key, err,
+                           errlen) != 0)
+    {
+        return CONFIG_ERROR;
     }
 
     env = getenv("OBS_SIDECAR_BEARER_TOKEN");
@@ -279,6 +297,8 @@ config_reload(config_t *c, char *err, size_t errlen)
     fresh.listen = c->listen;
     free(fresh.ingest_group);
     fresh.ingest_group = c->ingest_group;
+    free(fresh.ingest_key);
+    fresh.ingest_key = c->ingest_key;
     fresh.config_path = c->config_path;
 
     /* the exporters keep their configuration until a restart */
@@ -311,6 +331,7 @@ config_free(config_t *c)
     }
     free(c->listen);
     free(c->ingest_group);
+    free(c->ingest_key);
     free(c->config_path);
     free(c->default_service);
     free(c->bearer_token);
@@ -368,7 +389,8 @@ static int
 config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
 {
     static const char  *known[] = {
-        "ingest", "ingest_group", "listen", "default_service",
+        "ingest", "ingest_group", "ingest_key_file", "listen",
+        "default_service",
         "duration_buckets",
         "upstream_buckets", "max_tenants", "max_routes", "max_services",
         "max_series",
@@ -421,6 +443,18 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
 
     if (config_string(root, "ingest_group", &c->ingest_group, NULL, err,
                       errlen) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(root, "ingest_key_file");
+    if (v && !json_is_string(v)) {
+        snprintf(err, errlen, "config: \"ingest_key_file\" must be a "
+                 "string");
+        return -1;
+    }
+    if (v && config_read_key(json_string_value(v), &c->ingest_key, err,
+                             errlen) != 0)
     {
         return -1;
     }
@@ -610,6 +644,24 @@ config_read_secret(const char *path, char **out, const char *setting,
     }
 
     config_replace(out, line);
+    return 0;
+}
+
+/* The datagram key: a secret file's first line, at least 16 bytes. */
+
+static int
+config_read_key(const char *path, char **out, char *err, size_t errlen)
+{
+    if (config_read_secret(path, out, "ingest_key_file", err, errlen) != 0) {
+        return -1;
+    }
+
+    if (strlen(*out) < 16 || strlen(*out) > 1023) {
+        snprintf(err, errlen, "config: ingest_key_file: the key in %s must "
+                 "be 16 to 1023 bytes on the first line", path);
+        return -1;
+    }
+
     return 0;
 }
 

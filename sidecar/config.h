@@ -14,6 +14,7 @@ typedef struct {
     char    *ingest[CONFIG_MAX_INGEST];  /* "unix:/path" or "udp:host:port" */
     int      n_ingest;
     char    *ingest_group;               /* group of unix sockets, or NULL */
+    char    *ingest_key;                 /* HMAC key of datagrams, or NULL */
     char    *listen;                     /* "host:port" of /metrics */
     char    *config_path;
 

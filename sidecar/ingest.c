@@ -13,6 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "columns.h"
 #include "hash.h"
 #include "ingest.h"
@@ -27,6 +31,13 @@
 #define INGEST_DRAIN_BATCH    256
 /* how long a stopping sidecar keeps reading what is queued */
 #define INGEST_STOP_SECONDS   2
+/*
+ * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
+ * (proto/obs/v1/record.proto).
+ */
+#define INGEST_MAC_MARK       "\xff" "OBH"
+#define INGEST_MAC_MARK_LEN   4
+#define INGEST_MAC_LEN        32
 /* 1: records in rows; 2: also in columns */
 #define INGEST_SCHEMA_MIN     1
 #define INGEST_SCHEMA_MAX     2
@@ -54,11 +65,15 @@ struct ingest {
     unsigned char    *datagram;
     arena_t           arena;
     ProtobufCAllocator allocator;
+    const char       *key;              /* cfg->ingest_key, or NULL */
+    int               udp[CONFIG_MAX_INGEST];
     worker_t          workers[INGEST_WORKERS];
 };
 
 static int ingest_bind(const char *addr, const config_t *cfg,
     char **unix_path, char *err, size_t errlen);
+static int ingest_authentic(ingest_t *in, int i, const uint8_t **data,
+    size_t *len);
 static void *arena_alloc(void *data, size_t size);
 static void arena_free(void *data, void *p);
 static void ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
@@ -108,6 +123,11 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
     }
 
     in->n = cfg->n_ingest;
+    in->key = cfg->ingest_key;
+    for (i = 0; i < in->n; i++) {
+        in->udp[i] = strncmp(cfg->ingest[i], "udp:", 4) == 0;
+    }
+
     return in;
 }
 
@@ -135,8 +155,10 @@ ingest_pollfds(ingest_t *in, struct pollfd *fds, int max)
 int
 ingest_drain(ingest_t *in, int i)
 {
-    ssize_t  n;
-    int      k;
+    ssize_t         n;
+    size_t          len;
+    const uint8_t  *data;
+    int             k;
 
     /* bounded, so that the main loop sees signals however busy ingest is */
     for (k = 0; k < INGEST_DRAIN_BATCH; k++) {
@@ -153,7 +175,12 @@ ingest_drain(ingest_t *in, int i)
             continue;
         }
 
-        ingest_datagram(in, in->datagram, (size_t) n);
+        data = in->datagram;
+        len = (size_t) n;
+
+        if (ingest_authentic(in, i, &data, &len)) {
+            ingest_datagram(in, data, len);
+        }
     }
 
     return 1;
@@ -223,6 +250,45 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     while (columns_next(&rd, &r, attempts, ptrs)) {
         ingest_record(in, batch->header, &r, ts.tv_sec, now_f);
     }
+}
+
+/*
+ * With a key, UDP datagrams must carry a valid tag, checked before any
+ * decoding; on unix sockets (their mode guards them) a tag is checked when
+ * present.  A tagged datagram without a key cannot be trusted either.
+ * Strips the mark and tag; 0 when the datagram is dropped (counted).
+ */
+
+static int
+ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
+{
+    unsigned char  tag[EVP_MAX_MD_SIZE];
+    unsigned int   tag_len = 0;
+    int            marked;
+
+    marked = *len >= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN
+             && memcmp(*data, INGEST_MAC_MARK, INGEST_MAC_MARK_LEN) == 0;
+
+    if (!marked && !(in->key && in->udp[i])) {
+        return 1;
+    }
+
+    if (marked && in->key
+        && HMAC(EVP_sha256(), in->key, (int) strlen(in->key),
+                *data + INGEST_MAC_MARK_LEN + INGEST_MAC_LEN,
+                *len - INGEST_MAC_MARK_LEN - INGEST_MAC_LEN, tag, &tag_len)
+        && tag_len == INGEST_MAC_LEN
+        && CRYPTO_memcmp(tag, *data + INGEST_MAC_MARK_LEN,
+                         INGEST_MAC_LEN) == 0)
+    {
+        *data += INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
+        *len -= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
+        return 1;
+    }
+
+    STATS_INC(datagrams_received);
+    STATS_INC(decode_errors[DECODE_UNAUTHENTICATED]);
+    return 0;
 }
 
 static void

@@ -10,6 +10,7 @@ typedef enum {
     DECODE_OVERSIZE,            /* larger than any datagram the module sends */
     DECODE_NO_HEADER,           /* a Batch without its BatchHeader */
     DECODE_SCHEMA,              /* a schema version this sidecar cannot read */
+    DECODE_UNAUTHENTICATED,     /* no valid HMAC tag where one is needed */
     DECODE_REASONS
 } decode_reason_t;
 
