@@ -24,7 +24,8 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop rules rules-test dashboards k8s fuzz
+        install clean demo demo-stop rules rules-test dashboards \
+        dashboards-test k8s fuzz
 
 all: module sidecar
 
@@ -62,7 +63,8 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lz -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
+                -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 sidecar: $(SIDECAR)
@@ -152,11 +154,19 @@ k8s:
 
 rules-test:
 	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml
+	/usr/bin/python3 deploy/k8s/generate-prometheusrule.py --check
 	promtool check rules alert-rules/recording.yml alert-rules/alerts.yml alert-rules/slo.yml
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
+	/usr/bin/python3 alert-rules/tests/inhibit_test.py
 
-test: unit-test rules-test nginx-test integration-test
+# what Grafana needs to load and import them (no Grafana needed); the
+# queries run against a live Prometheus in t/integration/test_dashboards.py
+dashboards-test:
+	/usr/bin/python3 dashboards/build.py --check
+	/usr/bin/python3 dashboards/validate.py
+
+test: unit-test rules-test dashboards-test nginx-test integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15

@@ -65,7 +65,9 @@ http {
     }
 }
 EOC
+    # nginx started as root writes the records socket as nobody
     build/obs-sidecar --ingest "unix:$WORK/records.sock" \
+        --ingest-group "$(if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi)" \
         --listen "127.0.0.1:$METRICS" \
         --loki-url "http://127.0.0.1:$RX/loki/api/v1/push" \
         --otlp-endpoint "http://127.0.0.1:$RX" "$@" 2>"$WORK/sidecar.log" &

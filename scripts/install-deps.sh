@@ -22,6 +22,10 @@ PACKAGES=(
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
     prometheus prometheus-alertmanager curl
+    # the exporters the compose stack runs, against a real PostgreSQL and
+    # Redis (alert rules and the System health dashboard)
+    postgresql redis-server prometheus-postgres-exporter
+    prometheus-redis-exporter prometheus-node-exporter
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
     # benchmarks and fuzzing

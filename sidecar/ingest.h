@@ -22,7 +22,18 @@ typedef struct ingest  ingest_t;
 typedef void (*ingest_datagram_pt)(const uint8_t *bytes, size_t len,
     size_t records, void *data);
 
-/* Binds every configured address; on failure err names it. */
+/*
+ * Checks, without binding, what binding every configured address would
+ * meet: unix paths free or stale sockets only, hosts that resolve, the
+ * socket group known.  For --check-config; on failure err names it.
+ */
+int ingest_check(const config_t *cfg, char *err, size_t errlen);
+
+/*
+ * Binds every configured address; on failure err names it.  A unix path
+ * is replaced only when it is a stale socket nobody receives on; the socket
+ * is made mode 0660 in cfg->ingest_group.
+ */
 ingest_t *ingest_open(const config_t *cfg, aggregator_t *agg, char *err,
     size_t errlen);
 

@@ -61,10 +61,22 @@ main(int argc, char **argv)
         config_free(&s.cfg);
         return 0;
     }
+    if (rc == CONFIG_CHECK && (ingest_check(&s.cfg, err, sizeof(err)) != 0
+                               || http_check(&s.cfg, err, sizeof(err)) != 0))
+    {
+        rc = CONFIG_ERROR;
+    }
+
     if (rc == CONFIG_ERROR) {
         fprintf(stderr, "obs-sidecar: %s\n", err);
         config_free(&s.cfg);
         return 2;
+    }
+
+    if (rc == CONFIG_CHECK) {
+        printf("configuration is valid\n");
+        config_free(&s.cfg);
+        return 0;
     }
 
     if (sidecar_start(&s, err, sizeof(err)) != 0) {
