@@ -4,6 +4,7 @@
  * exporter.h.
  */
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -99,6 +100,7 @@ static void encoder_record(encoder_t *c, const Obs__V1__Record *r,
 static void encoder_log(encoder_t *c, const Obs__V1__Record *r,
     const char *service, const char *tenant, double now);
 static loki_batch_t *encoder_logs_batch(encoder_t *c, const char *org);
+static int org_id_safe(const char *tenant);
 static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
 static void encoder_seal_spans(encoder_t *c);
 static void encoder_seal_due(encoder_t *c, double now, int all);
@@ -634,7 +636,7 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     }
 
     if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
-        org = tenant;
+        org = org_id_safe(tenant) ? tenant : "invalid";
     } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
         org = e->cfg.org_id;
     }
@@ -669,6 +671,28 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     if (b->bytes >= e->cfg.loki.batch_bytes) {
         encoder_seal_logs(c, b);
     }
+}
+
+/*
+ * A tenant becomes an X-Scope-OrgID header only if it is what Mimir, Loki
+ * and Cortex accept as a tenant id (letters, digits, !-_.*'() and at most
+ * 150 of them): anyone who can write to the ingest socket chooses it, and
+ * CR/LF would inject headers.
+ */
+static int
+org_id_safe(const char *tenant)
+{
+    size_t  n;
+
+    for (n = 0; tenant[n]; n++) {
+        if (n >= 150 || !(isalnum((unsigned char) tenant[n])
+                          || strchr("!-_.*'()", tenant[n])))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 /* The batch for an org: its own, an empty one, a new one, or the first

@@ -93,6 +93,12 @@ config_usage(const char *prog)
 "                      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT used as is)\n"
 "  --logs-file PATH   without Loki: JSON log lines to PATH (- is stdout)\n"
 "  --spans-file PATH  without OTLP: OTLP/JSON lines to PATH (- is stdout)\n"
+"  --loki-format protobuf|json  Loki push body: snappy protobuf (default)\n"
+"                     or gzip'd JSON (env OBS_SIDECAR_LOKI_FORMAT)\n"
+"  --no-logs          export no log lines (env OBS_SIDECAR_LOGS=off)\n"
+"  --no-traces        export no spans (env OBS_SIDECAR_TRACES=off)\n"
+"  --exporter-threads N  threads building lines and spans, 1-16\n"
+"                     (env OBS_SIDECAR_EXPORTER_THREADS; default 1)\n"
 "  --check-config     validate the configuration and what start-up would\n"
 "                     meet (addresses, socket paths, files); exit 0 or 2\n"
 "  --help             this text\n"
@@ -103,7 +109,8 @@ config_usage(const char *prog)
 "service), max_services, max_series, series_ttl_seconds, exemplars,\n"
 "auth.bearer_token_file, auth.basic_user,\n"
 "auth.basic_password_file, loki.*, otlp.*, logs_file, spans_file,\n"
-"gateway_name, drain_seconds.  Environment: OBS_SIDECAR_BEARER_TOKEN,\n"
+"gateway_name, drain_seconds, logs, traces, exporter_threads,\n"
+"exporter_queue_datagrams (1-4096, default 256).  Environment: OBS_SIDECAR_BEARER_TOKEN,\n"
 "OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS.\n",
         prog);
 }
@@ -1352,6 +1359,11 @@ config_signals_json(config_t *c, json_t *root, char *err, size_t errlen)
         || config_number(root, "exporter_queue_datagrams",
                          &x->queue_datagrams, NULL, err, errlen))
     {
+        return -1;
+    }
+    if (x->queue_datagrams > 4096) {
+        snprintf(err, errlen, "config: \"exporter_queue_datagrams\" must "
+                 "be from 1 to 4096 (each holds up to 64 KiB)");
         return -1;
     }
     if (x->threads > 16) {

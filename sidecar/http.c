@@ -34,6 +34,13 @@
 #define HTTP_BUSY_WAITING    16     /* more connections without a request */
 #define HTTP_BUSY_GRACE_MS   1000   /* ... and those older than this go */
 #define HTTP_TICK_MS         100    /* how often deadlines are looked at */
+/*
+ * Bytes of /metrics bodies held at once (rendered, not yet sent): one can
+ * be tens of megabytes, and a scraper that stops reading keeps its own
+ * until the deadline.  Past this, scrapes get 503 and Retry-After; one is
+ * always let through.
+ */
+#define HTTP_SCRAPE_BYTES_HELD  (64 * 1024 * 1024)
 
 /* One TCP connection, from accept or from its last response. */
 typedef struct http_conn {
@@ -45,6 +52,13 @@ typedef struct http_conn {
     unsigned           cut:1;
 } http_conn_t;
 
+/* A rendered /metrics body on its way out, and whose it is. */
+typedef struct {
+    struct http_server  *server;
+    char                *data;
+    size_t               len;
+} http_held_t;
+
 struct http_server {
     struct MHD_Daemon  *daemon;
     store_t            *store;
@@ -53,6 +67,7 @@ struct http_server {
     pthread_t           thread;
     int                 running;
     http_conn_t        *conns;       /* touched by the HTTP thread only */
+    atomic_size_t       scrape_bytes_held;
     pthread_mutex_t     auth_lock;
     char               *bearer_token;
     char               *basic_user;
@@ -64,6 +79,10 @@ static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c,
     const char *upload, size_t *upload_size, void **state);
 static enum MHD_Result http_text(struct MHD_Connection *c, unsigned code,
     const char *body);
+static struct MHD_Response *http_held_response(http_server_t *h,
+    buf_t *body);
+static void http_release_held(void *cls);
+static enum MHD_Result http_busy(struct MHD_Connection *c);
 static enum MHD_Result http_metrics(http_server_t *h,
     struct MHD_Connection *c);
 static int http_authorized(http_server_t *h, struct MHD_Connection *c);
@@ -304,6 +323,11 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
 
     gzip = http_accepts_gzip(encoding);
 
+    if (atomic_load(&h->scrape_bytes_held) >= HTTP_SCRAPE_BYTES_HELD) {
+        STATS_INC(http_scrapes_refused);
+        return http_busy(c);
+    }
+
     if (metrics_render(h->store, format, &body) != 0) {
         buf_free(&body);
         return http_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -316,11 +340,10 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
         gzip = 0;
     }
 
-    r = MHD_create_response_from_buffer(send->len, send->data,
-                                        MHD_RESPMEM_MUST_COPY);
-    buf_free(&body);
-    buf_free(&zipped);
+    r = http_held_response(h, send);
+    buf_free(send == &body ? &zipped : &body);
     if (r == NULL) {
+        buf_free(send);
         return MHD_NO;
     }
 
@@ -333,6 +356,62 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
     }
 
     rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* A body MHD sends without a copy; the count of held bodies follows it. */
+static struct MHD_Response *
+http_held_response(http_server_t *h, buf_t *body)
+{
+    struct MHD_Response  *r;
+    http_held_t          *held;
+
+    held = malloc(sizeof(http_held_t));
+    if (held == NULL) {
+        return NULL;
+    }
+
+    held->server = h;
+    held->data = body->data;
+    held->len = body->len;
+
+    r = MHD_create_response_from_buffer_with_free_callback_cls(
+            body->len, body->data, http_release_held, held);
+    if (r == NULL) {
+        free(held);
+        return NULL;
+    }
+
+    atomic_fetch_add(&h->scrape_bytes_held, body->len);
+    return r;
+}
+
+static void
+http_release_held(void *cls)
+{
+    http_held_t  *held = cls;
+
+    atomic_fetch_sub(&held->server->scrape_bytes_held, held->len);
+    free(held->data);
+    free(held);
+}
+
+static enum MHD_Result
+http_busy(struct MHD_Connection *c)
+{
+    struct MHD_Response  *r;
+    enum MHD_Result       rc;
+    static const char     body[] = "too many scrapes at once\n";
+
+    r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *) body,
+                                        MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    rc = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
     MHD_destroy_response(r);
     return rc;
 }

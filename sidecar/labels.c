@@ -38,7 +38,25 @@ static void dimension_entry_free(dimension_entry_t *e);
 size_t
 label_sanitize(const uint8_t *raw, size_t len, char *out)
 {
-    return text_utf8(raw, len, out, LABEL_MAX_LEN + 1);
+    size_t  n, i;
+
+    n = text_utf8(raw, len, out, LABEL_MAX_LEN + 1);
+
+    /*
+     * Control characters other than newline (which the formats escape) are
+     * legal in label values but break line-based readers (a raw CR ends a
+     * line for many); they never come from the module, only from a forged
+     * record.
+     */
+    for (i = 0; i < n; i++) {
+        if (((unsigned char) out[i] < 0x20 && out[i] != '\n')
+            || out[i] == 0x7f)
+        {
+            out[i] = '?';
+        }
+    }
+
+    return n;
 }
 
 

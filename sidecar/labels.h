@@ -20,7 +20,8 @@ extern const char  label_overflow[];
 /*
  * Copies raw into out (LABEL_BUF_LEN bytes) as NUL-terminated valid UTF-8:
  * invalid sequences and NUL become U+FFFD; cut to LABEL_MAX_LEN bytes on a
- * character boundary.  Returns the length.
+ * character boundary; control characters but newline become '?'.  Returns the
+ * length.
  */
 size_t label_sanitize(const uint8_t *raw, size_t len, char *out);
 

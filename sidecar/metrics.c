@@ -161,6 +161,10 @@ metrics_self(expo_writer_t *w, store_t *store)
                     &obs_stats.store_nomem);
     metrics_counter(w, "obs_scrapes", "Scrapes of /metrics served.",
                     &obs_stats.scrapes);
+    metrics_counter(w, "obs_scrapes_refused",
+                    "Scrapes answered 503 because other scrapes' bodies "
+                    "were still being sent.",
+                    &obs_stats.http_scrapes_refused);
     metrics_by_label(w, "obs_http_connections_closed",
                      "HTTP connections the sidecar closed on slow clients, "
                      "by reason.",

@@ -63,6 +63,7 @@ typedef struct {
     atomic_ullong  series_expired;
     atomic_ullong  store_nomem;
     atomic_ullong  scrapes;
+    atomic_ullong  http_scrapes_refused;
     atomic_ullong  reloads;
     atomic_ullong  reload_failures;
     atomic_ullong  jwt_tokens[JWT_RESULTS];

@@ -239,6 +239,45 @@ class LokiAndOtlpTest(unittest.TestCase):
         self.assertEqual(auths, {"Basic Z3c6czNjcmV0"})
 
 
+    def test_a_forged_tenant_never_becomes_a_header(self):
+        """Anyone who can write to the ingest socket picks the tenant: one
+        with CR/LF or bytes a tenant id cannot hold goes under the org
+        "invalid", and no header is injected."""
+        import socket
+        stack, rec = exporter_stack(self, {"loki": {
+            "tenant_header": "per_tenant"}})
+        out = tempfile.mkdtemp(prefix="obs-pb-")
+        self.addCleanup(shutil.rmtree, out)
+        subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "proto"),
+                               "--python_out=" + out,
+                               os.path.join(ROOT, "proto/obs/v1/record.proto")])
+        sys.path.insert(0, out)
+        from obs.v1 import record_pb2
+        b = record_pb2.Batch()
+        b.header.schema_version = 2
+        b.header.pid = 77
+        for tenant in (b"evil\r\nX-Injected: yes", b"\xff", b"ok-tenant"):
+            r = b.records.add()
+            r.service = b"forged"
+            r.method = b"GET"
+            r.route = b"/x"
+            r.status = 200
+            r.tenant = tenant
+            r.start_time_unix_nano = time.time_ns()
+            r.duration_us = 1000
+            r.trace_id = os.urandom(16)
+            r.span_id = os.urandom(8)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sk:
+            sk.sendto(b.SerializeToString(), stack.sock)
+        lines = wait_for(lambda: len(rec.lines()) == 3 and rec.lines(),
+                         what="three lines")
+        self.assertEqual(sorted(org for _, _, org in lines),
+                         ["invalid", "invalid", "ok-tenant"])
+        # and /metrics still parses line by line (no raw CR in a label)
+        self.assertEqual(value(stack.metrics(), "http_server_requests_total",
+                               service="forged", tenant="ok-tenant"), 1)
+
+
 class DeliveryFaults:
     """One nginx worker, so that the order the sidecar receives records in
     is the order of the requests.  Run once per Loki format (FORMAT)."""

@@ -486,6 +486,15 @@ test_config_errors(void)
               && strstr(err, "duration_buckets") != NULL,
               "unordered buckets named");
         config_free(&c);
+
+        /* each slot of the exporters' ring holds up to 64 KiB */
+        f = fopen("/tmp/obs-test-config.json", "w");
+        fputs("{\"exporter_queue_datagrams\": 4294967297}", f);
+        fclose(f);
+        CHECK(config_load(&c, 3, argv, err, sizeof(err)) == CONFIG_ERROR
+              && strstr(err, "exporter_queue_datagrams") != NULL,
+              "an unbounded exporter ring is refused, by name");
+        config_free(&c);
     }
     remove("/tmp/obs-test-config.json");
 
