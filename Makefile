@@ -23,7 +23,8 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
-.PHONY: all module sidecar deps test unit-test nginx-test integration-test \
+.PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
+        integration-test \
         install clean demo demo-stop rules rules-test dashboards k8s fuzz
 
 all: module sidecar
@@ -169,11 +170,19 @@ $(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SID
 unit-test: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done
 
+# The real Test::Nginx runs the suite when PERL5LIB (or @INC) provides it,
+# the compatible runner in t/lib-compat otherwise (t/run-prove.sh).
+NGINX_TEST_ENV := TEST_NGINX_BINARY=$(NGINX_BIN) \
+                  TEST_NGINX_LOAD_MODULES="$(MODULE) $(ECHO_MODULE)" \
+                  OBS_PROTO_DIR=$(CURDIR)/proto
+
 nginx-test: $(MODULE)
-	TEST_NGINX_BINARY=$(NGINX_BIN) \
-	TEST_NGINX_LOAD_MODULES="$(MODULE) $(ECHO_MODULE)" \
-	OBS_PROTO_DIR=$(CURDIR)/proto \
-	bash t/run-prove.sh t/*.t
+	$(NGINX_TEST_ENV) bash t/run-prove.sh t/*.t
+
+# The same suite with every nginx process under valgrind's memcheck;
+# valgrind.suppress holds the documented suppressions of nginx's own noise.
+nginx-test-valgrind: $(MODULE)
+	$(NGINX_TEST_ENV) TEST_NGINX_USE_VALGRIND=1 bash t/run-prove.sh t/*.t
 
 integration-test: $(MODULE) $(SIDECAR)
 	@for t in t/integration/test_*.py; do \

@@ -6,6 +6,8 @@ use lib 't/helpers';
 use ObsSink;
 use Test::Nginx::Socket 'no_plan';
 
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
+
 no_shuffle();
 
 our $HttpConfig = <<'_EOC_';
@@ -25,19 +27,7 @@ our $HttpConfig = <<'_EOC_';
     }
 _EOC_
 
-our $Sink = <<'_EOC_';
-    location /sink/ {
-        obs off;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("http_config", $HttpConfig)
-        unless defined $block->http_config;
-    $block->set_value("config", $block->config . $Sink);
-});
+add_block_preprocessor(ObsSink::preprocessor($HttpConfig));
 
 run_tests();
 
@@ -195,12 +185,12 @@ $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
 --- request eval
 ["GET /sink/reset", "GET /sink/pause",
  (map { "GET /api/n$_" } 1 .. 100),
- "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=10&expect=101"]
+ "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=10&expect=101",
+ "GET /errlog"]
 --- response_body_like eval
 ["reset", "paused", (map { "hello" } 1 .. 100), "false", "hello",
- '"dropped": [1-9]\d*, "received": [1-9]\d*, "sum": 101']
---- error_log
-obs: cannot send records to "unix:
+ '"dropped": [1-9]\d*, "received": [1-9]\d*, "sum": 101',
+ 'obs: cannot send records to "unix:']
 
 
 

@@ -7,6 +7,8 @@ use lib 't/helpers';
 use ObsSink;
 use Test::Nginx::Socket 'no_plan';
 
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
+
 no_shuffle();
 
 our $HttpConfig = <<'_EOC_';
@@ -21,19 +23,7 @@ our $HttpConfig = <<'_EOC_';
     }
 _EOC_
 
-our $Sink = <<'_EOC_';
-    location /sink/ {
-        obs off;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("http_config", $HttpConfig)
-        unless defined $block->http_config;
-    $block->set_value("config", $block->config . $Sink);
-});
+add_block_preprocessor(ObsSink::preprocessor($HttpConfig));
 
 run_tests();
 
@@ -58,11 +48,11 @@ __DATA__
     }
     location @fallback { return 200 "fallback\n"; }
 --- request eval
-["GET /flaky", "GET /sink/count?path=/flaky&wait=0.3", "GET /sink/records?path=/flaky"]
+["GET /flaky", "GET /sink/count?path=/flaky&wait=0.3", "GET /sink/records?path=/flaky",
+ "GET /errlog"]
 --- response_body_like eval
-["fallback", '^\{"count": 1\}$', '"route": "/flaky"[\s\S]*"status": 200[\s\S]*"status": 502']
---- error_log
-nobody-listens.sock failed
+["fallback", '^\{"count": 1\}$', '"route": "/flaky"[\s\S]*"status": 200[\s\S]*"status": 502',
+ 'nobody-listens.sock failed']
 
 
 
@@ -149,12 +139,18 @@ nobody-listens.sock failed
 === TEST 8: 400 for a malformed request line
 --- config
 --- raw_request eval
-["GET /bad\x01path HTTP/1.1\r\nHost: localhost\r\n\r\n",
- "GET /sink/records?status=400 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"]
---- error_code eval
-[400, 200]
+"GET /bad\x01path HTTP/1.1\r\nHost: localhost\r\n\r\n"
+--- error_code: 400
+--- response_body_like: 400
+
+
+
+=== TEST 8b: the 400's record
+--- config
+--- request
+GET /sink/records?status=400&min=1&wait=5
 --- response_body_like eval
-["400", '"route": "unmatched"[\s\S]*"status": 400']
+'"route": "unmatched"[\s\S]*"status": 400'
 
 
 
