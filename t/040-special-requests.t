@@ -23,7 +23,7 @@ our $HttpConfig = <<'_EOC_';
     }
 _EOC_
 
-add_block_preprocessor(ObsSink::preprocessor($HttpConfig));
+add_block_preprocessor(sub { ObsSink::preprocess(shift, $HttpConfig) });
 
 run_tests();
 

@@ -4,9 +4,9 @@ package ObsSink;
 # listens: TEST_NGINX_SINK_SOCK (records socket) and TEST_NGINX_SINK_PORT
 # (its HTTP port), both usable in Test::Nginx config sections.
 #
-# ObsSink::preprocessor($http_config) is the block preprocessor the record
-# tests share: blocks without an http_config get $http_config, and every
-# block's server gets the locations in $ObsSink::Locations:
+# ObsSink::preprocess($block, $http_config) is the block preprocessing the
+# record tests share: blocks without an http_config get $http_config, and
+# every block's server gets the locations in $ObsSink::Locations:
 #   /sink/...  the sink's HTTP API (reset, records, count, stats, ...)
 #   /errlog    this nginx's error log so far, for checks that span a whole
 #              request list (error_log sections are checked per request)
@@ -78,14 +78,11 @@ our $Locations = <<'_EOC_';
     }
 _EOC_
 
-sub preprocessor {
-    my $http_config = shift;
-    return sub {
-        my $block = shift;
-        $block->set_value("http_config", $http_config)
-            if defined $http_config && !defined $block->http_config;
-        $block->set_value("config", ($block->config // '') . $Locations);
-    };
+sub preprocess {
+    my ($block, $http_config) = @_;
+    $block->set_value("http_config", $http_config)
+        if defined $http_config && !defined $block->http_config;
+    $block->set_value("config", ($block->config // '') . $Locations);
 }
 
 start();
