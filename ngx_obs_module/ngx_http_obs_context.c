@@ -56,6 +56,8 @@ static void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx,
     ngx_uint_t n, ngx_http_obs_loc_conf_t *olcf);
 static ngx_int_t ngx_http_obs_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
+static void ngx_http_obs_start_clock(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
 static ngx_int_t ngx_http_obs_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_obs_next_attempt(ngx_http_request_t *r,
@@ -609,11 +611,36 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
     cln->handler = ngx_http_obs_ctx_release;
     cln->data = ctx;
 
+    ngx_http_obs_start_clock(r, ctx);
     ngx_http_obs_start_trace(r, ctx);
 
     ngx_http_set_ctx(r, ctx, ngx_http_obs_module);
 
     return ctx;
+}
+
+
+/*
+ * Durations are measured on the monotonic clock from here.  nginx stamped
+ * the request's start with its cached millisecond clock when the request
+ * began; when that is more than its resolution (and the cache's lag)
+ * earlier, the request waited before the module saw it, and that lead is
+ * kept as nginx measured it.
+ */
+
+static void
+ngx_http_obs_start_clock(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    uint64_t  began;
+
+    ctx->start_mono_us = ngx_http_obs_clock_us(CLOCK_MONOTONIC);
+    ctx->start_wall_us = ngx_http_obs_clock_us(CLOCK_REALTIME);
+
+    began = ((uint64_t) r->start_sec * 1000 + r->start_msec) * 1000;
+
+    ctx->lead_us = (ctx->start_wall_us > began + NGX_HTTP_OBS_CLOCK_SLACK_US)
+                   ? ctx->start_wall_us - began : 0;
+    ctx->start_wall_us -= ctx->lead_us;
 }
 
 
@@ -992,7 +1019,14 @@ ngx_http_obs_next_attempt(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     n = ctx->attempts++;
 
-    if (n == 0 || n >= NGX_HTTP_OBS_MAX_ATTEMPTS) {
+    if (n >= NGX_HTTP_OBS_MAX_ATTEMPTS) {
+        return;
+    }
+
+    ctx->attempt_start_us[n] = ngx_http_obs_clock_us(CLOCK_MONOTONIC);
+    ctx->attempt_us[n] = 0;
+
+    if (n == 0) {
         return;
     }
 
@@ -1020,6 +1054,21 @@ ngx_http_obs_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state)
 {
     ngx_http_obs_peer_t  *op = data;
+
+    ngx_uint_t           n;
+    ngx_http_obs_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(op->request, ngx_http_obs_module);
+
+    if (ctx && ctx->attempts && ctx->attempts <= NGX_HTTP_OBS_MAX_ATTEMPTS) {
+        n = ctx->attempts - 1;
+
+        if (ctx->attempt_us[n] == 0) {
+            ctx->attempt_us[n] = ngx_max(1,
+                ngx_http_obs_clock_us(CLOCK_MONOTONIC)
+                - ctx->attempt_start_us[n]);
+        }
+    }
 
     op->free(pc, op->data, state);
 }

@@ -29,6 +29,9 @@
 
 #define NGX_HTTP_OBS_MAX_ATTEMPTS     8
 
+/* nginx's cached millisecond clock: its resolution plus some lag */
+#define NGX_HTTP_OBS_CLOCK_SLACK_US   2000
+
 /* obs_trace_sample is kept as a threshold on a uniform 64-bit draw */
 #define NGX_HTTP_OBS_SAMPLE_ALL       ((uint64_t) -1)
 
@@ -121,6 +124,20 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_uint_t                 attempts;
 
     /* written before they are read, so not cleared for a new request: */
+
+    /*
+     * When the request started: wall clock in microseconds, and the
+     * monotonic clock the duration is measured on.  lead_us is the part
+     * before the module first saw the request (slow request headers, an
+     * early error) that only nginx's millisecond clock measured.
+     */
+    uint64_t                   start_wall_us;
+    uint64_t                   start_mono_us;
+    uint64_t                   lead_us;
+
+    /* each upstream attempt's monotonic start, then its duration (0: none) */
+    uint64_t                   attempt_start_us[NGX_HTTP_OBS_MAX_ATTEMPTS];
+    uint64_t                   attempt_us[NGX_HTTP_OBS_MAX_ATTEMPTS];
 
     uint8_t                    trace_id[OBS_TRACE_ID_LEN];
     uint8_t                    span_id[OBS_SPAN_ID_LEN];
@@ -217,6 +234,18 @@ typedef struct ngx_http_obs_columns_s  ngx_http_obs_columns_t;
 
 
 extern ngx_module_t  ngx_http_obs_module;
+
+
+/* Now in microseconds on the clock given (CLOCK_REALTIME, CLOCK_MONOTONIC). */
+static ngx_inline uint64_t
+ngx_http_obs_clock_us(clockid_t clock)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(clock, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
 
 
 ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);

@@ -48,8 +48,6 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 {
     u_char                   *p, *query;
     size_t                    size;
-    uint64_t                  start, now;
-    ngx_time_t               *tp;
     ngx_connection_t         *c;
     ngx_http_obs_record_t     rec;
     ngx_http_obs_loc_conf_t  *olcf;
@@ -67,12 +65,9 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_str_null(&rec.service);
     ngx_str_null(&rec.user_agent);
 
-    tp = ngx_timeofday();
-    start = (uint64_t) r->start_sec * 1000 + r->start_msec;
-    now = (uint64_t) tp->sec * 1000 + tp->msec;
-
-    rec.start_time_unix_nano = start * 1000000;
-    rec.duration_us = now > start ? (now - start) * 1000 : 0;
+    rec.start_time_unix_nano = ctx->start_wall_us * 1000;
+    rec.duration_us = ngx_http_obs_clock_us(CLOCK_MONOTONIC)
+                      - ctx->start_mono_us + ctx->lead_us;
 
     ngx_http_obs_method(r, &rec);
     ngx_http_obs_text(&rec.route, ctx->route.data, ctx->route.len,
@@ -229,8 +224,9 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         a->status = state[i].status;
         a->connect_time_us = ngx_http_obs_msec_to_usec(state[i].connect_time);
         a->header_time_us = ngx_http_obs_msec_to_usec(state[i].header_time);
-        a->response_time_us =
-                           ngx_http_obs_msec_to_usec(state[i].response_time);
+        a->response_time_us = (i < ctx->attempts && ctx->attempt_us[i])
+                  ? ctx->attempt_us[i]
+                  : ngx_http_obs_msec_to_usec(state[i].response_time);
         a->bytes_received = state[i].bytes_received;
         a->span_id = (i < ctx->attempts) ? ctx->attempt_ids[i] : NULL;
     }

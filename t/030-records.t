@@ -27,7 +27,7 @@ our $HttpConfig = <<'_EOC_';
     }
 _EOC_
 
-add_block_preprocessor(ObsSink::preprocessor($HttpConfig));
+add_block_preprocessor(sub { ObsSink::preprocess(shift, $HttpConfig) });
 
 run_tests();
 
@@ -218,3 +218,18 @@ $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
 ["reset", (map { "hello" } 1 .. 600),
  '"dropped": 0, "received": 600, "sum": 600',
  '"recordsTotal"[\s\S]*"recordsTotal"']
+
+
+
+=== TEST 13: microsecond timings: request and upstream attempt durations are not whole milliseconds
+--- config
+    location /api/ { proxy_pass http://backend; }
+--- request eval
+["GET /sink/reset", (map { "GET /api/us" } 1 .. 5),
+ "GET /sink/records?path=/api/us&min=5&wait=5"]
+--- response_body_like eval
+my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
+["reset", (map { "hello" } 1 .. 5), CORE::join('', map { "(?=[\\s\\S]*$_)" }
+    '"durationUs": ' . $not_ms,
+    '"responseTimeUs": ' . $not_ms,
+    '"startTimeUnixNano": "\d+(?!000000")\d{6}"')]
