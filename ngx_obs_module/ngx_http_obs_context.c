@@ -115,6 +115,22 @@ ngx_http_obs_get_ctx(ngx_http_request_t *r)
 }
 
 
+/* The client's first traceparent header (NULL: none); *n: how many came. */
+
+ngx_table_elt_t *
+ngx_http_obs_incoming_traceparent(ngx_http_request_t *r, ngx_uint_t *n)
+{
+    ngx_http_obs_found_t  found;
+
+    found.tenant = NULL;
+    ngx_http_obs_find_headers(r, &found);
+
+    *n = found.traceparents;
+
+    return found.traceparent;
+}
+
+
 /* Adds trace context headers to the request that goes upstream. */
 
 ngx_int_t
@@ -261,15 +277,28 @@ ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
         stable = olcf->route->constant;
 
-    } else if (olcf->route_auto) {
-        route.data = ctx->route_buf;
-        route.len = obs_route_normalize((char *) r->uri.data, r->uri.len,
-                                        (char *) ctx->route_buf);
-
     } else {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-        route = clcf->name;
-        stable = 1;
+
+        /*
+         * A regex location's source is no endpoint label: it is labelled
+         * like obs_route_auto, from the URI with its ids replaced.
+         */
+
+        if (olcf->route_auto
+#if (NGX_PCRE)
+            || clcf->regex
+#endif
+           )
+        {
+            route.data = ctx->route_buf;
+            route.len = obs_route_normalize((char *) r->uri.data, r->uri.len,
+                                            (char *) ctx->route_buf);
+
+        } else {
+            route = clcf->name;
+            stable = 1;
+        }
     }
 
     if (route.len == 0) {
@@ -279,6 +308,7 @@ ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     ctx->route.data = route.data;
     ctx->route.len = ngx_min(route.len, OBS_ROUTE_MAX_LEN);
+    ctx->route_conf = olcf;
     ctx->route_set = 1;
     ctx->route_stable = stable;
 }

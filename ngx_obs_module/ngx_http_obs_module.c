@@ -604,10 +604,18 @@ ngx_http_obs_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_obs_init(ngx_conf_t *cf)
 {
+    ngx_str_t                   name = ngx_string("request_id");
     ngx_http_handler_pt        *h;
+    ngx_http_obs_main_conf_t   *omcf;
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_module);
+
+    omcf->request_id_index = ngx_http_get_variable_index(cf, &name);
+    if (omcf->request_id_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {

@@ -48,6 +48,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_obs_sidecar_t    *sidecar;      /* NULL: no records */
+    ngx_int_t                  request_id_index;   /* nginx's $request_id */
 } ngx_http_obs_main_conf_t;
 
 
@@ -70,7 +71,7 @@ typedef struct {
 } ngx_http_obs_srv_conf_t;
 
 
-typedef struct {
+typedef struct ngx_http_obs_loc_conf_s {
     ngx_flag_t                 enable;
     ngx_flag_t                 route_auto;
     ngx_flag_t                 upstream_span;
@@ -110,6 +111,9 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_str_t                  tracestate;
     ngx_str_t                  route;
     ngx_str_t                  request_id;   /* X-Request-ID, if sent */
+
+    /* the location the route was taken in: its obs_service_name applies */
+    struct ngx_http_obs_loc_conf_s  *route_conf;
 
     /* obs_tenant's header, when tenant_of is the value that reads it */
     ngx_http_obs_value_t      *tenant_of;
@@ -251,6 +255,8 @@ ngx_http_obs_clock_us(clockid_t clock)
 ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
+ngx_table_elt_t *ngx_http_obs_incoming_traceparent(ngx_http_request_t *r,
+    ngx_uint_t *n);
 ngx_int_t ngx_http_obs_wrap_upstreams(ngx_conf_t *cf);
 void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);

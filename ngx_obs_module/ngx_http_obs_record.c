@@ -23,6 +23,8 @@ static void ngx_http_obs_method(ngx_http_request_t *r,
     ngx_http_obs_record_t *rec);
 static void ngx_http_obs_protocol(ngx_http_request_t *r,
     ngx_http_obs_record_t *rec);
+static void ngx_http_obs_request_id(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx, ngx_http_obs_record_t *rec);
 static uint64_t ngx_http_obs_msec_to_usec(ngx_msec_t ms);
 static void ngx_http_obs_text(ngx_str_t *field, u_char *data, size_t len,
     size_t max);
@@ -49,6 +51,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     u_char                   *p, *query;
     size_t                    size;
     ngx_connection_t         *c;
+    ngx_http_obs_value_t     *service;
     ngx_http_obs_record_t     rec;
     ngx_http_obs_loc_conf_t  *olcf;
 
@@ -117,12 +120,16 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
-    if (olcf->service && olcf->service->constant) {
-        rec.service = olcf->service->cv.value;
+    /* the service of the location the route was taken in, as the route */
+
+    service = ctx->route_conf ? ctx->route_conf->service : olcf->service;
+
+    if (service && service->constant) {
+        rec.service = service->cv.value;
         rec.stable |= NGX_HTTP_OBS_STABLE_SERVICE;
 
-    } else if (olcf->service
-               && ngx_http_obs_value(r, olcf->service, &rec.service) != NGX_OK)
+    } else if (service
+               && ngx_http_obs_value(r, service, &rec.service) != NGX_OK)
     {
         ngx_str_null(&rec.service);
     }
@@ -139,8 +146,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
                           NGX_HTTP_OBS_MAX_USER_AGENT);
     }
 
-    ngx_http_obs_text(&rec.request_id, ctx->request_id.data,
-                      ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
+    ngx_http_obs_request_id(r, ctx, &rec);
 
     rec.trace_id = ctx->trace_id;
     rec.span_id = ctx->span_id;
@@ -319,6 +325,37 @@ ngx_http_obs_protocol(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
 
     ngx_http_obs_text(&rec->protocol, r->http_protocol.data,
                       r->http_protocol.len, NGX_HTTP_OBS_MAX_VALUE);
+}
+
+
+/*
+ * The client's X-Request-ID, or else nginx's own $request_id, so that a
+ * record always correlates with an access log that logs $request_id.
+ */
+
+static void
+ngx_http_obs_request_id(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
+    ngx_http_obs_record_t *rec)
+{
+    ngx_http_variable_value_t  *vv;
+    ngx_http_obs_main_conf_t   *omcf;
+
+    if (ctx->request_id.len) {
+        ngx_http_obs_text(&rec->request_id, ctx->request_id.data,
+                          ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
+        return;
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_obs_module);
+    vv = ngx_http_get_indexed_variable(r, omcf->request_id_index);
+
+    if (vv == NULL || vv->not_found) {
+        ngx_str_null(&rec->request_id);
+        return;
+    }
+
+    ngx_http_obs_text(&rec->request_id, vv->data, vv->len,
+                      NGX_HTTP_OBS_MAX_REQUEST_ID);
 }
 
 

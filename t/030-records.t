@@ -100,7 +100,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 4: tenant values are validated
+=== TEST 4: tenant values are validated; a client's value equal to a reserved label is invalid
 --- config
     location /t {
         obs_tenant $arg_tenant;
@@ -108,13 +108,15 @@ tracestate: vendor=abc
     }
 --- request eval
 ["GET /t?tenant=tenant_001.eu-west:prod", "GET /t?tenant=bad%20tenant!",
- "GET /t?tenant=" . ("a" x 65), "GET /t"]
+ "GET /t?tenant=" . ("a" x 65), "GET /t",
+ "GET /t?tenant=none", "GET /t?tenant=invalid", "GET /t?tenant=__overflow__"]
 --- response_body eval
-["tenant_001.eu-west:prod\n", "invalid\n", "invalid\n", "none\n"]
+["tenant_001.eu-west:prod\n", "invalid\n", "invalid\n", "none\n",
+ "invalid\n", "invalid\n", "invalid\n"]
 
 
 
-=== TEST 5: the route is the location's name by default, or obs_route
+=== TEST 5: the route is the location's name by default (a regex location's: the URI normalised like obs_route_auto), or obs_route
 --- config
     location /plain { return 200 "$obs_route\n"; }
     location /templated {
@@ -130,7 +132,7 @@ tracestate: vendor=abc
 ["GET /plain/x/1", "GET /templated?kind=books", "GET /regex/12",
  "GET /auto/550e8400-e29b-41d4-a716-446655440000/deadbeefdeadbeef01/v2/a1b2c3d4e5f6g7h8i9j0k1/x?y=1"]
 --- response_body eval
-["/plain\n", "/templated/books\n", "^/regex/(\\d+)\$\n",
+["/plain\n", "/templated/books\n", "/regex/{id}\n",
  "/auto/{id}/{id}/v2/{id}/x\n"]
 
 
@@ -233,3 +235,13 @@ my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
     '"durationUs": ' . $not_ms,
     '"responseTimeUs": ' . $not_ms,
     '"startTimeUnixNano": "\d+(?!000000")\d{6}"')]
+
+
+
+=== TEST 14: without X-Request-ID the record carries nginx's $request_id
+--- config
+    location /rid { return 200 "$request_id\n"; }
+--- request eval
+["GET /rid", "GET /sink/records?path=/rid&min=1&wait=5"]
+--- response_body_like eval
+['^[0-9a-f]{32}$', '"requestId": "[0-9a-f]{32}"']

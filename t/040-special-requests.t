@@ -172,3 +172,29 @@ GET /slow
 GET /sink/records?path=/slow
 --- response_body_like chomp
 "route": "/slow"[\s\S]*"status": 499
+
+
+
+=== TEST 11: error_page keeps the failing location's service, for the request and its upstream
+--- config
+    location /dead-page {
+        obs_service_name dead-svc;
+        error_page 502 /50x.html;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location /dead-named {
+        obs_service_name dead-svc;
+        error_page 502 = @fallback;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location = /50x.html { obs_service_name pages; return 200 "sorry\n"; }
+    location @fallback { obs_service_name fallback-svc; return 200 "fallback\n"; }
+--- request eval
+["GET /dead-page", "GET /sink/records?path=/dead-page&min=1&wait=2",
+ "GET /dead-named", "GET /sink/records?path=/dead-named&min=1&wait=2"]
+--- error_code eval
+[502, 200, 200, 200]
+--- response_body_like eval
+["sorry", '^(?![\s\S]*"service": "(?:pages|unknown)")[\s\S]*"service": "dead-svc"',
+ "fallback",
+ '^(?![\s\S]*"service": "(?:fallback-svc|unknown)")[\s\S]*"service": "dead-svc"']

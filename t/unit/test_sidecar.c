@@ -133,8 +133,18 @@ test_caps(void)
     }
     record(a, "svc", "/b", "GET", 200, "t0", 1000, 100);
     record(a, "svc", "/c", "GET", 200, "t0", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "none", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "invalid", 1000, 100);
 
     text = render(s, EXPO_TEXT);
+
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
+                       "\"none\"} 2") != NULL,
+          "requests without a tenant stay none past the cap");
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
+                       "\"invalid\"} 1") != NULL,
+          "invalid tenants stay invalid past the cap");
 
     CHECK(strstr(text, "tenant=\"t2\"} 1") != NULL, "third tenant kept");
     CHECK(strstr(text, "tenant=\"t3\"") == NULL, "fourth tenant capped");
