@@ -638,6 +638,8 @@ ngx_http_obs_init(ngx_conf_t *cf)
 
     *h = ngx_http_obs_log_handler;
 
+    ngx_http_obs_context_init();
+
     return ngx_http_obs_wrap_upstreams(cf);
 }
 

@@ -182,8 +182,14 @@ typedef struct {
     uint64_t                   header_time_us;
     uint64_t                   response_time_us;
     uint64_t                   bytes_received;
+    uint32_t                   error;        /* NGX_HTTP_OBS_ATTEMPT_* */
     u_char                    *span_id;      /* NULL: none */
 } ngx_http_obs_attempt_t;
+
+/* why an upstream attempt got no response (UpstreamAttempt.error) */
+#define NGX_HTTP_OBS_ATTEMPT_OK        0
+#define NGX_HTTP_OBS_ATTEMPT_ERROR     1
+#define NGX_HTTP_OBS_ATTEMPT_TIMEOUT   2
 
 
 /*
@@ -252,6 +258,7 @@ ngx_http_obs_clock_us(clockid_t clock)
 }
 
 
+void ngx_http_obs_context_init(void);
 ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
@@ -264,6 +271,12 @@ char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
+ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
+    ngx_http_obs_value_t *v, ngx_str_t *value);
+ngx_uint_t ngx_http_obs_header_is_var(ngx_table_elt_t *h,
+    ngx_http_obs_value_t *v);
+void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx, ngx_uint_t n,
+    ngx_http_obs_loc_conf_t *olcf);
 
 void ngx_http_obs_ids_init(void);
 uint64_t ngx_http_obs_random(void);
@@ -279,6 +292,7 @@ ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec, size_t limit);
 void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
+size_t ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
 

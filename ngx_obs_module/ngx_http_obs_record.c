@@ -234,6 +234,12 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
                   ? ctx->attempt_us[i]
                   : ngx_http_obs_msec_to_usec(state[i].response_time);
         a->bytes_received = state[i].bytes_received;
+
+        /* no response header: the status is nginx's 502/504, not a reply */
+        a->error = (state[i].header_time != (ngx_msec_t) -1)
+                   ? NGX_HTTP_OBS_ATTEMPT_OK
+                   : (state[i].status == NGX_HTTP_GATEWAY_TIME_OUT)
+                   ? NGX_HTTP_OBS_ATTEMPT_TIMEOUT : NGX_HTTP_OBS_ATTEMPT_ERROR;
         a->span_id = (i < ctx->attempts) ? ctx->attempt_ids[i] : NULL;
     }
 

@@ -198,3 +198,68 @@ GET /sink/records?path=/slow
 ["sorry", '^(?![\s\S]*"service": "(?:pages|unknown)")[\s\S]*"service": "dead-svc"',
  "fallback",
  '^(?![\s\S]*"service": "(?:fallback-svc|unknown)")[\s\S]*"service": "dead-svc"']
+
+
+
+=== TEST 12: an attempt that got no response says why (error 1 refused, 2 timeout); a response has none
+--- config
+    location /refused {
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location /late {
+        proxy_read_timeout 200ms;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock:/slow;
+    }
+    location /fine {
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock:/;
+    }
+--- request eval
+["GET /refused", "GET /sink/records?path=/refused&min=1&wait=2",
+ "GET /late", "GET /sink/records?path=/late&min=1&wait=2",
+ "GET /fine", "GET /sink/records?path=/fine&min=1&wait=2"]
+--- error_code eval
+[502, 200, 504, 200, 200, 200]
+--- response_body_like eval
+["", '"upstreams": \[\{[^\]]*"error": 1[^\]]*"status": 502',
+ "", '"upstreams": \[\{[^\]]*"error": 2[^\]]*"status": 504',
+ "backend", '"upstreams": \[\{(?![^\]]*"error")[^\]]*"status": 200']
+
+
+
+=== TEST 13: the largest possible record (every text at its limit, 8 attempts) fits its size bound
+--- http_config eval
+$::HttpConfig . <<'_EOC_';
+    obs_service_name $http_x_service;
+    obs_tenant $http_x_tenant_id;
+    upstream eight_dead {
+        server unix:$TEST_NGINX_HTML_DIR/dead1.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead2.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead3.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead4.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead5.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead6.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead7.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead8.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead9.sock;
+    }
+_EOC_
+--- config
+    location /big/ {
+        obs_route "$uri$uri";
+        proxy_pass http://eight_dead;
+    }
+--- more_headers eval
+"User-Agent: " . ("u" x 600) . "\n"
+. "X-Request-ID: " . ("r" x 200) . "\n"
+. "X-Tenant-ID: " . ("t" x 64) . "\n"
+. "X-Service: " . ("s" x 300) . "\n"
+. "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"
+. "tracestate: " . CORE::join(',', map { sprintf "k%02d=%s", $_, "v" x 12 } 1 .. 32)
+--- request eval
+["GET /big/" . ("p" x 1100), "GET /sink/records?min=1&wait=2&status=502"]
+--- error_code eval
+[502, 200]
+--- response_body_like eval
+["", '"upstreams": \[(?:\{[^}]*"error": 1[^}]*\}, ){7}\{[^}]*"error": 1[^}]*\}\]']
+--- no_error_log
+[alert]
