@@ -335,20 +335,18 @@ ngx_http_obs_protocol(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
 
 
 /*
- * The client's X-Request-ID, or else nginx's own $request_id, so that a
- * record always correlates with an access log that logs $request_id.  When
- * nothing has asked for $request_id yet, the module gives it its value
- * (16 random bytes in hex, as nginx does) from the worker's id generator:
- * nginx's RAND_bytes() would cost several thousand instructions per
- * request, and the access log, which runs later, logs the same value.
+ * The client's X-Request-ID, or else nginx's own $request_id when the
+ * request has one: whatever uses $request_id (access_log, which runs before
+ * this log handler, proxy_set_header, add_header) makes it, and the record
+ * then correlates with it.  The module does not make one itself: nginx's
+ * RAND_bytes() per request, or even interning a unique id per record, costs
+ * more than the module's whole budget allows for a value nobody reads.
  */
 
 static void
 ngx_http_obs_request_id(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     ngx_http_obs_record_t *rec)
 {
-    u_char                     *p;
-    uint8_t                     id[16];
     ngx_http_variable_value_t  *vv;
     ngx_http_obs_main_conf_t   *omcf;
 
@@ -361,24 +359,7 @@ ngx_http_obs_request_id(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     omcf = ngx_http_get_module_main_conf(r, ngx_http_obs_module);
     vv = &r->variables[omcf->request_id_index];
 
-    if (!vv->valid && !vv->not_found) {
-        p = ngx_pnalloc(r->pool, 2 * sizeof(id));
-        if (p == NULL) {
-            ngx_str_null(&rec->request_id);
-            return;
-        }
-
-        ngx_http_obs_new_id(id, sizeof(id));
-        obs_hex_encode((char *) p, id, sizeof(id));
-
-        vv->data = p;
-        vv->len = 2 * sizeof(id);
-        vv->valid = 1;
-        vv->no_cacheable = 0;
-        vv->not_found = 0;
-    }
-
-    if (!vv->valid) {
+    if (!vv->valid || vv->not_found) {
         ngx_str_null(&rec->request_id);
         return;
     }

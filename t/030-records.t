@@ -238,10 +238,22 @@ my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
 
 
 
-=== TEST 14: without X-Request-ID the record carries nginx's $request_id
+=== TEST 14: without X-Request-ID the record carries nginx's $request_id where the request has one
 --- config
     location /rid { return 200 "$request_id\n"; }
 --- request eval
 ["GET /rid", "GET /sink/records?path=/rid&min=1&wait=5"]
 --- response_body_like eval
 ['^[0-9a-f]{32}$', '"requestId": "[0-9a-f]{32}"']
+
+
+
+=== TEST 15: with neither X-Request-ID nor any use of $request_id the record has no request id
+--- config
+    location /norid { return 200 "ok\n"; }
+--- request eval
+["GET /norid", "GET /sink/records?path=/norid&min=1&wait=5"]
+--- response_body_like eval
+["ok", '"path": "/norid"']
+--- response_body_unlike eval
+["requestId", '"requestId"']
