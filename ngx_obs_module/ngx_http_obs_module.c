@@ -36,6 +36,8 @@ static char *ngx_http_obs_trace_context(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_obs_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_obs_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_obs_used_variable(ngx_http_core_main_conf_t *cmcf,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_obs_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_obs_init_process(ngx_cycle_t *cycle);
 static void ngx_http_obs_exit_process(ngx_cycle_t *cycle);
@@ -601,6 +603,32 @@ ngx_http_obs_preconfiguration(ngx_conf_t *cf)
 }
 
 
+/*
+ * The index of a variable the configuration uses, or NGX_ERROR.  Adding an
+ * index would make every request's variable array longer (and a request
+ * pool a block larger) for a variable that, unused, never has a value.
+ */
+
+static ngx_int_t
+ngx_http_obs_used_variable(ngx_http_core_main_conf_t *cmcf, ngx_str_t *name)
+{
+    ngx_uint_t            i;
+    ngx_http_variable_t  *v;
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == name->len
+            && ngx_strncasecmp(v[i].name.data, name->data, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_obs_init(ngx_conf_t *cf)
 {
@@ -612,10 +640,7 @@ ngx_http_obs_init(ngx_conf_t *cf)
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
     omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_module);
 
-    omcf->request_id_index = ngx_http_get_variable_index(cf, &name);
-    if (omcf->request_id_index == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    omcf->request_id_index = ngx_http_obs_used_variable(cmcf, &name);
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {

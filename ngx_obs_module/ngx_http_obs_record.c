@@ -357,6 +357,12 @@ ngx_http_obs_request_id(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     }
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_obs_module);
+
+    if (omcf->request_id_index == NGX_ERROR) {
+        ngx_str_null(&rec->request_id);
+        return;
+    }
+
     vv = &r->variables[omcf->request_id_index];
 
     if (!vv->valid || vv->not_found) {
