@@ -273,8 +273,6 @@ ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
     ngx_http_obs_value_t *v, ngx_str_t *value);
-ngx_uint_t ngx_http_obs_header_is_var(ngx_table_elt_t *h,
-    ngx_http_obs_value_t *v);
 void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx, ngx_uint_t n,
     ngx_http_obs_loc_conf_t *olcf);
 

@@ -12,11 +12,6 @@
 #include "ngx_http_obs_module.h"
 
 
-static ngx_uint_t ngx_http_obs_header_matches(ngx_table_elt_t *h,
-    ngx_str_t *name);
-static u_char ngx_http_obs_underscored(u_char ch);
-
-
 /* Compiles a directive value; see ngx_http_obs_value_t. */
 
 char *
@@ -133,45 +128,4 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     value->len = vv->len;
 
     return NGX_OK;
-}
-
-
-/* Tells whether h is the header the lone $http_ value v reads. */
-
-ngx_uint_t
-ngx_http_obs_header_is_var(ngx_table_elt_t *h, ngx_http_obs_value_t *v)
-{
-    if (h->key.len != v->header.len
-        || ngx_http_obs_underscored(h->lowcase_key[0]) != v->header.data[0])
-    {
-        return 0;
-    }
-
-    return ngx_memcmp(h->lowcase_key, v->header_dashed.data, v->header.len)
-           == 0
-           || ngx_http_obs_header_matches(h, &v->header);
-}
-
-
-/* As nginx reads a header name for $http_: any case, '-' as '_'. */
-
-static ngx_uint_t
-ngx_http_obs_header_matches(ngx_table_elt_t *h, ngx_str_t *name)
-{
-    ngx_uint_t  k;
-
-    for (k = 0; k < name->len; k++) {
-        if (ngx_http_obs_underscored(h->lowcase_key[k]) != name->data[k]) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static u_char
-ngx_http_obs_underscored(u_char ch)
-{
-    return ch == '-' ? '_' : ch;
 }
