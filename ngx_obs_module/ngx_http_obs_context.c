@@ -61,6 +61,10 @@ static ngx_str_t   ngx_http_obs_request_id_name = ngx_string("x-request-id");
 static ngx_uint_t  ngx_http_obs_traceparent_hash;
 
 static ngx_http_obs_ctx_t  *ngx_http_obs_free_ctxs;
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC in microseconds, as of nginx's second */
+static time_t    ngx_http_obs_wall_sec;
+static uint64_t  ngx_http_obs_wall_offset;
 static ngx_uint_t  ngx_http_obs_tracestate_hash;
 
 
@@ -490,7 +494,20 @@ ngx_http_obs_start_clock(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     uint64_t  began;
 
     ctx->start_mono_us = ngx_http_obs_clock_us(CLOCK_MONOTONIC);
-    ctx->start_wall_us = ngx_http_obs_clock_us(CLOCK_REALTIME);
+
+    /*
+     * Wall time is the monotonic time plus their difference, read again
+     * whenever nginx's cached second moves on: one clock read per request
+     * instead of two, and a wall clock step is followed within a second.
+     */
+
+    if (ngx_http_obs_wall_sec != ngx_time()) {
+        ngx_http_obs_wall_sec = ngx_time();
+        ngx_http_obs_wall_offset = ngx_http_obs_clock_us(CLOCK_REALTIME)
+                                   - ngx_http_obs_clock_us(CLOCK_MONOTONIC);
+    }
+
+    ctx->start_wall_us = ctx->start_mono_us + ngx_http_obs_wall_offset;
 
     began = ((uint64_t) r->start_sec * 1000 + r->start_msec) * 1000;
 
