@@ -24,8 +24,8 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
-        integration-test \
-        install clean demo demo-stop rules rules-test dashboards k8s fuzz
+        integration-test install clean demo demo-stop rules rules-test \
+        dashboards dashboards-test k8s fuzz
 
 all: module sidecar
 
@@ -72,6 +72,11 @@ nginx-src-check:
 	    exit 1; \
 	fi
 
+# the module's JWT core is plain C: fuzzers and benchmarks link it alone
+JWT_CORE := ngx_obs_module/ngx_http_obs_jwt_keys.c \
+            ngx_obs_module/ngx_http_obs_jwt_token.c \
+            ngx_obs_module/ngx_http_obs_jwt_cache.c
+
 # Debian's nginx-dev ships the exact configure flags of the packaged nginx;
 # other source trees are configured with --with-compat alone.
 $(NGX_OBJS_MK): $(NGX_STAMP) config proto/obs/v1/record.proto | nginx-src-check
@@ -107,7 +112,8 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lz -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
+                -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 sidecar: $(SIDECAR)
@@ -146,12 +152,18 @@ $(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SI
 $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
-	    -o $@ bench/exporter_floor.c $(wildcard exporter/*.c) sidecar/log.c \
+	    -o $@ bench/exporter_floor.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+$(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ingx_obs_module \
+	    -o $@ bench/jwt_verify_floor.c $(JWT_CORE) -lcrypto -ljansson -lm
 
 # --- tests -----------------------------------------------------------------
 
-UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar
+UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
+              $(BUILD)/test_logline
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
 	@mkdir -p $(BUILD)
@@ -165,6 +177,12 @@ $(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SID
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_sidecar.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+$(BUILD)/test_logline: t/unit/unit.h t/unit/test_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	    -DOBS_EXPORTER_VERSION='"test"' \
+	    -o $@ t/unit/test_logline.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 unit-test: $(UNIT_TESTS)
@@ -202,11 +220,20 @@ k8s:
 
 rules-test:
 	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml
+	/usr/bin/python3 deploy/k8s/generate-prometheusrule.py --check
 	promtool check rules alert-rules/recording.yml alert-rules/alerts.yml alert-rules/slo.yml
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
+	/usr/bin/python3 alert-rules/tests/inhibit_test.py
 
-test: unit-test rules-test nginx-test nginx-test-valgrind integration-test
+# what Grafana needs to load and import them (no Grafana needed); the
+# queries run against a live Prometheus in t/integration/test_dashboards.py
+dashboards-test:
+	/usr/bin/python3 dashboards/build.py --check
+	/usr/bin/python3 dashboards/validate.py
+
+test: unit-test rules-test dashboards-test nginx-test nginx-test-valgrind \
+      integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15
@@ -221,11 +248,24 @@ $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PRO
 	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
-fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest
-	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest
+$(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
+	@mkdir -p $(BUILD)
+	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ t/fuzz/fuzz_jwt.c $(JWT_CORE) \
+	    -lcrypto -ljansson -lm
+
+$(BUILD)/fuzz_logline: t/fuzz/fuzz_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -It/unit -DOBS_EXPORTER_VERSION='"fuzz"' \
+	    -o $@ t/fuzz/fuzz_logline.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline $(BUILD)/fuzz_jwt
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline $(BUILD)/corpus/jwt
 	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
+	cp t/fuzz/seeds/jwt/* $(BUILD)/corpus/jwt/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
+	$(BUILD)/fuzz_logline -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(BUILD)/corpus/logline
+	$(BUILD)/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -max_len=12000 $(BUILD)/corpus/jwt
 
 clean:
 	rm -rf $(BUILD) t/servroot

@@ -17,7 +17,7 @@ PACKAGES=(
     # record schema
     protobuf-c-compiler libprotobuf-c-dev
     # sidecar and exporters
-    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsnappy-dev
     # tests: Test::Nginx's block parser, an independent protobuf decoder,
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
@@ -25,6 +25,12 @@ PACKAGES=(
     libhttp-message-perl liburi-perl liblist-moreutils-perl libtext-diff-perl
     libtest-longstring-perl
     prometheus prometheus-alertmanager curl
+    # JWT test keys and tokens, made by an independent implementation
+    python3-jwt python3-cryptography
+    # the exporters the compose stack runs, against a real PostgreSQL and
+    # Redis (alert rules and the System health dashboard)
+    postgresql redis-server prometheus-postgres-exporter
+    prometheus-redis-exporter prometheus-node-exporter
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
     # benchmarks and fuzzing
@@ -35,7 +41,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 
-# The OTLP decoder the tests use (OpenTelemetry JS), pinned by
+# The decoders the tests use (OpenTelemetry JS for OTLP; Loki's proto compiled
+# to JS by loki-grpc-client, and snappyjs, for the native Loki push), pinned by
 # t/helpers/js/package-lock.json.  Node from the machine image is kept; the
 # distro's is installed only where there is none.
 if ! command -v npm >/dev/null 2>&1; then

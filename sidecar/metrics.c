@@ -17,13 +17,23 @@
 stats_t  obs_stats;
 
 const char *const  decode_reason_names[DECODE_REASONS] = {
-    "malformed", "oversize", "no_header", "schema"
+    "malformed", "oversize", "no_header", "schema", "unauthenticated"
 };
 const char *const  module_drop_names[MODULE_DROP_REASONS] = {
-    "module_buffer_full", "module_send_failed", "module_oversize"
+    "module_buffer_full", "module_send_failed", "module_oversize",
+    "module_exit"
 };
 const char *const  overflow_names[OVERFLOW_KINDS] = {
-    "tenant", "route", "upstream", "series"
+    "tenant", "route", "upstream", "series", "service"
+};
+const char *const  http_closed_names[HTTP_CLOSED_REASONS] = {
+    "deadline", "busy"
+};
+
+const char *const  jwt_result_names[JWT_RESULTS] = {
+    "valid", "missing", "malformed", "alg_not_allowed", "unknown_key",
+    "bad_signature", "expired", "not_yet_valid", "bad_issuer",
+    "bad_audience", "missing_claim"
 };
 
 static struct {
@@ -43,6 +53,7 @@ static void metrics_by_label(expo_writer_t *w, const char *name,
 static void metrics_gauge(expo_writer_t *w, const char *name,
     const char *help, const char *unit, double value);
 static void metrics_process(expo_writer_t *w);
+static void metrics_jwt(expo_writer_t *w);
 
 int
 metrics_add_source(metrics_source_pt source, void *data)
@@ -150,6 +161,11 @@ metrics_self(expo_writer_t *w, store_t *store)
                     &obs_stats.store_nomem);
     metrics_counter(w, "obs_scrapes", "Scrapes of /metrics served.",
                     &obs_stats.scrapes);
+    metrics_by_label(w, "obs_http_connections_closed",
+                     "HTTP connections the sidecar closed on slow clients, "
+                     "by reason.",
+                     "reason", http_closed_names, obs_stats.http_closed,
+                     HTTP_CLOSED_REASONS);
 
     atomic_init(&reloads[0], atomic_load(&obs_stats.reloads));
     atomic_init(&reloads[1], atomic_load(&obs_stats.reload_failures));
@@ -162,7 +178,23 @@ metrics_self(expo_writer_t *w, store_t *store)
     expo_sample(w, version_label, version, 1, 1);
     expo_family_end(w);
 
+    metrics_jwt(w);
     metrics_process(w);
+}
+
+/* What obs_jwt made of the tokens nginx saw (the module counts them). */
+
+static void
+metrics_jwt(expo_writer_t *w)
+{
+    metrics_by_label(w, "obs_jwt_tokens",
+                     "Tokens checked by obs_jwt in nginx, by result.",
+                     "result", jwt_result_names, obs_stats.jwt_tokens,
+                     JWT_RESULTS);
+    metrics_counter(w, "obs_jwt_cache_hits",
+                    "Valid tokens answered by a worker's cache of "
+                    "verified tokens, without a signature check.",
+                    &obs_stats.jwt_cache_hits);
 }
 
 static void

@@ -182,12 +182,13 @@ tracestate: vendor=abc
 === TEST 10: sidecar gone: records wait, overflow is dropped and counted, nothing else is lost
 --- http_config eval
 $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
+--- timeout: 30
 --- config
     location /api/ { proxy_pass http://backend; }
 --- request eval
 ["GET /sink/reset", "GET /sink/pause",
  (map { "GET /api/n$_" } 1 .. 100),
- "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=10&expect=101",
+ "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=25&expect=101",
  "GET /errlog"]
 --- response_body_like eval
 ["reset", "paused", (map { "hello" } 1 .. 100), "false", "hello",

@@ -1,0 +1,69 @@
+/*
+ * ngx_http_obs_jwt_module, nginx side: shared by
+ *
+ *   ngx_http_obs_jwt_module.c   directives and configuration
+ *   ngx_http_obs_jwt_request.c  per-request verification, $obs_jwt_*,
+ *                               the 401 of "require", per-worker counters
+ *
+ * and, for the counters that ride each batch header, ngx_http_obs_emit.c.
+ */
+
+#ifndef _NGX_HTTP_OBS_JWT_MODULE_H_INCLUDED_
+#define _NGX_HTTP_OBS_JWT_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_obs_jwt.h"
+
+
+#define NGX_HTTP_OBS_JWT_OFF       0
+#define NGX_HTTP_OBS_JWT_ON        1
+#define NGX_HTTP_OBS_JWT_REQUIRE   2
+
+/* obs_jwt_token: the Authorization header's Bearer token */
+#define NGX_HTTP_OBS_JWT_BEARER    -2
+
+
+typedef struct {
+    ngx_uint_t                 cache_size;   /* 0: off */
+    ngx_flag_t                 used;         /* some location verifies */
+} ngx_http_obs_jwt_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                 mode;
+    ngx_str_t                  realm;        /* empty: none */
+    obs_jwt_keyset_t          *keys;
+    ngx_uint_t                 algs;
+    time_t                     leeway;
+    ngx_str_t                  tenant_claim;
+    ngx_str_t                  user_claim;   /* empty: none */
+    ngx_array_t               *issuers;      /* of char * */
+    ngx_array_t               *audiences;    /* of char * */
+    ngx_int_t                  token;        /* variable index, or BEARER */
+    obs_jwt_policy_t          *policy;
+} ngx_http_obs_jwt_loc_conf_t;
+
+
+struct Obs__V1__BatchHeader;
+
+
+extern ngx_module_t  ngx_http_obs_jwt_module;
+
+
+ngx_int_t ngx_http_obs_jwt_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_obs_jwt_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_obs_jwt_init_worker(ngx_cycle_t *cycle);
+void ngx_http_obs_jwt_exit_worker(void);
+
+/* Puts the counts not yet delivered into a batch header being sent. */
+void ngx_http_obs_jwt_batch_header(struct Obs__V1__BatchHeader *h);
+
+/* The last header was sent: its counts are delivered. */
+void ngx_http_obs_jwt_batch_sent(void);
+
+
+#endif /* _NGX_HTTP_OBS_JWT_MODULE_H_INCLUDED_ */

@@ -1,0 +1,498 @@
+/*
+ * A request's token, verified once: when a $obs_jwt_* variable is first
+ * read, or in the access phase with "obs_jwt require".  The verdict is
+ * kept for the whole request (internal redirects and subrequests too) and
+ * counted once per request in the worker's counters, which ride the batch
+ * headers sent to the sidecar.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_obs_jwt_module.h"
+#include "obs/v1/record.pb-c.h"
+
+
+#define NGX_HTTP_OBS_JWT_UNVERIFIED  "unverified"
+
+
+typedef struct {
+    const obs_jwt_policy_t    *policy;
+    obs_jwt_status_e           status;
+    ngx_str_t                  tenant;
+    ngx_str_t                  user;
+} ngx_http_obs_jwt_ctx_t;
+
+
+typedef enum {
+    NGX_HTTP_OBS_JWT_VAR_TENANT = 0,
+    NGX_HTTP_OBS_JWT_VAR_USER,
+    NGX_HTTP_OBS_JWT_VAR_STATUS
+} ngx_http_obs_jwt_var_e;
+
+
+static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_check(ngx_http_request_t *r);
+static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_get_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_obs_jwt_ctx_marker(void *data);
+static void ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
+    ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_str_t *token);
+static obs_jwt_status_e ngx_http_obs_jwt_verify(ngx_http_request_t *r,
+    const obs_jwt_policy_t *p, ngx_str_t *token, obs_jwt_claims_t *claims);
+static ngx_int_t ngx_http_obs_jwt_keep(ngx_http_request_t *r,
+    ngx_http_obs_jwt_ctx_t *ctx, const obs_jwt_claims_t *claims);
+static ngx_int_t ngx_http_obs_jwt_challenge(ngx_http_request_t *r,
+    ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_http_obs_jwt_ctx_t *ctx);
+static ngx_int_t ngx_http_obs_jwt_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_obs_jwt_vars[] = {
+
+    { ngx_string("obs_jwt_tenant"), NULL, ngx_http_obs_jwt_variable,
+      NGX_HTTP_OBS_JWT_VAR_TENANT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("obs_jwt_user"), NULL, ngx_http_obs_jwt_variable,
+      NGX_HTTP_OBS_JWT_VAR_USER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("obs_jwt_status"), NULL, ngx_http_obs_jwt_variable,
+      NGX_HTTP_OBS_JWT_VAR_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+/*
+ * The worker's counts by result, and its cache hits, not yet delivered;
+ * "sending" is what the header being sent carries.
+ */
+static uint64_t          ngx_http_obs_jwt_counts[OBS_JWT_RESULTS + 1];
+static uint64_t          ngx_http_obs_jwt_sending[OBS_JWT_RESULTS + 1];
+#define NGX_HTTP_OBS_JWT_CACHE_HITS  OBS_JWT_RESULTS
+
+static obs_jwt_cache_t  *ngx_http_obs_jwt_cache;
+
+
+ngx_int_t
+ngx_http_obs_jwt_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_obs_jwt_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_obs_jwt_access_handler(ngx_http_request_t *r)
+{
+    ngx_http_obs_jwt_ctx_t       *ctx;
+    ngx_http_obs_jwt_loc_conf_t  *jlcf;
+
+    jlcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_jwt_module);
+
+    if (jlcf->mode != NGX_HTTP_OBS_JWT_REQUIRE) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_obs_jwt_check(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->status == OBS_JWT_VALID) {
+        return NGX_OK;
+    }
+
+    return ngx_http_obs_jwt_challenge(r, jlcf, ctx);
+}
+
+
+ngx_int_t
+ngx_http_obs_jwt_init_worker(ngx_cycle_t *cycle)
+{
+    uint64_t                       seed;
+    ngx_http_obs_jwt_main_conf_t  *jmcf;
+
+    jmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_obs_jwt_module);
+
+    if (jmcf == NULL || !jmcf->used || jmcf->cache_size == 0) {
+        return NGX_OK;
+    }
+
+    seed = ((uint64_t) ngx_random() << 32) ^ (uint64_t) ngx_random()
+           ^ (uint64_t) ngx_pid;
+
+    ngx_http_obs_jwt_cache = obs_jwt_cache_create(jmcf->cache_size, seed);
+    if (ngx_http_obs_jwt_cache == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "obs_jwt: no memory for a cache of %ui tokens",
+                      jmcf->cache_size);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_obs_jwt_exit_worker(void)
+{
+    obs_jwt_cache_destroy(ngx_http_obs_jwt_cache);
+    ngx_http_obs_jwt_cache = NULL;
+    obs_jwt_done();
+}
+
+
+void
+ngx_http_obs_jwt_batch_header(struct Obs__V1__BatchHeader *h)
+{
+    uint64_t  *c = ngx_http_obs_jwt_sending;
+
+    ngx_memcpy(c, ngx_http_obs_jwt_counts, sizeof(ngx_http_obs_jwt_counts));
+
+    h->jwt_valid = c[OBS_JWT_VALID];
+    h->jwt_missing = c[OBS_JWT_MISSING];
+    h->jwt_malformed = c[OBS_JWT_MALFORMED];
+    h->jwt_alg_not_allowed = c[OBS_JWT_ALG_NOT_ALLOWED];
+    h->jwt_unknown_key = c[OBS_JWT_UNKNOWN_KEY];
+    h->jwt_bad_signature = c[OBS_JWT_BAD_SIGNATURE];
+    h->jwt_expired = c[OBS_JWT_EXPIRED];
+    h->jwt_not_yet_valid = c[OBS_JWT_NOT_YET_VALID];
+    h->jwt_bad_issuer = c[OBS_JWT_BAD_ISSUER];
+    h->jwt_bad_audience = c[OBS_JWT_BAD_AUDIENCE];
+    h->jwt_missing_claim = c[OBS_JWT_MISSING_CLAIM];
+    h->jwt_cache_hits = c[NGX_HTTP_OBS_JWT_CACHE_HITS];
+}
+
+
+void
+ngx_http_obs_jwt_batch_sent(void)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i <= OBS_JWT_RESULTS; i++) {
+        ngx_http_obs_jwt_counts[i] -= ngx_http_obs_jwt_sending[i];
+        ngx_http_obs_jwt_sending[i] = 0;
+    }
+}
+
+
+/* The request's verdict under its location's policy; NULL: no memory. */
+
+static ngx_http_obs_jwt_ctx_t *
+ngx_http_obs_jwt_check(ngx_http_request_t *r)
+{
+    ngx_str_t                     token;
+    obs_jwt_claims_t              claims;
+    ngx_http_obs_jwt_ctx_t       *ctx;
+    ngx_http_obs_jwt_loc_conf_t  *jlcf;
+
+    jlcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_jwt_module);
+
+    ctx = ngx_http_obs_jwt_get_ctx(r);
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    if (ctx->policy == jlcf->policy) {
+        return ctx;
+    }
+
+    ctx->policy = jlcf->policy;
+    ngx_str_null(&ctx->tenant);
+    ngx_str_null(&ctx->user);
+
+    ngx_http_obs_jwt_get_token(r, jlcf, &token);
+
+    ctx->status = ngx_http_obs_jwt_verify(r, jlcf->policy, &token, &claims);
+    ngx_http_obs_jwt_counts[ctx->status]++;
+
+    if (ctx->status != OBS_JWT_VALID) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "obs_jwt: token not accepted: %s",
+                      obs_jwt_status_names[ctx->status]);
+        return ctx;
+    }
+
+    if (ngx_http_obs_jwt_keep(r, ctx, &claims) != NGX_OK) {
+        return NULL;
+    }
+
+    return ctx;
+}
+
+
+/*
+ * The context lives in a pool cleanup, as realip's does, so that internal
+ * redirects (which clear module contexts) and subrequests (which share the
+ * pool) find the verdict instead of counting the token again.
+ */
+
+static ngx_http_obs_jwt_ctx_t *
+ngx_http_obs_jwt_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_obs_jwt_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_jwt_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    if (r->internal || r != r->main) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_obs_jwt_ctx_marker) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_obs_jwt_module);
+                return ctx;
+            }
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_obs_jwt_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ctx->policy = NULL;
+    cln->handler = ngx_http_obs_jwt_ctx_marker;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_obs_jwt_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_obs_jwt_ctx_marker(void *data)
+{
+    /* marks the cleanup that holds the context: nothing to free */
+}
+
+
+static void
+ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
+    ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_str_t *token)
+{
+    u_char                     *p, *last;
+    ngx_table_elt_t            *h;
+    ngx_http_variable_value_t  *vv;
+
+    ngx_str_null(token);
+
+    if (jlcf->token != NGX_HTTP_OBS_JWT_BEARER) {
+        vv = ngx_http_get_flushed_variable(r, jlcf->token);
+
+        if (vv && !vv->not_found) {
+            token->data = vv->data;
+            token->len = vv->len;
+        }
+
+        return;
+    }
+
+    /* "Authorization: Bearer <token>", the scheme in any case (RFC 6750) */
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL || h->value.len < sizeof("Bearer ") - 1
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        return;
+    }
+
+    p = h->value.data + 7;
+    last = h->value.data + h->value.len;
+
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
+    token->data = p;
+    token->len = last - p;
+}
+
+
+static obs_jwt_status_e
+ngx_http_obs_jwt_verify(ngx_http_request_t *r, const obs_jwt_policy_t *p,
+    ngx_str_t *token, obs_jwt_claims_t *claims)
+{
+    int64_t                  now;
+    obs_jwt_status_e         rc;
+    const obs_jwt_claims_t  *cached;
+
+    if (token->len == 0) {
+        return OBS_JWT_MISSING;
+    }
+
+    now = (int64_t) ngx_time();
+
+    if (ngx_http_obs_jwt_cache) {
+        cached = obs_jwt_cache_get(ngx_http_obs_jwt_cache, p,
+                                   (char *) token->data, token->len, now);
+        if (cached) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "obs_jwt: token found in the cache");
+            ngx_http_obs_jwt_counts[NGX_HTTP_OBS_JWT_CACHE_HITS]++;
+            *claims = *cached;
+            return OBS_JWT_VALID;
+        }
+    }
+
+    rc = obs_jwt_verify(p, (char *) token->data, token->len, now, claims);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "obs_jwt: token verified: %s", obs_jwt_status_names[rc]);
+
+    if (rc == OBS_JWT_VALID && ngx_http_obs_jwt_cache) {
+        obs_jwt_cache_put(ngx_http_obs_jwt_cache, p, (char *) token->data,
+                          token->len, claims);
+    }
+
+    return rc;
+}
+
+
+/* The claims are copied: a cache entry may be reused while we run. */
+
+static ngx_int_t
+ngx_http_obs_jwt_keep(ngx_http_request_t *r, ngx_http_obs_jwt_ctx_t *ctx,
+    const obs_jwt_claims_t *claims)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, claims->tenant_len + claims->user_len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->tenant.data = p;
+    ctx->tenant.len = claims->tenant_len;
+    p = ngx_cpymem(p, claims->tenant, claims->tenant_len);
+
+    ctx->user.data = p;
+    ctx->user.len = claims->user_len;
+    ngx_memcpy(p, claims->user, claims->user_len);
+
+    return NGX_OK;
+}
+
+
+/* 401 with a Bearer challenge (RFC 6750 3): no error code when no token. */
+
+static ngx_int_t
+ngx_http_obs_jwt_challenge(ngx_http_request_t *r,
+    ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_http_obs_jwt_ctx_t *ctx)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *h;
+
+    len = sizeof("Bearer realm=\"\", error=\"invalid_token\", "
+                 "error_description=\"\"") - 1
+          + jlcf->realm.len + ngx_strlen(obs_jwt_status_names[ctx->status]);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value.data = p;
+
+    p = ngx_cpymem(p, "Bearer", 6);
+
+    if (jlcf->realm.len) {
+        p = ngx_sprintf(p, " realm=\"%V\"", &jlcf->realm);
+    }
+
+    if (ctx->status != OBS_JWT_MISSING) {
+        p = ngx_sprintf(p, "%s error=\"invalid_token\", "
+                        "error_description=\"%s\"",
+                        jlcf->realm.len ? "," : "",
+                        obs_jwt_status_names[ctx->status]);
+    }
+
+    h->value.len = p - h->value.data;
+    r->headers_out.www_authenticate = h;
+
+    return NGX_HTTP_UNAUTHORIZED;
+}
+
+
+static ngx_int_t
+ngx_http_obs_jwt_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                     s;
+    ngx_http_obs_jwt_ctx_t       *ctx;
+    ngx_http_obs_jwt_loc_conf_t  *jlcf;
+
+    jlcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_jwt_module);
+
+    ctx = NULL;
+
+    if (jlcf->mode != NGX_HTTP_OBS_JWT_OFF) {
+        ctx = ngx_http_obs_jwt_check(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    switch (data) {
+
+    case NGX_HTTP_OBS_JWT_VAR_TENANT:
+        if (ctx && ctx->status == OBS_JWT_VALID) {
+            s = ctx->tenant;
+        } else {
+            ngx_str_set(&s, NGX_HTTP_OBS_JWT_UNVERIFIED);
+        }
+        break;
+
+    case NGX_HTTP_OBS_JWT_VAR_USER:
+        if (ctx && ctx->status == OBS_JWT_VALID) {
+            s = ctx->user;
+        } else {
+            ngx_str_null(&s);
+        }
+        break;
+
+    default: /* NGX_HTTP_OBS_JWT_VAR_STATUS */
+        if (ctx) {
+            s.data = (u_char *) obs_jwt_status_names[ctx->status];
+            s.len = ngx_strlen(s.data);
+        } else {
+            ngx_str_set(&s, "off");
+        }
+    }
+
+    v->data = s.data;
+    v->len = s.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}

@@ -1,0 +1,964 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+# ngx_http_obs_jwt_module: a tenant taken from a verified JWT.  Keys and
+# tokens come from an independent implementation (PyJWT and pyca/cryptography,
+# t/jwt/fixtures.py), made afresh for every run.
+
+use lib 't/helpers';
+use ObsSink;
+use Test::Nginx::Socket 'no_plan';
+
+use File::Copy qw(copy);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use JSON::PP ();
+use Time::HiRes qw(sleep);
+
+our (%T, $Dir);
+
+BEGIN {
+    $Dir = tempdir("obs-jwt-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    my $json = `/usr/bin/python3 t/jwt/fixtures.py $Dir`;
+    die "t/jwt/fixtures.py failed" if $? != 0;
+    %T = %{ JSON::PP::decode_json($json) };
+    $ENV{TEST_NGINX_JWT} = $Dir;
+}
+
+no_shuffle();
+
+our $HttpConfig = <<'_EOC_';
+    large_client_header_buffers 4 32k;
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+    obs_jwt_issuer https://issuer.example;
+    obs_jwt_audience api;
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $HttpConfig)
+        unless defined $block->http_config;
+});
+
+# "GET /q?token=<token>" for each named fixture, and the lines expected
+sub tok { [ map { "GET /q?token=$T{$_}" } @_ ] }
+sub lines { [ map { "$_\n" } @_ ] }
+
+run_tests();
+
+reload_picks_up_new_keys();
+cache_honours_exp();
+default_leeway();
+
+
+# --- outside the blocks: a running nginx that is reloaded or waited on ----
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0) or die $!;
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub get {
+    my ($port, $path, $token) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port)
+        or return '';
+    print $s "GET $path HTTP/1.0\r\nHost: x\r\n"
+             . ($token ? "Authorization: Bearer $token\r\n" : '') . "\r\n";
+    local $/;
+    my $r = <$s>;
+    close $s;
+    my (undef, $body) = split /\r\n\r\n/, $r // '', 2;
+    return $body // '';
+}
+
+sub start_nginx {
+    my ($prefix, $port, $loc) = @_;
+    mkdir "$prefix/logs";
+    my $modules = join '', map { "load_module $_;\n" }
+                  grep { /obs/ } split ' ', $ENV{TEST_NGINX_LOAD_MODULES} // '';
+    my $user = $> == 0 ? "user root;\n" : '';
+    open my $fh, '>', "$prefix/nginx.conf" or die $!;
+    print $fh <<"_EOC_";
+$modules$user
+worker_processes 1;
+error_log logs/error.log debug;
+pid logs/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$port;
+        location /t {
+            $loc
+            return 200 "\$obs_jwt_status \$obs_jwt_tenant\\n";
+        }
+    }
+}
+_EOC_
+    close $fh;
+    my $bin = $ENV{TEST_NGINX_BINARY} || 'nginx';
+    system($bin, '-p', "$prefix/", '-c', 'nginx.conf') == 0
+        or die "nginx did not start";
+    for (1 .. 100) {
+        last if get($port, '/t') ne '';
+        sleep 0.05;
+    }
+    return $bin;
+}
+
+# SIGHUP to the master, as "nginx -s reload" would send (which itself reads
+# the configuration first and so would refuse to send it for a bad file)
+sub reload {
+    my $prefix = shift;
+    my $pid = slurp("$prefix/logs/nginx.pid");
+    chomp $pid;
+    kill 'HUP', $pid or die "no nginx master";
+}
+
+# by signal: "nginx -s quit" would read the configuration first, and a bad
+# key file in it would leave nginx running (holding the test lock)
+sub stop_nginx {
+    my ($bin, $prefix) = @_;
+    my $pid = slurp("$prefix/logs/nginx.pid");
+    chomp $pid;
+    return unless $pid;
+    kill 'QUIT', $pid;
+    for (1 .. 200) {
+        last unless -e "$prefix/logs/nginx.pid" && kill 0, $pid;
+        sleep 0.025;
+    }
+    kill 'KILL', $pid if -e "$prefix/logs/nginx.pid";
+}
+
+sub slurp {
+    open my $fh, '<', shift or return '';
+    local $/;
+    return <$fh>;
+}
+
+sub reload_picks_up_new_keys {
+    my $prefix = tempdir("obs-jwt-reload-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    my $port = free_port();
+    copy("$Dir/jwks.json", "$prefix/keys.json") or die $!;
+
+    my $bin = start_nginx($prefix, $port,
+                          "obs_jwt on; obs_jwt_keys $prefix/keys.json;");
+
+    is(get($port, '/t', $T{rsa2}), "unknown_key unverified\n",
+       "reload: a key not yet in the file is unknown");
+
+    copy("$Dir/jwks2.json", "$prefix/keys.json") or die $!;
+    reload($prefix);
+
+    my $body = '';
+    for (1 .. 100) {
+        $body = get($port, '/t', $T{rsa2});
+        last if $body eq "valid acme\n";
+        sleep 0.05;
+    }
+    is($body, "valid acme\n", "reload: the new file's key verifies");
+
+    # a bad file is refused on reload; the running keys stay
+    open my $fh, '>', "$prefix/keys.json" or die $!;
+    print $fh "{ not json";
+    close $fh;
+    reload($prefix);
+
+    for (1 .. 100) {
+        last if slurp("$prefix/logs/error.log") =~ /obs_jwt_keys .*keys.json/;
+        sleep 0.05;
+    }
+
+    is(get($port, '/t', $T{rsa2}), "valid acme\n",
+       "reload: a bad key file leaves the running keys in place");
+    like(slurp("$prefix/logs/error.log"),
+         qr/obs_jwt_keys "[^"]*keys.json": invalid JSON/,
+         "reload: the bad file is named with its directive");
+
+    stop_nginx($bin, $prefix);
+}
+
+# A cached token is still checked against its exp on every hit.
+sub cache_honours_exp {
+    my $prefix = tempdir("obs-jwt-exp-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    my $port = free_port();
+    my $token = `/usr/bin/python3 t/jwt/fixtures.py $Dir token 2`;
+    chomp $token;
+
+    my $bin = start_nginx($prefix, $port,
+                          "obs_jwt on; obs_jwt_keys $Dir/jwks.json; "
+                          . "obs_jwt_leeway 0;");
+
+    is(get($port, '/t', $token), "valid acme\n", "cache: fresh token valid");
+    is(get($port, '/t', $token), "valid acme\n", "cache: again, valid");
+    like(slurp("$prefix/logs/error.log"), qr/obs_jwt: token found in the cache/,
+         "cache: the second request was answered by the cache");
+
+    sleep 3;
+    is(get($port, '/t', $token), "expired unverified\n",
+       "cache: an entry past its exp is not used");
+
+    stop_nginx($bin, $prefix);
+}
+
+# The default leeway (60 s), with tokens made just before they are sent.
+sub default_leeway {
+    my $prefix = tempdir("obs-jwt-leeway-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    my $port = free_port();
+    my $bin = start_nginx($prefix, $port,
+                          "obs_jwt on; obs_jwt_keys $Dir/jwks.json;");
+
+    for my $case ([-20, "valid acme\n"], [-120, "expired unverified\n"]) {
+        my $token = `/usr/bin/python3 t/jwt/fixtures.py $Dir token $case->[0]`;
+        chomp $token;
+        is(get($port, '/t', $token), $case->[1],
+           "default leeway: exp $case->[0] s from now");
+    }
+
+    stop_nginx($bin, $prefix);
+}
+
+__DATA__
+
+=== TEST 1: every algorithm verifies (token from a variable)
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant $obs_jwt_user\n";
+    }
+--- request eval
+main::tok(qw(HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384 EdDSA))
+--- response_body eval
+main::lines(("valid acme alice") x 9)
+
+
+
+=== TEST 2: Authorization: Bearer is the default source
+--- config
+    location /t {
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant $obs_jwt_user\n";
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{ES256}"
+--- request
+GET /t
+--- response_body
+valid acme alice
+
+
+
+=== TEST 3: the scheme is case-insensitive, spaces after it are skipped
+--- config
+    location /t {
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- more_headers eval
+"Authorization: bEARER    $::T{EdDSA}"
+--- request
+GET /t
+--- response_body
+valid acme
+
+
+
+=== TEST 4: another scheme is no bearer token: missing, never the claim
+--- config
+    location /t {
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+--- more_headers
+Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l
+--- request
+GET /t
+--- response_body
+missing unverified []
+
+
+
+=== TEST 5: no token at all
+--- config
+    location /t {
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- request
+GET /t
+--- response_body
+missing unverified
+
+
+
+=== TEST 6: token from a named header
+--- config
+    location /t {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- more_headers eval
+"X-Token: $::T{RS384}\nAuthorization: Bearer $::T{wrong_key}"
+--- request
+GET /t
+--- response_body
+valid acme
+
+
+
+=== TEST 7: token from a cookie
+--- config
+    location /t {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- more_headers eval
+"Cookie: theme=dark; session=$::T{HS512}; lang=en"
+--- request
+GET /t
+--- response_body
+valid acme
+
+
+
+=== TEST 8: wrong key, tampered payload, kid selection
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- request eval
+main::tok(qw(wrong_key tampered unknown_kid ec_kid_rsa no_kid ec_no_kid))
+--- response_body eval
+main::lines("bad_signature unverified", "bad_signature unverified",
+            "unknown_key unverified", "alg_not_allowed unverified",
+            "valid acme", "valid acme")
+
+
+
+=== TEST 9: alg confusion: HS256 keyed with the RSA public key
+--- config
+    location /pem {
+        obs_jwt on;
+        obs_jwt_keys $TEST_NGINX_JWT/rsa1.pem kid=rsa1;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- request eval
+["GET /pem?token=$::T{alg_confusion}",
+ "GET /pem?token=$::T{alg_confusion_no_kid}",
+ "GET /pem?token=$::T{RS256}",
+ "GET /q?token=$::T{alg_confusion}",
+ "GET /q?token=$::T{alg_confusion_no_kid}"]
+--- response_body eval
+main::lines("alg_not_allowed unverified", "alg_not_allowed unverified",
+            "valid acme", "alg_not_allowed unverified",
+            "bad_signature unverified")
+
+
+
+=== TEST 10: "none" is never accepted
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- request eval
+main::tok(qw(alg_none alg_none_upper))
+--- response_body eval
+main::lines(("alg_not_allowed unverified") x 2)
+
+
+
+=== TEST 11: "none" cannot be allowed
+--- config
+    location /t {
+        obs_jwt on;
+        obs_jwt_algorithms RS256 none;
+    }
+--- must_die
+--- error_log
+unsupported algorithm "none"
+
+
+
+=== TEST 12: the allow-list
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_algorithms RS256 EdDSA;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(RS256 EdDSA ES256 HS256 RS512))
+--- response_body eval
+main::lines(qw(valid valid alg_not_allowed alg_not_allowed alg_not_allowed))
+
+
+
+=== TEST 13: a key's own "alg" pins it to that algorithm
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_keys $TEST_NGINX_JWT/jwks-pinned.json;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(RS256 RS512))
+--- response_body eval
+main::lines(qw(alg_not_allowed valid))
+
+
+
+=== TEST 14: exp and nbf, with the default leeway of 60 s
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- request eval
+main::tok(qw(expired expired_30m nbf_future nbf_30m no_exp exp_string))
+--- response_body eval
+main::lines("expired unverified", "expired unverified",
+            "not_yet_valid unverified", "not_yet_valid unverified",
+            "valid acme", "malformed unverified")
+
+
+
+=== TEST 15: a larger and a smaller leeway
+--- config
+    location /hour {
+        obs_jwt on;
+        obs_jwt_leeway 1h;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+    location /q {
+        obs_jwt on;
+        obs_jwt_leeway 10s;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+["GET /hour?token=$::T{expired_30m}", "GET /hour?token=$::T{nbf_30m}",
+ "GET /hour?token=$::T{expired}",
+ @{ main::tok(qw(expired_30m nbf_30m RS256)) }]
+--- response_body eval
+main::lines(qw(valid valid expired expired not_yet_valid valid))
+
+
+
+=== TEST 16: iss and aud (a string or an array)
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(bad_iss no_iss aud_array bad_aud no_aud))
+--- response_body eval
+main::lines(qw(bad_issuer bad_issuer valid bad_audience bad_audience))
+
+
+
+=== TEST 17: several accepted issuers and audiences; none configured
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_issuer https://evil.example https://issuer.example;
+        obs_jwt_audience more api;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+    location /any {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+["GET /q?token=$::T{bad_iss}", "GET /q?token=$::T{bad_aud}",
+ "GET /any?token=$::T{no_iss}", "GET /any?token=$::T{no_aud}"]
+--- response_body eval
+main::lines(qw(valid valid valid valid))
+
+
+
+=== TEST 18: which claims name the tenant and the user
+--- config
+    location /org {
+        obs_jwt on;
+        obs_jwt_tenant_claim org;
+        obs_jwt_user_claim off;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+--- request eval
+["GET /org?token=$::T{org}", "GET /org?token=$::T{RS256}",
+ "GET /q?token=$::T{tenant_int}", "GET /q?token=$::T{no_tenant}",
+ "GET /q?token=$::T{org}"]
+--- response_body eval
+main::lines("valid globex []", "missing_claim unverified []",
+            "valid 42 [alice]", "missing_claim unverified []",
+            "valid acme []")
+
+
+
+=== TEST 19: malformed and hostile tokens
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- request eval
+main::tok(qw(garbage two_parts five_parts bad_base64 header_not_json
+           deep_header deep_payload huge crit dup_claim))
+--- response_body eval
+main::lines(("malformed unverified") x 10)
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 20: require: no token -> 401 with a bare challenge
+--- config
+    location /t {
+        obs_jwt require realm=api;
+        echo $obs_jwt_tenant;
+    }
+--- request
+GET /t
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="api"
+
+
+
+=== TEST 21: require: a bad token -> 401 invalid_token, with the reason
+--- config
+    location /t {
+        obs_jwt require realm=api;
+        echo $obs_jwt_tenant;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{expired}"
+--- request
+GET /t
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="api", error="invalid_token", error_description="expired"
+
+
+
+=== TEST 22: require without a realm; a valid token passes
+--- config
+    location /q {
+        obs_jwt require;
+        obs_jwt_token $arg_token;
+        add_header X-Status $obs_jwt_status always;
+        echo $obs_jwt_tenant;
+    }
+--- request eval
+main::tok(qw(wrong_key RS256))
+--- error_code eval
+[401, 200]
+--- response_headers eval
+["WWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"bad_signature\"\nX-Status: bad_signature",
+ "!WWW-Authenticate\nX-Status: valid"]
+--- response_body_like eval
+["401", "^acme\\n\\z"]
+
+
+
+=== TEST 23: "on" never rejects a request
+--- config
+    location /t {
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{tampered}"
+--- request
+GET /t
+--- response_body
+bad_signature unverified
+
+
+
+=== TEST 24: "satisfy any" lets an allowed address in without a token
+--- config
+    location /t {
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        obs_jwt require;
+        echo $obs_jwt_status;
+    }
+--- request
+GET /t
+--- response_body
+missing
+
+
+
+=== TEST 25: obs_tenant takes the verified claim, never the client's header
+--- config
+    location /q {
+        obs on;
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        obs_tenant $obs_jwt_tenant;
+        return 200 "$obs_tenant\n";
+    }
+--- more_headers
+X-Tenant-ID: globex
+--- request eval
+main::tok(qw(RS256 tampered))
+--- response_body eval
+main::lines(qw(acme unverified))
+
+
+
+=== TEST 26: off: the variables say so, nothing is verified
+--- config
+    location /t {
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{RS256}"
+--- request
+GET /t
+--- response_body
+off unverified
+--- no_error_log
+obs_jwt: token verified
+
+
+
+=== TEST 27: a repeated token is answered by the cache (hits counted)
+--- http_config
+    obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=1s;
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+--- config
+    location /t {
+        obs on;
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+    location /sink/ {
+        obs off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{RS256}"
+--- request eval
+["GET /sink/reset", "GET /t", "GET /t", "GET /t", "GET /sink/headers?wait=2"]
+--- response_body_like eval
+["reset", "valid acme", "valid acme", "valid acme",
+ '(?=[\s\S]*"jwtValid": "3")(?=[\s\S]*"jwtCacheHits": "2")']
+
+
+
+=== TEST 28: obs_jwt_cache off
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+    obs_jwt_cache off;
+--- config
+    location /t {
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{RS256}"
+--- request eval
+["GET /t", "GET /t"]
+--- response_body eval
+main::lines("valid acme", "valid acme")
+--- no_error_log
+obs_jwt: token found in the cache
+
+
+
+=== TEST 29: a cache entry serves only the policy that verified it
+--- config
+    location /lax {
+        obs_jwt on;
+        obs_jwt_audience other;
+        return 200 "$obs_jwt_status\n";
+    }
+    location /strict {
+        obs_jwt on;
+        return 200 "$obs_jwt_status\n";
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{bad_aud}"
+--- request eval
+["GET /lax", "GET /lax", "GET /strict"]
+--- response_body eval
+main::lines(qw(valid valid bad_audience))
+
+
+
+=== TEST 30: an internal redirect keeps the verdict (verified once)
+--- config
+    location /t {
+        obs_jwt on;
+        set $first $obs_jwt_status;
+        rewrite ^ /u last;
+    }
+    location /u {
+        obs_jwt on;
+        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{ES384}"
+--- request
+GET /t
+--- response_body
+valid acme
+
+
+
+=== TEST 31: an HTTP/0.9 request under require: 401, no crash
+--- config
+    location /t {
+        obs_jwt require;
+        echo $obs_jwt_tenant;
+    }
+--- raw_request eval
+"GET /t\r\n"
+--- http09
+--- response_body_like: 401
+--- no_error_log
+[alert]
+
+
+
+=== TEST 32: the counts ride the batch header to the sidecar
+--- http_config
+    obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=1s;
+    obs_tenant $obs_jwt_tenant;
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+--- config
+    location /q {
+        obs on;
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+    location /sink/ {
+        obs off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
+    }
+--- request eval
+["GET /sink/reset", "GET /q?token=$::T{RS256}", "GET /q?token=$::T{RS256}",
+ "GET /q?token=$::T{expired}", "GET /q", "GET /q?token=$::T{garbage}",
+ "GET /sink/headers?wait=2"]
+--- response_body_like eval
+["reset", "valid", "valid", "expired", "missing", "malformed",
+ CORE::join('', map { "(?=[\\s\\S]*$_)" }
+    '"jwtValid": "2"', '"jwtCacheHits": "1"', '"jwtExpired": "1"',
+    '"jwtMissing": "1"', '"jwtMalformed": "1"')]
+
+
+
+=== TEST 33: nginx -t: obs_jwt without keys
+--- http_config
+--- config
+    location /t {
+        obs_jwt on;
+    }
+--- must_die
+--- error_log
+"obs_jwt" needs "obs_jwt_keys"
+
+
+
+=== TEST 34: nginx -t: a missing key file
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/nonexistent.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*nonexistent.json": cannot open/
+
+
+
+=== TEST 35: nginx -t: a JWKS that is not JSON
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-syntax.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-syntax.json": invalid JSON/
+
+
+
+=== TEST 36: nginx -t: a JWKS without keys
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-empty.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-empty.json": no signature verification keys/
+
+
+
+=== TEST 37: nginx -t: an RSA key under 2048 bits
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-small-rsa.pem;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-small-rsa.pem": PEM block 1: an RSA key needs at least 2048 bits/
+
+
+
+=== TEST 38: nginx -t: a private key is refused
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-private.pem;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-private.pem": PEM block 1: a private key/
+
+
+
+=== TEST 39: nginx -t: an HMAC key shorter than 32 bytes
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-short-hmac.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-short-hmac.json": key 0: an HMAC key needs at least 32 bytes/
+
+
+
+=== TEST 40: nginx -t: an unsupported curve
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-p521.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-p521.json": key 0: unsupported EC curve "P-521"/
+
+
+
+=== TEST 41: nginx -t: two keys with one kid
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-dup-kid.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-dup-kid.json": kid "same" is used twice/
+
+
+
+=== TEST 42: nginx -t: neither JWKS nor PEM
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-garbage.pem;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-garbage.pem": neither a JWKS nor a PEM public key/
+
+
+
+=== TEST 43: nginx -t: bad values of the other directives
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+    obs_jwt_cache 0;
+--- config
+--- must_die
+--- error_log
+invalid cache size "0"
+
+
+
+=== TEST 44: nginx -t: a leeway over a day
+--- config
+    location /t {
+        obs_jwt_leeway 2d;
+    }
+--- must_die
+--- error_log
+"obs_jwt_leeway" directive is more than a day
+
+
+
+=== TEST 45: nginx -t: a realm that would break the quoted-string
+--- config
+    location /t {
+        obs_jwt require realm=a"b;
+    }
+--- must_die
+--- error_log
+invalid realm
+
+
+
+=== TEST 46: nginx -t: kid= on a JWKS
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json kid=x;
+--- config
+--- must_die
+--- error_log
+kid= is for PEM files
+
+
+
+=== TEST 47: PEM files of every key type, each with its kid
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/ec256.pem kid=ec256;
+    obs_jwt_keys $TEST_NGINX_JWT/ec384.pem kid=ec384;
+    obs_jwt_keys $TEST_NGINX_JWT/ed.pem kid=ed;
+    obs_jwt_keys $TEST_NGINX_JWT/rsa1.pem kid=rsa1;
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(ES256 ES384 EdDSA RS512 HS256))
+--- response_body eval
+main::lines(qw(valid valid valid valid unknown_key))
+
+
+
+=== TEST 48: a key without a kid answers tokens with any kid
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/rsa1.pem;
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(RS256 unknown_kid no_kid wrong_key ES256))
+--- response_body eval
+main::lines(qw(valid valid valid bad_signature alg_not_allowed))
