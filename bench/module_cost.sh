@@ -8,7 +8,11 @@
 #   3. throughput (wrk, keepalive) and worker RSS, as ratios.
 #
 # Full instrumentation: route templates, tenant, propagate, 100% sampling,
-# records flowing to a reader.  Usage: bench/module_cost.sh [requests]
+# records flowing to a reader.  Batches seal by size and record count, not
+# by the flush timer (FLUSH, default 60s): under callgrind a timer flush
+# comes every so many wall-clock seconds, so how many fall within the
+# measured requests depends on the machine's load, which made the count
+# vary by some 800 instructions between runs.  Usage: bench/module_cost.sh [requests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +48,7 @@ gateway_conf() {    # $1: baseline|module
     local load="" obs_http="" obs_loc=""
     if [ "$1" = module ]; then
         load="load_module $MODULE;"
-        obs_http="obs_sidecar unix:$WORK/records.sock;
+        obs_http="obs_sidecar unix:$WORK/records.sock flush=${FLUSH:-60s};
                   obs_service_name backend-api;
                   obs_tenant \$http_x_tenant_id;
                   obs_trace_context propagate;

@@ -38,11 +38,11 @@
 
 /* encoded bytes one record adds besides its new symbols */
 #define NGX_HTTP_OBS_RECORD_WIDTH     (6 * 8 + 18 * 4 + 32)
-#define NGX_HTTP_OBS_ATTEMPT_WIDTH    (2 * 4 + 4 * 8 + 8)
+#define NGX_HTTP_OBS_ATTEMPT_WIDTH    (3 * 4 + 4 * 8 + 8)
 #define NGX_HTTP_OBS_SYMBOL_WIDTH     4
 
 /* every field's key and length at their longest, and the count */
-#define NGX_HTTP_OBS_COLUMNS_FIXED    (37 * (2 + 3) + 6)
+#define NGX_HTTP_OBS_COLUMNS_FIXED    (38 * (2 + 3) + 6)
 
 /* the most bytes a record with these attempts and this much text adds */
 #define ngx_http_obs_record_bound(attempts, text)                            \
@@ -110,6 +110,7 @@ struct ngx_http_obs_columns_s {
     uint64_t                 attempt_header[NGX_HTTP_OBS_BATCH_ATTEMPTS];
     uint64_t                 attempt_response[NGX_HTTP_OBS_BATCH_ATTEMPTS];
     uint64_t                 attempt_bytes[NGX_HTTP_OBS_BATCH_ATTEMPTS];
+    uint32_t                 attempt_error[NGX_HTTP_OBS_BATCH_ATTEMPTS];
     u_char                   attempt_span_id[NGX_HTTP_OBS_BATCH_ATTEMPTS]
                                             [OBS_SPAN_ID_LEN];
 
@@ -211,6 +212,7 @@ ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols)
     m->attempt_header_time_us = cols->attempt_header;
     m->attempt_response_time_us = cols->attempt_response;
     m->attempt_bytes_received = cols->attempt_bytes;
+    m->attempt_error = cols->attempt_error;
     m->attempt_span_id.data = cols->attempt_span_id[0];
 
     cols->size = NGX_HTTP_OBS_COLUMNS_FIXED + NGX_HTTP_OBS_SYMBOL_WIDTH;
@@ -339,6 +341,15 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
 }
 
 
+/* The bound of the packed size that admitting records was measured on. */
+
+size_t
+ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols)
+{
+    return cols->size;
+}
+
+
 /* Returns the exact packed size of the batch. */
 
 size_t
@@ -420,6 +431,7 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
         cols->attempt_header[n] = a->header_time_us;
         cols->attempt_response[n] = a->response_time_us;
         cols->attempt_bytes[n] = a->bytes_received;
+        cols->attempt_error[n] = a->error;
 
         if (a->span_id) {
             ngx_memcpy(cols->attempt_span_id[n], a->span_id, OBS_SPAN_ID_LEN);
@@ -435,6 +447,7 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
     m->n_attempt_header_time_us = n;
     m->n_attempt_response_time_us = n;
     m->n_attempt_bytes_received = n;
+    m->n_attempt_error = n;
     m->attempt_span_id.len = n * OBS_SPAN_ID_LEN;
 }
 

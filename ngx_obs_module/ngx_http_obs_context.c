@@ -1,7 +1,8 @@
 /*
  * Per-request trace context: extraction of W3C traceparent/tracestate, the
- * gateway's own ids, injection into the upstream request, a fresh parent id
- * for every upstream attempt, and the route and tenant labels.
+ * gateway's own ids, injection into the upstream request, and the route,
+ * service and tenant labels.  Directive values are compiled in
+ * ngx_http_obs_value.c, upstream peers wrapped in ngx_http_obs_upstream.c.
  */
 
 
@@ -31,8 +32,6 @@ typedef struct {
 } ngx_http_obs_found_t;
 
 
-static ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
-    ngx_http_obs_value_t *v, ngx_str_t *value);
 static ngx_uint_t ngx_http_obs_header_is_var(ngx_table_elt_t *h,
     ngx_http_obs_value_t *v);
 static ngx_uint_t ngx_http_obs_header_matches(ngx_table_elt_t *h,
@@ -52,24 +51,8 @@ static ngx_int_t ngx_http_obs_rebuild_headers(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx);
 static ngx_int_t ngx_http_obs_push_header(ngx_list_t *headers,
     ngx_str_t *name, ngx_uint_t hash, u_char *value, size_t len);
-static void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx,
-    ngx_uint_t n, ngx_http_obs_loc_conf_t *olcf);
-static ngx_int_t ngx_http_obs_init_peer(ngx_http_request_t *r,
-    ngx_http_upstream_srv_conf_t *us);
-static ngx_int_t ngx_http_obs_get_peer(ngx_peer_connection_t *pc,
-    void *data);
-static void ngx_http_obs_next_attempt(ngx_http_request_t *r,
+static void ngx_http_obs_start_clock(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx);
-static void ngx_http_obs_free_peer(ngx_peer_connection_t *pc, void *data,
-    ngx_uint_t state);
-static void ngx_http_obs_notify_peer(ngx_peer_connection_t *pc, void *data,
-    ngx_uint_t type);
-#if (NGX_SSL || NGX_COMPAT)
-static ngx_int_t ngx_http_obs_set_peer_session(ngx_peer_connection_t *pc,
-    void *data);
-static void ngx_http_obs_save_peer_session(ngx_peer_connection_t *pc,
-    void *data);
-#endif
 
 
 static ngx_str_t   ngx_http_obs_traceparent_name = ngx_string("traceparent");
@@ -78,7 +61,25 @@ static ngx_str_t   ngx_http_obs_request_id_name = ngx_string("x-request-id");
 static ngx_uint_t  ngx_http_obs_traceparent_hash;
 
 static ngx_http_obs_ctx_t  *ngx_http_obs_free_ctxs;
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC in microseconds, as of nginx's second */
+static time_t    ngx_http_obs_wall_sec;
+static uint64_t  ngx_http_obs_wall_offset;
 static ngx_uint_t  ngx_http_obs_tracestate_hash;
+
+
+/* Computes the header name hashes injection needs (at configuration). */
+
+void
+ngx_http_obs_context_init(void)
+{
+    ngx_http_obs_traceparent_hash = ngx_hash_key(
+        ngx_http_obs_traceparent_name.data,
+        ngx_http_obs_traceparent_name.len);
+    ngx_http_obs_tracestate_hash = ngx_hash_key(
+        ngx_http_obs_tracestate_name.data,
+        ngx_http_obs_tracestate_name.len);
+}
 
 
 /*
@@ -110,6 +111,22 @@ ngx_http_obs_get_ctx(ngx_http_request_t *r)
     }
 
     return ngx_http_obs_create_ctx(r);
+}
+
+
+/* The client's first traceparent header (NULL: none); *n: how many came. */
+
+ngx_table_elt_t *
+ngx_http_obs_incoming_traceparent(ngx_http_request_t *r, ngx_uint_t *n)
+{
+    ngx_http_obs_found_t  found;
+
+    found.tenant = NULL;
+    ngx_http_obs_find_headers(r, &found);
+
+    *n = found.traceparents;
+
+    return found.traceparent;
 }
 
 
@@ -189,56 +206,6 @@ ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 }
 
 
-/*
- * Wraps the peer initialisation of every upstream so that each attempt to
- * reach a backend (retries included) carries its own parent id.  Upstreams
- * that proxy_pass resolves at run time have no init hook and keep the first
- * attempt's id.
- */
-
-ngx_int_t
-ngx_http_obs_wrap_upstreams(ngx_conf_t *cf)
-{
-    ngx_uint_t                       i;
-    ngx_http_obs_srv_conf_t         *oscf;
-    ngx_http_upstream_srv_conf_t   **uscfp, *uscf;
-    ngx_http_upstream_main_conf_t   *umcf;
-
-    ngx_http_obs_traceparent_hash = ngx_hash_key(
-        ngx_http_obs_traceparent_name.data,
-        ngx_http_obs_traceparent_name.len);
-    ngx_http_obs_tracestate_hash = ngx_hash_key(
-        ngx_http_obs_tracestate_name.data,
-        ngx_http_obs_tracestate_name.len);
-
-    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
-    if (umcf == NULL) {
-        return NGX_OK;
-    }
-
-    uscfp = umcf->upstreams.elts;
-
-    for (i = 0; i < umcf->upstreams.nelts; i++) {
-        uscf = uscfp[i];
-
-        if (uscf->srv_conf) {
-            oscf = ngx_http_conf_upstream_srv_conf(uscf, ngx_http_obs_module);
-            oscf->original_init_peer = uscf->peer.init;
-
-        } else if (uscf->peer.init != ngx_http_upstream_init_round_robin_peer)
-        {
-            continue;
-        }
-
-        if (uscf->peer.init) {
-            uscf->peer.init = ngx_http_obs_init_peer;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
 void
 ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 {
@@ -259,15 +226,28 @@ ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
         stable = olcf->route->constant;
 
-    } else if (olcf->route_auto) {
-        route.data = ctx->route_buf;
-        route.len = obs_route_normalize((char *) r->uri.data, r->uri.len,
-                                        (char *) ctx->route_buf);
-
     } else {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-        route = clcf->name;
-        stable = 1;
+
+        /*
+         * A regex location's source is no endpoint label: it is labelled
+         * like obs_route_auto, from the URI with its ids replaced.
+         */
+
+        if (olcf->route_auto
+#if (NGX_PCRE)
+            || clcf->regex
+#endif
+           )
+        {
+            route.data = ctx->route_buf;
+            route.len = obs_route_normalize((char *) r->uri.data, r->uri.len,
+                                            (char *) ctx->route_buf);
+
+        } else {
+            route = clcf->name;
+            stable = 1;
+        }
     }
 
     if (route.len == 0) {
@@ -277,6 +257,7 @@ ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     ctx->route.data = route.data;
     ctx->route.len = ngx_min(route.len, OBS_ROUTE_MAX_LEN);
+    ctx->route_conf = olcf;
     ctx->route_set = 1;
     ctx->route_stable = stable;
 }
@@ -314,125 +295,6 @@ ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant)
 }
 
 
-/* Compiles a directive value; see ngx_http_obs_value_t. */
-
-char *
-ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char  *p = conf;
-
-    ngx_str_t                          *value, name;
-    ngx_uint_t                          i;
-    ngx_http_obs_value_t              **field, *v;
-    ngx_http_compile_complex_value_t    ccv;
-
-    field = (ngx_http_obs_value_t **) (p + cmd->offset);
-
-    if (*field != NULL) {
-        return "is duplicate";
-    }
-
-    v = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_value_t));
-    if (v == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    value = cf->args->elts;
-
-    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-    ccv.cf = cf;
-    ccv.value = &value[1];
-    ccv.complex_value = &v->cv;
-
-    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    v->index = NGX_ERROR;
-    v->constant = (v->cv.lengths == NULL);
-
-    if (value[1].len < 2 || value[1].data[0] != '$') {
-        *field = v;
-        return NGX_CONF_OK;
-    }
-
-    name.data = value[1].data + 1;
-    name.len = value[1].len - 1;
-
-    for (i = 0; i < name.len; i++) {
-        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
-              || (name.data[i] >= 'A' && name.data[i] <= 'Z')
-              || (name.data[i] >= '0' && name.data[i] <= '9')
-              || name.data[i] == '_'))
-        {
-            *field = v;
-            return NGX_CONF_OK;
-        }
-    }
-
-    v->index = ngx_http_get_variable_index(cf, &name);
-
-    if (name.len > 5 && ngx_strncasecmp(name.data, (u_char *) "http_", 5) == 0)
-    {
-        v->header.len = name.len - 5;
-        v->header.data = ngx_pnalloc(cf->pool, v->header.len);
-        if (v->header.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_strlow(v->header.data, name.data + 5, v->header.len);
-
-        /* the usual spelling of the header, to be compared at once */
-
-        v->header_dashed.len = v->header.len;
-        v->header_dashed.data = ngx_pnalloc(cf->pool, v->header.len);
-        if (v->header_dashed.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        for (i = 0; i < v->header.len; i++) {
-            v->header_dashed.data[i] = (v->header.data[i] == '_')
-                                       ? '-' : v->header.data[i];
-        }
-    }
-
-    *field = v;
-
-    return NGX_CONF_OK;
-}
-
-
-/* Evaluates a directive value; a missing variable gives "". */
-
-ngx_int_t
-ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
-    ngx_str_t *value)
-{
-    ngx_http_variable_value_t  *vv;
-
-    if (v->index == NGX_ERROR) {
-        return ngx_http_complex_value(r, &v->cv, value);
-    }
-
-    if (v->header.len && ngx_http_obs_lone_header(r, v, value)) {
-        return NGX_OK;
-    }
-
-    vv = ngx_http_get_flushed_variable(r, v->index);
-
-    if (vv == NULL || vv->not_found) {
-        ngx_str_null(value);
-        return NGX_OK;
-    }
-
-    value->data = vv->data;
-    value->len = vv->len;
-
-    return NGX_OK;
-}
-
-
 /*
  * Finds the header a lone $http_NAME variable reads, matching names as
  * nginx does ('-' as '_', any case) but comparing them whole first, which
@@ -441,7 +303,7 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
  * nginx joins them.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_obs_lone_header(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value)
 {
@@ -609,11 +471,49 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
     cln->handler = ngx_http_obs_ctx_release;
     cln->data = ctx;
 
+    ngx_http_obs_start_clock(r, ctx);
     ngx_http_obs_start_trace(r, ctx);
 
     ngx_http_set_ctx(r, ctx, ngx_http_obs_module);
 
     return ctx;
+}
+
+
+/*
+ * Durations are measured on the monotonic clock from here.  nginx stamped
+ * the request's start with its cached millisecond clock when the request
+ * began; when that is more than its resolution (and the cache's lag)
+ * earlier, the request waited before the module saw it, and that lead is
+ * kept as nginx measured it.
+ */
+
+static void
+ngx_http_obs_start_clock(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
+{
+    uint64_t  began;
+
+    ctx->start_mono_us = ngx_http_obs_clock_us(CLOCK_MONOTONIC);
+
+    /*
+     * Wall time is the monotonic time plus their difference, read again
+     * whenever nginx's cached second moves on: one clock read per request
+     * instead of two, and a wall clock step is followed within a second.
+     */
+
+    if (ngx_http_obs_wall_sec != ngx_time()) {
+        ngx_http_obs_wall_sec = ngx_time();
+        ngx_http_obs_wall_offset = ngx_http_obs_clock_us(CLOCK_REALTIME)
+                                   - ngx_http_obs_clock_us(CLOCK_MONOTONIC);
+    }
+
+    ctx->start_wall_us = ctx->start_mono_us + ngx_http_obs_wall_offset;
+
+    began = ((uint64_t) r->start_sec * 1000 + r->start_msec) * 1000;
+
+    ctx->lead_us = (ctx->start_wall_us > began + NGX_HTTP_OBS_CLOCK_SLACK_US)
+                   ? ctx->start_wall_us - began : 0;
+    ctx->start_wall_us -= ctx->lead_us;
 }
 
 
@@ -877,181 +777,3 @@ ngx_http_obs_push_header(ngx_list_t *headers, ngx_str_t *name,
 
     return NGX_OK;
 }
-
-
-/*
- * The first attempt's parent id is the gateway span itself unless the
- * upstream call gets a CLIENT span of its own; every retry gets a new id.
- */
-
-static void
-ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx, ngx_uint_t n,
-    ngx_http_obs_loc_conf_t *olcf)
-{
-    uint8_t  *id;
-
-    id = ctx->attempt_ids[n];
-
-    if (n == 0 && !olcf->upstream_span) {
-        ngx_memcpy(id, ctx->span_id, OBS_SPAN_ID_LEN);
-
-    } else {
-        ngx_http_obs_new_id(id, OBS_SPAN_ID_LEN);
-    }
-
-    obs_traceparent_format((char *) ctx->traceparent, ctx->trace_id, id,
-                           ctx->flags);
-}
-
-
-static ngx_int_t
-ngx_http_obs_init_peer(ngx_http_request_t *r,
-    ngx_http_upstream_srv_conf_t *us)
-{
-    ngx_http_obs_ctx_t              *ctx;
-    ngx_http_obs_peer_t             *op;
-    ngx_peer_connection_t           *pc;
-    ngx_http_obs_srv_conf_t         *oscf;
-    ngx_http_upstream_init_peer_pt   init;
-
-    if (us->srv_conf) {
-        oscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_obs_module);
-        init = oscf->original_init_peer;
-
-    } else {
-        init = ngx_http_upstream_init_round_robin_peer;
-    }
-
-    if (init(r, us) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_module);
-
-    if (ctx == NULL || !ctx->injected) {
-        return NGX_OK;
-    }
-
-    op = &ctx->peer;
-
-    pc = &r->upstream->peer;
-
-    op->request = r;
-    op->data = pc->data;
-    op->get = pc->get;
-    op->free = pc->free;
-    op->notify = pc->notify;
-
-    pc->data = op;
-    pc->get = ngx_http_obs_get_peer;
-    pc->free = ngx_http_obs_free_peer;
-    pc->notify = op->notify ? ngx_http_obs_notify_peer : NULL;
-
-#if (NGX_SSL || NGX_COMPAT)
-    op->set_session = pc->set_session;
-    op->save_session = pc->save_session;
-    pc->set_session = op->set_session ? ngx_http_obs_set_peer_session : NULL;
-    pc->save_session = op->save_session ? ngx_http_obs_save_peer_session
-                                        : NULL;
-#endif
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_obs_get_peer(ngx_peer_connection_t *pc, void *data)
-{
-    ngx_http_obs_peer_t  *op = data;
-
-    ngx_http_obs_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(op->request, ngx_http_obs_module);
-
-    if (ctx) {
-        ngx_http_obs_next_attempt(op->request, ctx);
-    }
-
-    return op->get(pc, op->data);
-}
-
-
-/*
- * The upstream request was serialised once, before the first attempt; a
- * retry rewrites the parent id inside that buffer (same length, so nothing
- * moves).
- */
-
-static void
-ngx_http_obs_next_attempt(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
-{
-    u_char                   *p;
-    ngx_buf_t                *b;
-    ngx_uint_t                n;
-    ngx_http_obs_loc_conf_t  *olcf;
-
-    n = ctx->attempts++;
-
-    if (n == 0 || n >= NGX_HTTP_OBS_MAX_ATTEMPTS) {
-        return;
-    }
-
-    b = (r->upstream && r->upstream->request_bufs)
-        ? r->upstream->request_bufs->buf : NULL;
-
-    p = NULL;
-
-    if (b && !b->in_file && b->start) {
-        p = memmem(b->start, b->last - b->start, ctx->traceparent,
-                   OBS_TRACEPARENT_LEN);
-    }
-
-    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
-    ngx_http_obs_set_attempt_id(ctx, n, olcf);
-
-    if (p) {
-        ngx_memcpy(p, ctx->traceparent, OBS_TRACEPARENT_LEN);
-    }
-}
-
-
-static void
-ngx_http_obs_free_peer(ngx_peer_connection_t *pc, void *data,
-    ngx_uint_t state)
-{
-    ngx_http_obs_peer_t  *op = data;
-
-    op->free(pc, op->data, state);
-}
-
-
-static void
-ngx_http_obs_notify_peer(ngx_peer_connection_t *pc, void *data,
-    ngx_uint_t type)
-{
-    ngx_http_obs_peer_t  *op = data;
-
-    op->notify(pc, op->data, type);
-}
-
-
-#if (NGX_SSL || NGX_COMPAT)
-
-static ngx_int_t
-ngx_http_obs_set_peer_session(ngx_peer_connection_t *pc, void *data)
-{
-    ngx_http_obs_peer_t  *op = data;
-
-    return op->set_session(pc, op->data);
-}
-
-
-static void
-ngx_http_obs_save_peer_session(ngx_peer_connection_t *pc, void *data)
-{
-    ngx_http_obs_peer_t  *op = data;
-
-    op->save_session(pc, op->data);
-}
-
-#endif

@@ -640,6 +640,14 @@ ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
 
     size = ngx_http_obs_columns_packed_size(e->open);
 
+    /* the bound decides what fits a datagram: it must never be short */
+
+    if (size > ngx_http_obs_columns_bound(e->open)) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "obs: a batch packed to %uz bytes, over its bound %uz",
+                      size, ngx_http_obs_columns_bound(e->open));
+    }
+
     if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size) {
         ngx_http_obs_flush(e, 0);
 

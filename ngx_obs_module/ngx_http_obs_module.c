@@ -36,6 +36,8 @@ static char *ngx_http_obs_trace_context(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_obs_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_obs_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_obs_used_variable(ngx_http_core_main_conf_t *cmcf,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_obs_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_obs_init_process(ngx_cycle_t *cycle);
 static void ngx_http_obs_exit_process(ngx_cycle_t *cycle);
@@ -621,13 +623,44 @@ ngx_http_obs_preconfiguration(ngx_conf_t *cf)
 }
 
 
+/*
+ * The index of a variable the configuration uses, or NGX_ERROR.  Adding an
+ * index would make every request's variable array longer (and a request
+ * pool a block larger) for a variable that, unused, never has a value.
+ */
+
+static ngx_int_t
+ngx_http_obs_used_variable(ngx_http_core_main_conf_t *cmcf, ngx_str_t *name)
+{
+    ngx_uint_t            i;
+    ngx_http_variable_t  *v;
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == name->len
+            && ngx_strncasecmp(v[i].name.data, name->data, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_obs_init(ngx_conf_t *cf)
 {
+    ngx_str_t                   name = ngx_string("request_id");
     ngx_http_handler_pt        *h;
+    ngx_http_obs_main_conf_t   *omcf;
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_module);
+
+    omcf->request_id_index = ngx_http_obs_used_variable(cmcf, &name);
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {
@@ -649,6 +682,8 @@ ngx_http_obs_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_obs_log_handler;
+
+    ngx_http_obs_context_init();
 
     return ngx_http_obs_wrap_upstreams(cf);
 }

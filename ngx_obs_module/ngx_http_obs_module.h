@@ -29,6 +29,9 @@
 
 #define NGX_HTTP_OBS_MAX_ATTEMPTS     8
 
+/* nginx's cached millisecond clock: its resolution plus some lag */
+#define NGX_HTTP_OBS_CLOCK_SLACK_US   2000
+
 /* obs_trace_sample is kept as a threshold on a uniform 64-bit draw */
 #define NGX_HTTP_OBS_SAMPLE_ALL       ((uint64_t) -1)
 
@@ -51,6 +54,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_obs_sidecar_t    *sidecar;      /* NULL: no records */
+    ngx_int_t                  request_id_index;   /* nginx's $request_id */
 } ngx_http_obs_main_conf_t;
 
 
@@ -73,7 +77,7 @@ typedef struct {
 } ngx_http_obs_srv_conf_t;
 
 
-typedef struct {
+typedef struct ngx_http_obs_loc_conf_s {
     ngx_flag_t                 enable;
     ngx_flag_t                 route_auto;
     ngx_flag_t                 upstream_span;
@@ -114,6 +118,9 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_str_t                  route;
     ngx_str_t                  request_id;   /* X-Request-ID, if sent */
 
+    /* the location the route was taken in: its obs_service_name applies */
+    struct ngx_http_obs_loc_conf_s  *route_conf;
+
     /* obs_tenant's header, when tenant_of is the value that reads it */
     ngx_http_obs_value_t      *tenant_of;
     ngx_str_t                  tenant_raw;
@@ -127,6 +134,20 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_uint_t                 attempts;
 
     /* written before they are read, so not cleared for a new request: */
+
+    /*
+     * When the request started: wall clock in microseconds, and the
+     * monotonic clock the duration is measured on.  lead_us is the part
+     * before the module first saw the request (slow request headers, an
+     * early error) that only nginx's millisecond clock measured.
+     */
+    uint64_t                   start_wall_us;
+    uint64_t                   start_mono_us;
+    uint64_t                   lead_us;
+
+    /* each upstream attempt's monotonic start, then its duration (0: none) */
+    uint64_t                   attempt_start_us[NGX_HTTP_OBS_MAX_ATTEMPTS];
+    uint64_t                   attempt_us[NGX_HTTP_OBS_MAX_ATTEMPTS];
 
     uint8_t                    trace_id[OBS_TRACE_ID_LEN];
     uint8_t                    span_id[OBS_SPAN_ID_LEN];
@@ -167,8 +188,14 @@ typedef struct {
     uint64_t                   header_time_us;
     uint64_t                   response_time_us;
     uint64_t                   bytes_received;
+    uint32_t                   error;        /* NGX_HTTP_OBS_ATTEMPT_* */
     u_char                    *span_id;      /* NULL: none */
 } ngx_http_obs_attempt_t;
+
+/* why an upstream attempt got no response (UpstreamAttempt.error) */
+#define NGX_HTTP_OBS_ATTEMPT_OK        0
+#define NGX_HTTP_OBS_ATTEMPT_ERROR     1
+#define NGX_HTTP_OBS_ATTEMPT_TIMEOUT   2
 
 
 /*
@@ -225,9 +252,24 @@ typedef struct ngx_http_obs_columns_s  ngx_http_obs_columns_t;
 extern ngx_module_t  ngx_http_obs_module;
 
 
+/* Now in microseconds on the clock given (CLOCK_REALTIME, CLOCK_MONOTONIC). */
+static ngx_inline uint64_t
+ngx_http_obs_clock_us(clockid_t clock)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(clock, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+
+void ngx_http_obs_context_init(void);
 ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
+ngx_table_elt_t *ngx_http_obs_incoming_traceparent(ngx_http_request_t *r,
+    ngx_uint_t *n);
 ngx_int_t ngx_http_obs_wrap_upstreams(ngx_conf_t *cf);
 void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
@@ -235,6 +277,10 @@ char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
+ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
+    ngx_http_obs_value_t *v, ngx_str_t *value);
+void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx, ngx_uint_t n,
+    ngx_http_obs_loc_conf_t *olcf);
 
 void ngx_http_obs_ids_init(void);
 uint64_t ngx_http_obs_random(void);
@@ -250,6 +296,7 @@ ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec, size_t limit);
 void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
+size_t ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
 

@@ -23,6 +23,8 @@ static void ngx_http_obs_method(ngx_http_request_t *r,
     ngx_http_obs_record_t *rec);
 static void ngx_http_obs_protocol(ngx_http_request_t *r,
     ngx_http_obs_record_t *rec);
+static void ngx_http_obs_request_id(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx, ngx_http_obs_record_t *rec);
 static uint64_t ngx_http_obs_msec_to_usec(ngx_msec_t ms);
 static void ngx_http_obs_text(ngx_str_t *field, u_char *data, size_t len,
     size_t max);
@@ -48,9 +50,8 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 {
     u_char                   *p, *query;
     size_t                    size;
-    uint64_t                  start, now;
-    ngx_time_t               *tp;
     ngx_connection_t         *c;
+    ngx_http_obs_value_t     *service;
     ngx_http_obs_record_t     rec;
     ngx_http_obs_loc_conf_t  *olcf;
 
@@ -67,12 +68,9 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_str_null(&rec.service);
     ngx_str_null(&rec.user_agent);
 
-    tp = ngx_timeofday();
-    start = (uint64_t) r->start_sec * 1000 + r->start_msec;
-    now = (uint64_t) tp->sec * 1000 + tp->msec;
-
-    rec.start_time_unix_nano = start * 1000000;
-    rec.duration_us = now > start ? (now - start) * 1000 : 0;
+    rec.start_time_unix_nano = ctx->start_wall_us * 1000;
+    rec.duration_us = ngx_http_obs_clock_us(CLOCK_MONOTONIC)
+                      - ctx->start_mono_us + ctx->lead_us;
 
     ngx_http_obs_method(r, &rec);
     ngx_http_obs_text(&rec.route, ctx->route.data, ctx->route.len,
@@ -122,12 +120,16 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
-    if (olcf->service && olcf->service->constant) {
-        rec.service = olcf->service->cv.value;
+    /* the service of the location the route was taken in, as the route */
+
+    service = ctx->route_conf ? ctx->route_conf->service : olcf->service;
+
+    if (service && service->constant) {
+        rec.service = service->cv.value;
         rec.stable |= NGX_HTTP_OBS_STABLE_SERVICE;
 
-    } else if (olcf->service
-               && ngx_http_obs_value(r, olcf->service, &rec.service) != NGX_OK)
+    } else if (service
+               && ngx_http_obs_value(r, service, &rec.service) != NGX_OK)
     {
         ngx_str_null(&rec.service);
     }
@@ -144,8 +146,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
                           NGX_HTTP_OBS_MAX_USER_AGENT);
     }
 
-    ngx_http_obs_text(&rec.request_id, ctx->request_id.data,
-                      ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
+    ngx_http_obs_request_id(r, ctx, &rec);
 
     rec.trace_id = ctx->trace_id;
     rec.span_id = ctx->span_id;
@@ -229,9 +230,16 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         a->status = state[i].status;
         a->connect_time_us = ngx_http_obs_msec_to_usec(state[i].connect_time);
         a->header_time_us = ngx_http_obs_msec_to_usec(state[i].header_time);
-        a->response_time_us =
-                           ngx_http_obs_msec_to_usec(state[i].response_time);
+        a->response_time_us = (i < ctx->attempts && ctx->attempt_us[i])
+                  ? ctx->attempt_us[i]
+                  : ngx_http_obs_msec_to_usec(state[i].response_time);
         a->bytes_received = state[i].bytes_received;
+
+        /* no response header: the status is nginx's 502/504, not a reply */
+        a->error = (state[i].header_time != (ngx_msec_t) -1)
+                   ? NGX_HTTP_OBS_ATTEMPT_OK
+                   : (state[i].status == NGX_HTTP_GATEWAY_TIME_OUT)
+                   ? NGX_HTTP_OBS_ATTEMPT_TIMEOUT : NGX_HTTP_OBS_ATTEMPT_ERROR;
         a->span_id = (i < ctx->attempts) ? ctx->attempt_ids[i] : NULL;
     }
 
@@ -323,6 +331,47 @@ ngx_http_obs_protocol(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
 
     ngx_http_obs_text(&rec->protocol, r->http_protocol.data,
                       r->http_protocol.len, NGX_HTTP_OBS_MAX_VALUE);
+}
+
+
+/*
+ * The client's X-Request-ID, or else nginx's own $request_id when the
+ * request has one: whatever uses $request_id (access_log, which runs before
+ * this log handler, proxy_set_header, add_header) makes it, and the record
+ * then correlates with it.  The module does not make one itself: nginx's
+ * RAND_bytes() per request, or even interning a unique id per record, costs
+ * more than the module's whole budget allows for a value nobody reads.
+ */
+
+static void
+ngx_http_obs_request_id(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
+    ngx_http_obs_record_t *rec)
+{
+    ngx_http_variable_value_t  *vv;
+    ngx_http_obs_main_conf_t   *omcf;
+
+    if (ctx->request_id.len) {
+        ngx_http_obs_text(&rec->request_id, ctx->request_id.data,
+                          ctx->request_id.len, NGX_HTTP_OBS_MAX_REQUEST_ID);
+        return;
+    }
+
+    omcf = ngx_http_get_module_main_conf(r, ngx_http_obs_module);
+
+    if (omcf->request_id_index == NGX_ERROR) {
+        ngx_str_null(&rec->request_id);
+        return;
+    }
+
+    vv = &r->variables[omcf->request_id_index];
+
+    if (!vv->valid || vv->not_found) {
+        ngx_str_null(&rec->request_id);
+        return;
+    }
+
+    ngx_http_obs_text(&rec->request_id, vv->data, vv->len,
+                      NGX_HTTP_OBS_MAX_REQUEST_ID);
 }
 
 

@@ -22,6 +22,8 @@ typedef enum {
 
 static ngx_int_t ngx_http_obs_trace_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_obs_off_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_obs_route_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_obs_tenant_variable(ngx_http_request_t *r,
@@ -85,7 +87,14 @@ static ngx_int_t
 ngx_http_obs_trace_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_obs_ctx_t  *ctx;
+    ngx_http_obs_ctx_t       *ctx;
+    ngx_http_obs_loc_conf_t  *olcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
+
+    if (!olcf->enable) {
+        return ngx_http_obs_off_variable(r, v, data);
+    }
 
     ctx = ngx_http_obs_get_ctx(r);
 
@@ -120,6 +129,64 @@ ngx_http_obs_trace_variable(ngx_http_request_t *r,
         v->len = 1;
         v->data = (u_char *) ((ctx->flags & OBS_FLAG_SAMPLED) ? "1" : "0");
         break;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Under "obs off" the module makes up no ids: the variables show the
+ * client's trace context as it came (and so as it goes upstream), or empty.
+ */
+
+static ngx_int_t
+ngx_http_obs_off_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_uint_t          n;
+    ngx_table_elt_t    *h;
+    obs_traceparent_t   tp;
+
+    h = ngx_http_obs_incoming_traceparent(r, &n);
+
+    if (data == NGX_HTTP_OBS_VAR_TRACEPARENT && h) {
+        v->len = h->value.len;
+        v->data = h->value.data;
+
+    } else if (data == NGX_HTTP_OBS_VAR_TRACE_ID
+               || data == NGX_HTTP_OBS_VAR_PARENT_ID
+               || data == NGX_HTTP_OBS_VAR_SAMPLED)
+    {
+        if (n == 1
+            && obs_traceparent_parse((char *) h->value.data, h->value.len,
+                                     &tp) == 0)
+        {
+            if (data == NGX_HTTP_OBS_VAR_TRACE_ID) {
+                return ngx_http_obs_hex_value(r, v, tp.trace_id,
+                                              OBS_TRACE_ID_LEN);
+            }
+
+            if (data == NGX_HTTP_OBS_VAR_PARENT_ID) {
+                return ngx_http_obs_hex_value(r, v, tp.parent_id,
+                                              OBS_SPAN_ID_LEN);
+            }
+
+            v->len = 1;
+            v->data = (u_char *) ((tp.flags & OBS_FLAG_SAMPLED) ? "1" : "0");
+
+        } else {
+            v->len = (data == NGX_HTTP_OBS_VAR_SAMPLED) ? 1 : 0;
+            v->data = (u_char *) "0";
+        }
+
+    } else {
+        v->len = 0;
+        v->data = (u_char *) "";
     }
 
     v->valid = 1;

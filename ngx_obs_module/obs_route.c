@@ -76,6 +76,22 @@ obs_route_normalize(const char *path, size_t len, char *out)
 }
 
 
+int
+obs_tenant_reserved(const char *value, size_t len)
+{
+    switch (len) {
+    case sizeof(OBS_TENANT_NONE) - 1:
+        return memcmp(value, OBS_TENANT_NONE, len) == 0;
+    case sizeof(OBS_TENANT_INVALID) - 1:
+        return memcmp(value, OBS_TENANT_INVALID, len) == 0;
+    case sizeof(OBS_TENANT_OVERFLOW) - 1:
+        return memcmp(value, OBS_TENANT_OVERFLOW, len) == 0;
+    default:
+        return 0;
+    }
+}
+
+
 const char *
 obs_tenant_label(const char *value, size_t len, size_t *out_len)
 {
@@ -98,6 +114,12 @@ obs_tenant_label(const char *value, size_t len, size_t *out_len)
         if (!(obs_char_class[(unsigned char) value[i]] & OBS_CLASS_TENANT)) {
             goto invalid;
         }
+    }
+
+    /* the labels the module and the sidecar give never come from a client */
+
+    if (obs_tenant_reserved(value, len)) {
+        goto invalid;
     }
 
     *out_len = len;

@@ -31,6 +31,7 @@ static int obs_key_valid(const char *key, size_t len);
 static int obs_value_valid(const char *value, size_t len);
 static int obs_split_members(const obs_span_t *values, size_t nvalues,
     obs_member_t *members, size_t *count);
+static size_t obs_drop_duplicates(obs_member_t *members, size_t count);
 static size_t obs_shorten(obs_member_t *members, size_t count);
 
 
@@ -120,7 +121,7 @@ obs_traceparent_format(char *out, const uint8_t *trace_id,
 long
 obs_tracestate_combine(const obs_span_t *values, size_t nvalues, char *out)
 {
-    size_t        count, i, j;
+    size_t        count, i;
     char         *p;
     obs_member_t  members[OBS_TRACESTATE_MAX_MEMBERS];
 
@@ -128,17 +129,7 @@ obs_tracestate_combine(const obs_span_t *values, size_t nvalues, char *out)
         return -1;
     }
 
-    for (i = 0; i < count; i++) {
-        for (j = i + 1; j < count; j++) {
-            if (members[i].key_len == members[j].key_len
-                && memcmp(members[i].key, members[j].key,
-                          members[i].key_len) == 0)
-            {
-                return -1;
-            }
-        }
-    }
-
+    count = obs_drop_duplicates(members, count);
     count = obs_shorten(members, count);
 
     p = out;
@@ -354,51 +345,36 @@ static int
 obs_is_key_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-           || c == '_' || c == '-' || c == '*' || c == '/';
+           || c == '_' || c == '-' || c == '*' || c == '/' || c == '@';
 }
 
 
 /*
- * key = simple-key / multi-tenant-key
- * simple-key = lcalpha 0*255(keychar)
- * multi-tenant-key = tenant-id "@" system-id
- * tenant-id = (lcalpha / DIGIT) 0*240(keychar)
- * system-id = lcalpha 0*13(keychar)
+ * Trace Context Level 2:
+ * key = ( lcalpha / DIGIT ) 0*255 ( keychar )
+ * keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
+ * ("@" anywhere after the first character, any number of times).
  */
 
 static int
 obs_key_valid(const char *key, size_t len)
 {
-    size_t       i;
-    const char  *at;
+    size_t  i;
 
-    if (len == 0) {
+    if (len == 0 || len > 256
+        || !((key[0] >= 'a' && key[0] <= 'z')
+             || (key[0] >= '0' && key[0] <= '9')))
+    {
         return 0;
     }
 
-    for (i = 0; i < len; i++) {
-        if (key[i] != '@' && !obs_is_key_char(key[i])) {
+    for (i = 1; i < len; i++) {
+        if (!obs_is_key_char(key[i])) {
             return 0;
         }
     }
 
-    at = memchr(key, '@', len);
-
-    if (at == NULL) {
-        return len <= 256 && key[0] >= 'a' && key[0] <= 'z';
-    }
-
-    if (memchr(at + 1, '@', len - (size_t) (at - key) - 1) != NULL) {
-        return 0;
-    }
-
-    i = (size_t) (at - key);            /* tenant-id length */
-    len -= i + 1;                       /* system-id length */
-
-    return i >= 1 && i <= 241 && len >= 1 && len <= 14
-           && ((key[0] >= 'a' && key[0] <= 'z')
-               || (key[0] >= '0' && key[0] <= '9'))
-           && at[1] >= 'a' && at[1] <= 'z';
+    return 1;
 }
 
 
@@ -485,6 +461,39 @@ obs_split_members(const obs_span_t *values, size_t nvalues,
     *count = n;
 
     return 0;
+}
+
+
+/*
+ * Level 2: a duplicated key does not invalidate the list, and a vendor may
+ * discard duplicates it did not generate.  The first (leftmost, most
+ * recent) member of each key is kept, the later ones are dropped; returns
+ * how many members remain, in their order.
+ */
+
+static size_t
+obs_drop_duplicates(obs_member_t *members, size_t count)
+{
+    size_t  i, j, n;
+
+    n = 0;
+
+    for (i = 0; i < count; i++) {
+        for (j = 0; j < n; j++) {
+            if (members[j].key_len == members[i].key_len
+                && memcmp(members[j].key, members[i].key,
+                          members[i].key_len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == n) {
+            members[n++] = members[i];
+        }
+    }
+
+    return n;
 }
 
 

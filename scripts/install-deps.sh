@@ -21,6 +21,9 @@ PACKAGES=(
     # tests: Test::Nginx's block parser, an independent protobuf decoder,
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
+    # what CPAN's Test::Nginx needs when PERL5LIB points at its lib/
+    libhttp-message-perl liburi-perl liblist-moreutils-perl libtext-diff-perl
+    libtest-longstring-perl
     prometheus prometheus-alertmanager curl
     # JWT test keys and tokens, made by an independent implementation
     python3-jwt python3-cryptography

@@ -52,6 +52,8 @@ static void agg_observe(aggregator_t *a, family_id_t family,
     const char **labels, const double *bounds, int n_bounds, double v,
     const uint8_t *trace_id, const uint8_t *span_id, double now_f,
     time_t now);
+static const char *agg_tenant(aggregator_t *a, const char *tenant,
+    time_t now);
 static void agg_overflow_labels(family_id_t family, const char **labels,
     const char **out, int keep_service);
 static const char *agg_route(aggregator_t *a, agg_labels_t *l, time_t now);
@@ -154,8 +156,7 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     snprintf(l.code, sizeof(l.code), "%u", r->status);
 
     route = agg_route(a, &l, now);
-    tenant = agg_admit(a->tenants, l.tenant[0] ? l.tenant : "none", now,
-                       OVERFLOW_TENANT);
+    tenant = agg_tenant(a, l.tenant, now);
 
     if (a->exemplars && (r->trace_flags & 1) && r->trace_id.len == 16
         && r->span_id.len == 8)
@@ -290,6 +291,20 @@ agg_method(const ProtobufCBinaryData *m, char *out)
     }
 
     strcpy(out, "_OTHER");
+}
+
+/* A tenant's label: "none" and "invalid" (a bounded set the gateway alone
+ * gives) are never capped, so requests without a tenant stay "none". */
+static const char *
+agg_tenant(aggregator_t *a, const char *tenant, time_t now)
+{
+    if (tenant[0] == '\0' || strcmp(tenant, "none") == 0) {
+        return "none";
+    }
+    if (strcmp(tenant, "invalid") == 0) {
+        return "invalid";
+    }
+    return agg_admit(a->tenants, tenant, now, OVERFLOW_TENANT);
 }
 
 static const char *

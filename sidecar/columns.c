@@ -94,6 +94,7 @@ columns_valid(const Obs__V1__RecordColumns *c)
            && column_ok(c->n_attempt_header_time_us, attempts)
            && column_ok(c->n_attempt_response_time_us, attempts)
            && column_ok(c->n_attempt_bytes_received, attempts)
+           && column_ok(c->n_attempt_error, attempts)
            && column_ok(c->attempt_span_id.len, attempts * SPAN_ID_LEN);
 }
 
@@ -170,6 +171,7 @@ columns_next(columns_reader_t *rd, Obs__V1__Record *r,
         a->bytes_received = u64_at(c->attempt_bytes_received,
                                    c->n_attempt_bytes_received, j);
         a->span_id = id_at(&c->attempt_span_id, SPAN_ID_LEN, j);
+        a->error = u32_at(c->attempt_error, c->n_attempt_error, j);
         ptrs[k] = a;
     }
 

@@ -6,6 +6,8 @@ use lib 't/helpers';
 use ObsSink;
 use Test::Nginx::Socket 'no_plan';
 
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
+
 no_shuffle();
 
 our $HttpConfig = <<'_EOC_';
@@ -25,19 +27,7 @@ our $HttpConfig = <<'_EOC_';
     }
 _EOC_
 
-our $Sink = <<'_EOC_';
-    location /sink/ {
-        obs off;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("http_config", $HttpConfig)
-        unless defined $block->http_config;
-    $block->set_value("config", $block->config . $Sink);
-});
+add_block_preprocessor(sub { ObsSink::preprocess(shift, $HttpConfig) });
 
 run_tests();
 
@@ -110,7 +100,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 4: tenant values are validated
+=== TEST 4: tenant values are validated; a client's value equal to a reserved label is invalid
 --- config
     location /t {
         obs_tenant $arg_tenant;
@@ -118,13 +108,15 @@ tracestate: vendor=abc
     }
 --- request eval
 ["GET /t?tenant=tenant_001.eu-west:prod", "GET /t?tenant=bad%20tenant!",
- "GET /t?tenant=" . ("a" x 65), "GET /t"]
+ "GET /t?tenant=" . ("a" x 65), "GET /t",
+ "GET /t?tenant=none", "GET /t?tenant=invalid", "GET /t?tenant=__overflow__"]
 --- response_body eval
-["tenant_001.eu-west:prod\n", "invalid\n", "invalid\n", "none\n"]
+["tenant_001.eu-west:prod\n", "invalid\n", "invalid\n", "none\n",
+ "invalid\n", "invalid\n", "invalid\n"]
 
 
 
-=== TEST 5: the route is the location's name by default, or obs_route
+=== TEST 5: the route is the location's name by default (a regex location's: the URI normalised like obs_route_auto), or obs_route
 --- config
     location /plain { return 200 "$obs_route\n"; }
     location /templated {
@@ -140,7 +132,7 @@ tracestate: vendor=abc
 ["GET /plain/x/1", "GET /templated?kind=books", "GET /regex/12",
  "GET /auto/550e8400-e29b-41d4-a716-446655440000/deadbeefdeadbeef01/v2/a1b2c3d4e5f6g7h8i9j0k1/x?y=1"]
 --- response_body eval
-["/plain\n", "/templated/books\n", "^/regex/(\\d+)\$\n",
+["/plain\n", "/templated/books\n", "/regex/{id}\n",
  "/auto/{id}/{id}/v2/{id}/x\n"]
 
 
@@ -190,17 +182,18 @@ tracestate: vendor=abc
 === TEST 10: sidecar gone: records wait, overflow is dropped and counted, nothing else is lost
 --- http_config eval
 $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
+--- timeout: 30
 --- config
     location /api/ { proxy_pass http://backend; }
 --- request eval
 ["GET /sink/reset", "GET /sink/pause",
  (map { "GET /api/n$_" } 1 .. 100),
- "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=10&expect=101"]
+ "GET /sink/resume", "GET /api/last", "GET /sink/stats?wait=25&expect=101",
+ "GET /errlog"]
 --- response_body_like eval
 ["reset", "paused", (map { "hello" } 1 .. 100), "false", "hello",
- '"dropped": [1-9]\d*, "received": [1-9]\d*, "sum": 101']
---- error_log
-obs: cannot send records to "unix:
+ '"dropped": [1-9]\d*, "received": [1-9]\d*, "sum": 101',
+ 'obs: cannot send records to "unix:']
 
 
 
@@ -228,3 +221,40 @@ obs: cannot send records to "unix:
 ["reset", (map { "hello" } 1 .. 600),
  '"dropped": 0, "received": 600, "sum": 600',
  '"recordsTotal"[\s\S]*"recordsTotal"']
+
+
+
+=== TEST 13: microsecond timings: request and upstream attempt durations are not whole milliseconds
+--- config
+    location /api/ { proxy_pass http://backend; }
+--- request eval
+["GET /sink/reset", (map { "GET /api/us" } 1 .. 5),
+ "GET /sink/records?path=/api/us&min=5&wait=5"]
+--- response_body_like eval
+my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
+["reset", (map { "hello" } 1 .. 5), CORE::join('', map { "(?=[\\s\\S]*$_)" }
+    '"durationUs": ' . $not_ms,
+    '"responseTimeUs": ' . $not_ms,
+    '"startTimeUnixNano": "\d+(?!000000")\d{6}"')]
+
+
+
+=== TEST 14: without X-Request-ID the record carries nginx's $request_id where the request has one
+--- config
+    location /rid { return 200 "$request_id\n"; }
+--- request eval
+["GET /rid", "GET /sink/records?path=/rid&min=1&wait=5"]
+--- response_body_like eval
+['^[0-9a-f]{32}$', '"requestId": "[0-9a-f]{32}"']
+
+
+
+=== TEST 15: with neither X-Request-ID nor any use of $request_id the record has no request id
+--- config
+    location /norid { return 200 "ok\n"; }
+--- request eval
+["GET /norid", "GET /sink/records?path=/norid&min=1&wait=5"]
+--- response_body_like eval
+["ok", '"path": "/norid"']
+--- response_body_unlike eval
+["requestId", '"requestId"']

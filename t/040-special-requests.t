@@ -7,6 +7,8 @@ use lib 't/helpers';
 use ObsSink;
 use Test::Nginx::Socket 'no_plan';
 
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
+
 no_shuffle();
 
 our $HttpConfig = <<'_EOC_';
@@ -21,19 +23,7 @@ our $HttpConfig = <<'_EOC_';
     }
 _EOC_
 
-our $Sink = <<'_EOC_';
-    location /sink/ {
-        obs off;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("http_config", $HttpConfig)
-        unless defined $block->http_config;
-    $block->set_value("config", $block->config . $Sink);
-});
+add_block_preprocessor(sub { ObsSink::preprocess(shift, $HttpConfig) });
 
 run_tests();
 
@@ -58,11 +48,11 @@ __DATA__
     }
     location @fallback { return 200 "fallback\n"; }
 --- request eval
-["GET /flaky", "GET /sink/count?path=/flaky&wait=0.3", "GET /sink/records?path=/flaky"]
+["GET /flaky", "GET /sink/count?path=/flaky&wait=0.3", "GET /sink/records?path=/flaky",
+ "GET /errlog"]
 --- response_body_like eval
-["fallback", '^\{"count": 1\}$', '"route": "/flaky"[\s\S]*"status": 200[\s\S]*"status": 502']
---- error_log
-nobody-listens.sock failed
+["fallback", '^\{"count": 1\}$', '"route": "/flaky"[\s\S]*"status": 200[\s\S]*"status": 502',
+ 'nobody-listens.sock failed']
 
 
 
@@ -149,12 +139,18 @@ nobody-listens.sock failed
 === TEST 8: 400 for a malformed request line
 --- config
 --- raw_request eval
-["GET /bad\x01path HTTP/1.1\r\nHost: localhost\r\n\r\n",
- "GET /sink/records?status=400 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"]
---- error_code eval
-[400, 200]
+"GET /bad\x01path HTTP/1.1\r\nHost: localhost\r\n\r\n"
+--- error_code: 400
+--- response_body_like: 400
+
+
+
+=== TEST 8b: the 400's record
+--- config
+--- request
+GET /sink/records?status=400&min=1&wait=5
 --- response_body_like eval
-["400", '"route": "unmatched"[\s\S]*"status": 400']
+'"route": "unmatched"[\s\S]*"status": 400'
 
 
 
@@ -176,3 +172,94 @@ GET /slow
 GET /sink/records?path=/slow
 --- response_body_like chomp
 "route": "/slow"[\s\S]*"status": 499
+
+
+
+=== TEST 11: error_page keeps the failing location's service, for the request and its upstream
+--- config
+    location /dead-page {
+        obs_service_name dead-svc;
+        error_page 502 /50x.html;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location /dead-named {
+        obs_service_name dead-svc;
+        error_page 502 = @fallback;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location = /50x.html { obs_service_name pages; return 200 "sorry\n"; }
+    location @fallback { obs_service_name fallback-svc; return 200 "fallback\n"; }
+--- request eval
+["GET /dead-page", "GET /sink/records?path=/dead-page&min=1&wait=2",
+ "GET /dead-named", "GET /sink/records?path=/dead-named&min=1&wait=2"]
+--- error_code eval
+[502, 200, 200, 200]
+--- response_body_like eval
+["sorry", '^(?![\s\S]*"service": "(?:pages|unknown)")[\s\S]*"service": "dead-svc"',
+ "fallback",
+ '^(?![\s\S]*"service": "(?:fallback-svc|unknown)")[\s\S]*"service": "dead-svc"']
+
+
+
+=== TEST 12: an attempt that got no response says why (error 1 refused, 2 timeout); a response has none
+--- config
+    location /refused {
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location /late {
+        proxy_read_timeout 200ms;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock:/slow;
+    }
+    location /fine {
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock:/;
+    }
+--- request eval
+["GET /refused", "GET /sink/records?path=/refused&min=1&wait=2",
+ "GET /late", "GET /sink/records?path=/late&min=1&wait=2",
+ "GET /fine", "GET /sink/records?path=/fine&min=1&wait=2"]
+--- error_code eval
+[502, 200, 504, 200, 200, 200]
+--- response_body_like eval
+["", '"upstreams": \[\{[^\]]*"error": 1[^\]]*"status": 502',
+ "", '"upstreams": \[\{[^\]]*"error": 2[^\]]*"status": 504',
+ "backend", '"upstreams": \[\{(?![^\]]*"error")[^\]]*"status": 200']
+
+
+
+=== TEST 13: the largest possible record (every text at its limit, 8 attempts) fits its size bound
+--- http_config eval
+$::HttpConfig . <<'_EOC_';
+    obs_service_name $http_x_service;
+    obs_tenant $http_x_tenant_id;
+    upstream eight_dead {
+        server unix:$TEST_NGINX_HTML_DIR/dead1.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead2.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead3.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead4.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead5.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead6.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead7.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead8.sock;
+        server unix:$TEST_NGINX_HTML_DIR/dead9.sock;
+    }
+_EOC_
+--- config
+    location /big/ {
+        obs_route "$uri$uri";
+        proxy_pass http://eight_dead;
+    }
+--- more_headers eval
+"User-Agent: " . ("u" x 600) . "\n"
+. "X-Request-ID: " . ("r" x 200) . "\n"
+. "X-Tenant-ID: " . ("t" x 64) . "\n"
+. "X-Service: " . ("s" x 300) . "\n"
+. "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"
+. "tracestate: " . CORE::join(',', map { sprintf "k%02d=%s", $_, "v" x 12 } 1 .. 32)
+--- request eval
+["GET /big/" . ("p" x 1100), "GET /sink/records?min=1&wait=2&status=502"]
+--- error_code eval
+[502, 200]
+--- response_body_like eval
+["", '"upstreams": \[(?:\{[^}]*"error": 1[^}]*\}, ){7}\{[^}]*"error": 1[^}]*\}\]']
+--- no_error_log
+[alert]

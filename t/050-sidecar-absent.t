@@ -5,7 +5,22 @@
 
 use Test::Nginx::Socket 'no_plan';
 
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
+
 no_shuffle();
+
+# Error log checks that span a whole request list read the log through
+# /errlog (error_log sections are checked per request).
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("config", ($block->config // '') . <<'_EOC_');
+    location = /errlog {
+        obs off;
+        default_type text/plain;
+        alias $TEST_NGINX_HTML_DIR/../logs/error.log;
+    }
+_EOC_
+});
 
 run_tests();
 
@@ -17,12 +32,12 @@ __DATA__
 --- config
     location /t { return 200 "ok\n"; }
 --- request eval
-[map { "GET /t" } 1 .. 50]
---- response_body eval
-[map { "ok\n" } 1 .. 50]
---- error_log eval
-[qr/obs: cannot send records to "unix:\/nonexistent-dir\/obs.sock"/,
- qr/obs: \d+ records not delivered to "unix:\/nonexistent-dir\/obs.sock" at exit/]
+[(map { "GET /t" } 1 .. 50), "GET /errlog"]
+--- response_body_like eval
+[(map { "^ok\n\$" } 1 .. 50),
+ 'obs: cannot send records to "unix:/nonexistent-dir/obs.sock"']
+--- shutdown_error_log eval
+qr/obs: \d+ records not delivered to "unix:\/nonexistent-dir\/obs.sock" at exit/
 --- no_error_log
 [alert]
 [crit]
@@ -36,11 +51,10 @@ __DATA__
 --- config
     location /t { return 200 "ok\n"; }
 --- request eval
-[map { "GET /t" } 1 .. 30]
---- response_body eval
-[map { "ok\n" } 1 .. 30]
---- error_log eval
-qr/\A(?![\s\S]*cannot send records[\s\S]*cannot send records)[\s\S]*cannot send records/
+[(map { "GET /t" } 1 .. 30), "GET /errlog"]
+--- response_body_like eval
+[(map { "^ok\n\$" } 1 .. 30),
+ '\A(?![\s\S]*cannot send records[\s\S]*cannot send records)[\s\S]*cannot send records']
 
 
 

@@ -3,6 +3,8 @@
 
 use Test::Nginx::Socket 'no_plan';
 
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
+
 no_shuffle();
 
 run_tests();
@@ -28,6 +30,7 @@ GET /t
 
 === TEST 2: without a parent, $obs_parent_id is empty
 --- config
+    obs on;
     location /t {
         return 200 "[$obs_parent_id] $obs_sampled\n";
     }
@@ -40,6 +43,7 @@ GET /t
 
 === TEST 3: the ids stay the same for the whole request
 --- config
+    obs on;
     location /t {
         add_header X-Trace-Id $obs_trace_id;
         add_header X-Traceparent $obs_traceparent;
@@ -57,6 +61,7 @@ X-Traceparent: ^00-[0-9a-f]{32}-[0-9a-f]{16}-03$
 
 === TEST 4: the ids survive an internal redirect
 --- config
+    obs on;
     location /t {
         set $before $obs_trace_id;
         rewrite ^ /after last;
@@ -80,6 +85,7 @@ GET /t
                       'parent=$obs_parent_id sampled=$obs_sampled '
                       'route=$obs_route tenant=$obs_tenant';
 --- config
+    obs on;
     access_log $TEST_NGINX_HTML_DIR/traced.log traced;
     location /api/ {
         obs_route_auto on;
@@ -97,6 +103,7 @@ traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 
 === TEST 6: with obs_trace_context ignore the gateway starts its own trace
 --- config
+    obs on;
     location /t {
         obs_trace_context ignore;
         return 200 "$obs_trace_id [$obs_parent_id]\n";
@@ -112,6 +119,7 @@ GET /t
 
 === TEST 7: unsampled by obs_trace_sample 0
 --- config
+    obs on;
     location /t {
         obs_trace_sample 0;
         return 200 "$obs_sampled $obs_traceparent\n";
@@ -120,3 +128,98 @@ GET /t
 GET /t
 --- response_body_like chomp
 ^0 00-[0-9a-f]{32}-[0-9a-f]{16}-02$
+
+
+
+=== TEST 8: $obs_traceparent: what propagate and inject send; extract and ignore send nothing of their own; obs off shows the client's
+--- http_config
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/echo.sock;
+        obs off;
+        location / { return 200 "up=[$http_traceparent] var=[$http_x_var]\n"; }
+    }
+--- config
+    location /m/ {
+        obs on;
+        proxy_set_header X-Var $obs_traceparent;
+        location /m/extract/ {
+            obs_trace_context extract;
+            proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
+        }
+        location /m/ignore/ {
+            obs_trace_context ignore;
+            proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
+        }
+        location /m/inject/ {
+            obs_trace_context inject;
+            proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
+        }
+        location /m/propagate/ {
+            obs_trace_context propagate;
+            proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
+        }
+    }
+    location /off/ {
+        obs off;
+        proxy_set_header X-Var $obs_traceparent;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
+    }
+--- more_headers
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+--- request eval
+["GET /m/extract/", "GET /m/ignore/", "GET /m/inject/", "GET /m/propagate/",
+ "GET /off/"]
+--- response_body_like eval
+['^up=\[00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\] var=\[00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01\]$',
+ '^up=\[00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\] var=\[00-(?!0af7651916cd43dd8448eb211c80319c)[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]\]$',
+ '^up=\[(00-(?!0af7651916cd43dd8448eb211c80319c)[0-9a-f]{32}-[0-9a-f]{16}-0[0-3])\] var=\[\1\]$',
+ '^up=\[(00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01)\] var=\[\1\]$',
+ '^up=\[(00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01)\] var=\[\1\]$']
+
+
+
+=== TEST 9: without a client traceparent obs off sends none and shows none
+--- http_config
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/echo.sock;
+        obs off;
+        location / { return 200 "up=[$http_traceparent] var=[$http_x_var]\n"; }
+    }
+--- config
+    location /off/ {
+        obs off;
+        proxy_set_header X-Var $obs_traceparent;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
+    }
+--- request
+GET /off/
+--- response_body
+up=[] var=[]
+
+
+
+=== TEST 10: under obs off no ids are made up
+--- config
+    location /t {
+        obs off;
+        return 200 "trace=[$obs_trace_id] span=[$obs_span_id] parent=[$obs_parent_id] tp=[$obs_traceparent] sampled=$obs_sampled\n";
+    }
+--- request
+GET /t
+--- response_body
+trace=[] span=[] parent=[] tp=[] sampled=0
+
+
+
+=== TEST 11: under obs off the client's context shows as it came
+--- config
+    location /t {
+        obs off;
+        return 200 "trace=[$obs_trace_id] span=[$obs_span_id] parent=[$obs_parent_id] tp=[$obs_traceparent] sampled=$obs_sampled\n";
+    }
+--- more_headers
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+--- request
+GET /t
+--- response_body
+trace=[0af7651916cd43dd8448eb211c80319c] span=[] parent=[b7ad6b7169203331] tp=[00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01] sampled=1

@@ -8,7 +8,7 @@ use lib 't/helpers';
 use ObsSink;
 use Test::Nginx::Socket 'no_plan';
 
-$ENV{TEST_NGINX_HTML_DIR} ||= html_dir() if defined &html_dir;
+$ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
 
 no_shuffle();
 

@@ -38,7 +38,7 @@ wait_http() {
 
 write_nginx_conf() {
     cat >"$DEMO/nginx.conf" <<EOC
-load_module $ROOT/build/ngx_http_obs_module.so;
+load_module $DEMO/ngx_http_obs_module.so;
 worker_processes 2;
 error_log $DEMO/logs/nginx-error.log warn;
 pid $(pidfile nginx);
@@ -149,6 +149,10 @@ start() {
 
     write_nginx_conf
     if ! running nginx; then
+        # nginx loads its own copy, written beside and renamed into place:
+        # a later rebuild never writes over a module a worker has mapped
+        cp "$ROOT/build/ngx_http_obs_module.so" "$DEMO/ngx_http_obs_module.so.new"
+        mv -f "$DEMO/ngx_http_obs_module.so.new" "$DEMO/ngx_http_obs_module.so"
         "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf"
     fi
 

@@ -3,6 +3,13 @@ package ObsSink;
 # Starts t/helpers/obs_sink.py for the current test file and exports where it
 # listens: TEST_NGINX_SINK_SOCK (records socket) and TEST_NGINX_SINK_PORT
 # (its HTTP port), both usable in Test::Nginx config sections.
+#
+# ObsSink::preprocess($block, $http_config) is the block preprocessing the
+# record tests share: blocks without an http_config get $http_config, and
+# every block's server gets the locations in $ObsSink::Locations:
+#   /sink/...  the sink's HTTP API (reset, records, count, stats, ...)
+#   /errlog    this nginx's error log so far, for checks that span a whole
+#              request list (error_log sections are checked per request)
 
 use strict;
 use warnings;
@@ -57,6 +64,25 @@ END {
         kill 'TERM', $pid;
         waitpid $pid, 0;
     }
+}
+
+our $Locations = <<'_EOC_';
+    location /sink/ {
+        obs off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
+    }
+    location = /errlog {
+        obs off;
+        default_type text/plain;
+        alias $TEST_NGINX_HTML_DIR/../logs/error.log;
+    }
+_EOC_
+
+sub preprocess {
+    my ($block, $http_config) = @_;
+    $block->set_value("http_config", $http_config)
+        if defined $http_config && !defined $block->http_config;
+    $block->set_value("config", ($block->config // '') . $Locations);
 }
 
 start();

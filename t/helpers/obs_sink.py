@@ -166,7 +166,8 @@ ATTEMPT_COLUMNS = {"attempt_status": "status",
                    "attempt_connect_time_us": "connect_time_us",
                    "attempt_header_time_us": "header_time_us",
                    "attempt_response_time_us": "response_time_us",
-                   "attempt_bytes_received": "bytes_received"}
+                   "attempt_bytes_received": "bytes_received",
+                   "attempt_error": "error"}
 
 
 def column_rows(cols, schema):

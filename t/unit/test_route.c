@@ -84,6 +84,11 @@ test_tenants(void)
     CHECK(tenant_is(long_value, 64, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                                     "aaaaaaaaaaaaaaaaaaaaaaaa"), "64 bytes");
     CHECK(tenant_is(long_value, 65, "invalid"), "65 bytes");
+    CHECK(tenant_is("none", 4, "invalid"), "reserved: none");
+    CHECK(tenant_is("invalid", 7, "invalid"), "reserved: invalid");
+    CHECK(tenant_is("__overflow__", 12, "invalid"), "reserved: __overflow__");
+    CHECK(tenant_is("None", 4, "None"), "reserved labels are exact");
+    CHECK(tenant_is("nonexistent", 11, "nonexistent"), "prefix of none kept");
 }
 
 

@@ -236,8 +236,18 @@ test_caps(void)
     }
     record(a, "svc", "/b", "GET", 200, "t0", 1000, 100);
     record(a, "svc", "/c", "GET", 200, "t0", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "none", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "invalid", 1000, 100);
 
     text = render(s, EXPO_TEXT);
+
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
+                       "\"none\"} 2") != NULL,
+          "requests without a tenant stay none past the cap");
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
+                       "\"invalid\"} 1") != NULL,
+          "invalid tenants stay invalid past the cap");
 
     CHECK(strstr(text, "tenant=\"t2\"} 1") != NULL, "third tenant kept");
     CHECK(strstr(text, "tenant=\"t3\"") == NULL, "fourth tenant capped");
@@ -514,6 +524,7 @@ test_columns(void)
     uint32_t                   method[] = { 1, 1 }, route[] = { 2, 3 };
     uint32_t                   status[] = { 200, 502 }, attempts[] = { 0, 2 };
     uint32_t                   addr[] = { 4, 4 }, astatus[] = { 502, 200 };
+    uint32_t                   aerror[] = { 1, 0 };
     uint64_t                   dur[] = { 1500, 2500 };
     uint8_t                    trace[32] = { 1 }, parent[16] = { 0 };
     uint8_t                    aspan[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 9 };
@@ -545,6 +556,8 @@ test_columns(void)
     c.n_attempt_status = 2;
     c.attempt_span_id.data = aspan;
     c.attempt_span_id.len = 16;
+    c.attempt_error = aerror;
+    c.n_attempt_error = 2;
 
     CHECK(columns_valid(&c), "consistent columns are valid");
 
@@ -563,8 +576,9 @@ test_columns(void)
           && r.upstreams[1]->status == 200
           && r.upstreams[1]->address.len == 11
           && r.upstreams[0]->span_id.len == 0
-          && r.upstreams[1]->span_id.len == 8,
-          "second record: its two attempts, in order");
+          && r.upstreams[1]->span_id.len == 8
+          && r.upstreams[0]->error == 1 && r.upstreams[1]->error == 0,
+          "second record: its two attempts, in order, with why one failed");
     CHECK(!columns_next(&rd, &r, at, ap), "then no more");
 
     route[1] = 5;
@@ -578,6 +592,10 @@ test_columns(void)
     attempts[1] = 3;
     CHECK(!columns_valid(&c), "attempt columns must match the counts");
     attempts[1] = 2;
+
+    c.n_attempt_error = 1;
+    CHECK(!columns_valid(&c), "the attempt error column matches the counts");
+    c.n_attempt_error = 2;
 
     ends[2] = 2;
     CHECK(!columns_valid(&c), "symbol ends never decrease");

@@ -121,12 +121,17 @@ test_tracestate(void)
     one[0] = "";
     CHECK(combine(one, 1, out) == 0, "empty list");
 
+    /* Level 2: duplicated keys keep the list; the first of each key stays */
     two[0] = "foo=1";
     two[1] = "foo=2";
-    CHECK(combine(two, 2, out) == -1, "duplicate keys across headers");
+    n = combine(two, 2, out);
+    CHECK(n == 5 && memcmp(out, "foo=1", 5) == 0,
+          "duplicate keys across headers: the first stays");
 
-    one[0] = "foo=1,foo=1";
-    CHECK(combine(one, 1, out) == -1, "duplicate keys");
+    one[0] = "foo=1,bar=2,foo=3,baz=4,bar=5";
+    n = combine(one, 1, out);
+    CHECK(n == 17 && memcmp(out, "foo=1,bar=2,baz=4", 17) == 0,
+          "duplicate keys: later ones dropped, order kept");
 
     one[0] = "FOO=1";
     CHECK(combine(one, 1, out) == -1, "uppercase key");
@@ -143,20 +148,47 @@ test_tracestate(void)
     one[0] = "foo";
     CHECK(combine(one, 1, out) == -1, "no equals");
 
+    /* Level 2 key grammar: "@" anywhere after the first character */
     one[0] = "foo@=1";
-    CHECK(combine(one, 1, out) == -1, "empty system id");
+    CHECK(combine(one, 1, out) == 6, "key ending in @");
 
-    one[0] = "@foo=1";
-    CHECK(combine(one, 1, out) == -1, "empty tenant id");
+    one[0] = "foo@@bar=1";
+    CHECK(combine(one, 1, out) == 10, "two @ in a row");
 
     one[0] = "foo@bar@baz=1";
-    CHECK(combine(one, 1, out) == -1, "two @");
+    CHECK(combine(one, 1, out) == 13, "two @");
+
+    one[0] = "@foo=1";
+    CHECK(combine(one, 1, out) == -1, "key starting with @");
 
     one[0] = "1tenant@sys=1";
     CHECK(combine(one, 1, out) == 13, "tenant id may start with a digit");
 
     one[0] = "1simple=1";
-    CHECK(combine(one, 1, out) == -1, "simple key starts with a letter");
+    CHECK(combine(one, 1, out) == 9, "any key may start with a digit");
+
+    one[0] = "_foo=1";
+    CHECK(combine(one, 1, out) == -1, "key starting with _");
+
+    one[0] = "t@0123456789abcdefghij=1";
+    CHECK(combine(one, 1, out) == 24, "no length limit after @");
+
+    {
+        size_t  at;
+
+        for (at = 1; at < 256; at += 127) {
+            memset(longkey, 'k', 256);
+            longkey[at] = '@';
+            memcpy(longkey + 256, "=1", 3);
+            one[0] = longkey;
+            CHECK(combine(one, 1, out) == 258, "256-character key with @");
+        }
+
+        memset(longkey, 'k', 257);
+        longkey[100] = '@';
+        memcpy(longkey + 257, "=1", 3);
+        CHECK(combine(one, 1, out) == -1, "257-character key with @");
+    }
 
     one[0] = "foo=a\x7f";
     CHECK(combine(one, 1, out) == -1, "DEL in value");

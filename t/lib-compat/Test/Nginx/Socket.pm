@@ -10,10 +10,17 @@ package Test::Nginx::Socket;
 #   error_code response_body response_body_like response_body_unlike
 #   http09 ignore_response
 #   response_headers
-#   response_headers_like error_log no_error_log
+#   response_headers_like error_log no_error_log shutdown_error_log
+#   no_shutdown_error_log raw_request_middle_delay
+#
+# with the real runner's semantics where they matter: error_log patterns
+# are matched line by line after every request of a request list, against
+# what that request logged; a raw_request array is one request sent in
+# pieces; TEST_NGINX_HTML_DIR is the test file's to set.
 #
 # and the functions no_shuffle, repeat_each, master_on, log_level,
-# no_root_location, add_block_preprocessor and run_tests.
+# no_root_location, add_block_preprocessor, check_accum_error_log,
+# html_dir, server_root and run_tests.
 
 use strict;
 use warnings;
@@ -29,7 +36,8 @@ use Time::HiRes qw(sleep time);
 
 our @EXPORT = qw(run_tests no_shuffle repeat_each master_on master_off
                  log_level no_root_location add_block_preprocessor
-                 env_to_nginx workers);
+                 env_to_nginx workers html_dir server_root
+                 check_accum_error_log);
 
 # Test::Base's own functions (plan, blocks, is, like, ...) and its plan
 # arguments go to the test file, ours are added beside them.
@@ -59,9 +67,20 @@ my $NoRootLocation = 0;
 my @Preprocessors;
 my @EnvToNginx;
 
+# TEST_NGINX_USE_VALGRIND=1 runs nginx under memcheck as the real runner
+# does (a value that is not a number is taken as valgrind's options), with
+# ./valgrind.suppress when it exists.  Each process writes its report to
+# servroot; any report is a failure of the block.
+my $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
+my $Slow = $UseValgrind ? 20 : 1;
+my $ChildPid;
+
+# Like the real runner, TEST_NGINX_HTML_DIR is left to the test files
+# ($ENV{TEST_NGINX_HTML_DIR} ||= html_dir();).
 $ENV{TEST_NGINX_SERVER_PORT} = $ServerPort;
-$ENV{TEST_NGINX_HTML_DIR} = "$ServRoot/html";
-$ENV{TEST_NGINX_SERVROOT} = $ServRoot;
+
+sub html_dir { return "$ServRoot/html" }
+sub server_root { return $ServRoot }
 
 sub no_shuffle { }
 sub repeat_each { return 1 }
@@ -102,6 +121,7 @@ sub write_config {
 
     my $user = $> == 0 ? "user root;\n" : '';
     my $master = $MasterOn ? 'on' : 'off';
+    my $daemon = $UseValgrind ? 'off' : 'on';
     my $env = join '', map { "env $_;\n" } @EnvToNginx;
     my $main = expand_env(sec($block, 'main_config'));
     my $http = expand_env(sec($block, 'http_config'));
@@ -113,7 +133,7 @@ sub write_config {
     print $fh <<"_EOC_";
 $modules
 worker_processes $Workers;
-daemon on;
+daemon $daemon;
 master_process $master;
 error_log logs/error.log $LogLevel;
 pid logs/nginx.pid;
@@ -157,6 +177,48 @@ sub run_nginx {
     return ($? >> 8, $out);
 }
 
+sub valgrind_command {
+    my $opts = $UseValgrind;
+    if ($opts =~ /^\d+$/) {
+        $opts = '--tool=memcheck --leak-check=full --keep-debuginfo=yes'
+              . ' --show-possibly-lost=no --num-callers=100'
+              . ' --gen-suppressions=all';
+        $opts .= ' --suppressions=valgrind.suppress' if -f 'valgrind.suppress';
+    }
+    return ('valgrind', '-q', split(' ', $opts),
+            "--log-file=$ServRoot/valgrind.%p.log");
+}
+
+# nginx in the foreground under valgrind, as a child of this process.
+sub start_nginx_valgrind {
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$ServRoot/logs/stderr.log";
+        open STDERR, '>&', \*STDOUT;
+        { exec valgrind_command(), $NginxBin, '-p', "$ServRoot/", '-c',
+               'conf/nginx.conf'; }
+        require POSIX;
+        POSIX::_exit(127);
+    }
+    $ChildPid = $pid;
+    return (0, '');
+}
+
+# The reports valgrind wrote for this block's processes; empty when clean.
+sub valgrind_reports {
+    my $out = '';
+    for my $f (sort glob "$ServRoot/valgrind.*.log") {
+        open my $fh, '<', $f or next;
+        local $/;
+        my $text = <$fh>;
+        close $fh;
+        $out .= "== $f\n$text" if defined $text && length $text;
+    }
+    return $out;
+}
+
 sub stop_nginx {
     my $pidfile = "$ServRoot/logs/nginx.pid";
     return unless -f $pidfile;
@@ -169,21 +231,38 @@ sub stop_nginx {
 
     # nginx removes its pid file on the way out; a zombie may linger until
     # whatever adopted the daemon reaps it
-    for (1 .. 200) {
+    for (1 .. 200 * $Slow) {
         last unless -e $pidfile && kill 0, $pid;
         sleep 0.025;
     }
     kill 'KILL', $pid if kill 0, $pid;
+    reap_child();
+}
+
+# Under valgrind the master is this process's child: wait until it (and
+# so valgrind's leak report) is done.
+sub reap_child {
+    return unless $ChildPid;
+    require POSIX;
+    for (1 .. 2400) {
+        last if waitpid($ChildPid, POSIX::WNOHANG()) != 0;
+        sleep 0.025;
+    }
+    if (kill 0, $ChildPid) {
+        kill 'KILL', $ChildPid;
+        waitpid $ChildPid, 0;
+    }
+    undef $ChildPid;
 }
 
 # With daemon on, nginx returns before its child has written the pid file.
 sub wait_for_server {
-    for (1 .. 100) {
+    for (1 .. 100 * $Slow) {
         last if -s "$ServRoot/logs/nginx.pid";
         sleep 0.02;
     }
 
-    for (1 .. 100) {
+    for (1 .. 100 * $Slow) {
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                       PeerPort => $ServerPort);
         if ($s) {
@@ -218,13 +297,17 @@ sub build_request {
 
 # Returns (status, headers hashref, body) or undef on timeout.
 sub send_request {
-    my ($raw, $timeout, $http09) = @_;
+    my ($raw, $timeout, $http09, $delay) = @_;
 
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                   PeerPort => $ServerPort)
         or return (undef, "cannot connect: $!");
     $s->autoflush(1);
-    print $s $raw;
+    my @pieces = ref $raw eq 'ARRAY' ? @$raw : ($raw);
+    for my $k (0 .. $#pieces) {
+        sleep $delay if $k && $delay;
+        print $s $pieces[$k];
+    }
 
     my $sel = IO::Select->new($s);
     my $data = '';
@@ -321,19 +404,63 @@ sub patterns {
     return grep { length } split /\n/, $v;
 }
 
+# A pattern matches one line of the log, as in the real runner: a string
+# anywhere in the line, a regex against the line alone.
+sub line_matches {
+    my ($lines, $p) = @_;
+    for my $line (@$lines) {
+        return 1 if ref $p eq 'Regexp' ? $line =~ $p : index($line, $p) >= 0;
+    }
+    return 0;
+}
+
+# The real runner checks error_log/no_error_log after each request of a
+# request list, against the lines logged since the previous check (all of
+# them with check_accum_error_log).
 sub check_error_log {
-    my ($block, $log) = @_;
+    my ($block, $i, $lines) = @_;
     my $name = $block->name;
 
     for my $p (patterns(sec($block, 'error_log'))) {
-        my $hit = ref $p eq 'Regexp' ? $log =~ $p : index($log, $p) >= 0;
-        ok($hit, "$name - pattern \"$p\" should match a line in error.log");
+        ok(line_matches($lines, $p),
+           "$name - pattern \"$p\" should match a line in error.log (req $i)");
     }
 
     for my $p (patterns(sec($block, 'no_error_log'))) {
-        my $hit = ref $p eq 'Regexp' ? $log =~ $p : index($log, $p) >= 0;
-        ok(!$hit, "$name - pattern \"$p\" should not match any line in error.log");
+        ok(!line_matches($lines, $p),
+           "$name - pattern \"$p\" should not match any line in error.log (req $i)");
     }
+}
+
+# After nginx has stopped: what it logged on the way out.
+sub check_shutdown_error_log {
+    my ($block, $lines) = @_;
+    my $name = $block->name;
+
+    for my $p (patterns(sec($block, 'shutdown_error_log'))) {
+        ok(line_matches($lines, $p),
+           "$name - pattern \"$p\" should match a line in error.log");
+    }
+
+    for my $p (patterns(sec($block, 'no_shutdown_error_log'))) {
+        ok(!line_matches($lines, $p),
+           "$name - pattern \"$p\" should not match any line in error.log");
+    }
+}
+
+my $ErrLogPos = 0;
+my $CheckAccumErrLog = 0;
+
+sub check_accum_error_log { $CheckAccumErrLog = 1 }
+
+# The lines logged since the last call.
+sub error_log_lines {
+    open my $fh, '<', "$ServRoot/logs/error.log" or return [];
+    seek $fh, $ErrLogPos, 0 unless $CheckAccumErrLog;
+    my @lines = <$fh>;
+    $ErrLogPos = tell $fh;
+    close $fh;
+    return \@lines;
 }
 
 sub read_error_log {
@@ -349,15 +476,16 @@ sub run_block {
 
     $_->($block) for @Preprocessors;
     write_config($block);
+    $ErrLogPos = 0;
 
     if (defined sec($block, 'must_die')) {
         my ($rc, $out) = run_nginx('-t');
         ok($rc != 0, $block->name . " - nginx must die");
-        check_error_log($block, $out . read_error_log());
+        check_error_log($block, 0, [split /^/m, $out . read_error_log()]);
         return;
     }
 
-    my ($rc, $out) = run_nginx();
+    my ($rc, $out) = $UseValgrind ? start_nginx_valgrind() : run_nginx();
     if ($rc != 0) {
         fail($block->name . " - nginx failed to start: $out");
         return;
@@ -369,32 +497,44 @@ sub run_block {
         return;
     }
 
-    my $requests = sec($block, 'raw_request') // sec($block, 'request');
+    # A raw_request array is one request sent in pieces, as in the real
+    # runner; a request array is a list of requests.
+    my $raw = sec($block, 'raw_request');
+    my $requests = defined $raw ? [$raw] : sec($block, 'request');
     $requests = [$requests] unless ref $requests eq 'ARRAY';
     my $timeout = sec($block, 'timeout') // 5;
     $timeout =~ s/s$//;
+    $timeout *= 3 if $UseValgrind;
+    my $wait = sec($block, 'wait');
+    my $delay = sec($block, 'raw_request_middle_delay') // 0;
 
     for my $i (0 .. $#$requests) {
-        my $raw = defined sec($block, 'raw_request') ? $requests->[$i]
+        my $req = defined $raw ? $requests->[$i]
                 : build_request($block, $requests->[$i]);
-        my ($status, $h, $body) = send_request($raw, $timeout,
-                                               defined sec($block, 'http09'));
+        my ($status, $h, $body) = send_request($req, $timeout,
+                                               defined sec($block, 'http09'),
+                                               $delay);
 
-        next if defined sec($block, 'ignore_response');
-
-        if (!defined $status) {
-            fail($block->name . " - $h") unless defined sec($block, 'abort');
-            next;
+        if (!defined sec($block, 'ignore_response')) {
+            if (!defined $status) {
+                fail($block->name . " - $h") unless defined sec($block, 'abort');
+            } else {
+                check_response($block, $i, $status, $h, $body);
+            }
         }
 
-        check_response($block, $i, $status, $h, $body);
+        sleep $wait if $wait;
+        check_error_log($block, $i, error_log_lines());
     }
 
-    my $wait = sec($block, 'wait');
-    sleep $wait if $wait;
-
     stop_nginx();
-    check_error_log($block, read_error_log());
+    check_shutdown_error_log($block, error_log_lines());
+
+    if ($UseValgrind) {
+        my $reports = valgrind_reports();
+        ok($reports eq '', $block->name . " - valgrind reports no error")
+            or Test::More::diag($reports);
+    }
 }
 
 sub run_tests {

@@ -1,0 +1,131 @@
+/*
+ * Directive values with variables (obs_service_name, obs_route, obs_tenant):
+ * compiled once at configuration, evaluated per request, with a fast path
+ * for a lone variable and for a lone $http_ header.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_obs_module.h"
+
+
+/* Compiles a directive value; see ngx_http_obs_value_t. */
+
+char *
+ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t                          *value, name;
+    ngx_uint_t                          i;
+    ngx_http_obs_value_t              **field, *v;
+    ngx_http_compile_complex_value_t    ccv;
+
+    field = (ngx_http_obs_value_t **) (p + cmd->offset);
+
+    if (*field != NULL) {
+        return "is duplicate";
+    }
+
+    v = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_value_t));
+    if (v == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = &v->cv;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    v->index = NGX_ERROR;
+    v->constant = (v->cv.lengths == NULL);
+
+    if (value[1].len < 2 || value[1].data[0] != '$') {
+        *field = v;
+        return NGX_CONF_OK;
+    }
+
+    name.data = value[1].data + 1;
+    name.len = value[1].len - 1;
+
+    for (i = 0; i < name.len; i++) {
+        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
+              || (name.data[i] >= 'A' && name.data[i] <= 'Z')
+              || (name.data[i] >= '0' && name.data[i] <= '9')
+              || name.data[i] == '_'))
+        {
+            *field = v;
+            return NGX_CONF_OK;
+        }
+    }
+
+    v->index = ngx_http_get_variable_index(cf, &name);
+
+    if (name.len > 5 && ngx_strncasecmp(name.data, (u_char *) "http_", 5) == 0)
+    {
+        v->header.len = name.len - 5;
+        v->header.data = ngx_pnalloc(cf->pool, v->header.len);
+        if (v->header.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_strlow(v->header.data, name.data + 5, v->header.len);
+
+        /* the usual spelling of the header, to be compared at once */
+
+        v->header_dashed.len = v->header.len;
+        v->header_dashed.data = ngx_pnalloc(cf->pool, v->header.len);
+        if (v->header_dashed.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < v->header.len; i++) {
+            v->header_dashed.data[i] = (v->header.data[i] == '_')
+                                       ? '-' : v->header.data[i];
+        }
+    }
+
+    *field = v;
+
+    return NGX_CONF_OK;
+}
+
+
+/* Evaluates a directive value; a missing variable gives "". */
+
+ngx_int_t
+ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
+    ngx_str_t *value)
+{
+    ngx_http_variable_value_t  *vv;
+
+    if (v->index == NGX_ERROR) {
+        return ngx_http_complex_value(r, &v->cv, value);
+    }
+
+    if (v->header.len && ngx_http_obs_lone_header(r, v, value)) {
+        return NGX_OK;
+    }
+
+    vv = ngx_http_get_flushed_variable(r, v->index);
+
+    if (vv == NULL || vv->not_found) {
+        ngx_str_null(value);
+        return NGX_OK;
+    }
+
+    value->data = vv->data;
+    value->len = vv->len;
+
+    return NGX_OK;
+}
