@@ -59,10 +59,12 @@ GEN          := $(BUILD)/gen
 OTLP_PROTOS  := common/v1/common resource/v1/resource trace/v1/trace \
                 collector/trace/v1/trace_service
 PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
+                $(GEN)/prometheus/remote.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lz -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lz -lsnappy \
+                -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 sidecar: $(SIDECAR)
