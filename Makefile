@@ -4,6 +4,7 @@
 #   make           build build/ngx_http_obs_module.so (and the sidecar)
 #   make test      unit tests + Test::Nginx tests + integration tests
 #   make install   copy the module into nginx's modules directory
+#   make images    build the gateway and sidecar images (docker)
 
 SHELL := /bin/bash
 
@@ -24,7 +25,8 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop rules rules-test dashboards k8s fuzz
+        install clean demo demo-stop rules rules-test dashboards k8s fuzz \
+        images push-images k8s-test
 
 all: module sidecar
 
@@ -104,6 +106,28 @@ $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SR
 	    -o $@ bench/exporter_floor.c $(wildcard exporter/*.c) sidecar/log.c \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
+# --- images ----------------------------------------------------------------
+# make images [IMAGE_REGISTRY=registry.example.com/team/] [IMAGE_TAG=1.2.0]
+# make push-images (same variables); deploy/k8s/kustomization.yaml's images:
+# then names what was pushed.
+
+DOCKER         ?= docker
+IMAGE_REGISTRY ?=
+IMAGE_TAG      ?= dev
+GATEWAY_IMAGE  := $(IMAGE_REGISTRY)obs-gateway:$(IMAGE_TAG)
+SIDECAR_IMAGE  := $(IMAGE_REGISTRY)obs-sidecar:$(IMAGE_TAG)
+NGINX_IMAGE_VERSION ?= 1.27.3
+
+images:
+	$(DOCKER) build -f deploy/compose/Dockerfile.gateway \
+	    --build-arg NGINX_VERSION=$(NGINX_IMAGE_VERSION) -t $(GATEWAY_IMAGE) .
+	$(DOCKER) build -f deploy/compose/Dockerfile.sidecar \
+	    --build-arg VERSION=$(VERSION) -t $(SIDECAR_IMAGE) .
+
+push-images: images
+	$(DOCKER) push $(GATEWAY_IMAGE)
+	$(DOCKER) push $(SIDECAR_IMAGE)
+
 # --- tests -----------------------------------------------------------------
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar
@@ -151,7 +175,13 @@ rules-test:
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
 
-test: unit-test rules-test nginx-test integration-test
+# the manifests render with the kustomize that kubectl carries
+k8s-test:
+	@mkdir -p $(BUILD)
+	kubectl kustomize deploy/k8s > $(BUILD)/k8s-rendered.yaml
+	@echo "deploy/k8s renders: $$(grep -c '^kind:' $(BUILD)/k8s-rendered.yaml) objects"
+
+test: unit-test rules-test k8s-test nginx-test integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15
