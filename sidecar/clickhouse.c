@@ -3,8 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,69 +16,36 @@
 #include "buf.h"
 #include "clickhouse.h"
 #include "log.h"
-#include "push.h"
+#include "pusher.h"
 #include "pusher_metrics.h"
 
 #define CH_BACKOFF_FIRST   1.0
 #define CH_BACKOFF_MAX     60.0
 
-typedef struct ch_batch {
-    struct ch_batch  *next;
-    uint64_t          seq;          /* spool file number; 0: memory only */
-    char             *data;         /* JSONEachRow lines */
-    size_t            len;
-    size_t            rows;
-} ch_batch_t;
-
-enum { CH_DROP_QUEUE_FULL = 0, CH_DROP_REJECTED, CH_DROP_SHUTDOWN,
-       CH_DROP_REASONS };
-
 struct clickhouse {
+    pusher_t                    p;          /* first: the hooks cast */
     const clickhouse_config_t  *cfg;
     store_t                    *store;
     usage_t                    *usage;
-    push_t                      push;
     char                       *insert_url;
     char                        gateway[256];
     char                        run[33];    /* this process's rows */
-    pthread_t                   thread;
-    pthread_mutex_t             lock;
-    pthread_cond_t              wake;
-    int                         stopping;
 
-    /* the thread's own */
-    ch_batch_t                 *head, *tail;
+    /* the pusher thread's */
     uint64_t                    next_seq;
-    size_t                      bound;
-    double                      backoff;
-    double                      retry_at;
     json_t                     *rows;       /* the batch being built */
     time_t                      minute;
-
-    /* published for /metrics */
-    atomic_ullong               rows_written;
-    atomic_ullong               dropped[CH_DROP_REASONS];
-    atomic_ullong               requests_ok;
-    atomic_ullong               requests_failed;
-    atomic_ullong               queue_bytes;
 };
 
-static const char *const  ch_drop_names[CH_DROP_REASONS] = {
-    "queue_full", "rejected", "shutdown"
-};
-
-static void *ch_thread(void *data);
-static void ch_collect(clickhouse_t *ch, time_t minute);
+static void ch_collect(pusher_t *p, double start, int last);
 static void ch_row(const usage_row_t *row, void *data);
-static void ch_enqueue(clickhouse_t *ch, ch_batch_t *b);
-static int ch_deliver(clickhouse_t *ch, double now);
-static void ch_pop(clickhouse_t *ch, int dropped_reason);
-static int ch_spool_write(clickhouse_t *ch, ch_batch_t *b);
-static void ch_spool_path(const clickhouse_t *ch, const ch_batch_t *b,
+static int ch_spool_write(pusher_t *p, pusher_item_t *b);
+static void ch_spool_remove(pusher_t *p, pusher_item_t *b);
+static int ch_spooled(const pusher_item_t *b);
+static void ch_spool_path(const clickhouse_t *ch, const pusher_item_t *b,
     char *out, size_t size);
 static void ch_spool_load(clickhouse_t *ch);
 static int ch_insert_url(clickhouse_t *ch, char *err, size_t errlen);
-static double ch_now(void);
 
 void
 clickhouse_config_defaults(clickhouse_config_t *cfg)
@@ -168,10 +133,18 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
     ch->cfg = cfg;
     ch->store = store;
     ch->next_seq = 1;
-    ch->bound = cfg->sink.spool_dir ? cfg->sink.spool_bytes
-                                    : cfg->sink.queue_bytes;
-    pthread_mutex_init(&ch->lock, NULL);
-    pthread_cond_init(&ch->wake, NULL);
+    ch->p.name = "clickhouse";
+    ch->p.items = "rows";
+    ch->p.interval = (double) cfg->interval;
+    ch->p.bound = cfg->sink.spool_dir ? cfg->sink.spool_bytes
+                                      : cfg->sink.queue_bytes;
+    ch->p.backoff_first = CH_BACKOFF_FIRST;
+    ch->p.backoff_max = CH_BACKOFF_MAX;
+    ch->p.collect = ch_collect;
+    if (cfg->sink.spool_dir) {
+        ch->p.queued = ch_spool_write;
+        ch->p.unqueued = ch_spool_remove;
+    }
 
     /* the run id keeps this process's rows apart from an earlier run's
        rows of the same minute */
@@ -192,9 +165,10 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
     if (ch_insert_url(ch, err, errlen) != 0) {
         goto failed;
     }
+    ch->p.url = ch->insert_url;
 
-    if (push_init(&ch->push, &cfg->sink, "application/x-ndjson", NULL, NULL,
-                  why, sizeof(why)) != 0)
+    if (push_init(&ch->p.push, &cfg->sink, "application/x-ndjson", NULL,
+                  NULL, why, sizeof(why)) != 0)
     {
         snprintf(err, errlen, "clickhouse: %s", why);
         goto failed;
@@ -209,10 +183,7 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
         ch_spool_load(ch);
     }
 
-    errno = pthread_create(&ch->thread, NULL, ch_thread, ch);
-    if (errno != 0) {
-        snprintf(err, errlen, "clickhouse: cannot start a thread: %s",
-                 strerror(errno));
+    if (pusher_start(&ch->p, err, errlen) != 0) {
         goto failed;
     }
 
@@ -221,7 +192,8 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
     return ch;
 
 failed:
-    push_free(&ch->push);
+    pusher_drop_all(&ch->p, ch_spooled);
+    push_free(&ch->p.push);
     usage_free(ch->usage);
     free(ch->insert_url);
     free(ch);
@@ -235,98 +207,37 @@ clickhouse_stop(clickhouse_t *ch)
         return;
     }
 
-    pthread_mutex_lock(&ch->lock);
-    ch->stopping = 1;
-    pthread_cond_signal(&ch->wake);
-    pthread_mutex_unlock(&ch->lock);
-    pthread_join(ch->thread, NULL);
-
-    /* what is left is on disk, or lost and counted */
-    while (ch->head) {
-        if (ch->head->seq) {
-            ch_batch_t  *b = ch->head;
-
-            ch->head = b->next;
-            free(b->data);
-            free(b);
-            continue;
-        }
-        ch_pop(ch, CH_DROP_SHUTDOWN);
-    }
-
-    push_free(&ch->push);
+    /* what is left stays on disk, or is lost and counted */
+    pusher_stop(&ch->p);
+    pusher_drop_all(&ch->p, ch_spooled);
+    push_free(&ch->p.push);
     usage_free(ch->usage);
     free(ch->insert_url);
-    pthread_mutex_destroy(&ch->lock);
-    pthread_cond_destroy(&ch->wake);
     free(ch);
 }
 
-/*
- * At each interval's end the rows of the interval that ended are collected
- * first, then the queue is delivered oldest first whenever no backoff runs.
- */
-
-static void *
-ch_thread(void *data)
+void
+clickhouse_metrics(expo_writer_t *w, void *data)
 {
-    clickhouse_t     *ch = data;
-    long              step = ch->cfg->interval;
-    time_t            start = (time_t) ch_now() / step * step;
-    double            now, until;
-    struct timespec   ts;
-    int               stopping = 0;
-
-    while (!stopping) {
-        now = ch_now();
-        if (now >= (double) (start + step)) {
-            ch_collect(ch, start);
-            start = (time_t) now / step * step;
-        }
-
-        while (ch->head && ch_now() >= ch->retry_at
-               && ch_now() < (double) (start + step)
-               && ch_deliver(ch, ch_now()) == 0)
-        {
-            /* the queue drains while ClickHouse takes it */
-        }
-
-        until = (double) (start + step);
-        if (ch->head && ch->retry_at < until) {
-            until = ch->retry_at;
-        }
-        ts.tv_sec = (time_t) until;
-        ts.tv_nsec = (long) ((until - (double) ts.tv_sec) * 1e9);
-
-        pthread_mutex_lock(&ch->lock);
-        if (!ch->stopping && ch_now() < until) {
-            pthread_cond_timedwait(&ch->wake, &ch->lock, &ts);
-        }
-        stopping = ch->stopping;
-        pthread_mutex_unlock(&ch->lock);
-    }
-
-    /* the interval in progress, counted so far, and one try for each */
-    ch_collect(ch, start);
-    ch->retry_at = 0;
-    while (ch->head && ch_deliver(ch, ch_now()) == 0) {
-        /* until the first failure */
-    }
-
-    return NULL;
+    pusher_metrics(w, &((clickhouse_t *) data)->p);
 }
 
+/* The rows of the interval that started at start: one batch. */
+
 static void
-ch_collect(clickhouse_t *ch, time_t minute)
+ch_collect(pusher_t *p, double start, int last)
 {
-    ch_batch_t  *b;
-    json_t      *row;
-    buf_t        out = { 0 };
-    size_t       i;
-    char        *line;
+    clickhouse_t   *ch = (clickhouse_t *) p;
+    pusher_item_t  *b;
+    json_t         *row;
+    buf_t           out = { 0 };
+    size_t          i;
+    char           *line;
+
+    (void) last;
 
     ch->rows = json_array();
-    ch->minute = minute;
+    ch->minute = (time_t) start;
     if (ch->rows == NULL) {
         return;
     }
@@ -346,17 +257,16 @@ ch_collect(clickhouse_t *ch, time_t minute)
     }
 
     if (json_array_size(ch->rows) > 0) {
-        b = calloc(1, sizeof(ch_batch_t));
+        b = calloc(1, sizeof(pusher_item_t));
         if (b == NULL || out.failed) {
-            atomic_fetch_add(&ch->dropped[CH_DROP_QUEUE_FULL],
-                             json_array_size(ch->rows));
+            pusher_lost(p, json_array_size(ch->rows));
             free(b);
             buf_free(&out);
         } else {
             b->data = out.data;
             b->len = out.len;
-            b->rows = json_array_size(ch->rows);
-            ch_enqueue(ch, b);
+            b->count = json_array_size(ch->rows);
+            pusher_enqueue(p, b);
         }
     }
 
@@ -407,103 +317,22 @@ ch_row(const usage_row_t *r, void *data)
                     "price_per_gb", cost->per_gb);
 
     if (row == NULL || json_array_append_new(ch->rows, row) != 0) {
-        atomic_fetch_add(&ch->dropped[CH_DROP_QUEUE_FULL], 1);
+        pusher_lost(&ch->p, 1);
     }
-}
-
-/* A batch goes to disk before anything else; past the bound the oldest
-   batches go (counted), as the newest usage is what bills are made of
-   last. */
-
-static void
-ch_enqueue(clickhouse_t *ch, ch_batch_t *b)
-{
-    while (ch->head && atomic_load(&ch->queue_bytes) + b->len > ch->bound) {
-        ch_pop(ch, CH_DROP_QUEUE_FULL);
-    }
-
-    if (b->len > ch->bound
-        || (ch->cfg->sink.spool_dir && ch_spool_write(ch, b) != 0))
-    {
-        atomic_fetch_add(&ch->dropped[CH_DROP_QUEUE_FULL], b->rows);
-        free(b->data);
-        free(b);
-        return;
-    }
-
-    if (ch->tail) {
-        ch->tail->next = b;
-    } else {
-        ch->head = b;
-    }
-    ch->tail = b;
-    atomic_fetch_add(&ch->queue_bytes, b->len);
-}
-
-/* Sends the head; returns 0 when it is done with (written or refused). */
-
-static int
-ch_deliver(clickhouse_t *ch, double now)
-{
-    ch_batch_t     *b = ch->head;
-    push_result_t   rc;
-
-    rc = push_post(&ch->push, ch->insert_url, b->data, b->len, NULL);
-
-    if (rc == PUSH_OK) {
-        atomic_fetch_add(&ch->requests_ok, 1);
-        atomic_fetch_add(&ch->rows_written, b->rows);
-        ch->backoff = 0;
-        ch_pop(ch, -1);
-        return 0;
-    }
-
-    atomic_fetch_add(&ch->requests_failed, 1);
-
-    if (rc == PUSH_REJECTED) {
-        log_msg("error", "clickhouse: %s refused %zu rows: %s",
-                ch->cfg->sink.url, b->rows, ch->push.error);
-        ch_pop(ch, CH_DROP_REJECTED);
-        return 0;
-    }
-
-    ch->backoff = push_backoff(&ch->push, ch->backoff, CH_BACKOFF_FIRST,
-                               CH_BACKOFF_MAX);
-    ch->retry_at = now + ch->backoff;
-    log_msg("warn", "clickhouse: %s: %s; retrying in %.1fs",
-            ch->cfg->sink.url, ch->push.error, ch->backoff);
-    return -1;
-}
-
-static void
-ch_pop(clickhouse_t *ch, int dropped_reason)
-{
-    ch_batch_t  *b = ch->head;
-    char         path[4096];
-
-    ch->head = b->next;
-    if (ch->head == NULL) {
-        ch->tail = NULL;
-    }
-    if (b->seq) {
-        ch_spool_path(ch, b, path, sizeof(path));
-        unlink(path);
-    }
-    atomic_fetch_sub(&ch->queue_bytes, b->len);
-    if (dropped_reason >= 0) {
-        atomic_fetch_add(&ch->dropped[dropped_reason], b->rows);
-    }
-    free(b->data);
-    free(b);
 }
 
 /* Spool file "<seq>-<rows>.jsonl", written whole or not at all. */
 
 static int
-ch_spool_write(clickhouse_t *ch, ch_batch_t *b)
+ch_spool_write(pusher_t *p, pusher_item_t *b)
 {
-    char   path[4096], tmp[4200];
-    FILE  *f;
+    clickhouse_t  *ch = (clickhouse_t *) p;
+    char           path[4096], tmp[4200];
+    FILE          *f;
+
+    if (b->seq) {
+        return 0;           /* loaded from the spool */
+    }
 
     b->seq = ch->next_seq++;
     ch_spool_path(ch, b, path, sizeof(path));
@@ -525,18 +354,33 @@ ch_spool_write(clickhouse_t *ch, ch_batch_t *b)
 }
 
 static void
-ch_spool_path(const clickhouse_t *ch, const ch_batch_t *b, char *out,
+ch_spool_remove(pusher_t *p, pusher_item_t *b)
+{
+    char  path[4096];
+
+    ch_spool_path((clickhouse_t *) p, b, path, sizeof(path));
+    unlink(path);
+}
+
+static int
+ch_spooled(const pusher_item_t *b)
+{
+    return b->seq != 0;
+}
+
+static void
+ch_spool_path(const clickhouse_t *ch, const pusher_item_t *b, char *out,
     size_t size)
 {
     snprintf(out, size, "%s/%020llu-%zu.jsonl", ch->cfg->sink.spool_dir,
-             (unsigned long long) b->seq, b->rows);
+             (unsigned long long) b->seq, b->count);
 }
 
 static int
 ch_seq_compare(const void *a, const void *b)
 {
-    const ch_batch_t  *x = *(ch_batch_t *const *) a;
-    const ch_batch_t  *y = *(ch_batch_t *const *) b;
+    const pusher_item_t  *x = *(pusher_item_t *const *) a;
+    const pusher_item_t  *y = *(pusher_item_t *const *) b;
 
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
@@ -548,7 +392,7 @@ ch_spool_load(clickhouse_t *ch)
 {
     DIR            *d;
     struct dirent  *de;
-    ch_batch_t     *found[4096], *b;
+    pusher_item_t  *found[4096], *b;
     size_t          n = 0, i;
     char            path[4096], *end;
     FILE           *f;
@@ -572,7 +416,7 @@ ch_spool_load(clickhouse_t *ch)
             continue;
         }
         b->seq = seq;
-        b->rows = rows;
+        b->count = rows;
         found[n++] = b;
     }
     closedir(d);
@@ -600,13 +444,7 @@ ch_spool_load(clickhouse_t *ch)
         if (b->seq >= ch->next_seq) {
             ch->next_seq = b->seq + 1;
         }
-        if (ch->tail) {
-            ch->tail->next = b;
-        } else {
-            ch->head = b;
-        }
-        ch->tail = b;
-        atomic_fetch_add(&ch->queue_bytes, b->len);
+        pusher_enqueue(&ch->p, b);
     }
 
     if (n) {
@@ -646,51 +484,3 @@ ch_insert_url(clickhouse_t *ch, char *err, size_t errlen)
     return 0;
 }
 
-void
-clickhouse_metrics(expo_writer_t *w, void *data)
-{
-    static const char  *reason[] = { "reason" };
-    static const char  *result[] = { "result" };
-    static const char  *results[] = { "success", "failure" };
-    clickhouse_t       *ch = data;
-    int                 i;
-
-    expo_family(w, "obs_clickhouse_rows_written",
-                "Usage rows ClickHouse accepted.", NULL, EXPO_COUNTER);
-    expo_sample(w, NULL, NULL, 0, (double) atomic_load(&ch->rows_written));
-    expo_family_end(w);
-
-    expo_family(w, "obs_clickhouse_rows_dropped",
-                "Usage rows given up, by reason: the spool (or queue) bound "
-                "was reached, ClickHouse refused them (4xx), or the sidecar "
-                "stopped without a spool.", NULL, EXPO_COUNTER);
-    for (i = 0; i < CH_DROP_REASONS; i++) {
-        expo_sample(w, reason, &ch_drop_names[i], 1,
-                    (double) atomic_load(&ch->dropped[i]));
-    }
-    expo_family_end(w);
-
-    expo_family(w, "obs_clickhouse_requests",
-                "INSERT requests to ClickHouse, by result.", NULL,
-                EXPO_COUNTER);
-    expo_sample(w, result, &results[0], 1,
-                (double) atomic_load(&ch->requests_ok));
-    expo_sample(w, result, &results[1], 1,
-                (double) atomic_load(&ch->requests_failed));
-    expo_family_end(w);
-
-    expo_family(w, "obs_clickhouse_queue_bytes",
-                "Usage batch bytes waiting (spooled) to be written.", "bytes",
-                EXPO_GAUGE);
-    expo_sample(w, NULL, NULL, 0, (double) atomic_load(&ch->queue_bytes));
-    expo_family_end(w);
-}
-
-static double
-ch_now(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}

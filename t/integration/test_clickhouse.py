@@ -172,7 +172,7 @@ class ClickHouseTest(unittest.TestCase):
         self.ch.stop()                              # ClickHouse is down
         traffic(stack, sent, a=4, b=6)
         wait_for(lambda: metric(stack, "obs_clickhouse_requests_total",
-                                result="failure") > 0, what="a failed insert")
+                                result="retried") > 0, what="a failed insert")
         wait_for(lambda: glob.glob(spool + "/*.jsonl"), what="a spooled batch")
 
         # the sidecar stops while ClickHouse is down: its rows wait on disk
