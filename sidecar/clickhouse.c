@@ -71,17 +71,7 @@ clickhouse_config_free(clickhouse_config_t *cfg)
 {
     int  i;
 
-    free(cfg->sink.url);
-    free(cfg->sink.basic_user);
-    free(cfg->sink.basic_password);
-    free(cfg->sink.bearer_token);
-    free(cfg->sink.ca_file);
-    free(cfg->sink.cert_file);
-    free(cfg->sink.key_file);
-    free(cfg->sink.spool_dir);
-    for (i = 0; i < cfg->sink.n_headers; i++) {
-        free(cfg->sink.headers[i]);
-    }
+    push_config_free(&cfg->sink);
     free(cfg->table);
     free(cfg->gateway);
     for (i = 0; i < cfg->n_classes; i++) {

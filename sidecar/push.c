@@ -138,6 +138,25 @@ push_free(push_t *p)
     memset(p, 0, sizeof(*p));
 }
 
+void
+push_config_free(sink_config_t *cfg)
+{
+    int  i;
+
+    free(cfg->url);
+    free(cfg->basic_user);
+    free(cfg->basic_password);
+    free(cfg->bearer_token);
+    free(cfg->ca_file);
+    free(cfg->cert_file);
+    free(cfg->key_file);
+    free(cfg->spool_dir);
+    for (i = 0; i < cfg->n_headers; i++) {
+        free(cfg->headers[i]);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
+
 double
 push_backoff(const push_t *p, double previous, double first, double max)
 {

@@ -39,6 +39,9 @@ push_result_t push_post(push_t *p, const char *url, const void *body,
 /* Frees the client. */
 void push_free(push_t *p);
 
+/* Frees what a destination's settings hold. */
+void push_config_free(sink_config_t *cfg);
+
 /* The next backoff: doubled from first up to max, or what the receiver
    asked for (capped at max). */
 double push_backoff(const push_t *p, double previous, double first,

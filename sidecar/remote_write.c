@@ -41,18 +41,7 @@ remote_write_config_defaults(remote_write_config_t *cfg)
 void
 remote_write_config_free(remote_write_config_t *cfg)
 {
-    int  i;
-
-    free(cfg->sink.url);
-    free(cfg->sink.basic_user);
-    free(cfg->sink.basic_password);
-    free(cfg->sink.bearer_token);
-    free(cfg->sink.ca_file);
-    free(cfg->sink.cert_file);
-    free(cfg->sink.key_file);
-    for (i = 0; i < cfg->sink.n_headers; i++) {
-        free(cfg->sink.headers[i]);
-    }
+    push_config_free(&cfg->sink);
     free(cfg->org_id);
     free(cfg->operator_tenant);
     memset(cfg, 0, sizeof(*cfg));
