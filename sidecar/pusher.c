@@ -146,9 +146,12 @@ pusher_thread(void *data)
         pusher_wait(p, until, &stopping);
     }
 
-    /* what ingest counted up to now, then one try for each item */
+    /* what ingest counted up to now, then one try for each item, unless
+       the receiver is known to be down (stopping must not wait on it) */
     p->collect(p, start, 1);
-    while (p->head && pusher_deliver(p, pusher_now()) == 0) {
+    while (p->head && p->backoff == 0
+           && pusher_deliver(p, pusher_now()) == 0)
+    {
         /* until the first failure */
     }
 

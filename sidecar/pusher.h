@@ -73,8 +73,8 @@ struct pusher {
 /* Starts the thread; returns -1 with err set. */
 int pusher_start(pusher_t *p, char *err, size_t errlen);
 
-/* Collects one last time, tries each queued item once (until one fails),
-   and stops the thread.  The items left are the owner's to keep or drop
+/* Collects one last time, tries each queued item once (until one fails;
+   not at all while a backoff runs), and stops the thread.  The items left are the owner's to keep or drop
    (pusher_drop_all). */
 void pusher_stop(pusher_t *p);
 

@@ -25,7 +25,8 @@ from harness import (GATEWAY_HTTP, ROOT, SIDECAR, Stack, free_port,  # noqa
                      main, request, wait_for)
 
 SCHEMA = os.path.join(ROOT, "deploy", "clickhouse", "schema.sql")
-DASHBOARD = os.path.join(ROOT, "dashboards", "tenant-usage-cost.json")
+DASHBOARD = os.path.join(ROOT, "dashboards", "clickhouse",
+                         "tenant-usage-cost.json")
 RETENTION = os.path.join(ROOT, "deploy", "clickhouse", "retention.sh")
 SERVER = shutil.which("clickhouse-server") or "/usr/bin/clickhouse-server"
 

@@ -20,7 +20,7 @@ import unittest
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD, MODULE, ROOT, SIDECAR, main  # noqa
+from harness import MODULE, NGINX, ROOT, SIDECAR, main  # noqa
 
 COMPOSE = os.path.join(ROOT, "deploy", "compose")
 K8S = os.path.join(ROOT, "deploy", "k8s")
@@ -243,6 +243,23 @@ class KubernetesTest(unittest.TestCase):
         version = re.search(r"ARG NGINX_VERSION=(\d+)\.(\d+)\.(\d+)",
                             read(DOCKERFILES["gateway"])).groups()
         self.assertGreaterEqual(tuple(map(int, version)), (1, 27, 3))
+
+
+    def test_nginx_takes_the_k8s_conf_with_the_module(self):
+        """nginx -t with this machine's nginx (1.22): only what it cannot
+        know is replaced: "resolve" (1.27.3+) and the cluster's names."""
+        conf = read(os.path.join(K8S, "nginx.conf"))
+        conf = conf.replace("load_module modules/ngx_http_obs_module.so",
+                            "load_module " + MODULE)
+        conf = re.sub(r" resolve;", ";", conf)
+        conf = re.sub(r"\S+\.svc\.cluster\.local", "127.0.0.1", conf)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "nginx.conf")
+            with open(path, "w") as f:
+                f.write(conf)
+            p = subprocess.run([NGINX, "-t", "-p", d, "-c", path],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
 
 
 class ComposeOverrideTest(unittest.TestCase):
