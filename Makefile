@@ -100,6 +100,12 @@ $(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SI
 	    -o $@ bench/sidecar_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
+$(BUILD)/bench_pushers: bench/pushers_bench.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
+	    -DOBS_EXPORTER_VERSION='"bench"' \
+	    -o $@ bench/pushers_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
 $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \

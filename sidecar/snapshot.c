@@ -7,14 +7,13 @@
 #include "metrics.h"
 #include "snapshot.h"
 
-#define SNAP_MAX_LABELS  16
-
 static void snapshot_sample(void *data, const char *name,
     const char *const *names, const char *const *values, int n,
     const char *le, double value);
 static int snapshot_grow(void **items, size_t *cap, size_t need,
     size_t size);
-static uint32_t snapshot_intern(snapshot_t *s, const char *str);
+static uint32_t snapshot_intern(snapshot_t *s, snap_cached_t *c,
+    const char *str);
 
 int
 snapshot_take(snapshot_t *s, store_t *store)
@@ -22,6 +21,7 @@ snapshot_take(snapshot_t *s, store_t *store)
     struct timeval  tv;
 
     buf_reset(&s->arena);
+    memset(s->cache, 0, sizeof(s->cache));
     s->n_samples = 0;
     s->n_labels = 0;
     s->failed = 0;
@@ -101,8 +101,8 @@ snapshot_sample(void *data, const char *name, const char *const *names,
 
     for (i = 0; i < k; i++) {
         label = &s->labels[s->n_labels++];
-        label->name = snapshot_intern(s, ln[i]);
-        label->value = snapshot_intern(s, lv[i]);
+        label->name = snapshot_intern(s, &s->cache[2 * i], ln[i]);
+        label->value = snapshot_intern(s, &s->cache[2 * i + 1], lv[i]);
         if (strcmp(ln[i], "tenant") == 0) {
             sample->tenant = label->value;
         }
@@ -134,13 +134,25 @@ snapshot_grow(void **items, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-/* Copies a string into the arena; returns its offset. */
+/*
+ * Copies a string into the arena and returns its offset; the string the
+ * previous sample had in the same place is reused when it is the same
+ * (a histogram's lines repeat their labels, families their label names).
+ */
 
 static uint32_t
-snapshot_intern(snapshot_t *s, const char *str)
+snapshot_intern(snapshot_t *s, snap_cached_t *c, const char *str)
 {
-    size_t  off = s->arena.len;
+    size_t  off = s->arena.len, len = strlen(str) + 1;
 
-    buf_append(&s->arena, str, strlen(str) + 1);
+    if (c->len == len && c->offset + len <= s->arena.len
+        && memcmp(s->arena.data + c->offset, str, len) == 0)
+    {
+        return c->offset;
+    }
+
+    buf_append(&s->arena, str, len);
+    c->offset = (uint32_t) off;
+    c->len = len;
     return (uint32_t) off;
 }

@@ -27,8 +27,16 @@ typedef struct {
     double    value;
 } snap_sample_t;
 
+#define SNAP_MAX_LABELS  16
+
+typedef struct {
+    uint32_t  offset;
+    size_t    len;              /* with the NUL; 0: none */
+} snap_cached_t;
+
 typedef struct {
     buf_t           arena;      /* NUL-terminated strings */
+    snap_cached_t   cache[2 * SNAP_MAX_LABELS];    /* the last sample's */
     snap_sample_t  *samples;
     size_t          n_samples, cap_samples;
     snap_label_t   *labels;
