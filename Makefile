@@ -25,8 +25,8 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test integration-test \
-        install clean demo demo-stop rules rules-test dashboards k8s fuzz \
-        images push-images k8s-test
+        install clean demo demo-stop rules rules-test dashboards \
+        dashboards-test k8s fuzz images push-images k8s-test
 
 all: module sidecar
 
@@ -65,8 +65,8 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lz -lsnappy \
-                -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
+                -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 sidecar: $(SIDECAR)
@@ -109,7 +109,7 @@ $(BUILD)/bench_pushers: bench/pushers_bench.c bench/clock.h $(SIDECAR_SRCS) $(SI
 $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
-	    -o $@ bench/exporter_floor.c $(wildcard exporter/*.c) sidecar/log.c \
+	    -o $@ bench/exporter_floor.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 # --- images ----------------------------------------------------------------
@@ -137,7 +137,7 @@ push-images: images
 # --- tests -----------------------------------------------------------------
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
-              $(BUILD)/test_pushers
+              $(BUILD)/test_logline $(BUILD)/test_pushers
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
 	@mkdir -p $(BUILD)
@@ -151,6 +151,12 @@ $(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SID
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_sidecar.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+$(BUILD)/test_logline: t/unit/unit.h t/unit/test_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	    -DOBS_EXPORTER_VERSION='"test"' \
+	    -o $@ t/unit/test_logline.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 $(BUILD)/test_pushers: t/unit/unit.h t/unit/test_pushers.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
@@ -184,9 +190,11 @@ k8s:
 
 rules-test:
 	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml
+	/usr/bin/python3 deploy/k8s/generate-prometheusrule.py --check
 	promtool check rules alert-rules/recording.yml alert-rules/alerts.yml alert-rules/slo.yml
 	promtool test rules alert-rules/tests/*_test.yml
 	bash alert-rules/tests/routes_test.sh
+	/usr/bin/python3 alert-rules/tests/inhibit_test.py
 
 # the manifests render with the kustomize that kubectl carries
 k8s-test:
@@ -194,7 +202,13 @@ k8s-test:
 	kubectl kustomize deploy/k8s > $(BUILD)/k8s-rendered.yaml
 	@echo "deploy/k8s renders: $$(grep -c '^kind:' $(BUILD)/k8s-rendered.yaml) objects"
 
-test: unit-test rules-test k8s-test nginx-test integration-test
+# what Grafana needs to load and import them (no Grafana needed); the
+# queries run against a live Prometheus in t/integration/test_dashboards.py
+dashboards-test:
+	/usr/bin/python3 dashboards/build.py --check
+	/usr/bin/python3 dashboards/validate.py
+
+test: unit-test rules-test dashboards-test k8s-test nginx-test integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15
@@ -209,11 +223,17 @@ $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PRO
 	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
-fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest
-	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest
+$(BUILD)/fuzz_logline: t/fuzz/fuzz_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -It/unit -DOBS_EXPORTER_VERSION='"fuzz"' \
+	    -o $@ t/fuzz/fuzz_logline.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline
 	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
+	$(BUILD)/fuzz_logline -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(BUILD)/corpus/logline
 
 clean:
 	rm -rf $(BUILD) t/servroot

@@ -2,16 +2,39 @@
 """Writes the Grafana dashboards (JSON) from the panel lists below.
 
 Run `make dashboards` after editing; the tests fail when a committed JSON
-file differs from what this script writes.  Datasource uids are fixed
-(prometheus, loki, jaeger) and match provisioning/datasources.yml."""
+file differs from what this script writes.  Panels never name a datasource
+uid: they use the `${datasource}` (Prometheus) and `${loki}` template
+variables, whose default is the `__inputs` entry that Grafana's import
+dialog asks for, so the same files work provisioned (compose) and imported
+into any Grafana."""
 
 import json
 import os
 import sys
 
-PROM = {"type": "prometheus", "uid": "prometheus"}
+PROM = {"type": "prometheus", "uid": "${datasource}"}
+LOKI = {"type": "loki", "uid": "${loki}"}
 SEL = 'service=~"$service",route=~"$route",tenant=~"$tenant"'
 SEL_SR = 'service=~"$service",route=~"$route"'
+SCHEMA_VERSION = 39             # Grafana 10.4 / 11
+GRAFANA_VERSION = "10.4.0"      # the oldest that loads them
+
+# datasource variable name -> (plugin, label, import input)
+DATASOURCES = {
+    "datasource": ("prometheus", "Prometheus", "DS_PROMETHEUS"),
+    "loki": ("loki", "Loki", "DS_LOKI"),
+}
+
+
+def ds_var(name):
+    plugin, label, inp = DATASOURCES[name]
+    return {
+        "name": name, "label": label, "type": "datasource", "query": plugin,
+        "current": {"selected": False, "text": "${%s}" % inp,
+                    "value": "${%s}" % inp},
+        "hide": 0, "refresh": 1, "regex": "", "options": [],
+        "multi": False, "includeAll": False,
+    }
 
 
 def var(name, query, label=None):
@@ -56,6 +79,73 @@ def panel(title, exprs, kind="timeseries", unit=None, w=12, h=8,
     return p
 
 
+def ratio_or_zero(by, sel, rng):
+    """5xx share per series; 0 (not absent) where there is traffic but no
+    5xx, so that a healthy service shows 0 rather than "No data"."""
+    total = "sum by (%s) (rate(http_server_requests_total{%s}[%s]))" % (
+        by, sel, rng)
+    errors = ("sum by (%s) (rate(http_server_requests_total{%s,code=~\"5..\"}"
+              "[%s]))" % (by, sel, rng))
+    return "(%s or %s * 0) / %s" % (errors, total, total)
+
+
+def logs(title, expr, description, w=24, h=10):
+    """A Loki logs panel; trace ids link to Jaeger through the Loki
+    datasource's derived field (provisioning/datasources.yml)."""
+    return {
+        "type": "logs", "title": title, "datasource": LOKI,
+        "description": description,
+        "targets": [{"refId": "A", "datasource": LOKI, "expr": expr,
+                     "queryType": "range"}],
+        "gridPos": {"w": w, "h": h},
+        "options": {"showTime": True, "wrapLogMessage": True,
+                    "sortOrder": "Descending", "enableLogDetails": True,
+                    "dedupStrategy": "none", "prettifyLogMessage": False,
+                    "showLabels": False, "showCommonLabels": False},
+    }
+
+
+# errors first: 5xx lines, then everything, of the selected services and
+# tenants (tenant_id is structured metadata: no line parsing needed)
+LOG_TENANT = '| tenant_id=~"$tenant"'
+def gateway_logs():
+    """Fresh panels each call: dashboard() numbers and places them."""
+    return [
+        logs("Error logs (5xx)",
+             '{service=~"$service",level="ERROR"} ' + LOG_TENANT,
+             "Gateway log lines of 5xx responses for the selected services "
+             "and tenants; open a line and follow its trace_id to Jaeger."),
+        logs("All request logs",
+             '{service=~"$service",level=~".+"} ' + LOG_TENANT,
+             "Every gateway log line for the selected services and "
+             "tenants."),
+    ]
+
+
+def datasource_vars(panels, variables):
+    uids = {t["datasource"]["uid"] for p in panels for t in p["targets"]}
+    uids |= {v["datasource"]["uid"] for v in variables if "datasource" in v}
+    return [ds_var(name) for name in DATASOURCES
+            if "${%s}" % name in uids]
+
+
+def imports(ds_vars, panels):
+    inputs = []
+    requires = [{"type": "grafana", "id": "grafana", "name": "Grafana",
+                 "version": GRAFANA_VERSION}]
+    for v in ds_vars:
+        plugin, label, inp = DATASOURCES[v["name"]]
+        inputs.append({"name": inp, "label": label, "type": "datasource",
+                       "pluginId": plugin, "pluginName": label,
+                       "description": ""})
+        requires.append({"type": "datasource", "id": plugin, "name": label,
+                         "version": "1.0.0"})
+    for kind in sorted({p["type"] for p in panels}):
+        requires.append({"type": "panel", "id": kind, "name": kind,
+                         "version": ""})
+    return inputs, requires
+
+
 def dashboard(uid, title, panels, variables=(), tags=()):
     x = y = 0
     row_h = 0
@@ -67,12 +157,15 @@ def dashboard(uid, title, panels, variables=(), tags=()):
         p["gridPos"].update({"x": x, "y": y})
         x += p["gridPos"]["w"]
         row_h = max(row_h, p["gridPos"]["h"])
+    ds_vars = datasource_vars(panels, variables)
+    inputs, requires = imports(ds_vars, panels)
     return {
+        "__inputs": inputs, "__requires": requires,
         "uid": uid, "title": title, "tags": ["obs-gateway"] + list(tags),
-        "timezone": "utc", "schemaVersion": 38, "version": 1,
+        "timezone": "utc", "schemaVersion": SCHEMA_VERSION, "version": 1,
         "editable": True, "refresh": "30s",
         "time": {"from": "now-1h", "to": "now"},
-        "templating": {"list": list(variables)},
+        "templating": {"list": ds_vars + list(variables)},
         "annotations": {"list": []}, "panels": panels,
     }
 
@@ -84,9 +177,7 @@ red = dashboard("obs-red", "API gateway RED by endpoint", [
           "sum by (service, route) (rate(http_server_requests_total{%s}[%s]))"
           % (SEL, RATE), unit="reqps", legend="{{service}} {{route}}"),
     panel("Error ratio by endpoint (5xx)",
-          "sum by (service, route) (rate(http_server_requests_total{%s,code=~\"5..\"}[%s]))"
-          " / sum by (service, route) (rate(http_server_requests_total{%s}[%s]))"
-          % (SEL, RATE, SEL, RATE), unit="percentunit",
+          ratio_or_zero("service, route", SEL, RATE), unit="percentunit",
           legend="{{service}} {{route}}"),
     panel("Latency p50 / p95 / p99", [
         ("histogram_quantile(%s, sum by (le) (rate(http_server_request_duration_seconds_bucket{%s}[%s])))"
@@ -116,7 +207,7 @@ red = dashboard("obs-red", "API gateway RED by endpoint", [
     panel("Service p95 (recorded)",
           "service:http_server_request_duration_seconds:p95_5m{service=~\"$service\"}",
           unit="s", legend="{{service}}"),
-], GATEWAY_VARS, ["red"])
+] + gateway_logs(), GATEWAY_VARS, ["red"])
 
 tenants = dashboard("obs-tenants", "Tenants", [
     panel("Top tenants by traffic",
@@ -130,9 +221,8 @@ tenants = dashboard("obs-tenants", "Tenants", [
           "(rate(http_server_request_duration_seconds_bucket{%s}[%s])))"
           % (SEL, RATE), unit="s", legend="{{tenant}}"),
     panel("Error ratio per tenant",
-          "sum by (tenant) (rate(http_server_requests_total{%s,code=~\"5..\"}[%s]))"
-          " / sum by (tenant) (rate(http_server_requests_total{%s}[%s]))"
-          % (SEL, RATE, SEL, RATE), unit="percentunit", legend="{{tenant}}"),
+          ratio_or_zero("tenant", SEL, RATE), unit="percentunit",
+          legend="{{tenant}}"),
     panel("Availability error budget left per tenant (30d)",
           "1 - (tenant:slo_availability_errors:ratio_rate3d{service=~\"$service\",tenant=~\"$tenant\"}"
           " / on() group_left() (1 - slo:availability:objective))",
@@ -140,7 +230,7 @@ tenants = dashboard("obs-tenants", "Tenants", [
     panel("Traffic share by tenant",
           "sum by (tenant) (increase(http_server_requests_total{%s}[$__range]))"
           % SEL, kind="piechart", instant=True, legend="{{tenant}}"),
-], GATEWAY_VARS, ["tenants"])
+] + gateway_logs(), GATEWAY_VARS, ["tenants"])
 
 slo = dashboard("obs-slo", "SLO and error budget", [
     panel("Availability objective", "slo:availability:objective",
@@ -192,44 +282,93 @@ system = dashboard("obs-system", "System health", [
          % (NODE, RATE), "{{instance}} in"),
         ("-sum by (instance) (rate(node_network_transmit_bytes_total{device!=\"lo\",%s}[%s]))"
          % (NODE, RATE), "{{instance}} out")], unit="Bps"),
+    # PostgreSQL (postgres_exporter)
+    panel("PostgreSQL up", "pg_up", kind="stat", w=6, instant=True,
+          legend="{{instance}}"),
+    panel("PostgreSQL connections used",
+          "sum by (instance) (pg_stat_activity_count)"
+          " / max by (instance) (pg_settings_max_connections)",
+          kind="gauge", unit="percentunit", w=6, instant=True,
+          legend="{{instance}}",
+          description="Share of max_connections in use "
+          "(PostgresConnectionsHigh above 80%)."),
+    panel("PostgreSQL transactions", [
+        ("sum by (instance) (rate(pg_stat_database_xact_commit{datname!~\"template.*\"}[%s]))"
+         % RATE, "{{instance}} commit"),
+        ("sum by (instance) (rate(pg_stat_database_xact_rollback{datname!~\"template.*\"}[%s]))"
+         % RATE, "{{instance}} rollback")], unit="ops", w=6),
+    panel("PostgreSQL database size",
+          "pg_database_size_bytes{datname!~\"template.*\"}", unit="bytes",
+          w=6, legend="{{datname}}"),
+    # Redis (redis_exporter)
+    panel("Redis up", "redis_up", kind="stat", w=6, instant=True,
+          legend="{{instance}}"),
+    panel("Redis memory used of maxmemory",
+          "redis_memory_used_bytes / (redis_memory_max_bytes > 0)",
+          kind="gauge", unit="percentunit", w=6, instant=True,
+          legend="{{instance}}",
+          description="Empty when Redis runs without a maxmemory "
+          "(RedisMemoryHigh above 85%)."),
+    panel("Redis cache hit rate",
+          "sum by (instance) (rate(redis_keyspace_hits_total[%s]))"
+          " / (sum by (instance) (rate(redis_keyspace_hits_total[%s]))"
+          " + sum by (instance) (rate(redis_keyspace_misses_total[%s])))"
+          % (RATE, RATE, RATE), unit="percentunit", w=6,
+          legend="{{instance}}"),
+    panel("Redis clients and evictions", [
+        ("sum by (instance) (redis_connected_clients)", "{{instance}} clients"),
+        ("sum by (instance) (rate(redis_evicted_keys_total[%s]))" % RATE,
+         "{{instance}} evicted/s")], w=6),
+    # containers (cAdvisor)
     panel("Container CPU (cAdvisor)",
           "sum by (name) (rate(container_cpu_usage_seconds_total{name!=\"\"}[%s]))"
-          % RATE, unit="percentunit", legend="{{name}}"),
+          % RATE, unit="percentunit", w=8, legend="{{name}}",
+          description="CPU seconds per second (1 = one core)."),
     panel("Container memory (cAdvisor)",
           "sum by (name) (container_memory_working_set_bytes{name!=\"\"})",
-          unit="bytes", legend="{{name}}"),
+          unit="bytes", w=8, legend="{{name}}"),
+    panel("Container restarts (1h)",
+          "sum by (name) (changes(container_start_time_seconds{name!=\"\"}[1h]))",
+          kind="table", w=8, instant=True, legend="{{name}}",
+          description="ContainerRestarting fires above 2 in 15 minutes."),
 ], [var("instance", "label_values(node_uname_info, instance)", "Instance")],
     ["system"])
 
+SIDECAR = 'instance=~"$instance"'
 pipeline = dashboard("obs-pipeline", "Observability pipeline", [
-    panel("Records received", "sum(rate(obs_records_received_total[%s]))"
-          % RATE, unit="reqps", legend="records/s"),
+    panel("Records received",
+          "sum(rate(obs_records_received_total{%s}[%s]))" % (SIDECAR, RATE),
+          unit="reqps", legend="records/s"),
     panel("Records dropped by reason",
-          "sum by (reason) (rate(obs_records_dropped_total[%s]))" % RATE,
-          unit="reqps", legend="{{reason}}"),
+          "sum by (reason) (rate(obs_records_dropped_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{reason}}"),
     panel("Datagrams received and lost", [
-        ("sum(rate(obs_datagrams_received_total[%s]))" % RATE, "received"),
-        ("sum(rate(obs_datagrams_lost_total[%s]))" % RATE, "lost")],
-        unit="reqps"),
+        ("sum(rate(obs_datagrams_received_total{%s}[%s]))" % (SIDECAR, RATE),
+         "received"),
+        ("sum(rate(obs_datagrams_lost_total{%s}[%s]))" % (SIDECAR, RATE),
+         "lost")], unit="reqps"),
     panel("Decode errors by reason",
-          "sum by (reason) (rate(obs_decode_errors_total[%s]))" % RATE,
-          unit="reqps", legend="{{reason}}"),
-    panel("Series kept", "sum(obs_series)", unit="short", legend="series"),
+          "sum by (reason) (rate(obs_decode_errors_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{reason}}"),
+    panel("Series kept", "sum(obs_series{%s})" % SIDECAR, unit="short",
+          legend="series"),
     panel("Cardinality overflow by dimension",
-          "sum by (dimension) (rate(obs_series_overflow_total[%s]))" % RATE,
-          unit="reqps", legend="{{dimension}}"),
-    panel("Sidecar CPU", "rate(obs_process_cpu_seconds_total[%s])" % RATE,
+          "sum by (dimension) (rate(obs_series_overflow_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{dimension}}"),
+    panel("Sidecar CPU",
+          "rate(obs_process_cpu_seconds_total{%s}[%s])" % (SIDECAR, RATE),
           unit="percentunit", legend="{{instance}}"),
-    panel("Sidecar memory", "obs_process_resident_memory_bytes",
+    panel("Sidecar memory", "obs_process_resident_memory_bytes{%s}" % SIDECAR,
           unit="bytes", legend="{{instance}}"),
     panel("Exporter deliveries by result",
-          "sum by (exporter, result) (rate(obs_exporter_requests_total[%s]))"
-          % RATE, unit="reqps", legend="{{exporter}} {{result}}",
+          "sum by (exporter, result) (rate(obs_exporter_requests_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{exporter}} {{result}}",
           description="Loki and OTLP exporters (empty until they run)."),
     panel("Exporter spool use",
-          "obs_exporter_spool_bytes / obs_exporter_spool_limit_bytes",
-          unit="percentunit", legend="{{exporter}}"),
-], [], ["pipeline"])
+          "obs_exporter_spool_bytes{%s} / obs_exporter_spool_limit_bytes{%s}"
+          % (SIDECAR, SIDECAR), unit="percentunit", legend="{{exporter}}"),
+], [var("instance", "label_values(obs_records_received_total, instance)",
+        "Sidecar")], ["pipeline"])
 
 DASHBOARDS = {
     "api-gateway-red.json": red,

@@ -1,57 +1,79 @@
 /*
- * The exporter: batches built on the ingest thread, sealed, compressed and
- * delivered on the exporter's own thread.  See exporter.h.
+ * The exporter: exporter threads turn the datagrams ingest handed over into
+ * sealed, compressed payloads; the delivery thread sends them.  See
+ * exporter.h.
  */
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <snappy-c.h>
 #include <zlib.h>
 
 #include "build.h"
+#include "columns.h"
+#include "hash.h"
+#include "loki.h"
+#include "queue.h"
 #include "sink.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
-#define LOKI_ENTRY_EXTRA   96          /* timestamp, metadata, framing */
 #define TICK_MS            50
+#define DECODE_ARENA       (8 * 1024 * 1024)
+/* exporter threads yield the CPU to ingest (the metrics) when it is short */
+#define EXPORTER_NICE      10
 
-typedef struct loki_batch {
-    struct loki_batch  *next;
-    char                org[128];
-    json_t             *streams;       /* "service\x1flevel" -> values[] */
-    size_t              bytes;
-    size_t              items;
-    double              opened;
-} loki_batch_t;
+typedef struct {
+    unsigned char       *base;
+    size_t               used;
+    size_t               size;
+} decode_arena_t;
 
-typedef struct span_batch {
-    struct span_batch  *next;
-    arena_t            *arena;
-    otlp_span_t       **spans;
-    size_t              n;
-    size_t              cap;
-    double              opened;
-} span_batch_t;
+/* An exporter thread and the batches of its share of the streams. */
+typedef struct {
+    exporter_t          *e;
+    int                  index;
+    pthread_t            thread;
+    decode_arena_t       arena;
+    ProtobufCAllocator   allocator;
+    loki_batch_t        *logs[MAX_LOKI_BATCHES];
+    int                  n_logs;
+    buf_t                line;          /* the log line being written */
+    buf_t                spans;         /* encoded spans of the open batch */
+    buf_t                span;          /* the span being written */
+    buf_t                body;          /* a batch's uncompressed body */
+    size_t               n_spans;
+    double               spans_opened;
+} encoder_t;
 
 struct exporter {
     exporter_config_t    cfg;
+    loki_format_t        loki_format;
+    buf_t                resource;      /* the OTLP Resource, written once */
+    dgram_queue_t       *queue;
+    encoder_t           *encoders;
+    int                  n_encoders;
+    atomic_ullong        shed[SIGNALS];
+    atomic_ullong        lost[EXPORTER_SINKS];  /* no memory for a batch */
     pthread_t            thread;
-    pthread_mutex_t      lock;
-    int                  stopping;
+    int                  started;
     CURLM               *multi;
     sink_t               sinks[EXPORTER_SINKS];
 
-    /* under lock: what the ingest thread fills, and what is sealed */
-    loki_batch_t        *open_logs[MAX_LOKI_BATCHES];
-    int                  n_open_logs;
-    loki_batch_t        *sealed_logs, **sealed_logs_tail;
-    span_batch_t        *open_spans;
-    span_batch_t        *sealed_spans, **sealed_spans_tail;
+    /* under lock: payloads handed to the delivery thread, and its stats */
+    pthread_mutex_t      lock;
+    pthread_cond_t       taken;
+    int                  stopping;
+    size_t               handed_bytes[EXPORTER_SINKS];
+    payload_t           *handed[EXPORTER_SINKS];
+    payload_t          **handed_tail[EXPORTER_SINKS];
     sink_stats_t         published[EXPORTER_SINKS];
 };
 
@@ -59,31 +81,38 @@ const char *const  exporter_sink_names[EXPORTER_SINKS] = { "loki", "otlp" };
 const char *const  exporter_drop_names[DROP_REASONS] = {
     "queue_full", "spool_full", "rejected", "shutdown"
 };
+const char *const  exporter_signal_names[SIGNALS] = { "logs", "traces" };
 
+static int exporter_sinks(exporter_t *e, char *err, size_t errlen);
+static int exporter_threads(exporter_t *e, char *err, size_t errlen);
 static void *exporter_main(void *data);
-static void exporter_seal_due(exporter_t *e, double now, int all);
-static void exporter_ship_logs(exporter_t *e, loki_batch_t *b);
-static void exporter_ship_spans(exporter_t *e, span_batch_t *b);
+static void exporter_take(exporter_t *e, int *stopping);
 static void exporter_deliver(exporter_t *e, double now);
-static void exporter_write_lines(sink_t *s, loki_batch_t *b);
-typedef struct {
-    z_stream        z;
-    unsigned char  *out;
-    size_t          cap;
-} gzip_stream_t;
-
-static int gzip_open(gzip_stream_t *g, size_t expect);
-static int gzip_write(gzip_stream_t *g, const void *data, size_t len,
-    int finish);
-static int gzip_dump(const char *buffer, size_t size, void *data);
-static payload_t *gzip_close(gzip_stream_t *g, int ok, size_t items,
+static void exporter_hand(exporter_t *e, sink_id_t sink, payload_t *p,
+    size_t items);
+static void *encoder_main(void *data);
+static void encoder_datagram(encoder_t *c, const uint8_t *data, size_t len,
+    double now);
+static int encoder_owns(const encoder_t *c, const Obs__V1__Record *r);
+static void encoder_record(encoder_t *c, const Obs__V1__Record *r,
+    double now);
+static void encoder_log(encoder_t *c, const Obs__V1__Record *r,
+    const char *service, const char *tenant, double now);
+static loki_batch_t *encoder_logs_batch(encoder_t *c, const char *org);
+static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
+static void encoder_seal_spans(encoder_t *c);
+static void encoder_seal_due(encoder_t *c, double now, int all);
+static void encoder_free(encoder_t *c);
+static payload_t *payload_new(size_t cap, size_t items, const char *org);
+static payload_t *payload_gzip(const buf_t *body, size_t items,
     const char *org);
-static payload_t *payload_gzip(const void *data, size_t len, size_t items,
+static payload_t *payload_snappy(const buf_t *body, size_t items,
     const char *org);
-static payload_t *payload_line(const char *text, size_t len, size_t items);
-static loki_batch_t *logs_batch(exporter_t *e, const char *org, double now);
-static void logs_seal(exporter_t *e, int i);
+static payload_t *payload_text(const char *text, size_t len, size_t items,
+    const char *org);
 static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
+static void *decode_alloc(void *data, size_t size);
+static void decode_free(void *data, void *p);
 static double now_seconds(void);
 static char *dup_or_null(const char *s);
 
@@ -111,6 +140,11 @@ exporter_config_defaults(exporter_config_t *cfg)
     cfg->gateway_host = strdup(host);
     cfg->slow_ms = 1000;
     cfg->drain_seconds = 10;
+    cfg->logs = 1;
+    cfg->traces = 1;
+    cfg->threads = 1;
+    cfg->queue_datagrams = 256;
+    cfg->loki_json = 0;
 
     env = getenv("OTEL_SERVICE_NAME");
     cfg->gateway_name = strdup(env && *env ? env : "obs-gateway");
@@ -149,6 +183,7 @@ exporter_t *
 exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
 {
     exporter_t  *e;
+    int          i;
 
     e = calloc(1, sizeof(exporter_t));
     if (e == NULL) {
@@ -158,25 +193,31 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
 
     e->cfg = *cfg;
     pthread_mutex_init(&e->lock, NULL);
-    e->sealed_logs_tail = &e->sealed_logs;
-    e->sealed_spans_tail = &e->sealed_spans;
+    pthread_cond_init(&e->taken, NULL);
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        e->handed_tail[i] = &e->handed[i];
+    }
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    e->multi = curl_multi_init();
+    /* metrics only: no thread, no queue, no sink */
+    if (!cfg->logs && !cfg->traces) {
+        return e;
+    }
 
-    if (e->multi == NULL
-        || sink_init(&e->sinks[EXPORTER_LOKI], EXPORTER_LOKI, &e->cfg.loki,
-                     "application/json", e->multi, err, errlen) != 0
-        || sink_init(&e->sinks[EXPORTER_OTLP], EXPORTER_OTLP, &e->cfg.otlp,
-                     "application/x-protobuf", e->multi, err, errlen) != 0)
-    {
-        free(e);
+    if (exporter_sinks(e, err, errlen) != 0) {
+        exporter_stop(e);
         return NULL;
     }
 
     if (pthread_create(&e->thread, NULL, exporter_main, e) != 0) {
-        snprintf(err, errlen, "cannot start the exporter thread");
-        free(e);
+        snprintf(err, errlen, "cannot start the exporter's delivery thread");
+        exporter_stop(e);
+        return NULL;
+    }
+    e->started = 1;
+    pthread_setname_np(e->thread, "obs-deliver");
+
+    if (exporter_threads(e, err, errlen) != 0) {
+        exporter_stop(e);
         return NULL;
     }
 
@@ -184,101 +225,31 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
 }
 
 void
-exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r)
+exporter_offer(exporter_t *e, const uint8_t *data, size_t len,
+    size_t records)
 {
-    json_t         *line, *entry, *meta, *values;
-    char           *text, key[600], service[256], tenant[80], ts[32];
-    char            hex[33];
-    const char     *org = "", *level;
-    loki_batch_t   *b;
-    span_batch_t   *sb;
-    double          now = now_seconds();
-    size_t          len;
-
-    (void) h;
-
-    if (text_utf8(r->service.data, r->service.len, service,
-                  sizeof(service)) == 0)
-    {
-        strcpy(service, "unknown");
-    }
-    text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
-    level = log_level(r->status);
-
-    line = log_line(r, service, e->cfg.gateway_host);
-    text = line ? json_dumps(line, JSON_COMPACT) : NULL;
-    json_decref(line);
-    if (text == NULL) {
+    if (e->queue == NULL || queue_put(e->queue, data, len) == 0) {
         return;
     }
-    len = strlen(text);
 
-    snprintf(ts, sizeof(ts), "%llu", (unsigned long long)
-             (r->start_time_unix_nano + r->duration_us * 1000));
-    entry = json_array();
-    json_array_append_new(entry, json_string_nocheck(ts));
-    json_array_append_new(entry, json_string_nocheck(text));
-    meta = json_object();
-    if (r->trace_id.len == 16) {
-        text_hex(hex, r->trace_id.data, 16);
-        json_object_set_new_nocheck(meta, "trace_id", json_string_nocheck(hex));
+    if (e->cfg.logs) {
+        atomic_fetch_add(&e->shed[SIGNAL_LOGS], records);
     }
-    json_object_set_new_nocheck(meta, "tenant_id", json_string_nocheck(tenant));
-    json_array_append_new(entry, meta);
-    free(text);
-
-    if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
-        org = tenant;
-    } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
-        org = e->cfg.org_id;
+    if (e->cfg.traces) {
+        atomic_fetch_add(&e->shed[SIGNAL_TRACES], records);
     }
+}
 
-    snprintf(key, sizeof(key), "%s\x1f%s", service, level);
+uint64_t
+exporter_shed(exporter_t *e, signal_id_t signal)
+{
+    return atomic_load(&e->shed[signal]);
+}
 
-    pthread_mutex_lock(&e->lock);
-
-    b = logs_batch(e, org, now);
-    if (b) {
-        values = json_object_get(b->streams, key);
-        if (values == NULL) {
-            values = json_array();
-            json_object_set_new_nocheck(b->streams, key, values);
-        }
-        json_array_append_new(values, entry);
-        entry = NULL;
-        b->bytes += len + LOKI_ENTRY_EXTRA;
-        b->items++;
-        if (b->bytes >= e->cfg.loki.batch_bytes) {
-            logs_seal(e, -1);
-        }
-    }
-
-    if (span_keep(e, r)) {
-        sb = e->open_spans;
-        if (sb == NULL) {
-            sb = calloc(1, sizeof(*sb));
-            if (sb) {
-                sb->arena = arena_new();
-                sb->cap = e->cfg.otlp.batch_items + 9;
-                sb->spans = calloc(sb->cap, sizeof(otlp_span_t *));
-                sb->opened = now;
-                e->open_spans = sb;
-            }
-        }
-        if (sb && sb->arena && sb->spans) {
-            sb->n += (size_t) spans_build(sb->arena, r, service,
-                                          sb->spans + sb->n);
-            if (sb->n >= e->cfg.otlp.batch_items) {
-                *e->sealed_spans_tail = sb;
-                e->sealed_spans_tail = &sb->next;
-                e->open_spans = NULL;
-            }
-        }
-    }
-
-    pthread_mutex_unlock(&e->lock);
-    json_decref(entry);
+size_t
+exporter_backlog(exporter_t *e)
+{
+    return e->queue ? queue_depth(e->queue) : 0;
 }
 
 void
@@ -287,6 +258,7 @@ exporter_stats(exporter_t *e, sink_id_t sink, sink_stats_t *out)
     pthread_mutex_lock(&e->lock);
     *out = e->published[sink];
     pthread_mutex_unlock(&e->lock);
+    out->items_dropped[DROP_QUEUE_FULL] += atomic_load(&e->lost[sink]);
 }
 
 void
@@ -298,52 +270,125 @@ exporter_stop(exporter_t *e)
         return;
     }
 
+    /* the exporter threads finish the queue and seal everything, then the
+       delivery thread sends it (bounded by the drain time) */
+    if (e->queue) {
+        queue_close(e->queue);
+    }
+    for (i = 0; i < e->n_encoders; i++) {
+        pthread_join(e->encoders[i].thread, NULL);
+        encoder_free(&e->encoders[i]);
+    }
+
     pthread_mutex_lock(&e->lock);
     e->stopping = 1;
     pthread_mutex_unlock(&e->lock);
-    pthread_join(e->thread, NULL);
+    if (e->started) {
+        curl_multi_wakeup(e->multi);
+        pthread_join(e->thread, NULL);
+    }
 
     for (i = 0; i < EXPORTER_SINKS; i++) {
         sink_free(&e->sinks[i]);
     }
-    curl_multi_cleanup(e->multi);
+    if (e->multi) {
+        curl_multi_cleanup(e->multi);
+    }
+    free(e->encoders);
+    queue_free(e->queue);
+    buf_free(&e->resource);
+    pthread_cond_destroy(&e->taken);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
 
+/* The sinks of the signals that are on, each in its format. */
+static int
+exporter_sinks(exporter_t *e, char *err, size_t errlen)
+{
+    int  json = e->cfg.loki_json;
+
+    e->loki_format = e->cfg.loki.url == NULL ? LOKI_FILE
+                     : json ? LOKI_JSON : LOKI_PROTOBUF;
+    spans_resource(&e->resource, &e->cfg);
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    e->multi = curl_multi_init();
+    if (e->multi == NULL || e->resource.failed) {
+        snprintf(err, errlen, "exporter: out of memory");
+        return -1;
+    }
+
+    /* Loki's native push is snappy inside the body, not a Content-Encoding */
+    if (e->cfg.logs
+        && sink_init(&e->sinks[EXPORTER_LOKI], EXPORTER_LOKI, &e->cfg.loki,
+                     json ? "application/json" : "application/x-protobuf",
+                     json ? "gzip" : NULL, e->multi, err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    if (e->cfg.traces
+        && sink_init(&e->sinks[EXPORTER_OTLP], EXPORTER_OTLP, &e->cfg.otlp,
+                     "application/x-protobuf", e->cfg.otlp_gzip ? "gzip" : NULL,
+                     e->multi, err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+static int
+exporter_threads(exporter_t *e, char *err, size_t errlen)
+{
+    encoder_t  *c;
+    int         i, n = (int) e->cfg.threads;
+
+    e->queue = queue_new((size_t) e->cfg.queue_datagrams, n);
+    e->encoders = calloc((size_t) n, sizeof(encoder_t));
+    if (e->queue == NULL || e->encoders == NULL) {
+        snprintf(err, errlen, "exporter: out of memory");
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        c = &e->encoders[i];
+        c->e = e;
+        c->index = i;
+        c->arena.size = DECODE_ARENA;
+        c->arena.base = malloc(DECODE_ARENA);
+        c->allocator.alloc = decode_alloc;
+        c->allocator.free = decode_free;
+        c->allocator.allocator_data = &c->arena;
+        if (c->arena.base == NULL
+            || pthread_create(&c->thread, NULL, encoder_main, c) != 0)
+        {
+            free(c->arena.base);
+            snprintf(err, errlen, "cannot start exporter thread %d", i + 1);
+            return -1;
+        }
+        e->n_encoders = i + 1;
+        pthread_setname_np(c->thread, "obs-export");
+    }
+
+    return 0;
+}
+
+/* The delivery thread: sends what the exporter threads sealed. */
 static void *
 exporter_main(void *data)
 {
-    exporter_t     *e = data;
-    loki_batch_t   *logs, *lb;
-    span_batch_t   *spans, *sb;
-    CURLMsg        *msg;
-    double          now, deadline = 0;
-    int             running, left, stopping, i;
+    exporter_t  *e = data;
+    CURLMsg     *msg;
+    double       now, deadline = 0;
+    int          running, left, stopping, i;
+
+    setpriority(PRIO_PROCESS, (id_t) gettid(), EXPORTER_NICE);
 
     for ( ;; ) {
         now = now_seconds();
-
-        pthread_mutex_lock(&e->lock);
-        stopping = e->stopping;
-        exporter_seal_due(e, now, stopping);
-        logs = e->sealed_logs;
-        spans = e->sealed_spans;
-        e->sealed_logs = NULL;
-        e->sealed_logs_tail = &e->sealed_logs;
-        e->sealed_spans = NULL;
-        e->sealed_spans_tail = &e->sealed_spans;
-        pthread_mutex_unlock(&e->lock);
-
-        for (lb = logs; lb; lb = logs) {
-            logs = lb->next;
-            exporter_ship_logs(e, lb);
-        }
-        for (sb = spans; sb; sb = spans) {
-            spans = sb->next;
-            exporter_ship_spans(e, sb);
-        }
-
+        exporter_take(e, &stopping);
         exporter_deliver(e, now);
 
         if (stopping) {
@@ -384,126 +429,31 @@ exporter_main(void *data)
     return NULL;
 }
 
-/* Seals batches that waited long enough (or all, when stopping). */
-
+/* Queues the payloads handed over since the last turn, in order. */
 static void
-exporter_seal_due(exporter_t *e, double now, int all)
+exporter_take(exporter_t *e, int *stopping)
 {
-    int  i;
+    payload_t  *list[EXPORTER_SINKS], *p;
+    int         i;
 
-    for (i = e->n_open_logs - 1; i >= 0; i--) {
-        if (all || now - e->open_logs[i]->opened
-                   >= e->cfg.loki.batch_wait_ms / 1000.0)
-        {
-            logs_seal(e, i);
+    pthread_mutex_lock(&e->lock);
+    *stopping = e->stopping;
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        list[i] = e->handed[i];
+        e->handed[i] = NULL;
+        e->handed_tail[i] = &e->handed[i];
+    }
+    memset(e->handed_bytes, 0, sizeof(e->handed_bytes));
+    pthread_cond_broadcast(&e->taken);
+    pthread_mutex_unlock(&e->lock);
+
+    for (i = 0; i < EXPORTER_SINKS; i++) {
+        while ((p = list[i]) != NULL) {
+            list[i] = p->next;
+            p->next = NULL;
+            sink_enqueue(&e->sinks[i], p);
         }
     }
-
-    if (e->open_spans && (all || now - e->open_spans->opened
-                                 >= e->cfg.otlp.batch_wait_ms / 1000.0))
-    {
-        *e->sealed_spans_tail = e->open_spans;
-        e->sealed_spans_tail = &e->open_spans->next;
-        e->open_spans = NULL;
-    }
-}
-
-/* Loki push body (or JSON lines in file mode), gzip-compressed. */
-
-static void
-exporter_ship_logs(exporter_t *e, loki_batch_t *b)
-{
-    sink_t       *s = &e->sinks[EXPORTER_LOKI];
-    json_t         *root, *streams, *values, *stream;
-    const char     *key;
-    char            service[256];
-    const char     *level;
-    payload_t      *p = NULL;
-    gzip_stream_t   g;
-
-    if (s->file) {
-        exporter_write_lines(s, b);
-        goto done;
-    }
-
-    root = json_object();
-    streams = json_array();
-    json_object_set_new_nocheck(root, "streams", streams);
-
-    json_object_foreach(b->streams, key, values) {
-        level = strchr(key, '\x1f');
-        snprintf(service, sizeof(service), "%.*s",
-                 (int) (level - key), key);
-        stream = json_pack("{s:{s:s,s:s,s:s},s:O}",
-                           "stream", "service", service, "level", level + 1,
-                           "host", e->cfg.gateway_host, "values", values);
-        json_array_append_new(streams, stream);
-    }
-
-    /* compressed as jansson writes it: the body is never held whole */
-
-    if (gzip_open(&g, b->bytes / 4) == 0) {
-        p = gzip_close(&g, json_dump_callback(root, gzip_dump, &g,
-                                              JSON_COMPACT) == 0,
-                       b->items, b->org);
-    }
-
-    json_decref(root);
-
-    if (p) {
-        sink_enqueue(s, p);
-    } else {
-        s->stats.items_dropped[DROP_QUEUE_FULL] += b->items;
-    }
-
-done:
-    json_decref(b->streams);
-    free(b);
-}
-
-/* OTLP/HTTP protobuf (or OTLP/JSON lines in file mode). */
-
-static void
-exporter_ship_spans(exporter_t *e, span_batch_t *b)
-{
-    sink_t          *s = &e->sinks[EXPORTER_OTLP];
-    otlp_request_t  *req;
-    json_t          *j;
-    char            *text;
-    uint8_t         *buf;
-    size_t           len;
-    payload_t       *p = NULL;
-
-    req = b->n ? spans_request(b->arena, &e->cfg, b->spans, b->n) : NULL;
-
-    if (req && s->file) {
-        j = spans_json(req);
-        text = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        if (text) {
-            p = payload_line(text, strlen(text), b->n);
-            free(text);
-        }
-
-    } else if (req) {
-        len = otlp_request_size(req);
-        buf = malloc(len ? len : 1);
-        if (buf) {
-            otlp_request_pack(req, buf);
-            p = payload_gzip(buf, len, b->n, "");
-            free(buf);
-        }
-    }
-
-    if (p) {
-        sink_enqueue(s, p);
-    } else if (b->n) {
-        s->stats.items_dropped[DROP_QUEUE_FULL] += b->n;
-    }
-
-    arena_free(b->arena);
-    free(b->spans);
-    free(b);
 }
 
 static void
@@ -523,236 +473,440 @@ exporter_deliver(exporter_t *e, double now)
 }
 
 /*
- * A gzip stream that grows its output as data comes, so that a large JSON
- * body can be compressed while jansson writes it, never held whole.
+ * An exporter thread hands a sealed payload (NULL: none could be made).
+ * When the delivery thread has not taken a sink's queue_bytes worth (a
+ * file that blocks), the exporter thread waits: the ring fills and ingest
+ * sheds, memory stays bounded.
  */
-
-static int
-gzip_open(gzip_stream_t *g, size_t expect)
+static void
+exporter_hand(exporter_t *e, sink_id_t sink, payload_t *p, size_t items)
 {
-    memset(g, 0, sizeof(*g));
-
-    if (deflateInit2(&g->z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-        != Z_OK)
-    {
-        return -1;
-    }
-
-    g->cap = expect > 4096 ? expect : 4096;
-    g->out = malloc(g->cap);
-    if (g->out == NULL) {
-        deflateEnd(&g->z);
-        return -1;
-    }
-
-    g->z.next_out = g->out;
-    g->z.avail_out = (uInt) g->cap;
-    return 0;
-}
-
-/* Compresses len bytes (or, with finish, the end); -1 on failure. */
-static int
-gzip_write(gzip_stream_t *g, const void *data, size_t len, int finish)
-{
-    unsigned char  *grown;
-    size_t          used;
-    int             rc;
-
-    g->z.next_in = (Bytef *) data;
-    g->z.avail_in = (uInt) len;
-
-    for ( ;; ) {
-        rc = deflate(&g->z, finish ? Z_FINISH : Z_NO_FLUSH);
-
-        if (rc == Z_STREAM_END || (!finish && g->z.avail_in == 0)) {
-            return 0;
-        }
-
-        if (rc != Z_OK && rc != Z_BUF_ERROR) {
-            return -1;
-        }
-
-        if (g->z.avail_out == 0) {
-            used = g->cap;
-            grown = realloc(g->out, g->cap * 2);
-            if (grown == NULL) {
-                return -1;
-            }
-            g->out = grown;
-            g->cap *= 2;
-            g->z.next_out = g->out + used;
-            g->z.avail_out = (uInt) (g->cap - used);
-        }
-    }
-}
-
-/* jansson's dump callback: the body goes straight into the stream. */
-static int
-gzip_dump(const char *buffer, size_t size, void *data)
-{
-    return gzip_write(data, buffer, size, 0);
-}
-
-/* Ends the stream and makes it a payload (or frees it on failure). */
-static payload_t *
-gzip_close(gzip_stream_t *g, int ok, size_t items, const char *org)
-{
-    payload_t  *p = NULL;
-
-    if (ok && gzip_write(g, NULL, 0, 1) == 0) {
-        p = calloc(1, sizeof(*p));
-    }
-
-    deflateEnd(&g->z);
+    size_t  bound = sink == EXPORTER_LOKI ? e->cfg.loki.queue_bytes
+                                          : e->cfg.otlp.queue_bytes;
 
     if (p == NULL) {
-        free(g->out);
-        return NULL;
-    }
-
-    p->data = g->out;
-    p->len = g->z.total_out;
-    p->items = items;
-    snprintf(p->org, sizeof(p->org), "%s", org ? org : "");
-    return p;
-}
-
-static payload_t *
-payload_gzip(const void *data, size_t len, size_t items, const char *org)
-{
-    gzip_stream_t  g;
-
-    if (gzip_open(&g, len / 4) != 0) {
-        return NULL;
-    }
-
-    return gzip_close(&g, gzip_write(&g, data, len, 0) == 0, items, org);
-}
-
-
-/* A file payload: the text and its line end. */
-
-static payload_t *
-payload_line(const char *text, size_t len, size_t items)
-{
-    payload_t  *p = calloc(1, sizeof(*p));
-
-    if (p == NULL || (p->data = malloc(len + 1)) == NULL) {
-        free(p);
-        return NULL;
-    }
-
-    memcpy(p->data, text, len);
-    p->data[len] = '\n';
-    p->len = len + 1;
-    p->items = items;
-    return p;
-}
-
-
-/* File mode: the batch's log lines as one payload of JSON lines. */
-
-static void
-exporter_write_lines(sink_t *s, loki_batch_t *b)
-{
-    json_t      *values, *entry;
-    const char  *key, *line;
-    char        *text, *o;
-    size_t       i, total = 0;
-    payload_t   *p;
-
-    json_object_foreach(b->streams, key, values) {
-        json_array_foreach(values, i, entry) {
-            total += strlen(json_string_value(json_array_get(entry, 1))) + 1;
-        }
-    }
-
-    text = malloc(total ? total : 1);
-    if (text == NULL) {
-        s->stats.items_dropped[DROP_QUEUE_FULL] += b->items;
+        atomic_fetch_add(&e->lost[sink], items);
         return;
     }
 
-    o = text;
-    json_object_foreach(b->streams, key, values) {
-        json_array_foreach(values, i, entry) {
-            line = json_string_value(json_array_get(entry, 1));
-            o = stpcpy(o, line);
-            *o++ = '\n';
-        }
+    pthread_mutex_lock(&e->lock);
+    while (e->handed_bytes[sink] && e->handed_bytes[sink] + p->len > bound) {
+        pthread_cond_wait(&e->taken, &e->lock);
     }
-
-    /* payload_line adds the last line end */
-    p = total ? payload_line(text, total - 1, b->items) : NULL;
-    free(text);
-
-    if (p) {
-        sink_enqueue(s, p);
-    }
+    *e->handed_tail[sink] = p;
+    e->handed_tail[sink] = &p->next;
+    e->handed_bytes[sink] += p->len;
+    pthread_mutex_unlock(&e->lock);
+    curl_multi_wakeup(e->multi);
 }
 
-/* The open batch for an org; the oldest is sealed when too many are open. */
-
-static loki_batch_t *
-logs_batch(exporter_t *e, const char *org, double now)
+/*
+ * An exporter thread: reads every datagram, keeps the records of its own
+ * streams (so that a stream's entries stay in order), seals batches by size
+ * and time, until the queue is closed and read to the end.
+ */
+static void *
+encoder_main(void *data)
 {
-    loki_batch_t  *b;
-    int            i;
+    encoder_t      *c = data;
+    const uint8_t  *dgram;
+    long            len;
+    double          now;
 
-    for (i = 0; i < e->n_open_logs; i++) {
-        if (strcmp(e->open_logs[i]->org, org) == 0) {
-            return e->open_logs[i];
+    setpriority(PRIO_PROCESS, (id_t) gettid(), EXPORTER_NICE);
+
+    while ((len = queue_get(c->e->queue, c->index, &dgram, TICK_MS)) >= 0) {
+        now = now_seconds();
+        if (len > 0) {
+            encoder_datagram(c, dgram, (size_t) len, now);
+            queue_done(c->e->queue, c->index);
+        }
+        encoder_seal_due(c, now, 0);
+    }
+
+    encoder_seal_due(c, now_seconds(), 1);
+    return NULL;
+}
+
+/* Decodes a datagram ingest accepted and takes this thread's records. */
+static void
+encoder_datagram(encoder_t *c, const uint8_t *data, size_t len, double now)
+{
+    Obs__V1__Batch            *batch;
+    Obs__V1__Record            r;
+    Obs__V1__UpstreamAttempt   attempts[COLUMNS_MAX_ATTEMPTS];
+    Obs__V1__UpstreamAttempt  *ptrs[COLUMNS_MAX_ATTEMPTS];
+    columns_reader_t           rd;
+    size_t                     i;
+
+    c->arena.used = 0;
+    batch = obs__v1__batch__unpack(&c->allocator, len, data);
+    if (batch == NULL) {
+        return;
+    }
+
+    for (i = 0; i < batch->n_records; i++) {
+        if (encoder_owns(c, batch->records[i])) {
+            encoder_record(c, batch->records[i], now);
         }
     }
 
-    if (e->n_open_logs == MAX_LOKI_BATCHES) {
-        logs_seal(e, 0);
+    if (batch->columns == NULL || !columns_valid(batch->columns)) {
+        return;
     }
 
-    b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        return NULL;
+    columns_reader_init(&rd, batch->columns);
+    while (columns_next(&rd, &r, attempts, ptrs)) {
+        if (encoder_owns(c, &r)) {
+            encoder_record(c, &r, now);
+        }
     }
-
-    snprintf(b->org, sizeof(b->org), "%s", org);
-    b->streams = json_object();
-    b->opened = now;
-    e->open_logs[e->n_open_logs++] = b;
-    return b;
 }
 
-/* Moves open batch i (-1: the one last written) to the sealed list. */
+/* A record belongs to the thread of its Loki stream (service, level and,
+   with per-tenant org ids, tenant). */
+static int
+encoder_owns(const encoder_t *c, const Obs__V1__Record *r)
+{
+    uint64_t  h;
+
+    if (c->e->n_encoders == 1) {
+        return 1;
+    }
+
+    h = hash_bytes(r->service.data, r->service.len,
+                   r->status >= 500 ? 2 : r->status >= 400 ? 1 : 0);
+    if (c->e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
+        h = hash_bytes(r->tenant.data, r->tenant.len, h);
+    }
+
+    return (int) (h % (uint64_t) c->e->n_encoders) == c->index;
+}
 
 static void
-logs_seal(exporter_t *e, int i)
+encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
 {
-    loki_batch_t  *b;
-    int            k;
+    exporter_t  *e = c->e;
+    char         service[LOKI_SERVICE_MAX], tenant[LOKI_TENANT_MAX];
 
-    if (i < 0) {
-        for (k = 0; k < e->n_open_logs; k++) {
-            if (e->open_logs[k]->bytes >= e->cfg.loki.batch_bytes) {
-                i = k;
-                break;
-            }
+    if (text_utf8(r->service.data, r->service.len, service,
+                  sizeof(service)) == 0)
+    {
+        strcpy(service, "unknown");
+    }
+
+    if (e->cfg.logs) {
+        text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
+        encoder_log(c, r, service, tenant, now);
+    }
+
+    if (e->cfg.traces && span_keep(e, r)) {
+        if (c->n_spans == 0) {
+            c->spans_opened = now;
         }
-        if (i < 0) {
+        c->n_spans += (size_t) spans_append(&c->spans, &c->span, r, service);
+        if (c->spans.failed) {
+            buf_reset(&c->spans);
+            c->spans.failed = 0;
+            atomic_fetch_add(&e->lost[EXPORTER_OTLP], c->n_spans);
+            c->n_spans = 0;
+        } else if (c->n_spans >= e->cfg.otlp.batch_items) {
+            encoder_seal_spans(c);
+        }
+    }
+}
+
+static void
+encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
+    const char *tenant, double now)
+{
+    exporter_t    *e = c->e;
+    loki_batch_t  *b;
+    loki_entry_t   entry;
+    const char    *org = "";
+
+    buf_reset(&c->line);
+    log_line(&c->line, r, service, e->cfg.gateway_host);
+    if (c->line.failed) {
+        c->line.failed = 0;
+        atomic_fetch_add(&e->lost[EXPORTER_LOKI], 1);
+        return;
+    }
+
+    if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
+        org = tenant;
+    } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
+        org = e->cfg.org_id;
+    }
+
+    entry.service = service;
+    entry.level = log_level(r->status);
+    entry.line = &c->line;
+    entry.time_ns = r->start_time_unix_nano + r->duration_us * 1000;
+    entry.trace_id = r->trace_id.len == 16 ? r->trace_id.data : NULL;
+    entry.tenant = tenant;
+
+    b = encoder_logs_batch(c, org);
+    if (b == NULL) {
+        atomic_fetch_add(&e->lost[EXPORTER_LOKI], 1);
+        return;
+    }
+
+    if (b->items == 0) {
+        b->opened = now;
+    }
+
+    /* a batch with no room for another stream is sealed first */
+    if (loki_add(b, e->loki_format, &entry) != 0) {
+        encoder_seal_logs(c, b);
+        b->opened = now;
+        if (loki_add(b, e->loki_format, &entry) != 0) {
+            atomic_fetch_add(&e->lost[EXPORTER_LOKI], 1);
             return;
         }
     }
 
-    b = e->open_logs[i];
-    memmove(&e->open_logs[i], &e->open_logs[i + 1],
-            sizeof(loki_batch_t *) * (size_t) (e->n_open_logs - i - 1));
-    e->n_open_logs--;
+    if (b->bytes >= e->cfg.loki.batch_bytes) {
+        encoder_seal_logs(c, b);
+    }
+}
 
-    b->next = NULL;
-    *e->sealed_logs_tail = b;
-    e->sealed_logs_tail = &b->next;
+/* The batch for an org: its own, an empty one, a new one, or the first
+   one sealed and taken over when too many are open. */
+static loki_batch_t *
+encoder_logs_batch(encoder_t *c, const char *org)
+{
+    loki_batch_t  *b, *empty = NULL;
+    int            i;
+
+    for (i = 0; i < c->n_logs; i++) {
+        if (strcmp(c->logs[i]->org, org) == 0) {
+            return c->logs[i];
+        }
+        if (empty == NULL && c->logs[i]->items == 0) {
+            empty = c->logs[i];
+        }
+    }
+
+    b = empty;
+    if (b == NULL && c->n_logs < MAX_LOKI_BATCHES) {
+        b = calloc(1, sizeof(loki_batch_t));
+        if (b == NULL) {
+            return NULL;
+        }
+        c->logs[c->n_logs++] = b;
+    }
+    if (b == NULL) {
+        b = c->logs[0];
+        encoder_seal_logs(c, b);
+    }
+
+    snprintf(b->org, sizeof(b->org), "%s", org);
+    return b;
+}
+
+static void
+encoder_seal_logs(encoder_t *c, loki_batch_t *b)
+{
+    exporter_t  *e = c->e;
+    payload_t   *p;
+    size_t       items = b->items;
+
+    if (items == 0) {
+        return;
+    }
+
+    buf_reset(&c->body);
+    loki_body(b, e->loki_format, e->cfg.gateway_host, &c->body);
+
+    if (c->body.failed) {
+        c->body.failed = 0;
+        p = NULL;
+    } else if (e->loki_format == LOKI_PROTOBUF) {
+        p = payload_snappy(&c->body, items, b->org);
+    } else if (e->loki_format == LOKI_JSON) {
+        p = payload_gzip(&c->body, items, b->org);
+    } else {
+        p = payload_text(c->body.data, c->body.len, items, b->org);
+    }
+
+    exporter_hand(e, EXPORTER_LOKI, p, items);
+}
+
+static void
+encoder_seal_spans(encoder_t *c)
+{
+    exporter_t  *e = c->e;
+    payload_t   *p = NULL;
+    json_t      *j;
+    char        *text;
+    size_t       n = c->n_spans;
+
+    if (n == 0) {
+        return;
+    }
+
+    buf_reset(&c->body);
+    spans_request(&c->body, &e->resource, &c->spans);
+    buf_reset(&c->spans);
+    c->n_spans = 0;
+
+    if (c->body.failed) {
+        c->body.failed = 0;
+
+    } else if (e->sinks[EXPORTER_OTLP].file) {
+        /* file mode: OTLP/JSON, one request a line */
+        j = spans_json((uint8_t *) c->body.data, c->body.len);
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (text) {
+            p = payload_text(text, strlen(text), n, "");
+            if (p) {
+                p->data[p->len++] = '\n';
+            }
+            free(text);
+        }
+
+    } else if (e->cfg.otlp_gzip) {
+        p = payload_gzip(&c->body, n, "");
+    } else {
+        p = payload_text(c->body.data, c->body.len, n, "");
+    }
+
+    exporter_hand(e, EXPORTER_OTLP, p, n);
+}
+
+/* Seals batches that waited long enough (or all of them). */
+static void
+encoder_seal_due(encoder_t *c, double now, int all)
+{
+    exporter_t  *e = c->e;
+    int          i;
+
+    for (i = 0; i < c->n_logs; i++) {
+        if (c->logs[i]->items
+            && (all || now - c->logs[i]->opened
+                       >= e->cfg.loki.batch_wait_ms / 1000.0))
+        {
+            encoder_seal_logs(c, c->logs[i]);
+        }
+    }
+
+    if (c->n_spans && (all || now - c->spans_opened
+                              >= e->cfg.otlp.batch_wait_ms / 1000.0))
+    {
+        encoder_seal_spans(c);
+    }
+}
+
+static void
+encoder_free(encoder_t *c)
+{
+    int  i;
+
+    for (i = 0; i < c->n_logs; i++) {
+        loki_free(c->logs[i]);
+        free(c->logs[i]);
+    }
+    buf_free(&c->line);
+    buf_free(&c->spans);
+    buf_free(&c->span);
+    buf_free(&c->body);
+    free(c->arena.base);
+}
+
+static payload_t *
+payload_new(size_t cap, size_t items, const char *org)
+{
+    payload_t  *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || (p->data = malloc(cap ? cap : 1)) == NULL) {
+        free(p);
+        return NULL;
+    }
+
+    p->items = items;
+    snprintf(p->org, sizeof(p->org), "%s", org);
+    return p;
+}
+
+/* gzip level 1: the fastest, for OTLP and Loki's JSON push. */
+static payload_t *
+payload_gzip(const buf_t *body, size_t items, const char *org)
+{
+    z_stream    z;
+    payload_t  *p;
+    size_t      cap;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+        != Z_OK)
+    {
+        return NULL;
+    }
+
+    cap = deflateBound(&z, body->len);
+    p = payload_new(cap, items, org);
+    if (p == NULL) {
+        deflateEnd(&z);
+        return NULL;
+    }
+
+    z.next_in = (Bytef *) body->data;
+    z.avail_in = (uInt) body->len;
+    z.next_out = p->data;
+    z.avail_out = (uInt) cap;
+
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+        deflateEnd(&z);
+        free(p->data);
+        free(p);
+        return NULL;
+    }
+
+    p->len = z.total_out;
+    deflateEnd(&z);
+    return p;
+}
+
+/* Snappy's block format, as Loki's native push carries it. */
+static payload_t *
+payload_snappy(const buf_t *body, size_t items, const char *org)
+{
+    payload_t  *p;
+    size_t      len = snappy_max_compressed_length(body->len);
+
+    p = payload_new(len, items, org);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    if (snappy_compress(body->data, body->len, (char *) p->data, &len)
+        != SNAPPY_OK)
+    {
+        free(p->data);
+        free(p);
+        return NULL;
+    }
+
+    p->len = len;
+    return p;
+}
+
+/* A copy of text, with room for a line end after it. */
+static payload_t *
+payload_text(const char *text, size_t len, size_t items, const char *org)
+{
+    payload_t  *p = payload_new(len + 1, items, org);
+
+    if (p) {
+        memcpy(p->data, text, len);
+        p->len = len;
+    }
+    return p;
 }
 
 /* Head sampling, plus tail keep: 5xx and slow requests are always kept. */
-
 static int
 span_keep(const exporter_t *e, const Obs__V1__Record *r)
 {
@@ -762,6 +916,29 @@ span_keep(const exporter_t *e, const Obs__V1__Record *r)
 
     return (r->trace_flags & 1) || r->status >= 500
            || r->duration_us >= (uint64_t) e->cfg.slow_ms * 1000;
+}
+
+static void *
+decode_alloc(void *data, size_t size)
+{
+    decode_arena_t  *a = data;
+    void            *p;
+
+    size = (size + 15) & ~(size_t) 15;
+    if (a->used + size > a->size) {
+        return NULL;
+    }
+
+    p = a->base + a->used;
+    a->used += size;
+    return p;
+}
+
+static void
+decode_free(void *data, void *p)
+{
+    (void) data;
+    (void) p;           /* the whole arena is reset per datagram */
 }
 
 static double

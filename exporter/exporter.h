@@ -4,9 +4,11 @@
  * nginx's request path.  With no receiver configured, log lines go as JSON
  * lines and spans as OTLP/JSON lines to files (or stdout).
  *
- * Records are taken on the ingest thread (cheap: build, append); batching
- * by size and time, compression, delivery with retries, the bounded memory
- * queue and the on-disk spool run on the exporter's own thread.
+ * The ingest thread only copies each datagram into a bounded queue
+ * (queue.h); the exporter threads decode it again and build the log lines
+ * and spans of their share of the streams.  Batching by size and time,
+ * compression, delivery with retries, the bounded memory queue and the
+ * on-disk spool run on the delivery thread.
  */
 
 #ifndef OBS_EXPORTER_H
@@ -52,7 +54,15 @@ typedef struct {
     char            *resource_attributes;   /* OTEL_RESOURCE_ATTRIBUTES */
     long             slow_ms;           /* tail keep: slower spans */
     double           drain_seconds;     /* SIGTERM: at most this long */
+    int              logs;              /* 0: no log lines at all */
+    int              traces;            /* 0: no spans at all */
+    long             threads;           /* exporter threads (default 1) */
+    long             queue_datagrams;   /* hand-off ring: datagram copies */
+    int              loki_json;         /* 1: JSON + gzip push, 0: protobuf */
+    int              otlp_gzip;         /* 1: gzip OTLP bodies (default 0) */
 } exporter_config_t;
+
+typedef enum { SIGNAL_LOGS = 0, SIGNAL_TRACES, SIGNALS } signal_id_t;
 
 typedef enum { EXPORTER_LOKI = 0, EXPORTER_OTLP, EXPORTER_SINKS } sink_id_t;
 
@@ -78,6 +88,7 @@ typedef struct {
 
 extern const char *const  exporter_sink_names[EXPORTER_SINKS];
 extern const char *const  exporter_drop_names[DROP_REASONS];
+extern const char *const  exporter_signal_names[SIGNALS];
 
 typedef struct exporter  exporter_t;
 
@@ -91,12 +102,22 @@ void exporter_config_free(exporter_config_t *cfg);
 exporter_t *exporter_start(const exporter_config_t *cfg, char *err,
     size_t errlen);
 
-/* Takes one record (ingest thread); never blocks on the network. */
-void exporter_record(exporter_t *e, const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r);
+/*
+ * Takes a copy of one aggregated datagram holding records records (ingest
+ * thread): never waits; when the exporter threads are a full queue behind,
+ * the records are counted shed for each signal that is on.
+ */
+void exporter_offer(exporter_t *e, const uint8_t *data, size_t len,
+    size_t records);
 
 /* Copies a sink's counters. */
 void exporter_stats(exporter_t *e, sink_id_t sink, sink_stats_t *out);
+
+/* Records whose log line (or spans) were shed because the queue was full. */
+uint64_t exporter_shed(exporter_t *e, signal_id_t signal);
+
+/* Datagrams handed over and not yet read by every exporter thread. */
+size_t exporter_backlog(exporter_t *e);
 
 /* Sends what is batched and queued, for at most the drain time, then
    stops; what is left stays in the spool (or is counted dropped). */

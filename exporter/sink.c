@@ -28,7 +28,8 @@ static void sink_drop_org_header(sink_t *s);
 
 int
 sink_init(sink_t *s, sink_id_t id, const sink_config_t *cfg,
-    const char *content_type, CURLM *multi, char *err, size_t errlen)
+    const char *content_type, const char *encoding, CURLM *multi, char *err,
+    size_t errlen)
 {
     char                buf[512];
     int                 i;
@@ -69,7 +70,10 @@ sink_init(sink_t *s, sink_id_t id, const sink_config_t *cfg,
 
     snprintf(buf, sizeof(buf), "Content-Type: %s", content_type);
     s->headers = curl_slist_append(s->headers, buf);
-    s->headers = curl_slist_append(s->headers, "Content-Encoding: gzip");
+    if (encoding) {
+        snprintf(buf, sizeof(buf), "Content-Encoding: %s", encoding);
+        s->headers = curl_slist_append(s->headers, buf);
+    }
     s->headers = curl_slist_append(s->headers, "Expect:");
     if (cfg->bearer_token) {
         snprintf(buf, sizeof(buf), "Authorization: Bearer %s",

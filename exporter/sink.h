@@ -48,9 +48,11 @@ typedef struct {
     sink_stats_t          stats;
 } sink_t;
 
-/* Prepares a sink; loads what an earlier run left in the spool. */
+/* Prepares a sink (encoding: a Content-Encoding, or NULL); loads what an
+   earlier run left in the spool. */
 int sink_init(sink_t *s, sink_id_t id, const sink_config_t *cfg,
-    const char *content_type, CURLM *multi, char *err, size_t errlen);
+    const char *content_type, const char *encoding, CURLM *multi, char *err,
+    size_t errlen);
 
 /* Queues a payload (owning it) or writes it to the file. */
 void sink_enqueue(sink_t *s, payload_t *p);

@@ -2,6 +2,11 @@
  * The gateway's spans, per the stable HTTP semantic conventions: one SERVER
  * span "{method} {route}" per kept request (status ERROR for 5xx only), and
  * a CLIENT span per upstream attempt whose id the backend saw as parent.
+ *
+ * Encoded straight into the batch's buffer in OTLP's protobuf wire format
+ * (opentelemetry/proto/trace/v1/trace.proto field numbers): texts are
+ * sanitised on the stack, attribute keys are constants, nothing is
+ * allocated per span.
  */
 
 #include <stdio.h>
@@ -9,200 +14,114 @@
 #include <string.h>
 
 #include "build.h"
+#include "pb.h"
 #include "text.h"
 
-#define ARENA_CHUNK   (256 * 1024)
-
-#define SPAN_SERVER   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER
-#define SPAN_CLIENT   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT
-#define STATUS_ERROR  \
-    OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
-#define SPAN_ATTRS    16
+#define SPAN_SERVER   2
+#define SPAN_CLIENT   3
+#define STATUS_ERROR  2
 #define SPAN_TEXT     1024
 
-typedef Opentelemetry__Proto__Common__V1__KeyValue        otlp_kv_t;
-typedef Opentelemetry__Proto__Common__V1__AnyValue        otlp_any_t;
-typedef Opentelemetry__Proto__Trace__V1__Status           otlp_status_t;
-typedef Opentelemetry__Proto__Trace__V1__ScopeSpans       otlp_scope_spans_t;
-typedef Opentelemetry__Proto__Trace__V1__ResourceSpans    otlp_resource_spans_t;
-typedef Opentelemetry__Proto__Resource__V1__Resource      otlp_resource_t;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope  otlp_scope_t;
-
-typedef struct chunk {
-    struct chunk  *next;
-    size_t         used;
-    size_t         size;
-    unsigned char  data[];
-} chunk_t;
-
-struct arena {
-    chunk_t  *head;
+/* field numbers: Span, KeyValue, AnyValue, Status and the envelopes */
+enum {
+    SPAN_TRACE_ID = 1, SPAN_SPAN_ID = 2, SPAN_TRACE_STATE = 3,
+    SPAN_PARENT = 4, SPAN_NAME = 5, SPAN_KIND = 6, SPAN_START = 7,
+    SPAN_END = 8, SPAN_ATTRIBUTES = 9, SPAN_STATUS = 15, SPAN_FLAGS = 16,
+    KV_KEY = 1, KV_VALUE = 2, ANY_STRING = 1, ANY_INT = 3, STATUS_CODE = 3,
+    REQUEST_RESOURCE_SPANS = 1, RS_RESOURCE = 1, RS_SCOPE_SPANS = 2,
+    RESOURCE_ATTRIBUTES = 1, SS_SCOPE = 1, SS_SPANS = 2,
+    SCOPE_NAME = 1, SCOPE_VERSION = 2
 };
 
-typedef struct {
-    arena_t      *arena;
-    otlp_kv_t   **attrs;
-    size_t        n;
-    size_t        cap;
-} attrs_t;
+typedef Opentelemetry__Proto__Common__V1__KeyValue        otlp_kv_t;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans       otlp_scope_spans_t;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans    otlp_resource_spans_t;
 
-static otlp_span_t *span_new(arena_t *a, const Obs__V1__Record *r);
-static void attr_text(attrs_t *t, const char *key,
-    const ProtobufCBinaryData *b);
-static void attr_str(attrs_t *t, const char *key, const char *value);
-static void attr_int(attrs_t *t, const char *key, int64_t value);
+static void span_head(buf_t *b, const Obs__V1__Record *r, const char *name,
+    size_t name_len, unsigned kind, const uint8_t *span_id,
+    const uint8_t *parent, uint64_t start, uint64_t end);
+static void attr_str(buf_t *b, unsigned field, const char *key,
+    const char *value, size_t len);
+static void attr_text(buf_t *b, const char *key,
+    const ProtobufCBinaryData *t);
+static void attr_int(buf_t *b, const char *key, int64_t value);
+static void span_error(buf_t *b);
 static json_t *json_attrs(otlp_kv_t **kv, size_t n);
 static json_t *json_id(const ProtobufCBinaryData *b);
-static char *bytes_text(arena_t *a, const ProtobufCBinaryData *b);
 
-arena_t *
-arena_new(void)
-{
-    return calloc(1, sizeof(arena_t));
-}
-
-void *
-arena_alloc(arena_t *a, size_t size)
-{
-    chunk_t  *c = a->head;
-    void     *p;
-    size_t    want;
-
-    size = (size + 15) & ~(size_t) 15;
-
-    if (c == NULL || c->used + size > c->size) {
-        want = size > ARENA_CHUNK ? size : ARENA_CHUNK;
-        c = malloc(sizeof(chunk_t) + want);
-        if (c == NULL) {
-            return NULL;
-        }
-        c->next = a->head;
-        c->used = 0;
-        c->size = want;
-        a->head = c;
-    }
-
-    p = c->data + c->used;
-    c->used += size;
-    memset(p, 0, size);
-    return p;
-}
-
-char *
-arena_strndup(arena_t *a, const char *s, size_t len)
-{
-    char  *p = arena_alloc(a, len + 1);
-
-    if (p) {
-        memcpy(p, s, len);
-        p[len] = '\0';
-    }
-    return p;
-}
-
-void
-arena_free(arena_t *a)
-{
-    chunk_t  *c, *next;
-
-    if (a == NULL) {
-        return;
-    }
-
-    for (c = a->head; c; c = next) {
-        next = c->next;
-        free(c);
-    }
-    free(a);
-}
+#define ATTR_STR(b, k, v)  attr_str(b, SPAN_ATTRIBUTES, k, v, strlen(v))
 
 int
-spans_build(arena_t *a, const Obs__V1__Record *r, const char *service,
-    otlp_span_t **spans)
+spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
+    const char *service)
 {
-    otlp_span_t    *s;
-    attrs_t         t;
-    char            name[SPAN_TEXT], method[64], route[512], proto[16];
-    const char     *version;
-    uint64_t        start, offset = 0;
-    size_t          i;
-    int             n = 0;
+    char        name[SPAN_TEXT], method[64], route[512], proto[16];
+    const char *version;
+    uint64_t    start, end, offset = 0;
+    size_t      i, mlen, nlen;
+    int         n = 1;
 
-    s = span_new(a, r);
-    if (s == NULL) {
+    if (r->trace_id.len != 16 || r->span_id.len != 8) {
         return 0;
     }
 
-    text_utf8(r->method.data, r->method.len, method, sizeof(method));
+    mlen = text_utf8(r->method.data, r->method.len, method, sizeof(method));
     text_utf8(r->route.data, r->route.len, route, sizeof(route));
-    snprintf(name, sizeof(name), "%s %s", method, route);
+    nlen = (size_t) snprintf(name, sizeof(name), "%s %s", method, route);
+    if (nlen >= sizeof(name)) {
+        nlen = text_utf8((uint8_t *) name, sizeof(name) - 1, name,
+                         sizeof(name));
+    }
 
-    s->name = arena_strndup(a, name, strlen(name));
-    s->kind = SPAN_SERVER;
-    s->span_id.data = arena_alloc(a, 8);
-    if (s->span_id.data) {
-        memcpy(s->span_id.data, r->span_id.data, 8);
-        s->span_id.len = 8;
-    }
-    if (r->parent_span_id.len == 8) {
-        s->parent_span_id.data = arena_alloc(a, 8);
-        if (s->parent_span_id.data) {
-            memcpy(s->parent_span_id.data, r->parent_span_id.data, 8);
-            s->parent_span_id.len = 8;
-        }
-    }
+    start = r->start_time_unix_nano;
+    end = start + r->duration_us * 1000;
+
+    buf_reset(span);
+    span_head(span, r, name, nlen, SPAN_SERVER, r->span_id.data,
+              r->parent_span_id.len == 8 ? r->parent_span_id.data : NULL,
+              start, end);
     if (r->tracestate.len) {
-        s->trace_state = bytes_text(a, &r->tracestate);
+        char  ts[SPAN_TEXT];
+        size_t  tl = text_utf8(r->tracestate.data, r->tracestate.len, ts,
+                               sizeof(ts));
+        pb_bytes(span, SPAN_TRACE_STATE, ts, tl);
     }
 
-    t.arena = a;
-    t.attrs = arena_alloc(a, sizeof(otlp_kv_t *) * SPAN_ATTRS);
-    t.n = 0;
-    t.cap = SPAN_ATTRS;
-    if (t.attrs == NULL) {
-        return 0;
-    }
-
-    attr_str(&t, "http.request.method", method);
-    attr_text(&t, "url.path", &r->path);
-    attr_text(&t, "url.scheme", &r->scheme);
-    attr_str(&t, "http.route", route);
-    attr_int(&t, "http.response.status_code", r->status);
-    attr_text(&t, "server.address", &r->server_address);
+    attr_str(span, SPAN_ATTRIBUTES, "http.request.method", method, mlen);
+    attr_text(span, "url.path", &r->path);
+    attr_text(span, "url.scheme", &r->scheme);
+    ATTR_STR(span, "http.route", route);
+    attr_int(span, "http.response.status_code", r->status);
+    attr_text(span, "server.address", &r->server_address);
     if (r->server_port) {
-        attr_int(&t, "server.port", r->server_port);
+        attr_int(span, "server.port", r->server_port);
     }
-    attr_text(&t, "client.address", &r->client_address);
-    attr_text(&t, "user_agent.original", &r->user_agent);
+    attr_text(span, "client.address", &r->client_address);
+    attr_text(span, "user_agent.original", &r->user_agent);
     text_utf8(r->protocol.data, r->protocol.len, proto, sizeof(proto));
     version = strncmp(proto, "HTTP/", 5) == 0 ? proto + 5 : proto;
     if (strcmp(version, "2.0") == 0) {
         version = "2";
     }
     if (*version) {
-        attr_str(&t, "network.protocol.version", version);
+        ATTR_STR(span, "network.protocol.version", version);
     }
-    attr_str(&t, "peer.service", service);
-    attr_text(&t, "tenant.id", &r->tenant);
+    ATTR_STR(span, "peer.service", service);
+    attr_text(span, "tenant.id", &r->tenant);
     if (r->request_body_bytes) {
-        attr_int(&t, "http.request.body.size", (int64_t) r->request_body_bytes);
+        attr_int(span, "http.request.body.size",
+                 (int64_t) r->request_body_bytes);
     }
-    attr_int(&t, "http.response.body.size", (int64_t) r->response_body_bytes);
-
-    s->n_attributes = t.n;
-    s->attributes = t.attrs;
-
+    attr_int(span, "http.response.body.size",
+             (int64_t) r->response_body_bytes);
     if (r->status >= 500) {
-        s->status->code = STATUS_ERROR;
+        span_error(span);
     }
-
-    spans[n++] = s;
+    pb_bytes(out, SS_SPANS, span->data, span->len);
 
     /* CLIENT spans: asked for, or retries (their ids must not dangle) */
-    start = r->start_time_unix_nano;
     for (i = 0; i < r->n_upstreams && n < 9; i++) {
         const Obs__V1__UpstreamAttempt  *u = r->upstreams[i];
-        otlp_span_t                     *c;
 
         if (u->span_id.len != 8 || (!r->upstream_span && i == 0)
             || memcmp(u->span_id.data, r->span_id.data, 8) == 0)
@@ -211,135 +130,95 @@ spans_build(arena_t *a, const Obs__V1__Record *r, const char *service,
             continue;
         }
 
-        c = span_new(a, r);
-        if (c == NULL) {
-            break;
-        }
-
-        c->name = arena_strndup(a, method, strlen(method));
-        c->kind = SPAN_CLIENT;
-        c->span_id.data = arena_alloc(a, 8);
-        c->parent_span_id.data = arena_alloc(a, 8);
-        if (c->span_id.data == NULL || c->parent_span_id.data == NULL) {
-            break;
-        }
-        memcpy(c->span_id.data, u->span_id.data, 8);
-        memcpy(c->parent_span_id.data, r->span_id.data, 8);
-        c->span_id.len = c->parent_span_id.len = 8;
-
         /* nginx gives attempt durations, not start times: attempts are
            placed one after another from the request's start */
-        c->start_time_unix_nano = start + offset;
-        c->end_time_unix_nano = start + offset + u->response_time_us * 1000;
+        buf_reset(span);
+        span_head(span, r, method, mlen, SPAN_CLIENT, u->span_id.data,
+                  r->span_id.data, start + offset,
+                  start + offset + u->response_time_us * 1000);
         offset += u->response_time_us * 1000;
 
-        t.attrs = arena_alloc(a, sizeof(otlp_kv_t *) * SPAN_ATTRS);
-        t.n = 0;
-        t.cap = SPAN_ATTRS;
-        if (t.attrs == NULL) {
-            break;
-        }
-        attr_str(&t, "http.request.method", method);
-        attr_text(&t, "server.address", &u->address);
+        attr_str(span, SPAN_ATTRIBUTES, "http.request.method", method, mlen);
+        attr_text(span, "server.address", &u->address);
         if (u->status) {
-            attr_int(&t, "http.response.status_code", u->status);
+            attr_int(span, "http.response.status_code", u->status);
         }
-        attr_str(&t, "peer.service", service);
-        attr_int(&t, "http.request.resend_count", (int64_t) i);
-        c->n_attributes = t.n;
-        c->attributes = t.attrs;
+        ATTR_STR(span, "peer.service", service);
+        attr_int(span, "http.request.resend_count", (int64_t) i);
 
         /* CLIENT spans: 4xx is an error too */
         if (u->status >= 400 || u->status == 0) {
-            c->status->code = STATUS_ERROR;
+            span_error(span);
         }
-
-        spans[n++] = c;
+        pb_bytes(out, SS_SPANS, span->data, span->len);
+        n++;
     }
 
     return n;
 }
 
-otlp_request_t *
-spans_request(arena_t *a, const exporter_config_t *cfg, otlp_span_t **spans,
-    size_t n)
+void
+spans_resource(buf_t *b, const exporter_config_t *cfg)
 {
-    otlp_request_t          *req;
-    otlp_resource_spans_t   *rs, **rs_list;
-    otlp_scope_spans_t      *ss, **ss_list;
-    otlp_resource_t         *res;
-    otlp_scope_t            *scope;
-    attrs_t                  t;
-    char                    *attrs, *item, *save, *eq;
+    const char  *item, *eq, *end;
 
-    req = arena_alloc(a, sizeof(*req));
-    rs = arena_alloc(a, sizeof(*rs));
-    rs_list = arena_alloc(a, sizeof(*rs_list));
-    ss = arena_alloc(a, sizeof(*ss));
-    ss_list = arena_alloc(a, sizeof(*ss_list));
-    res = arena_alloc(a, sizeof(*res));
-    scope = arena_alloc(a, sizeof(*scope));
-    t.arena = a;
-    t.attrs = arena_alloc(a, sizeof(otlp_kv_t *) * 64);
-    t.n = 0;
-    t.cap = 64;
-
-    if (!req || !rs || !rs_list || !ss || !ss_list || !res || !scope
-        || !t.attrs)
-    {
-        return NULL;
-    }
-
-    otlp_request_init(req);
-    opentelemetry__proto__trace__v1__resource_spans__init(rs);
-    opentelemetry__proto__trace__v1__scope_spans__init(ss);
-    opentelemetry__proto__resource__v1__resource__init(res);
-    opentelemetry__proto__common__v1__instrumentation_scope__init(scope);
-
-    attr_str(&t, "service.name", cfg->gateway_name);
-    attr_str(&t, "host.name", cfg->gateway_host);
+    attr_str(b, RESOURCE_ATTRIBUTES, "service.name", cfg->gateway_name,
+             strlen(cfg->gateway_name));
+    attr_str(b, RESOURCE_ATTRIBUTES, "host.name", cfg->gateway_host,
+             strlen(cfg->gateway_host));
 
     /* OTEL_RESOURCE_ATTRIBUTES: key=value,key=value */
-    if (cfg->resource_attributes && *cfg->resource_attributes) {
-        attrs = arena_strndup(a, cfg->resource_attributes,
-                              strlen(cfg->resource_attributes));
-        for (item = strtok_r(attrs, ",", &save); item;
-             item = strtok_r(NULL, ",", &save))
-        {
-            eq = strchr(item, '=');
-            if (eq && eq != item && strncmp(item, "service.name=", 13) != 0) {
-                *eq = '\0';
-                attr_str(&t, item, eq + 1);
-            }
+    for (item = cfg->resource_attributes; item && *item; item = end) {
+        end = strchr(item, ',');
+        end = end ? end : item + strlen(item);
+        eq = memchr(item, '=', (size_t) (end - item));
+        if (eq && eq != item && strncmp(item, "service.name=", 13) != 0) {
+            char  key[256];
+
+            snprintf(key, sizeof(key), "%.*s", (int) (eq - item), item);
+            attr_str(b, RESOURCE_ATTRIBUTES, key, eq + 1,
+                     (size_t) (end - eq - 1));
+        }
+        if (*end == ',') {
+            end++;
         }
     }
+}
 
-    res->n_attributes = t.n;
-    res->attributes = t.attrs;
-    scope->name = "obs-gateway";
-    scope->version = OBS_EXPORTER_VERSION;
+void
+spans_request(buf_t *out, const buf_t *resource, const buf_t *spans)
+{
+    size_t  scope, ss, rs;
 
-    ss->scope = scope;
-    ss->n_spans = n;
-    ss->spans = spans;
-    ss_list[0] = ss;
+    scope = pb_len_size(SCOPE_NAME, sizeof("obs-gateway") - 1)
+            + pb_len_size(SCOPE_VERSION, strlen(OBS_EXPORTER_VERSION));
+    ss = pb_len_size(SS_SCOPE, scope) + spans->len;
+    rs = pb_len_size(RS_RESOURCE, resource->len)
+         + pb_len_size(RS_SCOPE_SPANS, ss);
 
-    rs->resource = res;
-    rs->n_scope_spans = 1;
-    rs->scope_spans = ss_list;
-    rs_list[0] = rs;
-
-    req->n_resource_spans = 1;
-    req->resource_spans = rs_list;
-    return req;
+    pb_len(out, REQUEST_RESOURCE_SPANS, rs);
+    pb_bytes(out, RS_RESOURCE, resource->data, resource->len);
+    pb_len(out, RS_SCOPE_SPANS, ss);
+    pb_len(out, SS_SCOPE, scope);
+    pb_bytes(out, SCOPE_NAME, "obs-gateway", sizeof("obs-gateway") - 1);
+    pb_bytes(out, SCOPE_VERSION, OBS_EXPORTER_VERSION,
+             strlen(OBS_EXPORTER_VERSION));
+    buf_append(out, spans->data, spans->len);
 }
 
 json_t *
-spans_json(const otlp_request_t *req)
+spans_json(const uint8_t *body, size_t len)
 {
-    json_t  *root, *rss, *rs, *sss, *ss, *spans, *j;
-    size_t   i, k, m;
-    char     num[32];
+    otlp_request_t  *req;
+    json_t          *root, *rss, *rs, *sss, *ss, *spans, *j;
+    size_t           i, k, m;
+    char             num[32];
+
+    /* file mode only: the protobuf body read back with protobuf-c */
+    req = otlp_request_unpack(NULL, len, body);
+    if (req == NULL) {
+        return NULL;
+    }
 
     root = json_object();
     rss = json_array();
@@ -391,111 +270,80 @@ spans_json(const otlp_request_t *req)
                 json_object_set_new(j, "attributes",
                     json_attrs(sp->attributes, sp->n_attributes));
                 json_object_set_new(j, "status", json_pack("{s:i}", "code",
-                                    (int) sp->status->code));
+                                    sp->status ? (int) sp->status->code : 0));
                 json_array_append_new(spans, j);
             }
         }
     }
 
+    otlp_request_free(req, NULL);
     return root;
 }
 
-static otlp_span_t *
-span_new(arena_t *a, const Obs__V1__Record *r)
+static void
+span_head(buf_t *b, const Obs__V1__Record *r, const char *name,
+    size_t name_len, unsigned kind, const uint8_t *span_id,
+    const uint8_t *parent, uint64_t start, uint64_t end)
 {
-    otlp_span_t    *s = arena_alloc(a, sizeof(otlp_span_t));
-    otlp_status_t  *st = arena_alloc(a, sizeof(otlp_status_t));
-
-    if (s == NULL || st == NULL || r->trace_id.len != 16) {
-        return NULL;
+    pb_bytes(b, SPAN_TRACE_ID, r->trace_id.data, 16);
+    pb_bytes(b, SPAN_SPAN_ID, span_id, 8);
+    if (parent) {
+        pb_bytes(b, SPAN_PARENT, parent, 8);
     }
-
-    opentelemetry__proto__trace__v1__span__init(s);
-    opentelemetry__proto__trace__v1__status__init(st);
-
-    s->trace_id.data = arena_alloc(a, 16);
-    if (s->trace_id.data == NULL) {
-        return NULL;
+    pb_bytes(b, SPAN_NAME, name, name_len);
+    pb_uint(b, SPAN_KIND, kind);
+    pb_fixed64(b, SPAN_START, start);
+    pb_fixed64(b, SPAN_END, end);
+    if (r->trace_flags & 0xff) {
+        pb_fixed32(b, SPAN_FLAGS, r->trace_flags & 0xff);
     }
-    memcpy(s->trace_id.data, r->trace_id.data, 16);
-    s->trace_id.len = 16;
-    s->flags = r->trace_flags & 0xff;
-    s->start_time_unix_nano = r->start_time_unix_nano;
-    s->end_time_unix_nano = r->start_time_unix_nano + r->duration_us * 1000;
-    s->status = st;
-    return s;
 }
 
-static otlp_kv_t *
-attr_new(attrs_t *t, const char *key)
+/* A KeyValue with a string: field is the Span's or the Resource's. */
+static void
+attr_str(buf_t *b, unsigned field, const char *key, const char *value,
+    size_t len)
 {
-    otlp_kv_t   *kv;
-    otlp_any_t  *v;
+    size_t  klen = strlen(key), any = pb_len_size(ANY_STRING, len);
 
-    if (t->n == t->cap) {
-        return NULL;
-    }
-
-    kv = arena_alloc(t->arena, sizeof(*kv));
-    v = arena_alloc(t->arena, sizeof(*v));
-    if (kv == NULL || v == NULL) {
-        return NULL;
-    }
-
-    opentelemetry__proto__common__v1__key_value__init(kv);
-    opentelemetry__proto__common__v1__any_value__init(v);
-    kv->key = arena_strndup(t->arena, key, strlen(key));
-    kv->value = v;
-    t->attrs[t->n++] = kv;
-    return kv;
+    pb_len(b, field, pb_len_size(KV_KEY, klen) + pb_len_size(KV_VALUE, any));
+    pb_bytes(b, KV_KEY, key, klen);
+    pb_len(b, KV_VALUE, any);
+    pb_bytes(b, ANY_STRING, value, len);
 }
 
 static void
-attr_str(attrs_t *t, const char *key, const char *value)
+attr_text(buf_t *b, const char *key, const ProtobufCBinaryData *t)
 {
-    otlp_kv_t  *kv;
+    char    text[SPAN_TEXT];
+    size_t  n;
 
-    if (value == NULL || (kv = attr_new(t, key)) == NULL) {
+    if (t->len == 0) {
         return;
     }
 
-    kv->value->value_case =
-        OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-    kv->value->string_value = arena_strndup(t->arena, value, strlen(value));
+    n = text_utf8(t->data, t->len, text, sizeof(text));
+    attr_str(b, SPAN_ATTRIBUTES, key, text, n);
 }
 
 static void
-attr_text(attrs_t *t, const char *key, const ProtobufCBinaryData *b)
+attr_int(buf_t *b, const char *key, int64_t value)
 {
-    char  text[SPAN_TEXT];
+    size_t  klen = strlen(key);
+    size_t  any = 1 + pb_varint_size((uint64_t) value);
 
-    if (b->len == 0) {
-        return;
-    }
-
-    text_utf8(b->data, b->len, text, sizeof(text));
-    attr_str(t, key, text);
+    pb_len(b, SPAN_ATTRIBUTES,
+           pb_len_size(KV_KEY, klen) + pb_len_size(KV_VALUE, any));
+    pb_bytes(b, KV_KEY, key, klen);
+    pb_len(b, KV_VALUE, any);
+    pb_uint(b, ANY_INT, (uint64_t) value);
 }
 
 static void
-attr_int(attrs_t *t, const char *key, int64_t value)
+span_error(buf_t *b)
 {
-    otlp_kv_t  *kv = attr_new(t, key);
-
-    if (kv) {
-        kv->value->value_case =
-            OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-        kv->value->int_value = value;
-    }
-}
-
-static char *
-bytes_text(arena_t *a, const ProtobufCBinaryData *b)
-{
-    char  text[SPAN_TEXT];
-    size_t n = text_utf8(b->data, b->len, text, sizeof(text));
-
-    return arena_strndup(a, text, n);
+    pb_len(b, SPAN_STATUS, 2);
+    pb_uint(b, STATUS_CODE, STATUS_ERROR);
 }
 
 static json_t *

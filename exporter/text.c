@@ -4,15 +4,28 @@
 
 #include "text.h"
 
-static size_t utf8_sequence(const uint8_t *p, size_t left);
-
 size_t
 text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap)
 {
-    size_t  i = 0, n = 0, seq, max = cap - 1;
+    size_t    i = 0, n = 0, seq, max = cap - 1;
+    uint64_t  w;
+
+    /* the usual text is plain ASCII: copy it 8 bytes at a time while no
+       byte has its top bit set or is NUL */
+    while (i + 8 <= len && n + 8 <= max) {
+        memcpy(&w, raw + i, 8);
+        if ((w & 0x8080808080808080ULL)
+            || ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
+        {
+            break;          /* a byte >= 0x80, or a NUL */
+        }
+        memcpy(out + n, &w, 8);
+        i += 8;
+        n += 8;
+    }
 
     while (i < len) {
-        seq = raw[i] ? utf8_sequence(raw + i, len - i) : 0;
+        seq = raw[i] ? text_utf8_sequence(raw + i, len - i) : 0;
 
         if (seq == 0) {
             if (n + 3 > max) {
@@ -50,10 +63,8 @@ text_hex(char *out, const uint8_t *bytes, size_t n)
     out[2 * n] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0 when it is not valid. */
-
-static size_t
-utf8_sequence(const uint8_t *p, size_t left)
+size_t
+text_utf8_sequence(const uint8_t *p, size_t left)
 {
     size_t  need, i;
 

@@ -13,6 +13,9 @@
  */
 size_t text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap);
 
+/* Length of the valid UTF-8 sequence at raw (left bytes), 0 when invalid. */
+size_t text_utf8_sequence(const uint8_t *raw, size_t left);
+
 /* Writes 2n lowercase hex digits and a NUL. */
 void text_hex(char *out, const uint8_t *bytes, size_t n);
 

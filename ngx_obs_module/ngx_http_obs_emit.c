@@ -6,13 +6,20 @@
  * sent, each a complete obs.v1.Batch (a BatchHeader, then the columns).
  * The request path never waits for the socket.  When the sidecar is absent
  * or not reading, sealed batches stay in the buffer until it is full, then
- * new records are dropped and counted; the counts ride the next header.
+ * new records are dropped and counted; the counts ride the next header
+ * that is sent, as deltas, so that a restarted sidecar adds nothing twice.
+ * What a worker still holds when it exits is counted in a shared memory
+ * zone; the next datagram of any worker of this nginx carries the count,
+ * and when nginx stops the master reports what is left.
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 
 #include "ngx_http_obs_module.h"
 #include "obs/v1/record.pb-c.h"
@@ -35,11 +42,38 @@
 #define NGX_HTTP_OBS_FRAME_COUNT      sizeof(uint32_t)
 #define NGX_HTTP_OBS_FRAME_MAX        (NGX_HTTP_OBS_FRAME_COUNT + 1 + 3)
 
+/* why records were dropped; the order of the delta_dropped_* fields */
+#define NGX_HTTP_OBS_DROP_BUFFER_FULL  0
+#define NGX_HTTP_OBS_DROP_SEND_FAILED  1
+#define NGX_HTTP_OBS_DROP_OVERSIZE     2
+#define NGX_HTTP_OBS_DROP_EXIT         3
+#define NGX_HTTP_OBS_DROP_REASONS      4
+
+/*
+ * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
+ * (proto/obs/v1/record.proto); 0xff cannot start a protobuf message.
+ */
+#define NGX_HTTP_OBS_MAC_MARK          "\xff" "OBH"
+#define NGX_HTTP_OBS_MAC_MARK_LEN      4
+#define NGX_HTTP_OBS_MAC_LEN           32
+#define NGX_HTTP_OBS_KEY_MIN           16
+#define NGX_HTTP_OBS_KEY_MAX           1024
+
+/* how long a stopping master may wait for a busy sidecar, in seconds */
+#define NGX_HTTP_OBS_EXIT_REPORT_WAIT  2
+
+
+/* In shared memory: drops of exited workers that no datagram carried yet. */
+struct ngx_http_obs_shared_s {
+    ngx_atomic_t             dropped[NGX_HTTP_OBS_DROP_REASONS];
+};
+
 
 typedef struct {
     ngx_http_obs_sidecar_t  *sidecar;
     ngx_socket_t             fd;
     unsigned                 connected:1;
+    EVP_MAC_CTX             *mac;          /* keyed, when key= is set */
 
     ngx_http_obs_columns_t  *open;         /* the batch records join */
     size_t                   batch_limit;  /* packed bytes it may reach */
@@ -55,12 +89,21 @@ typedef struct {
     uint64_t                 worker_start;
     uint64_t                 sequence;
     uint64_t                 records_total;
-    uint64_t                 dropped_buffer_full;
-    uint64_t                 dropped_send_failed;
-    uint64_t                 dropped_oversize;
+
+    /* dropped since the last datagram that was sent, by reason */
+    uint64_t                 dropped[NGX_HTTP_OBS_DROP_REASONS];
 } ngx_http_obs_emitter_t;
 
 
+static ngx_int_t ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason);
+static ngx_uint_t ngx_http_obs_claim(ngx_http_obs_emitter_t *e);
+static void ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e);
+static ngx_int_t ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e);
+static ngx_int_t ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e);
+static ngx_int_t ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header,
+    size_t header_len, u_char *chunk, size_t chunk_len, u_char *out);
 static void ngx_http_obs_flush_handler(ngx_event_t *ev);
 static void ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force);
 static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e);
@@ -77,6 +120,125 @@ static u_char *ngx_http_obs_read_varint(u_char *p, size_t *n);
 
 
 static ngx_http_obs_emitter_t  ngx_http_obs_emitter = { .fd = -1 };
+
+
+/* The zone of counts that outlive a worker (and a reload). */
+
+ngx_int_t
+ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
+{
+    ngx_str_t  name = ngx_string("obs_sidecar");
+
+    sidecar->zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
+                                          &ngx_http_obs_module);
+    if (sidecar->zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    sidecar->zone->init = ngx_http_obs_init_zone;
+    sidecar->zone->data = sidecar;
+
+    return NGX_OK;
+}
+
+
+/*
+ * key=file: the shared HMAC key is the file's first line, at least 16
+ * bytes; read at configuration time, so "nginx -t" checks it.
+ */
+
+char *
+ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
+    ngx_str_t *path)
+{
+    u_char           *p;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         name;
+    ngx_file_info_t   fi;
+
+    name = *path;
+
+    if (name.len == 0 || ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid key file \"%V\" in \"obs_sidecar\"",
+                           path);
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_HTTP_OBS_KEY_MAX);
+    n = -1;
+
+    if (p != NULL && ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
+        && !ngx_is_dir(&fi))
+    {
+        n = read(fd, p, NGX_HTTP_OBS_KEY_MAX);
+    }
+
+    (void) ngx_close_file(fd);
+
+    sidecar->key.data = p;
+    sidecar->key.len = 0;
+
+    while (n > 0 && sidecar->key.len < (size_t) n
+           && p[sidecar->key.len] != CR && p[sidecar->key.len] != LF)
+    {
+        sidecar->key.len++;
+    }
+
+    if (sidecar->key.len < NGX_HTTP_OBS_KEY_MIN
+        || sidecar->key.len == NGX_HTTP_OBS_KEY_MAX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%V\" in \"obs_sidecar\" must hold "
+                           "a key of %d to %d bytes on its first line",
+                           &name, NGX_HTTP_OBS_KEY_MIN,
+                           NGX_HTTP_OBS_KEY_MAX - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_obs_sidecar_t  *osidecar = data;
+
+    ngx_slab_pool_t         *shpool;
+    ngx_http_obs_sidecar_t  *sidecar;
+
+    sidecar = shm_zone->data;
+
+    if (osidecar) {
+        sidecar->shared = osidecar->shared;    /* a reload keeps the counts */
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        sidecar->shared = shpool->data;
+        return NGX_OK;
+    }
+
+    sidecar->shared = ngx_slab_calloc(shpool, sizeof(ngx_http_obs_shared_t));
+    if (sidecar->shared == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sidecar->shared;
+
+    return NGX_OK;
+}
 
 
 ngx_int_t
@@ -112,6 +274,10 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
     e->flush_event.data = e;
     e->flush_event.log = cycle->log;
     e->flush_event.cancelable = 1;
+
+    if (ngx_http_obs_mac_init(e) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     e->fd = ngx_socket(sidecar->sockaddr->sa_family, SOCK_DGRAM, 0);
     if (e->fd == (ngx_socket_t) -1) {
@@ -157,10 +323,15 @@ ngx_http_obs_emit_exit(void)
         /* count the records that never left */
     }
 
+    e->dropped[NGX_HTTP_OBS_DROP_EXIT] += n;
+
+    /* a later datagram of another worker, or the master, reports them */
+    ngx_http_obs_unclaim(e);
+
     if (n) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "obs: %ui records not delivered to \"%V\" at exit",
-                      n, &e->sidecar->name);
+                      "obs: %ui records not delivered to \"%V\" at exit, "
+                      "counted as dropped", n, &e->sidecar->name);
     }
 
     if (e->fd != (ngx_socket_t) -1) {
@@ -168,7 +339,63 @@ ngx_http_obs_emit_exit(void)
         e->fd = (ngx_socket_t) -1;
     }
 
+    EVP_MAC_CTX_free(e->mac);
+    e->mac = NULL;
     e->start = NULL;
+}
+
+
+/*
+ * When nginx stops: reports the drops no worker could, waiting a little
+ * for a busy sidecar (nginx is leaving anyway).
+ */
+
+void
+ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
+{
+    struct timeval           tv;
+    ngx_http_obs_emitter_t  *e;
+
+    e = &ngx_http_obs_emitter;
+
+    if (sidecar == NULL || sidecar->shared == NULL) {
+        return;
+    }
+
+    e->sidecar = sidecar;
+    e->worker_start = (uint64_t) ngx_time() * 1000000000;
+
+    if (!ngx_http_obs_claim(e) || ngx_http_obs_mac_init(e) != NGX_OK) {
+        return;
+    }
+
+    if (e->fd == (ngx_socket_t) -1) {
+        e->fd = ngx_socket(sidecar->sockaddr->sa_family, SOCK_DGRAM, 0);
+        e->connected = 0;
+    }
+
+    tv.tv_sec = NGX_HTTP_OBS_EXIT_REPORT_WAIT;
+    tv.tv_usec = 0;
+
+    if (e->fd == (ngx_socket_t) -1
+        || ngx_blocking(e->fd) == -1
+        || setsockopt(e->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1
+        || ngx_http_obs_connect(e) != NGX_OK
+        || ngx_http_obs_send_counts(e) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "obs: %uL records dropped at exit could not be "
+                      "reported to \"%V\"",
+                      e->dropped[NGX_HTTP_OBS_DROP_EXIT], &sidecar->name);
+    }
+
+    if (e->fd != (ngx_socket_t) -1) {
+        (void) ngx_close_socket(e->fd);
+        e->fd = (ngx_socket_t) -1;
+    }
+
+    EVP_MAC_CTX_free(e->mac);
+    e->mac = NULL;
 }
 
 
@@ -191,19 +418,19 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
     if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
 
         if (ngx_http_obs_columns_count(e->open) == 0) {
-            e->dropped_oversize++;
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE);
             return NGX_DECLINED;
         }
 
         if (ngx_http_obs_seal(e) != NGX_OK) {
-            e->dropped_buffer_full++;
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL);
             return NGX_DECLINED;
         }
 
         ngx_http_obs_flush(e, 0);
 
         if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
-            e->dropped_oversize++;
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE);
             return NGX_DECLINED;
         }
     }
@@ -219,6 +446,93 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 }
 
 
+/* Counts a dropped record; the flush timer makes sure it is reported. */
+
+static void
+ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason)
+{
+    e->dropped[reason]++;
+
+    if (!e->flush_event.timer_set) {
+        ngx_add_timer(&e->flush_event, e->sidecar->flush);
+    }
+}
+
+
+/*
+ * Takes the counts exited workers left in shared memory into this
+ * worker's own; returns whether any drop awaits reporting.
+ */
+
+static ngx_uint_t
+ngx_http_obs_claim(ngx_http_obs_emitter_t *e)
+{
+    ngx_uint_t              i, pending;
+    ngx_atomic_uint_t       n;
+    ngx_http_obs_shared_t  *sh;
+
+    sh = e->sidecar->shared;
+    pending = 0;
+
+    for (i = 0; i < NGX_HTTP_OBS_DROP_REASONS; i++) {
+
+        if (sh) {
+            do {
+                n = sh->dropped[i];
+            } while (n && !ngx_atomic_cmp_set(&sh->dropped[i], n, 0));
+
+            e->dropped[i] += n;
+        }
+
+        pending |= (e->dropped[i] != 0);
+    }
+
+    return pending;
+}
+
+
+/* Leaves this worker's unreported drops in shared memory. */
+
+static void
+ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e)
+{
+    ngx_uint_t              i;
+    ngx_http_obs_shared_t  *sh;
+
+    sh = e->sidecar->shared;
+
+    for (i = 0; sh && i < NGX_HTTP_OBS_DROP_REASONS; i++) {
+        if (e->dropped[i]) {
+            (void) ngx_atomic_fetch_add(&sh->dropped[i],
+                                        (ngx_atomic_int_t) e->dropped[i]);
+            e->dropped[i] = 0;
+        }
+    }
+}
+
+
+/* Sends a datagram of drop counts alone. */
+
+static ngx_int_t
+ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e)
+{
+    u_char     header[NGX_HTTP_OBS_HEADER_MAX];
+    size_t     header_len;
+    ngx_int_t  rc;
+
+    header_len = ngx_http_obs_batch_header(e, header);
+
+    rc = ngx_http_obs_send(e, header, header_len, NULL, 0);
+
+    if (rc == NGX_OK) {
+        ngx_memzero(e->dropped, sizeof(e->dropped));
+        e->sequence++;
+    }
+
+    return rc;
+}
+
+
 static void
 ngx_http_obs_flush_handler(ngx_event_t *ev)
 {
@@ -226,7 +540,9 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
 
     ngx_http_obs_flush(e, 1);
 
-    if (e->pos > e->start || ngx_http_obs_columns_count(e->open)) {
+    if (e->pos > e->start || ngx_http_obs_columns_count(e->open)
+        || ngx_http_obs_claim(e))
+    {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }
 }
@@ -261,6 +577,20 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
 
     p = e->start;
 
+    /* drops with no batch to ride: the timer sends them alone */
+
+    if (p == e->pos) {
+        if (force && ngx_http_obs_claim(e)
+            && ngx_http_obs_send_counts(e) == NGX_AGAIN)
+        {
+            e->retry_at = ngx_current_msec + e->sidecar->flush;
+        }
+
+        return;
+    }
+
+    (void) ngx_http_obs_claim(e);
+
     while (p < e->pos) {
         n = 0;
         last = ngx_http_obs_frame_end(p, &n);
@@ -275,8 +605,11 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
             break;
         }
 
-        if (rc == NGX_ERROR) {
-            e->dropped_send_failed += n;
+        if (rc == NGX_OK) {
+            ngx_memzero(e->dropped, sizeof(e->dropped));
+
+        } else {
+            e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED] += n;
         }
 
         e->sequence++;
@@ -356,9 +689,10 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     h.worker_start_unix_nano = e->worker_start;
     h.sequence = e->sequence;
     h.records_total = e->records_total;
-    h.dropped_buffer_full = e->dropped_buffer_full;
-    h.dropped_send_failed = e->dropped_send_failed;
-    h.dropped_oversize = e->dropped_oversize;
+    h.delta_dropped_buffer_full = e->dropped[NGX_HTTP_OBS_DROP_BUFFER_FULL];
+    h.delta_dropped_send_failed = e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED];
+    h.delta_dropped_oversize = e->dropped[NGX_HTTP_OBS_DROP_OVERSIZE];
+    h.delta_dropped_at_exit = e->dropped[NGX_HTTP_OBS_DROP_EXIT];
     h.host.data = ngx_cycle->hostname.data;
     h.host.len = ngx_min(ngx_cycle->hostname.len, NGX_HTTP_OBS_HOST_MAX);
 
@@ -381,23 +715,39 @@ static ngx_int_t
 ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     size_t header_len, u_char *chunk, size_t chunk_len)
 {
+    size_t         mark_len;
     ssize_t        n;
     ngx_err_t      err;
-    struct iovec   iov[2];
+    struct iovec   iov[3];
     struct msghdr  msg;
+    u_char         mark[NGX_HTTP_OBS_MAC_MARK_LEN + NGX_HTTP_OBS_MAC_LEN];
 
-    iov[0].iov_base = header;
-    iov[0].iov_len = header_len;
-    iov[1].iov_base = chunk;
-    iov[1].iov_len = chunk_len;
+    mark_len = 0;
+
+    if (e->mac) {
+        if (ngx_http_obs_mac(e, header, header_len, chunk, chunk_len, mark)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        mark_len = sizeof(mark);
+    }
+
+    iov[0].iov_base = mark;
+    iov[0].iov_len = mark_len;
+    iov[1].iov_base = header;
+    iov[1].iov_len = header_len;
+    iov[2].iov_base = chunk;
+    iov[2].iov_len = chunk_len;
 
     ngx_memzero(&msg, sizeof(struct msghdr));
     msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
+    msg.msg_iovlen = 3;
 
     n = sendmsg(e->fd, &msg, 0);
 
-    if (n == (ssize_t) (header_len + chunk_len)) {
+    if (n == (ssize_t) (mark_len + header_len + chunk_len)) {
         return NGX_OK;
     }
 
@@ -425,6 +775,71 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     default:
         return NGX_ERROR;
     }
+}
+
+
+/* A context keyed once with key=, duplicated for each datagram. */
+
+static ngx_int_t
+ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e)
+{
+    EVP_MAC     *hmac;
+    OSSL_PARAM   params[2];
+
+    if (e->sidecar->key.len == 0 || e->mac != NULL) {
+        return NGX_OK;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    e->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    EVP_MAC_free(hmac);
+
+    if (e->mac == NULL
+        || !EVP_MAC_init(e->mac, e->sidecar->key.data, e->sidecar->key.len,
+                         params))
+    {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
+                      &e->sidecar->name);
+        EVP_MAC_CTX_free(e->mac);
+        e->mac = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Writes the mark and the tag of header + chunk to out. */
+
+static ngx_int_t
+ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header, size_t header_len,
+    u_char *chunk, size_t chunk_len, u_char *out)
+{
+    size_t        len;
+    ngx_int_t     rc;
+    EVP_MAC_CTX  *ctx;
+
+    ctx = EVP_MAC_CTX_dup(e->mac);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    out = ngx_cpymem(out, NGX_HTTP_OBS_MAC_MARK, NGX_HTTP_OBS_MAC_MARK_LEN);
+
+    rc = (EVP_MAC_update(ctx, header, header_len)
+          && (chunk_len == 0 || EVP_MAC_update(ctx, chunk, chunk_len))
+          && EVP_MAC_final(ctx, out, &len, NGX_HTTP_OBS_MAC_LEN)
+          && len == NGX_HTTP_OBS_MAC_LEN)
+         ? NGX_OK : NGX_ERROR;
+
+    EVP_MAC_CTX_free(ctx);
+
+    return rc;
 }
 
 

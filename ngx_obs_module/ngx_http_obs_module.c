@@ -39,6 +39,7 @@ static ngx_int_t ngx_http_obs_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_obs_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_obs_init_process(ngx_cycle_t *cycle);
 static void ngx_http_obs_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_obs_exit_master(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_obs_trace_context_modes[] = {
@@ -60,7 +61,7 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       NULL },
 
     { ngx_string("obs_sidecar"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_obs_sidecar,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -145,7 +146,7 @@ ngx_module_t  ngx_http_obs_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_obs_exit_process,             /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_obs_exit_master,              /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -373,7 +374,10 @@ ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-/* obs_sidecar unix:/path | udp:host:port [buffer=size] [flush=time] */
+/*
+ * obs_sidecar unix:/path | udp:host:port [buffer=size] [flush=time]
+ *             [key=file]
+ */
 
 static char *
 ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -426,6 +430,17 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            s.len = value[i].len - 4;
+            s.data = value[i].data + 4;
+
+            if (ngx_http_obs_emit_key(cf, sidecar, &s) != NGX_CONF_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
             s.len = value[i].len - 6;
             s.data = value[i].data + 6;
@@ -451,6 +466,11 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     sidecar->datagram_size = ngx_min(sidecar->buffer_size,
                                      NGX_HTTP_OBS_MAX_DATAGRAM);
+
+    if (ngx_http_obs_emit_zone(cf, sidecar) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     omcf->sidecar = sidecar;
 
     return NGX_CONF_OK;
@@ -656,4 +676,17 @@ ngx_http_obs_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_obs_emit_exit();
     ngx_http_obs_free_contexts();
+}
+
+
+static void
+ngx_http_obs_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_obs_main_conf_t  *omcf;
+
+    omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_obs_module);
+
+    if (omcf != NULL) {
+        ngx_http_obs_emit_exit_master(omcf->sidecar);
+    }
 }

@@ -33,6 +33,9 @@
 #define NGX_HTTP_OBS_SAMPLE_ALL       ((uint64_t) -1)
 
 
+typedef struct ngx_http_obs_shared_s  ngx_http_obs_shared_t;
+
+
 typedef struct {
     ngx_str_t                  name;         /* as written, for messages */
     struct sockaddr           *sockaddr;
@@ -40,6 +43,9 @@ typedef struct {
     size_t                     buffer_size;
     size_t                     datagram_size;
     ngx_msec_t                 flush;
+    ngx_shm_zone_t            *zone;         /* drops that outlive workers */
+    ngx_http_obs_shared_t     *shared;
+    ngx_str_t                  key;          /* HMAC key; empty: none */
 } ngx_http_obs_sidecar_t;
 
 
@@ -247,9 +253,14 @@ void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
 
+ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
+    ngx_http_obs_sidecar_t *sidecar);
+char *ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
+    ngx_str_t *path);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);
+void ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
 
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);

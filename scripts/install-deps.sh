@@ -22,6 +22,10 @@ PACKAGES=(
     # the real Prometheus tools, HTTP clients
     perl libtest-base-perl protobuf-compiler python3 python3-protobuf
     prometheus prometheus-alertmanager curl
+    # the exporters the compose stack runs, against a real PostgreSQL and
+    # Redis (alert rules and the System health dashboard)
+    postgresql redis-server prometheus-postgres-exporter
+    prometheus-redis-exporter prometheus-node-exporter
     # remote-write and usage tests: snappy for the strict fake, the real
     # ClickHouse (18.16; the tests start their own servers)
     python3-snappy clickhouse-server
@@ -35,7 +39,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 
-# The OTLP decoder the tests use (OpenTelemetry JS), pinned by
+# The decoders the tests use (OpenTelemetry JS for OTLP; Loki's proto compiled
+# to JS by loki-grpc-client, and snappyjs, for the native Loki push), pinned by
 # t/helpers/js/package-lock.json.  Node from the machine image is kept; the
 # distro's is installed only where there is none.
 if ! command -v npm >/dev/null 2>&1; then

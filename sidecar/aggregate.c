@@ -21,14 +21,13 @@ typedef struct {
     char  method[16];
     char  code[12];
     char  upstream[LABEL_BUF_LEN];
-    char  scratch[2 * LABEL_BUF_LEN + 2];
 } agg_labels_t;
 
 struct aggregator {
     store_t       *store;
     char          *default_service;
     dimension_t   *tenants;
-    dimension_t   *routes;
+    dimension_map_t  *routes;       /* per service */
     dimension_t   *upstreams;
     long           ttl;
     int            exemplars;
@@ -54,7 +53,8 @@ static void agg_observe(aggregator_t *a, family_id_t family,
     const uint8_t *trace_id, const uint8_t *span_id, double now_f,
     time_t now);
 static void agg_overflow_labels(family_id_t family, const char **labels,
-    const char **out);
+    const char **out, int keep_service);
+static const char *agg_route(aggregator_t *a, agg_labels_t *l, time_t now);
 
 aggregator_t *
 aggregator_new(store_t *store, const config_t *cfg)
@@ -68,7 +68,7 @@ aggregator_new(store_t *store, const config_t *cfg)
 
     a->store = store;
     a->tenants = dimension_new(cfg->max_tenants);
-    a->routes = dimension_new(cfg->max_routes);
+    a->routes = dimension_map_new(cfg->max_services, cfg->max_routes);
     a->upstreams = dimension_new(cfg->max_routes);
 
     if (a->tenants == NULL || a->routes == NULL || a->upstreams == NULL
@@ -91,7 +91,7 @@ aggregator_free(aggregator_t *a)
     }
 
     dimension_free(a->tenants);
-    dimension_free(a->routes);
+    dimension_map_free(a->routes);
     dimension_free(a->upstreams);
     for (i = 0; i < a->n_bounds_sets; i++) {
         free(a->bounds_sets[i]);
@@ -128,7 +128,7 @@ aggregator_configure(aggregator_t *a, const config_t *cfg)
     a->exemplars = cfg->exemplars;
 
     dimension_set_cap(a->tenants, cfg->max_tenants);
-    dimension_set_cap(a->routes, cfg->max_routes);
+    dimension_map_set_caps(a->routes, cfg->max_services, cfg->max_routes);
     dimension_set_cap(a->upstreams, cfg->max_routes);
     store_set_max_series(a->store, cfg->max_series);
     return 0;
@@ -153,10 +153,7 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     agg_method(&r->method, l.method);
     snprintf(l.code, sizeof(l.code), "%u", r->status);
 
-    /* a route is bounded per service */
-    snprintf(l.scratch, sizeof(l.scratch), "%s\x1f%s", l.service, l.route);
-    route = agg_admit(a->routes, l.scratch, now, OVERFLOW_ROUTE);
-    route = route == LABEL_OVERFLOW ? LABEL_OVERFLOW : l.route;
+    route = agg_route(a, &l, now);
     tenant = agg_admit(a->tenants, l.tenant[0] ? l.tenant : "none", now,
                        OVERFLOW_TENANT);
 
@@ -217,8 +214,32 @@ aggregator_expire(aggregator_t *a, time_t now)
     STATS_ADD(series_expired, n);
 
     dimension_expire(a->tenants, now - a->ttl);
-    dimension_expire(a->routes, now - a->ttl);
+    dimension_map_expire(a->routes, now - a->ttl);
     dimension_expire(a->upstreams, now - a->ttl);
+}
+
+/*
+ * Routes are bounded per service (max_routes), services by max_services;
+ * past that cap the service too becomes "__overflow__".
+ */
+
+static const char *
+agg_route(aggregator_t *a, agg_labels_t *l, time_t now)
+{
+    int          service_over = 0, route_over = 0;
+    const char  *route;
+
+    route = dimension_map_admit(a->routes, l->service, l->route, now,
+                                &service_over, &route_over);
+
+    if (service_over) {
+        STATS_INC(overflow[OVERFLOW_SERVICE]);
+        snprintf(l->service, sizeof(l->service), "%s", LABEL_OVERFLOW);
+    } else if (route_over) {
+        STATS_INC(overflow[OVERFLOW_ROUTE]);
+    }
+
+    return route == LABEL_OVERFLOW ? LABEL_OVERFLOW : l->route;
 }
 
 /* Returns the current layout if unchanged, else a kept copy of the new one. */
@@ -293,12 +314,17 @@ agg_count(aggregator_t *a, family_id_t family, const char **labels,
     const char  *over[STORE_MAX_LABELS];
     int          rc;
 
-    rc = store_add(a->store, family, labels, delta, now, 0);
+    rc = store_add(a->store, family, labels, delta, now, FAMILY_COUNT);
 
     if (rc == STORE_FULL) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
-        agg_overflow_labels(family, labels, over);
-        rc = store_add(a->store, family, over, delta, now, 1);
+        agg_overflow_labels(family, labels, over, 1);
+        rc = store_add(a->store, family, over, delta, now, FAMILY_COUNT);
+    }
+
+    if (rc == STORE_FULL) {
+        agg_overflow_labels(family, labels, over, 0);
+        rc = store_add(a->store, family, over, delta, now, 0);
     }
 
     if (rc == STORE_NOMEM) {
@@ -315,13 +341,19 @@ agg_observe(aggregator_t *a, family_id_t family, const char **labels,
     int          rc;
 
     rc = store_observe(a->store, family, labels, bounds, n_bounds, v,
-                       trace_id, span_id, now_f, now, 0);
+                       trace_id, span_id, now_f, now, FAMILY_COUNT);
 
     if (rc == STORE_FULL) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
-        agg_overflow_labels(family, labels, over);
+        agg_overflow_labels(family, labels, over, 1);
         rc = store_observe(a->store, family, over, bounds, n_bounds, v,
-                           trace_id, span_id, now_f, now, 1);
+                           trace_id, span_id, now_f, now, FAMILY_COUNT);
+    }
+
+    if (rc == STORE_FULL) {
+        agg_overflow_labels(family, labels, over, 0);
+        rc = store_observe(a->store, family, over, bounds, n_bounds, v,
+                           trace_id, span_id, now_f, now, 0);
     }
 
     if (rc == STORE_NOMEM) {
@@ -331,19 +363,24 @@ agg_observe(aggregator_t *a, family_id_t family, const char **labels,
 
 /*
  * Past the series cap a record still counts: in one series per service
- * (and method and code, both bounded sets) with the rest "__overflow__".
+ * (and method and code, both bounded sets) with the rest "__overflow__",
+ * while the store has room for those; else in the one series of its
+ * family with every label "__overflow__", for which the store always keeps
+ * room (FAMILY_COUNT slots), so that max_series holds exactly.
  */
 
 static void
-agg_overflow_labels(family_id_t family, const char **labels, const char **out)
+agg_overflow_labels(family_id_t family, const char **labels, const char **out,
+    int keep_service)
 {
     const family_t  *f = &store_families[family];
     int              i;
 
     for (i = 0; i < f->n_labels; i++) {
-        if (strcmp(f->labels[i], "service") == 0
-            || strcmp(f->labels[i], "method") == 0
-            || strcmp(f->labels[i], "code") == 0)
+        if (keep_service
+            && (strcmp(f->labels[i], "service") == 0
+                || strcmp(f->labels[i], "method") == 0
+                || strcmp(f->labels[i], "code") == 0))
         {
             out[i] = labels[i];
         } else {

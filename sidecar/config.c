@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -29,9 +32,14 @@ static int config_add_ingest(config_t *c, const char *addr, char *err,
     size_t errlen);
 static int config_read_secret(const char *path, char **out,
     const char *setting, char *err, size_t errlen);
+static int config_read_key(const char *path, char **out, char *err,
+    size_t errlen);
 static int config_buckets(json_t *v, double *out, int *n, const char *name,
     char *err, size_t errlen);
 static int config_check(const config_t *c, char *err, size_t errlen);
+static int config_check_udp(const char *addr, char *err, size_t errlen);
+static int config_check_output(const char *setting, const char *path,
+    int is_dir, char *err, size_t errlen);
 static void config_replace(char **slot, const char *value);
 static int config_exporter_env(config_t *c, char *err, size_t errlen);
 static void config_otlp_endpoint(config_t *c, const char *url, int base);
@@ -55,6 +63,15 @@ static int config_clickhouse_json(config_t *c, json_t *root, char *err,
     size_t errlen);
 static int config_cost_class(json_t *o, const char *where, cost_class_t *cc,
     char *err, size_t errlen);
+static int config_switch(const char *text, int *out, const char *setting,
+    char *err, size_t errlen);
+static int config_threads(const char *text, long *out, const char *setting,
+    char *err, size_t errlen);
+static int config_loki_format(const char *text, int *out,
+    const char *setting, char *err, size_t errlen);
+static int config_signals_env(config_t *c, char *err, size_t errlen);
+static int config_signals_json(config_t *c, json_t *root, char *err,
+    size_t errlen);
 
 void
 config_usage(const char *prog)
@@ -67,7 +84,15 @@ config_usage(const char *prog)
 "  --ingest ADDR      where records arrive: unix:/path or udp:host:port;\n"
 "                     repeat for several nginx instances\n"
 "                     (env OBS_SIDECAR_INGEST, comma-separated;\n"
-"                      default unix:/run/obs/records.sock)\n"
+"                      default unix:/run/obs/records.sock); udp:PORT and\n"
+"                     udp::PORT listen on 127.0.0.1 only\n"
+"  --ingest-key-file FILE  shared key: UDP datagrams must carry its\n"
+"                     HMAC-SHA256 tag (obs_sidecar ... key=FILE)\n"
+"                     (env OBS_SIDECAR_INGEST_KEY_FILE)\n"
+"  --ingest-group GROUP  group of the unix sockets (mode 0660), one that\n"
+"                     nginx's worker user belongs to\n"
+"                     (env OBS_SIDECAR_INGEST_GROUP; default: the\n"
+"                      sidecar's own group)\n"
 "  --listen HOST:PORT HTTP address of /metrics, /healthz, /readyz\n"
 "                     (env OBS_SIDECAR_LISTEN; default 127.0.0.1:9145)\n"
 "  --config FILE      JSON configuration file (env OBS_SIDECAR_CONFIG)\n"
@@ -82,12 +107,15 @@ config_usage(const char *prog)
 "                     (env OBS_SIDECAR_REMOTE_WRITE_URL)\n"
 "  --clickhouse-url URL    per-tenant usage rows to ClickHouse's HTTP\n"
 "                     interface (env OBS_SIDECAR_CLICKHOUSE_URL)\n"
-"  --check-config     validate the configuration and exit\n"
+"  --check-config     validate the configuration and what start-up would\n"
+"                     meet (addresses, socket paths, files); exit 0 or 2\n"
 "  --help             this text\n"
 "\n"
-"Config file keys: ingest, listen, default_service, duration_buckets,\n"
-"upstream_buckets, max_tenants, max_routes, max_series, series_ttl_seconds,\n"
-"exemplars, auth.bearer_token_file, auth.basic_user,\n"
+"Config file keys: ingest, ingest_group, ingest_key_file, listen,\n"
+"default_service,\n"
+"duration_buckets, upstream_buckets, max_tenants, max_routes (per\n"
+"service), max_services, max_series, series_ttl_seconds, exemplars,\n"
+"auth.bearer_token_file, auth.basic_user,\n"
 "auth.basic_password_file, loki.*, otlp.*, logs_file, spans_file,\n"
 "gateway_name, drain_seconds, remote_write.*, clickhouse.*.  Environment: OBS_SIDECAR_BEARER_TOKEN,\n"
 "OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS.\n",
@@ -99,6 +127,8 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
 {
     static const struct option  options[] = {
         { "ingest", required_argument, NULL, 'i' },
+        { "ingest-group", required_argument, NULL, 'g' },
+        { "ingest-key-file", required_argument, NULL, 'K' },
         { "listen", required_argument, NULL, 'l' },
         { "config", required_argument, NULL, 'c' },
         { "check-config", no_argument, NULL, 'k' },
@@ -108,13 +138,20 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         { "spans-file", required_argument, NULL, 'S' },
         { "remote-write-url", required_argument, NULL, 'W' },
         { "clickhouse-url", required_argument, NULL, 'H' },
+        { "no-logs", no_argument, NULL, 'N' },
+        { "no-traces", no_argument, NULL, 'T' },
+        { "exporter-threads", required_argument, NULL, 'X' },
+        { "loki-format", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
 
     const char  *env, *flag_listen = NULL, *flag_config = NULL;
     const char  *flag_loki = NULL, *flag_otlp = NULL, *flag_logs = NULL;
-    const char  *flag_spans = NULL, *flag_rw = NULL, *flag_ch = NULL;
+    const char  *flag_spans = NULL, *flag_threads = NULL;
+    const char  *flag_format = NULL, *flag_group = NULL, *flag_key = NULL;
+    const char  *flag_rw = NULL, *flag_ch = NULL;
+    int          flag_no_logs = 0, flag_no_traces = 0;
     const char  *flag_ingest[CONFIG_MAX_INGEST];
     int          n_flag_ingest = 0, opt, i, check_only = 0;
 
@@ -130,6 +167,12 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
                 return CONFIG_ERROR;
             }
             flag_ingest[n_flag_ingest++] = optarg;
+            break;
+        case 'g':
+            flag_group = optarg;
+            break;
+        case 'K':
+            flag_key = optarg;
             break;
         case 'l':
             flag_listen = optarg;
@@ -157,6 +200,18 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
             break;
         case 'H':
             flag_ch = optarg;
+            break;
+        case 'N':
+            flag_no_logs = 1;
+            break;
+        case 'T':
+            flag_no_traces = 1;
+            break;
+        case 'X':
+            flag_threads = optarg;
+            break;
+        case 'P':
+            flag_format = optarg;
             break;
         case 'h':
             config_usage(argv[0]);
@@ -190,6 +245,19 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     env = getenv("OBS_SIDECAR_LISTEN");
     if (env && *env) {
         config_replace(&c->listen, env);
+    }
+
+    env = getenv("OBS_SIDECAR_INGEST_GROUP");
+    if (flag_group || (env && *env)) {
+        config_replace(&c->ingest_group, flag_group ? flag_group : env);
+    }
+
+    env = getenv("OBS_SIDECAR_INGEST_KEY_FILE");
+    if ((flag_key || (env && *env))
+        && config_read_key(flag_key ? flag_key : env, &c->ingest_key, err,
+                           errlen) != 0)
+    {
+        return CONFIG_ERROR;
     }
 
     env = getenv("OBS_SIDECAR_BEARER_TOKEN");
@@ -240,20 +308,43 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         config_replace(&c->clickhouse.sink.url, flag_ch ? flag_ch : env);
     }
 
+    if (config_signals_env(c, err, errlen) != 0
+        || (flag_threads && config_threads(flag_threads, &c->exporter.threads,
+                                           "--exporter-threads", err, errlen))
+        || (flag_format && config_loki_format(flag_format,
+                                              &c->exporter.loki_json,
+                                              "--loki-format", err, errlen)))
+    {
+        return CONFIG_ERROR;
+    }
+    if (flag_no_logs) {
+        c->exporter.logs = 0;
+    }
+    if (flag_no_traces) {
+        c->exporter.traces = 0;
+    }
+
     if (c->n_ingest == 0) {
         config_add_ingest(c, "unix:/run/obs/records.sock", err, errlen);
     }
 
-    if (config_check(c, err, errlen) != 0) {
+    if (config_check(c, err, errlen) != 0
+        || config_check_output("logs_file", c->exporter.loki.file, 0, err,
+                               errlen) != 0
+        || config_check_output("spans_file", c->exporter.otlp.file, 0, err,
+                               errlen) != 0
+        || config_check_output("loki.spool_dir", c->exporter.loki.spool_dir,
+                               1, err, errlen) != 0
+        || config_check_output("otlp.spool_dir", c->exporter.otlp.spool_dir,
+                               1, err, errlen) != 0
+        || config_check_output("clickhouse.spool_dir",
+                               c->clickhouse.sink.spool_dir, 1, err,
+                               errlen) != 0)
+    {
         return CONFIG_ERROR;
     }
 
-    if (check_only) {
-        printf("configuration is valid\n");
-        return CONFIG_EXIT;
-    }
-
-    return CONFIG_OK;
+    return check_only ? CONFIG_CHECK : CONFIG_OK;
 }
 
 int
@@ -282,6 +373,10 @@ config_reload(config_t *c, char *err, size_t errlen)
     fresh.n_ingest = c->n_ingest;
     free(fresh.listen);
     fresh.listen = c->listen;
+    free(fresh.ingest_group);
+    fresh.ingest_group = c->ingest_group;
+    free(fresh.ingest_key);
+    fresh.ingest_key = c->ingest_key;
     fresh.config_path = c->config_path;
 
     /* the exporters keep their configuration until a restart */
@@ -319,6 +414,8 @@ config_free(config_t *c)
         free(c->ingest[i]);
     }
     free(c->listen);
+    free(c->ingest_group);
+    free(c->ingest_key);
     free(c->config_path);
     free(c->default_service);
     free(c->bearer_token);
@@ -342,6 +439,7 @@ config_defaults(config_t *c)
     c->n_upstream_buckets = sizeof(default_buckets) / sizeof(double);
     c->max_tenants = 1000;
     c->max_routes = 500;
+    c->max_services = 100;
     c->max_series = 100000;
     c->series_ttl = 900;
     c->exemplars = 1;
@@ -379,10 +477,14 @@ static int
 config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
 {
     static const char  *known[] = {
-        "ingest", "listen", "default_service", "duration_buckets",
-        "upstream_buckets", "max_tenants", "max_routes", "max_series",
+        "ingest", "ingest_group", "ingest_key_file", "listen",
+        "default_service",
+        "duration_buckets",
+        "upstream_buckets", "max_tenants", "max_routes", "max_services",
+        "max_series",
         "series_ttl_seconds", "exemplars", "auth", "loki", "otlp",
         "logs_file", "spans_file", "gateway_name", "drain_seconds",
+        "logs", "traces", "exporter_threads", "exporter_queue_datagrams",
         "remote_write", "clickhouse", NULL
     };
 
@@ -429,6 +531,24 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
         config_replace(&c->listen, json_string_value(v));
     }
 
+    if (config_string(root, "ingest_group", &c->ingest_group, NULL, err,
+                      errlen) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(root, "ingest_key_file");
+    if (v && !json_is_string(v)) {
+        snprintf(err, errlen, "config: \"ingest_key_file\" must be a "
+                 "string");
+        return -1;
+    }
+    if (v && config_read_key(json_string_value(v), &c->ingest_key, err,
+                             errlen) != 0)
+    {
+        return -1;
+    }
+
     v = json_object_get(root, "default_service");
     if (v) {
         if (!json_is_string(v) || json_string_length(v) == 0) {
@@ -449,6 +569,8 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
                          errlen)
         || config_number(root, "max_routes", &c->max_routes, NULL, err,
                          errlen)
+        || config_number(root, "max_services", &c->max_services, NULL, err,
+                         errlen)
         || config_number(root, "max_series", &c->max_series, NULL, err,
                          errlen)
         || config_number(root, "series_ttl_seconds", &c->series_ttl, NULL,
@@ -468,6 +590,7 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
     }
 
     if (config_exporter_json(c, root, err, errlen) != 0
+        || config_signals_json(c, root, err, errlen) != 0
         || config_remote_write_json(c, root, err, errlen) != 0
         || config_clickhouse_json(c, root, err, errlen) != 0)
     {
@@ -556,6 +679,8 @@ config_set_ingest_list(config_t *c, const char *list, char *err,
 static int
 config_add_ingest(config_t *c, const char *addr, char *err, size_t errlen)
 {
+    int  i;
+
     if (strncmp(addr, "unix:", 5) != 0 && strncmp(addr, "udp:", 4) != 0) {
         snprintf(err, errlen, "ingest: invalid address \"%s\", it must be "
                  "unix:/path or udp:host:port", addr);
@@ -568,6 +693,13 @@ config_add_ingest(config_t *c, const char *addr, char *err, size_t errlen)
         return -1;
     }
 
+    for (i = 0; i < c->n_ingest; i++) {
+        if (strcmp(c->ingest[i], addr) == 0) {
+            snprintf(err, errlen, "ingest: \"%s\" is given twice", addr);
+            return -1;
+        }
+    }
+
     c->ingest[c->n_ingest++] = strdup(addr);
     return 0;
 }
@@ -576,14 +708,22 @@ static int
 config_read_secret(const char *path, char **out, const char *setting,
     char *err, size_t errlen)
 {
-    FILE    *f;
-    char     line[4096];
-    size_t   n;
+    FILE         *f;
+    char          line[4096];
+    size_t        n;
+    struct stat   st;
 
     f = fopen(path, "r");
     if (f == NULL) {
         snprintf(err, errlen, "config: %s: cannot read %s: %s", setting,
                  path, strerror(errno));
+        return -1;
+    }
+
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "config: %s: %s is a directory, not a file",
+                 setting, path);
+        fclose(f);
         return -1;
     }
 
@@ -598,6 +738,24 @@ config_read_secret(const char *path, char **out, const char *setting,
     }
 
     config_replace(out, line);
+    return 0;
+}
+
+/* The datagram key: a secret file's first line, at least 16 bytes. */
+
+static int
+config_read_key(const char *path, char **out, char *err, size_t errlen)
+{
+    if (config_read_secret(path, out, "ingest_key_file", err, errlen) != 0) {
+        return -1;
+    }
+
+    if (strlen(*out) < 16 || strlen(*out) > 1023) {
+        snprintf(err, errlen, "config: ingest_key_file: the key in %s must "
+                 "be 16 to 1023 bytes on the first line", path);
+        return -1;
+    }
+
     return 0;
 }
 
@@ -653,24 +811,106 @@ config_check(const config_t *c, char *err, size_t errlen)
     }
 
     for (i = 0; i < c->n_ingest; i++) {
-        if (strncmp(c->ingest[i], "unix:", 5) == 0) {
-            if (c->ingest[i][5] != '/') {
-                snprintf(err, errlen, "ingest: \"%s\" needs an absolute "
-                         "path", c->ingest[i]);
+        if (strncmp(c->ingest[i], "unix:", 5) != 0) {
+            if (config_check_udp(c->ingest[i], err, errlen) != 0) {
                 return -1;
             }
             continue;
         }
 
-        colon = strrchr(c->ingest[i] + 4, ':');
-        port = colon ? strtol(colon + 1, &end, 10) : -1;
-        if (colon == NULL || colon == c->ingest[i] + 4 || *end != '\0'
-            || port < 1 || port > 65535)
-        {
-            snprintf(err, errlen, "ingest: invalid address \"%s\", it must "
-                     "be udp:host:port", c->ingest[i]);
+        if (c->ingest[i][5] != '/') {
+            snprintf(err, errlen, "ingest: \"%s\" needs an absolute "
+                     "path", c->ingest[i]);
             return -1;
         }
+
+        if (strlen(c->ingest[i] + 5) >= sizeof(((struct sockaddr_un *) 0)
+                                                ->sun_path))
+        {
+            snprintf(err, errlen, "ingest: the path of \"%s\" is longer "
+                     "than a unix socket path may be (%zu bytes)",
+                     c->ingest[i],
+                     sizeof(((struct sockaddr_un *) 0)->sun_path) - 1);
+            return -1;
+        }
+    }
+
+    if (c->ingest_group && c->ingest_group[0] == '\0') {
+        snprintf(err, errlen, "ingest_group: must not be empty");
+        return -1;
+    }
+
+    return 0;
+}
+
+/* udp:PORT, udp::PORT (both 127.0.0.1), udp:HOST:PORT, udp:[V6]:PORT. */
+
+static int
+config_check_udp(const char *addr, char *err, size_t errlen)
+{
+    const char  *rest = addr + 4, *colon;
+    char        *end;
+    long         port;
+
+    colon = strrchr(rest, ':');
+    if (colon && rest[0] == '[' && colon < strchr(rest, ']')) {
+        colon = NULL;
+    }
+
+    port = strtol(colon ? colon + 1 : rest, &end, 10);
+    if (*end != '\0' || end == (colon ? colon + 1 : rest) || port < 1
+        || port > 65535)
+    {
+        snprintf(err, errlen, "ingest: invalid address \"%s\", it must "
+                 "be udp:host:port or udp:port", addr);
+        return -1;
+    }
+
+    return 0;
+}
+
+/*
+ * A file the exporters will create (or a directory they will make): its
+ * directory must exist, as start-up would find out.
+ */
+
+static int
+config_check_output(const char *setting, const char *path, int is_dir,
+    char *err, size_t errlen)
+{
+    char         dir[4096], *slash;
+    struct stat  st;
+
+    if (path == NULL || strcmp(path, "-") == 0) {
+        return 0;
+    }
+
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode) != is_dir) {
+            snprintf(err, errlen, "%s: %s is %s", setting, path,
+                     is_dir ? "not a directory" : "a directory, not a file");
+            return -1;
+        }
+        return 0;
+    }
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        return 0;               /* the working directory */
+    }
+    *(slash == dir ? slash + 1 : slash) = '\0';
+
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: %s cannot be created: directory %s does "
+                 "not exist", setting, path, dir);
+        return -1;
+    }
+
+    if (access(dir, W_OK) != 0) {
+        snprintf(err, errlen, "%s: %s cannot be created in %s: %s", setting,
+                 path, dir, strerror(errno));
+        return -1;
     }
 
     return 0;
@@ -830,7 +1070,7 @@ config_sink(json_t *o, const char *name, sink_config_t *s, char *err,
         "bearer_token_file", "ca_file", "cert_file", "key_file",
         "batch_bytes", "batch_spans", "batch_wait_ms", "timeout_ms",
         "queue_bytes", "spool_dir", "spool_bytes", "tenant_header",
-        "org_id", "slow_ms", NULL
+        "org_id", "slow_ms", "format", "compression", NULL
     };
 
     const char  *key, **k;
@@ -936,7 +1176,12 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
         }
 
         v = json_object_get(o, "tenant_header");
-        mode = v && json_is_string(v) ? json_string_value(v) : "none";
+        if (v && !json_is_string(v)) {
+            snprintf(err, errlen, "config: \"loki.tenant_header\" must be "
+                     "a string: \"none\", \"fixed\" or \"per_tenant\"");
+            return -1;
+        }
+        mode = v ? json_string_value(v) : "none";
         if (strcmp(mode, "none") == 0) {
             x->tenant_header = TENANT_HEADER_NONE;
         } else if (strcmp(mode, "per_tenant") == 0) {
@@ -1000,6 +1245,173 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
             return -1;
         }
         x->drain_seconds = json_number_value(v);
+    }
+
+    return 0;
+}
+
+/* "on" or "off" (also true/false, 1/0) for a signal switch. */
+
+static int
+config_switch(const char *text, int *out, const char *setting, char *err,
+    size_t errlen)
+{
+    if (strcmp(text, "on") == 0 || strcmp(text, "true") == 0
+        || strcmp(text, "1") == 0)
+    {
+        *out = 1;
+    } else if (strcmp(text, "off") == 0 || strcmp(text, "false") == 0
+               || strcmp(text, "0") == 0)
+    {
+        *out = 0;
+    } else {
+        snprintf(err, errlen, "%s: \"%s\" is neither on nor off", setting,
+                 text);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+config_threads(const char *text, long *out, const char *setting, char *err,
+    size_t errlen)
+{
+    char  *end;
+    long   n = strtol(text, &end, 10);
+
+    if (*text == '\0' || *end != '\0' || n < 1 || n > 16) {
+        snprintf(err, errlen, "%s: \"%s\" is not a number of threads "
+                 "from 1 to 16", setting, text);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int
+config_loki_format(const char *text, int *out, const char *setting,
+    char *err, size_t errlen)
+{
+    if (strcmp(text, "protobuf") != 0 && strcmp(text, "json") != 0) {
+        snprintf(err, errlen, "%s: \"%s\" must be protobuf or json",
+                 setting, text);
+        return -1;
+    }
+    *out = strcmp(text, "json") == 0;
+    return 0;
+}
+
+/* OBS_SIDECAR_LOGS, _TRACES, _EXPORTER_THREADS, _LOKI_FORMAT and
+   OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION. */
+
+static int
+config_signals_env(config_t *c, char *err, size_t errlen)
+{
+    const char  *env;
+
+    env = getenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION");
+    if (env == NULL || *env == '\0') {
+        env = getenv("OTEL_EXPORTER_OTLP_COMPRESSION");
+    }
+    if (env && *env) {
+        if (strcmp(env, "gzip") != 0 && strcmp(env, "none") != 0) {
+            snprintf(err, errlen, "OTEL_EXPORTER_OTLP_COMPRESSION: \"%s\" "
+                     "must be gzip or none", env);
+            return -1;
+        }
+        c->exporter.otlp_gzip = strcmp(env, "gzip") == 0;
+    }
+
+    env = getenv("OBS_SIDECAR_LOGS");
+    if (env && *env && config_switch(env, &c->exporter.logs,
+                                     "OBS_SIDECAR_LOGS", err, errlen))
+    {
+        return -1;
+    }
+    env = getenv("OBS_SIDECAR_TRACES");
+    if (env && *env && config_switch(env, &c->exporter.traces,
+                                     "OBS_SIDECAR_TRACES", err, errlen))
+    {
+        return -1;
+    }
+    env = getenv("OBS_SIDECAR_EXPORTER_THREADS");
+    if (env && *env && config_threads(env, &c->exporter.threads,
+                                      "OBS_SIDECAR_EXPORTER_THREADS", err,
+                                      errlen))
+    {
+        return -1;
+    }
+    env = getenv("OBS_SIDECAR_LOKI_FORMAT");
+    if (env && *env && config_loki_format(env, &c->exporter.loki_json,
+                                          "OBS_SIDECAR_LOKI_FORMAT", err,
+                                          errlen))
+    {
+        return -1;
+    }
+    return 0;
+}
+
+/* "logs", "traces", "exporter_threads", "exporter_queue_datagrams",
+   "loki.format" and "otlp.compression" of the config file. */
+
+static int
+config_signals_json(config_t *c, json_t *root, char *err, size_t errlen)
+{
+    exporter_config_t  *x = &c->exporter;
+    const char         *keys[] = { "logs", "traces" };
+    int                *flags[] = { &x->logs, &x->traces };
+    json_t             *v;
+    int                 i;
+
+    for (i = 0; i < 2; i++) {
+        v = json_object_get(root, keys[i]);
+        if (v == NULL) {
+            continue;
+        }
+        if (!json_is_boolean(v)) {
+            snprintf(err, errlen, "config: \"%s\" must be true or false",
+                     keys[i]);
+            return -1;
+        }
+        *flags[i] = json_is_true(v);
+    }
+
+    if (config_number(root, "exporter_threads", &x->threads, NULL, err,
+                      errlen)
+        || config_number(root, "exporter_queue_datagrams",
+                         &x->queue_datagrams, NULL, err, errlen))
+    {
+        return -1;
+    }
+    if (x->threads > 16) {
+        snprintf(err, errlen, "config: \"exporter_threads\" must be from 1 "
+                 "to 16");
+        return -1;
+    }
+
+    v = json_object_get(json_object_get(root, "otlp"), "compression");
+    if (v) {
+        if (!json_is_string(v)
+            || (strcmp(json_string_value(v), "gzip") != 0
+                && strcmp(json_string_value(v), "none") != 0))
+        {
+            snprintf(err, errlen, "config: \"otlp.compression\" must be "
+                     "\"gzip\" or \"none\"");
+            return -1;
+        }
+        x->otlp_gzip = strcmp(json_string_value(v), "gzip") == 0;
+    }
+
+    v = json_object_get(json_object_get(root, "loki"), "format");
+    if (v && (!json_is_string(v)
+              || config_loki_format(json_string_value(v), &x->loki_json,
+                                    "config: \"loki.format\"", err, errlen)))
+    {
+        if (!json_is_string(v)) {
+            snprintf(err, errlen, "config: \"loki.format\" must be "
+                     "\"protobuf\" or \"json\"");
+        }
+        return -1;
     }
 
     return 0;

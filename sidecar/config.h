@@ -15,6 +15,8 @@
 typedef struct {
     char    *ingest[CONFIG_MAX_INGEST];  /* "unix:/path" or "udp:host:port" */
     int      n_ingest;
+    char    *ingest_group;               /* group of unix sockets, or NULL */
+    char    *ingest_key;                 /* HMAC key of datagrams, or NULL */
     char    *listen;                     /* "host:port" of /metrics */
     char    *config_path;
 
@@ -25,7 +27,8 @@ typedef struct {
     int      n_upstream_buckets;
 
     long     max_tenants;
-    long     max_routes;
+    long     max_routes;                 /* per service */
+    long     max_services;
     long     max_series;
     long     series_ttl;                 /* seconds without update */
     int      exemplars;
@@ -40,12 +43,13 @@ typedef struct {
 } config_t;
 
 /* What config_load decided. */
-enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
+enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_CHECK = 2, CONFIG_ERROR = -1 };
 
 /*
  * Builds the configuration from defaults, the --config file, OBS_SIDECAR_*
  * variables and the command line.  On CONFIG_ERROR err holds a message that
- * names the setting; CONFIG_EXIT means --help was printed.
+ * names the setting; CONFIG_EXIT means --help was printed; CONFIG_CHECK
+ * means --check-config: the caller probes what start-up would meet.
  */
 int config_load(config_t *c, int argc, char **argv, char *err, size_t errlen);
 

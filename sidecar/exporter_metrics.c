@@ -15,6 +15,7 @@ exporter_metrics(expo_writer_t *w, void *data)
 {
     static const char  *names[] = { "exporter", "result" };
     static const char  *drop_names[] = { "exporter", "reason" };
+    static const char  *shed_name = "signal";
     sink_stats_t        st[EXPORTER_SINKS];
     const char         *values[2];
     int                 i, k;
@@ -55,6 +56,23 @@ exporter_metrics(expo_writer_t *w, void *data)
                         (double) st[i].items_dropped[k]);
         }
     }
+    expo_family_end(w);
+
+    expo_family(w, "obs_exporter_shed",
+                "Records whose log line or spans were not built because the "
+                "exporter threads were a full queue behind (metrics still "
+                "counted them).", NULL, EXPO_COUNTER);
+    for (i = 0; i < SIGNALS; i++) {
+        expo_sample(w, &shed_name, &exporter_signal_names[i], 1,
+                    (double) exporter_shed(data, (signal_id_t) i));
+    }
+    expo_family_end(w);
+
+    expo_family(w, "obs_exporter_backlog_datagrams",
+                "Datagrams handed from ingest to the exporter threads and "
+                "not yet read (bounded by exporter_queue_datagrams).", NULL,
+                EXPO_GAUGE);
+    expo_sample(w, NULL, NULL, 0, (double) exporter_backlog(data));
     expo_family_end(w);
 
     exporter_family(w, st, "obs_exporter_spooled",

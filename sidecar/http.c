@@ -1,16 +1,23 @@
 /*
- * HTTP with libmicrohttpd.  Rendering /metrics happens in MHD's thread and
- * walks the store one shard at a time, so ingest keeps going meanwhile.
+ * HTTP with libmicrohttpd.  One thread of ours runs MHD and, between its
+ * rounds, enforces what MHD cannot: a total deadline per request, and under
+ * pressure a short one for connections that have not sent a request yet,
+ * so that slow clients never keep /healthz and /readyz from answering.
+ * Rendering /metrics happens in that thread and walks the store one shard
+ * at a time, so ingest keeps going meanwhile.
  */
 
+#include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 #include <zlib.h>
@@ -18,11 +25,34 @@
 #include "http.h"
 #include "metrics.h"
 #include "net.h"
+#include "stats.h"
+
+#define HTTP_CONNECTIONS     256    /* at once, from all clients */
+#define HTTP_PER_ADDRESS     8      /* at once, from one client address */
+#define HTTP_IDLE_SECONDS    10     /* MHD: silence on a connection */
+#define HTTP_DEADLINE_MS     10000  /* request line to last response byte */
+#define HTTP_BUSY_WAITING    16     /* more connections without a request */
+#define HTTP_BUSY_GRACE_MS   1000   /* ... and those older than this go */
+#define HTTP_TICK_MS         100    /* how often deadlines are looked at */
+
+/* One TCP connection, from accept or from its last response. */
+typedef struct http_conn {
+    struct http_conn  *prev;
+    struct http_conn  *next;
+    int                fd;
+    uint64_t           since_ms;
+    unsigned           answering:1;  /* a complete request is in hand */
+    unsigned           cut:1;
+} http_conn_t;
 
 struct http_server {
     struct MHD_Daemon  *daemon;
     store_t            *store;
     atomic_int          ready;
+    atomic_int          stopping;
+    pthread_t           thread;
+    int                 running;
+    http_conn_t        *conns;       /* touched by the HTTP thread only */
     pthread_mutex_t     auth_lock;
     char               *bearer_token;
     char               *basic_user;
@@ -40,6 +70,14 @@ static int http_authorized(http_server_t *h, struct MHD_Connection *c);
 static int http_equal(const char *a, const char *b);
 static int http_gzip(const buf_t *in, buf_t *out);
 static char *http_dup(const char *s);
+static void *http_loop(void *data);
+static void http_reap(http_server_t *h);
+static void http_connection(void *cls, struct MHD_Connection *c,
+    void **socket_context, enum MHD_ConnectionNotificationCode toe);
+static void http_completed(void *cls, struct MHD_Connection *c,
+    void **state, enum MHD_RequestTerminationCode toe);
+static http_conn_t *http_conn_of(struct MHD_Connection *c);
+static uint64_t http_now_ms(void);
 
 http_server_t *
 http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
@@ -66,12 +104,15 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
     }
 
     h->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG
         | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, http_handle, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 30,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 64,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) HTTP_IDLE_SECONDS,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) HTTP_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) HTTP_PER_ADDRESS,
+        MHD_OPTION_NOTIFY_CONNECTION, http_connection, h,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
         MHD_OPTION_END);
     freeaddrinfo(ai);
 
@@ -82,7 +123,31 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
         return NULL;
     }
 
+    if (pthread_create(&h->thread, NULL, http_loop, h) != 0) {
+        snprintf(err, errlen, "listen %s: cannot start the HTTP thread",
+                 cfg->listen);
+        http_stop(h);
+        return NULL;
+    }
+
+    h->running = 1;
     return h;
+}
+
+int
+http_check(const config_t *cfg, char *err, size_t errlen)
+{
+    struct addrinfo  *ai;
+    int               rc;
+
+    rc = net_resolve(cfg->listen, SOCK_STREAM, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(rc));
+        return -1;
+    }
+
+    freeaddrinfo(ai);
+    return 0;
 }
 
 void
@@ -111,6 +176,12 @@ http_stop(http_server_t *h)
         return;
     }
 
+    if (h->running) {
+        atomic_store(&h->stopping, 1);
+        pthread_join(h->thread, NULL);
+    }
+
+    /* closes what is open; http_connection frees each, in this thread */
     if (h->daemon) {
         MHD_stop_daemon(h->daemon);
     }
@@ -128,11 +199,17 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
     size_t *upload_size, void **state)
 {
     http_server_t  *h = cls;
+    http_conn_t    *hc;
 
     (void) version;
     (void) upload;
     (void) upload_size;
     (void) state;
+
+    hc = http_conn_of(c);
+    if (hc) {
+        hc->answering = 1;
+    }
 
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         return http_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -225,7 +302,7 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
         }
     }
 
-    gzip = encoding && strcasestr(encoding, "gzip") != NULL;
+    gzip = http_accepts_gzip(encoding);
 
     if (metrics_render(h->store, format, &body) != 0) {
         buf_free(&body);
@@ -336,4 +413,193 @@ static char *
 http_dup(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+
+/*
+ * Whether an Accept-Encoding value admits gzip: "gzip" (or "x-gzip") with
+ * a q-value above 0, or, when it is not named, "*" with one.
+ */
+
+int
+http_accepts_gzip(const char *header)
+{
+    const char  *p, *end, *semi, *q, *param;
+    size_t       len;
+    double       gzip_q = -1, star_q = -1, value;
+
+    for (p = header; p && *p; p = *end ? end + 1 : end) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        p += strspn(p, " \t");
+        semi = memchr(p, ';', (size_t) (end - p));
+        len = (size_t) ((semi ? semi : end) - p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+
+        value = 1;
+        for (q = semi; q; q = memchr(q + 1, ';', (size_t) (end - q - 1))) {
+            param = q + 1 + strspn(q + 1, " \t");
+            if ((param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+                value = strtod(param + 2, NULL);
+                break;
+            }
+        }
+
+        if ((len == 4 && strncasecmp(p, "gzip", 4) == 0)
+            || (len == 6 && strncasecmp(p, "x-gzip", 6) == 0))
+        {
+            gzip_q = value;
+
+        } else if (len == 1 && p[0] == '*') {
+            star_q = value;
+        }
+    }
+
+    return gzip_q >= 0 ? gzip_q > 0 : star_q > 0;
+}
+
+/* Runs MHD and, every tick, the deadlines. */
+
+static void *
+http_loop(void *data)
+{
+    http_server_t  *h = data;
+    uint64_t        next = 0, now;
+
+    while (!atomic_load(&h->stopping)) {
+        MHD_run_wait(h->daemon, HTTP_TICK_MS);
+
+        now = http_now_ms();
+        if (now >= next) {
+            http_reap(h);
+            next = now + HTTP_TICK_MS;
+        }
+    }
+
+    return NULL;
+}
+
+/*
+ * Shuts down connections past the deadline, and while many connections
+ * wait without a request, those that waited past the grace: MHD then sees
+ * them end and frees their slots for new clients.  Runs in the HTTP thread
+ * between MHD's rounds, so every fd listed is still open.
+ */
+
+static void
+http_reap(http_server_t *h)
+{
+    http_conn_t  *hc;
+    uint64_t      now = http_now_ms();
+    int           waiting = 0;
+
+    for (hc = h->conns; hc; hc = hc->next) {
+        waiting += !hc->answering && !hc->cut;
+    }
+
+    for (hc = h->conns; hc; hc = hc->next) {
+        if (hc->cut) {
+            continue;
+        }
+
+        if (now - hc->since_ms > HTTP_DEADLINE_MS) {
+            STATS_INC(http_closed[HTTP_CLOSED_DEADLINE]);
+
+        } else if (waiting > HTTP_BUSY_WAITING && !hc->answering
+                   && now - hc->since_ms > HTTP_BUSY_GRACE_MS)
+        {
+            STATS_INC(http_closed[HTTP_CLOSED_BUSY]);
+            waiting--;
+
+        } else {
+            continue;
+        }
+
+        hc->cut = 1;
+        shutdown(hc->fd, SHUT_RDWR);
+    }
+}
+
+static void
+http_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+    http_server_t               *h = cls;
+    http_conn_t                 *hc = *socket_context;
+    const union MHD_ConnectionInfo  *info;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        hc = calloc(1, sizeof(http_conn_t));
+        if (hc == NULL || info == NULL) {
+            free(hc);
+            return;         /* not reaped: MHD's idle timeout still holds */
+        }
+
+        hc->fd = info->connect_fd;
+        hc->since_ms = http_now_ms();
+        hc->next = h->conns;
+        if (h->conns) {
+            h->conns->prev = hc;
+        }
+        h->conns = hc;
+        *socket_context = hc;
+        return;
+    }
+
+    if (hc == NULL) {
+        return;
+    }
+
+    if (hc->prev) {
+        hc->prev->next = hc->next;
+    } else {
+        h->conns = hc->next;
+    }
+    if (hc->next) {
+        hc->next->prev = hc->prev;
+    }
+    free(hc);
+    *socket_context = NULL;
+}
+
+/* A response went out: the next request's deadline starts now. */
+
+static void
+http_completed(void *cls, struct MHD_Connection *c, void **state,
+    enum MHD_RequestTerminationCode toe)
+{
+    http_conn_t  *hc = http_conn_of(c);
+
+    (void) cls;
+    (void) state;
+    (void) toe;
+
+    if (hc) {
+        hc->answering = 0;
+        hc->since_ms = http_now_ms();
+    }
+}
+
+static http_conn_t *
+http_conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo  *info;
+
+    info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+static uint64_t
+http_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }

@@ -10,9 +10,20 @@
 
 typedef struct http_server  http_server_t;
 
-/* Starts serving on cfg->listen in its own thread; err says why not. */
+/*
+ * Starts serving on cfg->listen in its own thread; err says why not.  A
+ * request must arrive and be answered within 10 s; one client address may
+ * hold 8 connections; while more than 16 connections wait without a
+ * request, those waiting over 1 s are closed.
+ */
 http_server_t *http_start(const config_t *cfg, store_t *store, char *err,
     size_t errlen);
+
+/* Resolves cfg->listen as http_start would (for --check-config). */
+int http_check(const config_t *cfg, char *err, size_t errlen);
+
+/* Whether an Accept-Encoding header value admits gzip (q-values read). */
+int http_accepts_gzip(const char *header);
 
 /* Points the server at a reloaded configuration (auth). */
 void http_configure(http_server_t *h, const config_t *cfg);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,10 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "columns.h"
 #include "hash.h"
@@ -26,6 +31,13 @@
 #define INGEST_DRAIN_BATCH    256
 /* how long a stopping sidecar keeps reading what is queued */
 #define INGEST_STOP_SECONDS   2
+/*
+ * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
+ * (proto/obs/v1/record.proto).
+ */
+#define INGEST_MAC_MARK       "\xff" "OBH"
+#define INGEST_MAC_MARK_LEN   4
+#define INGEST_MAC_LEN        32
 /* 1: records in rows; 2: also in columns */
 #define INGEST_SCHEMA_MIN     1
 #define INGEST_SCHEMA_MAX     2
@@ -48,22 +60,26 @@ struct ingest {
     char             *unix_paths[CONFIG_MAX_INGEST];
     int               n;
     aggregator_t     *agg;
-    ingest_record_pt  hook;
+    ingest_datagram_pt hook;
     void             *hook_data;
     unsigned char    *datagram;
     arena_t           arena;
     ProtobufCAllocator allocator;
+    const char       *key;              /* cfg->ingest_key, or NULL */
+    int               udp[CONFIG_MAX_INGEST];
     worker_t          workers[INGEST_WORKERS];
 };
 
-static int ingest_bind(const char *addr, char **unix_path, char *err,
-    size_t errlen);
+static int ingest_bind(const char *addr, const config_t *cfg,
+    char **unix_path, char *err, size_t errlen);
+static int ingest_authentic(ingest_t *in, int i, const uint8_t **data,
+    size_t *len);
 static void *arena_alloc(void *data, size_t size);
 static void arena_free(void *data, void *p);
 static void ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t now);
-static void ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r, time_t now, double now_f);
+static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
+    time_t now, double now_f);
 
 ingest_t *
 ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
@@ -92,9 +108,14 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
     }
 
     for (i = 0; i < cfg->n_ingest; i++) {
-        in->fds[i] = ingest_bind(cfg->ingest[i], &in->unix_paths[i], err,
-                                 errlen);
+        in->fds[i] = ingest_bind(cfg->ingest[i], cfg, &in->unix_paths[i],
+                                 err, errlen);
         if (in->fds[i] < 0) {
+            if (in->unix_paths[i]) {
+                unlink(in->unix_paths[i]);
+                free(in->unix_paths[i]);
+                in->unix_paths[i] = NULL;
+            }
             in->n = i;
             ingest_close(in);
             return NULL;
@@ -102,11 +123,16 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
     }
 
     in->n = cfg->n_ingest;
+    in->key = cfg->ingest_key;
+    for (i = 0; i < in->n; i++) {
+        in->udp[i] = strncmp(cfg->ingest[i], "udp:", 4) == 0;
+    }
+
     return in;
 }
 
 void
-ingest_set_record_hook(ingest_t *in, ingest_record_pt hook, void *data)
+ingest_set_datagram_hook(ingest_t *in, ingest_datagram_pt hook, void *data)
 {
     in->hook = hook;
     in->hook_data = data;
@@ -129,8 +155,10 @@ ingest_pollfds(ingest_t *in, struct pollfd *fds, int max)
 int
 ingest_drain(ingest_t *in, int i)
 {
-    ssize_t  n;
-    int      k;
+    ssize_t         n;
+    size_t          len;
+    const uint8_t  *data;
+    int             k;
 
     /* bounded, so that the main loop sees signals however busy ingest is */
     for (k = 0; k < INGEST_DRAIN_BATCH; k++) {
@@ -147,7 +175,12 @@ ingest_drain(ingest_t *in, int i)
             continue;
         }
 
-        ingest_datagram(in, in->datagram, (size_t) n);
+        data = in->datagram;
+        len = (size_t) n;
+
+        if (ingest_authentic(in, i, &data, &len)) {
+            ingest_datagram(in, data, len);
+        }
     }
 
     return 1;
@@ -163,7 +196,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     columns_reader_t           rd;
     struct timespec            ts;
     double                     now_f;
-    size_t                     i;
+    size_t                     i, n;
 
     STATS_INC(datagrams_received);
 
@@ -204,30 +237,68 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {
-        ingest_record(in, batch->header, batch->records[i], ts.tv_sec, now_f);
+        ingest_record(in, batch->records[i], ts.tv_sec, now_f);
     }
 
-    if (batch->columns == NULL) {
-        return;
+    if (batch->columns) {
+        STATS_ADD(records_received, batch->columns->count);
+        columns_reader_init(&rd, batch->columns);
+
+        while (columns_next(&rd, &r, attempts, ptrs)) {
+            ingest_record(in, &r, ts.tv_sec, now_f);
+        }
     }
 
-    STATS_ADD(records_received, batch->columns->count);
-    columns_reader_init(&rd, batch->columns);
-
-    while (columns_next(&rd, &r, attempts, ptrs)) {
-        ingest_record(in, batch->header, &r, ts.tv_sec, now_f);
+    n = batch->n_records + (batch->columns ? batch->columns->count : 0);
+    if (in->hook && n) {
+        in->hook(data, len, n, in->hook_data);
     }
 }
 
+/*
+ * With a key, UDP datagrams must carry a valid tag, checked before any
+ * decoding; on unix sockets (their mode guards them) a tag is checked when
+ * present.  A tagged datagram without a key cannot be trusted either.
+ * Strips the mark and tag; 0 when the datagram is dropped (counted).
+ */
+
+static int
+ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
+{
+    unsigned char  tag[EVP_MAX_MD_SIZE];
+    unsigned int   tag_len = 0;
+    int            marked;
+
+    marked = *len >= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN
+             && memcmp(*data, INGEST_MAC_MARK, INGEST_MAC_MARK_LEN) == 0;
+
+    if (!marked && !(in->key && in->udp[i])) {
+        return 1;
+    }
+
+    if (marked && in->key
+        && HMAC(EVP_sha256(), in->key, (int) strlen(in->key),
+                *data + INGEST_MAC_MARK_LEN + INGEST_MAC_LEN,
+                *len - INGEST_MAC_MARK_LEN - INGEST_MAC_LEN, tag, &tag_len)
+        && tag_len == INGEST_MAC_LEN
+        && CRYPTO_memcmp(tag, *data + INGEST_MAC_MARK_LEN,
+                         INGEST_MAC_LEN) == 0)
+    {
+        *data += INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
+        *len -= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
+        return 1;
+    }
+
+    STATS_INC(datagrams_received);
+    STATS_INC(decode_errors[DECODE_UNAUTHENTICATED]);
+    return 0;
+}
+
 static void
-ingest_record(ingest_t *in, const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r, time_t now, double now_f)
+ingest_record(ingest_t *in, const Obs__V1__Record *r, time_t now,
+    double now_f)
 {
     aggregator_record(in->agg, r, now, now_f);
-
-    if (in->hook) {
-        in->hook(h, r, in->hook_data);
-    }
 }
 
 void
@@ -271,9 +342,11 @@ ingest_close(ingest_t *in)
 }
 
 /*
- * The module's drop counters and sequence numbers are cumulative per
- * worker, so a lost datagram loses nothing: only the difference from what
- * this worker last reported is new.
+ * Sequence numbers are per worker: a gap is datagrams lost.  Drops come as
+ * deltas (added as they are: a restarted sidecar, or a worker that fell out
+ * of the table, adds nothing twice) or, from older modules, as cumulative
+ * counters, of which only the difference from what this worker last
+ * reported is new.
  */
 
 static void
@@ -314,6 +387,14 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
     reported[MODULE_DROP_BUFFER_FULL] = h->dropped_buffer_full;
     reported[MODULE_DROP_SEND_FAILED] = h->dropped_send_failed;
     reported[MODULE_DROP_OVERSIZE] = h->dropped_oversize;
+    reported[MODULE_DROP_EXIT] = 0;
+
+    STATS_ADD(module_dropped[MODULE_DROP_BUFFER_FULL],
+              h->delta_dropped_buffer_full);
+    STATS_ADD(module_dropped[MODULE_DROP_SEND_FAILED],
+              h->delta_dropped_send_failed);
+    STATS_ADD(module_dropped[MODULE_DROP_OVERSIZE], h->delta_dropped_oversize);
+    STATS_ADD(module_dropped[MODULE_DROP_EXIT], h->delta_dropped_at_exit);
 
     for (i = 0; i < MODULE_DROP_REASONS; i++) {
         if (reported[i] > w->dropped[i]) {
@@ -326,48 +407,249 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
     w->last_seen = now ? now : 1;
 }
 
+/* A unix datagram socket and the address of path (checked for length). */
+
 static int
-ingest_bind(const char *addr, char **unix_path, char *err, size_t errlen)
+ingest_unix_socket(const char *addr, const char *path,
+    struct sockaddr_un *sun, char *err, size_t errlen)
+{
+    int  fd;
+
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "ingest %s: socket: %s", addr, strerror(errno));
+        return -1;
+    }
+
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, strlen(path));
+    return fd;
+}
+
+/*
+ * What is at a unix socket path: 0 nothing (its directory exists), 1 a
+ * stale socket nobody receives on, which may be removed; -1 anything else,
+ * which is never touched (err says what it is).
+ */
+
+static int
+ingest_unix_probe(const char *addr, const char *path, char *err,
+    size_t errlen)
 {
     struct sockaddr_un   sun;
-    struct addrinfo     *ai = NULL;
-    const char          *path;
-    int                  fd, rc, size = 8 * 1024 * 1024;
+    struct stat          st;
+    char                 dir[sizeof(sun.sun_path)], *slash;
+    int                  fd, rc;
+
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "ingest %s: path longer than %zu bytes", addr,
+                 sizeof(sun.sun_path) - 1);
+        return -1;
+    }
+
+    if (lstat(path, &st) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "ingest %s: %s", addr, strerror(errno));
+            return -1;
+        }
+
+        snprintf(dir, sizeof(dir), "%s", path);
+        slash = strrchr(dir, '/');
+        *(slash == dir ? slash + 1 : slash) = '\0';
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "ingest %s: directory %s does not exist",
+                     addr, dir);
+            return -1;
+        }
+        return 0;
+    }
+
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "ingest %s: %s exists and is not a socket; "
+                 "refusing to replace it", addr, path);
+        return -1;
+    }
+
+    fd = ingest_unix_socket(addr, path, &sun, err, errlen);
+    if (fd < 0) {
+        return -1;
+    }
+
+    rc = connect(fd, (struct sockaddr *) &sun, sizeof(sun));
+    errno = rc == 0 ? 0 : errno;
+    close(fd);
+
+    if (rc != 0 && errno == ECONNREFUSED) {
+        return 1;
+    }
+
+    if (rc == 0) {
+        snprintf(err, errlen, "ingest %s: another process receives on this "
+                 "socket (is a sidecar already running?)", addr);
+    } else {
+        snprintf(err, errlen, "ingest %s: a socket is there and cannot be "
+                 "probed (%s); refusing to replace it", addr,
+                 strerror(errno));
+    }
+
+    return -1;
+}
+
+/* Resolves ingest_group (a name or a number); 0 with *gid set. */
+
+static int
+ingest_group_id(const config_t *cfg, gid_t *gid, char *err, size_t errlen)
+{
+    struct group   gr, *found = NULL;
+    char           buf[4096], *end;
+    unsigned long  n;
+
+    *gid = getegid();
+    if (cfg->ingest_group == NULL) {
+        return 0;
+    }
+
+    n = strtoul(cfg->ingest_group, &end, 10);
+    if (*end == '\0' && end != cfg->ingest_group) {
+        *gid = (gid_t) n;
+        return 0;
+    }
+
+    if (getgrnam_r(cfg->ingest_group, &gr, buf, sizeof(buf), &found) != 0
+        || found == NULL)
+    {
+        snprintf(err, errlen, "ingest_group: no group \"%s\"",
+                 cfg->ingest_group);
+        return -1;
+    }
+
+    *gid = found->gr_gid;
+    return 0;
+}
+
+/* "udp:PORT" and "udp::PORT" are 127.0.0.1: other hosts only when named. */
+
+static int
+ingest_udp_resolve(const char *addr, struct addrinfo **ai)
+{
+    const char  *rest = addr + 4;
+    char         local[64];
+
+    if (strchr(rest, ':') == NULL || rest[0] == ':') {
+        snprintf(local, sizeof(local), "127.0.0.1:%s",
+                 rest[0] == ':' ? rest + 1 : rest);
+        rest = local;
+    }
+
+    return net_resolve(rest, SOCK_DGRAM, ai);
+}
+
+int
+ingest_check(const config_t *cfg, char *err, size_t errlen)
+{
+    struct addrinfo  *ai;
+    gid_t             gid;
+    int               i, rc;
+
+    if (ingest_group_id(cfg, &gid, err, errlen) != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < cfg->n_ingest; i++) {
+        if (strncmp(cfg->ingest[i], "unix:", 5) == 0) {
+            if (ingest_unix_probe(cfg->ingest[i], cfg->ingest[i] + 5, err,
+                                  errlen) < 0)
+            {
+                return -1;
+            }
+            continue;
+        }
+
+        rc = ingest_udp_resolve(cfg->ingest[i], &ai);
+        if (rc != 0) {
+            snprintf(err, errlen, "ingest %s: %s", cfg->ingest[i],
+                     gai_strerror(rc));
+            return -1;
+        }
+        freeaddrinfo(ai);
+    }
+
+    return 0;
+}
+
+static int
+ingest_bind_unix(const char *addr, const config_t *cfg, char **unix_path,
+    char *err, size_t errlen)
+{
+    struct sockaddr_un   sun;
+    const char          *path = addr + 5;
+    mode_t               mask;
+    gid_t                gid;
+    int                  fd, rc;
+
+    if (ingest_group_id(cfg, &gid, err, errlen) != 0) {
+        return -1;
+    }
+
+    rc = ingest_unix_probe(addr, path, err, errlen);
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 1 && unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "ingest %s: cannot remove the stale socket: "
+                 "%s", addr, strerror(errno));
+        return -1;
+    }
+
+    fd = ingest_unix_socket(addr, path, &sun, err, errlen);
+    if (fd < 0) {
+        return -1;
+    }
+
+    /* created 0660 at once; no thread runs yet, so umask is ours alone */
+    mask = umask(0117);
+    rc = bind(fd, (struct sockaddr *) &sun, sizeof(sun));
+    umask(mask);
+
+    if (rc != 0) {
+        snprintf(err, errlen, "ingest %s: bind: %s", addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    *unix_path = strdup(path);
+
+    /* nginx's workers write as another user: through the socket's group */
+    if (chown(path, (uid_t) -1, gid) != 0 || chmod(path, 0660) != 0) {
+        snprintf(err, errlen, "ingest %s: cannot give the socket to group "
+                 "%lu: %s (the sidecar's user must belong to it)", addr,
+                 (unsigned long) gid, strerror(errno));
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+static int
+ingest_bind(const char *addr, const config_t *cfg, char **unix_path,
+    char *err, size_t errlen)
+{
+    struct addrinfo  *ai = NULL;
+    int               fd, rc, size = 8 * 1024 * 1024;
 
     *unix_path = NULL;
 
     if (strncmp(addr, "unix:", 5) == 0) {
-        path = addr + 5;
-        if (strlen(path) >= sizeof(sun.sun_path)) {
-            snprintf(err, errlen, "ingest %s: path too long", addr);
-            return -1;
-        }
-
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        fd = ingest_bind_unix(addr, cfg, unix_path, err, errlen);
         if (fd < 0) {
-            snprintf(err, errlen, "ingest %s: socket: %s", addr,
-                     strerror(errno));
             return -1;
         }
-
-        memset(&sun, 0, sizeof(sun));
-        sun.sun_family = AF_UNIX;
-        strcpy(sun.sun_path, path);
-        unlink(path);
-
-        if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0) {
-            snprintf(err, errlen, "ingest %s: bind: %s", addr,
-                     strerror(errno));
-            close(fd);
-            return -1;
-        }
-
-        /* nginx workers run as another user: anyone local may send */
-        chmod(path, 0666);
-        *unix_path = strdup(path);
 
     } else {
-        rc = net_resolve(addr + 4, SOCK_DGRAM, &ai);
+        rc = ingest_udp_resolve(addr, &ai);
         if (rc != 0) {
             snprintf(err, errlen, "ingest %s: %s", addr, gai_strerror(rc));
             return -1;

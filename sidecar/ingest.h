@@ -14,16 +14,32 @@
 
 typedef struct ingest  ingest_t;
 
-/* Called for every record after aggregation (exporters hook in here). */
-typedef void (*ingest_record_pt)(const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r, void *data);
+/*
+ * Called with every datagram whose records were aggregated, and how many it
+ * held: the exporters take a copy (or count them shed) and decode it again
+ * on their own threads, so that ingest does only what the metrics need.
+ */
+typedef void (*ingest_datagram_pt)(const uint8_t *bytes, size_t len,
+    size_t records, void *data);
 
-/* Binds every configured address; on failure err names it. */
+/*
+ * Checks, without binding, what binding every configured address would
+ * meet: unix paths free or stale sockets only, hosts that resolve, the
+ * socket group known.  For --check-config; on failure err names it.
+ */
+int ingest_check(const config_t *cfg, char *err, size_t errlen);
+
+/*
+ * Binds every configured address; on failure err names it.  A unix path
+ * is replaced only when it is a stale socket nobody receives on; the socket
+ * is made mode 0660 in cfg->ingest_group.
+ */
 ingest_t *ingest_open(const config_t *cfg, aggregator_t *agg, char *err,
     size_t errlen);
 
-/* Registers a function to see every record. */
-void ingest_set_record_hook(ingest_t *in, ingest_record_pt hook, void *data);
+/* Registers a function to see every aggregated datagram. */
+void ingest_set_datagram_hook(ingest_t *in, ingest_datagram_pt hook,
+    void *data);
 
 /* Fills pollfds for the sockets; returns how many. */
 int ingest_pollfds(ingest_t *in, struct pollfd *fds, int max);

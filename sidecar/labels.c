@@ -10,9 +10,10 @@
 const char  label_overflow[] = "__overflow__";
 
 typedef struct {
-    uint64_t  hash;
-    time_t    last_seen;
-    char     *value;            /* NULL: empty slot */
+    uint64_t      hash;
+    time_t        last_seen;
+    char         *value;        /* NULL: empty slot */
+    dimension_t  *sub;          /* a map's values under this key */
 } dimension_entry_t;
 
 struct dimension {
@@ -22,9 +23,17 @@ struct dimension {
     long                cap;
 };
 
+struct dimension_map {
+    dimension_t        *keys;
+    long                cap;        /* values per key */
+};
+
 static int dimension_rehash(dimension_t *d, size_t n_slots);
 static dimension_entry_t *dimension_find(dimension_t *d, const char *value,
     uint64_t hash);
+static dimension_entry_t *dimension_entry(dimension_t *d, const char *value,
+    time_t now);
+static void dimension_entry_free(dimension_entry_t *e);
 
 size_t
 label_sanitize(const uint8_t *raw, size_t len, char *out)
@@ -62,7 +71,7 @@ dimension_free(dimension_t *d)
     }
 
     for (i = 0; i < d->n_slots; i++) {
-        free(d->slots[i].value);
+        dimension_entry_free(&d->slots[i]);
     }
     free(d->slots);
     free(d);
@@ -78,6 +87,22 @@ const char *
 dimension_admit(dimension_t *d, const char *value, time_t now,
     int *overflowed)
 {
+    dimension_entry_t  *e;
+
+    e = dimension_entry(d, value, now);
+    if (e == NULL) {
+        *overflowed = 1;
+        return LABEL_OVERFLOW;
+    }
+
+    return e->value;
+}
+
+/* The entry of value, admitted now if the cap allows; NULL past it. */
+
+static dimension_entry_t *
+dimension_entry(dimension_t *d, const char *value, time_t now)
+{
     uint64_t            hash;
     dimension_entry_t  *e;
 
@@ -86,32 +111,38 @@ dimension_admit(dimension_t *d, const char *value, time_t now,
 
     if (e->value) {
         e->last_seen = now;
-        return e->value;
+        return e;
     }
 
     if ((long) d->used >= d->cap) {
-        *overflowed = 1;
-        return LABEL_OVERFLOW;
+        return NULL;
     }
 
     if ((d->used + 1) * 2 > d->n_slots) {
         if (dimension_rehash(d, d->n_slots * 2) != 0) {
-            *overflowed = 1;
-            return LABEL_OVERFLOW;
+            return NULL;
         }
         e = dimension_find(d, value, hash);
     }
 
     e->value = strdup(value);
     if (e->value == NULL) {
-        *overflowed = 1;
-        return LABEL_OVERFLOW;
+        return NULL;
     }
 
     e->hash = hash;
     e->last_seen = now;
     d->used++;
-    return e->value;
+    return e;
+}
+
+static void
+dimension_entry_free(dimension_entry_t *e)
+{
+    free(e->value);
+    dimension_free(e->sub);
+    e->value = NULL;
+    e->sub = NULL;
 }
 
 void
@@ -120,10 +151,16 @@ dimension_expire(dimension_t *d, time_t before)
     size_t  i;
 
     for (i = 0; i < d->n_slots; i++) {
-        if (d->slots[i].value && d->slots[i].last_seen < before) {
-            free(d->slots[i].value);
-            d->slots[i].value = NULL;
+        if (d->slots[i].value == NULL) {
+            continue;
+        }
+
+        if (d->slots[i].last_seen < before) {
+            dimension_entry_free(&d->slots[i]);
             d->used--;
+
+        } else if (d->slots[i].sub) {
+            dimension_expire(d->slots[i].sub, before);
         }
     }
 
@@ -175,4 +212,80 @@ dimension_find(dimension_t *d, const char *value, uint64_t hash)
     }
 
     return &d->slots[i];
+}
+
+
+dimension_map_t *
+dimension_map_new(long max_keys, long cap)
+{
+    dimension_map_t  *m;
+
+    m = calloc(1, sizeof(dimension_map_t));
+    if (m == NULL) {
+        return NULL;
+    }
+
+    m->keys = dimension_new(max_keys);
+    if (m->keys == NULL) {
+        free(m);
+        return NULL;
+    }
+
+    m->cap = cap;
+    return m;
+}
+
+void
+dimension_map_free(dimension_map_t *m)
+{
+    if (m) {
+        dimension_free(m->keys);
+        free(m);
+    }
+}
+
+void
+dimension_map_set_caps(dimension_map_t *m, long max_keys, long cap)
+{
+    dimension_set_cap(m->keys, max_keys);
+    m->cap = cap;
+}
+
+const char *
+dimension_map_admit(dimension_map_t *m, const char *key, const char *value,
+    time_t now, int *key_overflowed, int *overflowed)
+{
+    dimension_entry_t  *e;
+
+    e = dimension_entry(m->keys, key, now);
+    if (e == NULL) {
+        *key_overflowed = 1;
+        return LABEL_OVERFLOW;
+    }
+
+    if (e->sub == NULL) {
+        e->sub = dimension_new(m->cap);
+        if (e->sub == NULL) {
+            *overflowed = 1;
+            return LABEL_OVERFLOW;
+        }
+    }
+
+    e->sub->cap = m->cap;           /* a reload may have changed it */
+    return dimension_admit(e->sub, value, now, overflowed);
+}
+
+void
+dimension_map_expire(dimension_map_t *m, time_t before)
+{
+    dimension_expire(m->keys, before);
+}
+
+size_t
+dimension_map_size(const dimension_map_t *m, const char *key)
+{
+    dimension_entry_t  *e;
+
+    e = dimension_find(m->keys, key, hash_bytes(key, strlen(key), 0x51));
+    return e->sub ? e->sub->used : 0;
 }

@@ -49,4 +49,33 @@ void dimension_expire(dimension_t *d, time_t before);
 /* Number of values in the set. */
 size_t dimension_size(const dimension_t *d);
 
+/*
+ * A bounded set of values per key (routes per service): at most max_keys
+ * keys, and under each key at most cap values.
+ */
+typedef struct dimension_map  dimension_map_t;
+
+/* Creates an empty map. */
+dimension_map_t *dimension_map_new(long max_keys, long cap);
+
+/* Frees the map. */
+void dimension_map_free(dimension_map_t *m);
+
+/* Changes both caps; keys and values already admitted stay. */
+void dimension_map_set_caps(dimension_map_t *m, long max_keys, long cap);
+
+/*
+ * Returns value if it is (or now becomes) one of key's values.  Past the
+ * cap of keys it returns LABEL_OVERFLOW and sets *key_overflowed; past
+ * key's cap of values, LABEL_OVERFLOW and *overflowed.
+ */
+const char *dimension_map_admit(dimension_map_t *m, const char *key,
+    const char *value, time_t now, int *key_overflowed, int *overflowed);
+
+/* Forgets keys, and values under a key, last seen before the given time. */
+void dimension_map_expire(dimension_map_t *m, time_t before);
+
+/* Number of values under key (0 when key is not in the map). */
+size_t dimension_map_size(const dimension_map_t *m, const char *key);
+
 #endif

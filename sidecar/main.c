@@ -48,8 +48,8 @@ static void sidecar_run(sidecar_t *s);
 static int sidecar_signal(sidecar_t *s);
 static void sidecar_reload(sidecar_t *s);
 static void sidecar_stop(sidecar_t *s);
-static void sidecar_export(const Obs__V1__BatchHeader *h,
-    const Obs__V1__Record *r, void *data);
+static void sidecar_export(const uint8_t *bytes, size_t len,
+    size_t records, void *data);
 
 int
 main(int argc, char **argv)
@@ -66,10 +66,22 @@ main(int argc, char **argv)
         config_free(&s.cfg);
         return 0;
     }
+    if (rc == CONFIG_CHECK && (ingest_check(&s.cfg, err, sizeof(err)) != 0
+                               || http_check(&s.cfg, err, sizeof(err)) != 0))
+    {
+        rc = CONFIG_ERROR;
+    }
+
     if (rc == CONFIG_ERROR) {
         fprintf(stderr, "obs-sidecar: %s\n", err);
         config_free(&s.cfg);
         return 2;
+    }
+
+    if (rc == CONFIG_CHECK) {
+        printf("configuration is valid\n");
+        config_free(&s.cfg);
+        return 0;
     }
 
     if (sidecar_start(&s, err, sizeof(err)) != 0) {
@@ -117,7 +129,10 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         return -1;
     }
 
-    ingest_set_record_hook(s->ingest, sidecar_export, s->exporter);
+    /* metrics only: ingest hands nothing over */
+    if (s->cfg.exporter.logs || s->cfg.exporter.traces) {
+        ingest_set_datagram_hook(s->ingest, sidecar_export, s->exporter);
+    }
     metrics_add_source(exporter_metrics, s->exporter);
 
     /* pushers read the store on their own threads; NULL when not wanted */
@@ -149,9 +164,11 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     }
     log_msg("info", "serving http://%s/metrics", s->cfg.listen);
     log_msg("info", "log lines to %s, spans to %s",
-            s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
+            !s->cfg.exporter.logs ? "(off)"
+            : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
             : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file : "-",
-            s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
+            !s->cfg.exporter.traces ? "(off)"
+            : s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
             : s->cfg.exporter.otlp.file ? s->cfg.exporter.otlp.file : "-");
     return 0;
 }
@@ -256,8 +273,7 @@ sidecar_stop(sidecar_t *s)
 
 
 static void
-sidecar_export(const Obs__V1__BatchHeader *h, const Obs__V1__Record *r,
-    void *data)
+sidecar_export(const uint8_t *bytes, size_t len, size_t records, void *data)
 {
-    exporter_record(data, h, r);
+    exporter_offer(data, bytes, len, records);
 }

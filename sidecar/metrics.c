@@ -17,13 +17,17 @@
 stats_t  obs_stats;
 
 const char *const  decode_reason_names[DECODE_REASONS] = {
-    "malformed", "oversize", "no_header", "schema"
+    "malformed", "oversize", "no_header", "schema", "unauthenticated"
 };
 const char *const  module_drop_names[MODULE_DROP_REASONS] = {
-    "module_buffer_full", "module_send_failed", "module_oversize"
+    "module_buffer_full", "module_send_failed", "module_oversize",
+    "module_exit"
 };
 const char *const  overflow_names[OVERFLOW_KINDS] = {
-    "tenant", "route", "upstream", "series"
+    "tenant", "route", "upstream", "series", "service"
+};
+const char *const  http_closed_names[HTTP_CLOSED_REASONS] = {
+    "deadline", "busy"
 };
 
 static struct {
@@ -168,6 +172,11 @@ metrics_self(expo_writer_t *w, store_t *store)
                     &obs_stats.store_nomem);
     metrics_counter(w, "obs_scrapes", "Scrapes of /metrics served.",
                     &obs_stats.scrapes);
+    metrics_by_label(w, "obs_http_connections_closed",
+                     "HTTP connections the sidecar closed on slow clients, "
+                     "by reason.",
+                     "reason", http_closed_names, obs_stats.http_closed,
+                     HTTP_CLOSED_REASONS);
 
     atomic_init(&reloads[0], atomic_load(&obs_stats.reloads));
     atomic_init(&reloads[1], atomic_load(&obs_stats.reload_failures));

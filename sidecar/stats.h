@@ -10,6 +10,7 @@ typedef enum {
     DECODE_OVERSIZE,            /* larger than any datagram the module sends */
     DECODE_NO_HEADER,           /* a Batch without its BatchHeader */
     DECODE_SCHEMA,              /* a schema version this sidecar cannot read */
+    DECODE_UNAUTHENTICATED,     /* no valid HMAC tag where one is needed */
     DECODE_REASONS
 } decode_reason_t;
 
@@ -17,6 +18,7 @@ typedef enum {
     MODULE_DROP_BUFFER_FULL = 0,
     MODULE_DROP_SEND_FAILED,
     MODULE_DROP_OVERSIZE,
+    MODULE_DROP_EXIT,           /* held by a worker when it exited */
     MODULE_DROP_REASONS
 } module_drop_t;
 
@@ -25,8 +27,15 @@ typedef enum {
     OVERFLOW_ROUTE,
     OVERFLOW_UPSTREAM,
     OVERFLOW_SERIES,
+    OVERFLOW_SERVICE,
     OVERFLOW_KINDS
 } overflow_t;
+
+typedef enum {
+    HTTP_CLOSED_DEADLINE = 0,   /* a request took longer than allowed */
+    HTTP_CLOSED_BUSY,           /* waited for a request while others queued */
+    HTTP_CLOSED_REASONS
+} http_closed_t;
 
 typedef struct {
     atomic_ullong  datagrams_received;
@@ -40,6 +49,7 @@ typedef struct {
     atomic_ullong  scrapes;
     atomic_ullong  reloads;
     atomic_ullong  reload_failures;
+    atomic_ullong  http_closed[HTTP_CLOSED_REASONS];
 } stats_t;
 
 extern stats_t  obs_stats;
@@ -47,6 +57,7 @@ extern stats_t  obs_stats;
 extern const char *const  decode_reason_names[DECODE_REASONS];
 extern const char *const  module_drop_names[MODULE_DROP_REASONS];
 extern const char *const  overflow_names[OVERFLOW_KINDS];
+extern const char *const  http_closed_names[HTTP_CLOSED_REASONS];
 
 #define STATS_INC(field)      atomic_fetch_add(&obs_stats.field, 1)
 #define STATS_ADD(field, n)   atomic_fetch_add(&obs_stats.field, (n))

@@ -47,7 +47,7 @@ struct store {
 
 static size_t store_key(family_id_t family, const char **labels, char *key);
 static series_t *store_lookup(store_t *s, family_id_t family,
-    const char **labels, time_t now, int over_cap, int *rc, shard_t **shard);
+    const char **labels, time_t now, long reserve, int *rc, shard_t **shard);
 static void store_free_series(series_t *se);
 static int shard_grow(shard_t *sh);
 
@@ -110,13 +110,13 @@ store_set_max_series(store_t *s, long max_series)
 
 int
 store_add(store_t *s, family_id_t family, const char **labels,
-    uint64_t delta, time_t now, int over_cap)
+    uint64_t delta, time_t now, long reserve)
 {
     int        rc;
     series_t  *se;
     shard_t   *sh;
 
-    se = store_lookup(s, family, labels, now, over_cap, &rc, &sh);
+    se = store_lookup(s, family, labels, now, reserve, &rc, &sh);
     if (se == NULL) {
         return rc;
     }
@@ -129,13 +129,13 @@ store_add(store_t *s, family_id_t family, const char **labels,
 int
 store_observe(store_t *s, family_id_t family, const char **labels,
     const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
-    const uint8_t *span_id, double now_f, time_t now, int over_cap)
+    const uint8_t *span_id, double now_f, time_t now, long reserve)
 {
     int        rc;
     series_t  *se;
     shard_t   *sh;
 
-    se = store_lookup(s, family, labels, now, over_cap, &rc, &sh);
+    se = store_lookup(s, family, labels, now, reserve, &rc, &sh);
     if (se == NULL) {
         return rc;
     }
@@ -253,7 +253,7 @@ store_key(family_id_t family, const char **labels, char *key)
 
 static series_t *
 store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
-    int over_cap, int *rc, shard_t **shard)
+    long reserve, int *rc, shard_t **shard)
 {
     char       key[STORE_KEY_MAX];
     size_t     len;
@@ -277,22 +277,23 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
         }
     }
 
-    if (!over_cap
-        && atomic_load(&s->size) >= atomic_load(&s->max_series))
+    /* the slot is taken before the series exists: the cap is exact */
+    if (atomic_fetch_add(&s->size, 1) + reserve
+        >= atomic_load(&s->max_series))
     {
+        atomic_fetch_sub(&s->size, 1);
         pthread_mutex_unlock(&sh->lock);
         *rc = STORE_FULL;
         return NULL;
     }
 
-    if (sh->count >= sh->n_buckets && shard_grow(sh) != 0) {
-        pthread_mutex_unlock(&sh->lock);
-        *rc = STORE_NOMEM;
-        return NULL;
+    se = NULL;
+    if (sh->count < sh->n_buckets || shard_grow(sh) == 0) {
+        se = calloc(1, sizeof(series_t) + len);
     }
 
-    se = calloc(1, sizeof(series_t) + len);
     if (se == NULL) {
+        atomic_fetch_sub(&s->size, 1);
         pthread_mutex_unlock(&sh->lock);
         *rc = STORE_NOMEM;
         return NULL;
@@ -308,7 +309,6 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
     se->next = sh->buckets[hash & (sh->n_buckets - 1)];
     sh->buckets[hash & (sh->n_buckets - 1)] = se;
     sh->count++;
-    atomic_fetch_add(&s->size, 1);
 
     *shard = sh;
     return se;

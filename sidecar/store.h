@@ -67,16 +67,17 @@ void store_free(store_t *s);
 void store_set_max_series(store_t *s, long max_series);
 
 /*
- * Adds delta to a counter series, creating it unless the store is full and
- * over_cap is 0 (then STORE_FULL).
+ * Adds delta to a counter series.  A new series is created only while
+ * more than reserve slots are free under the cap (else STORE_FULL), so
+ * the store never holds more than max_series series.
  */
 int store_add(store_t *s, family_id_t family, const char **labels,
-    uint64_t delta, time_t now, int over_cap);
+    uint64_t delta, time_t now, long reserve);
 
 /* Records v in a histogram series (see histogram_observe); as store_add. */
 int store_observe(store_t *s, family_id_t family, const char **labels,
     const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
-    const uint8_t *span_id, double now_f, time_t now, int over_cap);
+    const uint8_t *span_id, double now_f, time_t now, long reserve);
 
 /* Removes series not updated since before; returns how many. */
 size_t store_expire(store_t *s, time_t before);

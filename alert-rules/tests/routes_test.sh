@@ -17,7 +17,9 @@ check() {   # expected receivers, labels...
 }
 
 check pagerduty,slack-critical severity=critical alertname=HighErrorRate service=backend-api
-check pagerduty,slack-critical severity=critical alertname=SLOAvailabilityBurnRatePerTenant service=backend-api tenant=acme
+check slack-warning severity=warning alertname=SLOAvailabilityBurnRatePerTenant service=backend-api tenant=acme slo=availability
+check blackhole severity=info alertname=SLOLatencyBurnRatePerTenant service=backend-api tenant=acme slo=latency
+check pagerduty,slack-critical severity=critical alertname=SLOAvailabilityBurnRate service=backend-api slo=availability
 check slack-warning severity=warning alertname=HighCPUUsage instance=n:9100
 check slack-warning severity=warning alertname=ObsRecordsDropped service=obs-sidecar
 check blackhole severity=info alertname=ObsSeriesNearCap

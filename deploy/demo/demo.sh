@@ -128,6 +128,11 @@ traffic() {
     done
 }
 
+# nginx started as root writes the records socket as nobody
+worker_group() {
+    if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi
+}
+
 start() {
     [ -x "$ROOT/build/obs-sidecar" ] && [ -f "$ROOT/build/ngx_http_obs_module.so" ] \
         || make -C "$ROOT" all >/dev/null
@@ -138,6 +143,7 @@ start() {
     running ml-engine || spawn ml-engine /usr/bin/python3 "$ROOT/deploy/demo/services.py" ml-engine "$ML_PORT"
     running sidecar || OTEL_SERVICE_NAME=obs-gateway spawn sidecar "$ROOT/build/obs-sidecar" \
         --ingest "unix:$DEMO/run/records.sock" --listen "127.0.0.1:$SIDECAR_PORT" \
+        --ingest-group "$(worker_group)" \
         --logs-file "$DEMO/logs/requests.jsonl" --spans-file "$DEMO/logs/spans.otlp.jsonl"
     wait_http "http://127.0.0.1:$SIDECAR_PORT/readyz"
 

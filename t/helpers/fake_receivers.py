@@ -1,12 +1,19 @@
 #!/usr/bin/python3
 """Strict fake Loki and OTLP receivers for the exporter tests.
 
-Loki: POST /loki/api/v1/push must be application/json (gzip allowed) and
-follow the documented push schema exactly: {"streams":[{"stream":{label:
-string}, "values":[["<unix ns as a string of digits>", "<line>",
-{metadata: string}?]]}]}.  Anything else is answered 400 and recorded as
-an error.  OTLP: POST /v1/traces must be application/x-protobuf; bodies are
-kept raw for an independent decoder.
+Loki: POST /loki/api/v1/push takes both of Loki's formats.
+- application/json (gzip allowed) must follow the documented push schema
+  exactly: {"streams":[{"stream":{label: string}, "values":[["<unix ns as a
+  string of digits>", "<line>", {metadata: string}?]]}]}.
+- application/x-protobuf (no Content-Encoding) must be snappy block format
+  around logproto.PushRequest; it is decoded by t/helpers/js/loki_decode.js
+  (Loki's proto compiled to JavaScript by loki-grpc-client, and snappyjs),
+  never with this project's code.  Labels must be a selector
+  {name="value", ...}; timestamps a valid google.protobuf.Timestamp.
+  Each push is kept in the JSON push's shape, with "format" saying which.
+Anything else is answered 400 (or 415) and recorded as an error.  OTLP:
+POST /v1/traces must be application/x-protobuf; bodies are kept raw for an
+independent decoder.
 
 Faults are set through GET /control?fail=N&code=503&retry_after=S&delay=S:
 the next N pushes are answered `code` (with Retry-After when given); every
@@ -17,6 +24,8 @@ Usage: fake_receivers.py PORT   (serves both APIs; GET /state shows all)
 
 import base64
 import gzip
+import os
+import subprocess
 import json
 import re
 import sys
@@ -29,6 +38,82 @@ LOCK = threading.Lock()
 STATE = {"loki": [], "otlp": [], "errors": [], "refused": 0}
 FAULT = {"fail": 0, "code": 503, "retry_after": None, "delay": 0.0}
 DIGITS = re.compile(r"^[0-9]{19}$")
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
+ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
+DECODER_LOCK = threading.Lock()
+DECODER = subprocess.Popen(
+    ["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "js",
+                          "loki_decode.js")],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def unquote(v):
+    """A label value as Loki's selector parser reads it (Go escapes)."""
+    out, i = [], 0
+    while i < len(v):
+        if v[i] != "\\":
+            out.append(v[i])
+            i += 1
+        elif v[i + 1] == "x":
+            out.append(chr(int(v[i + 2:i + 4], 16)))
+            i += 4
+        elif v[i + 1] in ESCAPES:
+            out.append(ESCAPES[v[i + 1]])
+            i += 2
+        else:
+            raise ValueError("unknown escape \\%s" % v[i + 1])
+    return "".join(out)
+
+
+def parse_selector(text):
+    """{a="1", b="2"} -> {"a": "1", "b": "2"}, or None when malformed."""
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    body, labels, pos = text[1:-1], {}, 0
+    while pos < len(body):
+        m = LABEL.match(body, pos)
+        if not m or m.group(1) in labels:
+            return None
+        try:
+            labels[m.group(1)] = unquote(m.group(2))
+        except (ValueError, IndexError):
+            return None
+        pos = m.end()
+        if body.startswith(", ", pos):
+            pos += 2
+        elif body.startswith(",", pos):
+            pos += 1
+        elif pos != len(body):
+            return None
+    return labels or None
+
+
+def decode_protobuf_push(body):
+    """The push in the JSON push's shape, or an error text."""
+    with DECODER_LOCK:
+        DECODER.stdin.write(base64.b64encode(body).decode() + "\n")
+        DECODER.stdin.flush()
+        answer = json.loads(DECODER.stdout.readline())
+    if not answer["ok"]:
+        return None, answer["error"]
+    streams = []
+    for s in answer["streams"]:
+        labels = parse_selector(s["labels"])
+        if labels is None:
+            return None, "labels must be a selector {name=\"value\", ...}"
+        values = []
+        for e in s["entries"]:
+            if e["seconds"] is None or not 0 <= e["nanos"] < 10 ** 9:
+                return None, "an entry needs a valid timestamp"
+            v = ["%d" % (e["seconds"] * 10 ** 9 + e["nanos"]), e["line"]]
+            if e["metadata"]:
+                names = [n for n, _ in e["metadata"]]
+                if len(set(names)) != len(names) or not all(names):
+                    return None, "structured metadata names must be unique"
+                v.append(dict(e["metadata"]))
+            values.append(v)
+        streams.append({"stream": labels, "values": values})
+    return {"streams": streams}, None
 
 
 def check_push(doc):
@@ -103,15 +188,27 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(415, "unknown Content-Encoding")
         meta = {"org": self.headers.get("X-Scope-OrgID"),
                 "auth": self.headers.get("Authorization"),
+                "encoding": self.headers.get("Content-Encoding"),
                 "time": time.time()}
         if self.path == "/loki/api/v1/push":
-            if self.headers.get("Content-Type") != "application/json":
-                return self.error(415, "Content-Type must be application/json")
-            try:
-                doc = json.loads(body)
-            except ValueError:
-                return self.error(400, "not JSON")
-            problem = check_push(doc)
+            ctype = self.headers.get("Content-Type")
+            if ctype == "application/x-protobuf":
+                if self.headers.get("Content-Encoding"):
+                    return self.error(415, "the protobuf push is snappy "
+                                      "inside the body, not encoded")
+                doc, problem = decode_protobuf_push(body)
+                meta["format"] = "protobuf"
+            elif ctype == "application/json":
+                try:
+                    doc = json.loads(body)
+                except ValueError:
+                    return self.error(400, "not JSON")
+                meta["format"] = "json"
+                problem = None
+            else:
+                return self.error(415, "Content-Type must be "
+                                  "application/json or application/x-protobuf")
+            problem = problem or check_push(doc)
             if problem:
                 return self.error(400, problem)
             with LOCK:

@@ -14,7 +14,7 @@ over HTTP so that Test::Nginx blocks can fetch it through nginx:
   GET /headers?wait=S         after S seconds, batch headers as JSON lines,
                               then forgets them
   GET /stats?wait=S&expect=N  records received since the last reset, the
-                              drops the last header reported and their sum,
+                              drops the headers reported and their sum,
                               once N are accounted for (or after S seconds)
   GET /pause, GET /resume     remove / re-create the socket (sidecar absent)
   GET /reset                  forget everything
@@ -62,6 +62,10 @@ def to_plain(value, key=""):
 
 BYTES_FIELDS = set()
 
+# drops since the sender's last sent datagram (BatchHeader fields 10-13)
+DROP_DELTAS = ("deltaDroppedBufferFull", "deltaDroppedSendFailed",
+               "deltaDroppedOversize", "deltaDroppedAtExit")
+
 
 class Store:
     def __init__(self, path):
@@ -71,6 +75,7 @@ class Store:
         self.records = []
         self.headers = []
         self.received = 0
+        self.dropped = 0
         self.errors = 0
         self.closing = False
 
@@ -142,6 +147,7 @@ def ingest(store, schema, data):
     header = json_format.MessageToDict(batch.header)
     with store.cond:
         store.headers.append(to_plain(header))
+        store.dropped += sum(int(header.get(k, "0")) for k in DROP_DELTAS)
         for r in rows:
             store.records.append(to_plain(json_format.MessageToDict(r)))
             store.received += 1
@@ -274,19 +280,14 @@ def make_handler(store):
                     expect = int(q.get("expect", "0"))
                     deadline = time.time() + float(q.get("wait", "0"))
 
-                    def accounted():
-                        last = store.headers[-1] if store.headers else {}
-                        return store.received + int(
-                            last.get("droppedBufferFull", "0"))
-
                     while time.time() < deadline and (
-                            not expect or accounted() < expect):
+                            not expect
+                            or store.received + store.dropped < expect):
                         store.cond.wait(deadline - time.time())
-                    last = store.headers[-1] if store.headers else {}
-                    dropped = int(last.get("droppedBufferFull", "0"))
                     return self.reply([{"received": store.received,
-                                        "dropped": dropped,
-                                        "sum": store.received + dropped}])
+                                        "dropped": store.dropped,
+                                        "sum": store.received
+                                        + store.dropped}])
                 if url.path == "/pause":
                     store.close()
                     return self.reply([{"paused": True}])
@@ -295,7 +296,7 @@ def make_handler(store):
                     return self.reply([{"paused": False}])
                 if url.path == "/reset":
                     store.records, store.headers = [], []
-                    store.received = 0
+                    store.received = store.dropped = 0
                     return self.reply([{"reset": True}])
             self.send_error(404)
 

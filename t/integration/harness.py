@@ -29,6 +29,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def worker_group():
+    """The group nginx's workers write the records socket as: nobody's when
+    nginx starts as root, else None (the sidecar's own group will do)."""
+    if os.geteuid() != 0:
+        return None
+    import grp
+    import pwd
+    return grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_name
+
+
 def wait_for(predicate, timeout=20.0, interval=0.1, what="condition"):
     deadline = time.time() + timeout
     last = None
@@ -145,8 +155,11 @@ class Stack:
         return "http://127.0.0.1:%d" % self.nginx_port
 
     def start_sidecar(self):
-        args = [SIDECAR, "--ingest", "unix:" + self.sock,
-                "--listen", "127.0.0.1:%d" % self.metrics_port]
+        args = [SIDECAR, "--listen", "127.0.0.1:%d" % self.metrics_port]
+        if "--ingest" not in self.sidecar_args:
+            args += ["--ingest", "unix:" + self.sock]
+        if worker_group():
+            args += ["--ingest-group", worker_group()]
         if self.sidecar_config is not None:
             path = os.path.join(self.dir, "sidecar.json")
             with open(path, "w") as f:

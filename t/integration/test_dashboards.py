@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Dashboards and recording rules against real data: nginx + module +
 sidecar + a real Prometheus loaded with the project's rules.  Every
-dashboard query (template variables widened) and every recording rule runs
-without error, and the gateway panels return data."""
+dashboard's JSON passes what Grafana needs to load it (dashboards/
+validate.py), every PromQL query (template variables widened) and every
+recording rule runs without error, the gateway panels return data, and
+error-ratio and budget panels show 0 / a full budget for a service without
+5xx instead of nothing."""
 
 import glob
 import json
@@ -12,32 +15,60 @@ import subprocess
 import sys
 import unittest
 
+import yaml
+
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (ROOT, GATEWAY_HTTP, Stack, request, value,  # noqa
                      wait_for, main)
+sys.path.insert(0, os.path.join(ROOT, "dashboards"))
+import validate  # noqa: E402
 
 NGINX_HTTP = GATEWAY_HTTP
 
 # panels that need something this test does not run
 NEEDS_OTHER_SOURCES = {
-    "obs-system": "node exporter and cAdvisor",
+    "obs-system": "node exporter, cAdvisor, postgres_exporter, "
+                  "redis_exporter",
     ("obs-pipeline", "Exporter deliveries by result"): "the log/span exporters",
     ("obs-pipeline", "Exporter spool use"): "the log/span exporters",
     ("obs-slo", "Burn-rate alerts firing"): "a burning SLO",
 }
 
 WIDEN = [
-    (re.compile(r"\$__rate_interval"), "1m"),
+    (re.compile(r"\$__rate_interval"), "5m"),
     (re.compile(r"\$__range"), "5m"),
     (re.compile(r"\$__interval"), "15s"),
     (re.compile(r"\$(service|route|tenant|instance)\b"), ".*"),
 ]
 
 
-def widen(expr):
+def widen(expr, **values):
+    for name, v in values.items():
+        expr = re.sub(r"\$%s\b" % name, v, expr)
     for pattern, repl in WIDEN:
         expr = pattern.sub(repl, expr)
     return expr
+
+
+def dashboards():
+    for path in sorted(glob.glob(os.path.join(ROOT, "dashboards",
+                                              "*.json"))):
+        with open(path) as f:
+            yield json.load(f)
+
+
+def parse_logql(queries):
+    """Errors Grafana's LogQL parser finds (None per valid query)."""
+    p = subprocess.run(
+        ["node", os.path.join(ROOT, "t", "helpers", "js", "logql_check.js")],
+        input=json.dumps(queries), capture_output=True, text=True,
+        check=True)
+    return json.loads(p.stdout)
+
+
+def prometheus_targets(panel):
+    return [t for t in panel["targets"]
+            if t["datasource"]["type"] == "prometheus"]
 
 
 def label_values_query(q):
@@ -53,15 +84,7 @@ class DashboardTest(unittest.TestCase):
         cls.addClassCleanup(cls.stack.stop)
         cls.stack.start_sidecar()
         cls.stack.start_nginx()
-        g = cls.stack.gateway
-        for i in range(40):
-            tenant = ["acme", "globex", "tenant_001"][i % 3]
-            request(g + "/api/v1/users/%d" % i, headers={"X-Tenant-ID": tenant})
-            request(g + "/ml/predict", method="POST", body=b"{}",
-                    headers={"X-Tenant-ID": tenant})
-            if i % 5 == 0:
-                request(g + "/api/fail", headers={"X-Tenant-ID": tenant})
-                request(g + "/api/limited", headers={"X-Tenant-ID": tenant})
+        cls.send_traffic(0)
         wait_for(lambda: value(cls.stack.metrics(),
                                "obs_records_received_total") == 96,
                  what="96 records")
@@ -75,10 +98,38 @@ class DashboardTest(unittest.TestCase):
             "    static_configs: [{targets: ['%s']}]\n" % target, [],
             rule_files=rule_files)
 
-        # the RED group evaluates every 30 s: wait for its first results
+        # a second round once Prometheus holds the series, so that rates
+        # are not 0 (a ratio of two zero rates is NaN, not a value)
         wait_for(lambda: cls.prom.query(
-            "api/v1/query", query="service:http_server_requests:rate5m")
-            ["result"], timeout=90, interval=1, what="recording rules")
+            "api/v1/query", query="obs_records_received_total")["result"],
+            timeout=30, interval=0.5, what="first scrape")
+        cls.send_traffic(40)
+        wait_for(lambda: value(cls.stack.metrics(),
+                               "obs_records_received_total") == 192,
+                 what="192 records")
+
+        # the RED group evaluates every 30 s: wait for results that saw the
+        # second round (NaN >= 0 is false)
+        for ready in ('service:http_server_request_error_ratio:rate5m'
+                      '{service="ml-engine"} >= 0',
+                      'tenant:slo_availability_errors:ratio_rate3d'
+                      '{service="ml-engine"} >= 0'):
+            wait_for(lambda: cls.prom.query(
+                "api/v1/query", query=ready)["result"], timeout=90,
+                interval=1, what=ready)
+
+    @classmethod
+    def send_traffic(cls, first):
+        """96 requests (96 records) over both services and 3 tenants."""
+        g = cls.stack.gateway
+        for i in range(first, first + 40):
+            tenant = ["acme", "globex", "tenant_001"][i % 3]
+            request(g + "/api/v1/users/%d" % i, headers={"X-Tenant-ID": tenant})
+            request(g + "/ml/predict", method="POST", body=b"{}",
+                    headers={"X-Tenant-ID": tenant})
+            if i % 5 == 0:
+                request(g + "/api/fail", headers={"X-Tenant-ID": tenant})
+                request(g + "/api/limited", headers={"X-Tenant-ID": tenant})
 
     def query(self, expr):
         return self.prom.query("api/v1/query", query=expr)["result"]
@@ -96,13 +147,15 @@ class DashboardTest(unittest.TestCase):
             with open(path) as f:
                 d = json.load(f)
             for v in d["templating"]["list"]:
+                if v["type"] != "query":
+                    continue
                 q = label_values_query(v["query"]["query"])
                 result = self.query(widen(q))
                 if d["uid"] not in NEEDS_OTHER_SOURCES:
                     self.assertTrue(result, "%s: variable %s is empty"
                                     % (d["uid"], v["name"]))
             for p in d["panels"]:
-                for t in p["targets"]:
+                for t in prometheus_targets(p):
                     with self.subTest(dashboard=d["uid"], panel=p["title"],
                                       ref=t["refId"]):
                         result = self.query(widen(t["expr"]))
@@ -138,17 +191,100 @@ class DashboardTest(unittest.TestCase):
                      for r in g["rules"] if r.get("health") != "ok"]
         self.assertEqual(unhealthy, [])
 
-    def test_grafana_provisioning_refers_to_fixed_uids(self):
+    def test_error_ratio_and_budget_panels_show_zero_without_5xx(self):
+        # ml-engine answered every request with 200
+        checked = 0
+        for d in dashboards():
+            for p in d["panels"]:
+                if not re.search(r"(?i)error ratio|budget", p["title"]):
+                    continue
+                for t in prometheus_targets(p):
+                    with self.subTest(dashboard=d["uid"], panel=p["title"]):
+                        result = self.query(widen(t["expr"],
+                                                  service="ml-engine"))
+                        self.assertTrue(result, "No data for ml-engine: %r"
+                                        % t["expr"])
+                        want = 1 if "budget" in p["title"].lower() else 0
+                        for r in result:
+                            self.assertEqual(float(r["value"][1]), want, r)
+                        checked += 1
+        self.assertGreaterEqual(checked, 5)
+
+    def test_loki_panels_select_a_stream_per_service_and_tenant(self):
+        logs = [(d["uid"], p) for d in dashboards() for p in d["panels"]
+                if p["type"] == "logs"]
+        self.assertEqual(sorted({u for u, _ in logs}),
+                         ["obs-red", "obs-tenants"])
+        for uid, p in logs:
+            for t in p["targets"]:
+                expr = widen(t["expr"])
+                # Loki refuses a selector whose every matcher matches ""
+                m = re.match(r"\{([^}]*)\}", expr)
+                self.assertTrue(any(
+                    not re.fullmatch(r'\w+=~"\.\*"', x.strip())
+                    for x in m.group(1).split(",")), expr)
+                self.assertIn('service=~"$service"', t["expr"])
+                self.assertIn('tenant_id=~"$tenant"', t["expr"])
+        self.assertEqual(logs[0][1]["title"], "Error logs (5xx)")
+
+    def test_loki_queries_parse_with_grafanas_logql_grammar(self):
+        queries = [t["expr"] for d in dashboards() for p in d["panels"]
+                   for t in p["targets"]
+                   if t["datasource"]["type"] == "loki"]
+        self.assertGreaterEqual(len(queries), 4)
+        # and the query Jaeger uses to open a trace's log lines
         with open(os.path.join(ROOT, "dashboards", "provisioning",
                                "datasources.yml")) as f:
-            text = f.read()
-        for uid in ("prometheus", "loki", "jaeger"):
-            self.assertIn("uid: %s" % uid, text)
-        for path in glob.glob(os.path.join(ROOT, "dashboards", "*.json")):
-            with open(path) as f:
-                d = json.load(f)
-            for p in d["panels"]:
-                self.assertEqual(p["datasource"]["uid"], "prometheus")
+            sources = yaml.safe_load(f)["datasources"]
+        queries += [s["jsonData"]["tracesToLogsV2"]["query"].replace(
+            "$$", "$") for s in sources if s["type"] == "jaeger"]
+        broken = '{service=~"$service"} | tenant_id=~'
+        self.assertEqual(parse_logql(queries + [broken])[:-1],
+                         [None] * len(queries))
+        self.assertIsNotNone(parse_logql([broken])[0])
+
+
+class GrafanaLoadTest(unittest.TestCase):
+    """What Grafana needs to load and import the dashboards, without a
+    Grafana: the shipped files pass, broken ones are caught."""
+
+    def test_shipped_dashboards_and_provisioning_pass(self):
+        for d in dashboards():
+            self.assertEqual(validate.check_dashboard(d["uid"], d), [])
+        self.assertEqual(validate.check_provisioning(), [])
+
+    def broken(self, change):
+        d = json.loads(json.dumps(next(iter(dashboards()))))
+        change(d)
+        return " ".join(validate.check_dashboard("d", d))
+
+    def test_broken_dashboards_are_caught(self):
+        def dup_id(d):
+            d["panels"][1]["id"] = d["panels"][0]["id"]
+
+        def hard_uid(d):
+            d["panels"][0]["datasource"] = {"type": "prometheus",
+                                            "uid": "prometheus"}
+
+        def undefined_var(d):
+            d["panels"][0]["targets"][0]["expr"] += ' * on() $nowhere'
+
+        def wrong_type(d):
+            d["panels"][0]["datasource"]["uid"] = "${loki}"
+
+        def old_schema(d):
+            d["schemaVersion"] = 16
+
+        def no_input(d):
+            d["__inputs"] = d["__inputs"][1:]
+
+        for change, says in [(dup_id, "not unique"),
+                             (hard_uid, "hard-coded datasource uid"),
+                             (undefined_var, "$nowhere is used"),
+                             (wrong_type, "is a loki variable"),
+                             (old_schema, "schemaVersion"),
+                             (no_input, "not in __inputs")]:
+            self.assertIn(says, self.broken(change), change.__name__)
 
 
 if __name__ == "__main__":

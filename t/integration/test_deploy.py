@@ -7,8 +7,10 @@ the sidecar configurations they ship pass --check-config."""
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import yaml
@@ -74,12 +76,24 @@ class ComposeTest(unittest.TestCase):
         self.assertEqual(ignored.returncode, 0)
 
     def test_shipped_sidecar_configs_are_valid(self):
+        """--check-config also probes the paths a container has (socket
+        and spool directories): they move into a temporary directory."""
+        tmp = tempfile.mkdtemp(prefix="obs-deploy-")
+        self.addCleanup(shutil.rmtree, tmp, True)
         for path in (os.path.join(ROOT, "deploy", "compose", "sidecar.json"),
                      os.path.join(K8S, "sidecar.json")):
+            with open(path) as f:
+                text = f.read()
+            for d in ("/run/obs", "/var/lib/obs-sidecar"):
+                os.makedirs(tmp + d, exist_ok=True)
+                text = text.replace(d + "/", tmp + d + "/")
+            moved = os.path.join(tmp, "sidecar.json")
+            with open(moved, "w") as f:
+                f.write(text)
             env = dict(os.environ, OBS_SIDECAR_LOKI_URL="http://loki:3100/"
                        "loki/api/v1/push",
                        OTEL_EXPORTER_OTLP_ENDPOINT="http://jaeger:4318")
-            p = subprocess.run([SIDECAR, "--config", path, "--check-config"],
+            p = subprocess.run([SIDECAR, "--config", moved, "--check-config"],
                                capture_output=True, text=True, env=env)
             self.assertEqual(p.returncode, 0, path + ": " + p.stderr)
 

@@ -3,15 +3,21 @@
 Loki and OTLP receivers.  OTLP bodies are decoded by the OpenTelemetry JS
 packages (t/helpers/js), never with the project's .proto files.
 
-Covers the push schema and headers, the brief's log fields, spans per the
-HTTP semantic conventions, trace ids equal to what the backend received,
-tail keep, per-tenant X-Scope-OrgID, basic auth, retries on 503 and on 429
-with Retry-After, a receiver down for a minute with the spool, exactly-once
-in-order delivery, SIGTERM draining, and the file fallback."""
+Covers the push schema and headers in both of Loki's formats (native
+protobuf by default, decoded by loki-grpc-client's compiled logproto; JSON
+with loki.format), the brief's log fields, spans per the HTTP semantic
+conventions, trace ids equal to what the backend received, tail keep,
+per-tenant X-Scope-OrgID, basic auth, retries on 503 and on 429 with
+Retry-After, a receiver down for a minute with the spool, a slow receiver,
+exactly-once in-order delivery (each fault in both formats), SIGTERM
+draining, the file fallback, metrics-only mode and each signal switched
+off, and a bounded load test: an exporter stalled while nginx is loaded
+sheds (and counts) log lines and spans, never the metrics."""
 
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,7 +107,7 @@ class Receivers:
         self.proc.wait()
 
 
-def exporter_stack(test, config, env=None, workers=2):
+def exporter_stack(test, config, env=None, workers=2, args=()):
     rec = Receivers()
     test.addCleanup(rec.stop)
     cfg = {"loki": {"url": rec.url + "/loki/api/v1/push",
@@ -112,7 +118,8 @@ def exporter_stack(test, config, env=None, workers=2):
             cfg[k].update(v)
         else:
             cfg[k] = v
-    stack = Stack(NGINX_HTTP, sidecar_config=cfg, workers=workers)
+    stack = Stack(NGINX_HTTP, sidecar_config=cfg, workers=workers,
+                  sidecar_args=args)
     stack.nginx_http_config = NGINX_HTTP.replace("DIR", stack.dir)
     test.addCleanup(stack.stop)
     old = dict(os.environ)
@@ -149,6 +156,9 @@ class LokiAndOtlpTest(unittest.TestCase):
         lines = wait_for(lambda: len(rec.lines()) == 3 and rec.lines(),
                          what="three log lines")
         self.assertEqual(rec.state()["errors"], [])
+        # Loki's native push is the default
+        self.assertEqual({p["format"] for p in rec.state()["loki"]},
+                         {"protobuf"})
         by_path = {json.loads(v[1])["path"]: (st, v) for st, v, _ in lines}
         self.assertNotIn("secret", json.dumps(lines))
 
@@ -180,6 +190,9 @@ class LokiAndOtlpTest(unittest.TestCase):
         spans = wait_for(lambda: len([s for s in rec.spans()
                                       if s["kind"] == 2]) == 2
                          and rec.spans(), what="two server spans")
+        # OTLP bodies go uncompressed unless OTEL_EXPORTER_OTLP_COMPRESSION
+        self.assertEqual({p["encoding"] for p in rec.state()["otlp"]},
+                         {None})
         server = {s["attrs"]["url.path"]: s for s in spans if s["kind"] == 2}
         self.assertEqual(set(server), {"/api/users/7", "/api/fail"})
         s = server["/api/users/7"]
@@ -226,9 +239,23 @@ class LokiAndOtlpTest(unittest.TestCase):
         self.assertEqual(auths, {"Basic Z3c6czNjcmV0"})
 
 
-class DeliveryFaultsTest(unittest.TestCase):
+class DeliveryFaults:
     """One nginx worker, so that the order the sidecar receives records in
-    is the order of the requests."""
+    is the order of the requests.  Run once per Loki format (FORMAT)."""
+
+    FORMAT = None
+
+    def exporter_stack(self, config, workers=1):
+        config = json.loads(json.dumps(config))
+        config.setdefault("loki", {})["format"] = self.FORMAT
+        stack, rec = exporter_stack(self, config, workers=workers)
+        self.addCleanup(self.check_format, rec)
+        return stack, rec
+
+    def check_format(self, rec):
+        if rec.proc.poll() is None:
+            self.assertEqual({p["format"] for p in rec.state()["loki"]},
+                             {self.FORMAT})
 
     def sequence(self, rec):
         return [int(json.loads(v[1])["path"].rsplit("/", 1)[1])
@@ -239,7 +266,7 @@ class DeliveryFaultsTest(unittest.TestCase):
             request(stack.gateway + "/api/seq/%d" % i)
 
     def test_503_then_recovery_exactly_once_in_order(self):
-        stack, rec = exporter_stack(self, {}, workers=1)
+        stack, rec = self.exporter_stack({})
         rec.control(fail=2, code=503)
         self.drive(stack, 1, 30)
         wait_for(lambda: len(rec.lines()) >= 30, timeout=30,
@@ -252,7 +279,7 @@ class DeliveryFaultsTest(unittest.TestCase):
                                       exporter="loki"), 1)
 
     def test_429_honours_retry_after(self):
-        stack, rec = exporter_stack(self, {}, workers=1)
+        stack, rec = self.exporter_stack({})
         rec.control(fail=1, code=429, retry_after=3)
         t0 = time.time()
         self.drive(stack, 1, 5)
@@ -262,7 +289,7 @@ class DeliveryFaultsTest(unittest.TestCase):
         self.assertEqual(self.sequence(rec), list(range(1, 6)))
 
     def test_slow_receiver(self):
-        stack, rec = exporter_stack(self, {}, workers=1)
+        stack, rec = self.exporter_stack({})
         rec.control(delay=2)
         self.drive(stack, 1, 20)
         wait_for(lambda: len(rec.lines()) >= 20, timeout=60,
@@ -271,9 +298,9 @@ class DeliveryFaultsTest(unittest.TestCase):
 
     def test_receiver_down_for_a_minute_with_spool(self):
         spool = tempfile.mkdtemp(prefix="obs-spool-")
-        stack, rec = exporter_stack(self, {"loki": {
+        stack, rec = self.exporter_stack({"loki": {
             "spool_dir": spool, "spool_bytes": 10 * 1024 * 1024,
-            "queue_bytes": 2048, "batch_bytes": 4096}}, workers=1)
+            "queue_bytes": 2048, "batch_bytes": 4096}})
         port = rec.port
         rec.stop()                      # Loki is down
         self.drive(stack, 1, 200)
@@ -300,13 +327,21 @@ class DeliveryFaultsTest(unittest.TestCase):
         wait_for(lambda: not os.listdir(spool), what="an empty spool")
 
     def test_sigterm_drains(self):
-        stack, rec = exporter_stack(self, {"loki": {"batch_wait_ms": 5000}}, workers=1)
+        stack, rec = self.exporter_stack({"loki": {"batch_wait_ms": 5000}})
         self.drive(stack, 1, 25)
         wait_for(lambda: value(stack.metrics(), "obs_records_received_total")
                  == 25, what="records in the sidecar")
         stack.sidecar.send_signal(signal.SIGTERM)
         self.assertEqual(stack.sidecar.wait(timeout=20), 0)
         self.assertEqual(self.sequence(rec), list(range(1, 26)))
+
+
+class DeliveryFaultsProtobufTest(DeliveryFaults, unittest.TestCase):
+    FORMAT = "protobuf"
+
+
+class DeliveryFaultsJsonTest(DeliveryFaults, unittest.TestCase):
+    FORMAT = "json"
 
 
 class FileFallbackTest(unittest.TestCase):
@@ -336,6 +371,180 @@ class FileFallbackTest(unittest.TestCase):
         self.assertEqual(span["name"], "GET /api/fail")
         self.assertRegex(span["traceId"], r"^[0-9a-f]{32}$")
         self.assertEqual(span["status"]["code"], 2)
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            names.append(f.read().strip())
+    return names
+
+
+class SignalSwitchesTest(unittest.TestCase):
+    """Logs and traces switched off by flag, environment and config key."""
+
+    def drive_and_count(self, stack, n=10):
+        for i in range(n):
+            request(stack.gateway + "/api/fail/%d" % i)
+        wait_for(lambda: value(stack.metrics(),
+                               "http_server_requests_total") == n,
+                 what="%d requests counted" % n)
+
+    def test_metrics_only_does_no_exporter_work(self):
+        for how in ("flags", "env", "config"):
+            with self.subTest(how=how):
+                stack, rec = exporter_stack(
+                    self, {"logs": False, "traces": False}
+                    if how == "config" else {},
+                    env={"OBS_SIDECAR_LOGS": "off",
+                         "OBS_SIDECAR_TRACES": "false"}
+                    if how == "env" else None,
+                    args=["--no-logs", "--no-traces"]
+                    if how == "flags" else ())
+                self.drive_and_count(stack)
+                names = thread_names(stack.sidecar.pid)
+                self.assertNotIn("obs-export", names)
+                self.assertNotIn("obs-deliver", names)
+                time.sleep(0.5)
+                self.assertEqual(rec.state()["loki"], [])
+                self.assertEqual(rec.state()["otlp"], [])
+                m = stack.metrics()
+                self.assertEqual(value(m, "obs_exporter_shed_total"), 0)
+                self.assertEqual(value(m, "obs_exporter_sent_total"), 0)
+                stack.stop()
+
+    def test_logs_off_traces_on_and_threads(self):
+        stack, rec = exporter_stack(
+            self, {"exporter_threads": 3},
+            env={"OBS_SIDECAR_LOGS": "off",
+                 "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
+        self.drive_and_count(stack, 6)
+        wait_for(lambda: len([s for s in rec.spans() if s["kind"] == 2])
+                 == 6, what="six 5xx server spans")
+        self.assertEqual({p["encoding"] for p in rec.state()["otlp"]},
+                         {"gzip"})
+        self.assertEqual(rec.state()["loki"], [])
+        self.assertEqual(thread_names(stack.sidecar.pid).count("obs-export"),
+                         3)
+
+    def test_traces_off_and_json_format_by_flag(self):
+        stack, rec = exporter_stack(self, {}, args=[
+            "--no-traces", "--loki-format", "json"])
+        self.drive_and_count(stack, 4)
+        wait_for(lambda: len(rec.lines()) == 4, what="four lines")
+        time.sleep(0.5)
+        self.assertEqual({p["format"] for p in rec.state()["loki"]},
+                         {"json"})
+        self.assertEqual(rec.state()["otlp"], [])
+
+    def test_bad_settings_name_themselves(self):
+        for args, env, text in (
+                (["--exporter-threads", "0"], {}, "--exporter-threads"),
+                (["--loki-format", "xml"], {}, "--loki-format"),
+                ([], {"OBS_SIDECAR_LOGS": "maybe"}, "OBS_SIDECAR_LOGS")):
+            out = subprocess.run(
+                [os.path.join(ROOT, "build", "obs-sidecar"), "--check-config"]
+                + args, env=dict(os.environ, **env), capture_output=True,
+                text=True)
+            self.assertEqual(out.returncode, 2)
+            self.assertIn(text, out.stderr)
+
+
+LOAD_HTTP = """
+    obs_tenant $http_x_tenant_id;
+    obs_trace_sample 1;
+    server {
+        listen 127.0.0.1:NGINX_PORT;
+        access_log DIR/gateway.log;
+        location /api/ {
+            obs_service_name backend-api;
+            obs_route_auto on;
+            proxy_pass http://127.0.0.1:BACKEND_PORT;
+        }
+    }
+    server {
+        listen 127.0.0.1:BACKEND_PORT;
+        obs off;
+        location /api/ { return 200 "ok\\n"; }
+    }
+"""
+
+
+@unittest.skipUnless(shutil.which("wrk"), "wrk is not installed")
+class StalledExporterLoadTest(unittest.TestCase):
+    """wrk loads nginx on loopback for a bounded time while the log sink is
+    a pipe nobody reads: the exporter stalls, log lines and spans are shed
+    and counted, and the metrics still count every request nginx served."""
+
+    def test_shed_counted_metrics_exact(self):
+        d = tempfile.mkdtemp(prefix="obs-stall-")
+        self.addCleanup(shutil.rmtree, d, True)
+        fifo, spans = os.path.join(d, "logs.fifo"), os.path.join(d, "spans")
+        os.mkfifo(fifo)
+        # a reader exists (so the sidecar's open succeeds) but reads nothing
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        stack = Stack(LOAD_HTTP, sidecar_config={
+            "logs_file": fifo, "spans_file": spans,
+            "exporter_queue_datagrams": 4,
+            "loki": {"queue_bytes": 65536, "batch_wait_ms": 100},
+            "otlp": {"queue_bytes": 65536, "batch_wait_ms": 100}})
+        stack.nginx_http_config = LOAD_HTTP.replace("DIR", stack.dir)
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        stack.start_nginx()
+
+        subprocess.run(["wrk", "-t2", "-c16", "-d4s",
+                        stack.gateway + "/api/items/1"],
+                       capture_output=True, check=True)
+
+        with open(os.path.join(stack.dir, "gateway.log")) as f:
+            served = sum(1 for _ in f)
+        wait_for(lambda: value(stack.metrics(), "http_server_requests_total")
+                 == served, timeout=30,
+                 what="every request nginx served counted (%d)" % served)
+        m = stack.metrics()
+        self.assertEqual(value(m, "obs_records_dropped_total") or 0, 0)
+        shed_logs = value(m, "obs_exporter_shed_total", signal="logs")
+        shed_spans = value(m, "obs_exporter_shed_total", signal="traces")
+        self.assertGreater(shed_logs, 0)
+        self.assertGreater(shed_spans, 0)
+
+        # unstall: read the pipe; everything not shed arrives, exactly
+        piped = bytearray()
+        os.set_blocking(reader, True)
+
+        def sent(m, exporter):
+            return value(m, "obs_exporter_sent_total", exporter=exporter)
+
+        def drained():
+            if select_ready(reader):
+                piped.extend(os.read(reader, 1 << 20))
+            m = stack.metrics()
+            return (sent(m, "loki") + shed_logs == served
+                    and sent(m, "otlp") + shed_spans == served)
+        wait_for(drained, timeout=60, interval=0.05,
+                 what="lines and spans not shed delivered")
+        while select_ready(reader):
+            piped.extend(os.read(reader, 1 << 20))
+        lines = piped.split(b"\n")
+        self.assertEqual(lines.pop(), b"")
+        self.assertEqual(len(lines) + shed_logs, served)
+        self.assertEqual(len({json.loads(l)["span_id"] for l in lines}),
+                         len(lines))
+        with open(spans) as f:
+            got = sum(len(r["scopeSpans"][0]["spans"])
+                      for l in f for r in json.loads(l)["resourceSpans"])
+        self.assertEqual(got + shed_spans, served)
+        m = stack.metrics()
+        self.assertEqual(value(m, "obs_exporter_dropped_total") or 0, 0)
+        self.assertEqual(value(m, "http_server_requests_total"), served)
+
+
+def select_ready(fd):
+    import select
+    return bool(select.select([fd], [], [], 0.2)[0])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "aggregate.h"
 #include "buf.h"
@@ -13,6 +17,7 @@
 #include "config.h"
 #include "expo.h"
 #include "histogram.h"
+#include "http.h"
 #include "ingest.h"
 #include "labels.h"
 #include "metrics.h"
@@ -113,6 +118,104 @@ test_counts(void)
     store_free(s);
 }
 
+/* Many services, routes and tenants against a cap of 200 series. */
+static void
+test_series_cap_is_exact(void)
+{
+    config_t       small = cfg;
+    store_t       *s;
+    aggregator_t  *a;
+    char           service[32], route[32], tenant[32];
+    char          *text;
+    int            i;
+    uint64_t       before = obs_stats.overflow[OVERFLOW_SERIES];
+
+    small.max_series = 200;
+    small.max_services = 100000;
+    small.max_routes = 100000;
+    small.max_tenants = 100000;
+    s = store_new(small.max_series);
+    a = aggregator_new(s, &small);
+
+    for (i = 0; i < 5000; i++) {
+        snprintf(service, sizeof(service), "svc%d", i % 997);
+        snprintf(route, sizeof(route), "/r%d", i);
+        snprintf(tenant, sizeof(tenant), "t%d", i % 13);
+        record(a, service, route, i % 2 ? "GET" : "POST", 200 + i % 7, tenant,
+               1000, 100);
+    }
+
+    CHECK(store_size(s) <= 200, "max_series 200 holds exactly");
+    CHECK(store_size(s) >= 190, "the cap is used, not just respected");
+    CHECK(obs_stats.overflow[OVERFLOW_SERIES] > before,
+          "overflow past the series cap counted");
+
+    text = render(s, EXPO_TEXT);
+    {
+        /* every record is still counted once in the requests family */
+        double  sum = 0, v;
+        char   *p = text;
+
+        while ((p = strstr(p, "\nhttp_server_requests_total{")) != NULL) {
+            p = strchr(p, '}');
+            if (sscanf(p + 1, " %lf", &v) == 1) {
+                sum += v;
+            }
+        }
+        CHECK(sum == 5000, "all 5000 records counted despite the cap");
+    }
+
+    aggregator_free(a);
+    store_free(s);
+}
+
+/* max_routes is per service: a flood on one leaves the others their own. */
+static void
+test_routes_per_service(void)
+{
+    config_t       small = cfg;
+    store_t       *s;
+    aggregator_t  *a;
+    char           route[32], *text;
+    int            i;
+    uint64_t       before = obs_stats.overflow[OVERFLOW_SERVICE];
+
+    small.max_routes = 3;
+    small.max_services = 2;
+    s = store_new(1000);
+    a = aggregator_new(s, &small);
+
+    for (i = 0; i < 50; i++) {
+        snprintf(route, sizeof(route), "/flood/%d", i);
+        record(a, "noisy", route, "GET", 200, "t", 1000, 100);
+    }
+    record(a, "quiet", "/a", "GET", 200, "t", 1000, 100);
+    record(a, "quiet", "/b", "GET", 200, "t", 1000, 100);
+    record(a, "third", "/a", "GET", 200, "t", 1000, 100);
+
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "service=\"noisy\",route=\"__overflow__\","
+                       "method=\"GET\",code=\"200\",tenant=\"t\"} 47")
+          != NULL, "a flooding service keeps max_routes of its routes");
+    CHECK(strstr(text, "service=\"quiet\",route=\"/a\"") != NULL
+          && strstr(text, "service=\"quiet\",route=\"/b\"") != NULL,
+          "another service still gets routes of its own");
+    CHECK(strstr(text, "service=\"__overflow__\",route=\"__overflow__\","
+                       "method=\"GET\",code=\"200\",tenant=\"t\"} 1")
+          != NULL, "a service past max_services is __overflow__");
+    CHECK(obs_stats.overflow[OVERFLOW_SERVICE] == before + 1,
+          "service overflow counted");
+
+    aggregator_expire(a, 100 + small.series_ttl + 1);
+    record(a, "third", "/a", "GET", 200, "t", 1000, 200 + small.series_ttl);
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "service=\"third\",route=\"/a\"") != NULL,
+          "expired services free their place");
+
+    aggregator_free(a);
+    store_free(s);
+}
+
 static void
 test_caps(void)
 {
@@ -164,14 +267,17 @@ test_caps(void)
     }
 
     text = render(s, EXPO_TEXT);
-    CHECK(store_size(s) <= 6 + 4, "series cap holds, but for one overflow "
-          "series a family");
-    CHECK(strstr(text, "route=\"__overflow__\",method=\"GET\",code=\"200\","
-                       "tenant=\"__overflow__\"}") != NULL,
+    CHECK(store_size(s) <= 6, "the series cap holds exactly");
+    CHECK(strstr(text, "{service=\"__overflow__\",route=\"__overflow__\","
+                       "method=\"__overflow__\",code=\"__overflow__\","
+                       "tenant=\"__overflow__\"} 10") != NULL,
           "records past the series cap still count");
 
     aggregator_free(a);
     store_free(s);
+
+    test_series_cap_is_exact();
+    test_routes_per_service();
 }
 
 static void
@@ -286,6 +392,73 @@ test_negotiation(void)
           "unknown: text");
 }
 
+static int
+load_json(config_t *c, const char *json, char *err, size_t errlen)
+{
+    FILE  *f;
+    char  *argv[] = { "t", "--config", "/tmp/obs-test-config.json",
+                      "--ingest", "unix:/tmp/unused.sock", NULL };
+    int    rc;
+
+    f = fopen("/tmp/obs-test-config.json", "w");
+    fputs(json, f);
+    fclose(f);
+    rc = config_load(c, 5, argv, err, errlen);
+    config_free(c);
+    remove("/tmp/obs-test-config.json");
+    return rc;
+}
+
+static void
+test_config_types_and_paths(void)
+{
+    config_t   c;
+    char       err[512];
+    char       long_path[160];
+    char      *argv[] = { "t", "--ingest", long_path, NULL };
+
+    CHECK(load_json(&c, "{\"loki\": {\"tenant_header\": 5}}", err,
+                    sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "loki.tenant_header") != NULL,
+          "a wrong type is an error naming the key");
+
+    CHECK(load_json(&c, "{\"auth\": {\"bearer_token_file\": \"/tmp\"}}",
+                    err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "is a directory") != NULL,
+          "a directory as token file says so");
+
+    CHECK(load_json(&c, "{\"logs_file\": \"/nonexistent-dir/x.log\"}", err,
+                    sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "logs_file") != NULL
+          && strstr(err, "does not exist") != NULL,
+          "a log file in a missing directory is refused");
+
+    CHECK(load_json(&c, "{\"ingest_group\": 7}", err, sizeof(err))
+          == CONFIG_ERROR && strstr(err, "ingest_group") != NULL,
+          "ingest_group must be a string");
+
+    CHECK(load_json(&c, "{\"max_services\": 0}", err, sizeof(err))
+          == CONFIG_ERROR && strstr(err, "max_services") != NULL,
+          "max_services must be positive");
+
+    snprintf(long_path, sizeof(long_path), "unix:/tmp/%0120d", 0);
+    CHECK(config_load(&c, 3, argv, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "longer than") != NULL,
+          "a unix path over 107 bytes is refused");
+    config_free(&c);
+
+    snprintf(long_path, sizeof(long_path), "udp:9999");
+    CHECK(config_load(&c, 3, argv, err, sizeof(err)) == CONFIG_OK,
+          "udp:PORT is a valid address");
+    CHECK(ingest_check(&c, err, sizeof(err)) == 0, "udp:PORT resolves");
+    config_free(&c);
+
+    snprintf(long_path, sizeof(long_path), "udp:host:");
+    CHECK(config_load(&c, 3, argv, err, sizeof(err)) == CONFIG_ERROR,
+          "udp without a port is refused");
+    config_free(&c);
+}
+
 static void
 test_config_errors(void)
 {
@@ -315,6 +488,8 @@ test_config_errors(void)
         config_free(&c);
     }
     remove("/tmp/obs-test-config.json");
+
+    test_config_types_and_paths();
 }
 
 /* Two records in column form; the second made two upstream attempts. */
@@ -457,6 +632,159 @@ test_count_without_columns(void)
     store_free(s);
 }
 
+static void
+test_accept_encoding(void)
+{
+    CHECK(http_accepts_gzip("gzip"), "gzip");
+    CHECK(http_accepts_gzip("deflate, GZIP;q=0.5"), "gzip with q 0.5");
+    CHECK(!http_accepts_gzip("gzip;q=0"), "gzip;q=0 refuses gzip");
+    CHECK(!http_accepts_gzip("gzip ; q=0.000, identity"),
+          "q=0.000 with spaces refuses gzip");
+    CHECK(!http_accepts_gzip("*;q=0"), "*;q=0");
+    CHECK(http_accepts_gzip("br, *"), "* admits gzip");
+    CHECK(!http_accepts_gzip("gzip;q=0, *"), "a named gzip;q=0 beats *");
+    CHECK(!http_accepts_gzip("identity, gzipx"), "gzipx is not gzip");
+    CHECK(!http_accepts_gzip("notgzip"), "no substring match");
+    CHECK(http_accepts_gzip("x-gzip;level=1;q=1"), "x-gzip, other params");
+    CHECK(!http_accepts_gzip(NULL), "no header: no gzip");
+    CHECK(!http_accepts_gzip(""), "empty header: no gzip");
+}
+
+/* A unix path is replaced only when it is a stale socket. */
+static void
+test_ingest_paths(void)
+{
+    config_t            c;
+    struct sockaddr_un  sun;
+    store_t            *s = store_new(1000);
+    aggregator_t       *a = aggregator_new(s, &cfg);
+    ingest_t           *in;
+    char                err[512];
+    char               *argv[] = { "t", "--ingest",
+                                   "unix:/tmp/obs-unit-ingest.sock", NULL };
+    struct stat         st;
+    FILE               *f;
+    int                 fd;
+
+    CHECK(config_load(&c, 3, argv, err, sizeof(err)) == CONFIG_OK,
+          "config loads");
+    unlink("/tmp/obs-unit-ingest.sock");
+
+    f = fopen("/tmp/obs-unit-ingest.sock", "w");
+    fputs("precious", f);
+    fclose(f);
+    CHECK(ingest_check(&c, err, sizeof(err)) != 0
+          && strstr(err, "not a socket") != NULL,
+          "--check-config refuses a regular file");
+    CHECK(ingest_open(&c, a, err, sizeof(err)) == NULL
+          && strstr(err, "not a socket") != NULL,
+          "ingest refuses a regular file");
+    CHECK(stat("/tmp/obs-unit-ingest.sock", &st) == 0 && S_ISREG(st.st_mode)
+          && st.st_size == 8, "the regular file is left alone");
+    unlink("/tmp/obs-unit-ingest.sock");
+
+    /* a stale socket: bound, then its owner gone */
+    fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    strcpy(sun.sun_path, "/tmp/obs-unit-ingest.sock");
+    CHECK(bind(fd, (struct sockaddr *) &sun, sizeof(sun)) == 0, "bound");
+
+    CHECK(ingest_check(&c, err, sizeof(err)) != 0
+          && strstr(err, "another process") != NULL,
+          "--check-config refuses a live socket");
+    CHECK(ingest_open(&c, a, err, sizeof(err)) == NULL
+          && strstr(err, "another process") != NULL,
+          "ingest refuses a live socket");
+    close(fd);
+
+    CHECK(ingest_check(&c, err, sizeof(err)) == 0, "a stale socket is fine");
+    in = ingest_open(&c, a, err, sizeof(err));
+    CHECK(in != NULL, "a stale socket is replaced");
+    CHECK(stat("/tmp/obs-unit-ingest.sock", &st) == 0
+          && (st.st_mode & 0777) == 0660, "the socket is mode 0660");
+    ingest_close(in);
+    CHECK(stat("/tmp/obs-unit-ingest.sock", &st) != 0,
+          "the socket is removed at close");
+
+    config_free(&c);
+    aggregator_free(a);
+    store_free(s);
+}
+
+/* Sends a header-only datagram for worker pid. */
+static void
+send_header(ingest_t *in, uint32_t pid, uint64_t sequence,
+    uint64_t delta_full, uint64_t cumulative_full, uint64_t at_exit)
+{
+    Obs__V1__Batch        batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader  h = OBS__V1__BATCH_HEADER__INIT;
+    uint8_t               wire[128];
+
+    h.schema_version = 2;
+    h.pid = pid;
+    h.worker_start_unix_nano = 1;
+    h.sequence = sequence;
+    h.host.data = (uint8_t *) "host";
+    h.host.len = 4;
+    h.delta_dropped_buffer_full = delta_full;
+    h.dropped_buffer_full = cumulative_full;
+    h.delta_dropped_at_exit = at_exit;
+    batch.header = &h;
+
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+}
+
+/*
+ * Drops come as deltas: each counts once, however many workers report and
+ * whether or not the sidecar saw a worker before (a restart); the
+ * cumulative counters of older modules still count their increase.
+ */
+static void
+test_drop_accounting(void)
+{
+    config_t       c = cfg;
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    ingest_t      *in, *restarted;
+    uint64_t       full, at_exit;
+    uint32_t       pid;
+    char           err[256];
+
+    c.n_ingest = 0;
+    in = ingest_open(&c, a, err, sizeof(err));
+    full = obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL];
+    at_exit = obs_stats.module_dropped[MODULE_DROP_EXIT];
+
+    for (pid = 1; pid <= 1500; pid++) {
+        send_header(in, pid, 0, 2, 0, 0);
+    }
+    for (pid = 1; pid <= 1500; pid++) {
+        send_header(in, pid, 1, 1, 0, 0);
+    }
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == full + 4500,
+          "1500 workers' drop deltas count exactly once");
+
+    restarted = ingest_open(&c, a, err, sizeof(err));
+    send_header(restarted, 7, 2, 0, 0, 0);
+    send_header(restarted, 9, 5, 3, 0, 11);
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == full + 4503,
+          "a restarted sidecar adds only what is new");
+    CHECK(obs_stats.module_dropped[MODULE_DROP_EXIT] == at_exit + 11,
+          "records held at a worker's exit are counted");
+
+    full = obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL];
+    send_header(in, 4242, 0, 0, 5, 0);
+    send_header(in, 4242, 1, 0, 9, 0);
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == full + 9,
+          "an older module's cumulative counters count their increase");
+
+    ingest_close(in);
+    ingest_close(restarted);
+    aggregator_free(a);
+    store_free(s);
+}
+
 int
 main(void)
 {
@@ -470,6 +798,9 @@ main(void)
     test_histogram();
     test_negotiation();
     test_config_errors();
+    test_accept_encoding();
+    test_ingest_paths();
+    test_drop_accounting();
     config_free(&cfg);
 
     return unit_report("sidecar");

@@ -1,0 +1,110 @@
+# Sourced by the exporter benchmarks: a gateway nginx (2 workers, the
+# module, every request sampled) proxying to a backend nginx, receivers that
+# cost almost nothing (an nginx answering 204/200 to pushes, one access-log
+# line per body), and obs-sidecar.  Everything is stopped on exit.
+#
+#   stack_start [sidecar flags...]   start it all
+#   cpu PID...                       utime + stime in clock ticks
+#   metric NAME [LABEL_FILTER]       a sidecar metric, summed over series
+#   load SECONDS                     wrk against the gateway; sets REQUESTS
+#   stack_stop                       stop the sidecar (it drains) and nginx
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+WORK=$(mktemp -d /tmp/obs-xbench-XXXXXX)
+chmod 755 "$WORK"
+GW=18580 UP=18581 RX=18582 METRICS=18583
+SIDECAR=
+trap 'stack_stop' EXIT
+
+make -s all >/dev/null
+
+stack_start() {
+    mkdir -p "$WORK"/{up,gw}/logs
+    cat >"$WORK/up/nginx.conf" <<EOC
+daemon on; master_process on; worker_processes 1;
+error_log $WORK/up/logs/error.log warn; pid $WORK/up/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_buffer_size 4m;
+    log_format body '\$uri \$status \$request_length';
+    server { listen 127.0.0.1:$UP; location / { return 200 "{\"ok\":true}\n"; } }
+    server {
+        listen 127.0.0.1:$RX;
+        access_log $WORK/up/logs/bodies.log body;
+        location = /loki/api/v1/push { client_max_body_size 64m; return 204; }
+        location = /v1/traces { client_max_body_size 64m; return 200; }
+    }
+}
+EOC
+    "$NGINX" -p "$WORK/up" -c nginx.conf
+
+    cat >"$WORK/gw/nginx.conf" <<EOC
+load_module $PWD/build/ngx_http_obs_module.so;
+daemon on; master_process on; worker_processes 2;
+error_log $WORK/gw/logs/error.log warn; pid $WORK/gw/nginx.pid;
+events { worker_connections 1024; }
+http {
+    $( [ -n "${GW_ACCESS_LOG:-}" ] && echo "access_log $WORK/gw/logs/access.log combined buffer=256k;" || echo "access_log off;" )
+    obs_sidecar unix:$WORK/records.sock;
+    obs_service_name backend-api;
+    obs_tenant \$http_x_tenant_id;
+    obs_trace_sample ${SAMPLE:-1};
+    upstream backend { server 127.0.0.1:$UP; keepalive 16; }
+    server {
+        listen 127.0.0.1:$GW;
+        location /api/ {
+            obs_route_auto on;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://backend;
+        }
+    }
+}
+EOC
+    # nginx started as root writes the records socket as nobody
+    build/obs-sidecar --ingest "unix:$WORK/records.sock" \
+        --ingest-group "$(if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi)" \
+        --listen "127.0.0.1:$METRICS" \
+        --loki-url "http://127.0.0.1:$RX/loki/api/v1/push" \
+        --otlp-endpoint "http://127.0.0.1:$RX" "$@" 2>"$WORK/sidecar.log" &
+    SIDECAR=$!
+    sleep 0.5
+    "$NGINX" -p "$WORK/gw" -c nginx.conf
+    sleep 0.5
+    WORKERS=$(pgrep -f "nginx: worker process" -P "$(cat "$WORK/gw/nginx.pid")" | tr '\n' ' ')
+}
+
+cpu() {
+    local total=0 pid
+    for pid in "$@"; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+metric() {
+    curl -s "http://127.0.0.1:$METRICS/metrics" \
+        | awk -v m="$1" -v f="${2:-}" 'index($1, m) == 1 && (substr($1, length(m) + 1, 1) == "{" || length($1) == length(m)) && index($1, f) {s += $2} END {printf "%d\n", s}'
+}
+
+load() {
+    wrk -t2 -c32 -d"${1}s" -H 'X-Tenant-ID: tenant_001' \
+        "http://127.0.0.1:$GW/api/v1/users/42" >"$WORK/wrk.out"
+    REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+    RATE=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+}
+
+stack_stop() {
+    if [ -n "$SIDECAR" ] && kill -0 "$SIDECAR" 2>/dev/null; then
+        kill -TERM "$SIDECAR"; wait "$SIDECAR" || true
+    fi
+    SIDECAR=
+    for d in gw up; do
+        [ -f "$WORK/$d/nginx.pid" ] && "$NGINX" -p "$WORK/$d" -c nginx.conf -s quit 2>/dev/null || true
+    done
+    sleep 0.3
+}

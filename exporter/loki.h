@@ -1,0 +1,63 @@
+/*
+ * Loki batches of one exporter thread: the entries of each stream
+ * (service, level) kept already encoded, in Loki's native protobuf push
+ * (logproto.PushRequest: StreamAdapter{labels=1, entries=2},
+ * EntryAdapter{timestamp=1, line=2, structuredMetadata=3},
+ * LabelPairAdapter{name=1, value=2}), in the JSON push, or as JSON lines
+ * for the file fallback.  Buffers are kept from batch to batch.  Internal
+ * to the exporter library.
+ */
+
+#ifndef OBS_EXPORTER_LOKI_H
+#define OBS_EXPORTER_LOKI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define LOKI_MAX_STREAMS  32
+#define LOKI_SERVICE_MAX  256
+#define LOKI_TENANT_MAX   80
+
+typedef enum { LOKI_PROTOBUF = 0, LOKI_JSON, LOKI_FILE } loki_format_t;
+
+typedef struct {
+    char         service[LOKI_SERVICE_MAX];
+    const char  *level;
+    buf_t        entries;
+} loki_stream_t;
+
+typedef struct {
+    char           org[128];        /* X-Scope-OrgID, or "" */
+    loki_stream_t  streams[LOKI_MAX_STREAMS];
+    int            n_streams;
+    size_t         bytes;           /* encoded entries */
+    size_t         items;
+    double         opened;          /* when the first entry came */
+} loki_batch_t;
+
+/* One log line and what goes beside it. */
+typedef struct {
+    const char     *service;        /* sanitised */
+    const char     *level;
+    const buf_t    *line;           /* the JSON log line */
+    uint64_t        time_ns;
+    const uint8_t  *trace_id;       /* 16 bytes, or NULL */
+    const char     *tenant;         /* sanitised; "" for none */
+} loki_entry_t;
+
+/*
+ * Adds an entry to its stream; returns -1 (adding nothing) when the batch
+ * has no room for another stream or memory ran out: seal, then add again.
+ */
+int loki_add(loki_batch_t *b, loki_format_t f, const loki_entry_t *e);
+
+/* Writes the batch's uncompressed body to out and empties the batch. */
+void loki_body(loki_batch_t *b, loki_format_t f, const char *host,
+    buf_t *out);
+
+/* Frees the batch's buffers. */
+void loki_free(loki_batch_t *b);
+
+#endif

@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""HMAC-authenticated records over udp: (issue #11, item 10).
+
+nginx (obs_sidecar udp:... key=FILE) and the sidecar (--ingest-key-file)
+share a key; every datagram carries 0xff "OBH" + HMAC-SHA256 of the Batch.
+The module's tags are checked with Python's own hmac module, and batches
+built by Google's protobuf runtime are sent with a good tag, a bad tag and
+none: only the good one counts, the others are dropped and counted."""
+
+import hashlib
+import hmac
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (Stack, ROOT, NGINX, MODULE, free_port, request,  # noqa
+                     value, wait_for, main)
+
+NGINX_HTTP = """
+    server {
+        listen 127.0.0.1:NGINX_PORT;
+        obs_service_name auth-test;
+        location / { return 200 "ok\\n"; }
+    }
+"""
+
+KEY = b"0123456789abcdef-shared-secret"
+MARK = b"\xffOBH"
+
+
+def record_pb2():
+    out = tempfile.mkdtemp(prefix="obs-pb-")
+    subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "proto"),
+                           "--python_out=" + out,
+                           os.path.join(ROOT, "proto/obs/v1/record.proto")])
+    sys.path.insert(0, out)
+    from obs.v1 import record_pb2 as pb
+    return pb
+
+
+def tagged(key, batch):
+    return MARK + hmac.new(key, batch, hashlib.sha256).digest() + batch
+
+
+class UdpAuthTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pb = record_pb2()
+        cls.dir = tempfile.mkdtemp(prefix="obs-key-")
+        cls.key = os.path.join(cls.dir, "obs.key")
+        with open(cls.key, "wb") as f:
+            f.write(KEY + b"\n")
+        os.chmod(cls.dir, 0o755)
+        os.chmod(cls.key, 0o644)     # nginx reads it as root, at start
+
+    def batch(self, service):
+        b = self.pb.Batch()
+        b.header.schema_version = 2
+        b.header.pid = 99
+        b.header.host = b"forger"
+        r = b.records.add()
+        r.service = service.encode()
+        r.method = b"GET"
+        r.route = b"/x"
+        r.status = 200
+        return b.SerializeToString()
+
+    def test_module_tags_are_hmac_sha256_of_the_batch(self):
+        """A plain UDP socket stands in for the sidecar: every datagram the
+        module sends verifies with Python's hmac and parses as a Batch."""
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(10)
+        self.addCleanup(rx.close)
+        stack = Stack(NGINX_HTTP, records_address="udp:127.0.0.1:%d"
+                      % rx.getsockname()[1], flush="50ms key=" + self.key)
+        self.addCleanup(stack.stop)
+        stack.start_nginx()
+        for _ in range(3):
+            self.assertEqual(request(stack.gateway + "/a")[0], 200)
+
+        seen = 0
+        while seen < 3:
+            data = rx.recv(65536)
+            self.assertEqual(data[:4], MARK)
+            self.assertEqual(data[4:36], hmac.new(KEY, data[36:],
+                                                  hashlib.sha256).digest())
+            b = self.pb.Batch()
+            b.ParseFromString(data[36:])
+            seen += b.columns.count + len(b.records)
+
+    def test_sidecar_counts_only_authentic_datagrams(self):
+        udp = "udp:127.0.0.1:%d" % free_port()
+        stack = Stack(NGINX_HTTP, records_address=udp,
+                      flush="50ms key=" + self.key)
+        stack.sidecar_args = ["--ingest", udp, "--ingest-key-file", self.key,
+                              "--logs-file", os.devnull,
+                              "--spans-file", os.devnull]
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        stack.start_nginx()
+        for _ in range(5):
+            request(stack.gateway + "/a")
+        wait_for(lambda: value(stack.metrics(), "http_server_requests_total",
+                               service="auth-test") == 5,
+                 what="5 authenticated records from nginx")
+
+        port = int(udp.rsplit(":", 1)[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for data in (self.batch("plain"),
+                         tagged(b"the-wrong-key-0123456789", self.batch("bad")),
+                         MARK + b"\0" * 32 + self.batch("zero"),
+                         MARK + b"short"):
+                s.sendto(data, ("127.0.0.1", port))
+            s.sendto(tagged(KEY, self.batch("good")), ("127.0.0.1", port))
+
+        wait_for(lambda: value(stack.metrics(), "http_server_requests_total",
+                               service="good") == 1,
+                 what="the well-tagged batch")
+        m = stack.metrics()
+        self.assertEqual(value(m, "obs_decode_errors_total",
+                               reason="unauthenticated"), 4)
+        for service in ("plain", "bad", "zero"):
+            self.assertIsNone(value(m, "http_server_requests_total",
+                                    service=service), service)
+
+    def test_bad_key_files_are_refused(self):
+        short = os.path.join(self.dir, "short.key")
+        with open(short, "w") as f:
+            f.write("tooshort\n")
+        p = subprocess.run([os.path.join(ROOT, "build/obs-sidecar"),
+                            "--ingest", "udp:%d" % free_port(),
+                            "--ingest-key-file", short, "--check-config"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("ingest_key_file", p.stderr)
+
+        for path, word in ((short, "at least"),
+                           (os.path.join(self.dir, "none.key"), "failed"),
+                           (self.dir, "")):
+            conf = os.path.join(self.dir, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write("load_module %s;\nevents {}\nhttp {\n"
+                        "obs_sidecar udp:127.0.0.1:9 key=%s;\n}\n"
+                        % (MODULE, path))
+            p = subprocess.run([NGINX, "-t", "-p", self.dir, "-c", conf,
+                                "-e", "stderr"], capture_output=True,
+                               text=True)
+            self.assertNotEqual(p.returncode, 0, path)
+            self.assertIn("obs_sidecar" if word != "failed" else word,
+                          p.stderr)
+
+
+if __name__ == "__main__":
+    main()
