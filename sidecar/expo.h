@@ -11,14 +11,26 @@
 #include "config.h"
 #include "histogram.h"
 
-typedef enum { EXPO_TEXT = 0, EXPO_OPENMETRICS, EXPO_PROTOBUF } expo_format_t;
+typedef enum { EXPO_TEXT = 0, EXPO_OPENMETRICS, EXPO_PROTOBUF,
+               EXPO_SERIES } expo_format_t;
 
 typedef enum {
     EXPO_COUNTER, EXPO_GAUGE, EXPO_HISTOGRAM, EXPO_INFO
 } expo_type_t;
 
+/*
+ * EXPO_SERIES hands each sample to a callback instead of writing it: name is
+ * the full sample name (with _total, _bucket, _sum or _count), le the
+ * bucket's bound as /metrics prints it, or NULL.
+ */
+typedef void (*expo_series_pt)(void *data, const char *name,
+    const char *const *names, const char *const *values, int n,
+    const char *le, double value);
+
 typedef struct {
     expo_format_t   format;
+    expo_series_pt  series;         /* EXPO_SERIES */
+    void           *series_data;
     buf_t          *out;
     buf_t           family;         /* protobuf: the family's metrics */
     buf_t           labels;         /* text: one sample's escaped labels */
@@ -38,6 +50,9 @@ const char *expo_content_type(expo_format_t format);
 
 /* Starts writing in format to out. */
 void expo_begin(expo_writer_t *w, expo_format_t format, buf_t *out);
+
+/* Starts handing every sample to series(data, ...) (EXPO_SERIES). */
+void expo_begin_series(expo_writer_t *w, expo_series_pt series, void *data);
 
 /* Starts a family; name is the base name (counters: without _total). */
 void expo_family(expo_writer_t *w, const char *name, const char *help,

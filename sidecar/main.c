@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "aggregate.h"
+#include "clickhouse.h"
 #include "config.h"
 #include "exporter.h"
 #include "http.h"
@@ -23,6 +24,8 @@
 #include "log.h"
 #include "exporter_metrics.h"
 #include "metrics.h"
+#include "pusher_metrics.h"
+#include "remote_write.h"
 #include "stats.h"
 #include "store.h"
 
@@ -35,6 +38,8 @@ typedef struct {
     ingest_t       *ingest;
     exporter_t     *exporter;
     http_server_t  *http;
+    remote_write_t *remote_write;
+    clickhouse_t   *clickhouse;
     int             signal_fd;
 } sidecar_t;
 
@@ -129,6 +134,23 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         ingest_set_datagram_hook(s->ingest, sidecar_export, s->exporter);
     }
     metrics_add_source(exporter_metrics, s->exporter);
+
+    /* pushers read the store on their own threads; NULL when not wanted */
+    s->remote_write = remote_write_start(&s->cfg.remote_write, s->store, err,
+                                         errlen);
+    s->clickhouse = clickhouse_start(&s->cfg.clickhouse, s->store, err,
+                                     errlen);
+    if ((s->cfg.remote_write.sink.url && s->remote_write == NULL)
+        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL))
+    {
+        return -1;
+    }
+    if (s->remote_write) {
+        metrics_add_source(remote_write_metrics, s->remote_write);
+    }
+    if (s->clickhouse) {
+        metrics_add_source(clickhouse_metrics, s->clickhouse);
+    }
 
     s->http = http_start(&s->cfg, s->store, err, errlen);
     if (s->http == NULL) {
@@ -236,6 +258,8 @@ static void
 sidecar_stop(sidecar_t *s)
 {
     /* ingest has stopped: the exporters drain (bounded), then HTTP goes */
+    remote_write_stop(s->remote_write);
+    clickhouse_stop(s->clickhouse);
     exporter_stop(s->exporter);
     http_stop(s->http);
     ingest_close(s->ingest);

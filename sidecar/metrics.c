@@ -54,6 +54,7 @@ static void metrics_gauge(expo_writer_t *w, const char *name,
     const char *help, const char *unit, double value);
 static void metrics_process(expo_writer_t *w);
 static void metrics_jwt(expo_writer_t *w);
+static void metrics_write(expo_writer_t *w, store_t *store);
 
 int
 metrics_add_source(metrics_source_pt source, void *data)
@@ -73,33 +74,50 @@ metrics_render(store_t *store, expo_format_t format, buf_t *out)
 {
     static atomic_size_t  last_size[3];
     expo_writer_t         w;
-    int                   f, i;
 
     STATS_INC(scrapes);
 
     /* the last scrape's size saves growing a large buffer step by step */
     buf_reserve(out, atomic_load(&last_size[format]) * 9 / 8);
     expo_begin(&w, format, out);
+    metrics_write(&w, store);
+    expo_end(&w);
+    atomic_store(&last_size[format], out->len);
+    return out->failed ? -1 : 0;
+}
+
+void
+metrics_collect(store_t *store, expo_series_pt series, void *data)
+{
+    expo_writer_t  w;
+
+    expo_begin_series(&w, series, data);
+    metrics_write(&w, store);
+    expo_end(&w);
+}
+
+/* The store's families, then the sidecar's own, then the sources'. */
+
+static void
+metrics_write(expo_writer_t *w, store_t *store)
+{
+    int  f, i;
 
     for (f = 0; f < FAMILY_COUNT; f++) {
         const family_t  *fam = &store_families[f];
 
-        expo_family(&w, fam->name, fam->help, fam->unit,
+        expo_family(w, fam->name, fam->help, fam->unit,
                     fam->type == METRIC_HISTOGRAM ? EXPO_HISTOGRAM
                                                   : EXPO_COUNTER);
-        store_visit(store, (family_id_t) f, metrics_visit, &w);
-        expo_family_end(&w);
+        store_visit(store, (family_id_t) f, metrics_visit, w);
+        expo_family_end(w);
     }
 
-    metrics_self(&w, store);
+    metrics_self(w, store);
 
     for (i = 0; i < n_sources; i++) {
-        sources[i].fn(&w, sources[i].data);
+        sources[i].fn(w, sources[i].data);
     }
-
-    expo_end(&w);
-    atomic_store(&last_size[format], out->len);
-    return out->failed ? -1 : 0;
 }
 
 static void

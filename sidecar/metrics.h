@@ -16,4 +16,7 @@ int metrics_add_source(metrics_source_pt source, void *data);
 /* Renders every metric in format into out; returns -1 if out of memory. */
 int metrics_render(store_t *store, expo_format_t format, buf_t *out);
 
+/* Hands every sample /metrics would show to series (see expo.h). */
+void metrics_collect(store_t *store, expo_series_pt series, void *data);
+
 #endif

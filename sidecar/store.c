@@ -42,6 +42,7 @@ struct store {
     shard_t      shards[STORE_SHARDS];
     atomic_long  size;
     atomic_long  max_series;
+    atomic_uint  born;
 };
 
 static size_t store_key(family_id_t family, const char **labels, char *key);
@@ -302,6 +303,7 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
     se->updated = now;
     se->family = (uint8_t) family;
     se->key_len = (uint16_t) len;
+    se->born = atomic_fetch_add(&s->born, 1) + 1;
     memcpy(se->key, key, len);
 
     se->next = sh->buckets[hash & (sh->n_buckets - 1)];

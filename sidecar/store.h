@@ -43,6 +43,8 @@ typedef struct series {
     time_t          updated;
     uint8_t         family;
     uint16_t        key_len;
+    uint32_t        born;       /* creation number: a series that expired
+                                   and came back is told from the old one */
     union {
         uint64_t      counter;
         histogram_t  *histogram;

@@ -1,0 +1,230 @@
+/*
+ * Unit tests for what the pushers read and write: usage differences (also
+ * for a series that expired and came back), the snapshot's label order,
+ * the WriteRequest encoding, cost classes and their configuration.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <snappy-c.h>
+
+#include "clickhouse.h"
+#include "config.h"
+#include "remote_write.h"
+#include "snapshot.h"
+#include "store.h"
+#include "usage.h"
+#include "unit.h"
+#include "prometheus/remote.pb-c.h"
+
+typedef struct {
+    uint64_t  requests, errors, client_errors, bytes_out, count;
+    uint64_t  buckets[3];
+    int       rows;
+} totals_t;
+
+static void
+add_row(const usage_row_t *r, void *data)
+{
+    totals_t  *t = data;
+    int        i;
+
+    if (strcmp(r->tenant, "t1") != 0) {
+        return;
+    }
+    t->rows++;
+    t->requests += r->requests;
+    t->errors += r->errors;
+    t->client_errors += r->client_errors;
+    t->bytes_out += r->bytes_out;
+    t->count += r->duration_count;
+    for (i = 0; i < 3 && r->bounds; i++) {
+        t->buckets[i] += r->buckets[i];
+    }
+}
+
+static void
+test_usage(void)
+{
+    static const double  bounds[] = { 0.1, 1 };
+    const char          *req[] = { "api", "/x", "GET", "200", "t1" };
+    const char          *fail[] = { "api", "/x", "GET", "503", "t1" };
+    const char          *dur[] = { "api", "/x", "GET", "t1" };
+    const char          *body[] = { "api", "/x", "t1" };
+    store_t             *s = store_new(1000);
+    usage_t             *u = usage_new();
+    totals_t             t;
+
+    store_add(s, FAMILY_REQUESTS, req, 5, 100, 0);
+    store_add(s, FAMILY_REQUESTS, fail, 2, 100, 0);
+    store_add(s, FAMILY_RESPONSE_BODY, body, 700, 100, 0);
+    store_observe(s, FAMILY_DURATION, dur, bounds, 2, 0.05, NULL, NULL, 100,
+                  100, 0);
+    store_observe(s, FAMILY_DURATION, dur, bounds, 2, 5, NULL, NULL, 100,
+                  100, 0);
+
+    memset(&t, 0, sizeof(t));
+    usage_collect(u, s, add_row, &t);
+    CHECK(t.rows == 1 && t.requests == 7 && t.errors == 2
+          && t.bytes_out == 700, "first collection: everything so far");
+    CHECK(t.count == 2 && t.buckets[0] == 1 && t.buckets[1] == 0
+          && t.buckets[2] == 1, "latency buckets, not cumulative");
+
+    memset(&t, 0, sizeof(t));
+    usage_collect(u, s, add_row, &t);
+    CHECK(t.rows == 0, "nothing new: no row");
+
+    store_add(s, FAMILY_REQUESTS, req, 3, 200, 0);
+    memset(&t, 0, sizeof(t));
+    usage_collect(u, s, add_row, &t);
+    CHECK(t.requests == 3 && t.errors == 0 && t.bytes_out == 0,
+          "second collection: the difference");
+
+    /* the series expire and come back above their old values between two
+       collections: a new series, counted from zero */
+    store_expire(s, 1000);
+    store_add(s, FAMILY_REQUESTS, req, 20, 1001, 0);
+    memset(&t, 0, sizeof(t));
+    usage_collect(u, s, add_row, &t);
+    CHECK(t.requests == 20, "a series that came back counts from zero");
+
+    usage_free(u);
+    store_free(s);
+}
+
+static void
+test_snapshot_and_encoding(void)
+{
+    const char                *req[] = { "api", "", "GET", "200", "t1" };
+    store_t                   *s = store_new(1000);
+    snapshot_t                 snap;
+    size_t                     i, idx[1] = { 0 }, len;
+    buf_t                      out = { 0 };
+    char                      *raw;
+    Prometheus__WriteRequest  *wr;
+    int                        found = 0;
+
+    memset(&snap, 0, sizeof(snap));
+    store_add(s, FAMILY_REQUESTS, req, 4, 100, 0);
+    CHECK(snapshot_take(&snap, s) == 0, "snapshot taken");
+
+    for (i = 0; i < snap.n_samples; i++) {
+        const snap_sample_t  *x = &snap.samples[i];
+        const char           *prev = "";
+        uint32_t              l;
+        int                   sorted = 1, empty = 0;
+
+        for (l = 0; l < x->n_labels; l++) {
+            const char  *n = snapshot_str(&snap,
+                                          snap.labels[x->first_label + l]
+                                          .name);
+            sorted &= strcmp(prev, n) < 0;
+            empty |= snapshot_str(&snap, snap.labels[x->first_label + l]
+                                  .value)[0] == '\0';
+            prev = n;
+        }
+        CHECK(sorted && !empty, "labels sorted, none empty");
+
+        if (strcmp(snapshot_str(&snap, snap.labels[x->first_label].value),
+                   "http_server_requests_total") == 0)
+        {
+            found = 1;
+            idx[0] = i;
+            CHECK(x->value == 4 && x->n_labels == 5
+                  && strcmp(snapshot_str(&snap, (uint32_t) x->tenant), "t1")
+                     == 0, "the counter, route left out, tenant noted");
+        }
+    }
+    CHECK(found, "store series are in the snapshot");
+
+    CHECK(remote_write_encode(&snap, idx, 1, &out) == 0, "encoded");
+    CHECK(snappy_uncompressed_length(out.data, out.len, &len) == SNAPPY_OK,
+          "snappy block");
+    raw = malloc(len);
+    CHECK(snappy_uncompress(out.data, out.len, raw, &len) == SNAPPY_OK,
+          "uncompressed");
+    wr = prometheus__write_request__unpack(NULL, len, (uint8_t *) raw);
+    CHECK(wr && wr->n_timeseries == 1
+          && strcmp(wr->timeseries[0]->labels[0]->name, "__name__") == 0
+          && wr->timeseries[0]->samples[0]->value == 4
+          && wr->timeseries[0]->samples[0]->timestamp == snap.timestamp_ms,
+          "one series, name first, the value at the snapshot's time");
+
+    prometheus__write_request__free_unpacked(wr, NULL);
+    free(raw);
+    buf_free(&out);
+    snapshot_free(&snap);
+    store_free(s);
+}
+
+static int
+load(const char *json, config_t *c, char *err, size_t errlen)
+{
+    char   path[] = "/tmp/obs-unit-XXXXXX";
+    char  *argv[] = { "test", "--config", path, NULL };
+    FILE  *f;
+    int    fd = mkstemp(path), rc;
+
+    f = fdopen(fd, "w");
+    fputs(json, f);
+    fclose(f);
+    rc = config_load(c, 3, argv, err, errlen);
+    unlink(path);
+    return rc;
+}
+
+static void
+test_config_and_cost(void)
+{
+    config_t             c;
+    char                 err[512];
+    const cost_class_t  *cc;
+
+    CHECK(load("{\"remote_write\": {\"url\": \"http://x\", \"interval\": "
+               "\"500ms\", \"tenant_header\": \"per_tenant\", "
+               "\"operator_tenant\": \"ops\", \"headers\": {\"X-A\": \"b\"}},"
+               " \"clickhouse\": {\"url\": \"http://ch\", \"cost\": "
+               "{\"default\": {\"per_1k_requests\": 1}, \"classes\": ["
+               "{\"name\": \"ml\", \"service\": \"ml-*\", \"per_gb\": 2},"
+               "{\"name\": \"rec\", \"route\": \"/api/v1/rec*\"}]}}}",
+               &c, err, sizeof(err)) == CONFIG_OK, "pushers configured");
+    CHECK(c.remote_write.interval == 0.5
+          && c.remote_write.tenant_header == TENANT_HEADER_PER_TENANT
+          && c.remote_write.sink.n_headers == 1, "remote_write settings");
+
+    cc = clickhouse_cost_class(&c.clickhouse, "ml-engine", "/api/v1/rec");
+    CHECK(strcmp(cc->name, "ml") == 0 && cc->per_gb == 2,
+          "the first class that matches");
+    cc = clickhouse_cost_class(&c.clickhouse, "backend-api", "/api/v1/rec");
+    CHECK(strcmp(cc->name, "rec") == 0, "a route pattern");
+    cc = clickhouse_cost_class(&c.clickhouse, "backend-api", "/other");
+    CHECK(strcmp(cc->name, "default") == 0 && cc->per_1k_requests == 1,
+          "the default class");
+    config_free(&c);
+
+    CHECK(load("{\"remote_write\": {\"tenant_header\": \"fixed\"}}", &c, err,
+               sizeof(err)) == CONFIG_ERROR && strstr(err, "org_id"),
+          "fixed needs org_id");
+    config_free(&c);
+    CHECK(load("{\"clickhouse\": {\"interval_seconds\": 7}}", &c, err,
+               sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "interval_seconds"), "an interval that divides "
+          "an hour");
+    config_free(&c);
+    CHECK(load("{\"clickhouse\": {\"headers\": {\"X\": \"a\\nb\"}}}", &c,
+               err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "clickhouse.headers.X"), "no header injection");
+    config_free(&c);
+}
+
+int
+main(void)
+{
+    test_usage();
+    test_snapshot_and_encoding();
+    test_config_and_cost();
+    return unit_report("test_pushers");
+}
