@@ -46,6 +46,8 @@ static void attr_text(buf_t *b, const char *key,
     const ProtobufCBinaryData *t);
 static void attr_int(buf_t *b, const char *key, int64_t value);
 static void span_error(buf_t *b);
+static void attr_peer(buf_t *b, const ProtobufCBinaryData *address);
+static void attr_outcome(buf_t *b, const Obs__V1__UpstreamAttempt *u);
 static json_t *json_attrs(otlp_kv_t **kv, size_t n);
 static json_t *json_id(const ProtobufCBinaryData *b);
 
@@ -139,22 +141,94 @@ spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
         offset += u->response_time_us * 1000;
 
         attr_str(span, SPAN_ATTRIBUTES, "http.request.method", method, mlen);
-        attr_text(span, "server.address", &u->address);
-        if (u->status) {
-            attr_int(span, "http.response.status_code", u->status);
-        }
+        attr_peer(span, &u->address);
         ATTR_STR(span, "peer.service", service);
         attr_int(span, "http.request.resend_count", (int64_t) i);
-
-        /* CLIENT spans: 4xx is an error too */
-        if (u->status >= 400 || u->status == 0) {
-            span_error(span);
-        }
+        attr_outcome(span, u);
         pb_bytes(out, SS_SPANS, span->data, span->len);
         n++;
     }
 
     return n;
+}
+
+/*
+ * server.address without the port, server.port apart (OpenTelemetry HTTP
+ * client conventions); nginx writes "host:port", "[v6]:port" or
+ * "unix:/path".
+ */
+static void
+attr_peer(buf_t *b, const ProtobufCBinaryData *address)
+{
+    const char  *a = (const char *) address->data;
+    size_t       len = address->len, host_len, i;
+    int64_t      port = 0;
+
+    if (len > 5 && memcmp(a, "unix:", 5) == 0) {
+        attr_str(b, SPAN_ATTRIBUTES, "server.address", a + 5, len - 5);
+        ATTR_STR(b, "network.transport", "unix");
+        return;
+    }
+
+    for (host_len = len; host_len > 0 && a[host_len - 1] != ':'; host_len--) {
+        /* void */
+    }
+
+    if (host_len == 0 || host_len == len || len - host_len > 5
+        || (a[0] != '[' && memchr(a, ':', host_len - 1) != NULL))
+    {
+        attr_str(b, SPAN_ATTRIBUTES, "server.address", a, len);
+        return;                     /* no port, or a bare IPv6 address */
+    }
+
+    for (i = host_len; i < len; i++) {
+        if (a[i] < '0' || a[i] > '9') {
+            attr_str(b, SPAN_ATTRIBUTES, "server.address", a, len);
+            return;
+        }
+        port = port * 10 + (a[i] - '0');
+    }
+
+    host_len--;                     /* the colon */
+    if (host_len >= 2 && a[0] == '[' && a[host_len - 1] == ']') {
+        a++;
+        host_len -= 2;
+    }
+
+    attr_str(b, SPAN_ATTRIBUTES, "server.address", a, host_len);
+    attr_int(b, "server.port", port);
+}
+
+/*
+ * A response's status, or why none came: nginx's own 502/504 for a refused
+ * or timed-out attempt is not the backend's answer, so it is not reported
+ * as one.  Every failed attempt, 4xx included, is an error of the CLIENT
+ * span, with error.type saying which.
+ */
+static void
+attr_outcome(buf_t *b, const Obs__V1__UpstreamAttempt *u)
+{
+    char  code[16];
+
+    if (u->error == 2) {
+        ATTR_STR(b, "error.type", "timeout");
+        span_error(b);
+        return;
+    }
+
+    if (u->error != 0 || u->status == 0) {
+        ATTR_STR(b, "error.type", "connection_error");
+        span_error(b);
+        return;
+    }
+
+    attr_int(b, "http.response.status_code", u->status);
+
+    if (u->status >= 400) {
+        snprintf(code, sizeof(code), "%u", u->status);
+        ATTR_STR(b, "error.type", code);
+        span_error(b);
+    }
 }
 
 void

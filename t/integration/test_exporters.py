@@ -43,6 +43,11 @@ NGINX_HTTP = """
             obs_upstream_span on;
             proxy_pass http://127.0.0.1:BACKEND_PORT;
         }
+        location /api/dead {
+            obs_service_name backend-api;
+            obs_upstream_span on;
+            proxy_pass http://127.0.0.1:1;
+        }
     }
     server {
         listen 127.0.0.1:BACKEND_PORT;
@@ -220,6 +225,28 @@ class LokiAndOtlpTest(unittest.TestCase):
         self.assertEqual(client[0]["parentSpanId"], s["spanId"])
         self.assertIn("00-4bf92f3577b34da6a3ce929d0e0e4736-%s-01"
                       % client[0]["spanId"], seen)
+        # HTTP client conventions: the address without its port, the port
+        # apart, the backend's own status
+        self.assertEqual(client[0]["attrs"]["server.address"], "127.0.0.1")
+        self.assertEqual(client[0]["attrs"]["server.port"],
+                         str(stack.backend_port))
+        self.assertEqual(client[0]["attrs"]["http.response.status_code"],
+                         "200")
+        self.assertNotIn("error.type", client[0]["attrs"])
+
+    def test_failed_attempt_has_error_type_and_no_status(self):
+        """A refused connection gets nginx's 502, but the CLIENT span says
+        why no response came instead of a status the backend never sent."""
+        stack, rec = exporter_stack(self, {})
+        self.assertEqual(request(stack.gateway + "/api/dead")[0], 502)
+        spans = wait_for(lambda: [c for c in rec.spans() if c["kind"] == 3],
+                         what="a client span")
+        attrs = spans[0]["attrs"]
+        self.assertEqual(attrs["error.type"], "connection_error")
+        self.assertNotIn("http.response.status_code", attrs)
+        self.assertEqual(attrs["server.address"], "127.0.0.1")
+        self.assertEqual(attrs["server.port"], "1")
+        self.assertEqual(spans[0]["status"]["code"], 2)
 
     def test_per_tenant_org_id_and_basic_auth(self):
         secret = tempfile.NamedTemporaryFile("w", delete=False)
