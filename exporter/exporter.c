@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "build.h"
+#include "decode_arena.h"
 #include "columns.h"
 #include "hash.h"
 #include "loki.h"
@@ -31,19 +32,12 @@
 /* exporter threads yield the CPU to ingest (the metrics) when it is short */
 #define EXPORTER_NICE      10
 
-typedef struct {
-    unsigned char       *base;
-    size_t               used;
-    size_t               size;
-} decode_arena_t;
-
 /* An exporter thread and the batches of its share of the streams. */
 typedef struct {
     exporter_t          *e;
     int                  index;
     pthread_t            thread;
     decode_arena_t       arena;
-    ProtobufCAllocator   allocator;
     loki_batch_t        *logs[MAX_LOKI_BATCHES];
     int                  n_logs;
     buf_t                line;          /* the log line being written */
@@ -113,8 +107,6 @@ static payload_t *payload_snappy(const buf_t *body, size_t items,
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
 static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
-static void *decode_alloc(void *data, size_t size);
-static void decode_free(void *data, void *p);
 static double now_seconds(void);
 static char *dup_or_null(const char *s);
 
@@ -358,15 +350,10 @@ exporter_threads(exporter_t *e, char *err, size_t errlen)
         c = &e->encoders[i];
         c->e = e;
         c->index = i;
-        c->arena.size = DECODE_ARENA;
-        c->arena.base = malloc(DECODE_ARENA);
-        c->allocator.alloc = decode_alloc;
-        c->allocator.free = decode_free;
-        c->allocator.allocator_data = &c->arena;
-        if (c->arena.base == NULL
+        if (decode_arena_init(&c->arena, DECODE_ARENA) != 0
             || pthread_create(&c->thread, NULL, encoder_main, c) != 0)
         {
-            free(c->arena.base);
+            decode_arena_free(&c->arena);
             snprintf(err, errlen, "cannot start exporter thread %d", i + 1);
             return -1;
         }
@@ -541,8 +528,8 @@ encoder_datagram(encoder_t *c, const uint8_t *data, size_t len, double now)
     columns_reader_t           rd;
     size_t                     i;
 
-    c->arena.used = 0;
-    batch = obs__v1__batch__unpack(&c->allocator, len, data);
+    decode_arena_reset(&c->arena);
+    batch = obs__v1__batch__unpack(&c->arena.allocator, len, data);
     if (batch == NULL) {
         return;
     }
@@ -836,7 +823,7 @@ encoder_free(encoder_t *c)
     buf_free(&c->spans);
     buf_free(&c->span);
     buf_free(&c->body);
-    free(c->arena.base);
+    decode_arena_free(&c->arena);
 }
 
 static payload_t *
@@ -940,29 +927,6 @@ span_keep(const exporter_t *e, const Obs__V1__Record *r)
 
     return (r->trace_flags & 1) || r->status >= 500
            || r->duration_us >= (uint64_t) e->cfg.slow_ms * 1000;
-}
-
-static void *
-decode_alloc(void *data, size_t size)
-{
-    decode_arena_t  *a = data;
-    void            *p;
-
-    size = (size + 15) & ~(size_t) 15;
-    if (a->used + size > a->size) {
-        return NULL;
-    }
-
-    p = a->base + a->used;
-    a->used += size;
-    return p;
-}
-
-static void
-decode_free(void *data, void *p)
-{
-    (void) data;
-    (void) p;           /* the whole arena is reset per datagram */
 }
 
 static double

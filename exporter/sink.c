@@ -358,30 +358,40 @@ sink_drop_org_header(sink_t *s)
 }
 
 
-/* Retry-After: seconds, or an HTTP date. */
+int
+sink_retry_after(const char *line, size_t len, double *seconds)
+{
+    char    value[128];
+    time_t  when;
+
+    if (len <= 12 || strncasecmp(line, "Retry-After:", 12) != 0) {
+        return 0;
+    }
+
+    snprintf(value, sizeof(value), "%.*s", (int) (len - 12), line + 12);
+    value[strcspn(value, "\r\n")] = '\0';
+
+    if (strspn(value, " 0123456789") == strlen(value)) {
+        *seconds = atof(value);
+        return 1;
+    }
+
+    when = curl_getdate(value, NULL);
+    if (when > 0) {
+        *seconds = difftime(when, time(NULL));
+        return 1;
+    }
+
+    return 0;
+}
 
 static size_t
 sink_header(char *buf, size_t size, size_t n, void *data)
 {
     sink_t  *s = data;
-    size_t   len = size * n;
-    char     value[128];
-    time_t   when;
 
-    if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
-        snprintf(value, sizeof(value), "%.*s", (int) (len - 12), buf + 12);
-        value[strcspn(value, "\r\n")] = '\0';
-        if (strspn(value, " 0123456789") == strlen(value)) {
-            s->retry_after = atof(value);
-        } else {
-            when = curl_getdate(value, NULL);
-            if (when > 0) {
-                s->retry_after = difftime(when, time(NULL));
-            }
-        }
-    }
-
-    return len;
+    (void) sink_retry_after(buf, size * n, &s->retry_after);
+    return size * n;
 }
 
 static void

@@ -72,4 +72,10 @@ void sink_shutdown(sink_t *s);
 /* Frees the sink. */
 void sink_free(sink_t *s);
 
+/*
+ * Reads a Retry-After response header line (seconds, or an HTTP date)
+ * into seconds; returns 1 when line is one, else 0.
+ */
+int sink_retry_after(const char *line, size_t len, double *seconds);
+
 #endif

@@ -18,6 +18,7 @@
 #include <openssl/hmac.h>
 
 #include "columns.h"
+#include "decode_arena.h"
 #include "hash.h"
 #include "ingest.h"
 #include "net.h"
@@ -49,12 +50,6 @@ typedef struct {
     uint64_t  dropped[MODULE_DROP_REASONS];
 } worker_t;
 
-typedef struct {
-    unsigned char  *base;
-    size_t          used;
-    size_t          size;
-} arena_t;
-
 struct ingest {
     int               fds[CONFIG_MAX_INGEST];
     char             *unix_paths[CONFIG_MAX_INGEST];
@@ -63,8 +58,7 @@ struct ingest {
     ingest_datagram_pt hook;
     void             *hook_data;
     unsigned char    *datagram;
-    arena_t           arena;
-    ProtobufCAllocator allocator;
+    decode_arena_t    arena;
     const char       *key;              /* cfg->ingest_key, or NULL */
     int               udp[CONFIG_MAX_INGEST];
     worker_t          workers[INGEST_WORKERS];
@@ -74,8 +68,6 @@ static int ingest_bind(const char *addr, const config_t *cfg,
     char **unix_path, char *err, size_t errlen);
 static int ingest_authentic(ingest_t *in, int i, const uint8_t **data,
     size_t *len);
-static void *arena_alloc(void *data, size_t size);
-static void arena_free(void *data, void *p);
 static void ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t now);
 static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
@@ -96,11 +88,7 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
 
     in->agg = agg;
     in->datagram = malloc(INGEST_MAX_DATAGRAM + 1);
-    in->arena.base = malloc(INGEST_ARENA_SIZE);
-    in->arena.size = INGEST_ARENA_SIZE;
-    in->allocator.alloc = arena_alloc;
-    in->allocator.free = arena_free;
-    in->allocator.allocator_data = &in->arena;
+    decode_arena_init(&in->arena, INGEST_ARENA_SIZE);
 
     if (in->datagram == NULL || in->arena.base == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -206,8 +194,8 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         return;
     }
 
-    in->arena.used = 0;
-    batch = obs__v1__batch__unpack(&in->allocator, len, data);
+    decode_arena_reset(&in->arena);
+    batch = obs__v1__batch__unpack(&in->arena.allocator, len, data);
 
     if (batch == NULL) {
         STATS_INC(decode_errors[DECODE_MALFORMED]);
@@ -339,7 +327,7 @@ ingest_close(ingest_t *in)
     }
 
     free(in->datagram);
-    free(in->arena.base);
+    decode_arena_free(&in->arena);
     free(in);
 }
 
@@ -711,27 +699,4 @@ ingest_bind(const char *addr, const config_t *cfg, char **unix_path,
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 
     return fd;
-}
-
-static void *
-arena_alloc(void *data, size_t size)
-{
-    arena_t  *a = data;
-    void     *p;
-
-    size = (size + 15) & ~(size_t) 15;
-    if (a->used + size > a->size) {
-        return NULL;
-    }
-
-    p = a->base + a->used;
-    a->used += size;
-    return p;
-}
-
-static void
-arena_free(void *data, void *p)
-{
-    (void) data;
-    (void) p;           /* the whole arena is reset per datagram */
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "push.h"
+#include "sink.h"
 
 #ifndef OBS_VERSION
 #define OBS_VERSION "dev"
@@ -168,27 +169,13 @@ push_backoff(const push_t *p, double previous, double first, double max)
     return next < max ? next : max;
 }
 
-/* Retry-After: seconds, or an HTTP date. */
-
 static size_t
 push_header(char *buf, size_t size, size_t n, void *data)
 {
     push_t  *p = data;
-    size_t   len = size * n;
-    char     value[128];
-    time_t   when;
 
-    if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
-        snprintf(value, sizeof(value), "%.*s", (int) (len - 12), buf + 12);
-        value[strcspn(value, "\r\n")] = '\0';
-        if (strspn(value, " 0123456789") == strlen(value)) {
-            p->retry_after = atof(value);
-        } else if ((when = curl_getdate(value, NULL)) > 0) {
-            p->retry_after = difftime(when, time(NULL));
-        }
-    }
-
-    return len;
+    (void) sink_retry_after(buf, size * n, &p->retry_after);
+    return size * n;
 }
 
 /* The receiver's answer: its first line says why a push was refused. */
