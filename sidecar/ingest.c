@@ -47,6 +47,7 @@ typedef struct {
     uint64_t  key;              /* host, pid and start of one nginx worker */
     time_t    last_seen;
     uint64_t  next_sequence;
+    uint64_t  seen;             /* bit k: sequence next_sequence - 1 - k */
     uint64_t  dropped[MODULE_DROP_REASONS];
 } worker_t;
 
@@ -61,6 +62,7 @@ struct ingest {
     decode_arena_t    arena;
     const char       *key;              /* cfg->ingest_key, or NULL */
     int               udp[CONFIG_MAX_INGEST];
+    int               authenticated;     /* the datagram being read had a tag */
     worker_t          workers[INGEST_WORKERS];
 };
 
@@ -68,7 +70,8 @@ static int ingest_bind(const char *addr, const config_t *cfg,
     char **unix_path, char *err, size_t errlen);
 static int ingest_authentic(ingest_t *in, int i, const uint8_t **data,
     size_t *len);
-static void ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
+static int ingest_sequence(worker_t *w, uint64_t seq);
+static int ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t now);
 static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
     time_t now, double now_f);
@@ -169,6 +172,7 @@ ingest_drain(ingest_t *in, int i)
 
         if (ingest_authentic(in, i, &data, &len)) {
             ingest_datagram(in, data, len);
+            in->authenticated = 0;
         }
     }
 
@@ -222,7 +226,11 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     clock_gettime(CLOCK_REALTIME, &ts);
     now_f = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 
-    ingest_account(in, batch->header, ts.tv_sec);
+    if (ingest_account(in, batch->header, ts.tv_sec) != 0) {
+        STATS_INC(decode_errors[DECODE_REPLAYED]);
+        return;
+    }
+
     ingest_jwt(batch->header);
     STATS_ADD(records_received, batch->n_records);
 
@@ -276,6 +284,7 @@ ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
     {
         *data += INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
         *len -= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
+        in->authenticated = 1;
         return 1;
     }
 
@@ -339,7 +348,7 @@ ingest_close(ingest_t *in)
  * reported is new.
  */
 
-static void
+static int
 ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
 {
     uint64_t   key, reported[MODULE_DROP_REASONS], delta;
@@ -366,12 +375,8 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
         w->next_sequence = h->sequence;
     }
 
-    if (h->sequence > w->next_sequence) {
-        STATS_ADD(datagrams_lost, h->sequence - w->next_sequence);
-    }
-
-    if (h->sequence >= w->next_sequence) {
-        w->next_sequence = h->sequence + 1;
+    if (ingest_sequence(w, h->sequence) != 0 && in->authenticated) {
+        return -1;
     }
 
     reported[MODULE_DROP_BUFFER_FULL] = h->dropped_buffer_full;
@@ -395,6 +400,37 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
     }
 
     w->last_seen = now ? now : 1;
+    return 0;
+}
+
+/*
+ * Notes a worker's datagram sequence number in a window of the last 64, as
+ * IPsec does against replays: the module sends each number once, so one
+ * seen before (or older than the window) is a copy.  Only authenticated
+ * datagrams are refused for it: tools that send row-form batches need not
+ * number them.  Returns -1 for a copy.
+ */
+
+static int
+ingest_sequence(worker_t *w, uint64_t seq)
+{
+    uint64_t  age, ahead;
+
+    if (seq >= w->next_sequence) {
+        ahead = seq - w->next_sequence + 1;
+        STATS_ADD(datagrams_lost, ahead - 1);
+        w->seen = (ahead >= 64) ? 1 : (w->seen << ahead) | 1;
+        w->next_sequence = seq + 1;
+        return 0;
+    }
+
+    age = w->next_sequence - 1 - seq;
+    if (age >= 64 || (w->seen & ((uint64_t) 1 << age))) {
+        return -1;
+    }
+
+    w->seen |= (uint64_t) 1 << age;
+    return 0;
 }
 
 /*

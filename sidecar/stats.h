@@ -11,6 +11,7 @@ typedef enum {
     DECODE_NO_HEADER,           /* a Batch without its BatchHeader */
     DECODE_SCHEMA,              /* a schema version this sidecar cannot read */
     DECODE_UNAUTHENTICATED,     /* no valid HMAC tag where one is needed */
+    DECODE_REPLAYED,            /* an authenticated datagram seen before */
     DECODE_REASONS
 } decode_reason_t;
 

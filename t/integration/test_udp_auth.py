@@ -129,6 +129,39 @@ class UdpAuthTest(unittest.TestCase):
             self.assertIsNone(value(m, "http_server_requests_total",
                                     service=service), service)
 
+    def test_a_replayed_datagram_counts_once(self):
+        """The tag proves who sent a datagram, not that it is new: a copy
+        (same worker, same sequence number) is refused and counted, while
+        datagrams that arrive out of order still count."""
+        udp = "udp:127.0.0.1:%d" % free_port()
+        stack = Stack(NGINX_HTTP, records_address=udp,
+                      flush="50ms key=" + self.key)
+        stack.sidecar_args = ["--ingest", udp, "--ingest-key-file", self.key,
+                              "--logs-file", os.devnull,
+                              "--spans-file", os.devnull]
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        port = int(udp.rsplit(":", 1)[1])
+
+        def numbered(seq):
+            b = self.pb.Batch()
+            b.ParseFromString(self.batch("replay"))
+            b.header.sequence = seq
+            return tagged(KEY, b.SerializeToString())
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for seq in (100, 102, 101):     # 101 arrives late: still counts
+                s.sendto(numbered(seq), ("127.0.0.1", port))
+            for _ in range(5):              # copies of 102 and of 101
+                s.sendto(numbered(102), ("127.0.0.1", port))
+                s.sendto(numbered(101), ("127.0.0.1", port))
+            s.sendto(numbered(1), ("127.0.0.1", port))  # older than the window
+        wait_for(lambda: value(stack.metrics(), "obs_decode_errors_total",
+                               reason="replayed") == 11,
+                 what="eleven copies refused")
+        self.assertEqual(value(stack.metrics(), "http_server_requests_total",
+                               service="replay"), 3)
+
     def test_bad_key_files_are_refused(self):
         short = os.path.join(self.dir, "short.key")
         with open(short, "w") as f:
