@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_obs_jwt_module.h"
+#include "ngx_http_obs_module.h"
 #include "obs/v1/record.pb-c.h"
 
 
@@ -78,19 +79,7 @@ static obs_jwt_cache_t  *ngx_http_obs_jwt_cache;
 ngx_int_t
 ngx_http_obs_jwt_add_variables(ngx_conf_t *cf)
 {
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_obs_jwt_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
+    return ngx_http_obs_add_variable_table(cf, ngx_http_obs_jwt_vars);
 }
 
 

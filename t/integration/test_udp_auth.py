@@ -94,7 +94,8 @@ class UdpAuthTest(unittest.TestCase):
             b.ParseFromString(data[36:])
             seen += b.columns.count + len(b.records)
 
-    def test_sidecar_counts_only_authentic_datagrams(self):
+    def keyed_sidecar(self):
+        """A sidecar taking udp: records with the key; its stack and port."""
         udp = "udp:127.0.0.1:%d" % free_port()
         stack = Stack(NGINX_HTTP, records_address=udp,
                       flush="50ms key=" + self.key)
@@ -103,6 +104,10 @@ class UdpAuthTest(unittest.TestCase):
                               "--spans-file", os.devnull]
         self.addCleanup(stack.stop)
         stack.start_sidecar()
+        return stack, int(udp.rsplit(":", 1)[1])
+
+    def test_sidecar_counts_only_authentic_datagrams(self):
+        stack, port = self.keyed_sidecar()
         stack.start_nginx()
         for _ in range(5):
             request(stack.gateway + "/a")
@@ -110,7 +115,6 @@ class UdpAuthTest(unittest.TestCase):
                                service="auth-test") == 5,
                  what="5 authenticated records from nginx")
 
-        port = int(udp.rsplit(":", 1)[1])
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for data in (self.batch("plain"),
                          tagged(b"the-wrong-key-0123456789", self.batch("bad")),
@@ -133,15 +137,7 @@ class UdpAuthTest(unittest.TestCase):
         """The tag proves who sent a datagram, not that it is new: a copy
         (same worker, same sequence number) is refused and counted, while
         datagrams that arrive out of order still count."""
-        udp = "udp:127.0.0.1:%d" % free_port()
-        stack = Stack(NGINX_HTTP, records_address=udp,
-                      flush="50ms key=" + self.key)
-        stack.sidecar_args = ["--ingest", udp, "--ingest-key-file", self.key,
-                              "--logs-file", os.devnull,
-                              "--spans-file", os.devnull]
-        self.addCleanup(stack.stop)
-        stack.start_sidecar()
-        port = int(udp.rsplit(":", 1)[1])
+        stack, port = self.keyed_sidecar()
 
         def numbered(seq):
             b = self.pb.Batch()
