@@ -142,6 +142,7 @@ __DATA__
 "GET /bad\x01path HTTP/1.1\r\nHost: localhost\r\n\r\n"
 --- error_code: 400
 --- response_body_like: 400
+--- wait: 0.3
 
 
 
