@@ -19,6 +19,7 @@
 
 #define NGX_HTTP_OBS_BATCH_RECORDS    512
 #define NGX_HTTP_OBS_BATCH_ATTEMPTS   1024
+#define NGX_HTTP_OBS_BATCH_METRICS    2048      /* obs_metric observations */
 #define NGX_HTTP_OBS_BATCH_SYMBOLS    8192
 #define NGX_HTTP_OBS_CONTENT_SLOTS    1024      /* a power of two */
 #define NGX_HTTP_OBS_ADDRESS_SLOTS    64        /* a power of two */
@@ -42,7 +43,13 @@
 #define NGX_HTTP_OBS_SYMBOL_WIDTH     4
 
 /* every field's key and length at their longest, and the count */
-#define NGX_HTTP_OBS_COLUMNS_FIXED    (38 * (2 + 3) + 6)
+#define NGX_HTTP_OBS_COLUMNS_FIXED    (44 * (2 + 3) + 6)
+
+/* obs_metric: bytes one observation adds, and its text and symbols */
+#define NGX_HTTP_OBS_METRIC_WIDTH     (5 * 4)
+#define ngx_http_obs_metrics_bound(n)                                        \
+    ((n) * (NGX_HTTP_OBS_METRIC_WIDTH + 4 * NGX_HTTP_OBS_SYMBOL_WIDTH         \
+            + NGX_HTTP_OBS_METRIC_TEXT))
 
 /* the most bytes a record with these attempts and this much text adds */
 #define ngx_http_obs_record_bound(attempts, text)                            \
@@ -114,12 +121,22 @@ struct ngx_http_obs_columns_s {
     u_char                   attempt_span_id[NGX_HTTP_OBS_BATCH_ATTEMPTS]
                                             [OBS_SPAN_ID_LEN];
 
+    /* obs_metric observations (ngx_http_obs_metrics.c) */
+    uint32_t                 metric_count[NGX_HTTP_OBS_BATCH_RECORDS];
+    uint32_t                 metric_name[NGX_HTTP_OBS_BATCH_METRICS];
+    uint32_t                 metric_type[NGX_HTTP_OBS_BATCH_METRICS];
+    uint32_t                 metric_label_name[NGX_HTTP_OBS_BATCH_METRICS];
+    uint32_t                 metric_label_value[NGX_HTTP_OBS_BATCH_METRICS];
+    uint32_t                 metric_value[NGX_HTTP_OBS_BATCH_METRICS];
+
     ngx_http_obs_content_slot_t  content[NGX_HTTP_OBS_CONTENT_SLOTS];
     ngx_http_obs_address_slot_t  address[NGX_HTTP_OBS_ADDRESS_SLOTS];
 };
 
 
 static void ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec);
+static void ngx_http_obs_columns_add_metrics(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
 static ngx_http_obs_hot uint32_t ngx_http_obs_intern(
     ngx_http_obs_columns_t *cols, ngx_str_t *s, ngx_uint_t stable,
@@ -215,6 +232,13 @@ ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols)
     m->attempt_error = cols->attempt_error;
     m->attempt_span_id.data = cols->attempt_span_id[0];
 
+    m->metric_count = cols->metric_count;         /* obs_metric */
+    m->metric_name = cols->metric_name;
+    m->metric_type = cols->metric_type;
+    m->metric_label_name = cols->metric_label_name;
+    m->metric_label_value = cols->metric_label_value;
+    m->metric_value = cols->metric_value;
+
     cols->size = NGX_HTTP_OBS_COLUMNS_FIXED + NGX_HTTP_OBS_SYMBOL_WIDTH;
     cols->interned = 0;
 
@@ -245,16 +269,20 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
 
     if (m->count >= NGX_HTTP_OBS_BATCH_RECORDS
         || m->n_attempt_status + rec->n_attempts > NGX_HTTP_OBS_BATCH_ATTEMPTS
+        || m->n_metric_name + rec->n_metrics > NGX_HTTP_OBS_BATCH_METRICS
         || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS + rec->n_attempts
-           > NGX_HTTP_OBS_BATCH_SYMBOLS)
+           + 4 * rec->n_metrics > NGX_HTTP_OBS_BATCH_SYMBOLS)
     {
         return 0;
     }
 
+    /* obs_metric observations are bounded apart: most records have none */
+
     if (cols->size + ngx_http_obs_record_bound(NGX_HTTP_OBS_MAX_ATTEMPTS,
                                                NGX_HTTP_OBS_MAX_TEXT)
-        <= limit
+        + ngx_http_obs_metrics_bound(rec->n_metrics) <= limit
         && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT
+           + rec->n_metrics * NGX_HTTP_OBS_METRIC_TEXT
            <= cols->symbol_data_size)
     {
         return 1;
@@ -263,8 +291,10 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     text = ngx_http_obs_record_text(rec);
 
     return cols->size + ngx_http_obs_record_bound(rec->n_attempts, text)
-           <= limit
-           && m->symbol_data.len + text <= cols->symbol_data_size;
+           + ngx_http_obs_metrics_bound(rec->n_metrics) <= limit
+           && m->symbol_data.len + text
+              + rec->n_metrics * NGX_HTTP_OBS_METRIC_TEXT
+              <= cols->symbol_data_size;
 }
 
 
@@ -331,11 +361,13 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     }
 
     ngx_http_obs_columns_add_attempts(cols, rec);
+    ngx_http_obs_columns_add_metrics(cols, rec);
 
     m->count = n + 1;
 
     cols->size += NGX_HTTP_OBS_RECORD_WIDTH
                   + rec->n_attempts * NGX_HTTP_OBS_ATTEMPT_WIDTH
+                  + rec->n_metrics * NGX_HTTP_OBS_METRIC_WIDTH
                   + m->symbol_data.len
                   + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
 }
@@ -389,6 +421,9 @@ ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols)
     m->n_protocol = n;
     m->n_upstream_span = n;
     m->n_upstream_attempts = n;
+
+    /* obs_metric: the count column only once some record has observations */
+    m->n_metric_count = m->n_metric_name ? n : 0;
 
     return obs__v1__record_columns__get_packed_size(m);
 }
@@ -449,6 +484,51 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
     m->n_attempt_bytes_received = n;
     m->n_attempt_error = n;
     m->attempt_span_id.len = n * OBS_SPAN_ID_LEN;
+}
+
+
+/*
+ * obs_metric observations: names, label names and label values live as long
+ * as the configuration (interned by address), values are short texts.
+ */
+
+static void
+ngx_http_obs_columns_add_metrics(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec)
+{
+    size_t                       n;
+    ngx_uint_t                   i;
+    ngx_http_obs_observation_t  *o;
+    Obs__V1__RecordColumns      *m = &cols->msg;
+
+    cols->metric_count[m->count] = rec->n_metrics;
+
+    if (rec->n_metrics == 0) {
+        return;
+    }
+
+    n = m->n_metric_name;
+
+    for (i = 0; i < rec->n_metrics; i++, n++) {
+        o = &rec->metrics[i];
+
+        cols->metric_name[n] = ngx_http_obs_intern(cols, o->name, 1,
+                                                   cols->metric_name, n);
+        cols->metric_type[n] = o->type;
+        cols->metric_label_name[n] = ngx_http_obs_intern(cols, o->label_name,
+                                              1, cols->metric_label_name, n);
+        cols->metric_label_value[n] = ngx_http_obs_intern(cols,
+                                              o->label_value, 1,
+                                              cols->metric_label_value, n);
+        cols->metric_value[n] = ngx_http_obs_intern(cols, &o->value, 0,
+                                                    cols->metric_value, n);
+    }
+
+    m->n_metric_name = n;
+    m->n_metric_type = n;
+    m->n_metric_label_name = n;
+    m->n_metric_label_value = n;
+    m->n_metric_value = n;
 }
 
 

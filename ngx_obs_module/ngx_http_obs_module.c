@@ -118,6 +118,23 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       offsetof(ngx_http_obs_loc_conf_t, upstream_span),
       NULL },
 
+    /* business metrics and requests in flight (_metrics.c, _active.c) */
+
+    { ngx_string("obs_metric"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      ngx_http_obs_metric,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("obs_active_requests"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_obs_main_conf_t, active),
+      NULL },
+
       ngx_null_command
 };
 
@@ -184,6 +201,7 @@ ngx_http_obs_rewrite_handler(ngx_http_request_t *r)
         && !(ctx->route_set && (ctx->content_reached || r->err_status)))
     {
         ngx_http_obs_set_route(r, ctx);
+        ngx_http_obs_active_enter(r, ctx);
     }
 
     return NGX_DECLINED;
@@ -274,7 +292,11 @@ ngx_http_obs_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     omcf->sidecar = NULL;
+     *     omcf->metric_defs = NULL;
+     *     omcf->active_zone = NULL;
      */
+
+    omcf->active = NGX_CONF_UNSET;
 
     return omcf;
 }
@@ -317,6 +339,7 @@ ngx_http_obs_create_loc_conf(ngx_conf_t *cf)
      *     olcf->service = NULL;
      *     olcf->route = NULL;
      *     olcf->tenant = NULL;
+     *     olcf->metrics = NULL;
      */
 
     olcf->enable = NGX_CONF_UNSET;
@@ -361,6 +384,12 @@ ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->tenant == NULL) {
         conf->tenant = prev->tenant;
+    }
+
+    /* obs_metric: a level with its own does not inherit (as add_header) */
+
+    if (conf->metrics == NULL) {
+        conf->metrics = prev->metrics;
     }
 
     /*
@@ -685,6 +714,14 @@ ngx_http_obs_init(ngx_conf_t *cf)
 
     ngx_http_obs_context_init();
 
+    /* requests in flight: on by default wherever records go */
+
+    if (omcf->sidecar && omcf->active != 0
+        && ngx_http_obs_active_zone(cf, omcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_http_obs_wrap_upstreams(cf);
 }
 
@@ -697,6 +734,8 @@ ngx_http_obs_init_process(ngx_cycle_t *cycle)
     ngx_http_obs_ids_init();
 
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_obs_module);
+
+    ngx_http_obs_active_init(omcf);
 
     if (omcf == NULL || omcf->sidecar == NULL) {
         return NGX_OK;
@@ -722,6 +761,7 @@ ngx_http_obs_exit_master(ngx_cycle_t *cycle)
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_obs_module);
 
     if (omcf != NULL) {
+        ngx_http_obs_active_init(omcf);      /* to report nginx stopped */
         ngx_http_obs_emit_exit_master(omcf->sidecar);
     }
 }

@@ -8,6 +8,8 @@
  *   ngx_http_obs_columns.c    the worker's open batch in column form
  *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
  *   ngx_http_obs_variables.c  $obs_* variables
+ *   ngx_http_obs_metrics.c    obs_metric: business metrics from variables
+ *   ngx_http_obs_active.c     requests in flight, in shared memory
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
@@ -55,6 +57,11 @@ typedef struct {
 typedef struct {
     ngx_http_obs_sidecar_t    *sidecar;      /* NULL: no records */
     ngx_int_t                  request_id_index;   /* nginx's $request_id */
+
+    /* obs_metric (ngx_http_obs_metrics.c), obs_active_requests (_active.c) */
+    ngx_array_t               *metric_defs;  /* every name, for conflicts */
+    ngx_flag_t                 active;
+    ngx_shm_zone_t            *active_zone;
 } ngx_http_obs_main_conf_t;
 
 
@@ -87,6 +94,7 @@ typedef struct ngx_http_obs_loc_conf_s {
     ngx_http_obs_value_t      *service;
     ngx_http_obs_value_t      *route;
     ngx_http_obs_value_t      *tenant;
+    ngx_array_t               *metrics;      /* obs_metric; NULL: none */
 } ngx_http_obs_loc_conf_t;
 
 
@@ -132,6 +140,9 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_uint_t                 in_tracestates;
 
     ngx_uint_t                 attempts;
+
+    /* the in-flight counter the request is counted in (_active.c) */
+    ngx_atomic_t              *active;
 
     /* written before they are read, so not cleared for a new request: */
 
@@ -199,6 +210,32 @@ typedef struct {
 
 
 /*
+ * One value obs_metric observed (ngx_http_obs_metrics.c).  Name, label
+ * name and label value live as long as the configuration; the value is
+ * the variable's text, at most NGX_HTTP_OBS_METRIC_VALUE_MAX bytes.
+ */
+typedef struct {
+    ngx_str_t                 *name;
+    ngx_str_t                 *label_name;   /* empty: no label */
+    ngx_str_t                 *label_value;
+    ngx_str_t                  value;
+    uint32_t                   type;         /* NGX_HTTP_OBS_METRIC_* */
+} ngx_http_obs_observation_t;
+
+#define NGX_HTTP_OBS_METRIC_COUNTER    1
+#define NGX_HTTP_OBS_METRIC_GAUGE      2
+#define NGX_HTTP_OBS_MAX_METRICS       16     /* per location */
+#define NGX_HTTP_OBS_METRIC_NAME_MAX   128
+#define NGX_HTTP_OBS_METRIC_LABEL_MAX  64     /* a label's name or value */
+#define NGX_HTTP_OBS_METRIC_VALUE_MAX  64
+
+/* the most text one observation adds to a batch */
+#define NGX_HTTP_OBS_METRIC_TEXT                                             \
+    (NGX_HTTP_OBS_METRIC_NAME_MAX + 2 * NGX_HTTP_OBS_METRIC_LABEL_MAX        \
+     + NGX_HTTP_OBS_METRIC_VALUE_MAX)
+
+
+/*
  * Which of a record's texts live as long as the worker (configuration or
  * static names): the batch recognises those by their address alone.
  */
@@ -243,6 +280,9 @@ typedef struct {
 
     ngx_uint_t                 n_attempts;
     ngx_http_obs_attempt_t     attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
+
+    ngx_uint_t                 n_metrics;    /* obs_metric observations */
+    ngx_http_obs_observation_t metrics[NGX_HTTP_OBS_MAX_METRICS];
 } ngx_http_obs_record_t;
 
 
@@ -311,6 +351,23 @@ void ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
 
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
+
+/* obs_metric (ngx_http_obs_metrics.c) */
+char *ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_obs_metrics_record(ngx_http_request_t *r,
+    ngx_http_obs_loc_conf_t *olcf, ngx_http_obs_record_t *rec);
+
+/* requests in flight (ngx_http_obs_active.c) */
+ngx_int_t ngx_http_obs_active_zone(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_active_enter(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
+void ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx);
+void ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf);
+ngx_uint_t ngx_http_obs_active_pending(void);
+void ngx_http_obs_active_sent(void);
+ngx_uint_t ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed);
+void ngx_http_obs_emit_wake(void);
 ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,
     ngx_http_variable_t *vars);
 

@@ -172,6 +172,12 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     rec.upstream_span = olcf->upstream_span ? 1 : 0;
 
+    rec.n_metrics = 0;
+
+    if (olcf->metrics) {
+        ngx_http_obs_metrics_record(r, olcf, &rec);     /* obs_metric */
+    }
+
     return ngx_http_obs_emit(&rec);
 }
 
