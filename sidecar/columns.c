@@ -16,6 +16,8 @@ static uint64_t u64_at(const uint64_t *v, size_t n, size_t i);
 static uint32_t u32_at(const uint32_t *v, size_t n, size_t i);
 static ProtobufCBinaryData id_at(const ProtobufCBinaryData *ids, size_t width,
     size_t i);
+static int metrics_valid(const Obs__V1__RecordColumns *c, size_t symbols);
+static void metrics_next(columns_reader_t *rd, Obs__V1__Record *r, size_t i);
 
 int
 columns_valid(const Obs__V1__RecordColumns *c)
@@ -52,7 +54,7 @@ columns_valid(const Obs__V1__RecordColumns *c)
      */
 
     if (n > COLUMNS_MAX_RECORDS || c->n_status != n || c->n_duration_us != n
-        || c->n_attempt_status != attempts)
+        || c->n_attempt_status != attempts || !metrics_valid(c, symbols))
     {
         return 0;
     }
@@ -104,6 +106,7 @@ columns_reader_init(columns_reader_t *rd, const Obs__V1__RecordColumns *c)
     rd->c = c;
     rd->next = 0;
     rd->next_attempt = 0;
+    rd->next_metric = 0;
 }
 
 int
@@ -176,8 +179,76 @@ columns_next(columns_reader_t *rd, Obs__V1__Record *r,
     }
 
     rd->next_attempt += r->n_upstreams;
+    metrics_next(rd, r, i);
     rd->next++;
     return 1;
+}
+
+/*
+ * obs_metric observations: the counts must not lie (each at most
+ * COLUMNS_MAX_METRICS, together exactly the entries of every observation
+ * column, the name required), types are 1 or 2, symbols exist.
+ */
+static int
+metrics_valid(const Obs__V1__RecordColumns *c, size_t symbols)
+{
+    size_t  i, total = 0;
+
+    if (!column_ok(c->n_metric_count, c->count)) {
+        return 0;
+    }
+
+    for (i = 0; i < c->n_metric_count; i++) {
+        if (c->metric_count[i] > COLUMNS_MAX_METRICS) {
+            return 0;
+        }
+        total += c->metric_count[i];
+    }
+
+    for (i = 0; i < c->n_metric_type; i++) {
+        if (c->metric_type[i] != 1 && c->metric_type[i] != 2) {
+            return 0;
+        }
+    }
+
+    return c->n_metric_name == total
+           && c->n_metric_type == total
+           && symbol_column_ok(c->metric_name, c->n_metric_name, total,
+                               symbols)
+           && symbol_column_ok(c->metric_label_name, c->n_metric_label_name,
+                               total, symbols)
+           && symbol_column_ok(c->metric_label_value,
+                               c->n_metric_label_value, total, symbols)
+           && symbol_column_ok(c->metric_value, c->n_metric_value, total,
+                               symbols);
+}
+
+static void
+metrics_next(columns_reader_t *rd, Obs__V1__Record *r, size_t i)
+{
+    const Obs__V1__RecordColumns  *c = rd->c;
+    Obs__V1__MetricObservation    *o;
+    size_t                         k, j;
+
+    r->n_metrics = u32_at(c->metric_count, c->n_metric_count, i);
+    r->metrics = rd->metric_ptrs;
+
+    for (k = 0; k < r->n_metrics; k++) {
+        j = rd->next_metric + k;
+        o = &rd->metrics[k];
+        obs__v1__metric_observation__init(o);
+
+        o->name = symbol(c, c->metric_name, c->n_metric_name, j);
+        o->type = u32_at(c->metric_type, c->n_metric_type, j);
+        o->label_name = symbol(c, c->metric_label_name,
+                               c->n_metric_label_name, j);
+        o->label_value = symbol(c, c->metric_label_value,
+                                c->n_metric_label_value, j);
+        o->value = symbol(c, c->metric_value, c->n_metric_value, j);
+        rd->metric_ptrs[k] = o;
+    }
+
+    rd->next_metric += r->n_metrics;
 }
 
 /* A column holds one entry per record (or attempt), or none at all. */

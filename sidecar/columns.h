@@ -16,17 +16,25 @@
 /* The most records one batch may claim: a datagram is at most 64 KiB. */
 #define COLUMNS_MAX_RECORDS   65536
 
+/* The most obs_metric observations one record carries (nginx: 16). */
+#define COLUMNS_MAX_METRICS   16
+
 /* A reader over one batch; records are read in order. */
 typedef struct {
     const Obs__V1__RecordColumns  *c;
     size_t                         next;          /* next record */
     size_t                         next_attempt;  /* its first attempt */
+
+    /* the current record's obs_metric observations */
+    size_t                         next_metric;
+    Obs__V1__MetricObservation     metrics[COLUMNS_MAX_METRICS];
+    Obs__V1__MetricObservation    *metric_ptrs[COLUMNS_MAX_METRICS];
 } columns_reader_t;
 
 /*
  * Tells whether every column agrees with count, the required columns
- * (status, duration, an attempt's status) are all there, and every symbol
- * exists.
+ * (status, duration, an attempt's status, an observation's name) are all
+ * there, and every symbol exists.
  */
 int columns_valid(const Obs__V1__RecordColumns *c);
 
