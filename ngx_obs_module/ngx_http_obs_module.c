@@ -122,7 +122,7 @@ static ngx_command_t  ngx_http_obs_commands[] = {
 
     { ngx_string("obs_metric"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
-      |NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      |NGX_CONF_TAKE3|NGX_CONF_TAKE4|NGX_CONF_TAKE5,
       ngx_http_obs_metric,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

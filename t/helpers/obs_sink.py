@@ -223,7 +223,29 @@ def column_rows(cols, schema):
                 setattr(a, to, attempt[f][j])
         first += counts[i]
         rows.append(r)
+    column_metrics(cols, rows, symbols, column)
     return rows
+
+
+# obs_metric observations: RecordColumns metric_* -> Record.metrics
+METRIC_COLUMNS = {"metric_name": "name", "metric_label_name": "label_name",
+                  "metric_label_value": "label_value",
+                  "metric_value": "value"}
+
+
+def column_metrics(cols, rows, symbols, column):
+    counts = column("metric_count", len(rows))
+    total = sum(counts)
+    texts = {f: column(f, total) for f in METRIC_COLUMNS}
+    types = column("metric_type", total)
+    first = 0
+    for r, count in zip(rows, counts):
+        for j in range(first, first + count):
+            m = r.metrics.add()
+            m.type = types[j]
+            for f, to in METRIC_COLUMNS.items():
+                setattr(m, to, symbols[texts[f][j]])
+        first += count
 
 
 def make_handler(store):
@@ -307,7 +329,8 @@ def make_handler(store):
 def main():
     path, port, proto_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     schema = load_schema(proto_dir)
-    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader):
+    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader,
+                    schema.MetricObservation, schema.ActiveRequests):
         for f in message.DESCRIPTOR.fields:
             if f.type == f.TYPE_BYTES:
                 BYTES_FIELDS.add(f.camelcase_name)
