@@ -193,7 +193,7 @@ push-images: images
 # --- tests -----------------------------------------------------------------
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
-              $(BUILD)/test_logline $(BUILD)/test_pushers
+              $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
 	@mkdir -p $(BUILD)
@@ -219,6 +219,13 @@ $(BUILD)/test_pushers: t/unit/unit.h t/unit/test_pushers.c $(SIDECAR_SRCS) $(SID
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_pushers.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
+	    $(PROTO_GEN) $(SIDECAR_LIBS)
+
+# obs_metric and requests in flight in the sidecar (sidecar/business.c)
+$(BUILD)/test_business: t/unit/unit.h t/unit/test_business.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	    -DOBS_EXPORTER_VERSION='"test"' \
+	    -o $@ t/unit/test_business.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 unit-test: $(UNIT_TESTS)
