@@ -52,7 +52,8 @@ gateway_conf() {    # $1: baseline|module
                   obs_service_name backend-api;
                   obs_tenant \$http_x_tenant_id;
                   obs_trace_context propagate;
-                  obs_trace_sample 1;"
+                  obs_trace_sample 1;
+                  ${OBS_HTTP_EXTRA:-}"
         obs_loc="obs_route_auto on;"
     fi
     cat >"$WORK/gw/nginx.conf" <<EOC
