@@ -12,7 +12,7 @@
  * are constant, else by hashing them into the table.
  *
  * Each worker that changed a count sends, within its flush interval, a
- * snapshot of every non-zero entry (a datagram of its own, see
+ * snapshot of every entry, zeros included (a datagram of its own, see
  * ngx_http_obs_emit_active()); the zone's random id and the monotonic clock
  * at the snapshot let the sidecar keep the newest per nginx.  Keys are
  * never removed: the table holds NGX_HTTP_OBS_ACTIVE_SLOTS of them, and a
@@ -276,8 +276,9 @@ ngx_http_obs_active_sent(void)
 
 
 /*
- * Adds the snapshot to a header (every non-zero entry; with closed, none:
- * nginx stops and nothing is in flight any more).
+ * Adds the snapshot to a header (every key of the table, so that routes
+ * with nothing in flight show 0; with closed, none: nginx stops and
+ * nothing is in flight any more).
  */
 
 ngx_uint_t
@@ -306,7 +307,7 @@ ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed)
         slot = &ngx_http_obs_active_sh->slot[i];
         count = slot->count;
 
-        if (!slot->used || count == 0) {
+        if (!slot->used) {
             continue;
         }
 
