@@ -7,6 +7,7 @@ exactly."""
 
 import http.server
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack, main, value, wait_for  # noqa: E402
+from test_remote_write import RealPrometheus  # noqa: E402
 
 HTTP = """
     obs_tenant $http_x_tenant_id;
@@ -78,8 +80,16 @@ class BusinessMetrics(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # a second Prometheus takes the sidecar's remote-write
+        cls.receiver = RealPrometheus(os.path.join(
+            os.environ.get("TMPDIR", "/tmp"),
+            "obs-business-rw-%d" % os.getpid()))
+        cls.receiver.start()
         cls.stack = Stack(HTTP, workers=2,
-                          sidecar_args=["--no-logs", "--no-traces"])
+                          sidecar_args=["--no-logs", "--no-traces"],
+                          sidecar_config={"remote_write": {
+                              "url": cls.receiver.url("api/v1/write"),
+                              "interval": 1}})
         cls.backend = http.server.ThreadingHTTPServer(
             ("127.0.0.1", cls.stack.backend_port), Backend)
         cls.backend.daemon_threads = True
@@ -101,6 +111,8 @@ class BusinessMetrics(unittest.TestCase):
         for g in list(Backend.gates.values()):
             g.set()
         cls.stack.stop()
+        cls.receiver.stop()
+        shutil.rmtree(cls.receiver.base, ignore_errors=True)
         cls.backend.shutdown()
         cls.backend.server_close()
 
@@ -136,6 +148,27 @@ class BusinessMetrics(unittest.TestCase):
             {(("route", "/api/v1/recommendations"), ("service", "ml-engine"),
               ("tenant", "acme")): float(sum(counts))},
             "recommendations")
+
+    def test_remote_write_carries_business_series(self):
+        for n in (4, 6, 11):
+            self.get("/api/v1/recommendations?n=%d&cache=MISS&age=9" % n,
+                     tenant="rw")
+
+        def received():
+            got = {}
+            for expr in ('recommendations_served_total{tenant="rw"}',
+                         'embedding_cache_requests_total{tenant="rw"}',
+                         'embedding_cache_age_seconds{tenant="rw"}'):
+                for r in self.receiver.query("api/v1/query",
+                                             query=expr)["result"]:
+                    got[r["metric"]["__name__"]] = float(r["value"][1])
+            return got
+        want = {"recommendations_served_total": 21.0,
+                "embedding_cache_requests_total": 3.0,
+                "embedding_cache_age_seconds": 9.0}
+        wait_for(lambda: received() == want, timeout=30,
+                 what="remote-write of the business series (have %r)"
+                 % (received(),))
 
     def test_label_holds_only_declared_values(self):
         for c in ["HIT"] * 5 + ["MISS"] * 3 + ["STALE", "hit", "EXPIRED"]:
