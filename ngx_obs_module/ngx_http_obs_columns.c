@@ -147,7 +147,7 @@ static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
-static uint32_t ngx_http_obs_symbol_hash(const u_char *p, size_t len);
+static uint32_t ngx_http_obs_hash(const u_char *p, size_t len);
 static ngx_inline ngx_uint_t ngx_http_obs_same(const u_char *a,
     const u_char *b, size_t len);
 static ngx_inline uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
@@ -603,7 +603,7 @@ ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols, ngx_str_t *s)
         return ngx_http_obs_append_symbol(cols, s);
     }
 
-    hash = ngx_http_obs_symbol_hash(s->data, s->len);
+    hash = ngx_http_obs_hash(s->data, s->len);
 
     for (i = hash; /* void */; i++) {
         slot = &cols->content[i & (NGX_HTTP_OBS_CONTENT_SLOTS - 1)];
@@ -653,13 +653,22 @@ ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols, ngx_str_t *s)
 }
 
 
+/* The symbol hash for other files (the in-flight table's keys). */
+
+uint32_t
+ngx_http_obs_symbol_hash(const u_char *p, size_t len)
+{
+    return ngx_http_obs_hash(p, len);
+}
+
+
 /*
  * Eight bytes a step, the last step overlapping the one before: symbols
  * are short and hashing them must be cheap.
  */
 
 static uint32_t
-ngx_http_obs_symbol_hash(const u_char *p, size_t len)
+ngx_http_obs_hash(const u_char *p, size_t len)
 {
     uint64_t  h;
 

@@ -339,6 +339,7 @@ void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
 size_t ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
+uint32_t ngx_http_obs_symbol_hash(const u_char *p, size_t len);
 
 ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar);
