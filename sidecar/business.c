@@ -527,7 +527,11 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
         }
     }
 
-    for (i = 0; !h->active_closed && i < h->n_active; i++) {
+    /* nginx sends at most 129 entries: more is not a snapshot of it */
+
+    for (i = 0; !h->active_closed && i < h->n_active
+                && i < BUSINESS_MAX_SNAPSHOT; i++)
+    {
         if (label_sanitize(h->active[i]->service.data,
                            h->active[i]->service.len, service) == 0)
         {

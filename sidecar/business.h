@@ -28,6 +28,7 @@ typedef enum {
 #define BUSINESS_MAX_VALUES    64       /* label values per metric */
 #define BUSINESS_MAX_ZONES     64       /* nginx instances reporting */
 #define BUSINESS_MAX_ACTIVE    1024     /* in-flight entries, all zones */
+#define BUSINESS_MAX_SNAPSHOT  256      /* entries read from one snapshot */
 
 typedef struct business  business_t;
 
