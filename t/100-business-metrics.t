@@ -23,6 +23,7 @@ our $HttpConfig = <<'_EOC_';
     server {
         listen unix:$TEST_NGINX_HTML_DIR/backend.sock;
         obs off;
+        location /slow { echo_sleep 1; echo slow; }
         location / {
             add_header X-Recommendations-Count $arg_n;
             add_header X-Cache $arg_cache;
@@ -151,6 +152,76 @@ GET /sink/reset
 ["GET /sink/headers", "GET /api/slow", "GET /sink/headers?wait=0.5"]
 --- response_body_like eval
 ["", "ok", '"activeVersion": "[1-9]\d*", "activeZone": "[1-9]\d*"']
+
+
+
+=== TEST 7b: every way a request ends gives its count back: error_page, rewrite, try_files, return
+--- config
+    location /api/fails {
+        error_page 502 = /api/sorry;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/nobody-listens.sock;
+    }
+    location /api/sorry { return 200 "sorry\n"; }
+    location /api/moved { rewrite ^ /api/target last; }
+    location /api/target { return 200 "target\n"; }
+    location /api/files { try_files /nothing-here @fallback; }
+    location @fallback { return 200 "fallback\n"; }
+    location /api/gone { return 404; }
+--- request eval
+["GET /sink/headers", "GET /api/fails", "GET /api/moved", "GET /api/files",
+ "GET /api/gone", "GET /sink/headers?wait=0.5"]
+--- error_code eval
+[200, 200, 200, 200, 404, 200]
+--- response_body_like eval
+["", "sorry", "target", "fallback", "404",
+ '(?m)^(?=[^\n]*"route": "/api/fails")(?=[^\n]*"route": "/api/moved")(?=[^\n]*"route": "/api/target")(?=[^\n]*"route": "/api/files")(?=[^\n]*"route": "/api/gone")(?![^\n]*"count")']
+
+
+
+=== TEST 7c: a client that gives up (499) while its request is proxied
+--- config
+    location /api/abort {
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock:/slow;
+    }
+--- request
+GET /api/abort
+--- timeout: 0.3
+--- abort
+--- wait: 0.5
+--- ignore_response
+
+
+
+=== TEST 7d: ... is no longer in flight
+--- config
+    location /api/abort {
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock:/slow;
+    }
+--- request
+GET /sink/headers?wait=0.5
+--- response_body_like eval
+'(?m)^(?=[^\n]*"route": "/api/abort")(?![^\n]*"count")'
+
+
+
+=== TEST 7e: an HTTP/0.9 request gives its count back
+--- config
+    location /api/old { return 200 "old\n"; }
+--- raw_request eval
+"GET /api/old\r\n"
+--- http09
+--- response_body_like: old
+--- wait: 0.3
+
+
+
+=== TEST 7f: ... as the snapshot shows
+--- config
+    location /api/old { return 200 "old\n"; }
+--- request
+GET /sink/headers?wait=0.5
+--- response_body_like eval
+'(?m)^(?=[^\n]*"route": "/api/old")(?![^\n]*"count")'
 
 
 
