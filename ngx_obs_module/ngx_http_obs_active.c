@@ -8,8 +8,8 @@
  * another route before its content starts) and gives it back in its pool's
  * cleanup, which runs once on every path (internal redirects, error pages,
  * HTTP/0.9, aborted clients): one atomic add each way.  The slot is found
- * by a per-worker cache of configuration addresses when service and route
- * are constant, else by hashing them into the table.
+ * by a per-worker cache of each location's last key when the service is
+ * constant, else by hashing the key into the table.
  *
  * Each worker that changed a count sends, within its flush interval, a
  * snapshot of every entry, zeros included (a datagram of its own, see
@@ -33,6 +33,7 @@
 #define NGX_HTTP_OBS_ACTIVE_SERVICE_MAX  64
 #define NGX_HTTP_OBS_ACTIVE_ROUTE_MAX    192
 #define NGX_HTTP_OBS_ACTIVE_CACHE        64     /* a power of two */
+#define NGX_HTTP_OBS_ACTIVE_CACHED_ROUTE 64
 
 
 typedef struct {
@@ -53,12 +54,17 @@ typedef struct {
 } ngx_http_obs_active_shm_t;
 
 
-/* A worker's memory of where constant keys are. */
+/*
+ * A worker's memory of the last key each location counted under: the
+ * route's text is compared (cheaper than hashing it and probing the zone),
+ * so routes made per request (obs_route_auto) hit too.
+ */
 typedef struct {
+    void                    *conf;
     const u_char            *service;
-    const u_char            *route;
     size_t                   service_len;
     size_t                   route_len;
+    u_char                   route[NGX_HTTP_OBS_ACTIVE_CACHED_ROUTE];
     ngx_http_obs_active_slot_t  *slot;
 } ngx_http_obs_active_cached_t;
 
@@ -76,6 +82,7 @@ static ngx_str_t  ngx_http_obs_active_name = ngx_string("obs_active");
 
 static ngx_shm_zone_t                *ngx_http_obs_active_shm_zone;
 static ngx_http_obs_active_shm_t     *ngx_http_obs_active_sh;
+void                                 *ngx_http_obs_active_table;
 static ngx_slab_pool_t               *ngx_http_obs_active_pool;
 static ngx_uint_t                     ngx_http_obs_active_dirty;
 static ngx_http_obs_active_cached_t   ngx_http_obs_active_cache
@@ -156,6 +163,7 @@ ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf)
 
     ngx_http_obs_active_shm_zone = omcf ? omcf->active_zone : NULL;
     ngx_http_obs_active_sh = NULL;
+    ngx_http_obs_active_table = NULL;
 
     if (ngx_http_obs_active_shm_zone == NULL) {
         return;
@@ -164,12 +172,13 @@ ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf)
     shpool = (ngx_slab_pool_t *) ngx_http_obs_active_shm_zone->shm.addr;
     ngx_http_obs_active_pool = shpool;
     ngx_http_obs_active_sh = shpool->data;
+    ngx_http_obs_active_table = ngx_http_obs_active_sh;
 }
 
 
 /*
  * Counts the request under its service and route, moving it when a
- * rewrite changed them.
+ * rewrite changed them (callers check ngx_http_obs_active_table first).
  */
 
 void
@@ -181,10 +190,6 @@ ngx_http_obs_active_enter(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_http_obs_loc_conf_t       *olcf;
     ngx_http_obs_active_slot_t    *slot;
     ngx_http_obs_active_cached_t  *c;
-
-    if (ngx_http_obs_active_sh == NULL) {
-        return;
-    }
 
     olcf = ctx->route_conf ? ctx->route_conf
                            : ngx_http_get_module_loc_conf(r,
@@ -207,18 +212,20 @@ ngx_http_obs_active_enter(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         constant = 0;
     }
 
-    if (constant && ctx->route_stable) {
-        c = &ngx_http_obs_active_cache[((uintptr_t) ctx->route.data >> 3)
+    if (constant && ctx->route.len <= NGX_HTTP_OBS_ACTIVE_CACHED_ROUTE) {
+        c = &ngx_http_obs_active_cache[((uintptr_t) olcf >> 4)
                                        & (NGX_HTTP_OBS_ACTIVE_CACHE - 1)];
 
-        if (c->route != ctx->route.data || c->service != service.data
+        if (c->conf != olcf || c->service != service.data
+            || c->service_len != service.len
             || c->route_len != ctx->route.len
-            || c->service_len != service.len)
+            || ngx_memcmp(c->route, ctx->route.data, ctx->route.len) != 0)
         {
-            c->route = ctx->route.data;
-            c->route_len = ctx->route.len;
+            c->conf = olcf;
             c->service = service.data;
             c->service_len = service.len;
+            c->route_len = ctx->route.len;
+            ngx_memcpy(c->route, ctx->route.data, ctx->route.len);
             c->slot = ngx_http_obs_active_find(&service, &ctx->route);
         }
 
@@ -243,17 +250,18 @@ ngx_http_obs_active_enter(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 }
 
 
-/* The request is done: its pool's cleanup gives its count back. */
+/*
+ * The request is done: its pool's cleanup gives its count back (callers
+ * check ctx->active first).
+ */
 
 void
 ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx)
 {
-    if (ctx->active) {
-        (void) ngx_atomic_fetch_add(ctx->active, -1);
-        ctx->active = NULL;
+    (void) ngx_atomic_fetch_add(ctx->active, -1);
+    ctx->active = NULL;
 
-        ngx_http_obs_active_changed();
-    }
+    ngx_http_obs_active_changed();
 }
 
 

@@ -147,7 +147,8 @@ static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
-static uint32_t ngx_http_obs_hash(const u_char *p, size_t len);
+static ngx_http_obs_hot uint32_t ngx_http_obs_hash(const u_char *p,
+    size_t len);
 static ngx_inline ngx_uint_t ngx_http_obs_same(const u_char *a,
     const u_char *b, size_t len);
 static ngx_inline uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
@@ -264,25 +265,38 @@ ngx_int_t
 ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec, size_t limit)
 {
-    size_t                   text;
+    size_t                   text, extra, extra_text;
     Obs__V1__RecordColumns  *m = &cols->msg;
 
     if (m->count >= NGX_HTTP_OBS_BATCH_RECORDS
         || m->n_attempt_status + rec->n_attempts > NGX_HTTP_OBS_BATCH_ATTEMPTS
-        || m->n_metric_name + rec->n_metrics > NGX_HTTP_OBS_BATCH_METRICS
         || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS + rec->n_attempts
-           + 4 * rec->n_metrics > NGX_HTTP_OBS_BATCH_SYMBOLS)
+           > NGX_HTTP_OBS_BATCH_SYMBOLS)
     {
         return 0;
     }
 
     /* obs_metric observations are bounded apart: most records have none */
 
+    extra = 0;
+    extra_text = 0;
+
+    if (rec->n_metrics) {
+        if (m->n_metric_name + rec->n_metrics > NGX_HTTP_OBS_BATCH_METRICS
+            || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS + rec->n_attempts
+               + 4 * rec->n_metrics > NGX_HTTP_OBS_BATCH_SYMBOLS)
+        {
+            return 0;
+        }
+
+        extra = ngx_http_obs_metrics_bound(rec->n_metrics);
+        extra_text = rec->n_metrics * NGX_HTTP_OBS_METRIC_TEXT;
+    }
+
     if (cols->size + ngx_http_obs_record_bound(NGX_HTTP_OBS_MAX_ATTEMPTS,
                                                NGX_HTTP_OBS_MAX_TEXT)
-        + ngx_http_obs_metrics_bound(rec->n_metrics) <= limit
-        && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT
-           + rec->n_metrics * NGX_HTTP_OBS_METRIC_TEXT
+        + extra <= limit
+        && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT + extra_text
            <= cols->symbol_data_size)
     {
         return 1;
@@ -291,9 +305,8 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     text = ngx_http_obs_record_text(rec);
 
     return cols->size + ngx_http_obs_record_bound(rec->n_attempts, text)
-           + ngx_http_obs_metrics_bound(rec->n_metrics) <= limit
-           && m->symbol_data.len + text
-              + rec->n_metrics * NGX_HTTP_OBS_METRIC_TEXT
+           + extra <= limit
+           && m->symbol_data.len + text + extra_text
               <= cols->symbol_data_size;
 }
 
@@ -361,7 +374,12 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     }
 
     ngx_http_obs_columns_add_attempts(cols, rec);
-    ngx_http_obs_columns_add_metrics(cols, rec);
+
+    cols->metric_count[n] = rec->n_metrics;       /* obs_metric */
+
+    if (rec->n_metrics) {
+        ngx_http_obs_columns_add_metrics(cols, rec);
+    }
 
     m->count = n + 1;
 
@@ -500,12 +518,6 @@ ngx_http_obs_columns_add_metrics(ngx_http_obs_columns_t *cols,
     ngx_uint_t                   i;
     ngx_http_obs_observation_t  *o;
     Obs__V1__RecordColumns      *m = &cols->msg;
-
-    cols->metric_count[m->count] = rec->n_metrics;
-
-    if (rec->n_metrics == 0) {
-        return;
-    }
 
     n = m->n_metric_name;
 
@@ -667,7 +679,7 @@ ngx_http_obs_symbol_hash(const u_char *p, size_t len)
  * are short and hashing them must be cheap.
  */
 
-static uint32_t
+static ngx_http_obs_hot uint32_t
 ngx_http_obs_hash(const u_char *p, size_t len)
 {
     uint64_t  h;

@@ -378,7 +378,9 @@ ngx_http_obs_ctx_release(void *data)
 {
     ngx_http_obs_ctx_t  *ctx = data;
 
-    ngx_http_obs_active_leave(ctx);         /* requests in flight */
+    if (ctx->active) {
+        ngx_http_obs_active_leave(ctx);     /* requests in flight */
+    }
 
     ctx->next_free = ngx_http_obs_free_ctxs;
     ngx_http_obs_free_ctxs = ctx;

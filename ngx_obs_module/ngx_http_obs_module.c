@@ -201,7 +201,10 @@ ngx_http_obs_rewrite_handler(ngx_http_request_t *r)
         && !(ctx->route_set && (ctx->content_reached || r->err_status)))
     {
         ngx_http_obs_set_route(r, ctx);
-        ngx_http_obs_active_enter(r, ctx);
+
+        if (ngx_http_obs_active_table) {
+            ngx_http_obs_active_enter(r, ctx);      /* requests in flight */
+        }
     }
 
     return NGX_DECLINED;

@@ -358,7 +358,9 @@ char *ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_obs_metrics_record(ngx_http_request_t *r,
     ngx_http_obs_loc_conf_t *olcf, ngx_http_obs_record_t *rec);
 
-/* requests in flight (ngx_http_obs_active.c) */
+/* requests in flight (ngx_http_obs_active.c); NULL: not counted */
+extern void  *ngx_http_obs_active_table;
+
 ngx_int_t ngx_http_obs_active_zone(ngx_conf_t *cf,
     ngx_http_obs_main_conf_t *omcf);
 void ngx_http_obs_active_enter(ngx_http_request_t *r,
