@@ -631,9 +631,15 @@ business_expire(business_t *b, time_t before)
         }
     }
 
-    /* in-flight entries at 0 for a TTL go, and zones with nothing left */
+    /*
+     * in-flight entries at 0 for a TTL go, and zones with nothing left; a
+     * zone silent for a TTL (an nginx killed without a word) counts 0
+     */
 
     for (i = 0, k = 0; i < b->n_active; i++) {
+        if (b->zones[b->active[i].zone].seen < before) {
+            b->active[i].count = 0;
+        }
         if (b->active[i].count == 0 && b->active[i].updated < before) {
             continue;
         }

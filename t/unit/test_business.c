@@ -326,11 +326,12 @@ test_active(void)
     CHECK(strstr(text, "route=\"/slow\"} 0\n") != NULL,
           "a header without a zone carries no snapshot");
 
+    snapshot(b, 3, 1, 0, "/killed", 4);
     business_expire(b, 2000);
-    snapshot(b, 1, 12, 0, "/fast", 0);
     text = render(b, &out);
-    CHECK(strstr(text, "route=\"/slow\"") == NULL,
-          "entries at 0 expire");
+    CHECK(strstr(text, "route=\"/slow\"") == NULL
+          && strstr(text, "route=\"/killed\"") == NULL,
+          "entries at 0 expire, and so do those of a zone silent for a TTL");
 
     buf_free(&out);
     business_free(b);
