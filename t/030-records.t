@@ -294,7 +294,7 @@ tracestate: " . CORE::join(",", map { sprintf("k%02d=%s", $_, "v" x 11) } 1 .. 3
 [qr/Bad Gateway/, CORE::join('', map { "(?=[\\s\\S]*$_)" }
     '"method": "MKCOLLECTIONX{244}"',
     '"route": "/p/r{253}"',
-    '"path": "/pp{1023}"',
+    '"path": "/p{1023}"',
     '"userAgent": "a{512}"',
     '"requestId": "i{128}"',
     '"tenant": "t{64}"',
