@@ -352,7 +352,7 @@ ngx_http_obs_active_find(ngx_str_t *service, ngx_str_t *route)
 
     /* services are few: their length spreads them, the compare tells */
 
-    hash = ngx_http_obs_symbol_hash(route->data, route->len)
+    hash = ngx_http_obs_hash(route->data, route->len)
            ^ ((uint32_t) service->len * 0x9e3779b1);
 
     for (n = 0, i = hash; n < NGX_HTTP_OBS_ACTIVE_SLOTS; n++, i++) {

@@ -235,19 +235,14 @@ ngx_http_obs_metrics_record(ngx_http_request_t *r,
 
         o = &rec->metrics[rec->n_metrics++];
 
-        o->name = &m[i].name;
+        o->name = m[i].name;
         o->type = (uint32_t) m[i].type;
         o->value = (value.len <= NGX_HTTP_OBS_METRIC_VALUE_MAX)
                    ? value : ngx_http_obs_metric_too_long;
-
-        if (m[i].label_name.len == 0) {
-            o->label_name = &ngx_http_obs_metric_no_label;
-            o->label_value = &ngx_http_obs_metric_no_label;
-            continue;
-        }
-
-        o->label_name = &m[i].label_name;
-        o->label_value = ngx_http_obs_metric_label_value(r, &m[i]);
+        o->label_name = m[i].label_name;
+        o->label_value = m[i].label_name.len
+                         ? *ngx_http_obs_metric_label_value(r, &m[i])
+                         : ngx_http_obs_metric_no_label;
     }
 }
 

@@ -34,8 +34,6 @@ test_columns(void)
 {
     Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
     Obs__V1__Record            r;
-    Obs__V1__UpstreamAttempt   at[COLUMNS_MAX_ATTEMPTS];
-    Obs__V1__UpstreamAttempt  *ap[COLUMNS_MAX_ATTEMPTS];
     columns_reader_t           rd;
     uint8_t                    data[] = "hits_totalcacheHIT7depth2.5";
     uint32_t                   ends[] = { 0, 10, 15, 18, 19, 24, 27 };
@@ -70,7 +68,7 @@ test_columns(void)
     CHECK(columns_valid(&c), "consistent observation columns are valid");
 
     columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r, at, ap) && r.n_metrics == 2
+    CHECK(columns_next(&rd, &r) && r.n_metrics == 2
           && r.metrics[0]->name.len == 10
           && memcmp(r.metrics[0]->name.data, "hits_total", 10) == 0
           && r.metrics[0]->type == 1
@@ -79,7 +77,7 @@ test_columns(void)
           && r.metrics[1]->type == 2 && r.metrics[1]->label_name.len == 0
           && r.metrics[1]->value.len == 3,
           "the first record's two observations, in order");
-    CHECK(columns_next(&rd, &r, at, ap) && r.n_metrics == 0,
+    CHECK(columns_next(&rd, &r) && r.n_metrics == 0,
           "the second record has none");
 
     count[1] = 1;
@@ -103,13 +101,13 @@ test_columns(void)
     CHECK(!columns_valid(&c), "a label value symbol past the table");
     lvalue[0] = 3;
 
-    type[0] = 3;
-    CHECK(!columns_valid(&c), "a type that is neither counter nor gauge");
-    type[0] = 1;
+    c.n_metric_type = 0;
+    CHECK(!columns_valid(&c), "an observation's type is required");
+    c.n_metric_type = 2;
 
-    c.n_metric_name = 0;
-    CHECK(!columns_valid(&c), "an observation's name is required");
-    c.n_metric_name = 2;
+    c.n_metric_value = 1;
+    CHECK(!columns_valid(&c), "a value column shorter than the entries");
+    c.n_metric_value = 2;
 
     c.n_metric_count = 1;
     CHECK(!columns_valid(&c), "the count column is one per record");
@@ -242,8 +240,10 @@ test_aggregation(void)
     record(b, observation(&o, "bad name", 2, "", "", "1"), "a");
     record(b, observation(&o, "count_no_suffix", 1, "", "", "1"), "a");
     record(b, observation(&o, "g", 2, "bad-label", "x", "1"), "a");
-    CHECK(business_rejected(b, BUSINESS_INVALID_METRIC) == 5,
-          "reserved names, bad grammar, a counter without _total");
+    record(b, observation(&o, "typed", 3, "", "", "1"), "a");
+    CHECK(business_rejected(b, BUSINESS_INVALID_METRIC) == 6,
+          "reserved names, bad grammar, a counter without _total, a type "
+          "that is neither counter nor gauge");
 
     /* label values: at most BUSINESS_MAX_VALUES per metric */
     for (i = 0; i < BUSINESS_MAX_VALUES + 10; i++) {
