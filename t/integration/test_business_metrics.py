@@ -135,7 +135,7 @@ class BusinessMetrics(unittest.TestCase):
 
     def prom_equals(self, expr, want, what):
         """Waits until Prometheus has scraped exactly want."""
-        return wait_for(lambda: self.promql(expr) == want, timeout=20,
+        return wait_for(lambda: self.promql(expr) == want, timeout=45,
                         what="%s == %r (have %r)" % (what, want,
                                                      self.promql(expr)))
 
