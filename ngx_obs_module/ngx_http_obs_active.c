@@ -246,6 +246,10 @@ ngx_http_obs_active_enter(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     (void) ngx_atomic_fetch_add(&slot->count, 1);
     ctx->active = &slot->count;
 
+    if (slot == &ngx_http_obs_active_sh->slot[NGX_HTTP_OBS_ACTIVE_SLOTS]) {
+        (void) ngx_atomic_fetch_add(&ngx_http_obs_active_sh->overflow, 1);
+    }
+
     ngx_http_obs_active_changed();
 }
 
@@ -376,8 +380,6 @@ ngx_http_obs_active_find(ngx_str_t *service, ngx_str_t *route)
 
 overflow:
 
-    (void) ngx_atomic_fetch_add(&ngx_http_obs_active_sh->overflow, 1);
-
     return &ngx_http_obs_active_sh->slot[NGX_HTTP_OBS_ACTIVE_SLOTS];
 }
 
@@ -432,7 +434,6 @@ ngx_http_obs_active_insert(ngx_str_t *service, ngx_str_t *route,
     ngx_shmtx_unlock(&ngx_http_obs_active_pool->mutex);
 
     if (found == NULL) {
-        (void) ngx_atomic_fetch_add(&ngx_http_obs_active_sh->overflow, 1);
         found = &ngx_http_obs_active_sh->slot[NGX_HTTP_OBS_ACTIVE_SLOTS];
     }
 

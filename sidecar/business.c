@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     uint64_t  id;
     uint64_t  version;
+    uint64_t  overflow;         /* lookups that found no room, so far */
     time_t    seen;
     int       used;
 } bzone_t;
@@ -518,6 +519,7 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
     }
 
     z->version = h->active_version;
+    z->overflow = h->active_overflow;
     z->seen = now;
     zi = (int) (z - b->zones);
 
@@ -723,7 +725,7 @@ business_write_active(expo_writer_t *w, business_t *b)
     static const char  *names[2] = { "service", "route" };
 
     const char  *values[2];
-    uint64_t     sum;
+    uint64_t     sum, overflow;
     size_t       i, j;
 
     expo_family(w, "http_server_active_requests",
@@ -755,5 +757,16 @@ business_write_active(expo_writer_t *w, business_t *b)
         expo_sample(w, names, values, 2, (double) sum);
     }
 
+    expo_family_end(w);
+
+    for (i = 0, overflow = 0; i < BUSINESS_MAX_ZONES; i++) {
+        overflow += b->zones[i].used ? b->zones[i].overflow : 0;
+    }
+
+    expo_family(w, "obs_active_requests_overflow",
+                "Requests counted in flight under __overflow__ because "
+                "nginx's table of service and route keys was full.", NULL,
+                EXPO_COUNTER);
+    expo_sample(w, NULL, NULL, 0, (double) overflow);
     expo_family_end(w);
 }

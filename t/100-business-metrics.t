@@ -225,6 +225,19 @@ GET /sink/headers?wait=0.5
 
 
 
+=== TEST 7g: a key too long for the in-flight table counts under __overflow__, and is counted
+--- config
+    location /api/long {
+        obs_route "/api/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        return 200 "long\n";
+    }
+--- request eval
+["GET /sink/headers", "GET /api/long", "GET /sink/headers?wait=0.5"]
+--- response_body_like eval
+["", "long", '"active": \[\{"route": "__overflow__", "service": "__overflow__"\}\], "activeOverflow": "1"']
+
+
+
 === TEST 8: a type other than counter or gauge
 --- config
     obs_metric histogram x_seconds 1;

@@ -280,6 +280,7 @@ snapshot(business_t *b, uint64_t zone, uint64_t version, int closed,
     h.active_zone = zone;
     h.active_version = version;
     h.active_closed = closed;
+    h.active_overflow = zone * 10;
     a.service.data = (uint8_t *) "";
     a.service.len = 0;
     a.route.data = (uint8_t *) route;
@@ -304,6 +305,8 @@ test_active(void)
           && strstr(text, "http_server_active_requests{service=\"backend-api\","
                     "route=\"/slow\"} 5\n") != NULL,
           "two nginx instances sum; no service is the default service");
+    CHECK(strstr(text, "obs_active_requests_overflow_total 30\n") != NULL,
+          "the zones' overflow counts sum");
 
     snapshot(b, 1, 9, 0, "/slow", 100);
     text = render(b, &out);
