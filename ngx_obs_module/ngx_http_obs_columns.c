@@ -19,6 +19,7 @@
 
 #define NGX_HTTP_OBS_BATCH_RECORDS    512
 #define NGX_HTTP_OBS_BATCH_ATTEMPTS   1024
+#define NGX_HTTP_OBS_BATCH_FIELDS     2048      /* obs_log_field entries */
 #define NGX_HTTP_OBS_BATCH_SYMBOLS    8192
 #define NGX_HTTP_OBS_CONTENT_SLOTS    1024      /* a power of two */
 #define NGX_HTTP_OBS_ADDRESS_SLOTS    64        /* a power of two */
@@ -37,17 +38,22 @@
 #define NGX_HTTP_OBS_RECORD_SYMBOLS   13
 
 /* encoded bytes one record adds besides its new symbols */
-#define NGX_HTTP_OBS_RECORD_WIDTH     (6 * 8 + 18 * 4 + 32)
+#define NGX_HTTP_OBS_RECORD_WIDTH     (6 * 8 + 19 * 4 + 32)
 #define NGX_HTTP_OBS_ATTEMPT_WIDTH    (3 * 4 + 4 * 8 + 8)
+#define NGX_HTTP_OBS_FIELD_WIDTH      (2 * 4)   /* name and value */
 #define NGX_HTTP_OBS_SYMBOL_WIDTH     4
 
 /* every field's key and length at their longest, and the count */
-#define NGX_HTTP_OBS_COLUMNS_FIXED    (38 * (2 + 3) + 6)
+#define NGX_HTTP_OBS_COLUMNS_FIXED    (41 * (2 + 3) + 6)
 
-/* the most bytes a record with these attempts and this much text adds */
-#define ngx_http_obs_record_bound(attempts, text)                            \
+/*
+ * the most bytes a record with these attempts, obs_log_fields (each two
+ * symbols) and this much text adds
+ */
+#define ngx_http_obs_record_bound(attempts, fields, text)                    \
     (NGX_HTTP_OBS_RECORD_WIDTH                                               \
      + (attempts) * (NGX_HTTP_OBS_ATTEMPT_WIDTH + NGX_HTTP_OBS_SYMBOL_WIDTH) \
+     + (fields) * (NGX_HTTP_OBS_FIELD_WIDTH + 2 * NGX_HTTP_OBS_SYMBOL_WIDTH) \
      + NGX_HTTP_OBS_RECORD_SYMBOLS * NGX_HTTP_OBS_SYMBOL_WIDTH + (text))
 
 
@@ -114,12 +120,19 @@ struct ngx_http_obs_columns_s {
     u_char                   attempt_span_id[NGX_HTTP_OBS_BATCH_ATTEMPTS]
                                             [OBS_SPAN_ID_LEN];
 
+    /* obs_log_field: per record, then name and value per field */
+    uint32_t                 field_count[NGX_HTTP_OBS_BATCH_RECORDS];
+    uint32_t                 field_name[NGX_HTTP_OBS_BATCH_FIELDS];
+    uint32_t                 field_value[NGX_HTTP_OBS_BATCH_FIELDS];
+
     ngx_http_obs_content_slot_t  content[NGX_HTTP_OBS_CONTENT_SLOTS];
     ngx_http_obs_address_slot_t  address[NGX_HTTP_OBS_ADDRESS_SLOTS];
 };
 
 
 static void ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec);
+static void ngx_http_obs_columns_add_fields(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
 static ngx_http_obs_hot uint32_t ngx_http_obs_intern(
     ngx_http_obs_columns_t *cols, ngx_str_t *s, ngx_uint_t stable,
@@ -215,6 +228,10 @@ ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols)
     m->attempt_error = cols->attempt_error;
     m->attempt_span_id.data = cols->attempt_span_id[0];
 
+    m->field_count = cols->field_count;
+    m->field_name = cols->field_name;
+    m->field_value = cols->field_value;
+
     cols->size = NGX_HTTP_OBS_COLUMNS_FIXED + NGX_HTTP_OBS_SYMBOL_WIDTH;
     cols->interned = 0;
 
@@ -245,13 +262,15 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
 
     if (m->count >= NGX_HTTP_OBS_BATCH_RECORDS
         || m->n_attempt_status + rec->n_attempts > NGX_HTTP_OBS_BATCH_ATTEMPTS
+        || m->n_field_name + rec->n_fields > NGX_HTTP_OBS_BATCH_FIELDS
         || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS + rec->n_attempts
-           > NGX_HTTP_OBS_BATCH_SYMBOLS)
+           + 2 * rec->n_fields > NGX_HTTP_OBS_BATCH_SYMBOLS)
     {
         return 0;
     }
 
     if (cols->size + ngx_http_obs_record_bound(NGX_HTTP_OBS_MAX_ATTEMPTS,
+                                               NGX_HTTP_OBS_MAX_FIELDS,
                                                NGX_HTTP_OBS_MAX_TEXT)
         <= limit
         && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT
@@ -262,7 +281,8 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
 
     text = ngx_http_obs_record_text(rec);
 
-    return cols->size + ngx_http_obs_record_bound(rec->n_attempts, text)
+    return cols->size + ngx_http_obs_record_bound(rec->n_attempts,
+                                                  rec->n_fields, text)
            <= limit
            && m->symbol_data.len + text <= cols->symbol_data_size;
 }
@@ -332,10 +352,18 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
 
     ngx_http_obs_columns_add_attempts(cols, rec);
 
+    /* obs_log_field */
+    cols->field_count[n] = rec->n_fields;
+
+    if (rec->n_fields) {
+        ngx_http_obs_columns_add_fields(cols, rec);
+    }
+
     m->count = n + 1;
 
     cols->size += NGX_HTTP_OBS_RECORD_WIDTH
                   + rec->n_attempts * NGX_HTTP_OBS_ATTEMPT_WIDTH
+                  + rec->n_fields * NGX_HTTP_OBS_FIELD_WIDTH
                   + m->symbol_data.len
                   + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
 }
@@ -389,6 +417,9 @@ ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols)
     m->n_protocol = n;
     m->n_upstream_span = n;
     m->n_upstream_attempts = n;
+
+    /* obs_log_field: no column at all while no record has a field */
+    m->n_field_count = m->n_field_name ? n : 0;
 
     return obs__v1__record_columns__get_packed_size(m);
 }
@@ -449,6 +480,36 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
     m->n_attempt_bytes_received = n;
     m->n_attempt_error = n;
     m->attempt_span_id.len = n * OBS_SPAN_ID_LEN;
+}
+
+
+/*
+ * A record's obs_log_fields: the names are configuration text, known by
+ * their address; the values (a user id, its HMAC) repeat across records.
+ */
+
+static void
+ngx_http_obs_columns_add_fields(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec)
+{
+    size_t                     n;
+    ngx_uint_t                 i;
+    ngx_http_obs_log_field_t  *f;
+    Obs__V1__RecordColumns    *m = &cols->msg;
+
+    n = m->n_field_name;
+
+    for (i = 0; i < rec->n_fields; i++, n++) {
+        f = &rec->fields[i];
+
+        cols->field_name[n] = ngx_http_obs_intern(cols, &f->name, 1,
+                                                  cols->field_name, n);
+        cols->field_value[n] = ngx_http_obs_intern(cols, &f->value, 0,
+                                                   cols->field_value, n);
+    }
+
+    m->n_field_name = n;
+    m->n_field_value = n;
 }
 
 
@@ -672,6 +733,10 @@ ngx_http_obs_record_text(ngx_http_obs_record_t *rec)
 
     for (i = 0; i < rec->n_attempts; i++) {
         len += rec->attempts[i].address.len;
+    }
+
+    for (i = 0; i < rec->n_fields; i++) {
+        len += rec->fields[i].name.len + rec->fields[i].value.len;
     }
 
     return len;

@@ -144,13 +144,14 @@ ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
 
 
 /*
- * key=file: the shared HMAC key is the file's first line, at least 16
- * bytes; read at configuration time, so "nginx -t" checks it.
+ * A key file (obs_sidecar key=, obs_log_field hmac=): the key is the file's
+ * first line, 16 to 1023 bytes; read at configuration time, so "nginx -t"
+ * checks it, and a reload reads it again.
  */
 
 char *
-ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
-    ngx_str_t *path)
+ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive)
 {
     u_char           *p;
     ssize_t           n;
@@ -162,15 +163,16 @@ ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
 
     if (name.len == 0 || ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid key file \"%V\" in \"obs_sidecar\"",
-                           path);
+                           "invalid key file \"%V\" in \"%s\"",
+                           path, directive);
         return NGX_CONF_ERROR;
     }
 
     fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &name);
+                           "key file \"%V\" in \"%s\": "
+                           ngx_open_file_n " failed", &name, directive);
         return NGX_CONF_ERROR;
     }
 
@@ -185,22 +187,20 @@ ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
 
     (void) ngx_close_file(fd);
 
-    sidecar->key.data = p;
-    sidecar->key.len = 0;
+    key->data = p;
+    key->len = 0;
 
-    while (n > 0 && sidecar->key.len < (size_t) n
-           && p[sidecar->key.len] != CR && p[sidecar->key.len] != LF)
+    while (n > 0 && key->len < (size_t) n
+           && p[key->len] != CR && p[key->len] != LF)
     {
-        sidecar->key.len++;
+        key->len++;
     }
 
-    if (sidecar->key.len < NGX_HTTP_OBS_KEY_MIN
-        || sidecar->key.len == NGX_HTTP_OBS_KEY_MAX)
-    {
+    if (key->len < NGX_HTTP_OBS_KEY_MIN || key->len == NGX_HTTP_OBS_KEY_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%V\" in \"obs_sidecar\" must hold "
+                           "key file \"%V\" in \"%s\" must hold "
                            "a key of %d to %d bytes on its first line",
-                           &name, NGX_HTTP_OBS_KEY_MIN,
+                           &name, directive, NGX_HTTP_OBS_KEY_MIN,
                            NGX_HTTP_OBS_KEY_MAX - 1);
         return NGX_CONF_ERROR;
     }

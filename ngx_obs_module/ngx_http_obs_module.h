@@ -8,6 +8,7 @@
  *   ngx_http_obs_columns.c    the worker's open batch in column form
  *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
  *   ngx_http_obs_variables.c  $obs_* variables
+ *   ngx_http_obs_fields.c     obs_log_field: extra keys of logs and spans
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
@@ -87,6 +88,7 @@ typedef struct ngx_http_obs_loc_conf_s {
     ngx_http_obs_value_t      *service;
     ngx_http_obs_value_t      *route;
     ngx_http_obs_value_t      *tenant;
+    ngx_array_t               *fields;       /* obs_log_field; NULL: none */
 } ngx_http_obs_loc_conf_t;
 
 
@@ -171,13 +173,20 @@ typedef struct ngx_http_obs_ctx_s {
 #define NGX_HTTP_OBS_MAX_REQUEST_ID   128
 #define NGX_HTTP_OBS_MAX_VALUE        256      /* any other text */
 
+/* obs_log_field: fields per block, and the bytes of a name and a value */
+#define NGX_HTTP_OBS_MAX_FIELDS       8
+#define NGX_HTTP_OBS_MAX_FIELD_NAME   64
+#define NGX_HTTP_OBS_MAX_FIELD_VALUE  256
+
 /* ... and all its text together, at most */
 #define NGX_HTTP_OBS_MAX_TEXT                                                \
     (NGX_HTTP_OBS_MAX_PATH + NGX_HTTP_OBS_MAX_USER_AGENT                     \
      + NGX_HTTP_OBS_MAX_REQUEST_ID + OBS_ROUTE_MAX_LEN + OBS_TENANT_MAX_LEN  \
      + OBS_TRACESTATE_MAX_LEN + sizeof("https") - 1                          \
      + 6 * NGX_HTTP_OBS_MAX_VALUE                                            \
-     + NGX_HTTP_OBS_MAX_ATTEMPTS * NGX_HTTP_OBS_MAX_VALUE)
+     + NGX_HTTP_OBS_MAX_ATTEMPTS * NGX_HTTP_OBS_MAX_VALUE                 \
+     + NGX_HTTP_OBS_MAX_FIELDS                                               \
+       * (NGX_HTTP_OBS_MAX_FIELD_NAME + NGX_HTTP_OBS_MAX_FIELD_VALUE))
 
 
 /* One upstream attempt of a record. */
@@ -191,6 +200,13 @@ typedef struct {
     uint32_t                   error;        /* NGX_HTTP_OBS_ATTEMPT_* */
     u_char                    *span_id;      /* NULL: none */
 } ngx_http_obs_attempt_t;
+
+/* One obs_log_field of a record; the name is configuration text. */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  value;
+} ngx_http_obs_log_field_t;
+
 
 /* why an upstream attempt got no response (UpstreamAttempt.error) */
 #define NGX_HTTP_OBS_ATTEMPT_OK        0
@@ -243,6 +259,9 @@ typedef struct {
 
     ngx_uint_t                 n_attempts;
     ngx_http_obs_attempt_t     attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
+
+    ngx_uint_t                 n_fields;
+    ngx_http_obs_log_field_t   fields[NGX_HTTP_OBS_MAX_FIELDS];
 } ngx_http_obs_record_t;
 
 
@@ -275,6 +294,8 @@ void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
 char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_obs_value_t *v);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
@@ -302,13 +323,18 @@ size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
 
 ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar);
-char *ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
-    ngx_str_t *path);
+char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);
 void ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
+
+char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
+    ngx_http_obs_record_t *rec);
 
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,

@@ -51,6 +51,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     u_char                   *p, *query;
     size_t                    size;
     ngx_connection_t         *c;
+    ngx_array_t              *fields;
     ngx_http_obs_value_t     *service;
     ngx_http_obs_record_t     rec;
     ngx_http_obs_loc_conf_t  *olcf;
@@ -171,6 +172,15 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_http_obs_protocol(r, &rec);
 
     rec.upstream_span = olcf->upstream_span ? 1 : 0;
+
+    /* obs_log_field: the fields of the route's location, as the service */
+
+    rec.n_fields = 0;
+    fields = ctx->route_conf ? ctx->route_conf->fields : olcf->fields;
+
+    if (fields) {
+        ngx_http_obs_record_fields(r, fields, &rec);
+    }
 
     return ngx_http_obs_emit(&rec);
 }

@@ -16,6 +16,8 @@ static uint64_t u64_at(const uint64_t *v, size_t n, size_t i);
 static uint32_t u32_at(const uint32_t *v, size_t n, size_t i);
 static ProtobufCBinaryData id_at(const ProtobufCBinaryData *ids, size_t width,
     size_t i);
+static int fields_valid(const Obs__V1__RecordColumns *c, size_t symbols);
+static void fields_next(columns_reader_t *rd, Obs__V1__Record *r, size_t i);
 
 int
 columns_valid(const Obs__V1__RecordColumns *c)
@@ -52,7 +54,7 @@ columns_valid(const Obs__V1__RecordColumns *c)
      */
 
     if (n > COLUMNS_MAX_RECORDS || c->n_status != n || c->n_duration_us != n
-        || c->n_attempt_status != attempts)
+        || c->n_attempt_status != attempts || !fields_valid(c, symbols))
     {
         return 0;
     }
@@ -104,6 +106,7 @@ columns_reader_init(columns_reader_t *rd, const Obs__V1__RecordColumns *c)
     rd->c = c;
     rd->next = 0;
     rd->next_attempt = 0;
+    rd->next_field = 0;
 }
 
 int
@@ -176,8 +179,57 @@ columns_next(columns_reader_t *rd, Obs__V1__Record *r,
     }
 
     rd->next_attempt += r->n_upstreams;
+    fields_next(rd, r, i);
     rd->next++;
     return 1;
+}
+
+/*
+ * obs_log_field: each record's count is bounded, the counts sum to exactly
+ * the name and value entries there are (each 4 bytes of the datagram), and
+ * every entry names a symbol.
+ */
+static int
+fields_valid(const Obs__V1__RecordColumns *c, size_t symbols)
+{
+    size_t  i, fields = 0;
+
+    if (!column_ok(c->n_field_count, c->count)) {
+        return 0;
+    }
+
+    for (i = 0; i < c->n_field_count; i++) {
+        if (c->field_count[i] > COLUMNS_MAX_FIELDS) {
+            return 0;
+        }
+        fields += c->field_count[i];
+    }
+
+    return c->n_field_name == fields && c->n_field_value == fields
+           && symbol_column_ok(c->field_name, fields, fields, symbols)
+           && symbol_column_ok(c->field_value, fields, fields, symbols);
+}
+
+static void
+fields_next(columns_reader_t *rd, Obs__V1__Record *r, size_t i)
+{
+    const Obs__V1__RecordColumns  *c = rd->c;
+    Obs__V1__LogField             *f;
+    size_t                         k, j;
+
+    r->n_fields = u32_at(c->field_count, c->n_field_count, i);
+    r->fields = rd->field_ptrs;
+
+    for (k = 0; k < r->n_fields; k++) {
+        j = rd->next_field + k;
+        f = &rd->fields[k];
+        obs__v1__log_field__init(f);
+        f->name = symbol(c, c->field_name, c->n_field_name, j);
+        f->value = symbol(c, c->field_value, c->n_field_value, j);
+        rd->field_ptrs[k] = f;
+    }
+
+    rd->next_field += r->n_fields;
 }
 
 /* A column holds one entry per record (or attempt), or none at all. */

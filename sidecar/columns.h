@@ -16,11 +16,19 @@
 /* The most records one batch may claim: a datagram is at most 64 KiB. */
 #define COLUMNS_MAX_RECORDS   65536
 
+/* The most obs_log_fields one record carries (the module sends up to 8). */
+#define COLUMNS_MAX_FIELDS    16
+
 /* A reader over one batch; records are read in order. */
 typedef struct {
     const Obs__V1__RecordColumns  *c;
     size_t                         next;          /* next record */
     size_t                         next_attempt;  /* its first attempt */
+    /* obs_log_field: the next record's first field, and where its fields
+       are read to (the record points here) */
+    size_t                         next_field;
+    Obs__V1__LogField              fields[COLUMNS_MAX_FIELDS];
+    Obs__V1__LogField             *field_ptrs[COLUMNS_MAX_FIELDS];
 } columns_reader_t;
 
 /*
@@ -35,7 +43,8 @@ void columns_reader_init(columns_reader_t *rd, const Obs__V1__RecordColumns *c);
 
 /*
  * Fills r with the next record (its text pointing into the batch, its
- * attempts into the caller's arrays); returns 0 when none is left.
+ * attempts into the caller's arrays, its fields into the reader); returns 0
+ * when none is left.
  */
 int columns_next(columns_reader_t *rd, Obs__V1__Record *r,
     Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs);

@@ -205,6 +205,7 @@ def column_rows(cols, schema):
     attempt = {f: column(f, total) for f in ATTEMPT_COLUMNS}
     attempt_address = column("attempt_address", total)
     attempt_span = ids("attempt_span_id", 8, total)
+    fields = column_fields(cols, column, symbols, n)
     first = 0
     for i in range(n):
         r = schema.Record()
@@ -222,8 +223,27 @@ def column_rows(cols, schema):
             for f, to in ATTEMPT_COLUMNS.items():
                 setattr(a, to, attempt[f][j])
         first += counts[i]
+        for name, value in fields[i]:
+            f = r.fields.add()
+            f.name, f.value = name, value
         rows.append(r)
     return rows
+
+
+def column_fields(cols, column, symbols, n):
+    """obs_log_field columns: per record, its (name, value) pairs.  The
+    counts must sum to exactly the name and value entries there are."""
+    counts = column("field_count", n)
+    names, values = list(cols.field_name), list(cols.field_value)
+    if len(names) != sum(counts) or len(values) != sum(counts):
+        raise ValueError("field counts sum to %d, for %d names, %d values"
+                         % (sum(counts), len(names), len(values)))
+    out, first = [], 0
+    for c in counts:
+        out.append([(symbols[names[j]], symbols[values[j]])
+                    for j in range(first, first + c)])
+        first += c
+    return out
 
 
 def make_handler(store):
@@ -307,7 +327,8 @@ def make_handler(store):
 def main():
     path, port, proto_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     schema = load_schema(proto_dir)
-    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader):
+    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader,
+                    schema.LogField):
         for f in message.DESCRIPTOR.fields:
             if f.type == f.TYPE_BYTES:
                 BYTES_FIELDS.add(f.camelcase_name)
