@@ -352,10 +352,9 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
 
     ngx_http_obs_columns_add_attempts(cols, rec);
 
-    /* obs_log_field */
-    cols->field_count[n] = rec->n_fields;
+    /* obs_log_field: nothing to do while no record of the batch has one */
 
-    if (rec->n_fields) {
+    if (rec->n_fields || m->n_field_name) {
         ngx_http_obs_columns_add_fields(cols, rec);
     }
 
@@ -363,7 +362,6 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
 
     cols->size += NGX_HTTP_OBS_RECORD_WIDTH
                   + rec->n_attempts * NGX_HTTP_OBS_ATTEMPT_WIDTH
-                  + rec->n_fields * NGX_HTTP_OBS_FIELD_WIDTH
                   + m->symbol_data.len
                   + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
 }
@@ -486,6 +484,8 @@ ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
 /*
  * A record's obs_log_fields: the names are configuration text, known by
  * their address; the values (a user id, its HMAC) repeat across records.
+ * The count column starts with the batch's first field: the records before
+ * it had none.
  */
 
 static void
@@ -496,6 +496,13 @@ ngx_http_obs_columns_add_fields(ngx_http_obs_columns_t *cols,
     ngx_uint_t                 i;
     ngx_http_obs_log_field_t  *f;
     Obs__V1__RecordColumns    *m = &cols->msg;
+
+    if (m->n_field_name == 0) {
+        ngx_memzero(cols->field_count, m->count * sizeof(uint32_t));
+    }
+
+    cols->field_count[m->count] = rec->n_fields;
+    cols->size += rec->n_fields * NGX_HTTP_OBS_FIELD_WIDTH;
 
     n = m->n_field_name;
 

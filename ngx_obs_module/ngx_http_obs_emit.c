@@ -796,34 +796,49 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
 static ngx_int_t
 ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e)
 {
-    EVP_MAC     *hmac;
-    OSSL_PARAM   params[2];
-
     if (e->sidecar->key.len == 0 || e->mac != NULL) {
         return NGX_OK;
     }
+
+    e->mac = ngx_http_obs_hmac_new(&e->sidecar->key);
+
+    if (e->mac == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
+                      &e->sidecar->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An HMAC-SHA256 context keyed with key (obs_sidecar key=, obs_log_field
+ * hmac=), or NULL.
+ */
+
+EVP_MAC_CTX *
+ngx_http_obs_hmac_new(ngx_str_t *key)
+{
+    EVP_MAC      *hmac;
+    OSSL_PARAM    params[2];
+    EVP_MAC_CTX  *ctx;
 
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
                                                  (char *) "SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
 
     hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    e->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
     EVP_MAC_free(hmac);
 
-    if (e->mac == NULL
-        || !EVP_MAC_init(e->mac, e->sidecar->key.data, e->sidecar->key.len,
-                         params))
-    {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
-                      &e->sidecar->name);
-        EVP_MAC_CTX_free(e->mac);
-        e->mac = NULL;
-        return NGX_ERROR;
+    if (ctx != NULL && !EVP_MAC_init(ctx, key->data, key->len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
     }
 
-    return NGX_OK;
+    return ctx;
 }
 
 

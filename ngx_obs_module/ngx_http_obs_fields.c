@@ -13,7 +13,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 #include "ngx_http_obs_module.h"
@@ -300,9 +299,7 @@ static char *
 ngx_http_obs_field_mac(ngx_conf_t *cf, ngx_http_obs_field_t *f,
     ngx_str_t *path)
 {
-    EVP_MAC             *hmac;
     ngx_str_t            key;
-    OSSL_PARAM           params[2];
     ngx_pool_cleanup_t  *cln;
 
     if (ngx_http_obs_read_key(cf, path, &key, "obs_log_field")
@@ -316,24 +313,17 @@ ngx_http_obs_field_mac(ngx_conf_t *cf, ngx_http_obs_field_t *f,
         return NGX_CONF_ERROR;
     }
 
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 (char *) "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-
-    hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    f->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
-    EVP_MAC_free(hmac);
+    f->mac = ngx_http_obs_hmac_new(&key);
+    ngx_explicit_memzero(key.data, key.len);
 
     cln->handler = ngx_http_obs_field_mac_free;
     cln->data = f->mac;
 
-    if (f->mac == NULL || !EVP_MAC_init(f->mac, key.data, key.len, params)) {
+    if (f->mac == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "cannot set up HMAC-SHA256 for \"obs_log_field\"");
         return NGX_CONF_ERROR;
     }
-
-    ngx_explicit_memzero(key.data, key.len);
 
     return NGX_CONF_OK;
 }

@@ -19,6 +19,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/types.h>
+
 #include "obs_tracecontext.h"
 #include "obs_route.h"
 
@@ -325,6 +327,7 @@ ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar);
 char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
     const char *directive);
+EVP_MAC_CTX *ngx_http_obs_hmac_new(ngx_str_t *key);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);

@@ -104,7 +104,20 @@ GET /sink/reset
 
 
 
-=== TEST 5: inheritance as proxy_set_header: a level with its own obs_log_field replaces the outer list
+=== TEST 5: in one batch, records without fields before and after one with fields
+--- http_config
+    obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=1s;
+    obs_log_field plan $arg_plan;
+--- config
+    location /mix { return 200 "ok\n"; }
+--- request eval
+["GET /mix", "GET /mix?plan=gold", "GET /mix", "GET /sink/records?path=/mix&min=3"]
+--- response_body_like eval
+["ok", "ok", "ok", '\A(?![^\n]*"fields")[^\n]*\n[^\n]*"fields": \[\{"name": "plan", "value": "gold"\}\][^\n]*\n(?![^\n]*"fields")[^\n]*\n\z']
+
+
+
+=== TEST 6: inheritance as proxy_set_header: a level with its own obs_log_field replaces the outer list
 --- config
     obs_log_field tier server-level;
     location /inherit { return 200 "ok\n"; }
@@ -124,7 +137,7 @@ GET /sink/reset
 
 
 
-=== TEST 6: a long value is cut to 256 bytes at a character's start and marked with an ellipsis; an HMAC covers the whole value
+=== TEST 7: a long value is cut to 256 bytes at a character's start and marked with an ellipsis; an HMAC covers the whole value
 --- config
     location /long {
         obs_log_field ascii $http_x_ascii;
@@ -145,7 +158,7 @@ GET /sink/reset
 
 
 
-=== TEST 7: an error page keeps the fields of the location the route was taken in
+=== TEST 8: an error page keeps the fields of the location the route was taken in
 --- config
     location /api/ {
         obs_log_field from api;
@@ -165,7 +178,7 @@ GET /sink/reset
 
 
 
-=== TEST 8: the largest possible record (every text at its limit, 8 attempts, 8 distinct fields of the longest name and value) fits its size bound
+=== TEST 9: the largest possible record (every text at its limit, 8 attempts, 8 distinct fields of the longest name and value) fits its size bound
 --- http_config eval
 $::HttpConfig . <<'_EOC_';
     obs_service_name $http_x_service;
@@ -205,7 +218,7 @@ _EOC_
 
 
 
-=== TEST 9: full batches of records with fields stay within their size bound
+=== TEST 10: full batches of records with fields stay within their size bound
 --- http_config
     obs_sidecar unix:$TEST_NGINX_SINK_SOCK buffer=4k flush=50ms;
 --- config eval
@@ -220,7 +233,7 @@ _EOC_
 
 
 
-=== TEST 10: all directive forms accepted at every level
+=== TEST 11: all directive forms accepted at every level
 --- http_config
     obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=50ms;
     obs_log_field a.b_c9 constant;
@@ -238,7 +251,7 @@ ok
 
 
 
-=== TEST 11: nginx -t: a name outside [a-z][a-z0-9_.]{0,63}
+=== TEST 12: nginx -t: a name outside [a-z][a-z0-9_.]{0,63}
 --- config
     obs_log_field User $arg_a;
 --- must_die
@@ -247,7 +260,7 @@ invalid name "User" in "obs_log_field" directive, it must match [a-z][a-z0-9_.]{
 
 
 
-=== TEST 12: nginx -t: a name starting with a digit
+=== TEST 13: nginx -t: a name starting with a digit
 --- config
     obs_log_field 1abc $arg_a;
 --- must_die
@@ -256,7 +269,7 @@ invalid name "1abc" in "obs_log_field" directive
 
 
 
-=== TEST 13: nginx -t: a name with a dash
+=== TEST 14: nginx -t: a name with a dash
 --- config
     obs_log_field a-b $arg_a;
 --- must_die
@@ -265,7 +278,7 @@ invalid name "a-b" in "obs_log_field" directive
 
 
 
-=== TEST 14: nginx -t: a name over 64 bytes
+=== TEST 15: nginx -t: a name over 64 bytes
 --- config eval
 "obs_log_field a" . ("b" x 64) . " \$arg_a;"
 --- must_die
@@ -274,7 +287,7 @@ qr/invalid name "ab{64}" in "obs_log_field" directive/
 
 
 
-=== TEST 15: nginx -t: a name the log line already has
+=== TEST 16: nginx -t: a name the log line already has
 --- config
     obs_log_field status $arg_a;
 --- must_die
@@ -283,7 +296,7 @@ name "status" in "obs_log_field" directive is a key the log line or the span alr
 
 
 
-=== TEST 16: nginx -t: trace_id is the log line's own
+=== TEST 17: nginx -t: trace_id is the log line's own
 --- config
     obs_log_field trace_id $arg_a;
 --- must_die
@@ -292,7 +305,7 @@ name "trace_id" in "obs_log_field" directive is a key the log line or the span a
 
 
 
-=== TEST 17: nginx -t: a name the span already has
+=== TEST 18: nginx -t: a name the span already has
 --- config
     obs_log_field http.route $arg_a;
 --- must_die
@@ -301,7 +314,7 @@ name "http.route" in "obs_log_field" directive is a key the log line or the span
 
 
 
-=== TEST 18: nginx -t: tenant.id is the span's own
+=== TEST 19: nginx -t: tenant.id is the span's own
 --- config
     obs_log_field tenant.id $arg_a;
 --- must_die
@@ -310,7 +323,7 @@ name "tenant.id" in "obs_log_field" directive is a key the log line or the span 
 
 
 
-=== TEST 19: nginx -t: a name twice in one block
+=== TEST 20: nginx -t: a name twice in one block
 --- config
     location /d {
         obs_log_field plan $arg_a;
@@ -322,7 +335,7 @@ duplicate name "plan" in "obs_log_field" directive
 
 
 
-=== TEST 20: nginx -t: more than 8 fields in one block
+=== TEST 21: nginx -t: more than 8 fields in one block
 --- config eval
 "location /many {\n" . CORE::join('', map { "    obs_log_field f$_ \$arg_a;\n" } 1 .. 9) . "}\n"
 --- must_die
@@ -331,7 +344,7 @@ too many "obs_log_field" directives, at most 8 in one block
 
 
 
-=== TEST 21: nginx -t: an unknown parameter
+=== TEST 22: nginx -t: an unknown parameter
 --- config
     obs_log_field user $arg_a sha=$TEST_NGINX_FIELDS/user.key;
 --- must_die
@@ -340,7 +353,7 @@ invalid parameter "sha=
 
 
 
-=== TEST 22: nginx -t: hmac= without a file
+=== TEST 23: nginx -t: hmac= without a file
 --- config
     obs_log_field user $arg_a hmac=;
 --- must_die
@@ -349,7 +362,7 @@ invalid parameter "hmac=" in "obs_log_field" directive
 
 
 
-=== TEST 23: nginx -t: a missing key file
+=== TEST 24: nginx -t: a missing key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/none.key;
 --- must_die
@@ -358,7 +371,7 @@ qr/key file "[^"]*none.key" in "obs_log_field": open\(\) failed/
 
 
 
-=== TEST 24: nginx -t: a directory as key file
+=== TEST 25: nginx -t: a directory as key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/dir.key;
 --- must_die
@@ -367,7 +380,7 @@ qr/key file "[^"]*dir.key" in "obs_log_field" must hold a key of 16 to 1023 byte
 
 
 
-=== TEST 25: nginx -t: an empty key file
+=== TEST 26: nginx -t: an empty key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/empty.key;
 --- must_die
@@ -376,7 +389,7 @@ qr/key file "[^"]*empty.key" in "obs_log_field" must hold a key of 16 to 1023 by
 
 
 
-=== TEST 26: nginx -t: a key under 16 bytes
+=== TEST 27: nginx -t: a key under 16 bytes
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/short.key;
 --- must_die
@@ -385,7 +398,7 @@ qr/key file "[^"]*short.key" in "obs_log_field" must hold a key of 16 to 1023 by
 
 
 
-=== TEST 27: nginx -t: obs_log_field takes a name and a value
+=== TEST 28: nginx -t: obs_log_field takes a name and a value
 --- config
     obs_log_field lonely;
 --- must_die
@@ -394,7 +407,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 28: nginx -t: $http_authorization can never be logged
+=== TEST 29: nginx -t: $http_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $http_authorization;
@@ -405,7 +418,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 29: nginx -t: $http_cookie can never be logged, hashed or not
+=== TEST 30: nginx -t: $http_cookie can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret $http_cookie hmac=$TEST_NGINX_FIELDS/user.key;
@@ -416,7 +429,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 30: nginx -t: $http_proxy_authorization can never be logged
+=== TEST 31: nginx -t: $http_proxy_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $http_proxy_authorization;
@@ -427,7 +440,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 31: nginx -t: $http_set_cookie can never be logged
+=== TEST 32: nginx -t: $http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $http_set_cookie;
@@ -438,7 +451,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 32: nginx -t: $sent_http_set_cookie can never be logged
+=== TEST 33: nginx -t: $sent_http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $sent_http_set_cookie;
@@ -449,7 +462,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 33: nginx -t: $upstream_http_set_cookie can never be logged
+=== TEST 34: nginx -t: $upstream_http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_http_set_cookie;
@@ -460,7 +473,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 34: nginx -t: $upstream_http_proxy_authorization can never be logged
+=== TEST 35: nginx -t: $upstream_http_proxy_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_http_proxy_authorization;
@@ -471,7 +484,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 35: nginx -t: $cookie_session can never be logged
+=== TEST 36: nginx -t: $cookie_session can never be logged
 --- config
     location /f {
         obs_log_field secret $cookie_session;
@@ -482,7 +495,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 36: nginx -t: $upstream_cookie_sid can never be logged, hashed or not
+=== TEST 37: nginx -t: $upstream_cookie_sid can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret $upstream_cookie_sid hmac=$TEST_NGINX_FIELDS/user.key;
@@ -493,7 +506,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 37: nginx -t: user=${HTTP_AUTHORIZATION} can never be logged
+=== TEST 38: nginx -t: user=${HTTP_AUTHORIZATION} can never be logged
 --- config
     location /f {
         obs_log_field secret "user=${HTTP_AUTHORIZATION}";
@@ -504,7 +517,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 38: nginx -t: $arg_a-$Http_Cookie can never be logged, hashed or not
+=== TEST 39: nginx -t: $arg_a-$Http_Cookie can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret "$arg_a-$Http_Cookie" hmac=$TEST_NGINX_FIELDS/user.key;
@@ -515,7 +528,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 39: nginx -t: $upstream_trailer_set_cookie can never be logged
+=== TEST 40: nginx -t: $upstream_trailer_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_trailer_set_cookie;
