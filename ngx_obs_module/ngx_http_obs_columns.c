@@ -262,9 +262,13 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
 
     if (m->count >= NGX_HTTP_OBS_BATCH_RECORDS
         || m->n_attempt_status + rec->n_attempts > NGX_HTTP_OBS_BATCH_ATTEMPTS
-        || m->n_field_name + rec->n_fields > NGX_HTTP_OBS_BATCH_FIELDS
         || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS + rec->n_attempts
-           + 2 * rec->n_fields > NGX_HTTP_OBS_BATCH_SYMBOLS)
+           > NGX_HTTP_OBS_BATCH_SYMBOLS
+        || (rec->n_fields
+            && (m->n_field_name + rec->n_fields > NGX_HTTP_OBS_BATCH_FIELDS
+                || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS
+                   + rec->n_attempts + 2 * rec->n_fields
+                   > NGX_HTTP_OBS_BATCH_SYMBOLS)))
     {
         return 0;
     }

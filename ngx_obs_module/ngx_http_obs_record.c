@@ -51,10 +51,9 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     u_char                   *p, *query;
     size_t                    size;
     ngx_connection_t         *c;
-    ngx_array_t              *fields;
     ngx_http_obs_value_t     *service;
     ngx_http_obs_record_t     rec;
-    ngx_http_obs_loc_conf_t  *olcf;
+    ngx_http_obs_loc_conf_t  *olcf, *route_conf;
 
     c = r->connection;
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
@@ -121,9 +120,13 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
-    /* the service of the location the route was taken in, as the route */
+    /*
+     * the service (and the obs_log_fields) of the location the route was
+     * taken in, as the route
+     */
 
-    service = ctx->route_conf ? ctx->route_conf->service : olcf->service;
+    route_conf = ctx->route_conf ? ctx->route_conf : olcf;
+    service = route_conf->service;
 
     if (service && service->constant) {
         rec.service = service->cv.value;
@@ -173,13 +176,10 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     rec.upstream_span = olcf->upstream_span ? 1 : 0;
 
-    /* obs_log_field: the fields of the route's location, as the service */
-
     rec.n_fields = 0;
-    fields = ctx->route_conf ? ctx->route_conf->fields : olcf->fields;
 
-    if (fields) {
-        ngx_http_obs_record_fields(r, fields, &rec);
+    if (route_conf->fields) {
+        ngx_http_obs_record_fields(r, route_conf->fields, &rec);
     }
 
     return ngx_http_obs_emit(&rec);
