@@ -625,7 +625,8 @@ test_columns_fields(void)
 {
     Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
     Obs__V1__Record            r;
-    Obs__V1__UpstreamAttempt   at[COLUMNS_MAX_ATTEMPTS], *ap[COLUMNS_MAX_ATTEMPTS];
+    Obs__V1__UpstreamAttempt   at[COLUMNS_MAX_ATTEMPTS];
+    Obs__V1__UpstreamAttempt  *ap[COLUMNS_MAX_ATTEMPTS];
     columns_reader_t           rd;
     uint8_t                    data[] = "plangolduser_hashab12";
     uint32_t                   ends[] = { 0, 4, 8, 17, 21 };
