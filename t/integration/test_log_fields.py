@@ -4,12 +4,15 @@ obs-sidecar -> the strict fake Loki (native push, decoded by
 loki-grpc-client's compiled logproto) and OTLP receiver (decoded by the
 OpenTelemetry JS packages).  A plain field and an HMAC-SHA256 one (checked
 with Python's hmac module) are keys of the log line and attributes of the
-SERVER span, and never labels of /metrics; the clear user id goes nowhere."""
+SERVER span, and never labels of /metrics; the clear user id goes nowhere.
+A reload reads the key file again; a bad one is refused and the running key
+stays."""
 
 import hashlib
 import hmac
 import json
 import os
+import signal
 import sys
 import unittest
 
@@ -40,9 +43,17 @@ NGINX_HTTP = """
 """
 
 
+def write_key(stack, key):
+    path = os.path.join(stack.dir, "user.key")
+    with open(path + ".new", "wb") as f:
+        f.write(key + b"\n")
+    os.chmod(path + ".new", 0o644)
+    os.rename(path + ".new", path)
+
+
 class LogFieldsTest(unittest.TestCase):
 
-    def test_fields_in_loki_line_and_span_never_in_metrics(self):
+    def start(self):
         rec = Receivers()
         self.addCleanup(rec.stop)
         stack = Stack(NGINX_HTTP, sidecar_config={
@@ -50,12 +61,14 @@ class LogFieldsTest(unittest.TestCase):
                      "batch_wait_ms": 200},
             "otlp": {"endpoint": rec.url, "batch_wait_ms": 200}})
         self.addCleanup(stack.stop)
-        with open(os.path.join(stack.dir, "user.key"), "wb") as f:
-            f.write(KEY + b"\n")
-        os.chmod(os.path.join(stack.dir, "user.key"), 0o644)
+        write_key(stack, KEY)
         stack.nginx_http_config = NGINX_HTTP.replace("DIR", stack.dir)
         stack.start_sidecar()
         stack.start_nginx()
+        return stack, rec
+
+    def test_fields_in_loki_line_and_span_never_in_metrics(self):
+        stack, rec = self.start()
 
         want = hmac.new(KEY, b"alice@example.com",
                         hashlib.sha256).hexdigest()
@@ -96,6 +109,33 @@ class LogFieldsTest(unittest.TestCase):
         everything = (json.dumps(rec.state()) + json.dumps(rec.spans())
                       + json.dumps([[n, sorted(ls)] for n, ls in metrics]))
         self.assertNotIn("alice", everything)
+
+
+    def test_reload_reads_the_key_again(self):
+        stack, rec = self.start()
+
+        def user_hash(user):
+            n = len(rec.lines())
+            request(stack.gateway + "/api/x", headers={"X-User": user})
+            lines = wait_for(lambda: len(rec.lines()) > n and rec.lines(),
+                             what="the line of " + user)
+            return json.loads(lines[-1][1][1])["user_hash"]
+
+        self.assertEqual(user_hash("bob"),
+                         hmac.new(KEY, b"bob", hashlib.sha256).hexdigest())
+
+        new = b"the-key-after-the-reload-0123456789"
+        write_key(stack, new)
+        stack.nginx.send_signal(signal.SIGHUP)
+        want = hmac.new(new, b"bob", hashlib.sha256).hexdigest()
+        wait_for(lambda: user_hash("bob") == want, what="the new key used")
+
+        # a short key is refused on reload: the running key stays
+        write_key(stack, b"short")
+        stack.nginx.send_signal(signal.SIGHUP)
+        wait_for(lambda: "must hold a key" in open(os.path.join(
+            stack.dir, "logs", "error.log")).read(), what="the refusal")
+        self.assertEqual(user_hash("bob"), want)
 
 
 if __name__ == "__main__":
