@@ -178,7 +178,36 @@ GET /sink/reset
 
 
 
-=== TEST 9: the largest possible record (every text at its limit, 8 attempts, 8 distinct fields of the longest name and value) fits its size bound
+=== TEST 9: HTTP/0.9 (no header list at all) is recorded with its fields
+--- config
+    location /h09 {
+        obs_log_field hdr $http_x_plan;
+        obs_log_field arg $arg_plan hmac=$TEST_NGINX_FIELDS/user.key;
+        return 200 "ok\n";
+    }
+--- raw_request eval
+"GET /h09?plan=alice\r\n"
+--- http09
+--- response_body
+ok
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 10: ... its record
+--- config
+--- request eval
+["GET /sink/records?path=/h09"]
+--- response_body_like eval
+['"fields": \[\{"name": "arg", "value": "' . $::Hmac{"user:alice"} . '"\}\]']
+--- response_body_unlike eval
+['"hdr"']
+
+
+
+=== TEST 11: the largest possible record (every text at its limit, 8 attempts, 8 distinct fields of the longest name and value) fits its size bound
 --- http_config eval
 $::HttpConfig . <<'_EOC_';
     obs_service_name $http_x_service;
@@ -218,7 +247,7 @@ _EOC_
 
 
 
-=== TEST 10: full batches of records with fields stay within their size bound
+=== TEST 12: full batches of records with fields stay within their size bound
 --- http_config
     obs_sidecar unix:$TEST_NGINX_SINK_SOCK buffer=4k flush=50ms;
 --- config eval
@@ -233,7 +262,7 @@ _EOC_
 
 
 
-=== TEST 11: all directive forms accepted at every level
+=== TEST 13: all directive forms accepted at every level
 --- http_config
     obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=50ms;
     obs_log_field a.b_c9 constant;
@@ -251,7 +280,7 @@ ok
 
 
 
-=== TEST 12: nginx -t: a name outside [a-z][a-z0-9_.]{0,63}
+=== TEST 14: nginx -t: a name outside [a-z][a-z0-9_.]{0,63}
 --- config
     obs_log_field User $arg_a;
 --- must_die
@@ -260,7 +289,7 @@ invalid name "User" in "obs_log_field" directive, it must match [a-z][a-z0-9_.]{
 
 
 
-=== TEST 13: nginx -t: a name starting with a digit
+=== TEST 15: nginx -t: a name starting with a digit
 --- config
     obs_log_field 1abc $arg_a;
 --- must_die
@@ -269,7 +298,7 @@ invalid name "1abc" in "obs_log_field" directive
 
 
 
-=== TEST 14: nginx -t: a name with a dash
+=== TEST 16: nginx -t: a name with a dash
 --- config
     obs_log_field a-b $arg_a;
 --- must_die
@@ -278,7 +307,7 @@ invalid name "a-b" in "obs_log_field" directive
 
 
 
-=== TEST 15: nginx -t: a name over 64 bytes
+=== TEST 17: nginx -t: a name over 64 bytes
 --- config eval
 "obs_log_field a" . ("b" x 64) . " \$arg_a;"
 --- must_die
@@ -287,7 +316,7 @@ qr/invalid name "ab{64}" in "obs_log_field" directive/
 
 
 
-=== TEST 16: nginx -t: a name the log line already has
+=== TEST 18: nginx -t: a name the log line already has
 --- config
     obs_log_field status $arg_a;
 --- must_die
@@ -296,7 +325,7 @@ name "status" in "obs_log_field" directive is a key the log line or the span alr
 
 
 
-=== TEST 17: nginx -t: trace_id is the log line's own
+=== TEST 19: nginx -t: trace_id is the log line's own
 --- config
     obs_log_field trace_id $arg_a;
 --- must_die
@@ -305,7 +334,7 @@ name "trace_id" in "obs_log_field" directive is a key the log line or the span a
 
 
 
-=== TEST 18: nginx -t: a name the span already has
+=== TEST 20: nginx -t: a name the span already has
 --- config
     obs_log_field http.route $arg_a;
 --- must_die
@@ -314,7 +343,7 @@ name "http.route" in "obs_log_field" directive is a key the log line or the span
 
 
 
-=== TEST 19: nginx -t: tenant.id is the span's own
+=== TEST 21: nginx -t: tenant.id is the span's own
 --- config
     obs_log_field tenant.id $arg_a;
 --- must_die
@@ -323,7 +352,7 @@ name "tenant.id" in "obs_log_field" directive is a key the log line or the span 
 
 
 
-=== TEST 20: nginx -t: a name twice in one block
+=== TEST 22: nginx -t: a name twice in one block
 --- config
     location /d {
         obs_log_field plan $arg_a;
@@ -335,7 +364,7 @@ duplicate name "plan" in "obs_log_field" directive
 
 
 
-=== TEST 21: nginx -t: more than 8 fields in one block
+=== TEST 23: nginx -t: more than 8 fields in one block
 --- config eval
 "location /many {\n" . CORE::join('', map { "    obs_log_field f$_ \$arg_a;\n" } 1 .. 9) . "}\n"
 --- must_die
@@ -344,7 +373,7 @@ too many "obs_log_field" directives, at most 8 in one block
 
 
 
-=== TEST 22: nginx -t: an unknown parameter
+=== TEST 24: nginx -t: an unknown parameter
 --- config
     obs_log_field user $arg_a sha=$TEST_NGINX_FIELDS/user.key;
 --- must_die
@@ -353,7 +382,7 @@ invalid parameter "sha=
 
 
 
-=== TEST 23: nginx -t: hmac= without a file
+=== TEST 25: nginx -t: hmac= without a file
 --- config
     obs_log_field user $arg_a hmac=;
 --- must_die
@@ -362,7 +391,7 @@ invalid parameter "hmac=" in "obs_log_field" directive
 
 
 
-=== TEST 24: nginx -t: a missing key file
+=== TEST 26: nginx -t: a missing key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/none.key;
 --- must_die
@@ -371,7 +400,7 @@ qr/key file "[^"]*none.key" in "obs_log_field": open\(\) failed/
 
 
 
-=== TEST 25: nginx -t: a directory as key file
+=== TEST 27: nginx -t: a directory as key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/dir.key;
 --- must_die
@@ -380,7 +409,7 @@ qr/key file "[^"]*dir.key" in "obs_log_field" must hold a key of 16 to 1023 byte
 
 
 
-=== TEST 26: nginx -t: an empty key file
+=== TEST 28: nginx -t: an empty key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/empty.key;
 --- must_die
@@ -389,7 +418,7 @@ qr/key file "[^"]*empty.key" in "obs_log_field" must hold a key of 16 to 1023 by
 
 
 
-=== TEST 27: nginx -t: a key under 16 bytes
+=== TEST 29: nginx -t: a key under 16 bytes
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/short.key;
 --- must_die
@@ -398,7 +427,7 @@ qr/key file "[^"]*short.key" in "obs_log_field" must hold a key of 16 to 1023 by
 
 
 
-=== TEST 28: nginx -t: obs_log_field takes a name and a value
+=== TEST 30: nginx -t: obs_log_field takes a name and a value
 --- config
     obs_log_field lonely;
 --- must_die
@@ -407,7 +436,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 29: nginx -t: $http_authorization can never be logged
+=== TEST 31: nginx -t: $http_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $http_authorization;
@@ -418,7 +447,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 30: nginx -t: $http_cookie can never be logged, hashed or not
+=== TEST 32: nginx -t: $http_cookie can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret $http_cookie hmac=$TEST_NGINX_FIELDS/user.key;
@@ -429,7 +458,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 31: nginx -t: $http_proxy_authorization can never be logged
+=== TEST 33: nginx -t: $http_proxy_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $http_proxy_authorization;
@@ -440,7 +469,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 32: nginx -t: $http_set_cookie can never be logged
+=== TEST 34: nginx -t: $http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $http_set_cookie;
@@ -451,7 +480,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 33: nginx -t: $sent_http_set_cookie can never be logged
+=== TEST 35: nginx -t: $sent_http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $sent_http_set_cookie;
@@ -462,7 +491,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 34: nginx -t: $upstream_http_set_cookie can never be logged
+=== TEST 36: nginx -t: $upstream_http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_http_set_cookie;
@@ -473,7 +502,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 35: nginx -t: $upstream_http_proxy_authorization can never be logged
+=== TEST 37: nginx -t: $upstream_http_proxy_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_http_proxy_authorization;
@@ -484,7 +513,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 36: nginx -t: $cookie_session can never be logged
+=== TEST 38: nginx -t: $cookie_session can never be logged
 --- config
     location /f {
         obs_log_field secret $cookie_session;
@@ -495,7 +524,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 37: nginx -t: $upstream_cookie_sid can never be logged, hashed or not
+=== TEST 39: nginx -t: $upstream_cookie_sid can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret $upstream_cookie_sid hmac=$TEST_NGINX_FIELDS/user.key;
@@ -506,7 +535,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 38: nginx -t: user=${HTTP_AUTHORIZATION} can never be logged
+=== TEST 40: nginx -t: user=${HTTP_AUTHORIZATION} can never be logged
 --- config
     location /f {
         obs_log_field secret "user=${HTTP_AUTHORIZATION}";
@@ -517,7 +546,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 39: nginx -t: $arg_a-$Http_Cookie can never be logged, hashed or not
+=== TEST 41: nginx -t: $arg_a-$Http_Cookie can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret "$arg_a-$Http_Cookie" hmac=$TEST_NGINX_FIELDS/user.key;
@@ -528,7 +557,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 40: nginx -t: $upstream_trailer_set_cookie can never be logged
+=== TEST 42: nginx -t: $upstream_trailer_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_trailer_set_cookie;
