@@ -18,6 +18,7 @@ BEGIN {
     my %files = (
         "user.key"  => "0123456789abcdef-fields-test-key\nsecond line ignored\n",
         "other.key" => "another-key-of-at-least-16-bytes\n",
+        "long.key"  => ("k" x 100) . "-longer-than-a-sha256-block\n",
         "short.key" => "fifteen-bytes!!\n",
         "empty.key" => "",
     );
@@ -32,7 +33,7 @@ BEGIN {
 
     # HMAC-SHA256 by Python's hmac module, over the key file's first line
     for my $case (["user", "alice"], ["user", "bob"], ["user", "u" x 300],
-                  ["other", "alice"])
+                  ["other", "alice"], ["long", "alice"])
     {
         my ($key, $value) = @$case;
         my $hex = `/usr/bin/python3 -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1], "rb").readline().rstrip(b"\\n"), sys.argv[2].encode(), hashlib.sha256).hexdigest())' $Dir/$key.key $value`;
@@ -137,7 +138,20 @@ GET /sink/reset
 
 
 
-=== TEST 7: a long value is cut to 256 bytes at a character's start and marked with an ellipsis; an HMAC covers the whole value
+=== TEST 7: a key longer than SHA-256's block is hashed first, as RFC 2104 says (Python's hmac agrees)
+--- config
+    location /lk {
+        obs_log_field user_hash $arg_user hmac=$TEST_NGINX_FIELDS/long.key;
+        return 200 "ok\n";
+    }
+--- request eval
+["GET /lk?user=alice", "GET /sink/records?path=/lk"]
+--- response_body_like eval
+["ok", '"fields": \[\{"name": "user_hash", "value": "' . $::Hmac{"long:alice"} . '"\}\]']
+
+
+
+=== TEST 8: a long value is cut to 256 bytes at a character's start and marked with an ellipsis; an HMAC covers the whole value
 --- config
     location /long {
         obs_log_field ascii $http_x_ascii;
@@ -158,7 +172,7 @@ GET /sink/reset
 
 
 
-=== TEST 8: an error page keeps the fields of the location the route was taken in
+=== TEST 9: an error page keeps the fields of the location the route was taken in
 --- config
     location /api/ {
         obs_log_field from api;
@@ -178,7 +192,7 @@ GET /sink/reset
 
 
 
-=== TEST 9: HTTP/0.9 (no header list at all) is recorded with its fields
+=== TEST 10: HTTP/0.9 (no header list at all) is recorded with its fields
 --- config
     location /h09 {
         obs_log_field hdr $http_x_plan;
@@ -196,7 +210,7 @@ ok
 
 
 
-=== TEST 10: ... its record
+=== TEST 11: ... its record
 --- config
 --- request eval
 ["GET /sink/records?path=/h09"]
@@ -207,7 +221,7 @@ ok
 
 
 
-=== TEST 11: the largest possible record (every text at its limit, 8 attempts, 8 distinct fields of the longest name and value) fits its size bound
+=== TEST 12: the largest possible record (every text at its limit, 8 attempts, 8 distinct fields of the longest name and value) fits its size bound
 --- http_config eval
 $::HttpConfig . <<'_EOC_';
     obs_service_name $http_x_service;
@@ -247,7 +261,7 @@ _EOC_
 
 
 
-=== TEST 12: full batches of records with fields stay within their size bound
+=== TEST 13: full batches of records with fields stay within their size bound
 --- http_config
     obs_sidecar unix:$TEST_NGINX_SINK_SOCK buffer=4k flush=50ms;
 --- config eval
@@ -262,7 +276,7 @@ _EOC_
 
 
 
-=== TEST 13: all directive forms accepted at every level
+=== TEST 14: all directive forms accepted at every level
 --- http_config
     obs_sidecar unix:$TEST_NGINX_SINK_SOCK flush=50ms;
     obs_log_field a.b_c9 constant;
@@ -280,7 +294,7 @@ ok
 
 
 
-=== TEST 14: nginx -t: a name outside [a-z][a-z0-9_.]{0,63}
+=== TEST 15: nginx -t: a name outside [a-z][a-z0-9_.]{0,63}
 --- config
     obs_log_field User $arg_a;
 --- must_die
@@ -289,7 +303,7 @@ invalid name "User" in "obs_log_field" directive, it must match [a-z][a-z0-9_.]{
 
 
 
-=== TEST 15: nginx -t: a name starting with a digit
+=== TEST 16: nginx -t: a name starting with a digit
 --- config
     obs_log_field 1abc $arg_a;
 --- must_die
@@ -298,7 +312,7 @@ invalid name "1abc" in "obs_log_field" directive
 
 
 
-=== TEST 16: nginx -t: a name with a dash
+=== TEST 17: nginx -t: a name with a dash
 --- config
     obs_log_field a-b $arg_a;
 --- must_die
@@ -307,7 +321,7 @@ invalid name "a-b" in "obs_log_field" directive
 
 
 
-=== TEST 17: nginx -t: a name over 64 bytes
+=== TEST 18: nginx -t: a name over 64 bytes
 --- config eval
 "obs_log_field a" . ("b" x 64) . " \$arg_a;"
 --- must_die
@@ -316,7 +330,7 @@ qr/invalid name "ab{64}" in "obs_log_field" directive/
 
 
 
-=== TEST 18: nginx -t: a name the log line already has
+=== TEST 19: nginx -t: a name the log line already has
 --- config
     obs_log_field status $arg_a;
 --- must_die
@@ -325,7 +339,7 @@ name "status" in "obs_log_field" directive is a key the log line or the span alr
 
 
 
-=== TEST 19: nginx -t: trace_id is the log line's own
+=== TEST 20: nginx -t: trace_id is the log line's own
 --- config
     obs_log_field trace_id $arg_a;
 --- must_die
@@ -334,7 +348,7 @@ name "trace_id" in "obs_log_field" directive is a key the log line or the span a
 
 
 
-=== TEST 20: nginx -t: a name the span already has
+=== TEST 21: nginx -t: a name the span already has
 --- config
     obs_log_field http.route $arg_a;
 --- must_die
@@ -343,7 +357,7 @@ name "http.route" in "obs_log_field" directive is a key the log line or the span
 
 
 
-=== TEST 21: nginx -t: tenant.id is the span's own
+=== TEST 22: nginx -t: tenant.id is the span's own
 --- config
     obs_log_field tenant.id $arg_a;
 --- must_die
@@ -352,7 +366,7 @@ name "tenant.id" in "obs_log_field" directive is a key the log line or the span 
 
 
 
-=== TEST 22: nginx -t: a name twice in one block
+=== TEST 23: nginx -t: a name twice in one block
 --- config
     location /d {
         obs_log_field plan $arg_a;
@@ -364,7 +378,7 @@ duplicate name "plan" in "obs_log_field" directive
 
 
 
-=== TEST 23: nginx -t: more than 8 fields in one block
+=== TEST 24: nginx -t: more than 8 fields in one block
 --- config eval
 "location /many {\n" . CORE::join('', map { "    obs_log_field f$_ \$arg_a;\n" } 1 .. 9) . "}\n"
 --- must_die
@@ -373,7 +387,7 @@ too many "obs_log_field" directives, at most 8 in one block
 
 
 
-=== TEST 24: nginx -t: an unknown parameter
+=== TEST 25: nginx -t: an unknown parameter
 --- config
     obs_log_field user $arg_a sha=$TEST_NGINX_FIELDS/user.key;
 --- must_die
@@ -382,7 +396,7 @@ invalid parameter "sha=
 
 
 
-=== TEST 25: nginx -t: hmac= without a file
+=== TEST 26: nginx -t: hmac= without a file
 --- config
     obs_log_field user $arg_a hmac=;
 --- must_die
@@ -391,7 +405,7 @@ invalid parameter "hmac=" in "obs_log_field" directive
 
 
 
-=== TEST 26: nginx -t: a missing key file
+=== TEST 27: nginx -t: a missing key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/none.key;
 --- must_die
@@ -400,7 +414,7 @@ qr/key file "[^"]*none.key" in "obs_log_field": open\(\) failed/
 
 
 
-=== TEST 27: nginx -t: a directory as key file
+=== TEST 28: nginx -t: a directory as key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/dir.key;
 --- must_die
@@ -409,7 +423,7 @@ qr/key file "[^"]*dir.key" in "obs_log_field" must hold a key of 16 to 1023 byte
 
 
 
-=== TEST 28: nginx -t: an empty key file
+=== TEST 29: nginx -t: an empty key file
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/empty.key;
 --- must_die
@@ -418,7 +432,7 @@ qr/key file "[^"]*empty.key" in "obs_log_field" must hold a key of 16 to 1023 by
 
 
 
-=== TEST 29: nginx -t: a key under 16 bytes
+=== TEST 30: nginx -t: a key under 16 bytes
 --- config
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/short.key;
 --- must_die
@@ -427,7 +441,7 @@ qr/key file "[^"]*short.key" in "obs_log_field" must hold a key of 16 to 1023 by
 
 
 
-=== TEST 30: nginx -t: obs_log_field takes a name and a value
+=== TEST 31: nginx -t: obs_log_field takes a name and a value
 --- config
     obs_log_field lonely;
 --- must_die
@@ -436,7 +450,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 31: nginx -t: $http_authorization can never be logged
+=== TEST 32: nginx -t: $http_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $http_authorization;
@@ -447,7 +461,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 32: nginx -t: $http_cookie can never be logged, hashed or not
+=== TEST 33: nginx -t: $http_cookie can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret $http_cookie hmac=$TEST_NGINX_FIELDS/user.key;
@@ -458,7 +472,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 33: nginx -t: $http_proxy_authorization can never be logged
+=== TEST 34: nginx -t: $http_proxy_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $http_proxy_authorization;
@@ -469,7 +483,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 34: nginx -t: $http_set_cookie can never be logged
+=== TEST 35: nginx -t: $http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $http_set_cookie;
@@ -480,7 +494,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 35: nginx -t: $sent_http_set_cookie can never be logged
+=== TEST 36: nginx -t: $sent_http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $sent_http_set_cookie;
@@ -491,7 +505,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 36: nginx -t: $upstream_http_set_cookie can never be logged
+=== TEST 37: nginx -t: $upstream_http_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_http_set_cookie;
@@ -502,7 +516,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 37: nginx -t: $upstream_http_proxy_authorization can never be logged
+=== TEST 38: nginx -t: $upstream_http_proxy_authorization can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_http_proxy_authorization;
@@ -513,7 +527,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 38: nginx -t: $cookie_session can never be logged
+=== TEST 39: nginx -t: $cookie_session can never be logged
 --- config
     location /f {
         obs_log_field secret $cookie_session;
@@ -524,7 +538,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 39: nginx -t: $upstream_cookie_sid can never be logged, hashed or not
+=== TEST 40: nginx -t: $upstream_cookie_sid can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret $upstream_cookie_sid hmac=$TEST_NGINX_FIELDS/user.key;
@@ -535,7 +549,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 40: nginx -t: user=${HTTP_AUTHORIZATION} can never be logged
+=== TEST 41: nginx -t: user=${HTTP_AUTHORIZATION} can never be logged
 --- config
     location /f {
         obs_log_field secret "user=${HTTP_AUTHORIZATION}";
@@ -546,7 +560,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 41: nginx -t: $arg_a-$Http_Cookie can never be logged, hashed or not
+=== TEST 42: nginx -t: $arg_a-$Http_Cookie can never be logged, hashed or not
 --- config
     location /f {
         obs_log_field secret "$arg_a-$Http_Cookie" hmac=$TEST_NGINX_FIELDS/user.key;
@@ -557,7 +571,7 @@ invalid number of arguments in "obs_log_field" directive
 
 
 
-=== TEST 42: nginx -t: $upstream_trailer_set_cookie can never be logged
+=== TEST 43: nginx -t: $upstream_trailer_set_cookie can never be logged
 --- config
     location /f {
         obs_log_field secret $upstream_trailer_set_cookie;
