@@ -18,7 +18,8 @@ MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*
 ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
-               proto/obs/v1/record.proto proto/obs/v1/log_keys.def config
+               proto/obs/v1/record.proto proto/obs/v1/columns.def \
+               proto/obs/v1/log_keys.def config
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -114,7 +115,7 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h) \
-                proto/obs/v1/log_keys.def
+                proto/obs/v1/columns.def proto/obs/v1/log_keys.def
 SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
                 -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -128,7 +129,7 @@ $(GEN)/%.pb-c.c: proto/%.proto
 $(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
 	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 	    -DOBS_VERSION='"$(VERSION)"' -DOBS_EXPORTER_VERSION='"$(VERSION)"' \
-	    -Isidecar -Iexporter -I$(GEN) \
+	    -Isidecar -Iexporter -I$(GEN) -Iproto \
 	    -o $@ $(SIDECAR_SRCS) $(PROTO_GEN) $(SIDECAR_LIBS)
 
 install: $(MODULE)
@@ -147,19 +148,19 @@ demo-stop:
 	bash deploy/demo/demo.sh stop
 
 $(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) -Iproto \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
 	    -o $@ bench/sidecar_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 $(BUILD)/bench_pushers: bench/pushers_bench.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) -Iproto \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
 	    -o $@ bench/pushers_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 $(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) \
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) -Iproto \
 	    -DOBS_EXPORTER_VERSION='"bench"' \
 	    -o $@ bench/exporter_floor.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
@@ -205,19 +206,19 @@ $(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_sidecar.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 $(BUILD)/test_logline: t/unit/unit.h t/unit/test_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_logline.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
 $(BUILD)/test_pushers: t/unit/unit.h t/unit/test_pushers.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -It/unit \
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit \
 	    -DOBS_EXPORTER_VERSION='"test"' \
 	    -o $@ t/unit/test_pushers.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
@@ -287,7 +288,7 @@ $(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracec
 	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ $^
 
 $(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -DOBS_EXPORTER_VERSION='"fuzz"' \
+	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -Iproto -DOBS_EXPORTER_VERSION='"fuzz"' \
 	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 
@@ -297,7 +298,7 @@ $(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt
 	    -lcrypto -ljansson -lm
 
 $(BUILD)/fuzz_logline: t/fuzz/fuzz_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -It/unit -DOBS_EXPORTER_VERSION='"fuzz"' \
+	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit -DOBS_EXPORTER_VERSION='"fuzz"' \
 	    -o $@ t/fuzz/fuzz_logline.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
 	    $(PROTO_GEN) $(SIDECAR_LIBS)
 

@@ -28,7 +28,6 @@
 
 /* 2: records may come in column form */
 #define NGX_HTTP_OBS_SCHEMA_VERSION   2
-#define NGX_HTTP_OBS_HEADER_MAX       512
 #define NGX_HTTP_OBS_HOST_MAX         128
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
 
@@ -265,8 +264,7 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
         return NGX_ERROR;
     }
 
-    e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_HEADER_MAX
-                     - (NGX_HTTP_OBS_FRAME_MAX - NGX_HTTP_OBS_FRAME_COUNT);
+    e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_DATAGRAM_OVERHEAD;
 
     tp = ngx_timeofday();
     e->worker_start = ((uint64_t) tp->sec * 1000 + tp->msec) * 1000000;

@@ -175,20 +175,20 @@ typedef struct ngx_http_obs_ctx_s {
 #define NGX_HTTP_OBS_MAX_REQUEST_ID   128
 #define NGX_HTTP_OBS_MAX_VALUE        256      /* any other text */
 
+#define NGX_HTTP_OBS_MAX_SCHEME       (sizeof("https") - 1)
+
 /* obs_log_field: fields per block, and the bytes of a name and a value */
 #define NGX_HTTP_OBS_MAX_FIELDS       8
 #define NGX_HTTP_OBS_MAX_FIELD_NAME   64
 #define NGX_HTTP_OBS_MAX_FIELD_VALUE  256
 
-/* ... and all its text together, at most */
-#define NGX_HTTP_OBS_MAX_TEXT                                                \
-    (NGX_HTTP_OBS_MAX_PATH + NGX_HTTP_OBS_MAX_USER_AGENT                     \
-     + NGX_HTTP_OBS_MAX_REQUEST_ID + OBS_ROUTE_MAX_LEN + OBS_TENANT_MAX_LEN  \
-     + OBS_TRACESTATE_MAX_LEN + sizeof("https") - 1                          \
-     + 6 * NGX_HTTP_OBS_MAX_VALUE                                            \
-     + NGX_HTTP_OBS_MAX_ATTEMPTS * NGX_HTTP_OBS_MAX_VALUE                 \
-     + NGX_HTTP_OBS_MAX_FIELDS                                               \
-       * (NGX_HTTP_OBS_MAX_FIELD_NAME + NGX_HTTP_OBS_MAX_FIELD_VALUE))
+/*
+ * The largest datagram, and what one holds besides the batch's columns:
+ * the batch header and the columns field's key and length.
+ */
+#define NGX_HTTP_OBS_MAX_DATAGRAM     60000
+#define NGX_HTTP_OBS_HEADER_MAX       512
+#define NGX_HTTP_OBS_DATAGRAM_OVERHEAD  (NGX_HTTP_OBS_HEADER_MAX + 1 + 3)
 
 
 /* One upstream attempt of a record. */
@@ -218,13 +218,18 @@ typedef struct {
 
 /*
  * Which of a record's texts live as long as the worker (configuration or
- * static names): the batch recognises those by their address alone.
+ * static names): the batch recognises those by their address alone.  A bit
+ * per text column of proto/obs/v1/columns.def.
  */
-#define NGX_HTTP_OBS_STABLE_METHOD     0x01
-#define NGX_HTTP_OBS_STABLE_ROUTE      0x02
-#define NGX_HTTP_OBS_STABLE_UPSTREAM   0x04
-#define NGX_HTTP_OBS_STABLE_SERVICE    0x08
-#define NGX_HTTP_OBS_STABLE_PROTOCOL   0x10
+enum {
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    ngx_http_obs_text_column_##column,
+#include "obs/v1/columns.def"
+    ngx_http_obs_text_columns
+};
+
+#define NGX_HTTP_OBS_STABLE(column)                                          \
+    ((ngx_uint_t) 1 << ngx_http_obs_text_column_##column)
 
 
 /* One request's record, pointing at the request's own memory. */
@@ -239,7 +244,7 @@ typedef struct {
     uint32_t                   trace_flags;
     uint32_t                   server_port;
     uint32_t                   upstream_span;
-    ngx_uint_t                 stable;       /* NGX_HTTP_OBS_STABLE_* */
+    ngx_uint_t                 stable;       /* NGX_HTTP_OBS_STABLE() */
 
     ngx_str_t                  method;
     ngx_str_t                  route;
@@ -259,10 +264,10 @@ typedef struct {
     u_char                    *span_id;
     u_char                    *parent_span_id;  /* NULL: none */
 
-    ngx_uint_t                 n_attempts;
-    ngx_http_obs_attempt_t     attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
+    ngx_uint_t                 n_upstreams;
+    ngx_http_obs_attempt_t     upstreams[NGX_HTTP_OBS_MAX_ATTEMPTS];
 
-    ngx_uint_t                 n_fields;
+    ngx_uint_t                 n_fields;     /* obs_log_field */
     ngx_http_obs_log_field_t   fields[NGX_HTTP_OBS_MAX_FIELDS];
 } ngx_http_obs_record_t;
 
@@ -315,6 +320,7 @@ ngx_http_obs_columns_t *ngx_http_obs_columns_create(ngx_pool_t *pool,
     size_t datagram_size);
 void ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols);
 ngx_uint_t ngx_http_obs_columns_count(ngx_http_obs_columns_t *cols);
+size_t ngx_http_obs_columns_record_max(void);
 ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec, size_t limit);
 void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,

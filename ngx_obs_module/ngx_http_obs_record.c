@@ -63,7 +63,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     rec.stable = 0;
     rec.request_body_bytes = 0;
     rec.server_port = 0;
-    rec.n_attempts = 0;
+    rec.n_upstreams = 0;
     ngx_str_null(&rec.upstream_name);
     ngx_str_null(&rec.service);
     ngx_str_null(&rec.user_agent);
@@ -77,7 +77,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
                       OBS_ROUTE_MAX_LEN);
 
     if (ctx->route_stable) {
-        rec.stable |= NGX_HTTP_OBS_STABLE_ROUTE;
+        rec.stable |= NGX_HTTP_OBS_STABLE(route);
     }
 
     /*
@@ -130,7 +130,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
 
     if (service && service->constant) {
         rec.service = service->cv.value;
-        rec.stable |= NGX_HTTP_OBS_STABLE_SERVICE;
+        rec.stable |= NGX_HTTP_OBS_STABLE(service);
 
     } else if (service
                && ngx_http_obs_value(r, service, &rec.service) != NGX_OK)
@@ -227,7 +227,7 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     n = ngx_min(r->upstream_states->nelts, NGX_HTTP_OBS_MAX_ATTEMPTS);
 
     for (i = 0; i < n; i++) {
-        a = &rec->attempts[i];
+        a = &rec->upstreams[i];
 
         if (state[i].peer) {
             ngx_http_obs_text(&a->address, state[i].peer->data,
@@ -253,7 +253,7 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         a->span_id = (i < ctx->attempts) ? ctx->attempt_ids[i] : NULL;
     }
 
-    rec->n_attempts = n;
+    rec->n_upstreams = n;
 }
 
 
@@ -271,7 +271,7 @@ ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_record_t *rec,
     if (uscf->port == 0 || uscf->host.len > NGX_HTTP_OBS_MAX_VALUE) {
         ngx_http_obs_text(&rec->upstream_name, uscf->host.data,
                           uscf->host.len, NGX_HTTP_OBS_MAX_VALUE);
-        rec->stable |= NGX_HTTP_OBS_STABLE_UPSTREAM;
+        rec->stable |= NGX_HTTP_OBS_STABLE(upstream_name);
         return;
     }
 
@@ -309,7 +309,7 @@ ngx_http_obs_method(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
 
     if (i >= 0) {
         rec->method = ngx_http_obs_methods[i];
-        rec->stable |= NGX_HTTP_OBS_STABLE_METHOD;
+        rec->stable |= NGX_HTTP_OBS_STABLE(method);
         return;
     }
 
@@ -335,7 +335,7 @@ ngx_http_obs_protocol(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
 
     if (i >= 0) {
         rec->protocol = ngx_http_obs_protocols[i];
-        rec->stable |= NGX_HTTP_OBS_STABLE_PROTOCOL;
+        rec->stable |= NGX_HTTP_OBS_STABLE(protocol);
         return;
     }
 

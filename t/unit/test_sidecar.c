@@ -517,7 +517,6 @@ test_columns(void)
 {
     Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
     Obs__V1__Record            r;
-    Obs__V1__UpstreamAttempt   at[COLUMNS_MAX_ATTEMPTS], *ap[COLUMNS_MAX_ATTEMPTS];
     columns_reader_t           rd;
     uint8_t                    data[] = "GET/a/b10.0.0.1:80";
     uint32_t                   ends[] = { 0, 3, 5, 7, 18 };
@@ -562,14 +561,14 @@ test_columns(void)
     CHECK(columns_valid(&c), "consistent columns are valid");
 
     columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r, at, ap)
+    CHECK(columns_next(&rd, &r)
           && r.method.len == 3 && memcmp(r.method.data, "GET", 3) == 0
           && r.route.len == 2 && memcmp(r.route.data, "/a", 2) == 0
           && r.status == 200 && r.duration_us == 1500 && r.n_upstreams == 0
           && r.trace_id.len == 16 && r.parent_span_id.len == 0
           && r.path.len == 0 && r.span_id.len == 0,
           "first record: symbols, numbers, absent columns and zero ids");
-    CHECK(columns_next(&rd, &r, at, ap)
+    CHECK(columns_next(&rd, &r)
           && r.route.len == 2 && memcmp(r.route.data, "/b", 2) == 0
           && r.status == 502 && r.parent_span_id.len == 8
           && r.n_upstreams == 2 && r.upstreams[0]->status == 502
@@ -579,7 +578,7 @@ test_columns(void)
           && r.upstreams[1]->span_id.len == 8
           && r.upstreams[0]->error == 1 && r.upstreams[1]->error == 0,
           "second record: its two attempts, in order, with why one failed");
-    CHECK(!columns_next(&rd, &r, at, ap), "then no more");
+    CHECK(!columns_next(&rd, &r), "then no more");
 
     route[1] = 5;
     CHECK(!columns_valid(&c), "a symbol past the table is invalid");
@@ -625,8 +624,6 @@ test_columns_fields(void)
 {
     Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
     Obs__V1__Record            r;
-    Obs__V1__UpstreamAttempt   at[COLUMNS_MAX_ATTEMPTS];
-    Obs__V1__UpstreamAttempt  *ap[COLUMNS_MAX_ATTEMPTS];
     columns_reader_t           rd;
     uint8_t                    data[] = "plangolduser_hashab12";
     uint32_t                   ends[] = { 0, 4, 8, 17, 21 };
@@ -634,7 +631,7 @@ test_columns_fields(void)
     uint64_t                   dur[] = { 1, 2 };
     uint32_t                   counts[] = { 2, 0 };
     uint32_t                   names[] = { 1, 3, 3 }, values[] = { 2, 4, 4 };
-    uint32_t                   many[] = { COLUMNS_MAX_FIELDS + 1, 0 };
+    uint32_t                   many[] = { COLUMNS_MAX_ENTRIES + 1, 0 };
     uint32_t                   huge[] = { 0xffffffff, 1 };
 
     c.count = 2;
@@ -656,7 +653,7 @@ test_columns_fields(void)
     CHECK(columns_valid(&c), "consistent field columns are valid");
 
     columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r, at, ap) && r.n_fields == 2
+    CHECK(columns_next(&rd, &r) && r.n_fields == 2
           && r.fields[0]->name.len == 4
           && memcmp(r.fields[0]->name.data, "plan", 4) == 0
           && r.fields[0]->value.len == 4
@@ -666,7 +663,7 @@ test_columns_fields(void)
           && r.fields[1]->value.len == 4
           && memcmp(r.fields[1]->value.data, "ab12", 4) == 0,
           "first record: its two fields, in order");
-    CHECK(columns_next(&rd, &r, at, ap) && r.n_fields == 0,
+    CHECK(columns_next(&rd, &r) && r.n_fields == 0,
           "second record: no fields");
 
     counts[1] = 1;
@@ -676,7 +673,7 @@ test_columns_fields(void)
     c.n_field_value = 3;
     CHECK(columns_valid(&c), "three counted, three of each: valid");
     columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r, at, ap) && columns_next(&rd, &r, at, ap)
+    CHECK(columns_next(&rd, &r) && columns_next(&rd, &r)
           && r.n_fields == 1 && r.fields[0]->name.len == 9,
           "the second record's field is the third entry");
     counts[1] = 0;
