@@ -18,7 +18,8 @@ MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*
 ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
-               proto/obs/v1/record.proto proto/obs/v1/columns.def config
+               proto/obs/v1/record.proto proto/obs/v1/columns.def \
+               proto/obs/v1/log_keys.def config
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -114,7 +115,7 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
 SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h) \
-                proto/obs/v1/columns.def
+                proto/obs/v1/columns.def proto/obs/v1/log_keys.def
 SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
                 -lz -lpthread -lm
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)

@@ -117,6 +117,13 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       offsetof(ngx_http_obs_loc_conf_t, upstream_span),
       NULL },
 
+    { ngx_string("obs_log_field"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
+      ngx_http_obs_log_field,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     /* business metrics and requests in flight (_metrics.c, _active.c) */
 
     { ngx_string("obs_metric"),
@@ -342,6 +349,7 @@ ngx_http_obs_create_loc_conf(ngx_conf_t *cf)
      *     olcf->route = NULL;
      *     olcf->tenant = NULL;
      *     olcf->metrics = NULL;
+     *     olcf->fields = NULL;
      */
 
     olcf->enable = NGX_CONF_UNSET;
@@ -392,6 +400,13 @@ ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->metrics == NULL) {
         conf->metrics = prev->metrics;
+    }
+
+    /* as proxy_set_header: a block with its own obs_log_field replaces the
+       outer list */
+
+    if (conf->fields == NULL) {
+        conf->fields = prev->fields;
     }
 
     /*
@@ -467,7 +482,9 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.len = value[i].len - 4;
             s.data = value[i].data + 4;
 
-            if (ngx_http_obs_emit_key(cf, sidecar, &s) != NGX_CONF_OK) {
+            if (ngx_http_obs_read_key(cf, &s, &sidecar->key, "obs_sidecar")
+                != NGX_CONF_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 

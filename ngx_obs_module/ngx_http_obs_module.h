@@ -10,6 +10,7 @@
  *   ngx_http_obs_variables.c  $obs_* variables
  *   ngx_http_obs_metrics.c    obs_metric: business metrics from variables
  *   ngx_http_obs_active.c     requests in flight, in shared memory
+ *   ngx_http_obs_fields.c     obs_log_field: extra keys of logs and spans
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
@@ -19,6 +20,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include <openssl/types.h>
 
 #include "obs_tracecontext.h"
 #include "obs_route.h"
@@ -95,6 +98,7 @@ typedef struct ngx_http_obs_loc_conf_s {
     ngx_http_obs_value_t      *route;
     ngx_http_obs_value_t      *tenant;
     ngx_array_t               *metrics;      /* obs_metric; NULL: none */
+    ngx_array_t               *fields;       /* obs_log_field; NULL: none */
 } ngx_http_obs_loc_conf_t;
 
 
@@ -184,6 +188,11 @@ typedef struct ngx_http_obs_ctx_s {
 
 #define NGX_HTTP_OBS_MAX_SCHEME       (sizeof("https") - 1)
 
+/* obs_log_field: fields per block, and the bytes of a name and a value */
+#define NGX_HTTP_OBS_MAX_FIELDS       8
+#define NGX_HTTP_OBS_MAX_FIELD_NAME   64
+#define NGX_HTTP_OBS_MAX_FIELD_VALUE  256
+
 /*
  * The largest datagram, and what one holds besides the batch's columns:
  * the batch header and the columns field's key and length.
@@ -204,6 +213,13 @@ typedef struct {
     uint32_t                   error;        /* NGX_HTTP_OBS_ATTEMPT_* */
     u_char                    *span_id;      /* NULL: none */
 } ngx_http_obs_attempt_t;
+
+/* One obs_log_field of a record; the name is configuration text. */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  value;
+} ngx_http_obs_log_field_t;
+
 
 /* why an upstream attempt got no response (UpstreamAttempt.error) */
 #define NGX_HTTP_OBS_ATTEMPT_OK        0
@@ -291,6 +307,8 @@ typedef struct {
 
     ngx_uint_t                 n_metrics;    /* obs_metric observations */
     ngx_http_obs_observation_t metrics[NGX_HTTP_OBS_MAX_METRICS];
+    ngx_uint_t                 n_fields;     /* obs_log_field */
+    ngx_http_obs_log_field_t   fields[NGX_HTTP_OBS_MAX_FIELDS];
 } ngx_http_obs_record_t;
 
 
@@ -323,6 +341,8 @@ void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
 char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_obs_value_t *v);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
@@ -352,13 +372,19 @@ uint32_t ngx_http_obs_hash(const u_char *p, size_t len);
 
 ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar);
-char *ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
-    ngx_str_t *path);
+char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive);
+EVP_MAC_CTX *ngx_http_obs_hmac_new(ngx_str_t *key);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);
 void ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
+
+char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
+    ngx_http_obs_record_t *rec);
 
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
 
