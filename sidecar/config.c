@@ -4,11 +4,13 @@
  * flag.  Secrets are only ever read from files or the environment.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -41,6 +43,7 @@ static int config_check_udp(const char *addr, char *err, size_t errlen);
 static int config_check_output(const char *setting, const char *path,
     int is_dir, char *err, size_t errlen);
 static void config_replace(char **slot, const char *value);
+static int config_same(const char *a, const char *b);
 static int config_exporter_env(config_t *c, char *err, size_t errlen);
 static void config_otlp_endpoint(config_t *c, const char *url, int base);
 static int config_otlp_headers(sink_config_t *s, const char *list,
@@ -50,6 +53,8 @@ static int config_string(json_t *o, const char *key, char **out,
 static int config_number(json_t *o, const char *key, long *out,
     const char *where, char *err, size_t errlen);
 static int config_sink(json_t *o, const char *name, sink_config_t *s,
+    const char *const *own, char *err, size_t errlen);
+static int config_check_url(const char *setting, const char *url,
     char *err, size_t errlen);
 static int config_exporter_json(config_t *c, json_t *root, char *err,
     size_t errlen);
@@ -164,6 +169,8 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     int          n_flag_ingest = 0, opt, i, check_only = 0;
 
     config_defaults(c);
+    c->argc = argc;
+    c->argv = argv;
 
     optind = 1;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -356,26 +363,42 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
 }
 
 int
-config_reload(config_t *c, char *err, size_t errlen)
+config_reload(config_t *c, char *restart, size_t restartlen, char *err,
+    size_t errlen)
 {
     config_t  fresh;
-    int       i;
+    int       i, same;
 
+    restart[0] = '\0';
     if (c->config_path == NULL) {
         return 0;
     }
 
-    config_defaults(&fresh);
-    if (config_read_file(&fresh, c->config_path, err, errlen) != 0
-        || config_check(&fresh, err, errlen) != 0)
-    {
+    /* the same layers as at start: flags and environment still win */
+    if (config_load(&fresh, c->argc, c->argv, err, errlen) != CONFIG_OK) {
         config_free(&fresh);
         return -1;
     }
 
     /* addresses stay: sockets are bound once; everything else is live */
+    same = fresh.n_ingest == c->n_ingest;
     for (i = 0; i < fresh.n_ingest; i++) {
+        same = same && strcmp(fresh.ingest[i], c->ingest[i]) == 0;
         free(fresh.ingest[i]);
+    }
+    if (!same || strcmp(fresh.listen, c->listen) != 0
+        || !config_same(fresh.ingest_group, c->ingest_group)
+        || !config_same(fresh.ingest_key, c->ingest_key))
+    {
+        snprintf(restart, restartlen, "%s%s%s%s: changed in the file but "
+                 "only a restart applies it; still serving http://%s/metrics "
+                 "and ingesting where it started",
+                 strcmp(fresh.listen, c->listen) ? " listen" : "",
+                 same ? "" : " ingest",
+                 config_same(fresh.ingest_group, c->ingest_group) ? ""
+                 : " ingest_group",
+                 config_same(fresh.ingest_key, c->ingest_key) ? ""
+                 : " ingest_key_file", c->listen);
     }
     memcpy(fresh.ingest, c->ingest, sizeof(c->ingest));
     fresh.n_ingest = c->n_ingest;
@@ -385,6 +408,7 @@ config_reload(config_t *c, char *err, size_t errlen)
     fresh.ingest_group = c->ingest_group;
     free(fresh.ingest_key);
     fresh.ingest_key = c->ingest_key;
+    free(fresh.config_path);
     fresh.config_path = c->config_path;
 
     /* the exporters keep their configuration until a restart */
@@ -397,13 +421,6 @@ config_reload(config_t *c, char *err, size_t errlen)
     clickhouse_config_free(&fresh.clickhouse);
     fresh.clickhouse = c->clickhouse;
     memset(&c->clickhouse, 0, sizeof(c->clickhouse));
-
-    if (fresh.bearer_token == NULL && c->bearer_token
-        && getenv("OBS_SIDECAR_BEARER_TOKEN"))
-    {
-        fresh.bearer_token = c->bearer_token;
-        c->bearer_token = NULL;
-    }
 
     free(c->default_service);
     free(c->bearer_token);
@@ -464,6 +481,11 @@ config_read_file(config_t *c, const char *path, char *err, size_t errlen)
     int            rc;
 
     root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL && jerr.line < 1) {
+        /* not read at all (missing, unreadable): there is no line */
+        snprintf(err, errlen, "config file %s: %s", path, jerr.text);
+        return -1;
+    }
     if (root == NULL) {
         snprintf(err, errlen, "config file %s, line %d: %s", path, jerr.line,
                  jerr.text);
@@ -848,6 +870,38 @@ config_check(const config_t *c, char *err, size_t errlen)
         return -1;
     }
 
+    return config_check_url("loki.url", c->exporter.loki.url, err, errlen)
+           || config_check_url("otlp.endpoint", c->exporter.otlp.url, err,
+                               errlen)
+           || config_check_url("remote_write.url", c->remote_write.sink.url,
+                               err, errlen)
+           || config_check_url("clickhouse.url", c->clickhouse.sink.url, err,
+                               errlen) ? -1 : 0;
+}
+
+/* A receiver's URL: http:// or https:// and a host (curl would guess a
+   scheme for anything else, and fail only when the first batch is sent). */
+
+static int
+config_check_url(const char *setting, const char *url, char *err,
+    size_t errlen)
+{
+    size_t  n;
+
+    if (url == NULL) {
+        return 0;
+    }
+
+    n = strncasecmp(url, "http://", 7) == 0 ? 7
+        : strncasecmp(url, "https://", 8) == 0 ? 8 : 0;
+    if (n == 0 || url[n] == '\0' || strchr("/?#:", url[n])
+        || strpbrk(url, " \t\r\n"))
+    {
+        snprintf(err, errlen, "%s: \"%.256s\" is not an http:// or https:// "
+                 "URL with a host", setting, url);
+        return -1;
+    }
+
     return 0;
 }
 
@@ -931,6 +985,12 @@ config_replace(char **slot, const char *value)
     *slot = strdup(value);
 }
 
+static int
+config_same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* OTEL_* variables and OBS_SIDECAR_LOKI_URL. */
 
 static int
@@ -990,7 +1050,7 @@ static int
 config_otlp_headers(sink_config_t *s, const char *list, char *err,
     size_t errlen)
 {
-    char  *copy, *item, *save, *eq, header[1024], *o;
+    char        *copy, *item, *save, *eq, *header, *o;
     const char  *v;
 
     copy = strdup(list);
@@ -1005,17 +1065,29 @@ config_otlp_headers(sink_config_t *s, const char *list, char *err,
             item++;
         }
         eq = strchr(item, '=');
-        if (eq == NULL || eq == item || s->n_headers == EXPORTER_MAX_HEADERS) {
+        if (eq == NULL || eq == item || s->n_headers == EXPORTER_MAX_HEADERS
+            || strpbrk(item, "\r\n"))
+        {
             snprintf(err, errlen, "OTEL_EXPORTER_OTLP_HEADERS: invalid entry "
-                     "\"%s\" (key=value expected)", item);
+                     "\"%.64s\" (key=value expected, at most %d)", item,
+                     EXPORTER_MAX_HEADERS);
             free(copy);
             return -1;
         }
         *eq = '\0';
 
-        o = header + snprintf(header, sizeof(header) - 4, "%s: ", item);
-        for (v = eq + 1; *v && o < header + sizeof(header) - 4; v++) {
-            if (v[0] == '%' && v[1] && v[2]) {
+        /* "key: value" never outgrows the entry: decoding only shrinks */
+        header = malloc(strlen(item) + strlen(eq + 1) + 3);
+        if (header == NULL) {
+            snprintf(err, errlen, "out of memory");
+            free(copy);
+            return -1;
+        }
+        o = header + sprintf(header, "%s: ", item);
+        for (v = eq + 1; *v; v++) {
+            if (v[0] == '%' && isxdigit((unsigned char) v[1])
+                && isxdigit((unsigned char) v[2]))
+            {
                 char  hex[3] = { v[1], v[2], 0 };
                 *o++ = (char) strtol(hex, NULL, 16);
                 v += 2;
@@ -1024,7 +1096,14 @@ config_otlp_headers(sink_config_t *s, const char *list, char *err,
             }
         }
         *o = '\0';
-        s->headers[s->n_headers++] = strdup(header);
+        if (strpbrk(header, "\r\n")) {
+            snprintf(err, errlen, "OTEL_EXPORTER_OTLP_HEADERS: the value of "
+                     "\"%.64s\" decodes to more than one line", item);
+            free(header);
+            free(copy);
+            return -1;
+        }
+        s->headers[s->n_headers++] = header;
     }
 
     free(copy);
@@ -1070,21 +1149,21 @@ config_number(json_t *o, const char *key, long *out, const char *where,
 /* The settings both exporters share. */
 
 static int
-config_sink(json_t *o, const char *name, sink_config_t *s, char *err,
-    size_t errlen)
+config_sink(json_t *o, const char *name, sink_config_t *s,
+    const char *const *own, char *err, size_t errlen)
 {
-    static const char  *known[] = {
-        "url", "endpoint", "headers", "basic_user", "basic_password_file",
+    static const char *const  shared[] = {
+        "url", "headers", "basic_user", "basic_password_file",
         "bearer_token_file", "ca_file", "cert_file", "key_file",
-        "batch_bytes", "batch_spans", "batch_wait_ms", "timeout_ms",
-        "queue_bytes", "spool_dir", "spool_bytes", "tenant_header",
-        "org_id", "slow_ms", "format", "compression", NULL
+        "batch_wait_ms", "timeout_ms", "queue_bytes", "spool_dir",
+        "spool_bytes", NULL
     };
 
-    const char  *key, **k;
-    json_t      *v;
-    long         n;
-    char        *path = NULL;
+    const char *const  *k;
+    const char         *key;
+    json_t             *v;
+    long                n;
+    char               *path = NULL;
 
     if (!json_is_object(o)) {
         snprintf(err, errlen, "config: \"%s\" must be an object", name);
@@ -1092,10 +1171,15 @@ config_sink(json_t *o, const char *name, sink_config_t *s, char *err,
     }
 
     json_object_foreach(o, key, v) {
-        for (k = known; *k && strcmp(*k, key) != 0; k++) {
+        for (k = shared; *k && strcmp(*k, key) != 0; k++) {
             /* find it */
         }
-        if (*k == NULL) {
+        if (*k == NULL && own) {
+            for (k = own; *k && strcmp(*k, key) != 0; k++) {
+                /* find it */
+            }
+        }
+        if (own && *k == NULL) {
             snprintf(err, errlen, "config: unknown setting \"%s.%s\"", name,
                      key);
             return -1;
@@ -1173,13 +1257,22 @@ config_sink(json_t *o, const char *name, sink_config_t *s, char *err,
 static int
 config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
 {
+    static const char *const  loki_own[] = {
+        "batch_bytes", "tenant_header", "org_id", "format", NULL
+    };
+    static const char *const  otlp_own[] = {
+        "endpoint", "batch_spans", "slow_ms", "compression", NULL
+    };
+
     exporter_config_t  *x = &c->exporter;
     json_t             *o, *v;
     const char         *mode;
 
     o = json_object_get(root, "loki");
     if (o) {
-        if (config_sink(o, "loki", &x->loki, err, errlen) != 0) {
+        if (config_sink(o, "loki", &x->loki, loki_own, err, errlen) != 0
+            || config_headers(o, "loki", &x->loki, err, errlen) != 0)
+        {
             return -1;
         }
 
@@ -1190,6 +1283,11 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
             return -1;
         }
         mode = v ? json_string_value(v) : "none";
+        if (strcmp(mode, "fixed") != 0 && json_object_get(o, "org_id")) {
+            snprintf(err, errlen, "config: \"loki.org_id\" is used only "
+                     "with \"loki.tenant_header\": \"fixed\"");
+            return -1;
+        }
         if (strcmp(mode, "none") == 0) {
             x->tenant_header = TENANT_HEADER_NONE;
         } else if (strcmp(mode, "per_tenant") == 0) {
@@ -1213,7 +1311,7 @@ config_exporter_json(config_t *c, json_t *root, char *err, size_t errlen)
 
     o = json_object_get(root, "otlp");
     if (o) {
-        if (config_sink(o, "otlp", &x->otlp, err, errlen) != 0) {
+        if (config_sink(o, "otlp", &x->otlp, otlp_own, err, errlen) != 0) {
             return -1;
         }
 
@@ -1520,7 +1618,7 @@ config_pusher(json_t *o, const char *name, sink_config_t *s,
     }
     json_object_del(copy, "headers");
 
-    rc = config_sink(copy, name, s, err, errlen);
+    rc = config_sink(copy, name, s, NULL, err, errlen);
     json_decref(copy);
 
     return rc != 0 ? -1 : config_headers(o, name, s, err, errlen);

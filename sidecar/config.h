@@ -19,6 +19,8 @@ typedef struct {
     char    *ingest_key;                 /* HMAC key of datagrams, or NULL */
     char    *listen;                     /* "host:port" of /metrics */
     char    *config_path;
+    int      argc;                       /* the command line, for SIGHUP */
+    char   **argv;
 
     char    *default_service;
     double   duration_buckets[CONFIG_MAX_BUCKETS];
@@ -53,8 +55,13 @@ enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_CHECK = 2, CONFIG_ERROR = -1 };
  */
 int config_load(config_t *c, int argc, char **argv, char *err, size_t errlen);
 
-/* Re-reads the config file for SIGHUP; on error c is left unchanged. */
-int config_reload(config_t *c, char *err, size_t errlen);
+/*
+ * Loads the configuration again as at start (file, environment, flags) for
+ * SIGHUP; on error c is left unchanged.  Addresses and the exporters keep
+ * what they started with: restart names those that changed ("" if none).
+ */
+int config_reload(config_t *c, char *restart, size_t restartlen, char *err,
+    size_t errlen);
 
 /* Frees what config_load allocated. */
 void config_free(config_t *c);

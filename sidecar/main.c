@@ -237,9 +237,10 @@ sidecar_signal(sidecar_t *s)
 static void
 sidecar_reload(sidecar_t *s)
 {
-    char  err[512] = "out of memory";
+    char  err[512] = "out of memory", restart[512];
 
-    if (config_reload(&s->cfg, err, sizeof(err)) != 0
+    if (config_reload(&s->cfg, restart, sizeof(restart), err, sizeof(err))
+        != 0
         || aggregator_configure(s->agg, &s->cfg) != 0)
     {
         STATS_INC(reload_failures);
@@ -252,6 +253,9 @@ sidecar_reload(sidecar_t *s)
     STATS_INC(reloads);
     log_msg("info", "configuration reloaded from %s",
             s->cfg.config_path ? s->cfg.config_path : "(no file)");
+    if (restart[0]) {
+        log_msg("warn", "reload:%s", restart);
+    }
 }
 
 static void
