@@ -26,7 +26,8 @@ WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
-        dashboards dashboards-test k8s fuzz images push-images k8s-test
+        dashboards dashboards-test k8s fuzz images push-images k8s-test \
+        settings-test
 
 all: module sidecar
 
@@ -154,6 +155,9 @@ $(GEN)/%.pb-c.c: proto/%.proto
 
 # protoc-c writes the header with the source
 $(GEN)/%.pb-c.h: $(GEN)/%.pb-c.c ;
+
+# generated once and kept: they are not intermediate files to delete
+.SECONDARY: $(PROTO_GEN) $(PROTO_GEN:.c=.h)
 
 # the generated headers exist before anything that includes them compiles
 $(OBJ)/%.o: %.c | $(PROTO_GEN)
@@ -322,7 +326,18 @@ dashboards-test:
 	/usr/bin/python3 dashboards/build.py --check
 	/usr/bin/python3 dashboards/validate.py
 
-test: unit-test rules-test dashboards-test k8s-test nginx-test \
+# The README's table of settings is the program's own (--help=markdown).
+settings-test: $(SIDECAR)
+	@env -u OTEL_SERVICE_NAME -u OTEL_RESOURCE_ATTRIBUTES $(SIDECAR) \
+	    --help=markdown >$(BUILD)/settings.md
+	@sed -n '/<!-- settings:begin -->/,/<!-- settings:end -->/p' README.md \
+	    | sed '1d;$$d' | diff -u - $(BUILD)/settings.md \
+	    || { echo "README.md's settings table differs from the sidecar's" \
+	         "(- README, + program): paste $(BUILD)/settings.md in" >&2; \
+	         exit 1; }
+	@echo "settings: README table matches $$(grep -c '^| ' $(BUILD)/settings.md) rows"
+
+test: unit-test settings-test rules-test dashboards-test k8s-test nginx-test \
       nginx-test-valgrind integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60

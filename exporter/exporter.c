@@ -19,6 +19,7 @@
 
 #include "build.h"
 #include "decode_arena.h"
+#include "exporter_config.h"
 #include "columns.h"
 #include "hash.h"
 #include "loki.h"
@@ -108,12 +109,10 @@ static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
 static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
 static double now_seconds(void);
-static char *dup_or_null(const char *s);
 
 void
 exporter_config_defaults(exporter_config_t *cfg)
 {
-    const char  *env;
     char         host[256] = "localhost";
     int          i;
 
@@ -140,9 +139,7 @@ exporter_config_defaults(exporter_config_t *cfg)
     cfg->queue_datagrams = 256;
     cfg->loki_json = 0;
 
-    env = getenv("OTEL_SERVICE_NAME");
-    cfg->gateway_name = strdup(env && *env ? env : "obs-gateway");
-    cfg->resource_attributes = dup_or_null(getenv("OTEL_RESOURCE_ATTRIBUTES"));
+    cfg->gateway_name = strdup("obs-gateway");
 }
 
 void
@@ -185,7 +182,13 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
 
-    e->cfg = *cfg;
+    /* the exporter keeps a copy: the sidecar's configuration may change */
+    if (exporter_config_copy(&e->cfg, cfg) != 0) {
+        exporter_config_free(&e->cfg);
+        free(e);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->taken, NULL);
     for (i = 0; i < EXPORTER_SINKS; i++) {
@@ -293,6 +296,7 @@ exporter_stop(exporter_t *e)
     buf_free(&e->resource);
     pthread_cond_destroy(&e->taken);
     pthread_mutex_destroy(&e->lock);
+    exporter_config_free(&e->cfg);
     free(e);
 }
 
@@ -936,10 +940,4 @@ now_seconds(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static char *
-dup_or_null(const char *s)
-{
-    return s && *s ? strdup(s) : NULL;
 }

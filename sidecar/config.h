@@ -17,6 +17,7 @@ typedef struct {
     int      n_ingest;
     char    *ingest_group;               /* group of unix sockets, or NULL */
     char    *ingest_key;                 /* HMAC key of datagrams, or NULL */
+    int      ingest_flagged;             /* --ingest replaced the list */
     char    *listen;                     /* "host:port" of /metrics */
     char    *config_path;
     int      argc;                       /* the command line, for SIGHUP */
@@ -66,7 +67,10 @@ int config_reload(config_t *c, char *restart, size_t restartlen, char *err,
 /* Frees what config_load allocated. */
 void config_free(config_t *c);
 
-/* Prints the usage text. */
+/* Prints the usage text (the flags and variables of every setting). */
 void config_usage(const char *prog);
+
+/* Prints every setting as the README's markdown table (--help=markdown). */
+void config_markdown(void);
 
 #endif
