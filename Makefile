@@ -18,6 +18,7 @@ MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*
 ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
+               common/hex.h common/obs_limits.h \
                proto/obs/v1/record.proto config
 
 CC       ?= cc
@@ -256,9 +257,9 @@ push-images: images
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers
 
-$(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
+$(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h
 	@mkdir -p $(BUILD)
@@ -344,9 +345,9 @@ test: unit-test settings-test rules-test dashboards-test k8s-test nginx-test \
 FUZZ_SECONDS ?= 15
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
 
-$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c
+$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/hex.h
 	@mkdir -p $(BUILD)
-	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ $^
+	clang $(FUZZ_FLAGS) -Ingx_obs_module -Icommon -o $@ $(filter %.c,$^)
 
 $(BUILD)/fuzz_ingest: $(OBJ_FUZZ)/t/fuzz/fuzz_ingest.o $(LIB_FUZZ)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(SIDECAR_LIBS)

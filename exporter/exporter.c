@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include <snappy-c.h>
-#include <zlib.h>
+#include "compress.h"
 
 #include "build.h"
 #include "decode_arena.h"
@@ -849,38 +849,21 @@ payload_new(size_t cap, size_t items, const char *org)
 static payload_t *
 payload_gzip(const buf_t *body, size_t items, const char *org)
 {
-    z_stream    z;
     payload_t  *p;
-    size_t      cap;
+    size_t      cap = compress_gzip_bound(body->len);
 
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-        != Z_OK)
-    {
-        return NULL;
-    }
-
-    cap = deflateBound(&z, body->len);
     p = payload_new(cap, items, org);
     if (p == NULL) {
-        deflateEnd(&z);
         return NULL;
     }
 
-    z.next_in = (Bytef *) body->data;
-    z.avail_in = (uInt) body->len;
-    z.next_out = p->data;
-    z.avail_out = (uInt) cap;
-
-    if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-        deflateEnd(&z);
+    p->len = compress_gzip(body->data, body->len, 1, p->data, cap);
+    if (p->len == 0) {
         free(p->data);
         free(p);
         return NULL;
     }
 
-    p->len = z.total_out;
-    deflateEnd(&z);
     return p;
 }
 

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hex.h"
+
 
 #define OBS_TRACE_ID_LEN          16
 #define OBS_SPAN_ID_LEN           8
@@ -53,8 +55,6 @@ void obs_traceparent_format(char *out, const uint8_t *trace_id,
 long obs_tracestate_combine(const obs_span_t *values, size_t nvalues,
     char *out);
 
-/* Writes 2*n lowercase hex digits of bytes to out. */
-void obs_hex_encode(char *out, const uint8_t *bytes, size_t n);
 
 /* Returns 1 when all n bytes are zero. */
 int obs_is_zero(const uint8_t *bytes, size_t n);

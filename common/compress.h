@@ -1,0 +1,19 @@
+/* Compression the sidecar and its exporters share. */
+
+#ifndef OBS_COMPRESS_H
+#define OBS_COMPRESS_H
+
+#include <stddef.h>
+
+/* The most a gzip of len bytes can take. */
+size_t compress_gzip_bound(size_t len);
+
+/*
+ * Gzips len bytes of in at level (1 fastest, 9 smallest) into out (cap
+ * bytes, compress_gzip_bound(len) is always enough); returns the gzip's
+ * length, 0 when zlib fails or cap is too small.
+ */
+size_t compress_gzip(const void *in, size_t len, int level, void *out,
+    size_t cap);
+
+#endif
