@@ -25,7 +25,7 @@ static int obs_is_ows(char c);
 static int obs_is_key_char(char c);
 static int obs_key_valid(const char *key, size_t len);
 static int obs_value_valid(const char *value, size_t len);
-static int obs_split_members(const obs_span_t *values, size_t nvalues,
+static int obs_split_members(const obs_slice_t *values, size_t nvalues,
     obs_member_t *members, size_t *count);
 static size_t obs_drop_duplicates(obs_member_t *members, size_t count);
 static size_t obs_shorten(obs_member_t *members, size_t count);
@@ -114,7 +114,7 @@ obs_traceparent_format(char *out, const uint8_t *trace_id,
 
 
 long
-obs_tracestate_combine(const obs_span_t *values, size_t nvalues, char *out)
+obs_tracestate_combine(const obs_slice_t *values, size_t nvalues, char *out)
 {
     size_t        count, i;
     char         *p;
@@ -325,7 +325,7 @@ obs_value_valid(const char *value, size_t len)
 
 
 static int
-obs_split_members(const obs_span_t *values, size_t nvalues,
+obs_split_members(const obs_slice_t *values, size_t nvalues,
     obs_member_t *members, size_t *count)
 {
     size_t       n, v;

@@ -34,7 +34,7 @@ typedef struct {
 typedef struct {
     const char  *data;
     size_t       len;
-} obs_span_t;
+} obs_slice_t;
 
 
 /* Parses one traceparent header value; returns 0 when valid, -1 otherwise. */
@@ -52,7 +52,7 @@ void obs_traceparent_format(char *out, const uint8_t *trace_id,
  * written (0 for an empty list) or -1 when the list is invalid and must be
  * dropped.
  */
-long obs_tracestate_combine(const obs_span_t *values, size_t nvalues,
+long obs_tracestate_combine(const obs_slice_t *values, size_t nvalues,
     char *out);
 
 

@@ -177,8 +177,8 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
         goto failed;
     }
 
-    log_msg("info", "usage rows to %s every %lds (run %s)", cfg->sink.url,
-            cfg->interval, ch->run);
+    sidecar_log("info", "usage rows to %s every %lds (run %s)", cfg->sink.url,
+                cfg->interval, ch->run);
     return ch;
 
 failed:
@@ -233,8 +233,8 @@ ch_collect(pusher_t *p, double start, int last)
     }
 
     if (usage_collect(ch->usage, ch->store, ch_row, ch) != 0) {
-        log_msg("error", "clickhouse: out of memory collecting usage; the "
-                "rest is counted in the next interval");
+        sidecar_log("error", "clickhouse: out of memory collecting usage; the "
+                    "rest is counted in the next interval");
     }
 
     json_array_foreach(ch->rows, i, row) {
@@ -438,8 +438,8 @@ ch_spool_load(clickhouse_t *ch)
     }
 
     if (n) {
-        log_msg("info", "clickhouse: %zu batches from the spool to send "
-                "first", n);
+        sidecar_log("info", "clickhouse: %zu batches from the spool to send "
+                    "first", n);
     }
 }
 

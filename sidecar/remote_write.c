@@ -90,8 +90,8 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
         goto failed;
     }
 
-    log_msg("info", "remote-writing series to %s every %gs", cfg->sink.url,
-            cfg->interval);
+    sidecar_log("info", "remote-writing series to %s every %gs", cfg->sink.url,
+                cfg->interval);
     return rw;
 
 failed:
@@ -150,7 +150,7 @@ rw_collect(pusher_t *p, double start, int last)
     (void) last;
 
     if (snapshot_take(s, rw->store) != 0) {
-        log_msg("error", "remote_write: out of memory taking a snapshot");
+        sidecar_log("error", "remote_write: out of memory taking a snapshot");
     }
 
     idx = malloc(sizeof(size_t) * (s->n_samples + 1));
