@@ -1,7 +1,9 @@
-/* gzip through zlib's deflate with the gzip wrapper (windowBits 15 + 16). */
+/* gzip through zlib's deflate with the gzip wrapper (windowBits 15 + 16),
+   and snappy's block format. */
 
 #include <string.h>
 
+#include <snappy-c.h>
 #include <zlib.h>
 
 #include "compress.h"
@@ -35,4 +37,22 @@ compress_gzip(const void *in, size_t len, int level, void *out, size_t cap)
     deflateEnd(&z);
 
     return rc == Z_STREAM_END ? z.total_out : 0;
+}
+
+size_t
+compress_bound(compress_t how, size_t len)
+{
+    return how == COMPRESS_GZIP ? compress_gzip_bound(len)
+                                : snappy_max_compressed_length(len);
+}
+
+size_t
+compress_fast(compress_t how, const void *in, size_t len, void *out,
+    size_t cap)
+{
+    if (how == COMPRESS_GZIP) {
+        return compress_gzip(in, len, 1, out, cap);
+    }
+
+    return snappy_compress(in, len, out, &cap) == SNAPPY_OK ? cap : 0;
 }

@@ -14,10 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <snappy-c.h>
-#include "compress.h"
-
 #include "build.h"
+#include "compress.h"
 #include "decode_arena.h"
 #include "exporter_config.h"
 #include "columns.h"
@@ -101,10 +99,8 @@ static void encoder_seal_spans(encoder_t *c);
 static void encoder_seal_due(encoder_t *c, double now, int all);
 static void encoder_free(encoder_t *c);
 static payload_t *payload_new(size_t cap, size_t items, const char *org);
-static payload_t *payload_gzip(const buf_t *body, size_t items,
-    const char *org);
-static payload_t *payload_snappy(const buf_t *body, size_t items,
-    const char *org);
+static payload_t *payload_compress(compress_t how, const buf_t *body,
+    size_t items, const char *org);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
 static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
@@ -738,9 +734,9 @@ encoder_seal_logs(encoder_t *c, loki_batch_t *b)
         c->body.failed = 0;
         p = NULL;
     } else if (e->loki_format == LOKI_PROTOBUF) {
-        p = payload_snappy(&c->body, items, b->org);
+        p = payload_compress(COMPRESS_SNAPPY, &c->body, items, b->org);
     } else if (e->loki_format == LOKI_JSON) {
-        p = payload_gzip(&c->body, items, b->org);
+        p = payload_compress(COMPRESS_GZIP, &c->body, items, b->org);
     } else {
         p = payload_text(c->body.data, c->body.len, items, b->org);
     }
@@ -783,7 +779,7 @@ encoder_seal_spans(encoder_t *c)
         }
 
     } else if (e->cfg.otlp_gzip) {
-        p = payload_gzip(&c->body, n, "");
+        p = payload_compress(COMPRESS_GZIP, &c->body, n, "");
     } else {
         p = payload_text(c->body.data, c->body.len, n, "");
     }
@@ -845,49 +841,27 @@ payload_new(size_t cap, size_t items, const char *org)
     return p;
 }
 
-/* gzip level 1: the fastest, for OTLP and Loki's JSON push. */
+/* gzip (OTLP, Loki's JSON push) at its fastest level, or snappy's block
+   format (Loki's native push). */
 static payload_t *
-payload_gzip(const buf_t *body, size_t items, const char *org)
+payload_compress(compress_t how, const buf_t *body, size_t items,
+    const char *org)
 {
     payload_t  *p;
-    size_t      cap = compress_gzip_bound(body->len);
+    size_t      cap = compress_bound(how, body->len);
 
     p = payload_new(cap, items, org);
     if (p == NULL) {
         return NULL;
     }
 
-    p->len = compress_gzip(body->data, body->len, 1, p->data, cap);
+    p->len = compress_fast(how, body->data, body->len, p->data, cap);
     if (p->len == 0) {
         free(p->data);
         free(p);
         return NULL;
     }
 
-    return p;
-}
-
-/* Snappy's block format, as Loki's native push carries it. */
-static payload_t *
-payload_snappy(const buf_t *body, size_t items, const char *org)
-{
-    payload_t  *p;
-    size_t      len = snappy_max_compressed_length(body->len);
-
-    p = payload_new(len, items, org);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    if (snappy_compress(body->data, body->len, (char *) p->data, &len)
-        != SNAPPY_OK)
-    {
-        free(p->data);
-        free(p);
-        return NULL;
-    }
-
-    p->len = len;
     return p;
 }
 

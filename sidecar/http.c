@@ -20,8 +20,8 @@
 #include <time.h>
 
 #include <microhttpd.h>
-#include "compress.h"
 
+#include "compress.h"
 #include "http.h"
 #include "metrics.h"
 #include "net.h"

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <snappy-c.h>
 
+#include "compress.h"
 #include "log.h"
 #include "pusher.h"
 #include "pusher_metrics.h"
@@ -302,15 +302,15 @@ remote_write_encode(const snapshot_t *s, const size_t *idx, size_t n,
 
     packed_len = prometheus__write_request__get_packed_size(&req);
     packed = malloc(packed_len + 1);
-    max = snappy_max_compressed_length(packed_len);
+    max = compress_bound(COMPRESS_SNAPPY, packed_len);
     if (packed == NULL || buf_reserve(out, max) != 0) {
         goto done;
     }
 
     prometheus__write_request__pack(&req, packed);
-    if (snappy_compress((const char *) packed, packed_len,
-                        out->data + out->len, &max) != SNAPPY_OK)
-    {
+    max = compress_fast(COMPRESS_SNAPPY, packed, packed_len,
+                        out->data + out->len, max);
+    if (max == 0) {
         goto done;
     }
     out->len += max;
