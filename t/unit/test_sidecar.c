@@ -575,6 +575,52 @@ test_config_inputs(void)
     free(env);
 }
 
+/* One table serves file, environment and flags: flags beat the environment,
+   which beats the file, for every setting alike. */
+static void
+test_config_layers(void)
+{
+    static char  *flags[] = { "t", "--config", "/tmp/obs-test-config.json",
+                              "--ingest", "unix:/tmp/unused.sock",
+                              "--listen", "127.0.0.1:3", "--no-traces",
+                              "--exporter-threads", "4", NULL };
+    config_t      c;
+    char          err[512];
+    FILE         *f;
+
+    f = fopen("/tmp/obs-test-config.json", "w");
+    fputs("{\"listen\": \"127.0.0.1:1\", \"logs\": true, \"traces\": true,"
+          " \"exporter_threads\": 2, \"loki\": {\"format\": \"json\"}}", f);
+    fclose(f);
+    setenv("OBS_SIDECAR_LISTEN", "127.0.0.1:2", 1);
+    setenv("OBS_SIDECAR_LOGS", "off", 1);
+    setenv("OBS_SIDECAR_EXPORTER_THREADS", "3", 1);
+
+    CHECK(config_load(&c, 5, flags, err, sizeof(err)) == CONFIG_OK
+          && strcmp(c.listen, "127.0.0.1:2") == 0 && c.exporter.logs == 0
+          && c.exporter.traces == 1 && c.exporter.threads == 3
+          && c.exporter.loki_json == 1,
+          "the environment beats the file");
+    config_free(&c);
+
+    CHECK(config_load(&c, 10, flags, err, sizeof(err)) == CONFIG_OK
+          && strcmp(c.listen, "127.0.0.1:3") == 0 && c.exporter.traces == 0
+          && c.exporter.threads == 4,
+          "flags beat the environment");
+    config_free(&c);
+
+    setenv("OBS_SIDECAR_EXPORTER_THREADS", "17", 1);
+    CHECK(config_load(&c, 5, flags, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "OBS_SIDECAR_EXPORTER_THREADS") != NULL,
+          "a bad variable is named");
+    config_free(&c);
+
+    unsetenv("OBS_SIDECAR_LISTEN");
+    unsetenv("OBS_SIDECAR_LOGS");
+    unsetenv("OBS_SIDECAR_EXPORTER_THREADS");
+    remove("/tmp/obs-test-config.json");
+}
+
 static void
 test_config_errors(void)
 {
@@ -617,6 +663,7 @@ test_config_errors(void)
     test_config_types_and_paths();
     test_config_sink_keys();
     test_config_inputs();
+    test_config_layers();
 }
 
 /* Two records in column form; the second made two upstream attempts. */
