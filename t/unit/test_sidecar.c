@@ -621,6 +621,42 @@ test_config_layers(void)
     remove("/tmp/obs-test-config.json");
 }
 
+/* SIGHUP: the same layers again; addresses stay and are named. */
+static void
+test_config_reload(void)
+{
+    static char  *argv[] = { "t", "--config", "/tmp/obs-test-reload.json",
+                             "--ingest", "unix:/tmp/unused.sock", NULL };
+    config_t      c;
+    char          err[512], restart[512];
+    FILE         *f;
+
+    f = fopen("/tmp/obs-test-reload.json", "w");
+    fputs("{\"listen\": \"127.0.0.1:1\", \"loki\": {\"url\": "
+          "\"http://l:1/p\"}}", f);
+    fclose(f);
+    CHECK(config_load(&c, 5, argv, err, sizeof(err)) == CONFIG_OK,
+          "reload: first load");
+
+    f = fopen("/tmp/obs-test-reload.json", "w");
+    fputs("{\"listen\": \"127.0.0.1:2\", \"max_tenants\": 5, "
+          "\"loki\": {\"url\": \"http://l:2/p\"}}", f);
+    fclose(f);
+    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) == 0
+          && c.max_tenants == 5 && strcmp(c.listen, "127.0.0.1:1") == 0
+          && strncmp(restart, " listen: ", 9) == 0,
+          "reload: settings apply, a new listen is named and not taken");
+
+    f = fopen("/tmp/obs-test-reload.json", "w");
+    fputs("{\"max_tenants\": 0}", f);
+    fclose(f);
+    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) != 0
+          && c.max_tenants == 5, "reload: a bad file changes nothing");
+
+    config_free(&c);
+    remove("/tmp/obs-test-reload.json");
+}
+
 static void
 test_config_errors(void)
 {
@@ -664,6 +700,7 @@ test_config_errors(void)
     test_config_sink_keys();
     test_config_inputs();
     test_config_layers();
+    test_config_reload();
 }
 
 /* Two records in column form; the second made two upstream attempts. */
