@@ -100,7 +100,8 @@ const setting_t  exporter_settings[] = {
     { "logs", SETTING_BOOL, offsetof(X, logs), 0, 0, "OBS_SIDECAR_LOGS",
       "--no-logs", "export log lines (--no-logs: none)", NULL, NULL },
     { "traces", SETTING_BOOL, offsetof(X, traces), 0, 0,
-      "OBS_SIDECAR_TRACES", "--no-traces", "export spans (--no-traces: none)", NULL, NULL },
+      "OBS_SIDECAR_TRACES", "--no-traces",
+      "export spans (--no-traces: none)", NULL, NULL },
     { "exporter_threads", SETTING_LONG, offsetof(X, threads), 1, 16,
       "OBS_SIDECAR_EXPORTER_THREADS", "--exporter-threads N",
       "threads building lines and spans", NULL, NULL },
@@ -281,8 +282,8 @@ sink_config_check(const sink_config_t *s, const char *name, char *err,
     size_t errlen)
 {
     if ((s->spool_dir == NULL) != (s->spool_bytes == 0)) {
-        snprintf(err, errlen, "config: \"%s.spool_dir\" and \"%s.spool_bytes\" "
-                 "go together", name, name);
+        snprintf(err, errlen, "config: \"%s.spool_dir\" and "
+                 "\"%s.spool_bytes\" go together", name, name);
         return -1;
     }
 
@@ -319,32 +320,32 @@ exporter_config_check(const exporter_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
-static int
-copy_string(char **dst, const char *src)
+int
+config_copy_string(char **dst, const char *src)
 {
     *dst = src ? strdup(src) : NULL;
     return src && *dst == NULL ? -1 : 0;
 }
 
-static int
+int
 sink_config_copy(sink_config_t *dst, const sink_config_t *src)
 {
     int  i, rc = 0;
 
     *dst = *src;
-    rc |= copy_string(&dst->url, src->url);
-    rc |= copy_string(&dst->file, src->file);
-    rc |= copy_string(&dst->basic_user, src->basic_user);
-    rc |= copy_string(&dst->basic_password, src->basic_password);
-    rc |= copy_string(&dst->bearer_token, src->bearer_token);
-    rc |= copy_string(&dst->ca_file, src->ca_file);
-    rc |= copy_string(&dst->cert_file, src->cert_file);
-    rc |= copy_string(&dst->key_file, src->key_file);
-    rc |= copy_string(&dst->spool_dir, src->spool_dir);
+    rc |= config_copy_string(&dst->url, src->url);
+    rc |= config_copy_string(&dst->file, src->file);
+    rc |= config_copy_string(&dst->basic_user, src->basic_user);
+    rc |= config_copy_string(&dst->basic_password, src->basic_password);
+    rc |= config_copy_string(&dst->bearer_token, src->bearer_token);
+    rc |= config_copy_string(&dst->ca_file, src->ca_file);
+    rc |= config_copy_string(&dst->cert_file, src->cert_file);
+    rc |= config_copy_string(&dst->key_file, src->key_file);
+    rc |= config_copy_string(&dst->spool_dir, src->spool_dir);
     for (i = 0; i < src->n_headers; i++) {
-        rc |= copy_string(&dst->headers[i], src->headers[i]);
+        rc |= config_copy_string(&dst->headers[i], src->headers[i]);
     }
-    return rc;
+    return rc ? -1 : 0;
 }
 
 int
@@ -355,9 +356,10 @@ exporter_config_copy(exporter_config_t *dst, const exporter_config_t *src)
     *dst = *src;
     rc |= sink_config_copy(&dst->loki, &src->loki);
     rc |= sink_config_copy(&dst->otlp, &src->otlp);
-    rc |= copy_string(&dst->org_id, src->org_id);
-    rc |= copy_string(&dst->gateway_name, src->gateway_name);
-    rc |= copy_string(&dst->gateway_host, src->gateway_host);
-    rc |= copy_string(&dst->resource_attributes, src->resource_attributes);
+    rc |= config_copy_string(&dst->org_id, src->org_id);
+    rc |= config_copy_string(&dst->gateway_name, src->gateway_name);
+    rc |= config_copy_string(&dst->gateway_host, src->gateway_host);
+    rc |= config_copy_string(&dst->resource_attributes,
+                             src->resource_attributes);
     return rc ? -1 : 0;
 }

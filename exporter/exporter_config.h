@@ -32,6 +32,13 @@ int exporter_config_check(const exporter_config_t *cfg, char *err,
 int sink_config_check(const sink_config_t *s, const char *name, char *err,
     size_t errlen);
 
+/* *dst = a copy of src (NULL stays NULL); -1 when out of memory. */
+int config_copy_string(char **dst, const char *src);
+
+/* Deep-copies a destination's settings; -1 when out of memory (what was
+   copied is still dst's to free). */
+int sink_config_copy(sink_config_t *dst, const sink_config_t *src);
+
 /* Deep-copies src into dst (dst is overwritten); -1 when out of memory. */
 int exporter_config_copy(exporter_config_t *dst,
     const exporter_config_t *src);

@@ -351,20 +351,15 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
     free(fresh.config_path);
     fresh.config_path = c->config_path;
 
-    /* the exporter holds its own copy until a restart; the pushers
-       borrow theirs, which therefore stays */
-    remote_write_config_free(&fresh.remote_write);
-    fresh.remote_write = c->remote_write;
-    memset(&c->remote_write, 0, sizeof(c->remote_write));
-    clickhouse_config_free(&fresh.clickhouse);
-    fresh.clickhouse = c->clickhouse;
-    memset(&c->clickhouse, 0, sizeof(c->clickhouse));
-
+    /* the exporter and the pushers hold copies of their own until a
+       restart: the rest of c simply makes way for fresh */
     free(c->default_service);
     free(c->bearer_token);
     free(c->basic_user);
     free(c->basic_password);
     exporter_config_free(&c->exporter);
+    remote_write_config_free(&c->remote_write);
+    clickhouse_config_free(&c->clickhouse);
     *c = fresh;
     return 0;
 }
