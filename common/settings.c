@@ -243,6 +243,60 @@ settings_markdown(FILE *out, const setting_t *table, const void *base)
     settings_markdown_rows(out, table, base, NULL);
 }
 
+void
+settings_diff(const setting_t *table, const char *prefix, const void *a,
+    const void *b, char *out, size_t len)
+{
+    const setting_t  *s;
+    const void       *x, *y;
+    const char       *sx, *sy;
+    char              key[128];
+    int               same;
+    size_t            n;
+
+    for (s = table; s->help; s++) {
+        snprintf(key, sizeof(key), "%s%s%s", prefix ? prefix : "",
+                 prefix && s->key ? "." : "", s->key ? s->key : "");
+        x = (const char *) a + s->offset;
+        y = (const char *) b + s->offset;
+
+        switch (s->type) {
+        case SETTING_OBJECT:
+            settings_diff(s->more, key[0] ? key : NULL, x, y, out, len);
+            continue;
+        case SETTING_STRING:
+        case SETTING_NONEMPTY:
+        case SETTING_URL:
+        case SETTING_SECRET:
+            sx = *(char *const *) x;
+            sy = *(char *const *) y;
+            same = sx == sy || (sx && sy && strcmp(sx, sy) == 0);
+            break;
+        case SETTING_LONG:
+            same = *(const long *) x == *(const long *) y;
+            break;
+        case SETTING_SIZE:
+            same = *(const size_t *) x == *(const size_t *) y;
+            break;
+        case SETTING_NUMBER:
+            same = *(const double *) x == *(const double *) y;
+            break;
+        case SETTING_BOOL:
+        case SETTING_ENUM:
+            same = *(const int *) x == *(const int *) y;
+            break;
+        default:
+            same = 1;
+            break;
+        }
+
+        n = strlen(out);
+        if (!same && s->key && strstr(out, key) == NULL && n + 1 < len) {
+            snprintf(out + n, len - n, " %s", key);
+        }
+    }
+}
+
 int
 settings_url_ok(const char *url)
 {

@@ -75,6 +75,13 @@ void settings_usage(FILE *out, const setting_t *table);
 /* Prints the README's markdown table, with the defaults held in base. */
 void settings_markdown(FILE *out, const setting_t *table, const void *base);
 
+/*
+ * Appends " prefix.key" to out (len bytes) for each row with a key whose
+ * value differs between a and b (custom rows are not compared).
+ */
+void settings_diff(const setting_t *table, const char *prefix, const void *a,
+    const void *b, char *out, size_t len);
+
 /* Whether url is http:// or https:// with a host. */
 int settings_url_ok(const char *url);
 

@@ -307,6 +307,7 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
     size_t errlen)
 {
     config_t  fresh;
+    char      changed[512];
     int       i, same;
 
     restart[0] = '\0';
@@ -320,25 +321,30 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
         return -1;
     }
 
-    /* addresses stay: sockets are bound once; everything else is live */
+    /* addresses stay: sockets are bound once; the exporter and the
+       pushers keep what they started with; everything else is live */
     same = fresh.n_ingest == c->n_ingest;
     for (i = 0; i < fresh.n_ingest; i++) {
         same = same && strcmp(fresh.ingest[i], c->ingest[i]) == 0;
         free(fresh.ingest[i]);
     }
-    if (!same || strcmp(fresh.listen, c->listen) != 0
-        || !config_same(fresh.ingest_group, c->ingest_group)
-        || !config_same(fresh.ingest_key, c->ingest_key))
-    {
-        snprintf(restart, restartlen, "%s%s%s%s: changed in the file but "
-                 "only a restart applies it; still serving http://%s/metrics "
-                 "and ingesting where it started",
-                 strcmp(fresh.listen, c->listen) ? " listen" : "",
-                 same ? "" : " ingest",
-                 config_same(fresh.ingest_group, c->ingest_group) ? ""
-                 : " ingest_group",
-                 config_same(fresh.ingest_key, c->ingest_key) ? ""
-                 : " ingest_key_file", c->listen);
+    snprintf(changed, sizeof(changed), "%s%s%s%s",
+             strcmp(fresh.listen, c->listen) ? " listen" : "",
+             same ? "" : " ingest",
+             config_same(fresh.ingest_group, c->ingest_group) ? ""
+             : " ingest_group",
+             config_same(fresh.ingest_key, c->ingest_key) ? ""
+             : " ingest_key_file");
+    settings_diff(exporter_settings, NULL, &c->exporter, &fresh.exporter,
+                  changed, sizeof(changed));
+    settings_diff(remote_write_settings, "remote_write", &c->remote_write,
+                  &fresh.remote_write, changed, sizeof(changed));
+    settings_diff(clickhouse_settings, "clickhouse", &c->clickhouse,
+                  &fresh.clickhouse, changed, sizeof(changed));
+    if (changed[0]) {
+        snprintf(restart, restartlen, "%s: changed but only a restart "
+                 "applies it; still serving http://%s/metrics and ingesting "
+                 "and exporting as it started", changed, c->listen);
     }
     memcpy(fresh.ingest, c->ingest, sizeof(c->ingest));
     fresh.n_ingest = c->n_ingest;

@@ -58,8 +58,9 @@ int config_load(config_t *c, int argc, char **argv, char *err, size_t errlen);
 
 /*
  * Loads the configuration again as at start (file, environment, flags) for
- * SIGHUP; on error c is left unchanged.  Addresses and the exporters keep
- * what they started with: restart names those that changed ("" if none).
+ * SIGHUP; on error c is left unchanged.  Addresses, the exporter and the
+ * pushers keep what they started with: restart names the settings of
+ * theirs that changed ("" if none).
  */
 int config_reload(config_t *c, char *restart, size_t restartlen, char *err,
     size_t errlen);

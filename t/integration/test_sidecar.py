@@ -551,6 +551,7 @@ class LifecycleTest(unittest.TestCase):
             wait_for(restart_lines, what="the log says listen needs a restart")
             line = restart_lines()[0]
             self.assertIn("reload: listen: changed", line)
+            self.assertIn("still serving http://127.0.0.1:%d/" % old, line)
             self.assertEqual(value(parse_text(http_get(url)[2].decode()),
                                    "obs_config_reloads_total",
                                    result="success"), 1)

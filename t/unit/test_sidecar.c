@@ -644,7 +644,7 @@ test_config_reload(void)
     fclose(f);
     CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) == 0
           && c.max_tenants == 5 && strcmp(c.listen, "127.0.0.1:1") == 0
-          && strncmp(restart, " listen: ", 9) == 0,
+          && strncmp(restart, " listen loki.url: ", 18) == 0,
           "reload: settings apply, a new listen is named and not taken");
 
     f = fopen("/tmp/obs-test-reload.json", "w");
