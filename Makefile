@@ -360,14 +360,21 @@ $(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt
 $(BUILD)/fuzz_logline: $(OBJ_FUZZ)/t/fuzz/fuzz_logline.o $(LIB_FUZZ)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
-fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline $(BUILD)/fuzz_jwt
-	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline $(BUILD)/corpus/jwt
+$(BUILD)/fuzz_settings: $(OBJ_FUZZ)/t/fuzz/fuzz_settings.o $(LIB_FUZZ)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(SIDECAR_LIBS)
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline $(BUILD)/fuzz_jwt \
+      $(BUILD)/fuzz_settings
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline $(BUILD)/corpus/jwt \
+	    $(BUILD)/corpus/settings
 	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
 	cp t/fuzz/seeds/jwt/* $(BUILD)/corpus/jwt/
+	cp t/fuzz/seeds/settings/* $(BUILD)/corpus/settings/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
 	$(BUILD)/fuzz_logline -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(BUILD)/corpus/logline
 	$(BUILD)/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -max_len=12000 $(BUILD)/corpus/jwt
+	$(BUILD)/fuzz_settings -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/corpus/settings
 
 clean:
 	rm -rf $(BUILD) t/servroot
