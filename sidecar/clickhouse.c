@@ -49,6 +49,7 @@ static void ch_spool_load(clickhouse_t *ch);
 static int ch_insert_url(clickhouse_t *ch, char *err, size_t errlen);
 static int ch_config_copy(clickhouse_config_t *dst,
     const clickhouse_config_t *src);
+static void ch_free(clickhouse_t *ch);
 
 void
 clickhouse_config_defaults(clickhouse_config_t *cfg)
@@ -190,12 +191,7 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
     return ch;
 
 failed:
-    pusher_drop_all(&ch->p, ch_spooled);
-    push_free(&ch->p.push);
-    usage_free(ch->usage);
-    free(ch->insert_url);
-    clickhouse_config_free(&ch->cfg);
-    free(ch);
+    ch_free(ch);
     return NULL;
 }
 
@@ -206,8 +202,15 @@ clickhouse_stop(clickhouse_t *ch)
         return;
     }
 
-    /* what is left stays on disk, or is lost and counted */
     pusher_stop(&ch->p);
+    ch_free(ch);
+}
+
+/* What is left stays on disk, or is lost and counted; then all goes. */
+
+static void
+ch_free(clickhouse_t *ch)
+{
     pusher_drop_all(&ch->p, ch_spooled);
     push_free(&ch->p.push);
     usage_free(ch->usage);
