@@ -19,7 +19,8 @@ ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
                common/hex.h common/obs_limits.h \
-               proto/obs/v1/record.proto config
+               proto/obs/v1/record.proto proto/obs/v1/columns.def \
+               proto/obs/v1/log_keys.def config
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -117,7 +118,7 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
                 -lz -lpthread -lm
-SIDECAR_INC  := -Isidecar -Iexporter -Icommon -I$(GEN)
+SIDECAR_INC  := -Isidecar -Iexporter -Icommon -I$(GEN) -Iproto
 
 # The sidecar and its exporters compile once into a static library per
 # flavour: plain (the sidecar, benchmarks), ASan+UBSan (unit tests) and

@@ -115,15 +115,38 @@ symbol_of(Obs__V1__RecordColumns *c, ProtobufCBinaryData t)
     return (uint32_t) c->n_symbol_end++;
 }
 
-/* The same records in column form, as the module sends them. */
+/* Tells whether len bytes at p are all zero. */
+static int
+all_zero(const void *p, size_t len)
+{
+    const uint8_t  *b = p;
+    size_t          i;
+
+    for (i = 0; i < len; i++) {
+        if (b[i] != 0) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+/*
+ * The same records in column form, as the module sends them: every column
+ * of proto/obs/v1/columns.def, filled record after record as the module
+ * does; then a column whose entries are all default is left out, as
+ * record.proto allows.
+ */
 static void
-columns_from_rows(Obs__V1__RecordColumns *c, Obs__V1__Record **rows,
+columns_from_rows(Obs__V1__RecordColumns *c, Obs__V1__Record **in,
     size_t n)
 {
-    size_t     i;
-    uint32_t  *u32[8];
-    uint64_t  *u64[2];
-    int        k;
+    size_t            i, k, n_record = n;
+    Obs__V1__Record  *record;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    Obs__V1__##Row   *group;                                                 \
+    size_t            n_##group = 0;
+#include "obs/v1/columns.def"
 
     obs__v1__record_columns__init(c);
     c->count = (uint32_t) n;
@@ -131,45 +154,66 @@ columns_from_rows(Obs__V1__RecordColumns *c, Obs__V1__Record **rows,
     c->symbol_end = calloc(8192, sizeof(uint32_t));
     c->n_symbol_end = 1;
 
-    for (k = 0; k < 8; k++) {
-        u32[k] = calloc(n, sizeof(uint32_t));
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    for (i = 0; i < n; i++) {                                                 \
+        n_##group += in[i]->n_##rows;                                       \
     }
-    for (k = 0; k < 2; k++) {
-        u64[k] = calloc(n, sizeof(uint64_t));
-    }
-    c->trace_id.data = malloc(16 * n);
-    c->span_id.data = malloc(8 * n);
+#include "obs/v1/columns.def"
+
+#define OBS_U32(group, column, field, required)                               \
+    c->column = calloc(n_##group + 1, sizeof(uint32_t));
+#define OBS_U64(group, column, field, required)                               \
+    c->column = calloc(n_##group + 1, sizeof(uint64_t));
+#define OBS_BOOL(group, column, field)                                        \
+    c->column = calloc(n_##group + 1, sizeof(uint32_t));
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    c->column = calloc(n_##group + 1, sizeof(uint32_t));
+#define OBS_ID(group, column, field, width)                                   \
+    c->column.data = calloc(n_##group + 1, width);
+#include "obs/v1/columns.def"
 
     for (i = 0; i < n; i++) {
-        u32[0][i] = symbol_of(c, rows[i]->method);
-        u32[1][i] = symbol_of(c, rows[i]->route);
-        u32[2][i] = symbol_of(c, rows[i]->path);
-        u32[3][i] = symbol_of(c, rows[i]->tenant);
-        u32[4][i] = symbol_of(c, rows[i]->service);
-        u32[5][i] = symbol_of(c, rows[i]->client_address);
-        u32[6][i] = symbol_of(c, rows[i]->user_agent);
-        u32[7][i] = rows[i]->status;
-        u64[0][i] = rows[i]->duration_us;
-        u64[1][i] = rows[i]->response_body_bytes;
-        memcpy(c->trace_id.data + 16 * i, rows[i]->trace_id.data, 16);
-        memcpy(c->span_id.data + 8 * i, rows[i]->span_id.data, 8);
+        record = in[i];
+
+#define OBS_U32(group, column, field, required)                               \
+        c->column[c->n_##column++] = (uint32_t) group->field;
+#define OBS_U64(group, column, field, required)                               \
+        c->column[c->n_##column++] = group->field;
+#define OBS_BOOL(group, column, field)                                        \
+        c->column[c->n_##column++] = group->field != 0;
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+        c->column[c->n_##column++] = symbol_of(c, group->field);
+#define OBS_ID(group, column, field, width)                                   \
+        if (group->field.len == (width)) {                                    \
+            memcpy(c->column.data + c->column.len, group->field.data, width); \
+        }                                                                     \
+        c->column.len += (width);
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+        for (k = 0; k < record->n_##rows; k++) {                              \
+            group = record->rows[k];
+#define OBS_GROUP_END(group)                                                  \
+        }
+#include "obs/v1/columns.def"
     }
 
-    c->method = u32[0];
-    c->route = u32[1];
-    c->path = u32[2];
-    c->tenant = u32[3];
-    c->service = u32[4];
-    c->client_address = u32[5];
-    c->user_agent = u32[6];
-    c->status = u32[7];
-    c->duration_us = u64[0];
-    c->response_body_bytes = u64[1];
-    c->n_method = c->n_route = c->n_path = c->n_tenant = c->n_service = n;
-    c->n_client_address = c->n_user_agent = c->n_status = n;
-    c->n_duration_us = c->n_response_body_bytes = n;
-    c->trace_id.len = 16 * n;
-    c->span_id.len = 8 * n;
+#define OBS_U32(group, column, field, required)                               \
+    c->n_##column = (required)                                                \
+                    || !all_zero(c->column, n_##group * sizeof(uint32_t))     \
+                    ? n_##group : 0;
+#define OBS_U64(group, column, field, required)                               \
+    c->n_##column = (required)                                                \
+                    || !all_zero(c->column, n_##group * sizeof(uint64_t))     \
+                    ? n_##group : 0;
+#define OBS_BOOL(group, column, field)                                        \
+    c->n_##column = all_zero(c->column, n_##group * sizeof(uint32_t))         \
+                    ? 0 : n_##group;
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    c->n_##column = all_zero(c->column, n_##group * sizeof(uint32_t))         \
+                    ? 0 : n_##group;
+#define OBS_ID(group, column, field, width)                                   \
+    c->column.len = all_zero(c->column.data, c->column.len)                   \
+                    ? 0 : c->column.len;
+#include "obs/v1/columns.def"
 }
 
 static void

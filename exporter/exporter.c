@@ -523,8 +523,6 @@ encoder_datagram(encoder_t *c, const uint8_t *data, size_t len, double now)
 {
     Obs__V1__Batch            *batch;
     Obs__V1__Record            r;
-    Obs__V1__UpstreamAttempt   attempts[COLUMNS_MAX_ATTEMPTS];
-    Obs__V1__UpstreamAttempt  *ptrs[COLUMNS_MAX_ATTEMPTS];
     columns_reader_t           rd;
     size_t                     i;
 
@@ -545,7 +543,7 @@ encoder_datagram(encoder_t *c, const uint8_t *data, size_t len, double now)
     }
 
     columns_reader_init(&rd, batch->columns);
-    while (columns_next(&rd, &r, attempts, ptrs)) {
+    while (columns_next(&rd, &r)) {
         if (encoder_owns(c, &r)) {
             encoder_record(c, &r, now);
         }

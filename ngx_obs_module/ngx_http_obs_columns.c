@@ -5,7 +5,9 @@
  * Text is interned in the batch's symbol table: text that lives as long as
  * the worker (configuration, static names) by its address alone, other
  * repeating text by content; text that is nearly always new (path, user
- * agent, request id, tracestate) is appended without a lookup.
+ * agent, request id, tracestate) is appended without a lookup.  The
+ * columns, their arrays and the size bound are generated from the column
+ * list, proto/obs/v1/columns.def.
  */
 
 
@@ -18,7 +20,6 @@
 
 
 #define NGX_HTTP_OBS_BATCH_RECORDS    512
-#define NGX_HTTP_OBS_BATCH_ATTEMPTS   1024
 #define NGX_HTTP_OBS_BATCH_SYMBOLS    8192
 #define NGX_HTTP_OBS_CONTENT_SLOTS    1024      /* a power of two */
 #define NGX_HTTP_OBS_ADDRESS_SLOTS    64        /* a power of two */
@@ -33,22 +34,116 @@
 #define ngx_http_obs_hot  ngx_inline
 #endif
 
-/* text fields of a record, each a symbol (attempts add one each) */
-#define NGX_HTTP_OBS_RECORD_SYMBOLS   13
-
-/* encoded bytes one record adds besides its new symbols */
-#define NGX_HTTP_OBS_RECORD_WIDTH     (6 * 8 + 18 * 4 + 32)
-#define NGX_HTTP_OBS_ATTEMPT_WIDTH    (3 * 4 + 4 * 8 + 8)
+/* the encoded bytes of a symbol's end; its text is counted apart */
 #define NGX_HTTP_OBS_SYMBOL_WIDTH     4
 
-/* every field's key and length at their longest, and the count */
-#define NGX_HTTP_OBS_COLUMNS_FIXED    (38 * (2 + 3) + 6)
 
-/* the most bytes a record with these attempts and this much text adds */
-#define ngx_http_obs_record_bound(attempts, text)                            \
-    (NGX_HTTP_OBS_RECORD_WIDTH                                               \
-     + (attempts) * (NGX_HTTP_OBS_ATTEMPT_WIDTH + NGX_HTTP_OBS_SYMBOL_WIDTH) \
-     + NGX_HTTP_OBS_RECORD_SYMBOLS * NGX_HTTP_OBS_SYMBOL_WIDTH + (text))
+/*
+ * Constants per group of columns (proto/obs/v1/columns.def), the group
+ * "record" first: each OBS_GROUP line starts the next group's constant and
+ * each column adds to the current one.
+ */
+
+/* entries of the group one batch holds */
+enum {
+    ngx_http_obs_batch_record = NGX_HTTP_OBS_BATCH_RECORDS
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    , ngx_http_obs_batch_##group = (batch)
+#include "obs/v1/columns.def"
+};
+
+/* the most entries of the group one record has */
+enum {
+    ngx_http_obs_max_record = 1
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    , ngx_http_obs_max_##group = (max)
+#include "obs/v1/columns.def"
+};
+
+/* encoded bytes one entry adds to its columns, besides new symbols */
+enum {
+    ngx_http_obs_width_record = 0
+#define OBS_U32(group, column, field, required)      + 4
+#define OBS_U64(group, column, field, required)      + 8
+#define OBS_BOOL(group, column, field)               + 4
+#define OBS_SYMBOL(group, column, field, text, max)  + 4
+#define OBS_ID(group, column, field, width)          + (width)
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    , ngx_http_obs_width_##group = 0
+#include "obs/v1/columns.def"
+};
+
+/* symbols one entry may add (one per text column) ... */
+enum {
+    ngx_http_obs_symbols_record = 0
+#define OBS_SYMBOL(group, column, field, text, max)  + 1
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    , ngx_http_obs_symbols_##group = 0
+#include "obs/v1/columns.def"
+};
+
+/* ... and the most bytes of text it keeps */
+enum {
+    ngx_http_obs_text_record = 0
+#define OBS_SYMBOL(group, column, field, text, max)  + (max)
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    , ngx_http_obs_text_##group = 0
+#include "obs/v1/columns.def"
+};
+
+/* the fields of RecordColumns besides count: symbols and columns */
+enum {
+    ngx_http_obs_fields = 2
+#define OBS_U32(group, column, field, required)      + 1
+#define OBS_U64(group, column, field, required)      + 1
+#define OBS_BOOL(group, column, field)               + 1
+#define OBS_SYMBOL(group, column, field, text, max)  + 1
+#define OBS_ID(group, column, field, width)          + 1
+#include "obs/v1/columns.def"
+};
+
+/* the most bytes an entry of the group adds, text included */
+#define ngx_http_obs_entry_bound(group)                                      \
+    (ngx_http_obs_width_##group                                              \
+     + NGX_HTTP_OBS_SYMBOL_WIDTH * ngx_http_obs_symbols_##group              \
+     + ngx_http_obs_text_##group)
+
+/* the largest record: most entries in every group, longest text */
+enum {
+    ngx_http_obs_record_max = ngx_http_obs_entry_bound(record)
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+        + (max) * ngx_http_obs_entry_bound(group)
+#include "obs/v1/columns.def"
+};
+
+/* ... its text ... */
+enum {
+    ngx_http_obs_text_max = ngx_http_obs_text_record
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+        + (max) * ngx_http_obs_text_##group
+#include "obs/v1/columns.def"
+};
+
+/* ... and its symbols */
+enum {
+    ngx_http_obs_symbols_max = ngx_http_obs_symbols_record
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+        + (max) * ngx_http_obs_symbols_##group
+#include "obs/v1/columns.def"
+};
+
+/*
+ * Every field's key (field numbers stay below 2048) and length (a datagram
+ * stays below 2 MB) at their longest, the count's key and value, and the
+ * empty string's symbol end.
+ */
+#define NGX_HTTP_OBS_COLUMNS_FIXED                                           \
+    (ngx_http_obs_fields * (2 + 3) + 1 + 5 + NGX_HTTP_OBS_SYMBOL_WIDTH)
+
+/* the largest record fits a datagram of the largest size, alone */
+typedef char ngx_http_obs_record_fits_datagram[
+    NGX_HTTP_OBS_COLUMNS_FIXED + ngx_http_obs_record_max
+    <= NGX_HTTP_OBS_MAX_DATAGRAM - NGX_HTTP_OBS_DATAGRAM_OVERHEAD ? 1 : -1];
 
 
 typedef struct {
@@ -64,6 +159,10 @@ typedef struct {
 } ngx_http_obs_address_slot_t;
 
 
+/*
+ * One array per column, as long as its group's entries in a batch, and
+ * the count of entries each group has.
+ */
 struct ngx_http_obs_columns_s {
     Obs__V1__RecordColumns   msg;
     size_t                   size;          /* bound of the packed size */
@@ -73,54 +172,40 @@ struct ngx_http_obs_columns_s {
     size_t                   symbol_data_size;
     uint32_t                 symbol_end[NGX_HTTP_OBS_BATCH_SYMBOLS];
 
-    uint64_t                 start_time[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint64_t                 duration[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 method[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 route[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 path[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 status[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint64_t                 request_bytes[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint64_t                 response_bytes[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint64_t                 request_body[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint64_t                 response_body[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 upstream_name[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 tenant[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 service[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 client_address[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 user_agent[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 request_id[NGX_HTTP_OBS_BATCH_RECORDS];
-    u_char                   trace_id[NGX_HTTP_OBS_BATCH_RECORDS]
-                                     [OBS_TRACE_ID_LEN];
-    u_char                   span_id[NGX_HTTP_OBS_BATCH_RECORDS]
-                                    [OBS_SPAN_ID_LEN];
-    u_char                   parent_id[NGX_HTTP_OBS_BATCH_RECORDS]
-                                      [OBS_SPAN_ID_LEN];
-    uint32_t                 trace_flags[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 tracestate[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 scheme[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 server_address[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 server_port[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 protocol[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 upstream_span[NGX_HTTP_OBS_BATCH_RECORDS];
-    uint32_t                 attempts[NGX_HTTP_OBS_BATCH_RECORDS];
+    size_t                   n_record;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    size_t                   n_##group;
+#include "obs/v1/columns.def"
 
-    uint32_t                 attempt_address[NGX_HTTP_OBS_BATCH_ATTEMPTS];
-    uint32_t                 attempt_status[NGX_HTTP_OBS_BATCH_ATTEMPTS];
-    uint64_t                 attempt_connect[NGX_HTTP_OBS_BATCH_ATTEMPTS];
-    uint64_t                 attempt_header[NGX_HTTP_OBS_BATCH_ATTEMPTS];
-    uint64_t                 attempt_response[NGX_HTTP_OBS_BATCH_ATTEMPTS];
-    uint64_t                 attempt_bytes[NGX_HTTP_OBS_BATCH_ATTEMPTS];
-    uint32_t                 attempt_error[NGX_HTTP_OBS_BATCH_ATTEMPTS];
-    u_char                   attempt_span_id[NGX_HTTP_OBS_BATCH_ATTEMPTS]
-                                            [OBS_SPAN_ID_LEN];
+#define OBS_U32(group, column, field, required)                               \
+    uint32_t                 column[ngx_http_obs_batch_##group];
+#define OBS_U64(group, column, field, required)                               \
+    uint64_t                 column[ngx_http_obs_batch_##group];
+#define OBS_BOOL(group, column, field)                                        \
+    uint32_t                 column[ngx_http_obs_batch_##group];
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    uint32_t                 column[ngx_http_obs_batch_##group];
+#define OBS_ID(group, column, field, width)                                   \
+    u_char                   column[ngx_http_obs_batch_##group][width];
+#include "obs/v1/columns.def"
 
     ngx_http_obs_content_slot_t  content[NGX_HTTP_OBS_CONTENT_SLOTS];
     ngx_http_obs_address_slot_t  address[NGX_HTTP_OBS_ADDRESS_SLOTS];
 };
 
 
-static void ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
-    ngx_http_obs_record_t *rec);
+static ngx_http_obs_hot uint32_t ngx_http_obs_symbol_stable(
+    ngx_http_obs_columns_t *cols, ngx_str_t *s, uint32_t *column, size_t n,
+    ngx_uint_t stable);
+static ngx_http_obs_hot uint32_t ngx_http_obs_symbol_config(
+    ngx_http_obs_columns_t *cols, ngx_str_t *s, uint32_t *column, size_t n,
+    ngx_uint_t stable);
+static ngx_http_obs_hot uint32_t ngx_http_obs_symbol_repeats(
+    ngx_http_obs_columns_t *cols, ngx_str_t *s, uint32_t *column, size_t n,
+    ngx_uint_t stable);
+static ngx_http_obs_hot uint32_t ngx_http_obs_symbol_unique(
+    ngx_http_obs_columns_t *cols, ngx_str_t *s, uint32_t *column, size_t n,
+    ngx_uint_t stable);
 static ngx_http_obs_hot uint32_t ngx_http_obs_intern(
     ngx_http_obs_columns_t *cols, ngx_str_t *s, ngx_uint_t stable,
     uint32_t *column, size_t n);
@@ -130,6 +215,7 @@ static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
+static ngx_inline void ngx_http_obs_id(u_char *to, u_char *id, size_t width);
 static uint32_t ngx_http_obs_symbol_hash(const u_char *p, size_t len);
 static ngx_inline ngx_uint_t ngx_http_obs_same(const u_char *a,
     const u_char *b, size_t len);
@@ -137,7 +223,7 @@ static ngx_inline uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
 static ngx_inline uint64_t ngx_http_obs_load8(const u_char *p);
 static ngx_inline uint64_t ngx_http_obs_load_short(const u_char *p,
     size_t len);
-static size_t ngx_http_obs_record_text(ngx_http_obs_record_t *rec);
+static size_t ngx_http_obs_record_bound(ngx_http_obs_record_t *record);
 
 
 ngx_http_obs_columns_t *
@@ -178,44 +264,23 @@ ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols)
     cols->symbol_end[0] = 0;
     m->n_symbol_end = 1;
 
-    m->start_time_unix_nano = cols->start_time;
-    m->duration_us = cols->duration;
-    m->method = cols->method;
-    m->route = cols->route;
-    m->path = cols->path;
-    m->status = cols->status;
-    m->request_bytes = cols->request_bytes;
-    m->response_bytes = cols->response_bytes;
-    m->request_body_bytes = cols->request_body;
-    m->response_body_bytes = cols->response_body;
-    m->upstream_name = cols->upstream_name;
-    m->tenant = cols->tenant;
-    m->service = cols->service;
-    m->client_address = cols->client_address;
-    m->user_agent = cols->user_agent;
-    m->request_id = cols->request_id;
-    m->trace_id.data = cols->trace_id[0];
-    m->span_id.data = cols->span_id[0];
-    m->parent_span_id.data = cols->parent_id[0];
-    m->trace_flags = cols->trace_flags;
-    m->tracestate = cols->tracestate;
-    m->scheme = cols->scheme;
-    m->server_address = cols->server_address;
-    m->server_port = cols->server_port;
-    m->protocol = cols->protocol;
-    m->upstream_span = cols->upstream_span;
-    m->upstream_attempts = cols->attempts;
+    cols->n_record = 0;
 
-    m->attempt_address = cols->attempt_address;
-    m->attempt_status = cols->attempt_status;
-    m->attempt_connect_time_us = cols->attempt_connect;
-    m->attempt_header_time_us = cols->attempt_header;
-    m->attempt_response_time_us = cols->attempt_response;
-    m->attempt_bytes_received = cols->attempt_bytes;
-    m->attempt_error = cols->attempt_error;
-    m->attempt_span_id.data = cols->attempt_span_id[0];
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    cols->n_##group = 0;
+#define OBS_U32(group, column, field, required)                               \
+    m->column = cols->column;
+#define OBS_U64(group, column, field, required)                               \
+    m->column = cols->column;
+#define OBS_BOOL(group, column, field)                                        \
+    m->column = cols->column;
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    m->column = cols->column;
+#define OBS_ID(group, column, field, width)                                   \
+    m->column.data = cols->column[0];
+#include "obs/v1/columns.def"
 
-    cols->size = NGX_HTTP_OBS_COLUMNS_FIXED + NGX_HTTP_OBS_SYMBOL_WIDTH;
+    cols->size = NGX_HTTP_OBS_COLUMNS_FIXED;
     cols->interned = 0;
 
     ngx_memzero(cols->content, sizeof(cols->content));
@@ -226,7 +291,16 @@ ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols)
 ngx_uint_t
 ngx_http_obs_columns_count(ngx_http_obs_columns_t *cols)
 {
-    return cols->msg.count;
+    return cols->n_record;
+}
+
+
+/* The most bytes any record adds to a batch. */
+
+size_t
+ngx_http_obs_columns_record_max(void)
+{
+    return NGX_HTTP_OBS_COLUMNS_FIXED + ngx_http_obs_record_max;
 }
 
 
@@ -238,105 +312,81 @@ ngx_http_obs_columns_count(ngx_http_obs_columns_t *cols)
 
 ngx_int_t
 ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
-    ngx_http_obs_record_t *rec, size_t limit)
+    ngx_http_obs_record_t *record, size_t limit)
 {
-    size_t                   text;
+    size_t                   symbols;
     Obs__V1__RecordColumns  *m = &cols->msg;
 
-    if (m->count >= NGX_HTTP_OBS_BATCH_RECORDS
-        || m->n_attempt_status + rec->n_attempts > NGX_HTTP_OBS_BATCH_ATTEMPTS
-        || m->n_symbol_end + NGX_HTTP_OBS_RECORD_SYMBOLS + rec->n_attempts
-           > NGX_HTTP_OBS_BATCH_SYMBOLS)
+    symbols = ngx_http_obs_symbols_record
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+              + record->n_##rows * ngx_http_obs_symbols_##group
+#include "obs/v1/columns.def"
+              ;
+
+    if (cols->n_record >= ngx_http_obs_batch_record
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+        || cols->n_##group + record->n_##rows > ngx_http_obs_batch_##group
+#include "obs/v1/columns.def"
+        || m->n_symbol_end + symbols > NGX_HTTP_OBS_BATCH_SYMBOLS)
     {
         return 0;
     }
 
-    if (cols->size + ngx_http_obs_record_bound(NGX_HTTP_OBS_MAX_ATTEMPTS,
-                                               NGX_HTTP_OBS_MAX_TEXT)
-        <= limit
-        && m->symbol_data.len + NGX_HTTP_OBS_MAX_TEXT
+    if (cols->size + ngx_http_obs_record_max <= limit
+        && m->symbol_data.len + ngx_http_obs_text_max
            <= cols->symbol_data_size)
     {
         return 1;
     }
 
-    text = ngx_http_obs_record_text(rec);
-
-    return cols->size + ngx_http_obs_record_bound(rec->n_attempts, text)
-           <= limit
-           && m->symbol_data.len + text <= cols->symbol_data_size;
+    return cols->size + ngx_http_obs_record_bound(record) <= limit;
 }
 
 
-/* Appends a record that ngx_http_obs_columns_fits() accepted. */
+/*
+ * Appends a record that ngx_http_obs_columns_fits() accepted: an entry of
+ * each record column, then the entries of each group.
+ */
 
 void
 ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
-    ngx_http_obs_record_t *rec)
+    ngx_http_obs_record_t *record)
 {
-    size_t                   n, before;
+    size_t                   before;
+    ngx_uint_t               i;
     Obs__V1__RecordColumns  *m = &cols->msg;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    ngx_http_obs_##group##_t  *group;
+#include "obs/v1/columns.def"
 
-    n = m->count;
     before = m->symbol_data.len + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH;
 
-    cols->start_time[n] = rec->start_time_unix_nano;
-    cols->duration[n] = rec->duration_us;
-    cols->status[n] = rec->status;
-    cols->request_bytes[n] = rec->request_bytes;
-    cols->response_bytes[n] = rec->response_bytes;
-    cols->request_body[n] = rec->request_body_bytes;
-    cols->response_body[n] = rec->response_body_bytes;
-    cols->trace_flags[n] = rec->trace_flags;
-    cols->server_port[n] = rec->server_port;
-    cols->upstream_span[n] = rec->upstream_span;
+    cols->size += ngx_http_obs_width_record;
 
-    cols->method[n] = ngx_http_obs_intern(cols, &rec->method,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_METHOD,
-                                   cols->method, n);
-    cols->route[n] = ngx_http_obs_intern(cols, &rec->route,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_ROUTE,
-                                   cols->route, n);
-    cols->upstream_name[n] = ngx_http_obs_intern(cols, &rec->upstream_name,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_UPSTREAM,
-                                   cols->upstream_name, n);
-    cols->service[n] = ngx_http_obs_intern(cols, &rec->service,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_SERVICE,
-                                   cols->service, n);
-    cols->protocol[n] = ngx_http_obs_intern(cols, &rec->protocol,
-                                   rec->stable & NGX_HTTP_OBS_STABLE_PROTOCOL,
-                                   cols->protocol, n);
-    cols->scheme[n] = ngx_http_obs_intern(cols, &rec->scheme, 1,
-                                          cols->scheme, n);
-    cols->tenant[n] = ngx_http_obs_intern(cols, &rec->tenant, 0,
-                                          cols->tenant, n);
-    cols->client_address[n] = ngx_http_obs_intern(cols, &rec->client_address,
-                                                  0, cols->client_address, n);
-    cols->server_address[n] = ngx_http_obs_intern(cols, &rec->server_address,
-                                                  0, cols->server_address, n);
-
-    cols->path[n] = ngx_http_obs_append_symbol(cols, &rec->path);
-    cols->user_agent[n] = ngx_http_obs_append_symbol(cols, &rec->user_agent);
-    cols->request_id[n] = ngx_http_obs_append_symbol(cols, &rec->request_id);
-    cols->tracestate[n] = ngx_http_obs_append_symbol(cols, &rec->tracestate);
-
-    ngx_memcpy(cols->trace_id[n], rec->trace_id, OBS_TRACE_ID_LEN);
-    ngx_memcpy(cols->span_id[n], rec->span_id, OBS_SPAN_ID_LEN);
-
-    if (rec->parent_span_id) {
-        ngx_memcpy(cols->parent_id[n], rec->parent_span_id, OBS_SPAN_ID_LEN);
-
-    } else {
-        ngx_memzero(cols->parent_id[n], OBS_SPAN_ID_LEN);
+#define OBS_U32(group, column, field, required)                               \
+    cols->column[cols->n_##group] = group->field;
+#define OBS_U64(group, column, field, required)                               \
+    cols->column[cols->n_##group] = group->field;
+#define OBS_BOOL(group, column, field)                                        \
+    cols->column[cols->n_##group] = group->field;
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    cols->column[cols->n_##group] = ngx_http_obs_symbol_##text(cols,          \
+                          &group->field, cols->column, cols->n_##group,      \
+                          record->stable & NGX_HTTP_OBS_STABLE(column));
+#define OBS_ID(group, column, field, width)                                   \
+    ngx_http_obs_id(cols->column[cols->n_##group], group->field, width);
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    cols->size += record->n_##rows * ngx_http_obs_width_##group;             \
+                                                                              \
+    for (i = 0; i < record->n_##rows; i++, cols->n_##group++) {               \
+        group = &record->rows[i];
+#define OBS_GROUP_END(group)                                                  \
     }
+#include "obs/v1/columns.def"
 
-    ngx_http_obs_columns_add_attempts(cols, rec);
+    m->count = ++cols->n_record;
 
-    m->count = n + 1;
-
-    cols->size += NGX_HTTP_OBS_RECORD_WIDTH
-                  + rec->n_attempts * NGX_HTTP_OBS_ATTEMPT_WIDTH
-                  + m->symbol_data.len
+    cols->size += m->symbol_data.len
                   + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
 }
 
@@ -355,40 +405,21 @@ ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols)
 size_t
 ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols)
 {
-    size_t                   n;
     Obs__V1__RecordColumns  *m = &cols->msg;
 
-    /* every per-record column is as long as the batch */
+    /* every column is as long as its group's entries */
 
-    n = m->count;
-
-    m->n_start_time_unix_nano = n;
-    m->n_duration_us = n;
-    m->n_method = n;
-    m->n_route = n;
-    m->n_path = n;
-    m->n_status = n;
-    m->n_request_bytes = n;
-    m->n_response_bytes = n;
-    m->n_request_body_bytes = n;
-    m->n_response_body_bytes = n;
-    m->n_upstream_name = n;
-    m->n_tenant = n;
-    m->n_service = n;
-    m->n_client_address = n;
-    m->n_user_agent = n;
-    m->n_request_id = n;
-    m->trace_id.len = n * OBS_TRACE_ID_LEN;
-    m->span_id.len = n * OBS_SPAN_ID_LEN;
-    m->parent_span_id.len = n * OBS_SPAN_ID_LEN;
-    m->n_trace_flags = n;
-    m->n_tracestate = n;
-    m->n_scheme = n;
-    m->n_server_address = n;
-    m->n_server_port = n;
-    m->n_protocol = n;
-    m->n_upstream_span = n;
-    m->n_upstream_attempts = n;
+#define OBS_U32(group, column, field, required)                               \
+    m->n_##column = cols->n_##group;
+#define OBS_U64(group, column, field, required)                               \
+    m->n_##column = cols->n_##group;
+#define OBS_BOOL(group, column, field)                                        \
+    m->n_##column = cols->n_##group;
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    m->n_##column = cols->n_##group;
+#define OBS_ID(group, column, field, width)                                   \
+    m->column.len = cols->n_##group * (width);
+#include "obs/v1/columns.def"
 
     return obs__v1__record_columns__get_packed_size(m);
 }
@@ -403,52 +434,41 @@ ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out)
 }
 
 
-static void
-ngx_http_obs_columns_add_attempts(ngx_http_obs_columns_t *cols,
-    ngx_http_obs_record_t *rec)
+/*
+ * A text column's entry, by how the column's text lives (columns.def):
+ * text known by its address, text that is so when the record says, other
+ * text that repeats, and text that is nearly always new.
+ */
+
+static ngx_http_obs_hot uint32_t
+ngx_http_obs_symbol_stable(ngx_http_obs_columns_t *cols, ngx_str_t *s,
+    uint32_t *column, size_t n, ngx_uint_t stable)
 {
-    size_t                   n;
-    ngx_uint_t               i;
-    ngx_http_obs_attempt_t  *a;
-    Obs__V1__RecordColumns  *m = &cols->msg;
+    return ngx_http_obs_intern(cols, s, 1, column, n);
+}
 
-    cols->attempts[m->count] = rec->n_attempts;
 
-    if (rec->n_attempts == 0) {
-        return;
-    }
+static ngx_http_obs_hot uint32_t
+ngx_http_obs_symbol_config(ngx_http_obs_columns_t *cols, ngx_str_t *s,
+    uint32_t *column, size_t n, ngx_uint_t stable)
+{
+    return ngx_http_obs_intern(cols, s, stable, column, n);
+}
 
-    n = m->n_attempt_status;
 
-    for (i = 0; i < rec->n_attempts; i++, n++) {
-        a = &rec->attempts[i];
+static ngx_http_obs_hot uint32_t
+ngx_http_obs_symbol_repeats(ngx_http_obs_columns_t *cols, ngx_str_t *s,
+    uint32_t *column, size_t n, ngx_uint_t stable)
+{
+    return ngx_http_obs_intern(cols, s, 0, column, n);
+}
 
-        cols->attempt_address[n] = ngx_http_obs_intern(cols, &a->address, 0,
-                                                       cols->attempt_address,
-                                                       n);
-        cols->attempt_status[n] = a->status;
-        cols->attempt_connect[n] = a->connect_time_us;
-        cols->attempt_header[n] = a->header_time_us;
-        cols->attempt_response[n] = a->response_time_us;
-        cols->attempt_bytes[n] = a->bytes_received;
-        cols->attempt_error[n] = a->error;
 
-        if (a->span_id) {
-            ngx_memcpy(cols->attempt_span_id[n], a->span_id, OBS_SPAN_ID_LEN);
-
-        } else {
-            ngx_memzero(cols->attempt_span_id[n], OBS_SPAN_ID_LEN);
-        }
-    }
-
-    m->n_attempt_address = n;
-    m->n_attempt_status = n;
-    m->n_attempt_connect_time_us = n;
-    m->n_attempt_header_time_us = n;
-    m->n_attempt_response_time_us = n;
-    m->n_attempt_bytes_received = n;
-    m->n_attempt_error = n;
-    m->attempt_span_id.len = n * OBS_SPAN_ID_LEN;
+static ngx_http_obs_hot uint32_t
+ngx_http_obs_symbol_unique(ngx_http_obs_columns_t *cols, ngx_str_t *s,
+    uint32_t *column, size_t n, ngx_uint_t stable)
+{
+    return ngx_http_obs_append_symbol(cols, s);
 }
 
 
@@ -658,21 +678,46 @@ ngx_http_obs_load_short(const u_char *p, size_t len)
 }
 
 
+/* The most bytes this record adds, measured. */
+
 static size_t
-ngx_http_obs_record_text(ngx_http_obs_record_t *rec)
+ngx_http_obs_record_bound(ngx_http_obs_record_t *record)
 {
-    size_t      len;
+    size_t      size;
     ngx_uint_t  i;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    ngx_http_obs_##group##_t  *group;
+#include "obs/v1/columns.def"
 
-    len = rec->method.len + rec->route.len + rec->path.len
-          + rec->upstream_name.len + rec->tenant.len + rec->service.len
-          + rec->client_address.len + rec->user_agent.len
-          + rec->request_id.len + rec->tracestate.len + rec->scheme.len
-          + rec->server_address.len + rec->protocol.len;
+    size = ngx_http_obs_width_record
+           + ngx_http_obs_symbols_record * NGX_HTTP_OBS_SYMBOL_WIDTH;
 
-    for (i = 0; i < rec->n_attempts; i++) {
-        len += rec->attempts[i].address.len;
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    size += group->field.len;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    size += record->n_##rows * (ngx_http_obs_width_##group                    \
+                                + ngx_http_obs_symbols_##group                \
+                                  * NGX_HTTP_OBS_SYMBOL_WIDTH);               \
+                                                                              \
+    for (i = 0; i < record->n_##rows; i++) {                                  \
+        group = &record->rows[i];
+#define OBS_GROUP_END(group)                                                  \
     }
+#include "obs/v1/columns.def"
 
-    return len;
+    return size;
+}
+
+
+/* An id column's entry: the id, or zeros for none. */
+
+static ngx_inline void
+ngx_http_obs_id(u_char *to, u_char *id, size_t width)
+{
+    if (id) {
+        ngx_memcpy(to, id, width);
+
+    } else {
+        ngx_memzero(to, width);
+    }
 }

@@ -28,7 +28,6 @@
 
 /* 2: records may come in column form */
 #define NGX_HTTP_OBS_SCHEMA_VERSION   2
-#define NGX_HTTP_OBS_HEADER_MAX       512
 #define NGX_HTTP_OBS_HOST_MAX         128
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
 
@@ -144,13 +143,14 @@ ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
 
 
 /*
- * key=file: the shared HMAC key is the file's first line, at least 16
- * bytes; read at configuration time, so "nginx -t" checks it.
+ * A key file (obs_sidecar key=, obs_log_field hmac=): the key is the file's
+ * first line, 16 to 1023 bytes; read at configuration time, so "nginx -t"
+ * checks it, and a reload reads it again.
  */
 
 char *
-ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
-    ngx_str_t *path)
+ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive)
 {
     u_char           *p;
     ssize_t           n;
@@ -162,15 +162,16 @@ ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
 
     if (name.len == 0 || ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid key file \"%V\" in \"obs_sidecar\"",
-                           path);
+                           "invalid key file \"%V\" in \"%s\"",
+                           path, directive);
         return NGX_CONF_ERROR;
     }
 
     fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &name);
+                           "key file \"%V\" in \"%s\": "
+                           ngx_open_file_n " failed", &name, directive);
         return NGX_CONF_ERROR;
     }
 
@@ -185,22 +186,20 @@ ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
 
     (void) ngx_close_file(fd);
 
-    sidecar->key.data = p;
-    sidecar->key.len = 0;
+    key->data = p;
+    key->len = 0;
 
-    while (n > 0 && sidecar->key.len < (size_t) n
-           && p[sidecar->key.len] != CR && p[sidecar->key.len] != LF)
+    while (n > 0 && key->len < (size_t) n
+           && p[key->len] != CR && p[key->len] != LF)
     {
-        sidecar->key.len++;
+        key->len++;
     }
 
-    if (sidecar->key.len < NGX_HTTP_OBS_KEY_MIN
-        || sidecar->key.len == NGX_HTTP_OBS_KEY_MAX)
-    {
+    if (key->len < NGX_HTTP_OBS_KEY_MIN || key->len == NGX_HTTP_OBS_KEY_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%V\" in \"obs_sidecar\" must hold "
+                           "key file \"%V\" in \"%s\" must hold "
                            "a key of %d to %d bytes on its first line",
-                           &name, NGX_HTTP_OBS_KEY_MIN,
+                           &name, directive, NGX_HTTP_OBS_KEY_MIN,
                            NGX_HTTP_OBS_KEY_MAX - 1);
         return NGX_CONF_ERROR;
     }
@@ -265,8 +264,7 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
         return NGX_ERROR;
     }
 
-    e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_HEADER_MAX
-                     - (NGX_HTTP_OBS_FRAME_MAX - NGX_HTTP_OBS_FRAME_COUNT);
+    e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_DATAGRAM_OVERHEAD;
 
     tp = ngx_timeofday();
     e->worker_start = ((uint64_t) tp->sec * 1000 + tp->msec) * 1000000;
@@ -796,34 +794,49 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
 static ngx_int_t
 ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e)
 {
-    EVP_MAC     *hmac;
-    OSSL_PARAM   params[2];
-
     if (e->sidecar->key.len == 0 || e->mac != NULL) {
         return NGX_OK;
     }
+
+    e->mac = ngx_http_obs_hmac_new(&e->sidecar->key);
+
+    if (e->mac == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
+                      &e->sidecar->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An HMAC-SHA256 context keyed with key (obs_sidecar key=, obs_log_field
+ * hmac=), or NULL.
+ */
+
+EVP_MAC_CTX *
+ngx_http_obs_hmac_new(ngx_str_t *key)
+{
+    EVP_MAC      *hmac;
+    OSSL_PARAM    params[2];
+    EVP_MAC_CTX  *ctx;
 
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
                                                  (char *) "SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
 
     hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    e->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
     EVP_MAC_free(hmac);
 
-    if (e->mac == NULL
-        || !EVP_MAC_init(e->mac, e->sidecar->key.data, e->sidecar->key.len,
-                         params))
-    {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
-                      &e->sidecar->name);
-        EVP_MAC_CTX_free(e->mac);
-        e->mac = NULL;
-        return NGX_ERROR;
+    if (ctx != NULL && !EVP_MAC_init(ctx, key->data, key->len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
     }
 
-    return NGX_OK;
+    return ctx;
 }
 
 

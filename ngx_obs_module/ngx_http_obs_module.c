@@ -14,7 +14,6 @@
 #define NGX_HTTP_OBS_DEFAULT_BUFFER    (256 * 1024)
 #define NGX_HTTP_OBS_MIN_BUFFER        4096
 #define NGX_HTTP_OBS_MAX_BUFFER        (16 * 1024 * 1024)
-#define NGX_HTTP_OBS_MAX_DATAGRAM      60000
 #define NGX_HTTP_OBS_DEFAULT_FLUSH     1000
 
 
@@ -116,6 +115,13 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, upstream_span),
+      NULL },
+
+    { ngx_string("obs_log_field"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
+      ngx_http_obs_log_field,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -317,6 +323,7 @@ ngx_http_obs_create_loc_conf(ngx_conf_t *cf)
      *     olcf->service = NULL;
      *     olcf->route = NULL;
      *     olcf->tenant = NULL;
+     *     olcf->fields = NULL;
      */
 
     olcf->enable = NGX_CONF_UNSET;
@@ -361,6 +368,13 @@ ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->tenant == NULL) {
         conf->tenant = prev->tenant;
+    }
+
+    /* as proxy_set_header: a block with its own obs_log_field replaces the
+       outer list */
+
+    if (conf->fields == NULL) {
+        conf->fields = prev->fields;
     }
 
     /*
@@ -436,7 +450,9 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.len = value[i].len - 4;
             s.data = value[i].data + 4;
 
-            if (ngx_http_obs_emit_key(cf, sidecar, &s) != NGX_CONF_OK) {
+            if (ngx_http_obs_read_key(cf, &s, &sidecar->key, "obs_sidecar")
+                != NGX_CONF_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 

@@ -8,6 +8,7 @@
  *   ngx_http_obs_columns.c    the worker's open batch in column form
  *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
  *   ngx_http_obs_variables.c  $obs_* variables
+ *   ngx_http_obs_fields.c     obs_log_field: extra keys of logs and spans
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
@@ -17,6 +18,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include <openssl/types.h>
 
 #include "obs_limits.h"
 #include "obs_tracecontext.h"
@@ -88,6 +91,7 @@ typedef struct ngx_http_obs_loc_conf_s {
     ngx_http_obs_value_t      *service;
     ngx_http_obs_value_t      *route;
     ngx_http_obs_value_t      *tenant;
+    ngx_array_t               *fields;       /* obs_log_field; NULL: none */
 } ngx_http_obs_loc_conf_t;
 
 
@@ -172,13 +176,20 @@ typedef struct ngx_http_obs_ctx_s {
 #define NGX_HTTP_OBS_MAX_REQUEST_ID   128
 #define NGX_HTTP_OBS_MAX_VALUE        256      /* any other text */
 
-/* ... and all its text together, at most */
-#define NGX_HTTP_OBS_MAX_TEXT                                                \
-    (NGX_HTTP_OBS_MAX_PATH + NGX_HTTP_OBS_MAX_USER_AGENT                     \
-     + NGX_HTTP_OBS_MAX_REQUEST_ID + OBS_ROUTE_MAX_LEN + OBS_TENANT_MAX_LEN  \
-     + OBS_TRACESTATE_MAX_LEN + sizeof("https") - 1                          \
-     + 6 * NGX_HTTP_OBS_MAX_VALUE                                            \
-     + NGX_HTTP_OBS_MAX_ATTEMPTS * NGX_HTTP_OBS_MAX_VALUE)
+#define NGX_HTTP_OBS_MAX_SCHEME       (sizeof("https") - 1)
+
+/* obs_log_field: fields per block, and the bytes of a name and a value */
+#define NGX_HTTP_OBS_MAX_FIELDS       8
+#define NGX_HTTP_OBS_MAX_FIELD_NAME   64
+#define NGX_HTTP_OBS_MAX_FIELD_VALUE  256
+
+/*
+ * The largest datagram, and what one holds besides the batch's columns:
+ * the batch header and the columns field's key and length.
+ */
+#define NGX_HTTP_OBS_MAX_DATAGRAM     60000
+#define NGX_HTTP_OBS_HEADER_MAX       512
+#define NGX_HTTP_OBS_DATAGRAM_OVERHEAD  (NGX_HTTP_OBS_HEADER_MAX + 1 + 3)
 
 
 /* One upstream attempt of a record. */
@@ -193,6 +204,13 @@ typedef struct {
     u_char                    *span_id;      /* NULL: none */
 } ngx_http_obs_attempt_t;
 
+/* One obs_log_field of a record; the name is configuration text. */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  value;
+} ngx_http_obs_log_field_t;
+
+
 /* why an upstream attempt got no response (UpstreamAttempt.error) */
 #define NGX_HTTP_OBS_ATTEMPT_OK        0
 #define NGX_HTTP_OBS_ATTEMPT_ERROR     1
@@ -201,13 +219,18 @@ typedef struct {
 
 /*
  * Which of a record's texts live as long as the worker (configuration or
- * static names): the batch recognises those by their address alone.
+ * static names): the batch recognises those by their address alone.  A bit
+ * per text column of proto/obs/v1/columns.def.
  */
-#define NGX_HTTP_OBS_STABLE_METHOD     0x01
-#define NGX_HTTP_OBS_STABLE_ROUTE      0x02
-#define NGX_HTTP_OBS_STABLE_UPSTREAM   0x04
-#define NGX_HTTP_OBS_STABLE_SERVICE    0x08
-#define NGX_HTTP_OBS_STABLE_PROTOCOL   0x10
+enum {
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    ngx_http_obs_text_column_##column,
+#include "obs/v1/columns.def"
+    ngx_http_obs_text_columns
+};
+
+#define NGX_HTTP_OBS_STABLE(column)                                          \
+    ((ngx_uint_t) 1 << ngx_http_obs_text_column_##column)
 
 
 /* One request's record, pointing at the request's own memory. */
@@ -222,7 +245,7 @@ typedef struct {
     uint32_t                   trace_flags;
     uint32_t                   server_port;
     uint32_t                   upstream_span;
-    ngx_uint_t                 stable;       /* NGX_HTTP_OBS_STABLE_* */
+    ngx_uint_t                 stable;       /* NGX_HTTP_OBS_STABLE() */
 
     ngx_str_t                  method;
     ngx_str_t                  route;
@@ -242,8 +265,11 @@ typedef struct {
     u_char                    *span_id;
     u_char                    *parent_span_id;  /* NULL: none */
 
-    ngx_uint_t                 n_attempts;
-    ngx_http_obs_attempt_t     attempts[NGX_HTTP_OBS_MAX_ATTEMPTS];
+    ngx_uint_t                 n_upstreams;
+    ngx_http_obs_attempt_t     upstreams[NGX_HTTP_OBS_MAX_ATTEMPTS];
+
+    ngx_uint_t                 n_fields;     /* obs_log_field */
+    ngx_http_obs_log_field_t   fields[NGX_HTTP_OBS_MAX_FIELDS];
 } ngx_http_obs_record_t;
 
 
@@ -276,6 +302,8 @@ void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
 char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_obs_value_t *v);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
@@ -293,6 +321,7 @@ ngx_http_obs_columns_t *ngx_http_obs_columns_create(ngx_pool_t *pool,
     size_t datagram_size);
 void ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols);
 ngx_uint_t ngx_http_obs_columns_count(ngx_http_obs_columns_t *cols);
+size_t ngx_http_obs_columns_record_max(void);
 ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec, size_t limit);
 void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
@@ -303,13 +332,19 @@ size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
 
 ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar);
-char *ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
-    ngx_str_t *path);
+char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive);
+EVP_MAC_CTX *ngx_http_obs_hmac_new(ngx_str_t *key);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);
 void ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
+
+char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
+    ngx_http_obs_record_t *rec);
 
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,

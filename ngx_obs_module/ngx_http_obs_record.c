@@ -53,7 +53,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_connection_t         *c;
     ngx_http_obs_value_t     *service;
     ngx_http_obs_record_t     rec;
-    ngx_http_obs_loc_conf_t  *olcf;
+    ngx_http_obs_loc_conf_t  *olcf, *route_conf;
 
     c = r->connection;
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
@@ -63,7 +63,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     rec.stable = 0;
     rec.request_body_bytes = 0;
     rec.server_port = 0;
-    rec.n_attempts = 0;
+    rec.n_upstreams = 0;
     ngx_str_null(&rec.upstream_name);
     ngx_str_null(&rec.service);
     ngx_str_null(&rec.user_agent);
@@ -77,7 +77,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
                       OBS_ROUTE_MAX_LEN);
 
     if (ctx->route_stable) {
-        rec.stable |= NGX_HTTP_OBS_STABLE_ROUTE;
+        rec.stable |= NGX_HTTP_OBS_STABLE(route);
     }
 
     /*
@@ -120,13 +120,17 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
-    /* the service of the location the route was taken in, as the route */
+    /*
+     * the service (and the obs_log_fields) of the location the route was
+     * taken in, as the route
+     */
 
-    service = ctx->route_conf ? ctx->route_conf->service : olcf->service;
+    route_conf = ctx->route_conf ? ctx->route_conf : olcf;
+    service = route_conf->service;
 
     if (service && service->constant) {
         rec.service = service->cv.value;
-        rec.stable |= NGX_HTTP_OBS_STABLE_SERVICE;
+        rec.stable |= NGX_HTTP_OBS_STABLE(service);
 
     } else if (service
                && ngx_http_obs_value(r, service, &rec.service) != NGX_OK)
@@ -171,6 +175,12 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_http_obs_protocol(r, &rec);
 
     rec.upstream_span = olcf->upstream_span ? 1 : 0;
+
+    rec.n_fields = 0;
+
+    if (route_conf->fields) {
+        ngx_http_obs_record_fields(r, route_conf->fields, &rec);
+    }
 
     return ngx_http_obs_emit(&rec);
 }
@@ -217,7 +227,7 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     n = ngx_min(r->upstream_states->nelts, NGX_HTTP_OBS_MAX_ATTEMPTS);
 
     for (i = 0; i < n; i++) {
-        a = &rec->attempts[i];
+        a = &rec->upstreams[i];
 
         if (state[i].peer) {
             ngx_http_obs_text(&a->address, state[i].peer->data,
@@ -243,7 +253,7 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         a->span_id = (i < ctx->attempts) ? ctx->attempt_ids[i] : NULL;
     }
 
-    rec->n_attempts = n;
+    rec->n_upstreams = n;
 }
 
 
@@ -261,7 +271,7 @@ ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_record_t *rec,
     if (uscf->port == 0 || uscf->host.len > NGX_HTTP_OBS_MAX_VALUE) {
         ngx_http_obs_text(&rec->upstream_name, uscf->host.data,
                           uscf->host.len, NGX_HTTP_OBS_MAX_VALUE);
-        rec->stable |= NGX_HTTP_OBS_STABLE_UPSTREAM;
+        rec->stable |= NGX_HTTP_OBS_STABLE(upstream_name);
         return;
     }
 
@@ -299,7 +309,7 @@ ngx_http_obs_method(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
 
     if (i >= 0) {
         rec->method = ngx_http_obs_methods[i];
-        rec->stable |= NGX_HTTP_OBS_STABLE_METHOD;
+        rec->stable |= NGX_HTTP_OBS_STABLE(method);
         return;
     }
 
@@ -325,7 +335,7 @@ ngx_http_obs_protocol(ngx_http_request_t *r, ngx_http_obs_record_t *rec)
 
     if (i >= 0) {
         rec->protocol = ngx_http_obs_protocols[i];
-        rec->stable |= NGX_HTTP_OBS_STABLE_PROTOCOL;
+        rec->stable |= NGX_HTTP_OBS_STABLE(protocol);
         return;
     }
 

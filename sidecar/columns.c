@@ -4,10 +4,8 @@
 
 #include "columns.h"
 
-#define TRACE_ID_LEN  16
-#define SPAN_ID_LEN   8
-
-static int column_ok(size_t n, size_t want);
+static int group_entries(const uint32_t *counts, size_t n, size_t *entries);
+static int column_ok(size_t n, size_t want, int required);
 static int symbol_column_ok(const uint32_t *refs, size_t n, size_t want,
     size_t n_symbols);
 static ProtobufCBinaryData symbol(const Obs__V1__RecordColumns *c,
@@ -17,10 +15,31 @@ static uint32_t u32_at(const uint32_t *v, size_t n, size_t i);
 static ProtobufCBinaryData id_at(const ProtobufCBinaryData *ids, size_t width,
     size_t i);
 
+/* The entries each group has in all, from its count column; 0 if too many. */
+static int
+group_entries(const uint32_t *counts, size_t n, size_t *entries)
+{
+    size_t  i;
+
+    *entries = 0;
+
+    for (i = 0; i < n; i++) {
+        if (counts[i] > COLUMNS_MAX_ENTRIES) {
+            return 0;
+        }
+        *entries += counts[i];
+    }
+
+    return 1;
+}
+
 int
 columns_valid(const Obs__V1__RecordColumns *c)
 {
-    size_t  i, n = c->count, attempts = 0, symbols = c->n_symbol_end;
+    size_t  i, n_record = c->count, symbols = c->n_symbol_end;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    size_t  n_##group;
+#include "obs/v1/columns.def"
 
     if (c->n_symbol_end > 0 && c->symbol_end[0] != 0) {
         return 0;       /* symbol 0 is the empty string */
@@ -38,153 +57,102 @@ columns_valid(const Obs__V1__RecordColumns *c)
         symbols = 1;    /* only the empty string */
     }
 
-    for (i = 0; i < c->n_upstream_attempts; i++) {
-        if (c->upstream_attempts[i] > COLUMNS_MAX_ATTEMPTS) {
-            return 0;
-        }
-        attempts += c->upstream_attempts[i];
-    }
-
-    /*
-     * Every record and attempt must occupy bytes of the datagram, or a
-     * 14-byte batch could claim four billion records: status and duration
-     * are required, and so is an attempt's status.
-     */
-
-    if (n > COLUMNS_MAX_RECORDS || c->n_status != n || c->n_duration_us != n
-        || c->n_attempt_status != attempts)
-    {
+    if (n_record > COLUMNS_MAX_RECORDS) {
         return 0;
     }
 
-    return column_ok(c->n_start_time_unix_nano, n)
-           && column_ok(c->n_duration_us, n)
-           && column_ok(c->n_status, n)
-           && column_ok(c->n_request_bytes, n)
-           && column_ok(c->n_response_bytes, n)
-           && column_ok(c->n_request_body_bytes, n)
-           && column_ok(c->n_response_body_bytes, n)
-           && column_ok(c->n_trace_flags, n)
-           && column_ok(c->n_server_port, n)
-           && column_ok(c->n_upstream_span, n)
-           && column_ok(c->n_upstream_attempts, n)
-           && column_ok(c->trace_id.len, n * TRACE_ID_LEN)
-           && column_ok(c->span_id.len, n * SPAN_ID_LEN)
-           && column_ok(c->parent_span_id.len, n * SPAN_ID_LEN)
-           && symbol_column_ok(c->method, c->n_method, n, symbols)
-           && symbol_column_ok(c->route, c->n_route, n, symbols)
-           && symbol_column_ok(c->path, c->n_path, n, symbols)
-           && symbol_column_ok(c->upstream_name, c->n_upstream_name,
-                               n, symbols)
-           && symbol_column_ok(c->tenant, c->n_tenant, n, symbols)
-           && symbol_column_ok(c->service, c->n_service, n, symbols)
-           && symbol_column_ok(c->client_address, c->n_client_address,
-                               n, symbols)
-           && symbol_column_ok(c->user_agent, c->n_user_agent, n, symbols)
-           && symbol_column_ok(c->request_id, c->n_request_id, n, symbols)
-           && symbol_column_ok(c->tracestate, c->n_tracestate, n, symbols)
-           && symbol_column_ok(c->scheme, c->n_scheme, n, symbols)
-           && symbol_column_ok(c->server_address, c->n_server_address,
-                               n, symbols)
-           && symbol_column_ok(c->protocol, c->n_protocol, n, symbols)
-           && symbol_column_ok(c->attempt_address, c->n_attempt_address,
-                               attempts, symbols)
-           && column_ok(c->n_attempt_status, attempts)
-           && column_ok(c->n_attempt_connect_time_us, attempts)
-           && column_ok(c->n_attempt_header_time_us, attempts)
-           && column_ok(c->n_attempt_response_time_us, attempts)
-           && column_ok(c->n_attempt_bytes_received, attempts)
-           && column_ok(c->n_attempt_error, attempts)
-           && column_ok(c->attempt_span_id.len, attempts * SPAN_ID_LEN);
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    if (!group_entries(c->count, c->n_##count, &n_##group)) {                \
+        return 0;                                                             \
+    }
+#include "obs/v1/columns.def"
+
+    /*
+     * Every record and entry must occupy bytes of the datagram, or a
+     * 14-byte batch could claim four billion records: each group has
+     * required columns (columns.def), present whatever their values.
+     */
+
+    return 1
+#define OBS_U32(group, column, field, required)                               \
+           && column_ok(c->n_##column, n_##group, required)
+#define OBS_U64(group, column, field, required)                               \
+           && column_ok(c->n_##column, n_##group, required)
+#define OBS_BOOL(group, column, field)                                        \
+           && column_ok(c->n_##column, n_##group, 0)
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+           && symbol_column_ok(c->column, c->n_##column, n_##group, symbols)
+#define OBS_ID(group, column, field, width)                                   \
+           && column_ok(c->column.len, n_##group * (width), 0)
+#include "obs/v1/columns.def"
+           /* obs_log_field: a field is its name and value, both there */
+           && column_ok(c->n_field_name, n_log_field, 1)
+           && column_ok(c->n_field_value, n_log_field, 1);
 }
 
 void
 columns_reader_init(columns_reader_t *rd, const Obs__V1__RecordColumns *c)
 {
     rd->c = c;
-    rd->next = 0;
-    rd->next_attempt = 0;
+    rd->next_record = 0;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    rd->next_##group = 0;
+#include "obs/v1/columns.def"
 }
 
+/*
+ * Each record column's entry into r, then each group's entries into the
+ * reader's arrays, r's repeated field pointing at them.
+ */
 int
-columns_next(columns_reader_t *rd, Obs__V1__Record *r,
-    Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs)
+columns_next(columns_reader_t *rd, Obs__V1__Record *r)
 {
     const Obs__V1__RecordColumns  *c = rd->c;
-    Obs__V1__UpstreamAttempt      *a;
-    size_t                         i = rd->next, k, j;
+    Obs__V1__Record               *record = r;
+    size_t                         k;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    Obs__V1__##Row                *group;
+#include "obs/v1/columns.def"
 
-    if (i >= c->count) {
+    if (rd->next_record >= c->count) {
         return 0;
     }
 
     obs__v1__record__init(r);
 
-    r->start_time_unix_nano = u64_at(c->start_time_unix_nano,
-                                     c->n_start_time_unix_nano, i);
-    r->duration_us = u64_at(c->duration_us, c->n_duration_us, i);
-    r->status = u32_at(c->status, c->n_status, i);
-    r->request_bytes = u64_at(c->request_bytes, c->n_request_bytes, i);
-    r->response_bytes = u64_at(c->response_bytes, c->n_response_bytes, i);
-    r->request_body_bytes = u64_at(c->request_body_bytes,
-                                   c->n_request_body_bytes, i);
-    r->response_body_bytes = u64_at(c->response_body_bytes,
-                                    c->n_response_body_bytes, i);
-    r->trace_flags = u32_at(c->trace_flags, c->n_trace_flags, i);
-    r->server_port = u32_at(c->server_port, c->n_server_port, i);
-    r->upstream_span = u32_at(c->upstream_span, c->n_upstream_span, i) != 0;
-
-    r->method = symbol(c, c->method, c->n_method, i);
-    r->route = symbol(c, c->route, c->n_route, i);
-    r->path = symbol(c, c->path, c->n_path, i);
-    r->upstream_name = symbol(c, c->upstream_name, c->n_upstream_name, i);
-    r->tenant = symbol(c, c->tenant, c->n_tenant, i);
-    r->service = symbol(c, c->service, c->n_service, i);
-    r->client_address = symbol(c, c->client_address, c->n_client_address, i);
-    r->user_agent = symbol(c, c->user_agent, c->n_user_agent, i);
-    r->request_id = symbol(c, c->request_id, c->n_request_id, i);
-    r->tracestate = symbol(c, c->tracestate, c->n_tracestate, i);
-    r->scheme = symbol(c, c->scheme, c->n_scheme, i);
-    r->server_address = symbol(c, c->server_address, c->n_server_address, i);
-    r->protocol = symbol(c, c->protocol, c->n_protocol, i);
-
-    r->trace_id = id_at(&c->trace_id, TRACE_ID_LEN, i);
-    r->span_id = id_at(&c->span_id, SPAN_ID_LEN, i);
-    r->parent_span_id = id_at(&c->parent_span_id, SPAN_ID_LEN, i);
-
-    r->n_upstreams = u32_at(c->upstream_attempts, c->n_upstream_attempts, i);
-    r->upstreams = ptrs;
-
-    for (k = 0; k < r->n_upstreams; k++) {
-        j = rd->next_attempt + k;
-        a = &attempts[k];
-        obs__v1__upstream_attempt__init(a);
-
-        a->address = symbol(c, c->attempt_address, c->n_attempt_address, j);
-        a->status = u32_at(c->attempt_status, c->n_attempt_status, j);
-        a->connect_time_us = u64_at(c->attempt_connect_time_us,
-                                    c->n_attempt_connect_time_us, j);
-        a->header_time_us = u64_at(c->attempt_header_time_us,
-                                   c->n_attempt_header_time_us, j);
-        a->response_time_us = u64_at(c->attempt_response_time_us,
-                                     c->n_attempt_response_time_us, j);
-        a->bytes_received = u64_at(c->attempt_bytes_received,
-                                   c->n_attempt_bytes_received, j);
-        a->span_id = id_at(&c->attempt_span_id, SPAN_ID_LEN, j);
-        a->error = u32_at(c->attempt_error, c->n_attempt_error, j);
-        ptrs[k] = a;
+#define OBS_U32(group, column, field, required)                               \
+    group->field = u32_at(c->column, c->n_##column, rd->next_##group);
+#define OBS_U64(group, column, field, required)                               \
+    group->field = u64_at(c->column, c->n_##column, rd->next_##group);
+#define OBS_BOOL(group, column, field)                                        \
+    group->field = u32_at(c->column, c->n_##column, rd->next_##group) != 0;
+#define OBS_SYMBOL(group, column, field, text, max)                           \
+    group->field = symbol(c, c->column, c->n_##column, rd->next_##group);
+#define OBS_ID(group, column, field, width)                                   \
+    group->field = id_at(&c->column, width, rd->next_##group);
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    record->rows = rd->group##_ptrs;                                          \
+                                                                              \
+    for (k = 0; k < record->n_##rows; k++, rd->next_##group++) {              \
+        group = &rd->group[k];                                                \
+        obs__v1__##row##__init(group);                                        \
+        rd->group##_ptrs[k] = group;
+#define OBS_GROUP_END(group)                                                  \
     }
+#include "obs/v1/columns.def"
 
-    rd->next_attempt += r->n_upstreams;
-    rd->next++;
+    rd->next_record++;
     return 1;
 }
 
-/* A column holds one entry per record (or attempt), or none at all. */
+/*
+ * A column holds one entry per record (or entry of its group), or none at
+ * all unless it is required.
+ */
 static int
-column_ok(size_t n, size_t want)
+column_ok(size_t n, size_t want, int required)
 {
-    return n == 0 || n == want;
+    return n == want || (n == 0 && !required);
 }
 
 /* ... and a text column's entries all name a symbol of the table. */
@@ -194,7 +162,7 @@ symbol_column_ok(const uint32_t *refs, size_t n, size_t want,
 {
     size_t  i;
 
-    if (!column_ok(n, want)) {
+    if (!column_ok(n, want, 0)) {
         return 0;
     }
 

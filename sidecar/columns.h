@@ -1,6 +1,7 @@
 /*
  * Records in column form (obs.v1.RecordColumns, what the module sends):
  * validation of a decoded batch and the reading of one record from it.
+ * Both follow the column list, proto/obs/v1/columns.def.
  */
 
 #ifndef OBS_COLUMNS_H
@@ -10,23 +11,30 @@
 
 #include "obs/v1/record.pb-c.h"
 
-/* The most upstream attempts one record carries. */
-#define COLUMNS_MAX_ATTEMPTS  64
+/* The most entries of a group (upstream attempts, ...) one record has. */
+#define COLUMNS_MAX_ENTRIES   64
 
 /* The most records one batch may claim: a datagram is at most 64 KiB. */
 #define COLUMNS_MAX_RECORDS   65536
 
-/* A reader over one batch; records are read in order. */
+/*
+ * A reader over one batch; records are read in order.  A record's entries
+ * (its upstream attempts, ...) live in the reader until the next record.
+ */
 typedef struct {
     const Obs__V1__RecordColumns  *c;
-    size_t                         next;          /* next record */
-    size_t                         next_attempt;  /* its first attempt */
+    size_t                         next_record;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    size_t                         next_##group;                             \
+    Obs__V1__##Row                 group[COLUMNS_MAX_ENTRIES];               \
+    Obs__V1__##Row                *group##_ptrs[COLUMNS_MAX_ENTRIES];
+#include "obs/v1/columns.def"
 } columns_reader_t;
 
 /*
- * Tells whether every column agrees with count, the required columns
- * (status, duration, an attempt's status) are all there, and every symbol
- * exists.
+ * Tells whether every column agrees with count (or its group's counts), the
+ * required columns (status, duration, an attempt's status) are all there,
+ * and every symbol exists.
  */
 int columns_valid(const Obs__V1__RecordColumns *c);
 
@@ -35,9 +43,8 @@ void columns_reader_init(columns_reader_t *rd, const Obs__V1__RecordColumns *c);
 
 /*
  * Fills r with the next record (its text pointing into the batch, its
- * attempts into the caller's arrays); returns 0 when none is left.
+ * entries into the reader); returns 0 when none is left.
  */
-int columns_next(columns_reader_t *rd, Obs__V1__Record *r,
-    Obs__V1__UpstreamAttempt *attempts, Obs__V1__UpstreamAttempt **ptrs);
+int columns_next(columns_reader_t *rd, Obs__V1__Record *r);
 
 #endif

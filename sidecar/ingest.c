@@ -184,8 +184,6 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
 {
     Obs__V1__Batch            *batch;
     Obs__V1__Record            r;
-    Obs__V1__UpstreamAttempt   attempts[COLUMNS_MAX_ATTEMPTS];
-    Obs__V1__UpstreamAttempt  *ptrs[COLUMNS_MAX_ATTEMPTS];
     columns_reader_t           rd;
     struct timespec            ts;
     double                     now_f;
@@ -242,7 +240,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         STATS_ADD(records_received, batch->columns->count);
         columns_reader_init(&rd, batch->columns);
 
-        while (columns_next(&rd, &r, attempts, ptrs)) {
+        while (columns_next(&rd, &r)) {
             ingest_record(in, &r, ts.tv_sec, now_f);
         }
     }

@@ -258,3 +258,50 @@ my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
 ["ok", '"path": "/norid"']
 --- response_body_unlike eval
 ["requestId", '"requestId"']
+
+
+
+=== TEST 16: the largest record nginx can make arrives whole: eight attempts, every text at its limit
+The bound of a record (proto/obs/v1/columns.def, checked at compile time
+against the largest datagram) must never be short: the batch would be cut
+or the module would log that it packed over its bound.
+--- http_config eval
+my $dead = CORE::join("\n", map {
+    "server unix:\$TEST_NGINX_HTML_DIR/" . ("d" x 40) . "$_.sock;" } 1 .. 9);
+$::HttpConfig . <<"_EOC_";
+    upstream @{["u" x 300]} {
+        $dead
+    }
+_EOC_
+--- config eval
+"location /p {
+    obs_route \"/p/" . ("r" x 300) . "\";
+    obs_service_name " . ("s" x 300) . ";
+    proxy_next_upstream error timeout;
+    proxy_next_upstream_tries 0;
+    proxy_pass http://" . ("u" x 300) . ";
+}"
+--- more_headers eval
+"User-Agent: " . ("a" x 600) . "
+X-Request-ID: " . ("i" x 200) . "
+X-Tenant-ID: " . ("t" x 64) . "
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+tracestate: " . CORE::join(",", map { sprintf("k%02d=%s", $_, "v" x 11) } 1 .. 32)
+--- request eval
+[("MKCOLLECTION" . ("X" x 300)) . " /p" . ("p" x 1100) . "?q=1",
+ "GET /sink/records?min=1&wait=5&status=502", "GET /errlog"]
+--- response_body_like eval
+[qr/Bad Gateway/, CORE::join('', map { "(?=[\\s\\S]*$_)" }
+    '"method": "MKCOLLECTIONX{244}"',
+    '"route": "/p/r{253}"',
+    '"path": "/p{1023}"',
+    '"userAgent": "a{512}"',
+    '"requestId": "i{128}"',
+    '"tenant": "t{64}"',
+    '"service": "s{256}"',
+    '"upstreamName": "u{256}"',
+    '"tracestate": "k01=v{11}(?:,k\d\d=v{11}){31}"',
+    '"upstreams": \[(?:\{[^{}]*"address": "unix:[^"]*d{40}\d\.sock"[^{}]*\},? ?){8}\]'),
+ qr/^(?![\s\S]*over its bound)/]
+--- error_code eval
+[502, 200, 200]

@@ -154,25 +154,53 @@ def ingest(store, schema, data):
         store.cond.notify_all()
 
 
-# RecordColumns field -> Record field, by kind (see record.proto)
-NUMBER_COLUMNS = ["start_time_unix_nano", "duration_us", "status",
-                  "request_bytes", "response_bytes", "request_body_bytes",
-                  "response_body_bytes", "trace_flags", "server_port"]
-SYMBOL_COLUMNS = ["method", "route", "path", "upstream_name", "tenant",
-                  "service", "client_address", "user_agent", "request_id",
-                  "tracestate", "scheme", "server_address", "protocol"]
-ID_COLUMNS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
-ATTEMPT_COLUMNS = {"attempt_status": "status",
-                   "attempt_connect_time_us": "connect_time_us",
-                   "attempt_header_time_us": "header_time_us",
-                   "attempt_response_time_us": "response_time_us",
-                   "attempt_bytes_received": "bytes_received",
-                   "attempt_error": "error"}
+# The variable-length groups of RecordColumns (proto/obs/v1/columns.def):
+# count column -> (the repeated field of Record holding the entries, the
+# prefix of the entry columns).  Everything else comes from the descriptor.
+GROUPS = {"upstream_attempts": ("upstreams", "attempt_"),
+          "field_count": ("fields", "field_")}          # obs_log_field
+
+# bytes per entry of an id column: W3C trace ids and span ids
+ID_WIDTHS = {"trace_id": 16, "span_id": 8}
+
+
+def column_layout(schema):
+    """Each RecordColumns field, from the descriptors: (column, group count
+    column or None, target field, kind), kind being number, bool, symbol
+    (a fixed32 column of a bytes field) or an id width (a bytes column)."""
+    columns = schema.RecordColumns.DESCRIPTOR
+    record = schema.Record.DESCRIPTOR
+    layout = []
+    for f in columns.fields:
+        if f.name in ("count", "symbol_data", "symbol_end"):
+            continue
+        group, target, name = None, record, f.name
+        if f.name in GROUPS:
+            name = GROUPS[f.name][0]
+        for count, (rows, prefix) in GROUPS.items():
+            if f.name.startswith(prefix) and f.name not in GROUPS:
+                group, name = count, f.name[len(prefix):]
+                target = record.fields_by_name[rows].message_type
+        to = target.fields_by_name[name]
+        if f.name in GROUPS:
+            kind = "count"
+        elif f.type == f.TYPE_BYTES:
+            kind = next(w for k, w in ID_WIDTHS.items()
+                        if name.endswith(k))
+        elif to.type == to.TYPE_BYTES:
+            kind = "symbol"
+        elif to.type == to.TYPE_BOOL:
+            kind = "bool"
+        else:
+            kind = "number"
+        layout.append((f.name, group, name, kind))
+    return layout
 
 
 def column_rows(cols, schema):
     """Rebuilds Record messages from a batch's column form, checking that
-    every column has one entry per record (or none) as record.proto says."""
+    every column has one entry per record or group entry (or none) as
+    record.proto says."""
     n = cols.count
     ends = list(cols.symbol_end)
     if ends and ends[0] != 0:
@@ -195,33 +223,36 @@ def column_rows(cols, schema):
             if raw else [b""] * want
         return [b"" if v == bytes(width) else v for v in out]
 
-    counts = column("upstream_attempts", n)
-    total = sum(counts)
+    layout = column_layout(schema)
+    counts = {count: column(count, n) for count in GROUPS}
+    entries = {None: n}
+    entries.update({count: sum(c) for count, c in counts.items()})
+    values = {}
+    for name, group, _, kind in layout:
+        want = entries[group]
+        if isinstance(kind, int):
+            values[name] = ids(name, kind, want)
+        else:
+            values[name] = column(name, want)
+            if kind == "symbol":
+                values[name] = [symbols[v] for v in values[name]]
+            elif kind == "bool":
+                values[name] = [v != 0 for v in values[name]]
+
+    first = {count: 0 for count in GROUPS}
     rows = []
-    numbers = {f: column(f, n) for f in NUMBER_COLUMNS}
-    texts = {f: column(f, n) for f in SYMBOL_COLUMNS}
-    id_values = {f: ids(f, w, n) for f, w in ID_COLUMNS.items()}
-    upstream_span = column("upstream_span", n)
-    attempt = {f: column(f, total) for f in ATTEMPT_COLUMNS}
-    attempt_address = column("attempt_address", total)
-    attempt_span = ids("attempt_span_id", 8, total)
-    first = 0
     for i in range(n):
         r = schema.Record()
-        for f in NUMBER_COLUMNS:
-            setattr(r, f, numbers[f][i])
-        for f in SYMBOL_COLUMNS:
-            setattr(r, f, symbols[texts[f][i]])
-        for f in ID_COLUMNS:
-            setattr(r, f, id_values[f][i])
-        r.upstream_span = upstream_span[i] != 0
-        for j in range(first, first + counts[i]):
-            a = r.upstreams.add()
-            a.address = symbols[attempt_address[j]]
-            a.span_id = attempt_span[j]
-            for f, to in ATTEMPT_COLUMNS.items():
-                setattr(a, to, attempt[f][j])
-        first += counts[i]
+        for name, group, to, kind in layout:
+            if group is None and kind != "count":
+                setattr(r, to, values[name][i])
+        for count, (field, _) in GROUPS.items():
+            for j in range(first[count], first[count] + counts[count][i]):
+                e = getattr(r, field).add()
+                for name, group, to, kind in layout:
+                    if group == count:
+                        setattr(e, to, values[name][j])
+            first[count] += counts[count][i]
         rows.append(r)
     return rows
 
@@ -307,7 +338,8 @@ def make_handler(store):
 def main():
     path, port, proto_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     schema = load_schema(proto_dir)
-    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader):
+    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader,
+                    schema.LogField):
         for f in message.DESCRIPTOR.fields:
             if f.type == f.TYPE_BYTES:
                 BYTES_FIELDS.add(f.camelcase_name)
