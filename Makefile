@@ -18,6 +18,7 @@ MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*
 ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
+               common/hex.h common/obs_limits.h \
                proto/obs/v1/record.proto proto/obs/v1/columns.def \
                proto/obs/v1/log_keys.def config
 
@@ -27,7 +28,8 @@ WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
 .PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
-        dashboards dashboards-test k8s fuzz images push-images k8s-test
+        dashboards dashboards-test k8s fuzz images push-images k8s-test \
+        settings-test
 
 all: module sidecar
 
@@ -113,12 +115,39 @@ OTLP_PROTOS  := common/v1/common resource/v1/resource trace/v1/trace \
 PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(GEN)/prometheus/remote.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
-SIDECAR_SRCS := $(wildcard sidecar/*.c) $(wildcard exporter/*.c)
-SIDECAR_HDRS := $(wildcard sidecar/*.h) $(wildcard exporter/*.h) \
-                proto/obs/v1/columns.def proto/obs/v1/log_keys.def
+VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
                 -lz -lpthread -lm
-VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+SIDECAR_INC  := -Isidecar -Iexporter -Icommon -I$(GEN) -Iproto
+
+# The sidecar and its exporters compile once into a static library per
+# flavour: plain (the sidecar, benchmarks), ASan+UBSan (unit tests) and
+# libFuzzer (fuzzers).  -MMD records each object's headers, so touching a
+# header rebuilds exactly its users.
+LIB_SRCS     := $(filter-out sidecar/main.c, \
+                  $(wildcard sidecar/*.c exporter/*.c common/*.c))
+LIB_MEMBERS  := $(LIB_SRCS:.c=.o) $(PROTO_GEN:$(GEN)/%.c=gen/%.o)
+OBJ          := $(BUILD)/obj
+OBJ_ASAN     := $(BUILD)/obj-asan
+OBJ_FUZZ     := $(BUILD)/obj-fuzz
+LIB          := $(OBJ)/libobs-sidecar.a
+LIB_ASAN     := $(OBJ_ASAN)/libobs-sidecar.a
+LIB_FUZZ     := $(OBJ_FUZZ)/libobs-sidecar.a
+SAN          := -fsanitize=address,undefined
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
+                -D_GNU_SOURCE
+
+# The version is a header rewritten (at parse time) only when it changes;
+# only the files that print it include it.
+hash         := \#
+VERSION_H    := $(GEN)/obs_version.h
+version_text := $(hash)define OBS_VERSION "$(VERSION)"
+$(shell mkdir -p $(GEN); \
+  [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
+  || echo '$(version_text)' >$(VERSION_H))
+VERSIONED    := sidecar/push.o sidecar/metrics.o exporter/spans.o
+$(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
+    OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 
 sidecar: $(SIDECAR)
 
@@ -126,11 +155,52 @@ $(GEN)/%.pb-c.c: proto/%.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) $<
 
-$(SIDECAR): $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
-	    -DOBS_VERSION='"$(VERSION)"' -DOBS_EXPORTER_VERSION='"$(VERSION)"' \
-	    -Isidecar -Iexporter -I$(GEN) -Iproto \
-	    -o $@ $(SIDECAR_SRCS) $(PROTO_GEN) $(SIDECAR_LIBS)
+# protoc-c writes the header with the source
+$(GEN)/%.pb-c.h: $(GEN)/%.pb-c.c ;
+
+# generated once and kept: they are not intermediate files to delete
+.SECONDARY: $(PROTO_GEN) $(PROTO_GEN:.c=.h)
+
+# the generated headers exist before anything that includes them compiles
+$(OBJ)/%.o: %.c | $(PROTO_GEN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) -MMD -MP $(SIDECAR_INC) -It/unit $(OBJ_EXTRA) \
+	    -c -o $@ $<
+
+$(OBJ)/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) -MMD -MP $(SIDECAR_INC) -c -o $@ $<
+
+$(OBJ_ASAN)/%.o: %.c | $(PROTO_GEN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(SAN) -MMD -MP $(SIDECAR_INC) -It/unit \
+	    $(OBJ_EXTRA) -c -o $@ $<
+
+$(OBJ_ASAN)/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(SAN) -MMD -MP $(SIDECAR_INC) -c -o $@ $<
+
+$(OBJ_FUZZ)/%.o: %.c | $(PROTO_GEN)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -MMD -MP $(SIDECAR_INC) -It/unit $(OBJ_EXTRA) \
+	    -c -o $@ $<
+
+$(OBJ_FUZZ)/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -MMD -MP $(SIDECAR_INC) -c -o $@ $<
+
+$(LIB): $(LIB_MEMBERS:%=$(OBJ)/%)
+$(LIB_ASAN): $(LIB_MEMBERS:%=$(OBJ_ASAN)/%)
+$(LIB_FUZZ): $(LIB_MEMBERS:%=$(OBJ_FUZZ)/%)
+$(LIB) $(LIB_ASAN) $(LIB_FUZZ):
+	rm -f $@
+	ar rcs $@ $^
+
+$(SIDECAR): $(OBJ)/sidecar/main.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
+
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-asan $(BUILD)/obj-fuzz \
+                      -name '*.d' 2>/dev/null)
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(MODULES_DIR)
@@ -147,23 +217,14 @@ demo: all
 demo-stop:
 	bash deploy/demo/demo.sh stop
 
-$(BUILD)/bench_sidecar: bench/sidecar_bench.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) -Iproto \
-	    -DOBS_EXPORTER_VERSION='"bench"' \
-	    -o $@ bench/sidecar_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/bench_sidecar: $(OBJ)/bench/sidecar_bench.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
-$(BUILD)/bench_pushers: bench/pushers_bench.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) -Iproto \
-	    -DOBS_EXPORTER_VERSION='"bench"' \
-	    -o $@ bench/pushers_bench.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/bench_pushers: $(OBJ)/bench/pushers_bench.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
-$(BUILD)/bench_exporter_floor: bench/exporter_floor.c bench/clock.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Isidecar -Iexporter -I$(GEN) -Iproto \
-	    -DOBS_EXPORTER_VERSION='"bench"' \
-	    -o $@ bench/exporter_floor.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/bench_exporter_floor: $(OBJ)/bench/exporter_floor.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
 $(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
 	@mkdir -p $(BUILD)
@@ -197,31 +258,22 @@ push-images: images
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business
 
-$(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h
+$(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
 
-$(BUILD)/test_sidecar: t/unit/unit.h t/unit/test_sidecar.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit \
-	    -DOBS_EXPORTER_VERSION='"test"' \
-	    -o $@ t/unit/test_sidecar.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/test_sidecar: $(OBJ_ASAN)/t/unit/test_sidecar.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
-$(BUILD)/test_logline: t/unit/unit.h t/unit/test_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit \
-	    -DOBS_EXPORTER_VERSION='"test"' \
-	    -o $@ t/unit/test_logline.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/test_logline: $(OBJ_ASAN)/t/unit/test_logline.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
-$(BUILD)/test_pushers: t/unit/unit.h t/unit/test_pushers.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit \
-	    -DOBS_EXPORTER_VERSION='"test"' \
-	    -o $@ t/unit/test_pushers.c $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/test_pushers: $(OBJ_ASAN)/t/unit/test_pushers.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # obs_metric and requests in flight in the sidecar (sidecar/business.c)
 $(BUILD)/test_business: t/unit/unit.h t/unit/test_business.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
@@ -283,40 +335,54 @@ dashboards-test:
 	/usr/bin/python3 dashboards/build.py --check
 	/usr/bin/python3 dashboards/validate.py
 
-test: unit-test rules-test dashboards-test k8s-test nginx-test \
+# The README's table of settings is the program's own (--help=markdown).
+settings-test: $(SIDECAR)
+	@env -u OTEL_SERVICE_NAME -u OTEL_RESOURCE_ATTRIBUTES $(SIDECAR) \
+	    --help=markdown >$(BUILD)/settings.md
+	@sed -n '/<!-- settings:begin -->/,/<!-- settings:end -->/p' README.md \
+	    | sed '1d;$$d' | diff -u - $(BUILD)/settings.md \
+	    || { echo "README.md's settings table differs from the sidecar's" \
+	         "(- README, + program): paste $(BUILD)/settings.md in" >&2; \
+	         exit 1; }
+	@echo "settings: README table matches $$(grep -c '^| ' $(BUILD)/settings.md) rows"
+
+test: unit-test settings-test rules-test dashboards-test k8s-test nginx-test \
       nginx-test-valgrind integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
 
-$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c
+$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/hex.h
 	@mkdir -p $(BUILD)
-	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ $^
+	clang $(FUZZ_FLAGS) -Ingx_obs_module -Icommon -o $@ $(filter %.c,$^)
 
-$(BUILD)/fuzz_ingest: t/fuzz/fuzz_ingest.c $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -Iproto -DOBS_EXPORTER_VERSION='"fuzz"' \
-	    -o $@ t/fuzz/fuzz_ingest.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/fuzz_ingest: $(OBJ_FUZZ)/t/fuzz/fuzz_ingest.o $(LIB_FUZZ)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
 $(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
 	@mkdir -p $(BUILD)
 	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ t/fuzz/fuzz_jwt.c $(JWT_CORE) \
 	    -lcrypto -ljansson -lm
 
-$(BUILD)/fuzz_logline: t/fuzz/fuzz_logline.c t/unit/logline_oracle.h $(SIDECAR_SRCS) $(SIDECAR_HDRS) $(PROTO_GEN)
-	clang $(FUZZ_FLAGS) -Isidecar -Iexporter -I$(GEN) -Iproto -It/unit -DOBS_EXPORTER_VERSION='"fuzz"' \
-	    -o $@ t/fuzz/fuzz_logline.c $(filter-out sidecar/main.c,$(filter %.c,$(SIDECAR_SRCS))) \
-	    $(PROTO_GEN) $(SIDECAR_LIBS)
+$(BUILD)/fuzz_logline: $(OBJ_FUZZ)/t/fuzz/fuzz_logline.o $(LIB_FUZZ)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
-fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline $(BUILD)/fuzz_jwt
-	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline $(BUILD)/corpus/jwt
+$(BUILD)/fuzz_settings: $(OBJ_FUZZ)/t/fuzz/fuzz_settings.o $(LIB_FUZZ)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(SIDECAR_LIBS)
+
+fuzz: $(BUILD)/fuzz_tracecontext $(BUILD)/fuzz_ingest $(BUILD)/fuzz_logline $(BUILD)/fuzz_jwt \
+      $(BUILD)/fuzz_settings
+	mkdir -p $(BUILD)/corpus/tracecontext $(BUILD)/corpus/ingest $(BUILD)/corpus/logline $(BUILD)/corpus/jwt \
+	    $(BUILD)/corpus/settings
 	cp t/fuzz/seeds/ingest/* $(BUILD)/corpus/ingest/
 	cp t/fuzz/seeds/jwt/* $(BUILD)/corpus/jwt/
+	cp t/fuzz/seeds/settings/* $(BUILD)/corpus/settings/
 	$(BUILD)/fuzz_tracecontext -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(BUILD)/corpus/tracecontext
 	$(BUILD)/fuzz_ingest -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/corpus/ingest
 	$(BUILD)/fuzz_logline -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(BUILD)/corpus/logline
 	$(BUILD)/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -max_len=12000 $(BUILD)/corpus/jwt
+	$(BUILD)/fuzz_settings -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/corpus/settings
 
 clean:
 	rm -rf $(BUILD) t/servroot

@@ -14,11 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <snappy-c.h>
-#include <zlib.h>
-
 #include "build.h"
+#include "compress.h"
 #include "decode_arena.h"
+#include "exporter_config.h"
 #include "columns.h"
 #include "hash.h"
 #include "loki.h"
@@ -100,20 +99,16 @@ static void encoder_seal_spans(encoder_t *c);
 static void encoder_seal_due(encoder_t *c, double now, int all);
 static void encoder_free(encoder_t *c);
 static payload_t *payload_new(size_t cap, size_t items, const char *org);
-static payload_t *payload_gzip(const buf_t *body, size_t items,
-    const char *org);
-static payload_t *payload_snappy(const buf_t *body, size_t items,
-    const char *org);
+static payload_t *payload_compress(compress_t how, const buf_t *body,
+    size_t items, const char *org);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
 static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
 static double now_seconds(void);
-static char *dup_or_null(const char *s);
 
 void
 exporter_config_defaults(exporter_config_t *cfg)
 {
-    const char  *env;
     char         host[256] = "localhost";
     int          i;
 
@@ -140,9 +135,7 @@ exporter_config_defaults(exporter_config_t *cfg)
     cfg->queue_datagrams = 256;
     cfg->loki_json = 0;
 
-    env = getenv("OTEL_SERVICE_NAME");
-    cfg->gateway_name = strdup(env && *env ? env : "obs-gateway");
-    cfg->resource_attributes = dup_or_null(getenv("OTEL_RESOURCE_ATTRIBUTES"));
+    cfg->gateway_name = strdup("obs-gateway");
 }
 
 void
@@ -185,7 +178,13 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
 
-    e->cfg = *cfg;
+    /* the exporter keeps a copy: the sidecar's configuration may change */
+    if (exporter_config_copy(&e->cfg, cfg) != 0) {
+        exporter_config_free(&e->cfg);
+        free(e);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->taken, NULL);
     for (i = 0; i < EXPORTER_SINKS; i++) {
@@ -293,6 +292,7 @@ exporter_stop(exporter_t *e)
     buf_free(&e->resource);
     pthread_cond_destroy(&e->taken);
     pthread_mutex_destroy(&e->lock);
+    exporter_config_free(&e->cfg);
     free(e);
 }
 
@@ -732,9 +732,9 @@ encoder_seal_logs(encoder_t *c, loki_batch_t *b)
         c->body.failed = 0;
         p = NULL;
     } else if (e->loki_format == LOKI_PROTOBUF) {
-        p = payload_snappy(&c->body, items, b->org);
+        p = payload_compress(COMPRESS_SNAPPY, &c->body, items, b->org);
     } else if (e->loki_format == LOKI_JSON) {
-        p = payload_gzip(&c->body, items, b->org);
+        p = payload_compress(COMPRESS_GZIP, &c->body, items, b->org);
     } else {
         p = payload_text(c->body.data, c->body.len, items, b->org);
     }
@@ -777,7 +777,7 @@ encoder_seal_spans(encoder_t *c)
         }
 
     } else if (e->cfg.otlp_gzip) {
-        p = payload_gzip(&c->body, n, "");
+        p = payload_compress(COMPRESS_GZIP, &c->body, n, "");
     } else {
         p = payload_text(c->body.data, c->body.len, n, "");
     }
@@ -839,66 +839,27 @@ payload_new(size_t cap, size_t items, const char *org)
     return p;
 }
 
-/* gzip level 1: the fastest, for OTLP and Loki's JSON push. */
+/* gzip (OTLP, Loki's JSON push) at its fastest level, or snappy's block
+   format (Loki's native push). */
 static payload_t *
-payload_gzip(const buf_t *body, size_t items, const char *org)
+payload_compress(compress_t how, const buf_t *body, size_t items,
+    const char *org)
 {
-    z_stream    z;
     payload_t  *p;
-    size_t      cap;
+    size_t      cap = compress_bound(how, body->len);
 
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-        != Z_OK)
-    {
-        return NULL;
-    }
-
-    cap = deflateBound(&z, body->len);
     p = payload_new(cap, items, org);
     if (p == NULL) {
-        deflateEnd(&z);
         return NULL;
     }
 
-    z.next_in = (Bytef *) body->data;
-    z.avail_in = (uInt) body->len;
-    z.next_out = p->data;
-    z.avail_out = (uInt) cap;
-
-    if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-        deflateEnd(&z);
+    p->len = compress_fast(how, body->data, body->len, p->data, cap);
+    if (p->len == 0) {
         free(p->data);
         free(p);
         return NULL;
     }
 
-    p->len = z.total_out;
-    deflateEnd(&z);
-    return p;
-}
-
-/* Snappy's block format, as Loki's native push carries it. */
-static payload_t *
-payload_snappy(const buf_t *body, size_t items, const char *org)
-{
-    payload_t  *p;
-    size_t      len = snappy_max_compressed_length(body->len);
-
-    p = payload_new(len, items, org);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    if (snappy_compress(body->data, body->len, (char *) p->data, &len)
-        != SNAPPY_OK)
-    {
-        free(p->data);
-        free(p);
-        return NULL;
-    }
-
-    p->len = len;
     return p;
 }
 
@@ -934,10 +895,4 @@ now_seconds(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static char *
-dup_or_null(const char *s)
-{
-    return s && *s ? strdup(s) : NULL;
 }

@@ -92,7 +92,7 @@ extern const char *const  exporter_signal_names[SIGNALS];
 
 typedef struct exporter  exporter_t;
 
-/* Fills cfg with defaults and the OTEL_* environment. */
+/* Fills cfg with the defaults (exporter_config.h reads the rest). */
 void exporter_config_defaults(exporter_config_t *cfg);
 
 /* Frees what a configuration holds. */

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hex.h"
 #include "jsonw.h"
 #include "text.h"
 
@@ -153,8 +154,6 @@ jsonw_hex(buf_t *b, const uint8_t *bytes, size_t n)
 static char *
 jsonw_escape(char *o, uint8_t c)
 {
-    static const char  hex[] = "0123456789abcdef";
-
     *o++ = '\\';
 
     switch (c) {
@@ -167,8 +166,7 @@ jsonw_escape(char *o, uint8_t c)
     case '\t': *o++ = 't'; break;
     default:
         memcpy(o, "u00", 3);
-        o[3] = hex[c >> 4];
-        o[4] = hex[c & 15];
+        hex_encode(o + 3, &c, 1);
         o += 5;
     }
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "hex.h"
 #include "jsonw.h"
 #include "loki.h"
 #include "pb.h"
@@ -228,8 +229,7 @@ pair(buf_t *o, const char *name, size_t nlen, const char *value, size_t vlen)
 static void
 label_value(buf_t *o, const char *v)
 {
-    static const char  hex[] = "0123456789abcdef";
-    char               esc[4];
+    char  esc[4];
 
     for ( ; *v; v++) {
         if (*v == '\\' || *v == '"') {
@@ -241,8 +241,7 @@ label_value(buf_t *o, const char *v)
         } else if ((unsigned char) *v < 0x20) {
             esc[0] = '\\';
             esc[1] = 'x';
-            esc[2] = hex[(unsigned char) *v >> 4];
-            esc[3] = hex[*v & 15];
+            hex_encode(esc + 2, (const uint8_t *) v, 1);
             buf_append(o, esc, 4);
         } else {
             buf_append(o, v, 1);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "build.h"
+#include "obs_limits.h"
 #include "pb.h"
 #include "text.h"
 
@@ -124,7 +125,7 @@ spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
     pb_bytes(out, SS_SPANS, span->data, span->len);
 
     /* CLIENT spans: asked for, or retries (their ids must not dangle) */
-    for (i = 0; i < r->n_upstreams && n < 9; i++) {
+    for (i = 0; i < r->n_upstreams && n <= OBS_MAX_UPSTREAM_ATTEMPTS; i++) {
         const Obs__V1__UpstreamAttempt  *u = r->upstreams[i];
 
         if (u->span_id.len != 8 || (!r->upstream_span && i == 0)

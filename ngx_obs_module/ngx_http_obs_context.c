@@ -27,7 +27,7 @@ typedef struct {
     ngx_http_obs_value_t           *tenant;
     ngx_table_elt_t                *tenant_header;
     ngx_uint_t                      tenant_headers;
-    obs_span_t                      states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
+    obs_slice_t                     states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
     size_t                          states_len;
 } ngx_http_obs_found_t;
 

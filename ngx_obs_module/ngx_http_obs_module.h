@@ -23,6 +23,7 @@
 
 #include <openssl/types.h>
 
+#include "obs_limits.h"
 #include "obs_tracecontext.h"
 #include "obs_route.h"
 
@@ -32,7 +33,7 @@
 #define NGX_HTTP_OBS_TRACE_INJECT     2
 #define NGX_HTTP_OBS_TRACE_PROPAGATE  3
 
-#define NGX_HTTP_OBS_MAX_ATTEMPTS     8
+#define NGX_HTTP_OBS_MAX_ATTEMPTS     OBS_MAX_UPSTREAM_ATTEMPTS
 
 /* nginx's cached millisecond clock: its resolution plus some lag */
 #define NGX_HTTP_OBS_CLOCK_SLACK_US   2000

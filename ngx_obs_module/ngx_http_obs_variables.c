@@ -262,7 +262,7 @@ ngx_http_obs_hex_value(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         return NGX_ERROR;
     }
 
-    obs_hex_encode((char *) v->data, bytes, n);
+    hex_encode((char *) v->data, bytes, n);
 
     v->len = 2 * n;
     v->valid = 1;

@@ -21,22 +21,17 @@ typedef struct {
 
 static int obs_hex_decode(const char *in, uint8_t *out, size_t n);
 static int obs_hex_decode_id(const char *in, uint8_t *out, size_t n);
-#if defined(__SSE2__)
-static __m128i obs_hex_ascii(__m128i nibbles);
-#endif
-static void obs_init_hex_pairs(void);
 static int obs_is_ows(char c);
 static int obs_is_key_char(char c);
 static int obs_key_valid(const char *key, size_t len);
 static int obs_value_valid(const char *value, size_t len);
-static int obs_split_members(const obs_span_t *values, size_t nvalues,
+static int obs_split_members(const obs_slice_t *values, size_t nvalues,
     obs_member_t *members, size_t *count);
 static size_t obs_drop_duplicates(obs_member_t *members, size_t count);
 static size_t obs_shorten(obs_member_t *members, size_t count);
 
 
 /* the two lowercase hex digits of every byte value, built on first use */
-static char  obs_hex_pairs[256][2];
 
 /* value of a lowercase hex digit, -1 for any other byte */
 static const signed char  obs_hex_values[256] = {
@@ -110,16 +105,16 @@ obs_traceparent_format(char *out, const uint8_t *trace_id,
     out[0] = '0';
     out[1] = '0';
     out[2] = '-';
-    obs_hex_encode(out + 3, trace_id, OBS_TRACE_ID_LEN);
+    hex_encode(out + 3, trace_id, OBS_TRACE_ID_LEN);
     out[35] = '-';
-    obs_hex_encode(out + 36, span_id, OBS_SPAN_ID_LEN);
+    hex_encode(out + 36, span_id, OBS_SPAN_ID_LEN);
     out[52] = '-';
-    obs_hex_encode(out + 53, &flags, 1);
+    hex_encode(out + 53, &flags, 1);
 }
 
 
 long
-obs_tracestate_combine(const obs_span_t *values, size_t nvalues, char *out)
+obs_tracestate_combine(const obs_slice_t *values, size_t nvalues, char *out)
 {
     size_t        count, i;
     char         *p;
@@ -151,68 +146,6 @@ obs_tracestate_combine(const obs_span_t *values, size_t nvalues, char *out)
 }
 
 
-void
-obs_hex_encode(char *out, const uint8_t *bytes, size_t n)
-{
-    size_t  i;
-
-#if defined(__SSE2__)
-    __m128i  b, hi, lo, mask;
-
-    /* sixteen, then eight bytes at a time: the nibbles interleaved */
-
-    mask = _mm_set1_epi8(0x0f);
-
-    for ( /* void */ ; n >= 16; n -= 16, bytes += 16, out += 32) {
-        b = _mm_loadu_si128((const __m128i *) bytes);
-        hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);
-        lo = _mm_and_si128(b, mask);
-        _mm_storeu_si128((__m128i *) out,
-                         obs_hex_ascii(_mm_unpacklo_epi8(hi, lo)));
-        _mm_storeu_si128((__m128i *) (out + 16),
-                         obs_hex_ascii(_mm_unpackhi_epi8(hi, lo)));
-    }
-
-    if (n >= 8) {
-        b = _mm_loadl_epi64((const __m128i *) bytes);
-        hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);
-        lo = _mm_and_si128(b, mask);
-        _mm_storeu_si128((__m128i *) out,
-                         obs_hex_ascii(_mm_unpacklo_epi8(hi, lo)));
-        n -= 8;
-        bytes += 8;
-        out += 16;
-    }
-#endif
-
-    if (obs_hex_pairs[0][0] == 0) {
-        obs_init_hex_pairs();
-    }
-
-    for (i = 0; i < n; i++) {
-        memcpy(out + 2 * i, obs_hex_pairs[bytes[i]], 2);
-    }
-}
-
-
-#if defined(__SSE2__)
-
-/* Nibble values 0-15 to their lowercase hex digits. */
-
-static __m128i
-obs_hex_ascii(__m128i nibbles)
-{
-    __m128i  above9;
-
-    above9 = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
-
-    return _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')),
-                        _mm_and_si128(above9, _mm_set1_epi8('a' - '0' - 10)));
-}
-
-#endif
-
-
 int
 obs_is_zero(const uint8_t *bytes, size_t n)
 {
@@ -233,17 +166,6 @@ obs_is_zero(const uint8_t *bytes, size_t n)
 }
 
 
-static void
-obs_init_hex_pairs(void)
-{
-    static const char  digits[] = "0123456789abcdef";
-    int                b;
-
-    for (b = 255; b >= 0; b--) {
-        obs_hex_pairs[b][0] = digits[b >> 4];
-        obs_hex_pairs[b][1] = digits[b & 0x0f];
-    }
-}
 
 
 /*
@@ -403,7 +325,7 @@ obs_value_valid(const char *value, size_t len)
 
 
 static int
-obs_split_members(const obs_span_t *values, size_t nvalues,
+obs_split_members(const obs_slice_t *values, size_t nvalues,
     obs_member_t *members, size_t *count)
 {
     size_t       n, v;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hex.h"
+
 
 #define OBS_TRACE_ID_LEN          16
 #define OBS_SPAN_ID_LEN           8
@@ -32,7 +34,7 @@ typedef struct {
 typedef struct {
     const char  *data;
     size_t       len;
-} obs_span_t;
+} obs_slice_t;
 
 
 /* Parses one traceparent header value; returns 0 when valid, -1 otherwise. */
@@ -50,11 +52,9 @@ void obs_traceparent_format(char *out, const uint8_t *trace_id,
  * written (0 for an empty list) or -1 when the list is invalid and must be
  * dropped.
  */
-long obs_tracestate_combine(const obs_span_t *values, size_t nvalues,
+long obs_tracestate_combine(const obs_slice_t *values, size_t nvalues,
     char *out);
 
-/* Writes 2*n lowercase hex digits of bytes to out. */
-void obs_hex_encode(char *out, const uint8_t *bytes, size_t n);
 
 /* Returns 1 when all n bytes are zero. */
 int obs_is_zero(const uint8_t *bytes, size_t n);

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "clickhouse.h"
+#include "exporter_config.h"
 #include "log.h"
 #include "pusher.h"
 #include "pusher_metrics.h"
@@ -24,7 +25,7 @@
 
 struct clickhouse {
     pusher_t                    p;          /* first: the hooks cast */
-    const clickhouse_config_t  *cfg;
+    clickhouse_config_t         cfg;        /* its own copy */
     store_t                    *store;
     usage_t                    *usage;
     char                       *insert_url;
@@ -46,6 +47,9 @@ static void ch_spool_path(const clickhouse_t *ch, const pusher_item_t *b,
     char *out, size_t size);
 static void ch_spool_load(clickhouse_t *ch);
 static int ch_insert_url(clickhouse_t *ch, char *err, size_t errlen);
+static int ch_config_copy(clickhouse_config_t *dst,
+    const clickhouse_config_t *src);
+static void ch_free(clickhouse_t *ch);
 
 void
 clickhouse_config_defaults(clickhouse_config_t *cfg)
@@ -120,7 +124,12 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
         return NULL;
     }
 
-    ch->cfg = cfg;
+    /* a copy of its own: the sidecar's configuration may be reloaded */
+    if (ch_config_copy(&ch->cfg, cfg) != 0) {
+        snprintf(err, errlen, "clickhouse: out of memory");
+        goto failed;
+    }
+    cfg = &ch->cfg;
     ch->store = store;
     ch->next_seq = 1;
     ch->p.name = "clickhouse";
@@ -177,16 +186,12 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
         goto failed;
     }
 
-    log_msg("info", "usage rows to %s every %lds (run %s)", cfg->sink.url,
-            cfg->interval, ch->run);
+    sidecar_log("info", "usage rows to %s every %lds (run %s)", cfg->sink.url,
+                cfg->interval, ch->run);
     return ch;
 
 failed:
-    pusher_drop_all(&ch->p, ch_spooled);
-    push_free(&ch->p.push);
-    usage_free(ch->usage);
-    free(ch->insert_url);
-    free(ch);
+    ch_free(ch);
     return NULL;
 }
 
@@ -197,12 +202,20 @@ clickhouse_stop(clickhouse_t *ch)
         return;
     }
 
-    /* what is left stays on disk, or is lost and counted */
     pusher_stop(&ch->p);
+    ch_free(ch);
+}
+
+/* What is left stays on disk, or is lost and counted; then all goes. */
+
+static void
+ch_free(clickhouse_t *ch)
+{
     pusher_drop_all(&ch->p, ch_spooled);
     push_free(&ch->p.push);
     usage_free(ch->usage);
     free(ch->insert_url);
+    clickhouse_config_free(&ch->cfg);
     free(ch);
 }
 
@@ -233,8 +246,8 @@ ch_collect(pusher_t *p, double start, int last)
     }
 
     if (usage_collect(ch->usage, ch->store, ch_row, ch) != 0) {
-        log_msg("error", "clickhouse: out of memory collecting usage; the "
-                "rest is counted in the next interval");
+        sidecar_log("error", "clickhouse: out of memory collecting usage; the "
+                    "rest is counted in the next interval");
     }
 
     json_array_foreach(ch->rows, i, row) {
@@ -276,7 +289,7 @@ ch_row(const usage_row_t *r, void *data)
     char                 minute[32];
     int                  i;
 
-    cost = clickhouse_cost_class(ch->cfg, r->service, r->route);
+    cost = clickhouse_cost_class(&ch->cfg, r->service, r->route);
     gmtime_r(&ch->minute, &tm);
     strftime(minute, sizeof(minute), "%Y-%m-%d %H:%M:%S", &tm);
 
@@ -362,7 +375,7 @@ static void
 ch_spool_path(const clickhouse_t *ch, const pusher_item_t *b, char *out,
     size_t size)
 {
-    snprintf(out, size, "%s/%020llu-%zu.jsonl", ch->cfg->sink.spool_dir,
+    snprintf(out, size, "%s/%020llu-%zu.jsonl", ch->cfg.sink.spool_dir,
              (unsigned long long) b->seq, b->count);
 }
 
@@ -388,7 +401,7 @@ ch_spool_load(clickhouse_t *ch)
     FILE           *f;
     struct stat     st;
 
-    d = opendir(ch->cfg->sink.spool_dir);
+    d = opendir(ch->cfg.sink.spool_dir);
     if (d == NULL) {
         return;
     }
@@ -438,8 +451,8 @@ ch_spool_load(clickhouse_t *ch)
     }
 
     if (n) {
-        log_msg("info", "clickhouse: %zu batches from the spool to send "
-                "first", n);
+        sidecar_log("info", "clickhouse: %zu batches from the spool to send "
+                    "first", n);
     }
 }
 
@@ -448,13 +461,13 @@ ch_spool_load(clickhouse_t *ch)
 static int
 ch_insert_url(clickhouse_t *ch, char *err, size_t errlen)
 {
-    const char  *url = ch->cfg->sink.url;
+    const char  *url = ch->cfg.sink.url;
     char         query[512], *escaped;
     size_t       n = strlen(url);
     CURL        *e = curl_easy_init();
 
     snprintf(query, sizeof(query), "INSERT INTO %s FORMAT JSONEachRow",
-             ch->cfg->table);
+             ch->cfg.table);
     escaped = e ? curl_easy_escape(e, query, 0) : NULL;
     if (escaped == NULL
         || (ch->insert_url = malloc(n + strlen(escaped) + 16)) == NULL)
@@ -474,3 +487,27 @@ ch_insert_url(clickhouse_t *ch, char *err, size_t errlen)
     return 0;
 }
 
+/* Deep-copies src into dst; on -1 (out of memory) dst is still freeable. */
+
+static int
+ch_config_copy(clickhouse_config_t *dst, const clickhouse_config_t *src)
+{
+    const cost_class_t  *from;
+    cost_class_t        *to;
+    int                  i, rc;
+
+    *dst = *src;
+    rc = sink_config_copy(&dst->sink, &src->sink);
+    rc |= config_copy_string(&dst->table, src->table);
+    rc |= config_copy_string(&dst->gateway, src->gateway);
+
+    for (i = -1; i < src->n_classes; i++) {
+        from = i < 0 ? &src->default_class : &src->classes[i];
+        to = i < 0 ? &dst->default_class : &dst->classes[i];
+        rc |= config_copy_string(&to->name, from->name);
+        rc |= config_copy_string(&to->service, from->service);
+        rc |= config_copy_string(&to->route, from->route);
+    }
+
+    return rc ? -1 : 0;
+}

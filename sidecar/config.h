@@ -17,8 +17,11 @@ typedef struct {
     int      n_ingest;
     char    *ingest_group;               /* group of unix sockets, or NULL */
     char    *ingest_key;                 /* HMAC key of datagrams, or NULL */
+    int      ingest_flagged;             /* --ingest replaced the list */
     char    *listen;                     /* "host:port" of /metrics */
     char    *config_path;
+    int      argc;                       /* the command line, for SIGHUP */
+    char   **argv;
 
     char    *default_service;
     double   duration_buckets[CONFIG_MAX_BUCKETS];
@@ -53,13 +56,22 @@ enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_CHECK = 2, CONFIG_ERROR = -1 };
  */
 int config_load(config_t *c, int argc, char **argv, char *err, size_t errlen);
 
-/* Re-reads the config file for SIGHUP; on error c is left unchanged. */
-int config_reload(config_t *c, char *err, size_t errlen);
+/*
+ * Loads the configuration again as at start (file, environment, flags) for
+ * SIGHUP; on error c is left unchanged.  Addresses, the exporter and the
+ * pushers keep what they started with: restart names the settings of
+ * theirs that changed ("" if none).
+ */
+int config_reload(config_t *c, char *restart, size_t restartlen, char *err,
+    size_t errlen);
 
 /* Frees what config_load allocated. */
 void config_free(config_t *c);
 
-/* Prints the usage text. */
+/* Prints the usage text (the flags and variables of every setting). */
 void config_usage(const char *prog);
+
+/* Prints every setting as the README's markdown table (--help=markdown). */
+void config_markdown(void);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "expo.h"
 #include "prometheus/metrics.pb-c.h"
+#include "text.h"
 
 #define EXPO_CT_TEXT   "text/plain; version=0.0.4; charset=utf-8"
 #define EXPO_CT_OM     "application/openmetrics-text; version=1.0.0; " \
@@ -425,19 +426,10 @@ expo_le(expo_writer_t *w, const histogram_t *h, int i)
 static void
 expo_om_exemplar(buf_t *b, const exemplar_t *e)
 {
-    static const char  hex[] = "0123456789abcdef";
-    char               ids[49];
-    int                i;
+    char  ids[49];
 
-    for (i = 0; i < 16; i++) {
-        ids[2 * i] = hex[e->trace_id[i] >> 4];
-        ids[2 * i + 1] = hex[e->trace_id[i] & 15];
-    }
-    for (i = 0; i < 8; i++) {
-        ids[32 + 2 * i] = hex[e->span_id[i] >> 4];
-        ids[32 + 2 * i + 1] = hex[e->span_id[i] & 15];
-    }
-    ids[48] = '\0';
+    text_hex(ids, e->trace_id, 16);
+    text_hex(ids + 32, e->span_id, 8);
 
     buf_printf(b, " # {trace_id=\"%.32s\",span_id=\"%s\"} ", ids, ids + 32);
     buf_double(b, e->value);
@@ -480,19 +472,8 @@ expo_exemplar_proto(const exemplar_t *e, Io__Prometheus__Client__Exemplar *x,
     Io__Prometheus__Client__LabelPair **ptrs,
     Io__Prometheus__Client__Timestamp *ts, char *ids)
 {
-    static const char  hex[] = "0123456789abcdef";
-    int                i;
-
-    for (i = 0; i < 16; i++) {
-        ids[2 * i] = hex[e->trace_id[i] >> 4];
-        ids[2 * i + 1] = hex[e->trace_id[i] & 15];
-    }
-    ids[32] = '\0';
-    for (i = 0; i < 8; i++) {
-        ids[33 + 2 * i] = hex[e->span_id[i] >> 4];
-        ids[33 + 2 * i + 1] = hex[e->span_id[i] & 15];
-    }
-    ids[49] = '\0';
+    text_hex(ids, e->trace_id, 16);
+    text_hex(ids + 33, e->span_id, 8);
 
     io__prometheus__client__label_pair__init(&pairs[0]);
     io__prometheus__client__label_pair__init(&pairs[1]);

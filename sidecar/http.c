@@ -20,8 +20,8 @@
 #include <time.h>
 
 #include <microhttpd.h>
-#include <zlib.h>
 
+#include "compress.h"
 #include "http.h"
 #include "metrics.h"
 #include "net.h"
@@ -461,31 +461,12 @@ http_equal(const char *a, const char *b)
 static int
 http_gzip(const buf_t *in, buf_t *out)
 {
-    z_stream  z;
-    int       rc;
-
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
-        != Z_OK)
-    {
+    if (buf_reserve(out, compress_gzip_bound(in->len)) != 0) {
         return -1;
     }
 
-    if (buf_reserve(out, deflateBound(&z, in->len)) != 0) {
-        deflateEnd(&z);
-        return -1;
-    }
-
-    z.next_in = (Bytef *) in->data;
-    z.avail_in = (uInt) in->len;
-    z.next_out = (Bytef *) out->data;
-    z.avail_out = (uInt) out->cap;
-
-    rc = deflate(&z, Z_FINISH);
-    out->len = z.total_out;
-    deflateEnd(&z);
-
-    return rc == Z_STREAM_END ? 0 : -1;
+    out->len = compress_gzip(in->data, in->len, 6, out->data, out->cap);
+    return out->len ? 0 : -1;
 }
 
 static char *

@@ -18,7 +18,7 @@ static unsigned long    log_suppressed;
 static int log_allowed(time_t now, const char *when);
 
 void
-log_msg(const char *level, const char *fmt, ...)
+sidecar_log(const char *level, const char *fmt, ...)
 {
     char        when[32];
     time_t      now = time(NULL);

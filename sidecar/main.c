@@ -86,14 +86,14 @@ main(int argc, char **argv)
     }
 
     if (sidecar_start(&s, err, sizeof(err)) != 0) {
-        log_msg("error", "%s", err);
+        sidecar_log("error", "%s", err);
         sidecar_stop(&s);
         return 1;
     }
 
     sidecar_run(&s);
     sidecar_stop(&s);
-    log_msg("info", "stopped");
+    sidecar_log("info", "stopped");
     return 0;
 }
 
@@ -162,16 +162,16 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     http_set_ready(s->http, 1);
 
     for (i = 0; i < s->cfg.n_ingest; i++) {
-        log_msg("info", "ingesting records on %s", s->cfg.ingest[i]);
+        sidecar_log("info", "ingesting records on %s", s->cfg.ingest[i]);
     }
-    log_msg("info", "serving http://%s/metrics", s->cfg.listen);
-    log_msg("info", "log lines to %s, spans to %s",
-            !s->cfg.exporter.logs ? "(off)"
-            : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
-            : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file : "-",
-            !s->cfg.exporter.traces ? "(off)"
-            : s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
-            : s->cfg.exporter.otlp.file ? s->cfg.exporter.otlp.file : "-");
+    sidecar_log("info", "serving http://%s/metrics", s->cfg.listen);
+    sidecar_log("info", "log lines to %s, spans to %s",
+                !s->cfg.exporter.logs ? "(off)"
+                : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
+                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file : "-",
+                !s->cfg.exporter.traces ? "(off)"
+                : s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
+                : s->cfg.exporter.otlp.file ? s->cfg.exporter.otlp.file : "-");
     return 0;
 }
 
@@ -189,7 +189,7 @@ sidecar_run(sidecar_t *s)
         fds[n].revents = 0;
 
         if (poll(fds, (nfds_t) n + 1, 1000) < 0 && errno != EINTR) {
-            log_msg("error", "poll: %s", strerror(errno));
+            sidecar_log("error", "poll: %s", strerror(errno));
             return;
         }
 
@@ -226,7 +226,7 @@ sidecar_signal(sidecar_t *s)
             continue;
         }
 
-        log_msg("info", "signal %u: stopping", si.ssi_signo);
+        sidecar_log("info", "signal %u: stopping", si.ssi_signo);
         http_set_ready(s->http, 0);
         return 1;
     }
@@ -239,21 +239,25 @@ sidecar_signal(sidecar_t *s)
 static void
 sidecar_reload(sidecar_t *s)
 {
-    char  err[512] = "out of memory";
+    char  err[512] = "out of memory", restart[512];
 
-    if (config_reload(&s->cfg, err, sizeof(err)) != 0
+    if (config_reload(&s->cfg, restart, sizeof(restart), err, sizeof(err))
+        != 0
         || aggregator_configure(s->agg, &s->cfg) != 0)
     {
         STATS_INC(reload_failures);
-        log_msg("error", "reload failed, keeping the running configuration: "
-                "%s", err);
+        sidecar_log("error", "reload failed, keeping the running "
+                    "configuration: %s", err);
         return;
     }
 
     http_configure(s->http, &s->cfg);
     STATS_INC(reloads);
-    log_msg("info", "configuration reloaded from %s",
-            s->cfg.config_path ? s->cfg.config_path : "(no file)");
+    sidecar_log("info", "configuration reloaded from %s",
+                s->cfg.config_path ? s->cfg.config_path : "(no file)");
+    if (restart[0]) {
+        sidecar_log("warn", "reload:%s", restart);
+    }
 }
 
 static void

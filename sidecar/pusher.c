@@ -196,8 +196,8 @@ pusher_deliver(pusher_t *p, double now)
 
     if (rc == PUSH_REJECTED) {
         atomic_fetch_add(&p->requests[PUSHER_REJECTED], 1);
-        log_msg("error", "%s: %s refused %zu %s: %s", p->name,
-                p->push.cfg->url, item->count, p->items, p->push.error);
+        sidecar_log("error", "%s: %s refused %zu %s: %s", p->name,
+                    p->push.cfg->url, item->count, p->items, p->push.error);
         pusher_pop(p, PUSHER_DROP_REJECTED);
         return 0;
     }
@@ -206,8 +206,8 @@ pusher_deliver(pusher_t *p, double now)
     p->backoff = push_backoff(&p->push, p->backoff, p->backoff_first,
                               p->backoff_max);
     p->retry_at = now + p->backoff;
-    log_msg("warn", "%s: %s: %s; retrying in %.1fs", p->name,
-            p->push.cfg->url, p->push.error, p->backoff);
+    sidecar_log("warn", "%s: %s: %s; retrying in %.1fs", p->name,
+                p->push.cfg->url, p->push.error, p->backoff);
     return -1;
 }
 

@@ -5,8 +5,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <snappy-c.h>
 
+#include "compress.h"
+#include "exporter_config.h"
 #include "log.h"
 #include "pusher.h"
 #include "pusher_metrics.h"
@@ -18,7 +19,7 @@
 
 struct remote_write {
     pusher_t                      p;        /* first: collect() casts */
-    const remote_write_config_t  *cfg;
+    remote_write_config_t         cfg;      /* its own copy */
     store_t                      *store;
     snapshot_t                    snap;     /* the pusher thread's */
 };
@@ -57,6 +58,7 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
 
     remote_write_t  *rw;
     char             why[256];
+    int              rc;
 
     if (cfg->sink.url == NULL) {
         return NULL;
@@ -68,7 +70,16 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
         return NULL;
     }
 
-    rw->cfg = cfg;
+    /* a copy of its own: the sidecar's configuration may be reloaded */
+    rw->cfg = *cfg;
+    rc = sink_config_copy(&rw->cfg.sink, &cfg->sink);
+    rc |= config_copy_string(&rw->cfg.org_id, cfg->org_id);
+    rc |= config_copy_string(&rw->cfg.operator_tenant, cfg->operator_tenant);
+    if (rc != 0) {
+        snprintf(err, errlen, "remote_write: out of memory");
+        goto failed;
+    }
+    cfg = &rw->cfg;
     rw->store = store;
     rw->p.name = "remote_write";
     rw->p.items = "samples";
@@ -90,12 +101,13 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
         goto failed;
     }
 
-    log_msg("info", "remote-writing series to %s every %gs", cfg->sink.url,
-            cfg->interval);
+    sidecar_log("info", "remote-writing series to %s every %gs", cfg->sink.url,
+                cfg->interval);
     return rw;
 
 failed:
     push_free(&rw->p.push);
+    remote_write_config_free(&rw->cfg);
     free(rw);
     return NULL;
 }
@@ -111,6 +123,7 @@ remote_write_stop(remote_write_t *rw)
     pusher_drop_all(&rw->p, NULL);
     snapshot_free(&rw->snap);
     push_free(&rw->p.push);
+    remote_write_config_free(&rw->cfg);
     free(rw);
 }
 
@@ -150,7 +163,7 @@ rw_collect(pusher_t *p, double start, int last)
     (void) last;
 
     if (snapshot_take(s, rw->store) != 0) {
-        log_msg("error", "remote_write: out of memory taking a snapshot");
+        sidecar_log("error", "remote_write: out of memory taking a snapshot");
     }
 
     idx = malloc(sizeof(size_t) * (s->n_samples + 1));
@@ -170,7 +183,7 @@ rw_collect(pusher_t *p, double start, int last)
 
     for (first = 0; first < s->n_samples; first = end) {
         for (end = first + 1;
-             end < s->n_samples && end - first < (size_t) rw->cfg->max_samples
+             end < s->n_samples && end - first < (size_t) rw->cfg.max_samples
              && strcmp(orgs[idx[end]], orgs[idx[first]]) == 0;
              end++)
         {
@@ -210,18 +223,18 @@ rw_org(const remote_write_t *rw, const snapshot_t *s,
 {
     const char  *tenant;
 
-    switch (rw->cfg->tenant_header) {
+    switch (rw->cfg.tenant_header) {
     case TENANT_HEADER_FIXED:
-        return rw->cfg->org_id;
+        return rw->cfg.org_id;
     case TENANT_HEADER_PER_TENANT:
         if (sample->tenant < 0) {
-            return rw->cfg->operator_tenant;
+            return rw->cfg.operator_tenant;
         }
         tenant = snapshot_str(s, (uint32_t) sample->tenant);
         if (strcmp(tenant, "none") == 0 || strcmp(tenant, "__overflow__") == 0
             || !rw_org_valid(tenant))
         {
-            return rw->cfg->operator_tenant;
+            return rw->cfg.operator_tenant;
         }
         return tenant;
     default:
@@ -302,15 +315,15 @@ remote_write_encode(const snapshot_t *s, const size_t *idx, size_t n,
 
     packed_len = prometheus__write_request__get_packed_size(&req);
     packed = malloc(packed_len + 1);
-    max = snappy_max_compressed_length(packed_len);
+    max = compress_bound(COMPRESS_SNAPPY, packed_len);
     if (packed == NULL || buf_reserve(out, max) != 0) {
         goto done;
     }
 
     prometheus__write_request__pack(&req, packed);
-    if (snappy_compress((const char *) packed, packed_len,
-                        out->data + out->len, &max) != SNAPPY_OK)
-    {
+    max = compress_fast(COMPRESS_SNAPPY, packed, packed_len,
+                        out->data + out->len, max);
+    if (max == 0) {
         goto done;
     }
     out->len += max;

@@ -12,7 +12,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     obs_traceparent_t  tp;
-    obs_span_t         spans[4];
+    obs_slice_t         spans[4];
     char               route[OBS_ROUTE_MAX_LEN], *out;
     size_t             n, part, i;
     long               len;

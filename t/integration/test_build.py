@@ -89,6 +89,34 @@ class RebuildTest(unittest.TestCase):
         self.assertEqual((os.stat(MODULE).st_ino, os.stat(MODULE).st_mtime),
                          (st.st_ino, st.st_mtime))
 
+    def test_sidecar_builds_once_and_tracks_headers(self):
+        """The sidecar's sources compile once into a library; `make` with
+        nothing changed does nothing, and a touched header rebuilds only
+        the objects that include it."""
+        self.assertEqual(make("sidecar").returncode, 0)
+        out = make("sidecar")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("Nothing to be done", out.stdout)
+        os.utime(os.path.join(ROOT, "exporter", "pb.h"))
+        plan = make("-n", "sidecar").stdout
+        compiled = sorted(os.path.basename(w) for w in plan.split()
+                          if w.endswith(".o") and "-o" in plan)
+        users = sorted(f[:-2] + ".o" for d in ("sidecar", "exporter")
+                       for f in os.listdir(os.path.join(ROOT, d))
+                       if f.endswith(".c") and '"pb.h"' in open(
+                           os.path.join(ROOT, d, f)).read())
+        self.assertTrue(users)
+        for obj in users:
+            self.assertIn(obj, compiled)
+        self.assertNotIn("ingest.c", plan)        # includes no pb.h
+        self.assertEqual(make("sidecar").returncode, 0)
+        for target in ("test_sidecar", "bench_sidecar"):
+            path = os.path.join(ROOT, "build", target)
+            self.assertEqual(make(path).returncode, 0, target)
+            recipe = make("-n", "-W", "sidecar/ingest.c", path).stdout
+            self.assertNotIn("sidecar/aggregate.c", recipe, target)
+            self.assertIn("sidecar/ingest.c", recipe, target)
+
     def test_another_nginx_tree_configures_again(self):
         # a build directory of its own, configured as of a second ago
         d = tempfile.mkdtemp(prefix="obs-build-")

@@ -7,6 +7,7 @@ exemplars and native histograms arrive through its API; malformed datagrams
 are rejected and counted; SIGHUP keeps counters, SIGTERM exits 0."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -522,6 +523,44 @@ class LifecycleTest(unittest.TestCase):
             self.assertFalse(os.path.exists(stack.sock))
         finally:
             stack.stop()
+
+    def test_reload_with_a_new_listen_says_it_needs_a_restart(self):
+        """Sockets are bound once: a SIGHUP that changes "listen" keeps
+        serving the old address and says so in the log."""
+        free_port = __import__("harness").free_port
+        old, new = free_port(), free_port()
+        d = tempfile.mkdtemp(prefix="obs-it-")
+        conf, log = os.path.join(d, "sidecar.json"), os.path.join(d, "log")
+        with open(conf, "w") as f:
+            f.write('{"listen": "127.0.0.1:%d"}' % old)
+        with open(log, "w") as err:
+            p = subprocess.Popen([os.path.join(ROOT, "build/obs-sidecar"),
+                                  "--config", conf, "--ingest",
+                                  "unix:" + os.path.join(d, "r.sock")],
+                                 stderr=err)
+        url = "http://127.0.0.1:%d/metrics" % old
+        try:
+            wait_for(lambda: http_get(url)[0] == 200, what="old listen")
+            with open(conf, "w") as f:
+                f.write('{"listen": "127.0.0.1:%d", "max_tenants": 5}'
+                        % new)
+            p.send_signal(signal.SIGHUP)
+            def restart_lines():
+                with open(log) as f:
+                    return [x for x in f if "only a restart" in x]
+            wait_for(restart_lines, what="the log says listen needs a restart")
+            line = restart_lines()[0]
+            self.assertIn("reload: listen: changed", line)
+            self.assertIn("still serving http://127.0.0.1:%d/" % old, line)
+            self.assertEqual(value(parse_text(http_get(url)[2].decode()),
+                                   "obs_config_reloads_total",
+                                   result="success"), 1)
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", new), timeout=1)
+        finally:
+            p.terminate()
+            self.assertEqual(p.wait(timeout=10), 0)
+            shutil.rmtree(d, ignore_errors=True)
 
     def test_bad_configuration_names_the_setting(self):
         cases = [

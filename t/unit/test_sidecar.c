@@ -469,6 +469,186 @@ test_config_types_and_paths(void)
     config_free(&c);
 }
 
+/* Loads json as --config and keeps the result in c (config_free it). */
+static int
+load_json_keep(config_t *c, const char *json, char *err, size_t errlen)
+{
+    static char  *argv[] = { "t", "--config", "/tmp/obs-test-config.json",
+                             "--ingest", "unix:/tmp/unused.sock", NULL };
+    FILE         *f;
+    int           rc;
+
+    f = fopen("/tmp/obs-test-config.json", "w");
+    fputs(json, f);
+    fclose(f);
+    rc = config_load(c, 5, argv, err, errlen);
+    remove("/tmp/obs-test-config.json");
+    return rc;
+}
+
+/* Every key a sink accepts takes effect; the others, and URLs that are not
+   http(s), are refused by name. */
+static void
+test_config_sink_keys(void)
+{
+    static const char *const  refused[][2] = {
+        { "{\"loki\": {\"slow_ms\": 5}}", "loki.slow_ms" },
+        { "{\"loki\": {\"batch_spans\": 5}}", "loki.batch_spans" },
+        { "{\"loki\": {\"compression\": \"gzip\"}}", "loki.compression" },
+        { "{\"otlp\": {\"tenant_header\": \"fixed\"}}",
+          "otlp.tenant_header" },
+        { "{\"otlp\": {\"org_id\": \"a\"}}", "otlp.org_id" },
+        { "{\"otlp\": {\"format\": \"json\"}}", "otlp.format" },
+        { "{\"loki\": {\"org_id\": \"a\"}}", "loki.org_id" },
+        /* receivers' URLs are http(s) with a host */
+        { "{\"loki\": {\"url\": \"htp://x\"}}", "loki.url" },
+        { "{\"otlp\": {\"endpoint\": \"ftp://x\"}}", "otlp.endpoint" },
+        { "{\"remote_write\": {\"url\": \"localhost:9090\"}}",
+          "remote_write.url" },
+        { "{\"clickhouse\": {\"url\": \"http://\"}}", "clickhouse.url" },
+    };
+
+    config_t  c;
+    char      err[512];
+    size_t    i;
+
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        err[0] = '\0';
+        CHECK(load_json_keep(&c, refused[i][0], err, sizeof(err))
+              == CONFIG_ERROR && strstr(err, refused[i][1]) != NULL,
+              refused[i][1]);
+        config_free(&c);
+    }
+
+    CHECK(load_json_keep(&c, "{\"loki\": {\"headers\": {\"X-A\": \"b\"}}}",
+                         err, sizeof(err)) == CONFIG_OK
+          && c.exporter.loki.n_headers == 1
+          && strcmp(c.exporter.loki.headers[0], "X-A: b") == 0,
+          "loki.headers reaches the Loki sink");
+    config_free(&c);
+}
+
+/* An https URL in capitals is one; a missing file has no line number; an
+   OTEL_EXPORTER_OTLP_HEADERS key of any length fits. */
+static void
+test_config_inputs(void)
+{
+    config_t   c;
+    char       err[512], *key, *env;
+    char      *missing[] = { "t", "--config", "/nonexistent/obs.json", NULL };
+    size_t     i;
+
+    CHECK(load_json_keep(&c, "{\"loki\": {\"url\": \"HTTPS://l:3100/p\"}}",
+                         err, sizeof(err)) == CONFIG_OK, "https URL taken");
+    config_free(&c);
+
+    CHECK(config_load(&c, 3, missing, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "line -1") == NULL
+          && strstr(err, "/nonexistent/obs.json") != NULL,
+          "a missing config file is named without a line");
+    config_free(&c);
+
+    key = malloc(2001);
+    env = malloc(2100);
+    for (i = 1022; i <= 2000; i += 978) {   /* one byte past 1 KiB; 2000 */
+        memset(key, 'k', i);
+        key[i] = '\0';
+        snprintf(env, 2100, "%s=v%%41lue", key);
+        setenv("OTEL_EXPORTER_OTLP_HEADERS", env, 1);
+        CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_OK
+              && c.exporter.otlp.n_headers == 1
+              && strlen(c.exporter.otlp.headers[0]) == i + 2 + 5
+              && strcmp(c.exporter.otlp.headers[0] + i, ": vAlue") == 0,
+              "a long OTEL_EXPORTER_OTLP_HEADERS key is kept whole");
+        config_free(&c);
+    }
+    unsetenv("OTEL_EXPORTER_OTLP_HEADERS");
+    free(key);
+    free(env);
+}
+
+/* One table serves file, environment and flags: flags beat the environment,
+   which beats the file, for every setting alike. */
+static void
+test_config_layers(void)
+{
+    static char  *flags[] = { "t", "--config", "/tmp/obs-test-config.json",
+                              "--ingest", "unix:/tmp/unused.sock",
+                              "--listen", "127.0.0.1:3", "--no-traces",
+                              "--exporter-threads", "4", NULL };
+    config_t      c;
+    char          err[512];
+    FILE         *f;
+
+    f = fopen("/tmp/obs-test-config.json", "w");
+    fputs("{\"listen\": \"127.0.0.1:1\", \"logs\": true, \"traces\": true,"
+          " \"exporter_threads\": 2, \"loki\": {\"format\": \"json\"}}", f);
+    fclose(f);
+    setenv("OBS_SIDECAR_LISTEN", "127.0.0.1:2", 1);
+    setenv("OBS_SIDECAR_LOGS", "off", 1);
+    setenv("OBS_SIDECAR_EXPORTER_THREADS", "3", 1);
+
+    CHECK(config_load(&c, 5, flags, err, sizeof(err)) == CONFIG_OK
+          && strcmp(c.listen, "127.0.0.1:2") == 0 && c.exporter.logs == 0
+          && c.exporter.traces == 1 && c.exporter.threads == 3
+          && c.exporter.loki_json == 1,
+          "the environment beats the file");
+    config_free(&c);
+
+    CHECK(config_load(&c, 10, flags, err, sizeof(err)) == CONFIG_OK
+          && strcmp(c.listen, "127.0.0.1:3") == 0 && c.exporter.traces == 0
+          && c.exporter.threads == 4,
+          "flags beat the environment");
+    config_free(&c);
+
+    setenv("OBS_SIDECAR_EXPORTER_THREADS", "17", 1);
+    CHECK(config_load(&c, 5, flags, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "OBS_SIDECAR_EXPORTER_THREADS") != NULL,
+          "a bad variable is named");
+    config_free(&c);
+
+    unsetenv("OBS_SIDECAR_LISTEN");
+    unsetenv("OBS_SIDECAR_LOGS");
+    unsetenv("OBS_SIDECAR_EXPORTER_THREADS");
+    remove("/tmp/obs-test-config.json");
+}
+
+/* SIGHUP: the same layers again; addresses stay and are named. */
+static void
+test_config_reload(void)
+{
+    static char  *argv[] = { "t", "--config", "/tmp/obs-test-reload.json",
+                             "--ingest", "unix:/tmp/unused.sock", NULL };
+    config_t      c;
+    char          err[512], restart[512];
+    FILE         *f;
+
+    f = fopen("/tmp/obs-test-reload.json", "w");
+    fputs("{\"listen\": \"127.0.0.1:1\", \"loki\": {\"url\": "
+          "\"http://l:1/p\"}}", f);
+    fclose(f);
+    CHECK(config_load(&c, 5, argv, err, sizeof(err)) == CONFIG_OK,
+          "reload: first load");
+
+    f = fopen("/tmp/obs-test-reload.json", "w");
+    fputs("{\"listen\": \"127.0.0.1:2\", \"max_tenants\": 5, "
+          "\"loki\": {\"url\": \"http://l:2/p\"}}", f);
+    fclose(f);
+    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) == 0
+          && c.max_tenants == 5 && strcmp(c.listen, "127.0.0.1:1") == 0
+          && strncmp(restart, " listen loki.url: ", 18) == 0,
+          "reload: settings apply, a new listen is named and not taken");
+
+    f = fopen("/tmp/obs-test-reload.json", "w");
+    fputs("{\"max_tenants\": 0}", f);
+    fclose(f);
+    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) != 0
+          && c.max_tenants == 5, "reload: a bad file changes nothing");
+
+    config_free(&c);
+    remove("/tmp/obs-test-reload.json");
+}
+
 static void
 test_config_errors(void)
 {
@@ -509,6 +689,10 @@ test_config_errors(void)
     remove("/tmp/obs-test-config.json");
 
     test_config_types_and_paths();
+    test_config_sink_keys();
+    test_config_inputs();
+    test_config_layers();
+    test_config_reload();
 }
 
 /* Two records in column form; the second made two upstream attempts. */

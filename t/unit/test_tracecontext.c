@@ -16,7 +16,7 @@ parse(const char *value, obs_traceparent_t *tp)
 static long
 combine(const char **headers, size_t n, char *out)
 {
-    obs_span_t  spans[8];
+    obs_slice_t  spans[8];
     size_t      i;
 
     for (i = 0; i < n; i++) {

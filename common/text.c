@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "hex.h"
 #include "text.h"
 
 size_t
@@ -53,13 +54,7 @@ text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap)
 void
 text_hex(char *out, const uint8_t *bytes, size_t n)
 {
-    static const char  hex[] = "0123456789abcdef";
-    size_t             i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = hex[bytes[i] >> 4];
-        out[2 * i + 1] = hex[bytes[i] & 15];
-    }
+    hex_encode(out, bytes, n);
     out[2 * n] = '\0';
 }
 

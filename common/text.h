@@ -1,4 +1,4 @@
-/* Text helpers shared by the sidecar and its exporters. */
+/* Text and UTF-8 helpers shared by the sidecar and its exporters. */
 
 #ifndef OBS_TEXT_H
 #define OBS_TEXT_H

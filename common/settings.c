@@ -1,0 +1,547 @@
+/*
+ * The settings engine: one generic reader per type, driven by the rows of
+ * a table (settings.h).
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "settings.h"
+
+#define FIELD(base, s, type)  ((type *) ((char *) (base) + (s)->offset))
+
+static const setting_t *settings_lookup(const setting_t *table, void *base,
+    const char *key, void **row_base);
+static int settings_value(const setting_t *s, void *base, json_t *v,
+    const char *text, const char *where, char *err, size_t errlen);
+static int settings_number(const setting_t *s, json_t *v, const char *text,
+    const char *where, double *out, char *err, size_t errlen);
+static void settings_replace(char **slot, const char *value);
+static const char *settings_type_text(const setting_t *s, char *buf,
+    size_t len);
+
+int
+settings_json(const setting_t *table, const char *prefix, void *base,
+    json_t *obj, char *err, size_t errlen)
+{
+    const setting_t  *s;
+    const char       *key;
+    json_t           *v;
+    void             *row_base;
+    char              where[256];
+
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "config: \"%s\" must be an object", prefix);
+        return -1;
+    }
+
+    json_object_foreach(obj, key, v) {
+        s = settings_lookup(table, base, key, &row_base);
+        snprintf(where, sizeof(where), "%s%s%s", prefix ? prefix : "",
+                 prefix ? "." : "", key);
+        if (s == NULL) {
+            snprintf(err, errlen, "config: unknown setting \"%s\"", where);
+            return -1;
+        }
+        if (s->type == SETTING_OBJECT) {
+            if (settings_json(s->more, where, (char *) row_base + s->offset,
+                              v, err, errlen) != 0)
+            {
+                return -1;
+            }
+            continue;
+        }
+        if (settings_value(s, row_base, v, NULL, where, err, errlen) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+int
+settings_env(const setting_t *table, void *base, char *err, size_t errlen)
+{
+    const setting_t  *s;
+    const char       *env;
+
+    for (s = table; s->help; s++) {
+        if (s->type == SETTING_OBJECT) {
+            if (settings_env(s->more, (char *) base + s->offset, err, errlen)
+                != 0)
+            {
+                return -1;
+            }
+            continue;
+        }
+        env = s->env ? getenv(s->env) : NULL;
+        if (env && *env
+            && settings_value(s, base, NULL, env, s->env, err, errlen) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+int
+settings_flag(const setting_t *s, void *base, const char *arg, char *err,
+    size_t errlen)
+{
+    char  name[64];
+
+    snprintf(name, sizeof(name), "%.*s", (int) strcspn(s->flag, " "),
+             s->flag);
+
+    if (arg == NULL) {          /* --no-logs and the like */
+        *FIELD(base, s, int) = strncmp(name, "--no-", 5) != 0;
+        return 0;
+    }
+
+    return settings_value(s, base, NULL, arg, name, err, errlen);
+}
+
+const setting_t *
+settings_find_flag(const setting_t *table, void *base, const char *name,
+    void **row_base)
+{
+    const setting_t  *s, *found;
+    size_t            n = strlen(name);
+
+    for (s = table; s->help; s++) {
+        if (s->type == SETTING_OBJECT) {
+            found = settings_find_flag(s->more, (char *) base + s->offset,
+                                       name, row_base);
+            if (found) {
+                return found;
+            }
+            continue;
+        }
+        if (s->flag && strncmp(s->flag + 2, name, n) == 0
+            && (s->flag[2 + n] == '\0' || s->flag[2 + n] == ' '))
+        {
+            *row_base = base;
+            return s;
+        }
+    }
+
+    return NULL;
+}
+
+/* Prints text from column indent on, in lines of at most 79 columns. */
+
+static void
+settings_wrap(FILE *out, const char *text, int indent)
+{
+    int  col = indent, n;
+
+    while (*text) {
+        n = (int) strcspn(text, " ");
+        if (col > indent && col + 1 + n > 79) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+        }
+        fprintf(out, " %.*s", n, text);
+        col += 1 + n;
+        text += n;
+        text += strspn(text, " ");
+    }
+    fputc('\n', out);
+}
+
+void
+settings_usage(FILE *out, const setting_t *table)
+{
+    const setting_t  *s;
+
+    for (s = table; s->help; s++) {
+        if (s->type == SETTING_OBJECT) {
+            settings_usage(out, s->more);
+            continue;
+        }
+        if (s->flag == NULL && s->env == NULL) {
+            continue;
+        }
+        fprintf(out, "  %-28s", s->flag ? s->flag : "");
+        settings_wrap(out, s->help, 31);
+        if (s->env) {
+            fprintf(out, "  %-28s (env %s)\n", "", s->env);
+        }
+    }
+}
+
+/* One row per setting: key, flag, environment, type, default, meaning. */
+
+static void
+settings_markdown_rows(FILE *out, const setting_t *table, const void *base,
+    const char *prefix)
+{
+    const setting_t  *s;
+    char              key[128], type[128], def[128];
+    const void       *field;
+
+    for (s = table; s->help; s++) {
+        snprintf(key, sizeof(key), "%s%s%s", prefix ? prefix : "",
+                 prefix && s->key ? "." : "", s->key ? s->key : "");
+        if (s->type == SETTING_OBJECT) {
+            settings_markdown_rows(out, s->more,
+                                   (const char *) base + s->offset,
+                                   key[0] ? key : NULL);
+            continue;
+        }
+
+        field = (const char *) base + s->offset;
+        def[0] = '\0';
+        switch (s->type) {
+        case SETTING_STRING:
+        case SETTING_NONEMPTY:
+        case SETTING_URL:
+            if (*(char *const *) field) {
+                snprintf(def, sizeof(def), "`%s`", *(char *const *) field);
+            }
+            break;
+        case SETTING_LONG:
+            snprintf(def, sizeof(def), "%ld", *(const long *) field);
+            break;
+        case SETTING_SIZE:
+            snprintf(def, sizeof(def), "%zu", *(const size_t *) field);
+            break;
+        case SETTING_NUMBER:
+            snprintf(def, sizeof(def), "%g", *(const double *) field);
+            break;
+        case SETTING_BOOL:
+            snprintf(def, sizeof(def), "%s",
+                     *(const int *) field ? "true" : "false");
+            break;
+        case SETTING_ENUM:
+            snprintf(def, sizeof(def), "`%s`",
+                     ((const char *const *) s->more)[*(const int *) field]);
+            break;
+        default:
+            break;
+        }
+
+        fprintf(out, "| %s%s%s | %s%s%s | %s%s%s | %s | %s | %s |\n",
+                s->key ? "`" : "", s->key ? key : "", s->key ? "`" : "",
+                s->flag ? "`" : "", s->flag ? s->flag : "",
+                s->flag ? "`" : "",
+                s->env ? "`" : "", s->env ? s->env : "", s->env ? "`" : "",
+                settings_type_text(s, type, sizeof(type)),
+                def[0] ? def : "—", s->help);
+    }
+}
+
+void
+settings_markdown(FILE *out, const setting_t *table, const void *base)
+{
+    fprintf(out, "| config key | flag | environment | value | default "
+            "| meaning |\n|---|---|---|---|---|---|\n");
+    settings_markdown_rows(out, table, base, NULL);
+}
+
+void
+settings_diff(const setting_t *table, const char *prefix, const void *a,
+    const void *b, char *out, size_t len)
+{
+    const setting_t  *s;
+    const void       *x, *y;
+    const char       *sx, *sy;
+    char              key[128];
+    int               same;
+    size_t            n;
+
+    for (s = table; s->help; s++) {
+        snprintf(key, sizeof(key), "%s%s%s", prefix ? prefix : "",
+                 prefix && s->key ? "." : "", s->key ? s->key : "");
+        x = (const char *) a + s->offset;
+        y = (const char *) b + s->offset;
+
+        switch (s->type) {
+        case SETTING_OBJECT:
+            settings_diff(s->more, key[0] ? key : NULL, x, y, out, len);
+            continue;
+        case SETTING_STRING:
+        case SETTING_NONEMPTY:
+        case SETTING_URL:
+        case SETTING_SECRET:
+            sx = *(char *const *) x;
+            sy = *(char *const *) y;
+            same = sx == sy || (sx && sy && strcmp(sx, sy) == 0);
+            break;
+        case SETTING_LONG:
+            same = *(const long *) x == *(const long *) y;
+            break;
+        case SETTING_SIZE:
+            same = *(const size_t *) x == *(const size_t *) y;
+            break;
+        case SETTING_NUMBER:
+            same = *(const double *) x == *(const double *) y;
+            break;
+        case SETTING_BOOL:
+        case SETTING_ENUM:
+            same = *(const int *) x == *(const int *) y;
+            break;
+        default:
+            same = 1;
+            break;
+        }
+
+        n = strlen(out);
+        if (!same && s->key && strstr(out, key) == NULL && n + 1 < len) {
+            snprintf(out + n, len - n, " %s", key);
+        }
+    }
+}
+
+int
+settings_url_ok(const char *url)
+{
+    size_t  n;
+
+    n = strncasecmp(url, "http://", 7) == 0 ? 7
+        : strncasecmp(url, "https://", 8) == 0 ? 8 : 0;
+
+    return n != 0 && url[n] != '\0' && strchr("/?#:", url[n]) == NULL
+           && strpbrk(url, " \t\r\n") == NULL;
+}
+
+int
+settings_read_secret(const char *path, char **out, const char *setting,
+    char *err, size_t errlen)
+{
+    FILE         *f;
+    char          line[4096];
+    size_t        n;
+    struct stat   st;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "config: %s: cannot read %s: %s", setting,
+                 path, strerror(errno));
+        return -1;
+    }
+
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "config: %s: %s is a directory, not a file",
+                 setting, path);
+        fclose(f);
+        return -1;
+    }
+
+    n = fread(line, 1, sizeof(line) - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+
+    if (line[0] == '\0') {
+        snprintf(err, errlen, "config: %s: %s is empty", setting, path);
+        return -1;
+    }
+
+    settings_replace(out, line);
+    return 0;
+}
+
+/* The row of a key, also in the tables spliced in by a row without a key
+   (their keys are this level's). */
+
+static const setting_t *
+settings_lookup(const setting_t *table, void *base, const char *key,
+    void **row_base)
+{
+    const setting_t  *s, *found;
+
+    for (s = table; s->help; s++) {
+        if (s->key == NULL && s->type == SETTING_OBJECT) {
+            found = settings_lookup(s->more, (char *) base + s->offset, key,
+                                    row_base);
+            if (found) {
+                return found;
+            }
+        } else if (s->key && strcmp(s->key, key) == 0) {
+            *row_base = base;
+            return s;
+        }
+    }
+
+    return NULL;
+}
+
+/* One value, from JSON (v) or from the text of a variable or flag. */
+
+static int
+settings_value(const setting_t *s, void *base, json_t *v, const char *text,
+    const char *where, char *err, size_t errlen)
+{
+    const char *const  *names;
+    const char         *str;
+    double              x;
+    int                 i;
+
+    if (s->type == SETTING_CUSTOM) {
+        return s->set(s, base, v, text, where, err, errlen);
+    }
+
+    if (s->type == SETTING_BOOL) {
+        if (v && !json_is_boolean(v)) {
+            snprintf(err, errlen, "config: \"%s\" must be true or false",
+                     where);
+            return -1;
+        }
+        if (v) {
+            *FIELD(base, s, int) = json_is_true(v);
+            return 0;
+        }
+        for (i = 0; i < 2; i++) {
+            static const char *const  words[2][3] = {
+                { "off", "false", "0" }, { "on", "true", "1" }
+            };
+            if (strcmp(text, words[i][0]) == 0
+                || strcmp(text, words[i][1]) == 0
+                || strcmp(text, words[i][2]) == 0)
+            {
+                *FIELD(base, s, int) = i;
+                return 0;
+            }
+        }
+        snprintf(err, errlen, "%s: \"%s\" is neither on nor off", where,
+                 text);
+        return -1;
+    }
+
+    if (s->type == SETTING_LONG || s->type == SETTING_SIZE
+        || s->type == SETTING_NUMBER)
+    {
+        if (settings_number(s, v, text, where, &x, err, errlen) != 0) {
+            return -1;
+        }
+        if (s->type == SETTING_LONG) {
+            *FIELD(base, s, long) = (long) x;
+        } else if (s->type == SETTING_SIZE) {
+            *FIELD(base, s, size_t) = (size_t) x;
+        } else {
+            *FIELD(base, s, double) = x;
+        }
+        return 0;
+    }
+
+    if (v && !json_is_string(v)) {
+        snprintf(err, errlen, "config: \"%s\" must be a string%s", where,
+                 s->type == SETTING_ENUM ? " (see --help)" : "");
+        return -1;
+    }
+    str = v ? json_string_value(v) : text;
+
+    switch (s->type) {
+    case SETTING_NONEMPTY:
+        if (*str == '\0') {
+            snprintf(err, errlen, "config: \"%s\" must be a non-empty "
+                     "string", where);
+            return -1;
+        }
+        break;
+    case SETTING_URL:
+        if (!settings_url_ok(str)) {
+            snprintf(err, errlen, "%s: \"%.256s\" is not an http:// or "
+                     "https:// URL with a host", where, str);
+            return -1;
+        }
+        break;
+    case SETTING_SECRET:
+        return settings_read_secret(str, FIELD(base, s, char *), where, err,
+                                    errlen);
+    case SETTING_ENUM:
+        names = s->more;
+        for (i = 0; names[i] && strcmp(names[i], str) != 0; i++) {
+            /* find it */
+        }
+        if (names[i] == NULL) {
+            snprintf(err, errlen, "%s: \"%s\" must be %s%s%s%s%s", where,
+                     str, names[0], names[2] ? ", " : " or ", names[1],
+                     names[2] ? " or " : "", names[2] ? names[2] : "");
+            return -1;
+        }
+        *FIELD(base, s, int) = i;
+        return 0;
+    default:
+        break;
+    }
+
+    settings_replace(FIELD(base, s, char *), str);
+    return 0;
+}
+
+static int
+settings_number(const setting_t *s, json_t *v, const char *text,
+    const char *where, double *out, char *err, size_t errlen)
+{
+    char  *end;
+    int    integral = s->type != SETTING_NUMBER;
+
+    if (v) {
+        if (integral ? !json_is_integer(v) : !json_is_number(v)) {
+            goto bad;
+        }
+        *out = json_number_value(v);
+    } else {
+        errno = 0;
+        *out = integral ? (double) strtol(text, &end, 10)
+                        : strtod(text, &end);
+        if (*text == '\0' || *end != '\0' || errno) {
+            goto bad;
+        }
+    }
+
+    if (*out >= s->min && *out <= s->max) {
+        return 0;
+    }
+
+bad:
+    snprintf(err, errlen, "config: \"%s\" must be %s from %.15g to %.15g",
+             where,
+             integral ? "an integer" : "a number", s->min, s->max);
+    return -1;
+}
+
+static void
+settings_replace(char **slot, const char *value)
+{
+    free(*slot);
+    *slot = strdup(value);
+}
+
+static const char *
+settings_type_text(const setting_t *s, char *buf, size_t len)
+{
+    const char *const  *names;
+
+    switch (s->type) {
+    case SETTING_LONG:
+    case SETTING_SIZE:
+        snprintf(buf, len, "integer %.15g–%.15g", s->min, s->max);
+        return buf;
+    case SETTING_NUMBER:
+        snprintf(buf, len, "number %.15g–%.15g", s->min, s->max);
+        return buf;
+    case SETTING_BOOL:
+        return "true/false";
+    case SETTING_ENUM:
+        names = s->more;
+        snprintf(buf, len, "`%s`, `%s`%s%s%s", names[0], names[1],
+                 names[2] ? ", `" : "", names[2] ? names[2] : "",
+                 names[2] ? "`" : "");
+        return buf;
+    case SETTING_URL:
+        return "URL";
+    case SETTING_SECRET:
+        return "file";
+    case SETTING_CUSTOM:
+        return "see below";
+    default:
+        return "string";
+    }
+}
