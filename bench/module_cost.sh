@@ -13,6 +13,8 @@
 # comes every so many wall-clock seconds, so how many fall within the
 # measured requests depends on the machine's load, which made the count
 # vary by some 800 instructions between runs.  Usage: bench/module_cost.sh [requests]
+# OBS_EXTRA: more directives for the module's http block (e.g. obs_log_field);
+# INSTRUCTIONS_ONLY=1: stop after the instruction count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,7 +54,8 @@ gateway_conf() {    # $1: baseline|module
                   obs_service_name backend-api;
                   obs_tenant \$http_x_tenant_id;
                   obs_trace_context propagate;
-                  obs_trace_sample 1;"
+                  obs_trace_sample 1;
+                  ${OBS_EXTRA:-}"
         obs_loc="obs_route_auto on;"
     fi
     cat >"$WORK/gw/nginx.conf" <<EOC
@@ -133,6 +136,7 @@ drain_stop >/dev/null
 echo "baseline:      $base_ir"
 echo "with module:   $mod_ir"
 echo "added:         $((mod_ir - base_ir))  (ratio $(echo "scale=3; $mod_ir / $base_ir" | bc))"
+[ -n "${INSTRUCTIONS_ONLY:-}" ] && { "$NGINX" -p "$WORK/up" -c nginx.conf -s quit; exit 0; }
 
 echo "== emission system calls under load (strace -c, 20000 requests, 8 connections)"
 gateway_conf module

@@ -146,6 +146,42 @@ def imports(ds_vars, panels):
     return inputs, requires
 
 
+def business_panels():
+    """Requests in flight and the business metrics the shipped nginx.conf
+    counts from the services' headers with obs_metric (README: Business
+    metrics); empty where no service sends the headers."""
+    in_flight = 'service=~"$service",route=~"$route"'
+    cache = ("sum by (service) (rate(http_server_cache_requests_total"
+             "{%s,cache=%%s}[%s]))" % (SEL, RATE))
+    return [
+        panel("Requests in flight by endpoint",
+              "sum by (service, route) (http_server_active_requests{%s})"
+              % in_flight, unit="short", legend="{{service}} {{route}}",
+              description="Exact across reloads: nginx keeps the counts in "
+              "shared memory (http_server_active_requests)."),
+        panel("Recommendations served",
+              "sum by (service, route) (rate(http_server_recommendations_total{%s}[%s]))"
+              % (SEL, RATE), unit="short", legend="{{service}} {{route}}",
+              description="Items per second, from the X-Recommendations-Count "
+              "header (obs_metric counter)."),
+        panel("Cache hit ratio (X-Cache)",
+              "%s / %s" % (cache % '"HIT"', cache % '~"HIT|MISS"'),
+              unit="percentunit", legend="{{service}}",
+              description="HIT among HIT and MISS answers; CacheHitRateLow "
+              "fires below 70%."),
+        panel("Cache answers by result",
+              "sum by (cache) (rate(http_server_cache_requests_total{%s}[%s]))"
+              % (SEL, RATE), unit="reqps", legend="{{cache}}",
+              description="other: a value the configuration did not declare; "
+              "none: no X-Cache header."),
+        panel("Embedding cache age",
+              "max by (service) (http_server_embedding_cache_age_seconds{%s})"
+              % SEL, unit="s", legend="{{service}}",
+              description="The last X-Embedding-Cache-Age seen; "
+              "EmbeddingCacheStale fires above 1 h."),
+    ]
+
+
 def dashboard(uid, title, panels, variables=(), tags=()):
     x = y = 0
     row_h = 0
@@ -207,7 +243,7 @@ red = dashboard("obs-red", "API gateway RED by endpoint", [
     panel("Service p95 (recorded)",
           "service:http_server_request_duration_seconds:p95_5m{service=~\"$service\"}",
           unit="s", legend="{{service}}"),
-] + gateway_logs(), GATEWAY_VARS, ["red"])
+] + business_panels() + gateway_logs(), GATEWAY_VARS, ["red"])
 
 tenants = dashboard("obs-tenants", "Tenants", [
     panel("Top tenants by traffic",
@@ -364,6 +400,11 @@ pipeline = dashboard("obs-pipeline", "Observability pipeline", [
           "sum by (exporter, result) (rate(obs_exporter_requests_total{%s}[%s]))"
           % (SIDECAR, RATE), unit="reqps", legend="{{exporter}} {{result}}",
           description="Loki and OTLP exporters (empty until they run)."),
+    panel("Business values rejected by reason",
+          "sum by (reason) (rate(obs_business_rejected_total{%s}[%s]))"
+          % (SIDECAR, RATE), unit="reqps", legend="{{reason}}",
+          description="obs_metric values that were not a finite number "
+          "(or negative for a counter), or names that conflict."),
     panel("Exporter spool use",
           "obs_exporter_spool_bytes{%s} / obs_exporter_spool_limit_bytes{%s}"
           % (SIDECAR, SIDECAR), unit="percentunit", legend="{{exporter}}"),

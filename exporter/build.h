@@ -26,6 +26,21 @@ typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
 #define otlp_request_free \
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked
 
+/* obs_log_field: the most fields of a record written, the longest name. */
+#define LOG_FIELDS_MAX      16
+#define LOG_FIELD_NAME_MAX  64
+
+/*
+ * Puts the record's fields that the log line and the span may write in out
+ * (at most LOG_FIELDS_MAX, in order): a name of [a-z][a-z0-9_.]{0,63}
+ * that is no key of their own and not a repeat, and a value.  Returns how
+ * many.
+ */
+size_t log_fields(const Obs__V1__Record *r, const Obs__V1__LogField **out);
+
+/* Tells whether key is one the log line or the span writes itself. */
+int log_key_reserved(const char *key);
+
 /* Level of a response: INFO below 400, WARN for 4xx, ERROR for 5xx. */
 const char *log_level(unsigned status);
 

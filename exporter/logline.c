@@ -20,6 +20,7 @@ static void log_text(buf_t *b, const char *key, size_t key_len,
     const ProtobufCBinaryData *t);
 static void log_id(buf_t *b, const char *key, size_t key_len,
     const ProtobufCBinaryData *id, size_t len);
+static void log_extra(buf_t *b, const Obs__V1__Record *r);
 
 #define LOG_TEXT(b, key, t)   log_text(b, key, sizeof(key) - 1, t)
 #define LOG_ID(b, key, t, n)  log_id(b, key, sizeof(key) - 1, t, n)
@@ -79,7 +80,25 @@ log_line(buf_t *b, const Obs__V1__Record *r, const char *service,
     LOG_ID(b, ",\"parent_span_id\":", &r->parent_span_id, 8);
     jsonw_lit(b, ",\"gateway\":");
     jsonw_string(b, host, strlen(host));
+    log_extra(b, r);
     jsonw_lit(b, "}");
+}
+
+/* obs_log_field: each a key of its own; names need no escaping. */
+static void
+log_extra(buf_t *b, const Obs__V1__Record *r)
+{
+    const Obs__V1__LogField  *f[LOG_FIELDS_MAX];
+    size_t                    i, n;
+
+    n = log_fields(r, f);
+
+    for (i = 0; i < n; i++) {
+        jsonw_lit(b, ",\"");
+        jsonw_raw(b, f[i]->name.data, f[i]->name.len);
+        jsonw_lit(b, "\":");
+        jsonw_text(b, f[i]->value.data, f[i]->value.len, LOG_TEXT_MAX - 1);
+    }
 }
 
 /*

@@ -48,6 +48,7 @@ static void attr_int(buf_t *b, const char *key, int64_t value);
 static void span_error(buf_t *b);
 static void attr_peer(buf_t *b, const ProtobufCBinaryData *address);
 static void attr_outcome(buf_t *b, const Obs__V1__UpstreamAttempt *u);
+static void span_fields(buf_t *b, const Obs__V1__Record *r);
 static json_t *json_attrs(otlp_kv_t **kv, size_t n);
 static json_t *json_id(const ProtobufCBinaryData *b);
 
@@ -116,6 +117,7 @@ spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
     }
     attr_int(span, "http.response.body.size",
              (int64_t) r->response_body_bytes);
+    span_fields(span, r);
     if (r->status >= 500) {
         span_error(span);
     }
@@ -150,6 +152,23 @@ spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
     }
 
     return n;
+}
+
+/* obs_log_field: string attributes of the SERVER span. */
+static void
+span_fields(buf_t *b, const Obs__V1__Record *r)
+{
+    const Obs__V1__LogField  *f[LOG_FIELDS_MAX];
+    char                      key[LOG_FIELD_NAME_MAX + 1];
+    size_t                    i, n;
+
+    n = log_fields(r, f);
+
+    for (i = 0; i < n; i++) {
+        memcpy(key, f[i]->name.data, f[i]->name.len);
+        key[f[i]->name.len] = '\0';
+        attr_text(b, key, &f[i]->value);
+    }
 }
 
 /*

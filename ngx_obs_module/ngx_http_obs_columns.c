@@ -217,7 +217,8 @@ static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
 static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static ngx_inline void ngx_http_obs_id(u_char *to, u_char *id, size_t width);
-static uint32_t ngx_http_obs_symbol_hash(const u_char *p, size_t len);
+static ngx_http_obs_hot uint32_t ngx_http_obs_symbol_hash(const u_char *p,
+    size_t len);
 static ngx_inline uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
 static size_t ngx_http_obs_record_bound(ngx_http_obs_record_t *record);
 
@@ -600,12 +601,21 @@ ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols, ngx_str_t *s)
 }
 
 
+/* The symbol hash for other files (the in-flight table's keys). */
+
+uint32_t
+ngx_http_obs_hash(const u_char *p, size_t len)
+{
+    return ngx_http_obs_symbol_hash(p, len);
+}
+
+
 /*
  * Eight bytes a step, the last step overlapping the one before: symbols
  * are short and hashing them must be cheap.
  */
 
-static uint32_t
+static ngx_http_obs_hot uint32_t
 ngx_http_obs_symbol_hash(const u_char *p, size_t len)
 {
     uint64_t  h;

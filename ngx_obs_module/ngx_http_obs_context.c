@@ -396,6 +396,10 @@ ngx_http_obs_ctx_release(void *data)
 {
     ngx_http_obs_ctx_t  *ctx = data;
 
+    if (ctx->active) {
+        ngx_http_obs_active_leave(ctx);     /* requests in flight */
+    }
+
     ctx->next_free = ngx_http_obs_free_ctxs;
     ngx_http_obs_free_ctxs = ctx;
 }

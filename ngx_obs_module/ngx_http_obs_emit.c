@@ -31,6 +31,9 @@
 #define NGX_HTTP_OBS_HOST_MAX         128
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
 
+/* a snapshot of requests in flight: 129 entries of at most 256 bytes */
+#define NGX_HTTP_OBS_MAX_DATAGRAM_ACTIVE  (40 * 1024)
+
 /* protobuf keys: field number << 3 | wire type 2 (length-delimited) */
 #define NGX_HTTP_OBS_BATCH_HEADER_KEY   0x0a
 #define NGX_HTTP_OBS_BATCH_COLUMNS_KEY  0x1a
@@ -117,6 +120,8 @@ static void ngx_http_obs_send_error(ngx_http_obs_emitter_t *e,
     ngx_err_t err);
 static u_char *ngx_http_obs_write_varint(u_char *p, size_t n);
 static u_char *ngx_http_obs_read_varint(u_char *p, size_t *n);
+static ngx_int_t ngx_http_obs_send_active(ngx_http_obs_emitter_t *e,
+    ngx_uint_t closed);
 
 
 static ngx_http_obs_emitter_t  ngx_http_obs_emitter = { .fd = -1 };
@@ -143,13 +148,14 @@ ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
 
 
 /*
- * key=file: the shared HMAC key is the file's first line, at least 16
- * bytes; read at configuration time, so "nginx -t" checks it.
+ * A key file (obs_sidecar key=, obs_log_field hmac=): the key is the file's
+ * first line, 16 to 1023 bytes; read at configuration time, so "nginx -t"
+ * checks it, and a reload reads it again.
  */
 
 char *
-ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
-    ngx_str_t *path)
+ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive)
 {
     u_char           *p;
     ssize_t           n;
@@ -161,15 +167,16 @@ ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
 
     if (name.len == 0 || ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid key file \"%V\" in \"obs_sidecar\"",
-                           path);
+                           "invalid key file \"%V\" in \"%s\"",
+                           path, directive);
         return NGX_CONF_ERROR;
     }
 
     fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &name);
+                           "key file \"%V\" in \"%s\": "
+                           ngx_open_file_n " failed", &name, directive);
         return NGX_CONF_ERROR;
     }
 
@@ -184,22 +191,20 @@ ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
 
     (void) ngx_close_file(fd);
 
-    sidecar->key.data = p;
-    sidecar->key.len = 0;
+    key->data = p;
+    key->len = 0;
 
-    while (n > 0 && sidecar->key.len < (size_t) n
-           && p[sidecar->key.len] != CR && p[sidecar->key.len] != LF)
+    while (n > 0 && key->len < (size_t) n
+           && p[key->len] != CR && p[key->len] != LF)
     {
-        sidecar->key.len++;
+        key->len++;
     }
 
-    if (sidecar->key.len < NGX_HTTP_OBS_KEY_MIN
-        || sidecar->key.len == NGX_HTTP_OBS_KEY_MAX)
-    {
+    if (key->len < NGX_HTTP_OBS_KEY_MIN || key->len == NGX_HTTP_OBS_KEY_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "key file \"%V\" in \"obs_sidecar\" must hold "
+                           "key file \"%V\" in \"%s\" must hold "
                            "a key of %d to %d bytes on its first line",
-                           &name, NGX_HTTP_OBS_KEY_MIN,
+                           &name, directive, NGX_HTTP_OBS_KEY_MIN,
                            NGX_HTTP_OBS_KEY_MAX - 1);
         return NGX_CONF_ERROR;
     }
@@ -316,6 +321,10 @@ ngx_http_obs_emit_exit(void)
 
     ngx_http_obs_flush(e, 1);
 
+    if (ngx_http_obs_active_pending()) {
+        (void) ngx_http_obs_send_active(e, 0);     /* requests in flight */
+    }
+
     n = ngx_http_obs_columns_count(e->open);
 
     for (p = e->start; p < e->pos; p = ngx_http_obs_frame_end(p, &n)) {
@@ -352,7 +361,9 @@ ngx_http_obs_emit_exit(void)
 void
 ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
 {
+    ngx_uint_t               pending;
     struct timeval           tv;
+    Obs__V1__BatchHeader     h = OBS__V1__BATCH_HEADER__INIT;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
@@ -364,7 +375,13 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
     e->sidecar = sidecar;
     e->worker_start = (uint64_t) ngx_time() * 1000000000;
 
-    if (!ngx_http_obs_claim(e) || ngx_http_obs_mac_init(e) != NGX_OK) {
+    /* the drops no worker reported, and that nothing is in flight */
+
+    pending = ngx_http_obs_claim(e);
+
+    if ((!pending && !ngx_http_obs_active_snapshot(&h, 1))
+        || ngx_http_obs_mac_init(e) != NGX_OK)
+    {
         return;
     }
 
@@ -380,12 +397,20 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
         || ngx_blocking(e->fd) == -1
         || setsockopt(e->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1
         || ngx_http_obs_connect(e) != NGX_OK
-        || ngx_http_obs_send_counts(e) != NGX_OK)
+        || (pending && ngx_http_obs_send_counts(e) != NGX_OK))
     {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "obs: %uL records dropped at exit could not be "
                       "reported to \"%V\"",
                       e->dropped[NGX_HTTP_OBS_DROP_EXIT], &sidecar->name);
+    }
+
+    if (e->fd != (ngx_socket_t) -1 && e->connected
+        && ngx_http_obs_send_active(e, 1) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "obs: could not report to \"%V\" that no request is "
+                      "in flight any more", &sidecar->name);
     }
 
     if (e->fd != (ngx_socket_t) -1) {
@@ -540,8 +565,12 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
 
     ngx_http_obs_flush(e, 1);
 
+    if (ngx_http_obs_active_pending()) {
+        (void) ngx_http_obs_send_active(e, 0);     /* requests in flight */
+    }
+
     if (e->pos > e->start || ngx_http_obs_columns_count(e->open)
-        || ngx_http_obs_claim(e))
+        || ngx_http_obs_claim(e) || ngx_http_obs_active_pending())
     {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }
@@ -794,34 +823,49 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
 static ngx_int_t
 ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e)
 {
-    EVP_MAC     *hmac;
-    OSSL_PARAM   params[2];
-
     if (e->sidecar->key.len == 0 || e->mac != NULL) {
         return NGX_OK;
     }
+
+    e->mac = ngx_http_obs_hmac_new(&e->sidecar->key);
+
+    if (e->mac == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
+                      &e->sidecar->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An HMAC-SHA256 context keyed with key (obs_sidecar key=, obs_log_field
+ * hmac=), or NULL.
+ */
+
+EVP_MAC_CTX *
+ngx_http_obs_hmac_new(ngx_str_t *key)
+{
+    EVP_MAC      *hmac;
+    OSSL_PARAM    params[2];
+    EVP_MAC_CTX  *ctx;
 
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
                                                  (char *) "SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
 
     hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    e->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
     EVP_MAC_free(hmac);
 
-    if (e->mac == NULL
-        || !EVP_MAC_init(e->mac, e->sidecar->key.data, e->sidecar->key.len,
-                         params))
-    {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "obs: cannot set up HMAC-SHA256 for \"%V\"",
-                      &e->sidecar->name);
-        EVP_MAC_CTX_free(e->mac);
-        e->mac = NULL;
-        return NGX_ERROR;
+    if (ctx != NULL && !EVP_MAC_init(ctx, key->data, key->len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
     }
 
-    return NGX_OK;
+    return ctx;
 }
 
 
@@ -921,4 +965,77 @@ ngx_http_obs_read_varint(u_char *p, size_t *n)
     *n = value;
 
     return p;
+}
+
+
+/* --- requests in flight (ngx_http_obs_active.c) ------------------------ */
+
+/* A count of requests in flight changed: make sure the timer will run. */
+
+void
+ngx_http_obs_emit_wake(void)
+{
+    ngx_http_obs_emitter_t  *e;
+
+    e = &ngx_http_obs_emitter;
+
+    if (e->start && !e->flush_event.timer_set) {
+        ngx_add_timer(&e->flush_event, e->sidecar->flush);
+    }
+}
+
+
+/*
+ * Sends a snapshot of the requests in flight, a header alone in a datagram
+ * of its own (up to ~35 KB, whatever buffer= is: it never waits in the
+ * buffer); with closed, the one that says nginx stopped.
+ */
+
+static ngx_int_t
+ngx_http_obs_send_active(ngx_http_obs_emitter_t *e, ngx_uint_t closed)
+{
+    u_char                *p;
+    size_t                 size;
+    ngx_int_t              rc;
+    Obs__V1__BatchHeader   h = OBS__V1__BATCH_HEADER__INIT;
+
+    static u_char          out[NGX_HTTP_OBS_MAX_DATAGRAM_ACTIVE];
+
+    if (!e->connected && ngx_http_obs_connect(e) != NGX_OK) {
+        return NGX_AGAIN;
+    }
+
+    if (!ngx_http_obs_active_snapshot(&h, closed)) {
+        return NGX_OK;
+    }
+
+    h.schema_version = NGX_HTTP_OBS_SCHEMA_VERSION;
+    h.pid = (uint32_t) ngx_pid;
+    h.worker_start_unix_nano = e->worker_start;
+    h.sequence = e->sequence;
+    h.records_total = e->records_total;
+    h.host.data = ngx_cycle->hostname.data;
+    h.host.len = ngx_min(ngx_cycle->hostname.len, NGX_HTTP_OBS_HOST_MAX);
+
+    size = obs__v1__batch_header__get_packed_size(&h);
+
+    if (size + 8 > sizeof(out)) {
+        return NGX_ERROR;                     /* cannot be: see the zone */
+    }
+
+    out[0] = NGX_HTTP_OBS_BATCH_HEADER_KEY;
+    p = ngx_http_obs_write_varint(out + 1, size);
+    obs__v1__batch_header__pack(&h, p);
+
+    rc = ngx_http_obs_send(e, out, p + size - out, NULL, 0);
+
+    if (rc != NGX_AGAIN) {
+        e->sequence++;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_http_obs_active_sent();
+    }
+
+    return rc;
 }

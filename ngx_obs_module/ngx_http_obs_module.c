@@ -117,6 +117,30 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       offsetof(ngx_http_obs_loc_conf_t, upstream_span),
       NULL },
 
+    { ngx_string("obs_log_field"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
+      ngx_http_obs_log_field,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* business metrics and requests in flight (_metrics.c, _active.c) */
+
+    { ngx_string("obs_metric"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+      |NGX_CONF_TAKE3|NGX_CONF_TAKE4|NGX_CONF_TAKE5,
+      ngx_http_obs_metric,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("obs_active_requests"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_obs_main_conf_t, active),
+      NULL },
+
       ngx_null_command
 };
 
@@ -183,6 +207,10 @@ ngx_http_obs_rewrite_handler(ngx_http_request_t *r)
         && !(ctx->route_set && (ctx->content_reached || r->err_status)))
     {
         ngx_http_obs_set_route(r, ctx);
+
+        if (ngx_http_obs_active_table) {
+            ngx_http_obs_active_enter(r, ctx);      /* requests in flight */
+        }
     }
 
     return NGX_DECLINED;
@@ -273,7 +301,11 @@ ngx_http_obs_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     omcf->sidecar = NULL;
+     *     omcf->metric_defs = NULL;
+     *     omcf->active_zone = NULL;
      */
+
+    omcf->active = NGX_CONF_UNSET;
 
     return omcf;
 }
@@ -316,6 +348,8 @@ ngx_http_obs_create_loc_conf(ngx_conf_t *cf)
      *     olcf->service = NULL;
      *     olcf->route = NULL;
      *     olcf->tenant = NULL;
+     *     olcf->metrics = NULL;
+     *     olcf->fields = NULL;
      */
 
     olcf->enable = NGX_CONF_UNSET;
@@ -360,6 +394,19 @@ ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->tenant == NULL) {
         conf->tenant = prev->tenant;
+    }
+
+    /* obs_metric: a level with its own does not inherit (as add_header) */
+
+    if (conf->metrics == NULL) {
+        conf->metrics = prev->metrics;
+    }
+
+    /* as proxy_set_header: a block with its own obs_log_field replaces the
+       outer list */
+
+    if (conf->fields == NULL) {
+        conf->fields = prev->fields;
     }
 
     /*
@@ -435,7 +482,9 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             s.len = value[i].len - 4;
             s.data = value[i].data + 4;
 
-            if (ngx_http_obs_emit_key(cf, sidecar, &s) != NGX_CONF_OK) {
+            if (ngx_http_obs_read_key(cf, &s, &sidecar->key, "obs_sidecar")
+                != NGX_CONF_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 
@@ -684,6 +733,14 @@ ngx_http_obs_init(ngx_conf_t *cf)
 
     ngx_http_obs_context_init();
 
+    /* requests in flight: on by default wherever records go */
+
+    if (omcf->sidecar && omcf->active != 0
+        && ngx_http_obs_active_zone(cf, omcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_http_obs_wrap_upstreams(cf);
 }
 
@@ -696,6 +753,8 @@ ngx_http_obs_init_process(ngx_cycle_t *cycle)
     ngx_http_obs_ids_init();
 
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_obs_module);
+
+    ngx_http_obs_active_init(omcf);
 
     if (omcf == NULL || omcf->sidecar == NULL) {
         return NGX_OK;
@@ -721,6 +780,7 @@ ngx_http_obs_exit_master(ngx_cycle_t *cycle)
     omcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_obs_module);
 
     if (omcf != NULL) {
+        ngx_http_obs_active_init(omcf);      /* to report nginx stopped */
         ngx_http_obs_emit_exit_master(omcf->sidecar);
     }
 }

@@ -8,6 +8,9 @@
  *   ngx_http_obs_columns.c    the worker's open batch in column form
  *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
  *   ngx_http_obs_variables.c  $obs_* variables
+ *   ngx_http_obs_metrics.c    obs_metric: business metrics from variables
+ *   ngx_http_obs_active.c     requests in flight, in shared memory
+ *   ngx_http_obs_fields.c     obs_log_field: extra keys of logs and spans
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
@@ -17,6 +20,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+
+#include <openssl/types.h>
 
 #include "obs_tracecontext.h"
 #include "obs_route.h"
@@ -55,6 +60,11 @@ typedef struct {
 typedef struct {
     ngx_http_obs_sidecar_t    *sidecar;      /* NULL: no records */
     ngx_int_t                  request_id_index;   /* nginx's $request_id */
+
+    /* obs_metric (ngx_http_obs_metrics.c), obs_active_requests (_active.c) */
+    ngx_array_t               *metric_defs;  /* every name, for conflicts */
+    ngx_flag_t                 active;
+    ngx_shm_zone_t            *active_zone;
 } ngx_http_obs_main_conf_t;
 
 
@@ -87,6 +97,8 @@ typedef struct ngx_http_obs_loc_conf_s {
     ngx_http_obs_value_t      *service;
     ngx_http_obs_value_t      *route;
     ngx_http_obs_value_t      *tenant;
+    ngx_array_t               *metrics;      /* obs_metric; NULL: none */
+    ngx_array_t               *fields;       /* obs_log_field; NULL: none */
 } ngx_http_obs_loc_conf_t;
 
 
@@ -133,6 +145,9 @@ typedef struct ngx_http_obs_ctx_s {
 
     ngx_uint_t                 attempts;
 
+    /* the in-flight counter the request is counted in (_active.c) */
+    ngx_atomic_t              *active;
+
     /* written before they are read, so not cleared for a new request: */
 
     /*
@@ -173,6 +188,11 @@ typedef struct ngx_http_obs_ctx_s {
 
 #define NGX_HTTP_OBS_MAX_SCHEME       (sizeof("https") - 1)
 
+/* obs_log_field: fields per block, and the bytes of a name and a value */
+#define NGX_HTTP_OBS_MAX_FIELDS       8
+#define NGX_HTTP_OBS_MAX_FIELD_NAME   64
+#define NGX_HTTP_OBS_MAX_FIELD_VALUE  256
+
 /*
  * The largest datagram, and what one holds besides the batch's columns:
  * the batch header and the columns field's key and length.
@@ -194,10 +214,44 @@ typedef struct {
     u_char                    *span_id;      /* NULL: none */
 } ngx_http_obs_attempt_t;
 
+/* One obs_log_field of a record; the name is configuration text. */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  value;
+} ngx_http_obs_log_field_t;
+
+
 /* why an upstream attempt got no response (UpstreamAttempt.error) */
 #define NGX_HTTP_OBS_ATTEMPT_OK        0
 #define NGX_HTTP_OBS_ATTEMPT_ERROR     1
 #define NGX_HTTP_OBS_ATTEMPT_TIMEOUT   2
+
+
+/*
+ * One value obs_metric observed (ngx_http_obs_metrics.c; the group "metric"
+ * of proto/obs/v1/columns.def).  Name, label name and label value live as
+ * long as the configuration; the value is the variable's text, at most
+ * NGX_HTTP_OBS_METRIC_VALUE_MAX bytes.
+ */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  label_name;   /* empty: no label */
+    ngx_str_t                  label_value;
+    ngx_str_t                  value;
+    uint32_t                   type;         /* NGX_HTTP_OBS_METRIC_* */
+} ngx_http_obs_observation_t;
+
+#define NGX_HTTP_OBS_METRIC_COUNTER    1
+#define NGX_HTTP_OBS_METRIC_GAUGE      2
+#define NGX_HTTP_OBS_MAX_METRICS       16     /* per location */
+#define NGX_HTTP_OBS_METRIC_NAME_MAX   128
+#define NGX_HTTP_OBS_METRIC_LABEL_MAX  64     /* a label's name or value */
+#define NGX_HTTP_OBS_METRIC_VALUE_MAX  64
+
+/* the most text one observation adds to a batch */
+#define NGX_HTTP_OBS_METRIC_TEXT                                             \
+    (NGX_HTTP_OBS_METRIC_NAME_MAX + 2 * NGX_HTTP_OBS_METRIC_LABEL_MAX        \
+     + NGX_HTTP_OBS_METRIC_VALUE_MAX)
 
 
 /*
@@ -250,6 +304,11 @@ typedef struct {
 
     ngx_uint_t                 n_upstreams;
     ngx_http_obs_attempt_t     upstreams[NGX_HTTP_OBS_MAX_ATTEMPTS];
+
+    ngx_uint_t                 n_metrics;    /* obs_metric observations */
+    ngx_http_obs_observation_t metrics[NGX_HTTP_OBS_MAX_METRICS];
+    ngx_uint_t                 n_fields;     /* obs_log_field */
+    ngx_http_obs_log_field_t   fields[NGX_HTTP_OBS_MAX_FIELDS];
 } ngx_http_obs_record_t;
 
 
@@ -337,6 +396,8 @@ void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
 char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_obs_value_t *v);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
@@ -362,18 +423,44 @@ void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
 size_t ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
+uint32_t ngx_http_obs_hash(const u_char *p, size_t len);
 
 ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
     ngx_http_obs_sidecar_t *sidecar);
-char *ngx_http_obs_emit_key(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar,
-    ngx_str_t *path);
+char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive);
+EVP_MAC_CTX *ngx_http_obs_hmac_new(ngx_str_t *key);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_sidecar_t *sidecar);
 void ngx_http_obs_emit_exit(void);
 void ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
 
+char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
+    ngx_http_obs_record_t *rec);
+
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
+
+/* obs_metric (ngx_http_obs_metrics.c) */
+char *ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_obs_metrics_record(ngx_http_request_t *r,
+    ngx_http_obs_loc_conf_t *olcf, ngx_http_obs_record_t *rec);
+
+/* requests in flight (ngx_http_obs_active.c); NULL: not counted */
+extern void  *ngx_http_obs_active_table;
+
+ngx_int_t ngx_http_obs_active_zone(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_active_enter(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
+void ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx);
+void ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf);
+ngx_uint_t ngx_http_obs_active_pending(void);
+void ngx_http_obs_active_sent(void);
+ngx_uint_t ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed);
+void ngx_http_obs_emit_wake(void);
 ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,
     ngx_http_variable_t *vars);
 

@@ -53,7 +53,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_connection_t         *c;
     ngx_http_obs_value_t     *service;
     ngx_http_obs_record_t     rec;
-    ngx_http_obs_loc_conf_t  *olcf;
+    ngx_http_obs_loc_conf_t  *olcf, *route_conf;
 
     c = r->connection;
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
@@ -120,9 +120,13 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
-    /* the service of the location the route was taken in, as the route */
+    /*
+     * the service (and the obs_log_fields) of the location the route was
+     * taken in, as the route
+     */
 
-    service = ctx->route_conf ? ctx->route_conf->service : olcf->service;
+    route_conf = ctx->route_conf ? ctx->route_conf : olcf;
+    service = route_conf->service;
 
     if (service && service->constant) {
         rec.service = service->cv.value;
@@ -171,6 +175,18 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_http_obs_protocol(r, &rec);
 
     rec.upstream_span = olcf->upstream_span ? 1 : 0;
+
+    rec.n_metrics = 0;
+
+    if (olcf->metrics) {
+        ngx_http_obs_metrics_record(r, olcf, &rec);     /* obs_metric */
+    }
+
+    rec.n_fields = 0;
+
+    if (route_conf->fields) {
+        ngx_http_obs_record_fields(r, route_conf->fields, &rec);
+    }
 
     return ngx_http_obs_emit(&rec);
 }

@@ -1,7 +1,7 @@
 /*
- * Directive values with variables (obs_service_name, obs_route, obs_tenant):
- * compiled once at configuration, evaluated per request, with a fast path
- * for a lone variable and for a lone $http_ header.
+ * Directive values with variables (obs_service_name, obs_route, obs_tenant,
+ * obs_log_field): compiled once at configuration, evaluated per request,
+ * with a fast path for a lone variable and for a lone $http_ header.
  */
 
 
@@ -12,17 +12,15 @@
 #include "ngx_http_obs_module.h"
 
 
-/* Compiles a directive value; see ngx_http_obs_value_t. */
+/* obs_service_name, obs_route, obs_tenant: one value each. */
 
 char *
 ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_str_t                          *value, name;
-    ngx_uint_t                          i;
-    ngx_http_obs_value_t              **field, *v;
-    ngx_http_compile_complex_value_t    ccv;
+    ngx_str_t              *value;
+    ngx_http_obs_value_t  **field, *v;
 
     field = (ngx_http_obs_value_t **) (p + cmd->offset);
 
@@ -37,26 +35,45 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
+    if (ngx_http_obs_compile_value(cf, &value[1], v) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    *field = v;
+
+    return NGX_CONF_OK;
+}
+
+
+/* Compiles a directive value (text) into v; see ngx_http_obs_value_t. */
+
+ngx_int_t
+ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_obs_value_t *v)
+{
+    ngx_str_t                           name;
+    ngx_uint_t                          i;
+    ngx_http_compile_complex_value_t    ccv;
+
     ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
 
     ccv.cf = cf;
-    ccv.value = &value[1];
+    ccv.value = text;
     ccv.complex_value = &v->cv;
 
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     v->index = NGX_ERROR;
     v->constant = (v->cv.lengths == NULL);
 
-    if (value[1].len < 2 || value[1].data[0] != '$') {
-        *field = v;
-        return NGX_CONF_OK;
+    if (text->len < 2 || text->data[0] != '$') {
+        return NGX_OK;
     }
 
-    name.data = value[1].data + 1;
-    name.len = value[1].len - 1;
+    name.data = text->data + 1;
+    name.len = text->len - 1;
 
     for (i = 0; i < name.len; i++) {
         if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
@@ -64,8 +81,7 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
               || (name.data[i] >= '0' && name.data[i] <= '9')
               || name.data[i] == '_'))
         {
-            *field = v;
-            return NGX_CONF_OK;
+            return NGX_OK;
         }
     }
 
@@ -76,7 +92,7 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         v->header.len = name.len - 5;
         v->header.data = ngx_pnalloc(cf->pool, v->header.len);
         if (v->header.data == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         ngx_strlow(v->header.data, name.data + 5, v->header.len);
@@ -86,7 +102,7 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         v->header_dashed.len = v->header.len;
         v->header_dashed.data = ngx_pnalloc(cf->pool, v->header.len);
         if (v->header_dashed.data == NULL) {
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
 
         for (i = 0; i < v->header.len; i++) {
@@ -95,9 +111,7 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    *field = v;
-
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 

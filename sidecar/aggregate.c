@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "aggregate.h"
+#include "business.h"
 #include "labels.h"
 #include "stats.h"
 
@@ -31,6 +32,7 @@ struct aggregator {
     dimension_t   *upstreams;
     long           ttl;
     int            exemplars;
+    business_t    *business;     /* obs_metric, requests in flight */
 
     /* every bucket layout ever configured: old series still point at theirs */
     double        *bounds_sets[AGG_MAX_BOUNDS_SETS];
@@ -72,9 +74,10 @@ aggregator_new(store_t *store, const config_t *cfg)
     a->tenants = dimension_new(cfg->max_tenants);
     a->routes = dimension_map_new(cfg->max_services, cfg->max_routes);
     a->upstreams = dimension_new(cfg->max_routes);
+    a->business = business_new(cfg->max_series);
 
     if (a->tenants == NULL || a->routes == NULL || a->upstreams == NULL
-        || aggregator_configure(a, cfg) != 0)
+        || a->business == NULL || aggregator_configure(a, cfg) != 0)
     {
         aggregator_free(a);
         return NULL;
@@ -95,6 +98,7 @@ aggregator_free(aggregator_t *a)
     dimension_free(a->tenants);
     dimension_map_free(a->routes);
     dimension_free(a->upstreams);
+    business_free(a->business);
     for (i = 0; i < a->n_bounds_sets; i++) {
         free(a->bounds_sets[i]);
     }
@@ -133,7 +137,20 @@ aggregator_configure(aggregator_t *a, const config_t *cfg)
     dimension_map_set_caps(a->routes, cfg->max_services, cfg->max_routes);
     dimension_set_cap(a->upstreams, cfg->max_routes);
     store_set_max_series(a->store, cfg->max_series);
+    business_set_max_series(a->business, cfg->max_series);
     return 0;
+}
+
+void
+aggregator_active(aggregator_t *a, const Obs__V1__BatchHeader *h, time_t now)
+{
+    business_active(a->business, h, a->default_service, now);
+}
+
+business_t *
+aggregator_business(aggregator_t *a)
+{
+    return a->business;
 }
 
 void
@@ -204,6 +221,9 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
         labels[3] = l.code;
         agg_count(a, FAMILY_UPSTREAM_REQUESTS, labels, 1, now);
     }
+
+    /* obs_metric observations, under the same bounded labels */
+    business_record(a->business, r, l.service, route, tenant, now);
 }
 
 void
@@ -217,6 +237,7 @@ aggregator_expire(aggregator_t *a, time_t now)
     dimension_expire(a->tenants, now - a->ttl);
     dimension_map_expire(a->routes, now - a->ttl);
     dimension_expire(a->upstreams, now - a->ttl);
+    business_expire(a->business, now - a->ttl);
 }
 
 /*

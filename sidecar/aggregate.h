@@ -24,6 +24,13 @@ int aggregator_configure(aggregator_t *a, const config_t *cfg);
 void aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     double now_f);
 
+/* Takes a header's snapshot of requests in flight (business.c). */
+void aggregator_active(aggregator_t *a, const Obs__V1__BatchHeader *h,
+    time_t now);
+
+/* The business metrics and requests in flight, for metrics_add_source. */
+struct business *aggregator_business(aggregator_t *a);
+
 /* Expires series and label values not seen within the configured TTL. */
 void aggregator_expire(aggregator_t *a, time_t now);
 

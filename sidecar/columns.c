@@ -85,7 +85,9 @@ columns_valid(const Obs__V1__RecordColumns *c)
 #define OBS_ID(group, column, field, width)                                   \
            && column_ok(c->column.len, n_##group * (width), 0)
 #include "obs/v1/columns.def"
-           ;
+           /* obs_log_field: a field is its name and value, both there */
+           && column_ok(c->n_field_name, n_log_field, 1)
+           && column_ok(c->n_field_value, n_log_field, 1);
 }
 
 void

@@ -230,6 +230,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     }
 
     ingest_jwt(batch->header);
+    aggregator_active(in->agg, batch->header, ts.tv_sec);   /* in flight */
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {

@@ -23,6 +23,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "exporter_metrics.h"
+#include "business.h"
 #include "metrics.h"
 #include "pusher_metrics.h"
 #include "remote_write.h"
@@ -134,6 +135,7 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         ingest_set_datagram_hook(s->ingest, sidecar_export, s->exporter);
     }
     metrics_add_source(exporter_metrics, s->exporter);
+    metrics_add_source(business_metrics, aggregator_business(s->agg));
 
     /* pushers read the store on their own threads; NULL when not wanted */
     s->remote_write = remote_write_start(&s->cfg.remote_write, s->store, err,

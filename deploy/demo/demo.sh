@@ -76,6 +76,13 @@ http {
         }
         location = /api/v1/recommendations {
             obs_service_name ml-engine;
+            # business metrics from the headers ml-engine returns
+            obs_metric counter http_server_recommendations_total
+                       \$upstream_http_x_recommendations_count;
+            obs_metric counter http_server_cache_requests_total 1
+                       label=cache:\$upstream_http_x_cache:HIT,MISS;
+            obs_metric gauge http_server_embedding_cache_age_seconds
+                       \$upstream_http_x_embedding_cache_age;
             proxy_pass http://ml_engine;
         }
         location /ml/ {

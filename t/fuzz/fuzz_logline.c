@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: arbitrary bytes in every text field of a record (and
- * arbitrary numbers) through the exporter's JSON writer; jansson must parse
+ * arbitrary numbers, and up to 20 obs_log_fields with arbitrary names and
+ * values) through the exporter's JSON writer; jansson must parse
  * every line, every field must read back as its sanitised text, and the
  * line must survive Loki's JSON push (t/unit/logline_oracle.h).  Any
  * disagreement aborts.
@@ -54,7 +55,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Obs__V1__Record           r;
     Obs__V1__UpstreamAttempt  a, *ap = &a;
+    Obs__V1__LogField         f[20], *fp[20];
     ProtobufCBinaryData       svc;
+    size_t                    i;
     input_t                   in = { data, size };
     char                      service[LOKI_SERVICE_MAX], why[256];
 
@@ -80,6 +83,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     take_text(&in, &a.address);
     take_text(&in, &r.trace_id);
     take_text(&in, &r.span_id);
+
+    r.n_fields = (size_t) (take_u64(&in) % 21);
+    r.fields = fp;
+    for (i = 0; i < r.n_fields; i++) {
+        obs__v1__log_field__init(&f[i]);
+        take_text(&in, &f[i].name);
+        take_text(&in, &f[i].value);
+        fp[i] = &f[i];
+    }
 
     if (a.status & 1) {
         r.n_upstreams = 1;

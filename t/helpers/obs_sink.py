@@ -157,7 +157,9 @@ def ingest(store, schema, data):
 # The variable-length groups of RecordColumns (proto/obs/v1/columns.def):
 # count column -> (the repeated field of Record holding the entries, the
 # prefix of the entry columns).  Everything else comes from the descriptor.
-GROUPS = {"upstream_attempts": ("upstreams", "attempt_")}
+GROUPS = {"upstream_attempts": ("upstreams", "attempt_"),
+          "metric_count": ("metrics", "metric_"),
+          "field_count": ("fields", "field_")}          # obs_log_field
 
 # bytes per entry of an id column: W3C trace ids and span ids
 ID_WIDTHS = {"trace_id": 16, "span_id": 8}
@@ -177,7 +179,7 @@ def column_layout(schema):
         if f.name in GROUPS:
             name = GROUPS[f.name][0]
         for count, (rows, prefix) in GROUPS.items():
-            if f.name.startswith(prefix):
+            if f.name.startswith(prefix) and f.name not in GROUPS:
                 group, name = count, f.name[len(prefix):]
                 target = record.fields_by_name[rows].message_type
         to = target.fields_by_name[name]
@@ -337,7 +339,9 @@ def make_handler(store):
 def main():
     path, port, proto_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     schema = load_schema(proto_dir)
-    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader):
+    for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader,
+                    schema.MetricObservation, schema.ActiveRequests,
+                    schema.LogField):
         for f in message.DESCRIPTOR.fields:
             if f.type == f.TYPE_BYTES:
                 BYTES_FIELDS.add(f.camelcase_name)

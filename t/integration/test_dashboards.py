@@ -23,7 +23,22 @@ from harness import (ROOT, GATEWAY_HTTP, Stack, request, value,  # noqa
 sys.path.insert(0, os.path.join(ROOT, "dashboards"))
 import validate  # noqa: E402
 
-NGINX_HTTP = GATEWAY_HTTP
+# ml-engine answers with the headers the shipped nginx.conf turns into
+# business metrics (obs_metric), so their panels have data too
+NGINX_HTTP = GATEWAY_HTTP.replace(
+    "            obs_route /ml/predict;\n",
+    "            obs_route /ml/predict;\n"
+    "            obs_metric counter http_server_recommendations_total\n"
+    "                $upstream_http_x_recommendations_count;\n"
+    "            obs_metric counter http_server_cache_requests_total 1\n"
+    "                label=cache:$upstream_http_x_cache:HIT,MISS;\n"
+    "            obs_metric gauge http_server_embedding_cache_age_seconds\n"
+    "                $upstream_http_x_embedding_cache_age;\n").replace(
+    'location /ml/ { return 200 "prediction\\n"; }',
+    'location /ml/ { add_header X-Recommendations-Count 3; '
+    'add_header X-Cache HIT; add_header X-Embedding-Cache-Age 120; '
+    'return 200 "prediction\\n"; }')
+assert NGINX_HTTP.count("obs_metric") == 3 and "X-Cache HIT" in NGINX_HTTP
 
 # panels that need something this test does not run
 NEEDS_OTHER_SOURCES = {

@@ -9,6 +9,7 @@
 #ifndef OBS_LOGLINE_ORACLE_H
 #define OBS_LOGLINE_ORACLE_H
 
+#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,6 +72,79 @@ oracle_count(uint64_t v)
     return (double) (v > INT64_MAX ? INT64_MAX : v);
 }
 
+/*
+ * obs_log_field: a name the line may carry, by a POSIX regex rather than
+ * the writer's own loop.
+ */
+static int
+oracle_field_name(const ProtobufCBinaryData *name, char *out)
+{
+    static regex_t  re;
+    static int      compiled;
+
+    if (!compiled) {
+        regcomp(&re, "^[a-z][a-z0-9_.]{0,63}$", REG_EXTENDED | REG_NOSUB);
+        compiled = 1;
+    }
+
+    if (name->len == 0 || name->len > LOG_FIELD_NAME_MAX
+        || memchr(name->data, '\0', name->len) != NULL)
+    {
+        return 0;
+    }
+
+    memcpy(out, name->data, name->len);
+    out[name->len] = '\0';
+    return regexec(&re, out, 0, NULL, 0) == 0 && !log_key_reserved(out);
+}
+
+/*
+ * Every field with a usable name (the first of a name, among the first
+ * LOG_FIELDS_MAX) and a value reads back as its sanitised text, and every
+ * other key of the line is one the line writes itself.
+ */
+static int
+oracle_extra(json_t *o, const Obs__V1__Record *r, char *why, size_t whylen)
+{
+    static char   names[LOG_FIELDS_MAX][LOG_FIELD_NAME_MAX + 1];
+    const char   *key;
+    json_t       *v;
+    size_t        i, k, n = 0;
+
+    for (i = 0; i < r->n_fields && i < LOG_FIELDS_MAX; i++) {
+        if (r->fields[i]->value.len == 0
+            || !oracle_field_name(&r->fields[i]->name, names[n]))
+        {
+            continue;
+        }
+        for (k = 0; k < n && strcmp(names[k], names[n]) != 0; k++) {
+            /* void */
+        }
+        if (k < n) {
+            continue;                   /* a repeat: the first one counts */
+        }
+        if (oracle_text(o, names[n], &r->fields[i]->value, LOG_TEXT_MAX, why,
+                        whylen))
+        {
+            return -1;
+        }
+        n++;
+    }
+
+    json_object_foreach(o, key, v) {
+        for (k = 0; k < n && strcmp(names[k], key) != 0; k++) {
+            /* void */
+        }
+        if (k == n && !log_key_reserved(key)) {
+            snprintf(why, whylen, "key %.64s is neither the line's own "
+                     "(log_keys.def) nor a field", key);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
 /* Checks one parsed log line against the record it was written from. */
 static int
 oracle_fields(json_t *o, const Obs__V1__Record *r, const char *service,
@@ -103,7 +177,8 @@ oracle_fields(json_t *o, const Obs__V1__Record *r, const char *service,
         || oracle_number(o, "bytes_in", oracle_count(r->request_bytes), why,
                          whylen)
         || oracle_number(o, "bytes_out", oracle_count(r->response_bytes),
-                         why, whylen))
+                         why, whylen)
+        || oracle_extra(o, r, why, whylen))
     {
         return -1;
     }
@@ -150,7 +225,7 @@ oracle_check(const Obs__V1__Record *r, const char *service,
     int            rc = -1;
 
     log_line(&line, r, service, host);
-    o = json_loadb(line.data, line.len, 0, &jerr);
+    o = json_loadb(line.data, line.len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
         snprintf(why, whylen, "line does not parse: %s", jerr.text);
         goto done;

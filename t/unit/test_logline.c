@@ -147,11 +147,147 @@ test_numbers(void)
     buf_free(&b);
 }
 
+/*
+ * obs_log_field: usable fields become keys of the line and attributes of
+ * the SERVER span; hostile names (bad grammar, a key of the line's or the
+ * span's own, a repeat, a NUL), empty values and fields past the 16th are
+ * left out, so the line never holds a key twice (jansson is told to refuse
+ * duplicates).  Every key of the line and of the span is one of
+ * log_keys.def or a field: the list the module's nginx -t uses stays true.
+ */
+static void
+test_log_fields(void)
+{
+    static const char  *names[] = {
+        "plan", "user_hash", "Status", "a-b", "", "status", "http.route",
+        "tenant.id", "plan", "empty", "a.b_c9", "9lives",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "f13", "f14", "f15", "f16", "f17"
+    };
+    static const char  *values[] = {
+        "gold", "0123abcd", "x", "x", "x", "x", "x", "x", "other", "",
+        "dotted", "x", "x", "v13", "v14", "v15", "v16", "v17"
+    };
+    Obs__V1__Record           r;
+    Obs__V1__LogField         f[20], *fp[20];
+    Obs__V1__UpstreamAttempt  a, *two[2] = { &a, &a };
+    uint8_t                   trace[16] = { 1 }, span[8] = { 2 };
+    buf_t                     line = { 0 }, out = { 0 }, sp = { 0 };
+    buf_t                     res = { 0 }, req = { 0 };
+    exporter_config_t         cfg;
+    json_t                   *j, *attrs, *kv;
+    const char               *key, *str;
+    char                      why[256];
+    size_t                    i, n = sizeof(names) / sizeof(names[0]);
+    int                       ok, bad = 0, seen = 0;
+
+    obs__v1__record__init(&r);
+    obs__v1__upstream_attempt__init(&a);
+    FIELD(&r, method, "GET", 3);
+    FIELD(&r, route, "/a", 2);
+    FIELD(&r, path, "/a", 2);
+    FIELD(&r, tenant, "acme", 4);
+    FIELD(&r, client_address, "127.0.0.1", 9);
+    FIELD(&r, user_agent, "ua", 2);
+    FIELD(&r, request_id, "rid", 3);
+    FIELD(&r, server_address, "gw", 2);
+    FIELD(&r, scheme, "http", 4);
+    FIELD(&r, protocol, "HTTP/1.1", 8);
+    FIELD(&r, tracestate, "k=v", 3);
+    FIELD(&r, trace_id, trace, 16);
+    FIELD(&r, span_id, span, 8);
+    FIELD(&r, parent_span_id, span, 8);
+    FIELD(&a, address, "10.0.0.1:80", 11);
+    r.status = 503;
+    r.server_port = 8080;
+    r.request_body_bytes = 5;
+    r.n_upstreams = 2;
+    r.upstreams = two;
+
+    for (i = 0; i < n; i++) {
+        obs__v1__log_field__init(&f[i]);
+        FIELD(&f[i], name, names[i], strlen(names[i]));
+        FIELD(&f[i], value, values[i], strlen(values[i]));
+        fp[i] = &f[i];
+    }
+    FIELD(&f[n], name, "a\0b", 3);         /* a NUL in the name */
+    FIELD(&f[n], value, "x", 1);
+    fp[n] = &f[n];
+    r.fields = fp;
+    r.n_fields = n + 1;
+
+    ok = oracle_check(&r, "svc", "gw", why, sizeof(why)) == 0;
+    if (!ok) {
+        fprintf(stderr, "fields: %s\n", why);
+    }
+    CHECK(ok, "usable fields read back, hostile ones are left out");
+
+    log_line(&line, &r, "svc", "gw");
+    CHECK(memmem(line.data, line.len, "\"plan\":\"gold\"", 13) != NULL
+          && memmem(line.data, line.len, "\"a.b_c9\":\"dotted\"", 17)
+             != NULL
+          && memmem(line.data, line.len, "\"f13\":\"v13\"", 11) != NULL
+          && memmem(line.data, line.len, "other", 5) == NULL
+          && memmem(line.data, line.len, "\"empty\"", 7) == NULL
+          && memmem(line.data, line.len, "\"f17\"", 5) == NULL,
+          "the line: fields in order, the first of a name, none past "
+          "the 16th");
+
+    /* hostile values, as any text of the line */
+    for (i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        FIELD(&f[0], value, hostile[i].bytes, hostile[i].len);
+        bad += oracle_check(&r, "svc", "gw", why, sizeof(why)) != 0;
+    }
+    CHECK(bad == 0, "hostile field values read back sanitised");
+    FIELD(&f[0], value, "gold", 4);
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.gateway_name = "obs-gateway";
+    cfg.gateway_host = "gw";
+    spans_resource(&res, &cfg);
+    spans_append(&out, &sp, &r, "svc");
+    spans_request(&req, &res, &out);
+    j = spans_json((const uint8_t *) req.data, req.len);
+    attrs = json_object_get(json_array_get(json_object_get(
+                json_array_get(json_object_get(json_array_get(
+                    json_object_get(j, "resourceSpans"), 0),
+                    "scopeSpans"), 0), "spans"), 0), "attributes");
+    bad = 0;
+    for (i = 0; i < json_array_size(attrs); i++) {
+        kv = json_array_get(attrs, i);
+        key = json_string_value(json_object_get(kv, "key"));
+        str = json_string_value(json_object_get(json_object_get(kv,
+                  "value"), "stringValue"));
+        if (key && strcmp(key, "plan") == 0) {
+            seen += str && strcmp(str, "gold") == 0;
+        } else if (key && strcmp(key, "user_hash") == 0) {
+            seen += str && strcmp(str, "0123abcd") == 0;
+        } else if (key && !log_key_reserved(key)
+                   && strncmp(key, "a.b_c9", 6) != 0
+                   && !(key[0] == 'f' && key[1] == '1'))
+        {
+            fprintf(stderr, "span attribute %s\n", key);
+            bad++;
+        }
+    }
+    CHECK(seen == 2 && bad == 0 && json_array_size(attrs) > 14,
+          "the SERVER span: fields as string attributes; every other "
+          "key is in log_keys.def");
+    json_decref(j);
+
+    buf_free(&line);
+    buf_free(&out);
+    buf_free(&sp);
+    buf_free(&res);
+    buf_free(&req);
+}
+
 int
 main(void)
 {
     test_hostile_fields();
     test_cuts();
     test_numbers();
+    test_log_fields();
     return unit_report("logline");
 }

@@ -616,6 +616,94 @@ test_columns(void)
 }
 
 /*
+ * obs_log_field columns: two records, the first with two fields, the second
+ * with none; then counts that lie, in every way, are refused.
+ */
+static void
+test_columns_fields(void)
+{
+    Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
+    Obs__V1__Record            r;
+    columns_reader_t           rd;
+    uint8_t                    data[] = "plangolduser_hashab12";
+    uint32_t                   ends[] = { 0, 4, 8, 17, 21 };
+    uint32_t                   status[] = { 200, 404 };
+    uint64_t                   dur[] = { 1, 2 };
+    uint32_t                   counts[] = { 2, 0 };
+    uint32_t                   names[] = { 1, 3, 3 }, values[] = { 2, 4, 4 };
+    uint32_t                   many[] = { COLUMNS_MAX_ENTRIES + 1, 0 };
+    uint32_t                   huge[] = { 0xffffffff, 1 };
+
+    c.count = 2;
+    c.symbol_data.data = data;
+    c.symbol_data.len = 21;
+    c.symbol_end = ends;
+    c.n_symbol_end = 5;
+    c.status = status;
+    c.n_status = 2;
+    c.duration_us = dur;
+    c.n_duration_us = 2;
+    c.field_count = counts;
+    c.n_field_count = 2;
+    c.field_name = names;
+    c.n_field_name = 2;
+    c.field_value = values;
+    c.n_field_value = 2;
+
+    CHECK(columns_valid(&c), "consistent field columns are valid");
+
+    columns_reader_init(&rd, &c);
+    CHECK(columns_next(&rd, &r) && r.n_fields == 2
+          && r.fields[0]->name.len == 4
+          && memcmp(r.fields[0]->name.data, "plan", 4) == 0
+          && r.fields[0]->value.len == 4
+          && memcmp(r.fields[0]->value.data, "gold", 4) == 0
+          && r.fields[1]->name.len == 9
+          && memcmp(r.fields[1]->name.data, "user_hash", 9) == 0
+          && r.fields[1]->value.len == 4
+          && memcmp(r.fields[1]->value.data, "ab12", 4) == 0,
+          "first record: its two fields, in order");
+    CHECK(columns_next(&rd, &r) && r.n_fields == 0,
+          "second record: no fields");
+
+    counts[1] = 1;
+    CHECK(!columns_valid(&c), "counts summing past the entries are refused");
+    c.n_field_name = 3;
+    CHECK(!columns_valid(&c), "... also when only the names are there");
+    c.n_field_value = 3;
+    CHECK(columns_valid(&c), "three counted, three of each: valid");
+    columns_reader_init(&rd, &c);
+    CHECK(columns_next(&rd, &r) && columns_next(&rd, &r)
+          && r.n_fields == 1 && r.fields[0]->name.len == 9,
+          "the second record's field is the third entry");
+    counts[1] = 0;
+    CHECK(!columns_valid(&c), "entries past the counts are refused");
+    c.n_field_name = c.n_field_value = 2;
+
+    c.n_field_count = 1;
+    CHECK(!columns_valid(&c), "a count column shorter than the batch");
+    c.n_field_count = 0;
+    CHECK(!columns_valid(&c), "entries without any count column");
+    c.n_field_count = 2;
+
+    c.field_count = many;
+    CHECK(!columns_valid(&c), "more fields than a record may carry");
+    c.field_count = huge;
+    CHECK(!columns_valid(&c), "a count of 0xffffffff (the sum overflows "
+          "nothing: it is refused first)");
+    c.field_count = counts;
+
+    names[1] = 5;
+    CHECK(!columns_valid(&c), "a name past the symbol table");
+    names[1] = 3;
+    values[0] = 9;
+    CHECK(!columns_valid(&c), "a value past the symbol table");
+    values[0] = 2;
+
+    CHECK(columns_valid(&c), "and valid again once restored");
+}
+
+/*
  * A 14-byte batch that claims 0xffffffff records and carries no column
  * once made ingest loop four billion times: it is malformed, and counts
  * nothing.
@@ -868,6 +956,7 @@ main(void)
 {
     setup_config();
     test_columns();
+    test_columns_fields();
     test_count_without_columns();
     test_jwt_counts();
     test_counts();

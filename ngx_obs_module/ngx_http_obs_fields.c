@@ -1,0 +1,443 @@
+/*
+ * obs_log_field NAME VALUE [hmac=file]: a named value added to the record,
+ * which the sidecar writes as a key of the JSON log line and a string
+ * attribute of the gateway span, and never as a metric label.  With hmac=
+ * the value is replaced by the lowercase hex of its HMAC-SHA256 under the
+ * file's key: the same user id always gives the same pseudonym, which
+ * cannot be read back.  Values that read the Authorization, Cookie,
+ * Set-Cookie or Proxy-Authorization header are refused, hashed or not.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/evp.h>
+
+#include "ngx_http_obs_module.h"
+
+
+#define NGX_HTTP_OBS_FIELD_MAC_LEN    32
+
+/* a value cut to its bound ends with this mark, U+2026 */
+#define NGX_HTTP_OBS_FIELD_CUT        "\xe2\x80\xa6"
+#define NGX_HTTP_OBS_FIELD_CUT_LEN    3
+
+
+typedef struct {
+    ngx_str_t                  name;         /* stable: interned by address */
+    ngx_http_obs_value_t       value;
+    EVP_MAC_CTX               *mac;          /* keyed; NULL: plain */
+} ngx_http_obs_field_t;
+
+
+static char *ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields,
+    ngx_str_t *name);
+static char *ngx_http_obs_field_secret(ngx_conf_t *cf, ngx_str_t *text);
+static ngx_uint_t ngx_http_obs_secret_variable(u_char *name, size_t len);
+static char *ngx_http_obs_field_mac(ngx_conf_t *cf, ngx_http_obs_field_t *f,
+    ngx_str_t *path);
+static void ngx_http_obs_field_mac_free(void *data);
+static ngx_int_t ngx_http_obs_field_hmac(ngx_http_request_t *r,
+    ngx_http_obs_field_t *f, ngx_str_t *value);
+static ngx_int_t ngx_http_obs_field_cut(ngx_http_request_t *r,
+    ngx_str_t *value);
+
+
+/* Names the log line and the gateway span write themselves. */
+static const char  *ngx_http_obs_log_keys[] = {
+#define OBS_LOG_KEY(name)  name,
+#include "../proto/obs/v1/log_keys.def"
+#undef OBS_LOG_KEY
+    NULL
+};
+
+
+/*
+ * Headers whose values are credentials; a variable reads one as
+ * <prefix><header>, the header's '-' written '_'.
+ */
+static ngx_str_t  ngx_http_obs_secret_headers[] = {
+    ngx_string("authorization"),
+    ngx_string("proxy_authorization"),
+    ngx_string("cookie"),
+    ngx_string("set_cookie"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_obs_header_prefixes[] = {
+    ngx_string("http_"),
+    ngx_string("sent_http_"),
+    ngx_string("upstream_http_"),
+    ngx_string("sent_trailer_"),
+    ngx_string("upstream_trailer_"),
+    ngx_null_string
+};
+
+/* ... and these read one cookie of the Cookie or Set-Cookie header */
+static ngx_str_t  ngx_http_obs_cookie_prefixes[] = {
+    ngx_string("cookie_"),
+    ngx_string("upstream_cookie_"),
+    ngx_null_string
+};
+
+
+/* obs_log_field NAME VALUE [hmac=file] */
+
+char *
+ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_obs_loc_conf_t *olcf = conf;
+
+    char                  *rv;
+    ngx_str_t             *value, path;
+    ngx_http_obs_field_t  *f;
+
+    value = cf->args->elts;
+
+    if (olcf->fields == NULL) {
+        olcf->fields = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_obs_field_t));
+        if (olcf->fields == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (olcf->fields->nelts == NGX_HTTP_OBS_MAX_FIELDS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many \"obs_log_field\" directives, "
+                           "at most %d in one block", NGX_HTTP_OBS_MAX_FIELDS);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_http_obs_field_name(cf, olcf->fields, &value[1]);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    rv = ngx_http_obs_field_secret(cf, &value[2]);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    f = ngx_array_push(olcf->fields);
+    if (f == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(f, sizeof(ngx_http_obs_field_t));
+    f->name = value[1];
+
+    if (ngx_http_obs_compile_value(cf, &value[2], &f->value) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        return NGX_CONF_OK;
+    }
+
+    if (value[3].len <= 5 || ngx_strncmp(value[3].data, "hmac=", 5) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive, "
+                           "it must be \"hmac=file\"", &value[3], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    path.data = value[3].data + 5;
+    path.len = value[3].len - 5;
+
+    return ngx_http_obs_field_mac(cf, f, &path);
+}
+
+
+/*
+ * A name is [a-z][a-z0-9_.]{0,63}, none of the keys the log line and the
+ * span already have, and not twice in one block.
+ */
+
+static char *
+ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields, ngx_str_t *name)
+{
+    u_char                 c;
+    ngx_uint_t             i;
+    const char           **key;
+    ngx_http_obs_field_t  *f;
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+
+        if (!((c >= 'a' && c <= 'z')
+              || (i > 0 && ((c >= '0' && c <= '9') || c == '_' || c == '.'))))
+        {
+            break;
+        }
+    }
+
+    if (name->len == 0 || i < name->len
+        || name->len > NGX_HTTP_OBS_MAX_FIELD_NAME)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid name \"%V\" in \"obs_log_field\" "
+                           "directive, it must match [a-z][a-z0-9_.]{0,63}",
+                           name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (key = ngx_http_obs_log_keys; *key; key++) {
+        if (ngx_strlen(*key) == name->len
+            && ngx_strncmp(*key, name->data, name->len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "name \"%V\" in \"obs_log_field\" directive "
+                               "is a key the log line or the span already "
+                               "has", name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    f = fields->elts;
+
+    for (i = 0; i < fields->nelts; i++) {
+        if (f[i].name.len == name->len
+            && ngx_strncmp(f[i].name.data, name->data, name->len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate name \"%V\" in \"obs_log_field\" "
+                               "directive", name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Refuses a value that reads a credential header through any of its
+ * variables ($name or ${name}, in any case), with or without hmac=: a
+ * pseudonym of a session cookie or a token would still identify it.
+ */
+
+static char *
+ngx_http_obs_field_secret(ngx_conf_t *cf, ngx_str_t *text)
+{
+    u_char  *p, *end, *name;
+
+    end = text->data + text->len;
+
+    for (p = text->data; p < end; p++) {
+        if (*p != '$') {
+            continue;
+        }
+
+        if (p + 1 < end && p[1] == '{') {
+            p++;
+        }
+
+        name = p + 1;
+
+        while (p + 1 < end
+               && ((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z')
+                   || (p[1] >= '0' && p[1] <= '9') || p[1] == '_'))
+        {
+            p++;
+        }
+
+        if (ngx_http_obs_secret_variable(name, p + 1 - name)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"obs_log_field\" directive may not log "
+                               "\"$%*s\": the Authorization, Cookie, "
+                               "Set-Cookie and Proxy-Authorization headers "
+                               "are never logged",
+                               (size_t) (p + 1 - name), name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_obs_secret_variable(u_char *name, size_t len)
+{
+    ngx_str_t  *prefix, *header;
+
+    for (prefix = ngx_http_obs_cookie_prefixes; prefix->len; prefix++) {
+        if (len >= prefix->len
+            && ngx_strncasecmp(name, prefix->data, prefix->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    for (prefix = ngx_http_obs_header_prefixes; prefix->len; prefix++) {
+        if (len <= prefix->len
+            || ngx_strncasecmp(name, prefix->data, prefix->len) != 0)
+        {
+            continue;
+        }
+
+        for (header = ngx_http_obs_secret_headers; header->len; header++) {
+            if (len - prefix->len == header->len
+                && ngx_strncasecmp(name + prefix->len, header->data,
+                                   header->len) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/* hmac=file: a keyed HMAC-SHA256, set up once; a reload reads it again. */
+
+static char *
+ngx_http_obs_field_mac(ngx_conf_t *cf, ngx_http_obs_field_t *f,
+    ngx_str_t *path)
+{
+    ngx_str_t            key;
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_http_obs_read_key(cf, path, &key, "obs_log_field")
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    f->mac = ngx_http_obs_hmac_new(&key);
+    ngx_explicit_memzero(key.data, key.len);
+
+    cln->handler = ngx_http_obs_field_mac_free;
+    cln->data = f->mac;
+
+    if (f->mac == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot set up HMAC-SHA256 for \"obs_log_field\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_obs_field_mac_free(void *data)
+{
+    EVP_MAC_CTX_free(data);
+}
+
+
+/*
+ * Adds the block's fields with a value to the record (an empty or missing
+ * value adds none); a field whose HMAC cannot be computed is left out,
+ * never sent in the clear.
+ */
+
+void
+ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
+    ngx_http_obs_record_t *rec)
+{
+    ngx_str_t              value;
+    ngx_uint_t             i;
+    ngx_http_obs_field_t  *f;
+
+    f = fields->elts;
+
+    for (i = 0; i < fields->nelts; i++) {
+
+        if (ngx_http_obs_value(r, &f[i].value, &value) != NGX_OK
+            || value.len == 0)
+        {
+            continue;
+        }
+
+        if (f[i].mac) {
+            if (ngx_http_obs_field_hmac(r, &f[i], &value) != NGX_OK) {
+                continue;
+            }
+
+        } else if (value.len > NGX_HTTP_OBS_MAX_FIELD_VALUE
+                   && ngx_http_obs_field_cut(r, &value) != NGX_OK)
+        {
+            continue;
+        }
+
+        rec->fields[rec->n_fields].name = f[i].name;
+        rec->fields[rec->n_fields].value = value;
+        rec->n_fields++;
+    }
+}
+
+
+/* Replaces value by the lowercase hex of its (whole) HMAC-SHA256. */
+
+static ngx_int_t
+ngx_http_obs_field_hmac(ngx_http_request_t *r, ngx_http_obs_field_t *f,
+    ngx_str_t *value)
+{
+    u_char  *hex, mac[NGX_HTTP_OBS_FIELD_MAC_LEN];
+    size_t   len;
+
+    hex = ngx_pnalloc(r->pool, 2 * NGX_HTTP_OBS_FIELD_MAC_LEN);
+    if (hex == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* no key: the keyed state set up at configuration is restored */
+
+    if (!EVP_MAC_init(f->mac, NULL, 0, NULL)
+        || !EVP_MAC_update(f->mac, value->data, value->len)
+        || !EVP_MAC_final(f->mac, mac, &len, sizeof(mac))
+        || len != sizeof(mac))
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "obs: HMAC-SHA256 of \"%V\" failed", &f->name);
+        return NGX_ERROR;
+    }
+
+    value->data = hex;
+    value->len = ngx_hex_dump(hex, mac, sizeof(mac)) - hex;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Cuts a long value to its bound, at a UTF-8 character's start, and marks
+ * the cut with an ellipsis.
+ */
+
+static ngx_int_t
+ngx_http_obs_field_cut(ngx_http_request_t *r, ngx_str_t *value)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = NGX_HTTP_OBS_MAX_FIELD_VALUE - NGX_HTTP_OBS_FIELD_CUT_LEN;
+
+    while (len > 0 && (value->data[len] & 0xc0) == 0x80) {
+        len--;
+    }
+
+    p = ngx_pnalloc(r->pool, len + NGX_HTTP_OBS_FIELD_CUT_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, value->data, len);
+    ngx_memcpy(p + len, NGX_HTTP_OBS_FIELD_CUT, NGX_HTTP_OBS_FIELD_CUT_LEN);
+
+    value->data = p;
+    value->len = len + NGX_HTTP_OBS_FIELD_CUT_LEN;
+
+    return NGX_OK;
+}

@@ -1,0 +1,772 @@
+/* Business metrics and requests in flight.  See business.h. */
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "business.h"
+#include "hash.h"
+#include "labels.h"
+#include "stats.h"
+
+#define BUSINESS_BUCKETS     4096       /* hash chains, a power of two */
+#define BUSINESS_NAME_MAX    128
+#define BUSINESS_LABEL_MAX   64
+#define BUSINESS_VALUE_MAX   64
+
+typedef struct bseries {
+    struct bseries  *next;      /* the family's list */
+    struct bseries  *chain;     /* the hash chain */
+    uint64_t         hash;
+    time_t           updated;
+    double           value;
+    int              family;
+    size_t           key_len;
+    char             key[];     /* service, route, tenant, label value */
+} bseries_t;
+
+typedef struct {
+    char        name[BUSINESS_NAME_MAX + 1];
+    char        base[BUSINESS_NAME_MAX + 1];   /* counters: no _total */
+    char        label[BUSINESS_LABEL_MAX + 1];
+    int         counter;
+    bseries_t  *series;
+    char       *values[BUSINESS_MAX_VALUES];   /* label values admitted */
+    int         n_values;
+} bfamily_t;
+
+typedef struct {
+    uint64_t  id;
+    uint64_t  version;
+    uint64_t  overflow;         /* lookups that found no room, so far */
+    time_t    seen;
+    int       used;
+} bzone_t;
+
+typedef struct {
+    int       zone;
+    uint64_t  count;
+    time_t    updated;
+    char      service[LABEL_BUF_LEN];
+    char      route[LABEL_BUF_LEN];
+} bactive_t;
+
+struct business {
+    pthread_mutex_t  lock;
+    long             max_series;
+    long             n_series;
+    bfamily_t        families[BUSINESS_MAX_FAMILIES];
+    int              n_families;
+    bseries_t       *table[BUSINESS_BUCKETS];
+    bzone_t          zones[BUSINESS_MAX_ZONES];
+    bactive_t        active[BUSINESS_MAX_ACTIVE];
+    size_t           n_active;
+    atomic_ullong    rejected[BUSINESS_REJECT_REASONS];
+};
+
+static const char *const  business_reject_names[BUSINESS_REJECT_REASONS] = {
+    "not_a_number", "not_finite", "negative", "invalid_metric", "conflict",
+    "too_many_metrics"
+};
+
+static void business_observe(business_t *b,
+    const Obs__V1__MetricObservation *o, const char *service,
+    const char *route, const char *tenant, time_t now);
+static int business_family(business_t *b,
+    const Obs__V1__MetricObservation *o, business_reject_t *why);
+static const char *business_label_value(bfamily_t *f,
+    const ProtobufCBinaryData *raw, char *buf);
+static bseries_t *business_series(business_t *b, int family,
+    const char **labels, time_t now);
+static int business_name_ok(const ProtobufCBinaryData *s, size_t max);
+static int business_reserved(const ProtobufCBinaryData *name);
+static bzone_t *business_zone(business_t *b, uint64_t id);
+static bactive_t *business_active_entry(business_t *b, int zone,
+    const char *service, const char *route);
+static void business_write_active(expo_writer_t *w, business_t *b);
+
+business_t *
+business_new(long max_series)
+{
+    business_t  *b;
+
+    b = calloc(1, sizeof(business_t));
+    if (b == NULL) {
+        return NULL;
+    }
+
+    pthread_mutex_init(&b->lock, NULL);
+    b->max_series = max_series;
+    return b;
+}
+
+void
+business_free(business_t *b)
+{
+    bseries_t  *se, *next;
+    int         f, i;
+
+    if (b == NULL) {
+        return;
+    }
+
+    for (f = 0; f < b->n_families; f++) {
+        for (se = b->families[f].series; se; se = next) {
+            next = se->next;
+            free(se);
+        }
+        for (i = 0; i < b->families[f].n_values; i++) {
+            free(b->families[f].values[i]);
+        }
+    }
+
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+void
+business_set_max_series(business_t *b, long max_series)
+{
+    pthread_mutex_lock(&b->lock);
+    b->max_series = max_series;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void
+business_record(business_t *b, const Obs__V1__Record *r, const char *service,
+    const char *route, const char *tenant, time_t now)
+{
+    size_t  i;
+
+    if (r->n_metrics == 0) {
+        return;
+    }
+
+    pthread_mutex_lock(&b->lock);
+
+    for (i = 0; i < r->n_metrics; i++) {
+        business_observe(b, r->metrics[i], service, route, tenant, now);
+    }
+
+    pthread_mutex_unlock(&b->lock);
+}
+
+unsigned long long
+business_rejected(business_t *b, business_reject_t why)
+{
+    return atomic_load(&b->rejected[why]);
+}
+
+int
+business_parse(const uint8_t *text, size_t len, int counter, double *value,
+    business_reject_t *why)
+{
+    char    buf[BUSINESS_VALUE_MAX + 1], *end;
+    size_t  i, digits = 0;
+
+    *why = BUSINESS_NOT_A_NUMBER;
+
+    if (len == 0 || len > BUSINESS_VALUE_MAX) {
+        return -1;
+    }
+
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+
+    for (i = 0; i < len; i++) {
+        if (buf[i] >= '0' && buf[i] <= '9') {
+            digits++;
+        } else if (strchr("+-.eE", buf[i]) == NULL || buf[i] == '\0') {
+            /* "nan", "inf", "Infinity": numbers Prometheus cannot sum */
+            if (strcasecmp(buf + (buf[0] == '-' || buf[0] == '+'), "nan") == 0
+                || strcasecmp(buf + (buf[0] == '-' || buf[0] == '+'), "inf")
+                   == 0
+                || strcasecmp(buf + (buf[0] == '-' || buf[0] == '+'),
+                              "infinity") == 0)
+            {
+                *why = BUSINESS_NOT_FINITE;
+            }
+            return -1;
+        }
+    }
+
+    if (digits == 0) {
+        return -1;
+    }
+
+    *value = strtod(buf, &end);
+
+    if (end != buf + len) {
+        return -1;
+    }
+
+    if (!isfinite(*value)) {
+        *why = BUSINESS_NOT_FINITE;         /* 1e999 */
+        return -1;
+    }
+
+    if (counter && *value < 0) {
+        *why = BUSINESS_NEGATIVE;
+        return -1;
+    }
+
+    if (*value == 0) {
+        *value = 0;                          /* no "-0" */
+    }
+
+    return 0;
+}
+
+/* Under the lock: one observation into its series. */
+
+static void
+business_observe(business_t *b, const Obs__V1__MetricObservation *o,
+    const char *service, const char *route, const char *tenant, time_t now)
+{
+    const char         *labels[4];
+    char                buf[LABEL_BUF_LEN];
+    bfamily_t          *f;
+    bseries_t          *se;
+    business_reject_t   why;
+    double              v;
+    int                 fi;
+
+    fi = business_family(b, o, &why);
+    if (fi < 0) {
+        atomic_fetch_add(&b->rejected[why], 1);
+        return;
+    }
+
+    f = &b->families[fi];
+
+    if (business_parse(o->value.data, o->value.len, f->counter, &v, &why)
+        != 0)
+    {
+        atomic_fetch_add(&b->rejected[why], 1);
+        return;
+    }
+
+    labels[0] = service;
+    labels[1] = route;
+    labels[2] = tenant;
+    labels[3] = f->label[0] ? business_label_value(f, &o->label_value, buf)
+                            : "";
+
+    se = business_series(b, fi, labels, now);
+    if (se == NULL) {
+        STATS_INC(store_nomem);
+        return;
+    }
+
+    se->value = f->counter ? se->value + v : v;
+    se->updated = now;
+}
+
+/*
+ * The family of an observation, made on first sight; a name means one
+ * type and label name (nginx -t checks this within one configuration,
+ * this across the gateways that report here).
+ */
+
+static int
+business_family(business_t *b, const Obs__V1__MetricObservation *o,
+    business_reject_t *why)
+{
+    bfamily_t  *f;
+    size_t      len = o->name.len;
+    int         i, counter = (o->type == 1);
+
+    *why = BUSINESS_INVALID_METRIC;
+
+    if ((o->type != 1 && o->type != 2)
+        || !business_name_ok(&o->name, BUSINESS_NAME_MAX)
+        || (o->label_name.len
+            && !business_name_ok(&o->label_name, BUSINESS_LABEL_MAX))
+        || (counter && (len <= 6 || memcmp(o->name.data + len - 6, "_total",
+                                           6) != 0))
+        || (len >= 4 && memcmp(o->name.data, "obs_", 4) == 0)
+        || business_reserved(&o->name))
+    {
+        return -1;
+    }
+
+    for (i = 0; i < b->n_families; i++) {
+        f = &b->families[i];
+
+        if (strlen(f->name) == len && memcmp(f->name, o->name.data, len) == 0)
+        {
+            if (f->counter != counter || strlen(f->label) != o->label_name.len
+                || memcmp(f->label, o->label_name.data, o->label_name.len)
+                   != 0)
+            {
+                *why = BUSINESS_CONFLICT;
+                return -1;
+            }
+            return i;
+        }
+    }
+
+    if (b->n_families == BUSINESS_MAX_FAMILIES) {
+        *why = BUSINESS_TOO_MANY_METRICS;
+        return -1;
+    }
+
+    f = &b->families[b->n_families];
+    memset(f, 0, sizeof(*f));
+    memcpy(f->name, o->name.data, len);
+    memcpy(f->base, o->name.data, counter ? len - 6 : len);
+    memcpy(f->label, o->label_name.data, o->label_name.len);
+    f->counter = counter;
+
+    /* a counter "x_total" and a gauge "x" would be one OpenMetrics family */
+
+    for (i = 0; i < b->n_families; i++) {
+        if (strcmp(b->families[i].base, f->base) == 0) {
+            *why = BUSINESS_CONFLICT;
+            return -1;
+        }
+    }
+
+    return b->n_families++;
+}
+
+/* A label value: one of at most BUSINESS_MAX_VALUES per metric. */
+
+static const char *
+business_label_value(bfamily_t *f, const ProtobufCBinaryData *raw, char *buf)
+{
+    int  i;
+
+    label_sanitize(raw->data, raw->len, buf);
+
+    for (i = 0; i < f->n_values; i++) {
+        if (strcmp(f->values[i], buf) == 0) {
+            return f->values[i];
+        }
+    }
+
+    if (f->n_values == BUSINESS_MAX_VALUES
+        || (f->values[f->n_values] = strdup(buf)) == NULL)
+    {
+        STATS_INC(overflow[OVERFLOW_SERIES]);
+        return LABEL_OVERFLOW;
+    }
+
+    return f->values[f->n_values++];
+}
+
+/*
+ * Finds or makes a series.  Past the cap an observation still counts, in
+ * its family's one series with every label "__overflow__", for which room
+ * is always kept (one per family), so the cap holds within that margin.
+ */
+
+static bseries_t *
+business_series(business_t *b, int family, const char **labels, time_t now)
+{
+    static const char  *over[4] = {
+        label_overflow, label_overflow, label_overflow, label_overflow
+    };
+
+    char        key[4 * LABEL_BUF_LEN];
+    size_t      len = 0, n;
+    uint64_t    h;
+    bseries_t  *se;
+    int         i, overflowed = 0;
+
+    for ( ;; ) {
+        for (i = 0, len = 0; i < 4; i++) {
+            n = strlen(labels[i]) + 1;
+            memcpy(key + len, labels[i], n);
+            len += n;
+        }
+
+        h = hash_bytes(key, len, (uint64_t) family);
+
+        for (se = b->table[h & (BUSINESS_BUCKETS - 1)]; se; se = se->chain) {
+            if (se->hash == h && se->family == family && se->key_len == len
+                && memcmp(se->key, key, len) == 0)
+            {
+                return se;
+            }
+        }
+
+        if (overflowed || b->n_series < b->max_series) {
+            break;
+        }
+
+        STATS_INC(overflow[OVERFLOW_SERIES]);
+        labels = over;
+        overflowed = 1;
+    }
+
+    se = calloc(1, sizeof(bseries_t) + len);
+    if (se == NULL) {
+        return NULL;
+    }
+
+    se->hash = h;
+    se->family = family;
+    se->key_len = len;
+    se->updated = now;
+    memcpy(se->key, key, len);
+
+    se->chain = b->table[h & (BUSINESS_BUCKETS - 1)];
+    b->table[h & (BUSINESS_BUCKETS - 1)] = se;
+    se->next = b->families[family].series;
+    b->families[family].series = se;
+    b->n_series++;
+
+    return se;
+}
+
+/*
+ * The gateway's own families (as nginx -t checks): counters compared
+ * without _total, histograms with their _bucket, _sum and _count.
+ */
+
+static int
+business_reserved(const ProtobufCBinaryData *name)
+{
+    static const char  *reserved[] = {
+        "http_server_requests", "http_server_request_body_bytes",
+        "http_server_response_body_bytes", "http_upstream_requests", NULL
+    };
+    static const char  *prefixed[] = {
+        "http_server_request_duration_seconds",
+        "http_upstream_request_duration_seconds",
+        "http_server_active_requests", NULL
+    };
+
+    size_t  len = name->len, n;
+    int     i;
+
+    if (len > 6 && memcmp(name->data + len - 6, "_total", 6) == 0) {
+        len -= 6;
+    }
+
+    for (i = 0; reserved[i]; i++) {
+        if (strlen(reserved[i]) == len
+            && memcmp(reserved[i], name->data, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    for (i = 0; prefixed[i]; i++) {
+        n = strlen(prefixed[i]);
+        if (name->len >= n && memcmp(prefixed[i], name->data, n) == 0
+            && (name->len == n || name->data[n] == '_'))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+/* [a-zA-Z_][a-zA-Z0-9_]*, at most max bytes. */
+
+static int
+business_name_ok(const ProtobufCBinaryData *s, size_t max)
+{
+    size_t  i;
+    uint8_t c;
+
+    if (s->len == 0 || s->len > max || (s->data[0] >= '0' && s->data[0] <= '9'))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+void
+business_active(business_t *b, const Obs__V1__BatchHeader *h,
+    const char *default_service, time_t now)
+{
+    char        service[LABEL_BUF_LEN], route[LABEL_BUF_LEN];
+    bzone_t    *z;
+    bactive_t  *e;
+    size_t      i;
+    int         zi;
+
+    if (h->active_zone == 0) {
+        return;                             /* no snapshot in this header */
+    }
+
+    pthread_mutex_lock(&b->lock);
+
+    z = business_zone(b, h->active_zone);
+
+    /* only the newest snapshot of a zone counts */
+
+    if (z == NULL || h->active_version <= z->version) {
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
+
+    z->version = h->active_version;
+    z->overflow = h->active_overflow;
+    z->seen = now;
+    zi = (int) (z - b->zones);
+
+    for (i = 0; i < b->n_active; i++) {
+        if (b->active[i].zone == zi) {
+            b->active[i].count = 0;
+        }
+    }
+
+    /* nginx sends at most 129 entries: more is not a snapshot of it */
+
+    for (i = 0; !h->active_closed && i < h->n_active
+                && i < BUSINESS_MAX_SNAPSHOT; i++)
+    {
+        if (label_sanitize(h->active[i]->service.data,
+                           h->active[i]->service.len, service) == 0)
+        {
+            snprintf(service, sizeof(service), "%s", default_service);
+        }
+        label_sanitize(h->active[i]->route.data, h->active[i]->route.len,
+                       route);
+
+        e = business_active_entry(b, zi, service, route);
+        if (e) {
+            e->count += h->active[i]->count;
+            e->updated = now;
+        }
+    }
+
+    pthread_mutex_unlock(&b->lock);
+}
+
+static bzone_t *
+business_zone(business_t *b, uint64_t id)
+{
+    bzone_t  *free_zone = NULL;
+    int       i;
+
+    for (i = 0; i < BUSINESS_MAX_ZONES; i++) {
+        if (b->zones[i].used && b->zones[i].id == id) {
+            return &b->zones[i];
+        }
+        if (!b->zones[i].used && free_zone == NULL) {
+            free_zone = &b->zones[i];
+        }
+    }
+
+    if (free_zone) {
+        memset(free_zone, 0, sizeof(*free_zone));
+        free_zone->id = id;
+        free_zone->used = 1;
+    }
+
+    return free_zone;
+}
+
+static bactive_t *
+business_active_entry(business_t *b, int zone, const char *service,
+    const char *route)
+{
+    bactive_t  *e;
+    size_t      i;
+
+    for (i = 0; i < b->n_active; i++) {
+        e = &b->active[i];
+        if (e->zone == zone && strcmp(e->service, service) == 0
+            && strcmp(e->route, route) == 0)
+        {
+            return e;
+        }
+    }
+
+    if (b->n_active == BUSINESS_MAX_ACTIVE) {
+        STATS_INC(overflow[OVERFLOW_SERIES]);
+        return NULL;
+    }
+
+    e = &b->active[b->n_active++];
+    memset(e, 0, sizeof(*e));
+    e->zone = zone;
+    snprintf(e->service, sizeof(e->service), "%s", service);
+    snprintf(e->route, sizeof(e->route), "%s", route);
+    return e;
+}
+
+void
+business_expire(business_t *b, time_t before)
+{
+    bseries_t  **pp, *se;
+    size_t       i, k;
+    int          f, in_use[BUSINESS_MAX_ZONES] = { 0 };
+
+    pthread_mutex_lock(&b->lock);
+
+    for (f = 0; f < b->n_families; f++) {
+        for (pp = &b->families[f].series; *pp; ) {
+            se = *pp;
+            if (se->updated >= before) {
+                pp = &se->next;
+                continue;
+            }
+            *pp = se->next;
+            bseries_t **cp = &b->table[se->hash & (BUSINESS_BUCKETS - 1)];
+            while (*cp != se) {
+                cp = &(*cp)->chain;
+            }
+            *cp = se->chain;
+            free(se);
+            b->n_series--;
+            STATS_INC(series_expired);
+        }
+    }
+
+    /*
+     * in-flight entries at 0 for a TTL go, and zones with nothing left; a
+     * zone silent for a TTL (an nginx killed without a word) counts 0
+     */
+
+    for (i = 0, k = 0; i < b->n_active; i++) {
+        if (b->zones[b->active[i].zone].seen < before) {
+            b->active[i].count = 0;
+        }
+        if (b->active[i].count == 0 && b->active[i].updated < before) {
+            continue;
+        }
+        in_use[b->active[i].zone] = 1;
+        b->active[k++] = b->active[i];
+    }
+    b->n_active = k;
+
+    for (f = 0; f < BUSINESS_MAX_ZONES; f++) {
+        if (b->zones[f].used && !in_use[f] && b->zones[f].seen < before) {
+            b->zones[f].used = 0;
+        }
+    }
+
+    pthread_mutex_unlock(&b->lock);
+}
+
+void
+business_metrics(expo_writer_t *w, void *data)
+{
+    static const char  *names[4] = { "service", "route", "tenant", NULL };
+
+    business_t   *b = data;
+    bfamily_t    *f;
+    bseries_t    *se;
+    const char   *values[4], *n[4];
+    size_t        off;
+    int           fi, i;
+    unsigned long long  counts[BUSINESS_REJECT_REASONS];
+
+    pthread_mutex_lock(&b->lock);
+
+    for (fi = 0; fi < b->n_families; fi++) {
+        f = &b->families[fi];
+
+        expo_family(w, f->base, f->counter
+                    ? "Business counter from nginx (obs_metric)."
+                    : "Business gauge from nginx (obs_metric): the last "
+                      "value observed.",
+                    NULL, f->counter ? EXPO_COUNTER : EXPO_GAUGE);
+
+        memcpy(n, names, sizeof(n));
+        n[3] = f->label;
+
+        for (se = f->series; se; se = se->next) {
+            for (i = 0, off = 0; i < 4; i++) {
+                values[i] = se->key + off;
+                off += strlen(values[i]) + 1;
+            }
+            expo_sample(w, n, values, f->label[0] ? 4 : 3, se->value);
+        }
+
+        expo_family_end(w);
+    }
+
+    business_write_active(w, b);
+
+    pthread_mutex_unlock(&b->lock);
+
+    for (i = 0; i < BUSINESS_REJECT_REASONS; i++) {
+        counts[i] = atomic_load(&b->rejected[i]);
+    }
+
+    expo_family(w, "obs_business_rejected",
+                "obs_metric observations not counted, by reason.", NULL,
+                EXPO_COUNTER);
+    for (i = 0; i < BUSINESS_REJECT_REASONS; i++) {
+        const char  *label = "reason";
+
+        expo_sample(w, &label, &business_reject_names[i], 1,
+                    (double) counts[i]);
+    }
+    expo_family_end(w);
+}
+
+/* Each service and route once, summed over the nginx instances. */
+
+static void
+business_write_active(expo_writer_t *w, business_t *b)
+{
+    static const char  *names[2] = { "service", "route" };
+
+    const char  *values[2];
+    uint64_t     sum, overflow;
+    size_t       i, j;
+
+    expo_family(w, "http_server_active_requests",
+                "Requests in flight in nginx, by service and route.", NULL,
+                EXPO_GAUGE);
+
+    for (i = 0; i < b->n_active; i++) {
+        for (j = 0; j < i; j++) {
+            if (strcmp(b->active[j].service, b->active[i].service) == 0
+                && strcmp(b->active[j].route, b->active[i].route) == 0)
+            {
+                break;
+            }
+        }
+        if (j < i) {
+            continue;                       /* written with the first */
+        }
+
+        for (sum = 0, j = i; j < b->n_active; j++) {
+            if (strcmp(b->active[j].service, b->active[i].service) == 0
+                && strcmp(b->active[j].route, b->active[i].route) == 0)
+            {
+                sum += b->active[j].count;
+            }
+        }
+
+        values[0] = b->active[i].service;
+        values[1] = b->active[i].route;
+        expo_sample(w, names, values, 2, (double) sum);
+    }
+
+    expo_family_end(w);
+
+    for (i = 0, overflow = 0; i < BUSINESS_MAX_ZONES; i++) {
+        overflow += b->zones[i].used ? b->zones[i].overflow : 0;
+    }
+
+    expo_family(w, "obs_active_requests_overflow",
+                "Requests counted in flight under __overflow__ because "
+                "nginx's table of service and route keys was full.", NULL,
+                EXPO_COUNTER);
+    expo_sample(w, NULL, NULL, 0, (double) overflow);
+    expo_family_end(w);
+}

@@ -1,0 +1,352 @@
+/*
+ * obs_metric observations and in-flight snapshots in the sidecar: hostile
+ * columns rejected (counts that lie, symbols out of range, bad types), value
+ * parsing, aggregation under caps, the newest snapshot per zone, and what
+ * /metrics then shows.
+ */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "business.h"
+#include "buf.h"
+#include "columns.h"
+#include "expo.h"
+
+static const char *
+render(business_t *b, buf_t *out)
+{
+    expo_writer_t  w;
+
+    buf_reset(out);
+    expo_begin(&w, EXPO_TEXT, out);
+    business_metrics(&w, b);
+    expo_end(&w);
+    buf_append(out, "", 1);
+    return out->data;
+}
+
+/* Two records: the first with two observations, the second with none. */
+static void
+test_columns(void)
+{
+    Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
+    Obs__V1__Record            r;
+    columns_reader_t           rd;
+    uint8_t                    data[] = "hits_totalcacheHIT7depth2.5";
+    uint32_t                   ends[] = { 0, 10, 15, 18, 19, 24, 27 };
+    uint32_t                   status[] = { 200, 200 };
+    uint64_t                   dur[] = { 1, 2 };
+    uint32_t                   count[] = { 2, 0 }, name[] = { 1, 5 };
+    uint32_t                   type[] = { 1, 2 }, lname[] = { 2, 0 };
+    uint32_t                   lvalue[] = { 3, 0 }, value[] = { 4, 6 };
+
+    c.count = 2;
+    c.symbol_data.data = data;
+    c.symbol_data.len = 27;
+    c.symbol_end = ends;
+    c.n_symbol_end = 7;
+    c.status = status;
+    c.n_status = 2;
+    c.duration_us = dur;
+    c.n_duration_us = 2;
+    c.metric_count = count;
+    c.n_metric_count = 2;
+    c.metric_name = name;
+    c.n_metric_name = 2;
+    c.metric_type = type;
+    c.n_metric_type = 2;
+    c.metric_label_name = lname;
+    c.n_metric_label_name = 2;
+    c.metric_label_value = lvalue;
+    c.n_metric_label_value = 2;
+    c.metric_value = value;
+    c.n_metric_value = 2;
+
+    CHECK(columns_valid(&c), "consistent observation columns are valid");
+
+    columns_reader_init(&rd, &c);
+    CHECK(columns_next(&rd, &r) && r.n_metrics == 2
+          && r.metrics[0]->name.len == 10
+          && memcmp(r.metrics[0]->name.data, "hits_total", 10) == 0
+          && r.metrics[0]->type == 1
+          && r.metrics[0]->label_value.len == 3
+          && r.metrics[0]->value.len == 1 && r.metrics[0]->value.data[0] == '7'
+          && r.metrics[1]->type == 2 && r.metrics[1]->label_name.len == 0
+          && r.metrics[1]->value.len == 3,
+          "the first record's two observations, in order");
+    CHECK(columns_next(&rd, &r) && r.n_metrics == 0,
+          "the second record has none");
+
+    count[1] = 1;
+    CHECK(!columns_valid(&c), "counts that claim more than the entries");
+    count[1] = 0;
+    count[0] = 1;
+    CHECK(!columns_valid(&c), "counts that claim fewer than the entries");
+    count[0] = 2;
+
+    count[0] = 0xffffffffu;
+    CHECK(!columns_valid(&c), "a count past the most one record carries");
+    count[0] = 2;
+
+    name[1] = 7;
+    CHECK(!columns_valid(&c), "a name symbol past the table");
+    name[1] = 5;
+    value[0] = 99;
+    CHECK(!columns_valid(&c), "a value symbol past the table");
+    value[0] = 4;
+    lvalue[0] = 1000;
+    CHECK(!columns_valid(&c), "a label value symbol past the table");
+    lvalue[0] = 3;
+
+    c.n_metric_type = 0;
+    CHECK(!columns_valid(&c), "an observation's type is required");
+    c.n_metric_type = 2;
+
+    c.n_metric_value = 1;
+    CHECK(!columns_valid(&c), "a value column shorter than the entries");
+    c.n_metric_value = 2;
+
+    c.n_metric_count = 1;
+    CHECK(!columns_valid(&c), "the count column is one per record");
+    c.n_metric_count = 0;
+    CHECK(!columns_valid(&c), "observations without counts");
+    c.n_metric_count = 2;
+
+    CHECK(columns_valid(&c), "and valid again once restored");
+}
+
+static void
+test_parse(void)
+{
+    static const struct {
+        const char         *text;
+        int                 counter;
+        int                 ok;
+        business_reject_t   why;
+    } cases[] = {
+        { "7", 1, 1, 0 }, { "2.5", 0, 1, 0 }, { "-1.5e3", 0, 1, 0 },
+        { "1e3", 1, 1, 0 }, { "-3", 1, 0, BUSINESS_NEGATIVE },
+        { "abc", 1, 0, BUSINESS_NOT_A_NUMBER },
+        { "0x10", 1, 0, BUSINESS_NOT_A_NUMBER },
+        { " 5", 1, 0, BUSINESS_NOT_A_NUMBER },
+        { "5 ", 1, 0, BUSINESS_NOT_A_NUMBER },
+        { "1,5", 0, 0, BUSINESS_NOT_A_NUMBER },
+        { "+", 0, 0, BUSINESS_NOT_A_NUMBER },
+        { "e5", 0, 0, BUSINESS_NOT_A_NUMBER },
+        { "1.2.3", 0, 0, BUSINESS_NOT_A_NUMBER },
+        { "nan", 0, 0, BUSINESS_NOT_FINITE },
+        { "-Inf", 0, 0, BUSINESS_NOT_FINITE },
+        { "Infinity", 1, 0, BUSINESS_NOT_FINITE },
+        { "1e999", 0, 0, BUSINESS_NOT_FINITE },
+        { "(too long)", 0, 0, BUSINESS_NOT_A_NUMBER },
+    };
+
+    business_reject_t  why;
+    double             v;
+    size_t             i;
+    int                rc;
+    uint8_t            nul[] = { '1', 0, '2' };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rc = business_parse((const uint8_t *) cases[i].text,
+                            strlen(cases[i].text), cases[i].counter, &v,
+                            &why);
+        CHECK((rc == 0) == cases[i].ok && (cases[i].ok || why == cases[i].why),
+              cases[i].text);
+    }
+
+    CHECK(business_parse(nul, 3, 0, &v, &why) != 0,
+          "a NUL inside a value is not a number");
+    CHECK(business_parse((const uint8_t *) "-0", 2, 1, &v, &why) == 0
+          && v == 0 && !signbit(v), "-0 is 0 for a counter");
+}
+
+static Obs__V1__MetricObservation *
+observation(Obs__V1__MetricObservation *o, const char *name, uint32_t type,
+    const char *label, const char *label_value, const char *value)
+{
+    obs__v1__metric_observation__init(o);
+    o->name.data = (uint8_t *) name;
+    o->name.len = strlen(name);
+    o->type = type;
+    o->label_name.data = (uint8_t *) label;
+    o->label_name.len = strlen(label);
+    o->label_value.data = (uint8_t *) label_value;
+    o->label_value.len = strlen(label_value);
+    o->value.data = (uint8_t *) value;
+    o->value.len = strlen(value);
+    return o;
+}
+
+static void
+record(business_t *b, Obs__V1__MetricObservation *o, const char *tenant)
+{
+    Obs__V1__Record  r = OBS__V1__RECORD__INIT;
+
+    r.n_metrics = 1;
+    r.metrics = &o;
+    business_record(b, &r, "ml-engine", "/api/v1/recommendations", tenant,
+                    1000);
+}
+
+static void
+test_aggregation(void)
+{
+    Obs__V1__MetricObservation  o;
+    business_t                 *b = business_new(100);
+    buf_t                       out = { 0 };
+    const char                 *text;
+    char                        v[16];
+    int                         i;
+
+    record(b, observation(&o, "recs_total", 1, "", "", "7"), "a");
+    record(b, observation(&o, "recs_total", 1, "", "", "5"), "a");
+    record(b, observation(&o, "recs_total", 1, "", "", "-5"), "a");
+    record(b, observation(&o, "age_seconds", 2, "", "", "10"), "a");
+    record(b, observation(&o, "age_seconds", 2, "", "", "3.25"), "a");
+    record(b, observation(&o, "hits_total", 1, "cache", "HIT", "1"), "a");
+    record(b, observation(&o, "hits_total", 1, "cache", "a\"b\\c\nd", "1"),
+           "a");
+
+    text = render(b, &out);
+    CHECK(strstr(text, "# TYPE recs_total counter\n") != NULL
+          && strstr(text, "recs_total{service=\"ml-engine\","
+                    "route=\"/api/v1/recommendations\",tenant=\"a\"} 12\n")
+             != NULL, "a counter sums its values");
+    CHECK(strstr(text, "# TYPE age_seconds gauge\n") != NULL
+          && strstr(text, "tenant=\"a\"} 3.25\n") != NULL,
+          "a gauge shows the last value");
+    CHECK(strstr(text, "cache=\"HIT\"} 1\n") != NULL
+          && strstr(text, "cache=\"a\\\"b\\\\c\\nd\"} 1\n") != NULL,
+          "label values are escaped");
+    CHECK(business_rejected(b, BUSINESS_NEGATIVE) == 1,
+          "a negative counter value is rejected");
+
+    record(b, observation(&o, "recs_total", 2, "", "", "1"), "a");
+    CHECK(business_rejected(b, BUSINESS_CONFLICT) == 1,
+          "a name seen as a counter cannot become a gauge");
+    record(b, observation(&o, "recs", 2, "", "", "1"), "a");
+    CHECK(business_rejected(b, BUSINESS_CONFLICT) == 2,
+          "nor can its OpenMetrics family name");
+    record(b, observation(&o, "hits_total", 1, "other", "x", "1"), "a");
+    CHECK(business_rejected(b, BUSINESS_CONFLICT) == 3,
+          "nor can its label change");
+    record(b, observation(&o, "http_server_requests_total", 1, "", "", "1"),
+           "a");
+    record(b, observation(&o, "obs_x", 2, "", "", "1"), "a");
+    record(b, observation(&o, "bad name", 2, "", "", "1"), "a");
+    record(b, observation(&o, "count_no_suffix", 1, "", "", "1"), "a");
+    record(b, observation(&o, "g", 2, "bad-label", "x", "1"), "a");
+    record(b, observation(&o, "typed", 3, "", "", "1"), "a");
+    CHECK(business_rejected(b, BUSINESS_INVALID_METRIC) == 6,
+          "reserved names, bad grammar, a counter without _total, a type "
+          "that is neither counter nor gauge");
+
+    /* label values: at most BUSINESS_MAX_VALUES per metric */
+    for (i = 0; i < BUSINESS_MAX_VALUES + 10; i++) {
+        snprintf(v, sizeof(v), "v%d", i);
+        record(b, observation(&o, "flood_total", 1, "k", v, "1"), "a");
+    }
+    text = render(b, &out);
+    CHECK(strstr(text, "k=\"__overflow__\"} 10\n") != NULL,
+          "past the cap, label values overflow");
+
+    /* series: past the cap, one all-overflow series per family */
+    business_set_max_series(b, 1);
+    record(b, observation(&o, "recs_total", 1, "", "", "4"), "new-tenant");
+    text = render(b, &out);
+    CHECK(strstr(text, "recs_total{service=\"__overflow__\","
+                       "route=\"__overflow__\",tenant=\"__overflow__\"} 4\n")
+          != NULL, "past the series cap a value still counts, in overflow");
+
+    business_expire(b, 2000);
+    text = render(b, &out);
+    CHECK(strstr(text, "recs_total{") == NULL, "series expire");
+
+    buf_free(&out);
+    business_free(b);
+}
+
+static void
+snapshot(business_t *b, uint64_t zone, uint64_t version, int closed,
+    const char *route, uint64_t count)
+{
+    Obs__V1__BatchHeader      h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__ActiveRequests   a = OBS__V1__ACTIVE_REQUESTS__INIT, *ap = &a;
+
+    h.active_zone = zone;
+    h.active_version = version;
+    h.active_closed = closed;
+    h.active_overflow = zone * 10;
+    a.service.data = (uint8_t *) "";
+    a.service.len = 0;
+    a.route.data = (uint8_t *) route;
+    a.route.len = strlen(route);
+    a.count = count;
+    h.n_active = route ? 1 : 0;
+    h.active = &ap;
+    business_active(b, &h, "backend-api", 1000);
+}
+
+static void
+test_active(void)
+{
+    business_t  *b = business_new(100);
+    buf_t        out = { 0 };
+    const char  *text;
+
+    snapshot(b, 1, 10, 0, "/slow", 3);
+    snapshot(b, 2, 5, 0, "/slow", 2);
+    text = render(b, &out);
+    CHECK(strstr(text, "# TYPE http_server_active_requests gauge\n") != NULL
+          && strstr(text, "http_server_active_requests{service=\"backend-api\","
+                    "route=\"/slow\"} 5\n") != NULL,
+          "two nginx instances sum; no service is the default service");
+    CHECK(strstr(text, "obs_active_requests_overflow_total 30\n") != NULL,
+          "the zones' overflow counts sum");
+
+    snapshot(b, 1, 9, 0, "/slow", 100);
+    text = render(b, &out);
+    CHECK(strstr(text, "route=\"/slow\"} 5\n") != NULL,
+          "an older snapshot of a zone is ignored");
+
+    snapshot(b, 1, 11, 0, "/fast", 1);
+    text = render(b, &out);
+    CHECK(strstr(text, "route=\"/slow\"} 2\n") != NULL
+          && strstr(text, "route=\"/fast\"} 1\n") != NULL,
+          "a newer one replaces the zone's entries (absent ones are 0)");
+
+    snapshot(b, 2, 6, 1, "/slow", 7);
+    text = render(b, &out);
+    CHECK(strstr(text, "route=\"/slow\"} 0\n") != NULL,
+          "a closed zone counts nothing, whatever it carries");
+
+    snapshot(b, 0, 50, 0, "/slow", 7);
+    text = render(b, &out);
+    CHECK(strstr(text, "route=\"/slow\"} 0\n") != NULL,
+          "a header without a zone carries no snapshot");
+
+    snapshot(b, 3, 1, 0, "/killed", 4);
+    business_expire(b, 2000);
+    text = render(b, &out);
+    CHECK(strstr(text, "route=\"/slow\"") == NULL
+          && strstr(text, "route=\"/killed\"") == NULL,
+          "entries at 0 expire, and so do those of a zone silent for a TTL");
+
+    buf_free(&out);
+    business_free(b);
+}
+
+int
+main(void)
+{
+    test_columns();
+    test_parse();
+    test_aggregation();
+    test_active();
+
+    return unit_report("business");
+}
