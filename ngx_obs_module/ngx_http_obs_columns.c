@@ -4,8 +4,9 @@
  * packs the whole batch once, fixed-width columns by a single copy each.
  * Text is interned in the batch's symbol table: text that lives as long as
  * the worker (configuration, static names) by its address alone, other
- * repeating text by content; text that is nearly always new (path, user
- * agent, request id, tracestate) is appended without a lookup.  The
+ * repeating text (a client's address and user agent, ...) by content;
+ * text that is nearly always new (path, request id, tracestate) is appended
+ * without a lookup.  The
  * columns, their arrays and the size bound are generated from the column
  * list, proto/obs/v1/columns.def.
  */
@@ -218,12 +219,7 @@ static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
 static ngx_inline void ngx_http_obs_id(u_char *to, u_char *id, size_t width);
 static ngx_http_obs_hot uint32_t ngx_http_obs_symbol_hash(const u_char *p,
     size_t len);
-static ngx_inline ngx_uint_t ngx_http_obs_same(const u_char *a,
-    const u_char *b, size_t len);
 static ngx_inline uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
-static ngx_inline uint64_t ngx_http_obs_load8(const u_char *p);
-static ngx_inline uint64_t ngx_http_obs_load_short(const u_char *p,
-    size_t len);
 static size_t ngx_http_obs_record_bound(ngx_http_obs_record_t *record);
 
 
@@ -353,11 +349,19 @@ void
 ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *record)
 {
-    size_t                   before;
+    size_t                   before, n_record;
     ngx_uint_t               i;
     Obs__V1__RecordColumns  *m = &cols->msg;
 #define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    size_t                     n_##group;                                     \
     ngx_http_obs_##group##_t  *group;
+#include "obs/v1/columns.def"
+
+    /* the entries each group has so far, kept in registers meanwhile */
+
+    n_record = cols->n_record;
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    n_##group = cols->n_##group;
 #include "obs/v1/columns.def"
 
     before = m->symbol_data.len + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH;
@@ -365,27 +369,30 @@ ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     cols->size += ngx_http_obs_width_record;
 
 #define OBS_U32(group, column, field, required)                               \
-    cols->column[cols->n_##group] = group->field;
+    cols->column[n_##group] = group->field;
 #define OBS_U64(group, column, field, required)                               \
-    cols->column[cols->n_##group] = group->field;
+    cols->column[n_##group] = group->field;
 #define OBS_BOOL(group, column, field)                                        \
-    cols->column[cols->n_##group] = group->field;
+    cols->column[n_##group] = group->field;
 #define OBS_SYMBOL(group, column, field, text, max)                           \
-    cols->column[cols->n_##group] = ngx_http_obs_symbol_##text(cols,          \
-                          &group->field, cols->column, cols->n_##group,      \
+    cols->column[n_##group] = ngx_http_obs_symbol_##text(cols,                \
+                          &group->field, cols->column, n_##group,            \
                           record->stable & NGX_HTTP_OBS_STABLE(column));
 #define OBS_ID(group, column, field, width)                                   \
-    ngx_http_obs_id(cols->column[cols->n_##group], group->field, width);
+    ngx_http_obs_id(cols->column[n_##group], group->field, width);
 #define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
     cols->size += record->n_##rows * ngx_http_obs_width_##group;             \
                                                                               \
-    for (i = 0; i < record->n_##rows; i++, cols->n_##group++) {               \
+    for (i = 0; i < record->n_##rows; i++, n_##group++) {                     \
         group = &record->rows[i];
 #define OBS_GROUP_END(group)                                                  \
-    }
+    }                                                                         \
+                                                                              \
+    cols->n_##group = n_##group;
 #include "obs/v1/columns.def"
 
-    m->count = ++cols->n_record;
+    cols->n_record = n_record + 1;
+    m->count = cols->n_record;
 
     cols->size += m->symbol_data.len
                   + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
@@ -627,64 +634,12 @@ ngx_http_obs_symbol_hash(const u_char *p, size_t len)
 }
 
 
-/* Symbols are short: an inline comparison beats a call to memcmp(). */
-
-static ngx_inline ngx_uint_t
-ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
-{
-    if (len < 8) {
-        return ngx_http_obs_load_short(a, len)
-               == ngx_http_obs_load_short(b, len);
-    }
-
-    for ( /* void */ ; len > 8; len -= 8, a += 8, b += 8) {
-        if (ngx_http_obs_load8(a) != ngx_http_obs_load8(b)) {
-            return 0;
-        }
-    }
-
-    return ngx_http_obs_load8(a + len - 8) == ngx_http_obs_load8(b + len - 8);
-}
-
-
 static ngx_inline uint64_t
 ngx_http_obs_mix(uint64_t h, uint64_t w)
 {
     h = (h ^ w) * 0xff51afd7ed558ccdULL;
 
     return h ^ (h >> 32);
-}
-
-
-static ngx_inline uint64_t
-ngx_http_obs_load8(const u_char *p)
-{
-    uint64_t  w;
-
-    ngx_memcpy(&w, p, 8);
-
-    return w;
-}
-
-
-/* 1 to 7 bytes as one word: loads that may overlap, no loop. */
-
-static ngx_inline uint64_t
-ngx_http_obs_load_short(const u_char *p, size_t len)
-{
-    uint32_t  lo, hi;
-
-    if (len >= 4) {
-        ngx_memcpy(&lo, p, 4);
-        ngx_memcpy(&hi, p + len - 4, 4);
-        return (uint64_t) hi << 32 | lo;
-    }
-
-    if (len == 0) {
-        return 0;
-    }
-
-    return (uint64_t) p[0] << 16 | (uint64_t) p[len / 2] << 8 | p[len - 1];
 }
 
 

@@ -67,6 +67,10 @@ static time_t    ngx_http_obs_wall_sec;
 static uint64_t  ngx_http_obs_wall_offset;
 static ngx_uint_t  ngx_http_obs_tracestate_hash;
 
+/* the last tenant value that was a valid label as it came */
+static u_char      ngx_http_obs_last_tenant[OBS_TENANT_MAX_LEN];
+static size_t      ngx_http_obs_last_tenant_len;
+
 
 /* Computes the header name hashes injection needs (at configuration). */
 
@@ -287,9 +291,23 @@ ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant)
         return NGX_ERROR;
     }
 
+    /* a worker sees the same few tenants again and again */
+
+    if (raw.len && raw.len == ngx_http_obs_last_tenant_len
+        && ngx_http_obs_same(raw.data, ngx_http_obs_last_tenant, raw.len))
+    {
+        *tenant = raw;
+        return NGX_OK;
+    }
+
     tenant->data = (u_char *) obs_tenant_label((char *) raw.data, raw.len,
                                                &len);
     tenant->len = len;
+
+    if (tenant->data == raw.data && len) {
+        ngx_memcpy(ngx_http_obs_last_tenant, raw.data, len);
+        ngx_http_obs_last_tenant_len = len;
+    }
 
     return NGX_OK;
 }
@@ -338,8 +356,8 @@ ngx_http_obs_header_is_var(ngx_table_elt_t *h, ngx_http_obs_value_t *v)
         return 0;
     }
 
-    return ngx_memcmp(h->lowcase_key, v->header_dashed.data, v->header.len)
-           == 0
+    return ngx_http_obs_same(h->lowcase_key, v->header_dashed.data,
+                             v->header.len)
            || ngx_http_obs_header_matches(h, &v->header);
 }
 
@@ -470,7 +488,7 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
         return NULL;
     }
 
-    ngx_memzero(ctx, offsetof(ngx_http_obs_ctx_t, trace_id));
+    ngx_memzero(ctx, offsetof(ngx_http_obs_ctx_t, start_wall_us));
 
     cln->handler = ngx_http_obs_ctx_release;
     cln->data = ctx;
@@ -691,7 +709,7 @@ ngx_http_obs_header_is(ngx_table_elt_t *h, ngx_str_t *name)
 {
     return h->key.len == name->len
            && h->lowcase_key[0] == name->data[0]
-           && ngx_strncmp(h->lowcase_key, name->data, name->len) == 0;
+           && ngx_http_obs_same(h->lowcase_key, name->data, name->len);
 }
 
 

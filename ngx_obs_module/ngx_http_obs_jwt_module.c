@@ -661,8 +661,17 @@ ngx_http_obs_jwt_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_obs_jwt_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt          *h;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_obs_jwt_main_conf_t  *jmcf;
+
+    /* without obs_jwt anywhere, requests are spared the handler's call */
+
+    jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_jwt_module);
+
+    if (!jmcf->used) {
+        return NGX_OK;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

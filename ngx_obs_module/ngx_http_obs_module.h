@@ -331,6 +331,61 @@ ngx_http_obs_clock_us(clockid_t clock)
 }
 
 
+static ngx_inline uint64_t
+ngx_http_obs_load8(const u_char *p)
+{
+    uint64_t  w;
+
+    ngx_memcpy(&w, p, 8);
+
+    return w;
+}
+
+
+/* 1 to 7 bytes as one word: loads that may overlap, no loop. */
+
+static ngx_inline uint64_t
+ngx_http_obs_load_short(const u_char *p, size_t len)
+{
+    uint32_t  lo, hi;
+
+    if (len >= 4) {
+        ngx_memcpy(&lo, p, 4);
+        ngx_memcpy(&hi, p + len - 4, 4);
+        return (uint64_t) hi << 32 | lo;
+    }
+
+    if (len == 0) {
+        return 0;
+    }
+
+    return (uint64_t) p[0] << 16 | (uint64_t) p[len / 2] << 8 | p[len - 1];
+}
+
+
+/*
+ * Tells whether len bytes at a and b are the same.  Names and symbols are
+ * short: an inline comparison beats a call to memcmp().
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
+{
+    if (len < 8) {
+        return ngx_http_obs_load_short(a, len)
+               == ngx_http_obs_load_short(b, len);
+    }
+
+    for ( /* void */ ; len > 8; len -= 8, a += 8, b += 8) {
+        if (ngx_http_obs_load8(a) != ngx_http_obs_load8(b)) {
+            return 0;
+        }
+    }
+
+    return ngx_http_obs_load8(a + len - 8) == ngx_http_obs_load8(b + len - 8);
+}
+
+
 void ngx_http_obs_context_init(void);
 ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);

@@ -222,6 +222,7 @@ ngx_http_obs_free_peer(ngx_peer_connection_t *pc, void *data,
 {
     ngx_http_obs_peer_t  *op = data;
 
+    uint64_t             us;
     ngx_uint_t           n;
     ngx_http_obs_ctx_t  *ctx;
 
@@ -231,9 +232,12 @@ ngx_http_obs_free_peer(ngx_peer_connection_t *pc, void *data,
         n = ctx->attempts - 1;
 
         if (ctx->attempt_us[n] == 0) {
-            ctx->attempt_us[n] = ngx_max(1,
-                ngx_http_obs_clock_us(CLOCK_MONOTONIC)
-                - ctx->attempt_start_us[n]);
+
+            /* one clock read: ngx_max() evaluates its arguments twice */
+
+            us = ngx_http_obs_clock_us(CLOCK_MONOTONIC)
+                 - ctx->attempt_start_us[n];
+            ctx->attempt_us[n] = ngx_max(us, 1);
         }
     }
 

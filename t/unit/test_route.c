@@ -55,6 +55,28 @@ test_routes(void)
     CHECK(route_is("", ""), "empty");
     CHECK(route_is("/a//b/", "/a//b/"), "slashes kept");
 
+    /* segments are found eight bytes a step: separators at every offset */
+
+    CHECK(route_is("/abcdefg/1", "/abcdefg/{id}"), "'/' at byte 8");
+    CHECK(route_is("/abcdef/12", "/abcdef/{id}"), "'/' at byte 7");
+    CHECK(route_is("/abcdefghijklmno/1", "/abcdefghijklmno/{id}"),
+          "'/' at byte 16");
+    CHECK(route_is("/1/2/3/4/5/6/7/8/9",
+                   "/{id}/{id}/{id}/{id}/{id}/{id}/{id}/{id}/{id}"),
+          "a '/' in every other byte");
+    CHECK(route_is("/abcdefghijk?x=1/2", "/abcdefghijk"),
+          "'?' inside a step, a '/' after it");
+    CHECK(route_is("/abc/12345678901?/9", "/abc/{id}"),
+          "'?' right after an id, in a later step");
+    CHECK(route_is("/abc/12345678%2F", "/abc/12345678%2F"),
+          "an escaped slash is no separator");
+    CHECK(route_is("/abc/1234567890123/", "/abc/{id}/"),
+          "an id ending a step, a trailing '/'");
+    CHECK(route_is("/\xaf\xbf" "wxyz/1", "/\xaf\xbf" "wxyz/{id}"),
+          "'/' and '?' with the top bit set are no separators");
+    CHECK(route_is("/.>@0wxyz/1", "/.>@0wxyz/{id}"),
+          "nor are the bytes beside '/' and '?'");
+
     memset(long_path, 'g', sizeof(long_path));
     long_path[0] = '/';
     {
