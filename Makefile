@@ -18,7 +18,7 @@ MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*
 ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
-               common/hex.h common/obs_limits.h \
+               common/hash.h common/hex.h common/obs_limits.h \
                proto/obs/v1/record.proto proto/obs/v1/columns.def \
                proto/obs/v1/log_keys.def config
 

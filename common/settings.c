@@ -132,18 +132,19 @@ settings_find_flag(const setting_t *table, void *base, const char *name,
     return NULL;
 }
 
-/* Prints text from column indent on, in lines of at most 79 columns. */
+/* Prints text from column indent on, in lines of at most 79 columns (the
+   cursor stands just before column indent, after a label). */
 
 static void
 settings_wrap(FILE *out, const char *text, int indent)
 {
-    int  col = indent, n;
+    int  col = indent - 1, n;
 
     while (*text) {
         n = (int) strcspn(text, " ");
-        if (col > indent && col + 1 + n > 79) {
-            fprintf(out, "\n%*s", indent, "");
-            col = indent;
+        if (col >= indent && col + 1 + n > 79) {
+            fprintf(out, "\n%*s", indent - 1, "");
+            col = indent - 1;
         }
         fprintf(out, " %.*s", n, text);
         col += 1 + n;
@@ -153,10 +154,25 @@ settings_wrap(FILE *out, const char *text, int indent)
     fputc('\n', out);
 }
 
+/* One line of --help: a label, then the text wrapped beside it (below it
+   when the label is wider than its column). */
+
+static void
+settings_usage_row(FILE *out, const char *label, const char *text)
+{
+    if (strlen(label) > 28) {
+        fprintf(out, "  %s\n", label);
+        label = "";
+    }
+    fprintf(out, "  %-28s", label);
+    settings_wrap(out, text, 31);
+}
+
 void
 settings_usage(FILE *out, const setting_t *table)
 {
     const setting_t  *s;
+    char              label[64];
 
     for (s = table; s->help; s++) {
         if (s->type == SETTING_OBJECT) {
@@ -166,8 +182,13 @@ settings_usage(FILE *out, const setting_t *table)
         if (s->flag == NULL && s->env == NULL) {
             continue;
         }
-        fprintf(out, "  %-28s", s->flag ? s->flag : "");
-        settings_wrap(out, s->help, 31);
+        if (s->flag == NULL) {
+            /* an environment variable with no flag names itself */
+            snprintf(label, sizeof(label), "env %s", s->env);
+            settings_usage_row(out, label, s->help);
+            continue;
+        }
+        settings_usage_row(out, s->flag, s->help);
         if (s->env) {
             fprintf(out, "  %-28s (env %s)\n", "", s->env);
         }

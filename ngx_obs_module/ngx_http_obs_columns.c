@@ -219,7 +219,6 @@ static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
 static ngx_inline void ngx_http_obs_id(u_char *to, u_char *id, size_t width);
 static ngx_http_obs_hot uint32_t ngx_http_obs_symbol_hash(const u_char *p,
     size_t len);
-static ngx_inline uint64_t ngx_http_obs_mix(uint64_t h, uint64_t w);
 static size_t ngx_http_obs_record_bound(ngx_http_obs_record_t *record);
 
 
@@ -610,36 +609,12 @@ ngx_http_obs_hash(const u_char *p, size_t len)
 }
 
 
-/*
- * Eight bytes a step, the last step overlapping the one before: symbols
- * are short and hashing them must be cheap.
- */
+/* The symbol hash: the sidecar's, so that one algorithm serves both. */
 
 static ngx_http_obs_hot uint32_t
 ngx_http_obs_symbol_hash(const u_char *p, size_t len)
 {
-    uint64_t  h;
-
-    h = len * 0x9e3779b97f4a7c15ULL;
-
-    if (len < 8) {
-        return (uint32_t) ngx_http_obs_mix(h, ngx_http_obs_load_short(p, len));
-    }
-
-    for ( /* void */ ; len > 8; len -= 8, p += 8) {
-        h = ngx_http_obs_mix(h, ngx_http_obs_load8(p));
-    }
-
-    return (uint32_t) ngx_http_obs_mix(h, ngx_http_obs_load8(p + len - 8));
-}
-
-
-static ngx_inline uint64_t
-ngx_http_obs_mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0xff51afd7ed558ccdULL;
-
-    return h ^ (h >> 32);
+    return (uint32_t) hash_bytes(p, len, 0);
 }
 
 

@@ -23,6 +23,7 @@
 
 #include <openssl/types.h>
 
+#include "hash.h"
 #include "obs_limits.h"
 #include "obs_tracecontext.h"
 #include "obs_route.h"
@@ -331,36 +332,9 @@ ngx_http_obs_clock_us(clockid_t clock)
 }
 
 
-static ngx_inline uint64_t
-ngx_http_obs_load8(const u_char *p)
-{
-    uint64_t  w;
-
-    ngx_memcpy(&w, p, 8);
-
-    return w;
-}
-
-
-/* 1 to 7 bytes as one word: loads that may overlap, no loop. */
-
-static ngx_inline uint64_t
-ngx_http_obs_load_short(const u_char *p, size_t len)
-{
-    uint32_t  lo, hi;
-
-    if (len >= 4) {
-        ngx_memcpy(&lo, p, 4);
-        ngx_memcpy(&hi, p + len - 4, 4);
-        return (uint64_t) hi << 32 | lo;
-    }
-
-    if (len == 0) {
-        return 0;
-    }
-
-    return (uint64_t) p[0] << 16 | (uint64_t) p[len / 2] << 8 | p[len - 1];
-}
+/* Word loads shared with the symbol hash (common/hash.h). */
+#define ngx_http_obs_load8(p)             hash_load8(p)
+#define ngx_http_obs_load_short(p, len)   hash_load_short(p, len)
 
 
 /*

@@ -187,9 +187,9 @@ config_usage(const char *prog)
            "Flags beat the environment, which beats the --config file.\n"
            "\n", prog);
     settings_usage(stdout, config_settings);
-    printf("  %-28s %s\n  %-28s %s\n  %-28s %s\n",
-           "--check-config", "validate the configuration and what start-up "
-           "would meet; exit 0 or 2",
+    printf("  %-28s %s\n  %-28s %s\n  %-28s %s\n  %-28s %s\n",
+           "--check-config", "validate the configuration and what",
+           "", "start-up would meet; exit 0 or 2",
            "--help", "this text",
            "--help=markdown", "every setting as the README's table");
 }

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "expo.h"
+#include "pb.h"
 #include "prometheus/metrics.pb-c.h"
 #include "text.h"
 
@@ -31,7 +32,6 @@ static void expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric
     *m, const char *const *names, const char *const *values, int n);
 static void expo_proto_histogram(expo_writer_t *w, const char *const *names,
     const char *const *values, int n, const histogram_t *h);
-static void expo_varint(buf_t *b, uint64_t v);
 static void expo_series_histogram(expo_writer_t *w, const char *const *names,
     const char *const *values, int n, const histogram_t *h);
 
@@ -258,7 +258,7 @@ expo_family_end(expo_writer_t *w)
 
     head = io__prometheus__client__metric_family__get_packed_size(&mf);
 
-    expo_varint(w->out, head + w->family.len);
+    pb_varint(w->out, head + w->family.len);
     if (buf_reserve(w->out, head) == 0) {
         io__prometheus__client__metric_family__pack(&mf,
             (uint8_t *) w->out->data + w->out->len);
@@ -458,7 +458,7 @@ expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric *m,
 
     /* field 4 (metric) of MetricFamily, length-delimited */
     buf_append(&w->family, "\x22", 1);
-    expo_varint(&w->family, size);
+    pb_varint(&w->family, size);
     if (buf_reserve(&w->family, size) == 0) {
         io__prometheus__client__metric__pack(m,
             (uint8_t *) w->family.data + w->family.len);
@@ -601,19 +601,4 @@ expo_series_histogram(expo_writer_t *w, const char *const *names,
     w->series(w->series_data, sum, names, values, n, NULL, h->sum);
     w->series(w->series_data, count, names, values, n, NULL,
               (double) h->count);
-}
-
-static void
-expo_varint(buf_t *b, uint64_t v)
-{
-    uint8_t  tmp[10];
-    int      n = 0;
-
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t) (v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t) v;
-
-    buf_append(b, tmp, (size_t) n);
 }

@@ -97,11 +97,12 @@ class RebuildTest(unittest.TestCase):
         out = make("sidecar")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("Nothing to be done", out.stdout)
-        os.utime(os.path.join(ROOT, "exporter", "pb.h"))
+        os.utime(os.path.join(ROOT, "common", "pb.h"))
         plan = make("-n", "sidecar").stdout
         compiled = sorted(os.path.basename(w) for w in plan.split()
                           if w.endswith(".o") and "-o" in plan)
-        users = sorted(f[:-2] + ".o" for d in ("sidecar", "exporter")
+        users = sorted(f[:-2] + ".o"
+                       for d in ("sidecar", "exporter", "common")
                        for f in os.listdir(os.path.join(ROOT, d))
                        if f.endswith(".c") and '"pb.h"' in open(
                            os.path.join(ROOT, d, f)).read())

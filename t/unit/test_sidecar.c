@@ -21,6 +21,7 @@
 #include "ingest.h"
 #include "labels.h"
 #include "metrics.h"
+#include "settings.h"
 #include "stats.h"
 #include "store.h"
 #include "unit.h"
@@ -1135,6 +1136,48 @@ test_drop_accounting(void)
     store_free(s);
 }
 
+/* --help: an environment variable without a flag names itself, and wrapped
+   help stays in its column, every line within 79 columns. */
+static void
+test_settings_usage(void)
+{
+    static const setting_t  rows[] = {
+        { "a", SETTING_STRING, 0, 0, 0, "OBS_TEST_A", "--a VALUE",
+          "a help text long enough that it has to wrap onto a second line "
+          "beside its flag", NULL, NULL },
+        { NULL, SETTING_STRING, 0, 0, 0, "OBS_TEST_ENV_ONLY", NULL,
+          "an environment-only setting", NULL, NULL },
+        { NULL, SETTING_STRING, 0, 0, 0, "OBS_TEST_A_VERY_LONG_VARIABLE_NAME",
+          NULL, "its text below it", NULL, NULL },
+        SETTINGS_END
+    };
+    char    *text = NULL, *line, *end;
+    size_t   len = 0;
+    int      longest = 0;
+    FILE    *f = open_memstream(&text, &len);
+
+    settings_usage(f, rows);
+    fclose(f);
+
+    CHECK(strstr(text, "\n  env OBS_TEST_ENV_ONLY        an environment-only "
+                 "setting\n") != NULL, "usage: env-only row is labelled");
+    CHECK(strstr(text, "\n  env OBS_TEST_A_VERY_LONG_VARIABLE_NAME\n"
+                 "                               its text below it\n")
+          != NULL, "usage: a wide label stands on its own line");
+    CHECK(strstr(text, "\n                               "
+                 "a second line beside its flag\n")
+          != NULL, "usage: wrapped help starts in the help column");
+
+    for (line = text; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if ((int) (end - line) > longest) {
+            longest = (int) (end - line);
+        }
+    }
+    CHECK(longest <= 79, "usage: lines within 79 columns");
+    free(text);
+}
+
 int
 main(void)
 {
@@ -1150,6 +1193,7 @@ main(void)
     test_histogram();
     test_negotiation();
     test_config_errors();
+    test_settings_usage();
     test_accept_encoding();
     test_ingest_paths();
     test_drop_accounting();

@@ -1,12 +1,12 @@
 /*
- * The few protobuf wire-format writes the exporters need (varints, fixed
- * integers, length-delimited fields) onto a growable buffer, so that Loki's
- * push and OTLP spans are encoded straight from the record, with no message
- * structures in between.  Internal to the exporter library.
+ * The few protobuf wire-format writes the exporters and the sidecar need
+ * (varints, fixed integers, length-delimited fields) onto a growable buffer,
+ * so that Loki's push, OTLP spans and the protobuf exposition's delimiters
+ * are encoded straight from the data, with no message structures in between.
  */
 
-#ifndef OBS_EXPORTER_PB_H
-#define OBS_EXPORTER_PB_H
+#ifndef OBS_PB_H
+#define OBS_PB_H
 
 #include <stdint.h>
 #include <string.h>
