@@ -3,6 +3,7 @@
  * a table (settings.h).
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,10 +489,17 @@ settings_number(const setting_t *s, json_t *v, const char *text,
         }
         *out = json_number_value(v);
     } else {
+        /* strtol and strtod skip blanks before a number and read hex: the
+           text must be a decimal number and nothing else */
+        if (*text == '\0' || isspace((unsigned char) *text)
+            || strpbrk(text, "xX") != NULL)
+        {
+            goto bad;
+        }
         errno = 0;
         *out = integral ? (double) strtol(text, &end, 10)
                         : strtod(text, &end);
-        if (*text == '\0' || *end != '\0' || errno) {
+        if (*end != '\0' || errno) {
             goto bad;
         }
     }
