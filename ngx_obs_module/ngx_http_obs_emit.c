@@ -570,7 +570,8 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
     }
 
     if (e->pos > e->start || ngx_http_obs_columns_count(e->open)
-        || ngx_http_obs_claim(e) || ngx_http_obs_active_pending())
+        || ngx_http_obs_claim(e) || ngx_http_obs_active_pending()
+        || ngx_http_obs_active_busy())
     {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }
