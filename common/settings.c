@@ -5,10 +5,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "settings.h"
 
@@ -317,17 +319,31 @@ settings_read_secret(const char *path, char **out, const char *setting,
     FILE         *f;
     char          line[4096];
     size_t        n;
+    int           fd;
     struct stat   st;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "config: %s: cannot read %s: %s", setting,
-                 path, strerror(errno));
+    /* a FIFO would block in fopen() until a writer came, a device would
+       give a secret nobody has: a regular file (or a symlink to one) */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "config: %s: %s is %s, not a regular file",
+                 setting, path,
+                 S_ISDIR(st.st_mode) ? "a directory" : "a special file");
         return -1;
     }
 
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "config: %s: %s is a directory, not a file",
+    fd = open(path, O_RDONLY | O_NONBLOCK);
+    f = fd == -1 ? NULL : fdopen(fd, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "config: %s: cannot read %s: %s", setting,
+                 path, strerror(errno));
+        if (fd != -1) {
+            close(fd);
+        }
+        return -1;
+    }
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "config: %s: %s is not a regular file",
                  setting, path);
         fclose(f);
         return -1;

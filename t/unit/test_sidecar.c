@@ -598,6 +598,34 @@ test_config_number_text(void)
     unsetenv("OBS_SIDECAR_EXPORTER_THREADS");
 }
 
+/* A secret file is a regular file: a FIFO would block start-up in open()
+   until a writer came, a device would give a key nobody has. */
+static void
+test_config_secret_files(void)
+{
+    config_t  c;
+    char      err[512], json[128], fifo[64];
+
+    snprintf(fifo, sizeof(fifo), "/tmp/obs-test-fifo-%d", (int) getpid());
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0, "a FIFO to test with");
+
+    snprintf(json, sizeof(json),
+             "{\"auth\": {\"bearer_token_file\": \"%s\"}}", fifo);
+    CHECK(load_json_keep(&c, json, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "not a regular file") != NULL,
+          "a FIFO as token file is refused at once");
+    config_free(&c);
+
+    setenv("OBS_SIDECAR_INGEST_KEY_FILE", "/dev/urandom", 1);
+    CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "not a regular file") != NULL,
+          "a device as key file is refused");
+    config_free(&c);
+    unsetenv("OBS_SIDECAR_INGEST_KEY_FILE");
+    unlink(fifo);
+}
+
 /* One table serves file, environment and flags: flags beat the environment,
    which beats the file, for every setting alike. */
 static void
@@ -723,6 +751,7 @@ test_config_errors(void)
     test_config_sink_keys();
     test_config_inputs();
     test_config_number_text();
+    test_config_secret_files();
     test_config_layers();
     test_config_reload();
 }
