@@ -614,3 +614,36 @@ invalid number of arguments in "obs_log_field" directive
 --- error_log
 "obs_log_field" directive may not log "$upstream_trailer_set_cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
 
+
+
+=== TEST 44: nginx -t: the whole query string never leaves the gateway ($args)
+--- config
+    location /f {
+        obs_log_field q $args;
+    }
+--- must_die
+--- error_log
+"obs_log_field" directive may not log "$args": the query string never leaves the gateway (log one argument with $arg_NAME)
+
+
+
+=== TEST 45: nginx -t: ... nor with the path ($request_uri), hashed or not
+--- config
+    location /f {
+        obs_log_field q "u=${REQUEST_URI}" hmac=$TEST_NGINX_FIELDS/user.key;
+    }
+--- must_die
+--- error_log
+"obs_log_field" directive may not log "$request_uri": the query string never leaves the gateway
+
+
+
+=== TEST 46: nginx -t: ... nor $query_string, nor the request line ($request)
+--- config
+    location /f {
+        obs_log_field q "$uri $query_string";
+        obs_log_field r $request;
+    }
+--- must_die
+--- error_log
+"obs_log_field" directive may not log "$query_string": the query string never leaves the gateway
