@@ -3,11 +3,14 @@
  * a table (settings.h).
  */
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "settings.h"
 
@@ -337,17 +340,31 @@ settings_read_secret(const char *path, char **out, const char *setting,
     FILE         *f;
     char          line[4096];
     size_t        n;
+    int           fd;
     struct stat   st;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "config: %s: cannot read %s: %s", setting,
-                 path, strerror(errno));
+    /* a FIFO would block in fopen() until a writer came, a device would
+       give a secret nobody has: a regular file (or a symlink to one) */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "config: %s: %s is %s, not a regular file",
+                 setting, path,
+                 S_ISDIR(st.st_mode) ? "a directory" : "a special file");
         return -1;
     }
 
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "config: %s: %s is a directory, not a file",
+    fd = open(path, O_RDONLY | O_NONBLOCK);
+    f = fd == -1 ? NULL : fdopen(fd, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "config: %s: cannot read %s: %s", setting,
+                 path, strerror(errno));
+        if (fd != -1) {
+            close(fd);
+        }
+        return -1;
+    }
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "config: %s: %s is not a regular file",
                  setting, path);
         fclose(f);
         return -1;
@@ -509,10 +526,17 @@ settings_number(const setting_t *s, json_t *v, const char *text,
         }
         *out = json_number_value(v);
     } else {
+        /* strtol and strtod skip blanks before a number and read hex: the
+           text must be a decimal number and nothing else */
+        if (*text == '\0' || isspace((unsigned char) *text)
+            || strpbrk(text, "xX") != NULL)
+        {
+            goto bad;
+        }
         errno = 0;
         *out = integral ? (double) strtol(text, &end, 10)
                         : strtod(text, &end);
-        if (*text == '\0' || *end != '\0' || errno) {
+        if (*end != '\0' || errno) {
             goto bad;
         }
     }

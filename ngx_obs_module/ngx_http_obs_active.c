@@ -34,6 +34,7 @@
 #define NGX_HTTP_OBS_ACTIVE_ROUTE_MAX    192
 #define NGX_HTTP_OBS_ACTIVE_CACHE        64     /* a power of two */
 #define NGX_HTTP_OBS_ACTIVE_CACHED_ROUTE 64
+#define NGX_HTTP_OBS_ACTIVE_HEARTBEAT    30000  /* ms, in flight: see below */
 
 
 typedef struct {
@@ -85,6 +86,7 @@ static ngx_http_obs_active_shm_t     *ngx_http_obs_active_sh;
 void                                 *ngx_http_obs_active_table;
 static ngx_slab_pool_t               *ngx_http_obs_active_pool;
 static ngx_uint_t                     ngx_http_obs_active_dirty;
+static ngx_msec_t                     ngx_http_obs_active_sent_at;
 static ngx_http_obs_active_cached_t   ngx_http_obs_active_cache
                                           [NGX_HTTP_OBS_ACTIVE_CACHE];
 
@@ -269,12 +271,46 @@ ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx)
 }
 
 
-/* Tells whether this worker changed a count since its last snapshot. */
+/*
+ * Tells whether this worker owes the sidecar a snapshot: it changed a count
+ * since its last one, or requests are in flight and its last one is
+ * NGX_HTTP_OBS_ACTIVE_HEARTBEAT old.  The sidecar takes an nginx silent for
+ * its series TTL as gone (killed): without the repeat, a long request on
+ * an otherwise idle nginx would fall to 0 there.
+ */
 
 ngx_uint_t
 ngx_http_obs_active_pending(void)
 {
-    return ngx_http_obs_active_sh && ngx_http_obs_active_dirty;
+    if (ngx_http_obs_active_sh == NULL) {
+        return 0;
+    }
+
+    return ngx_http_obs_active_dirty
+           || (ngx_current_msec - ngx_http_obs_active_sent_at
+                  >= NGX_HTTP_OBS_ACTIVE_HEARTBEAT
+               && ngx_http_obs_active_busy());
+}
+
+
+/* Tells whether a request is in flight: the flush timer then keeps going. */
+
+ngx_uint_t
+ngx_http_obs_active_busy(void)
+{
+    ngx_uint_t  i;
+
+    if (ngx_http_obs_active_sh == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i <= NGX_HTTP_OBS_ACTIVE_SLOTS; i++) {
+        if (ngx_http_obs_active_sh->slot[i].count) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -284,6 +320,7 @@ void
 ngx_http_obs_active_sent(void)
 {
     ngx_http_obs_active_dirty = 0;
+    ngx_http_obs_active_sent_at = ngx_current_msec;
 }
 
 

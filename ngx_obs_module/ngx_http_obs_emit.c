@@ -172,7 +172,22 @@ ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
         return NGX_CONF_ERROR;
     }
 
-    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    /*
+     * A FIFO would block nginx -t in open() until a writer comes, and a
+     * device (/dev/urandom) would give a key nobody has: a regular file
+     * only (a symlink to one, as Kubernetes mounts secrets, is one).
+     */
+
+    if (ngx_file_info(name.data, &fi) != NGX_FILE_ERROR && !ngx_is_file(&fi))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%V\" in \"%s\" is not a regular file",
+                           &name, directive);
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY | NGX_FILE_NONBLOCK,
+                       NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                            "key file \"%V\" in \"%s\": "
@@ -184,7 +199,7 @@ ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
     n = -1;
 
     if (p != NULL && ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
-        && !ngx_is_dir(&fi))
+        && ngx_is_file(&fi))
     {
         n = read(fd, p, NGX_HTTP_OBS_KEY_MAX);
     }
@@ -570,7 +585,8 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
     }
 
     if (e->pos > e->start || ngx_http_obs_columns_count(e->open)
-        || ngx_http_obs_claim(e) || ngx_http_obs_active_pending())
+        || ngx_http_obs_claim(e) || ngx_http_obs_active_pending()
+        || ngx_http_obs_active_busy())
     {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }

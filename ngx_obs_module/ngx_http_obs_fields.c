@@ -5,7 +5,8 @@
  * the value is replaced by the lowercase hex of its HMAC-SHA256 under the
  * file's key: the same user id always gives the same pseudonym, which
  * cannot be read back.  Values that read the Authorization, Cookie,
- * Set-Cookie or Proxy-Authorization header are refused, hashed or not.
+ * Set-Cookie or Proxy-Authorization header, or the whole query string, are
+ * refused, hashed or not.
  */
 
 
@@ -72,6 +73,15 @@ static ngx_str_t  ngx_http_obs_header_prefixes[] = {
     ngx_string("upstream_http_"),
     ngx_string("sent_trailer_"),
     ngx_string("upstream_trailer_"),
+    ngx_null_string
+};
+
+/* ... and these the whole query string, which never leaves the gateway */
+static ngx_str_t  ngx_http_obs_query_variables[] = {
+    ngx_string("args"),
+    ngx_string("query_string"),
+    ngx_string("request_uri"),
+    ngx_string("request"),
     ngx_null_string
 };
 
@@ -216,13 +226,16 @@ ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields, ngx_str_t *name)
 /*
  * Refuses a value that reads a credential header through any of its
  * variables ($name or ${name}, in any case), with or without hmac=: a
- * pseudonym of a session cookie or a token would still identify it.
+ * pseudonym of a session cookie or a token would still identify it.  The
+ * whole query string ($args, $request_uri, ...) is refused too: it may
+ * carry tokens, and the record never holds it.
  */
 
 static char *
 ngx_http_obs_field_secret(ngx_conf_t *cf, ngx_str_t *text)
 {
-    u_char  *p, *end, *name;
+    u_char     *p, *end, *name;
+    ngx_str_t  *query;
 
     end = text->data + text->len;
 
@@ -252,6 +265,19 @@ ngx_http_obs_field_secret(ngx_conf_t *cf, ngx_str_t *text)
                                "are never logged",
                                (size_t) (p + 1 - name), name);
             return NGX_CONF_ERROR;
+        }
+
+        for (query = ngx_http_obs_query_variables; query->len; query++) {
+            if ((size_t) (p + 1 - name) == query->len
+                && ngx_strncasecmp(name, query->data, query->len) == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"obs_log_field\" directive may not log "
+                                   "\"$%V\": the query string never leaves "
+                                   "the gateway (log one argument with "
+                                   "$arg_NAME)", query);
+                return NGX_CONF_ERROR;
+            }
         }
     }
 

@@ -433,6 +433,7 @@ void ngx_http_obs_active_enter(ngx_http_request_t *r,
 void ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx);
 void ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf);
 ngx_uint_t ngx_http_obs_active_pending(void);
+ngx_uint_t ngx_http_obs_active_busy(void);
 void ngx_http_obs_active_sent(void);
 ngx_uint_t ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed);
 void ngx_http_obs_emit_wake(void);

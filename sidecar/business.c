@@ -83,9 +83,11 @@ static bseries_t *business_series(business_t *b, int family,
     const char **labels, time_t now);
 static int business_name_ok(const ProtobufCBinaryData *s, size_t max);
 static int business_reserved(const ProtobufCBinaryData *name);
+static int business_label_reserved(const ProtobufCBinaryData *name);
 static bzone_t *business_zone(business_t *b, uint64_t id);
 static bactive_t *business_active_entry(business_t *b, int zone,
     const char *service, const char *route);
+static void business_family_free(business_t *b, int family);
 static void business_write_active(expo_writer_t *w, business_t *b);
 
 business_t *
@@ -261,6 +263,12 @@ business_observe(business_t *b, const Obs__V1__MetricObservation *o,
         return;
     }
 
+    /* a sum past DBL_MAX would stay +Inf for good: that value is refused */
+    if (f->counter && !isfinite(se->value + v)) {
+        atomic_fetch_add(&b->rejected[BUSINESS_NOT_FINITE], 1);
+        return;
+    }
+
     se->value = f->counter ? se->value + v : v;
     se->updated = now;
 }
@@ -276,15 +284,17 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
     business_reject_t *why)
 {
     bfamily_t  *f;
+    char        base[BUSINESS_NAME_MAX + 1];
     size_t      len = o->name.len;
-    int         i, counter = (o->type == 1);
+    int         i, free_slot = -1, counter = (o->type == 1);
 
     *why = BUSINESS_INVALID_METRIC;
 
     if ((o->type != 1 && o->type != 2)
         || !business_name_ok(&o->name, BUSINESS_NAME_MAX)
         || (o->label_name.len
-            && !business_name_ok(&o->label_name, BUSINESS_LABEL_MAX))
+            && (!business_name_ok(&o->label_name, BUSINESS_LABEL_MAX)
+                || business_label_reserved(&o->label_name)))
         || (counter && (len <= 6 || memcmp(o->name.data + len - 6, "_total",
                                            6) != 0))
         || (len >= 4 && memcmp(o->name.data, "obs_", 4) == 0)
@@ -293,8 +303,16 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
         return -1;
     }
 
+    memcpy(base, o->name.data, counter ? len - 6 : len);
+    base[counter ? len - 6 : len] = '\0';
+
     for (i = 0; i < b->n_families; i++) {
         f = &b->families[i];
+
+        if (f->name[0] == '\0') {
+            free_slot = free_slot < 0 ? i : free_slot;  /* expired */
+            continue;
+        }
 
         if (strlen(f->name) == len && memcmp(f->name, o->name.data, len) == 0)
         {
@@ -307,30 +325,53 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
             }
             return i;
         }
-    }
 
-    if (b->n_families == BUSINESS_MAX_FAMILIES) {
-        *why = BUSINESS_TOO_MANY_METRICS;
-        return -1;
-    }
+        /* a counter "x_total" and a gauge "x" would be one family */
 
-    f = &b->families[b->n_families];
-    memset(f, 0, sizeof(*f));
-    memcpy(f->name, o->name.data, len);
-    memcpy(f->base, o->name.data, counter ? len - 6 : len);
-    memcpy(f->label, o->label_name.data, o->label_name.len);
-    f->counter = counter;
-
-    /* a counter "x_total" and a gauge "x" would be one OpenMetrics family */
-
-    for (i = 0; i < b->n_families; i++) {
-        if (strcmp(b->families[i].base, f->base) == 0) {
+        if (strcmp(f->base, base) == 0) {
             *why = BUSINESS_CONFLICT;
             return -1;
         }
     }
 
-    return b->n_families++;
+    if (free_slot < 0) {
+        if (b->n_families == BUSINESS_MAX_FAMILIES) {
+            *why = BUSINESS_TOO_MANY_METRICS;
+            return -1;
+        }
+        free_slot = b->n_families++;
+    }
+
+    f = &b->families[free_slot];
+    memset(f, 0, sizeof(*f));
+    memcpy(f->name, o->name.data, len);
+    memcpy(f->base, base, strlen(base));
+    memcpy(f->label, o->label_name.data, o->label_name.len);
+    f->counter = counter;
+
+    return free_slot;
+}
+
+/*
+ * A family whose series all expired goes with its label values: a reload
+ * may then give its name another type or label, or declare other values.
+ */
+
+static void
+business_family_free(business_t *b, int family)
+{
+    bfamily_t  *f = &b->families[family];
+    int         i;
+
+    for (i = 0; i < f->n_values; i++) {
+        free(f->values[i]);
+    }
+
+    memset(f, 0, sizeof(*f));
+
+    while (b->n_families > 0 && b->families[b->n_families - 1].name[0] == 0) {
+        b->n_families--;
+    }
 }
 
 /* A label value: one of at most BUSINESS_MAX_VALUES per metric. */
@@ -460,6 +501,36 @@ business_reserved(const ProtobufCBinaryData *name)
         n = strlen(prefixed[i]);
         if (name->len >= n && memcmp(prefixed[i], name->data, n) == 0
             && (name->len == n || name->data[n] == '_'))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+/*
+ * The labels a sample already has, Prometheus's own and its "__" ones (as
+ * nginx -t checks): a second "service" would make the scrape fail whole.
+ */
+
+static int
+business_label_reserved(const ProtobufCBinaryData *name)
+{
+    static const char  *reserved[] = {
+        "service", "route", "tenant", "method", "code", "upstream", "le",
+        "quantile", "job", "instance", NULL
+    };
+
+    int  i;
+
+    if (name->len >= 2 && name->data[0] == '_' && name->data[1] == '_') {
+        return 1;
+    }
+
+    for (i = 0; reserved[i]; i++) {
+        if (strlen(reserved[i]) == name->len
+            && memcmp(reserved[i], name->data, name->len) == 0)
         {
             return 1;
         }
@@ -631,6 +702,10 @@ business_expire(business_t *b, time_t before)
             b->n_series--;
             STATS_INC(series_expired);
         }
+
+        if (b->families[f].series == NULL && b->families[f].name[0]) {
+            business_family_free(b, f);
+        }
     }
 
     /*
@@ -676,6 +751,10 @@ business_metrics(expo_writer_t *w, void *data)
 
     for (fi = 0; fi < b->n_families; fi++) {
         f = &b->families[fi];
+
+        if (f->name[0] == '\0') {
+            continue;                        /* expired, free for another */
+        }
 
         expo_family(w, f->base, f->counter
                     ? "Business counter from nginx (obs_metric)."

@@ -9,6 +9,7 @@ use ObsSink;
 use Test::Nginx::Socket 'no_plan';
 
 use File::Temp qw(tempdir);
+use POSIX ();
 
 our ($Dir, %Hmac);
 
@@ -30,6 +31,8 @@ BEGIN {
     }
 
     mkdir "$Dir/dir.key";
+    POSIX::mkfifo("$Dir/fifo.key", 0600) or die "mkfifo: $!";
+    symlink "$Dir/user.key", "$Dir/link.key" or die "symlink: $!";
 
     # HMAC-SHA256 by Python's hmac module, over the key file's first line
     for my $case (["user", "alice"], ["user", "bob"], ["user", "u" x 300],
@@ -419,7 +422,38 @@ qr/key file "[^"]*none.key" in "obs_log_field": open\(\) failed/
     obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/dir.key;
 --- must_die
 --- error_log eval
-qr/key file "[^"]*dir.key" in "obs_log_field" must hold a key of 16 to 1023 bytes/
+qr/key file "[^"]*dir.key" in "obs_log_field" is not a regular file/
+
+
+
+=== TEST 28b: nginx -t: a FIFO as key file is refused at once (open() would wait for a writer)
+--- config
+    obs_log_field user $arg_a hmac=$TEST_NGINX_FIELDS/fifo.key;
+--- must_die
+--- error_log eval
+qr/key file "[^"]*fifo.key" in "obs_log_field" is not a regular file/
+
+
+
+=== TEST 28c: nginx -t: a device as key file (a key nobody else has)
+--- config
+    obs_log_field user $arg_a hmac=/dev/urandom;
+--- must_die
+--- error_log eval
+qr/key file "\/dev\/urandom" in "obs_log_field" is not a regular file/
+
+
+
+=== TEST 28d: a symlink to a key file is the file (Kubernetes mounts secrets so)
+--- config
+    location /f {
+        obs_log_field user_hash $arg_user hmac=$TEST_NGINX_FIELDS/link.key;
+        return 200 "f\n";
+    }
+--- request eval
+["GET /f?user=alice", "GET /sink/records?path=/f"]
+--- response_body_like eval
+["f", '"fields": \[\{"name": "user_hash", "value": "' . $::Hmac{"user:alice"} . '"\}\]']
 
 
 
@@ -580,3 +614,36 @@ invalid number of arguments in "obs_log_field" directive
 --- error_log
 "obs_log_field" directive may not log "$upstream_trailer_set_cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
 
+
+
+=== TEST 44: nginx -t: the whole query string never leaves the gateway ($args)
+--- config
+    location /f {
+        obs_log_field q $args;
+    }
+--- must_die
+--- error_log
+"obs_log_field" directive may not log "$args": the query string never leaves the gateway (log one argument with $arg_NAME)
+
+
+
+=== TEST 45: nginx -t: ... nor with the path ($request_uri), hashed or not
+--- config
+    location /f {
+        obs_log_field q "u=${REQUEST_URI}" hmac=$TEST_NGINX_FIELDS/user.key;
+    }
+--- must_die
+--- error_log
+"obs_log_field" directive may not log "$request_uri": the query string never leaves the gateway
+
+
+
+=== TEST 46: nginx -t: ... nor $query_string, nor the request line ($request)
+--- config
+    location /f {
+        obs_log_field q "$uri $query_string";
+        obs_log_field r $request;
+    }
+--- must_die
+--- error_log
+"obs_log_field" directive may not log "$query_string": the query string never leaves the gateway

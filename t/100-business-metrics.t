@@ -238,6 +238,23 @@ GET /sink/headers?wait=0.5
 
 
 
+=== TEST 7h: a request in flight on an otherwise idle nginx is reported again every 30 s (the sidecar takes an nginx silent for its series TTL as gone)
+--- config
+    location /api/hang { echo_sleep 33; echo late; }
+    location /api/start {
+        proxy_read_timeout 200ms;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/api/hang;
+    }
+--- request eval
+["GET /api/start", "GET /sink/headers?wait=1", "GET /sink/headers?wait=31"]
+--- error_code eval
+[504, 200, 200]
+--- response_body_like eval
+["", "", '"count": "1", "route": "/api/hang"']
+--- timeout: 40
+
+
+
 === TEST 8: a type other than counter or gauge
 --- config
     obs_metric histogram x_seconds 1;

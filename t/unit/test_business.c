@@ -270,6 +270,98 @@ test_aggregation(void)
     business_free(b);
 }
 
+/*
+ * Hostile observations any sender may make: a label the sample already has
+ * would write it twice (Prometheus then refuses the whole scrape), and a
+ * counter's sum must stay a finite number.
+ */
+static void
+test_hostile(void)
+{
+    static const char  *labels[] = {
+        "service", "route", "tenant", "le", "quantile", "job", "instance",
+        "__name__", "__x"
+    };
+
+    Obs__V1__MetricObservation  o;
+    business_t                 *b = business_new(100);
+    buf_t                       out = { 0 };
+    const char                 *text;
+    size_t                      i;
+
+    for (i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+        record(b, observation(&o, "spoof_total", 1, labels[i], "x", "1"),
+               "a");
+    }
+    text = render(b, &out);
+    CHECK(business_rejected(b, BUSINESS_INVALID_METRIC)
+          == sizeof(labels) / sizeof(labels[0])
+          && strstr(text, "spoof_total") == NULL,
+          "label names the gateway sets, Prometheus's own and __ ones are "
+          "refused");
+
+    record(b, observation(&o, "big_total", 1, "", "", "1e308"), "a");
+    record(b, observation(&o, "big_total", 1, "", "", "1e308"), "a");
+    text = render(b, &out);
+    CHECK(business_rejected(b, BUSINESS_NOT_FINITE) == 1
+          && strstr(text, "tenant=\"a\"} 1e+308\n") != NULL,
+          "a counter never sums to infinity: the overflowing value is "
+          "rejected, the sum kept");
+
+    buf_free(&out);
+    business_free(b);
+}
+
+/*
+ * A reload may change a metric's type or label: once the old series have
+ * expired the name is free again, and so are its admitted label values.
+ */
+static void
+test_redefined(void)
+{
+    Obs__V1__MetricObservation  o;
+    business_t                 *b = business_new(100);
+    buf_t                       out = { 0 };
+    const char                 *text;
+    char                        v[16];
+    int                         i;
+
+    for (i = 0; i < BUSINESS_MAX_VALUES; i++) {
+        snprintf(v, sizeof(v), "old%d", i);
+        record(b, observation(&o, "queue_total", 1, "k", v, "1"), "a");
+    }
+    record(b, observation(&o, "queue", 2, "", "", "3"), "a");
+    CHECK(business_rejected(b, BUSINESS_CONFLICT) == 1,
+          "while the counter has series, a gauge of its name is refused");
+
+    business_expire(b, 2000);
+    record(b, observation(&o, "queue", 2, "", "", "3"), "a");
+    record(b, observation(&o, "queue_total", 1, "k", "new", "1"), "a");
+    record(b, observation(&o, "depth_total", 1, "k", "new", "2"), "a");
+    text = render(b, &out);
+    CHECK(business_rejected(b, BUSINESS_CONFLICT) == 2
+          && strstr(text, "# TYPE queue gauge\n") != NULL
+          && strstr(text, "tenant=\"a\"} 3\n") != NULL
+          && strstr(text, "# TYPE queue counter") == NULL,
+          "after they expire the name takes its new type");
+    CHECK(strstr(text, "depth_total{service=\"ml-engine\","
+                       "route=\"/api/v1/recommendations\",tenant=\"a\","
+                       "k=\"new\"} 2\n") != NULL,
+          "and a new family can take the freed slot");
+
+    for (i = 0; i < 2 * BUSINESS_MAX_FAMILIES; i++) {
+        snprintf(v, sizeof(v), "g%d", i);
+        record(b, observation(&o, v, 2, "", "", "1"), "a");
+        business_expire(b, 2000);
+    }
+    record(b, observation(&o, "last", 2, "", "", "1"), "a");
+    CHECK(business_rejected(b, BUSINESS_TOO_MANY_METRICS) == 0,
+          "families that expired never fill the table");
+
+    buf_free(&out);
+    business_free(b);
+}
+
 static void
 snapshot(business_t *b, uint64_t zone, uint64_t version, int closed,
     const char *route, uint64_t count)
@@ -346,6 +438,8 @@ main(void)
     test_columns();
     test_parse();
     test_aggregation();
+    test_hostile();
+    test_redefined();
     test_active();
 
     return unit_report("business");

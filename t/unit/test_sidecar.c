@@ -568,6 +568,65 @@ test_config_inputs(void)
     free(env);
 }
 
+/* A number from the environment or a flag is the whole text: blanks before
+   it are refused as those after it are, and so are hex, 1e309, nan. */
+static void
+test_config_number_text(void)
+{
+    static const char *const  refused[] = {
+        " 5", "5 ", "\t5", "\n5", "0x4", "1e309", "nan", "4.0", "",
+    };
+
+    config_t  c;
+    char      err[512];
+    size_t    i;
+
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        setenv("OBS_SIDECAR_EXPORTER_THREADS", refused[i], 1);
+        err[0] = '\0';
+        CHECK(load_json_keep(&c, "{}", err, sizeof(err))
+              == (refused[i][0] ? CONFIG_ERROR : CONFIG_OK)
+              && (refused[i][0] == '\0'
+                  || strstr(err, "OBS_SIDECAR_EXPORTER_THREADS") != NULL),
+              refused[i]);
+        config_free(&c);
+    }
+
+    setenv("OBS_SIDECAR_EXPORTER_THREADS", "+5", 1);
+    CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_OK
+          && c.exporter.threads == 5, "+5 is 5");
+    config_free(&c);
+    unsetenv("OBS_SIDECAR_EXPORTER_THREADS");
+}
+
+/* A secret file is a regular file: a FIFO would block start-up in open()
+   until a writer came, a device would give a key nobody has. */
+static void
+test_config_secret_files(void)
+{
+    config_t  c;
+    char      err[512], json[128], fifo[64];
+
+    snprintf(fifo, sizeof(fifo), "/tmp/obs-test-fifo-%d", (int) getpid());
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0, "a FIFO to test with");
+
+    snprintf(json, sizeof(json),
+             "{\"auth\": {\"bearer_token_file\": \"%s\"}}", fifo);
+    CHECK(load_json_keep(&c, json, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "not a regular file") != NULL,
+          "a FIFO as token file is refused at once");
+    config_free(&c);
+
+    setenv("OBS_SIDECAR_INGEST_KEY_FILE", "/dev/urandom", 1);
+    CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "not a regular file") != NULL,
+          "a device as key file is refused");
+    config_free(&c);
+    unsetenv("OBS_SIDECAR_INGEST_KEY_FILE");
+    unlink(fifo);
+}
+
 /* One table serves file, environment and flags: flags beat the environment,
    which beats the file, for every setting alike. */
 static void
@@ -692,6 +751,8 @@ test_config_errors(void)
     test_config_types_and_paths();
     test_config_sink_keys();
     test_config_inputs();
+    test_config_number_text();
+    test_config_secret_files();
     test_config_layers();
     test_config_reload();
 }
