@@ -70,14 +70,18 @@ typedef struct {
 
 
 /*
- * A directive value with variables.  The common "$http_x_tenant_id" form is
- * kept as a variable index: reading one variable is much cheaper than
- * running nginx's script engine on every request.
+ * A directive value with variables.  A lone variable is kept as its index:
+ * reading one variable is much cheaper than running nginx's script engine
+ * on every request.  The common "$http_x_tenant_id" form is not indexed at
+ * all: its header is found directly, and an index would cost every request
+ * a slot in r->variables for a value the module rarely reads through it.
  */
 typedef struct {
-    ngx_http_complex_value_t   cv;
+    ngx_http_complex_value_t   cv;           /* unused for a lone $http_* */
     ngx_int_t                  index;        /* lone variable, or NGX_ERROR */
-    ngx_str_t                  header;       /* lone $http_*: the name */
+    ngx_str_t                  var;          /* lone $http_*: "http_name" */
+    ngx_uint_t                 var_key;      /* ... its hash key */
+    ngx_str_t                  header;       /* ... the name, in var */
     ngx_str_t                  header_dashed;  /* ... with '-' for '_' */
     ngx_uint_t                 constant;     /* no variables at all */
 } ngx_http_obs_value_t;
