@@ -391,7 +391,7 @@ ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
 
 
 void ngx_http_obs_context_init(void);
-ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);
+ngx_http_obs_ctx_t *ngx_http_obs_find_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_table_elt_t *ngx_http_obs_incoming_traceparent(ngx_http_request_t *r,
@@ -468,6 +468,22 @@ ngx_uint_t ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed);
 void ngx_http_obs_emit_wake(void);
 ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,
     ngx_http_variable_t *vars);
+
+
+/*
+ * Returns the request's context, creating it on first use: the context is
+ * read several times a request, and nearly always already there.
+ */
+
+static ngx_inline ngx_http_obs_ctx_t *
+ngx_http_obs_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_obs_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_module);
+
+    return ctx ? ctx : ngx_http_obs_find_ctx(r);
+}
 
 
 #endif /* _NGX_HTTP_OBS_MODULE_H_INCLUDED_ */
