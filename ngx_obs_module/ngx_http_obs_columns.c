@@ -211,7 +211,8 @@ static ngx_http_obs_hot uint32_t ngx_http_obs_intern(
     ngx_http_obs_columns_t *cols, ngx_str_t *s, ngx_uint_t stable,
     uint32_t *column, size_t n);
 static uint32_t ngx_http_obs_intern_address(ngx_http_obs_columns_t *cols,
-    ngx_str_t *s, ngx_http_obs_address_slot_t *slot);
+    ngx_str_t *s, ngx_http_obs_address_slot_t *slot,
+    ngx_http_obs_address_slot_t *pair);
 static uint32_t ngx_http_obs_intern_content(ngx_http_obs_columns_t *cols,
     ngx_str_t *s);
 static uint32_t ngx_http_obs_append_symbol(ngx_http_obs_columns_t *cols,
@@ -490,21 +491,35 @@ ngx_http_obs_intern(ngx_http_obs_columns_t *cols, ngx_str_t *s,
     ngx_uint_t stable, uint32_t *column, size_t n)
 {
     uint32_t                      prev, start;
-    ngx_http_obs_address_slot_t  *slot;
+    ngx_uint_t                    i;
+    ngx_http_obs_address_slot_t  *slot, *pair;
 
     if (s->len == 0) {
         return 0;
     }
 
     if (stable) {
-        slot = &cols->address[((uintptr_t) s->data >> 3)
-                              & (NGX_HTTP_OBS_ADDRESS_SLOTS - 1)];
+        i = ((uintptr_t) s->data >> 3) & (NGX_HTTP_OBS_ADDRESS_SLOTS - 1);
+        slot = &cols->address[i];
 
         if (slot->data == s->data && slot->len == s->len) {
             return slot->symbol;
         }
 
-        return ngx_http_obs_intern_address(cols, s, slot);
+        /*
+         * Two texts of every record whose addresses share a slot would
+         * otherwise evict each other record after record, and both be
+         * looked up by content each time: which texts do depends on where
+         * the configuration happened to put them.
+         */
+
+        pair = &cols->address[i ^ 1];
+
+        if (pair->data == s->data && pair->len == s->len) {
+            return pair->symbol;
+        }
+
+        return ngx_http_obs_intern_address(cols, s, slot, pair);
     }
 
     prev = n ? column[n - 1] : 0;
@@ -523,10 +538,16 @@ ngx_http_obs_intern(ngx_http_obs_columns_t *cols, ngx_str_t *s,
 }
 
 
+/* The text takes the slot; the slot's text before it moves to the pair. */
+
 static uint32_t
 ngx_http_obs_intern_address(ngx_http_obs_columns_t *cols, ngx_str_t *s,
-    ngx_http_obs_address_slot_t *slot)
+    ngx_http_obs_address_slot_t *slot, ngx_http_obs_address_slot_t *pair)
 {
+    if (slot->data) {
+        *pair = *slot;
+    }
+
     slot->data = s->data;
     slot->len = s->len;
     slot->symbol = ngx_http_obs_intern_content(cols, s);

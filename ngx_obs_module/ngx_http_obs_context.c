@@ -87,22 +87,17 @@ ngx_http_obs_context_init(void)
 
 
 /*
- * Returns the request's context, creating it on first use.  The context of
- * a main request survives internal redirects (which reset module contexts)
- * through a marker in the pool's cleanup list, as ngx_http_realip does.
+ * The request's context when the module's slot is empty
+ * (ngx_http_obs_get_ctx): the context of a main request survives internal
+ * redirects (which reset module contexts) through a marker in the pool's
+ * cleanup list, as ngx_http_realip does; otherwise it is created.
  */
 
 ngx_http_obs_ctx_t *
-ngx_http_obs_get_ctx(ngx_http_request_t *r)
+ngx_http_obs_find_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t  *cln;
     ngx_http_obs_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_module);
-
-    if (ctx) {
-        return ctx;
-    }
 
     if (r == r->main && (r->internal || r->filter_finalize)) {
         for (cln = r->pool->cleanup; cln; cln = cln->next) {

@@ -71,14 +71,18 @@ typedef struct {
 
 
 /*
- * A directive value with variables.  The common "$http_x_tenant_id" form is
- * kept as a variable index: reading one variable is much cheaper than
- * running nginx's script engine on every request.
+ * A directive value with variables.  A lone variable is kept as its index:
+ * reading one variable is much cheaper than running nginx's script engine
+ * on every request.  The common "$http_x_tenant_id" form is not indexed at
+ * all: its header is found directly, and an index would cost every request
+ * a slot in r->variables for a value the module rarely reads through it.
  */
 typedef struct {
-    ngx_http_complex_value_t   cv;
+    ngx_http_complex_value_t   cv;           /* unused for a lone $http_* */
     ngx_int_t                  index;        /* lone variable, or NGX_ERROR */
-    ngx_str_t                  header;       /* lone $http_*: the name */
+    ngx_str_t                  var;          /* lone $http_*: "http_name" */
+    ngx_uint_t                 var_key;      /* ... its hash key */
+    ngx_str_t                  header;       /* ... the name, in var */
     ngx_str_t                  header_dashed;  /* ... with '-' for '_' */
     ngx_uint_t                 constant;     /* no variables at all */
 } ngx_http_obs_value_t;
@@ -361,7 +365,7 @@ ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
 
 
 void ngx_http_obs_context_init(void);
-ngx_http_obs_ctx_t *ngx_http_obs_get_ctx(ngx_http_request_t *r);
+ngx_http_obs_ctx_t *ngx_http_obs_find_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_table_elt_t *ngx_http_obs_incoming_traceparent(ngx_http_request_t *r,
@@ -439,6 +443,22 @@ ngx_uint_t ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed);
 void ngx_http_obs_emit_wake(void);
 ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,
     ngx_http_variable_t *vars);
+
+
+/*
+ * Returns the request's context, creating it on first use: the context is
+ * read several times a request, and nearly always already there.
+ */
+
+static ngx_inline ngx_http_obs_ctx_t *
+ngx_http_obs_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_obs_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_obs_module);
+
+    return ctx ? ctx : ngx_http_obs_find_ctx(r);
+}
 
 
 #endif /* _NGX_HTTP_OBS_MODULE_H_INCLUDED_ */

@@ -12,6 +12,11 @@
 #include "ngx_http_obs_module.h"
 
 
+static ngx_uint_t ngx_http_obs_is_var_name(ngx_str_t *name);
+static ngx_int_t ngx_http_obs_compile_header(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_http_obs_value_t *v);
+
+
 /* obs_service_name, obs_route, obs_tenant: one value each. */
 
 char *
@@ -52,8 +57,20 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_obs_value_t *v)
 {
     ngx_str_t                           name;
-    ngx_uint_t                          i;
     ngx_http_compile_complex_value_t    ccv;
+
+    v->index = NGX_ERROR;
+    ngx_str_null(&v->header);
+
+    name.data = text->data + 1;
+    name.len = text->len - 1;
+
+    if (text->len > sizeof("$http_") - 1 && text->data[0] == '$'
+        && ngx_strncasecmp(name.data, (u_char *) "http_", 5) == 0
+        && ngx_http_obs_is_var_name(&name))
+    {
+        return ngx_http_obs_compile_header(cf, &name, v);
+    }
 
     ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
 
@@ -65,50 +82,76 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
         return NGX_ERROR;
     }
 
-    v->index = NGX_ERROR;
     v->constant = (v->cv.lengths == NULL);
 
-    if (text->len < 2 || text->data[0] != '$') {
-        return NGX_OK;
-    }
-
-    name.data = text->data + 1;
-    name.len = text->len - 1;
-
-    for (i = 0; i < name.len; i++) {
-        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
-              || (name.data[i] >= 'A' && name.data[i] <= 'Z')
-              || (name.data[i] >= '0' && name.data[i] <= '9')
-              || name.data[i] == '_'))
-        {
-            return NGX_OK;
-        }
-    }
-
-    v->index = ngx_http_get_variable_index(cf, &name);
-
-    if (name.len > 5 && ngx_strncasecmp(name.data, (u_char *) "http_", 5) == 0)
+    if (text->len >= 2 && text->data[0] == '$'
+        && ngx_http_obs_is_var_name(&name))
     {
-        v->header.len = name.len - 5;
-        v->header.data = ngx_pnalloc(cf->pool, v->header.len);
-        if (v->header.data == NULL) {
-            return NGX_ERROR;
+        v->index = ngx_http_get_variable_index(cf, &name);
+    }
+
+    return NGX_OK;
+}
+
+
+/* Tells whether name (after the '$') is a whole variable name. */
+
+static ngx_uint_t
+ngx_http_obs_is_var_name(ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < name->len; i++) {
+        if (!((name->data[i] >= 'a' && name->data[i] <= 'z')
+              || (name->data[i] >= 'A' && name->data[i] <= 'Z')
+              || (name->data[i] >= '0' && name->data[i] <= '9')
+              || name->data[i] == '_'))
+        {
+            return 0;
         }
+    }
 
-        ngx_strlow(v->header.data, name.data + 5, v->header.len);
+    return 1;
+}
 
-        /* the usual spelling of the header, to be compared at once */
 
-        v->header_dashed.len = v->header.len;
-        v->header_dashed.data = ngx_pnalloc(cf->pool, v->header.len);
-        if (v->header_dashed.data == NULL) {
-            return NGX_ERROR;
-        }
+/*
+ * A lone $http_NAME: the header is looked up directly (see
+ * ngx_http_obs_lone_header), and the variable by name only when the header
+ * came more than once, so that nothing indexes it.
+ */
 
-        for (i = 0; i < v->header.len; i++) {
-            v->header_dashed.data[i] = (v->header.data[i] == '_')
-                                       ? '-' : v->header.data[i];
-        }
+static ngx_int_t
+ngx_http_obs_compile_header(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_http_obs_value_t *v)
+{
+    ngx_uint_t  i;
+
+    ngx_memzero(&v->cv, sizeof(ngx_http_complex_value_t));
+    v->constant = 0;
+
+    v->var.len = name->len;
+    v->var.data = ngx_pnalloc(cf->pool, name->len);
+    if (v->var.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->var_key = ngx_hash_strlow(v->var.data, name->data, name->len);
+
+    v->header.len = name->len - 5;
+    v->header.data = v->var.data + 5;
+
+    /* the usual spelling of the header, to be compared at once */
+
+    v->header_dashed.len = v->header.len;
+    v->header_dashed.data = ngx_pnalloc(cf->pool, v->header.len);
+    if (v->header_dashed.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < v->header.len; i++) {
+        v->header_dashed.data[i] = (v->header.data[i] == '_')
+                                   ? '-' : v->header.data[i];
     }
 
     return NGX_OK;
@@ -123,15 +166,20 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
 {
     ngx_http_variable_value_t  *vv;
 
-    if (v->index == NGX_ERROR) {
+    if (v->header.len) {
+        if (ngx_http_obs_lone_header(r, v, value)) {
+            return NGX_OK;
+        }
+
+        /* a repeated header: joined as this nginx joins it */
+        vv = ngx_http_get_variable(r, &v->var, v->var_key);
+
+    } else if (v->index == NGX_ERROR) {
         return ngx_http_complex_value(r, &v->cv, value);
-    }
 
-    if (v->header.len && ngx_http_obs_lone_header(r, v, value)) {
-        return NGX_OK;
+    } else {
+        vv = ngx_http_get_flushed_variable(r, v->index);
     }
-
-    vv = ngx_http_get_flushed_variable(r, v->index);
 
     if (vv == NULL || vv->not_found) {
         ngx_str_null(value);

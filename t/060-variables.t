@@ -223,3 +223,37 @@ traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 GET /t
 --- response_body
 trace=[0af7651916cd43dd8448eb211c80319c] span=[] parent=[b7ad6b7169203331] tp=[00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01] sampled=1
+
+
+
+=== TEST 12: a lone $http_ value reads a header as the variable does
+A repeated header is read as this nginx's own $http_ variable reads it (the
+first value before 1.23, all of them joined after), and the variable's name
+may be written in any case.
+--- config
+    obs on;
+    location /t {
+        obs_route $HTTP_X_Route;
+        return 200 "$obs_route|$http_x_route\n";
+    }
+--- more_headers
+X-Route: first
+x-route: second
+--- request
+GET /t
+--- response_body_like chomp
+^(first(, second)?)\|\1$
+
+
+
+=== TEST 13: a lone $http_ value of a header that did not come
+--- config
+    obs on;
+    location /t {
+        obs_route $http_x_route;
+        return 200 "$obs_route\n";
+    }
+--- request
+GET /t
+--- response_body
+unmatched
