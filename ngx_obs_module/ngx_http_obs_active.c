@@ -378,21 +378,6 @@ ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed)
 }
 
 
-/* A used slot holds this service and route. */
-
-static ngx_inline ngx_uint_t
-ngx_http_obs_active_holds(ngx_http_obs_active_slot_t *slot, uint32_t hash,
-    ngx_str_t *service, ngx_str_t *route)
-{
-    return slot->hash == hash
-           && slot->service_len == service->len
-           && slot->route_len == route->len
-           && ngx_memcmp(slot->key, service->data, service->len) == 0
-           && ngx_memcmp(slot->key + service->len, route->data, route->len)
-              == 0;
-}
-
-
 static ngx_http_obs_active_slot_t *
 ngx_http_obs_active_find(ngx_str_t *service, ngx_str_t *route)
 {
@@ -419,7 +404,13 @@ ngx_http_obs_active_find(ngx_str_t *service, ngx_str_t *route)
             return ngx_http_obs_active_insert(service, route, hash);
         }
 
-        if (ngx_http_obs_active_holds(slot, hash, service, route)) {
+        if (slot->hash == hash
+            && slot->service_len == service->len
+            && slot->route_len == route->len
+            && ngx_memcmp(slot->key, service->data, service->len) == 0
+            && ngx_memcmp(slot->key + service->len, route->data, route->len)
+               == 0)
+        {
             return slot;
         }
     }
@@ -465,7 +456,13 @@ ngx_http_obs_active_insert(ngx_str_t *service, ngx_str_t *route,
             break;
         }
 
-        if (ngx_http_obs_active_holds(slot, hash, service, route)) {
+        if (slot->hash == hash
+            && slot->service_len == service->len
+            && slot->route_len == route->len
+            && ngx_memcmp(slot->key, service->data, service->len) == 0
+            && ngx_memcmp(slot->key + service->len, route->data, route->len)
+               == 0)
+        {
             found = slot;
             break;
         }
