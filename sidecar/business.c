@@ -44,6 +44,7 @@ typedef struct {
     uint64_t  overflow;         /* lookups that found no room, so far */
     time_t    seen;
     int       used;
+    int       trusted;          /* its snapshots come with a valid tag */
 } bzone_t;
 
 typedef struct {
@@ -84,7 +85,8 @@ static bseries_t *business_series(business_t *b, int family,
 static int business_name_ok(const ProtobufCBinaryData *s, size_t max);
 static int business_reserved(const ProtobufCBinaryData *name);
 static int business_label_reserved(const ProtobufCBinaryData *name);
-static bzone_t *business_zone(business_t *b, uint64_t id);
+static bzone_t *business_zone(business_t *b, uint64_t id, int trusted);
+static void business_zone_clear(business_t *b, int zone);
 static bactive_t *business_active_entry(business_t *b, int zone,
     const char *service, const char *route);
 static void business_family_free(business_t *b, int family);
@@ -566,7 +568,7 @@ business_name_ok(const ProtobufCBinaryData *s, size_t max)
 
 void
 business_active(business_t *b, const Obs__V1__BatchHeader *h,
-    const char *default_service, time_t now)
+    const char *default_service, int trusted, time_t now)
 {
     char        service[LABEL_BUF_LEN], route[LABEL_BUF_LEN];
     bzone_t    *z;
@@ -580,7 +582,7 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
 
     pthread_mutex_lock(&b->lock);
 
-    z = business_zone(b, h->active_zone);
+    z = business_zone(b, h->active_zone, trusted);
 
     /* only the newest snapshot of a zone counts */
 
@@ -623,35 +625,74 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
     pthread_mutex_unlock(&b->lock);
 }
 
+/*
+ * A zone is its id and its trust: a plain snapshot that names a signed
+ * zone is a zone of its own, and a signed zone that finds no room takes
+ * the slot of the plain zone seen least recently.
+ */
+
 static bzone_t *
-business_zone(business_t *b, uint64_t id)
+business_zone(business_t *b, uint64_t id, int trusted)
 {
-    bzone_t  *free_zone = NULL;
+    bzone_t  *z, *free_zone = NULL, *plain = NULL;
     int       i;
 
     for (i = 0; i < BUSINESS_MAX_ZONES; i++) {
-        if (b->zones[i].used && b->zones[i].id == id) {
-            return &b->zones[i];
+        z = &b->zones[i];
+
+        if (!z->used) {
+            free_zone = free_zone ? free_zone : z;
+            continue;
         }
-        if (!b->zones[i].used && free_zone == NULL) {
-            free_zone = &b->zones[i];
+        if (z->id == id && z->trusted == trusted) {
+            return z;
         }
+        if (!z->trusted && (plain == NULL || z->seen < plain->seen)) {
+            plain = z;
+        }
+    }
+
+    if (free_zone == NULL && trusted && plain) {
+        business_zone_clear(b, (int) (plain - b->zones));
+        free_zone = plain;
     }
 
     if (free_zone) {
         memset(free_zone, 0, sizeof(*free_zone));
         free_zone->id = id;
         free_zone->used = 1;
+        free_zone->trusted = trusted;
     }
 
     return free_zone;
 }
 
+/* Forgets a zone's in-flight entries (its slot goes to another). */
+
+static void
+business_zone_clear(business_t *b, int zone)
+{
+    size_t  i, k;
+
+    for (i = 0, k = 0; i < b->n_active; i++) {
+        if (b->active[i].zone != zone) {
+            b->active[k++] = b->active[i];
+        }
+    }
+
+    b->n_active = k;
+}
+
+/*
+ * The entry of a zone's service and route; when the table is full, a
+ * signed zone's new entry takes one of a plain zone.
+ */
+
 static bactive_t *
 business_active_entry(business_t *b, int zone, const char *service,
     const char *route)
 {
-    bactive_t  *e;
+    bactive_t  *e, *plain = NULL;
     size_t      i;
 
     for (i = 0; i < b->n_active; i++) {
@@ -661,14 +702,23 @@ business_active_entry(business_t *b, int zone, const char *service,
         {
             return e;
         }
+        if (plain == NULL && !b->zones[e->zone].trusted) {
+            plain = e;
+        }
     }
 
     if (b->n_active == BUSINESS_MAX_ACTIVE) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
-        return NULL;
+
+        if (!b->zones[zone].trusted || plain == NULL) {
+            return NULL;
+        }
+        e = plain;
+
+    } else {
+        e = &b->active[b->n_active++];
     }
 
-    e = &b->active[b->n_active++];
     memset(e, 0, sizeof(*e));
     e->zone = zone;
     snprintf(e->service, sizeof(e->service), "%s", service);
