@@ -83,6 +83,7 @@ static const char *business_label_value(bfamily_t *f,
 static bseries_t *business_series(business_t *b, int family,
     const char **labels, time_t now);
 static int business_name_ok(const ProtobufCBinaryData *s, size_t max);
+static int business_text_is(const char *s, const ProtobufCBinaryData *b);
 static int business_reserved(const ProtobufCBinaryData *name);
 static int business_label_reserved(const ProtobufCBinaryData *name);
 static bzone_t *business_zone(business_t *b, uint64_t id, int trusted);
@@ -316,11 +317,9 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
             continue;
         }
 
-        if (strlen(f->name) == len && memcmp(f->name, o->name.data, len) == 0)
-        {
-            if (f->counter != counter || strlen(f->label) != o->label_name.len
-                || memcmp(f->label, o->label_name.data, o->label_name.len)
-                   != 0)
+        if (business_text_is(f->name, &o->name)) {
+            if (f->counter != counter
+                || !business_text_is(f->label, &o->label_name))
             {
                 *why = BUSINESS_CONFLICT;
                 return -1;
@@ -348,7 +347,9 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
     memset(f, 0, sizeof(*f));
     memcpy(f->name, o->name.data, len);
     memcpy(f->base, base, strlen(base));
-    memcpy(f->label, o->label_name.data, o->label_name.len);
+    if (o->label_name.len) {            /* no label: data may be NULL */
+        memcpy(f->label, o->label_name.data, o->label_name.len);
+    }
     f->counter = counter;
 
     return free_slot;
@@ -542,6 +543,15 @@ business_label_reserved(const ProtobufCBinaryData *name)
 }
 
 /* [a-zA-Z_][a-zA-Z0-9_]*, at most max bytes. */
+
+/* Whether the bytes are the string (empty bytes may have no data). */
+
+static int
+business_text_is(const char *s, const ProtobufCBinaryData *b)
+{
+    return strlen(s) == b->len
+           && (b->len == 0 || memcmp(s, b->data, b->len) == 0);
+}
 
 static int
 business_name_ok(const ProtobufCBinaryData *s, size_t max)
