@@ -49,6 +49,12 @@
  * not datagrams lost but a sender that lies or is broken.
  */
 #define INGEST_MAX_SENDS      100000
+/*
+ * More than one header can claim of anything it carries no bytes for
+ * (drops, JWT results, requests in flight): 2^40 requests are 12 days of
+ * a million a second.  Below it no sum of claims can wrap a counter.
+ */
+#define INGEST_MAX_CLAIM      ((uint64_t) 1 << 40)
 /* the trust classes, each with a table of its own */
 #define INGEST_PLAIN          0
 #define INGEST_SIGNED         1
@@ -90,6 +96,7 @@ static int ingest_authentic(ingest_t *in, int i, const uint8_t **data,
     size_t *len);
 static int ingest_fresh(ingest_t *in, const Obs__V1__BatchHeader *h,
     const struct timespec *now);
+static int ingest_plausible(const Obs__V1__BatchHeader *h);
 static int ingest_sequence(worker_t *w, uint64_t seq, time_t mono);
 static int ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t mono);
@@ -258,6 +265,11 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         return;
     }
 
+    if (!ingest_plausible(batch->header)) {
+        STATS_INC(decode_errors[DECODE_IMPLAUSIBLE_COUNT]);
+        return;
+    }
+
     rc = ingest_account(in, batch->header, mono.tv_sec);
     if (rc != 0) {
         STATS_INC(decode_errors[rc]);
@@ -391,6 +403,34 @@ ingest_fresh(ingest_t *in, const Obs__V1__BatchHeader *h,
     t = (uint64_t) now->tv_sec * 1000000000 + (uint64_t) now->tv_nsec;
 
     return sent == 0 || (sent <= t ? t - sent : sent - t) <= in->max_skew;
+}
+
+/*
+ * Whether every number a header claims without bytes to show for it is
+ * below INGEST_MAX_CLAIM (a power of two: the bits of all of them, or-ed,
+ * tell).
+ */
+
+static int
+ingest_plausible(const Obs__V1__BatchHeader *h)
+{
+    uint64_t  bits;
+    size_t    i;
+
+    bits = h->dropped_buffer_full | h->dropped_send_failed
+           | h->dropped_oversize | h->delta_dropped_buffer_full
+           | h->delta_dropped_send_failed | h->delta_dropped_oversize
+           | h->delta_dropped_at_exit | h->jwt_valid | h->jwt_missing
+           | h->jwt_malformed | h->jwt_alg_not_allowed | h->jwt_unknown_key
+           | h->jwt_bad_signature | h->jwt_expired | h->jwt_not_yet_valid
+           | h->jwt_bad_issuer | h->jwt_bad_audience | h->jwt_missing_claim
+           | h->jwt_cache_hits | h->active_overflow;
+
+    for (i = 0; i < h->n_active; i++) {
+        bits |= h->active[i]->count;
+    }
+
+    return bits < INGEST_MAX_CLAIM;
 }
 
 /*

@@ -16,6 +16,8 @@ typedef enum {
                                    could have sent since its last one */
     DECODE_STALE,               /* authenticated, but its send time is off
                                    the sidecar's clock by more than the skew */
+    DECODE_IMPLAUSIBLE_COUNT,   /* its header claims more drops, tokens or
+                                   requests than any worker could have */
     DECODE_REASONS
 } decode_reason_t;
 

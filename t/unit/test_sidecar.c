@@ -1512,6 +1512,96 @@ test_active_trust(void)
     store_free(s);
 }
 
+/*
+ * What a header claims with no bytes to show for it (drops, JWT results,
+ * requests in flight) is the sender's word: one claim of 2^63 once put
+ * 9.2e18 in a counter (two wrapped it).  More than 2^40 in one datagram
+ * is no worker's (2^40 requests is 12 days at a million a second): the
+ * datagram is refused as implausible_count and counts nothing.
+ */
+static void
+test_implausible_claims(void)
+{
+    Obs__V1__Batch           batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader     h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__ActiveRequests  e = OBS__V1__ACTIVE_REQUESTS__INIT, *ep = &e;
+    store_t                 *s = store_new(1000);
+    aggregator_t            *a = aggregator_new(s, &cfg);
+    config_t                 c = cfg;
+    ingest_t                *in;
+    uint8_t                  wire[256];
+    uint64_t                 dropped, valid, implausible;
+    char                     err[256], *text;
+
+    c.n_ingest = 0;
+    in = ingest_open(&c, a, err, sizeof(err));
+    dropped = obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL];
+    valid = obs_stats.jwt_tokens[JWT_VALID];
+    implausible = obs_stats.decode_errors[DECODE_IMPLAUSIBLE_COUNT];
+
+    h.schema_version = 2;
+    h.pid = 51;
+    h.host.data = (uint8_t *) "gw-3";
+    h.host.len = 4;
+    batch.header = &h;
+
+    h.delta_dropped_buffer_full = (uint64_t) 1 << 63;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+    h.delta_dropped_buffer_full = 0;
+    h.dropped_buffer_full = UINT64_MAX;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+    h.dropped_buffer_full = 0;
+    h.jwt_valid = UINT64_MAX;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+    h.jwt_valid = 0;
+    h.active_zone = 1234;
+    h.active_version = 1;
+    h.n_active = 1;
+    h.active = &ep;
+    e.route.data = (uint8_t *) "/lie";
+    e.route.len = 4;
+    e.count = (uint64_t) 1 << 62;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+
+    CHECK(obs_stats.decode_errors[DECODE_IMPLAUSIBLE_COUNT]
+          == implausible + 4
+          && obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == dropped
+          && obs_stats.jwt_tokens[JWT_VALID] == valid,
+          "claims past 2^40 are refused and count nothing");
+
+    e.count = 7;
+    h.active_version = 2;
+    h.delta_dropped_buffer_full = (uint64_t) 1 << 39;
+    h.jwt_valid = 3;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL]
+          == dropped + ((uint64_t) 1 << 39)
+          && obs_stats.jwt_tokens[JWT_VALID] == valid + 3,
+          "large but possible claims count");
+
+    {
+        expo_writer_t  ew;
+        buf_t          out = { 0 };
+
+        expo_begin(&ew, EXPO_TEXT, &out);
+        business_metrics(&ew, aggregator_business(a));
+        expo_end(&ew);
+        buf_append(&out, "", 1);
+        text = out.data;
+        CHECK(strstr(text, "route=\"/lie\"} 7\n") != NULL,
+              "the gauge holds the plausible snapshot only");
+        buf_free(&out);
+    }
+
+    ingest_close(in);
+    aggregator_free(a);
+    store_free(s);
+}
+
 /* --help: an environment variable without a flag names itself, and wrapped
    help stays in its column, every line within 79 columns. */
 static void
@@ -1577,6 +1667,7 @@ main(void)
     test_sequence_gap();
     test_freshness();
     test_active_trust();
+    test_implausible_claims();
     config_free(&cfg);
 
     return unit_report("sidecar");
