@@ -71,36 +71,10 @@ class UdpAuthTest(unittest.TestCase):
         r.status = 200
         return b.SerializeToString()
 
-    def test_module_tags_are_hmac_sha256_of_the_batch(self):
-        """A plain UDP socket stands in for the sidecar: every datagram the
-        module sends verifies with Python's hmac and parses as a Batch."""
-        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rx.bind(("127.0.0.1", 0))
-        rx.settimeout(10)
-        self.addCleanup(rx.close)
-        stack = Stack(NGINX_HTTP, records_address="udp:127.0.0.1:%d"
-                      % rx.getsockname()[1], flush="50ms key=" + self.key)
-        self.addCleanup(stack.stop)
-        stack.start_nginx()
-        for _ in range(3):
-            self.assertEqual(request(stack.gateway + "/a")[0], 200)
-
-        seen = 0
-        while seen < 3:
-            data = rx.recv(65536)
-            self.assertEqual(data[:4], MARK)
-            self.assertEqual(data[4:36], hmac.new(KEY, data[36:],
-                                                  hashlib.sha256).digest())
-            b = self.pb.Batch()
-            b.ParseFromString(data[36:])
-            seen += b.columns.count + len(b.records)
-            # the send time bounds a copy's life (--ingest-max-skew)
-            self.assertLess(abs(b.header.send_time_unix_nano / 1e9
-                                - time.time()), 5)
-
     def capture(self, requests):
         """The datagrams nginx sends for a few requests, caught by a plain
-        socket as an attacker on the path would: nobody counted them."""
+        UDP socket that stands in for the sidecar (or an attacker on the
+        path): nobody counted them."""
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         rx.bind(("127.0.0.1", 0))
         rx.settimeout(10)
@@ -120,6 +94,19 @@ class UdpAuthTest(unittest.TestCase):
             records += b.columns.count + len(b.records)
         stack.stop()
         return captured
+
+    def test_module_tags_are_hmac_sha256_of_the_batch(self):
+        """Every datagram the module sends verifies with Python's hmac,
+        parses as a Batch and says when it was sent."""
+        for data in self.capture(3):
+            self.assertEqual(data[:4], MARK)
+            self.assertEqual(data[4:36], hmac.new(KEY, data[36:],
+                                                  hashlib.sha256).digest())
+            b = self.pb.Batch()
+            b.ParseFromString(data[36:])
+            # the send time bounds a copy's life (--ingest-max-skew)
+            self.assertLess(abs(b.header.send_time_unix_nano / 1e9
+                                - time.time()), 5)
 
     def header(self, data):
         b = self.pb.Batch()
