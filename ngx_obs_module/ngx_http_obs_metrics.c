@@ -157,6 +157,10 @@ ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_obs_check_export(cf, &value[3]) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
 
     ccv.cf = cf;
@@ -416,8 +420,17 @@ ngx_http_obs_metric_label(ngx_conf_t *cf, ngx_http_obs_metric_t *m,
         goto invalid;
     }
 
-    var.data = p + 1;
-    var.len = colon - p - 1;
+    /* the label tells which declared value matched: a secret's oracle */
+
+    var.data = p;
+    var.len = colon - p;
+
+    if (ngx_http_obs_check_export(cf, &var) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    var.data++;
+    var.len--;
 
     if (!ngx_http_obs_metric_grammar(&var)) {
         goto invalid;
