@@ -61,7 +61,14 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     char                  *rv;
     ngx_str_t             *value, path;
+    ngx_conf_post_t       *post;
     ngx_http_obs_field_t  *f;
+
+    post = cmd->post;
+
+    if (post->post_handler(cf, post, NULL) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     value = cf->args->elts;
 

@@ -102,8 +102,15 @@ ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char                              *rv;
     ngx_str_t                         *value;
     ngx_uint_t                         i;
+    ngx_conf_post_t                   *post;
     ngx_http_obs_metric_t             *m, *other;
     ngx_http_compile_complex_value_t   ccv;
+
+    post = cmd->post;
+
+    if (post->post_handler(cf, post, NULL) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     value = cf->args->elts;
 

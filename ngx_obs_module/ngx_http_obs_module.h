@@ -67,6 +67,8 @@ typedef struct {
     ngx_array_t               *metric_defs;  /* every name, for conflicts */
     ngx_flag_t                 active;
     ngx_shm_zone_t            *active_zone;
+
+    ngx_array_t               *unsent;       /* what needs obs_sidecar */
 } ngx_http_obs_main_conf_t;
 
 

@@ -136,6 +136,7 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char  *p = conf;
 
     ngx_str_t              *value;
+    ngx_conf_post_t        *post;
     ngx_http_obs_value_t  **field, *v;
 
     field = (ngx_http_obs_value_t **) (p + cmd->offset);
@@ -156,6 +157,11 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *field = v;
+
+    if (cmd->post) {
+        post = cmd->post;
+        return post->post_handler(cf, post, field);
+    }
 
     return NGX_CONF_OK;
 }
