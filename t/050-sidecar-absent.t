@@ -4,6 +4,8 @@
 # request.  Directives that only shape records, with no obs_sidecar at all,
 # are a warning of nginx -t, not an error.
 
+use lib 't/helpers';
+use ObsErrlog;
 use Test::Nginx::Socket 'no_plan';
 
 $ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
@@ -12,16 +14,7 @@ no_shuffle();
 
 # Error log checks that span a whole request list read the log through
 # /errlog (error_log sections are checked per request).
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("config", ($block->config // '') . <<'_EOC_');
-    location = /errlog {
-        obs off;
-        default_type text/plain;
-        alias $TEST_NGINX_HTML_DIR/../logs/error.log;
-    }
-_EOC_
-});
+add_block_preprocessor(\&ObsErrlog::add);
 
 run_tests();
 

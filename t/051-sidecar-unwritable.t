@@ -19,6 +19,8 @@ use Test::Nginx::Socket $> == 0
     ? 'no_plan'
     : (skip_all => 'workers change user only when nginx starts as root');
 
+use lib 't/helpers';
+use ObsErrlog;
 use File::Temp qw(tempdir);
 use IO::Socket::UNIX;
 use Socket qw(SOCK_DGRAM);
@@ -46,16 +48,7 @@ $ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
 master_on();
 no_shuffle();
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("config", ($block->config // '') . <<'_EOC_');
-    location = /errlog {
-        obs off;
-        default_type text/plain;
-        alias $TEST_NGINX_HTML_DIR/../logs/error.log;
-    }
-_EOC_
-});
+add_block_preprocessor(\&ObsErrlog::add);
 
 run_tests();
 
