@@ -958,6 +958,24 @@ ngx_http_obs_send_error(ngx_http_obs_emitter_t *e, ngx_err_t err)
 
     e->error_logged_at = ngx_current_msec ? ngx_current_msec : 1;
 
+    /*
+     * nginx's worker user may not write to the sidecar's unix socket: the
+     * sidecar, which sees nothing, cannot say so; this is the one place
+     * that can name the fix.
+     */
+
+    if ((err == NGX_EACCES || err == NGX_EPERM)
+        && e->sidecar->sockaddr->sa_family == AF_UNIX)
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, err,
+                      "obs: cannot send records to \"%V\": nginx's worker "
+                      "user may not write to the socket; start the sidecar "
+                      "with \"--ingest-group GROUP\" (setting "
+                      "\"ingest_group\") naming a group of that user",
+                      &e->sidecar->name);
+        return;
+    }
+
     ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, err,
                   "obs: cannot send records to \"%V\"", &e->sidecar->name);
 }

@@ -67,6 +67,8 @@ typedef struct {
     ngx_array_t               *metric_defs;  /* every name, for conflicts */
     ngx_flag_t                 active;
     ngx_shm_zone_t            *active_zone;
+
+    ngx_array_t               *unsent;       /* what needs obs_sidecar */
 } ngx_http_obs_main_conf_t;
 
 
@@ -377,6 +379,7 @@ char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_obs_value_t *v);
+ngx_int_t ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,

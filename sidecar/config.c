@@ -488,7 +488,7 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
 {
     config_t  *c = base;
     json_t    *item;
-    char      *copy, *addr, *save;
+    char      *copy, *addr, *rest;
     size_t     i;
     int        rc = 0;
 
@@ -530,9 +530,16 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (addr = strtok_r(copy, ",", &save); addr && rc == 0;
-         addr = strtok_r(NULL, ",", &save))
-    {
+    /* strsep, not strtok: ",", "a,,b" and "a," must not quietly lose an
+       entry (an empty list would mean the default socket) */
+    rest = copy;
+    while (rc == 0 && (addr = strsep(&rest, ",")) != NULL) {
+        if (addr[0] == '\0') {
+            snprintf(err, errlen, "%s: an empty address in \"%s\"", where,
+                     text);
+            rc = -1;
+            break;
+        }
         rc = config_add_ingest(c, addr, err, errlen);
     }
     free(copy);

@@ -632,6 +632,36 @@ test_config_secret_files(void)
     unlink(fifo);
 }
 
+/* OBS_SIDECAR_INGEST is a comma-separated list: an empty entry is an error,
+   never a silent "use the default socket". */
+static void
+test_config_ingest_list(void)
+{
+    static const char *const  refused[] = {
+        ",", "unix:/tmp/a.sock,", ",unix:/tmp/a.sock",
+        "unix:/tmp/a.sock,,udp:127.0.0.1:9",
+    };
+
+    config_t  c;
+    char      err[512];
+    size_t    i;
+
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        setenv("OBS_SIDECAR_INGEST", refused[i], 1);
+        err[0] = '\0';
+        CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_ERROR
+              && strstr(err, "OBS_SIDECAR_INGEST") != NULL
+              && strstr(err, "empty address") != NULL, refused[i]);
+        config_free(&c);
+    }
+
+    setenv("OBS_SIDECAR_INGEST", "unix:/tmp/a.sock,udp:127.0.0.1:9", 1);
+    CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_OK,
+          "a list of two is read (the --ingest flag then wins)");
+    config_free(&c);
+    unsetenv("OBS_SIDECAR_INGEST");
+}
+
 /* One table serves file, environment and flags: flags beat the environment,
    which beats the file, for every setting alike. */
 static void
@@ -758,6 +788,7 @@ test_config_errors(void)
     test_config_inputs();
     test_config_number_text();
     test_config_secret_files();
+    test_config_ingest_list();
     test_config_layers();
     test_config_reload();
 }
