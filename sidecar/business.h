@@ -50,10 +50,12 @@ void business_record(business_t *b, const Obs__V1__Record *r,
 
 /*
  * Takes a header's snapshot of requests in flight when it is the newest of
- * its nginx (zone); default_service names entries without a service.
+ * its nginx (zone) and trust (trusted: the datagram had a valid tag; a
+ * plain one never changes a trusted zone); default_service names entries
+ * without a service.
  */
 void business_active(business_t *b, const Obs__V1__BatchHeader *h,
-    const char *default_service, time_t now);
+    const char *default_service, int trusted, time_t now);
 
 /* Forgets series (and zero in-flight entries) not updated since before. */
 void business_expire(business_t *b, time_t before);

@@ -380,7 +380,7 @@ snapshot(business_t *b, uint64_t zone, uint64_t version, int closed,
     a.count = count;
     h.n_active = route ? 1 : 0;
     h.active = &ap;
-    business_active(b, &h, "backend-api", 1000);
+    business_active(b, &h, "backend-api", 0, 1000);
 }
 
 static void
