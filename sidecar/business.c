@@ -915,7 +915,8 @@ business_write_active(expo_writer_t *w, business_t *b)
 
     expo_family(w, "obs_active_requests_overflow",
                 "Requests counted in flight under __overflow__ because "
-                "nginx's table of service and route keys was full.", NULL,
+                "nginx's table of service and route keys (or its share "
+                "for keys made from requests) was full.", NULL,
                 EXPO_COUNTER);
     expo_sample(w, NULL, NULL, 0, (double) overflow);
     expo_family_end(w);
