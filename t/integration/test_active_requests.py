@@ -17,7 +17,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack, main, value, wait_for  # noqa: E402
-from test_business_metrics import Backend, gate  # noqa: E402
+from test_business_metrics import (gate, open_gates, start_backend,  # noqa
+                                   stop_backend)
 
 HTTP = """
     obs_service_name backend-api;
@@ -85,25 +86,13 @@ class ActiveRequests(unittest.TestCase):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         cls.stack = Stack(HTTP, workers=2,
                           sidecar_args=["--no-logs", "--no-traces"])
-        cls.backend = QuietServer(("127.0.0.1", cls.stack.backend_port),
-                                  Backend)
-        cls.backend.daemon_threads = True
-        threading.Thread(target=cls.backend.serve_forever,
-                         daemon=True).start()
-        try:
-            cls.stack.start_sidecar()
-            cls.stack.start_nginx()
-        except Exception:
-            cls.stack.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for g in list(Backend.gates.values()):
-            g.set()
-        cls.stack.stop()
-        cls.backend.shutdown()
-        cls.backend.server_close()
+        cls.backend = start_backend(cls.stack.backend_port, QuietServer)
+        # last first: held requests go, then nginx and the sidecar stop
+        cls.addClassCleanup(stop_backend, cls.backend)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.addClassCleanup(open_gates)
+        cls.stack.start_sidecar()
+        cls.stack.start_nginx()
 
     def get(self, path, failed=None):
         try:
