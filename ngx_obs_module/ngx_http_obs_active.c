@@ -105,6 +105,20 @@ typedef struct {
 
 
 /*
+ * A slot's gen, read before its key is: an acquire load (no fence on x86),
+ * or a load and a full barrier.
+ */
+
+#if (NGX_HAVE_GCC_ATOMIC)
+#define ngx_http_obs_active_gen(slot)                                        \
+    __atomic_load_n(&(slot)->gen, __ATOMIC_ACQUIRE)
+#else
+#define ngx_http_obs_active_gen(slot)                                        \
+    ngx_http_obs_active_gen_fenced(&(slot)->gen)
+#endif
+
+
+/*
  * A worker's memory of the last key each location counted under: the
  * route's text is compared (cheaper than hashing it and probing the zone),
  * so routes made per request (obs_route_auto) hit too.
@@ -138,6 +152,9 @@ static void ngx_http_obs_active_sweep(time_t now);
 static ngx_uint_t ngx_http_obs_active_counted(ngx_uint_t i);
 static ngx_atomic_uint_t ngx_http_obs_active_reap(void);
 static void ngx_http_obs_active_changed(void);
+#if !(NGX_HAVE_GCC_ATOMIC)
+static ngx_atomic_uint_t ngx_http_obs_active_gen_fenced(ngx_atomic_t *gen);
+#endif
 
 
 static ngx_str_t  ngx_http_obs_active_name = ngx_string("obs_active");
@@ -667,7 +684,7 @@ ngx_http_obs_active_find(ngx_str_t *service, ngx_str_t *route,
     ngx_uint_t from_request, ngx_atomic_uint_t *gen)
 {
     uint32_t                     hash;
-    ngx_uint_t                   i, n;
+    ngx_uint_t                   i, n, written;
     ngx_atomic_uint_t            g;
     ngx_http_obs_active_shm_t   *sh;
     ngx_http_obs_active_slot_t  *slot;
@@ -685,19 +702,20 @@ ngx_http_obs_active_find(ngx_str_t *service, ngx_str_t *route,
     hash = ngx_http_obs_hash(route->data, route->len)
            ^ ((uint32_t) service->len * 0x9e3779b1);
 
+    written = 0;
+
     for (n = 0, i = hash; n < NGX_HTTP_OBS_ACTIVE_SLOTS; n++, i++) {
         slot = &sh->slot[i & (NGX_HTTP_OBS_ACTIVE_SLOTS - 1)];
-        g = slot->gen;
+        g = ngx_http_obs_active_gen(slot);
 
         if (g == 0) {
             break;                          /* the probe ends here */
         }
 
         if (g & 1) {
-            continue;                       /* being written */
+            written = 1;                    /* perhaps this key: see below */
+            continue;
         }
-
-        ngx_memory_barrier();               /* the key is read after gen */
 
         if (ngx_http_obs_active_is(slot, service, route, hash)) {
             *gen = g;
@@ -705,9 +723,13 @@ ngx_http_obs_active_find(ngx_str_t *service, ngx_str_t *route,
         }
     }
 
-    /* a full table waits for its next sweep without the lock */
+    /*
+     * A full table waits for its next sweep without the lock; but a key
+     * being written may be this one, found under the lock.
+     */
 
-    if ((time_t) sh->swept == ngx_time()
+    if (!written
+        && (time_t) sh->swept == ngx_time()
         && (from_request ? sh->from_request >= NGX_HTTP_OBS_ACTIVE_FROM_REQUEST
                          : sh->keys >= NGX_HTTP_OBS_ACTIVE_SLOTS))
     {
@@ -999,6 +1021,22 @@ ngx_http_obs_active_reap(void)
 
     return total;
 }
+
+
+#if !(NGX_HAVE_GCC_ATOMIC)
+
+static ngx_atomic_uint_t
+ngx_http_obs_active_gen_fenced(ngx_atomic_t *gen)
+{
+    ngx_atomic_uint_t  g;
+
+    g = *gen;
+    ngx_memory_barrier();
+
+    return g;
+}
+
+#endif
 
 
 /* A count changed: this worker's next flush sends a snapshot. */
