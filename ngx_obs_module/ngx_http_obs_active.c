@@ -29,9 +29,10 @@
  * service and route "__overflow__".
  *
  * Each worker that changed a count sends, within its flush interval, a
- * snapshot of every key, zeros included (a datagram of its own, see
- * ngx_http_obs_emit_active()); the zone's random id and the monotonic clock
- * at the snapshot let the sidecar keep the newest per nginx.
+ * snapshot of every key with its counts summed over the rows, zeros
+ * included (a datagram of its own, see ngx_http_obs_send_active()); the
+ * zone's random id and the monotonic clock at the snapshot let the sidecar
+ * keep the newest per nginx.
  */
 
 
@@ -49,7 +50,8 @@
 #define NGX_HTTP_OBS_ACTIVE_ROWS         256    /* processes counting at once */
 #define NGX_HTTP_OBS_ACTIVE_REAP         1000   /* ms between checks for rows
                                                    of exited processes */
-#define NGX_HTTP_OBS_ACTIVE_RETRIES      4
+#define NGX_HTTP_OBS_ACTIVE_RETRIES      4      /* lookups of a key that
+                                                   went meanwhile */
 #define NGX_HTTP_OBS_ACTIVE_SERVICE_MAX  64
 #define NGX_HTTP_OBS_ACTIVE_ROUTE_MAX    192
 #define NGX_HTTP_OBS_ACTIVE_KEY_MAX      (NGX_HTTP_OBS_ACTIVE_SERVICE_MAX    \
