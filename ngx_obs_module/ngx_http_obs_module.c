@@ -877,7 +877,14 @@ ngx_http_obs_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_obs_emit_init(cycle, omcf->sidecar);
+    if (ngx_http_obs_emit_init(cycle, omcf->sidecar) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* after the emitter: what exited workers left counted is reported */
+    ngx_http_obs_active_start();
+
+    return NGX_OK;
 }
 
 

@@ -430,7 +430,7 @@ char *ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_obs_metrics_record(ngx_http_request_t *r,
     ngx_http_obs_loc_conf_t *olcf, ngx_http_obs_record_t *rec);
 
-/* requests in flight (ngx_http_obs_active.c); NULL: not counted */
+/* requests in flight (ngx_http_obs_active.c); NULL: not counted here */
 extern void  *ngx_http_obs_active_table;
 
 ngx_int_t ngx_http_obs_active_zone(ngx_conf_t *cf,
@@ -439,6 +439,7 @@ void ngx_http_obs_active_enter(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx);
 void ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx);
 void ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_active_start(void);
 ngx_uint_t ngx_http_obs_active_pending(void);
 ngx_uint_t ngx_http_obs_active_busy(void);
 void ngx_http_obs_active_sent(void);

@@ -92,6 +92,7 @@ static bactive_t *business_active_entry(business_t *b, int zone,
     const char *service, const char *route);
 static void business_family_free(business_t *b, int family);
 static void business_write_active(expo_writer_t *w, business_t *b);
+static uint64_t business_add(uint64_t a, uint64_t b);
 
 business_t *
 business_new(long max_series)
@@ -590,6 +591,15 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
         return;                             /* no snapshot in this header */
     }
 
+    for (i = 0; !h->active_closed && i < h->n_active
+                && i < BUSINESS_MAX_SNAPSHOT; i++)
+    {
+        if (h->active[i]->count > BUSINESS_MAX_IN_FLIGHT) {
+            STATS_INC(decode_errors[DECODE_MALFORMED]);
+            return;
+        }
+    }
+
     pthread_mutex_lock(&b->lock);
 
     z = business_zone(b, h->active_zone, trusted);
@@ -627,7 +637,7 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
 
         e = business_active_entry(b, zi, service, route);
         if (e) {
-            e->count += h->active[i]->count;
+            e->count = business_add(e->count, h->active[i]->count);
             e->updated = now;
         }
     }
@@ -887,7 +897,7 @@ business_write_active(expo_writer_t *w, business_t *b)
             if (strcmp(b->active[j].service, b->active[i].service) == 0
                 && strcmp(b->active[j].route, b->active[i].route) == 0)
             {
-                sum += b->active[j].count;
+                sum = business_add(sum, b->active[j].count);
             }
         }
 
@@ -899,13 +909,23 @@ business_write_active(expo_writer_t *w, business_t *b)
     expo_family_end(w);
 
     for (i = 0, overflow = 0; i < BUSINESS_MAX_ZONES; i++) {
-        overflow += b->zones[i].used ? b->zones[i].overflow : 0;
+        overflow = business_add(overflow,
+                                b->zones[i].used ? b->zones[i].overflow : 0);
     }
 
     expo_family(w, "obs_active_requests_overflow",
                 "Requests counted in flight under __overflow__ because "
-                "nginx's table of service and route keys was full.", NULL,
+                "nginx's table of service and route keys (or its share "
+                "for keys made from requests) was full.", NULL,
                 EXPO_COUNTER);
     expo_sample(w, NULL, NULL, 0, (double) overflow);
     expo_family_end(w);
+}
+
+/* a + b, or UINT64_MAX when that does not fit: a gauge never wraps to 0. */
+
+static uint64_t
+business_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
