@@ -70,7 +70,7 @@ static const setting_t  remote_write_settings[] = {
     { "url", SETTING_URL, offsetof(RW, sink.url), 0, 0,
       "OBS_SIDECAR_REMOTE_WRITE_URL", "--remote-write-url URL",
       "push series with Prometheus remote-write", NULL, NULL },
-    SINK_PUSH_ROWS(RW, sink),
+    DESTINATION_ROWS(RW, sink),
     { "interval", SETTING_CUSTOM, offsetof(RW, interval), 0.1, 3600, NULL,
       NULL, "seconds between pushes, or \"15s\", \"500ms\", \"1m\"", NULL,
       config_set_interval },
@@ -94,8 +94,8 @@ static const setting_t  clickhouse_settings[] = {
     { "url", SETTING_URL, offsetof(CH, sink.url), 0, 0,
       "OBS_SIDECAR_CLICKHOUSE_URL", "--clickhouse-url URL",
       "per-tenant usage rows to ClickHouse's HTTP interface", NULL, NULL },
-    SINK_PUSH_ROWS(CH, sink),
-    SINK_SPOOL_ROWS(CH, sink),
+    DESTINATION_ROWS(CH, sink),
+    DESTINATION_SPOOL_ROWS(CH, sink),
     { "table", SETTING_STRING, offsetof(CH, table), 0, 0, NULL, NULL,
       "[database.]table of the rows", NULL, NULL },
     { "gateway", SETTING_STRING, offsetof(CH, gateway), 0, 0, NULL, NULL,
@@ -801,9 +801,9 @@ config_check(const config_t *c, char *err, size_t errlen)
     }
 
     return exporter_config_check(&c->exporter, err, errlen) != 0
-           || sink_config_check(&c->clickhouse.sink, "clickhouse", err,
+           || destination_config_check(&c->clickhouse.sink, "clickhouse", err,
                                 errlen) != 0
-           || sink_config_check(&c->remote_write.sink, "remote_write", err,
+           || destination_config_check(&c->remote_write.sink, "remote_write", err,
                                 errlen) != 0
            || config_check_pushers(c, err, errlen) != 0 ? -1 : 0;
 }
