@@ -118,8 +118,9 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
                 -lz -lpthread -lm
-SIDECAR_INC  := -Isidecar -Iexporter -Iexporter/delivery -Icommon -I$(GEN) \
-                -Iproto
+SIDECAR_INC  := -Isidecar -Iexporter -Iexporter/delivery -Iexporter/loki \
+                -Iexporter/otlp -Iexporter/remote_write -Iexporter/clickhouse \
+                -Icommon -I$(GEN) -Iproto
 
 # The sidecar and its exporters compile once into a static library per
 # flavour: plain (the sidecar, benchmarks), ASan+UBSan (unit tests) and
@@ -148,7 +149,7 @@ $(shell mkdir -p $(GEN); \
   [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
   || echo '$(version_text)' >$(VERSION_H))
 VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
-                exporter/spans.o
+                exporter/otlp/spans.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "label_rules.h"
 #include "exporter_config.h"
 #include "settings.h"
 
@@ -707,6 +708,16 @@ config_check_pushers(const config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "config: \"remote_write.tenant_header\" must be "
                  "\"none\", \"fixed\" (with \"remote_write.org_id\") or "
                  "\"per_tenant\" (with \"remote_write.operator_tenant\")");
+        return -1;
+    }
+
+    if ((rw->org_id && !org_id_valid(rw->org_id))
+        || (rw->operator_tenant && !org_id_valid(rw->operator_tenant)))
+    {
+        snprintf(err, errlen, "config: \"remote_write.%s\" must be 1 to %d "
+                 "of A-Z a-z 0-9 !-_.*'() and not \".\" or \"..\" (an "
+                 "X-Scope-OrgID)", rw->org_id && !org_id_valid(rw->org_id)
+                 ? "org_id" : "operator_tenant", ORG_ID_MAX);
         return -1;
     }
 
