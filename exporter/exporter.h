@@ -24,8 +24,8 @@ typedef enum { TENANT_HEADER_NONE, TENANT_HEADER_FIXED,
                TENANT_HEADER_PER_TENANT } tenant_header_t;
 
 typedef struct {
-    destination_config_t    loki;
-    destination_config_t    otlp;
+    destination_config_t  loki;
+    destination_config_t  otlp;
     tenant_header_t  tenant_header;
     char            *org_id;            /* TENANT_HEADER_FIXED */
     char            *gateway_name;      /* resource service.name */

@@ -812,10 +812,10 @@ config_check(const config_t *c, char *err, size_t errlen)
     }
 
     return exporter_config_check(&c->exporter, err, errlen) != 0
-           || destination_config_check(&c->clickhouse.sink, "clickhouse", err,
-                                errlen) != 0
-           || destination_config_check(&c->remote_write.sink, "remote_write", err,
-                                errlen) != 0
+           || destination_config_check(&c->clickhouse.sink, "clickhouse",
+                                       err, errlen) != 0
+           || destination_config_check(&c->remote_write.sink, "remote_write",
+                                       err, errlen) != 0
            || config_check_pushers(c, err, errlen) != 0 ? -1 : 0;
 }
 

@@ -705,7 +705,7 @@ dest_done(void *owner)
         t->stats.last_success = delivery_now();
         if (t->failing) {
             sidecar_log("info", "%s: %s: delivering again after %llu failed "
-                        "requests in %.0fs", t->spec.name, t->shown,
+                        "or refused requests in %.0fs", t->spec.name, t->shown,
                         (unsigned long long) t->failures,
                         now - t->failing_since);
         }
@@ -721,6 +721,12 @@ dest_done(void *owner)
 
     if (v == HTTP_REJECTED) {
         t->stats.requests_rejected++;
+        if (!t->failing) {
+            t->failing = 1;
+            t->failing_since = now;
+            t->fail_logged = now;       /* the refusal below says it */
+        }
+        t->failures++;
         if (now - t->reject_logged >= LOG_EVERY || t->reject_logged == 0) {
             describe(&r, what, sizeof(what));
             sidecar_log("error", "%s: %s refused %zu %s for good: %s%s",

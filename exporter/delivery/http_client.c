@@ -87,7 +87,7 @@ http_multi_run(http_multi_t *m, int timeout_ms, void (*done)(void *owner))
 {
     http_client_t  *c;
     CURLMsg        *msg;
-    int             running, left;
+    int             running, left, ended = 0;
 
     curl_multi_perform(m->multi, &running);
     while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
@@ -100,9 +100,13 @@ http_multi_run(http_multi_t *m, int timeout_ms, void (*done)(void *owner))
         curl_multi_remove_handle(m->multi, c->easy);
         c->busy = 0;
         done(c->owner);
+        ended++;
     }
 
-    curl_multi_poll(m->multi, NULL, 0, timeout_ms, NULL);
+    /* a request that ended lets its destination send the next at once */
+    if (ended == 0) {
+        curl_multi_poll(m->multi, NULL, 0, timeout_ms, NULL);
+    }
 }
 
 http_client_t *

@@ -61,8 +61,9 @@ void http_multi_free(http_multi_t *m);
 /* Makes http_multi_run return now (any thread). */
 void http_multi_wakeup(http_multi_t *m);
 
-/* Runs transfers for at most timeout_ms (less when one ends or a wakeup
-   comes), calling done(owner) for each client whose request ended. */
+/* Runs transfers, calling done(owner) for each client whose request
+   ended; when none did, waits for at most timeout_ms (less when one ends
+   or a wakeup comes). */
 void http_multi_run(http_multi_t *m, int timeout_ms,
     void (*done)(void *owner));
 
