@@ -29,6 +29,7 @@
 #include "label_rules.h"
 #include "remote_write.h"
 #include "unit.h"
+#include "unit_config.h"
 
 #define ITEMS      3
 #define MAX_SEEN   64
@@ -724,33 +725,17 @@ test_rules(void)
     CHECK(!destination_header_ok("", 0, "v", 1), "an empty name");
 }
 
-static int
-load(const char *json)
-{
-    char   path[] = "/tmp/obs-unit-XXXXXX", err[512];
-    char  *argv[] = { "test", "--config", path, NULL };
-    FILE  *f;
-    int    fd = mkstemp(path), rc;
-
-    f = fdopen(fd, "w");
-    fputs(json, f);
-    fclose(f);
-    rc = config_load(&cfg, 3, argv, err, sizeof(err));
-    unlink(path);
-    if (rc != CONFIG_OK) {
-        fprintf(stderr, "%s\n", err);
-    }
-    return rc;
-}
-
 int
 main(void)
 {
+    char    err[512];
     size_t  k;
 
-    CHECK(load("{\"loki\": {\"url\": \"http://l/\"}, \"otlp\": {\"url\": "
-               "\"http://o/\"}, \"remote_write\": {\"url\": \"http://r/\"}, "
-               "\"clickhouse\": {\"url\": \"http://c/\"}}") == CONFIG_OK,
+    CHECK(unit_config_load("{\"loki\": {\"url\": \"http://l/\"}, "
+                           "\"otlp\": {\"url\": \"http://o/\"}, "
+                           "\"remote_write\": {\"url\": \"http://r/\"}, "
+                           "\"clickhouse\": {\"url\": \"http://c/\"}}",
+                           &cfg, err, sizeof(err)) == CONFIG_OK,
           "every destination configured");
 
     test_rules();
