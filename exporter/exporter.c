@@ -1,7 +1,7 @@
 /*
  * The exporter: exporter threads turn the datagrams ingest handed over into
- * sealed, compressed payloads; the delivery thread sends them.  See
- * exporter.h.
+ * sealed, compressed payloads for the Loki and OTLP destinations of the
+ * delivery layer, which sends them.  See exporter.h.
  */
 
 #include <pthread.h>
