@@ -149,7 +149,7 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store,
         goto failed;
     }
 
-    ch->c.name = "clickhouse";
+    ch->c.name = "ch-collect";
     ch->c.interval = (double) cfg->interval;
     ch->c.collect = ch_collect;
     ch->c.data = ch;

@@ -83,7 +83,7 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
         goto failed;
     }
 
-    rw->c.name = "remote-write";
+    rw->c.name = "rw-collect";
     rw->c.interval = cfg->interval;
     rw->c.collect_first = 1;
     rw->c.collect = rw_collect;
