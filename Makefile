@@ -118,14 +118,17 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
                 -lz -lpthread -lm
-SIDECAR_INC  := -Isidecar -Iexporter -Icommon -I$(GEN) -Iproto
+SIDECAR_INC  := -Isidecar -Iexporter -Iexporter/delivery -Iexporter/loki \
+                -Iexporter/otlp -Iexporter/remote_write -Iexporter/clickhouse \
+                -Icommon -I$(GEN) -Iproto
 
 # The sidecar and its exporters compile once into a static library per
 # flavour: plain (the sidecar, benchmarks), ASan+UBSan (unit tests) and
 # libFuzzer (fuzzers).  -MMD records each object's headers, so touching a
 # header rebuilds exactly its users.
 LIB_SRCS     := $(filter-out sidecar/main.c, \
-                  $(wildcard sidecar/*.c exporter/*.c common/*.c))
+                  $(wildcard sidecar/*.c exporter/*.c exporter/*/*.c \
+                    common/*.c))
 LIB_MEMBERS  := $(LIB_SRCS:.c=.o) $(PROTO_GEN:$(GEN)/%.c=gen/%.o)
 OBJ          := $(BUILD)/obj
 OBJ_ASAN     := $(BUILD)/obj-asan
@@ -145,7 +148,8 @@ version_text := $(hash)define OBS_VERSION "$(VERSION)"
 $(shell mkdir -p $(GEN); \
   [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
   || echo '$(version_text)' >$(VERSION_H))
-VERSIONED    := sidecar/push.o sidecar/metrics.o exporter/spans.o
+VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
+                exporter/otlp/spans.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 
@@ -256,7 +260,8 @@ push-images: images
 # --- tests -----------------------------------------------------------------
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
-              $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business
+              $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
+              $(BUILD)/test_delivery
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
@@ -273,6 +278,10 @@ $(BUILD)/test_logline: $(OBJ_ASAN)/t/unit/test_logline.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 $(BUILD)/test_pushers: $(OBJ_ASAN)/t/unit/test_pushers.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# every destination on the delivery layer, against a local HTTP server
+$(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # obs_metric and requests in flight in the sidecar (sidecar/business.c)

@@ -192,7 +192,7 @@ run(config_t *cfg, long n, exporter_t *e, const uint8_t *dgram, size_t len)
     store_t        *s = store_new(cfg->max_series);
     aggregator_t   *a = aggregator_new(s, cfg);
     ingest_t       *in;
-    sink_stats_t    logs, spans;
+    destination_stats_t    logs, spans;
     char            err[256];
     long            sent;
     double          t0, wait_until;
@@ -253,6 +253,7 @@ int
 main(int argc, char **argv)
 {
     config_t     cfg;
+    delivery_t  *d;
     exporter_t  *e;
     char         err[512];
     char        *args[] = { "bench", "--ingest", "unix:/tmp/unused",
@@ -286,13 +287,16 @@ main(int argc, char **argv)
 
     metrics = run(&cfg, n, NULL, dgram, len);
 
-    e = exporter_start(&cfg.exporter, err, sizeof(err));
+    d = delivery_new(cfg.exporter.drain_seconds);
+    e = d ? exporter_start(&cfg.exporter, d, err, sizeof(err)) : NULL;
     if (e == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
     all = run(&cfg, n, e, dgram, len);
     exporter_stop(e);
+    delivery_stop(d);
+    delivery_free(d);
 
     printf("records:                      %ld (%zu-byte datagrams of %d)\n",
            n, len, PER_DATAGRAM);

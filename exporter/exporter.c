@@ -1,10 +1,9 @@
 /*
  * The exporter: exporter threads turn the datagrams ingest handed over into
- * sealed, compressed payloads; the delivery thread sends them.  See
- * exporter.h.
+ * sealed, compressed payloads for the Loki and OTLP destinations of the
+ * delivery layer, which sends them.  See exporter.h.
  */
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,10 +21,12 @@
 #include "hash.h"
 #include "loki.h"
 #include "queue.h"
-#include "sink.h"
+#include "label_rules.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
+#define EXPORTER_BACKOFF_FIRST  0.5     /* seconds, doubling */
+#define EXPORTER_BACKOFF_MAX    300.0
 #define TICK_MS            50
 #define DECODE_ARENA       (8 * 1024 * 1024)
 /* exporter threads yield the CPU to ingest (the metrics) when it is short */
@@ -55,33 +56,15 @@ struct exporter {
     encoder_t           *encoders;
     int                  n_encoders;
     atomic_ullong        shed[SIGNALS];
-    atomic_ullong        lost[EXPORTER_SINKS];  /* no memory for a batch */
-    pthread_t            thread;
-    int                  started;
-    CURLM               *multi;
-    sink_t               sinks[EXPORTER_SINKS];
-
-    /* under lock: payloads handed to the delivery thread, and its stats */
-    pthread_mutex_t      lock;
-    pthread_cond_t       taken;
-    int                  stopping;
-    size_t               handed_bytes[EXPORTER_SINKS];
-    payload_t           *handed[EXPORTER_SINKS];
-    payload_t          **handed_tail[EXPORTER_SINKS];
-    sink_stats_t         published[EXPORTER_SINKS];
+    destination_t       *dest[EXPORTER_SINKS];
 };
 
 const char *const  exporter_sink_names[EXPORTER_SINKS] = { "loki", "otlp" };
-const char *const  exporter_drop_names[DROP_REASONS] = {
-    "queue_full", "spool_full", "rejected", "shutdown"
-};
 const char *const  exporter_signal_names[SIGNALS] = { "logs", "traces" };
 
-static int exporter_sinks(exporter_t *e, char *err, size_t errlen);
+static int exporter_destinations(exporter_t *e, delivery_t *d, char *err,
+    size_t errlen);
 static int exporter_threads(exporter_t *e, char *err, size_t errlen);
-static void *exporter_main(void *data);
-static void exporter_take(exporter_t *e, int *stopping);
-static void exporter_deliver(exporter_t *e, double now);
 static void exporter_hand(exporter_t *e, sink_id_t sink, payload_t *p,
     size_t items);
 static void *encoder_main(void *data);
@@ -93,12 +76,10 @@ static void encoder_record(encoder_t *c, const Obs__V1__Record *r,
 static void encoder_log(encoder_t *c, const Obs__V1__Record *r,
     const char *service, const char *tenant, double now);
 static loki_batch_t *encoder_logs_batch(encoder_t *c, const char *org);
-static int org_id_safe(const char *tenant);
 static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
 static void encoder_seal_spans(encoder_t *c);
 static void encoder_seal_due(encoder_t *c, double now, int all);
 static void encoder_free(encoder_t *c);
-static payload_t *payload_new(size_t cap, size_t items, const char *org);
 static payload_t *payload_compress(compress_t how, const buf_t *body,
     size_t items, const char *org);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
@@ -115,7 +96,8 @@ exporter_config_defaults(exporter_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
 
     for (i = 0; i < EXPORTER_SINKS; i++) {
-        sink_config_t  *s = i == EXPORTER_LOKI ? &cfg->loki : &cfg->otlp;
+        destination_config_t  *s = i == EXPORTER_LOKI ? &cfg->loki
+                                                      : &cfg->otlp;
 
         s->batch_bytes = 1024 * 1024;
         s->batch_items = 512;
@@ -123,6 +105,7 @@ exporter_config_defaults(exporter_config_t *cfg)
         s->timeout_ms = 10000;
         s->queue_bytes = 32 * 1024 * 1024;
         s->spool_bytes = 0;
+        s->spool_files = SPOOL_FILES_DEFAULT;
     }
 
     gethostname(host, sizeof(host) - 1);
@@ -141,24 +124,8 @@ exporter_config_defaults(exporter_config_t *cfg)
 void
 exporter_config_free(exporter_config_t *cfg)
 {
-    int  i, h;
-
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        sink_config_t  *s = i == EXPORTER_LOKI ? &cfg->loki : &cfg->otlp;
-
-        free(s->url);
-        free(s->file);
-        for (h = 0; h < s->n_headers; h++) {
-            free(s->headers[h]);
-        }
-        free(s->basic_user);
-        free(s->basic_password);
-        free(s->bearer_token);
-        free(s->ca_file);
-        free(s->cert_file);
-        free(s->key_file);
-        free(s->spool_dir);
-    }
+    destination_config_free(&cfg->loki);
+    destination_config_free(&cfg->otlp);
     free(cfg->org_id);
     free(cfg->gateway_name);
     free(cfg->gateway_host);
@@ -167,10 +134,10 @@ exporter_config_free(exporter_config_t *cfg)
 }
 
 exporter_t *
-exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
+exporter_start(const exporter_config_t *cfg, delivery_t *d, char *err,
+    size_t errlen)
 {
     exporter_t  *e;
-    int          i;
 
     e = calloc(1, sizeof(exporter_t));
     if (e == NULL) {
@@ -185,29 +152,16 @@ exporter_start(const exporter_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->taken, NULL);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        e->handed_tail[i] = &e->handed[i];
+
+    if (exporter_destinations(e, d, err, errlen) != 0) {
+        exporter_stop(e);
+        return NULL;
     }
 
-    /* metrics only: no thread, no queue, no sink */
+    /* metrics only: no thread, no queue */
     if (!cfg->logs && !cfg->traces) {
         return e;
     }
-
-    if (exporter_sinks(e, err, errlen) != 0) {
-        exporter_stop(e);
-        return NULL;
-    }
-
-    if (pthread_create(&e->thread, NULL, exporter_main, e) != 0) {
-        snprintf(err, errlen, "cannot start the exporter's delivery thread");
-        exporter_stop(e);
-        return NULL;
-    }
-    e->started = 1;
-    pthread_setname_np(e->thread, "obs-deliver");
 
     if (exporter_threads(e, err, errlen) != 0) {
         exporter_stop(e);
@@ -246,12 +200,9 @@ exporter_backlog(exporter_t *e)
 }
 
 void
-exporter_stats(exporter_t *e, sink_id_t sink, sink_stats_t *out)
+exporter_stats(exporter_t *e, sink_id_t sink, destination_stats_t *out)
 {
-    pthread_mutex_lock(&e->lock);
-    *out = e->published[sink];
-    pthread_mutex_unlock(&e->lock);
-    out->items_dropped[DROP_QUEUE_FULL] += atomic_load(&e->lost[sink]);
+    delivery_stats(e->dest[sink], out);
 }
 
 void
@@ -263,8 +214,8 @@ exporter_stop(exporter_t *e)
         return;
     }
 
-    /* the exporter threads finish the queue and seal everything, then the
-       delivery thread sends it (bounded by the drain time) */
+    /* the exporter threads finish the queue and seal everything, which
+       the delivery layer then sends (bounded by the drain time) */
     if (e->queue) {
         queue_close(e->queue);
     }
@@ -273,64 +224,68 @@ exporter_stop(exporter_t *e)
         encoder_free(&e->encoders[i]);
     }
 
-    pthread_mutex_lock(&e->lock);
-    e->stopping = 1;
-    pthread_mutex_unlock(&e->lock);
-    if (e->started) {
-        curl_multi_wakeup(e->multi);
-        pthread_join(e->thread, NULL);
-    }
-
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        sink_free(&e->sinks[i]);
-    }
-    if (e->multi) {
-        curl_multi_cleanup(e->multi);
-    }
     free(e->encoders);
     queue_free(e->queue);
     buf_free(&e->resource);
-    pthread_cond_destroy(&e->taken);
-    pthread_mutex_destroy(&e->lock);
     exporter_config_free(&e->cfg);
     free(e);
 }
 
-/* The sinks of the signals that are on, each in its format. */
-static int
-exporter_sinks(exporter_t *e, char *err, size_t errlen)
+void
+exporter_destination(const exporter_config_t *cfg, sink_id_t which,
+    destination_spec_t *spec)
 {
-    int  json = e->cfg.loki_json;
+    int  json = cfg->loki_json;
+
+    memset(spec, 0, sizeof(*spec));
+    spec->name = exporter_sink_names[which];
+    spec->backoff_first = EXPORTER_BACKOFF_FIRST;
+    spec->backoff_max = EXPORTER_BACKOFF_MAX;
+    spec->overflow = OVERFLOW_DROP_NEWEST;
+
+    /* Loki's native push is snappy inside the body, not a
+       Content-Encoding */
+    if (which == EXPORTER_LOKI) {
+        spec->items = "lines";
+        spec->cfg = &cfg->loki;
+        spec->content_type = json ? "application/json"
+                                  : "application/x-protobuf";
+        spec->content_encoding = json ? "gzip" : NULL;
+        spec->off = !cfg->logs;
+    } else {
+        spec->items = "spans";
+        spec->cfg = &cfg->otlp;
+        spec->content_type = "application/x-protobuf";
+        spec->content_encoding = cfg->otlp_gzip ? "gzip" : NULL;
+        spec->off = !cfg->traces;
+    }
+}
+
+/* The two destinations, each in its format; a signal that is off still
+   has its counters. */
+static int
+exporter_destinations(exporter_t *e, delivery_t *d, char *err,
+    size_t errlen)
+{
+    destination_spec_t  spec;
+    int                 json = e->cfg.loki_json;
 
     e->loki_format = e->cfg.loki.url == NULL ? LOKI_FILE
                      : json ? LOKI_JSON : LOKI_PROTOBUF;
     spans_resource(&e->resource, &e->cfg);
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    e->multi = curl_multi_init();
-    if (e->multi == NULL || e->resource.failed) {
+    if (e->resource.failed) {
         snprintf(err, errlen, "exporter: out of memory");
         return -1;
     }
 
-    /* Loki's native push is snappy inside the body, not a Content-Encoding */
-    if (e->cfg.logs
-        && sink_init(&e->sinks[EXPORTER_LOKI], EXPORTER_LOKI, &e->cfg.loki,
-                     json ? "application/json" : "application/x-protobuf",
-                     json ? "gzip" : NULL, e->multi, err, errlen) != 0)
-    {
-        return -1;
-    }
+    exporter_destination(&e->cfg, EXPORTER_LOKI, &spec);
+    e->dest[EXPORTER_LOKI] = delivery_add(d, &spec, err, errlen);
 
-    if (e->cfg.traces
-        && sink_init(&e->sinks[EXPORTER_OTLP], EXPORTER_OTLP, &e->cfg.otlp,
-                     "application/x-protobuf", e->cfg.otlp_gzip ? "gzip" : NULL,
-                     e->multi, err, errlen) != 0)
-    {
-        return -1;
-    }
+    exporter_destination(&e->cfg, EXPORTER_OTLP, &spec);
+    e->dest[EXPORTER_OTLP] = e->dest[EXPORTER_LOKI]
+                             ? delivery_add(d, &spec, err, errlen) : NULL;
 
-    return 0;
+    return e->dest[EXPORTER_OTLP] ? 0 : -1;
 }
 
 static int
@@ -364,129 +319,21 @@ exporter_threads(exporter_t *e, char *err, size_t errlen)
     return 0;
 }
 
-/* The delivery thread: sends what the exporter threads sealed. */
-static void *
-exporter_main(void *data)
-{
-    exporter_t  *e = data;
-    CURLMsg     *msg;
-    double       now, deadline = 0;
-    int          running, left, stopping, i;
-
-    setpriority(PRIO_PROCESS, (id_t) gettid(), EXPORTER_NICE);
-
-    for ( ;; ) {
-        now = now_seconds();
-        exporter_take(e, &stopping);
-        exporter_deliver(e, now);
-
-        if (stopping) {
-            if (deadline == 0) {
-                deadline = now + e->cfg.drain_seconds;
-            }
-            if ((sink_idle(&e->sinks[0]) && sink_idle(&e->sinks[1]))
-                || now >= deadline)
-            {
-                break;
-            }
-        }
-
-        curl_multi_perform(e->multi, &running);
-        while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
-            sink_t  *s = NULL;
-
-            if (msg->msg != CURLMSG_DONE) {
-                continue;
-            }
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &s);
-            sink_done(s, msg->data.result, now_seconds());
-        }
-
-        curl_multi_poll(e->multi, NULL, 0, TICK_MS, NULL);
-    }
-
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        sink_shutdown(&e->sinks[i]);
-    }
-
-    pthread_mutex_lock(&e->lock);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        e->published[i] = e->sinks[i].stats;
-    }
-    pthread_mutex_unlock(&e->lock);
-
-    return NULL;
-}
-
-/* Queues the payloads handed over since the last turn, in order. */
-static void
-exporter_take(exporter_t *e, int *stopping)
-{
-    payload_t  *list[EXPORTER_SINKS], *p;
-    int         i;
-
-    pthread_mutex_lock(&e->lock);
-    *stopping = e->stopping;
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        list[i] = e->handed[i];
-        e->handed[i] = NULL;
-        e->handed_tail[i] = &e->handed[i];
-    }
-    memset(e->handed_bytes, 0, sizeof(e->handed_bytes));
-    pthread_cond_broadcast(&e->taken);
-    pthread_mutex_unlock(&e->lock);
-
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        while ((p = list[i]) != NULL) {
-            list[i] = p->next;
-            p->next = NULL;
-            sink_enqueue(&e->sinks[i], p);
-        }
-    }
-}
-
-static void
-exporter_deliver(exporter_t *e, double now)
-{
-    int  i;
-
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        sink_pump(&e->sinks[i], now);
-    }
-
-    pthread_mutex_lock(&e->lock);
-    for (i = 0; i < EXPORTER_SINKS; i++) {
-        e->published[i] = e->sinks[i].stats;
-    }
-    pthread_mutex_unlock(&e->lock);
-}
-
 /*
  * An exporter thread hands a sealed payload (NULL: none could be made).
- * When the delivery thread has not taken a sink's queue_bytes worth (a
- * file that blocks), the exporter thread waits: the ring fills and ingest
- * sheds, memory stays bounded.
+ * The delivery layer waits when its thread has not taken a queue's worth
+ * (a file that blocks): the ring fills and ingest sheds, memory stays
+ * bounded.
  */
 static void
 exporter_hand(exporter_t *e, sink_id_t sink, payload_t *p, size_t items)
 {
-    size_t  bound = sink == EXPORTER_LOKI ? e->cfg.loki.queue_bytes
-                                          : e->cfg.otlp.queue_bytes;
-
     if (p == NULL) {
-        atomic_fetch_add(&e->lost[sink], items);
+        delivery_lost(e->dest[sink], items);
         return;
     }
 
-    pthread_mutex_lock(&e->lock);
-    while (e->handed_bytes[sink] && e->handed_bytes[sink] + p->len > bound) {
-        pthread_cond_wait(&e->taken, &e->lock);
-    }
-    *e->handed_tail[sink] = p;
-    e->handed_tail[sink] = &p->next;
-    e->handed_bytes[sink] += p->len;
-    pthread_mutex_unlock(&e->lock);
-    curl_multi_wakeup(e->multi);
+    delivery_submit(e->dest[sink], p);
 }
 
 /*
@@ -595,7 +442,7 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
         if (c->spans.failed) {
             buf_reset(&c->spans);
             c->spans.failed = 0;
-            atomic_fetch_add(&e->lost[EXPORTER_OTLP], c->n_spans);
+            delivery_lost(e->dest[EXPORTER_OTLP], c->n_spans);
             c->n_spans = 0;
         } else if (c->n_spans >= e->cfg.otlp.batch_items) {
             encoder_seal_spans(c);
@@ -616,12 +463,12 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     log_line(&c->line, r, service, e->cfg.gateway_host);
     if (c->line.failed) {
         c->line.failed = 0;
-        atomic_fetch_add(&e->lost[EXPORTER_LOKI], 1);
+        delivery_lost(e->dest[EXPORTER_LOKI], 1);
         return;
     }
 
     if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
-        org = org_id_safe(tenant) ? tenant : "invalid";
+        org = org_id_valid(tenant) ? tenant : "invalid";
     } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
         org = e->cfg.org_id;
     }
@@ -635,7 +482,7 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
 
     b = encoder_logs_batch(c, org);
     if (b == NULL) {
-        atomic_fetch_add(&e->lost[EXPORTER_LOKI], 1);
+        delivery_lost(e->dest[EXPORTER_LOKI], 1);
         return;
     }
 
@@ -648,7 +495,7 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
         encoder_seal_logs(c, b);
         b->opened = now;
         if (loki_add(b, e->loki_format, &entry) != 0) {
-            atomic_fetch_add(&e->lost[EXPORTER_LOKI], 1);
+            delivery_lost(e->dest[EXPORTER_LOKI], 1);
             return;
         }
     }
@@ -656,28 +503,6 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     if (b->bytes >= e->cfg.loki.batch_bytes) {
         encoder_seal_logs(c, b);
     }
-}
-
-/*
- * A tenant becomes an X-Scope-OrgID header only if it is what Mimir, Loki
- * and Cortex accept as a tenant id (letters, digits, !-_.*'() and at most
- * 150 of them): anyone who can write to the ingest socket chooses it, and
- * CR/LF would inject headers.
- */
-static int
-org_id_safe(const char *tenant)
-{
-    size_t  n;
-
-    for (n = 0; tenant[n]; n++) {
-        if (n >= 150 || !(isalnum((unsigned char) tenant[n])
-                          || strchr("!-_.*'()", tenant[n])))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 /* The batch for an org: its own, an empty one, a new one, or the first
@@ -763,7 +588,7 @@ encoder_seal_spans(encoder_t *c)
     if (c->body.failed) {
         c->body.failed = 0;
 
-    } else if (e->sinks[EXPORTER_OTLP].file) {
+    } else if (e->cfg.otlp.url == NULL) {
         /* file mode: OTLP/JSON, one request a line */
         j = spans_json((uint8_t *) c->body.data, c->body.len);
         text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -822,21 +647,6 @@ encoder_free(encoder_t *c)
     buf_free(&c->span);
     buf_free(&c->body);
     decode_arena_free(&c->arena);
-}
-
-static payload_t *
-payload_new(size_t cap, size_t items, const char *org)
-{
-    payload_t  *p = calloc(1, sizeof(*p));
-
-    if (p == NULL || (p->data = malloc(cap ? cap : 1)) == NULL) {
-        free(p);
-        return NULL;
-    }
-
-    p->items = items;
-    snprintf(p->org, sizeof(p->org), "%s", org);
-    return p;
 }
 
 /* gzip (OTLP, Loki's JSON push) at its fastest level, or snappy's block

@@ -6,9 +6,9 @@
  *
  * The ingest thread only copies each datagram into a bounded queue
  * (queue.h); the exporter threads decode it again and build the log lines
- * and spans of their share of the streams.  Batching by size and time,
- * compression, delivery with retries, the bounded memory queue and the
- * on-disk spool run on the delivery thread.
+ * and spans of their share of the streams, batched by size and time and
+ * compressed.  They are encoders: the delivery layer (delivery.h) queues,
+ * spools, retries and sends what they seal.
  */
 
 #ifndef OBS_EXPORTER_H
@@ -17,36 +17,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "delivery.h"
 #include "obs/v1/record.pb-c.h"
-
-#define EXPORTER_MAX_HEADERS  16
 
 typedef enum { TENANT_HEADER_NONE, TENANT_HEADER_FIXED,
                TENANT_HEADER_PER_TENANT } tenant_header_t;
 
 typedef struct {
-    char    *url;                   /* Loki push URL, or the OTLP endpoint */
-    char    *file;                  /* fallback: "-" for stdout */
-    char    *headers[EXPORTER_MAX_HEADERS];     /* "Name: value" */
-    int      n_headers;
-    char    *basic_user;
-    char    *basic_password;
-    char    *bearer_token;
-    char    *ca_file;
-    char    *cert_file;
-    char    *key_file;
-    size_t   batch_bytes;           /* Loki: 1 MiB */
-    size_t   batch_items;           /* OTLP: 512 spans */
-    long     batch_wait_ms;         /* 1000 */
-    long     timeout_ms;            /* per request: 10000 */
-    size_t   queue_bytes;           /* memory queue bound */
-    size_t   spool_bytes;           /* disk spool bound (0: no spool) */
-    char    *spool_dir;
-} sink_config_t;
-
-typedef struct {
-    sink_config_t    loki;
-    sink_config_t    otlp;
+    destination_config_t  loki;
+    destination_config_t  otlp;
     tenant_header_t  tenant_header;
     char            *org_id;            /* TENANT_HEADER_FIXED */
     char            *gateway_name;      /* resource service.name */
@@ -66,28 +45,7 @@ typedef enum { SIGNAL_LOGS = 0, SIGNAL_TRACES, SIGNALS } signal_id_t;
 
 typedef enum { EXPORTER_LOKI = 0, EXPORTER_OTLP, EXPORTER_SINKS } sink_id_t;
 
-typedef enum {
-    DROP_QUEUE_FULL = 0, DROP_SPOOL_FULL, DROP_REJECTED, DROP_SHUTDOWN,
-    DROP_REASONS
-} drop_reason_t;
-
-typedef struct {
-    uint64_t  requests_ok;
-    uint64_t  requests_failed;
-    uint64_t  retries;
-    uint64_t  items_sent;
-    uint64_t  items_dropped[DROP_REASONS];
-    uint64_t  payloads_spooled;
-    uint64_t  queue_bytes;
-    uint64_t  queue_items;
-    uint64_t  spool_bytes;
-    uint64_t  spool_limit;
-    int       enabled;
-    const char *mode;                   /* "http" or "file" */
-} sink_stats_t;
-
 extern const char *const  exporter_sink_names[EXPORTER_SINKS];
-extern const char *const  exporter_drop_names[DROP_REASONS];
 extern const char *const  exporter_signal_names[SIGNALS];
 
 typedef struct exporter  exporter_t;
@@ -98,9 +56,10 @@ void exporter_config_defaults(exporter_config_t *cfg);
 /* Frees what a configuration holds. */
 void exporter_config_free(exporter_config_t *cfg);
 
-/* Starts the exporter thread; err says why not. */
-exporter_t *exporter_start(const exporter_config_t *cfg, char *err,
-    size_t errlen);
+/* Starts the exporter threads, their payloads going to two destinations
+   of d ("loki", "otlp": counted even when off); err says why not. */
+exporter_t *exporter_start(const exporter_config_t *cfg, delivery_t *d,
+    char *err, size_t errlen);
 
 /*
  * Takes a copy of one aggregated datagram holding records records (ingest
@@ -110,8 +69,12 @@ exporter_t *exporter_start(const exporter_config_t *cfg, char *err,
 void exporter_offer(exporter_t *e, const uint8_t *data, size_t len,
     size_t records);
 
+/* What the delivery layer is told of the Loki or the OTLP destination. */
+void exporter_destination(const exporter_config_t *cfg, sink_id_t which,
+    destination_spec_t *spec);
+
 /* Copies a sink's counters. */
-void exporter_stats(exporter_t *e, sink_id_t sink, sink_stats_t *out);
+void exporter_stats(exporter_t *e, sink_id_t sink, destination_stats_t *out);
 
 /* Records whose log line (or spans) were shed because the queue was full. */
 uint64_t exporter_shed(exporter_t *e, signal_id_t signal);
@@ -119,8 +82,8 @@ uint64_t exporter_shed(exporter_t *e, signal_id_t signal);
 /* Datagrams handed over and not yet read by every exporter thread. */
 size_t exporter_backlog(exporter_t *e);
 
-/* Sends what is batched and queued, for at most the drain time, then
-   stops; what is left stays in the spool (or is counted dropped). */
+/* Seals what is batched and hands it to the delivery layer, then stops
+   the exporter threads (delivery_stop delivers it). */
 void exporter_stop(exporter_t *e);
 
 #endif

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "label_rules.h"
 #include "exporter_config.h"
 #include "settings.h"
 
@@ -70,7 +71,7 @@ static const setting_t  remote_write_settings[] = {
     { "url", SETTING_URL, offsetof(RW, sink.url), 0, 0,
       "OBS_SIDECAR_REMOTE_WRITE_URL", "--remote-write-url URL",
       "push series with Prometheus remote-write", NULL, NULL },
-    SINK_PUSH_ROWS(RW, sink),
+    DESTINATION_ROWS(RW, sink),
     { "interval", SETTING_CUSTOM, offsetof(RW, interval), 0.1, 3600, NULL,
       NULL, "seconds between pushes, or \"15s\", \"500ms\", \"1m\"", NULL,
       config_set_interval },
@@ -94,8 +95,8 @@ static const setting_t  clickhouse_settings[] = {
     { "url", SETTING_URL, offsetof(CH, sink.url), 0, 0,
       "OBS_SIDECAR_CLICKHOUSE_URL", "--clickhouse-url URL",
       "per-tenant usage rows to ClickHouse's HTTP interface", NULL, NULL },
-    SINK_PUSH_ROWS(CH, sink),
-    SINK_SPOOL_ROWS(CH, sink),
+    DESTINATION_ROWS(CH, sink),
+    DESTINATION_SPOOL_ROWS(CH, sink),
     { "table", SETTING_STRING, offsetof(CH, table), 0, 0, NULL, NULL,
       "[database.]table of the rows", NULL, NULL },
     { "gateway", SETTING_STRING, offsetof(CH, gateway), 0, 0, NULL, NULL,
@@ -722,6 +723,16 @@ config_check_pushers(const config_t *c, char *err, size_t errlen)
         return -1;
     }
 
+    if ((rw->org_id && !org_id_valid(rw->org_id))
+        || (rw->operator_tenant && !org_id_valid(rw->operator_tenant)))
+    {
+        snprintf(err, errlen, "config: \"remote_write.%s\" must be 1 to %d "
+                 "of A-Z a-z 0-9 !-_.*'() and not \".\" or \"..\" (an "
+                 "X-Scope-OrgID)", rw->org_id && !org_id_valid(rw->org_id)
+                 ? "org_id" : "operator_tenant", ORG_ID_MAX);
+        return -1;
+    }
+
     if (ch->table[0] == '\0'
         || strspn(ch->table, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
                   "UVWXYZ0123456789_.") != strlen(ch->table)
@@ -813,10 +824,10 @@ config_check(const config_t *c, char *err, size_t errlen)
     }
 
     return exporter_config_check(&c->exporter, err, errlen) != 0
-           || sink_config_check(&c->clickhouse.sink, "clickhouse", err,
-                                errlen) != 0
-           || sink_config_check(&c->remote_write.sink, "remote_write", err,
-                                errlen) != 0
+           || destination_config_check(&c->clickhouse.sink, "clickhouse",
+                                       err, errlen) != 0
+           || destination_config_check(&c->remote_write.sink, "remote_write",
+                                       err, errlen) != 0
            || config_check_pushers(c, err, errlen) != 0 ? -1 : 0;
 }
 

@@ -18,6 +18,7 @@
 #include "aggregate.h"
 #include "clickhouse.h"
 #include "config.h"
+#include "delivery.h"
 #include "exporter.h"
 #include "http.h"
 #include "ingest.h"
@@ -25,7 +26,6 @@
 #include "exporter_metrics.h"
 #include "business.h"
 #include "metrics.h"
-#include "pusher_metrics.h"
 #include "remote_write.h"
 #include "stats.h"
 #include "store.h"
@@ -37,6 +37,7 @@ typedef struct {
     store_t        *store;
     aggregator_t   *agg;
     ingest_t       *ingest;
+    delivery_t     *delivery;
     exporter_t     *exporter;
     http_server_t  *http;
     remote_write_t *remote_write;
@@ -125,7 +126,15 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         return -1;
     }
 
-    s->exporter = exporter_start(&s->cfg.exporter, err, errlen);
+    /* every destination's queue, spool, retries and requests */
+    s->delivery = delivery_new(s->cfg.exporter.drain_seconds);
+    if (s->delivery == NULL) {
+        snprintf(err, errlen, "cannot start: out of memory");
+        return -1;
+    }
+    metrics_add_source(delivery_metrics, s->delivery);
+
+    s->exporter = exporter_start(&s->cfg.exporter, s->delivery, err, errlen);
     if (s->exporter == NULL) {
         return -1;
     }
@@ -137,21 +146,16 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     metrics_add_source(exporter_metrics, s->exporter);
     metrics_add_source(business_metrics, aggregator_business(s->agg));
 
-    /* pushers read the store on their own threads; NULL when not wanted */
-    s->remote_write = remote_write_start(&s->cfg.remote_write, s->store, err,
-                                         errlen);
-    s->clickhouse = clickhouse_start(&s->cfg.clickhouse, s->store, err,
-                                     errlen);
+    /* collectors read the store on their own threads; NULL when not
+       wanted */
+    s->remote_write = remote_write_start(&s->cfg.remote_write, s->store,
+                                         s->delivery, err, errlen);
+    s->clickhouse = clickhouse_start(&s->cfg.clickhouse, s->store,
+                                     s->delivery, err, errlen);
     if ((s->cfg.remote_write.sink.url && s->remote_write == NULL)
         || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL))
     {
         return -1;
-    }
-    if (s->remote_write) {
-        metrics_add_source(remote_write_metrics, s->remote_write);
-    }
-    if (s->clickhouse) {
-        metrics_add_source(clickhouse_metrics, s->clickhouse);
     }
 
     s->http = http_start(&s->cfg, s->store, err, errlen);
@@ -264,11 +268,14 @@ sidecar_reload(sidecar_t *s)
 static void
 sidecar_stop(sidecar_t *s)
 {
-    /* ingest has stopped: the exporters drain (bounded), then HTTP goes */
+    /* ingest has stopped: the producers hand over what they hold, the
+       delivery layer drains (bounded), then HTTP goes */
     remote_write_stop(s->remote_write);
     clickhouse_stop(s->clickhouse);
     exporter_stop(s->exporter);
+    delivery_stop(s->delivery);
     http_stop(s->http);
+    delivery_free(s->delivery);
     ingest_close(s->ingest);
     aggregator_free(s->agg);
     store_free(s->store);

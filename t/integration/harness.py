@@ -154,7 +154,7 @@ class Stack:
     def gateway(self):
         return "http://127.0.0.1:%d" % self.nginx_port
 
-    def start_sidecar(self):
+    def start_sidecar(self, stdout=None):
         args = [SIDECAR, "--listen", "127.0.0.1:%d" % self.metrics_port]
         if "--ingest" not in self.sidecar_args:
             args += ["--ingest", "unix:" + self.sock]
@@ -167,7 +167,7 @@ class Stack:
             args += ["--config", path]
         with open(os.path.join(self.dir, "sidecar.log"), "w") as log:
             self.sidecar = subprocess.Popen(args + self.sidecar_args,
-                                            stderr=log)
+                                            stdout=stdout, stderr=log)
         self.procs.append(self.sidecar)
         wait_for(lambda: http_get(self.metrics_url.replace(
             "/metrics", "/readyz"))[0] == 200, what="sidecar ready")

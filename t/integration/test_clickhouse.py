@@ -174,7 +174,7 @@ class ClickHouseTest(unittest.TestCase):
         traffic(stack, sent, a=4, b=6)
         wait_for(lambda: metric(stack, "obs_clickhouse_requests_total",
                                 result="retried") > 0, what="a failed insert")
-        wait_for(lambda: glob.glob(spool + "/*.jsonl"), what="a spooled batch")
+        wait_for(lambda: glob.glob(spool + "/*.payload"), what="a spooled batch")
 
         # the sidecar stops while ClickHouse is down: its rows wait on disk
         traffic(stack, sent, a=3, ml=2)
@@ -182,14 +182,14 @@ class ClickHouseTest(unittest.TestCase):
                  == sum(sent.values()), what="records aggregated")
         stack.sidecar.send_signal(signal.SIGTERM)
         stack.sidecar.wait(timeout=30)
-        self.assertTrue(glob.glob(spool + "/*.jsonl"))
+        self.assertTrue(glob.glob(spool + "/*.payload"))
         stack.start_sidecar()
 
         self.ch.start()
         traffic(stack, sent, b=4, fail=1)
         wait_for(lambda: self.per_tenant() == sent, timeout=30,
                  what="every row after the restarts (sent %r)" % sent)
-        self.assertEqual(glob.glob(spool + "/*.jsonl"), [])
+        self.assertEqual(glob.glob(spool + "/*.payload"), [])
 
         totals = self.ch.rows(
             "SELECT sum(errors) AS e, sum(client_errors) AS c, "
@@ -325,6 +325,55 @@ class ClickHouseTest(unittest.TestCase):
                 os.environ.update(old)
             wait_for(lambda: "usage rows to " + self.ch.url in open_read(
                 os.path.join(stack.dir, "sidecar.log")), what="the URL used")
+
+
+class RedirectTest(unittest.TestCase):
+    """A ClickHouse URL that answers 3xx (a proxy's https redirect, a
+    moved host) keeps the rows and says so; it used to drop them as
+    `rejected`."""
+
+    def test_a_redirect_keeps_the_rows(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        seen = {"code": 302, "bodies": []}
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                seen["bodies"].append(body)
+                self.send_response(seen["code"])
+                self.send_header("Location", "https://elsewhere/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.shutdown)
+        stack = Stack(GATEWAY_HTTP, sidecar_config={
+            "clickhouse": {"url": "http://127.0.0.1:%d" %
+                           server.server_address[1], "interval_seconds": 1},
+            "logs_file": "/dev/null", "spans_file": "/dev/null"})
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+        stack.start_nginx()
+        sent = {}
+        traffic(stack, sent, a=3)
+        wait_for(lambda: metric(stack, "obs_clickhouse_requests_total",
+                                result="retried") >= 1, timeout=20,
+                 what="a redirected insert")
+        self.assertEqual(metric(stack, "obs_clickhouse_rows_dropped_total",
+                                reason="rejected"), 0)
+        with open(os.path.join(stack.dir, "sidecar.log")) as f:
+            self.assertIn("answers HTTP 302 to https://elsewhere/: redirects "
+                          "are not followed", f.read())
+        seen["code"] = 200
+        wait_for(lambda: metric(stack, "obs_clickhouse_rows_sent_total") >= 1,
+                 timeout=20, what="rows sent once the URL answers")
+        self.assertEqual(metric(stack, "obs_clickhouse_rows_dropped_total"),
+                         0)
 
 
 if __name__ == "__main__":

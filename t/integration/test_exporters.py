@@ -60,8 +60,8 @@ NGINX_HTTP = """
 
 
 class Receivers:
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, port=None):
+        self.port = port or free_port()
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(HELPERS, "fake_receivers.py"),
              str(self.port)], stdout=subprocess.PIPE, text=True)
@@ -112,12 +112,15 @@ class Receivers:
         self.proc.wait()
 
 
-def exporter_stack(test, config, env=None, workers=2, args=()):
+def exporter_stack(test, config, env=None, workers=2, args=(), stdout=None,
+                   loki=True):
     rec = Receivers()
     test.addCleanup(rec.stop)
     cfg = {"loki": {"url": rec.url + "/loki/api/v1/push",
                     "batch_wait_ms": 200},
            "otlp": {"endpoint": rec.url, "batch_wait_ms": 200}}
+    if not loki:
+        cfg["loki"] = {"batch_wait_ms": 200}
     for k, v in config.items():
         if isinstance(v, dict) and k in cfg:
             cfg[k].update(v)
@@ -130,7 +133,7 @@ def exporter_stack(test, config, env=None, workers=2, args=()):
     old = dict(os.environ)
     os.environ.update(env or {})
     try:
-        stack.start_sidecar()
+        stack.start_sidecar(stdout=stdout)
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -283,7 +286,8 @@ class LokiAndOtlpTest(unittest.TestCase):
         b = record_pb2.Batch()
         b.header.schema_version = 2
         b.header.pid = 77
-        for tenant in (b"evil\r\nX-Injected: yes", b"\xff", b"ok-tenant"):
+        for tenant in (b"evil\r\nX-Injected: yes", b"\xff", b"ok-tenant",
+                       b".", b".."):
             r = b.records.add()
             r.service = b"forged"
             r.method = b"GET"
@@ -296,10 +300,10 @@ class LokiAndOtlpTest(unittest.TestCase):
             r.span_id = os.urandom(8)
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sk:
             sk.sendto(b.SerializeToString(), stack.sock)
-        lines = wait_for(lambda: len(rec.lines()) == 3 and rec.lines(),
-                         what="three lines")
+        lines = wait_for(lambda: len(rec.lines()) == 5 and rec.lines(),
+                         what="five lines")
         self.assertEqual(sorted(org for _, _, org in lines),
-                         ["invalid", "invalid", "ok-tenant"])
+                         ["invalid"] * 4 + ["ok-tenant"])
         # and /metrics still parses line by line (no raw CR in a label)
         self.assertEqual(value(stack.metrics(), "http_server_requests_total",
                                service="forged", tenant="ok-tenant"), 1)
@@ -343,6 +347,24 @@ class DeliveryFaults:
         m = stack.metrics()
         self.assertGreaterEqual(value(m, "obs_exporter_retries_total",
                                       exporter="loki"), 1)
+
+    def test_a_redirect_keeps_the_data_and_says_so(self):
+        """A 3xx is a configuration error: never followed, never a silent
+        drop (it used to count every line `rejected`)."""
+        stack, rec = self.exporter_stack({})
+        rec.control(fail=2, code=308)
+        self.drive(stack, 1, 10)
+        wait_for(lambda: len(rec.lines()) >= 10, timeout=30,
+                 what="every line after two redirects")
+        self.assertEqual(self.sequence(rec), list(range(1, 11)))
+        m = stack.metrics()
+        self.assertGreaterEqual(value(m, "obs_exporter_redirects_total",
+                                      exporter="loki"), 1)
+        self.assertEqual(value(m, "obs_exporter_dropped_total",
+                               exporter="loki", reason="rejected"), 0)
+        with open(os.path.join(stack.dir, "sidecar.log")) as f:
+            self.assertIn("HTTP 308: \"try later\": redirects are not "
+                          "followed", f.read())
 
     def test_429_honours_retry_after(self):
         stack, rec = self.exporter_stack({})
@@ -400,6 +422,64 @@ class DeliveryFaults:
         stack.sidecar.send_signal(signal.SIGTERM)
         self.assertEqual(stack.sidecar.wait(timeout=20), 0)
         self.assertEqual(self.sequence(rec), list(range(1, 26)))
+
+
+class FailuresSaidOutLoudTest(unittest.TestCase):
+    """Issue 25: a receiver that is down or refuses is named in the log
+    with what it answered, and so is its recovery; receivers' answers
+    never reach stdout, where the log lines go."""
+
+    def test_loki_down_and_otlp_404_logged_with_their_recovery(self):
+        loki_port = free_port()
+        out = tempfile.TemporaryFile("w+")
+        stack, rec = exporter_stack(self, {"loki": {
+            "url": "http://127.0.0.1:%d/loki/api/v1/push" % loki_port}},
+            stdout=out)
+        rec.control(fail=1, code=404)
+        for i in range(5):
+            request(stack.gateway + "/api/fail/%d" % i)   # 5xx: traced
+        log = os.path.join(stack.dir, "sidecar.log")
+
+        def said(*texts):
+            with open(log) as f:
+                text = f.read()
+            return all(t in text for t in texts)
+
+        wait_for(lambda: said("loki: http://127.0.0.1:%d/loki/api/v1/push: "
+                              "no answer: " % loki_port,
+                              "otlp: %s/v1/traces refused" % rec.url,
+                              "for good: HTTP 404: \"try later\""),
+                 timeout=30, what="both failures in the log")
+        loki = Receivers(loki_port)     # Loki comes up
+        self.addCleanup(loki.stop)
+        for i in range(5):
+            request(stack.gateway + "/api/fail/y%d" % i)
+        wait_for(lambda: len(loki.lines()) >= 5 and rec.spans(), timeout=60,
+                 interval=1, what="lines and spans after the recovery")
+        wait_for(lambda: said("loki: http://127.0.0.1:%d/loki/api/v1/push: "
+                              "delivering again" % loki_port,
+                              "otlp: %s/v1/traces: delivering again"
+                              % rec.url), what="both recoveries logged")
+        stack.sidecar.send_signal(signal.SIGTERM)
+        stack.sidecar.wait(timeout=20)
+        out.seek(0)
+        self.assertEqual(out.read(), "")
+
+    def test_stdout_holds_log_lines_only(self):
+        out = tempfile.TemporaryFile("w+")
+        stack, rec = exporter_stack(self, {}, stdout=out, loki=False)
+        rec.control(fail=1000, code=404)
+        for i in range(6):
+            request(stack.gateway + "/api/fail/%d" % i)   # 5xx: traced
+        wait_for(lambda: rec.state()["refused"] >= 1, timeout=30,
+                 what="a refused span push")
+        stack.sidecar.send_signal(signal.SIGTERM)
+        stack.sidecar.wait(timeout=20)
+        out.seek(0)
+        lines = out.read().splitlines()
+        self.assertEqual(len(lines), 6)
+        for line in lines:
+            self.assertIn("timestamp", json.loads(line))
 
 
 class DeliveryFaultsProtobufTest(DeliveryFaults, unittest.TestCase):
@@ -508,12 +588,51 @@ class SignalSwitchesTest(unittest.TestCase):
         for args, env, text in (
                 (["--exporter-threads", "0"], {}, "--exporter-threads"),
                 (["--loki-format", "xml"], {}, "--loki-format"),
-                ([], {"OBS_SIDECAR_LOGS": "maybe"}, "OBS_SIDECAR_LOGS")):
+                ([], {"OBS_SIDECAR_LOGS": "maybe"}, "OBS_SIDECAR_LOGS"),
+                # header names are tokens, values percent-decoded strictly
+                ([], {"OTEL_EXPORTER_OTLP_HEADERS": "bad key=1"},
+                 "OTEL_EXPORTER_OTLP_HEADERS: invalid entry \"bad key=1\""),
+                ([], {"OTEL_EXPORTER_OTLP_HEADERS": "a:b=1"},
+                 "invalid entry \"a:b=1\""),
+                ([], {"OTEL_EXPORTER_OTLP_HEADERS": "k=%ZZ"},
+                 "not followed by two hex digits"),
+                ([], {"OTEL_EXPORTER_OTLP_HEADERS": "k=a%00b"},
+                 "decodes to a control character"),
+                ([], {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "k=%0D%0AX: 1"},
+                 "decodes to a control character")):
             out = subprocess.run(
                 [os.path.join(ROOT, "build", "obs-sidecar"), "--check-config"]
                 + args, env=dict(os.environ, **env), capture_output=True,
                 text=True)
             self.assertEqual(out.returncode, 2)
+            self.assertIn(text, out.stderr)
+
+    def test_one_header_and_org_id_rule_for_every_destination(self):
+        """Every destination's "headers" and X-Scope-OrgID settings are
+        checked by the same rules: "." and ".." were accepted for Loki."""
+        for cfg, text in (
+                ({"loki": {"headers": {"X Bad": "1"}}}, "loki.headers.X Bad"),
+                ({"remote_write": {"headers": {"X-A": "a\u0001b"}}},
+                 "remote_write.headers.X-A"),
+                ({"clickhouse": {"headers": {"A:B": "1"}}},
+                 "clickhouse.headers.A:B"),
+                ({"loki": {"tenant_header": "fixed", "org_id": ".."}},
+                 "loki.org_id"),
+                ({"remote_write": {"url": "http://127.0.0.1:1/",
+                                   "tenant_header": "fixed", "org_id": "."}},
+                 "remote_write.org_id"),
+                ({"remote_write": {"url": "http://127.0.0.1:1/",
+                                   "tenant_header": "per_tenant",
+                                   "operator_tenant": "a/b"}},
+                 "remote_write.operator_tenant")):
+            with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+                json.dump(cfg, f)
+                f.flush()
+                out = subprocess.run(
+                    [os.path.join(ROOT, "build", "obs-sidecar"),
+                     "--check-config", "--config", f.name],
+                    capture_output=True, text=True)
+            self.assertEqual(out.returncode, 2, cfg)
             self.assertIn(text, out.stderr)
 
 

@@ -299,6 +299,33 @@ class RemoteWriteTest(unittest.TestCase):
         self.assertGreater(m[("obs_remote_write_samples_dropped_total",
                               frozenset({("reason", "rejected")}))], 0)
 
+    def test_a_redirect_keeps_the_samples_and_says_so(self):
+        """A 3xx is a configuration error: the samples are kept (they used
+        to be dropped as `rejected`), the redirect is never followed, and
+        the log says what to fix."""
+        for code in (301, 307, 308):
+            with self.subTest(code=code):
+                fake = Fake(code)
+                self.addCleanup(fake.stop)
+                stack = self.start({"url": fake.url, "interval": 3600})
+                wait_for(lambda: len(fake.pushes) >= 2, timeout=10,
+                         what="a retry after the redirect")
+                m = stack.metrics()
+                self.assertEqual(m[("obs_remote_write_samples_dropped_total",
+                                    frozenset({("reason", "rejected")}))], 0)
+                self.assertGreaterEqual(m[(
+                    "obs_exporter_redirects_total",
+                    frozenset({("exporter", "remote_write")}))], 1)
+                with open(os.path.join(stack.dir, "sidecar.log")) as f:
+                    self.assertIn("answers HTTP %d: redirects are not "
+                                  "followed" % code, f.read())
+                fake.code = 204
+                wait_for(lambda: stack.metrics()[(
+                    "obs_remote_write_requests_total",
+                    frozenset({("result", "success")}))] == 1, timeout=10,
+                    what="delivered once the URL answers")
+                self.assertEqual(len({p["body"] for p in fake.pushes}), 1)
+
     def test_5xx_and_429_are_retried_with_the_same_body(self):
         for code in (503, 429):
             with self.subTest(code=code):

@@ -18,6 +18,7 @@
 #include "store.h"
 #include "usage.h"
 #include "unit.h"
+#include "unit_config.h"
 #include "prometheus/remote.pb-c.h"
 
 typedef struct {
@@ -163,17 +164,7 @@ test_snapshot_and_encoding(void)
 static int
 load(const char *json, config_t *c, char *err, size_t errlen)
 {
-    char   path[] = "/tmp/obs-unit-XXXXXX";
-    char  *argv[] = { "test", "--config", path, NULL };
-    FILE  *f;
-    int    fd = mkstemp(path), rc;
-
-    f = fdopen(fd, "w");
-    fputs(json, f);
-    fclose(f);
-    rc = config_load(c, 3, argv, err, errlen);
-    unlink(path);
-    return rc;
+    return unit_config_load(json, c, err, errlen);
 }
 
 static void

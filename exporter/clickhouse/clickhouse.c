@@ -1,13 +1,11 @@
 /* Per-tenant usage rows to ClickHouse.  See clickhouse.h. */
 
-#include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,37 +13,29 @@
 
 #include "buf.h"
 #include "clickhouse.h"
-#include "exporter_config.h"
+#include "collector.h"
 #include "log.h"
-#include "pusher.h"
-#include "pusher_metrics.h"
 
 #define CH_BACKOFF_FIRST   1.0
 #define CH_BACKOFF_MAX     60.0
 
 struct clickhouse {
-    pusher_t                    p;          /* first: the hooks cast */
+    collector_t                 c;
     clickhouse_config_t         cfg;        /* its own copy */
     store_t                    *store;
     usage_t                    *usage;
+    destination_t              *dest;
     char                       *insert_url;
     char                        gateway[256];
     char                        run[33];    /* this process's rows */
 
-    /* the pusher thread's */
-    uint64_t                    next_seq;
+    /* the collector thread's */
     json_t                     *rows;       /* the batch being built */
     time_t                      minute;
 };
 
-static void ch_collect(pusher_t *p, double start, int last);
+static void ch_collect(collector_t *c, double start, int last);
 static void ch_row(const usage_row_t *row, void *data);
-static int ch_spool_write(pusher_t *p, pusher_item_t *b);
-static void ch_spool_remove(pusher_t *p, pusher_item_t *b);
-static int ch_spooled(const pusher_item_t *b);
-static void ch_spool_path(const clickhouse_t *ch, const pusher_item_t *b,
-    char *out, size_t size);
-static void ch_spool_load(clickhouse_t *ch);
 static int ch_insert_url(clickhouse_t *ch, char *err, size_t errlen);
 static int ch_config_copy(clickhouse_config_t *dst,
     const clickhouse_config_t *src);
@@ -59,6 +49,7 @@ clickhouse_config_defaults(clickhouse_config_t *cfg)
     cfg->interval = 60;
     cfg->sink.timeout_ms = 10000;
     cfg->sink.queue_bytes = 16 << 20;
+    cfg->sink.spool_files = SPOOL_FILES_DEFAULT;
     cfg->default_class.name = strdup("default");
 }
 
@@ -75,7 +66,7 @@ clickhouse_config_free(clickhouse_config_t *cfg)
 {
     int  i;
 
-    push_config_free(&cfg->sink);
+    destination_config_free(&cfg->sink);
     free(cfg->table);
     free(cfg->gateway);
     for (i = 0; i < cfg->n_classes; i++) {
@@ -105,13 +96,13 @@ clickhouse_cost_class(const clickhouse_config_t *cfg, const char *service,
 }
 
 clickhouse_t *
-clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
-    size_t errlen)
+clickhouse_start(const clickhouse_config_t *cfg, store_t *store,
+    delivery_t *d, char *err, size_t errlen)
 {
-    clickhouse_t   *ch;
-    unsigned char   rnd[16];
-    char            why[256];
-    int             i;
+    clickhouse_t        *ch;
+    destination_spec_t   spec;
+    unsigned char        rnd[16];
+    int                  i;
 
     if (cfg->sink.url == NULL) {
         return NULL;
@@ -131,19 +122,6 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
     }
     cfg = &ch->cfg;
     ch->store = store;
-    ch->next_seq = 1;
-    ch->p.name = "clickhouse";
-    ch->p.items = "rows";
-    ch->p.interval = (double) cfg->interval;
-    ch->p.bound = cfg->sink.spool_dir ? cfg->sink.spool_bytes
-                                      : cfg->sink.queue_bytes;
-    ch->p.backoff_first = CH_BACKOFF_FIRST;
-    ch->p.backoff_max = CH_BACKOFF_MAX;
-    ch->p.collect = ch_collect;
-    if (cfg->sink.spool_dir) {
-        ch->p.queued = ch_spool_write;
-        ch->p.unqueued = ch_spool_remove;
-    }
 
     /* the run id keeps this process's rows apart from an earlier run's
        rows of the same minute */
@@ -164,25 +142,18 @@ clickhouse_start(const clickhouse_config_t *cfg, store_t *store, char *err,
     if (ch_insert_url(ch, err, errlen) != 0) {
         goto failed;
     }
-    ch->p.url = ch->insert_url;
 
-    if (push_init(&ch->p.push, &cfg->sink, "application/x-ndjson", NULL,
-                  NULL, why, sizeof(why)) != 0)
-    {
-        snprintf(err, errlen, "clickhouse: %s", why);
+    clickhouse_destination(cfg, ch->insert_url, &spec);
+    ch->dest = delivery_add(d, &spec, err, errlen);
+    if (ch->dest == NULL) {
         goto failed;
     }
 
-    if (cfg->sink.spool_dir) {
-        if (mkdir(cfg->sink.spool_dir, 0700) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "clickhouse.spool_dir %s: %s",
-                     cfg->sink.spool_dir, strerror(errno));
-            goto failed;
-        }
-        ch_spool_load(ch);
-    }
-
-    if (pusher_start(&ch->p, err, errlen) != 0) {
+    ch->c.name = "ch-collect";
+    ch->c.interval = (double) cfg->interval;
+    ch->c.collect = ch_collect;
+    ch->c.data = ch;
+    if (collector_start(&ch->c, err, errlen) != 0) {
         goto failed;
     }
 
@@ -196,42 +167,51 @@ failed:
 }
 
 void
+clickhouse_destination(const clickhouse_config_t *cfg, const char *url,
+    destination_spec_t *spec)
+{
+    /* billing rows: each batch on disk before it is sent (with a spool);
+       past the bound the oldest go */
+    memset(spec, 0, sizeof(*spec));
+    spec->name = "clickhouse";
+    spec->legacy = "clickhouse";
+    spec->items = "rows";
+    spec->cfg = &cfg->sink;
+    spec->url = url;
+    spec->content_type = "application/x-ndjson";
+    spec->backoff_first = CH_BACKOFF_FIRST;
+    spec->backoff_max = CH_BACKOFF_MAX;
+    spec->overflow = OVERFLOW_DROP_OLDEST;
+    spec->spool_first = 1;
+}
+
+void
 clickhouse_stop(clickhouse_t *ch)
 {
     if (ch == NULL) {
         return;
     }
 
-    pusher_stop(&ch->p);
+    collector_stop(&ch->c);
     ch_free(ch);
 }
-
-/* What is left stays on disk, or is lost and counted; then all goes. */
 
 static void
 ch_free(clickhouse_t *ch)
 {
-    pusher_drop_all(&ch->p, ch_spooled);
-    push_free(&ch->p.push);
     usage_free(ch->usage);
     free(ch->insert_url);
     clickhouse_config_free(&ch->cfg);
     free(ch);
 }
 
-void
-clickhouse_metrics(expo_writer_t *w, void *data)
-{
-    pusher_metrics(w, &((clickhouse_t *) data)->p);
-}
-
 /* The rows of the interval that started at start: one batch. */
 
 static void
-ch_collect(pusher_t *p, double start, int last)
+ch_collect(collector_t *c, double start, int last)
 {
-    clickhouse_t   *ch = (clickhouse_t *) p;
-    pusher_item_t  *b;
+    clickhouse_t   *ch = c->data;
+    payload_t      *b;
     json_t         *row;
     buf_t           out = { 0 };
     size_t          i;
@@ -260,16 +240,16 @@ ch_collect(pusher_t *p, double start, int last)
     }
 
     if (json_array_size(ch->rows) > 0) {
-        b = calloc(1, sizeof(pusher_item_t));
+        b = calloc(1, sizeof(payload_t));
         if (b == NULL || out.failed) {
-            pusher_lost(p, json_array_size(ch->rows));
+            delivery_lost(ch->dest, json_array_size(ch->rows));
             free(b);
             buf_free(&out);
         } else {
-            b->data = out.data;
+            b->data = (unsigned char *) out.data;
             b->len = out.len;
-            b->count = json_array_size(ch->rows);
-            pusher_enqueue(p, b);
+            b->items = json_array_size(ch->rows);
+            delivery_submit(ch->dest, b);
         }
     }
 
@@ -320,139 +300,7 @@ ch_row(const usage_row_t *r, void *data)
                     "price_per_gb", cost->per_gb);
 
     if (row == NULL || json_array_append_new(ch->rows, row) != 0) {
-        pusher_lost(&ch->p, 1);
-    }
-}
-
-/* Spool file "<seq>-<rows>.jsonl", written whole or not at all. */
-
-static int
-ch_spool_write(pusher_t *p, pusher_item_t *b)
-{
-    clickhouse_t  *ch = (clickhouse_t *) p;
-    char           path[4096], tmp[4200];
-    FILE          *f;
-
-    if (b->seq) {
-        return 0;           /* loaded from the spool */
-    }
-
-    b->seq = ch->next_seq++;
-    ch_spool_path(ch, b, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-
-    f = fopen(tmp, "w");
-    if (f == NULL) {
-        b->seq = 0;
-        return -1;
-    }
-    if (fwrite(b->data, 1, b->len, f) != b->len || fflush(f) != 0
-        || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) != 0)
-    {
-        unlink(tmp);
-        b->seq = 0;
-        return -1;
-    }
-    return 0;
-}
-
-static void
-ch_spool_remove(pusher_t *p, pusher_item_t *b)
-{
-    char  path[4096];
-
-    ch_spool_path((clickhouse_t *) p, b, path, sizeof(path));
-    unlink(path);
-}
-
-static int
-ch_spooled(const pusher_item_t *b)
-{
-    return b->seq != 0;
-}
-
-static void
-ch_spool_path(const clickhouse_t *ch, const pusher_item_t *b, char *out,
-    size_t size)
-{
-    snprintf(out, size, "%s/%020llu-%zu.jsonl", ch->cfg.sink.spool_dir,
-             (unsigned long long) b->seq, b->count);
-}
-
-static int
-ch_seq_compare(const void *a, const void *b)
-{
-    const pusher_item_t  *x = *(pusher_item_t *const *) a;
-    const pusher_item_t  *y = *(pusher_item_t *const *) b;
-
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* What an earlier run spooled is sent first, oldest first. */
-
-static void
-ch_spool_load(clickhouse_t *ch)
-{
-    DIR            *d;
-    struct dirent  *de;
-    pusher_item_t  *found[4096], *b;
-    size_t          n = 0, i;
-    char            path[4096], *end;
-    FILE           *f;
-    struct stat     st;
-
-    d = opendir(ch->cfg.sink.spool_dir);
-    if (d == NULL) {
-        return;
-    }
-
-    while ((de = readdir(d)) != NULL && n < 4096) {
-        unsigned long long  seq = strtoull(de->d_name, &end, 10);
-        unsigned long       rows;
-
-        if (seq == 0 || *end != '-') {
-            continue;
-        }
-        rows = strtoul(end + 1, &end, 10);
-        if (strcmp(end, ".jsonl") != 0 || (b = calloc(1, sizeof(*b))) == NULL)
-        {
-            continue;
-        }
-        b->seq = seq;
-        b->count = rows;
-        found[n++] = b;
-    }
-    closedir(d);
-
-    qsort(found, n, sizeof(found[0]), ch_seq_compare);
-
-    for (i = 0; i < n; i++) {
-        b = found[i];
-        ch_spool_path(ch, b, path, sizeof(path));
-        f = fopen(path, "r");
-        if (f == NULL || fstat(fileno(f), &st) != 0
-            || (b->data = malloc((size_t) st.st_size + 1)) == NULL
-            || fread(b->data, 1, (size_t) st.st_size, f)
-               != (size_t) st.st_size)
-        {
-            if (f) {
-                fclose(f);
-            }
-            free(b->data);
-            free(b);
-            continue;
-        }
-        fclose(f);
-        b->len = (size_t) st.st_size;
-        if (b->seq >= ch->next_seq) {
-            ch->next_seq = b->seq + 1;
-        }
-        pusher_enqueue(&ch->p, b);
-    }
-
-    if (n) {
-        sidecar_log("info", "clickhouse: %zu batches from the spool to send "
-                    "first", n);
+        delivery_lost(ch->dest, 1);
     }
 }
 
@@ -464,17 +312,15 @@ ch_insert_url(clickhouse_t *ch, char *err, size_t errlen)
     const char  *url = ch->cfg.sink.url;
     char         query[512], *escaped;
     size_t       n = strlen(url);
-    CURL        *e = curl_easy_init();
 
     snprintf(query, sizeof(query), "INSERT INTO %s FORMAT JSONEachRow",
              ch->cfg.table);
-    escaped = e ? curl_easy_escape(e, query, 0) : NULL;
+    escaped = http_escape(query);
     if (escaped == NULL
         || (ch->insert_url = malloc(n + strlen(escaped) + 16)) == NULL)
     {
         snprintf(err, errlen, "clickhouse: out of memory");
-        curl_free(escaped);
-        curl_easy_cleanup(e);
+        free(escaped);
         return -1;
     }
 
@@ -482,8 +328,7 @@ ch_insert_url(clickhouse_t *ch, char *err, size_t errlen)
             strchr(url, '?') ? "&query=" : n && url[n - 1] == '/'
                                            ? "?query=" : "/?query=",
             escaped);
-    curl_free(escaped);
-    curl_easy_cleanup(e);
+    free(escaped);
     return 0;
 }
 
@@ -497,7 +342,7 @@ ch_config_copy(clickhouse_config_t *dst, const clickhouse_config_t *src)
     int                  i, rc;
 
     *dst = *src;
-    rc = sink_config_copy(&dst->sink, &src->sink);
+    rc = destination_config_copy(&dst->sink, &src->sink);
     rc |= config_copy_string(&dst->table, src->table);
     rc |= config_copy_string(&dst->gateway, src->gateway);
 

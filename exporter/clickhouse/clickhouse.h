@@ -13,6 +13,7 @@
 #ifndef OBS_CLICKHOUSE_H
 #define OBS_CLICKHOUSE_H
 
+#include "delivery.h"
 #include "exporter.h"
 #include "store.h"
 #include "usage.h"
@@ -30,7 +31,7 @@ typedef struct {
 } cost_class_t;
 
 typedef struct {
-    sink_config_t  sink;            /* url, auth, TLS, headers, timeout,
+    destination_config_t  sink;            /* url, auth, TLS, headers, timeout,
                                        queue_bytes, spool_dir, spool_bytes */
     char          *table;           /* "obs.usage_minute" */
     char          *gateway;         /* this gateway's name in the rows */
@@ -55,10 +56,16 @@ const cost_class_t *clickhouse_cost_class(const clickhouse_config_t *cfg,
 /* Starts the usage thread over store (NULL, and no error, when no URL is
    configured); err says why not. */
 clickhouse_t *clickhouse_start(const clickhouse_config_t *cfg,
-    store_t *store, char *err, size_t errlen);
+    store_t *store, delivery_t *d, char *err, size_t errlen);
 
-/* Writes the current interval's partial rows, tries what is queued once,
-   keeps the rest in the spool, stops the thread and frees everything. */
+/* What the delivery layer is told of the ClickHouse destination (url:
+   the INSERT URL). */
+void clickhouse_destination(const clickhouse_config_t *cfg, const char *url,
+    destination_spec_t *spec);
+
+/* Hands over the current interval's partial rows, stops the thread and
+   frees everything but its destination (delivery_stop delivers or spools
+   what is left). */
 void clickhouse_stop(clickhouse_t *ch);
 
 #endif

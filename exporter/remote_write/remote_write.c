@@ -6,11 +6,10 @@
 #include <time.h>
 
 
+#include "collector.h"
 #include "compress.h"
-#include "exporter_config.h"
+#include "label_rules.h"
 #include "log.h"
-#include "pusher.h"
-#include "pusher_metrics.h"
 #include "remote_write.h"
 #include "prometheus/remote.pb-c.h"
 
@@ -18,16 +17,16 @@
 #define RW_BACKOFF_MAX     30.0
 
 struct remote_write {
-    pusher_t                      p;        /* first: collect() casts */
+    collector_t                   c;
     remote_write_config_t         cfg;      /* its own copy */
     store_t                      *store;
-    snapshot_t                    snap;     /* the pusher thread's */
+    snapshot_t                    snap;     /* the collector thread's */
+    destination_t                *dest;
 };
 
-static void rw_collect(pusher_t *p, double start, int last);
+static void rw_collect(collector_t *c, double start, int last);
 static const char *rw_org(const remote_write_t *rw, const snapshot_t *s,
     const snap_sample_t *sample);
-static int rw_org_valid(const char *org);
 
 void
 remote_write_config_defaults(remote_write_config_t *cfg)
@@ -42,7 +41,7 @@ remote_write_config_defaults(remote_write_config_t *cfg)
 void
 remote_write_config_free(remote_write_config_t *cfg)
 {
-    push_config_free(&cfg->sink);
+    destination_config_free(&cfg->sink);
     free(cfg->org_id);
     free(cfg->operator_tenant);
     memset(cfg, 0, sizeof(*cfg));
@@ -50,15 +49,11 @@ remote_write_config_free(remote_write_config_t *cfg)
 
 remote_write_t *
 remote_write_start(const remote_write_config_t *cfg, store_t *store,
-    char *err, size_t errlen)
+    delivery_t *d, char *err, size_t errlen)
 {
-    static const char *const  version[] = {
-        "X-Prometheus-Remote-Write-Version: 0.1.0", NULL
-    };
-
-    remote_write_t  *rw;
-    char             why[256];
-    int              rc;
+    remote_write_t      *rw;
+    destination_spec_t   spec;
+    int                  rc;
 
     if (cfg->sink.url == NULL) {
         return NULL;
@@ -72,7 +67,7 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
 
     /* a copy of its own: the sidecar's configuration may be reloaded */
     rw->cfg = *cfg;
-    rc = sink_config_copy(&rw->cfg.sink, &cfg->sink);
+    rc = destination_config_copy(&rw->cfg.sink, &cfg->sink);
     rc |= config_copy_string(&rw->cfg.org_id, cfg->org_id);
     rc |= config_copy_string(&rw->cfg.operator_tenant, cfg->operator_tenant);
     if (rc != 0) {
@@ -81,23 +76,19 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
     }
     cfg = &rw->cfg;
     rw->store = store;
-    rw->p.name = "remote_write";
-    rw->p.items = "samples";
-    rw->p.interval = cfg->interval;
-    rw->p.collect_first = 1;
-    rw->p.bound = cfg->sink.queue_bytes;
-    rw->p.backoff_first = RW_BACKOFF_FIRST;
-    rw->p.backoff_max = RW_BACKOFF_MAX;
-    rw->p.collect = rw_collect;
 
-    if (push_init(&rw->p.push, &cfg->sink, "application/x-protobuf",
-                  "snappy", version, why, sizeof(why)) != 0)
-    {
-        snprintf(err, errlen, "remote_write: %s", why);
+    remote_write_destination(cfg, &spec);
+    rw->dest = delivery_add(d, &spec, err, errlen);
+    if (rw->dest == NULL) {
         goto failed;
     }
 
-    if (pusher_start(&rw->p, err, errlen) != 0) {
+    rw->c.name = "rw-collect";
+    rw->c.interval = cfg->interval;
+    rw->c.collect_first = 1;
+    rw->c.collect = rw_collect;
+    rw->c.data = rw;
+    if (collector_start(&rw->c, err, errlen) != 0) {
         goto failed;
     }
 
@@ -106,10 +97,31 @@ remote_write_start(const remote_write_config_t *cfg, store_t *store,
     return rw;
 
 failed:
-    push_free(&rw->p.push);
     remote_write_config_free(&rw->cfg);
     free(rw);
     return NULL;
+}
+
+void
+remote_write_destination(const remote_write_config_t *cfg,
+    destination_spec_t *spec)
+{
+    static const char *const  version[] = {
+        "X-Prometheus-Remote-Write-Version: 0.1.0", NULL
+    };
+
+    /* the newest samples say the most: past the bound the oldest go */
+    memset(spec, 0, sizeof(*spec));
+    spec->name = "remote_write";
+    spec->legacy = "remote_write";
+    spec->items = "samples";
+    spec->cfg = &cfg->sink;
+    spec->content_type = "application/x-protobuf";
+    spec->content_encoding = "snappy";
+    spec->headers = version;
+    spec->backoff_first = RW_BACKOFF_FIRST;
+    spec->backoff_max = RW_BACKOFF_MAX;
+    spec->overflow = OVERFLOW_DROP_OLDEST;
 }
 
 void
@@ -119,18 +131,10 @@ remote_write_stop(remote_write_t *rw)
         return;
     }
 
-    pusher_stop(&rw->p);
-    pusher_drop_all(&rw->p, NULL);
+    collector_stop(&rw->c);
     snapshot_free(&rw->snap);
-    push_free(&rw->p.push);
     remote_write_config_free(&rw->cfg);
     free(rw);
-}
-
-void
-remote_write_metrics(expo_writer_t *w, void *data)
-{
-    pusher_metrics(w, &((remote_write_t *) data)->p);
 }
 
 /* Snapshot -> one payload per tenant and max_samples samples. */
@@ -150,13 +154,13 @@ rw_org_compare(const void *a, const void *b, void *data)
 }
 
 static void
-rw_collect(pusher_t *p, double start, int last)
+rw_collect(collector_t *c, double start, int last)
 {
-    remote_write_t *rw = (remote_write_t *) p;
+    remote_write_t *rw = c->data;
     snapshot_t     *s = &rw->snap;
     size_t         *idx, i, first, end;
     const char    **orgs;
-    pusher_item_t  *item;
+    payload_t      *item;
     buf_t           body = { 0 };
 
     (void) start;
@@ -169,7 +173,7 @@ rw_collect(pusher_t *p, double start, int last)
     idx = malloc(sizeof(size_t) * (s->n_samples + 1));
     orgs = malloc(sizeof(char *) * (s->n_samples + 1));
     if (idx == NULL || orgs == NULL) {
-        pusher_lost(p, s->n_samples);
+        delivery_lost(rw->dest, s->n_samples);
         free(idx);
         free(orgs);
         return;
@@ -191,21 +195,21 @@ rw_collect(pusher_t *p, double start, int last)
         }
 
         buf_reset(&body);
-        item = calloc(1, sizeof(pusher_item_t));
+        item = calloc(1, sizeof(payload_t));
         if (item == NULL
             || remote_write_encode(s, idx + first, end - first, &body) != 0)
         {
-            pusher_lost(p, end - first);
+            delivery_lost(rw->dest, end - first);
             free(item);
             continue;
         }
 
-        item->data = body.data;
+        item->data = (unsigned char *) body.data;
         item->len = body.len;
-        item->count = end - first;
+        item->items = end - first;
         snprintf(item->org, sizeof(item->org), "%s", orgs[idx[first]]);
         memset(&body, 0, sizeof(body));
-        pusher_enqueue(p, item);
+        delivery_submit(rw->dest, item);
     }
 
     buf_free(&body);
@@ -232,7 +236,7 @@ rw_org(const remote_write_t *rw, const snapshot_t *s,
         }
         tenant = snapshot_str(s, (uint32_t) sample->tenant);
         if (strcmp(tenant, "none") == 0 || strcmp(tenant, "__overflow__") == 0
-            || !rw_org_valid(tenant))
+            || !org_id_valid(tenant))
         {
             return rw->cfg.operator_tenant;
         }
@@ -240,22 +244,6 @@ rw_org(const remote_write_t *rw, const snapshot_t *s,
     default:
         return "";
     }
-}
-
-/* Cortex/Mimir tenant ids: 1-150 of [A-Za-z0-9!-_.*'()], not . or .. */
-
-static int
-rw_org_valid(const char *org)
-{
-    size_t  len = strlen(org);
-
-    if (len == 0 || len > PUSHER_ORG_MAX || strcmp(org, ".") == 0
-        || strcmp(org, "..") == 0)
-    {
-        return 0;
-    }
-    return strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                       "0123456789!-_.*'()") == len;
 }
 
 int

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "label_rules.h"
 
 #define LOKI_MAX_STREAMS  32
 #define LOKI_SERVICE_MAX  256
@@ -29,7 +30,7 @@ typedef struct {
 } loki_stream_t;
 
 typedef struct {
-    char           org[128];        /* X-Scope-OrgID, or "" */
+    char           org[ORG_ID_MAX + 1];     /* X-Scope-OrgID, or "" */
     loki_stream_t  streams[LOKI_MAX_STREAMS];
     int            n_streams;
     size_t         bytes;           /* encoded entries */

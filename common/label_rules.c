@@ -1,0 +1,22 @@
+/* Label and tenant-header rules.  See label_rules.h. */
+
+#include <string.h>
+
+#include "label_rules.h"
+
+int
+org_id_valid(const char *s)
+{
+    static const char  allowed[] = "abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789!-_.*'()";
+    size_t             len = strlen(s);
+
+    if (len == 0 || len > ORG_ID_MAX || strcmp(s, ".") == 0
+        || strcmp(s, "..") == 0)
+    {
+        return 0;
+    }
+
+    return strspn(s, allowed) == len;
+}

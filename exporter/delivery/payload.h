@@ -1,0 +1,35 @@
+/*
+ * What an encoder hands the delivery layer: the bytes of one request body
+ * (already compressed as the destination's Content-Encoding says), how
+ * many items (log lines, spans, samples, rows) they hold, and the
+ * X-Scope-OrgID to send them under.
+ */
+
+#ifndef OBS_PAYLOAD_H
+#define OBS_PAYLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "label_rules.h"
+
+typedef struct payload {
+    struct payload  *next;
+    uint64_t         seq;           /* spool file number, 0 when in memory */
+    size_t           len;
+    size_t           disk_len;      /* bytes its spool file takes */
+    size_t           items;         /* log lines, spans, samples or rows */
+    int              legacy;        /* an old ClickHouse spool file */
+    char             org[ORG_ID_MAX + 1];   /* X-Scope-OrgID, or "" */
+    unsigned char   *data;          /* NULL while it is only on disk */
+} payload_t;
+
+/* A payload with room for cap bytes (len 0) for items items under org
+   (NULL or "" for none; must satisfy org_id_valid); NULL when out of
+   memory. */
+payload_t *payload_new(size_t cap, size_t items, const char *org);
+
+/* Frees a payload (NULL is fine). */
+void payload_free(payload_t *p);
+
+#endif
