@@ -30,6 +30,7 @@
 typedef struct {
     ngx_uint_t                 cache_size;   /* 0: off */
     ngx_flag_t                 used;         /* some location verifies */
+    ngx_flag_t                 require;      /* some location requires */
 } ngx_http_obs_jwt_main_conf_t;
 
 
@@ -56,6 +57,7 @@ extern ngx_module_t  ngx_http_obs_jwt_module;
 
 ngx_int_t ngx_http_obs_jwt_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_obs_jwt_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_obs_jwt_init_worker(ngx_cycle_t *cycle);
 void ngx_http_obs_jwt_exit_worker(void);
 

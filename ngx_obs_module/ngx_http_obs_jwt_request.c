@@ -1,9 +1,10 @@
 /*
- * A request's token, verified once: when a $obs_jwt_* variable is first
- * read, or in the access phase with "obs_jwt require".  The verdict is
- * kept for the whole request (internal redirects and subrequests too) and
- * counted once per request in the worker's counters, which ride the batch
- * headers sent to the sidecar.
+ * A request's token, verified when a $obs_jwt_* variable is read, or in
+ * the access phase with "obs_jwt require" (just before the content handler
+ * in a subrequest, which has no access phase).  The verdict is kept for the
+ * whole request (internal redirects and subrequests too), but reused only
+ * for the same token under the same policy; each verdict is counted in the
+ * worker's counters, which ride the batch headers sent to the sidecar.
  */
 
 
@@ -19,8 +20,12 @@
 #define NGX_HTTP_OBS_JWT_UNVERIFIED  "unverified"
 
 
+/* The last verdict: status, tenant and user of token under policy. */
+
 typedef struct {
-    const obs_jwt_policy_t    *policy;
+    const obs_jwt_policy_t    *policy;     /* NULL: none yet */
+    ngx_str_t                  token;      /* a copy of the token judged */
+    size_t                     token_size; /* room at token.data */
     obs_jwt_status_e           status;
     ngx_str_t                  tenant;
     ngx_str_t                  user;
@@ -43,7 +48,8 @@ static void ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
 static obs_jwt_status_e ngx_http_obs_jwt_verify(ngx_http_request_t *r,
     const obs_jwt_policy_t *p, ngx_str_t *token, obs_jwt_claims_t *claims);
 static ngx_int_t ngx_http_obs_jwt_keep(ngx_http_request_t *r,
-    ngx_http_obs_jwt_ctx_t *ctx, const obs_jwt_claims_t *claims);
+    ngx_http_obs_jwt_ctx_t *ctx, ngx_str_t *token, obs_jwt_status_e status,
+    const obs_jwt_claims_t *claims);
 static ngx_int_t ngx_http_obs_jwt_challenge(ngx_http_request_t *r,
     ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_http_obs_jwt_ctx_t *ctx);
 static ngx_int_t ngx_http_obs_jwt_variable(ngx_http_request_t *r,
@@ -105,6 +111,30 @@ ngx_http_obs_jwt_access_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_obs_jwt_challenge(r, jlcf, ctx);
+}
+
+
+/*
+ * nginx runs no access phase for a subrequest (auth_request, SSI, mirror),
+ * and so no access check: "require" is checked there in the precontent
+ * phase instead, and a subrequest without a valid token answers 401 (which
+ * auth_request passes on, challenge included).  "satisfy" has no say.
+ */
+
+ngx_int_t
+ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_obs_jwt_access_handler(r);
+
+    /* NGX_OK would skip the phase's other handlers (try_files, mirror) */
+
+    return rc == NGX_OK ? NGX_DECLINED : rc;
 }
 
 
@@ -178,13 +208,22 @@ ngx_http_obs_jwt_batch_sent(void)
 }
 
 
-/* The request's verdict under its location's policy; NULL: no memory. */
+/*
+ * The verdict on the token this location reads, under its policy; NULL: no
+ * memory.  A verdict is a function of the policy and the token bytes alone
+ * (and of the time, which a request does not outlive by much), so the
+ * request's last one is reused only for the same policy object and the
+ * same bytes: wherever the token now comes from (obs_jwt_token), and
+ * whatever a redirect or a subrequest changed, anything else is judged
+ * again, which the worker's cache makes cheap for a known token.
+ */
 
 static ngx_http_obs_jwt_ctx_t *
 ngx_http_obs_jwt_check(ngx_http_request_t *r)
 {
     ngx_str_t                     token;
     obs_jwt_claims_t              claims;
+    obs_jwt_status_e              status;
     ngx_http_obs_jwt_ctx_t       *ctx;
     ngx_http_obs_jwt_loc_conf_t  *jlcf;
 
@@ -195,29 +234,30 @@ ngx_http_obs_jwt_check(ngx_http_request_t *r)
         return NULL;
     }
 
-    if (ctx->policy == jlcf->policy) {
+    ngx_http_obs_jwt_get_token(r, jlcf, &token);
+
+    if (ctx->policy == jlcf->policy
+        && ctx->token.len == token.len
+        && (token.len == 0
+            || ngx_memcmp(ctx->token.data, token.data, token.len) == 0))
+    {
         return ctx;
+    }
+
+    status = ngx_http_obs_jwt_verify(r, jlcf->policy, &token, &claims);
+    ngx_http_obs_jwt_counts[status]++;
+
+    if (status != OBS_JWT_VALID) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "obs_jwt: token not accepted: %s",
+                      obs_jwt_status_names[status]);
+    }
+
+    if (ngx_http_obs_jwt_keep(r, ctx, &token, status, &claims) != NGX_OK) {
+        return NULL;
     }
 
     ctx->policy = jlcf->policy;
-    ngx_str_null(&ctx->tenant);
-    ngx_str_null(&ctx->user);
-
-    ngx_http_obs_jwt_get_token(r, jlcf, &token);
-
-    ctx->status = ngx_http_obs_jwt_verify(r, jlcf->policy, &token, &claims);
-    ngx_http_obs_jwt_counts[ctx->status]++;
-
-    if (ctx->status != OBS_JWT_VALID) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "obs_jwt: token not accepted: %s",
-                      obs_jwt_status_names[ctx->status]);
-        return ctx;
-    }
-
-    if (ngx_http_obs_jwt_keep(r, ctx, &claims) != NGX_OK) {
-        return NULL;
-    }
 
     return ctx;
 }
@@ -256,7 +296,7 @@ ngx_http_obs_jwt_get_ctx(ngx_http_request_t *r)
     }
 
     ctx = cln->data;
-    ctx->policy = NULL;
+    ngx_memzero(ctx, sizeof(ngx_http_obs_jwt_ctx_t));
     cln->handler = ngx_http_obs_jwt_ctx_marker;
 
     ngx_http_set_ctx(r, ctx, ngx_http_obs_jwt_module);
@@ -355,13 +395,44 @@ ngx_http_obs_jwt_verify(ngx_http_request_t *r, const obs_jwt_policy_t *p,
 }
 
 
-/* The claims are copied: a cache entry may be reused while we run. */
+/*
+ * Makes a verdict the request's last: the token is copied (the memory it
+ * was read from may change), and so are the claims (a cache entry may be
+ * reused while we run; values already handed out stay as they were).  The
+ * context says "none yet" until all of it is there.
+ */
 
 static ngx_int_t
 ngx_http_obs_jwt_keep(ngx_http_request_t *r, ngx_http_obs_jwt_ctx_t *ctx,
-    const obs_jwt_claims_t *claims)
+    ngx_str_t *token, obs_jwt_status_e status, const obs_jwt_claims_t *claims)
 {
     u_char  *p;
+
+    ctx->policy = NULL;
+
+    if (token->len > ctx->token_size) {
+        ctx->token.data = ngx_pnalloc(r->pool, token->len);
+        if (ctx->token.data == NULL) {
+            ctx->token_size = 0;
+            return NGX_ERROR;
+        }
+
+        ctx->token_size = token->len;
+    }
+
+    ctx->token.len = token->len;
+
+    if (token->len) {
+        ngx_memcpy(ctx->token.data, token->data, token->len);
+    }
+
+    ctx->status = status;
+    ngx_str_null(&ctx->tenant);
+    ngx_str_null(&ctx->user);
+
+    if (status != OBS_JWT_VALID) {
+        return NGX_OK;
+    }
 
     p = ngx_pnalloc(r->pool, claims->tenant_len + claims->user_len + 1);
     if (p == NULL) {
