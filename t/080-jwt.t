@@ -1243,3 +1243,112 @@ jwt-log bad_signature unverified
 --- no_error_log
 jwt-log valid
 
+
+
+=== TEST 57: base64url must be canonical: unused low bits set
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(HS256 nc_sig_hs1 nc_sig_hs2 nc_sig_hs3 nc_sig_RS256 nc_sig_ES256
+           nc_sig_EdDSA odd_json nc_header nc_payload))
+--- response_body eval
+main::lines(qw(valid malformed malformed malformed malformed malformed
+               malformed valid malformed malformed))
+
+
+
+=== TEST 58: registered claims of the wrong type are malformed
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(iss_array iss_number iss_object aud_number aud_mixed aud_nested
+           aud_object aud_empty iat_string nbf_string exp_bool exp_float))
+--- response_body eval
+main::lines(qw(malformed malformed malformed malformed malformed malformed
+               malformed bad_audience malformed malformed malformed valid))
+
+
+
+=== TEST 59: the same, where no issuer or audience is asked for
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(iss_array iss_number iss_object aud_number aud_mixed aud_nested
+           aud_object aud_empty iat_string RS256))
+--- response_body eval
+main::lines(qw(malformed malformed malformed malformed malformed malformed
+               malformed valid malformed valid))
+
+
+
+=== TEST 60: the tenant and user claims: a string or an integer, 256 bytes
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+--- request eval
+main::tok(qw(tenant_array tenant_float tenant_bool tenant_empty tenant_long
+           tenant_max sub_int sub_array sub_object sub_long sub_empty))
+--- response_body eval
+main::lines("missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []",
+            "valid " . ("t" x 256) . " [alice]", "valid acme [7]",
+            "missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []", "valid acme []")
+
+
+
+=== TEST 61: nginx -t: a JWK member with unused low bits set (RSA n)
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-n.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-n.json": key 0: "n" is not base64url/
+
+
+
+=== TEST 62: nginx -t: the same in an Ed25519 x
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-x.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-x.json": key 0: "x" is not base64url/
+
+
+
+=== TEST 63: nginx -t: the same in an EC y
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-y.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-y.json": key 0: "y" is not base64url/
+
+
+
+=== TEST 64: nginx -t: the same in an HMAC k
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-k.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-k.json": key 0: "k" is not base64url/
