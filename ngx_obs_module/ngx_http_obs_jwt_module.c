@@ -212,7 +212,7 @@ ngx_http_obs_jwt_create_loc_conf(ngx_conf_t *cf)
     jlcf->mode = NGX_CONF_UNSET_UINT;
     jlcf->algs = NGX_CONF_UNSET_UINT;
     jlcf->leeway = NGX_CONF_UNSET;
-    jlcf->token = NGX_CONF_UNSET;
+    jlcf->token = NGX_CONF_UNSET_PTR;
 
     return jlcf;
 }
@@ -251,7 +251,7 @@ ngx_http_obs_jwt_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->audiences = prev->audiences;
     }
 
-    ngx_conf_merge_value(conf->token, prev->token, NGX_HTTP_OBS_JWT_BEARER);
+    ngx_conf_merge_ptr_value(conf->token, prev->token, NULL);
 
     if (conf->keys == NULL) {
         if (conf->mode != NGX_HTTP_OBS_JWT_OFF) {
@@ -569,33 +569,55 @@ ngx_http_obs_jwt_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_obs_jwt_loc_conf_t *jlcf = conf;
 
-    ngx_str_t  *value, name;
+    ngx_str_t                  *value, name;
+    ngx_http_obs_jwt_source_t  *src;
 
-    if (jlcf->token != NGX_CONF_UNSET) {
+    if (jlcf->token != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "bearer") == 0) {
-        jlcf->token = NGX_HTTP_OBS_JWT_BEARER;
+        jlcf->token = NULL;
         return NGX_CONF_OK;
     }
 
-    if (value[1].len < 2 || value[1].data[0] != '$') {
+    src = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_jwt_source_t));
+    if (src == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len < 2 || value[1].data[0] != '$'
+        || ngx_http_obs_compile_value(cf, &value[1], &src->value) != NGX_OK
+        || (src->value.index == NGX_ERROR && src->value.header.len == 0))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" (bearer, or one variable "
                            "such as $cookie_NAME or $http_NAME)", &value[1]);
         return NGX_CONF_ERROR;
     }
 
-    name.data = value[1].data + 1;
-    name.len = value[1].len - 1;
+    /* variable names are in any case; the names they read too */
 
-    jlcf->token = ngx_http_get_variable_index(cf, &name);
-    if (jlcf->token == NGX_ERROR) {
+    name.len = value[1].len - 1;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_strlow(name.data, value[1].data + 1, name.len);
+
+    if (name.len > 7 && ngx_strncmp(name.data, "cookie_", 7) == 0) {
+        src->cookie.data = name.data + 7;
+        src->cookie.len = name.len - 7;
+
+    } else if (name.len > 4 && ngx_strncmp(name.data, "arg_", 4) == 0) {
+        src->arg.data = name.data + 4;
+        src->arg.len = name.len - 4;
+    }
+
+    jlcf->token = src;
 
     return NGX_CONF_OK;
 }

@@ -17,14 +17,24 @@
 #include <ngx_http.h>
 
 #include "ngx_http_obs_jwt.h"
+#include "ngx_http_obs_module.h"
 
 
 #define NGX_HTTP_OBS_JWT_OFF       0
 #define NGX_HTTP_OBS_JWT_ON        1
 #define NGX_HTTP_OBS_JWT_REQUIRE   2
 
-/* obs_jwt_token: the Authorization header's Bearer token */
-#define NGX_HTTP_OBS_JWT_BEARER    -2
+
+/*
+ * obs_jwt_token $variable.  A header, cookie or argument can come twice,
+ * and nginx reads one of them while a backend may read another: those are
+ * known by their prefix, to be refused when repeated.
+ */
+typedef struct {
+    ngx_http_obs_value_t       value;        /* a lone $http_ header, too */
+    ngx_str_t                  cookie;       /* $cookie_NAME: NAME */
+    ngx_str_t                  arg;          /* $arg_NAME: NAME */
+} ngx_http_obs_jwt_source_t;
 
 
 typedef struct {
@@ -44,7 +54,7 @@ typedef struct {
     ngx_str_t                  user_claim;   /* empty: none */
     ngx_array_t               *issuers;      /* of char * */
     ngx_array_t               *audiences;    /* of char * */
-    ngx_int_t                  token;        /* variable index, or BEARER */
+    ngx_http_obs_jwt_source_t *token;        /* NULL: Authorization */
     obs_jwt_policy_t          *policy;
 } ngx_http_obs_jwt_loc_conf_t;
 

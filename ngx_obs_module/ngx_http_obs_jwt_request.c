@@ -19,6 +19,13 @@
 
 #define NGX_HTTP_OBS_JWT_UNVERIFIED  "unverified"
 
+/*
+ * What a source that comes more than once is judged as: no token is this
+ * text (it has no dots), so under any policy it is malformed, the verdict
+ * of a repeated source, and a verdict on either may serve the other.
+ */
+#define NGX_HTTP_OBS_JWT_REPEATED    "repeated"
+
 
 /* The last verdict: status, tenant and user of token under policy. */
 
@@ -43,8 +50,12 @@ static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_check(ngx_http_request_t *r);
 static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_get_ctx(
     ngx_http_request_t *r);
 static void ngx_http_obs_jwt_ctx_marker(void *data);
-static void ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
+static ngx_int_t ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
     ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_str_t *token);
+static ngx_uint_t ngx_http_obs_jwt_cookies(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_uint_t ngx_http_obs_jwt_pairs(ngx_str_t *text, ngx_str_t *name,
+    u_char sep1, u_char sep2);
 static obs_jwt_status_e ngx_http_obs_jwt_verify(ngx_http_request_t *r,
     const obs_jwt_policy_t *p, ngx_str_t *token, obs_jwt_claims_t *claims);
 static ngx_int_t ngx_http_obs_jwt_keep(ngx_http_request_t *r,
@@ -234,7 +245,20 @@ ngx_http_obs_jwt_check(ngx_http_request_t *r)
         return NULL;
     }
 
-    ngx_http_obs_jwt_get_token(r, jlcf, &token);
+    switch (ngx_http_obs_jwt_get_token(r, jlcf, &token)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "obs_jwt: the token's source comes more than once");
+        ngx_str_set(&token, NGX_HTTP_OBS_JWT_REPEATED);
+        break;
+
+    default:
+        return NULL;
+    }
 
     if (ctx->policy == jlcf->policy
         && ctx->token.len == token.len
@@ -312,35 +336,59 @@ ngx_http_obs_jwt_ctx_marker(void *data)
 }
 
 
-static void
+/*
+ * The token where the location says it is ("" when absent); NGX_DECLINED
+ * when its header, cookie or argument comes more than once: nginx reads
+ * the first, but the backend behind may read another, which nobody checked.
+ */
+
+static ngx_int_t
 ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
     ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_str_t *token)
 {
     u_char                     *p, *last;
     ngx_table_elt_t            *h;
-    ngx_http_variable_value_t  *vv;
+    ngx_http_obs_jwt_source_t  *src;
 
     ngx_str_null(token);
 
-    if (jlcf->token != NGX_HTTP_OBS_JWT_BEARER) {
-        vv = ngx_http_get_flushed_variable(r, jlcf->token);
+    src = jlcf->token;
 
-        if (vv && !vv->not_found) {
-            token->data = vv->data;
-            token->len = vv->len;
+    if (src) {
+        if (src->value.header.len) {
+            return ngx_http_obs_lone_header(r, &src->value, token)
+                   ? NGX_OK : NGX_DECLINED;
         }
 
-        return;
+        if (ngx_http_obs_value(r, &src->value, token) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (token->len == 0) {
+            return NGX_OK;
+        }
+
+        if ((src->cookie.len && ngx_http_obs_jwt_cookies(r, &src->cookie) > 1)
+            || (src->arg.len
+                && ngx_http_obs_jwt_pairs(&r->args, &src->arg, '&', ';') > 1))
+        {
+            return NGX_DECLINED;
+        }
+
+        return NGX_OK;
     }
 
-    /* "Authorization: Bearer <token>", the scheme in any case (RFC 6750) */
+    /*
+     * "Authorization: Bearer <token>", the scheme in any case (RFC 6750);
+     * nginx answers 400 to a second Authorization header
+     */
 
     h = r->headers_in.authorization;
 
     if (h == NULL || h->value.len < sizeof("Bearer ") - 1
         || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
     {
-        return;
+        return NGX_OK;
     }
 
     p = h->value.data + 7;
@@ -352,6 +400,98 @@ ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
 
     token->data = p;
     token->len = last - p;
+
+    return NGX_OK;
+}
+
+
+/* How many cookies of all Cookie headers are named name. */
+
+static ngx_uint_t
+ngx_http_obs_jwt_cookies(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t         n;
+#if (nginx_version >= 1023000)
+    ngx_table_elt_t   *h;
+
+    n = 0;
+
+    for (h = r->headers_in.cookie; h; h = h->next) {
+        n += ngx_http_obs_jwt_pairs(&h->value, name, ';', ',');
+    }
+#else
+    ngx_uint_t         i;
+    ngx_table_elt_t  **h;
+
+    n = 0;
+    h = r->headers_in.cookies.elts;
+
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+        n += ngx_http_obs_jwt_pairs(&h[i]->value, name, ';', ',');
+    }
+#endif
+
+    return n;
+}
+
+
+/*
+ * How many "name=value" pairs of text (split at sep1 or sep2) have a name
+ * that any reader could take for name (lowercase): in any case, spaces
+ * around it skipped, %XX escapes decoded.  Counting some that nginx would
+ * not (it matches the name as sent) only refuses more.
+ */
+
+static ngx_uint_t
+ngx_http_obs_jwt_pairs(ngx_str_t *text, ngx_str_t *name, u_char sep1,
+    u_char sep2)
+{
+    u_char      *p, *last, c;
+    ngx_int_t    x;
+    ngx_uint_t   n, k, same;
+
+    n = 0;
+    p = text->data;
+    last = p + text->len;
+
+    while (p < last) {
+        k = 0;
+        same = 1;
+
+        while (p < last && *p != '=' && *p != sep1 && *p != sep2) {
+            c = *p++;
+
+            if (c == '%' && last - p >= 2
+                && (x = ngx_hextoi(p, 2)) != NGX_ERROR)
+            {
+                c = (u_char) x;
+                p += 2;
+            }
+
+            if (c == ' ' && (k == 0 || k == name->len)) {
+                continue;
+            }
+
+            if (k < name->len && ngx_tolower(c) == name->data[k]) {
+                k++;
+
+            } else {
+                same = 0;
+            }
+        }
+
+        if (same && k == name->len && p < last && *p == '=') {
+            n++;
+        }
+
+        while (p < last && *p != sep1 && *p != sep2) {
+            p++;
+        }
+
+        p++;
+    }
+
+    return n;
 }
 
 

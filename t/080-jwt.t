@@ -1352,3 +1352,86 @@ qr/obs_jwt_keys "[^"]*bad-nc-y.json": key 0: "y" is not base64url/
 --- must_die
 --- error_log eval
 qr/obs_jwt_keys "[^"]*bad-nc-k.json": key 0: "k" is not base64url/
+
+
+
+=== TEST 65: a cookie that comes twice: nginx reads the first, a backend may read another
+--- config
+    location /c {
+        obs_jwt require;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: session=$::T{RS256}; theme=dark; session=$::T{forged}"
+--- request
+GET /c
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer error="invalid_token", error_description="malformed"
+
+
+
+=== TEST 66: the same across two Cookie headers, in another case
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: theme=dark; session=$::T{RS256}\nCookie: lang=en,SESSION =$::T{forged}"
+--- request
+GET /c
+--- response_body
+malformed unverified
+
+
+
+=== TEST 67: other cookies that only look alike are no repeat
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: my_session=x; session_b=y; session=$::T{RS256}; a=session=z"
+--- request
+GET /c
+--- response_body
+valid acme
+
+
+
+=== TEST 68: a header that comes twice
+--- config
+    location /h {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"X-Token: $::T{RS256}\nx-token: $::T{forged}"
+--- request
+GET /h
+--- response_body
+malformed unverified
+
+
+
+=== TEST 69: an argument that comes twice, escaped or not
+--- config
+    location /a {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- request eval
+["GET /a?token=$::T{RS256}&token=$::T{forged}",
+ "GET /a?token=$::T{RS256}&to%6Ben=$::T{forged}",
+ "GET /a?token=$::T{RS256};TOKEN=$::T{forged}",
+ "GET /a?xtoken=1&tokens=2&token=$::T{RS256}&a=token=3"]
+--- response_body eval
+main::lines("malformed unverified", "malformed unverified",
+            "malformed unverified", "valid acme")
