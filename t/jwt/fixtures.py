@@ -67,6 +67,13 @@ def pem_private(key):
 
 def jwk(algorithm, key, kid):
     d = json.loads(algorithm.to_jwk(key.public_key()))
+    if d["kty"] == "EC":
+        # PyJWT 2.6 drops a coordinate's leading zero bytes (1 key in 128);
+        # RFC 7518 6.2.1.2 wants the curve's full size, as the module does
+        size = (key.curve.key_size + 7) // 8
+        numbers = key.public_key().public_numbers()
+        d["x"] = b64(numbers.x.to_bytes(size, "big"))
+        d["y"] = b64(numbers.y.to_bytes(size, "big"))
     d["kid"] = kid
     return d
 
