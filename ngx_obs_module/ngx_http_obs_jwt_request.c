@@ -32,7 +32,6 @@
 typedef struct {
     const obs_jwt_policy_t    *policy;     /* NULL: none yet */
     ngx_str_t                  token;      /* a copy of the token judged */
-    size_t                     token_size; /* room at token.data */
     obs_jwt_status_e           status;
     ngx_str_t                  tenant;
     ngx_str_t                  user;
@@ -538,7 +537,7 @@ ngx_http_obs_jwt_verify(ngx_http_request_t *r, const obs_jwt_policy_t *p,
 /*
  * Makes a verdict the request's last: the token is copied (the memory it
  * was read from may change), and so are the claims (a cache entry may be
- * reused while we run; values already handed out stay as they were).  The
+ * reused while we run); values already handed out stay as they were.  The
  * context says "none yet" until all of it is there.
  */
 
@@ -547,36 +546,34 @@ ngx_http_obs_jwt_keep(ngx_http_request_t *r, ngx_http_obs_jwt_ctx_t *ctx,
     ngx_str_t *token, obs_jwt_status_e status, const obs_jwt_claims_t *claims)
 {
     u_char  *p;
+    size_t   len;
 
     ctx->policy = NULL;
 
-    if (token->len > ctx->token_size) {
-        ctx->token.data = ngx_pnalloc(r->pool, token->len);
-        if (ctx->token.data == NULL) {
-            ctx->token_size = 0;
-            return NGX_ERROR;
-        }
+    len = token->len;
 
-        ctx->token_size = token->len;
+    if (status == OBS_JWT_VALID) {
+        len += claims->tenant_len + claims->user_len;
     }
 
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->token.data = p;
     ctx->token.len = token->len;
 
     if (token->len) {
-        ngx_memcpy(ctx->token.data, token->data, token->len);
+        p = ngx_cpymem(p, token->data, token->len);
     }
 
     ctx->status = status;
-    ngx_str_null(&ctx->tenant);
-    ngx_str_null(&ctx->user);
 
     if (status != OBS_JWT_VALID) {
+        ngx_str_null(&ctx->tenant);
+        ngx_str_null(&ctx->user);
         return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, claims->tenant_len + claims->user_len + 1);
-    if (p == NULL) {
-        return NGX_ERROR;
     }
 
     ctx->tenant.data = p;
