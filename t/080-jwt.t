@@ -1435,3 +1435,19 @@ malformed unverified
 --- response_body eval
 main::lines("malformed unverified", "malformed unverified",
             "malformed unverified", "valid acme")
+
+
+
+=== TEST 70: a token in a header the module also reads (X-Request-Id)
+--- config
+    location /h {
+        obs_jwt on;
+        obs_jwt_token $http_x_request_id;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"X-Request-Id: $::T{RS256}"
+--- request
+GET /h
+--- response_body
+valid acme
