@@ -108,13 +108,14 @@ callgrind_total() { # $1: mode  $2: token  $3: requests
 
 # per request, the inclusive instructions of $2 in the runs of mode $1:
 # everything the module does for a request happens below its variable
-# handler, so this is free of the whole request's run-to-run noise
+# handler, so this is free of the whole request's run-to-run noise (a
+# MODULE built elsewhere is named with its object: "fn [obj]")
 fn_per_request() {  # $1: mode  $2: function
     local a b
     a=$(callgrind_annotate --inclusive=yes "$WORK/cg.$1.$N_SMALL" 2>/dev/null \
-        | awk -v f=":$2\$" '$0 ~ f && !/\?\?\?/ {gsub(",", "", $1); print $1; exit}')
+        | awk -v f=":$2( \\[|\$)" '$0 ~ f && !/\?\?\?/ {gsub(",", "", $1); print $1; exit}')
     b=$(callgrind_annotate --inclusive=yes "$WORK/cg.$1.$N_LARGE" 2>/dev/null \
-        | awk -v f=":$2\$" '$0 ~ f && !/\?\?\?/ {gsub(",", "", $1); print $1; exit}')
+        | awk -v f=":$2( \\[|\$)" '$0 ~ f && !/\?\?\?/ {gsub(",", "", $1); print $1; exit}')
     echo $(( (${b:-0} - ${a:-0}) / (N_LARGE - N_SMALL) ))
 }
 

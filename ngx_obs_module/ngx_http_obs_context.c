@@ -661,6 +661,14 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
             i = 0;
         }
 
+        /* first: the value may read a header the module reads too */
+
+        if (found->tenant && ngx_http_obs_header_is_var(&h[i], found->tenant))
+        {
+            found->tenant_header = &h[i];
+            found->tenant_headers++;
+        }
+
         if (ngx_http_obs_header_is(&h[i], &ngx_http_obs_traceparent_name)) {
             found->traceparent = &h[i];
             found->traceparents++;
@@ -682,13 +690,6 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
 
         if (ngx_http_obs_header_is(&h[i], &ngx_http_obs_request_id_name)) {
             found->request_id = &h[i];
-            continue;
-        }
-
-        if (found->tenant && ngx_http_obs_header_is_var(&h[i], found->tenant))
-        {
-            found->tenant_header = &h[i];
-            found->tenant_headers++;
         }
     }
 }

@@ -23,10 +23,8 @@ static char *ngx_http_obs_jwt_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_obs_jwt_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_obs_jwt_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static ngx_uint_t ngx_http_obs_jwt_same_policy(
+static ngx_int_t ngx_http_obs_jwt_policy(ngx_conf_t *cf,
     ngx_http_obs_jwt_loc_conf_t *conf, ngx_http_obs_jwt_loc_conf_t *prev);
-static obs_jwt_policy_t *ngx_http_obs_jwt_policy(ngx_conf_t *cf,
-    ngx_http_obs_jwt_loc_conf_t *conf);
 static char *ngx_http_obs_jwt(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_obs_jwt_keys(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -214,7 +212,7 @@ ngx_http_obs_jwt_create_loc_conf(ngx_conf_t *cf)
     jlcf->mode = NGX_CONF_UNSET_UINT;
     jlcf->algs = NGX_CONF_UNSET_UINT;
     jlcf->leeway = NGX_CONF_UNSET;
-    jlcf->token = NGX_CONF_UNSET;
+    jlcf->token = NGX_CONF_UNSET_PTR;
 
     return jlcf;
 }
@@ -253,7 +251,7 @@ ngx_http_obs_jwt_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->audiences = prev->audiences;
     }
 
-    ngx_conf_merge_value(conf->token, prev->token, NGX_HTTP_OBS_JWT_BEARER);
+    ngx_conf_merge_ptr_value(conf->token, prev->token, NULL);
 
     if (conf->keys == NULL) {
         if (conf->mode != NGX_HTTP_OBS_JWT_OFF) {
@@ -265,19 +263,17 @@ ngx_http_obs_jwt_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_OK;
     }
 
-    if (ngx_http_obs_jwt_same_policy(conf, prev)) {
-        conf->policy = prev->policy;
-
-    } else {
-        conf->policy = ngx_http_obs_jwt_policy(cf, conf);
-        if (conf->policy == NULL) {
-            return NGX_CONF_ERROR;
-        }
+    if (ngx_http_obs_jwt_policy(cf, conf, prev) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (conf->mode != NGX_HTTP_OBS_JWT_OFF) {
         jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_jwt_module);
         jmcf->used = 1;
+
+        if (conf->mode == NGX_HTTP_OBS_JWT_REQUIRE) {
+            jmcf->require = 1;
+        }
     }
 
     return NGX_CONF_OK;
@@ -285,56 +281,59 @@ ngx_http_obs_jwt_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /*
- * Locations that inherit every setting share their parent's policy, and so
- * the cache entries of the tokens it verified.
+ * A policy is all that obs_jwt_verify() reads.  A location whose policy is
+ * byte for byte its parent's shares the parent's object, and so the cache
+ * entries of the tokens it verified; a request reuses a verdict only under
+ * the same object (see ngx_http_obs_jwt_check).  The whole object is
+ * compared, not a list of settings, so that a setting added later cannot
+ * be left out.  Pointers compare as pointers: equal ones are the same
+ * configuration text; unequal ones to equal text cost only a cache entry.
  */
 
-static ngx_uint_t
-ngx_http_obs_jwt_same_policy(ngx_http_obs_jwt_loc_conf_t *conf,
+static ngx_int_t
+ngx_http_obs_jwt_policy(ngx_conf_t *cf, ngx_http_obs_jwt_loc_conf_t *conf,
     ngx_http_obs_jwt_loc_conf_t *prev)
 {
-    return prev->policy != NULL
-           && conf->keys == prev->keys
-           && conf->algs == prev->algs
-           && conf->leeway == prev->leeway
-           && conf->tenant_claim.data == prev->tenant_claim.data
-           && conf->user_claim.data == prev->user_claim.data
-           && conf->issuers == prev->issuers
-           && conf->audiences == prev->audiences;
-}
+    obs_jwt_policy_t  p;
 
+    /* zeroed whole, padding included, for the comparison */
+    ngx_memzero(&p, sizeof(obs_jwt_policy_t));
 
-static obs_jwt_policy_t *
-ngx_http_obs_jwt_policy(ngx_conf_t *cf, ngx_http_obs_jwt_loc_conf_t *conf)
-{
-    obs_jwt_policy_t  *p;
-
-    p = ngx_pcalloc(cf->pool, sizeof(obs_jwt_policy_t));
-    if (p == NULL) {
-        return NULL;
-    }
-
-    p->keys = conf->keys;
-    p->algs = (unsigned) conf->algs;
-    p->leeway = conf->leeway;
+    p.keys = conf->keys;
+    p.algs = (unsigned) conf->algs;
+    p.leeway = conf->leeway;
 
     /* directive arguments and default literals end in a NUL */
 
-    p->tenant_claim = (const char *) conf->tenant_claim.data;
-    p->user_claim = conf->user_claim.len
-                    ? (const char *) conf->user_claim.data : NULL;
+    p.tenant_claim = (const char *) conf->tenant_claim.data;
+    p.user_claim = conf->user_claim.len
+                   ? (const char *) conf->user_claim.data : NULL;
 
     if (conf->issuers) {
-        p->issuers = conf->issuers->elts;
-        p->n_issuers = conf->issuers->nelts;
+        p.issuers = conf->issuers->elts;
+        p.n_issuers = conf->issuers->nelts;
     }
 
     if (conf->audiences) {
-        p->audiences = conf->audiences->elts;
-        p->n_audiences = conf->audiences->nelts;
+        p.audiences = conf->audiences->elts;
+        p.n_audiences = conf->audiences->nelts;
     }
 
-    return p;
+    if (prev->policy
+        && ngx_memcmp(prev->policy, &p, sizeof(obs_jwt_policy_t)) == 0)
+    {
+        conf->policy = prev->policy;
+        return NGX_OK;
+    }
+
+    conf->policy = ngx_palloc(cf->pool, sizeof(obs_jwt_policy_t));
+    if (conf->policy == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(conf->policy, &p, sizeof(obs_jwt_policy_t));
+
+    return NGX_OK;
 }
 
 
@@ -570,33 +569,55 @@ ngx_http_obs_jwt_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_obs_jwt_loc_conf_t *jlcf = conf;
 
-    ngx_str_t  *value, name;
+    ngx_str_t                  *value, name;
+    ngx_http_obs_jwt_source_t  *src;
 
-    if (jlcf->token != NGX_CONF_UNSET) {
+    if (jlcf->token != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "bearer") == 0) {
-        jlcf->token = NGX_HTTP_OBS_JWT_BEARER;
+        jlcf->token = NULL;
         return NGX_CONF_OK;
     }
 
-    if (value[1].len < 2 || value[1].data[0] != '$') {
+    src = ngx_pcalloc(cf->pool, sizeof(ngx_http_obs_jwt_source_t));
+    if (src == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len < 2 || value[1].data[0] != '$'
+        || ngx_http_obs_compile_value(cf, &value[1], &src->value) != NGX_OK
+        || (src->value.index == NGX_ERROR && src->value.header.len == 0))
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" (bearer, or one variable "
                            "such as $cookie_NAME or $http_NAME)", &value[1]);
         return NGX_CONF_ERROR;
     }
 
-    name.data = value[1].data + 1;
-    name.len = value[1].len - 1;
+    /* variable names are in any case; the names they read too */
 
-    jlcf->token = ngx_http_get_variable_index(cf, &name);
-    if (jlcf->token == NGX_ERROR) {
+    name.len = value[1].len - 1;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_strlow(name.data, value[1].data + 1, name.len);
+
+    if (name.len > 7 && ngx_strncmp(name.data, "cookie_", 7) == 0) {
+        src->cookie.data = name.data + 7;
+        src->cookie.len = name.len - 7;
+
+    } else if (name.len > 4 && ngx_strncmp(name.data, "arg_", 4) == 0) {
+        src->arg.data = name.data + 4;
+        src->arg.len = name.len - 4;
+    }
+
+    jlcf->token = src;
 
     return NGX_CONF_OK;
 }
@@ -683,6 +704,19 @@ ngx_http_obs_jwt_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_obs_jwt_access_handler;
+
+    if (!jmcf->require) {
+        return NGX_OK;
+    }
+
+    /* a subrequest has no access phase: see the handler */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_obs_jwt_subrequest_handler;
 
     return NGX_OK;
 }

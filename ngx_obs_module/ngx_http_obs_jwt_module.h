@@ -17,19 +17,30 @@
 #include <ngx_http.h>
 
 #include "ngx_http_obs_jwt.h"
+#include "ngx_http_obs_module.h"
 
 
 #define NGX_HTTP_OBS_JWT_OFF       0
 #define NGX_HTTP_OBS_JWT_ON        1
 #define NGX_HTTP_OBS_JWT_REQUIRE   2
 
-/* obs_jwt_token: the Authorization header's Bearer token */
-#define NGX_HTTP_OBS_JWT_BEARER    -2
+
+/*
+ * obs_jwt_token $variable.  A header, cookie or argument can come twice,
+ * and nginx reads one of them while a backend may read another: those are
+ * known by their prefix, to be refused when repeated.
+ */
+typedef struct {
+    ngx_http_obs_value_t       value;        /* a lone $http_ header, too */
+    ngx_str_t                  cookie;       /* $cookie_NAME: NAME */
+    ngx_str_t                  arg;          /* $arg_NAME: NAME */
+} ngx_http_obs_jwt_source_t;
 
 
 typedef struct {
     ngx_uint_t                 cache_size;   /* 0: off */
     ngx_flag_t                 used;         /* some location verifies */
+    ngx_flag_t                 require;      /* some location requires */
 } ngx_http_obs_jwt_main_conf_t;
 
 
@@ -43,7 +54,7 @@ typedef struct {
     ngx_str_t                  user_claim;   /* empty: none */
     ngx_array_t               *issuers;      /* of char * */
     ngx_array_t               *audiences;    /* of char * */
-    ngx_int_t                  token;        /* variable index, or BEARER */
+    ngx_http_obs_jwt_source_t *token;        /* NULL: Authorization */
     obs_jwt_policy_t          *policy;
 } ngx_http_obs_jwt_loc_conf_t;
 
@@ -56,6 +67,7 @@ extern ngx_module_t  ngx_http_obs_jwt_module;
 
 ngx_int_t ngx_http_obs_jwt_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_obs_jwt_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_obs_jwt_init_worker(ngx_cycle_t *cycle);
 void ngx_http_obs_jwt_exit_worker(void);
 

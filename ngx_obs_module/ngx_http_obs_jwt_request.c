@@ -1,9 +1,10 @@
 /*
- * A request's token, verified once: when a $obs_jwt_* variable is first
- * read, or in the access phase with "obs_jwt require".  The verdict is
- * kept for the whole request (internal redirects and subrequests too) and
- * counted once per request in the worker's counters, which ride the batch
- * headers sent to the sidecar.
+ * A request's token, verified when a $obs_jwt_* variable is read, or in
+ * the access phase with "obs_jwt require" (just before the content handler
+ * in a subrequest, which has no access phase).  The verdict is kept for the
+ * whole request (internal redirects and subrequests too), but reused only
+ * for the same token under the same policy; each verdict is counted in the
+ * worker's counters, which ride the batch headers sent to the sidecar.
  */
 
 
@@ -18,9 +19,19 @@
 
 #define NGX_HTTP_OBS_JWT_UNVERIFIED  "unverified"
 
+/*
+ * What a source that comes more than once is judged as: no token is this
+ * text (it has no dots), so under any policy it is malformed, the verdict
+ * of a repeated source, and a verdict on either may serve the other.
+ */
+#define NGX_HTTP_OBS_JWT_REPEATED    "repeated"
+
+
+/* The last verdict: status, tenant and user of token under policy. */
 
 typedef struct {
-    const obs_jwt_policy_t    *policy;
+    const obs_jwt_policy_t    *policy;     /* NULL: none yet */
+    ngx_str_t                  token;      /* a copy of the token judged */
     obs_jwt_status_e           status;
     ngx_str_t                  tenant;
     ngx_str_t                  user;
@@ -38,12 +49,17 @@ static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_check(ngx_http_request_t *r);
 static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_get_ctx(
     ngx_http_request_t *r);
 static void ngx_http_obs_jwt_ctx_marker(void *data);
-static void ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
+static ngx_int_t ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
     ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_str_t *token);
+static ngx_uint_t ngx_http_obs_jwt_cookies(ngx_http_request_t *r,
+    ngx_str_t *name);
+static ngx_uint_t ngx_http_obs_jwt_pairs(ngx_str_t *text, ngx_str_t *name,
+    u_char sep1, u_char sep2);
 static obs_jwt_status_e ngx_http_obs_jwt_verify(ngx_http_request_t *r,
     const obs_jwt_policy_t *p, ngx_str_t *token, obs_jwt_claims_t *claims);
 static ngx_int_t ngx_http_obs_jwt_keep(ngx_http_request_t *r,
-    ngx_http_obs_jwt_ctx_t *ctx, const obs_jwt_claims_t *claims);
+    ngx_http_obs_jwt_ctx_t *ctx, ngx_str_t *token, obs_jwt_status_e status,
+    const obs_jwt_claims_t *claims);
 static ngx_int_t ngx_http_obs_jwt_challenge(ngx_http_request_t *r,
     ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_http_obs_jwt_ctx_t *ctx);
 static ngx_int_t ngx_http_obs_jwt_variable(ngx_http_request_t *r,
@@ -105,6 +121,30 @@ ngx_http_obs_jwt_access_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_obs_jwt_challenge(r, jlcf, ctx);
+}
+
+
+/*
+ * nginx runs no access phase for a subrequest (auth_request, SSI, mirror),
+ * and so no access check: "require" is checked there in the precontent
+ * phase instead, and a subrequest without a valid token answers 401 (which
+ * auth_request passes on, challenge included).  "satisfy" has no say.
+ */
+
+ngx_int_t
+ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_obs_jwt_access_handler(r);
+
+    /* NGX_OK would skip the phase's other handlers (try_files, mirror) */
+
+    return rc == NGX_OK ? NGX_DECLINED : rc;
 }
 
 
@@ -178,13 +218,22 @@ ngx_http_obs_jwt_batch_sent(void)
 }
 
 
-/* The request's verdict under its location's policy; NULL: no memory. */
+/*
+ * The verdict on the token this location reads, under its policy; NULL: no
+ * memory.  A verdict is a function of the policy and the token bytes alone
+ * (and of the time, which a request does not outlive by much), so the
+ * request's last one is reused only for the same policy object and the
+ * same bytes: wherever the token now comes from (obs_jwt_token), and
+ * whatever a redirect or a subrequest changed, anything else is judged
+ * again, which the worker's cache makes cheap for a known token.
+ */
 
 static ngx_http_obs_jwt_ctx_t *
 ngx_http_obs_jwt_check(ngx_http_request_t *r)
 {
     ngx_str_t                     token;
     obs_jwt_claims_t              claims;
+    obs_jwt_status_e              status;
     ngx_http_obs_jwt_ctx_t       *ctx;
     ngx_http_obs_jwt_loc_conf_t  *jlcf;
 
@@ -195,29 +244,43 @@ ngx_http_obs_jwt_check(ngx_http_request_t *r)
         return NULL;
     }
 
-    if (ctx->policy == jlcf->policy) {
+    switch (ngx_http_obs_jwt_get_token(r, jlcf, &token)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "obs_jwt: the token's source comes more than once");
+        ngx_str_set(&token, NGX_HTTP_OBS_JWT_REPEATED);
+        break;
+
+    default:
+        return NULL;
+    }
+
+    if (ctx->policy == jlcf->policy
+        && ctx->token.len == token.len
+        && (token.len == 0
+            || ngx_memcmp(ctx->token.data, token.data, token.len) == 0))
+    {
         return ctx;
+    }
+
+    status = ngx_http_obs_jwt_verify(r, jlcf->policy, &token, &claims);
+    ngx_http_obs_jwt_counts[status]++;
+
+    if (status != OBS_JWT_VALID) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "obs_jwt: token not accepted: %s",
+                      obs_jwt_status_names[status]);
+    }
+
+    if (ngx_http_obs_jwt_keep(r, ctx, &token, status, &claims) != NGX_OK) {
+        return NULL;
     }
 
     ctx->policy = jlcf->policy;
-    ngx_str_null(&ctx->tenant);
-    ngx_str_null(&ctx->user);
-
-    ngx_http_obs_jwt_get_token(r, jlcf, &token);
-
-    ctx->status = ngx_http_obs_jwt_verify(r, jlcf->policy, &token, &claims);
-    ngx_http_obs_jwt_counts[ctx->status]++;
-
-    if (ctx->status != OBS_JWT_VALID) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "obs_jwt: token not accepted: %s",
-                      obs_jwt_status_names[ctx->status]);
-        return ctx;
-    }
-
-    if (ngx_http_obs_jwt_keep(r, ctx, &claims) != NGX_OK) {
-        return NULL;
-    }
 
     return ctx;
 }
@@ -256,7 +319,7 @@ ngx_http_obs_jwt_get_ctx(ngx_http_request_t *r)
     }
 
     ctx = cln->data;
-    ctx->policy = NULL;
+    ngx_memzero(ctx, sizeof(ngx_http_obs_jwt_ctx_t));
     cln->handler = ngx_http_obs_jwt_ctx_marker;
 
     ngx_http_set_ctx(r, ctx, ngx_http_obs_jwt_module);
@@ -272,35 +335,59 @@ ngx_http_obs_jwt_ctx_marker(void *data)
 }
 
 
-static void
+/*
+ * The token where the location says it is ("" when absent); NGX_DECLINED
+ * when its header, cookie or argument comes more than once: nginx reads
+ * the first, but the backend behind may read another, which nobody checked.
+ */
+
+static ngx_int_t
 ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
     ngx_http_obs_jwt_loc_conf_t *jlcf, ngx_str_t *token)
 {
     u_char                     *p, *last;
     ngx_table_elt_t            *h;
-    ngx_http_variable_value_t  *vv;
+    ngx_http_obs_jwt_source_t  *src;
 
     ngx_str_null(token);
 
-    if (jlcf->token != NGX_HTTP_OBS_JWT_BEARER) {
-        vv = ngx_http_get_flushed_variable(r, jlcf->token);
+    src = jlcf->token;
 
-        if (vv && !vv->not_found) {
-            token->data = vv->data;
-            token->len = vv->len;
+    if (src) {
+        if (src->value.header.len) {
+            return ngx_http_obs_lone_header(r, &src->value, token)
+                   ? NGX_OK : NGX_DECLINED;
         }
 
-        return;
+        if (ngx_http_obs_value(r, &src->value, token) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (token->len == 0) {
+            return NGX_OK;
+        }
+
+        if ((src->cookie.len && ngx_http_obs_jwt_cookies(r, &src->cookie) > 1)
+            || (src->arg.len
+                && ngx_http_obs_jwt_pairs(&r->args, &src->arg, '&', ';') > 1))
+        {
+            return NGX_DECLINED;
+        }
+
+        return NGX_OK;
     }
 
-    /* "Authorization: Bearer <token>", the scheme in any case (RFC 6750) */
+    /*
+     * "Authorization: Bearer <token>", the scheme in any case (RFC 6750);
+     * nginx answers 400 to a second Authorization header
+     */
 
     h = r->headers_in.authorization;
 
     if (h == NULL || h->value.len < sizeof("Bearer ") - 1
         || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
     {
-        return;
+        return NGX_OK;
     }
 
     p = h->value.data + 7;
@@ -312,6 +399,98 @@ ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
 
     token->data = p;
     token->len = last - p;
+
+    return NGX_OK;
+}
+
+
+/* How many cookies of all Cookie headers are named name. */
+
+static ngx_uint_t
+ngx_http_obs_jwt_cookies(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t         n;
+#if (nginx_version >= 1023000)
+    ngx_table_elt_t   *h;
+
+    n = 0;
+
+    for (h = r->headers_in.cookie; h; h = h->next) {
+        n += ngx_http_obs_jwt_pairs(&h->value, name, ';', ',');
+    }
+#else
+    ngx_uint_t         i;
+    ngx_table_elt_t  **h;
+
+    n = 0;
+    h = r->headers_in.cookies.elts;
+
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+        n += ngx_http_obs_jwt_pairs(&h[i]->value, name, ';', ',');
+    }
+#endif
+
+    return n;
+}
+
+
+/*
+ * How many "name=value" pairs of text (split at sep1 or sep2) have a name
+ * that any reader could take for name (lowercase): in any case, spaces
+ * around it skipped, %XX escapes decoded.  Counting some that nginx would
+ * not (it matches the name as sent) only refuses more.
+ */
+
+static ngx_uint_t
+ngx_http_obs_jwt_pairs(ngx_str_t *text, ngx_str_t *name, u_char sep1,
+    u_char sep2)
+{
+    u_char      *p, *last, c;
+    ngx_int_t    x;
+    ngx_uint_t   n, k, same;
+
+    n = 0;
+    p = text->data;
+    last = p + text->len;
+
+    while (p < last) {
+        k = 0;
+        same = 1;
+
+        while (p < last && *p != '=' && *p != sep1 && *p != sep2) {
+            c = *p++;
+
+            if (c == '%' && last - p >= 2
+                && (x = ngx_hextoi(p, 2)) != NGX_ERROR)
+            {
+                c = (u_char) x;
+                p += 2;
+            }
+
+            if (c == ' ' && (k == 0 || k == name->len)) {
+                continue;
+            }
+
+            if (k < name->len && ngx_tolower(c) == name->data[k]) {
+                k++;
+
+            } else {
+                same = 0;
+            }
+        }
+
+        if (same && k == name->len && p < last && *p == '=') {
+            n++;
+        }
+
+        while (p < last && *p != sep1 && *p != sep2) {
+            p++;
+        }
+
+        p++;
+    }
+
+    return n;
 }
 
 
@@ -355,17 +534,46 @@ ngx_http_obs_jwt_verify(ngx_http_request_t *r, const obs_jwt_policy_t *p,
 }
 
 
-/* The claims are copied: a cache entry may be reused while we run. */
+/*
+ * Makes a verdict the request's last: the token is copied (the memory it
+ * was read from may change), and so are the claims (a cache entry may be
+ * reused while we run); values already handed out stay as they were.  The
+ * context says "none yet" until all of it is there.
+ */
 
 static ngx_int_t
 ngx_http_obs_jwt_keep(ngx_http_request_t *r, ngx_http_obs_jwt_ctx_t *ctx,
-    const obs_jwt_claims_t *claims)
+    ngx_str_t *token, obs_jwt_status_e status, const obs_jwt_claims_t *claims)
 {
     u_char  *p;
+    size_t   len;
 
-    p = ngx_pnalloc(r->pool, claims->tenant_len + claims->user_len + 1);
+    ctx->policy = NULL;
+
+    len = token->len;
+
+    if (status == OBS_JWT_VALID) {
+        len += claims->tenant_len + claims->user_len;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
     if (p == NULL) {
         return NGX_ERROR;
+    }
+
+    ctx->token.data = p;
+    ctx->token.len = token->len;
+
+    if (token->len) {
+        p = ngx_cpymem(p, token->data, token->len);
+    }
+
+    ctx->status = status;
+
+    if (status != OBS_JWT_VALID) {
+        ngx_str_null(&ctx->tenant);
+        ngx_str_null(&ctx->user);
+        return NGX_OK;
     }
 
     ctx->tenant.data = p;

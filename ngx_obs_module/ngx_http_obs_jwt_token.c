@@ -1,8 +1,9 @@
 /*
  * A compact JWS (RFC 7515) checked against a policy: the header's "alg"
  * must be allowed and agree with the key, the signature is checked before
- * the payload is read, then exp/nbf, iss, aud and the tenant claim.  JSON
- * goes through jansson, base64url through OpenSSL.  Plain C; see
+ * the payload is read, then the types of the registered claims, exp/nbf,
+ * iss, aud and the tenant and user claims.  JSON goes through jansson,
+ * base64url through OpenSSL (canonical text only).  Plain C; see
  * ngx_http_obs_jwt.h.
  */
 
@@ -71,8 +72,10 @@ static const EVP_MD *obs_jwt_md(int alg);
 static obs_jwt_status_e obs_jwt_claims(const obs_jwt_policy_t *p,
     json_t *payload, int64_t now, obs_jwt_claims_t *claims);
 static int obs_jwt_time(json_t *payload, const char *name, int64_t *t);
+static int obs_jwt_strings(json_t *v);
 static int obs_jwt_one_of(json_t *v, const char *const *values, size_t n);
-static size_t obs_jwt_claim(json_t *payload, const char *name, char *out);
+static int obs_jwt_claim(json_t *payload, const char *name, char *out,
+    size_t *len);
 
 
 obs_jwt_status_e
@@ -197,12 +200,16 @@ obs_jwt_alg(const char *name, size_t len)
 /*
  * OpenSSL decodes standard base64 with padding: the alphabet is translated
  * and the padding added in a copy, and the padding's zero bytes taken off.
+ * Only canonical text is taken (RFC 4648 3.5): the low bits of a last
+ * character that carry no data must be zero, or two (2 bits) or four
+ * (4 bits) more strings would decode to the same bytes, and one signature
+ * would make several tokens.
  */
 
 long
 obs_jwt_base64url_decode(const char *in, size_t len, unsigned char *out)
 {
-    int     n;
+    int     n, v;
     char    c, copy[OBS_JWT_MAX_TOKEN + 4];
     size_t  i, pad;
 
@@ -210,22 +217,39 @@ obs_jwt_base64url_decode(const char *in, size_t len, unsigned char *out)
         return -1;
     }
 
+    v = 0;
+
     for (i = 0; i < len; i++) {
         c = in[i];
 
-        if (c == '-') {
+        if (c >= 'A' && c <= 'Z') {
+            v = c - 'A';
+
+        } else if (c >= 'a' && c <= 'z') {
+            v = c - 'a' + 26;
+
+        } else if (c >= '0' && c <= '9') {
+            v = c - '0' + 52;
+
+        } else if (c == '-') {
+            v = 62;
             c = '+';
 
         } else if (c == '_') {
+            v = 63;
             c = '/';
 
-        } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-                     || (c >= '0' && c <= '9')))
-        {
+        } else {
             return -1;
         }
 
         copy[i] = c;
+    }
+
+    /* v: the last character's value; 2 or 3 characters end the text */
+
+    if ((len % 4 == 2 && (v & 0x0f)) || (len % 4 == 3 && (v & 0x03))) {
+        return -1;
     }
 
     pad = (4 - len % 4) % 4;
@@ -450,14 +474,31 @@ obs_jwt_done(void)
 }
 
 
+/*
+ * A registered claim of the wrong type (RFC 7519 4.1) makes the token
+ * malformed, whether this policy checks that claim or not: "iss" a string,
+ * "aud" a string or an array of strings, "exp", "nbf" and "iat" numbers.
+ * The tenant claim must be a non-empty string or an integer; the user
+ * claim may be absent (no user), else the same; a claim that is there but
+ * unfit (another type, over OBS_JWT_MAX_CLAIM bytes) is missing_claim.
+ */
+
 static obs_jwt_status_e
 obs_jwt_claims(const obs_jwt_policy_t *p, json_t *payload, int64_t now,
     obs_jwt_claims_t *claims)
 {
+    int64_t           iat;
+    json_t           *iss, *aud;
     obs_jwt_status_e  rc;
 
+    iss = json_object_get(payload, "iss");
+    aud = json_object_get(payload, "aud");
+
     if (obs_jwt_time(payload, "exp", &claims->exp) != 0
-        || obs_jwt_time(payload, "nbf", &claims->nbf) != 0)
+        || obs_jwt_time(payload, "nbf", &claims->nbf) != 0
+        || obs_jwt_time(payload, "iat", &iat) != 0
+        || (iss && !json_is_string(iss))
+        || (aud && !obs_jwt_strings(aud)))
     {
         return OBS_JWT_MALFORMED;
     }
@@ -471,29 +512,33 @@ obs_jwt_claims(const obs_jwt_policy_t *p, json_t *payload, int64_t now,
         return rc;
     }
 
-    if (p->n_issuers
-        && !obs_jwt_one_of(json_object_get(payload, "iss"), p->issuers,
-                           p->n_issuers))
-    {
+    if (p->n_issuers && !obs_jwt_one_of(iss, p->issuers, p->n_issuers)) {
         return OBS_JWT_BAD_ISSUER;
     }
 
     if (p->n_audiences
-        && !obs_jwt_one_of(json_object_get(payload, "aud"), p->audiences,
-                           p->n_audiences))
+        && !obs_jwt_one_of(aud, p->audiences, p->n_audiences))
     {
         return OBS_JWT_BAD_AUDIENCE;
     }
 
-    claims->tenant_len = obs_jwt_claim(payload, p->tenant_claim,
-                                       claims->tenant);
-    if (claims->tenant_len == 0) {
+    if (obs_jwt_claim(payload, p->tenant_claim, claims->tenant,
+                      &claims->tenant_len)
+        != 0
+        || claims->tenant_len == 0)
+    {
         return OBS_JWT_MISSING_CLAIM;
     }
 
-    claims->user_len = p->user_claim
-                       ? obs_jwt_claim(payload, p->user_claim, claims->user)
-                       : 0;
+    claims->user_len = 0;
+
+    if (p->user_claim
+        && obs_jwt_claim(payload, p->user_claim, claims->user,
+                         &claims->user_len)
+           != 0)
+    {
+        return OBS_JWT_MISSING_CLAIM;
+    }
 
     return OBS_JWT_VALID;
 }
@@ -533,7 +578,33 @@ obs_jwt_time(json_t *payload, const char *name, int64_t *t)
 }
 
 
-/* A string claim, or an array of them (as "aud" may be), names a value. */
+/* A string, or an array of nothing but strings (as "aud" may be). */
+
+static int
+obs_jwt_strings(json_t *v)
+{
+    size_t   k;
+    json_t  *item;
+
+    if (json_is_string(v)) {
+        return 1;
+    }
+
+    if (!json_is_array(v)) {
+        return 0;
+    }
+
+    json_array_foreach(v, k, item) {
+        if (!json_is_string(item)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* Whether v (checked by obs_jwt_strings(), or NULL) names a value. */
 
 static int
 obs_jwt_one_of(json_t *v, const char *const *values, size_t n)
@@ -543,7 +614,7 @@ obs_jwt_one_of(json_t *v, const char *const *values, size_t n)
 
     if (json_is_array(v)) {
         json_array_foreach(v, k, item) {
-            if (json_is_string(item) && obs_jwt_one_of(item, values, n)) {
+            if (obs_jwt_one_of(item, values, n)) {
                 return 1;
             }
         }
@@ -565,33 +636,41 @@ obs_jwt_one_of(json_t *v, const char *const *values, size_t n)
 }
 
 
-/* A string or integer claim copied into out; 0 when absent or unfit. */
+/*
+ * A string or integer claim copied into out, its length in *len (0 when
+ * absent); -1 when it is there but unfit.
+ */
 
-static size_t
-obs_jwt_claim(json_t *payload, const char *name, char *out)
+static int
+obs_jwt_claim(json_t *payload, const char *name, char *out, size_t *len)
 {
     int      n;
-    size_t   len;
     json_t  *v;
 
+    *len = 0;
     v = json_object_get(payload, name);
+
+    if (v == NULL) {
+        return 0;
+    }
 
     if (json_is_integer(v)) {
         n = snprintf(out, OBS_JWT_MAX_CLAIM, "%" JSON_INTEGER_FORMAT,
                      json_integer_value(v));
-        return n > 0 ? (size_t) n : 0;
-    }
+        if (n <= 0) {
+            return -1;
+        }
 
-    if (!json_is_string(v)) {
+        *len = (size_t) n;
         return 0;
     }
 
-    len = json_string_length(v);
-    if (len > OBS_JWT_MAX_CLAIM) {
-        return 0;
+    if (!json_is_string(v) || json_string_length(v) > OBS_JWT_MAX_CLAIM) {
+        return -1;
     }
 
-    memcpy(out, json_string_value(v), len);
+    *len = json_string_length(v);
+    memcpy(out, json_string_value(v), *len);
 
-    return len;
+    return 0;
 }

@@ -42,6 +42,92 @@ add_block_preprocessor(sub {
 sub tok { [ map { "GET /q?token=$T{$_}" } @_ ] }
 sub lines { [ map { "$_\n" } @_ ] }
 
+# Every directive that shapes a verdict, across every kind of internal
+# redirect: location A judges the token (and keeps its verdict in $s), then
+# sends the request to location B, whose settings differ from A's in that
+# directive alone; B must judge again.  The Authorization header carries a
+# forged token, ?token= a valid one.  Each row: A's settings, B's settings,
+# the token, what B answers ("A's status, B's status [B's user]").
+my $Arg = 'obs_jwt_token $arg_token;';
+my @Rows = (
+    [token => $Arg, '', 'RS256', 'valid bad_signature []'],
+    [token_back => '', $Arg, 'RS256', 'bad_signature valid [alice]'],
+    [keys => $Arg, "$Arg obs_jwt_keys \$TEST_NGINX_JWT/jwks2.json;", 'RS256',
+     'valid unknown_key []'],
+    [keys_back => "$Arg obs_jwt_keys \$TEST_NGINX_JWT/jwks2.json;", $Arg,
+     'RS256', 'unknown_key valid [alice]'],
+    [algorithms => $Arg, "$Arg obs_jwt_algorithms ES256;", 'RS256',
+     'valid alg_not_allowed []'],
+    [algorithms_back => "$Arg obs_jwt_algorithms ES256;", $Arg, 'RS256',
+     'alg_not_allowed valid [alice]'],
+    [issuer => $Arg, "$Arg obs_jwt_issuer https://other.example;", 'RS256',
+     'valid bad_issuer []'],
+    [issuer_back => "$Arg obs_jwt_issuer https://other.example;", $Arg,
+     'RS256', 'bad_issuer valid [alice]'],
+    [audience => $Arg, "$Arg obs_jwt_audience other;", 'RS256',
+     'valid bad_audience []'],
+    [audience_back => "$Arg obs_jwt_audience other;", $Arg, 'RS256',
+     'bad_audience valid [alice]'],
+    [leeway => "$Arg obs_jwt_leeway 1h;", "$Arg obs_jwt_leeway 10s;",
+     'expired_30m', 'valid expired []'],
+    [leeway_back => "$Arg obs_jwt_leeway 10s;", "$Arg obs_jwt_leeway 1h;",
+     'expired_30m', 'expired valid [alice]'],
+    [tenant_claim => $Arg, "$Arg obs_jwt_tenant_claim org;", 'RS256',
+     'valid missing_claim []'],
+    [tenant_claim_back => "$Arg obs_jwt_tenant_claim org;", $Arg, 'RS256',
+     'missing_claim valid [alice]'],
+    [user_claim => $Arg, "$Arg obs_jwt_user_claim tenant_id;", 'RS256',
+     'valid valid [acme]'],
+    [user_claim_back => "$Arg obs_jwt_user_claim tenant_id;", $Arg, 'RS256',
+     'valid valid [alice]'],
+);
+
+# how A hands the request to B (ROW: the row's name), the token kept
+my @Kinds = (
+    [rewrite => 'rewrite ^ /to/ROW/x last;'],
+    [error_page => 'error_page 418 = /to/ROW/x?$args; return 418;'],
+    [named => 'error_page 418 = @ROW; return 418;'],
+    [try_files => 'try_files /nonexistent /to/ROW/x?$args;'],
+    [accel => 'proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/xa/ROW/;'],
+    [accel_named =>
+     'proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/xa_named/ROW/;'],
+);
+
+sub matrix_config {
+    my $c = <<'_EOC_';
+    location ~ ^/xa/([^/]+)/ {
+        add_header X-Accel-Redirect /to/$1/x?$args;
+        return 200 "";
+    }
+    location ~ ^/xa_named/([^/]+)/ {
+        add_header X-Accel-Redirect @$1;
+        return 200 "";
+    }
+_EOC_
+    for my $row (@Rows) {
+        my ($name, $a, $b) = @$row;
+        my $body = "obs_jwt on; $b echo \"\$s \$obs_jwt_status [\$obs_jwt_user]\";";
+        $c .= "    location /to/$name/ { $body }\n"
+            . "    location \@$name { $body }\n";
+        for my $kind (@Kinds) {
+            (my $go = $kind->[1]) =~ s/ROW/$name/g;
+            $c .= "    location /$kind->[0]/$name/ { obs_jwt on; $a "
+                . "set \$s \$obs_jwt_status; $go }\n";
+        }
+    }
+    return $c;
+}
+
+sub matrix_requests {
+    return [ map { my $k = $_->[0];
+                   map { "GET /$k/$_->[0]/x?token=$T{$_->[3]}" } @Rows }
+             @Kinds ];
+}
+
+sub matrix_lines {
+    return [ map { map { "$_->[4]\n" } @Rows } @Kinds ];
+}
+
 run_tests();
 
 reload_picks_up_new_keys();
@@ -962,3 +1048,406 @@ main::lines(qw(valid valid valid valid unknown_key))
 main::tok(qw(RS256 unknown_kid no_kid wrong_key ES256))
 --- response_body eval
 main::lines(qw(valid valid valid bad_signature alg_not_allowed))
+
+
+
+=== TEST 49: require after a rewrite judges the token it reads (issue 19)
+--- http_config eval
+$::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
+--- config
+    location /hop/ {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        if ($obs_jwt_status = valid) {
+            rewrite ^/hop/(.*)$ /req/$1 last;
+        }
+        return 403;
+    }
+    location /req/ {
+        obs_jwt require;
+        proxy_pass http://be/backend/;
+    }
+    location /backend/ {
+        return 200 "backend got $http_authorization\n";
+    }
+--- more_headers eval
+"X-Token: $::T{RS256}\nAuthorization: Bearer $::T{forged}"
+--- request eval
+["GET /hop/a", "GET /req/a"]
+--- error_code eval
+[401, 401]
+--- response_headers eval
+[qq{WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature"},
+ qq{WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature"}]
+--- response_body_unlike eval
+["backend got", "backend got"]
+
+
+
+=== TEST 50: the same token from both sources is judged once
+--- http_config eval
+$::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
+--- config
+    location /hop/ {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        if ($obs_jwt_status = valid) {
+            rewrite ^/hop/(.*)$ /req/$1 last;
+        }
+        return 403;
+    }
+    location /req/ {
+        obs_jwt require;
+        proxy_pass http://be/backend/;
+    }
+    location /backend/ {
+        return 200 "backend got $http_x_token\n";
+    }
+--- more_headers eval
+"X-Token: $::T{ES256}\nAuthorization: Bearer $::T{ES256}"
+--- request
+GET /hop/a
+--- response_body eval
+"backend got $::T{ES256}\n"
+--- error_log
+obs_jwt: token verified: valid
+--- no_error_log
+obs_jwt: token found in the cache
+
+
+
+=== TEST 51: every directive that shapes a verdict, across every redirect
+--- config eval
+main::matrix_config()
+--- more_headers eval
+"Authorization: Bearer $::T{forged}"
+--- request eval
+main::matrix_requests()
+--- response_body eval
+main::matrix_lines()
+
+
+
+=== TEST 52: require in an auth_request subrequest (no access phase there)
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+    location = /auth {
+        internal;
+        obs_jwt require realm=api;
+        echo ok;
+    }
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="api"
+--- response_body_unlike: passed
+
+
+
+=== TEST 53: require in an auth_request subrequest: a forged token
+--- config
+    location /ar/ {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        set $s $obs_jwt_status;
+        auth_request /auth;
+        echo "passed $s";
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        echo ok;
+    }
+--- more_headers eval
+"X-Token: $::T{RS256}\nAuthorization: Bearer $::T{forged}"
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature"
+--- response_body_unlike: passed
+
+
+
+=== TEST 54: require in an auth_request subrequest: a valid token passes
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo "passed $obs_jwt_status";
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        echo ok;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{RS256}"
+--- request
+GET /ar/x
+--- response_body
+passed off
+
+
+
+=== TEST 55: a subrequest and its parent each judge the token they read
+--- config
+    location /main/ {
+        obs_jwt on;
+        echo "main $obs_jwt_status $obs_jwt_tenant";
+        echo_location /sub/x;
+        echo "main again $obs_jwt_status $obs_jwt_tenant";
+    }
+    location /sub/ {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        echo "sub $obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"X-Token: $::T{forged}\nAuthorization: Bearer $::T{RS256}"
+--- request
+GET /main/x
+--- response_body
+main valid acme
+sub bad_signature unverified
+main again valid acme
+
+
+
+=== TEST 56: the access log has the verdict of the location that answered
+--- http_config eval
+$::HttpConfig . 'log_format jwt "jwt-log $obs_jwt_status $obs_jwt_tenant";'
+--- config
+    location /hop/ {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        set $s $obs_jwt_status;
+        rewrite ^ /end/ last;
+    }
+    location /end/ {
+        obs_jwt on;
+        access_log logs/error.log jwt;
+        echo "$s";
+    }
+--- more_headers eval
+"X-Token: $::T{RS256}\nAuthorization: Bearer $::T{forged}"
+--- request
+GET /hop/x
+--- response_body
+valid
+--- error_log
+jwt-log bad_signature unverified
+--- no_error_log
+jwt-log valid
+
+
+
+=== TEST 57: base64url must be canonical: unused low bits set
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(HS256 nc_sig_hs1 nc_sig_hs2 nc_sig_hs3 nc_sig_RS256 nc_sig_ES256
+           nc_sig_EdDSA odd_json nc_header nc_payload))
+--- response_body eval
+main::lines(qw(valid malformed malformed malformed malformed malformed
+               malformed valid malformed malformed))
+
+
+
+=== TEST 58: registered claims of the wrong type are malformed
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(iss_array iss_number iss_object aud_number aud_mixed aud_nested
+           aud_object aud_empty iat_string nbf_string exp_bool exp_float))
+--- response_body eval
+main::lines(qw(malformed malformed malformed malformed malformed malformed
+               malformed bad_audience malformed malformed malformed valid))
+
+
+
+=== TEST 59: the same, where no issuer or audience is asked for
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status\n";
+    }
+--- request eval
+main::tok(qw(iss_array iss_number iss_object aud_number aud_mixed aud_nested
+           aud_object aud_empty iat_string RS256))
+--- response_body eval
+main::lines(qw(malformed malformed malformed malformed malformed malformed
+               malformed valid malformed valid))
+
+
+
+=== TEST 60: the tenant and user claims: a string or an integer, 256 bytes
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+--- request eval
+main::tok(qw(tenant_array tenant_float tenant_bool tenant_empty tenant_long
+           tenant_max sub_int sub_array sub_object sub_long sub_empty))
+--- response_body eval
+main::lines("missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []",
+            "valid " . ("t" x 256) . " [alice]", "valid acme [7]",
+            "missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []", "valid acme []")
+
+
+
+=== TEST 61: nginx -t: a JWK member with unused low bits set (RSA n)
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-n.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-n.json": key 0: "n" is not base64url/
+
+
+
+=== TEST 62: nginx -t: the same in an Ed25519 x
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-x.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-x.json": key 0: "x" is not base64url/
+
+
+
+=== TEST 63: nginx -t: the same in an EC y
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-y.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-y.json": key 0: "y" is not base64url/
+
+
+
+=== TEST 64: nginx -t: the same in an HMAC k
+--- http_config
+    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-k.json;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*bad-nc-k.json": key 0: "k" is not base64url/
+
+
+
+=== TEST 65: a cookie that comes twice: nginx reads the first, a backend may read another
+--- config
+    location /c {
+        obs_jwt require;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: session=$::T{RS256}; theme=dark; session=$::T{forged}"
+--- request
+GET /c
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer error="invalid_token", error_description="malformed"
+
+
+
+=== TEST 66: the same across two Cookie headers, in another case
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: theme=dark; session=$::T{RS256}\nCookie: lang=en,SESSION =$::T{forged}"
+--- request
+GET /c
+--- response_body
+malformed unverified
+
+
+
+=== TEST 67: other cookies that only look alike are no repeat
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: my_session=x; session_b=y; session=$::T{RS256}; a=session=z"
+--- request
+GET /c
+--- response_body
+valid acme
+
+
+
+=== TEST 68: a header that comes twice
+--- config
+    location /h {
+        obs_jwt on;
+        obs_jwt_token $http_x_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"X-Token: $::T{RS256}\nx-token: $::T{forged}"
+--- request
+GET /h
+--- response_body
+malformed unverified
+
+
+
+=== TEST 69: an argument that comes twice, escaped or not
+--- config
+    location /a {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- request eval
+["GET /a?token=$::T{RS256}&token=$::T{forged}",
+ "GET /a?token=$::T{RS256}&to%6Ben=$::T{forged}",
+ "GET /a?token=$::T{RS256};TOKEN=$::T{forged}",
+ "GET /a?xtoken=1&tokens=2&token=$::T{RS256}&a=token=3"]
+--- response_body eval
+main::lines("malformed unverified", "malformed unverified",
+            "malformed unverified", "valid acme")
+
+
+
+=== TEST 70: a token in a header the module also reads (X-Request-Id)
+--- config
+    location /h {
+        obs_jwt on;
+        obs_jwt_token $http_x_request_id;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"X-Request-Id: $::T{RS256}"
+--- request
+GET /h
+--- response_body
+valid acme

@@ -3,7 +3,9 @@
  *
  *   0  the rest is a token, verified against keys of every type;
  *   1  the rest is "HEADER\nPAYLOAD" JSON, made into a token signed with
- *      the fuzzer's own HMAC key so that the payload is parsed too;
+ *      the fuzzer's own HMAC key so that the payload is parsed too; then
+ *      again with each part's unused base64url bits set (signed as sent),
+ *      which must never verify;
  *   2  the rest is a key file (JWKS or PEM).
  *
  * Valid tokens also go through the cache.
@@ -112,14 +114,75 @@ b64url(const uint8_t *in, size_t len, char *out)
 }
 
 
+/*
+ * Sets the low bit of the last character of a base64url text when that bit
+ * carries no data (RFC 4648 3.5); 0 when the text has no such bit.
+ */
+static int
+non_canonical(char *text, size_t len)
+{
+    static const char  alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char        *c;
+
+    if (len % 4 < 2) {
+        return 0;
+    }
+
+    c = strchr(alphabet, text[len - 1]);
+    text[len - 1] = alphabet[(c - alphabet) | 1];
+
+    return 1;
+}
+
+
+/*
+ * HEADER.PAYLOAD.HMAC into token; part (0, 1, 2) is made non-canonical,
+ * or none when 3.  Returns the length, or 0 when that part has no unused
+ * bits.
+ */
+static size_t
+make_token(const uint8_t *header, size_t hlen, const uint8_t *payload,
+    size_t plen, int part, char *token)
+{
+    char           *p, *start;
+    unsigned int    mac_len;
+    unsigned char   mac[EVP_MAX_MD_SIZE];
+
+    p = token + b64url(header, hlen, token);
+    if (part == 0 && !non_canonical(token, (size_t) (p - token))) {
+        return 0;
+    }
+
+    *p++ = '.';
+    start = p;
+    p += b64url(payload, plen, p);
+    if (part == 1 && !non_canonical(start, (size_t) (p - start))) {
+        return 0;
+    }
+
+    HMAC(EVP_sha256(), hmac_key, sizeof(hmac_key), (unsigned char *) token,
+         (size_t) (p - token), mac, &mac_len);
+
+    *p++ = '.';
+    start = p;
+    p += b64url(mac, mac_len, p);
+    if (part == 2 && !non_canonical(start, (size_t) (p - start))) {
+        return 0;
+    }
+
+    return (size_t) (p - token);
+}
+
+
 static void
 signed_token(const uint8_t *data, size_t size)
 {
-    char           *token, *p;
-    size_t          hlen;
-    unsigned int    mac_len;
-    unsigned char   mac[EVP_MAX_MD_SIZE];
-    const uint8_t  *nl;
+    int                part;
+    char              *token;
+    size_t             hlen, len;
+    const uint8_t     *nl;
+    obs_jwt_claims_t   claims;
 
     nl = memchr(data, '\n', size);
     if (nl == NULL) {
@@ -132,17 +195,21 @@ signed_token(const uint8_t *data, size_t size)
         return;
     }
 
-    p = token + b64url(data, hlen, token);
-    *p++ = '.';
-    p += b64url(nl + 1, size - hlen - 1, p);
+    len = make_token(data, hlen, nl + 1, size - hlen - 1, 3, token);
+    verify(token, len);
 
-    HMAC(EVP_sha256(), hmac_key, sizeof(hmac_key), (unsigned char *) token,
-         (size_t) (p - token), mac, &mac_len);
+    /* one signature, one spelling: a lax decoder would take all of these */
 
-    *p++ = '.';
-    p += b64url(mac, mac_len, p);
+    for (part = 0; part < 3; part++) {
+        len = make_token(data, hlen, nl + 1, size - hlen - 1, part, token);
 
-    verify(token, (size_t) (p - token));
+        if (len && obs_jwt_verify(&policy, token, len, 1700000000, &claims)
+                   == OBS_JWT_VALID)
+        {
+            abort();
+        }
+    }
+
     free(token);
 }
 

@@ -26,8 +26,31 @@ ISSUER = "https://issuer.example"
 AUDIENCE = "api"
 
 
+B64 = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+       "0123456789-_")
+
+
 def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def non_canonical(text, bits=1):
+    """text with unused low bits of its last character set: a lax decoder
+    reads the same bytes, a strict one refuses it (RFC 4648 3.5)."""
+    unused = {2: 4, 3: 2}[len(text) % 4]
+    assert 0 < bits < (1 << unused)
+    v = B64.index(text[-1])
+    assert v & ((1 << unused) - 1) == 0
+    return text[:-1] + B64[v | bits]
+
+
+def odd_json(obj):
+    """obj as JSON whose length is no multiple of 3, so that its base64url
+    has unused bits (a trailing space is still the same JSON)."""
+    text = json.dumps(obj)
+    while len(text) % 3 == 0:
+        text += " "
+    return text.encode()
 
 
 def pem_public(key):
@@ -44,6 +67,13 @@ def pem_private(key):
 
 def jwk(algorithm, key, kid):
     d = json.loads(algorithm.to_jwk(key.public_key()))
+    if d["kty"] == "EC":
+        # PyJWT 2.6 drops a coordinate's leading zero bytes (1 key in 128);
+        # RFC 7518 6.2.1.2 wants the curve's full size, as the module does
+        size = (key.curve.key_size + 7) // 8
+        numbers = key.public_key().public_numbers()
+        d["x"] = b64(numbers.x.to_bytes(size, "big"))
+        d["y"] = b64(numbers.y.to_bytes(size, "big"))
     d["kid"] = kid
     return d
 
@@ -131,6 +161,17 @@ def make_keys(directory):
         jwk(RSAAlgorithm, keys["rsa1"], "same"),
         jwk(ECAlgorithm, keys["ec256"], "same")]}))
     write(directory, "bad-garbage.pem", "hello\n")
+
+    # the same keys with unused low bits set in one base64url member
+    for name, alg, key, member in (("n", RSAAlgorithm, keys["rsa1"], "n"),
+                                   ("x", OKPAlgorithm, keys["ed"], "x"),
+                                   ("y", ECAlgorithm, keys["ec256"], "y")):
+        k = jwk(alg, key, "nc")
+        k[member] = non_canonical(k[member])
+        write(directory, "bad-nc-%s.json" % name, json.dumps({"keys": [k]}))
+    k = oct_jwk(hs, "nc")
+    k["k"] = non_canonical(k["k"])
+    write(directory, "bad-nc-k.json", json.dumps({"keys": [k]}))
     return keys, hs
 
 
@@ -201,6 +242,59 @@ def make_tokens(keys, hs):
         + b64(body.encode())
     t["dup_claim"] = signing_input + "." + b64(
         hmac.new(hs, signing_input.encode(), hashlib.sha256).digest())
+
+    # what an attacker has at hand: a real token, its signature zeroed
+    head, body, sig = t["RS256"].split(".")
+    t["forged"] = head + "." + body + "." + b64(bytes(256))
+    t["forged_hs"] = ".".join(t["HS256"].split(".")[:2]) + "." + b64(bytes(32))
+
+    # a signature's unused low bits set: the same bytes to a lax decoder
+    # (HS256's 32 bytes leave 2 such bits: 3 strings besides the real one)
+    for bits in (1, 2, 3):
+        head, body, sig = t["HS256"].split(".")
+        t["nc_sig_hs%d" % bits] = head + "." + body + "." \
+            + non_canonical(sig, bits)
+    for alg in ("RS256", "ES256", "EdDSA"):
+        head, body, sig = t[alg].split(".")
+        t["nc_sig_" + alg] = head + "." + body + "." + non_canonical(sig)
+
+    # the header's or the payload's unused bits set, and signed as sent
+    def hs_signed(head, body):
+        signing_input = head + "." + body
+        return signing_input + "." + b64(
+            hmac.new(hs, signing_input.encode(), hashlib.sha256).digest())
+
+    head = b64(odd_json({"alg": "HS256", "kid": "hs"}))
+    body = b64(odd_json(claims()))
+    t["odd_json"] = hs_signed(head, body)
+    t["nc_header"] = hs_signed(non_canonical(head), body)
+    t["nc_payload"] = hs_signed(head, non_canonical(body))
+
+    # claims of the wrong type (RFC 7519 4.1)
+    for name, over in (("iss_array", {"iss": [ISSUER]}),
+                       ("iss_number", {"iss": 42}),
+                       ("iss_object", {"iss": {"iss": ISSUER}}),
+                       ("aud_number", {"aud": 42}),
+                       ("aud_mixed", {"aud": [42, AUDIENCE]}),
+                       ("aud_nested", {"aud": [[AUDIENCE]]}),
+                       ("aud_object", {"aud": {AUDIENCE: True}}),
+                       ("aud_empty", {"aud": []}),
+                       ("iat_string", {"iat": "now"}),
+                       ("nbf_string", {"nbf": "now"}),
+                       ("exp_bool", {"exp": True}),
+                       ("exp_float", {"exp": now + 3600.5}),
+                       ("tenant_array", {"tenant_id": ["acme"]}),
+                       ("tenant_float", {"tenant_id": 42.0}),
+                       ("tenant_bool", {"tenant_id": True}),
+                       ("tenant_empty", {"tenant_id": ""}),
+                       ("tenant_long", {"tenant_id": "t" * 257}),
+                       ("tenant_max", {"tenant_id": "t" * 256}),
+                       ("sub_int", {"sub": 7}),
+                       ("sub_array", {"sub": ["alice"]}),
+                       ("sub_object", {"sub": {"id": "alice"}}),
+                       ("sub_long", {"sub": "u" * 257}),
+                       ("sub_empty", {"sub": ""})):
+        t[name] = sign("RS256", rsa1, "rsa1", **over)
 
     t["garbage"] = "not-a-token"
     t["two_parts"] = "eyJhbGciOiJIUzI1NiJ9.e30"
