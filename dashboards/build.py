@@ -391,6 +391,14 @@ def by_tenant(code=None, rng=RATE):
 
 TENANT_LINKS = tenant_links()
 
+
+def ranking(what, code=None, description=None):
+    """The $topk tenants by their rate of requests (with a code)."""
+    return panel("Top $topk tenants %s" % what,
+                 "topk($topk, %s)" % by_tenant(code), unit="reqps",
+                 legend="{{tenant}}", links=TENANT_LINKS,
+                 description=description)
+
 tenants = dashboard("obs-tenants", "Tenants", [
     row("Which tenant is hurting"),
     table("Tenants hurting most (top $topk by 5xx, 429 and 401/403)", [
@@ -412,24 +420,16 @@ tenants = dashboard("obs-tenants", "Tenants", [
     ], "tenant", description="Over the dashboard's time range. A row "
         "links to the tenant's drill-down, its log lines and its traces.",
         links=tenant_links(ROW)),
-    panel("Top $topk tenants by errors (5xx)",
-          "topk($topk, %s)" % by_tenant("5.."), unit="reqps",
-          legend="{{tenant}}", links=TENANT_LINKS),
-    panel("Top $topk tenants rate-limited (429)",
-          "topk($topk, %s)" % by_tenant("429"), unit="reqps",
-          legend="{{tenant}}", links=TENANT_LINKS,
-          description="Answers 429: the tenant is over a rate limit "
-          "(HighRateLimitExceeded fires above 10% of a service's "
-          "requests)."),
-    panel("Top $topk tenants refused (401/403)",
-          "topk($topk, %s)" % by_tenant("401|403"), unit="reqps",
-          legend="{{tenant}}", links=TENANT_LINKS,
-          description="With obs_jwt, a request whose token does not verify "
-          "counts as tenant \"unverified\": see \"Token verification "
-          "results\" below for why."),
-    panel("Top $topk tenants by traffic",
-          "topk($topk, %s)" % by_tenant(), unit="reqps",
-          legend="{{tenant}}", links=TENANT_LINKS),
+    ranking("by errors (5xx)", "5.."),
+    ranking("rate-limited (429)", "429",
+            "Answers 429: the tenant is over a rate limit "
+            "(HighRateLimitExceeded fires above 10% of a service's "
+            "requests)."),
+    ranking("refused (401/403)", "401|403",
+            "With obs_jwt, a request whose token does not verify counts as "
+            "tenant \"unverified\": see \"Token verification results\" "
+            "below for why."),
+    ranking("by traffic"),
     panel("Latency p95, top $topk tenants",
           "topk($topk, histogram_quantile(0.95, sum by (tenant, le) "
           "(rate(http_server_request_duration_seconds_bucket{%s}[%s]))))"

@@ -11,8 +11,9 @@ README.md, and bad --set values are refused."""
 import os
 import re
 import subprocess
-import sys
 import tempfile
+
+from amtest import Tally
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RULES = os.path.dirname(HERE)
@@ -103,16 +104,8 @@ tests:
               runbook_url: 'RB#obssidecardown'
 """.replace("RB", RB)
 
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+TALLY = Tally("generate")
+check = TALLY.check
 
 
 def run(*args):
@@ -175,8 +168,7 @@ def main():
         check(p.returncode != 0 and says in p.stderr,
               "--set %s is refused (%r)" % (bad, p.stderr))
 
-    print("generate: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    TALLY.done()
 
 
 if __name__ == "__main__":

@@ -12,15 +12,13 @@ import http.server
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 import yaml
+
+from amtest import Alertmanager, Tally
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "alertmanager.yml")
@@ -46,12 +44,6 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_config(tmp, receiver_url):
@@ -81,42 +73,16 @@ def main():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     config = test_config(tmp, "http://127.0.0.1:%d" % server.server_port)
-    port = free_port()
-    url = "http://127.0.0.1:%d" % port
-    log = open(os.path.join(tmp, "alertmanager.log"), "w")
-    am = subprocess.Popen(
-        ["prometheus-alertmanager", "--config.file=" + config,
-         "--storage.path=" + tmp, "--cluster.listen-address=",
-         "--web.listen-address=127.0.0.1:%d" % port], stdout=log, stderr=log)
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL:", what)
-
+    am = Alertmanager(config, tmp)
+    tally = Tally("notifications")
+    check = tally.check
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url + "/-/ready", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or am.poll() is not None:
-                    sys.exit("alertmanager did not start: see " + log.name)
-                time.sleep(0.2)
         for labels in ALERTS:
-            anchor = labels["alertname"].lower()
-            subprocess.run(
-                ["amtool", "alert", "add", "--alertmanager.url=" + url]
-                + ["%s=%s" % kv for kv in labels.items()]
-                + ["--annotation=summary=%s is failing" % labels["alertname"],
-                   "--annotation=description=details",
-                   "--annotation=runbook_url=%s#%s" % (RUNBOOK, anchor)],
-                check=True, stdout=subprocess.DEVNULL)
+            am.add(labels, {
+                "summary": "%s is failing" % labels["alertname"],
+                "description": "details",
+                "runbook_url": "%s#%s" % (RUNBOOK,
+                                          labels["alertname"].lower())})
         deadline = time.time() + 30
         while len(Receiver.got) < 3 and time.time() < deadline:
             time.sleep(0.2)
@@ -154,13 +120,11 @@ def main():
         check(channels == ["#alerts", "#alerts-critical"],
               "critical and warning reach their channels: %r" % channels)
     finally:
-        am.terminate()
-        am.wait(timeout=10)
-        log.close()
+        am.stop()
         server.shutdown()
+        server.server_close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("notifications: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    tally.done()
 
 
 if __name__ == "__main__":
