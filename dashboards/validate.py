@@ -295,54 +295,107 @@ def expand_values(node, env, where, errors):
     return node
 
 
-def check_provisioning(compose_path=COMPOSE, prov_dir=None):
-    prov_dir = prov_dir or os.path.join(HERE, "provisioning")
-    errors = []
-    with open(compose_path) as f:
-        grafana = yaml.safe_load(f)["services"]["grafana"]
-    env = {k: str(v) for k, v in grafana.get("environment", {}).items()}
-    mounts = {}
-    for vol in grafana.get("volumes", []):
-        src, dst = vol.split(":")[:2]
-        mounts[dst] = os.path.normpath(os.path.join(
-            os.path.dirname(compose_path), src))
+PROVISIONING = "/etc/grafana/provisioning/"
 
-    docs = {}
-    for path in sorted(glob.glob(os.path.join(prov_dir, "*.yml"))):
+
+def grafana_stacks(compose_path):
+    """The grafana service of the base compose file alone, and merged with
+    each override file beside it (docker-compose.<name>.yml), as
+    `docker-compose -f base -f override` merges them: environment by key,
+    volumes appended."""
+    def load(path):
         with open(path) as f:
-            docs[os.path.basename(path)] = expand_values(
-                yaml.safe_load(f), env, os.path.basename(path), errors)
+            svc = (yaml.safe_load(f).get("services") or {}).get("grafana")
+        svc = svc or {}
+        env = {k: str(v) for k, v in (svc.get("environment") or {}).items()}
+        mounts = {}
+        for vol in svc.get("volumes", []):
+            src, dst = vol.split(":")[:2]
+            if src.startswith("."):
+                src = os.path.normpath(os.path.join(os.path.dirname(path),
+                                                    src))
+            mounts[dst] = src
+        return env, mounts
 
-    sources = docs.get("datasources.yml", {}).get("datasources", [])
-    uids = {s.get("uid"): s.get("type") for s in sources}
+    base_env, base_mounts = load(compose_path)
+    stacks = [(os.path.basename(compose_path), base_env, base_mounts)]
+    stem = os.path.splitext(compose_path)[0]
+    for over in sorted(glob.glob(stem + ".*.yml")):
+        env, mounts = load(over)
+        stacks.append(("%s + %s" % (os.path.basename(compose_path),
+                                    os.path.basename(over)),
+                       dict(base_env, **env), dict(base_mounts, **mounts)))
+    return stacks
+
+
+def check_provisioning(compose_path=COMPOSE):
+    """Every provisioning file that any compose stack mounts into Grafana is
+    expanded as Grafana would with that stack's environment, and every
+    provisioning file under dashboards/ is mounted by some stack."""
+    errors = []
+    mounted = set()
+    for stack, env, mounts in grafana_stacks(compose_path):
+        errors += check_stack(stack, env, mounts, mounted)
+
+    for path in glob.glob(os.path.join(HERE, "**", "*.yml"), recursive=True):
+        if os.path.normpath(path) not in mounted:
+            errors.append("%s: a provisioning file no compose stack mounts "
+                          "(so nothing checks it)"
+                          % os.path.relpath(path, HERE))
+    return errors
+
+
+def check_stack(stack, env, mounts, mounted):
+    errors = []
+    sources, providers = [], []
+    for dst, src in sorted(mounts.items()):
+        if not dst.startswith(PROVISIONING) or not src.startswith("/"):
+            continue
+        where = "%s (%s)" % (os.path.relpath(src, HERE), stack)
+        mounted.add(os.path.normpath(src))
+        with open(src) as f:
+            doc = expand_values(yaml.safe_load(f), env, where, errors)
+        if dst.startswith(PROVISIONING + "datasources/"):
+            sources += [(where, s) for s in doc.get("datasources", [])]
+        elif dst.startswith(PROVISIONING + "dashboards/"):
+            providers += [(where, p) for p in doc.get("providers", [])]
+        else:
+            errors.append("%s: mounted at %s, which Grafana does not read"
+                          % (where, dst))
+
+    uids = {s.get("uid"): s.get("type") for _, s in sources}
     if len(uids) != len(sources):
-        errors.append("datasources.yml: datasource uids are not unique")
+        errors.append("%s: datasource uids are not unique" % stack)
     links = []
-    for s in sources:
-        if not re.match(r"https?://[^/\s]+", s.get("url", "")):
-            errors.append("datasources.yml: %s url %r is not an http URL"
-                          % (s.get("name"), s.get("url")))
+    for where, s in sources:
+        if "url" in s and not re.match(r"https?://[^/\s]+", s["url"]):
+            errors.append("%s: %s url %r is not an http URL"
+                          % (where, s.get("name"), s.get("url")))
         jd = s.get("jsonData", {})
-        links += [(s["name"], x.get("datasourceUid"), "jaeger")
+        if s.get("type") == "grafana-clickhouse-datasource" \
+                and not re.fullmatch(r"[A-Za-z0-9.-]+", jd.get("host", "")):
+            errors.append("%s: %s host %r is not a host name"
+                          % (where, s.get("name"), jd.get("host")))
+        links += [(where, s["name"], x.get("datasourceUid"), "jaeger")
                   for x in jd.get("exemplarTraceIdDestinations", [])
                   + jd.get("derivedFields", [])]
         if "tracesToLogsV2" in jd:
-            links.append((s["name"], jd["tracesToLogsV2"].get(
+            links.append((where, s["name"], jd["tracesToLogsV2"].get(
                 "datasourceUid"), "loki"))
         for x in jd.get("derivedFields", []):
             if "${__value.raw}" not in x.get("url", ""):
-                errors.append("datasources.yml: derived field %s does not "
-                              "link ${__value.raw}" % x.get("name"))
-    for src, uid, kind in links:
+                errors.append("%s: derived field %s does not link "
+                              "${__value.raw}" % (where, x.get("name")))
+    for where, src, uid, kind in links:
         if uids.get(uid) != kind:
-            errors.append("datasources.yml: %s links to %r, not a %s "
-                          "datasource" % (src, uid, kind))
+            errors.append("%s: %s links to %r, not a %s datasource"
+                          % (where, src, uid, kind))
 
-    for prov in docs.get("dashboards.yml", {}).get("providers", []):
+    for where, prov in providers:
         path = prov.get("options", {}).get("path", "")
-        if mounts.get(path) != os.path.normpath(HERE):
-            errors.append("dashboards.yml: provider path %r is not where "
-                          "compose mounts dashboards/" % path)
+        if os.path.normpath(mounts.get(path, "")) != os.path.normpath(HERE):
+            errors.append("%s: provider path %r is not where compose mounts "
+                          "dashboards/" % (where, path))
     return errors
 
 

@@ -113,6 +113,7 @@ static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e);
 static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records);
 static size_t ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e,
     u_char *out);
+static uint64_t ngx_http_obs_unix_nano(void);
 static ngx_int_t ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     size_t header_len, u_char *chunk, size_t chunk_len);
 static ngx_int_t ngx_http_obs_connect(ngx_http_obs_emitter_t *e);
@@ -264,7 +265,6 @@ ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 ngx_int_t
 ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
 {
-    ngx_time_t              *tp;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
@@ -286,8 +286,7 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
 
     e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_DATAGRAM_OVERHEAD;
 
-    tp = ngx_timeofday();
-    e->worker_start = ((uint64_t) tp->sec * 1000 + tp->msec) * 1000000;
+    e->worker_start = ngx_http_obs_unix_nano();
 
     e->flush_event.handler = ngx_http_obs_flush_handler;
     e->flush_event.data = e;
@@ -742,6 +741,7 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     h.pid = (uint32_t) ngx_pid;
     h.worker_start_unix_nano = e->worker_start;
     h.sequence = e->sequence;
+    h.send_time_unix_nano = ngx_http_obs_unix_nano();
     h.records_total = e->records_total;
     h.delta_dropped_buffer_full = e->dropped[NGX_HTTP_OBS_DROP_BUFFER_FULL];
     h.delta_dropped_send_failed = e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED];
@@ -759,6 +759,23 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     obs__v1__batch_header__pack(&h, p);
 
     return p + size - out;
+}
+
+
+/*
+ * nginx's cached time in Unix nanoseconds.  A header made with it carries
+ * when its datagram is sent (a sealed batch gets its header only then): a
+ * sidecar with the key refuses a tagged copy once older than its skew.
+ */
+
+static uint64_t
+ngx_http_obs_unix_nano(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return ((uint64_t) tp->sec * 1000 + tp->msec) * 1000000;
 }
 
 
@@ -941,6 +958,24 @@ ngx_http_obs_send_error(ngx_http_obs_emitter_t *e, ngx_err_t err)
 
     e->error_logged_at = ngx_current_msec ? ngx_current_msec : 1;
 
+    /*
+     * nginx's worker user may not write to the sidecar's unix socket: the
+     * sidecar, which sees nothing, cannot say so; this is the one place
+     * that can name the fix.
+     */
+
+    if ((err == NGX_EACCES || err == NGX_EPERM)
+        && e->sidecar->sockaddr->sa_family == AF_UNIX)
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, err,
+                      "obs: cannot send records to \"%V\": nginx's worker "
+                      "user may not write to the socket; start the sidecar "
+                      "with \"--ingest-group GROUP\" (setting "
+                      "\"ingest_group\") naming a group of that user",
+                      &e->sidecar->name);
+        return;
+    }
+
     ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, err,
                   "obs: cannot send records to \"%V\"", &e->sidecar->name);
 }
@@ -1029,6 +1064,7 @@ ngx_http_obs_send_active(ngx_http_obs_emitter_t *e, ngx_uint_t closed)
     h.pid = (uint32_t) ngx_pid;
     h.worker_start_unix_nano = e->worker_start;
     h.sequence = e->sequence;
+    h.send_time_unix_nano = ngx_http_obs_unix_nano();
     h.records_total = e->records_total;
     h.host.data = ngx_cycle->hostname.data;
     h.host.len = ngx_min(ngx_cycle->hostname.len, NGX_HTTP_OBS_HOST_MAX);

@@ -4,9 +4,8 @@
  * attribute of the gateway span, and never as a metric label.  With hmac=
  * the value is replaced by the lowercase hex of its HMAC-SHA256 under the
  * file's key: the same user id always gives the same pseudonym, which
- * cannot be read back.  Values that read the Authorization, Cookie,
- * Set-Cookie or Proxy-Authorization header, or the whole query string, are
- * refused, hashed or not.
+ * cannot be read back.  Values that read a credential, a query string or
+ * the request body are refused, hashed or not (ngx_http_obs_check_export).
  */
 
 
@@ -35,8 +34,6 @@ typedef struct {
 
 static char *ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields,
     ngx_str_t *name);
-static char *ngx_http_obs_field_secret(ngx_conf_t *cf, ngx_str_t *text);
-static ngx_uint_t ngx_http_obs_secret_variable(u_char *name, size_t len);
 static char *ngx_http_obs_field_mac(ngx_conf_t *cf, ngx_http_obs_field_t *f,
     ngx_str_t *path);
 static void ngx_http_obs_field_mac_free(void *data);
@@ -55,44 +52,6 @@ static const char  *ngx_http_obs_log_keys[] = {
 };
 
 
-/*
- * Headers whose values are credentials; a variable reads one as
- * <prefix><header>, the header's '-' written '_'.
- */
-static ngx_str_t  ngx_http_obs_secret_headers[] = {
-    ngx_string("authorization"),
-    ngx_string("proxy_authorization"),
-    ngx_string("cookie"),
-    ngx_string("set_cookie"),
-    ngx_null_string
-};
-
-static ngx_str_t  ngx_http_obs_header_prefixes[] = {
-    ngx_string("http_"),
-    ngx_string("sent_http_"),
-    ngx_string("upstream_http_"),
-    ngx_string("sent_trailer_"),
-    ngx_string("upstream_trailer_"),
-    ngx_null_string
-};
-
-/* ... and these the whole query string, which never leaves the gateway */
-static ngx_str_t  ngx_http_obs_query_variables[] = {
-    ngx_string("args"),
-    ngx_string("query_string"),
-    ngx_string("request_uri"),
-    ngx_string("request"),
-    ngx_null_string
-};
-
-/* ... and these read one cookie of the Cookie or Set-Cookie header */
-static ngx_str_t  ngx_http_obs_cookie_prefixes[] = {
-    ngx_string("cookie_"),
-    ngx_string("upstream_cookie_"),
-    ngx_null_string
-};
-
-
 /* obs_log_field NAME VALUE [hmac=file] */
 
 char *
@@ -102,7 +61,14 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     char                  *rv;
     ngx_str_t             *value, path;
+    ngx_conf_post_t       *post;
     ngx_http_obs_field_t  *f;
+
+    post = cmd->post;
+
+    if (post->post_handler(cf, post, NULL) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     value = cf->args->elts;
 
@@ -122,11 +88,6 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     rv = ngx_http_obs_field_name(cf, olcf->fields, &value[1]);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    rv = ngx_http_obs_field_secret(cf, &value[2]);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -220,102 +181,6 @@ ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields, ngx_str_t *name)
     }
 
     return NGX_CONF_OK;
-}
-
-
-/*
- * Refuses a value that reads a credential header through any of its
- * variables ($name or ${name}, in any case), with or without hmac=: a
- * pseudonym of a session cookie or a token would still identify it.  The
- * whole query string ($args, $request_uri, ...) is refused too: it may
- * carry tokens, and the record never holds it.
- */
-
-static char *
-ngx_http_obs_field_secret(ngx_conf_t *cf, ngx_str_t *text)
-{
-    u_char     *p, *end, *name;
-    ngx_str_t  *query;
-
-    end = text->data + text->len;
-
-    for (p = text->data; p < end; p++) {
-        if (*p != '$') {
-            continue;
-        }
-
-        if (p + 1 < end && p[1] == '{') {
-            p++;
-        }
-
-        name = p + 1;
-
-        while (p + 1 < end
-               && ((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z')
-                   || (p[1] >= '0' && p[1] <= '9') || p[1] == '_'))
-        {
-            p++;
-        }
-
-        if (ngx_http_obs_secret_variable(name, p + 1 - name)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"obs_log_field\" directive may not log "
-                               "\"$%*s\": the Authorization, Cookie, "
-                               "Set-Cookie and Proxy-Authorization headers "
-                               "are never logged",
-                               (size_t) (p + 1 - name), name);
-            return NGX_CONF_ERROR;
-        }
-
-        for (query = ngx_http_obs_query_variables; query->len; query++) {
-            if ((size_t) (p + 1 - name) == query->len
-                && ngx_strncasecmp(name, query->data, query->len) == 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"obs_log_field\" directive may not log "
-                                   "\"$%V\": the query string never leaves "
-                                   "the gateway (log one argument with "
-                                   "$arg_NAME)", query);
-                return NGX_CONF_ERROR;
-            }
-        }
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_obs_secret_variable(u_char *name, size_t len)
-{
-    ngx_str_t  *prefix, *header;
-
-    for (prefix = ngx_http_obs_cookie_prefixes; prefix->len; prefix++) {
-        if (len >= prefix->len
-            && ngx_strncasecmp(name, prefix->data, prefix->len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    for (prefix = ngx_http_obs_header_prefixes; prefix->len; prefix++) {
-        if (len <= prefix->len
-            || ngx_strncasecmp(name, prefix->data, prefix->len) != 0)
-        {
-            continue;
-        }
-
-        for (header = ngx_http_obs_secret_headers; header->len; header++) {
-            if (len - prefix->len == header->len
-                && ngx_strncasecmp(name + prefix->len, header->data,
-                                   header->len) == 0)
-            {
-                return 1;
-            }
-        }
-    }
-
-    return 0;
 }
 
 

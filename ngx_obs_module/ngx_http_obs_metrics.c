@@ -102,8 +102,15 @@ ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char                              *rv;
     ngx_str_t                         *value;
     ngx_uint_t                         i;
+    ngx_conf_post_t                   *post;
     ngx_http_obs_metric_t             *m, *other;
     ngx_http_compile_complex_value_t   ccv;
+
+    post = cmd->post;
+
+    if (post->post_handler(cf, post, NULL) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     value = cf->args->elts;
 
@@ -154,6 +161,10 @@ ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "empty value of metric \"%V\" in \"obs_metric\"",
                            &m->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_obs_check_export(cf, &value[3]) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -416,8 +427,17 @@ ngx_http_obs_metric_label(ngx_conf_t *cf, ngx_http_obs_metric_t *m,
         goto invalid;
     }
 
-    var.data = p + 1;
-    var.len = colon - p - 1;
+    /* the label tells which declared value matched: a secret's oracle */
+
+    var.data = p;
+    var.len = colon - p;
+
+    if (ngx_http_obs_check_export(cf, &var) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    var.data++;
+    var.len--;
 
     if (!ngx_http_obs_metric_grammar(&var)) {
         goto invalid;

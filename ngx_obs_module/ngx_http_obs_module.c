@@ -17,6 +17,26 @@
 #define NGX_HTTP_OBS_DEFAULT_FLUSH     1000
 
 
+/*
+ * The post of a directive that matters only where records are sent: nginx
+ * -t warns when no obs_sidecar is set, unless the module's variable that
+ * also reads the directive ($obs_route, $obs_tenant) is used.
+ */
+typedef struct {
+    ngx_conf_post_handler_pt   post_handler;
+    ngx_str_t                  variable;     /* empty: none */
+} ngx_http_obs_records_only_t;
+
+
+/* Where a directive that needs obs_sidecar first appears. */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_str_t                  file;
+    ngx_uint_t                 line;
+    ngx_str_t                 *variable;
+} ngx_http_obs_unsent_t;
+
+
 static ngx_int_t ngx_http_obs_rewrite_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_obs_precontent_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_obs_log_handler(ngx_http_request_t *r);
@@ -34,6 +54,10 @@ static char *ngx_http_obs_trace_context(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_obs_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_obs_records_only(ngx_conf_t *cf, void *post,
+    void *data);
+static void ngx_http_obs_warn_unsent(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf, ngx_http_core_main_conf_t *cmcf);
 static ngx_int_t ngx_http_obs_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_obs_used_variable(ngx_http_core_main_conf_t *cmcf,
     ngx_str_t *name);
@@ -41,6 +65,16 @@ static ngx_int_t ngx_http_obs_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_obs_init_process(ngx_cycle_t *cycle);
 static void ngx_http_obs_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_obs_exit_master(ngx_cycle_t *cycle);
+
+
+static ngx_http_obs_records_only_t  ngx_http_obs_records_post =
+    { ngx_http_obs_records_only, ngx_null_string };
+
+static ngx_http_obs_records_only_t  ngx_http_obs_route_post =
+    { ngx_http_obs_records_only, ngx_string("obs_route") };
+
+static ngx_http_obs_records_only_t  ngx_http_obs_tenant_post =
+    { ngx_http_obs_records_only, ngx_string("obs_tenant") };
 
 
 static ngx_conf_enum_t  ngx_http_obs_trace_context_modes[] = {
@@ -73,28 +107,28 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       ngx_http_obs_set_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, service),
-      NULL },
+      &ngx_http_obs_records_post },
 
     { ngx_string("obs_route"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_obs_set_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, route),
-      NULL },
+      &ngx_http_obs_route_post },
 
     { ngx_string("obs_route_auto"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, route_auto),
-      NULL },
+      &ngx_http_obs_route_post },
 
     { ngx_string("obs_tenant"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_obs_set_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, tenant),
-      NULL },
+      &ngx_http_obs_tenant_post },
 
     { ngx_string("obs_trace_context"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -115,14 +149,14 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_obs_loc_conf_t, upstream_span),
-      NULL },
+      &ngx_http_obs_records_post },
 
     { ngx_string("obs_log_field"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
       ngx_http_obs_log_field,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_obs_records_post },
 
     /* business metrics and requests in flight (_metrics.c, _active.c) */
 
@@ -132,14 +166,14 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       ngx_http_obs_metric,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_obs_records_post },
 
     { ngx_string("obs_active_requests"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_obs_main_conf_t, active),
-      NULL },
+      &ngx_http_obs_records_post },
 
       ngx_null_command
 };
@@ -303,6 +337,7 @@ ngx_http_obs_create_main_conf(ngx_conf_t *cf)
      *     omcf->sidecar = NULL;
      *     omcf->metric_defs = NULL;
      *     omcf->active_zone = NULL;
+     *     omcf->unsent = NULL;
      */
 
     omcf->active = NGX_CONF_UNSET;
@@ -664,6 +699,84 @@ ngx_http_obs_trace_sample(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* Notes where a directive of ngx_http_obs_records_only_t first appears. */
+
+static char *
+ngx_http_obs_records_only(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_obs_records_only_t *ro = post;
+
+    ngx_str_t                 *value;
+    ngx_uint_t                 i;
+    ngx_http_obs_unsent_t     *u;
+    ngx_http_obs_main_conf_t  *omcf;
+
+    omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_module);
+    value = cf->args->elts;
+
+    if (omcf->unsent == NULL) {
+        omcf->unsent = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_obs_unsent_t));
+        if (omcf->unsent == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    u = omcf->unsent->elts;
+
+    for (i = 0; i < omcf->unsent->nelts; i++) {
+        if (u[i].name.len == value[0].len
+            && ngx_strncmp(u[i].name.data, value[0].data, value[0].len) == 0)
+        {
+            return NGX_CONF_OK;
+        }
+    }
+
+    u = ngx_array_push(omcf->unsent);
+    if (u == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    u->name = value[0];
+    u->file = cf->conf_file->file.name;
+    u->line = cf->conf_file->line;
+    u->variable = &ro->variable;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Not an error: a configuration may be written before its sidecar is set
+ * up, and the proxy works the same; but a user who expects records must
+ * hear why none come.
+ */
+
+static void
+ngx_http_obs_warn_unsent(ngx_conf_t *cf, ngx_http_obs_main_conf_t *omcf,
+    ngx_http_core_main_conf_t *cmcf)
+{
+    ngx_uint_t              i;
+    ngx_http_obs_unsent_t  *u;
+
+    u = omcf->unsent->elts;
+
+    for (i = 0; i < omcf->unsent->nelts; i++) {
+
+        if (u[i].variable->len
+            && ngx_http_obs_used_variable(cmcf, u[i].variable) != NGX_ERROR)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"%V\" directive has no effect: records are not "
+                      "sent without \"obs_sidecar\" in %V:%ui",
+                      &u[i].name, &u[i].file, u[i].line);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_obs_preconfiguration(ngx_conf_t *cf)
 {
@@ -709,6 +822,10 @@ ngx_http_obs_init(ngx_conf_t *cf)
     omcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_module);
 
     omcf->request_id_index = ngx_http_obs_used_variable(cmcf, &name);
+
+    if (omcf->sidecar == NULL && omcf->unsent) {
+        ngx_http_obs_warn_unsent(cf, omcf, cmcf);
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {
@@ -760,7 +877,14 @@ ngx_http_obs_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_obs_emit_init(cycle, omcf->sidecar);
+    if (ngx_http_obs_emit_init(cycle, omcf->sidecar) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* after the emitter: what exited workers left counted is reported */
+    ngx_http_obs_active_start();
+
+    return NGX_OK;
 }
 
 

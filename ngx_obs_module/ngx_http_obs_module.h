@@ -67,6 +67,8 @@ typedef struct {
     ngx_array_t               *metric_defs;  /* every name, for conflicts */
     ngx_flag_t                 active;
     ngx_shm_zone_t            *active_zone;
+
+    ngx_array_t               *unsent;       /* what needs obs_sidecar */
 } ngx_http_obs_main_conf_t;
 
 
@@ -377,6 +379,7 @@ char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_obs_value_t *v);
+ngx_int_t ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
@@ -427,7 +430,7 @@ char *ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_obs_metrics_record(ngx_http_request_t *r,
     ngx_http_obs_loc_conf_t *olcf, ngx_http_obs_record_t *rec);
 
-/* requests in flight (ngx_http_obs_active.c); NULL: not counted */
+/* requests in flight (ngx_http_obs_active.c); NULL: not counted here */
 extern void  *ngx_http_obs_active_table;
 
 ngx_int_t ngx_http_obs_active_zone(ngx_conf_t *cf,
@@ -436,6 +439,7 @@ void ngx_http_obs_active_enter(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx);
 void ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx);
 void ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_active_start(void);
 ngx_uint_t ngx_http_obs_active_pending(void);
 ngx_uint_t ngx_http_obs_active_busy(void);
 void ngx_http_obs_active_sent(void);

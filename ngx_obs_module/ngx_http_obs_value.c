@@ -2,6 +2,10 @@
  * Directive values with variables (obs_service_name, obs_route, obs_tenant,
  * obs_log_field): compiled once at configuration, evaluated per request,
  * with a fast path for a lone variable and for a lone $http_ header.
+ *
+ * Every such value leaves the gateway (a metric label, a log line, a span
+ * attribute), so each, obs_metric's too, first passes one check: no
+ * credential, no query string, no request body.
  */
 
 
@@ -12,9 +16,116 @@
 #include "ngx_http_obs_module.h"
 
 
+/*
+ * A class of variables whose values never leave the gateway: whole names,
+ * name prefixes (each of which any name may follow), and headers, read by
+ * any of the variables of ngx_http_obs_header_prefixes.
+ */
+typedef struct {
+    ngx_str_t                 *names;
+    ngx_str_t                 *prefixes;
+    ngx_str_t                 *headers;      /* '-' written '_' */
+    const char                *why;          /* and what to use instead */
+} ngx_http_obs_source_t;
+
+
+static ngx_http_obs_source_t *ngx_http_obs_secret_source(u_char *name,
+    size_t len);
 static ngx_uint_t ngx_http_obs_is_var_name(ngx_str_t *name);
 static ngx_int_t ngx_http_obs_compile_header(ngx_conf_t *cf,
     ngx_str_t *name, ngx_http_obs_value_t *v);
+
+
+static ngx_str_t  ngx_http_obs_header_prefixes[] = {
+    ngx_string("http_"),
+    ngx_string("sent_http_"),
+    ngx_string("upstream_http_"),
+    ngx_string("sent_trailer_"),
+    ngx_string("upstream_trailer_"),
+    ngx_null_string
+};
+
+
+/* credentials: a pseudonym (hmac=) of a session or token still is one */
+
+static ngx_str_t  ngx_http_obs_credential_headers[] = {
+    ngx_string("authorization"),
+    ngx_string("proxy_authorization"),
+    ngx_string("cookie"),
+    ngx_string("set_cookie"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_obs_cookie_prefixes[] = {
+    ngx_string("cookie_"),
+    ngx_string("upstream_cookie_"),
+    ngx_null_string
+};
+
+
+/*
+ * the whole query string, and headers whose URL may carry one (an OAuth
+ * "?code=", a signed link's token).  Origin is only scheme, host and port
+ * (RFC 6454), and one argument ($arg_NAME) is a value the configuration
+ * chose: both may leave.
+ */
+
+static ngx_str_t  ngx_http_obs_query_variables[] = {
+    ngx_string("args"),
+    ngx_string("query_string"),
+    ngx_string("request_uri"),
+    ngx_string("request"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_obs_url_headers[] = {
+    ngx_string("referer"),
+    ngx_string("location"),
+    ngx_string("content_location"),
+    ngx_string("refresh"),
+    ngx_string("link"),
+    ngx_string("x_accel_redirect"),
+    ngx_string("x_original_uri"),
+    ngx_string("x_original_url"),
+    ngx_string("x_forwarded_uri"),
+    ngx_string("x_rewrite_url"),
+    ngx_null_string
+};
+
+
+/* the request body, which may hold anything */
+
+static ngx_str_t  ngx_http_obs_body_variables[] = {
+    ngx_string("request_body"),
+    ngx_string("request_body_file"),
+    ngx_null_string
+};
+
+
+static ngx_str_t  ngx_http_obs_none[] = {
+    ngx_null_string
+};
+
+static ngx_http_obs_source_t  ngx_http_obs_secret_sources[] = {
+
+    { ngx_http_obs_none, ngx_http_obs_cookie_prefixes,
+      ngx_http_obs_credential_headers,
+      "credentials (the Authorization, Proxy-Authorization, Cookie and "
+      "Set-Cookie headers, cookies) never leave the gateway, not even as an "
+      "hmac= pseudonym; use an identity the gateway verified, such as "
+      "$obs_jwt_tenant or $obs_jwt_user" },
+
+    { ngx_http_obs_query_variables, ngx_http_obs_none,
+      ngx_http_obs_url_headers,
+      "it can carry a query string, which never leaves the gateway; use "
+      "$uri, or a map that keeps only the path or the values you choose" },
+
+    { ngx_http_obs_body_variables, ngx_http_obs_none, ngx_http_obs_none,
+      "the request body never leaves the gateway; have the service return "
+      "the value in a response header ($upstream_http_NAME)" },
+
+    { NULL, NULL, NULL, NULL }
+};
 
 
 /* obs_service_name, obs_route, obs_tenant: one value each. */
@@ -25,6 +136,7 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char  *p = conf;
 
     ngx_str_t              *value;
+    ngx_conf_post_t        *post;
     ngx_http_obs_value_t  **field, *v;
 
     field = (ngx_http_obs_value_t **) (p + cmd->offset);
@@ -46,6 +158,11 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     *field = v;
 
+    if (cmd->post) {
+        post = cmd->post;
+        return post->post_handler(cf, post, field);
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -58,6 +175,10 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
 {
     ngx_str_t                           name;
     ngx_http_compile_complex_value_t    ccv;
+
+    if (ngx_http_obs_check_export(cf, text) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     v->index = NGX_ERROR;
     ngx_str_null(&v->header);
@@ -91,6 +212,101 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Refuses, naming the directive, a value that reads a secret source through
+ * any of its variables ($name or ${name}, in any case).  This reads the
+ * value as written: a variable that "set" or "map" copies from a secret
+ * source, or a regex capture of one, is not traced (nginx resolves those
+ * per request).
+ */
+
+ngx_int_t
+ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text)
+{
+    u_char                 *p, *end, *name;
+    ngx_str_t              *value;
+    ngx_http_obs_source_t  *source;
+
+    value = cf->args->elts;
+    end = text->data + text->len;
+
+    for (p = text->data; p < end; p++) {
+        if (*p != '$') {
+            continue;
+        }
+
+        if (p + 1 < end && p[1] == '{') {
+            p++;
+        }
+
+        name = p + 1;
+
+        while (p + 1 < end
+               && ((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z')
+                   || (p[1] >= '0' && p[1] <= '9') || p[1] == '_'))
+        {
+            p++;
+        }
+
+        source = ngx_http_obs_secret_source(name, p + 1 - name);
+
+        if (source) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" directive may not use \"$%*s\": %s",
+                               &value[0], (size_t) (p + 1 - name), name,
+                               source->why);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* The class of secret sources a variable name belongs to, or NULL. */
+
+static ngx_http_obs_source_t *
+ngx_http_obs_secret_source(u_char *name, size_t len)
+{
+    ngx_str_t              *s, *prefix;
+    ngx_http_obs_source_t  *source;
+
+    for (source = ngx_http_obs_secret_sources; source->names; source++) {
+
+        for (s = source->names; s->len; s++) {
+            if (len == s->len && ngx_strncasecmp(name, s->data, len) == 0) {
+                return source;
+            }
+        }
+
+        for (s = source->prefixes; s->len; s++) {
+            if (len >= s->len && ngx_strncasecmp(name, s->data, s->len) == 0) {
+                return source;
+            }
+        }
+
+        for (prefix = ngx_http_obs_header_prefixes; prefix->len; prefix++) {
+            if (len <= prefix->len
+                || ngx_strncasecmp(name, prefix->data, prefix->len) != 0)
+            {
+                continue;
+            }
+
+            for (s = source->headers; s->len; s++) {
+                if (len - prefix->len == s->len
+                    && ngx_strncasecmp(name + prefix->len, s->data, s->len)
+                       == 0)
+                {
+                    return source;
+                }
+            }
+        }
+    }
+
+    return NULL;
 }
 
 

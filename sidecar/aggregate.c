@@ -142,9 +142,10 @@ aggregator_configure(aggregator_t *a, const config_t *cfg)
 }
 
 void
-aggregator_active(aggregator_t *a, const Obs__V1__BatchHeader *h, time_t now)
+aggregator_active(aggregator_t *a, const Obs__V1__BatchHeader *h,
+    int trusted, time_t now)
 {
-    business_active(a->business, h, a->default_service, now);
+    business_active(a->business, h, a->default_service, trusted, now);
 }
 
 business_t *

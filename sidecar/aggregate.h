@@ -24,9 +24,12 @@ int aggregator_configure(aggregator_t *a, const config_t *cfg);
 void aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     double now_f);
 
-/* Takes a header's snapshot of requests in flight (business.c). */
+/*
+ * Takes a header's snapshot of requests in flight (business.c); trusted:
+ * it came with a valid tag.
+ */
 void aggregator_active(aggregator_t *a, const Obs__V1__BatchHeader *h,
-    time_t now);
+    int trusted, time_t now);
 
 /* The business metrics and requests in flight, for metrics_add_source. */
 struct business *aggregator_business(aggregator_t *a);

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t  overflow;         /* lookups that found no room, so far */
     time_t    seen;
     int       used;
+    int       trusted;          /* its snapshots come with a valid tag */
 } bzone_t;
 
 typedef struct {
@@ -82,13 +83,16 @@ static const char *business_label_value(bfamily_t *f,
 static bseries_t *business_series(business_t *b, int family,
     const char **labels, time_t now);
 static int business_name_ok(const ProtobufCBinaryData *s, size_t max);
+static int business_text_is(const char *s, const ProtobufCBinaryData *b);
 static int business_reserved(const ProtobufCBinaryData *name);
 static int business_label_reserved(const ProtobufCBinaryData *name);
-static bzone_t *business_zone(business_t *b, uint64_t id);
+static bzone_t *business_zone(business_t *b, uint64_t id, int trusted);
+static void business_zone_clear(business_t *b, int zone);
 static bactive_t *business_active_entry(business_t *b, int zone,
     const char *service, const char *route);
 static void business_family_free(business_t *b, int family);
 static void business_write_active(expo_writer_t *w, business_t *b);
+static uint64_t business_add(uint64_t a, uint64_t b);
 
 business_t *
 business_new(long max_series)
@@ -314,11 +318,9 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
             continue;
         }
 
-        if (strlen(f->name) == len && memcmp(f->name, o->name.data, len) == 0)
-        {
-            if (f->counter != counter || strlen(f->label) != o->label_name.len
-                || memcmp(f->label, o->label_name.data, o->label_name.len)
-                   != 0)
+        if (business_text_is(f->name, &o->name)) {
+            if (f->counter != counter
+                || !business_text_is(f->label, &o->label_name))
             {
                 *why = BUSINESS_CONFLICT;
                 return -1;
@@ -346,7 +348,9 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
     memset(f, 0, sizeof(*f));
     memcpy(f->name, o->name.data, len);
     memcpy(f->base, base, strlen(base));
-    memcpy(f->label, o->label_name.data, o->label_name.len);
+    if (o->label_name.len) {            /* no label: data may be NULL */
+        memcpy(f->label, o->label_name.data, o->label_name.len);
+    }
     f->counter = counter;
 
     return free_slot;
@@ -541,6 +545,15 @@ business_label_reserved(const ProtobufCBinaryData *name)
 
 /* [a-zA-Z_][a-zA-Z0-9_]*, at most max bytes. */
 
+/* Whether the bytes are the string (empty bytes may have no data). */
+
+static int
+business_text_is(const char *s, const ProtobufCBinaryData *b)
+{
+    return strlen(s) == b->len
+           && (b->len == 0 || memcmp(s, b->data, b->len) == 0);
+}
+
 static int
 business_name_ok(const ProtobufCBinaryData *s, size_t max)
 {
@@ -566,7 +579,7 @@ business_name_ok(const ProtobufCBinaryData *s, size_t max)
 
 void
 business_active(business_t *b, const Obs__V1__BatchHeader *h,
-    const char *default_service, time_t now)
+    const char *default_service, int trusted, time_t now)
 {
     char        service[LABEL_BUF_LEN], route[LABEL_BUF_LEN];
     bzone_t    *z;
@@ -578,9 +591,18 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
         return;                             /* no snapshot in this header */
     }
 
+    for (i = 0; !h->active_closed && i < h->n_active
+                && i < BUSINESS_MAX_SNAPSHOT; i++)
+    {
+        if (h->active[i]->count > BUSINESS_MAX_IN_FLIGHT) {
+            STATS_INC(decode_errors[DECODE_MALFORMED]);
+            return;
+        }
+    }
+
     pthread_mutex_lock(&b->lock);
 
-    z = business_zone(b, h->active_zone);
+    z = business_zone(b, h->active_zone, trusted);
 
     /* only the newest snapshot of a zone counts */
 
@@ -615,7 +637,7 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
 
         e = business_active_entry(b, zi, service, route);
         if (e) {
-            e->count += h->active[i]->count;
+            e->count = business_add(e->count, h->active[i]->count);
             e->updated = now;
         }
     }
@@ -623,35 +645,74 @@ business_active(business_t *b, const Obs__V1__BatchHeader *h,
     pthread_mutex_unlock(&b->lock);
 }
 
+/*
+ * A zone is its id and its trust: a plain snapshot that names a signed
+ * zone is a zone of its own, and a signed zone that finds no room takes
+ * the slot of the plain zone seen least recently.
+ */
+
 static bzone_t *
-business_zone(business_t *b, uint64_t id)
+business_zone(business_t *b, uint64_t id, int trusted)
 {
-    bzone_t  *free_zone = NULL;
+    bzone_t  *z, *free_zone = NULL, *plain = NULL;
     int       i;
 
     for (i = 0; i < BUSINESS_MAX_ZONES; i++) {
-        if (b->zones[i].used && b->zones[i].id == id) {
-            return &b->zones[i];
+        z = &b->zones[i];
+
+        if (!z->used) {
+            free_zone = free_zone ? free_zone : z;
+            continue;
         }
-        if (!b->zones[i].used && free_zone == NULL) {
-            free_zone = &b->zones[i];
+        if (z->id == id && z->trusted == trusted) {
+            return z;
         }
+        if (!z->trusted && (plain == NULL || z->seen < plain->seen)) {
+            plain = z;
+        }
+    }
+
+    if (free_zone == NULL && trusted && plain) {
+        business_zone_clear(b, (int) (plain - b->zones));
+        free_zone = plain;
     }
 
     if (free_zone) {
         memset(free_zone, 0, sizeof(*free_zone));
         free_zone->id = id;
         free_zone->used = 1;
+        free_zone->trusted = trusted;
     }
 
     return free_zone;
 }
 
+/* Forgets a zone's in-flight entries (its slot goes to another). */
+
+static void
+business_zone_clear(business_t *b, int zone)
+{
+    size_t  i, k;
+
+    for (i = 0, k = 0; i < b->n_active; i++) {
+        if (b->active[i].zone != zone) {
+            b->active[k++] = b->active[i];
+        }
+    }
+
+    b->n_active = k;
+}
+
+/*
+ * The entry of a zone's service and route; when the table is full, a
+ * signed zone's new entry takes one of a plain zone.
+ */
+
 static bactive_t *
 business_active_entry(business_t *b, int zone, const char *service,
     const char *route)
 {
-    bactive_t  *e;
+    bactive_t  *e, *plain = NULL;
     size_t      i;
 
     for (i = 0; i < b->n_active; i++) {
@@ -661,14 +722,23 @@ business_active_entry(business_t *b, int zone, const char *service,
         {
             return e;
         }
+        if (plain == NULL && !b->zones[e->zone].trusted) {
+            plain = e;
+        }
     }
 
     if (b->n_active == BUSINESS_MAX_ACTIVE) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
-        return NULL;
+
+        if (!b->zones[zone].trusted || plain == NULL) {
+            return NULL;
+        }
+        e = plain;
+
+    } else {
+        e = &b->active[b->n_active++];
     }
 
-    e = &b->active[b->n_active++];
     memset(e, 0, sizeof(*e));
     e->zone = zone;
     snprintf(e->service, sizeof(e->service), "%s", service);
@@ -827,7 +897,7 @@ business_write_active(expo_writer_t *w, business_t *b)
             if (strcmp(b->active[j].service, b->active[i].service) == 0
                 && strcmp(b->active[j].route, b->active[i].route) == 0)
             {
-                sum += b->active[j].count;
+                sum = business_add(sum, b->active[j].count);
             }
         }
 
@@ -839,13 +909,23 @@ business_write_active(expo_writer_t *w, business_t *b)
     expo_family_end(w);
 
     for (i = 0, overflow = 0; i < BUSINESS_MAX_ZONES; i++) {
-        overflow += b->zones[i].used ? b->zones[i].overflow : 0;
+        overflow = business_add(overflow,
+                                b->zones[i].used ? b->zones[i].overflow : 0);
     }
 
     expo_family(w, "obs_active_requests_overflow",
                 "Requests counted in flight under __overflow__ because "
-                "nginx's table of service and route keys was full.", NULL,
+                "nginx's table of service and route keys (or its share "
+                "for keys made from requests) was full.", NULL,
                 EXPO_COUNTER);
     expo_sample(w, NULL, NULL, 0, (double) overflow);
     expo_family_end(w);
+}
+
+/* a + b, or UINT64_MAX when that does not fit: a gauge never wraps to 0. */
+
+static uint64_t
+business_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }

@@ -30,6 +30,13 @@ typedef enum {
 #define BUSINESS_MAX_ACTIVE    1024     /* in-flight entries, all zones */
 #define BUSINESS_MAX_SNAPSHOT  256      /* entries read from one snapshot */
 
+/*
+ * The most requests one nginx can have in flight under one key: more would
+ * take terabytes of request pools, so a snapshot saying so is a lie (or
+ * nginx's count went below 0) and is dropped, counted as malformed.
+ */
+#define BUSINESS_MAX_IN_FLIGHT 0xffffffffULL
+
 typedef struct business  business_t;
 
 /* Creates an empty set of at most max_series business series. */
@@ -50,10 +57,14 @@ void business_record(business_t *b, const Obs__V1__Record *r,
 
 /*
  * Takes a header's snapshot of requests in flight when it is the newest of
- * its nginx (zone); default_service names entries without a service.
+ * its nginx (zone) and trust (trusted: the datagram had a valid tag; a
+ * plain one never changes a trusted zone); default_service names entries
+ * without a service.  A snapshot with a count above BUSINESS_MAX_IN_FLIGHT
+ * changes nothing and is counted in
+ * obs_decode_errors_total{reason="malformed"}; sums saturate.
  */
 void business_active(business_t *b, const Obs__V1__BatchHeader *h,
-    const char *default_service, time_t now);
+    const char *default_service, int trusted, time_t now);
 
 /* Forgets series (and zero in-flight entries) not updated since before. */
 void business_expire(business_t *b, time_t before);

@@ -138,6 +138,10 @@ static const setting_t  config_settings[] = {
       "OBS_SIDECAR_INGEST_KEY_FILE", "--ingest-key-file FILE",
       "shared key: UDP datagrams must carry its HMAC-SHA256 tag", NULL,
       config_set_key },
+    { "ingest_max_skew_seconds", SETTING_LONG, offsetof(C, ingest_max_skew),
+      1, 3600, "OBS_SIDECAR_INGEST_MAX_SKEW", "--ingest-max-skew SECONDS",
+      "a tagged datagram sent longer ago (or dated further ahead) is stale",
+      NULL, NULL },
     { "ingest_group", SETTING_STRING, offsetof(C, ingest_group), 0, 0,
       "OBS_SIDECAR_INGEST_GROUP", "--ingest-group GROUP",
       "group of the unix sockets (mode 0660)", NULL, NULL },
@@ -407,6 +411,7 @@ config_defaults(config_t *c)
     c->max_services = 100;
     c->max_series = 100000;
     c->series_ttl = 900;
+    c->ingest_max_skew = 30;
     c->exemplars = 1;
     exporter_config_defaults(&c->exporter);
     remote_write_config_defaults(&c->remote_write);
@@ -483,7 +488,7 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
 {
     config_t  *c = base;
     json_t    *item;
-    char      *copy, *addr, *save;
+    char      *copy, *addr, *rest;
     size_t     i;
     int        rc = 0;
 
@@ -525,9 +530,16 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (addr = strtok_r(copy, ",", &save); addr && rc == 0;
-         addr = strtok_r(NULL, ",", &save))
-    {
+    /* strsep, not strtok: ",", "a,,b" and "a," must not quietly lose an
+       entry (an empty list would mean the default socket) */
+    rest = copy;
+    while (rc == 0 && (addr = strsep(&rest, ",")) != NULL) {
+        if (addr[0] == '\0') {
+            snprintf(err, errlen, "%s: an empty address in \"%s\"", where,
+                     text);
+            rc = -1;
+            break;
+        }
         rc = config_add_ingest(c, addr, err, errlen);
     }
     free(copy);

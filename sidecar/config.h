@@ -17,6 +17,7 @@ typedef struct {
     int      n_ingest;
     char    *ingest_group;               /* group of unix sockets, or NULL */
     char    *ingest_key;                 /* HMAC key of datagrams, or NULL */
+    long     ingest_max_skew;            /* seconds a tagged one stays fresh */
     int      ingest_flagged;             /* --ingest replaced the list */
     char    *listen;                     /* "host:port" of /metrics */
     char    *config_path;

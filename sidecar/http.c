@@ -89,6 +89,7 @@ static int http_authorized(http_server_t *h, struct MHD_Connection *c);
 static int http_equal(const char *a, const char *b);
 static int http_gzip(const buf_t *in, buf_t *out);
 static char *http_dup(const char *s);
+static const char *http_origin_path(const char *url);
 static void *http_loop(void *data);
 static void http_reap(http_server_t *h);
 static void http_connection(void *cls, struct MHD_Connection *c,
@@ -219,21 +220,39 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
 {
     http_server_t  *h = cls;
     http_conn_t    *hc;
+    static int      headers_seen;
 
     (void) version;
     (void) upload;
-    (void) upload_size;
-    (void) state;
 
     hc = http_conn_of(c);
     if (hc) {
         hc->answering = 1;
     }
 
+    /* answered at once: MHD then closes without reading a body */
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         return http_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                          "only GET and HEAD\n");
     }
+
+    /*
+     * MHD first calls with the headers alone.  A response queued then is
+     * an "early" one, after which MHD reads nothing more on the connection:
+     * no keep-alive and every pipelined request lost.  So the answer waits
+     * for the last call, when the whole request (a body ignored) is in.
+     */
+    if (*state == NULL) {
+        *state = &headers_seen;
+        return MHD_YES;
+    }
+
+    if (*upload_size != 0) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    url = http_origin_path(url);
 
     if (strcmp(url, "/metrics") == 0) {
         return http_metrics(h, c);
@@ -473,6 +492,31 @@ static char *
 http_dup(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+/*
+ * The path of a request target: RFC 9112 (3.2.2) has servers accept the
+ * absolute form ("http://host:port/metrics") as well as the origin form.
+ * MHD has already cut the query.
+ */
+
+static const char *
+http_origin_path(const char *url)
+{
+    const char  *p;
+
+    if (strncasecmp(url, "http://", 7) == 0) {
+        p = url + 7;
+
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        p = url + 8;
+
+    } else {
+        return url;
+    }
+
+    p = strchr(p, '/');
+    return p ? p : "/";
 }
 
 

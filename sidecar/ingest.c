@@ -42,12 +42,30 @@
 /* 1: records in rows; 2: also in columns */
 #define INGEST_SCHEMA_MIN     1
 #define INGEST_SCHEMA_MAX     2
+/*
+ * More datagrams than one nginx worker can send in a second: each carries
+ * at least one record (or is one of the flush timer's two), and a worker
+ * fills a datagram with 20 or more.  A sequence number further ahead is
+ * not datagrams lost but a sender that lies or is broken.
+ */
+#define INGEST_MAX_SENDS      100000
+/*
+ * More than one header can claim of anything it carries no bytes for
+ * (drops, JWT results, requests in flight): 2^40 requests are 12 days of
+ * a million a second.  Below it no sum of claims can wrap a counter.
+ */
+#define INGEST_MAX_CLAIM      ((uint64_t) 1 << 40)
+/* the trust classes, each with a table of its own */
+#define INGEST_PLAIN          0
+#define INGEST_SIGNED         1
 
 typedef struct {
     uint64_t  key;              /* host, pid and start of one nginx worker */
-    time_t    last_seen;
-    uint64_t  next_sequence;
-    uint64_t  seen;             /* bit k: sequence next_sequence - 1 - k */
+    time_t    last_seen;        /* monotonic seconds; 0: a free entry */
+    time_t    created;
+    uint64_t  first;            /* the first sequence number seen */
+    uint64_t  top;              /* the highest */
+    uint64_t  seen;             /* bit k: sequence top - k */
     uint64_t  dropped[MODULE_DROP_REASONS];
 } worker_t;
 
@@ -61,18 +79,27 @@ struct ingest {
     unsigned char    *datagram;
     decode_arena_t    arena;
     const char       *key;              /* cfg->ingest_key, or NULL */
+    uint64_t          max_skew;         /* nanoseconds */
     int               udp[CONFIG_MAX_INGEST];
     int               authenticated;     /* the datagram being read had a tag */
-    worker_t          workers[INGEST_WORKERS];
+    /*
+     * By trust class: what a plain datagram says about a worker never
+     * touches the window its signed datagrams are judged by, whatever
+     * worker it names and however many.
+     */
+    worker_t          workers[2][INGEST_WORKERS];
 };
 
 static int ingest_bind(const char *addr, const config_t *cfg,
     char **unix_path, char *err, size_t errlen);
 static int ingest_authentic(ingest_t *in, int i, const uint8_t **data,
     size_t *len);
-static int ingest_sequence(worker_t *w, uint64_t seq);
+static int ingest_fresh(ingest_t *in, const Obs__V1__BatchHeader *h,
+    const struct timespec *now);
+static int ingest_plausible(const Obs__V1__BatchHeader *h);
+static int ingest_sequence(worker_t *w, uint64_t seq, time_t mono);
 static int ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
-    time_t now);
+    time_t mono);
 static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
     time_t now, double now_f);
 static void ingest_jwt(const Obs__V1__BatchHeader *h);
@@ -116,11 +143,18 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
 
     in->n = cfg->n_ingest;
     in->key = cfg->ingest_key;
+    ingest_configure(in, cfg);
     for (i = 0; i < in->n; i++) {
         in->udp[i] = strncmp(cfg->ingest[i], "udp:", 4) == 0;
     }
 
     return in;
+}
+
+void
+ingest_configure(ingest_t *in, const config_t *cfg)
+{
+    in->max_skew = (uint64_t) cfg->ingest_max_skew * 1000000000;
 }
 
 void
@@ -185,9 +219,10 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     Obs__V1__Batch            *batch;
     Obs__V1__Record            r;
     columns_reader_t           rd;
-    struct timespec            ts;
+    struct timespec            ts, mono;
     double                     now_f;
     size_t                     i, n;
+    int                        rc;
 
     STATS_INC(datagrams_received);
 
@@ -222,15 +257,28 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     }
 
     clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
     now_f = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 
-    if (ingest_account(in, batch->header, ts.tv_sec) != 0) {
-        STATS_INC(decode_errors[DECODE_REPLAYED]);
+    if (in->authenticated && !ingest_fresh(in, batch->header, &ts)) {
+        STATS_INC(decode_errors[DECODE_STALE]);
+        return;
+    }
+
+    if (!ingest_plausible(batch->header)) {
+        STATS_INC(decode_errors[DECODE_IMPLAUSIBLE_COUNT]);
+        return;
+    }
+
+    rc = ingest_account(in, batch->header, mono.tv_sec);
+    if (rc != 0) {
+        STATS_INC(decode_errors[rc]);
         return;
     }
 
     ingest_jwt(batch->header);
-    aggregator_active(in->agg, batch->header, ts.tv_sec);   /* in flight */
+    aggregator_active(in->agg, batch->header, in->authenticated,
+                      ts.tv_sec);                            /* in flight */
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {
@@ -340,30 +388,79 @@ ingest_close(ingest_t *in)
 }
 
 /*
+ * A signed datagram's send time (0 from older senders: not judged) within
+ * the skew allowed of this clock.  The replay window lives in memory; this
+ * is what refuses a copy captured before a restart emptied it, once the
+ * copy is older than the skew.
+ */
+
+static int
+ingest_fresh(ingest_t *in, const Obs__V1__BatchHeader *h,
+    const struct timespec *now)
+{
+    uint64_t  sent = h->send_time_unix_nano, t;
+
+    t = (uint64_t) now->tv_sec * 1000000000 + (uint64_t) now->tv_nsec;
+
+    return sent == 0 || (sent <= t ? t - sent : sent - t) <= in->max_skew;
+}
+
+/*
+ * Whether every number a header claims without bytes to show for it is
+ * below INGEST_MAX_CLAIM (a power of two: the bits of all of them, or-ed,
+ * tell).
+ */
+
+static int
+ingest_plausible(const Obs__V1__BatchHeader *h)
+{
+    uint64_t  bits;
+    size_t    i;
+
+    bits = h->dropped_buffer_full | h->dropped_send_failed
+           | h->dropped_oversize | h->delta_dropped_buffer_full
+           | h->delta_dropped_send_failed | h->delta_dropped_oversize
+           | h->delta_dropped_at_exit | h->jwt_valid | h->jwt_missing
+           | h->jwt_malformed | h->jwt_alg_not_allowed | h->jwt_unknown_key
+           | h->jwt_bad_signature | h->jwt_expired | h->jwt_not_yet_valid
+           | h->jwt_bad_issuer | h->jwt_bad_audience | h->jwt_missing_claim
+           | h->jwt_cache_hits | h->active_overflow;
+
+    for (i = 0; i < h->n_active; i++) {
+        bits |= h->active[i]->count;
+    }
+
+    return bits < INGEST_MAX_CLAIM;
+}
+
+/*
  * Sequence numbers are per worker: a gap is datagrams lost.  Drops come as
  * deltas (added as they are: a restarted sidecar, or a worker that fell out
  * of the table, adds nothing twice) or, from older modules, as cumulative
  * counters, of which only the difference from what this worker last
- * reported is new.
+ * reported is new.  Returns 0, or the reason the datagram is refused.
  */
 
 static int
-ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
+ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t mono)
 {
     uint64_t   key, reported[MODULE_DROP_REASONS], delta;
-    worker_t  *w = NULL, *oldest = &in->workers[0];
-    int        i;
+    worker_t  *table, *w = NULL, *oldest;
+    int        i, rc;
 
     key = hash_bytes(h->host.data, h->host.len,
                      h->worker_start_unix_nano ^ ((uint64_t) h->pid << 32));
 
+    table = in->workers[in->authenticated ? INGEST_SIGNED : INGEST_PLAIN];
+    oldest = &table[0];
+
     for (i = 0; i < INGEST_WORKERS; i++) {
-        if (in->workers[i].key == key && in->workers[i].last_seen) {
-            w = &in->workers[i];
+        if (table[i].key == key && table[i].last_seen) {
+            w = &table[i];
             break;
         }
-        if (in->workers[i].last_seen < oldest->last_seen) {
-            oldest = &in->workers[i];
+        if (table[i].last_seen < oldest->last_seen) {
+            oldest = &table[i];
         }
     }
 
@@ -371,11 +468,20 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
         w = oldest;
         memset(w, 0, sizeof(*w));
         w->key = key;
-        w->next_sequence = h->sequence;
-    }
+        w->created = mono;
+        w->first = h->sequence;
+        w->top = h->sequence;
+        w->seen = 1;
 
-    if (ingest_sequence(w, h->sequence) != 0 && in->authenticated) {
-        return -1;
+    } else {
+        rc = ingest_sequence(w, h->sequence, mono);
+
+        /* plain senders need not number their batches: copies count */
+        if (rc == DECODE_SEQUENCE_GAP
+            || (rc == DECODE_REPLAYED && in->authenticated))
+        {
+            return rc;
+        }
     }
 
     reported[MODULE_DROP_BUFFER_FULL] = h->dropped_buffer_full;
@@ -398,34 +504,41 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t now)
         }
     }
 
-    w->last_seen = now ? now : 1;
+    w->last_seen = mono ? mono : 1;
     return 0;
 }
 
 /*
  * Notes a worker's datagram sequence number in a window of the last 64, as
  * IPsec does against replays: the module sends each number once, so one
- * seen before (or older than the window) is a copy.  Only authenticated
- * datagrams are refused for it: tools that send row-form batches need not
- * number them.  Returns -1 for a copy.
+ * seen before (or older than the window) is a copy, DECODE_REPLAYED.  A
+ * number further ahead of the first one seen than the worker could have
+ * sent since is DECODE_SEQUENCE_GAP, and leaves the window as it was.  No
+ * arithmetic here can wrap, whatever the numbers.
  */
 
 static int
-ingest_sequence(worker_t *w, uint64_t seq)
+ingest_sequence(worker_t *w, uint64_t seq, time_t mono)
 {
-    uint64_t  age, ahead;
+    uint64_t  ahead, age;
 
-    if (seq >= w->next_sequence) {
-        ahead = seq - w->next_sequence + 1;
+    if (seq > w->top) {
+        if (seq - w->first
+            > INGEST_MAX_SENDS * ((uint64_t) (mono - w->created) + 1))
+        {
+            return DECODE_SEQUENCE_GAP;
+        }
+
+        ahead = seq - w->top;
         STATS_ADD(datagrams_lost, ahead - 1);
         w->seen = (ahead >= 64) ? 1 : (w->seen << ahead) | 1;
-        w->next_sequence = seq + 1;
+        w->top = seq;
         return 0;
     }
 
-    age = w->next_sequence - 1 - seq;
+    age = w->top - seq;
     if (age >= 64 || (w->seen & ((uint64_t) 1 << age))) {
-        return -1;
+        return DECODE_REPLAYED;
     }
 
     w->seen |= (uint64_t) 1 << age;

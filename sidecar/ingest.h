@@ -37,6 +37,9 @@ int ingest_check(const config_t *cfg, char *err, size_t errlen);
 ingest_t *ingest_open(const config_t *cfg, aggregator_t *agg, char *err,
     size_t errlen);
 
+/* Takes what a reload may change (the skew allowed); same thread only. */
+void ingest_configure(ingest_t *in, const config_t *cfg);
+
 /* Registers a function to see every aggregated datagram. */
 void ingest_set_datagram_hook(ingest_t *in, ingest_datagram_pt hook,
     void *data);

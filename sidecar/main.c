@@ -252,6 +252,7 @@ sidecar_reload(sidecar_t *s)
     }
 
     http_configure(s->http, &s->cfg);
+    ingest_configure(s->ingest, &s->cfg);
     STATS_INC(reloads);
     sidecar_log("info", "configuration reloaded from %s",
                 s->cfg.config_path ? s->cfg.config_path : "(no file)");

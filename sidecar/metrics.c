@@ -18,7 +18,7 @@ stats_t  obs_stats;
 
 const char *const  decode_reason_names[DECODE_REASONS] = {
     "malformed", "oversize", "no_header", "schema", "unauthenticated",
-    "replayed"
+    "replayed", "sequence_gap", "stale", "implausible_count"
 };
 const char *const  module_drop_names[MODULE_DROP_REASONS] = {
     "module_buffer_full", "module_send_failed", "module_oversize",

@@ -12,6 +12,12 @@ typedef enum {
     DECODE_SCHEMA,              /* a schema version this sidecar cannot read */
     DECODE_UNAUTHENTICATED,     /* no valid HMAC tag where one is needed */
     DECODE_REPLAYED,            /* an authenticated datagram seen before */
+    DECODE_SEQUENCE_GAP,        /* numbered further ahead than its sender
+                                   could have sent since its last one */
+    DECODE_STALE,               /* authenticated, but its send time is off
+                                   the sidecar's clock by more than the skew */
+    DECODE_IMPLAUSIBLE_COUNT,   /* its header claims more drops, tokens or
+                                   requests than any worker could have */
     DECODE_REASONS
 } decode_reason_t;
 

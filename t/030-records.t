@@ -73,7 +73,7 @@ tracestate: vendor=abc
     '"clientAddress": "127.0.0.1"',
     '"scheme": "http"',
     '"serverAddress": "localhost"',
-    '"serverPort": 1984',
+    '"serverPort": ' . ($ENV{TEST_NGINX_SERVER_PORT} || 1984),
     '"protocol": "HTTP/1.1"',
     '"upstreamName": "backend"',
     '"address": "unix:[^"]*backend.sock"',

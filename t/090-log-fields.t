@@ -491,7 +491,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$http_authorization": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$http_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -502,7 +502,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$http_cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$http_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -513,7 +513,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$http_proxy_authorization": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$http_proxy_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -524,7 +524,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$http_set_cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -535,7 +535,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$sent_http_set_cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$sent_http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -546,7 +546,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$upstream_http_set_cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$upstream_http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -557,7 +557,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$upstream_http_proxy_authorization": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$upstream_http_proxy_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -568,7 +568,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$cookie_session": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$cookie_session": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -579,7 +579,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$upstream_cookie_sid": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$upstream_cookie_sid": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -590,7 +590,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$HTTP_AUTHORIZATION": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$HTTP_AUTHORIZATION": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -601,7 +601,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$Http_Cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$Http_Cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -612,7 +612,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$upstream_trailer_set_cookie": the Authorization, Cookie, Set-Cookie and Proxy-Authorization headers are never logged
+"obs_log_field" directive may not use "$upstream_trailer_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -623,7 +623,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$args": the query string never leaves the gateway (log one argument with $arg_NAME)
+"obs_log_field" directive may not use "$args": it can carry a query string, which never leaves the gateway; use $uri, or a map that keeps only the path or the values you choose
 
 
 
@@ -634,7 +634,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$request_uri": the query string never leaves the gateway
+"obs_log_field" directive may not use "$REQUEST_URI": it can carry a query string, which never leaves the gateway
 
 
 
@@ -646,4 +646,4 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not log "$query_string": the query string never leaves the gateway
+"obs_log_field" directive may not use "$query_string": it can carry a query string, which never leaves the gateway

@@ -15,6 +15,8 @@ use strict;
 use warnings;
 
 use File::Basename qw(dirname);
+use lib dirname(__FILE__);
+use ObsErrlog;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX ();
@@ -66,15 +68,10 @@ END {
     }
 }
 
-our $Locations = <<'_EOC_';
+our $Locations = <<'_EOC_' . $ObsErrlog::Location;
     location /sink/ {
         obs off;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SINK_PORT/;
-    }
-    location = /errlog {
-        obs off;
-        default_type text/plain;
-        alias $TEST_NGINX_HTML_DIR/../logs/error.log;
     }
 _EOC_
 

@@ -13,6 +13,11 @@ over HTTP so that Test::Nginx blocks can fetch it through nginx:
   GET /count?path=P&wait=S    after S seconds, how many records have path P
   GET /headers?wait=S         after S seconds, batch headers as JSON lines,
                               then forgets them
+  GET /active?wait=S&prefix=P after S seconds, the newest snapshot of
+                              requests in flight as one JSON line: its keys,
+                              how many routes start with P, the overflow
+                              count and each route's count; then forgets
+                              the headers
   GET /stats?wait=S&expect=N  records received since the last reset, the
                               drops the headers reported and their sum,
                               once N are accounted for (or after S seconds)
@@ -258,6 +263,22 @@ def column_rows(cols, schema):
     return rows
 
 
+def active_summary(headers, prefix):
+    """The newest in-flight snapshot of the headers (by its clock), as
+    [{keys, prefixed, overflow, count: {route: n}}], or [] without one."""
+    snaps = [h for h in headers if "activeZone" in h]
+    if not snaps:
+        return []
+    h = max(snaps, key=lambda h: int(h.get("activeVersion", "0")))
+    entries = h.get("active", [])
+    return [{"keys": len(entries),
+             "prefixed": sum(1 for e in entries if prefix
+                             and e.get("route", "").startswith(prefix)),
+             "overflow": int(h.get("activeOverflow", "0")),
+             "count": {e.get("route", ""): int(e.get("count", "0"))
+                       for e in entries}}]
+
+
 def make_handler(store):
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -307,6 +328,10 @@ def make_handler(store):
                     self.linger(float(q.get("wait", "0")))
                     out, store.headers = store.headers, []
                     return self.reply(out)
+                if url.path == "/active":
+                    self.linger(float(q.get("wait", "0")))
+                    out, store.headers = store.headers, []
+                    return self.reply(active_summary(out, q.get("prefix")))
                 if url.path == "/stats":
                     # with expect=N, wait (up to `wait`) until N records are
                     # accounted for, received or reported dropped

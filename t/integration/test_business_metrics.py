@@ -76,6 +76,25 @@ def gate(name):
         return Backend.gates.setdefault(name, threading.Event())
 
 
+def start_backend(port, server_class=http.server.ThreadingHTTPServer):
+    """Serves Backend on port from a thread of its own."""
+    server = server_class(("127.0.0.1", port), Backend)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def open_gates():
+    """Lets every request the backend holds go."""
+    for g in list(Backend.gates.values()):
+        g.set()
+
+
+def stop_backend(server):
+    server.shutdown()
+    server.server_close()
+
+
 class BusinessMetrics(unittest.TestCase):
 
     @classmethod
@@ -90,11 +109,7 @@ class BusinessMetrics(unittest.TestCase):
                           sidecar_config={"remote_write": {
                               "url": cls.receiver.url("api/v1/write"),
                               "interval": 1}})
-        cls.backend = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", cls.stack.backend_port), Backend)
-        cls.backend.daemon_threads = True
-        threading.Thread(target=cls.backend.serve_forever,
-                         daemon=True).start()
+        cls.backend = start_backend(cls.stack.backend_port)
         try:
             cls.stack.start_sidecar()
             cls.stack.start_nginx()
@@ -108,13 +123,11 @@ class BusinessMetrics(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for g in list(Backend.gates.values()):
-            g.set()
+        open_gates()
         cls.stack.stop()
         cls.receiver.stop()
         shutil.rmtree(cls.receiver.base, ignore_errors=True)
-        cls.backend.shutdown()
-        cls.backend.server_close()
+        stop_backend(cls.backend)
 
     def get(self, path, tenant="t1"):
         req = urllib.request.Request(self.stack.gateway + path,

@@ -453,6 +453,30 @@ class GrafanaLoadTest(unittest.TestCase):
                              (elsewhere, "neither a dashboard")]:
             self.assertIn(says, broken(change), change.__name__)
 
+    def test_every_mounted_provisioning_file_is_expanded(self):
+        """An override compose file's provisioning is checked with the
+        merged environment: ${VAR:-default} (which Grafana leaves as it is)
+        and a variable no stack sets are caught."""
+        import tempfile
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        with open(os.path.join(d, "ds.yml"), "w") as f:
+            f.write("apiVersion: 1\ndatasources:\n"
+                    "  - {name: A, uid: a, type: prometheus,"
+                    " url: 'http://${A_HOST:-a}:9090'}\n"
+                    "  - {name: B, uid: b, type: loki, url: 'http://$B_HOST'}\n")
+        with open(os.path.join(d, "docker-compose.yml"), "w") as f:
+            f.write("services:\n  grafana:\n    environment: {X: y}\n")
+        with open(os.path.join(d, "docker-compose.extra.yml"), "w") as f:
+            f.write("services:\n  grafana:\n    environment: {A_HOST: h}\n"
+                    "    volumes: ['./ds.yml:/etc/grafana/provisioning/"
+                    "datasources/ds.yml:ro']\n")
+        errors = " | ".join(validate.check_provisioning(
+            os.path.join(d, "docker-compose.yml")))
+        self.assertIn("${A_HOST:-a}: Grafana expands only", errors)
+        self.assertIn("$B_HOST is not set", errors)
+        self.assertIn("docker-compose.extra.yml", errors)
+
     def broken(self, change):
         d = json.loads(json.dumps(next(iter(dashboards()))))
         change(d)

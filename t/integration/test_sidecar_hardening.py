@@ -11,6 +11,7 @@ traffic stays on loopback (127.0.0.0/8)."""
 import grp
 import gzip
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -151,6 +152,75 @@ class SlowClientsTest(unittest.TestCase):
         with urllib.request.urlopen(req, timeout=5) as r:
             self.assertEqual(r.headers.get("Content-Encoding"), "gzip")
             self.assertIn(b"obs_scrapes_total", gzip.decompress(r.read()))
+
+
+class HttpConformanceTest(unittest.TestCase):
+    """What a scraper or a proxy in front of the sidecar may send."""
+
+    def setUp(self):
+        self.stack = Stack(GATEWAY_HTTP)
+        self.addCleanup(self.stack.stop)
+        self.stack.start_sidecar()
+        self.port = self.stack.metrics_port
+
+    def exchange(self, data, wait=3):
+        """Sends raw bytes, reads until the server closes or goes quiet."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=wait)
+        self.addCleanup(s.close)
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+        return out
+
+    def test_keep_alive_serves_several_requests_on_one_connection(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        self.addCleanup(conn.close)
+        for path in ("/healthz", "/metrics", "/readyz", "/metrics"):
+            conn.request("GET", path)
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200, path)
+            self.assertNotEqual((r.getheader("Connection") or "").lower(),
+                                "close", path)
+        self.assertIsNotNone(conn.sock, "the connection is still open")
+
+    def test_pipelined_requests_are_all_answered_in_order(self):
+        out = self.exchange(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            b"Connection: close\r\n\r\n")
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", out)
+        self.assertEqual(statuses, [b"200", b"200", b"404", b"200"], out)
+        self.assertIn(b"ready\n", out)
+
+    def test_absolute_form_target_is_the_same_resource(self):
+        for target in (b"http://127.0.0.1/metrics?format=text",
+                       b"HTTP://gateway:9145/healthz", b"https://x/readyz"):
+            out = self.exchange(b"GET " + target + b" HTTP/1.1\r\n"
+                                b"Host: x\r\nConnection: close\r\n\r\n")
+            self.assertTrue(out.startswith(b"HTTP/1.1 200 "), (target, out))
+        out = self.exchange(b"GET http://x/metrics?format=text HTTP/1.1\r\n"
+                            b"Host: x\r\nConnection: close\r\n\r\n")
+        self.assertIn(b"text/plain; version=0.0.4", out)
+        out = self.exchange(b"GET http://x HTTP/1.1\r\n"
+                            b"Host: x\r\nConnection: close\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 404 "), out)
+
+    def test_a_body_on_another_method_is_not_read(self):
+        out = self.exchange(b"POST /metrics HTTP/1.1\r\nHost: x\r\n"
+                            b"Content-Length: 100000000\r\n\r\nxx")
+        self.assertTrue(out.startswith(b"HTTP/1.1 405 "), out)
+        self.assertIn(b"Allow: GET, HEAD", out)
 
 
 def run_sidecar(*args, timeout=10):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -70,9 +71,10 @@ class UdpAuthTest(unittest.TestCase):
         r.status = 200
         return b.SerializeToString()
 
-    def test_module_tags_are_hmac_sha256_of_the_batch(self):
-        """A plain UDP socket stands in for the sidecar: every datagram the
-        module sends verifies with Python's hmac and parses as a Batch."""
+    def capture(self, requests):
+        """The datagrams nginx sends for a few requests, caught by a plain
+        UDP socket that stands in for the sidecar (or an attacker on the
+        path): nobody counted them."""
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         rx.bind(("127.0.0.1", 0))
         rx.settimeout(10)
@@ -81,27 +83,47 @@ class UdpAuthTest(unittest.TestCase):
                       % rx.getsockname()[1], flush="50ms key=" + self.key)
         self.addCleanup(stack.stop)
         stack.start_nginx()
-        for _ in range(3):
+        for _ in range(requests):
             self.assertEqual(request(stack.gateway + "/a")[0], 200)
 
-        seen = 0
-        while seen < 3:
-            data = rx.recv(65536)
+        captured, records = [], 0
+        while records < requests:
+            captured.append(rx.recv(65536))
+            b = self.pb.Batch()
+            b.ParseFromString(captured[-1][36:])
+            records += b.columns.count + len(b.records)
+        stack.stop()
+        return captured
+
+    def test_module_tags_are_hmac_sha256_of_the_batch(self):
+        """Every datagram the module sends verifies with Python's hmac,
+        parses as a Batch and says when it was sent."""
+        for data in self.capture(3):
             self.assertEqual(data[:4], MARK)
             self.assertEqual(data[4:36], hmac.new(KEY, data[36:],
                                                   hashlib.sha256).digest())
             b = self.pb.Batch()
             b.ParseFromString(data[36:])
-            seen += b.columns.count + len(b.records)
+            # the send time bounds a copy's life (--ingest-max-skew)
+            self.assertLess(abs(b.header.send_time_unix_nano / 1e9
+                                - time.time()), 5)
 
-    def keyed_sidecar(self):
-        """A sidecar taking udp: records with the key; its stack and port."""
+    def header(self, data):
+        b = self.pb.Batch()
+        b.ParseFromString(data[36:])
+        return b.header
+
+    def keyed_sidecar(self, unix=False):
+        """A sidecar taking udp: records with the key (and, with unix, plain
+        ones on a unix socket too); its stack and port."""
         udp = "udp:127.0.0.1:%d" % free_port()
         stack = Stack(NGINX_HTTP, records_address=udp,
                       flush="50ms key=" + self.key)
         stack.sidecar_args = ["--ingest", udp, "--ingest-key-file", self.key,
                               "--logs-file", os.devnull,
                               "--spans-file", os.devnull]
+        if unix:
+            stack.sidecar_args += ["--ingest", "unix:" + stack.sock]
         self.addCleanup(stack.stop)
         stack.start_sidecar()
         return stack, int(udp.rsplit(":", 1)[1])
@@ -157,6 +179,96 @@ class UdpAuthTest(unittest.TestCase):
                  what="eleven copies refused")
         self.assertEqual(value(stack.metrics(), "http_server_requests_total",
                                service="replay"), 3)
+
+    def test_plain_datagrams_cannot_touch_the_signed_window(self):
+        """A plain datagram on the unix socket that names a captured
+        worker (host, pid, start) may not move the replay window its
+        signed datagrams are judged by: at sequence 2^64-1 it once wrapped
+        the window so that every capture counted again, at 2^63-1 it made
+        the worker's next datagrams "replayed", and either set
+        obs_datagrams_lost_total to ~9.2e18."""
+        captured = self.capture(4)
+        h = self.header(captured[0])
+        last = max(self.header(d).sequence for d in captured)
+        stack, port = self.keyed_sidecar(unix=True)
+
+        def count(service="auth-test"):
+            return value(stack.metrics(), "http_server_requests_total",
+                         service=service) or 0
+
+        def forged(seq):
+            b = self.pb.Batch()
+            b.header.CopyFrom(h)
+            b.header.sequence = seq
+            r = b.records.add()
+            r.service = b"forged"
+            r.method = b"GET"
+            r.route = b"/x"
+            r.status = 200
+            return b.SerializeToString()
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for d in captured:
+                s.sendto(d, ("127.0.0.1", port))
+        wait_for(lambda: count() == 4, what="the 4 captured records")
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as u, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            u.sendto(forged(2**64 - 1), stack.sock)
+            wait_for(lambda: count("forged") == 1, what="the plain datagram")
+            for d in captured:
+                s.sendto(d, ("127.0.0.1", port))
+            wait_for(lambda: value(stack.metrics(), "obs_decode_errors_total",
+                                   reason="replayed") == len(captured),
+                     what="every capture refused as a copy")
+            self.assertEqual(count(), 4)
+
+            u.sendto(forged(2**63 - 1), stack.sock)
+            wait_for(lambda: count("forged") == 2, what="the second one")
+            b = self.pb.Batch()
+            b.ParseFromString(forged(last + 1))
+            b.records[0].service = b"auth-test"
+            s.sendto(tagged(KEY, b.SerializeToString()), ("127.0.0.1", port))
+            wait_for(lambda: count() == 5,
+                     what="the worker's next signed datagram")
+
+        m = stack.metrics()
+        self.assertEqual(value(m, "obs_datagrams_lost_total"), 0)
+        self.assertEqual(value(m, "obs_decode_errors_total",
+                               reason="replayed"), len(captured))
+
+    def test_a_capture_resent_after_a_restart_is_stale(self):
+        """The replay window lives in memory: a restarted sidecar refuses
+        a captured datagram by its send time instead, once it is older
+        than the skew allowed (OBS_SIDECAR_INGEST_MAX_SKEW, seconds)."""
+        captured = self.capture(3)
+        os.environ["OBS_SIDECAR_INGEST_MAX_SKEW"] = "1"
+        self.addCleanup(os.environ.pop, "OBS_SIDECAR_INGEST_MAX_SKEW")
+        stack, port = self.keyed_sidecar()
+
+        def resend():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for d in captured:
+                    s.sendto(d, ("127.0.0.1", port))
+
+        resend()
+        wait_for(lambda: value(stack.metrics(), "http_server_requests_total",
+                               service="auth-test") == 3,
+                 what="the 3 captured records, fresh")
+
+        stack.sidecar.terminate()
+        stack.sidecar.wait(timeout=10)
+        stack.start_sidecar()
+        time.sleep(2.5)
+        resend()
+        wait_for(lambda: (value(stack.metrics(), "obs_datagrams_received_total")
+                          or 0) >= len(captured),
+                 what="the copies read")
+        m = stack.metrics()
+        self.assertIsNone(value(m, "http_server_requests_total",
+                                service="auth-test"))
+        self.assertEqual(value(m, "obs_decode_errors_total", reason="stale"),
+                         len(captured))
 
     def test_bad_key_files_are_refused(self):
         short = os.path.join(self.dir, "short.key")

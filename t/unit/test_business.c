@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "columns.h"
 #include "expo.h"
+#include "stats.h"
 
 static const char *
 render(business_t *b, buf_t *out)
@@ -380,7 +381,7 @@ snapshot(business_t *b, uint64_t zone, uint64_t version, int closed,
     a.count = count;
     h.n_active = route ? 1 : 0;
     h.active = &ap;
-    business_active(b, &h, "backend-api", 1000);
+    business_active(b, &h, "backend-api", 0, 1000);
 }
 
 static void
@@ -432,6 +433,72 @@ test_active(void)
     business_free(b);
 }
 
+/*
+ * Counts that lie: one above what an nginx could hold drops the whole
+ * snapshot (counted); the largest accepted ones, and overflow counts near
+ * 2^64, sum without wrapping.
+ */
+static void
+test_active_lies(void)
+{
+    business_t                *b = business_new(100);
+    buf_t                      out = { 0 };
+    const char                *text;
+    uint64_t                   malformed;
+    Obs__V1__BatchHeader       h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__ActiveRequests    e[2] = { OBS__V1__ACTIVE_REQUESTS__INIT,
+                                        OBS__V1__ACTIVE_REQUESTS__INIT };
+    Obs__V1__ActiveRequests   *ep[2] = { &e[0], &e[1] };
+
+    snapshot(b, 1, 10, 0, "/slow", 3);
+
+    malformed = obs_stats.decode_errors[DECODE_MALFORMED];
+    h.active_zone = 1;
+    h.active_version = 20;
+    h.n_active = 2;
+    h.active = ep;
+    e[0].route.data = (uint8_t *) "/slow";
+    e[0].route.len = 5;
+    e[0].count = 1;
+    e[1].route.data = (uint8_t *) "/slow";
+    e[1].route.len = 5;
+    e[1].count = UINT64_MAX;                /* 1 + this wrapped to 0 */
+    business_active(b, &h, "backend-api", 0, 1000);
+    text = render(b, &out);
+    CHECK(strstr(text, "route=\"/slow\"} 3\n") != NULL,
+          "a snapshot with an impossible count changes nothing");
+    CHECK(obs_stats.decode_errors[DECODE_MALFORMED] == malformed + 1,
+          "... and is counted as malformed");
+
+    e[1].count = BUSINESS_MAX_IN_FLIGHT + 1;
+    business_active(b, &h, "backend-api", 0, 1000);
+    CHECK(obs_stats.decode_errors[DECODE_MALFORMED] == malformed + 2,
+          "one past the bound is impossible too");
+
+    snapshot(b, 1, 11, 0, "/slow", BUSINESS_MAX_IN_FLIGHT);
+    snapshot(b, 2, 11, 0, "/slow", BUSINESS_MAX_IN_FLIGHT);
+    text = render(b, &out);
+    CHECK(strstr(text, "route=\"/slow\"} 8589934590\n") != NULL,
+          "the snapshot after a lie counts, and the largest counts sum "
+          "exactly");
+
+    h.active_zone = 3;
+    h.active_version = 1;
+    h.active_overflow = UINT64_MAX - 5;
+    h.n_active = 0;
+    business_active(b, &h, "backend-api", 0, 1000);
+    h.active_zone = 4;
+    business_active(b, &h, "backend-api", 0, 1000);
+    text = render(b, &out);
+    CHECK(strstr(text, "obs_active_requests_overflow_total "
+                       "1.8446744073709552e+19\n") != NULL,
+          "overflow counts saturate instead of wrapping (have 20 + 2 "
+          "times 2^64-6)");
+
+    buf_free(&out);
+    business_free(b);
+}
+
 int
 main(void)
 {
@@ -441,6 +508,7 @@ main(void)
     test_hostile();
     test_redefined();
     test_active();
+    test_active_lies();
 
     return unit_report("business");
 }

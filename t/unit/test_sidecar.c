@@ -9,10 +9,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "aggregate.h"
 #include "buf.h"
+#include "business.h"
 #include "columns.h"
 #include "config.h"
 #include "expo.h"
@@ -627,6 +632,36 @@ test_config_secret_files(void)
     unlink(fifo);
 }
 
+/* OBS_SIDECAR_INGEST is a comma-separated list: an empty entry is an error,
+   never a silent "use the default socket". */
+static void
+test_config_ingest_list(void)
+{
+    static const char *const  refused[] = {
+        ",", "unix:/tmp/a.sock,", ",unix:/tmp/a.sock",
+        "unix:/tmp/a.sock,,udp:127.0.0.1:9",
+    };
+
+    config_t  c;
+    char      err[512];
+    size_t    i;
+
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        setenv("OBS_SIDECAR_INGEST", refused[i], 1);
+        err[0] = '\0';
+        CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_ERROR
+              && strstr(err, "OBS_SIDECAR_INGEST") != NULL
+              && strstr(err, "empty address") != NULL, refused[i]);
+        config_free(&c);
+    }
+
+    setenv("OBS_SIDECAR_INGEST", "unix:/tmp/a.sock,udp:127.0.0.1:9", 1);
+    CHECK(load_json_keep(&c, "{}", err, sizeof(err)) == CONFIG_OK,
+          "a list of two is read (the --ingest flag then wins)");
+    config_free(&c);
+    unsetenv("OBS_SIDECAR_INGEST");
+}
+
 /* One table serves file, environment and flags: flags beat the environment,
    which beats the file, for every setting alike. */
 static void
@@ -753,6 +788,7 @@ test_config_errors(void)
     test_config_inputs();
     test_config_number_text();
     test_config_secret_files();
+    test_config_ingest_list();
     test_config_layers();
     test_config_reload();
 }
@@ -1197,6 +1233,397 @@ test_drop_accounting(void)
     store_free(s);
 }
 
+/*
+ * One datagram through a unix socket, as nginx sends it: plain, or tagged
+ * (0xff "OBH", HMAC-SHA256 of the Batch under key, the Batch), then read
+ * by ingest as its poll loop would.
+ */
+typedef struct {
+    ingest_t            *in;
+    int                  fd;
+    struct sockaddr_un   sun;
+    const char          *key;
+} wire_t;
+
+static void
+wire_send(wire_t *w, int tagged, Obs__V1__Batch *batch)
+{
+    uint8_t       out[4096];
+    size_t        len;
+    unsigned int  tag_len = 0;
+
+    len = obs__v1__batch__pack(batch, out + 36);
+
+    if (tagged) {
+        memcpy(out, "\xff" "OBH", 4);
+        HMAC(EVP_sha256(), w->key, (int) strlen(w->key), out + 36, len,
+             out + 4, &tag_len);
+    }
+
+    CHECK(sendto(w->fd, tagged ? out : out + 36, tagged ? len + 36 : len, 0,
+                 (struct sockaddr *) &w->sun, sizeof(w->sun)) > 0,
+          "a datagram is sent");
+    ingest_drain(w->in, 0);
+}
+
+/* A worker's batch of one record of service; the header names the worker. */
+static void
+wire_batch(wire_t *w, int tagged, uint32_t pid, uint64_t sequence,
+    uint64_t send_time, const char *service)
+{
+    Obs__V1__Batch        batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader  h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__Record       r = OBS__V1__RECORD__INIT, *rp = &r;
+
+    h.schema_version = 2;
+    h.pid = pid;
+    h.worker_start_unix_nano = 1700000000000000000ULL;
+    h.sequence = sequence;
+    h.send_time_unix_nano = send_time;
+    h.host.data = (uint8_t *) "gw-1";
+    h.host.len = 4;
+    r.service.data = (uint8_t *) service;
+    r.service.len = strlen(service);
+    r.method.data = (uint8_t *) "GET";
+    r.method.len = 3;
+    r.status = 200;
+    batch.header = &h;
+    batch.n_records = 1;
+    batch.records = &rp;
+    wire_send(w, tagged, &batch);
+}
+
+static uint64_t
+now_nano(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+}
+
+static int
+wire_open(wire_t *w, config_t *c, aggregator_t *a)
+{
+    static char  *ingest = "unix:/tmp/obs-unit-trust.sock";
+    char          err[256];
+
+    *c = cfg;
+    c->ingest[0] = ingest;
+    c->n_ingest = 1;
+    c->ingest_key = "unit-test-key-0123456789";
+    unlink(ingest + 5);
+
+    w->key = c->ingest_key;
+    w->in = ingest_open(c, a, err, sizeof(err));
+    w->fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    memset(&w->sun, 0, sizeof(w->sun));
+    w->sun.sun_family = AF_UNIX;
+    strcpy(w->sun.sun_path, ingest + 5);
+
+    return w->in != NULL && w->fd >= 0;
+}
+
+static void
+wire_close(wire_t *w)
+{
+    close(w->fd);
+    ingest_close(w->in);
+}
+
+/*
+ * Plain datagrams (a unix socket takes them beside tagged ones) name a
+ * worker as they like: they may never move the window its tagged ones are
+ * judged by.  At sequence 2^64-1 one wrapped that window to 0, so that
+ * every copy counted again; at 2^63-1 it made the worker's next datagrams
+ * copies; either set obs_datagrams_lost_total near 2^63.
+ */
+static void
+test_trust_windows(void)
+{
+    config_t       c;
+    wire_t         w;
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    uint64_t       records, replayed, lost, t = now_nano();
+
+    CHECK(wire_open(&w, &c, a), "ingest opens a keyed unix socket");
+
+    records = obs_stats.records_received;
+    replayed = obs_stats.decode_errors[DECODE_REPLAYED];
+    lost = obs_stats.datagrams_lost;
+
+    wire_batch(&w, 1, 7, 0, t, "signed");
+    wire_batch(&w, 1, 7, 1, t, "signed");
+    wire_batch(&w, 1, 7, 2, t, "signed");
+    CHECK(obs_stats.records_received == records + 3, "3 signed records");
+
+    wire_batch(&w, 0, 7, UINT64_MAX, t, "plain");
+    CHECK(obs_stats.records_received == records + 4,
+          "a plain datagram on a unix socket counts");
+
+    wire_batch(&w, 1, 7, 1, t, "signed");
+    wire_batch(&w, 1, 7, 2, t, "signed");
+    CHECK(obs_stats.records_received == records + 4
+          && obs_stats.decode_errors[DECODE_REPLAYED] == replayed + 2,
+          "copies of signed datagrams stay copies after a plain 2^64-1");
+
+    wire_batch(&w, 0, 7, INT64_MAX, t, "plain");
+    wire_batch(&w, 1, 7, 3, t, "signed");
+    CHECK(obs_stats.records_received == records + 6
+          && obs_stats.decode_errors[DECODE_REPLAYED] == replayed + 2,
+          "the worker's next signed datagram counts after a plain 2^63-1");
+
+    CHECK(obs_stats.datagrams_lost == lost,
+          "no sequence number read off the wire counted a datagram lost");
+
+    wire_close(&w);
+    aggregator_free(a);
+    store_free(s);
+}
+
+/*
+ * A gap in a worker's sequence is datagrams lost, but only as many as it
+ * could have sent since its last one: beyond that the datagram is refused
+ * as a protocol error (sequence_gap) and the window stays where it was.
+ */
+static void
+test_sequence_gap(void)
+{
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    config_t       c = cfg;
+    ingest_t      *in;
+    uint64_t       lost, gap;
+    char           err[256];
+
+    c.n_ingest = 0;
+    in = ingest_open(&c, a, err, sizeof(err));
+    lost = obs_stats.datagrams_lost;
+    gap = obs_stats.decode_errors[DECODE_SEQUENCE_GAP];
+
+    send_header(in, 31, 10, 0, 0, 0);
+    send_header(in, 31, (uint64_t) 1 << 62, 0, 0, 0);
+    CHECK(obs_stats.decode_errors[DECODE_SEQUENCE_GAP] == gap + 1
+          && obs_stats.datagrams_lost == lost,
+          "a gap of 2^62 is a protocol error, not 2^62 datagrams lost");
+
+    send_header(in, 31, 12, 0, 0, 0);
+    CHECK(obs_stats.datagrams_lost == lost + 1,
+          "the window did not move: 11 is missing after 10 and 12");
+
+    send_header(in, 31, UINT64_MAX, 0, 0, 0);
+    send_header(in, 32, UINT64_MAX, 0, 0, 0);
+    send_header(in, 32, UINT64_MAX, 0, 0, 0);
+    send_header(in, 32, 0, 0, 0, 0);
+    CHECK(obs_stats.datagrams_lost == lost + 1
+          && obs_stats.decode_errors[DECODE_SEQUENCE_GAP] == gap + 2,
+          "no arithmetic on a sequence number wraps");
+
+    ingest_close(in);
+    aggregator_free(a);
+    store_free(s);
+}
+
+/*
+ * A signed datagram carries its send time: one further than the skew from
+ * the sidecar's clock (a copy captured before a restart, which emptied the
+ * window) is refused as stale.  Senders that do not say (0) and plain
+ * datagrams are not judged by it.
+ */
+static void
+test_freshness(void)
+{
+    config_t       c;
+    wire_t         w;
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    uint64_t       records, stale, t = now_nano(),
+                   skew = (uint64_t) cfg.ingest_max_skew * 1000000000;
+
+    CHECK(wire_open(&w, &c, a), "ingest opens a keyed unix socket");
+    records = obs_stats.records_received;
+    stale = obs_stats.decode_errors[DECODE_STALE];
+
+    wire_batch(&w, 1, 8, 0, t - skew - 1000000000, "signed");
+    wire_batch(&w, 1, 8, 1, t + skew + 1000000000, "signed");
+    CHECK(obs_stats.decode_errors[DECODE_STALE] == stale + 2
+          && obs_stats.records_received == records,
+          "signed datagrams sent too long ago or too far ahead are stale");
+
+    wire_batch(&w, 1, 8, 2, t - skew / 2, "signed");
+    wire_batch(&w, 1, 8, 3, 0, "signed");
+    wire_batch(&w, 0, 8, 4, t - 3600 * skew, "plain");
+    CHECK(obs_stats.decode_errors[DECODE_STALE] == stale + 2
+          && obs_stats.records_received == records + 3,
+          "within the skew, without a send time, or plain: counted");
+
+    ingest_configure(w.in, &(config_t) { .ingest_max_skew = 3600 * 24 });
+    wire_batch(&w, 1, 8, 5, t - skew - 1000000000, "signed");
+    CHECK(obs_stats.records_received == records + 4,
+          "a reload changes the skew");
+
+    wire_close(&w);
+    aggregator_free(a);
+    store_free(s);
+}
+
+/*
+ * Requests in flight are kept per nginx (zone) and trust: a plain snapshot
+ * that named a signed zone, with the highest version there is, once froze
+ * that zone's gauge; plain zones filling the table kept signed ones out.
+ */
+static void
+active_snapshot(wire_t *w, int tagged, uint32_t pid, uint64_t sequence,
+    uint64_t zone, uint64_t version, const char *route, uint64_t count)
+{
+    Obs__V1__Batch           batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader     h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__ActiveRequests  e = OBS__V1__ACTIVE_REQUESTS__INIT, *ep = &e;
+
+    h.schema_version = 2;
+    h.pid = pid;
+    h.sequence = sequence;
+    h.host.data = (uint8_t *) "gw-2";
+    h.host.len = 4;
+    h.active_zone = zone;
+    h.active_version = version;
+    h.n_active = 1;
+    h.active = &ep;
+    e.route.data = (uint8_t *) route;
+    e.route.len = strlen(route);
+    e.count = count;
+    batch.header = &h;
+    wire_send(w, tagged, &batch);
+}
+
+static const char *
+active_text(aggregator_t *a, buf_t *out)
+{
+    expo_writer_t  ew;
+
+    buf_reset(out);
+    expo_begin(&ew, EXPO_TEXT, out);
+    business_metrics(&ew, aggregator_business(a));
+    expo_end(&ew);
+    buf_append(out, "", 1);
+    return out->data;
+}
+
+static void
+test_active_trust(void)
+{
+    config_t       c;
+    wire_t         w;
+    store_t       *s = store_new(1000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    buf_t          out = { 0 };
+    int            i;
+
+    CHECK(wire_open(&w, &c, a), "ingest opens a keyed unix socket");
+
+    active_snapshot(&w, 1, 9, 0, 77, 10, "/slow", 3);
+    active_snapshot(&w, 0, 9, 0, 77, UINT64_MAX, "/slow", 100);
+    active_snapshot(&w, 1, 9, 1, 77, 11, "/slow", 1);
+    CHECK(strstr(active_text(a, &out), "route=\"/slow\"} 101\n") != NULL,
+          "a signed zone's next snapshot counts after a plain one named it "
+          "(each is its own zone)");
+
+    /* plain nginx instances in every zone slot there is */
+    for (i = 0; i < BUSINESS_MAX_ZONES; i++) {
+        active_snapshot(&w, 0, 1000 + i, 0, 5000 + i, 1, "/idle", 0);
+    }
+    active_snapshot(&w, 1, 11, 0, 78, 1, "/new", 2);
+    CHECK(strstr(active_text(a, &out), "route=\"/new\"} 2\n") != NULL,
+          "a signed zone finds room however many plain ones there are");
+
+    buf_free(&out);
+    wire_close(&w);
+    aggregator_free(a);
+    store_free(s);
+}
+
+/*
+ * What a header claims with no bytes to show for it (drops, JWT results,
+ * requests in flight) is the sender's word: one claim of 2^63 once put
+ * 9.2e18 in a counter (two wrapped it).  More than 2^40 in one datagram
+ * is no worker's (2^40 requests is 12 days at a million a second): the
+ * datagram is refused as implausible_count and counts nothing.
+ */
+static void
+test_implausible_claims(void)
+{
+    Obs__V1__Batch           batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader     h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__ActiveRequests  e = OBS__V1__ACTIVE_REQUESTS__INIT, *ep = &e;
+    store_t                 *s = store_new(1000);
+    aggregator_t            *a = aggregator_new(s, &cfg);
+    config_t                 c = cfg;
+    ingest_t                *in;
+    uint8_t                  wire[256];
+    uint64_t                 dropped, valid, implausible;
+    buf_t                    out = { 0 };
+    char                     err[256];
+
+    c.n_ingest = 0;
+    in = ingest_open(&c, a, err, sizeof(err));
+    dropped = obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL];
+    valid = obs_stats.jwt_tokens[JWT_VALID];
+    implausible = obs_stats.decode_errors[DECODE_IMPLAUSIBLE_COUNT];
+
+    h.schema_version = 2;
+    h.pid = 51;
+    h.host.data = (uint8_t *) "gw-3";
+    h.host.len = 4;
+    batch.header = &h;
+
+    h.delta_dropped_buffer_full = (uint64_t) 1 << 63;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+    h.delta_dropped_buffer_full = 0;
+    h.dropped_buffer_full = UINT64_MAX;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+    h.dropped_buffer_full = 0;
+    h.jwt_valid = UINT64_MAX;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+    h.jwt_valid = 0;
+    h.active_zone = 1234;
+    h.active_version = 1;
+    h.n_active = 1;
+    h.active = &ep;
+    e.route.data = (uint8_t *) "/lie";
+    e.route.len = 4;
+    e.count = (uint64_t) 1 << 62;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    h.sequence++;
+
+    CHECK(obs_stats.decode_errors[DECODE_IMPLAUSIBLE_COUNT]
+          == implausible + 4
+          && obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL] == dropped
+          && obs_stats.jwt_tokens[JWT_VALID] == valid,
+          "claims past 2^40 are refused and count nothing");
+
+    e.count = 7;
+    h.active_version = 2;
+    h.delta_dropped_buffer_full = (uint64_t) 1 << 39;
+    h.jwt_valid = 3;
+    ingest_datagram(in, wire, obs__v1__batch__pack(&batch, wire));
+    CHECK(obs_stats.module_dropped[MODULE_DROP_BUFFER_FULL]
+          == dropped + ((uint64_t) 1 << 39)
+          && obs_stats.jwt_tokens[JWT_VALID] == valid + 3,
+          "large but possible claims count");
+
+    CHECK(strstr(active_text(a, &out), "route=\"/lie\"} 7\n") != NULL,
+          "the gauge holds the plausible snapshot only");
+    buf_free(&out);
+
+    ingest_close(in);
+    aggregator_free(a);
+    store_free(s);
+}
+
 /* --help: an environment variable without a flag names itself, and wrapped
    help stays in its column, every line within 79 columns. */
 static void
@@ -1258,6 +1685,11 @@ main(void)
     test_accept_encoding();
     test_ingest_paths();
     test_drop_accounting();
+    test_trust_windows();
+    test_sequence_gap();
+    test_freshness();
+    test_active_trust();
+    test_implausible_claims();
     config_free(&cfg);
 
     return unit_report("sidecar");

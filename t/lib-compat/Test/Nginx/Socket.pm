@@ -18,6 +18,8 @@ package Test::Nginx::Socket;
 # what that request logged; a raw_request array is one request sent in
 # pieces; TEST_NGINX_HTML_DIR is the test file's to set.
 #
+# TEST_NGINX_WORKER_USER, as in the real runner, names the workers' user.
+#
 # and the functions no_shuffle, repeat_each, master_on, log_level,
 # no_root_location, add_block_preprocessor, check_accum_error_log,
 # html_dir, server_root and run_tests.
@@ -119,7 +121,9 @@ sub write_config {
         $modules .= "load_module $m;\n" if $m;
     }
 
-    my $user = $> == 0 ? "user root;\n" : '';
+    my $user = defined $ENV{TEST_NGINX_WORKER_USER}
+             ? "user $ENV{TEST_NGINX_WORKER_USER};\n"
+             : $> == 0 ? "user root;\n" : '';
     my $master = $MasterOn ? 'on' : 'off';
     my $daemon = $UseValgrind ? 'off' : 'on';
     my $env = join '', map { "env $_;\n" } @EnvToNginx;
@@ -171,9 +175,11 @@ _EOC_
     close $fh;
 }
 
+# As the real runner: -e puts what nginx logs while it reads the
+# configuration (warnings included) in the block's error.log.
 sub run_nginx {
     my @args = @_;
-    my $out = `$NginxBin -p $ServRoot/ -c conf/nginx.conf @args 2>&1`;
+    my $out = `$NginxBin -e $ServRoot/logs/error.log -p $ServRoot/ -c conf/nginx.conf @args 2>&1`;
     return ($? >> 8, $out);
 }
 
@@ -197,7 +203,8 @@ sub start_nginx_valgrind {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>>', "$ServRoot/logs/stderr.log";
         open STDERR, '>&', \*STDOUT;
-        { exec valgrind_command(), $NginxBin, '-p', "$ServRoot/", '-c',
+        { exec valgrind_command(), $NginxBin, '-e',
+               "$ServRoot/logs/error.log", '-p', "$ServRoot/", '-c',
                'conf/nginx.conf'; }
         require POSIX;
         POSIX::_exit(127);
