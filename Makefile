@@ -314,8 +314,10 @@ integration-test: $(MODULE) $(SIDECAR)
 	    echo "== $$t"; /usr/bin/python3 -u $$t || exit 1; \
 	done
 
+# alert-rules/alerts.yml (from alerts.yml.in) and slo.yml, with the
+# parameters of alert-rules/generate.py
 rules:
-	/usr/bin/python3 alert-rules/generate.py > alert-rules/slo.yml
+	/usr/bin/python3 alert-rules/generate.py
 
 dashboards:
 	/usr/bin/python3 dashboards/build.py
@@ -324,12 +326,14 @@ k8s:
 	/usr/bin/python3 deploy/k8s/generate-prometheusrule.py
 
 rules-test:
-	/usr/bin/python3 alert-rules/generate.py --check alert-rules/slo.yml
+	/usr/bin/python3 alert-rules/generate.py --check
 	/usr/bin/python3 deploy/k8s/generate-prometheusrule.py --check
 	promtool check rules alert-rules/recording.yml alert-rules/alerts.yml alert-rules/slo.yml
 	promtool test rules alert-rules/tests/*_test.yml
+	/usr/bin/python3 alert-rules/tests/generate_test.py
 	bash alert-rules/tests/routes_test.sh
 	/usr/bin/python3 alert-rules/tests/inhibit_test.py
+	/usr/bin/python3 alert-rules/tests/notify_test.py
 
 # the manifests render with the kustomize that kubectl carries
 k8s-test:

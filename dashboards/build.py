@@ -6,14 +6,23 @@ file differs from what this script writes.  Panels never name a datasource
 uid: they use the `${datasource}` (Prometheus) and `${loki}` template
 variables, whose default is the `__inputs` entry that Grafana's import
 dialog asks for, so the same files work provisioned (compose) and imported
-into any Grafana."""
+into any Grafana.
+
+Every gateway dashboard links to the others (the top bar's "Obs gateway"
+menu, carrying $service, $route, $tenant and the time range); panels whose
+series are tenants link to that tenant's drill-down on the Tenants
+dashboard, which shows its routes, status codes, log lines (Loki, whose
+trace_id opens Jaeger) and a search for its traces in Jaeger."""
 
 import json
 import os
+import re
 import sys
+import urllib.parse
 
 PROM = {"type": "prometheus", "uid": "${datasource}"}
 LOKI = {"type": "loki", "uid": "${loki}"}
+JAEGER = {"type": "jaeger", "uid": "${jaeger}"}
 SEL = 'service=~"$service",route=~"$route",tenant=~"$tenant"'
 SEL_SR = 'service=~"$service",route=~"$route"'
 SCHEMA_VERSION = 39             # Grafana 10.4 / 11
@@ -23,6 +32,7 @@ GRAFANA_VERSION = "10.4.0"      # the oldest that loads them
 DATASOURCES = {
     "datasource": ("prometheus", "Prometheus", "DS_PROMETHEUS"),
     "loki": ("loki", "Loki", "DS_LOKI"),
+    "jaeger": ("jaeger", "Jaeger", "DS_JAEGER"),
 }
 
 
@@ -53,9 +63,77 @@ GATEWAY_VARS = [
     var("tenant", 'label_values(http_server_requests_total{service=~"$service"}, tenant)'),
 ]
 
+# how many tenants a ranking shows: readable with 1,000 of them
+TOPK = {
+    "name": "topk", "label": "Top", "type": "custom", "hide": 0,
+    "query": "5,10,20,50", "multi": False, "includeAll": False,
+    "current": {"selected": True, "text": "10", "value": "10"},
+    "options": [{"selected": v == "10", "text": v, "value": v}
+                for v in ("5", "10", "20", "50")],
+}
+
+# the top bar of every gateway dashboard: the others, with the same
+# variables and time range
+NAV = [{"title": "Obs gateway", "type": "dashboards", "tags": ["obs-gateway"],
+        "asDropdown": True, "includeVars": True, "keepTime": True,
+        "icon": "external link", "targetBlank": False, "tooltip": "",
+        "url": ""}]
+
+
+# how a data link names the tenant of what was clicked: a series' label, or
+# a table row's column
+SERIES = "__field.labels.tenant"
+ROW = "__data.fields.tenant"
+
+
+def to_tenant(ref=SERIES):
+    """A data link from a series (or table row) of one tenant to its
+    drill-down, keeping the services chosen and the time range."""
+    return {"title": "Why is this tenant hurting? (drill-down)",
+            "url": "/d/obs-tenants/tenants?var-tenant=${%s}"
+                   "&${service:queryparam}&${__url_time_range}" % ref}
+
+
+def explore(title, ds, query):
+    """A data link opening Grafana's Explore on one datasource; query
+    values written ${...} are filled in by Grafana when it is followed."""
+    pane = {"datasource": ds["uid"],
+            "queries": [dict(query, refId="A", datasource=ds)],
+            "range": {"from": "${__from}", "to": "${__to}"}}
+    text = json.dumps({"a": pane}, separators=(",", ":"))
+    # the ${name}s stay as they are: Grafana fills them in before it opens
+    # the link; the rest is encoded
+    names = re.findall(r"\$\{[^}]+\}", text)
+    for i, name in enumerate(names):
+        text = text.replace(name, "GRAFANAVAR%dX" % i, 1)
+    text = urllib.parse.quote(text, safe="")
+    for i, name in enumerate(names):
+        text = text.replace("GRAFANAVAR%dX" % i, name)
+    return {"title": title, "url": "/explore?schemaVersion=1&orgId=1&panes="
+            + text}
+
+
+def tenant_traces(ref=SERIES):
+    """Jaeger's search for one tenant's spans (attribute tenant.id)."""
+    return explore("Traces of this tenant (Jaeger)", JAEGER, {
+        "queryType": "search", "service": "obs-gateway",
+        "tags": "tenant.id=${%s}" % ref, "limit": 20})
+
+
+def tenant_logs(ref=SERIES):
+    """The tenant's 5xx log lines in Loki (their trace_id opens Jaeger)."""
+    return explore("Error logs of this tenant (Loki)", LOKI, {
+        "queryType": "range",
+        "expr": '{service=~".+",level="ERROR"} | tenant_id="${%s}"' % ref})
+
+
+def tenant_links(ref=SERIES):
+    return [to_tenant(ref), tenant_logs(ref), tenant_traces(ref)]
+
 
 def panel(title, exprs, kind="timeseries", unit=None, w=12, h=8,
-          legend=None, instant=False, exemplars=False, description=None):
+          legend=None, instant=False, exemplars=False, description=None,
+          links=None):
     targets = []
     for i, e in enumerate(exprs if isinstance(exprs, list) else [exprs]):
         expr, fmt = (e if isinstance(e, tuple) else (e, legend))
@@ -74,9 +152,54 @@ def panel(title, exprs, kind="timeseries", unit=None, w=12, h=8,
         p["fieldConfig"]["defaults"]["unit"] = unit
     if description:
         p["description"] = description
+    if links:
+        p["fieldConfig"]["defaults"]["links"] = links
     if kind == "table":
         p["transformations"] = [{"id": "merge", "options": {}}]
     return p
+
+
+def row(title):
+    """A row heading; the panels after it are its own."""
+    return {"type": "row", "title": title, "collapsed": False, "panels": [],
+            "gridPos": {"w": 24, "h": 1}}
+
+
+def table(title, columns, by, w=24, h=9, description=None, links=None):
+    """An instant table: one row per value of `by`, one column per
+    (header, expr, unit)."""
+    p = panel(title, [(e, hdr) for hdr, e, _ in columns], kind="table",
+              w=w, h=h, instant=True, description=description, links=links)
+    p["transformations"] = [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {
+            "excludeByName": {"Time": True},
+            "renameByName": {"Value #%s" % chr(65 + i): hdr
+                             for i, (hdr, _, _) in enumerate(columns)},
+            "indexByName": dict([(by, 0)] + [
+                ("Value #%s" % chr(65 + i), i + 1)
+                for i in range(len(columns))])}},
+    ]
+    p["fieldConfig"]["overrides"] = [
+        {"matcher": {"id": "byName", "options": hdr},
+         "properties": [{"id": "unit", "value": unit}]}
+        for hdr, _, unit in columns if unit]
+    p["options"] = {"sortBy": [{"displayName": columns[0][0], "desc": True}]}
+    return p
+
+
+def budget_30d(scope, kind, sel):
+    """The share of the 30-day error budget left: the errors and requests
+    of the last 720 whole hours (recorded hourly increases, read at each
+    hour by the subquery: generate.py's BUDGET_STEP), or the last hour's
+    ratio before a whole hour is recorded."""
+    by = "service" if scope == "service" else "service, tenant"
+    errors = "%s:slo_%s_errors:increase1h{%s}" % (scope, kind, sel)
+    requests = "%s:slo_requests:increase1h{%s}" % (scope, sel)
+    return ("1 - ((sum_over_time(%s[30d:1h]) / sum_over_time(%s[30d:1h]))"
+            " or on (%s) %s:slo_%s_errors:ratio_rate1h{%s})"
+            " / on() group_left() (1 - slo:%s:objective)"
+            % (errors, requests, by, scope, kind, sel, kind))
 
 
 def ratio_or_zero(by, sel, rng):
@@ -123,10 +246,10 @@ def gateway_logs():
 
 
 def datasource_vars(panels, variables):
-    uids = {t["datasource"]["uid"] for p in panels for t in p["targets"]}
-    uids |= {v["datasource"]["uid"] for v in variables if "datasource" in v}
-    return [ds_var(name) for name in DATASOURCES
-            if "${%s}" % name in uids]
+    """The datasource variables the panels, their links and the template
+    variables name."""
+    text = json.dumps([panels, variables])
+    return [ds_var(name) for name in DATASOURCES if "${%s}" % name in text]
 
 
 def imports(ds_vars, panels):
@@ -182,7 +305,7 @@ def business_panels():
     ]
 
 
-def dashboard(uid, title, panels, variables=(), tags=()):
+def dashboard(uid, title, panels, variables=(), tags=(), links=NAV):
     x = y = 0
     row_h = 0
     for i, p in enumerate(panels):
@@ -203,6 +326,7 @@ def dashboard(uid, title, panels, variables=(), tags=()):
         "time": {"from": "now-1h", "to": "now"},
         "templating": {"list": ds_vars + list(variables)},
         "annotations": {"list": []}, "panels": panels,
+        "links": list(links),
     }
 
 
@@ -229,7 +353,11 @@ red = dashboard("obs-red", "API gateway RED by endpoint", [
           % SEL, kind="table", unit="s", instant=True),
     panel("Top 10 busiest endpoints",
           "topk(10, sum by (service, route) (rate(http_server_requests_total{%s}[$__range])))"
-          % SEL, kind="table", unit="reqps", instant=True),
+          % SEL, kind="table", unit="reqps", instant=True,
+          links=[{"title": "The tenants of this endpoint",
+                  "url": "/d/obs-tenants/tenants?var-service="
+                         "${__data.fields.service}&var-route="
+                         "${__data.fields.route}&${__url_time_range}"}]),
     panel("Upstream latency p95 by backend",
           "histogram_quantile(0.95, sum by (service, upstream, le) "
           "(rate(http_upstream_request_duration_seconds_bucket{%s}[%s])))"
@@ -245,44 +373,126 @@ red = dashboard("obs-red", "API gateway RED by endpoint", [
           unit="s", legend="{{service}}"),
 ] + business_panels() + gateway_logs(), GATEWAY_VARS, ["red"])
 
+# Which tenant is hurting, and why: rankings of the tenants (topk, so a
+# thousand stay readable) by 5xx, 429 and 401/403, each series linking to
+# the tenant's drill-down below it (its routes and status codes, log lines,
+# traces).
+SEL_ST = 'service=~"$service",tenant=~"$tenant"'
+HURT = ("sum by (tenant) (rate(http_server_requests_total"
+        "{%s,code=~\"5..|429|401|403\"}[$__range]))" % SEL)
+TOP_HURT = "topk($topk, %s)" % HURT
+
+
+def by_tenant(code=None, rng=RATE):
+    sel = SEL + (',code=~"%s"' % code if code else "")
+    return ("sum by (tenant) (rate(http_server_requests_total{%s}[%s]))"
+            % (sel, rng))
+
+
+TENANT_LINKS = tenant_links()
+
+
+def ranking(what, code=None, description=None):
+    """The $topk tenants by their rate of requests (with a code)."""
+    return panel("Top $topk tenants %s" % what,
+                 "topk($topk, %s)" % by_tenant(code), unit="reqps",
+                 legend="{{tenant}}", links=TENANT_LINKS,
+                 description=description)
+
 tenants = dashboard("obs-tenants", "Tenants", [
-    panel("Top tenants by traffic",
-          "topk(10, sum by (tenant) (rate(http_server_requests_total{%s}[%s])))"
-          % (SEL, RATE), unit="reqps", legend="{{tenant}}"),
-    panel("Top tenants by errors (5xx)",
-          "topk(10, sum by (tenant) (rate(http_server_requests_total{%s,code=~\"5..\"}[%s])))"
-          % (SEL, RATE), unit="reqps", legend="{{tenant}}"),
-    panel("Latency p95 per tenant",
-          "histogram_quantile(0.95, sum by (tenant, le) "
-          "(rate(http_server_request_duration_seconds_bucket{%s}[%s])))"
-          % (SEL, RATE), unit="s", legend="{{tenant}}"),
-    panel("Error ratio per tenant",
-          ratio_or_zero("tenant", SEL, RATE), unit="percentunit",
-          legend="{{tenant}}"),
-    panel("Availability error budget left per tenant (30d)",
-          "1 - (tenant:slo_availability_errors:ratio_rate3d{service=~\"$service\",tenant=~\"$tenant\"}"
-          " / on() group_left() (1 - slo:availability:objective))",
-          unit="percentunit", legend="{{service}} {{tenant}}"),
-    panel("Traffic share by tenant",
-          "sum by (tenant) (increase(http_server_requests_total{%s}[$__range]))"
-          % SEL, kind="piechart", instant=True, legend="{{tenant}}"),
-] + gateway_logs(), GATEWAY_VARS, ["tenants"])
+    row("Which tenant is hurting"),
+    table("Tenants hurting most (top $topk by 5xx, 429 and 401/403)", [
+        ("5xx + 429 + 401/403 /s", TOP_HURT, "reqps"),
+        ("requests/s", "%s and on (tenant) %s"
+         % (by_tenant(rng="$__range"), TOP_HURT), "reqps"),
+        ("5xx ratio", "(%s or %s * 0) / %s and on (tenant) %s" % (
+            by_tenant("5..", "$__range"), by_tenant(rng="$__range"),
+            by_tenant(rng="$__range"), TOP_HURT), "percentunit"),
+        ("429/s", "(%s or %s * 0) and on (tenant) %s" % (
+            by_tenant("429", "$__range"), by_tenant(rng="$__range"),
+            TOP_HURT), "reqps"),
+        ("401/403 /s", "(%s or %s * 0) and on (tenant) %s" % (
+            by_tenant("401|403", "$__range"), by_tenant(rng="$__range"),
+            TOP_HURT), "reqps"),
+        ("p95", "histogram_quantile(0.95, sum by (tenant, le) (rate("
+         "http_server_request_duration_seconds_bucket{%s}[$__range])))"
+         " and on (tenant) %s" % (SEL, TOP_HURT), "s"),
+    ], "tenant", description="Over the dashboard's time range. A row "
+        "links to the tenant's drill-down, its log lines and its traces.",
+        links=tenant_links(ROW)),
+    ranking("by errors (5xx)", "5.."),
+    ranking("rate-limited (429)", "429",
+            "Answers 429: the tenant is over a rate limit "
+            "(HighRateLimitExceeded fires above 10% of a service's "
+            "requests)."),
+    ranking("refused (401/403)", "401|403",
+            "With obs_jwt, a request whose token does not verify counts as "
+            "tenant \"unverified\": see \"Token verification results\" "
+            "below for why."),
+    ranking("by traffic"),
+    panel("Latency p95, top $topk tenants",
+          "topk($topk, histogram_quantile(0.95, sum by (tenant, le) "
+          "(rate(http_server_request_duration_seconds_bucket{%s}[%s]))))"
+          % (SEL, RATE), unit="s", legend="{{tenant}}", links=TENANT_LINKS),
+    panel("Error ratio, top $topk tenants",
+          "topk($topk, %s)" % ratio_or_zero("tenant", SEL, RATE),
+          unit="percentunit", legend="{{tenant}}", links=TENANT_LINKS),
+    panel("Availability error budget left (30 days), the $topk lowest",
+          "bottomk($topk, %s)" % budget_30d("tenant", "availability",
+                                            SEL_ST),
+          unit="percentunit", legend="{{service}} {{tenant}}",
+          links=TENANT_LINKS,
+          description="Errors and requests of the last 30 days "
+          "(recorded hour by hour); the last hour's until a whole hour is "
+          "recorded. Below 0: the budget is spent."),
+    panel("Traffic share, top $topk tenants",
+          "topk($topk, sum by (tenant) (increase(http_server_requests_total"
+          "{%s}[$__range])))" % SEL, kind="piechart", instant=True,
+          legend="{{tenant}}", links=TENANT_LINKS),
+    row("Why: the routes, status codes, log lines and traces of $tenant"),
+    panel("Status codes of $tenant",
+          "sum by (code) (rate(http_server_requests_total{%s}[%s]))"
+          % (SEL, RATE), unit="reqps", legend="{{code}}"),
+    panel("Routes of $tenant by status code (top $topk)",
+          "topk($topk, sum by (service, route, code) "
+          "(rate(http_server_requests_total{%s}[%s])))" % (SEL, RATE),
+          unit="reqps", legend="{{service}} {{route}} {{code}}",
+          description="Which endpoint fails the tenant, and how: 5xx "
+          "(the service), 429 (rate limits), 401/403 (credentials)."),
+    panel("Error ratio by route of $tenant (top $topk)",
+          "topk($topk, %s)" % ratio_or_zero("service, route", SEL, RATE),
+          unit="percentunit", legend="{{service}} {{route}}"),
+    panel("Latency p95 by route of $tenant (top $topk)",
+          "topk($topk, histogram_quantile(0.95, sum by (service, route, le) "
+          "(rate(http_server_request_duration_seconds_bucket{%s}[%s]))))"
+          % (SEL, RATE), unit="s", legend="{{service}} {{route}}",
+          exemplars=True,
+          description="Exemplars link each bucket to a trace in Jaeger."),
+    panel("Token verification results (obs_jwt)",
+          "sum by (result) (rate(obs_jwt_tokens_total[%s]))" % RATE,
+          unit="reqps", legend="{{result}}",
+          description="Why requests are \"unverified\" (and, with "
+          "obs_jwt require, answered 401): expired, bad_signature, "
+          "unknown_key, bad_issuer... for the whole gateway."),
+] + gateway_logs(), GATEWAY_VARS + [TOPK], ["tenants"])
 
 slo = dashboard("obs-slo", "SLO and error budget", [
     panel("Availability objective", "slo:availability:objective",
           kind="stat", unit="percentunit", w=6, instant=True),
     panel("Latency objective", "slo:latency:objective", kind="stat",
           unit="percentunit", w=6, instant=True),
-    panel("Availability budget remaining (3d window)",
-          "1 - (service:slo_availability_errors:ratio_rate3d{service=~\"$service\"}"
-          " / on() group_left() (1 - slo:availability:objective))",
+    panel("Availability budget left (30 days)",
+          budget_30d("service", "availability", 'service=~"$service"'),
           kind="gauge", unit="percentunit", w=6, instant=True,
-          legend="{{service}}"),
-    panel("Latency budget remaining (3d window)",
-          "1 - (service:slo_latency_errors:ratio_rate3d{service=~\"$service\"}"
-          " / on() group_left() (1 - slo:latency:objective))",
+          legend="{{service}}",
+          description="Errors and requests of the last 30 days (recorded "
+          "hour by hour); the last hour's until a whole hour is recorded."),
+    panel("Latency budget left (30 days)",
+          budget_30d("service", "latency", 'service=~"$service"'),
           kind="gauge", unit="percentunit", w=6, instant=True,
-          legend="{{service}}"),
+          legend="{{service}}",
+          description="Requests slower than the objective's threshold "
+          "over the last 30 days, against the budget."),
     panel("Availability burn rate by window", [
         ("service:slo_availability_errors:ratio_rate%s{service=~\"$service\"}"
          " / on() group_left() (1 - slo:availability:objective)" % w,
@@ -293,10 +503,45 @@ slo = dashboard("obs-slo", "SLO and error budget", [
          " / on() group_left() (1 - slo:latency:objective)" % w,
          "{{service}} %s" % w) for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")],
         legend=None),
+    panel("Tenants with the least availability budget left (30 days)",
+          "bottomk(10, %s)" % budget_30d(
+              "tenant", "availability", 'service=~"$service"'),
+          kind="table", instant=True, links=[to_tenant(ROW)],
+          description="A row opens the tenant on the Tenants dashboard."),
     panel("Burn-rate alerts firing",
-          "ALERTS{alertname=~\"SLO.*\",alertstate=\"firing\"}", kind="table",
-          instant=True, w=24),
+          "sum by (alertname, severity, slo, service, tenant) "
+          "(ALERTS{alertname=~\"SLO.*\",alertstate=\"firing\"})", kind="table",
+          instant=True, links=[to_tenant(ROW)],
+          description="A per-tenant alert's row opens the tenant on the "
+          "Tenants dashboard."),
 ], GATEWAY_VARS[:1], ["slo"])
+
+def nginx_panels():
+    """The gateways' nginx as its stub_status shows it
+    (prometheus-nginx-exporter; the gateway label is this stack's)."""
+    gw = 'gateway=~"$gateway"'
+    return [
+        row("Gateway nginx (stub_status)"),
+        panel("nginx up", "nginx_up{%s}" % gw, kind="stat", w=6,
+              instant=True, legend="{{gateway}}",
+              description="0: the exporter cannot read nginx's "
+              "stub_status."),
+        panel("nginx connections", [
+            ("sum by (gateway) (nginx_connections_%s{%s})" % (state, gw),
+             "{{gateway}} %s" % state)
+            for state in ("active", "reading", "writing", "waiting")],
+            unit="short", w=9,
+            description="active = reading + writing + waiting (idle "
+            "keep-alive); against worker_connections x worker_processes."),
+        panel("nginx connections accepted and handled", [
+            ("sum by (gateway) (rate(nginx_connections_accepted{%s}[%s]))"
+             % (gw, RATE), "{{gateway}} accepted"),
+            ("sum by (gateway) (rate(nginx_connections_handled{%s}[%s]))"
+             % (gw, RATE), "{{gateway}} handled")], unit="cps", w=9,
+            description="Handled below accepted: nginx dropped connections "
+            "(worker_connections reached)."),
+    ]
+
 
 NODE = 'instance=~"$instance"'
 system = dashboard("obs-system", "System health", [
@@ -367,7 +612,9 @@ system = dashboard("obs-system", "System health", [
           "sum by (name) (changes(container_start_time_seconds{name!=\"\"}[1h]))",
           kind="table", w=8, instant=True, legend="{{name}}",
           description="ContainerRestarting fires above 2 in 15 minutes."),
-], [var("instance", "label_values(node_uname_info, instance)", "Instance")],
+] + nginx_panels(), [
+    var("instance", "label_values(node_uname_info, instance)", "Instance"),
+    var("gateway", "label_values(nginx_up, gateway)", "Gateway")],
     ["system"])
 
 SIDECAR = 'instance=~"$instance"'
@@ -375,6 +622,14 @@ pipeline = dashboard("obs-pipeline", "Observability pipeline", [
     panel("Records received",
           "sum(rate(obs_records_received_total{%s}[%s]))" % (SIDECAR, RATE),
           unit="reqps", legend="records/s"),
+    panel("nginx requests and records received, per gateway", [
+        ("sum by (gateway) (rate(nginx_http_requests_total[%s]))" % RATE,
+         "{{gateway}} nginx requests"),
+        ("sum by (gateway) (rate(obs_records_received_total[%s]))" % RATE,
+         "{{gateway}} records received")], unit="reqps",
+        description="Apart by the probes and stub_status scrapes (no "
+        "records); records at 0 while nginx serves: "
+        "ObsRecordsNotReceived (the socket, address or port)."),
     panel("Records dropped by reason",
           "sum by (reason) (rate(obs_records_dropped_total{%s}[%s]))"
           % (SIDECAR, RATE), unit="reqps", legend="{{reason}}"),

@@ -7,7 +7,10 @@ unique panel ids, panels on the 24-column grid without overlap, datasource
 references that resolve (to a datasource template variable of the right
 type: no hard-coded uids, so they import into any Grafana), every template
 variable a query uses defined, every `${DS_...}` import input declared and
-used.  The provisioning files may only use the `$VAR` / `${VAR}` expansion
+used, rows as Grafana lays them out, and every link resolving (a dashboard
+uid that exists and variables it has, an Explore pane on a datasource
+variable of its type, labels the clicked series or row carries).  The
+provisioning files may only use the `$VAR` / `${VAR}` expansion
 Grafana does (not `${VAR:-default}`), every variable must be set on the
 compose stack's grafana service, and the datasources must link to uids that
 exist.  Prints one line per problem; exits 1 if there is any."""
@@ -17,6 +20,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 
 import yaml
 
@@ -30,7 +34,8 @@ BUILTIN_VARS = {"__rate_interval", "__interval", "__interval_ms", "__range",
                 "__range_s", "__range_ms", "__from", "__to", "__all",
                 "__auto", "__dashboard", "__org", "__user", "__name",
                 "__value", "__field", "__series", "__data", "__cell",
-                "timeFilter", "__timeFilter"}
+                "timeFilter", "__timeFilter", "__url_time_range",
+                "__all_variables", "__timezone"}
 # $name, ${name}, ${name:format}, [[name]]
 VAR_REF = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 INPUT_REF = re.compile(r"\$\{(DS_\w+)\}")
@@ -132,6 +137,14 @@ def check_dashboard(name, d):
         where = "%s: panel %r" % (name, p.get("title"))
         if p.get("type") not in PANEL_TYPES:
             errors.append("%s: unknown panel type %r" % (where, p.get("type")))
+        if p.get("type") == "row":
+            # a heading: the panels below it up to the next row are its own
+            g = p.get("gridPos", {})
+            if (g.get("w"), g.get("h")) != (24, 1) or p.get("targets") \
+                    or p.get("panels") != [] or p.get("collapsed"):
+                errors.append("%s: a row is 24x1, open, with no targets or "
+                              "panels of its own" % where)
+            continue
         check_datasource(where, p.get("datasource"), ds_vars, errors)
         refs = [t.get("refId") for t in p.get("targets", [])]
         if not refs or len(set(refs)) != len(refs) or None in refs:
@@ -164,6 +177,91 @@ def check_dashboard(name, d):
             errors.append("%s: datasource variable %s does not default to a "
                           "%s import input" % (name, v["name"], v["query"]))
     return errors
+
+
+def panel_links(p):
+    """Every data link and panel link of a panel."""
+    fc = p.get("fieldConfig", {})
+    out = list(p.get("links", [])) + list(fc.get("defaults", {})
+                                         .get("links", []))
+    for o in fc.get("overrides", []):
+        for prop in o.get("properties", []):
+            if prop.get("id") == "links":
+                out += prop.get("value", [])
+    return out
+
+
+def check_links(dashboards):
+    """Links between the dashboards (given as {file: dashboard}) and to
+    Explore resolve: a /d/<uid> link names a dashboard that exists and only
+    variables it has; an Explore pane uses a datasource variable of its
+    type; a link naming the clicked series' label or row's field names one
+    the panel's queries produce; a dashboards menu finds dashboards."""
+    errors = []
+    by_uid = {d.get("uid"): d for d in dashboards.values()}
+    tags = {t for d in dashboards.values() for t in d.get("tags", [])}
+    for name, d in dashboards.items():
+        ds_vars = {v["name"]: v.get("query") for v in
+                   d.get("templating", {}).get("list", [])
+                   if v.get("type") == "datasource"}
+        for link in d.get("links", []):
+            if link.get("type") == "dashboards":
+                if not set(link.get("tags", [])) <= tags:
+                    errors.append("%s: the dashboards menu's tags %r match "
+                                  "no dashboard" % (name, link.get("tags")))
+            else:
+                check_url(name, link.get("url", ""), by_uid, ds_vars, None,
+                          errors)
+        for p in d.get("panels", []):
+            for link in panel_links(p):
+                check_url("%s: panel %r" % (name, p.get("title")),
+                          link.get("url", ""), by_uid, ds_vars, p, errors)
+    return errors
+
+
+def check_url(where, url, by_uid, ds_vars, panel, errors):
+    """One link's target (see check_links)."""
+    exprs = " ".join(t.get("expr", "") + " " + t.get("legendFormat", "")
+                     for t in (panel or {}).get("targets", []))
+    for kind, label in re.findall(r"\$\{__(field\.labels|data\.fields)"
+                                  r"\.(\w+)\}", url):
+        if not re.search(r"\b%s\b" % label, exprs):
+            errors.append("%s: link uses %s.%s, which its queries do not "
+                          "produce" % (where, kind, label))
+    parts = urllib.parse.urlsplit(url)
+    params = urllib.parse.parse_qs(parts.query)
+    m = re.fullmatch(r"/d/([A-Za-z0-9_-]+)(/[\w-]*)?", parts.path)
+    if m:
+        target = by_uid.get(m.group(1))
+        if target is None:
+            errors.append("%s: link to dashboard %r, which does not exist"
+                          % (where, m.group(1)))
+            return
+        have = {v["name"] for v in target["templating"]["list"]}
+        for key in params:
+            if key.startswith("var-") and key[4:] not in have:
+                errors.append("%s: link sets %s, which dashboard %s does not "
+                              "have" % (where, key, m.group(1)))
+        return
+    if parts.path == "/explore":
+        try:
+            panes = json.loads(params["panes"][0])
+        except (KeyError, ValueError) as e:
+            errors.append("%s: Explore link without a valid panes "
+                          "parameter: %s" % (where, e))
+            return
+        for pane in panes.values():
+            m = re.fullmatch(r"\$\{(\w+)\}", pane.get("datasource", ""))
+            if not m or m.group(1) not in ds_vars:
+                errors.append("%s: Explore pane on %r, not a datasource "
+                              "variable" % (where, pane.get("datasource")))
+                continue
+            for q in pane.get("queries", []):
+                check_datasource("%s Explore query" % where,
+                                 q.get("datasource"), ds_vars, errors)
+        return
+    errors.append("%s: link %r is neither a dashboard nor Explore"
+                  % (where, url))
 
 
 def expand(text, env, where, errors):
@@ -304,6 +402,7 @@ def check_stack(stack, env, mounts, mounted):
 def main():
     errors = []
     paths = sys.argv[1:] or sorted(glob.glob(os.path.join(HERE, "*.json")))
+    loaded = {}
     for path in paths:
         with open(path) as f:
             try:
@@ -311,7 +410,9 @@ def main():
             except ValueError as e:
                 errors.append("%s: not JSON: %s" % (path, e))
                 continue
+        loaded[os.path.basename(path)] = d
         errors += check_dashboard(os.path.basename(path), d)
+    errors += check_links(loaded)
     errors += check_provisioning()
     for e in errors:
         print(e)

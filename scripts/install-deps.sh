@@ -28,9 +28,11 @@ PACKAGES=(
     # JWT test keys and tokens, made by an independent implementation
     python3-jwt python3-cryptography
     # the exporters the compose stack runs, against a real PostgreSQL and
-    # Redis (alert rules and the System health dashboard)
+    # Redis (alert rules and the System health dashboard); nginx's own
+    # counters from stub_status (make demo, ObsRecordsNotReceived)
     postgresql redis-server prometheus-postgres-exporter
     prometheus-redis-exporter prometheus-node-exporter
+    prometheus-nginx-exporter
     # remote-write and usage tests: snappy for the strict fake, the real
     # ClickHouse (18.16; the tests start their own servers)
     python3-snappy clickhouse-server

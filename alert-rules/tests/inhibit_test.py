@@ -11,12 +11,12 @@ lacks the compared label must not silence every other alert lacking it."""
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from amtest import Alertmanager, Tally
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "alertmanager.yml")
@@ -62,12 +62,6 @@ ALERTS = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_alerts(url):
     with urllib.request.urlopen(url + "/api/v2/alerts", timeout=5) as r:
         return json.load(r)
@@ -76,52 +70,28 @@ def get_alerts(url):
 def main():
     config = sys.argv[1] if len(sys.argv) > 1 else CONFIG
     tmp = tempfile.mkdtemp(prefix="am-inhibit-")
-    port = free_port()
-    url = "http://127.0.0.1:%d" % port
-    log = open(os.path.join(tmp, "alertmanager.log"), "w")
-    am = subprocess.Popen(
-        ["prometheus-alertmanager", "--config.file=" + config,
-         "--storage.path=" + tmp, "--cluster.listen-address=",
-         "--web.listen-address=127.0.0.1:%d" % port], stdout=log, stderr=log)
+    am = Alertmanager(config, tmp)
+    tally = Tally("inhibitions")
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                get_alerts(url)
-                break
-            except OSError:
-                if time.time() > deadline or am.poll() is not None:
-                    sys.exit("alertmanager did not start: see " + log.name)
-                time.sleep(0.2)
         for labels, _ in ALERTS:
-            subprocess.run(["amtool", "alert", "add",
-                            "--alertmanager.url=" + url]
-                           + ["%s=%s" % kv for kv in labels.items()],
-                           check=True, stdout=subprocess.DEVNULL)
+            am.add(labels)
         # inhibition is evaluated when the API lists the alerts
         deadline = time.time() + 10
-        while len(got := get_alerts(url)) < len(ALERTS):
+        while len(got := get_alerts(am.url)) < len(ALERTS):
             if time.time() > deadline:
                 sys.exit("only %d of %d alerts arrived" % (len(got),
                                                             len(ALERTS)))
             time.sleep(0.2)
         state = {frozenset(a["labels"].items()): a["status"]["state"]
                  for a in got}
-        passed = failed = 0
         for labels, want in ALERTS:
             have = state.get(frozenset(labels.items()))
-            if have == want:
-                passed += 1
-            else:
-                failed += 1
-                print("FAIL: %s should be %s, is %s" % (labels, want, have))
-        print("inhibitions: %d passed, %d failed" % (passed, failed))
-        sys.exit(1 if failed else 0)
+            tally.check(have == want, "%s should be %s, is %s"
+                        % (labels, want, have))
     finally:
-        am.terminate()
-        am.wait(timeout=10)
-        log.close()
+        am.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    tally.done()
 
 
 if __name__ == "__main__":

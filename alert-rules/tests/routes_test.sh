@@ -20,6 +20,7 @@ check pagerduty,slack-critical severity=critical alertname=HighErrorRate service
 check slack-warning severity=warning alertname=SLOAvailabilityBurnRatePerTenant service=backend-api tenant=acme slo=availability
 check blackhole severity=info alertname=SLOLatencyBurnRatePerTenant service=backend-api tenant=acme slo=latency
 check pagerduty,slack-critical severity=critical alertname=SLOAvailabilityBurnRate service=backend-api slo=availability
+check pagerduty,slack-critical severity=critical alertname=ObsRecordsNotReceived service=obs-sidecar gateway=gw-1
 check slack-warning severity=warning alertname=HighCPUUsage instance=n:9100
 check slack-warning severity=warning alertname=ObsRecordsDropped service=obs-sidecar
 check blackhole severity=info alertname=ObsSeriesNearCap

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo / make demo-stop: the gateway stack on this machine, from Debian
 # packages only: nginx + ngx_http_obs_module in front of the two demo
-# services, obs-sidecar (log lines and spans to local files), a real
-# Prometheus with the project's rules, and Alertmanager with its routing.
+# services, obs-sidecar (log lines and spans to local files), nginx's own
+# counters through prometheus-nginx-exporter, a real Prometheus with the
+# project's rules, and Alertmanager with its routing.
 #
 #   deploy/demo/demo.sh start|stop|traffic [requests]
 set -euo pipefail
@@ -15,6 +16,10 @@ ML_PORT=${ML_PORT:-8002}
 SIDECAR_PORT=${SIDECAR_PORT:-9145}
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 ALERTMANAGER_PORT=${ALERTMANAGER_PORT:-9093}
+STUB_STATUS_PORT=${STUB_STATUS_PORT:-8081}
+# not 9113: the Debian package runs its own exporter there
+NGINX_EXPORTER_PORT=${NGINX_EXPORTER_PORT:-9147}
+NGINX_EXPORTER=${NGINX_EXPORTER_BIN:-prometheus-nginx-exporter}
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 
 pidfile() { echo "$DEMO/run/$1.pid"; }
@@ -91,6 +96,14 @@ http {
             proxy_pass http://ml_engine;
         }
     }
+
+    # nginx's own counters for prometheus-nginx-exporter: no records
+    server {
+        listen 127.0.0.1:$STUB_STATUS_PORT;
+        obs off;
+        access_log off;
+        location = /stub_status { stub_status; }
+    }
 }
 EOC
 }
@@ -105,10 +118,17 @@ $rules
 alerting:
   alertmanagers:
     - static_configs: [{targets: ['127.0.0.1:$ALERTMANAGER_PORT']}]
+# the jobs are named obs-* as the alerts expect; the gateway label pairs
+# nginx's requests with its sidecar's records (ObsRecordsNotReceived)
 scrape_configs:
   - job_name: obs-sidecar
     static_configs:
       - targets: ['127.0.0.1:$SIDECAR_PORT']
+        labels: {gateway: demo}
+  - job_name: obs-nginx
+    static_configs:
+      - targets: ['127.0.0.1:$NGINX_EXPORTER_PORT']
+        labels: {gateway: demo}
 EOC
 }
 
@@ -162,6 +182,15 @@ start() {
         mv -f "$DEMO/ngx_http_obs_module.so.new" "$DEMO/ngx_http_obs_module.so"
         "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf"
     fi
+    wait_http "http://127.0.0.1:$STUB_STATUS_PORT/stub_status"
+    if command -v "$NGINX_EXPORTER" >/dev/null; then
+        running nginx-exporter || spawn nginx-exporter "$NGINX_EXPORTER" \
+            --nginx.scrape-uri="http://127.0.0.1:$STUB_STATUS_PORT/stub_status" \
+            --web.listen-address="127.0.0.1:$NGINX_EXPORTER_PORT"
+    else
+        echo "demo: $NGINX_EXPORTER is not installed (scripts/install-deps.sh):" \
+             "no nginx counters, ObsRecordsNotReceived cannot fire" >&2
+    fi
 
     mkdir -p "$DEMO/alertmanager"
     running alertmanager || spawn alertmanager prometheus-alertmanager \
@@ -191,6 +220,7 @@ The obs gateway demo is running:
 
   gateway (nginx + ngx_http_obs_module)  http://127.0.0.1:$GATEWAY_PORT/api/v1/users/42
   sidecar metrics                        http://127.0.0.1:$SIDECAR_PORT/metrics
+  nginx's own counters (stub_status)     http://127.0.0.1:$NGINX_EXPORTER_PORT/metrics
   Prometheus                             http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=sum%20by%20(service%2Croute%2Ctenant)(rate(http_server_requests_total%5B1m%5D))
   Prometheus alerts                      http://127.0.0.1:$PROMETHEUS_PORT/alerts
   Alertmanager                           http://127.0.0.1:$ALERTMANAGER_PORT/
@@ -208,7 +238,7 @@ stop() {
     if running nginx; then
         "$NGINX" -p "$DEMO" -c "$DEMO/nginx.conf" -s quit || true
     fi
-    for name in prometheus alertmanager sidecar ml-engine backend-api; do
+    for name in prometheus alertmanager nginx-exporter sidecar ml-engine backend-api; do
         if running "$name"; then
             local pid
             pid=$(cat "$(pidfile "$name")")

@@ -1,8 +1,13 @@
 #!/usr/bin/python3
 """Writes prometheusrule.yaml (a Prometheus Operator PrometheusRule) from
-the rule files in alert-rules/, so Kubernetes gets exactly the rules the
-tests prove.  --check fails when the committed file is stale."""
+the rules of alert-rules/, so Kubernetes gets exactly the rules the tests
+prove.  --check fails when the committed file is stale.  --set NAME=VALUE
+changes a parameter of alert-rules/generate.py (RUNBOOK_URL, STACK_JOBS,
+ML_SERVICES, ...) for your cluster; --out FILE writes elsewhere.  The
+`release` label that kube-prometheus-stack selects rules by is set in
+kustomization.yaml, not here."""
 
+import argparse
 import os
 import sys
 
@@ -12,12 +17,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RULES = os.path.join(HERE, "..", "..", "alert-rules")
 FILES = ["recording.yml", "alerts.yml", "slo.yml"]
 
+sys.path.insert(0, RULES)
+import generate  # noqa: E402
 
-def build():
+
+def build(overrides=None):
+    texts = generate.render(overrides)
+    with open(os.path.join(RULES, "recording.yml")) as f:
+        texts["recording.yml"] = f.read()
     groups = []
     for name in FILES:
-        with open(os.path.join(RULES, name)) as f:
-            groups += yaml.safe_load(f)["groups"]
+        groups += yaml.safe_load(texts[name])["groups"]
     doc = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -31,14 +41,20 @@ def build():
 
 
 def main():
-    text = build()
-    path = os.path.join(HERE, "prometheusrule.yaml")
-    if "--check" in sys.argv:
-        with open(path) as f:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--out", default=os.path.join(HERE, "prometheusrule.yaml"))
+    ap.add_argument("--set", metavar="NAME=VALUE", action="append",
+                    default=[])
+    args = ap.parse_args()
+    text = build(generate.parse_args(
+        ["--set=" + s for s in args.set]).overrides)
+    if args.check:
+        with open(args.out) as f:
             if f.read() != text:
                 sys.exit("prometheusrule.yaml is stale: run make k8s")
         return
-    with open(path, "w") as f:
+    with open(args.out, "w") as f:
         f.write(text)
 
 

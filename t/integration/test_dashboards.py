@@ -1,26 +1,31 @@
 #!/usr/bin/python3
 """Dashboards and recording rules against real data: nginx + module +
-sidecar + a real Prometheus loaded with the project's rules.  Every
-dashboard's JSON passes what Grafana needs to load it (dashboards/
-validate.py), every PromQL query (template variables widened) and every
-recording rule runs without error, the gateway panels return data, and
-error-ratio and budget panels show 0 / a full budget for a service without
-5xx instead of nothing."""
+sidecar + prometheus-nginx-exporter (stub_status) + a real Prometheus
+loaded with the project's rules.  Every dashboard's JSON passes what
+Grafana needs to load it (dashboards/validate.py, links included), every
+PromQL query (template variables widened) and every recording rule runs
+without error, the gateway panels (tenant rankings with 5xx, 429 and 401,
+nginx's connections) return data, error-ratio and budget panels show 0 /
+a full budget for a service without 5xx instead of nothing, and the
+30-day budget is a 30-day one (promtool, over four days of samples)."""
 
 import glob
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import unittest
+import urllib.parse
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (ROOT, GATEWAY_HTTP, Stack, request, value,  # noqa
-                     wait_for, main)
+from harness import (ROOT, GATEWAY_HTTP, Stack, free_port, request,  # noqa
+                     value, wait_for, main)
 sys.path.insert(0, os.path.join(ROOT, "dashboards"))
 import validate  # noqa: E402
 
@@ -38,23 +43,46 @@ NGINX_HTTP = GATEWAY_HTTP.replace(
     'location /ml/ { return 200 "prediction\\n"; }',
     'location /ml/ { add_header X-Recommendations-Count 3; '
     'add_header X-Cache HIT; add_header X-Embedding-Cache-Age 120; '
-    'return 200 "prediction\\n"; }')
+    'return 200 "prediction\\n"; }').replace(
+    '        location /api/limited { return 429 "slow down\\n"; }\n',
+    '        location /api/limited { return 429 "slow down\\n"; }\n'
+    '        location /api/denied { return 401 "who are you\\n"; }\n')
 assert NGINX_HTTP.count("obs_metric") == 3 and "X-Cache HIT" in NGINX_HTTP
+assert "/api/denied" in NGINX_HTTP
+# nginx's own counters, read by prometheus-nginx-exporter
+STUB = """
+    server {
+        listen 127.0.0.1:STUB_PORT;
+        obs off;
+        location = /stub_status { stub_status; }
+    }
+"""
+EXPORTER = shutil.which("prometheus-nginx-exporter")
 
 # panels that need something this test does not run
 NEEDS_OTHER_SOURCES = {
-    "obs-system": "node exporter, cAdvisor, postgres_exporter, "
-                  "redis_exporter",
     ("obs-pipeline", "Exporter deliveries by result"): "the log/span exporters",
     ("obs-pipeline", "Exporter spool use"): "the log/span exporters",
     ("obs-slo", "Burn-rate alerts firing"): "a burning SLO",
+    ("obs-tenants", "Token verification results (obs_jwt)"): "obs_jwt",
 }
+
+
+def needs_other_sources(uid, title=None):
+    """True for a panel (or, without a title, a dashboard's variables)
+    whose data this test does not make.  The System health dashboard reads
+    the node exporter, cAdvisor, postgres_exporter and redis_exporter
+    (test_system_health.py), all but its nginx row."""
+    if uid == "obs-system":
+        return title is None or "nginx" not in title
+    return (uid, title) in NEEDS_OTHER_SOURCES
 
 WIDEN = [
     (re.compile(r"\$__rate_interval"), "5m"),
     (re.compile(r"\$__range"), "5m"),
     (re.compile(r"\$__interval"), "15s"),
-    (re.compile(r"\$(service|route|tenant|instance)\b"), ".*"),
+    (re.compile(r"\$topk\b"), "10"),
+    (re.compile(r"\$(service|route|tenant|instance|gateway)\b"), ".*"),
 ]
 
 
@@ -83,7 +111,7 @@ def parse_logql(queries):
 
 
 def prometheus_targets(panel):
-    return [t for t in panel["targets"]
+    return [t for t in panel.get("targets", [])
             if t["datasource"]["type"] == "prometheus"]
 
 
@@ -96,22 +124,41 @@ class DashboardTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = Stack(NGINX_HTTP)
+        if not EXPORTER:
+            raise unittest.SkipTest("prometheus-nginx-exporter is missing "
+                                    "(scripts/install-deps.sh)")
+        stub = free_port()
+        cls.stack = Stack(NGINX_HTTP + STUB.replace("STUB_PORT", str(stub)))
         cls.addClassCleanup(cls.stack.stop)
         cls.stack.start_sidecar()
         cls.stack.start_nginx()
+        exporter = free_port()
+        log = open(os.path.join(cls.stack.dir, "nginx-exporter.log"), "w")
+        cls.addClassCleanup(log.close)
+        cls.stack.procs.append(subprocess.Popen(
+            [EXPORTER, "--nginx.scrape-uri=http://127.0.0.1:%d/stub_status"
+             % stub, "--web.listen-address=127.0.0.1:%d" % exporter],
+            stdout=log, stderr=log))
+        wait_for(lambda: socket.create_connection(
+            ("127.0.0.1", exporter), timeout=1).close() or True,
+            what="nginx-exporter listening")
         cls.send_traffic(0)
         wait_for(lambda: value(cls.stack.metrics(),
-                               "obs_records_received_total") == 96,
-                 what="96 records")
+                               "obs_records_received_total") == 104,
+                 what="104 records")
 
         rule_files = [f for f in glob.glob(os.path.join(ROOT, "alert-rules",
                                                         "*.yml"))
                       if not f.endswith("alertmanager.yml")]
-        target = "127.0.0.1:%d" % cls.stack.metrics_port
+        # the jobs and the pairing label of the shipped configurations
         cls.prom = cls.stack.start_prometheus(
             "  - job_name: obs-sidecar\n"
-            "    static_configs: [{targets: ['%s']}]\n" % target, [],
+            "    static_configs: [{targets: ['127.0.0.1:%d'], "
+            "labels: {gateway: g1}}]\n"
+            "  - job_name: obs-nginx\n"
+            "    static_configs: [{targets: ['127.0.0.1:%d'], "
+            "labels: {gateway: g1}}]\n"
+            % (cls.stack.metrics_port, exporter), [],
             rule_files=rule_files)
 
         # a second round once Prometheus holds the series, so that rates
@@ -121,8 +168,8 @@ class DashboardTest(unittest.TestCase):
             timeout=30, interval=0.5, what="first scrape")
         cls.send_traffic(40)
         wait_for(lambda: value(cls.stack.metrics(),
-                               "obs_records_received_total") == 192,
-                 what="192 records")
+                               "obs_records_received_total") == 208,
+                 what="208 records")
 
         # the RED group evaluates every 30 s: wait for results that saw the
         # second round (NaN >= 0 is false)
@@ -136,7 +183,8 @@ class DashboardTest(unittest.TestCase):
 
     @classmethod
     def send_traffic(cls, first):
-        """96 requests (96 records) over both services and 3 tenants."""
+        """104 requests (104 records) over both services and 3 tenants,
+        with 5xx, 429 and 401 answers."""
         g = cls.stack.gateway
         for i in range(first, first + 40):
             tenant = ["acme", "globex", "tenant_001"][i % 3]
@@ -146,6 +194,7 @@ class DashboardTest(unittest.TestCase):
             if i % 5 == 0:
                 request(g + "/api/fail", headers={"X-Tenant-ID": tenant})
                 request(g + "/api/limited", headers={"X-Tenant-ID": tenant})
+                request(g + "/api/denied", headers={"X-Tenant-ID": tenant})
 
     def query(self, expr):
         return self.prom.query("api/v1/query", query=expr)["result"]
@@ -167,7 +216,7 @@ class DashboardTest(unittest.TestCase):
                     continue
                 q = label_values_query(v["query"]["query"])
                 result = self.query(widen(q))
-                if d["uid"] not in NEEDS_OTHER_SOURCES:
+                if not needs_other_sources(d["uid"]) or v["name"] == "gateway":
                     self.assertTrue(result, "%s: variable %s is empty"
                                     % (d["uid"], v["name"]))
             for p in d["panels"]:
@@ -176,9 +225,7 @@ class DashboardTest(unittest.TestCase):
                                       ref=t["refId"]):
                         result = self.query(widen(t["expr"]))
                         checked += 1
-                        if (d["uid"] in NEEDS_OTHER_SOURCES
-                                or (d["uid"], p["title"])
-                                in NEEDS_OTHER_SOURCES):
+                        if needs_other_sources(d["uid"], p["title"]):
                             continue
                         self.assertTrue(result, "no data for %r"
                                         % widen(t["expr"]))
@@ -245,9 +292,21 @@ class DashboardTest(unittest.TestCase):
 
     def test_loki_queries_parse_with_grafanas_logql_grammar(self):
         queries = [t["expr"] for d in dashboards() for p in d["panels"]
-                   for t in p["targets"]
+                   for t in p.get("targets", [])
                    if t["datasource"]["type"] == "loki"]
         self.assertGreaterEqual(len(queries), 4)
+        # and those of the links that open a tenant's log lines in Explore
+        explore = [q["expr"].replace("${__field.labels.tenant}", "acme")
+                   .replace("${__data.fields.tenant}", "acme")
+                   for d in dashboards() for p in d["panels"]
+                   for link in validate.panel_links(p)
+                   if link["url"].startswith("/explore")
+                   for pane in json.loads(urllib.parse.parse_qs(
+                       urllib.parse.urlsplit(link["url"]).query)["panes"][0]
+                   ).values()
+                   for q in pane["queries"] if q["datasource"]["type"] == "loki"]
+        self.assertGreaterEqual(len(explore), 9)
+        queries += explore
         # and the query Jaeger uses to open a trace's log lines
         with open(os.path.join(ROOT, "dashboards", "provisioning",
                                "datasources.yml")) as f:
@@ -260,6 +319,69 @@ class DashboardTest(unittest.TestCase):
         self.assertIsNotNone(parse_logql([broken])[0])
 
 
+class ThirtyDayBudgetTest(unittest.TestCase):
+    """The "budget left (30 days)" panels count 30 days, not 3: promtool
+    with the rules of slo.yml over four days of samples, 10 minutes apart:
+    a 5xx every 10 minutes of the first day, none after (10 requests/s)."""
+
+    def budget_expr(self, uid, title):
+        for d in dashboards():
+            for p in d["panels"]:
+                if d["uid"] == uid and p["title"] == title:
+                    return widen(p["targets"][0]["expr"],
+                                 service="backend-api", tenant="acme")
+        self.fail("no panel %r on %s" % (title, uid))
+
+    def test_budget_panels_count_thirty_days(self):
+        service = self.budget_expr("obs-slo",
+                                   "Availability budget left (30 days)")
+        tenant = self.budget_expr(
+            "obs-tenants",
+            "Availability error budget left (30 days), the $topk lowest")
+        # 864 errors among 3,456,864 requests in 96 hours
+        want = 1 - (864 / 3456864) / (1 - 0.999)
+        three_days = ("1 - service:slo_availability_errors:ratio_rate3d / "
+                      "on() group_left() (1 - slo:availability:objective)")
+        test = {
+            "rule_files": [os.path.join(ROOT, "alert-rules", "slo.yml")],
+            "evaluation_interval": "10m",
+            "tests": [{
+                "interval": "10m",
+                "input_series": [
+                    {"series": 'http_server_requests_total{service="backend-api",'
+                               'route="/a",method="GET",code="200",tenant="acme"}',
+                     "values": "0+6000x576"},
+                    {"series": 'http_server_requests_total{service="backend-api",'
+                               'route="/a",method="GET",code="500",tenant="acme"}',
+                     "values": "0+6x144 864+0x431"},
+                ],
+                "promql_expr_test": [
+                    {"expr": "abs((%s) - %.17g) < bool 1e-9" % (service, want),
+                     "eval_time": "96h",
+                     "exp_samples": [{"labels": '{service="backend-api"}',
+                                      "value": 1}]},
+                    {"expr": "abs((%s) - %.17g) < bool 1e-9" % (tenant, want),
+                     "eval_time": "96h",
+                     "exp_samples": [{"labels": '{service="backend-api",'
+                                                'tenant="acme"}',
+                                      "value": 1}]},
+                    # what the 3-day ratio said: the whole budget is left
+                    {"expr": three_days, "eval_time": "96h",
+                     "exp_samples": [{"labels": '{service="backend-api"}',
+                                      "value": 1}]},
+                ],
+            }],
+        }
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "budget_test.yml")
+            with open(path, "w") as f:
+                json.dump(test, f)          # JSON is YAML
+            p = subprocess.run(["promtool", "test", "rules", path],
+                               capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertLess(want, 0.76)
+
+
 class GrafanaLoadTest(unittest.TestCase):
     """What Grafana needs to load and import the dashboards, without a
     Grafana: the shipped files pass, broken ones are caught."""
@@ -267,7 +389,69 @@ class GrafanaLoadTest(unittest.TestCase):
     def test_shipped_dashboards_and_provisioning_pass(self):
         for d in dashboards():
             self.assertEqual(validate.check_dashboard(d["uid"], d), [])
+        self.assertEqual(validate.check_links(
+            {d["uid"]: d for d in dashboards()}), [])
         self.assertEqual(validate.check_provisioning(), [])
+
+    def test_dashboards_link_to_each_other_and_to_logs_and_traces(self):
+        ds = {d["uid"]: d for d in dashboards()}
+        for d in ds.values():
+            self.assertEqual([l["type"] for l in d["links"]], ["dashboards"])
+            self.assertTrue(d["links"][0]["includeVars"])
+        urls = [link["url"] for p in ds["obs-tenants"]["panels"]
+                for link in validate.panel_links(p)]
+        self.assertTrue(any(u.startswith("/d/obs-tenants/") for u in urls))
+        self.assertTrue(any("%22%24%7Bloki%7D" in u or "${loki}" in u
+                            for u in urls if u.startswith("/explore")))
+        self.assertTrue(any("${jaeger}" in u for u in urls))
+        # from the other dashboards to a tenant's drill-down
+        for uid in ("obs-red", "obs-slo"):
+            self.assertTrue(any(
+                link["url"].startswith("/d/obs-tenants/")
+                for p in ds[uid]["panels"]
+                for link in validate.panel_links(p)), uid)
+        # every tenant ranking is bounded by $topk (or a fixed top/bottom)
+        for p in ds["obs-tenants"]["panels"]:
+            for t in p.get("targets", []):
+                if "by (tenant" in t["expr"] and p["type"] != "logs":
+                    self.assertRegex(t["expr"], r"(top|bottom)k\(\$topk,"
+                                     r"|and on \(tenant\) topk",
+                                     p["title"])
+
+    def test_broken_links_are_caught(self):
+        def broken(change):
+            ds = {d["uid"]: json.loads(json.dumps(d)) for d in dashboards()}
+            change(ds)
+            return " ".join(validate.check_links(ds))
+
+        def links(ds):
+            p = [p for p in ds["obs-tenants"]["panels"]
+                 if validate.panel_links(p)][1]
+            return p["fieldConfig"]["defaults"]["links"]
+
+        def unknown_uid(ds):
+            links(ds)[0]["url"] = "/d/nowhere/x?var-tenant=a"
+
+        def unknown_var(ds):
+            links(ds)[0]["url"] = "/d/obs-slo/x?var-tenant=a"
+
+        def explore_uid(ds):
+            links(ds)[1]["url"] = links(ds)[1]["url"].replace(
+                "${loki}", "loki", 1)
+
+        def no_label(ds):
+            links(ds)[0]["url"] = links(ds)[0]["url"].replace(
+                "labels.tenant", "labels.customer")
+
+        def elsewhere(ds):
+            links(ds)[0]["url"] = "https://example.com/"
+
+        for change, says in [(unknown_uid, "does not exist"),
+                             (unknown_var, "does not have"),
+                             (explore_uid, "not a datasource variable"),
+                             (no_label, "do not produce"),
+                             (elsewhere, "neither a dashboard")]:
+            self.assertIn(says, broken(change), change.__name__)
 
     def test_every_mounted_provisioning_file_is_expanded(self):
         """An override compose file's provisioning is checked with the

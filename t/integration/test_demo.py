@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """`make demo` smoke test: the demo comes up on free ports, per-tenant
-series reach the sidecar and Prometheus, and `make demo-stop` stops it."""
+series reach the sidecar and Prometheus, nginx's own counters reach
+Prometheus (job obs-nginx, paired with the sidecar by the gateway label)
+while ObsRecordsNotReceived stays quiet, and `make demo-stop` stops it."""
 
 import os
 import subprocess
@@ -21,7 +23,8 @@ class DemoTest(unittest.TestCase):
         env = dict(os.environ)
         ports = {}
         for name in ("GATEWAY_PORT", "BACKEND_PORT", "ML_PORT",
-                     "SIDECAR_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT"):
+                     "SIDECAR_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT",
+                     "STUB_STATUS_PORT", "NGINX_EXPORTER_PORT"):
             ports[name] = free_port()
             env[name] = str(ports[name])
         env["OBS_DEMO_DIR"] = tempfile.mkdtemp(prefix="obs-demo-")
@@ -77,6 +80,22 @@ class DemoTest(unittest.TestCase):
 
             self.assertEqual(http_get("http://127.0.0.1:%d/-/ready"
                                       % ports["ALERTMANAGER_PORT"])[0], 200)
+
+            # nginx's requests beside the sidecar's records, one gateway
+            def query(expr):
+                url = ("http://127.0.0.1:%d/api/v1/query?" %
+                       ports["PROMETHEUS_PORT"]) + urllib.parse.urlencode(
+                    {"query": expr})
+                return json.loads(http_get(url)[2])["data"]["result"]
+
+            paired = wait_for(lambda: query(
+                'sum by (gateway) (nginx_http_requests_total{job="obs-nginx"})'
+                ' >= 300 and on (gateway) sum by (gateway) '
+                '(obs_records_received_total{job="obs-sidecar"}) >= 300'),
+                timeout=60, interval=1, what="nginx and sidecar paired")
+            self.assertEqual(paired[0]["metric"], {"gateway": "demo"})
+            self.assertEqual(query('ALERTS{alertname="ObsRecordsNotReceived"}'),
+                             [])
         finally:
             stop = subprocess.run(["bash", "deploy/demo/demo.sh", "stop"],
                                   cwd=ROOT, env=env, capture_output=True,

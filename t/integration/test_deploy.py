@@ -2,24 +2,130 @@
 """Deployment files: the compose file passes `docker-compose config`, pins
 its images and health-checks its services; the Kubernetes manifests parse,
 share the socket through an emptyDir, and carry exactly the tested rules;
-the sidecar configurations they ship pass --check-config."""
+the sidecar configurations they ship pass --check-config.
+
+Fit for a shared cluster: every scrape job is one the alerts look at
+(STACK_JOBS), nginx's and the sidecar's targets are paired by the label
+gateway; the sidecar's memory limit holds what its settings let it keep
+(deploy/k8s/sidecar_memory.py); stopping drains nginx before the sidecar;
+a PodDisruptionBudget, topology spread, a NetworkPolicy that keeps /metrics
+to the Prometheus of parameters.yaml, which also sets the release label;
+receiver credentials from a Secret; and the tenant from a verified JWT by
+default: the shipped nginx.conf files run with the module and label a
+request with its token's tenant, never with the header a client sent."""
 
 import glob
+import http.server
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, SIDECAR, main  # noqa
+from harness import (ROOT, SIDECAR, MODULE, NGINX, Stack, free_port,  # noqa
+                     request, value, wait_for, main)
 
 COMPOSE = os.path.join(ROOT, "deploy", "compose", "docker-compose.yml")
 K8S = os.path.join(ROOT, "deploy", "k8s")
+DEV_TOKEN = os.path.join(ROOT, "deploy", "compose", "dev-token.sh")
+sys.path.insert(0, os.path.join(ROOT, "alert-rules"))
+sys.path.insert(0, K8S)
+import generate  # noqa: E402
+import sidecar_memory  # noqa: E402
+
+PARAMS = generate.PARAMETERS
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def dev_token(secrets, tenant):
+    """A token from deploy/compose/dev-token.sh (which makes the key pair
+    in secrets/ on its first run)."""
+    return subprocess.run([DEV_TOKEN, tenant], capture_output=True,
+                          text=True, check=True,
+                          env=dict(os.environ, OBS_SECRETS_DIR=secrets)
+                          ).stdout.strip()
+
+
+class Backend(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+
+    def log_message(self, *args):
+        pass
+
+
+def run_shipped_nginx_conf(test, conf, keys):
+    """The shipped nginx.conf with this machine's module, a local backend
+    and a sidecar, changed only where a test must (paths, ports, the
+    cluster's names; "resolve" needs 1.27.3).  Returns (gateway URL, stub
+    status URL, stack)."""
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    test.addCleanup(backend.server_close)
+    test.addCleanup(backend.shutdown)
+    stack = Stack("", sidecar_args=["--no-logs", "--no-traces"])
+    test.addCleanup(stack.stop)
+    stack.start_sidecar()
+    port, stub = free_port(), free_port()
+    conf = conf.replace("load_module modules/ngx_http_obs_module.so",
+                        "load_module " + MODULE)
+    conf = re.sub(r"pid \S+;", "pid %s/nginx.pid;" % stack.dir, conf)
+    conf = re.sub(r"access_log /dev/stdout \w+;", "access_log off;", conf)
+    conf = conf.replace("unix:/run/obs/records.sock", "unix:" + stack.sock)
+    conf = re.sub(r"obs_jwt_keys \S+;", "obs_jwt_keys %s;" % keys, conf)
+    conf = conf.replace("listen 8080;", "listen 127.0.0.1:%d;" % port)
+    conf = conf.replace("listen 127.0.0.1:8081;",
+                        "listen 127.0.0.1:%d;" % stub)
+    conf = re.sub(r" resolve;", ";", conf)
+    conf = re.sub(r"resolver \S+", "resolver 127.0.0.1", conf)
+    conf = re.sub(r"server [\w.-]+:8000", "server 127.0.0.1:%d"
+                  % backend.server_port, conf)
+    os.makedirs(os.path.join(stack.dir, "logs"), exist_ok=True)
+    path = os.path.join(stack.dir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    log = open(os.path.join(stack.dir, "nginx.log"), "w")
+    test.addCleanup(log.close)
+    p = subprocess.Popen([NGINX, "-p", stack.dir, "-c", path,
+                          "-g", "daemon off;"], stdout=log, stderr=log)
+    stack.procs.append(p)
+    gateway = "http://127.0.0.1:%d" % port
+    wait_for(lambda: request(gateway + "/healthz")[0] == 200,
+             what="nginx with the shipped configuration")
+    return gateway, "http://127.0.0.1:%d/stub_status" % stub, stack
+
+
+def tenants_seen(test, conf, keys, token):
+    """{tenant: requests} for one request with the token, one claiming a
+    tenant by header only, one with a forged token."""
+    gateway, stub, stack = run_shipped_nginx_conf(test, conf, keys)
+    head, body, _ = token.split(".")
+    forged = head + "." + body + "." + "A" * 86
+    for headers in ({"Authorization": "Bearer " + token},
+                    {"X-Tenant-ID": "someone-else"},
+                    {"Authorization": "Bearer " + forged,
+                     "X-Tenant-ID": "someone-else"}):
+        test.assertEqual(request(gateway + "/api/v1/users/7",
+                                 headers=headers)[0], 200)
+    test.assertIn(b"Active connections", request(stub)[1])
+    wait_for(lambda: value(stack.metrics(), "http_server_requests_total")
+             == 3, what="3 records")
+    return {dict(ls)["tenant"]: v for (n, ls), v in stack.metrics().items()
+            if n == "http_server_requests_total"}
 
 
 class ComposeTest(unittest.TestCase):
@@ -41,7 +147,7 @@ class ComposeTest(unittest.TestCase):
         want = {"gateway", "obs-sidecar", "backend-api", "ml-engine",
                 "prometheus", "alertmanager", "grafana", "loki", "jaeger",
                 "node-exporter", "cadvisor", "postgres", "postgres-exporter",
-                "redis", "redis-exporter"}
+                "redis", "redis-exporter", "nginx-exporter"}
         self.assertEqual(set(self.doc["services"]), want)
 
     def test_images_are_pinned(self):
@@ -57,6 +163,10 @@ class ComposeTest(unittest.TestCase):
                      "grafana", "loki", "jaeger", "postgres", "redis"):
             self.assertIn("healthcheck", self.doc["services"][name], name)
         for name, svc in self.doc["services"].items():
+            if name == "nginx-exporter":
+                # in the gateway's network namespace, as in its pod
+                self.assertEqual(svc["network_mode"], "service:gateway")
+                continue
             self.assertEqual(svc.get("networks"), ["obs"], name)
         self.assertIn("obs-run", self.doc["volumes"])
         for name in ("gateway", "obs-sidecar"):
@@ -73,6 +183,58 @@ class ComposeTest(unittest.TestCase):
         ignored = subprocess.run(
             ["git", "-C", ROOT, "check-ignore", "-q",
              "deploy/compose/secrets/postgres_password"])
+        self.assertEqual(ignored.returncode, 0)
+
+    def test_every_scrape_job_is_one_the_alerts_look_at(self):
+        prom = yaml.safe_load(read(os.path.join(
+            ROOT, "deploy", "compose", "prometheus.yml")))
+        jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+        for name in jobs:
+            self.assertRegex(name, "^(%s)$" % PARAMS["STACK_JOBS"])
+        self.assertEqual(set(prom["rule_files"]), {
+            "/etc/prometheus/rules/%s" % f
+            for f in ("recording.yml", "alerts.yml", "slo.yml")})
+        # nginx's requests and its sidecar's records, paired by "gateway"
+        labels = [jobs[PARAMS[j]]["static_configs"][0]["labels"]
+                  for j in ("SIDECAR_JOB", "NGINX_JOB")]
+        self.assertEqual(labels[0]["gateway"], labels[1]["gateway"])
+        target = jobs[PARAMS["NGINX_JOB"]]["static_configs"][0]["targets"][0]
+        exporter = self.doc["services"]["nginx-exporter"]
+        self.assertEqual(target, "gateway:9113")
+        uri = re.search(r"--nginx.scrape-uri=http://127.0.0.1:(\d+)"
+                        r"/stub_status", " ".join(exporter["command"]))
+        conf = read(os.path.join(ROOT, "deploy", "compose", "nginx.conf"))
+        self.assertIn("listen 127.0.0.1:%s;" % uri.group(1), conf)
+        # the 30-day error budget needs 30 days of samples
+        retention = [a for a in self.doc["services"]["prometheus"]["command"]
+                     if "retention.time" in a][0]
+        self.assertGreaterEqual(int(re.search(r"(\d+)d", retention)
+                                    .group(1)), 30)
+
+    def test_the_tenant_comes_from_a_verified_token(self):
+        """The shipped compose nginx.conf, its key from dev-token.sh: the
+        token's tenant counts, a header or a forged token never does."""
+        conf = read(os.path.join(ROOT, "deploy", "compose", "nginx.conf"))
+        self.assertIn("obs_tenant $obs_jwt_tenant;", conf)
+        self.assertNotIn("$http_x_tenant_id", conf)
+        keys = re.search(r"obs_jwt_keys (\S+);", conf).group(1)
+        gw = self.doc["services"]["gateway"]
+        self.assertEqual(keys, "/run/secrets/jwt_keys")
+        self.assertIn("jwt_keys", gw["secrets"])
+        self.assertEqual(self.doc["secrets"]["jwt_keys"]["file"],
+                         "./secrets/jwt_keys")
+        secrets = tempfile.mkdtemp(prefix="obs-jwt-")
+        self.addCleanup(shutil.rmtree, secrets, True)
+        token = dev_token(secrets, "acme")
+        self.assertEqual(os.stat(os.path.join(
+            secrets, "jwt_signing_key.pem")).st_mode & 0o077, 0)
+        seen = tenants_seen(self, conf, os.path.join(secrets, "jwt_keys"),
+                            token)
+        self.assertEqual(seen, {"acme": 1, "unverified": 2})
+        # and the private key never leaves secrets/, which git ignores
+        ignored = subprocess.run(
+            ["git", "-C", ROOT, "check-ignore", "-q",
+             "deploy/compose/secrets/jwt_signing_key.pem"])
         self.assertEqual(ignored.returncode, 0)
 
     def test_shipped_sidecar_configs_are_valid(self):
@@ -100,9 +262,28 @@ class ComposeTest(unittest.TestCase):
 
 class KubernetesTest(unittest.TestCase):
 
+    @classmethod
+    def setUpClass(cls):
+        cls.objects = cls.render(K8S)
+        cls.kinds = {}
+        for o in cls.objects:
+            cls.kinds.setdefault(o["kind"], []).append(o)
+        cls.pod = cls.kinds["Deployment"][0]["spec"]["template"]["spec"]
+        cls.containers = {c["name"]: c for c in cls.pod["containers"]}
+
+    @staticmethod
+    def render(path):
+        out = subprocess.run(["kubectl", "kustomize", path],
+                             capture_output=True, text=True, check=True)
+        return [o for o in yaml.safe_load_all(out.stdout) if o]
+
     def load(self, name):
         with open(os.path.join(K8S, name)) as f:
             return list(yaml.safe_load_all(f))
+
+    def sidecar_json(self):
+        with open(os.path.join(K8S, "sidecar.json")) as f:
+            return json.load(f)
 
     def test_every_manifest_parses_and_kustomization_lists_them(self):
         kust = self.load("kustomization.yaml")[0]
@@ -119,12 +300,13 @@ class KubernetesTest(unittest.TestCase):
         dep = self.load("gateway.yaml")[0]
         pod = dep["spec"]["template"]["spec"]
         names = [c["name"] for c in pod["containers"]]
-        self.assertEqual(names, ["gateway", "obs-sidecar"])
+        self.assertEqual(names, ["gateway", "obs-sidecar", "nginx-exporter"])
         vols = {v["name"]: v for v in pod["volumes"]}
         self.assertIn("emptyDir", vols["obs-run"])
-        for c in pod["containers"]:
+        for c in pod["containers"][:2]:
             mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
             self.assertEqual(mounts["obs-run"], "/run/obs")
+        self.assertNotIn("volumeMounts", pod["containers"][2])
 
     def test_podmonitor_scrapes_the_sidecar_port(self):
         pm = self.load("podmonitor.yaml")[0]
@@ -138,6 +320,205 @@ class KubernetesTest(unittest.TestCase):
                             os.path.join(K8S, "generate-prometheusrule.py"),
                             "--check"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_podmonitor_pairs_nginx_and_its_sidecar_by_pod(self):
+        pm = self.kinds["PodMonitor"][0]
+        ports = {c: [p["name"] for p in self.containers[c]["ports"]]
+                 for c in self.containers}
+        jobs = {}
+        for ep in pm["spec"]["podMetricsEndpoints"]:
+            rl = ep["relabelings"]
+            job = [r["replacement"] for r in rl if r["targetLabel"] == "job"]
+            jobs[job[0]] = ep["port"]
+            self.assertIn({"sourceLabels": ["__meta_kubernetes_pod_name"],
+                           "targetLabel": "gateway"}, rl)
+        self.assertEqual(jobs, {PARAMS["SIDECAR_JOB"]: "metrics",
+                                PARAMS["NGINX_JOB"]: "nginx-metrics"})
+        self.assertIn("nginx-metrics", ports["nginx-exporter"])
+        # the exporter reads the stub_status nginx.conf serves on loopback
+        uri = re.search(r"--nginx.scrape-uri=http://127.0.0.1:(\d+)"
+                        r"(/stub_status)", " ".join(
+                            self.containers["nginx-exporter"]["args"]))
+        conf = read(os.path.join(K8S, "nginx.conf"))
+        self.assertRegex(conf, r"listen 127.0.0.1:%s;\s+obs off;[^}]*"
+                         r"location = %s \{ stub_status; \}"
+                         % uri.groups())
+
+    def test_release_label_and_scraper_come_from_parameters(self):
+        params = self.load("parameters.yaml")[0]["data"]
+        for kind in ("PodMonitor", "PrometheusRule"):
+            self.assertEqual(self.kinds[kind][0]["metadata"]["labels"]
+                             ["release"], params["prometheus-release"])
+        self.assertNotIn("ConfigMap/obs-parameters", [
+            "%s/%s" % (o["kind"], o["metadata"]["name"])
+            for o in self.objects])
+        # another value in parameters.yaml reaches every place
+        with tempfile.TemporaryDirectory() as d:
+            copy = os.path.join(d, "k8s")
+            shutil.copytree(K8S, copy)
+            text = read(os.path.join(copy, "parameters.yaml"))
+            text = text.replace("prometheus-release: kube-prometheus-stack",
+                                "prometheus-release: monitoring-stack")
+            text = text.replace("prometheus-namespace: monitoring",
+                                "prometheus-namespace: observability")
+            with open(os.path.join(copy, "parameters.yaml"), "w") as f:
+                f.write(text)
+            objs = self.render(copy)
+        labels = [o["metadata"]["labels"].get("release") for o in objs
+                  if o["kind"] in ("PodMonitor", "PrometheusRule")]
+        self.assertEqual(labels, ["monitoring-stack"] * 2)
+        np = [o for o in objs if o["kind"] == "NetworkPolicy"][0]
+        self.assertEqual(np["spec"]["ingress"][1]["from"][0]
+                         ["namespaceSelector"]["matchLabels"],
+                         {"kubernetes.io/metadata.name": "observability"})
+
+    def test_network_policy_keeps_metrics_to_the_scraper(self):
+        np = self.kinds["NetworkPolicy"][0]["spec"]
+        params = self.load("parameters.yaml")[0]["data"]
+        self.assertEqual(np["podSelector"]["matchLabels"],
+                         {"app.kubernetes.io/name": "obs-gateway"})
+        self.assertEqual(np["policyTypes"], ["Ingress"])
+        public, scrape = np["ingress"]
+        self.assertEqual(public, {"ports": [{"port": "http"}]})
+        self.assertEqual(scrape["from"], [{
+            "namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name":
+                    params["prometheus-namespace"]}},
+            "podSelector": {"matchLabels": {
+                "app.kubernetes.io/name": params["prometheus-pod-name"]}}}])
+        named = {p["name"] for c in self.containers.values()
+                 for p in c.get("ports", [])}
+        allowed = {p["port"] for rule in np["ingress"] for p in rule["ports"]}
+        self.assertEqual(allowed, named)        # every port, none public
+        self.assertNotIn("from-parameters.yaml", json.dumps(np))
+
+    def test_disruption_budget_and_topology_spread(self):
+        dep = self.kinds["Deployment"][0]
+        pdb = self.kinds["PodDisruptionBudget"][0]["spec"]
+        pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+        for k, v in pdb["selector"]["matchLabels"].items():
+            self.assertEqual(pod_labels.get(k), v)
+        self.assertLess(pdb["maxUnavailable"], dep["spec"]["replicas"])
+        keys = {t["topologyKey"]: t for t in
+                self.pod["topologySpreadConstraints"]}
+        self.assertEqual(set(keys), {"kubernetes.io/hostname",
+                                     "topology.kubernetes.io/zone"})
+        for t in keys.values():
+            self.assertEqual(t["labelSelector"]["matchLabels"],
+                             {"app.kubernetes.io/name": "obs-gateway"})
+
+    def prestop_seconds(self, container):
+        cmd = self.containers[container]["lifecycle"]["preStop"]["exec"][
+            "command"]
+        self.assertEqual(cmd[0], "sleep")
+        return int(cmd[1])
+
+    def test_stopping_drains_nginx_before_the_sidecar(self):
+        """nginx: its delay, then at most worker_shutdown_timeout for its
+        requests (and its workers' last records); the sidecar reads the
+        socket until then, then drains within the grace period."""
+        conf = read(os.path.join(K8S, "nginx.conf"))
+        shutdown = int(re.search(r"\nworker_shutdown_timeout (\d+)s;",
+                                 conf).group(1))
+        nginx_done = self.prestop_seconds("gateway") + shutdown
+        sidecar_stop = self.prestop_seconds("obs-sidecar")
+        self.assertGreater(self.prestop_seconds("gateway"), 0)
+        self.assertGreaterEqual(sidecar_stop, nginx_done + 2)
+        drain = float(self.sidecar_json().get("drain_seconds", 10))
+        self.assertGreaterEqual(self.pod["terminationGracePeriodSeconds"],
+                                sidecar_stop + drain + 5)
+
+    def test_sidecar_memory_limit_holds_its_bounds(self):
+        """deploy/k8s/sidecar_memory.py's bound for the shipped sidecar.json
+        (its queues, ring, spools' memory, series at max_series) is within
+        the container's limit; the emptyDir holds every spool."""
+        cfg = self.sidecar_json()
+        parts = sidecar_memory.bound(cfg, sidecar_memory.defaults(SIDECAR))
+        need = sum(n for _, n in parts)
+        res = self.containers["obs-sidecar"]["resources"]
+        limit = sidecar_memory.limit_bytes(res["limits"]["memory"])
+        self.assertGreaterEqual(limit, need, "limit %s < %.0f MiB needed: %s"
+                                % (res["limits"]["memory"], need / 2**20,
+                                   parts))
+        self.assertLessEqual(sidecar_memory.limit_bytes(
+            res["requests"]["memory"]), limit)
+        # every sink sidecar.json names is counted, and they are the four
+        self.assertEqual({n for n, _ in parts} & set(sidecar_memory.SINKS),
+                         set(sidecar_memory.SINKS) & set(cfg))
+        spool = sum(cfg[s].get("spool_bytes", 0) for s in sidecar_memory.SINKS
+                    if s in cfg)
+        vol = {v["name"]: v for v in self.pod["volumes"]}["obs-spool"]
+        self.assertGreaterEqual(sidecar_memory.limit_bytes(
+            vol["emptyDir"]["sizeLimit"]), spool)
+        # the bound grows with what the settings allow
+        more = json.loads(json.dumps(cfg))
+        more["max_series"] = 2 * cfg["max_series"]
+        more["loki"]["queue_bytes"] = 64 << 20
+        parts2 = sidecar_memory.bound(more, sidecar_memory.defaults(SIDECAR))
+        self.assertGreater(sum(n for _, n in parts2), need + (64 << 20))
+
+    def test_receiver_credentials_come_from_the_example_secret(self):
+        example = self.load("receiver-credentials.example.yaml")[0]
+        kust = self.load("kustomization.yaml")[0]
+        self.assertNotIn("receiver-credentials.example.yaml",
+                         kust["resources"])
+        self.assertEqual(set(example["stringData"].values()), {"REPLACE-ME"})
+        vol = {v["name"]: v for v in self.pod["volumes"]}[
+            "receiver-credentials"]
+        self.assertEqual(vol["secret"], {"secretName":
+                                         example["metadata"]["name"],
+                                         "optional": True})
+        mount = [m for m in self.containers["obs-sidecar"]["volumeMounts"]
+                 if m["name"] == "receiver-credentials"][0]["mountPath"]
+        # the settings the example's comment gives read those files
+        comment = read(os.path.join(K8S, "receiver-credentials.example.yaml"))
+        files = set(re.findall(r'"(%s/[\w-]+)"' % mount, comment))
+        self.assertEqual({os.path.basename(f) for f in files},
+                         set(example["stringData"]))
+        with tempfile.TemporaryDirectory() as d:
+            cfg = self.sidecar_json()
+            for key, v in example["stringData"].items():
+                with open(os.path.join(d, key), "w") as f:
+                    f.write("not-a-real-" + key + "\n")
+            cfg["loki"]["bearer_token_file"] = d + "/loki-bearer-token"
+            cfg["otlp"]["bearer_token_file"] = d + "/otlp-bearer-token"
+            for sink in ("remote_write", "clickhouse"):
+                cfg[sink]["basic_user"] = "gateway"
+                cfg[sink]["basic_password_file"] = "%s/%s-password" % (
+                    d, sink.replace("_", "-"))
+            for sink in ("loki", "otlp", "clickhouse"):
+                cfg[sink]["spool_dir"] = os.path.join(d, sink)
+            cfg["ingest"] = ["unix:%s/records.sock" % d]
+            path = os.path.join(d, "sidecar.json")
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            env = dict(os.environ, OBS_SIDECAR_LOKI_URL="http://loki:3100/"
+                       "loki/api/v1/push",
+                       OTEL_EXPORTER_OTLP_ENDPOINT="http://jaeger:4318")
+            p = subprocess.run([SIDECAR, "--config", path, "--check-config"],
+                               capture_output=True, text=True, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_the_tenant_comes_from_a_verified_token(self):
+        """The shipped k8s nginx.conf: the JWT keys from the Secret mount,
+        the token's tenant counts, a header or a forged token never does."""
+        conf = read(os.path.join(K8S, "nginx.conf"))
+        self.assertIn("obs_tenant $obs_jwt_tenant;", conf)
+        self.assertNotIn("$http_x_tenant_id", conf)
+        keys = re.search(r"obs_jwt_keys (\S+);", conf).group(1)
+        mount = [m for m in self.containers["gateway"]["volumeMounts"]
+                 if m["name"] == "jwt-keys"][0]
+        self.assertEqual(os.path.dirname(keys), mount["mountPath"])
+        secret = {v["name"]: v for v in self.pod["volumes"]}["jwt-keys"]
+        self.assertEqual(secret["secret"]["secretName"], "obs-gateway-jwt")
+        self.assertIn("--from-file=%s=" % os.path.basename(keys),
+                      read(os.path.join(K8S, "kustomization.yaml")))
+        secrets = tempfile.mkdtemp(prefix="obs-jwt-")
+        self.addCleanup(shutil.rmtree, secrets, True)
+        token = dev_token(secrets, "tenant_042")
+        seen = tenants_seen(self, conf, os.path.join(secrets, "jwt_keys"),
+                            token)
+        self.assertEqual(seen, {"tenant_042": 1, "unverified": 2})
 
 
 if __name__ == "__main__":

@@ -182,7 +182,10 @@ class KubernetesTest(unittest.TestCase):
         got = {c["name"]: c["image"]
                for c in dep["spec"]["template"]["spec"]["containers"]}
         self.assertEqual(got, {"gateway": want["obs-gateway"],
-                               "obs-sidecar": want["obs-sidecar"]})
+                               "obs-sidecar": want["obs-sidecar"],
+                               "nginx-exporter":
+                                   want["nginx-prometheus-exporter"]})
+        self.assertRegex(got["nginx-exporter"], r":\d+\.\d+\.\d+$")
         # and a different images: section changes them
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "kustomization.yaml"), "w") as f:
@@ -247,13 +250,21 @@ class KubernetesTest(unittest.TestCase):
 
     def test_nginx_takes_the_k8s_conf_with_the_module(self):
         """nginx -t with this machine's nginx (1.22): only what it cannot
-        know is replaced: "resolve" (1.27.3+) and the cluster's names."""
+        know is replaced: "resolve" (1.27.3+), the cluster's names and the
+        JWT keys of the Secret (a public key made here)."""
         conf = read(os.path.join(K8S, "nginx.conf"))
         conf = conf.replace("load_module modules/ngx_http_obs_module.so",
                             "load_module " + MODULE)
         conf = re.sub(r" resolve;", ";", conf)
         conf = re.sub(r"\S+\.svc\.cluster\.local", "127.0.0.1", conf)
         with tempfile.TemporaryDirectory() as d:
+            key = os.path.join(d, "key.pem")
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519",
+                            "-out", key], check=True)
+            subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out",
+                            os.path.join(d, "keys")], check=True)
+            conf = re.sub(r"obs_jwt_keys \S+;", "obs_jwt_keys %s/keys;" % d,
+                          conf)
             path = os.path.join(d, "nginx.conf")
             with open(path, "w") as f:
                 f.write(conf)
