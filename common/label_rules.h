@@ -1,14 +1,53 @@
 /*
  * Rules for values that leave the gateway as labels or tenant headers,
- * shared by every consumer so that one rule cannot drift from another.
- * Today: the X-Scope-OrgID rule of every destination (Loki, remote-write,
- * and any later one); the tenant and route rules are to join it here.
+ * shared by every consumer (the module, the sidecar's aggregation, every
+ * destination) so that one rule cannot drift from another: the labels only
+ * the gateway gives, what each consumer makes of them, and the
+ * X-Scope-OrgID rule of every destination.  Plain C: the module links it
+ * too.
  */
 
 #ifndef OBS_LABEL_RULES_H
 #define OBS_LABEL_RULES_H
 
 #include <stddef.h>
+
+/* The longest route template and tenant id the module sends. */
+#define ROUTE_MAX_LEN       256
+#define TENANT_MAX_LEN      64
+
+/*
+ * Tenant labels the gateway gives.  "none": the request named no tenant;
+ * "invalid": it named one no label may be (grammar, length, or one of
+ * these); "unverified": obs_jwt found no valid token ($obs_jwt_tenant);
+ * LABEL_OVERFLOW_TEXT: the sidecar's, for a value past a cap.
+ */
+#define TENANT_NONE         "none"
+#define TENANT_INVALID      "invalid"
+#define TENANT_UNVERIFIED   "unverified"
+#define LABEL_OVERFLOW_TEXT "__overflow__"
+
+/*
+ * Whether a tenant value taken from a request is one the module refuses
+ * from a client (none, invalid, __overflow__): those would pass for the
+ * gateway's own verdicts.  "unverified" is not among them: obs_tenant
+ * reads $obs_jwt_tenant like any other value.
+ */
+int tenant_reserved(const char *value, size_t len);
+
+/*
+ * Whether a tenant label is one of the bounded set the gateway gives
+ * (none, invalid, unverified): never counted against max_tenants, so that
+ * requests without a (valid) tenant are never hidden under __overflow__.
+ */
+int tenant_from_gateway(const char *label);
+
+/*
+ * Whether a tenant label stands for no tenant at all (empty, none,
+ * __overflow__): series and lines under it belong to the operator, not to
+ * a tenant's X-Scope-OrgID.
+ */
+int tenant_is_nobody(const char *label);
 
 /* The longest X-Scope-OrgID any destination sends (Cortex/Mimir/Loki's). */
 #define ORG_ID_MAX  150

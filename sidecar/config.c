@@ -21,6 +21,7 @@
 #include "label_rules.h"
 #include "exporter_config.h"
 #include "settings.h"
+#include "obs/v1/framing.h"
 
 #define CONFIG_MAX_FLAGS  64
 
@@ -547,7 +548,7 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
     return rc;
 }
 
-/* The datagram key: a secret file's first line, 16 to 1023 bytes. */
+/* The datagram key: a secret file's first line (obs/v1/framing.h). */
 
 static int
 config_set_key(const setting_t *s, void *base, json_t *v, const char *text,
@@ -571,9 +572,10 @@ config_set_key(const setting_t *s, void *base, json_t *v, const char *text,
         return -1;
     }
 
-    if (strlen(*key) < 16 || strlen(*key) > 1023) {
+    if (strlen(*key) < OBS_KEY_MIN || strlen(*key) > OBS_KEY_MAX) {
         snprintf(err, errlen, "config: ingest_key_file: the key in %s must "
-                 "be 16 to 1023 bytes on the first line", path);
+                 "be %d to %d bytes on the first line", path, OBS_KEY_MIN,
+                 OBS_KEY_MAX);
         return -1;
     }
 

@@ -4,10 +4,11 @@
 #include <string.h>
 
 #include "hash.h"
+#include "label_rules.h"
 #include "labels.h"
 #include "text.h"
 
-const char  label_overflow[] = "__overflow__";
+const char  label_overflow[] = LABEL_OVERFLOW_TEXT;
 
 typedef struct {
     uint64_t      hash;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "active_requests.h"
 #include "aggregate.h"
 #include "clickhouse.h"
 #include "config.h"
@@ -24,7 +25,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "exporter_metrics.h"
-#include "business.h"
+#include "business_metrics.h"
 #include "metrics.h"
 #include "remote_write.h"
 #include "stats.h"
@@ -145,6 +146,8 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     }
     metrics_add_source(exporter_metrics, s->exporter);
     metrics_add_source(business_metrics, aggregator_business(s->agg));
+    metrics_add_source(active_requests_metrics,
+                       aggregator_active_requests(s->agg));
 
     /* collectors read the store on their own threads; NULL when not
        wanted */

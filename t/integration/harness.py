@@ -21,6 +21,10 @@ BUILD = os.path.join(ROOT, "build")
 MODULE = os.path.join(BUILD, "ngx_http_obs_module.so")
 SIDECAR = os.path.join(BUILD, "obs-sidecar")
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
+HELPERS = os.path.join(ROOT, "t", "helpers")
+
+sys.path.insert(0, HELPERS)
+import obs_contract  # noqa: E402  (the contract: framing, reasons, families)
 
 
 def free_port():

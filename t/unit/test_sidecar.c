@@ -17,8 +17,8 @@
 
 #include "aggregate.h"
 #include "buf.h"
-#include "business.h"
-#include "columns.h"
+#include "active_requests.h"
+#include "columns_reader.h"
 #include "config.h"
 #include "expo.h"
 #include "histogram.h"
@@ -30,6 +30,8 @@
 #include "stats.h"
 #include "store.h"
 #include "unit.h"
+#include "unit_expo.h"
+#include "obs/v1/framing.h"
 
 static config_t  cfg;
 
@@ -245,6 +247,7 @@ test_caps(void)
     record(a, "svc", "/a", "GET", 200, "", 1000, 100);
     record(a, "svc", "/a", "GET", 200, "none", 1000, 100);
     record(a, "svc", "/a", "GET", 200, "invalid", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "unverified", 1000, 100);
 
     text = render(s, EXPO_TEXT);
 
@@ -254,6 +257,12 @@ test_caps(void)
     CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
                        "\"invalid\"} 1") != NULL,
           "invalid tenants stay invalid past the cap");
+    /* obs_jwt's verdict, one of the gateway's labels (label_rules.h): it
+       used to take a tenant's place under the cap, and past it hid every
+       request without a valid token under __overflow__ */
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
+                       "\"unverified\"} 1") != NULL,
+          "unverified stays unverified past the cap");
 
     CHECK(strstr(text, "tenant=\"t2\"} 1") != NULL, "third tenant kept");
     CHECK(strstr(text, "tenant=\"t3\"") == NULL, "fourth tenant capped");
@@ -606,6 +615,8 @@ test_config_number_text(void)
 
 /* A secret file is a regular file: a FIFO would block start-up in open()
    until a writer came, a device would give a key nobody has. */
+static void test_config_key_bounds(void);
+
 static void
 test_config_secret_files(void)
 {
@@ -630,6 +641,60 @@ test_config_secret_files(void)
     config_free(&c);
     unsetenv("OBS_SIDECAR_INGEST_KEY_FILE");
     unlink(fifo);
+
+    test_config_key_bounds();
+}
+
+/* Writes len bytes of text to a key file and loads it as ingest_key_file. */
+static int
+load_key(config_t *c, const char *text, size_t len, char *err,
+    size_t errlen)
+{
+    FILE  *f;
+    int    rc;
+
+    f = fopen("/tmp/obs-test-ingest.key", "w");
+    fwrite(text, 1, len, f);
+    fclose(f);
+    setenv("OBS_SIDECAR_INGEST_KEY_FILE", "/tmp/obs-test-ingest.key", 1);
+    rc = load_json_keep(c, "{}", err, errlen);
+    unsetenv("OBS_SIDECAR_INGEST_KEY_FILE");
+    remove("/tmp/obs-test-ingest.key");
+    return rc;
+}
+
+/*
+ * The key's rule is the module's (obs/v1/framing.h): OBS_KEY_MIN to
+ * OBS_KEY_MAX bytes on the first line, no NUL.  A NUL byte used to cut the
+ * sidecar's key short while nginx kept every byte: every tag then failed.
+ */
+static void
+test_config_key_bounds(void)
+{
+    config_t  c;
+    char      err[512], key[OBS_KEY_MAX + 2];
+
+    memset(key, 'k', sizeof(key));
+    key[OBS_KEY_MAX + 1] = '\n';
+
+    CHECK(load_key(&c, key, OBS_KEY_MIN, err, sizeof(err)) == CONFIG_OK
+          && strlen(c.ingest_key) == OBS_KEY_MIN, "the shortest key");
+    config_free(&c);
+    CHECK(load_key(&c, key, OBS_KEY_MIN - 1, err, sizeof(err))
+          == CONFIG_ERROR, "one byte shorter is refused");
+    config_free(&c);
+    CHECK(load_key(&c, key, OBS_KEY_MAX, err, sizeof(err)) == CONFIG_OK,
+          "the longest key");
+    config_free(&c);
+    CHECK(load_key(&c, key, OBS_KEY_MAX + 1, err, sizeof(err))
+          == CONFIG_ERROR, "one byte longer is refused");
+    config_free(&c);
+
+    memcpy(key, "0123456789abcdef\0tail\n", 22);
+    CHECK(load_key(&c, key, 22, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "NUL") != NULL,
+          "a NUL byte in the key is refused, not cut at");
+    config_free(&c);
 }
 
 /* OBS_SIDECAR_INGEST is a comma-separated list: an empty entry is an error,
@@ -1252,15 +1317,17 @@ wire_send(wire_t *w, int tagged, Obs__V1__Batch *batch)
     size_t        len;
     unsigned int  tag_len = 0;
 
-    len = obs__v1__batch__pack(batch, out + 36);
+    enum { HEAD = OBS_MAC_MARK_LEN + OBS_MAC_LEN };
+
+    len = obs__v1__batch__pack(batch, out + HEAD);
 
     if (tagged) {
-        memcpy(out, "\xff" "OBH", 4);
-        HMAC(EVP_sha256(), w->key, (int) strlen(w->key), out + 36, len,
-             out + 4, &tag_len);
+        memcpy(out, OBS_MAC_MARK, OBS_MAC_MARK_LEN);
+        HMAC(EVP_sha256(), w->key, (int) strlen(w->key), out + HEAD, len,
+             out + OBS_MAC_MARK_LEN, &tag_len);
     }
 
-    CHECK(sendto(w->fd, tagged ? out : out + 36, tagged ? len + 36 : len, 0,
+    CHECK(sendto(w->fd, tagged ? out : out + HEAD, tagged ? len + HEAD : len, 0,
                  (struct sockaddr *) &w->sun, sizeof(w->sun)) > 0,
           "a datagram is sent");
     ingest_drain(w->in, 0);
@@ -1500,14 +1567,8 @@ active_snapshot(wire_t *w, int tagged, uint32_t pid, uint64_t sequence,
 static const char *
 active_text(aggregator_t *a, buf_t *out)
 {
-    expo_writer_t  ew;
-
-    buf_reset(out);
-    expo_begin(&ew, EXPO_TEXT, out);
-    business_metrics(&ew, aggregator_business(a));
-    expo_end(&ew);
-    buf_append(out, "", 1);
-    return out->data;
+    return unit_render(active_requests_metrics, aggregator_active_requests(a),
+                       out);
 }
 
 static void
@@ -1530,7 +1591,7 @@ test_active_trust(void)
           "(each is its own zone)");
 
     /* plain nginx instances in every zone slot there is */
-    for (i = 0; i < BUSINESS_MAX_ZONES; i++) {
+    for (i = 0; i < ACTIVE_MAX_ZONES; i++) {
         active_snapshot(&w, 0, 1000 + i, 0, 5000 + i, 1, "/idle", 0);
     }
     active_snapshot(&w, 1, 11, 0, 78, 1, "/new", 2);
