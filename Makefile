@@ -265,7 +265,8 @@ push-images: images
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
-              $(BUILD)/test_active_requests $(BUILD)/test_delivery
+              $(BUILD)/test_active_requests $(BUILD)/test_delivery \
+              $(BUILD)/test_columns_reader
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
@@ -290,6 +291,10 @@ $(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
 
 # obs_metric in the sidecar (sidecar/business_metrics.c)
 $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the column wire format's reader (common/columns_reader.c)
+$(BUILD)/test_columns_reader: $(OBJ_ASAN)/t/unit/test_columns_reader.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # requests in flight in the sidecar (sidecar/active_requests.c)

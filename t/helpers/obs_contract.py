@@ -80,3 +80,30 @@ def record_pb2():
         sys.path.insert(0, out)
         _pb = importlib.import_module("obs.v1.record_pb2")
     return _pb
+
+
+def families():
+    """families.def: one dict per family (name, type, unit, stored,
+    otel_name, otel_unit, help, labels), in the table's order; the name as
+    exposed (a counter's with _total) is "exposed"."""
+    out = {}
+    order = []
+    for row in rows("families.def", "OBS_FAMILY"):
+        fid, name, typ, unit, stored, oname, ounit, help_ = row
+        none = lambda v: None if v == "NULL" else v  # noqa: E731
+        out[fid] = {"id": fid, "name": name, "type": typ.lower(),
+                    "unit": none(unit), "stored": stored == "1",
+                    "otel_name": none(oname), "otel_unit": none(ounit),
+                    "help": help_, "labels": [],
+                    "exposed": name + ("_total" if typ == "COUNTER" else "")}
+        order.append(fid)
+    for fid, label in rows("families.def", "OBS_LABEL"):
+        out[fid]["labels"].append(label)
+    return [out[f] for f in order]
+
+
+def label_names():
+    """The labels the gateway sets, with the OpenTelemetry attribute each
+    becomes (families.def's OBS_LABEL_NAME)."""
+    return {label: otel for label, otel in rows("families.def",
+                                                 "OBS_LABEL_NAME")}

@@ -7,6 +7,7 @@ exemplars and native histograms arrive through its API; malformed datagrams
 are rejected and counted; SIGHUP keeps counters, SIGTERM exits 0."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,6 +109,28 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(value(self.samples,
                                "http_upstream_request_duration_seconds_count",
                                service="ml-engine", upstream=up), 4)
+
+    def test_every_family_as_the_contract_says(self):
+        """Each family of proto/obs/v1/families.def is exposed with its
+        type, unit and help, and its samples carry its labels in its
+        order (the histograms' le after them)."""
+        body = http_get(self.stack.metrics_url)[2].decode()
+        for f in obs_contract.families():
+            name = f["exposed"]      # text 0.0.4 names a counter so
+            self.assertTrue("# TYPE %s %s\n" % (name, f["type"]) in body,
+                            name)
+            self.assertTrue("# HELP %s %s\n" % (name, f["help"]) in body,
+                            name)
+            sample = f["exposed"] + ("_bucket" if f["type"] == "histogram"
+                                     else "")
+            lines = [ln for ln in body.splitlines()
+                     if ln.startswith(sample + "{")]
+            if not f["stored"] and not lines:
+                continue            # nothing in flight when scraped
+            self.assertTrue(lines, sample)
+            keys = re.findall(r'([a-z_]+)="', lines[0])
+            self.assertEqual(keys, f["labels"] + (
+                ["le"] if f["type"] == "histogram" else []), sample)
 
     def test_promtool_accepts_the_exposition(self):
         body = http_get(self.stack.metrics_url)[2]

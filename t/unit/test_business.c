@@ -1,7 +1,7 @@
 /*
- * obs_metric observations in the sidecar: hostile columns rejected (counts
- * that lie, symbols out of range, bad types), value parsing, the name rules
- * nginx -t applies, aggregation under caps, and what /metrics then shows.
+ * obs_metric observations in the sidecar: value parsing, the name rules
+ * nginx -t applies, observations of bad types, aggregation under caps, and
+ * what /metrics then shows (their columns: test_columns_reader.c).
  */
 
 #include <math.h>
@@ -12,103 +12,12 @@
 #include "unit_expo.h"
 #include "business_metrics.h"
 #include "buf.h"
-#include "columns_reader.h"
 #include "stats.h"
 
 static const char *
 render(business_t *b, buf_t *out)
 {
     return unit_render(business_metrics, b, out);
-}
-
-/* Two records: the first with two observations, the second with none. */
-static void
-test_columns(void)
-{
-    Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
-    Obs__V1__Record            r;
-    columns_reader_t           rd;
-    uint8_t                    data[] = "hits_totalcacheHIT7depth2.5";
-    uint32_t                   ends[] = { 0, 10, 15, 18, 19, 24, 27 };
-    uint32_t                   status[] = { 200, 200 };
-    uint64_t                   dur[] = { 1, 2 };
-    uint32_t                   count[] = { 2, 0 }, name[] = { 1, 5 };
-    uint32_t                   type[] = { 1, 2 }, lname[] = { 2, 0 };
-    uint32_t                   lvalue[] = { 3, 0 }, value[] = { 4, 6 };
-
-    c.count = 2;
-    c.symbol_data.data = data;
-    c.symbol_data.len = 27;
-    c.symbol_end = ends;
-    c.n_symbol_end = 7;
-    c.status = status;
-    c.n_status = 2;
-    c.duration_us = dur;
-    c.n_duration_us = 2;
-    c.metric_count = count;
-    c.n_metric_count = 2;
-    c.metric_name = name;
-    c.n_metric_name = 2;
-    c.metric_type = type;
-    c.n_metric_type = 2;
-    c.metric_label_name = lname;
-    c.n_metric_label_name = 2;
-    c.metric_label_value = lvalue;
-    c.n_metric_label_value = 2;
-    c.metric_value = value;
-    c.n_metric_value = 2;
-
-    CHECK(columns_valid(&c), "consistent observation columns are valid");
-
-    columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r) && r.n_metrics == 2
-          && r.metrics[0]->name.len == 10
-          && memcmp(r.metrics[0]->name.data, "hits_total", 10) == 0
-          && r.metrics[0]->type == 1
-          && r.metrics[0]->label_value.len == 3
-          && r.metrics[0]->value.len == 1 && r.metrics[0]->value.data[0] == '7'
-          && r.metrics[1]->type == 2 && r.metrics[1]->label_name.len == 0
-          && r.metrics[1]->value.len == 3,
-          "the first record's two observations, in order");
-    CHECK(columns_next(&rd, &r) && r.n_metrics == 0,
-          "the second record has none");
-
-    count[1] = 1;
-    CHECK(!columns_valid(&c), "counts that claim more than the entries");
-    count[1] = 0;
-    count[0] = 1;
-    CHECK(!columns_valid(&c), "counts that claim fewer than the entries");
-    count[0] = 2;
-
-    count[0] = 0xffffffffu;
-    CHECK(!columns_valid(&c), "a count past the most one record carries");
-    count[0] = 2;
-
-    name[1] = 7;
-    CHECK(!columns_valid(&c), "a name symbol past the table");
-    name[1] = 5;
-    value[0] = 99;
-    CHECK(!columns_valid(&c), "a value symbol past the table");
-    value[0] = 4;
-    lvalue[0] = 1000;
-    CHECK(!columns_valid(&c), "a label value symbol past the table");
-    lvalue[0] = 3;
-
-    c.n_metric_type = 0;
-    CHECK(!columns_valid(&c), "an observation's type is required");
-    c.n_metric_type = 2;
-
-    c.n_metric_value = 1;
-    CHECK(!columns_valid(&c), "a value column shorter than the entries");
-    c.n_metric_value = 2;
-
-    c.n_metric_count = 1;
-    CHECK(!columns_valid(&c), "the count column is one per record");
-    c.n_metric_count = 0;
-    CHECK(!columns_valid(&c), "observations without counts");
-    c.n_metric_count = 2;
-
-    CHECK(columns_valid(&c), "and valid again once restored");
 }
 
 static void
@@ -370,7 +279,6 @@ test_redefined(void)
 int
 main(void)
 {
-    test_columns();
     test_parse();
     test_aggregation();
     test_hostile();
