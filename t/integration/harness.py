@@ -233,6 +233,18 @@ http {
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def destination_stack(test, destination, cfg, http=None, **kw):
+    """nginx and a sidecar that sends to one destination (cfg: its
+    settings; log lines and spans go nowhere), stopped when test ends."""
+    stack = Stack(GATEWAY_HTTP if http is None else http, sidecar_config={
+        destination: cfg, "logs_file": "/dev/null",
+        "spans_file": "/dev/null"}, **kw)
+    test.addCleanup(stack.stop)
+    stack.start_sidecar()
+    stack.start_nginx()
+    return stack
+
+
 class Prometheus:
     """One real Prometheus server of a Stack."""
 

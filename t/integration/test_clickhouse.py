@@ -21,7 +21,8 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (GATEWAY_HTTP, ROOT, SIDECAR, Stack, free_port,  # noqa
+from harness import (GATEWAY_HTTP, ROOT, SIDECAR, Stack,  # noqa
+                     destination_stack, free_port,
                      main, request, wait_for)
 
 SCHEMA = os.path.join(ROOT, "deploy", "clickhouse", "schema.sql")
@@ -149,13 +150,7 @@ class ClickHouseTest(unittest.TestCase):
         cfg = {"url": self.ch.url, "interval_seconds": 2,
                "gateway": "gw-test", "cost": PRICES, "timeout_ms": 3000}
         cfg.update(extra)
-        stack = Stack(GATEWAY_HTTP, sidecar_config={
-            "clickhouse": cfg, "logs_file": "/dev/null",
-            "spans_file": "/dev/null"})
-        self.addCleanup(stack.stop)
-        stack.start_sidecar()
-        stack.start_nginx()
-        return stack
+        return destination_stack(self, "clickhouse", cfg)
 
     def per_tenant(self):
         return {r["tenant"]: int(r["n"]) for r in self.ch.rows(
@@ -352,13 +347,9 @@ class RedirectTest(unittest.TestCase):
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.addCleanup(server.shutdown)
-        stack = Stack(GATEWAY_HTTP, sidecar_config={
-            "clickhouse": {"url": "http://127.0.0.1:%d" %
-                           server.server_address[1], "interval_seconds": 1},
-            "logs_file": "/dev/null", "spans_file": "/dev/null"})
-        self.addCleanup(stack.stop)
-        stack.start_sidecar()
-        stack.start_nginx()
+        stack = destination_stack(self, "clickhouse", {
+            "url": "http://127.0.0.1:%d" % server.server_address[1],
+            "interval_seconds": 1})
         sent = {}
         traffic(stack, sent, a=3)
         wait_for(lambda: metric(stack, "obs_clickhouse_requests_total",

@@ -22,7 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import snappy
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (GATEWAY_HTTP, Stack, free_port, http_get, main,  # noqa
+from harness import (GATEWAY_HTTP, Stack, destination_stack,  # noqa
+                     free_port, http_get, main,
                      parse_text, request, wait_for)
 import json  # noqa: E402
 
@@ -209,13 +210,7 @@ def served(stack):
 class RemoteWriteTest(unittest.TestCase):
 
     def start(self, rw):
-        stack = Stack(GATEWAY_HTTP, sidecar_config={
-            "remote_write": rw, "logs_file": "/dev/null",
-            "spans_file": "/dev/null"})
-        self.addCleanup(stack.stop)
-        stack.start_sidecar()
-        stack.start_nginx()
-        return stack
+        return destination_stack(self, "remote_write", rw)
 
     def settle(self, stack, n_requests):
         wait_for(lambda: sum(v for (n, _), v in stack.metrics().items()

@@ -263,28 +263,36 @@ class UdpAuthTest(unittest.TestCase):
         self.assertEqual(value(m, "obs_decode_errors_total", reason="stale"),
                          len(captured))
 
+    def sidecar_check(self, key):
+        """obs-sidecar --check-config with key as its ingest_key_file."""
+        return subprocess.run([os.path.join(ROOT, "build/obs-sidecar"),
+                               "--ingest", "udp:%d" % free_port(),
+                               "--ingest-key-file", key, "--check-config"],
+                              capture_output=True, text=True)
+
+    def nginx_t(self, key):
+        """nginx -t of obs_sidecar ... key=key."""
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("load_module %s;\nevents {}\nhttp {\n"
+                    "obs_sidecar udp:127.0.0.1:9 key=%s;\n}\n"
+                    % (MODULE, key))
+        return subprocess.run([NGINX, "-t", "-p", self.dir, "-c", conf,
+                               "-e", "stderr"], capture_output=True,
+                              text=True)
+
     def test_bad_key_files_are_refused(self):
         short = os.path.join(self.dir, "short.key")
         with open(short, "w") as f:
             f.write("tooshort\n")
-        p = subprocess.run([os.path.join(ROOT, "build/obs-sidecar"),
-                            "--ingest", "udp:%d" % free_port(),
-                            "--ingest-key-file", short, "--check-config"],
-                           capture_output=True, text=True)
+        p = self.sidecar_check(short)
         self.assertEqual(p.returncode, 2)
         self.assertIn("ingest_key_file", p.stderr)
 
         for path, word in ((short, "at least"),
                            (os.path.join(self.dir, "none.key"), "failed"),
                            (self.dir, "")):
-            conf = os.path.join(self.dir, "nginx.conf")
-            with open(conf, "w") as f:
-                f.write("load_module %s;\nevents {}\nhttp {\n"
-                        "obs_sidecar udp:127.0.0.1:9 key=%s;\n}\n"
-                        % (MODULE, path))
-            p = subprocess.run([NGINX, "-t", "-p", self.dir, "-c", conf,
-                                "-e", "stderr"], capture_output=True,
-                               text=True)
+            p = self.nginx_t(path)
             self.assertNotEqual(p.returncode, 0, path)
             self.assertIn("obs_sidecar" if word != "failed" else word,
                           p.stderr)
@@ -303,23 +311,11 @@ class UdpAuthTest(unittest.TestCase):
             with open(path, "wb") as f:
                 f.write(key + b"\n")
             os.chmod(path, 0o644)
-            sidecar = subprocess.run(
-                [os.path.join(ROOT, "build/obs-sidecar"), "--ingest",
-                 "udp:%d" % free_port(), "--ingest-key-file", path,
-                 "--check-config"], capture_output=True, text=True)
-            conf = os.path.join(self.dir, "nginx.conf")
-            with open(conf, "w") as f:
-                f.write("load_module %s;\nevents {}\nhttp {\n"
-                        "obs_sidecar udp:127.0.0.1:9 key=%s;\n}\n"
-                        % (MODULE, path))
-            nginx = subprocess.run([NGINX, "-t", "-p", self.dir, "-c", conf,
-                                    "-e", "stderr"], capture_output=True,
-                                   text=True)
+            sidecar, nginx = self.sidecar_check(path), self.nginx_t(path)
             self.assertEqual(sidecar.returncode == 0, good,
                              name + ": " + sidecar.stderr)
             self.assertEqual(nginx.returncode == 0, good,
                              name + ": " + nginx.stderr)
-
 
 if __name__ == "__main__":
     main()
