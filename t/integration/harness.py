@@ -233,6 +233,20 @@ http {
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def check_config(config=None, args=(), env=None):
+    """obs-sidecar --check-config with config as its --config file (when
+    given), the flags and the environment's additions; the finished
+    process (exit 2: refused, the reason on stderr)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        if config is not None:
+            json.dump(config, f)
+            f.flush()
+            args = ["--config", f.name] + list(args)
+        return subprocess.run([SIDECAR, "--check-config"] + list(args),
+                              env=dict(os.environ, **(env or {})),
+                              capture_output=True, text=True)
+
+
 def destination_stack(test, destination, cfg, http=None, **kw):
     """nginx and a sidecar that sends to one destination (cfg: its
     settings; log lines and spans go nowhere), stopped when test ends."""

@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (GATEWAY_HTTP, ROOT, SIDECAR, Stack,  # noqa
+from harness import (GATEWAY_HTTP, ROOT, Stack,  # noqa
                      destination_stack, free_port,
                      main, request, wait_for)
 
@@ -283,24 +283,6 @@ class ClickHouseTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("20200102", p.stdout)
         self.assertEqual(self.per_tenant(), {"new": 1})
-
-    def test_config_errors_name_the_setting(self):
-        for bad, word in (({"url": "http://x", "table": "a;drop"},
-                           "clickhouse.table"),
-                          ({"url": "http://x", "cost": {"classes": [
-                              {"name": "x", "per_gb": -1}]}},
-                           "clickhouse.cost.classes[0].per_gb"),
-                          ({"url": "http://x", "cost": {"classes": [
-                              {"per_gb": 1}]}}, "name"),
-                          ({"url": "http://x", "spool_dir": "/tmp/x"},
-                           "spool_bytes")):
-            path = os.path.join(self.ch.dir, "bad.json")
-            with open(path, "w") as f:
-                json.dump({"clickhouse": bad}, f)
-            p = subprocess.run([SIDECAR, "--config", path, "--check-config"],
-                               capture_output=True, text=True)
-            self.assertEqual(p.returncode, 2, bad)
-            self.assertIn(word, p.stderr)
 
     def test_flag_and_environment_name_the_url(self):
         for how in ("flag", "env"):

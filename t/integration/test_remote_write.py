@@ -360,24 +360,6 @@ class RemoteWriteTest(unittest.TestCase):
                     self.assertEqual(tenant, p["org"], labels)
         self.assertEqual(orgs, {"tenant-a", "tenant-b", "gateway-ops"})
 
-    def test_config_errors_name_the_setting(self):
-        for bad, word in (({"url": "http://x", "tenant_header": "per_tenant"},
-                           "operator_tenant"),
-                          ({"url": "http://x", "interval": "5h"}, "interval"),
-                          ({"url": "http://x", "bogus": 1},
-                           "remote_write.bogus")):
-            stack = Stack(GATEWAY_HTTP, sidecar_config={"remote_write": bad})
-            self.addCleanup(stack.stop)
-            path = os.path.join(stack.dir, "bad.json")
-            with open(path, "w") as f:
-                json.dump({"remote_write": bad}, f)
-            p = subprocess.run([os.path.join(os.path.dirname(__file__), "..",
-                                             "..", "build", "obs-sidecar"),
-                                "--config", path, "--check-config"],
-                               capture_output=True, text=True)
-            self.assertEqual(p.returncode, 2)
-            self.assertIn(word, p.stderr)
-
     def test_flag_and_environment_name_the_url(self):
         fake = Fake(204)
         self.addCleanup(fake.stop)

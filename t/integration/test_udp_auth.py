@@ -18,8 +18,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (Stack, ROOT, NGINX, MODULE, free_port, request,  # noqa
-                     value, wait_for, main, obs_contract)
+from harness import (Stack, NGINX, MODULE, check_config,  # noqa
+                     free_port, request, value, wait_for, main, obs_contract)
 
 NGINX_HTTP = """
     server {
@@ -265,10 +265,8 @@ class UdpAuthTest(unittest.TestCase):
 
     def sidecar_check(self, key):
         """obs-sidecar --check-config with key as its ingest_key_file."""
-        return subprocess.run([os.path.join(ROOT, "build/obs-sidecar"),
-                               "--ingest", "udp:%d" % free_port(),
-                               "--ingest-key-file", key, "--check-config"],
-                              capture_output=True, text=True)
+        return check_config(args=["--ingest", "udp:%d" % free_port(),
+                                  "--ingest-key-file", key])
 
     def nginx_t(self, key):
         """nginx -t of obs_sidecar ... key=key."""
