@@ -6,6 +6,8 @@
 # The backend echoes the raw request headers it received
 # ($echo_client_request_headers of the echo module).
 
+use lib 't/helpers';
+use ObsSpec;
 use Test::Nginx::Socket 'no_plan';
 
 $ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
@@ -146,15 +148,11 @@ GET /t
 _EOB_
 }
 
-# __DATA__ with the tables in their places, blocks numbered in order
-my $spec = do { local $/; <DATA> };
-$spec =~ s/^\@INVALID_TRACEPARENTS\@\n\n\n\n/
-    CORE::join('', map { invalid_traceparent($_) } @InvalidTraceparents)/me;
-$spec =~ s/^\@INVALID_TRACESTATES\@\n\n\n\n/
-    CORE::join('', map { invalid_tracestate($_) } @InvalidTracestates)/me;
-my $n = 0;
-$spec =~ s/^=== TEST \w+:/'=== TEST ' . ++$n . ':'/mge;
-spec_string($spec);
+spec_string(ObsSpec::expand(\*DATA,
+    INVALID_TRACEPARENTS => [ map { invalid_traceparent($_) }
+                                  @InvalidTraceparents ],
+    INVALID_TRACESTATES => [ map { invalid_tracestate($_) }
+                                 @InvalidTracestates ]));
 
 run_tests();
 
