@@ -98,7 +98,8 @@ metric_name_check(const unsigned char *name, size_t len, int counter,
     }
 
     if (counter) {
-        if (len <= METRIC_TOTAL_LEN || !metric_ends_in(name, len, METRIC_TOTAL))
+        if (len <= METRIC_TOTAL_LEN
+            || !metric_ends_in(name, len, METRIC_TOTAL))
         {
             return METRIC_NAME_COUNTER_SUFFIX;
         }

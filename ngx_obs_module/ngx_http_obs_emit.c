@@ -141,8 +141,8 @@ ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
 
 /*
  * A key file (obs_sidecar key=, obs_log_field hmac=): the key is the file's
- * first line, OBS_KEY_MIN to OBS_KEY_MAX bytes (framing.h); read at configuration time, so "nginx -t"
- * checks it, and a reload reads it again.
+ * first line, OBS_KEY_MIN to OBS_KEY_MAX bytes (framing.h); read at
+ * configuration time, so "nginx -t" checks it, and a reload reads it again.
  */
 
 char *

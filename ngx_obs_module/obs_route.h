@@ -31,7 +31,8 @@ size_t obs_route_normalize(const char *path, size_t len, char *out);
  * Returns the tenant label for a raw value: the value itself when it is
  * 1..64 bytes of [A-Za-z0-9._:-], OBS_TENANT_NONE when empty, and
  * OBS_TENANT_INVALID otherwise, also for a value a client may not give
- * (tenant_reserved(): none, invalid, __overflow__).  *out_len receives its length.
+ * (tenant_reserved(): none, invalid, __overflow__).  *out_len receives its
+ * length.
  */
 const char *obs_tenant_label(const char *value, size_t len, size_t *out_len);
 
