@@ -149,11 +149,25 @@ $(shell mkdir -p $(GEN); \
   [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
   || echo '$(version_text)' >$(VERSION_H))
 VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
-                exporter/otlp/spans.o
+                exporter/otlp/spans.o sidecar/status_json.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 
 sidecar: $(SIDECAR)
+
+# The status page's files become byte arrays the sidecar serves (od and
+# sed only: the build needs nothing more).
+STATUS_ASSETS := sidecar/status/status.html sidecar/status/status.js \
+                 sidecar/status/status.css
+$(GEN)/status_assets.inc: $(STATUS_ASSETS)
+	@mkdir -p $(GEN)
+	@for f in $^; do \
+	    echo "static const unsigned char $$(basename $$f | tr . _)[] = {"; \
+	    od -An -v -tx1 $$f | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo "};"; \
+	done >$@.new && mv -f $@.new $@
+$(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(d)/sidecar/status_assets.o): \
+    $(GEN)/status_assets.inc
 
 $(GEN)/%.pb-c.c: proto/%.proto
 	@mkdir -p $(GEN)
