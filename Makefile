@@ -275,7 +275,7 @@ push-images: images
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
-              $(BUILD)/test_delivery
+              $(BUILD)/test_delivery $(BUILD)/test_status
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
@@ -300,6 +300,10 @@ $(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
 
 # obs_metric and requests in flight in the sidecar (sidecar/business.c)
 $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the status page's snapshots and /status.json (sidecar/status*.c)
+$(BUILD)/test_status: $(OBJ_ASAN)/t/unit/test_status.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # a sanitizer report ends the test (UBSan would otherwise carry on)

@@ -779,6 +779,10 @@ walk_business(void *data, const char *name, const char *const *names,
     (void) le;
 
     if (strcmp(name, "http_server_active_requests") == 0 && n == 2) {
+        /* a key nginx holds at 0 adds no row of its own */
+        if (value == 0) {
+            return;
+        }
         r = walk_row(w, &s->routes, values, 2);
         if (r) {
             r->in_flight += (uint64_t) value;

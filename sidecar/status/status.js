@@ -204,7 +204,8 @@
     ['rate', 'req/s'], ['requests', 'Requests'],
     ['ratio_5xx', '5xx'], ['ratio_4xx', '4xx'],
     ['p50', 'p50'], ['p95', 'p95'], ['p99', 'p99'],
-    ['latency_good', '≤ SLO'], ['upstream_p95', 'Upstream p95'],
+    ['latency_good', (d) => '≤ ' + fmtSec(d.slo.latency_threshold_seconds)],
+    ['upstream_p95', 'Upstream p95'],
     ['in_flight', 'In flight'], [null, 'Last 15 min'], [null, ''],
   ];
   const TENANT_COLS = [
@@ -219,10 +220,11 @@
     [null, 'Series'],
   ];
 
-  function header(table, name, cols) {
+  function header(table, name, cols, d) {
     const t = state.tables[name];
     const tr = el('tr');
-    for (const [key, title, kind] of cols) {
+    for (const [key, heading, kind] of cols) {
+      const title = typeof heading === 'function' ? heading(d) : heading;
       const th = el('th', { class: (kind === 'text' ? 'text ' : '')
                                    + (key ? 'sortable' : ''),
                             scope: 'col', data: { col: key || '' } }, title);
@@ -290,7 +292,7 @@
 
   function renderRoutes(d) {
     const table = document.getElementById('routes');
-    header(table, 'routes', ROUTE_COLS);
+    header(table, 'routes', ROUTE_COLS, d);
     const slo = d.slo;
     const rows = d.routes.rows.map((r) => {
       const tr = el('tr', { data: { service: r.service, route: r.route } });
@@ -310,10 +312,10 @@
         numCell('in_flight', r.in_flight, fmtCount(r.in_flight)));
       tr.append(el('td', {}, sparkline(r.spark.rate, {
         label: r.service + ' ' + r.route + ': requests per second, last '
-               + 'snapshots', min: 0 })));
+               + 'snapshots', min: 0, width: 100 })));
       const links = el('td', { class: 'text' });
       const g = grafana(d, 'obs-red', { service: r.service, route: r.route });
-      if (g) links.append(link(g, 'dashboard', 'Grafana: API gateway RED'));
+      if (g) links.append(link(g, 'Grafana', 'Grafana: API gateway RED'));
       const t = traceUrl(d, r.exemplar);
       if (t) {
         links.append(' ', link(t, 'trace', 'slowest traced request of the '
@@ -329,7 +331,7 @@
 
   function renderTenants(d) {
     const table = document.getElementById('tenants');
-    header(table, 'tenants', TENANT_COLS);
+    header(table, 'tenants', TENANT_COLS, d);
     const rows = d.tenants.rows.map((r) => {
       const tr = el('tr', { data: { tenant: r.tenant } });
       tr.append(labelCell(r.tenant, 'tenant'),
@@ -342,7 +344,7 @@
         numCell('p95', r.p95, fmtSec(r.p95)));
       const links = el('td', { class: 'text' });
       const g = grafana(d, 'obs-tenants', { tenant: r.tenant });
-      if (g) links.append(link(g, 'dashboard', 'Grafana: Tenants'));
+      if (g) links.append(link(g, 'Grafana', 'Grafana: Tenants'));
       tr.append(links);
       return tr;
     });
@@ -358,7 +360,7 @@
 
   function renderBusiness(d) {
     const table = document.getElementById('business');
-    header(table, 'business', BUSINESS_COLS);
+    header(table, 'business', BUSINESS_COLS, d);
     const rows = d.business.rows.map((r) => {
       const tr = el('tr', { data: { metric: r.metric } });
       tr.append(labelCell(r.metric, 'metric'), el('td', { class: 'text' },
@@ -539,6 +541,8 @@
     renderBusiness(d);
     renderPipeline(d);
     document.body.dataset.snapshot = String(d.time);
+    document.body.dataset.route = d.filter.route || '';
+    document.body.dataset.tenant = d.filter.tenant || '';
   }
 
   /* --- polling ------------------------------------------------------- */
