@@ -48,6 +48,7 @@ static char *arena_dup(snap_t *s, const char *str);
 static void snap_free(snap_t *s);
 static void *stab_get(stab_t *t, snap_t *s, const char *key, uint32_t len,
     int *failed);
+static void stab_reserve(stab_t *t, size_t n);
 static uint32_t key_join(char *out, const char *const *parts, int n);
 static srow_t *walk_row(walk_t *w, stab_t *t, const char *const *parts,
     int n);
@@ -233,6 +234,13 @@ status_take(status_t *st, double now)
     pthread_mutex_unlock(&st->lock);
 
     s->base_time = base ? base->time : s->started;
+
+    /* as large as last time: growing a table happens under a shard lock */
+    if (prev) {
+        stab_reserve(&s->routes, prev->routes.n + prev->routes.n / 8);
+        stab_reserve(&s->tenants, prev->tenants.n + prev->tenants.n / 8);
+        stab_reserve(&s->business, prev->business.n + prev->business.n / 8);
+    }
 
     memset(&w, 0, sizeof(w));
     w.s = s;
@@ -545,6 +553,33 @@ stab_get(stab_t *t, snap_t *s, const char *key, uint32_t len, int *failed)
     }
     t->slots[i] = (uint32_t) ++t->n;
     return k;
+}
+
+/* Room for n rows without growing (best effort: stab_get grows anyway). */
+
+static void
+stab_reserve(stab_t *t, size_t n)
+{
+    size_t  slots = 256;
+
+    if (n == 0) {
+        return;
+    }
+    while (slots < n * 2 + 2) {
+        slots *= 2;
+    }
+
+    t->rows = malloc(n * t->size);
+    t->slots = calloc(slots, sizeof(uint32_t));
+    if (t->rows == NULL || t->slots == NULL) {
+        free(t->rows);
+        free(t->slots);
+        t->rows = NULL;
+        t->slots = NULL;
+        return;
+    }
+    t->cap = n;
+    t->n_slots = slots;
 }
 
 /* The parts one after another, each with its NUL; returns the length. */
