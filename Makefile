@@ -1,6 +1,7 @@
 # obs gateway: nginx module, sidecar and their tests.
 #
-#   make deps      install build and test dependencies (Debian packages)
+#   make deps      install what building and `make demo` need (Debian packages)
+#   make test-deps install what only the tests need (Debian packages, npm)
 #   make           build build/ngx_http_obs_module.so (and the sidecar)
 #   make test      unit tests + Test::Nginx tests + integration tests
 #   make install   copy the module into nginx's modules directory
@@ -26,7 +27,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
-.PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
+.PHONY: all module sidecar deps test-deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
         dashboards dashboards-test k8s fuzz fuzz-seeds images push-images \
         k8s-test settings-test
@@ -228,6 +229,9 @@ install: $(MODULE)
 
 deps:
 	bash scripts/install-deps.sh
+
+test-deps:
+	bash scripts/install-test-deps.sh
 
 demo: all
 	bash deploy/demo/demo.sh start

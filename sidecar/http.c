@@ -8,6 +8,9 @@
  */
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +26,7 @@
 
 #include "compress.h"
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "net.h"
 #include "stats.h"
@@ -104,6 +108,9 @@ static void http_connection(void *cls, struct MHD_Connection *c,
 static void http_completed(void *cls, struct MHD_Connection *c,
     void **state, enum MHD_RequestTerminationCode toe);
 static http_conn_t *http_conn_of(struct MHD_Connection *c);
+static int http_listen_socket(const struct addrinfo *ai, const char *where,
+    char *err, size_t errlen);
+static void http_mhd_log(void *cls, const char *fmt, va_list ap);
 static uint64_t http_now_ms(void);
 
 http_server_t *
@@ -111,7 +118,7 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
 {
     http_server_t    *h;
     struct addrinfo  *ai;
-    int               rc;
+    int               rc, fd;
 
     h = calloc(1, sizeof(http_server_t));
     if (h == NULL) {
@@ -130,22 +137,33 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
         return NULL;
     }
 
+    /*
+     * The socket is ours, so that a busy port is reported as such with the
+     * address (MHD would say "Failed to bind to port 0").
+     */
+    fd = http_listen_socket(ai, cfg->listen, err, errlen);
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        http_stop(h);
+        return NULL;
+    }
+
     h->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG
-        | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
         0, NULL, NULL, http_handle, h,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) HTTP_IDLE_SECONDS,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) HTTP_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) HTTP_PER_ADDRESS,
         MHD_OPTION_NOTIFY_CONNECTION, http_connection, h,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
         MHD_OPTION_END);
-    freeaddrinfo(ai);
 
     if (h->daemon == NULL) {
-        snprintf(err, errlen, "listen %s: cannot start the HTTP server "
-                 "(address in use?)", cfg->listen);
+        close(fd);
+        snprintf(err, errlen, "listen %s: cannot start the HTTP server",
+                 cfg->listen);
         http_stop(h);
         return NULL;
     }
@@ -159,6 +177,58 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
 
     h->running = 1;
     return h;
+}
+
+/* A listening TCP socket on ai, or -1 with err naming listen and why. */
+
+static int
+http_listen_socket(const struct addrinfo *ai, const char *where, char *err,
+    size_t errlen)
+{
+    int  fd, on = 1;
+
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                ai->ai_protocol);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen %s: socket: %s", where,
+                 strerror(errno));
+        return -1;
+    }
+
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ai->ai_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    }
+
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0
+        || listen(fd, 128) != 0)
+    {
+        snprintf(err, errlen, "listen %s: %s%s", where, strerror(errno),
+                 errno == EADDRINUSE ? " (another process has this port: "
+                 "pick another with --listen)" : "");
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+/* MHD's own messages, as the sidecar's log lines. */
+
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char    line[512];
+    size_t  n;
+
+    (void) cls;
+
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        line[--n] = '\0';
+    }
+    sidecar_log("warn", "http: %s", line);
 }
 
 int
