@@ -285,17 +285,40 @@ bench_decode(config_t *cfg, long n, int columns)
     store_free(s);
 }
 
+/*
+ * Records until the store holds `series` series: a new route per record
+ * (3 series each: requests, duration, two body counters sharing labels),
+ * or with by_tenant 50 routes and a new tenant every 50 records.
+ */
+
+static void
+fill(aggregator_t *a, store_t *s, long series, int by_tenant)
+{
+    Obs__V1__Record   r;
+    char              route[64], tenant[32];
+    uint8_t           trace[16] = { 1 }, span[8] = { 2 };
+    long              i;
+
+    for (i = 0; store_size(s) < series; i++) {
+        make_record(&r, route, tenant, (int) i, trace, span);
+        if (by_tenant) {
+            snprintf(tenant, sizeof(tenant), "tenant_%ld", i / 50);
+            r.tenant.len = strlen(tenant);
+        } else {
+            snprintf(route, sizeof(route), "/api/v1/r%ld/{id}", i);
+            r.route.len = strlen(route);
+        }
+        aggregator_record(a, &r, 1000, 1000.0);
+    }
+}
+
 static void
 bench_scrape(config_t *cfg, long series)
 {
     store_t          *s = store_new(series * 2);
     aggregator_t     *a;
-    Obs__V1__Record   r;
-    char              route[64], tenant[32];
-    uint8_t           trace[16] = { 1 }, span[8] = { 2 };
     buf_t             out = { 0 };
     config_t          c = *cfg;
-    long              i;
     int               f;
     double            t0;
     struct rusage     ru;
@@ -306,14 +329,7 @@ bench_scrape(config_t *cfg, long series)
     c.max_series = series * 2;
     a = aggregator_new(s, &c);
 
-    /* 3 series per record (requests, duration, two body counters share
-       labels): vary the route until the store holds the target */
-    for (i = 0; store_size(s) < series; i++) {
-        make_record(&r, route, tenant, (int) i, trace, span);
-        snprintf(route, sizeof(route), "/api/v1/r%ld/{id}", i);
-        r.route.len = strlen(route);
-        aggregator_record(a, &r, 1000, 1000.0);
-    }
+    fill(a, s, series, 0);
 
     /* the first scrape of a format also sizes its buffer; later ones
        start from the last size, as a running sidecar does */
@@ -404,7 +420,7 @@ bench_status(config_t *cfg, long series, int by_tenant)
     buf_t             out = { 0 };
     config_t          c = *cfg;
     char              err[128];
-    long              i, n;
+    long              n;
     double            t0, take = 1e9, render = 1e9, render_max = 1e9, t;
     double            w0, rate, rate_idle, p999_idle, *lat;
     snapper_t         sn;
@@ -418,17 +434,7 @@ bench_status(config_t *cfg, long series, int by_tenant)
     st = status_new(&(status_sources_t) { s, aggregator_business(a), NULL,
                                           NULL }, &c);
 
-    for (i = 0; store_size(s) < series; i++) {
-        make_record(&r, route, tenant, (int) i, trace, span);
-        if (by_tenant) {
-            snprintf(tenant, sizeof(tenant), "tenant_%ld", i / 50);
-            r.tenant.len = strlen(tenant);
-        } else {
-            snprintf(route, sizeof(route), "/api/v1/r%ld/{id}", i);
-            r.route.len = strlen(route);
-        }
-        aggregator_record(a, &r, 1000, 1000.0);
-    }
+    fill(a, s, series, by_tenant);
 
     /* best of 5: the machine is shared */
     for (k = 0; k < 5; k++) {

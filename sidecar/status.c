@@ -70,6 +70,8 @@ static void add_buckets(uint64_t *to, const uint64_t *from, const int *map,
 static void derive(snap_t *s, const snap_t *base);
 static void derive_row(snap_t *s, srow_t *r, const srow_t *b, double dt,
     int same_layout);
+static void window_buckets(const uint64_t *now, const uint64_t *then, int n,
+    uint64_t *out);
 static uint64_t increase(uint64_t now, uint64_t then);
 static void summarize(status_t *st, snap_t *s, const snap_t *prev);
 static int by_window_requests(const void *a, const void *b);
@@ -981,7 +983,6 @@ derive_row(snap_t *s, srow_t *r, const srow_t *b, double dt,
     int same_layout)
 {
     uint64_t   dur[CONFIG_MAX_BUCKETS + 1], up[CONFIG_MAX_BUCKETS + 1];
-    int        i, reset = 0;
 
     r->w_requests = increase(r->requests, b->requests);
     r->w_5xx = increase(r->e5xx, b->e5xx);
@@ -993,13 +994,7 @@ derive_row(snap_t *s, srow_t *r, const srow_t *b, double dt,
                                  : NAN;
 
     if (r->dur) {
-        for (i = 0; i <= s->n_dur; i++) {
-            dur[i] = same_layout && b->dur ? b->dur[i] : 0;
-            reset |= r->dur[i] < dur[i];
-        }
-        for (i = 0; i <= s->n_dur; i++) {
-            dur[i] = reset ? r->dur[i] : r->dur[i] - dur[i];
-        }
+        window_buckets(r->dur, same_layout ? b->dur : NULL, s->n_dur, dur);
         r->p50 = status_quantile(0.5, s->dur_bounds, s->n_dur, dur);
         r->p95 = status_quantile(0.95, s->dur_bounds, s->n_dur, dur);
         r->p99 = status_quantile(0.99, s->dur_bounds, s->n_dur, dur);
@@ -1008,15 +1003,27 @@ derive_row(snap_t *s, srow_t *r, const srow_t *b, double dt,
     }
 
     if (r->up) {
-        reset = 0;
-        for (i = 0; i <= s->n_up; i++) {
-            up[i] = same_layout && b->up ? b->up[i] : 0;
-            reset |= r->up[i] < up[i];
-        }
-        for (i = 0; i <= s->n_up; i++) {
-            up[i] = reset ? r->up[i] : r->up[i] - up[i];
-        }
+        window_buckets(r->up, same_layout ? b->up : NULL, s->n_up, up);
         r->up_p95 = status_quantile(0.95, s->up_bounds, s->n_up, up);
+    }
+}
+
+/*
+ * The increase of each bucket since then (NULL: since 0); when any bucket
+ * went down the series were reset, and the whole of now is the increase.
+ */
+
+static void
+window_buckets(const uint64_t *now, const uint64_t *then, int n,
+    uint64_t *out)
+{
+    int  i, reset = then == NULL;
+
+    for (i = 0; !reset && i <= n; i++) {
+        reset = now[i] < then[i];
+    }
+    for (i = 0; i <= n; i++) {
+        out[i] = reset ? now[i] : now[i] - then[i];
     }
 }
 
@@ -1128,26 +1135,20 @@ interval_p95(const snap_t *s, const srow_t *r, const snap_t *prev,
     const srow_t *p)
 {
     uint64_t  d[CONFIG_MAX_BUCKETS + 1];
-    int       i, reset = 0;
 
     if (r->dur == NULL) {
         return NAN;
     }
 
     /* a row new since the previous snapshot counts whole, as does one
-       whose buckets changed or went down */
+       whose buckets changed */
     if (p == NULL || p->dur == NULL || prev->n_dur != s->n_dur
         || memcmp(prev->dur_bounds, s->dur_bounds,
                   sizeof(double) * (size_t) s->n_dur) != 0)
     {
-        reset = 1;
+        p = NULL;
     }
-    for (i = 0; !reset && i <= s->n_dur; i++) {
-        reset = r->dur[i] < p->dur[i];
-    }
-    for (i = 0; i <= s->n_dur; i++) {
-        d[i] = reset ? r->dur[i] : r->dur[i] - p->dur[i];
-    }
+    window_buckets(r->dur, p ? p->dur : NULL, s->n_dur, d);
 
     return (float) status_quantile(0.95, s->dur_bounds, s->n_dur, d);
 }
