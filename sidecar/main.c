@@ -284,6 +284,7 @@ sidecar_stop(sidecar_t *s)
 {
     /* ingest has stopped: the producers hand over what they hold, the
        delivery layer drains (bounded), then HTTP goes */
+    status_stop(s->status);         /* reads the exporters' counters */
     remote_write_stop(s->remote_write);
     clickhouse_stop(s->clickhouse);
     exporter_stop(s->exporter);

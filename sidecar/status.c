@@ -134,6 +134,21 @@ status_configure(status_t *st, const config_t *cfg)
 }
 
 void
+status_stop(status_t *st)
+{
+    if (st == NULL || !st->running) {
+        return;
+    }
+
+    pthread_mutex_lock(&st->lock);
+    st->stopping = 1;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->lock);
+    pthread_join(st->thread, NULL);
+    st->running = 0;
+}
+
+void
 status_free(status_t *st)
 {
     int  i;
@@ -142,13 +157,7 @@ status_free(status_t *st)
         return;
     }
 
-    if (st->running) {
-        pthread_mutex_lock(&st->lock);
-        st->stopping = 1;
-        pthread_cond_signal(&st->wake);
-        pthread_mutex_unlock(&st->lock);
-        pthread_join(st->thread, NULL);
-    }
+    status_stop(st);
 
     status_release(st->current);
     status_release(st->checkpoint[0]);

@@ -67,6 +67,10 @@ int status_take(status_t *st, double now);
 int status_render(status_t *st, status_arg_pt arg, void *ctx, buf_t *out,
     char *err, size_t errlen);
 
+/* Stops the thread (if started): no source is read after it returns;
+   /status.json still renders the last snapshot. */
+void status_stop(status_t *st);
+
 /* Stops the thread (if started) and frees everything. */
 void status_free(status_t *st);
 

@@ -572,6 +572,33 @@ class StatusPageAuthTest(unittest.TestCase):
                  what="status.json with the password")
 
 
+class StatusDestinationsTest(unittest.TestCase):
+    """Remote-write and ClickHouse show their state: a receiver that is
+    down makes remote-write `failing`, with the failures /metrics counts."""
+
+    def test_receivers_down(self):
+        with socket.socket() as s:       # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            dead = "http://127.0.0.1:%d/push" % s.getsockname()[1]
+        stack = Stack("", sidecar_config={
+            "logs_file": "/dev/null", "spans_file": "/dev/null",
+            "remote_write": {"url": dead, "interval": "1s"},
+            "clickhouse": {"url": dead, "interval_seconds": 1}})
+        self.addCleanup(stack.stop)
+        stack.start_sidecar()
+
+        def failing():
+            d = {x["name"]: x for x in
+                 status_json(stack)["pipeline"]["destinations"]}
+            return d.get("remote_write", {}).get("state") == "failing" and d
+        dests = wait_for(failing, timeout=30, what="remote_write failing")
+        self.assertEqual(dests["remote_write"]["mode"], "http")
+        self.assertEqual(dests["clickhouse"]["mode"], "http")
+        self.assertIn(dests["clickhouse"]["state"], ("idle", "failing"))
+        self.assertEqual(dests["remote_write"]["last_success"], 0)
+        self.assertGreater(dests["remote_write"]["requests_failed"], 0)
+
+
 class StatusUnderLoadTest(unittest.TestCase):
     """Counts stay exact while the page is polled as fast as it goes."""
 
