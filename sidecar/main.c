@@ -289,7 +289,8 @@ sidecar_stop(sidecar_t *s)
     clickhouse_stop(s->clickhouse);
     exporter_stop(s->exporter);
     delivery_stop(s->delivery);
-    http_stop(s->http);
+    http_stop(s->http);             /* /metrics reads the exporter's */
+    exporter_free(s->exporter);
     status_free(s->status);
     delivery_free(s->delivery);
     ingest_close(s->ingest);
