@@ -10,6 +10,11 @@
 
 const char  label_overflow[] = LABEL_OVERFLOW_TEXT;
 
+/* what the module sends as a route or tenant is never cut here */
+_Static_assert(ROUTE_MAX_LEN <= LABEL_MAX_LEN
+               && TENANT_MAX_LEN <= LABEL_MAX_LEN,
+               "label_rules.h's bounds fit a sanitised label");
+
 typedef struct {
     uint64_t      hash;
     time_t        last_seen;
