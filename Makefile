@@ -21,7 +21,7 @@ ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
                common/hash.h common/hex.h common/obs_limits.h \
                common/metric_names.c common/metric_names.h \
-               common/label_rules.c common/label_rules.h \
+               common/label_rules.h \
                proto/obs/v1/families.def \
                proto/obs/v1/record.proto proto/obs/v1/columns.def \
                proto/obs/v1/log_keys.def proto/obs/v1/framing.h \
@@ -290,7 +290,7 @@ $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_mod
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
-$(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h common/label_rules.c common/label_rules.h
+$(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h common/label_rules.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
@@ -400,7 +400,7 @@ test: unit-test fuzz-seeds settings-test rules-test dashboards-test k8s-test \
 FUZZ_SECONDS ?= 15
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
 
-$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/label_rules.c common/hex.h
+$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/label_rules.h common/hex.h
 	@mkdir -p $(BUILD)
 	clang $(FUZZ_FLAGS) -Ingx_obs_module -Icommon -o $@ $(filter %.c,$^)
 

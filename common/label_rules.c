@@ -4,25 +4,6 @@
 
 #include "label_rules.h"
 
-#define LABEL_IS(value, len, text)                                            \
-    ((len) == sizeof(text) - 1 && memcmp(value, text, len) == 0)
-
-int
-tenant_reserved(const char *value, size_t len)
-{
-    return LABEL_IS(value, len, TENANT_NONE)
-           || LABEL_IS(value, len, TENANT_INVALID)
-           || LABEL_IS(value, len, LABEL_OVERFLOW_TEXT);
-}
-
-int
-tenant_from_gateway(const char *label)
-{
-    return strcmp(label, TENANT_NONE) == 0
-           || strcmp(label, TENANT_INVALID) == 0
-           || strcmp(label, TENANT_UNVERIFIED) == 0;
-}
-
 int
 tenant_is_nobody(const char *label)
 {

@@ -3,14 +3,15 @@
  * shared by every consumer (the module, the sidecar's aggregation, every
  * destination) so that one rule cannot drift from another: the labels only
  * the gateway gives, what each consumer makes of them, and the
- * X-Scope-OrgID rule of every destination.  Plain C: the module links it
- * too.
+ * X-Scope-OrgID rule of every destination.  Plain C: the module includes
+ * this header (the inline rules), the sidecar links label_rules.c too.
  */
 
 #ifndef OBS_LABEL_RULES_H
 #define OBS_LABEL_RULES_H
 
 #include <stddef.h>
+#include <string.h>
 
 /* The longest route template and tenant id the module sends. */
 #define ROUTE_MAX_LEN       256
@@ -31,16 +32,44 @@
  * Whether a tenant value taken from a request is one the module refuses
  * from a client (none, invalid, __overflow__): those would pass for the
  * gateway's own verdicts.  "unverified" is not among them: obs_tenant
- * reads $obs_jwt_tenant like any other value.
+ * reads $obs_jwt_tenant like any other value.  Inline: the module asks for
+ * every new tenant value.
  */
-int tenant_reserved(const char *value, size_t len);
+static inline int
+tenant_reserved(const char *value, size_t len)
+{
+    switch (len) {
+    case sizeof(TENANT_NONE) - 1:
+        return memcmp(value, TENANT_NONE, len) == 0;
+    case sizeof(TENANT_INVALID) - 1:
+        return memcmp(value, TENANT_INVALID, len) == 0;
+    case sizeof(LABEL_OVERFLOW_TEXT) - 1:
+        return memcmp(value, LABEL_OVERFLOW_TEXT, len) == 0;
+    default:
+        return 0;
+    }
+}
 
 /*
  * Whether a tenant label is one of the bounded set the gateway gives
  * (none, invalid, unverified): never counted against max_tenants, so that
  * requests without a (valid) tenant are never hidden under __overflow__.
+ * Inline: the sidecar asks for every record.
  */
-int tenant_from_gateway(const char *label);
+static inline int
+tenant_from_gateway(const char *label)
+{
+    switch (label[0]) {
+    case 'n':
+        return strcmp(label, TENANT_NONE) == 0;
+    case 'i':
+        return strcmp(label, TENANT_INVALID) == 0;
+    case 'u':
+        return strcmp(label, TENANT_UNVERIFIED) == 0;
+    default:
+        return 0;
+    }
+}
 
 /*
  * Whether a tenant label stands for no tenant at all (empty, none,
