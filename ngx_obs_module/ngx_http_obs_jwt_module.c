@@ -709,7 +709,20 @@ ngx_http_obs_jwt_init(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    /* a subrequest has no access phase: see the handler */
+    /*
+     * A subrequest has no access phase: see the handler.  It runs first in
+     * the rewrite phase (handlers run last added first, and this module
+     * comes after ngx_http_rewrite_module), so that a "return 204" in an
+     * auth_request location, which ends the subrequest in that phase, is
+     * never reached with a bad token; and again before the content handler.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_obs_jwt_subrequest_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {

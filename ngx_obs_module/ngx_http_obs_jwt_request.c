@@ -126,9 +126,12 @@ ngx_http_obs_jwt_access_handler(ngx_http_request_t *r)
 
 /*
  * nginx runs no access phase for a subrequest (auth_request, SSI, mirror),
- * and so no access check: "require" is checked there in the precontent
- * phase instead, and a subrequest without a valid token answers 401 (which
- * auth_request passes on, challenge included).  "satisfy" has no say.
+ * and so no access check: "require" is checked there when the rewrite phase
+ * begins, before the location's own "return" or "rewrite" (an auth_request
+ * location that only says "return 204" would pass every token otherwise),
+ * and again in the precontent phase; a subrequest without a valid token
+ * answers 401 (which auth_request passes on, challenge included).
+ * "satisfy" has no say.
  */
 
 ngx_int_t
@@ -142,7 +145,10 @@ ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r)
 
     rc = ngx_http_obs_jwt_access_handler(r);
 
-    /* NGX_OK would skip the phase's other handlers (try_files, mirror) */
+    /*
+     * NGX_OK would end the subrequest in the rewrite phase, and skip
+     * the precontent phase's other handlers (try_files, mirror)
+     */
 
     return rc == NGX_OK ? NGX_DECLINED : rc;
 }

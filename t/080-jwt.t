@@ -1451,3 +1451,78 @@ main::lines("malformed unverified", "malformed unverified",
 GET /h
 --- response_body
 valid acme
+
+
+
+=== TEST 71: require in an auth_request location that only returns 204
+The rewrite phase ends such a subrequest before its precontent phase:
+require is checked when that phase begins, before the location's return.
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        return 204;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{forged}"
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature"
+--- response_body_unlike: passed
+
+
+
+=== TEST 72: the same with a rewrite to a location without require
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        rewrite ^ /open last;
+    }
+    location = /open {
+        internal;
+        return 204;
+    }
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer
+--- response_body_unlike: passed
+
+
+
+=== TEST 73: the same with a valid token passes
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo "passed";
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        rewrite ^ /open last;
+    }
+    location = /open {
+        internal;
+        obs_jwt require;
+        return 204;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{RS256}"
+--- request
+GET /ar/x
+--- response_body
+passed
+--- no_error_log
+token not accepted
