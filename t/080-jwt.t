@@ -1526,3 +1526,48 @@ GET /ar/x
 passed
 --- no_error_log
 token not accepted
+
+
+
+=== TEST 74: a cookie that comes twice behind a blank a trim() takes off
+Python's http.cookies (Tornado), Django and Java read "\tsession" as
+"session", and some of them the last one.
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: session=$::T{RS256};\tsession=$::T{forged};\x0bsession=x;"
+. " session\x0c=y;\xa0session=z"
+--- request
+GET /c
+--- response_body
+malformed unverified
+
+
+
+=== TEST 75: a name PHP reads as another: "." or " " for "_"
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_access_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+    location /a {
+        obs_jwt on;
+        obs_jwt_token $arg_access_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: access.token=$::T{forged}; access_token=$::T{RS256}"
+--- request eval
+["GET /c",
+ "GET /a?access_token=$::T{RS256}&access.token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&access+token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&%09access[token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&accesstoken=1&access__token=2"]
+--- response_body eval
+main::lines("malformed unverified", "malformed unverified",
+            "malformed unverified", "malformed unverified", "valid acme")
