@@ -1571,3 +1571,40 @@ malformed unverified
 --- response_body eval
 main::lines("malformed unverified", "malformed unverified",
             "malformed unverified", "malformed unverified", "valid acme")
+
+
+
+=== TEST 76: a tenant or user claim with a control byte is missing_claim
+$obs_jwt_user in proxy_set_header would otherwise send "X-Admin: 1" as a
+header of its own.
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+--- request eval
+main::tok(qw(sub_crlf sub_tab tenant_lf tenant_del sub_utf8))
+--- response_body eval
+main::lines("missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []", "missing_claim unverified []",
+            "valid acme [b\xc3\xb6b \xe2\x98\x83]")
+
+
+
+=== TEST 77: ... and never reaches the backend's headers
+--- config
+    location /p {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        proxy_set_header X-User $obs_jwt_user;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo;
+    }
+    location = /echo {
+        obs_jwt off;
+        return 200 "[$http_x_user] [$http_x_admin]\n";
+    }
+--- request eval
+"GET /p?token=$::T{sub_crlf}"
+--- response_body
+[] []
