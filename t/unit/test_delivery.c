@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include "exporter.h"
 #include "label_rules.h"
 #include "remote_write.h"
+#include "spool.h"
 #include "unit.h"
 #include "unit_config.h"
 
@@ -442,6 +444,95 @@ test_behaviours(void)
 
 /* --- the spool --------------------------------------------------------- */
 
+/*
+ * A spool directory someone else may write to is refused; in one that is
+ * ours, names that lead elsewhere (symbolic or hard links, planted later)
+ * are never written through, read or sent.
+ */
+
+static void
+test_spool_links(void)
+{
+    char         dir[64], path[256], victim[128], buf[64], err[512];
+    spool_t      s;
+    payload_t   *p, *loaded;
+    struct stat  st;
+    FILE        *f;
+    size_t       n;
+
+    snprintf(dir, sizeof(dir), "/tmp/obs-unit-links-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL, "links: a directory");
+
+    chmod(dir, 0777);
+    CHECK(spool_open(&s, dir, 1 << 20, 100, err, sizeof(err)) != 0
+          && strstr(err, "writable by others") != NULL,
+          "links: a spool directory others may write to is refused");
+    chmod(dir, 0700);
+
+    if (geteuid() == 0) {
+        CHECK(chown(dir, 65534, (gid_t) -1) == 0, "links: chown");
+        CHECK(spool_open(&s, dir, 1 << 20, 100, err, sizeof(err)) != 0
+              && strstr(err, "the directory of uid 65534") != NULL,
+              "links: a spool directory of another user is refused");
+        CHECK(chown(dir, 0, (gid_t) -1) == 0, "links: chown back");
+    }
+
+    /* the victims: a file the sidecar may write, one it may read */
+    snprintf(victim, sizeof(victim), "%s.victim", dir);
+    f = fopen(victim, "w");
+    fputs("precious\n", f);
+    fclose(f);
+
+    /* an old spool file's name, and one of this format, linked to it */
+    snprintf(path, sizeof(path), "%s/00000000000000000001-1.jsonl", dir);
+    CHECK(symlink(victim, path) == 0, "links: a symbolic link planted");
+    snprintf(path, sizeof(path), "%s/00000000000000000002.payload", dir);
+    CHECK(link(victim, path) == 0, "links: a hard link planted");
+
+    CHECK(spool_open(&s, dir, 1 << 20, 100, err, sizeof(err)) == 0,
+          "links: a directory of ours, mode 0700");
+    loaded = spool_load(&s);
+    CHECK(loaded == NULL && s.files == 0,
+          "links: neither link is taken for a spool file");
+
+    /* the next file's temporary name leads to the victim */
+    snprintf(path, sizeof(path), "%s/%020llu.payload.tmp", dir,
+             (unsigned long long) s.next_seq);
+    CHECK(symlink(victim, path) == 0, "links: a link at the next name");
+
+    p = payload_new(16, 1, NULL);
+    memcpy(p->data, "payload bytes\n", 14);
+    p->len = 14;
+    CHECK(spool_write(&s, p, 0, 0) == 0, "links: the payload is spooled");
+
+    f = fopen(victim, "r");
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    CHECK(strcmp(buf, "precious\n") == 0,
+          "links: the file a planted link names is not written");
+
+    snprintf(path, sizeof(path), "%s/%020llu.payload", dir,
+             (unsigned long long) p->seq);
+    CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode)
+          && (st.st_mode & 077) == 0,
+          "links: the spool file is a regular file only its owner reads");
+
+    /* swapped for a link after it was written: not read */
+    CHECK(unlink(path) == 0 && symlink(victim, path) == 0,
+          "links: the spool file swapped for a link");
+    CHECK(spool_read(&s, p) != 0, "links: a spool file that is a link is "
+          "not read");
+
+    spool_close(&s);
+    payload_free(p);
+    unlink(victim);
+    snprintf(path, sizeof(path), "rm -rf %s", dir);
+    CHECK(system(path) == 0, "links: removed");
+}
+
+
+
 static char  spool_dir[64];
 
 static destination_t *
@@ -743,6 +834,7 @@ main(void)
     for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         test_spool(&kinds[k]);
     }
+    test_spool_links();
     test_never_shed();
 
     config_free(&cfg);
