@@ -442,6 +442,64 @@ test_behaviours(void)
     }
 }
 
+
+/* What a hostile receiver says reaches the log printable: no escapes. */
+
+static void
+test_log_printable(void)
+{
+    static const step_t   evil = {
+        "HTTP/1.1 301 Moved\r\nLocation: /x\x1b]0;owned\x07\x1b[2J\r\n"
+        "Content-Length: 9\r\nConnection: close\r\n\r\n\x1b[31mred\x1b[0m",
+        0 };
+    destination_spec_t    spec;
+    destination_config_t  dc;
+    destination_stats_t   st;
+    delivery_t           *d = delivery_new(1);
+    destination_t        *t;
+    server_t              sv;
+    char                  url[128], err[256], log[4096];
+    FILE                 *f = tmpfile();
+    int                   saved;
+    size_t                n;
+
+    server_start(&sv, &evil, 1);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/push", sv.port);
+    kinds[0].spec(&spec);
+    dc = *spec.cfg;
+    dc.spool_dir = NULL;
+    dc.spool_bytes = 0;
+    spec.cfg = &dc;
+    spec.url = url;
+    spec.off = 0;
+    spec.backoff_first = 0.05;
+
+    fflush(stderr);
+    saved = dup(2);
+    dup2(fileno(f), 2);
+
+    t = delivery_add(d, &spec, err, sizeof(err));
+    delivery_submit(t, payload("payload-1", NULL));
+    wait_accounted(t, ITEMS, 5, &st);
+    delivery_stop(d);
+    delivery_free(d);
+    server_stop(&sv);
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+
+    rewind(f);
+    n = fread(log, 1, sizeof(log) - 1, f);
+    fclose(f);
+    log[n] = '\0';
+
+    CHECK(strstr(log, "answers HTTP 301 to /x.]0;owned..[2J") != NULL,
+          "log: the receiver's Location is shown");
+    CHECK(strchr(log, '\x1b') == NULL && strchr(log, '\x07') == NULL,
+          "log: no escape sequence of the receiver's reaches the log");
+}
+
 /* --- the spool --------------------------------------------------------- */
 
 /*
@@ -835,6 +893,7 @@ main(void)
         test_spool(&kinds[k]);
     }
     test_spool_links();
+    test_log_printable();
     test_never_shed();
 
     config_free(&cfg);
