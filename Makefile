@@ -150,11 +150,25 @@ $(shell mkdir -p $(GEN); \
   [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
   || echo '$(version_text)' >$(VERSION_H))
 VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
-                exporter/otlp/spans.o
+                exporter/otlp/spans.o sidecar/status_json.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 
 sidecar: $(SIDECAR)
+
+# The status page's files become byte arrays the sidecar serves (od and
+# sed only: the build needs nothing more).
+STATUS_ASSETS := sidecar/status/status.html sidecar/status/status.js \
+                 sidecar/status/status.css
+$(GEN)/status_assets.inc: $(STATUS_ASSETS)
+	@mkdir -p $(GEN)
+	@for f in $^; do \
+	    echo "static const unsigned char $$(basename $$f | tr . _)[] = {"; \
+	    od -An -v -tx1 $$f | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo "};"; \
+	done >$@.new && mv -f $@.new $@
+$(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(d)/sidecar/status_assets.o): \
+    $(GEN)/status_assets.inc
 
 $(GEN)/%.pb-c.c: proto/%.proto
 	@mkdir -p $(GEN)
@@ -265,7 +279,7 @@ push-images: images
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
-              $(BUILD)/test_delivery
+              $(BUILD)/test_delivery $(BUILD)/test_status
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
@@ -290,6 +304,10 @@ $(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
 
 # obs_metric and requests in flight in the sidecar (sidecar/business.c)
 $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the status page's snapshots and /status.json (sidecar/status*.c)
+$(BUILD)/test_status: $(OBJ_ASAN)/t/unit/test_status.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # a sanitizer report ends the test (UBSan would otherwise carry on)

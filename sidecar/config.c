@@ -182,6 +182,8 @@ static const setting_t  config_settings[] = {
       NULL, "remote-write", remote_write_settings, NULL },
     { "clickhouse", SETTING_OBJECT, offsetof(C, clickhouse), 0, 0, NULL,
       NULL, "ClickHouse", clickhouse_settings, NULL },
+    { "status", SETTING_OBJECT, offsetof(C, status), 0, 0, NULL, NULL,
+      "/status page", status_settings, NULL },
     SETTINGS_END
 };
 
@@ -378,6 +380,7 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
     exporter_config_free(&c->exporter);
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
+    status_config_free(&c->status);
     *c = fresh;
     return 0;
 }
@@ -401,6 +404,7 @@ config_free(config_t *c)
     exporter_config_free(&c->exporter);
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
+    status_config_free(&c->status);
     memset(c, 0, sizeof(*c));
 }
 
@@ -424,6 +428,7 @@ config_defaults(config_t *c)
     exporter_config_defaults(&c->exporter);
     remote_write_config_defaults(&c->remote_write);
     clickhouse_config_defaults(&c->clickhouse);
+    status_config_defaults(&c->status);
 }
 
 static int
@@ -906,7 +911,8 @@ config_check(const config_t *c, char *err, size_t errlen)
                                        err, errlen) != 0
            || destination_config_check(&c->remote_write.sink, "remote_write",
                                        err, errlen) != 0
-           || config_check_pushers(c, err, errlen) != 0 ? -1 : 0;
+           || config_check_pushers(c, err, errlen) != 0
+           || status_config_check(&c->status, err, errlen) != 0 ? -1 : 0;
 }
 
 /* udp:PORT, udp::PORT (both 127.0.0.1), udp:HOST:PORT, udp:[V6]:PORT. */

@@ -8,6 +8,7 @@
 #include "clickhouse.h"
 #include "exporter.h"
 #include "remote_write.h"
+#include "status_config.h"
 
 #define CONFIG_MAX_INGEST   16
 #define CONFIG_MAX_BUCKETS  64
@@ -44,6 +45,7 @@ typedef struct {
     exporter_config_t  exporter;         /* log lines to Loki, spans to OTLP */
     remote_write_config_t  remote_write; /* series to a remote-write receiver */
     clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
+    status_config_t        status;       /* /status: SLOs, links */
 } config_t;
 
 /* What config_load decided. */

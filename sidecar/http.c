@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "net.h"
 #include "stats.h"
+#include "status.h"
 
 #define HTTP_CONNECTIONS     256    /* at once, from all clients */
 #define HTTP_PER_ADDRESS     8      /* at once, from one client address */
@@ -76,6 +77,7 @@ struct http_server {
     char               *bearer_token;
     char               *basic_user;
     char               *basic_password;
+    status_t           *status;      /* /status, or NULL */
 };
 
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c,
@@ -88,6 +90,11 @@ static struct MHD_Response *http_held_response(http_server_t *h,
 static void http_release_held(void *cls);
 static enum MHD_Result http_busy(struct MHD_Connection *c);
 static enum MHD_Result http_metrics(http_server_t *h,
+    struct MHD_Connection *c);
+static enum MHD_Result http_status(http_server_t *h,
+    struct MHD_Connection *c, const char *url);
+static const char *http_arg(void *ctx, const char *name);
+static enum MHD_Result http_unauthorized(http_server_t *h,
     struct MHD_Connection *c);
 static int http_authorized(http_server_t *h, struct MHD_Connection *c);
 static int http_equal(const char *a, const char *b);
@@ -254,6 +261,12 @@ http_configure(http_server_t *h, const config_t *cfg)
 }
 
 void
+http_set_status(http_server_t *h, status_t *st)
+{
+    h->status = st;
+}
+
+void
 http_set_ready(http_server_t *h, int ready)
 {
     atomic_store(&h->ready, ready);
@@ -338,8 +351,12 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
                : http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready\n");
     }
 
-    return http_text(c, MHD_HTTP_NOT_FOUND,
-                     "not found: try /metrics, /healthz or /readyz\n");
+    if (h->status && strncmp(url, "/status", 7) == 0) {
+        return http_status(h, c, url);
+    }
+
+    return http_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, "
+                     "/status, /healthz or /readyz\n");
 }
 
 static enum MHD_Result
@@ -376,17 +393,7 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
     int                   gzip;
 
     if (!http_authorized(h, c)) {
-        r = MHD_create_response_from_buffer(13, (void *) "unauthorized\n",
-                                            MHD_RESPMEM_PERSISTENT);
-        if (r == NULL) {
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                h->basic_user ? "Basic realm=\"obs\""
-                                              : "Bearer");
-        rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
-        MHD_destroy_response(r);
-        return rc;
+        return http_unauthorized(h, c);
     }
 
     accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -501,6 +508,111 @@ http_busy(struct MHD_Connection *c)
 
     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     rc = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/*
+ * The status page: its files, and /status.json rendered from the newest
+ * snapshot (never from the store).  Read-only, behind the same auth as
+ * /metrics; the policy allows scripts and styles from the sidecar alone.
+ */
+
+static enum MHD_Result
+http_status(http_server_t *h, struct MHD_Connection *c, const char *url)
+{
+    struct MHD_Response  *r;
+    enum MHD_Result       rc;
+    const char           *type, *data;
+    buf_t                 body = { 0 };
+    size_t                len;
+    char                  err[256];
+
+    if (!http_authorized(h, c)) {
+        return http_unauthorized(h, c);
+    }
+
+    if (strcmp(url, "/status.json") == 0) {
+        if (status_render(h->status, http_arg, c, &body, err, sizeof(err))
+            != 0)
+        {
+            if (body.failed) {
+                buf_free(&body);
+                return http_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                 "out of memory\n");
+            }
+            buf_free(&body);
+            strcat(err, "\n");
+            r = MHD_create_response_from_buffer(strlen(err), err,
+                                                MHD_RESPMEM_MUST_COPY);
+            if (r == NULL) {
+                return MHD_NO;
+            }
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "text/plain; charset=utf-8");
+            rc = MHD_queue_response(c, strcmp(err, "no snapshot yet\n") == 0
+                                       ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                       : MHD_HTTP_BAD_REQUEST, r);
+            MHD_destroy_response(r);
+            return rc;
+        }
+
+        r = http_held_response(h, &body);
+        if (r == NULL) {
+            buf_free(&body);
+            return MHD_NO;
+        }
+        type = "application/json";
+
+    } else {
+        data = status_asset(url, &len, &type);
+        if (data == NULL) {
+            return http_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+        }
+        r = MHD_create_response_from_buffer(len, (void *) data,
+                                            MHD_RESPMEM_PERSISTENT);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+    }
+
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'self'; "
+                            "style-src 'self'; img-src 'self' data:; "
+                            "connect-src 'self'; base-uri 'none'; "
+                            "form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+
+    rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static const char *
+http_arg(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result
+http_unauthorized(http_server_t *h, struct MHD_Connection *c)
+{
+    struct MHD_Response  *r;
+    enum MHD_Result       rc;
+
+    r = MHD_create_response_from_buffer(13, (void *) "unauthorized\n",
+                                        MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            h->basic_user ? "Basic realm=\"obs\""
+                                          : "Bearer");
+    rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
     MHD_destroy_response(r);
     return rc;
 }
