@@ -327,6 +327,21 @@ static const behaviour_t  behaviours[] = {
     { "connection refused", { NULL, 0 }, 1, 0, 0, 1, 0, 0, 0.025, 1.5 },
 };
 
+/* A kind's spec sending to url, its settings in dc, with no spool. */
+static void
+memory_spec(const destination_kind_t *k, const char *url,
+    destination_spec_t *spec, destination_config_t *dc)
+{
+    k->spec(spec);
+    *dc = *spec->cfg;
+    dc->spool_dir = NULL;
+    dc->spool_bytes = 0;
+    spec->cfg = dc;
+    spec->url = url;
+    spec->off = 0;
+    spec->backoff_first = 0.05;
+}
+
 static void
 check_behaviour(const destination_kind_t *k, const behaviour_t *b)
 {
@@ -343,15 +358,8 @@ check_behaviour(const destination_kind_t *k, const behaviour_t *b)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/push",
              b->refused ? closed_port() : sv.port);
 
-    k->spec(&spec);
-    dc = *spec.cfg;
-    dc.spool_dir = NULL;
-    dc.spool_bytes = 0;
+    memory_spec(k, url, &spec, &dc);
     dc.timeout_ms = b->timeout_ms ? b->timeout_ms : 2000;
-    spec.cfg = &dc;
-    spec.url = url;
-    spec.off = 0;
-    spec.backoff_first = 0.05;
     spec.backoff_max = 1.5;
 
     t = delivery_add(d, &spec, err, sizeof(err));
@@ -465,14 +473,7 @@ test_log_printable(void)
 
     server_start(&sv, &evil, 1);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/push", sv.port);
-    kinds[0].spec(&spec);
-    dc = *spec.cfg;
-    dc.spool_dir = NULL;
-    dc.spool_bytes = 0;
-    spec.cfg = &dc;
-    spec.url = url;
-    spec.off = 0;
-    spec.backoff_first = 0.05;
+    memory_spec(&kinds[0], url, &spec, &dc);
 
     fflush(stderr);
     saved = dup(2);
