@@ -17,6 +17,10 @@
 #define NGX_HTTP_OBS_JWT_DEFAULT_LEEWAY  60
 #define NGX_HTTP_OBS_JWT_MAX_LEEWAY      86400
 
+#define NGX_HTTP_OBS_JWT_CREDENTIAL                                           \
+    "a token is a credential, which never leaves the gateway; use an "       \
+    "identity the gateway verified, such as $obs_jwt_tenant or $obs_jwt_user"
+
 
 static void *ngx_http_obs_jwt_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_obs_jwt_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -25,12 +29,6 @@ static char *ngx_http_obs_jwt_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_obs_jwt_note(ngx_conf_t *cf, ngx_str_t *text,
     ngx_uint_t source);
-
-
-#define NGX_HTTP_OBS_JWT_CREDENTIAL                                           \
-    "a token is a credential, which never leaves the gateway; use an "       \
-    "identity the gateway verified, such as $obs_jwt_tenant or $obs_jwt_user"
-
 static ngx_int_t ngx_http_obs_jwt_policy(ngx_conf_t *cf,
     ngx_http_obs_jwt_loc_conf_t *conf, ngx_http_obs_jwt_loc_conf_t *prev);
 static char *ngx_http_obs_jwt(ngx_conf_t *cf, ngx_command_t *cmd,
