@@ -168,6 +168,69 @@ ok /ok/k acme
 
 _EOB_
 
+# The token obs_jwt_token reads is a credential too, from whichever
+# variable it reads it, whether that directive comes before or after the
+# value that would export it; a neighbouring name still passes.
+my $why_token = 'reads the token from it; a token is a credential, which '
+    . 'never leaves the gateway; use an identity the gateway verified';
+my @tokens = (
+    [ 'obs_log_field after obs_jwt_token', '',
+      'obs_jwt_token $http_x_token; obs_log_field t $http_x_token;',
+      qq{"obs_log_field" directive may not use "\$http_x_token": }
+      . qq{"obs_jwt_token" in} ],
+    [ 'obs_tenant before obs_jwt_token', 'obs_tenant "t-${ARG_TOKEN}";',
+      'obs_jwt_token $arg_token;',
+      qq{may not use "\$arg_token": this "obs_jwt_token" $why_token} ],
+    [ 'a label of obs_metric', '',
+      'obs_jwt_token $http_x_jwt; '
+      . 'obs_metric counter biz_total 1 label=k:$http_x_jwt:a,b;',
+      qq{"obs_metric" directive may not use "\$http_x_jwt": }
+      . qq{"obs_jwt_token" in} ],
+);
+
+for my $t (@tokens) {
+    my ($name, $http, $loc, $error) = @$t;
+    $n++;
+    $spec .= <<"_EOB_";
+=== TEST $n: the token's own variable: $name
+--- http_config
+    $http
+--- config
+    location /x {
+        $loc
+    }
+--- must_die
+--- error_log
+$error
+
+
+
+_EOB_
+}
+
+$n++;
+$spec .= <<"_EOB_";
+=== TEST $n: the token's own variable: a neighbour passes
+--- http_config
+    obs_sidecar unix:/tmp/obs-absent.sock;
+    obs_log_field id \$http_x_token_id;
+--- config
+    location /ok {
+        obs_jwt_token \$http_x_token;
+        obs_tenant \$arg_token_hint;
+        return 200 "ok\\n";
+    }
+--- request
+GET /ok
+--- response_body
+ok
+--- no_error_log
+[emerg]
+
+
+
+_EOB_
+
 spec_string($spec);
 
 run_tests();
