@@ -56,6 +56,13 @@ static ngx_str_t  ngx_http_obs_credential_headers[] = {
     ngx_string("proxy_authorization"),
     ngx_string("cookie"),
     ngx_string("set_cookie"),
+    /* what API clients and the auth proxies in front of nginx send */
+    ngx_string("x_api_key"),
+    ngx_string("x_forwarded_access_token"),     /* oauth2-proxy */
+    ngx_string("x_auth_request_access_token"),  /* oauth2-proxy */
+    ngx_string("x_amzn_oidc_accesstoken"),      /* AWS ALB */
+    ngx_string("x_amzn_oidc_data"),             /* AWS ALB: a signed JWT */
+    ngx_string("x_amz_security_token"),         /* AWS session token */
     ngx_null_string
 };
 
@@ -92,6 +99,7 @@ static ngx_str_t  ngx_http_obs_url_headers[] = {
     ngx_string("x_original_url"),
     ngx_string("x_forwarded_uri"),
     ngx_string("x_rewrite_url"),
+    ngx_string("x_envoy_original_path"),
     ngx_null_string
 };
 
@@ -114,7 +122,8 @@ static ngx_http_obs_source_t  ngx_http_obs_secret_sources[] = {
     { ngx_http_obs_none, ngx_http_obs_cookie_prefixes,
       ngx_http_obs_credential_headers,
       "credentials (the Authorization, Proxy-Authorization, Cookie and "
-      "Set-Cookie headers, cookies) never leave the gateway, not even as an "
+      "Set-Cookie headers, API keys, auth proxies' token headers, cookies) "
+      "never leave the gateway, not even as an "
       "hmac= pseudonym; use an identity the gateway verified, such as "
       "$obs_jwt_tenant or $obs_jwt_user" },
 

@@ -42,14 +42,19 @@ my @directives = (
 # and the variables (as written in a value; "lone" ones are one "$name").
 my @classes = (
     [ 'credentials (the Authorization, Proxy-Authorization, Cookie and '
-      . 'Set-Cookie headers, cookies) never leave the gateway, not even as '
+      . 'Set-Cookie headers, API keys, auth proxies\' token headers, '
+      . 'cookies) never leave the gateway, not even as '
       . 'an hmac= pseudonym; use an identity the gateway verified',
       [ '$http_authorization', '$http_proxy_authorization', '$http_cookie',
         '$http_set_cookie', '$sent_http_set_cookie',
         '$upstream_http_set_cookie', '$upstream_http_authorization',
         '$sent_trailer_set_cookie', '$upstream_trailer_set_cookie',
         '$HTTP_AUTHORIZATION', 'user=${http_authorization}',
-        'a-$Http_Cookie-b' ] ],
+        'a-$Http_Cookie-b', '$http_x_api_key',
+        '$http_x_forwarded_access_token',
+        '$http_x_auth_request_access_token',
+        '$http_x_amzn_oidc_accesstoken', '$http_x_amzn_oidc_data',
+        '$http_x_amz_security_token' ] ],
 
     [ 'credentials (the Authorization',
       [ '$cookie_sid', '$upstream_cookie_sid', '$COOKIE_SID',
@@ -67,7 +72,8 @@ my @classes = (
         '$upstream_http_link', '$upstream_http_x_accel_redirect',
         '$http_x_original_uri', '$http_x_original_url',
         '$http_x_forwarded_uri', '$http_x_rewrite_url',
-        '$upstream_trailer_location', '$HTTP_REFERER' ] ],
+        '$upstream_trailer_location', '$HTTP_REFERER',
+        '$http_x_envoy_original_path' ] ],
 
     [ 'the request body never leaves the gateway; have the service return '
       . 'the value in a response header',
