@@ -7,6 +7,7 @@
 
 #include "clickhouse.h"
 #include "exporter.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
 
 #define CONFIG_MAX_INGEST   16
@@ -44,6 +45,7 @@ typedef struct {
     exporter_config_t  exporter;         /* log lines to Loki, spans to OTLP */
     remote_write_config_t  remote_write; /* series to a remote-write receiver */
     clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
+    otlp_metrics_config_t  otlp_metrics; /* /metrics and/or OTLP pushes */
 } config_t;
 
 /* What config_load decided. */

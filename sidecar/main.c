@@ -26,6 +26,7 @@
 #include "exporter_metrics.h"
 #include "business.h"
 #include "metrics.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
 #include "stats.h"
 #include "store.h"
@@ -42,6 +43,7 @@ typedef struct {
     http_server_t  *http;
     remote_write_t *remote_write;
     clickhouse_t   *clickhouse;
+    otlp_metrics_t *otlp_metrics;
     int             signal_fd;
 } sidecar_t;
 
@@ -152,8 +154,14 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
                                          s->delivery, err, errlen);
     s->clickhouse = clickhouse_start(&s->cfg.clickhouse, s->store,
                                      s->delivery, err, errlen);
+    s->otlp_metrics = otlp_metrics_start(&s->cfg.otlp_metrics,
+                                         s->cfg.exporter.gateway_name,
+                                         s->cfg.exporter.gateway_host,
+                                         s->cfg.exporter.resource_attributes,
+                                         s->store, s->delivery, err, errlen);
     if ((s->cfg.remote_write.sink.url && s->remote_write == NULL)
-        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL))
+        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL)
+        || (s->cfg.otlp_metrics.otlp && s->otlp_metrics == NULL))
     {
         return -1;
     }
@@ -272,6 +280,7 @@ sidecar_stop(sidecar_t *s)
        delivery layer drains (bounded), then HTTP goes */
     remote_write_stop(s->remote_write);
     clickhouse_stop(s->clickhouse);
+    otlp_metrics_stop(s->otlp_metrics);
     exporter_stop(s->exporter);
     delivery_stop(s->delivery);
     http_stop(s->http);

@@ -224,7 +224,7 @@ oracle_check(const Obs__V1__Record *r, const char *service,
     json_t        *o, *push, *text;
     int            rc = -1;
 
-    log_line(&line, r, service, host);
+    log_line(&line, r, service, host, 0);
     o = json_loadb(line.data, line.len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
         snprintf(why, whylen, "line does not parse: %s", jerr.text);
