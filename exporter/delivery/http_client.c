@@ -16,6 +16,7 @@
 
 struct http_multi {
     CURLM               *multi;
+    int                  h2c_no_reuse;  /* libcurl < 8.0 (see post) */
 };
 
 struct http_client {
@@ -29,10 +30,7 @@ struct http_client {
     char                         org_line[ORG_ID_MAX + 32];
     int                          grpc;      /* gRPC: HTTP/2, framed body */
     int                          compressed;    /* gRPC: a gzip payload */
-    unsigned char                prefix[5]; /* gRPC: the message's prefix */
-    const unsigned char         *body;      /* gRPC: what the read callback */
-    size_t                       body_len;  /*   sends, after the prefix */
-    size_t                       sent;
+    unsigned char               *framed;    /* gRPC: the message sent */
     int                          busy;
     CURLcode                     rc;
     char                         curl_error[CURL_ERROR_SIZE];
@@ -41,7 +39,6 @@ struct http_client {
 
 static size_t http_header(char *buf, size_t size, size_t n, void *data);
 static size_t http_body(char *buf, size_t size, size_t n, void *data);
-static size_t http_grpc_read(char *buf, size_t size, size_t n, void *data);
 static void http_header_value(char *out, size_t size, const char *buf,
     size_t len, size_t name_len);
 
@@ -73,6 +70,8 @@ http_multi_new(void)
         free(m);
         return NULL;
     }
+    m->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num
+                      < 0x080000;
     return m;
 }
 
@@ -204,23 +203,33 @@ http_client_post(http_client_t *c, const void *body, size_t len,
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     if (c->grpc) {
-        /* one message: the prefix, then the payload as it is */
-        c->prefix[0] = (unsigned char) c->compressed;
-        c->prefix[1] = (unsigned char) (len >> 24);
-        c->prefix[2] = (unsigned char) (len >> 16);
-        c->prefix[3] = (unsigned char) (len >> 8);
-        c->prefix[4] = (unsigned char) len;
-        c->body = body;
-        c->body_len = len;
-        c->sent = 0;
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, http_grpc_read);
-        curl_easy_setopt(e, CURLOPT_READDATA, c);
+        /* one message: compressed flag, big-endian length, the payload */
+        free(c->framed);
+        c->framed = malloc(len + 5);
+        if (c->framed == NULL) {
+            return -1;
+        }
+        c->framed[0] = (unsigned char) c->compressed;
+        c->framed[1] = (unsigned char) (len >> 24);
+        c->framed[2] = (unsigned char) (len >> 16);
+        c->framed[3] = (unsigned char) (len >> 8);
+        c->framed[4] = (unsigned char) len;
+        memcpy(c->framed + 5, body, len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->framed);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t) len + 5);
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                         strncasecmp(c->url, "https:", 6) == 0
-                         ? CURL_HTTP_VERSION_2TLS
-                         : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        if (strncasecmp(c->url, "https:", 6) == 0) {
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                             CURL_HTTP_VERSION_2TLS);
+        } else {
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                             CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+            /* libcurl before 8.0 fails the second request on a reused
+               prior-knowledge connection (curl issue 10634): one
+               connection a request there (ALPN's are reused) */
+            curl_easy_setopt(e, CURLOPT_FORBID_REUSE,
+                             (long) c->m->h2c_no_reuse);
+        }
     } else {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
@@ -305,6 +314,7 @@ http_client_free(http_client_t *c)
     http_client_abort(c);
     curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->headers);
+    free(c->framed);
     free(c);
 }
 
@@ -399,32 +409,6 @@ http_header_value(char *out, size_t size, const char *buf, size_t len,
     }
     snprintf(out, size, "%.*s", (int) len, buf);
     out[strcspn(out, "\r\n")] = '\0';
-}
-
-/* gRPC: the message's 5-byte prefix, then the payload. */
-
-static size_t
-http_grpc_read(char *buf, size_t size, size_t n, void *data)
-{
-    http_client_t  *c = data;
-    size_t          room = size * n, done = 0, k;
-
-    if (c->sent < 5) {
-        k = 5 - c->sent < room ? 5 - c->sent : room;
-        memcpy(buf, c->prefix + c->sent, k);
-        c->sent += k;
-        done = k;
-    }
-
-    if (c->sent >= 5 && done < room) {
-        k = c->body_len - (c->sent - 5);
-        k = k < room - done ? k : room - done;
-        memcpy(buf + done, c->body + (c->sent - 5), k);
-        c->sent += k;
-        done += k;
-    }
-
-    return done;
 }
 
 /* Keeps the answer's first bytes; the rest is read and dropped. */

@@ -8,8 +8,9 @@ keeps each request's bytes for an independent decoder
 (t/helpers/js/otlp_decode.js) and answers as told:
 
 GET http://127.0.0.1:CONTROL/control?fail=N&code=C&retry_delay=S&delay=S
-    &partial=R&message=TEXT
-    the next N requests end with gRPC status C (a number); with
+    &partial=R&message=TEXT&signal=traces|metrics|logs
+    the next N requests (of that signal only, when given) end with gRPC
+    status C (a number); with
     retry_delay, grpc-status-details-bin carries a google.rpc.Status with a
     google.rpc.RetryInfo of S seconds; every request waits `delay` seconds
     first; with partial=R, the next OK answer's Export*ServiceResponse says
@@ -37,7 +38,7 @@ import grpc
 LOCK = threading.Lock()
 STATE = {"requests": [], "refused": 0}
 FAULT = {"fail": 0, "code": 14, "retry_delay": None, "delay": 0.0,
-         "partial": 0, "message": ""}
+         "partial": 0, "message": "", "signal": None}
 SERVICES = {
     "opentelemetry.proto.collector.trace.v1.TraceService": "traces",
     "opentelemetry.proto.collector.metrics.v1.MetricsService": "metrics",
@@ -94,7 +95,8 @@ def export(signal):
             entry = {"signal": signal, "metadata": meta,
                      "body": base64.b64encode(request).decode(),
                      "time": time.time()}
-            if FAULT["fail"] > 0:
+            mine = FAULT["signal"] in (None, signal)
+            if FAULT["fail"] > 0 and mine:
                 FAULT["fail"] -= 1
                 STATE["refused"] += 1
                 code, delay = FAULT["code"], FAULT["retry_delay"]
@@ -103,7 +105,7 @@ def export(signal):
             else:
                 code = 0
                 answer = b""
-                if FAULT["partial"]:
+                if FAULT["partial"] and mine:
                     answer = partial_success(FAULT["partial"],
                                              FAULT["message"])
                     entry["rejected"] = FAULT["partial"]
@@ -147,6 +149,7 @@ class Control(BaseHTTPRequestHandler):
                 FAULT["delay"] = float(q.get("delay", 0))
                 FAULT["partial"] = int(q.get("partial", 0))
                 FAULT["message"] = q.get("message", "")
+                FAULT["signal"] = q.get("signal")
                 body = b"ok\n"
             elif url.path == "/state":
                 body = json.dumps(STATE).encode()

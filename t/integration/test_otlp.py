@@ -395,5 +395,149 @@ class OtlpHttpTest(unittest.TestCase):
         self.assertEqual(records[0]["resource"]["service.name"], "gw-test")
 
 
+class OtlpGrpcTest(unittest.TestCase):
+    """OTLP/gRPC for all three signals (HTTP/2 with prior knowledge), and
+    what each gRPC status class does to the data."""
+
+    def start(self, env=None, config=None):
+        self.rec = GrpcReceiver()
+        self.addCleanup(self.rec.stop)
+        e = {"OTEL_METRICS_EXPORTER": "prometheus,otlp",
+             "OTEL_LOGS_EXPORTER": "otlp",
+             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+             "OTEL_EXPORTER_OTLP_ENDPOINT": self.rec.url,
+             "OTEL_EXPORTER_OTLP_TIMEOUT": "2000",
+             "OTEL_METRIC_EXPORT_INTERVAL": "500"}
+        e.update(env or {})
+        cfg = {"otlp": {"batch_wait_ms": 100},
+               "otlp_logs": {"batch_wait_ms": 100, "batch_records": 1}}
+        cfg.update(config or {})
+        self.stack = start_stack(self, e, cfg)
+
+    def counts(self, name="otlp_logs"):
+        s = self.stack.metrics()
+        out = {"sent": value(s, "obs_exporter_sent_total", exporter=name)}
+        for r in ("rejected", "queue_full", "spool_full", "shutdown"):
+            out[r] = value(s, "obs_exporter_dropped_total", exporter=name,
+                           reason=r)
+        out["retries"] = value(s, "obs_exporter_retries_total",
+                               exporter=name)
+        out["failure"] = value(s, "obs_exporter_requests_total",
+                               exporter=name, result="failure")
+        return out
+
+    def test_all_signals(self):
+        self.start()
+        send(self.stack, "acme", 5)
+        send(self.stack, "acme", 1, path="/api/fail")
+        wait_for(lambda: self.counts()["sent"] == 6, what="6 log records")
+        wait_for(lambda: self.counts("otlp")["sent"] >= 1, what="spans")
+
+        def histogram_count():
+            reqs = decode("metrics", self.rec.bodies("metrics"))
+            pts = metric_points(reqs[-4:], "http.server.request.duration")
+            return sum(int(p["count"]) for _, p in pts if
+                       attrs(p["attributes"])["tenant.id"] == "acme"
+                       and p["timeUnixNano"] == pts[-1][1]["timeUnixNano"])
+        wait_for(lambda: histogram_count() == 6, what="histogram count 6")
+
+        st = self.rec.state()
+        meta = st["requests"][0]["metadata"]
+        self.assertTrue(meta.get("user-agent", "").startswith(
+            "obs-sidecar/"))
+        records = log_records(decode("logs", self.rec.bodies("logs")))
+        self.assertEqual(sorted(attrs(r["attributes"])["status"]
+                                for r in records), [200] * 5 + [503])
+        spans = decode("traces", self.rec.bodies("traces"))
+        self.assertTrue(spans[0]["resourceSpans"][0]["scopeSpans"][0]
+                        ["spans"])
+
+    def test_status_classes(self):
+        """Each class on the logs destination: one record a request."""
+        self.start(env={"OTEL_METRICS_EXPORTER": "prometheus"})
+
+        cases = [
+            # (receiver's answer, records, sent, rejected, retried at least)
+            ({}, 2, 2, 0, 0),                                   # OK
+            ({"fail": 1, "code": 14}, 1, 1, 0, 1),              # UNAVAILABLE
+            ({"fail": 1, "code": 4}, 1, 1, 0, 1),       # DEADLINE_EXCEEDED
+            ({"fail": 1, "code": 10}, 1, 1, 0, 1),              # ABORTED
+            ({"fail": 1, "code": 3}, 1, 0, 1, 0),       # INVALID_ARGUMENT
+            ({"fail": 1, "code": 16}, 1, 0, 1, 0),      # UNAUTHENTICATED
+            ({"fail": 1, "code": 8}, 1, 0, 1, 0),   # RESOURCE_EXHAUSTED bare
+            ({"fail": 1, "code": 8, "retry_delay": "1.5"}, 1, 1, 0, 1),
+            ({"partial": 1, "message": "too+old"}, 1, 0, 1, 0),
+        ]
+        total = {"sent": 0, "rejected": 0}
+        for fault, n, sent, rejected, retried in cases:
+            before = self.counts()
+            if fault:
+                self.rec.control(signal="logs", **fault)
+            t0 = time.time()
+            send(self.stack, "acme", n)
+            want_sent = (before["sent"] or 0) + sent
+            want_rej = (before["rejected"] or 0) + rejected
+            wait_for(lambda: self.counts()["sent"] == want_sent
+                     and self.counts()["rejected"] == want_rej,
+                     timeout=15, what="%r: %d sent, %d rejected"
+                     % (fault, want_sent, want_rej))
+            after = self.counts()
+            self.assertGreaterEqual(after["retries"] - (before["retries"]
+                                                        or 0), retried)
+            if fault.get("retry_delay"):
+                # RetryInfo's delay, not the first backoff step
+                self.assertGreaterEqual(time.time() - t0, 1.4)
+            total["sent"] += sent
+            total["rejected"] += rejected
+
+        # nothing lost silently: every record sent or counted rejected
+        c = self.counts()
+        self.assertEqual(c["sent"] + c["rejected"], 10)
+        self.assertEqual((c["sent"], c["rejected"]),
+                         (total["sent"], total["rejected"]))
+        self.assertEqual((c["queue_full"], c["spool_full"], c["shutdown"]),
+                         (0, 0, 0))
+        with open(os.path.join(self.stack.dir, "sidecar.log")) as f:
+            log = f.read()
+        self.assertIn("refused 1 of its 1 log records: \"too old\"", log)
+        self.assertIn("gRPC status 3", log)
+
+    def test_receiver_down_then_back_and_slow(self):
+        port = free_port()
+        self.rec = GrpcReceiver(port)
+        self.rec.stop()
+        self.addCleanup(lambda: self.rec.stop())
+        self.stack = start_stack(self, {
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://127.0.0.1:%d" % port,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "700"},
+            {"otlp_logs": {"batch_wait_ms": 100}})
+
+        send(self.stack, "acme", 4)
+        wait_for(lambda: (value(self.stack.metrics(),
+                                "obs_exporter_retries_total",
+                                exporter="otlp_logs") or 0) >= 2,
+                 what="retries while the receiver is down")
+        self.assertEqual(value(self.stack.metrics(),
+                               "obs_exporter_sent_total",
+                               exporter="otlp_logs"), 0)
+
+        # back, but slower than the timeout for its first answers
+        self.rec.start()
+        self.rec.control(delay=1.5)
+        time.sleep(2)
+        self.rec.control(delay=0)
+        wait_for(lambda: value(self.stack.metrics(),
+                               "obs_exporter_sent_total",
+                               exporter="otlp_logs") == 4,
+                 timeout=40, what="the 4 records after the outage")
+        records = log_records(decode("logs", self.rec.bodies("logs")))
+        # a timed-out request may have been taken too: at least once each
+        self.assertEqual(len({r["spanId"] for r in records}), 4)
+        with open(os.path.join(self.stack.dir, "sidecar.log")) as f:
+            self.assertIn("delivering again", f.read())
+
+
 if __name__ == "__main__":
     main()
