@@ -25,6 +25,7 @@
 #include "otlp_result.h"
 #include "queue.h"
 #include "label_rules.h"
+#include "log.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
@@ -326,6 +327,8 @@ exporter_destinations(exporter_t *e, delivery_t *d, char *err,
         if (e->dest[EXPORTER_OTLP_LOGS] == NULL) {
             return -1;
         }
+        sidecar_log("info", "log records over OTLP/%s to %s",
+                    spec.grpc ? "gRPC" : "HTTP", spec.url);
     }
 
     return e->dest[EXPORTER_OTLP] ? 0 : -1;

@@ -180,7 +180,8 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     sidecar_log("info", "log lines to %s, spans to %s",
                 !s->cfg.exporter.logs ? "(off)"
                 : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
-                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file : "-",
+                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file
+                : s->cfg.exporter.otlp_logs_on ? "(OTLP only)" : "-",
                 !s->cfg.exporter.traces ? "(off)"
                 : s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
                 : s->cfg.exporter.otlp.file ? s->cfg.exporter.otlp.file : "-");
