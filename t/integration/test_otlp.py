@@ -395,6 +395,135 @@ class OtlpHttpTest(unittest.TestCase):
         self.assertEqual(records[0]["resource"]["service.name"], "gw-test")
 
 
+class OtlpHttpFaultsTest(unittest.TestCase):
+    """OTLP/HTTP: partial success, 429, temporality, restarts, caps."""
+
+    def stack_with(self, env, config=None):
+        self.rec = HttpReceiver()
+        self.addCleanup(self.rec.stop)
+        e = {"OTEL_METRICS_EXPORTER": "prometheus,otlp",
+             "OTEL_EXPORTER_OTLP_ENDPOINT": self.rec.url,
+             "OTEL_METRIC_EXPORT_INTERVAL": "500"}
+        e.update(env)
+        self.env = e
+        self.config = config or {}
+        self.stack = start_stack(self, e, self.config)
+
+    def test_partial_success_and_429(self):
+        self.stack_with({"OTEL_LOGS_EXPORTER": "otlp",
+                         "OTEL_METRICS_EXPORTER": "prometheus"},
+                        {"otlp_logs": {"batch_wait_ms": 100}})
+        self.rec.control(partial=2, message="two+too+old")
+        send(self.stack, "acme", 3)
+        wait_for(lambda: sidecar_exporter(self.stack, "otlp_logs") == 1
+                 and sidecar_exporter(self.stack, "otlp_logs",
+                                      "rejected") == 2,
+                 what="1 sent, 2 rejected")
+        self.rec.control(fail=1, code=429, retry_after=1)
+        t0 = time.time()
+        send(self.stack, "acme", 2)
+        wait_for(lambda: sidecar_exporter(self.stack, "otlp_logs") == 3,
+                 what="the 2 after a 429")
+        self.assertGreaterEqual(time.time() - t0, 0.9)
+        s = self.stack.metrics()
+        self.assertEqual(value(s, "obs_exporter_retries_total",
+                               exporter="otlp_logs"), 1)
+        with open(os.path.join(self.stack.dir, "sidecar.log")) as f:
+            self.assertIn('refused 2 of its 3 log records: "two too old"',
+                          f.read())
+
+    def test_delta_temporality_and_restart(self):
+        self.stack_with({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE":
+                         "delta"})
+        for i in range(3):
+            send(self.stack, "acme", 2)
+            time.sleep(0.7)
+        wait_for(lambda: value(self.stack.metrics(),
+                               "obs_records_received_total") == 6,
+                 what="6 records")
+        time.sleep(1.2)
+        reqs = decode("metrics", self.rec.bodies("otlp_metrics"))
+        pts = metric_points(reqs, "http.server.request.duration")
+        self.assertTrue(all(m["histogram"]["aggregationTemporality"] == 1
+                            for m, _ in pts))
+        self.assertEqual(sum(int(p["count"]) for _, p in pts), 6)
+        # intervals follow one another
+        ends = sorted({(int(p["startTimeUnixNano"]), int(p["timeUnixNano"]))
+                       for _, p in pts})
+        for (s0, e0), (s1, e1) in zip(ends, ends[1:]):
+            self.assertEqual(e0, s1)
+        # gauges and requests in flight are not deltas
+        act = metric_points(reqs, "http.server.active_requests")
+        self.assertTrue(all(m["sum"]["aggregationTemporality"] == 2
+                            for m, _ in act))
+
+        # a restart: the new process's series start anew, later
+        old_start = max(int(p["startTimeUnixNano"]) for _, p in pts)
+        self.stack.sidecar.terminate()
+        self.stack.sidecar.wait()
+        n = len(self.rec.bodies("otlp_metrics"))
+        old = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            self.stack.start_sidecar(stdout=subprocess.DEVNULL)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        send(self.stack, "acme", 1)
+        wait_for(lambda: metric_points(decode(
+            "metrics", self.rec.bodies("otlp_metrics")[n:]),
+            "http.server.request.duration"), what="a push after restart")
+        new = metric_points(decode("metrics",
+                                   self.rec.bodies("otlp_metrics")[n:]),
+                            "http.server.request.duration")
+        self.assertGreater(int(new[0][1]["startTimeUnixNano"]), old_start)
+
+    def test_caps_and_overflow_as_on_the_page(self):
+        self.stack_with({}, {"max_tenants": 2})
+        for t in ("a1", "a2", "a3", "a4"):
+            send(self.stack, t, 1)
+        wait_for(lambda: value(self.stack.metrics(),
+                               "obs_records_received_total") == 4,
+                 what="4 records")
+        time.sleep(1.2)
+        page = self.stack.metrics()
+        reqs = decode("metrics", self.rec.bodies("otlp_metrics"))
+        last = reqs[-1]
+        tenants = {}
+        for _, p in metric_points([last], "http.server.request.duration"):
+            t = attrs(p["attributes"])["tenant.id"]
+            tenants[t] = tenants.get(t, 0) + int(p["count"])
+        self.assertEqual(tenants.get("__overflow__"), value(
+            page, "http_server_request_duration_seconds_count",
+            tenant="__overflow__"))
+        self.assertEqual(sum(tenants.values()), 4)
+        self.assertEqual(len(tenants), 3)
+
+    def test_otlp_alone_turns_the_metrics_page_off(self):
+        self.stack_with({"OTEL_METRICS_EXPORTER": "otlp"})
+        status, body = request(self.stack.metrics_url)
+        self.assertEqual(status, 404)
+        self.assertIn(b"OTLP", body)
+        send(self.stack, "acme", 2)
+
+        def pushed():
+            reqs = decode("metrics", self.rec.bodies("otlp_metrics"))
+            pts = metric_points(reqs[-1:], "http.server.request.duration")
+            return sum(int(p["count"]) for _, p in pts) == 2
+        wait_for(pushed, what="2 requests pushed")
+
+    def test_bad_exporter_names_refused(self):
+        for env in ({"OTEL_METRICS_EXPORTER": "prometheus,statsd"},
+                    {"OTEL_METRICS_EXPORTER": "none,otlp"},
+                    {"OTEL_LOGS_EXPORTER": "console"},
+                    {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/xml"}):
+            r = subprocess.run([os.path.join(ROOT, "build", "obs-sidecar"),
+                                "--check-config"], capture_output=True,
+                               text=True, env=dict(os.environ, **env))
+            self.assertEqual(r.returncode, 2, env)
+            self.assertIn(list(env)[0], r.stderr)
+
+
 class OtlpGrpcTest(unittest.TestCase):
     """OTLP/gRPC for all three signals (HTTP/2 with prior knowledge), and
     what each gRPC status class does to the data."""
