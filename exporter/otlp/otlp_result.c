@@ -89,18 +89,33 @@ int
 otlp_partial_success(const uint8_t *msg, size_t len, http_response_t *r)
 {
     const uint8_t  *p = msg, *end = msg + len, *q, *qend;
-    pb_field_t      f, g;
-    int             rc;
+    pb_field_t      g;
+    uint64_t        key, n;
 
-    while ((rc = pb_next(&p, end, &f)) == 1) {
-        if (f.field != 1 || f.wire != PB_LEN) {
+    /* partial_success = 1: read by hand, so that a message cut short by
+       the answer bytes kept still gives what came */
+    while (p < end) {
+        if (pb_read_varint(&p, end, &key) != 0) {
+            return p == msg ? -1 : 0;
+        }
+        if ((key & 7) == PB_VARINT) {
+            if (pb_read_varint(&p, end, &n) != 0) {
+                return 0;
+            }
+            continue;
+        }
+        if ((key & 7) != PB_LEN || pb_read_varint(&p, end, &n) != 0) {
+            return key >> 3 == 1 ? 0 : -1;
+        }
+        q = p;
+        qend = n < (uint64_t) (end - p) ? p + n : end;
+        p = qend;
+        if (key >> 3 != 1) {
             continue;
         }
 
-        /* partial_success: rejected_* = 1, error_message = 2 */
-        q = f.data;
-        qend = f.data + f.len;
-        while ((rc = pb_next(&q, qend, &g)) == 1) {
+        /* rejected_* = 1, error_message = 2 */
+        while (pb_next(&q, qend, &g) == 1) {
             if (g.field == 1 && g.wire == PB_VARINT) {
                 r->rejected = (int64_t) g.value > 0 ? (size_t) g.value : 0;
             } else if (g.field == 2 && g.wire == PB_LEN) {
@@ -110,8 +125,7 @@ otlp_partial_success(const uint8_t *msg, size_t len, http_response_t *r)
         }
     }
 
-    /* the kept answer may end inside the message: what came is kept */
-    return rc < 0 && p == msg ? -1 : 0;
+    return 0;
 }
 
 double
