@@ -22,6 +22,9 @@ enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2, PB_FIXED32 = 5 };
 static inline void
 pb_put(buf_t *b, const void *data, size_t n)
 {
+    if (n == 0) {
+        return;                     /* data may be NULL (an empty buffer) */
+    }
     if (b->cap - b->len >= n) {
         memcpy(b->data + b->len, data, n);
         b->len += n;
