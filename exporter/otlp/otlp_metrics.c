@@ -66,10 +66,12 @@ static const struct {
       "{request}", KIND_UPDOWN },
 };
 
-typedef enum { ATTR_TEXT, ATTR_CODE, ATTR_PEER } attr_kind_t;
+typedef enum { ATTR_TEXT, ATTR_CODE } attr_kind_t;
 
 /* Labels under the attributes spans already use (the rest keep their
-   names). */
+   names).  The upstream is server.address as nginx names it (an upstream
+   block's name, or host:port): a collector maps every attribute back to
+   its label unchanged (deploy/k8s-otel-collector/collector.yaml). */
 static const struct {
     const char   *label;
     const char   *key;
@@ -80,7 +82,7 @@ static const struct {
     { "method", "http.request.method", ATTR_TEXT },
     { "code", "http.response.status_code", ATTR_CODE },
     { "tenant", "tenant.id", ATTR_TEXT },
-    { "upstream", "server.address", ATTR_PEER },
+    { "upstream", "server.address", ATTR_TEXT },
 };
 
 /* What the last push knew of a series. */
@@ -183,8 +185,9 @@ static const setting_t  otlp_metrics_rows[] = {
 
 const setting_t  otlp_metrics_settings[] = {
     { "metrics_exporter", SETTING_CUSTOM, 0, 0, 0, "OTEL_METRICS_EXPORTER",
-      NULL, "prometheus (/metrics), otlp (pushed: otlp_metrics.*), both "
-      "(comma-separated) or none", NULL, metrics_set_exporters },
+      NULL, "prometheus (/metrics, the default), otlp (pushed: "
+      "otlp_metrics.*), both (comma-separated) or none", NULL,
+      metrics_set_exporters },
     { "otlp_metrics", SETTING_OBJECT, 0, 0, 0, NULL, NULL, "OTLP metrics",
       otlp_metrics_rows, NULL },
     SETTINGS_END
@@ -634,9 +637,8 @@ static void
 om_attributes(buf_t *b, unsigned field, const char *const *names,
     const char *const *values, int n)
 {
-    const char  *v, *host;
-    size_t       k, len, host_len;
-    int64_t      port;
+    const char  *v;
+    size_t       k, len;
     int          i;
 
     for (i = 0; i < n; i++) {
@@ -660,13 +662,6 @@ om_attributes(buf_t *b, unsigned field, const char *const *names,
         {
             otlp_attr_int(b, field, otlp_attrs[k].key,
                           strlen(otlp_attrs[k].key), atoi(v));
-
-        } else if (otlp_attrs[k].kind == ATTR_PEER) {
-            (void) otlp_host_port(v, len, &host, &host_len, &port);
-            otlp_attr_str(b, field, "server.address", 14, host, host_len);
-            if (port) {
-                otlp_attr_int(b, field, "server.port", 11, port);
-            }
 
         } else {
             otlp_attr_str(b, field, otlp_attrs[k].key,

@@ -395,6 +395,68 @@ class OtlpHttpTest(unittest.TestCase):
         self.assertEqual(records[0]["resource"]["service.name"], "gw-test")
 
 
+COLLECTOR = os.path.join(ROOT, "deploy", "k8s-otel-collector",
+                         "collector.yaml")
+
+
+def collector_view(reqs):
+    """The page's samples as the collector variant gives them to Prometheus:
+    the transform/gateway statements of the shipped collector.yaml applied
+    to the decoded points (the forms it uses: set a name where it is
+    another, copy an attribute, delete one), then OpenTelemetry's
+    Prometheus names (dots to underscores, the unit's suffix, _total for
+    monotonic sums, _bucket/_sum/_count)."""
+    import re
+    import yaml
+    with open(COLLECTOR) as f:
+        cfg = yaml.safe_load(f)
+    renames, copies, deletes = {}, [], []
+    for block in cfg["processors"]["transform/gateway"]["metric_statements"]:
+        for st in block["statements"]:
+            m = re.match(r'set\(name, "([^"]+)"\) where name == "([^"]+)"$',
+                         st)
+            if m:
+                renames[m.group(2)] = m.group(1)
+                continue
+            m = re.match(r'set\(attributes\["([^"]+)"\], attributes'
+                         r'\["([^"]+)"\]\)', st)
+            if m:
+                copies.append((m.group(1), m.group(2)))
+                continue
+            m = re.match(r'delete_key\(attributes, "([^"]+)"\)$', st)
+            if m:
+                deletes.append(m.group(1))
+    out = {}
+    for r in reqs[-1:]:
+        for rm in r["resourceMetrics"]:
+            for sm in rm["scopeMetrics"]:
+                for m in sm["metrics"]:
+                    name = renames.get(m["name"], m["name"]).replace(".", "_")
+                    unit = {"s": "seconds", "By": "bytes"}.get(
+                        m.get("unit", ""), "")
+                    if unit and not name.endswith("_" + unit) \
+                            and "_" + unit + "_" not in name + "_":
+                        name += "_" + unit
+                    kind = next(k for k in ("sum", "gauge", "histogram")
+                                if k in m)
+                    for p in m[kind].get("dataPoints", []):
+                        a = attrs(p.get("attributes"))
+                        for to, frm in copies:
+                            if frm in a:
+                                a[to] = str(a[frm])
+                        for k in deletes:
+                            a.pop(k, None)
+                        labels = frozenset((k, str(v)) for k, v in a.items())
+                        if kind == "histogram":
+                            out[(name + "_count", labels)] = int(p["count"])
+                            out[(name + "_sum", labels)] = p["sum"]
+                        elif kind == "sum" and m["sum"].get("isMonotonic"):
+                            out[(name + "_total", labels)] = p["asDouble"]
+                        else:
+                            out[(name, labels)] = p["asDouble"]
+    return out
+
+
 class OtlpHttpFaultsTest(unittest.TestCase):
     """OTLP/HTTP: partial success, 429, temporality, restarts, caps."""
 
@@ -511,6 +573,30 @@ class OtlpHttpFaultsTest(unittest.TestCase):
             pts = metric_points(reqs[-1:], "http.server.request.duration")
             return sum(int(p["count"]) for _, p in pts) == 2
         wait_for(pushed, what="2 requests pushed")
+
+    def test_collector_variant_gives_back_the_page(self):
+        """Through the shipped collector configuration, every series of
+        the gateway's families reads as on /metrics: same name, labels and
+        value (the dashboards and alerts need nothing else)."""
+        self.stack_with({})
+        send(self.stack, "acme", 3)
+        send(self.stack, "acme", 1, path="/api/fail")
+        send(self.stack, "globex", 2)
+        wait_for(lambda: value(self.stack.metrics(),
+                               "obs_records_received_total") == 6,
+                 what="6 records")
+        time.sleep(1.2)
+        page = self.stack.metrics()
+        view = collector_view(decode("metrics",
+                                     self.rec.bodies("otlp_metrics")))
+        checked = 0
+        for (name, labels), v in page.items():
+            if not name.startswith("http_") or name.endswith("_bucket"):
+                continue
+            self.assertIn((name, labels), view, name)
+            self.assertAlmostEqual(view[(name, labels)], v, places=9)
+            checked += 1
+        self.assertGreaterEqual(checked, 10)
 
     def test_bad_exporter_names_refused(self):
         for env in ({"OTEL_METRICS_EXPORTER": "prometheus,statsd"},
