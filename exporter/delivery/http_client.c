@@ -224,9 +224,11 @@ http_client_post(http_client_t *c, const void *body, size_t len,
         } else {
             curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                              CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-            /* libcurl before 8.0 fails the second request on a reused
-               prior-knowledge connection (curl issue 10634): one
+            /* libcurl before 8.0 fails a request on a reused (or
+               shared) prior-knowledge connection (curl issue 10634): one
                connection a request there (ALPN's are reused) */
+            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+                             (long) c->m->h2c_no_reuse);
             curl_easy_setopt(e, CURLOPT_FORBID_REUSE,
                              (long) c->m->h2c_no_reuse);
         }
