@@ -9,6 +9,7 @@
 #include "exporter.h"
 #include "otlp_metrics.h"
 #include "remote_write.h"
+#include "status_config.h"
 
 #define CONFIG_MAX_INGEST   16
 #define CONFIG_MAX_BUCKETS  64
@@ -46,6 +47,7 @@ typedef struct {
     remote_write_config_t  remote_write; /* series to a remote-write receiver */
     clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
     otlp_metrics_config_t  otlp_metrics; /* /metrics and/or OTLP pushes */
+    status_config_t        status;       /* /status: SLOs, links */
 } config_t;
 
 /* What config_load decided. */
