@@ -12,6 +12,7 @@
  */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,6 +46,7 @@ static void log_id(log_writer_t *w, const char *key, size_t key_len,
 static void log_extra(log_writer_t *w, const Obs__V1__Record *r);
 static void otlp_text(buf_t *b, const char *key, size_t key_len,
     const uint8_t *raw, size_t len);
+static double log_millis_exact(uint64_t us);
 
 /*
  * Keys are written as JSON literals: ",\"key\":"; the LogRecord takes the
@@ -74,7 +76,8 @@ log_millis(log_writer_t *w, const char *lit, size_t lit_len, uint64_t us)
         size_t  off = lit[0] == ',' ? 2 : 1;
 
         otlp_attr_double(w->b, LR_ATTRIBUTES, lit + off, lit_len - off - 2,
-                         (double) us / 1000.0);
+                         us < (1ULL << 53) ? (double) us / 1000.0
+                                           : log_millis_exact(us));
         return;
     }
     jsonw_raw(w->b, lit, lit_len);
@@ -326,4 +329,16 @@ otlp_text(buf_t *b, const char *key, size_t key_len, const uint8_t *raw,
     size_t  n = text_utf8(raw, len, text, sizeof(text));
 
     otlp_attr_str(b, LR_ATTRIBUTES, key, key_len, text, n);
+}
+
+/* The double nearest the line's exact decimal, where us / 1000.0 would
+   round twice (past 2^53 microseconds, 285 years). */
+static double
+log_millis_exact(uint64_t us)
+{
+    char  text[32];
+
+    snprintf(text, sizeof(text), "%llu.%03u",
+             (unsigned long long) (us / 1000), (unsigned) (us % 1000));
+    return strtod(text, NULL);
 }
