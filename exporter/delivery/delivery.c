@@ -87,6 +87,7 @@ static void dest_retry(destination_t *t, const http_response_t *r,
     http_verdict_t v, double now);
 static void dest_partial(destination_t *t, payload_t *p,
     const http_response_t *r, double now);
+static const char *dest_refusal_log(destination_t *t, double now);
 static void dest_shutdown(destination_t *t);
 static void dest_drop(destination_t *t, payload_t *p, drop_reason_t why);
 static void dest_free(destination_t *t);
@@ -696,6 +697,7 @@ dest_done(void *owner)
     http_response_t   r;
     http_verdict_t    v;
     char              what[512];
+    const char       *more;
     double            now = mono_now();
 
     http_client_result(t->client, &r);
@@ -729,16 +731,11 @@ dest_done(void *owner)
             t->fail_logged = now;       /* the refusal below says it */
         }
         t->failures++;
-        if (now - t->reject_logged >= LOG_EVERY || t->reject_logged == 0) {
+        if ((more = dest_refusal_log(t, now)) != NULL) {
             describe(&r, what, sizeof(what));
             sidecar_log("error", "%s: %s refused %zu %s for good: %s%s",
                         t->spec.name, t->shown, p->items, t->spec.items, what,
-                        t->rejects_unlogged ? " (and earlier refusals not "
-                        "logged: see obs_exporter_dropped_total)" : "");
-            t->reject_logged = now;
-            t->rejects_unlogged = 0;
-        } else {
-            t->rejects_unlogged++;
+                        more);
         }
         spool_remove(&t->spool, p);
         dest_drop(t, p, DROP_REJECTED);
@@ -759,7 +756,8 @@ static void
 dest_partial(destination_t *t, payload_t *p, const http_response_t *r,
     double now)
 {
-    size_t  n = r->rejected < p->items ? r->rejected : p->items;
+    size_t       n = r->rejected < p->items ? r->rejected : p->items;
+    const char  *more;
 
     t->stats.items_sent += p->items - n;
     t->stats.items_dropped[DROP_REJECTED] += n;
@@ -768,17 +766,32 @@ dest_partial(destination_t *t, payload_t *p, const http_response_t *r,
         return;
     }
 
-    if (now - t->reject_logged >= LOG_EVERY || t->reject_logged == 0) {
+    if ((more = dest_refusal_log(t, now)) != NULL) {
         sidecar_log(n ? "error" : "warn", "%s: %s took the request but "
                     "refused %zu of its %zu %s: \"%s\"%s", t->spec.name,
                     t->shown, n, p->items, t->spec.items, r->rejected_why,
-                    t->rejects_unlogged ? " (and earlier refusals not "
-                    "logged: see obs_exporter_dropped_total)" : "");
-        t->reject_logged = now;
-        t->rejects_unlogged = 0;
-    } else {
-        t->rejects_unlogged++;
+                    more);
     }
+}
+
+/* Whether a refusal is logged now (at most one a minute): then the words
+   that say how many were not, else NULL (and it is one more of those). */
+
+static const char *
+dest_refusal_log(destination_t *t, double now)
+{
+    const char  *more;
+
+    if (t->reject_logged != 0 && now - t->reject_logged < LOG_EVERY) {
+        t->rejects_unlogged++;
+        return NULL;
+    }
+
+    more = t->rejects_unlogged ? " (and earlier refusals not logged: see "
+                                 "obs_exporter_dropped_total)" : "";
+    t->reject_logged = now;
+    t->rejects_unlogged = 0;
+    return more;
 }
 
 /* 429, 5xx, no answer, a redirect: the payload waits for a later try. */

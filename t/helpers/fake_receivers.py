@@ -37,6 +37,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from otlp_answers import faults, partial_success
+
 LOCK = threading.Lock()
 STATE = {"loki": [], "otlp": [], "otlp_metrics": [], "otlp_logs": [],
          "errors": [], "refused": 0}
@@ -123,27 +125,6 @@ def decode_protobuf_push(body):
     return {"streams": streams}, None
 
 
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7f
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def partial_success(rejected, message):
-    """An Export*ServiceResponse with partial_success {rejected = 1,
-    error_message = 2}, written by hand from the OTLP specification."""
-    inner = b"\x08" + varint(rejected)
-    if message:
-        m = message.encode()
-        inner += b"\x12" + varint(len(m)) + m
-    return b"\x0a" + varint(len(inner)) + inner
-
-
 def check_push(doc):
     if not isinstance(doc, dict) or set(doc) != {"streams"}:
         return "top level must be {\"streams\": [...]}"
@@ -189,12 +170,8 @@ class Handler(BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(url.query))
         with LOCK:
             if url.path == "/control":
-                FAULT["fail"] = int(q.get("fail", 0))
-                FAULT["code"] = int(q.get("code", 503))
+                FAULT.update(faults(q, 503))
                 FAULT["retry_after"] = q.get("retry_after")
-                FAULT["delay"] = float(q.get("delay", 0))
-                FAULT["partial"] = int(q.get("partial", 0))
-                FAULT["message"] = q.get("message", "")
                 return self.reply(200, b"ok\n")
             if url.path == "/state":
                 return self.reply(200, json.dumps(STATE).encode(),

@@ -19,7 +19,7 @@ GET /state  every request ({"signal", "body" (base64), "metadata",
     "answer"}), and those refused.
 
 The google.rpc messages are written by hand from their public definitions
-(google/rpc/status.proto, error_details.proto).
+(google/rpc/status.proto, error_details.proto; otlp_answers.py).
 
 Usage: grpc_receiver.py GRPC_PORT CONTROL_PORT
 """
@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 
+from otlp_answers import faults, field, partial_success, varint
+
 LOCK = threading.Lock()
 STATE = {"requests": [], "refused": 0}
 FAULT = {"fail": 0, "code": 14, "retry_delay": None, "delay": 0.0,
@@ -44,21 +46,6 @@ SERVICES = {
     "opentelemetry.proto.collector.metrics.v1.MetricsService": "metrics",
     "opentelemetry.proto.collector.logs.v1.LogsService": "logs",
 }
-
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7f
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def field(number, payload):
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def status_details(code, message, delay):
@@ -77,13 +64,6 @@ def status_details(code, message, delay):
         field(2, retry_info)
     return b"\x08" + varint(code) + field(2, message.encode()) + \
         field(3, any_)
-
-
-def partial_success(rejected, message):
-    inner = b"\x08" + varint(rejected)
-    if message:
-        inner += field(2, message.encode())
-    return field(1, inner)
 
 
 def export(signal):
@@ -143,12 +123,8 @@ class Control(BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(url.query))
         with LOCK:
             if url.path == "/control":
-                FAULT["fail"] = int(q.get("fail", 0))
-                FAULT["code"] = int(q.get("code", 14))
+                FAULT.update(faults(q, 14))
                 FAULT["retry_delay"] = q.get("retry_delay")
-                FAULT["delay"] = float(q.get("delay", 0))
-                FAULT["partial"] = int(q.get("partial", 0))
-                FAULT["message"] = q.get("message", "")
                 FAULT["signal"] = q.get("signal")
                 body = b"ok\n"
             elif url.path == "/state":

@@ -31,6 +31,7 @@ import urllib.error
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (ROOT, Stack, free_port, http_get, parse_text,  # noqa
                      request, value, wait_for, main)
+from test_exporters import Receivers  # noqa: E402
 
 HELPERS = os.path.join(ROOT, "t", "helpers")
 BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5,
@@ -86,32 +87,15 @@ def attrs(kvs):
     return {a["key"]: anyvalue(a["value"]) for a in kvs or []}
 
 
-class HttpReceiver:
-    def __init__(self):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", os.path.join(HELPERS, "fake_receivers.py"),
-             str(self.port)], stdout=subprocess.PIPE, text=True)
-        assert "ready" in self.proc.stdout.readline()
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def state(self):
-        return json.loads(http_get(self.url + "/state")[2])
-
-    def control(self, **kw):
-        http_get(self.url + "/control?" + "&".join(
-            "%s=%s" % kv for kv in kw.items()))
+class HttpReceiver(Receivers):
+    """test_exporters' fake Loki and OTLP/HTTP receivers."""
 
     def bodies(self, key):
         return [p["body"] for p in self.state()[key]]
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait()
+            super().stop()
         self.proc.stdout.close()
 
 
