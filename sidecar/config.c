@@ -22,6 +22,7 @@
 #include "log.h"
 #include "exporter_config.h"
 #include "settings.h"
+#include "spool.h"
 #include "obs/v1/framing.h"
 
 #define CONFIG_MAX_FLAGS  64
@@ -182,6 +183,8 @@ static const setting_t  config_settings[] = {
       NULL, "remote-write", remote_write_settings, NULL },
     { "clickhouse", SETTING_OBJECT, offsetof(C, clickhouse), 0, 0, NULL,
       NULL, "ClickHouse", clickhouse_settings, NULL },
+    { NULL, SETTING_OBJECT, offsetof(C, otlp_metrics), 0, 0, NULL, NULL,
+      "OTLP metrics", otlp_metrics_settings, NULL },
     { "status", SETTING_OBJECT, offsetof(C, status), 0, 0, NULL, NULL,
       "/status page", status_settings, NULL },
     SETTINGS_END
@@ -308,6 +311,12 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
                                1, err, errlen) != 0
         || config_check_output("clickhouse.spool_dir",
                                c->clickhouse.sink.spool_dir, 1, err,
+                               errlen) != 0
+        || config_check_output("otlp_logs.spool_dir",
+                               c->exporter.otlp_logs.spool_dir, 1, err,
+                               errlen) != 0
+        || config_check_output("otlp_metrics.spool_dir",
+                               c->otlp_metrics.sink.spool_dir, 1, err,
                                errlen) != 0)
     {
         return CONFIG_ERROR;
@@ -322,6 +331,7 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
 {
     config_t  fresh;
     char      changed[512];
+    size_t    n;
     int       i, same;
 
     restart[0] = '\0';
@@ -355,6 +365,14 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
                   &fresh.remote_write, changed, sizeof(changed));
     settings_diff(clickhouse_settings, "clickhouse", &c->clickhouse,
                   &fresh.clickhouse, changed, sizeof(changed));
+    settings_diff(otlp_metrics_settings, NULL, &c->otlp_metrics,
+                  &fresh.otlp_metrics, changed, sizeof(changed));
+    if (fresh.otlp_metrics.prometheus != c->otlp_metrics.prometheus
+        || fresh.otlp_metrics.otlp != c->otlp_metrics.otlp)
+    {
+        n = strlen(changed);
+        snprintf(changed + n, sizeof(changed) - n, " metrics_exporter");
+    }
     if (changed[0]) {
         snprintf(restart, restartlen, "%s: changed but only a restart "
                  "applies it; still serving http://%s/metrics and ingesting "
@@ -380,6 +398,7 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
     exporter_config_free(&c->exporter);
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
+    otlp_metrics_config_free(&c->otlp_metrics);
     status_config_free(&c->status);
     *c = fresh;
     return 0;
@@ -404,6 +423,7 @@ config_free(config_t *c)
     exporter_config_free(&c->exporter);
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
+    otlp_metrics_config_free(&c->otlp_metrics);
     status_config_free(&c->status);
     memset(c, 0, sizeof(*c));
 }
@@ -428,6 +448,7 @@ config_defaults(config_t *c)
     exporter_config_defaults(&c->exporter);
     remote_write_config_defaults(&c->remote_write);
     clickhouse_config_defaults(&c->clickhouse);
+    otlp_metrics_config_defaults(&c->otlp_metrics);
     status_config_defaults(&c->status);
 }
 
@@ -912,6 +933,8 @@ config_check(const config_t *c, char *err, size_t errlen)
                                        err, errlen) != 0
            || destination_config_check(&c->remote_write.sink, "remote_write",
                                        err, errlen) != 0
+           || destination_config_check(&c->otlp_metrics.sink, "otlp_metrics",
+                                       err, errlen) != 0
            || config_check_pushers(c, err, errlen) != 0
            || status_config_check(&c->status, err, errlen) != 0 ? -1 : 0;
 }
@@ -962,6 +985,10 @@ config_check_output(const char *setting, const char *path, int is_dir,
         if (S_ISDIR(st.st_mode) != is_dir) {
             snprintf(err, errlen, "%s: %s is %s", setting, path,
                      is_dir ? "not a directory" : "a directory, not a file");
+            return -1;
+        }
+        if (is_dir && spool_dir_check(&st, path, dir, sizeof(dir)) != 0) {
+            snprintf(err, errlen, "%s: %s", setting, dir);
             return -1;
         }
         return 0;

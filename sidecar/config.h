@@ -7,6 +7,7 @@
 
 #include "clickhouse.h"
 #include "exporter.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
 #include "status_config.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     exporter_config_t  exporter;         /* log lines to Loki, spans to OTLP */
     remote_write_config_t  remote_write; /* series to a remote-write receiver */
     clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
+    otlp_metrics_config_t  otlp_metrics; /* /metrics and/or OTLP pushes */
     status_config_t        status;       /* /status: SLOs, links */
 } config_t;
 

@@ -27,6 +27,7 @@
 #include "exporter_metrics.h"
 #include "business_metrics.h"
 #include "metrics.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
 #include "stats.h"
 #include "status.h"
@@ -44,6 +45,7 @@ typedef struct {
     http_server_t  *http;
     remote_write_t *remote_write;
     clickhouse_t   *clickhouse;
+    otlp_metrics_t *otlp_metrics;
     status_t       *status;
     int             signal_fd;
 } sidecar_t;
@@ -157,8 +159,14 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
                                          s->delivery, err, errlen);
     s->clickhouse = clickhouse_start(&s->cfg.clickhouse, s->store,
                                      s->delivery, err, errlen);
+    s->otlp_metrics = otlp_metrics_start(&s->cfg.otlp_metrics,
+                                         s->cfg.exporter.gateway_name,
+                                         s->cfg.exporter.gateway_host,
+                                         s->cfg.exporter.resource_attributes,
+                                         s->store, s->delivery, err, errlen);
     if ((s->cfg.remote_write.sink.url && s->remote_write == NULL)
-        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL))
+        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL)
+        || (s->cfg.otlp_metrics.otlp && s->otlp_metrics == NULL))
     {
         return -1;
     }
@@ -190,7 +198,8 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     sidecar_log("info", "log lines to %s, spans to %s",
                 !s->cfg.exporter.logs ? "(off)"
                 : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
-                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file : "-",
+                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file
+                : s->cfg.exporter.otlp_logs_on ? "(OTLP only)" : "-",
                 !s->cfg.exporter.traces ? "(off)"
                 : s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
                 : s->cfg.exporter.otlp.file ? s->cfg.exporter.otlp.file : "-");
@@ -292,6 +301,7 @@ sidecar_stop(sidecar_t *s)
     status_stop(s->status);         /* reads the exporters' counters */
     remote_write_stop(s->remote_write);
     clickhouse_stop(s->clickhouse);
+    otlp_metrics_stop(s->otlp_metrics);
     exporter_stop(s->exporter);
     delivery_stop(s->delivery);
     http_stop(s->http);             /* /metrics reads the exporter's */
