@@ -26,7 +26,7 @@ static const struct {
 };
 
 static const char *const  metric_reserved_labels[] = {
-#define OBS_LABEL_NAME(label, otel_attribute)  #label,
+#define OBS_LABEL_NAME(label, otel_attribute, otel_type)  #label,
 #define OBS_PROMETHEUS_LABEL(label)            #label,
 #include "obs/v1/families.def"
     NULL

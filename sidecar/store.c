@@ -29,11 +29,12 @@ const family_t  store_families[FAMILY_ALL] = {
 #include "obs/v1/families.def"
 };
 
-static const struct {
-    const char  *label;
-    const char  *otel;
-} family_label_attributes[] = {
-#define OBS_LABEL_NAME(label, otel_attribute)  { #label, otel_attribute },
+#define OBS_LABEL_INT_TEXT  0
+#define OBS_LABEL_INT_INT   1
+
+static const family_label_t  family_labels[] = {
+#define OBS_LABEL_NAME(label, otel_attribute, otel_type)                      \
+    { #label, otel_attribute, OBS_LABEL_INT_##otel_type },
 #include "obs/v1/families.def"
 };
 
@@ -354,16 +355,28 @@ shard_grow(shard_t *sh)
     return 0;
 }
 
-const char *
-family_label_otel(const char *label)
+const family_t *
+family_by_name(const char *name)
+{
+    int  i;
+
+    for (i = 0; i < FAMILY_ALL; i++) {
+        if (strcmp(store_families[i].name, name) == 0) {
+            return &store_families[i];
+        }
+    }
+
+    return NULL;
+}
+
+const family_label_t *
+family_label(const char *label)
 {
     size_t  i;
 
-    for (i = 0; i < sizeof(family_label_attributes)
-                    / sizeof(family_label_attributes[0]); i++)
-    {
-        if (strcmp(family_label_attributes[i].label, label) == 0) {
-            return family_label_attributes[i].otel;
+    for (i = 0; i < sizeof(family_labels) / sizeof(family_labels[0]); i++) {
+        if (strcmp(family_labels[i].label, label) == 0) {
+            return &family_labels[i];
         }
     }
 

@@ -60,8 +60,18 @@ typedef struct {
 /* Every family of families.def, by family_id_t (the store's come first). */
 extern const family_t  store_families[FAMILY_ALL];
 
-/* The OpenTelemetry attribute a label of families.def becomes, or NULL. */
-const char *family_label_otel(const char *label);
+/* A label the gateway sets, and the OpenTelemetry attribute it becomes. */
+typedef struct {
+    const char     *label;
+    const char     *otel;       /* the attribute's key */
+    int             otel_int;   /* 1: an integer attribute */
+} family_label_t;
+
+/* The family of a /metrics name (a counter's without _total), or NULL. */
+const family_t *family_by_name(const char *name);
+
+/* What families.def says of a label name, or NULL for another label. */
+const family_label_t *family_label(const char *label);
 
 typedef struct series {
     struct series  *next;       /* hash chain */

@@ -103,7 +103,7 @@ def families():
 
 
 def label_names():
-    """The labels the gateway sets, with the OpenTelemetry attribute each
-    becomes (families.def's OBS_LABEL_NAME)."""
-    return {label: otel for label, otel in rows("families.def",
-                                                 "OBS_LABEL_NAME")}
+    """The labels the gateway sets: {label: (OpenTelemetry attribute,
+    "TEXT" or "INT")} (families.def's OBS_LABEL_NAME)."""
+    return {label: (otel, kind) for label, otel, kind
+            in rows("families.def", "OBS_LABEL_NAME")}
