@@ -11,6 +11,13 @@
  * What a worker still holds when it exits is counted in a shared memory
  * zone; the next datagram of any worker of this nginx carries the count,
  * and when nginx stops the master reports what is left.
+ *
+ * Audit events (ngx_http_obs_audit.c) ride their requests' records, and are
+ * never the ones shed: where they can be made, a quarter of the buffer is
+ * kept for batches that hold one, and when an event finds only access
+ * records in its way, those are dropped instead.  Each event admitted is
+ * numbered; those never admitted are counted apart, and reported as the
+ * record drops are.
  */
 
 
@@ -23,12 +30,14 @@
 
 #include "ngx_http_obs_module.h"
 #include "ngx_http_obs_jwt_module.h"
+#include "ngx_http_obs_version.h"
 #include "obs/v1/record.pb-c.h"
 
 
 /* 2: records may come in column form */
 #define NGX_HTTP_OBS_SCHEMA_VERSION   2
 #define NGX_HTTP_OBS_HOST_MAX         128
+#define NGX_HTTP_OBS_VERSION_MAX      64
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
 
 /* a snapshot of requests in flight: 129 entries of at most 256 bytes */
@@ -39,11 +48,21 @@
 #define NGX_HTTP_OBS_BATCH_COLUMNS_KEY  0x1a
 
 /*
- * A sealed batch in the buffer: its record count (kept, not sent), then the
- * columns field's key and length and the packed columns.
+ * A sealed batch in the buffer: its record and audit event counts (kept,
+ * not sent), then the columns field's key and length and the packed
+ * columns.
  */
-#define NGX_HTTP_OBS_FRAME_COUNT      sizeof(uint32_t)
+#define NGX_HTTP_OBS_FRAME_COUNT      (2 * sizeof(uint32_t))
 #define NGX_HTTP_OBS_FRAME_MAX        (NGX_HTTP_OBS_FRAME_COUNT + 1 + 3)
+
+/* why audit events were never admitted (delta_audit_dropped_*) */
+#define NGX_HTTP_OBS_AUDIT_BUFFER_FULL  0
+#define NGX_HTTP_OBS_AUDIT_OVERSIZE     1
+#define NGX_HTTP_OBS_AUDIT_EXIT         2
+#define NGX_HTTP_OBS_AUDIT_REASONS      3
+
+/* the part of buffer= kept for batches with audit events: 1 / this */
+#define NGX_HTTP_OBS_AUDIT_RESERVE      4
 
 /* why records were dropped; the order of the delta_dropped_* fields */
 #define NGX_HTTP_OBS_DROP_BUFFER_FULL  0
@@ -78,8 +97,12 @@ typedef struct {
     unsigned                 connected:1;
     EVP_MAC_CTX             *mac;          /* keyed, when key= is set */
 
+    unsigned                 announce:1;   /* no header sent yet */
     ngx_http_obs_columns_t  *open;         /* the batch records join */
     size_t                   batch_limit;  /* packed bytes it may reach */
+    ngx_uint_t               open_audit;   /* audit events it holds */
+    size_t                   reserve;      /* bytes only those may use */
+    unsigned                 shedding:1;   /* the rest is full */
 
     u_char                  *start;        /* sealed batches waiting */
     u_char                  *pos;
@@ -95,12 +118,20 @@ typedef struct {
 
     /* dropped since the last datagram that was sent, by reason */
     uint64_t                 dropped[NGX_HTTP_OBS_DROP_REASONS];
+
+    /* the audit trail: events admitted, and those never admitted since
+       the last datagram that was sent */
+    uint64_t                 audit_sequence;
+    uint64_t                 audit_dropped[NGX_HTTP_OBS_AUDIT_REASONS];
+    ngx_atomic_t            *audit_exited; /* in the zone "obs_audit" */
+    ngx_http_obs_main_conf_t *conf;
 } ngx_http_obs_emitter_t;
 
 
 static ngx_int_t ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason);
+static void ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason,
+    ngx_http_obs_record_t *rec);
 static ngx_uint_t ngx_http_obs_claim(ngx_http_obs_emitter_t *e);
 static void ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e);
 static ngx_int_t ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e);
@@ -110,7 +141,10 @@ static ngx_int_t ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header,
 static void ngx_http_obs_flush_handler(ngx_event_t *ev);
 static void ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force);
 static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e);
-static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records);
+static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records,
+    ngx_uint_t *audits);
+static void ngx_http_obs_header_config(ngx_http_obs_emitter_t *e,
+    Obs__V1__BatchHeader *h);
 static size_t ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e,
     u_char *out);
 static uint64_t ngx_http_obs_unix_nano(void);
@@ -263,13 +297,22 @@ ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 ngx_int_t
-ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
+ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_main_conf_t *omcf)
 {
+    ngx_http_obs_sidecar_t  *sidecar;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
+    sidecar = omcf->sidecar;
 
     e->sidecar = sidecar;
+    e->conf = omcf;
+
+    if (omcf->audit_zone) {
+        e->audit_exited = omcf->audit_zone->data;
+        e->reserve = sidecar->buffer_size / NGX_HTTP_OBS_AUDIT_RESERVE;
+    }
+
     e->start = ngx_palloc(cycle->pool, sidecar->buffer_size);
     if (e->start == NULL) {
         return NGX_ERROR;
@@ -296,6 +339,14 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
     if (ngx_http_obs_mac_init(e) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    /*
+     * a header names the configuration: the first one, sent soon, tells
+     * the sidecar (and its audit trail) that this one is loaded
+     */
+
+    e->announce = 1;
+    ngx_add_timer(&e->flush_event, sidecar->flush);
 
     e->fd = ngx_socket(sidecar->sockaddr->sa_family, SOCK_DGRAM, 0);
     if (e->fd == (ngx_socket_t) -1) {
@@ -324,7 +375,7 @@ void
 ngx_http_obs_emit_exit(void)
 {
     u_char                  *p;
-    ngx_uint_t               n;
+    ngx_uint_t               n, audits;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
@@ -340,17 +391,26 @@ ngx_http_obs_emit_exit(void)
     }
 
     n = ngx_http_obs_columns_count(e->open);
+    audits = e->open_audit;
 
-    for (p = e->start; p < e->pos; p = ngx_http_obs_frame_end(p, &n)) {
-        /* count the records that never left */
+    for (p = e->start; p < e->pos; p = ngx_http_obs_frame_end(p, &n, &audits))
+    {
+        /* count the records and audit events that never left */
     }
 
     e->dropped[NGX_HTTP_OBS_DROP_EXIT] += n;
+    e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT] += audits;
 
     /* a later datagram of another worker, or the master, reports them */
     ngx_http_obs_unclaim(e);
 
-    if (n) {
+    if (audits) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "obs: %ui records (%ui audit events) not delivered to "
+                      "\"%V\" at exit, counted as dropped", n, audits,
+                      &e->sidecar->name);
+
+    } else if (n) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "obs: %ui records not delivered to \"%V\" at exit, "
                       "counted as dropped", n, &e->sidecar->name);
@@ -373,20 +433,24 @@ ngx_http_obs_emit_exit(void)
  */
 
 void
-ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
+ngx_http_obs_emit_exit_master(ngx_http_obs_main_conf_t *omcf)
 {
     ngx_uint_t               pending;
     struct timeval           tv;
+    ngx_http_obs_sidecar_t  *sidecar;
     Obs__V1__BatchHeader     h = OBS__V1__BATCH_HEADER__INIT;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
+    sidecar = omcf->sidecar;
 
     if (sidecar == NULL || sidecar->shared == NULL) {
         return;
     }
 
     e->sidecar = sidecar;
+    e->conf = omcf;
+    e->audit_exited = omcf->audit_zone ? omcf->audit_zone->data : NULL;
     e->worker_start = (uint64_t) ngx_time() * 1000000000;
 
     /* the drops no worker reported, and that nothing is in flight */
@@ -414,9 +478,11 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
         || (pending && ngx_http_obs_send_counts(e) != NGX_OK))
     {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "obs: %uL records dropped at exit could not be "
-                      "reported to \"%V\"",
-                      e->dropped[NGX_HTTP_OBS_DROP_EXIT], &sidecar->name);
+                      "obs: %uL records (%uL audit events) dropped at exit "
+                      "could not be reported to \"%V\"",
+                      e->dropped[NGX_HTTP_OBS_DROP_EXIT],
+                      e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT],
+                      &sidecar->name);
     }
 
     if (e->fd != (ngx_socket_t) -1 && e->connected
@@ -440,6 +506,7 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
 /*
  * Adds a record to the open batch, sealing that batch first when the record
  * does not fit; returns NGX_DECLINED when the record is dropped (counted).
+ * A record with an audit event is numbered when admitted.
  */
 
 ngx_int_t
@@ -453,24 +520,45 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
         return NGX_DECLINED;
     }
 
+    /* while the buffer outside the reserve is full, only events go in */
+
+    if (e->shedding && rec->n_audit == 0) {
+        ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL, rec);
+        return NGX_DECLINED;
+    }
+
     if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
 
         if (ngx_http_obs_columns_count(e->open) == 0) {
-            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE);
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
             return NGX_DECLINED;
         }
 
-        if (ngx_http_obs_seal(e) != NGX_OK) {
-            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL);
+        if (ngx_http_obs_seal(e) == NGX_OK) {
+            ngx_http_obs_flush(e, 0);
+
+        } else if (rec->n_audit && e->open_audit == 0) {
+
+            /* access records give way to an audit event */
+
+            e->dropped[NGX_HTTP_OBS_DROP_BUFFER_FULL] +=
+                                      ngx_http_obs_columns_count(e->open);
+            ngx_http_obs_columns_reset(e->open);
+
+        } else {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL, rec);
             return NGX_DECLINED;
         }
-
-        ngx_http_obs_flush(e, 0);
 
         if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
-            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE);
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
             return NGX_DECLINED;
         }
+    }
+
+    if (rec->n_audit) {
+        rec->audit[0].sequence = ++e->audit_sequence;
+        e->open_audit++;
     }
 
     ngx_http_obs_columns_add(e->open, rec);
@@ -484,12 +572,28 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 }
 
 
-/* Counts a dropped record; the flush timer makes sure it is reported. */
+/*
+ * Counts a dropped record (and its audit event); the flush timer makes sure
+ * it is reported.
+ */
 
 static void
-ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason)
+ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason,
+    ngx_http_obs_record_t *rec)
 {
     e->dropped[reason]++;
+
+    if (rec->n_audit) {
+        e->audit_dropped[reason == NGX_HTTP_OBS_DROP_OVERSIZE
+                         ? NGX_HTTP_OBS_AUDIT_OVERSIZE
+                         : NGX_HTTP_OBS_AUDIT_BUFFER_FULL]++;
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "obs: an audit event could not be kept for \"%V\" "
+                      "(%s), counted as lost", &e->sidecar->name,
+                      reason == NGX_HTTP_OBS_DROP_OVERSIZE
+                      ? "too large" : "buffer full");
+    }
 
     if (!e->flush_event.timer_set) {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
@@ -525,6 +629,18 @@ ngx_http_obs_claim(ngx_http_obs_emitter_t *e)
         pending |= (e->dropped[i] != 0);
     }
 
+    if (e->audit_exited) {
+        do {
+            n = *e->audit_exited;
+        } while (n && !ngx_atomic_cmp_set(e->audit_exited, n, 0));
+
+        e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT] += n;
+    }
+
+    for (i = 0; i < NGX_HTTP_OBS_AUDIT_REASONS; i++) {
+        pending |= (e->audit_dropped[i] != 0);
+    }
+
     return pending;
 }
 
@@ -546,6 +662,16 @@ ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e)
             e->dropped[i] = 0;
         }
     }
+
+    /* events never admitted are all "lost at exit" to whoever reports */
+
+    for (i = 0; e->audit_exited && i < NGX_HTTP_OBS_AUDIT_REASONS; i++) {
+        if (e->audit_dropped[i]) {
+            (void) ngx_atomic_fetch_add(e->audit_exited,
+                                  (ngx_atomic_int_t) e->audit_dropped[i]);
+            e->audit_dropped[i] = 0;
+        }
+    }
 }
 
 
@@ -564,7 +690,9 @@ ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e)
 
     if (rc == NGX_OK) {
         ngx_memzero(e->dropped, sizeof(e->dropped));
+        ngx_memzero(e->audit_dropped, sizeof(e->audit_dropped));
         ngx_http_obs_jwt_batch_sent();
+        e->announce = 0;
         e->sequence++;
     }
 
@@ -584,8 +712,8 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
     }
 
     if (e->pos > e->start || ngx_http_obs_columns_count(e->open)
-        || ngx_http_obs_claim(e) || ngx_http_obs_active_pending()
-        || ngx_http_obs_active_busy())
+        || ngx_http_obs_claim(e) || e->announce
+        || ngx_http_obs_active_pending() || ngx_http_obs_active_busy())
     {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }
@@ -604,7 +732,7 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
     u_char      *p, *last, *frame, header[NGX_HTTP_OBS_HEADER_MAX];
     size_t       header_len;
     ngx_int_t    rc;
-    ngx_uint_t   n;
+    ngx_uint_t   n, audits;
 
     if (force && ngx_http_obs_columns_count(e->open)) {
         (void) ngx_http_obs_seal(e);
@@ -624,7 +752,7 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
     /* drops with no batch to ride: the timer sends them alone */
 
     if (p == e->pos) {
-        if (force && ngx_http_obs_claim(e)
+        if (force && (ngx_http_obs_claim(e) || e->announce)
             && ngx_http_obs_send_counts(e) == NGX_AGAIN)
         {
             e->retry_at = ngx_current_msec + e->sidecar->flush;
@@ -637,7 +765,8 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
 
     while (p < e->pos) {
         n = 0;
-        last = ngx_http_obs_frame_end(p, &n);
+        audits = 0;
+        last = ngx_http_obs_frame_end(p, &n, &audits);
         frame = p + NGX_HTTP_OBS_FRAME_COUNT;
 
         header_len = ngx_http_obs_batch_header(e, header);
@@ -649,9 +778,16 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
             break;
         }
 
+        /*
+         * the audit events of a batch that can never be sent leave a gap in
+         * the sequence, which is how the sidecar counts them
+         */
+
         if (rc == NGX_OK) {
             ngx_memzero(e->dropped, sizeof(e->dropped));
+            ngx_memzero(e->audit_dropped, sizeof(e->audit_dropped));
             ngx_http_obs_jwt_batch_sent();
+            e->announce = 0;
 
         } else {
             e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED] += n;
@@ -664,6 +800,7 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
     if (p > e->start) {
         ngx_memmove(e->start, p, e->pos - p);
         e->pos -= p - e->start;
+        e->shedding = 0;
     }
 }
 
@@ -677,10 +814,14 @@ static ngx_int_t
 ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
 {
     u_char    *p;
-    size_t     size;
-    uint32_t   count;
+    size_t     size, kept;
+    uint32_t   count[2];
 
     size = ngx_http_obs_columns_packed_size(e->open);
+
+    /* a batch without audit events leaves the reserve alone */
+
+    kept = e->open_audit ? 0 : e->reserve;
 
     /* the bound decides what fits a datagram: it must never be short */
 
@@ -690,16 +831,19 @@ ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
                       size, ngx_http_obs_columns_bound(e->open));
     }
 
-    if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size) {
+    if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size + kept) {
         ngx_http_obs_flush(e, 0);
 
-        if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size) {
+        if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size + kept)
+        {
+            e->shedding = (kept != 0);
             return NGX_DECLINED;
         }
     }
 
-    count = (uint32_t) ngx_http_obs_columns_count(e->open);
-    ngx_memcpy(e->pos, &count, NGX_HTTP_OBS_FRAME_COUNT);
+    count[0] = (uint32_t) ngx_http_obs_columns_count(e->open);
+    count[1] = (uint32_t) e->open_audit;
+    ngx_memcpy(e->pos, count, NGX_HTTP_OBS_FRAME_COUNT);
 
     p = e->pos + NGX_HTTP_OBS_FRAME_COUNT;
     *p++ = NGX_HTTP_OBS_BATCH_COLUMNS_KEY;
@@ -708,21 +852,26 @@ ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
     e->pos = p + ngx_http_obs_columns_pack(e->open, p);
 
     ngx_http_obs_columns_reset(e->open);
+    e->open_audit = 0;
 
     return NGX_OK;
 }
 
 
-/* Returns the end of the sealed batch at p and adds its records. */
+/*
+ * Returns the end of the sealed batch at p and adds its records and audit
+ * events.
+ */
 
 static u_char *
-ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records)
+ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records, ngx_uint_t *audits)
 {
     size_t    len;
-    uint32_t  count;
+    uint32_t  count[2];
 
-    ngx_memcpy(&count, p, NGX_HTTP_OBS_FRAME_COUNT);
-    *records += count;
+    ngx_memcpy(count, p, NGX_HTTP_OBS_FRAME_COUNT);
+    *records += count[0];
+    *audits += count[1];
 
     p = ngx_http_obs_read_varint(p + NGX_HTTP_OBS_FRAME_COUNT + 1, &len);
 
@@ -747,9 +896,15 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     h.delta_dropped_send_failed = e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED];
     h.delta_dropped_oversize = e->dropped[NGX_HTTP_OBS_DROP_OVERSIZE];
     h.delta_dropped_at_exit = e->dropped[NGX_HTTP_OBS_DROP_EXIT];
+    h.delta_audit_dropped_buffer_full =
+                             e->audit_dropped[NGX_HTTP_OBS_AUDIT_BUFFER_FULL];
+    h.delta_audit_dropped_oversize =
+                             e->audit_dropped[NGX_HTTP_OBS_AUDIT_OVERSIZE];
+    h.delta_audit_dropped_at_exit = e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT];
     h.host.data = ngx_cycle->hostname.data;
     h.host.len = ngx_min(ngx_cycle->hostname.len, NGX_HTTP_OBS_HOST_MAX);
 
+    ngx_http_obs_header_config(e, &h);
     ngx_http_obs_jwt_batch_header(&h);
 
     size = obs__v1__batch_header__get_packed_size(&h);
@@ -759,6 +914,36 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     obs__v1__batch_header__pack(&h, p);
 
     return p + size - out;
+}
+
+
+/*
+ * The configuration the worker runs, for the audit trail: its nginx (the
+ * master's pid; ngx_parent in a worker), which of that master's loads it
+ * is, the files' digest, and the versions.
+ */
+
+static void
+ngx_http_obs_header_config(ngx_http_obs_emitter_t *e, Obs__V1__BatchHeader *h)
+{
+    static u_char  server_version[] = NGINX_VERSION;
+    static u_char  module_version[] = NGX_HTTP_OBS_VERSION;
+
+    if (e->conf == NULL || e->conf->config_generation == 0) {
+        return;
+    }
+
+    h->master_pid = (uint32_t) (ngx_process == NGX_PROCESS_MASTER
+                                ? ngx_pid : ngx_parent);
+    h->config_generation = e->conf->config_generation;
+    h->config_loaded_unix_nano = e->conf->config_loaded;
+    h->config_sha256.data = e->conf->config_sha256;
+    h->config_sha256.len = sizeof(e->conf->config_sha256);
+    h->server_version.data = server_version;
+    h->server_version.len = sizeof(server_version) - 1;
+    h->module_version.data = module_version;
+    h->module_version.len = ngx_min(sizeof(module_version) - 1,
+                                    NGX_HTTP_OBS_VERSION_MAX);
 }
 
 
