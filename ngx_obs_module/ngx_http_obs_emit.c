@@ -13,11 +13,11 @@
  * and when nginx stops the master reports what is left.
  *
  * Audit events (ngx_http_obs_audit.c) ride their requests' records, and are
- * never the ones shed: where they can be made, a quarter of the buffer is
- * kept for batches that hold one, and when an event finds only access
- * records in its way, those are dropped instead.  Each event admitted is
- * numbered; those never admitted are counted apart, and reported as the
- * record drops are.
+ * never the ones shed: where they can be made, those records join an open
+ * batch of their own, and a quarter of the buffer is kept for it, which
+ * other batches may not use: when the buffer fills, access records are
+ * dropped first.  Each event admitted is numbered; those never admitted
+ * are counted apart, and reported as the record drops are.
  */
 
 
@@ -99,10 +99,10 @@ typedef struct {
 
     unsigned                 announce:1;   /* no header sent yet */
     ngx_http_obs_columns_t  *open;         /* the batch records join */
+    ngx_http_obs_columns_t  *audit;        /* ... those with an audit event */
     size_t                   batch_limit;  /* packed bytes it may reach */
-    ngx_uint_t               open_audit;   /* audit events it holds */
-    size_t                   reserve;      /* bytes only those may use */
-    unsigned                 shedding:1;   /* the rest is full */
+    size_t                   open_limit;   /* ... "open", beside the reserve */
+    size_t                   reserve;      /* bytes only "audit" may use */
 
     u_char                  *start;        /* sealed batches waiting */
     u_char                  *pos;
@@ -140,7 +140,8 @@ static ngx_int_t ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header,
     size_t header_len, u_char *chunk, size_t chunk_len, u_char *out);
 static void ngx_http_obs_flush_handler(ngx_event_t *ev);
 static void ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force);
-static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e);
+static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e,
+    ngx_http_obs_columns_t *cols);
 static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records,
     ngx_uint_t *audits);
 static void ngx_http_obs_header_config(ngx_http_obs_emitter_t *e,
@@ -327,7 +328,20 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_main_conf_t *omcf)
         return NGX_ERROR;
     }
 
+    if (e->reserve) {
+        e->audit = ngx_http_obs_columns_create(cycle->pool,
+                                               sidecar->datagram_size);
+        if (e->audit == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_DATAGRAM_OVERHEAD;
+
+    /* a batch of access records must fit the buffer outside the reserve */
+
+    e->open_limit = ngx_min(e->batch_limit, sidecar->buffer_size - e->reserve
+                                            - NGX_HTTP_OBS_FRAME_MAX);
 
     e->worker_start = ngx_http_obs_unix_nano();
 
@@ -391,7 +405,8 @@ ngx_http_obs_emit_exit(void)
     }
 
     n = ngx_http_obs_columns_count(e->open);
-    audits = e->open_audit;
+    audits = e->audit ? ngx_http_obs_columns_count(e->audit) : 0;
+    n += audits;
 
     for (p = e->start; p < e->pos; p = ngx_http_obs_frame_end(p, &n, &audits))
     {
@@ -512,7 +527,9 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_main_conf_t *omcf)
 ngx_int_t
 ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 {
+    size_t                   limit;
     ngx_http_obs_emitter_t  *e;
+    ngx_http_obs_columns_t  *cols;
 
     e = &ngx_http_obs_emitter;
 
@@ -520,37 +537,30 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
         return NGX_DECLINED;
     }
 
-    /* while the buffer outside the reserve is full, only events go in */
+    if (rec->n_audit && e->audit) {
+        cols = e->audit;
+        limit = e->batch_limit;
 
-    if (e->shedding && rec->n_audit == 0) {
-        ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL, rec);
-        return NGX_DECLINED;
+    } else {
+        cols = e->open;
+        limit = e->open_limit;
     }
 
-    if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
+    if (!ngx_http_obs_columns_fits(cols, rec, limit)) {
 
-        if (ngx_http_obs_columns_count(e->open) == 0) {
+        if (ngx_http_obs_columns_count(cols) == 0) {
             ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
             return NGX_DECLINED;
         }
 
-        if (ngx_http_obs_seal(e) == NGX_OK) {
-            ngx_http_obs_flush(e, 0);
-
-        } else if (rec->n_audit && e->open_audit == 0) {
-
-            /* access records give way to an audit event */
-
-            e->dropped[NGX_HTTP_OBS_DROP_BUFFER_FULL] +=
-                                      ngx_http_obs_columns_count(e->open);
-            ngx_http_obs_columns_reset(e->open);
-
-        } else {
+        if (ngx_http_obs_seal(e, cols) != NGX_OK) {
             ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL, rec);
             return NGX_DECLINED;
         }
 
-        if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
+        ngx_http_obs_flush(e, 0);
+
+        if (!ngx_http_obs_columns_fits(cols, rec, limit)) {
             ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
             return NGX_DECLINED;
         }
@@ -558,10 +568,9 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 
     if (rec->n_audit) {
         rec->audit[0].sequence = ++e->audit_sequence;
-        e->open_audit++;
     }
 
-    ngx_http_obs_columns_add(e->open, rec);
+    ngx_http_obs_columns_add(cols, rec);
     e->records_total++;
 
     if (!e->flush_event.timer_set) {
@@ -712,6 +721,7 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
     }
 
     if (e->pos > e->start || ngx_http_obs_columns_count(e->open)
+        || (e->audit && ngx_http_obs_columns_count(e->audit))
         || ngx_http_obs_claim(e) || e->announce
         || ngx_http_obs_active_pending() || ngx_http_obs_active_busy())
     {
@@ -734,8 +744,12 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
     ngx_int_t    rc;
     ngx_uint_t   n, audits;
 
+    if (force && e->audit && ngx_http_obs_columns_count(e->audit)) {
+        (void) ngx_http_obs_seal(e, e->audit);
+    }
+
     if (force && ngx_http_obs_columns_count(e->open)) {
-        (void) ngx_http_obs_seal(e);
+        (void) ngx_http_obs_seal(e, e->open);
     }
 
     if (!force && (ngx_msec_int_t) (e->retry_at - ngx_current_msec) > 0) {
@@ -800,7 +814,6 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
     if (p > e->start) {
         ngx_memmove(e->start, p, e->pos - p);
         e->pos -= p - e->start;
-        e->shedding = 0;
     }
 }
 
@@ -811,24 +824,24 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
  */
 
 static ngx_int_t
-ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
+ngx_http_obs_seal(ngx_http_obs_emitter_t *e, ngx_http_obs_columns_t *cols)
 {
     u_char    *p;
     size_t     size, kept;
     uint32_t   count[2];
 
-    size = ngx_http_obs_columns_packed_size(e->open);
+    size = ngx_http_obs_columns_packed_size(cols);
 
     /* a batch without audit events leaves the reserve alone */
 
-    kept = e->open_audit ? 0 : e->reserve;
+    kept = (cols == e->audit) ? 0 : e->reserve;
 
     /* the bound decides what fits a datagram: it must never be short */
 
-    if (size > ngx_http_obs_columns_bound(e->open)) {
+    if (size > ngx_http_obs_columns_bound(cols)) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                       "obs: a batch packed to %uz bytes, over its bound %uz",
-                      size, ngx_http_obs_columns_bound(e->open));
+                      size, ngx_http_obs_columns_bound(cols));
     }
 
     if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size + kept) {
@@ -836,23 +849,21 @@ ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
 
         if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size + kept)
         {
-            e->shedding = (kept != 0);
             return NGX_DECLINED;
         }
     }
 
-    count[0] = (uint32_t) ngx_http_obs_columns_count(e->open);
-    count[1] = (uint32_t) e->open_audit;
+    count[0] = (uint32_t) ngx_http_obs_columns_count(cols);
+    count[1] = (cols == e->audit) ? count[0] : 0;
     ngx_memcpy(e->pos, count, NGX_HTTP_OBS_FRAME_COUNT);
 
     p = e->pos + NGX_HTTP_OBS_FRAME_COUNT;
     *p++ = NGX_HTTP_OBS_BATCH_COLUMNS_KEY;
     p = ngx_http_obs_write_varint(p, size);
 
-    e->pos = p + ngx_http_obs_columns_pack(e->open, p);
+    e->pos = p + ngx_http_obs_columns_pack(cols, p);
 
-    ngx_http_obs_columns_reset(e->open);
-    e->open_audit = 0;
+    ngx_http_obs_columns_reset(cols);
 
     return NGX_OK;
 }
