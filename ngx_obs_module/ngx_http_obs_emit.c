@@ -111,6 +111,7 @@ typedef struct {
     ngx_event_t              flush_event;
     ngx_msec_t               retry_at;
     ngx_msec_t               error_logged_at;
+    ngx_msec_t               audit_logged_at;
 
     uint64_t                 worker_start;
     uint64_t                 sequence;
@@ -597,11 +598,21 @@ ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason,
                          ? NGX_HTTP_OBS_AUDIT_OVERSIZE
                          : NGX_HTTP_OBS_AUDIT_BUFFER_FULL]++;
 
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "obs: an audit event could not be kept for \"%V\" "
-                      "(%s), counted as lost", &e->sidecar->name,
-                      reason == NGX_HTTP_OBS_DROP_OVERSIZE
-                      ? "too large" : "buffer full");
+        /* said at once, then at most once a minute: the count is exact */
+
+        if (e->audit_logged_at == 0
+            || ngx_current_msec - e->audit_logged_at
+               >= NGX_HTTP_OBS_ERROR_LOG_EVERY)
+        {
+            e->audit_logged_at = ngx_current_msec ? ngx_current_msec : 1;
+
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "obs: audit events cannot be kept for \"%V\" "
+                          "(%s): they are counted as lost and reported",
+                          &e->sidecar->name,
+                          reason == NGX_HTTP_OBS_DROP_OVERSIZE
+                          ? "too large" : "its buffer is full");
+        }
     }
 
     if (!e->flush_event.timer_set) {

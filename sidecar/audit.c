@@ -812,8 +812,11 @@ audit_main(void *data)
         memcpy(losses, a->unwritten, sizeof(losses));
         pthread_mutex_unlock(&a->lock);
 
-        if (pending && audit_write(a, &list, losses) != 0 && list) {
-            audit_requeue(a, list);
+        if (pending) {
+            (void) audit_write(a, &list, losses);
+            if (list) {
+                audit_requeue(a, list);     /* failed, or a rotation */
+            }
         }
 
         if (!stopping) {
@@ -865,9 +868,9 @@ audit_main(void *data)
 
 /*
  * Writes the losses not yet told, then the events of list, as chained
- * lines; what was written whole is committed (the chain moves on, the
- * entries are freed), what was not stays in *list for the next attempt.
- * Returns 0 when all was written.
+ * lines, up to where the file is to be rotated; what was written whole is
+ * committed (the chain moves on, the entries are freed), the rest stays in
+ * *list for the next turn.  Returns -1 when writing failed.
  */
 
 static int
@@ -908,7 +911,14 @@ audit_write(audit_t *a, entry_t **list, uint64_t *losses)
         }
     }
 
+    /* a file is rotated at the line that takes it past rotate_bytes: the
+       rest waits for the next turn, in the next file */
     for (e = *list; e; e = e->next) {
+        if (a->cfg.rotate_bytes && a->batch.len
+            && a->size + a->batch.len >= a->cfg.rotate_bytes)
+        {
+            break;
+        }
         if (audit_line(a, &n, e, -1, 0, &chain) != 0) {
             return -1;
         }
@@ -976,7 +986,7 @@ audit_write(audit_t *a, entry_t **list, uint64_t *losses)
     if (a->n_segments) {                /* the shipper reads up to here */
         a->segments[a->n_segments - 1].committed = a->size;
     }
-    if (err == 0 && whole == n) {
+    if (err == 0) {
         a->problem[0] = '\0';
     }
     pthread_cond_broadcast(&a->grown);
