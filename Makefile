@@ -1,6 +1,7 @@
 # obs gateway: nginx module, sidecar and their tests.
 #
-#   make deps      install build and test dependencies (Debian packages)
+#   make deps      install what building and `make demo` need (Debian packages)
+#   make test-deps install what only the tests need (Debian packages, npm)
 #   make           build build/ngx_http_obs_module.so (and the sidecar)
 #   make test      unit tests + Test::Nginx tests + integration tests
 #   make install   copy the module into nginx's modules directory
@@ -26,7 +27,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
-.PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
+.PHONY: all module sidecar deps test-deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
         dashboards dashboards-test k8s fuzz fuzz-seeds images push-images \
         k8s-test settings-test
@@ -156,11 +157,25 @@ $(shell mkdir -p $(GEN); \
   || echo '$(version_text)' >$(VERSION_H))
 $(MODULE): $(VERSION_H)
 VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
-                exporter/otlp/spans.o
+                exporter/otlp/spans.o sidecar/status_json.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 
 sidecar: $(SIDECAR)
+
+# The status page's files become byte arrays the sidecar serves (od and
+# sed only: the build needs nothing more).
+STATUS_ASSETS := sidecar/status/status.html sidecar/status/status.js \
+                 sidecar/status/status.css
+$(GEN)/status_assets.inc: $(STATUS_ASSETS)
+	@mkdir -p $(GEN)
+	@for f in $^; do \
+	    echo "static const unsigned char $$(basename $$f | tr . _)[] = {"; \
+	    od -An -v -tx1 $$f | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo "};"; \
+	done >$@.new && mv -f $@.new $@
+$(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(d)/sidecar/status_assets.o): \
+    $(GEN)/status_assets.inc
 
 $(GEN)/%.pb-c.c: proto/%.proto
 	@mkdir -p $(GEN)
@@ -222,6 +237,9 @@ install: $(MODULE)
 deps:
 	bash scripts/install-deps.sh
 
+test-deps:
+	bash scripts/install-test-deps.sh
+
 demo: all
 	bash deploy/demo/demo.sh start
 
@@ -268,7 +286,7 @@ push-images: images
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
-              $(BUILD)/test_delivery
+              $(BUILD)/test_delivery $(BUILD)/test_status
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
@@ -293,6 +311,10 @@ $(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
 
 # obs_metric and requests in flight in the sidecar (sidecar/business.c)
 $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the status page's snapshots and /status.json (sidecar/status*.c)
+$(BUILD)/test_status: $(OBJ_ASAN)/t/unit/test_status.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # a sanitizer report ends the test (UBSan would otherwise carry on)

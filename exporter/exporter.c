@@ -153,6 +153,7 @@ exporter_start(const exporter_config_t *cfg, delivery_t *d, char *err,
 
     if (exporter_destinations(e, d, err, errlen) != 0) {
         exporter_stop(e);
+        exporter_free(e);
         return NULL;
     }
 
@@ -163,6 +164,7 @@ exporter_start(const exporter_config_t *cfg, delivery_t *d, char *err,
 
     if (exporter_threads(e, err, errlen) != 0) {
         exporter_stop(e);
+        exporter_free(e);
         return NULL;
     }
 
@@ -219,6 +221,19 @@ exporter_stop(exporter_t *e)
     }
     for (i = 0; i < e->n_encoders; i++) {
         pthread_join(e->encoders[i].thread, NULL);
+    }
+}
+
+void
+exporter_free(exporter_t *e)
+{
+    int  i;
+
+    if (e == NULL) {
+        return;
+    }
+
+    for (i = 0; i < e->n_encoders; i++) {
         encoder_free(&e->encoders[i]);
     }
 

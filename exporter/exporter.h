@@ -86,4 +86,8 @@ size_t exporter_backlog(exporter_t *e);
    the exporter threads (delivery_stop delivers it). */
 void exporter_stop(exporter_t *e);
 
+/* Frees the exporter, after exporter_stop and once nothing reads its
+   counters (/metrics: after http_stop). */
+void exporter_free(exporter_t *e);
+
 #endif

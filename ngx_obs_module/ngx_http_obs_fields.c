@@ -96,7 +96,9 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memzero(f, sizeof(ngx_http_obs_field_t));
     f->name = value[1];
 
-    if (ngx_http_obs_compile_value(cf, &value[2], &f->value) != NGX_OK) {
+    if (ngx_http_obs_check_export(cf, &value[2]) != NGX_OK
+        || ngx_http_obs_compile_value(cf, &value[2], &f->value) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -152,7 +152,11 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_http_obs_compile_value(cf, &value[1], v) != NGX_OK) {
+    /* these values leave the gateway as labels and log fields */
+
+    if (ngx_http_obs_check_export(cf, &value[1]) != NGX_OK
+        || ngx_http_obs_compile_value(cf, &value[1], v) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -167,7 +171,11 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* Compiles a directive value (text) into v; see ngx_http_obs_value_t. */
+/*
+ * Compiles a directive value (text) into v; see ngx_http_obs_value_t.  A
+ * value that leaves the gateway is checked first by its directive
+ * (ngx_http_obs_check_export); a token source (obs_jwt_token) is not.
+ */
 
 ngx_int_t
 ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
@@ -175,10 +183,6 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
 {
     ngx_str_t                           name;
     ngx_http_compile_complex_value_t    ccv;
-
-    if (ngx_http_obs_check_export(cf, text) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     v->index = NGX_ERROR;
     ngx_str_null(&v->header);

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "label_rules.h"
+#include "log.h"
 #include "exporter_config.h"
 #include "settings.h"
 
@@ -53,6 +54,9 @@ static int config_same(const char *a, const char *b);
 static int config_flags(const setting_t *table, void *base,
     struct option *options, const setting_t **rows, void **bases,
     char (*names)[64], int n);
+static void config_bad_option(int opt, const char *arg, char *err,
+    size_t errlen);
+static void config_unknown_env(void);
 static int config_set_ingest(const setting_t *s, void *base, json_t *v,
     const char *text, const char *where, char *err, size_t errlen);
 static int config_set_key(const setting_t *s, void *base, json_t *v,
@@ -210,6 +214,8 @@ static const setting_t  config_settings[] = {
       NULL, "ClickHouse", clickhouse_settings, NULL },
     { "audit", SETTING_OBJECT, offsetof(C, audit), 0, 0, NULL, NULL,
       "the audit trail", audit_settings, NULL },
+    { "status", SETTING_OBJECT, offsetof(C, status), 0, 0, NULL, NULL,
+      "/status page", status_settings, NULL },
     SETTINGS_END
 };
 
@@ -274,9 +280,10 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     options[n] = (struct option) { NULL, 0, NULL, 0 };
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "", options, &idx)) != -1) {
+    opterr = 0;     /* our messages, which name the option */
+    while ((opt = getopt_long(argc, argv, ":", options, &idx)) != -1) {
         if (opt != 0 || n_args == CONFIG_MAX_FLAGS * 2) {
-            snprintf(err, errlen, "unknown option (see --help)");
+            config_bad_option(opt, argv[optind - 1], err, errlen);
             return CONFIG_ERROR;
         }
         if (strcmp(options[idx].name, "help") == 0) {
@@ -336,6 +343,7 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     if (settings_env(config_settings, c, err, errlen) != 0) {
         return CONFIG_ERROR;
     }
+    config_unknown_env();
     for (i = 0; i < n_args; i++) {
         if (settings_flag(rows[which[i]], bases[which[i]], args[i], err,
                           errlen) != 0)
@@ -454,6 +462,7 @@ config_reload(config_t *c, char *all, size_t alllen, char *restart,
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
     audit_config_free(&c->audit);
+    status_config_free(&c->status);
     *c = fresh;
     return 0;
 }
@@ -478,6 +487,7 @@ config_free(config_t *c)
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
     audit_config_free(&c->audit);
+    status_config_free(&c->status);
     memset(c, 0, sizeof(*c));
 }
 
@@ -502,6 +512,7 @@ config_defaults(config_t *c)
     remote_write_config_defaults(&c->remote_write);
     clickhouse_config_defaults(&c->clickhouse);
     audit_config_defaults(&c->audit);
+    status_config_defaults(&c->status);
 }
 
 static int
@@ -563,6 +574,77 @@ config_flags(const setting_t *table, void *base, struct option *options,
     }
 
     return n;
+}
+
+/* Why getopt refused arg: an option without its argument, or one that
+   does not exist (with the nearest that does). */
+
+static void
+config_bad_option(int opt, const char *arg, char *err, size_t errlen)
+{
+    char         word[64], near[64];
+    const char  *guess = NULL;
+    size_t       n;
+
+    if (opt == ':') {
+        snprintf(err, errlen, "option \"%s\" needs an argument (see --help)",
+                 arg);
+        return;
+    }
+
+    if (strncmp(arg, "--", 2) == 0) {
+        n = strcspn(arg + 2, "=");
+        if (n < sizeof(word)) {
+            memcpy(word, arg + 2, n);
+            word[n] = '\0';
+            guess = settings_nearest(config_settings, SETTINGS_NAME_FLAG,
+                                     word, near, sizeof(near));
+        }
+    }
+
+    snprintf(err, errlen, "unknown option \"%s\"%s%s%s (see --help)", arg,
+             guess ? " (did you mean \"--" : "", guess ? guess : "",
+             guess ? "\"?)" : "");
+}
+
+/*
+ * An OBS_SIDECAR_ variable that no setting reads is most likely a typo of
+ * one that does, which would otherwise be ignored without a word.
+ */
+
+static void
+config_unknown_env(void)
+{
+    char         name[64], near[64];
+    const char  *guess;
+    size_t       n;
+    char       **e;
+
+    for (e = environ; *e; e++) {
+        if (strncmp(*e, "OBS_SIDECAR_", 12) != 0) {
+            continue;
+        }
+
+        n = strcspn(*e, "=");
+        if (n >= sizeof(name)) {
+            continue;
+        }
+        memcpy(name, *e, n);
+        name[n] = '\0';
+
+        if (settings_nearest(config_settings, SETTINGS_NAME_ENV, name, near,
+                             sizeof(near))
+            && strcmp(near, name) == 0)
+        {
+            continue;
+        }
+
+        guess = settings_nearest(config_settings, SETTINGS_NAME_ENV, name,
+                                 near, sizeof(near));
+        sidecar_log("warn", "environment variable %s is not a setting and is "
+                    "ignored%s%s%s", name, guess ? " (did you mean " : "",
+                    guess ? guess : "", guess ? "?)" : "");
+    }
 }
 
 /* "ingest": an array in the file; a comma-separated list in the
@@ -914,7 +996,8 @@ config_check(const config_t *c, char *err, size_t errlen)
            || destination_config_check(&c->remote_write.sink, "remote_write",
                                        err, errlen) != 0
            || config_check_pushers(c, err, errlen) != 0
-           || config_check_audit(c, err, errlen) != 0 ? -1 : 0;
+           || config_check_audit(c, err, errlen) != 0
+           || status_config_check(&c->status, err, errlen) != 0 ? -1 : 0;
 }
 
 /* The audit trail: a file needs the chain's key; its stream in Loki goes

@@ -9,6 +9,7 @@
 #include "clickhouse.h"
 #include "exporter.h"
 #include "remote_write.h"
+#include "status_config.h"
 
 #define CONFIG_MAX_INGEST   16
 #define CONFIG_MAX_BUCKETS  64
@@ -46,6 +47,7 @@ typedef struct {
     remote_write_config_t  remote_write; /* series to a remote-write receiver */
     clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
     audit_config_t         audit;        /* the audit trail */
+    status_config_t        status;       /* /status: SLOs, links */
 
     /* --verify-audit FILE... [--audit-anchor MAC] */
     char   **verify_files;               /* in argv */

@@ -33,6 +33,7 @@
 #include "remote_write.h"
 #include "obs_version.h"
 #include "stats.h"
+#include "status.h"
 #include "store.h"
 
 #define EXPIRE_EVERY  10          /* seconds between expiry sweeps */
@@ -50,6 +51,7 @@ typedef struct {
     audit_t        *audit;
     audit_ship_t   *audit_ship;
     unsigned        stop_signal;
+    status_t       *status;
     int             signal_fd;
 } sidecar_t;
 
@@ -198,13 +200,24 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         return -1;
     }
 
+    /* /status: snapshots on a thread of its own, never on ingest's */
+    s->status = status_new(&(status_sources_t) {
+                               s->store, aggregator_business(s->agg),
+                               s->delivery, s->exporter }, &s->cfg);
+    if (s->status == NULL || status_start(s->status) != 0) {
+        snprintf(err, errlen, "cannot start the status page's thread");
+        return -1;
+    }
+    http_set_status(s->http, s->status);
+
     http_set_ready_check(s->http, sidecar_audit_ready, s->audit);
     http_set_ready(s->http, 1);
 
     for (i = 0; i < s->cfg.n_ingest; i++) {
         sidecar_log("info", "ingesting records on %s", s->cfg.ingest[i]);
     }
-    sidecar_log("info", "serving http://%s/metrics", s->cfg.listen);
+    sidecar_log("info", "serving http://%s/metrics and http://%s/status",
+                s->cfg.listen, s->cfg.listen);
     sidecar_log("info", "log lines to %s, spans to %s",
                 !s->cfg.exporter.logs ? "(off)"
                 : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
@@ -300,6 +313,7 @@ sidecar_reload(sidecar_t *s)
     audit_sidecar_reload(s->audit, s->cfg.config_path, changed, later);
 
     http_configure(s->http, &s->cfg);
+    status_configure(s->status, &s->cfg);
     ingest_configure(s->ingest, &s->cfg);
     STATS_INC(reloads);
     sidecar_log("info", "configuration reloaded from %s",
@@ -315,6 +329,7 @@ sidecar_stop(sidecar_t *s)
     /* ingest has stopped: the producers hand over what they hold, the
        audit trail is written to its end (its last event says so), the
        delivery layer drains (bounded), then HTTP goes */
+    status_stop(s->status);         /* reads the exporters' counters */
     remote_write_stop(s->remote_write);
     clickhouse_stop(s->clickhouse);
     exporter_stop(s->exporter);
@@ -327,7 +342,9 @@ sidecar_stop(sidecar_t *s)
     audit_ship_flush(s->audit_ship, s->cfg.exporter.drain_seconds);
     delivery_stop(s->delivery);
     audit_ship_stop(s->audit_ship);
-    http_stop(s->http);
+    http_stop(s->http);             /* /metrics reads the exporter's */
+    exporter_free(s->exporter);
+    status_free(s->status);
     delivery_free(s->delivery);
     audit_free(s->audit);
     aggregator_free(s->agg);
