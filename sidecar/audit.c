@@ -319,8 +319,12 @@ audit_event(audit_t *a, const char *event, uint64_t time_us,
         return;
     }
 
-    memcpy(e->data, b.data, b.len);
-    memcpy(e->data + b.len, members, len);
+    if (b.len) {
+        memcpy(e->data, b.data, b.len);
+    }
+    if (len) {
+        memcpy(e->data + b.len, members, len);
+    }
     e->len = b.len + len;
     e->next = NULL;
     buf_free(&b);
