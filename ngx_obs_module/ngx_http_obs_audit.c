@@ -66,7 +66,7 @@ ngx_http_obs_audit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_obs_loc_conf_t *olcf = conf;
 
-    ngx_str_t                 *value, path;
+    ngx_str_t                 *value;
     ngx_http_obs_main_conf_t  *omcf;
 
     if (olcf->audit != NGX_CONF_UNSET) {
@@ -91,20 +91,15 @@ ngx_http_obs_audit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (cf->args->nelts == 3) {
 
-        if (!olcf->audit || value[2].len <= 5
-            || ngx_strncmp(value[2].data, "hmac=", 5) != 0)
-        {
+        if (!olcf->audit) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\" in \"%V\" "
-                               "directive, it must be \"hmac=file\" "
-                               "after \"on\"", &value[2], &cmd->name);
+                               "directive: a key goes with \"on\"",
+                               &value[2], &cmd->name);
             return NGX_CONF_ERROR;
         }
 
-        path.data = value[2].data + 5;
-        path.len = value[2].len - 5;
-
-        olcf->audit_mac = ngx_http_obs_mac_conf(cf, &path, "obs_audit");
+        olcf->audit_mac = ngx_http_obs_mac_conf(cf, &value[2], &cmd->name);
         if (olcf->audit_mac == NULL) {
             return NGX_CONF_ERROR;
         }

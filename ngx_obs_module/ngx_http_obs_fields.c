@@ -56,7 +56,7 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_obs_loc_conf_t *olcf = conf;
 
     char                  *rv;
-    ngx_str_t             *value, path;
+    ngx_str_t             *value;
     ngx_conf_post_t       *post;
     ngx_http_obs_field_t  *f;
 
@@ -106,17 +106,7 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (value[3].len <= 5 || ngx_strncmp(value[3].data, "hmac=", 5) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\" in \"%V\" directive, "
-                           "it must be \"hmac=file\"", &value[3], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    path.data = value[3].data + 5;
-    path.len = value[3].len - 5;
-
-    f->mac = ngx_http_obs_mac_conf(cf, &path, "obs_log_field");
+    f->mac = ngx_http_obs_mac_conf(cf, &value[3], &cmd->name);
 
     return f->mac ? NGX_CONF_OK : NGX_CONF_ERROR;
 }
@@ -185,19 +175,33 @@ ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields, ngx_str_t *name)
 
 
 /*
- * hmac=file (obs_log_field, obs_audit): a keyed HMAC-SHA256, set up once
- * and freed with the configuration; a reload reads the key again.  NULL,
- * logged, on error.
+ * The parameter hmac=file (obs_log_field, obs_audit): a keyed HMAC-SHA256,
+ * set up once and freed with the configuration; a reload reads the key
+ * again.  NULL, logged naming the directive, on error.
  */
 
 EVP_MAC_CTX *
-ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *path, const char *directive)
+ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *param, ngx_str_t *directive)
 {
-    ngx_str_t            key;
+    char                 name[32];
+    ngx_str_t            key, path;
     EVP_MAC_CTX         *mac;
     ngx_pool_cleanup_t  *cln;
 
-    if (ngx_http_obs_read_key(cf, path, &key, directive) != NGX_CONF_OK) {
+    if (param->len <= 5 || ngx_strncmp(param->data, "hmac=", 5) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive, "
+                           "it must be \"hmac=file\"", param, directive);
+        return NULL;
+    }
+
+    path.data = param->data + 5;
+    path.len = param->len - 5;
+
+    ngx_cpystrn((u_char *) name, directive->data,
+                ngx_min(directive->len + 1, sizeof(name)));
+
+    if (ngx_http_obs_read_key(cf, &path, &key, name) != NGX_CONF_OK) {
         return NULL;
     }
 
@@ -214,7 +218,7 @@ ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *path, const char *directive)
 
     if (mac == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot set up HMAC-SHA256 for \"%s\"", directive);
+                           "cannot set up HMAC-SHA256 for \"%V\"", directive);
     }
 
     return mac;

@@ -469,8 +469,8 @@ char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
     ngx_http_obs_record_t *rec);
-EVP_MAC_CTX *ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *path,
-    const char *directive);
+EVP_MAC_CTX *ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *directive);
 ngx_int_t ngx_http_obs_hmac_hex(ngx_http_request_t *r, EVP_MAC_CTX *mac,
     ngx_str_t *value);
 

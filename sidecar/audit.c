@@ -15,6 +15,7 @@
 #include "audit.h"
 #include "audit_chain.h"
 #include "audit_events.h"
+#include "delivery.h"
 #include "jsonw.h"
 #include "log.h"
 
@@ -109,8 +110,6 @@ static int audit_line(audit_t *a, size_t *n, entry_t *e, int loss,
 static void audit_requeue(audit_t *a, entry_t *list);
 static void audit_fail(audit_t *a, const char *what, int err);
 static void audit_members_head(buf_t *b, const char *event, uint64_t time_us);
-static double now_wall(void);
-static uint64_t now_us(void);
 
 void
 audit_config_defaults(audit_config_t *cfg)
@@ -222,7 +221,7 @@ audit_open(const audit_config_t *cfg, char *err, size_t errlen)
         chain = "continued";
     }
 
-    audit_members_head(&m, "audit_opened", now_us());
+    audit_members_head(&m, "audit_opened", audit_now_us());
     jsonw_lit(&m, ",\"file\":");
     jsonw_text(&m, (const uint8_t *) cfg->file, strlen(cfg->file), 1024);
     jsonw_lit(&m, ",\"chain\":\"");
@@ -287,7 +286,7 @@ audit_event(audit_t *a, const char *event, uint64_t time_us,
             return;
         }
         audit_lost(a, AUDIT_LOST_not_configured, 1);
-        now = now_wall();
+        now = delivery_now();
         pthread_mutex_lock(&a->lock);
         if (now - a->unconfigured_logged >= AUDIT_LOG_EVERY) {
             a->unconfigured_logged = now;
@@ -332,7 +331,7 @@ audit_event(audit_t *a, const char *event, uint64_t time_us,
     pthread_mutex_lock(&a->lock);
 
     if (a->stopped || a->queued_bytes + e->len > a->cfg.queue_bytes) {
-        now = now_wall();
+        now = delivery_now();
         if (now - a->queue_logged >= AUDIT_LOG_EVERY) {
             a->queue_logged = now;
             sidecar_log("error", "audit: %s: audit events are lost: %zu "
@@ -465,7 +464,7 @@ audit_stop(audit_t *a, double drain_seconds)
 
     pthread_mutex_lock(&a->lock);
     a->stopping = 1;
-    a->drain_until = now_wall() + drain_seconds;
+    a->drain_until = delivery_now() + drain_seconds;
     pthread_cond_broadcast(&a->wake);
     pthread_mutex_unlock(&a->lock);
 
@@ -833,7 +832,7 @@ audit_main(void *data)
         for (i = 0; i < AUDIT_LOSSES; i++) {
             pending |= a->unwritten[i] != 0;
         }
-        now = now_wall();
+        now = delivery_now();
         if (pending && a->failing && now < a->drain_until) {
             pthread_mutex_unlock(&a->lock);
             usleep(200000);
@@ -999,7 +998,7 @@ audit_write(audit_t *a, entry_t **list, uint64_t *losses)
     if (events) {
         atomic_fetch_add(&a->written, events);
         atomic_store(&a->file_bytes, a->size);
-        atomic_store(&a->last_write_ms, (uint64_t) (now_wall() * 1000));
+        atomic_store(&a->last_write_ms, (uint64_t) (delivery_now() * 1000));
     }
     (void) bytes;
 
@@ -1045,7 +1044,7 @@ audit_line(audit_t *a, size_t *n, entry_t *e, int loss, uint64_t count,
     } else {
         buf_reset(&a->body);
         if (loss >= 0) {
-            audit_members_head(&a->body, "audit_events_lost", now_us());
+            audit_members_head(&a->body, "audit_events_lost", audit_now_us());
             jsonw_lit(&a->body, ",\"reason\":\"");
             buf_puts(&a->body, audit_loss_names[loss]);
             jsonw_lit(&a->body, "\",\"count\":");
@@ -1055,7 +1054,7 @@ audit_line(audit_t *a, size_t *n, entry_t *e, int loss, uint64_t count,
                          strlen(audit_loss_help[loss]));
         } else {
             /* the first event of a rotated-to file */
-            audit_members_head(&a->body, "audit_rotated", now_us());
+            audit_members_head(&a->body, "audit_rotated", audit_now_us());
             snprintf(name, sizeof(name), "%s.1", a->cfg.file);
             jsonw_lit(&a->body, ",\"previous_file\":");
             jsonw_text(&a->body, (const uint8_t *) name, strlen(name), 1024);
@@ -1103,7 +1102,7 @@ audit_requeue(audit_t *a, entry_t *list)
 static void
 audit_fail(audit_t *a, const char *what, int err)
 {
-    double  now = now_wall();
+    double  now = delivery_now();
 
     atomic_fetch_add(&a->write_errors, 1);
 
@@ -1133,17 +1132,8 @@ audit_members_head(buf_t *b, const char *event, uint64_t time_us)
     jsonw_lit(b, "\"");
 }
 
-static double
-now_wall(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-now_us(void)
+uint64_t
+audit_now_us(void)
 {
     struct timespec  ts;
 

@@ -87,6 +87,9 @@ void audit_stop(audit_t *a, double drain_seconds);
 /* Stops the shipper (after the delivery layer stopped) and frees. */
 void audit_free(audit_t *a);
 
+/* Wall-clock time, Unix microseconds. */
+uint64_t audit_now_us(void);
+
 /* Appends RFC 3339 UTC with microseconds, quoted. */
 void audit_time(buf_t *b, uint64_t unix_us);
 

@@ -64,7 +64,6 @@ static void member_sender(buf_t *b, const struct sockaddr *from,
 static void watch_refused_held(audit_watch_t *w, int reason);
 static void emit(audit_t *a, buf_t *b, const char *event, uint64_t time_us,
     int requested);
-static uint64_t now_us(void);
 
 audit_watch_t *
 audit_watch_new(audit_t *a)
@@ -163,7 +162,7 @@ audit_watch_header(audit_watch_t *w, const Obs__V1__BatchHeader *h)
 
     emit(w->a, b, "nginx_config", h->config_loaded_unix_nano
                                   ? h->config_loaded_unix_nano / 1000
-                                  : now_us(), 0);
+                                  : audit_now_us(), 0);
 }
 
 void
@@ -269,7 +268,7 @@ audit_watch_refused(audit_watch_t *w, int reason, const struct sockaddr *from,
         rf->held = 0;
     }
 
-    emit(w->a, b, "ingest_refused", now_us(), 0);
+    emit(w->a, b, "ingest_refused", audit_now_us(), 0);
 }
 
 void
@@ -283,7 +282,7 @@ audit_sidecar_start(audit_t *a, const char *version, const char *config_path)
         member_text(&b, "config_file", (const uint8_t *) config_path,
                     strlen(config_path));
     }
-    emit(a, &b, "sidecar_start", now_us(), 0);
+    emit(a, &b, "sidecar_start", audit_now_us(), 0);
     buf_free(&b);
 }
 
@@ -321,7 +320,7 @@ audit_sidecar_reload(audit_t *a, const char *config_path,
         jsonw_lit(&b, "]");
     }
 
-    emit(a, &b, "sidecar_reload", now_us(), 0);
+    emit(a, &b, "sidecar_reload", audit_now_us(), 0);
     buf_free(&b);
 }
 
@@ -331,7 +330,7 @@ audit_sidecar_reload_failed(audit_t *a, const char *error)
     buf_t  b = { 0 };
 
     member_text(&b, "error", (const uint8_t *) error, strlen(error));
-    emit(a, &b, "sidecar_reload_failed", now_us(), 0);
+    emit(a, &b, "sidecar_reload_failed", audit_now_us(), 0);
     buf_free(&b);
 }
 
@@ -342,7 +341,7 @@ audit_sidecar_stop(audit_t *a, unsigned signo)
 
     member_string(&b, "signal", signo == SIGTERM ? "SIGTERM"
                                 : signo == SIGINT ? "SIGINT" : "other");
-    emit(a, &b, "sidecar_stop", now_us(), 0);
+    emit(a, &b, "sidecar_stop", audit_now_us(), 0);
     buf_free(&b);
 }
 
@@ -361,7 +360,7 @@ watch_refused_held(audit_watch_t *w, int reason)
     member_string(b, "reason", decode_reason_names[reason]);
     member_u64(b, "also_refused", w->refused[reason].held);
     w->refused[reason].held = 0;
-    emit(w->a, b, "ingest_refused", now_us(), 0);
+    emit(w->a, b, "ingest_refused", audit_now_us(), 0);
 }
 
 /* Members are written each with a leading comma; emit() drops the first. */
@@ -476,13 +475,4 @@ emit(audit_t *a, buf_t *b, const char *event, uint64_t time_us,
     } else {
         audit_event(a, event, time_us, b->data, b->len, requested);
     }
-}
-
-static uint64_t
-now_us(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }

@@ -679,7 +679,11 @@ class AuditLokiTest(unittest.TestCase):
         m = s.metrics()
         self.assertEqual(value(m, "obs_exporter_dropped_total",
                                exporter="audit"), 0)
-        self.assertTrue(os.path.exists(s.file + ".loki-cursor"))
+        # how far Loki confirmed is kept for the next start: the file's end
+        st = os.stat(s.file)
+        wait_for(lambda: open(s.file + ".loki-cursor").read().split()
+                 == [str(st.st_dev), str(st.st_ino), str(st.st_size)],
+                 what="the cursor at the end of the file")
 
     def test_load_audit_complete_while_access_logs_are_shed(self):
         """A tiny exporter ring whose log file stalls: access log lines are
