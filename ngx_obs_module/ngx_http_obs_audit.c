@@ -17,8 +17,13 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "hex.h"
 #include "ngx_http_obs_module.h"
 #include "ngx_http_obs_jwt_module.h"
+
+
+/* the bytes of a request id the module makes (nginx's $request_id's) */
+#define NGX_HTTP_OBS_AUDIT_ID_LEN    16
 
 
 /* the decisions of proto/obs/v1/audit.def */
@@ -165,20 +170,16 @@ ngx_http_obs_audit_merge(ngx_conf_t *cf, ngx_http_obs_loc_conf_t *prev,
 
 /*
  * At configuration: whether events can be made here (obs_audit, or
- * "obs_jwt require" where records are sent), and then the $request_id
- * every event carries and the zone that keeps the count of events workers
- * exit with.
+ * "obs_jwt require" where records are sent), and then the zone that keeps
+ * what outlives a worker.
  */
 
 ngx_int_t
 ngx_http_obs_audit_init(ngx_conf_t *cf, ngx_http_obs_main_conf_t *omcf)
 {
-    ngx_str_t                      name = ngx_string("request_id");
     ngx_http_obs_jwt_main_conf_t  *jmcf;
 
     jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_jwt_module);
-
-    omcf->audit_request_id = NGX_ERROR;
 
     if (omcf->sidecar == NULL
         || (omcf->audit_file.len == 0 && !jmcf->require))
@@ -186,10 +187,7 @@ ngx_http_obs_audit_init(ngx_conf_t *cf, ngx_http_obs_main_conf_t *omcf)
         return NGX_OK;
     }
 
-    omcf->audit_request_id = ngx_http_get_variable_index(cf, &name);
-    if (omcf->audit_request_id == NGX_ERROR) {
-        return NGX_ERROR;
-    }
+    omcf->audit_possible = 1;
 
     return ngx_http_obs_audit_zone(cf, omcf);
 }
@@ -205,13 +203,13 @@ void
 ngx_http_obs_audit_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     ngx_http_obs_loc_conf_t *route_conf, ngx_http_obs_record_t *rec)
 {
+    u_char                    *id;
+    uint8_t                    raw[NGX_HTTP_OBS_AUDIT_ID_LEN];
     ngx_str_t                  client;
     EVP_MAC_CTX               *mac;
     ngx_http_obs_audit_t      *ev;
     ngx_http_obs_jwt_audit_t   jwt;
     ngx_http_obs_loc_conf_t   *olcf;
-    ngx_http_obs_main_conf_t  *omcf;
-    ngx_http_variable_value_t *vv;
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_module);
 
@@ -265,17 +263,21 @@ ngx_http_obs_audit_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
 
     ngx_http_obs_audit_text(&ev->client, &client, NGX_HTTP_OBS_MAX_VALUE);
 
-    /* an event always has a request id: nginx's own when the client sent
-       none */
+    /*
+     * an event always has a request id: the client's, or nginx's
+     * $request_id where something made it (the record has them), else one
+     * of the module's own, as random and as long as nginx's, made at a
+     * fraction of the cost of OpenSSL's RAND_bytes() that nginx's takes
+     */
 
     if (rec->request_id.len == 0) {
-        omcf = ngx_http_get_module_main_conf(r, ngx_http_obs_module);
-        vv = ngx_http_get_indexed_variable(r, omcf->audit_request_id);
+        id = ngx_pnalloc(r->pool, 2 * NGX_HTTP_OBS_AUDIT_ID_LEN);
 
-        if (vv && !vv->not_found) {
-            rec->request_id.data = vv->data;
-            rec->request_id.len = ngx_min(vv->len,
-                                          NGX_HTTP_OBS_MAX_REQUEST_ID);
+        if (id) {
+            ngx_http_obs_new_id(raw, NGX_HTTP_OBS_AUDIT_ID_LEN);
+            hex_encode((char *) id, raw, NGX_HTTP_OBS_AUDIT_ID_LEN);
+            rec->request_id.data = id;
+            rec->request_id.len = 2 * NGX_HTTP_OBS_AUDIT_ID_LEN;
         }
     }
 
@@ -325,12 +327,13 @@ ngx_http_obs_audit_text(ngx_str_t *field, ngx_str_t *value, size_t max)
 }
 
 
-/* --- events workers exit with ------------------------------------------- */
+/* --- what outlives a worker --------------------------------------------- */
 
 /*
- * A zone of its own, not a field of "obs_sidecar"'s: a reload keeps a
- * zone's memory as the module that made it laid it out, and a reload is
- * how a new module comes in.
+ * A zone of its own (ngx_http_obs_audit_shm_t), not a field of
+ * "obs_sidecar"'s: a reload keeps a zone's memory as the module that made
+ * it laid it out, and a reload is how a new module comes in.  It holds the
+ * events workers exited with, and which configuration was last told.
  */
 
 ngx_int_t
@@ -367,7 +370,7 @@ ngx_http_obs_audit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    shpool->data = ngx_slab_calloc(shpool, sizeof(ngx_atomic_t));
+    shpool->data = ngx_slab_calloc(shpool, sizeof(ngx_http_obs_audit_shm_t));
     if (shpool->data == NULL) {
         return NGX_ERROR;
     }

@@ -124,7 +124,7 @@ typedef struct {
        the last datagram that was sent */
     uint64_t                 audit_sequence;
     uint64_t                 audit_dropped[NGX_HTTP_OBS_AUDIT_REASONS];
-    ngx_atomic_t            *audit_exited; /* in the zone "obs_audit" */
+    ngx_http_obs_audit_shm_t *audit_shm;   /* the zone "obs_audit" */
     ngx_http_obs_main_conf_t *conf;
 } ngx_http_obs_emitter_t;
 
@@ -141,6 +141,8 @@ static ngx_int_t ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header,
     size_t header_len, u_char *chunk, size_t chunk_len, u_char *out);
 static void ngx_http_obs_flush_handler(ngx_event_t *ev);
 static void ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force);
+static ngx_int_t ngx_http_obs_emit_audit(ngx_http_obs_emitter_t *e,
+    ngx_http_obs_record_t *rec);
 static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e,
     ngx_http_obs_columns_t *cols);
 static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records,
@@ -301,6 +303,7 @@ ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 ngx_int_t
 ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_main_conf_t *omcf)
 {
+    ngx_atomic_uint_t        n;
     ngx_http_obs_sidecar_t  *sidecar;
     ngx_http_obs_emitter_t  *e;
 
@@ -311,7 +314,7 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_main_conf_t *omcf)
     e->conf = omcf;
 
     if (omcf->audit_zone) {
-        e->audit_exited = omcf->audit_zone->data;
+        e->audit_shm = omcf->audit_zone->data;
         e->reserve = sidecar->buffer_size / NGX_HTTP_OBS_AUDIT_RESERVE;
     }
 
@@ -356,12 +359,25 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_main_conf_t *omcf)
     }
 
     /*
-     * a header names the configuration: the first one, sent soon, tells
-     * the sidecar (and its audit trail) that this one is loaded
+     * every header names the configuration; where the audit trail is kept,
+     * one worker of each new one tells it at once, traffic or not
      */
 
-    e->announce = 1;
-    ngx_add_timer(&e->flush_event, sidecar->flush);
+    for ( ;; ) {
+        n = e->audit_shm ? e->audit_shm->announced : omcf->config_generation;
+
+        if (n >= omcf->config_generation) {
+            break;
+        }
+
+        if (ngx_atomic_cmp_set(&e->audit_shm->announced, n,
+                               omcf->config_generation))
+        {
+            e->announce = 1;
+            ngx_add_timer(&e->flush_event, sidecar->flush);
+            break;
+        }
+    }
 
     e->fd = ngx_socket(sidecar->sockaddr->sa_family, SOCK_DGRAM, 0);
     if (e->fd == (ngx_socket_t) -1) {
@@ -466,7 +482,7 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_main_conf_t *omcf)
 
     e->sidecar = sidecar;
     e->conf = omcf;
-    e->audit_exited = omcf->audit_zone ? omcf->audit_zone->data : NULL;
+    e->audit_shm = omcf->audit_zone ? omcf->audit_zone->data : NULL;
     e->worker_start = (uint64_t) ngx_time() * 1000000000;
 
     /* the drops no worker reported, and that nothing is in flight */
@@ -522,15 +538,12 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_main_conf_t *omcf)
 /*
  * Adds a record to the open batch, sealing that batch first when the record
  * does not fit; returns NGX_DECLINED when the record is dropped (counted).
- * A record with an audit event is numbered when admitted.
  */
 
 ngx_int_t
 ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 {
-    size_t                   limit;
     ngx_http_obs_emitter_t  *e;
-    ngx_http_obs_columns_t  *cols;
 
     e = &ngx_http_obs_emitter;
 
@@ -539,15 +552,53 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
     }
 
     if (rec->n_audit && e->audit) {
-        cols = e->audit;
-        limit = e->batch_limit;
-
-    } else {
-        cols = e->open;
-        limit = e->open_limit;
+        return ngx_http_obs_emit_audit(e, rec);
     }
 
-    if (!ngx_http_obs_columns_fits(cols, rec, limit)) {
+    if (!ngx_http_obs_columns_fits(e->open, rec, e->open_limit)) {
+
+        if (ngx_http_obs_columns_count(e->open) == 0) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
+            return NGX_DECLINED;
+        }
+
+        if (ngx_http_obs_seal(e, e->open) != NGX_OK) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL, rec);
+            return NGX_DECLINED;
+        }
+
+        ngx_http_obs_flush(e, 0);
+
+        if (!ngx_http_obs_columns_fits(e->open, rec, e->open_limit)) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
+            return NGX_DECLINED;
+        }
+    }
+
+    ngx_http_obs_columns_add(e->open, rec);
+    e->records_total++;
+
+    if (!e->flush_event.timer_set) {
+        ngx_add_timer(&e->flush_event, e->sidecar->flush);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The same for a record with an audit event: its batch of their own may
+ * use the reserve, and the event is numbered when admitted.
+ */
+
+static ngx_int_t
+ngx_http_obs_emit_audit(ngx_http_obs_emitter_t *e, ngx_http_obs_record_t *rec)
+{
+    ngx_http_obs_columns_t  *cols;
+
+    cols = e->audit;
+
+    if (!ngx_http_obs_columns_fits_audit(cols, rec, e->batch_limit)) {
 
         if (ngx_http_obs_columns_count(cols) == 0) {
             ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
@@ -561,17 +612,15 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 
         ngx_http_obs_flush(e, 0);
 
-        if (!ngx_http_obs_columns_fits(cols, rec, limit)) {
+        if (!ngx_http_obs_columns_fits_audit(cols, rec, e->batch_limit)) {
             ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
             return NGX_DECLINED;
         }
     }
 
-    if (rec->n_audit) {
-        rec->audit[0].sequence = ++e->audit_sequence;
-    }
+    rec->audit[0].sequence = ++e->audit_sequence;
 
-    ngx_http_obs_columns_add(cols, rec);
+    ngx_http_obs_columns_add_audit(cols, rec);
     e->records_total++;
 
     if (!e->flush_event.timer_set) {
@@ -649,10 +698,10 @@ ngx_http_obs_claim(ngx_http_obs_emitter_t *e)
         pending |= (e->dropped[i] != 0);
     }
 
-    if (e->audit_exited) {
+    if (e->audit_shm) {
         do {
-            n = *e->audit_exited;
-        } while (n && !ngx_atomic_cmp_set(e->audit_exited, n, 0));
+            n = e->audit_shm->exited;
+        } while (n && !ngx_atomic_cmp_set(&e->audit_shm->exited, n, 0));
 
         e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT] += n;
     }
@@ -685,9 +734,9 @@ ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e)
 
     /* events never admitted are all "lost at exit" to whoever reports */
 
-    for (i = 0; e->audit_exited && i < NGX_HTTP_OBS_AUDIT_REASONS; i++) {
+    for (i = 0; e->audit_shm && i < NGX_HTTP_OBS_AUDIT_REASONS; i++) {
         if (e->audit_dropped[i]) {
-            (void) ngx_atomic_fetch_add(e->audit_exited,
+            (void) ngx_atomic_fetch_add(&e->audit_shm->exited,
                                   (ngx_atomic_int_t) e->audit_dropped[i]);
             e->audit_dropped[i] = 0;
         }

@@ -290,7 +290,10 @@ ngx_http_obs_precontent_handler(ngx_http_request_t *r)
         ctx->content_reached = 1;
 
         /* not an error page: the audit trail's "allowed" */
-        ctx->served |= (r->err_status == 0);
+
+        if (ngx_http_obs_audit_possible && r->err_status == 0) {
+            ctx->served = 1;
+        }
     }
 
     if (olcf->trace_context & NGX_HTTP_OBS_TRACE_INJECT) {
@@ -354,6 +357,7 @@ ngx_http_obs_create_main_conf(ngx_conf_t *cf)
      *     omcf->metric_defs = NULL;
      *     omcf->active_zone = NULL;
      *     omcf->unsent = NULL;
+     *     omcf->audit_possible = 0;
      */
 
     omcf->active = NGX_CONF_UNSET;
@@ -911,8 +915,7 @@ ngx_http_obs_init_process(ngx_cycle_t *cycle)
 
     ngx_http_obs_active_init(omcf);
 
-    ngx_http_obs_audit_possible = (omcf != NULL
-                                   && omcf->audit_request_id != NGX_ERROR);
+    ngx_http_obs_audit_possible = (omcf != NULL && omcf->audit_possible);
 
     if (omcf == NULL || omcf->sidecar == NULL) {
         return NGX_OK;

@@ -75,7 +75,7 @@ typedef struct {
     /* the audit trail (ngx_http_obs_audit.c, ngx_http_obs_digest.c) */
     ngx_str_t                  audit_file;   /* where obs_audit first is */
     ngx_uint_t                 audit_line;
-    ngx_int_t                  audit_request_id;   /* $request_id */
+    ngx_flag_t                 audit_possible;     /* events can be made */
     ngx_shm_zone_t            *audit_zone;
     uint64_t                   config_generation;
     uint64_t                   config_loaded;      /* Unix nanoseconds */
@@ -259,6 +259,12 @@ typedef struct {
     ngx_str_t                  jwt_alg;
     ngx_str_t                  jwt_issuer;
 } ngx_http_obs_audit_t;
+
+/* In the zone "obs_audit", kept across reloads. */
+typedef struct {
+    ngx_atomic_t               exited;       /* events exited workers held */
+    ngx_atomic_t               announced;    /* the newest generation told */
+} ngx_http_obs_audit_shm_t;
 
 #define NGX_HTTP_OBS_MAX_AUDIT         1
 #define NGX_HTTP_OBS_BATCH_AUDIT       512    /* a batch's records */
@@ -446,6 +452,10 @@ size_t ngx_http_obs_columns_record_max(void);
 ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec, size_t limit);
 void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec);
+ngx_int_t ngx_http_obs_columns_fits_audit(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec, size_t limit);
+void ngx_http_obs_columns_add_audit(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
 size_t ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);

@@ -264,6 +264,38 @@ failed:
 }
 
 int
+audit_check(const audit_config_t *cfg, char *err, size_t errlen)
+{
+    char  path[AUDIT_PATH_MAX];
+    int   fd, rc = 0;
+
+    if (cfg->file == NULL) {
+        return 0;
+    }
+
+    if (access(cfg->file, F_OK) == 0 && access(cfg->file, R_OK | W_OK) != 0)
+    {
+        snprintf(err, errlen, "audit.file: %s cannot be written: %s",
+                 cfg->file, strerror(errno));
+        return -1;
+    }
+
+    /* probed, never made: --check-config creates nothing */
+    snprintf(path, sizeof(path), "%s.lock", cfg->file);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            snprintf(err, errlen, "audit.file: %s is locked: another "
+                     "sidecar writes %s", path, cfg->file);
+            rc = -1;
+        }
+        close(fd);
+    }
+
+    return rc;
+}
+
+int
 audit_enabled(const audit_t *a)
 {
     return a && a->enabled;

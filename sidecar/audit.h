@@ -59,6 +59,13 @@ void audit_config_free(audit_config_t *cfg);
  */
 audit_t *audit_open(const audit_config_t *cfg, char *err, size_t errlen);
 
+/*
+ * For --check-config: what opening would meet that the settings alone do
+ * not say (the file not writable, another sidecar writing it); creates
+ * nothing.  -1 with err set.
+ */
+int audit_check(const audit_config_t *cfg, char *err, size_t errlen);
+
 /* Whether there is a file to write to. */
 int audit_enabled(const audit_t *a);
 

@@ -715,17 +715,24 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
 }
 
 /* A key (ingest_key_file, audit.key_file): a secret file's first line, 16
-   to 1023 bytes; messages name the setting as it was given. */
+   to 1023 bytes; messages name the setting, and how it was given. */
 
 static int
 config_set_key(const setting_t *s, void *base, json_t *v, const char *text,
     const char *where, char *err, size_t errlen)
 {
     char  **key = (char **) ((char *) base + s->offset);
+    char    name[128];
     const char  *path;
 
+    if (strcmp(where, s->key) == 0 || strchr(where, '.') != NULL) {
+        snprintf(name, sizeof(name), "%s", where);
+    } else {
+        snprintf(name, sizeof(name), "%s (%s)", s->key, where);
+    }
+
     if (v && !json_is_string(v)) {
-        snprintf(err, errlen, "config: \"%s\" must be a string", where);
+        snprintf(err, errlen, "config: \"%s\" must be a string", name);
         return -1;
     }
     path = v ? json_string_value(v) : text;
@@ -733,13 +740,13 @@ config_set_key(const setting_t *s, void *base, json_t *v, const char *text,
     free(*key);
     *key = NULL;
 
-    if (settings_read_secret(path, key, where, err, errlen) != 0) {
+    if (settings_read_secret(path, key, name, err, errlen) != 0) {
         return -1;
     }
 
     if (strlen(*key) < 16 || strlen(*key) > 1023) {
         snprintf(err, errlen, "config: %s: the key in %s must be 16 to 1023 "
-                 "bytes on the first line", where, path);
+                 "bytes on the first line", name, path);
         return -1;
     }
 

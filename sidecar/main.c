@@ -87,7 +87,9 @@ main(int argc, char **argv)
         return rc;
     }
     if (rc == CONFIG_CHECK && (ingest_check(&s.cfg, err, sizeof(err)) != 0
-                               || http_check(&s.cfg, err, sizeof(err)) != 0))
+                               || http_check(&s.cfg, err, sizeof(err)) != 0
+                               || audit_check(&s.cfg.audit, err,
+                                              sizeof(err)) != 0))
     {
         rc = CONFIG_ERROR;
     }

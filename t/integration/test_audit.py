@@ -464,6 +464,54 @@ class AuditFileTest(unittest.TestCase):
         self.assertEqual(verify([s.file], s.key)[0], 0)
 
 
+class AuditConfigTest(unittest.TestCase):
+
+    def test_check_config_covers_the_audit_settings(self):
+        d = tempfile.mkdtemp(prefix="obs-auditcfg-")
+        self.addCleanup(shutil.rmtree, d)
+        key = os.path.join(d, "k")
+        with open(key, "w") as f:
+            f.write("0123456789abcdef-audit\n")
+        short = os.path.join(d, "short")
+        with open(short, "w") as f:
+            f.write("too-short\n")
+
+        def check(*args):
+            p = subprocess.run([SIDECAR, "--check-config", "--ingest",
+                                "unix:" + os.path.join(d, "r.sock"),
+                                "--listen", "127.0.0.1:%d" % free_port()]
+                               + list(args), capture_output=True, text=True)
+            return p.returncode, p.stderr + p.stdout
+
+        trail = os.path.join(d, "audit.log")
+        self.assertEqual(check("--audit-file", trail, "--audit-key-file",
+                               key)[0], 0)
+        for args, says in (
+                (["--audit-file", trail], 'needs "audit.key_file"'),
+                (["--audit-file", trail, "--audit-key-file", short],
+                 "must be 16 to 1023 bytes"),
+                (["--audit-file", "/nonexistent/dir/a.log",
+                  "--audit-key-file", key], "audit.file: /nonexistent"),
+                (["--audit-file", d, "--audit-key-file", key],
+                 "a directory, not a file")):
+            rc, out = check(*args)
+            self.assertEqual(rc, 2, args)
+            self.assertIn(says, out)
+
+        # another sidecar writes it: start-up would fail, so does the check
+        s = AuditStack(self, start=False)
+        s.start_sidecar()
+        rc, out = check("--audit-file", s.file, "--audit-key-file", s.key)
+        self.assertEqual(rc, 2)
+        self.assertIn("another sidecar writes", out)
+        # and the settings are in the table, with flags
+        help_text = subprocess.run([SIDECAR, "--help"], capture_output=True,
+                                   text=True).stdout
+        for flag in ("--audit-file", "--audit-key-file", "--verify-audit",
+                     "--audit-anchor"):
+            self.assertIn(flag, help_text)
+
+
 class AuditLossTest(unittest.TestCase):
 
     def test_disk_full_nothing_lost_silently(self):
