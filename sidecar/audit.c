@@ -501,7 +501,10 @@ audit_stop(audit_t *a, double drain_seconds)
     pthread_mutex_unlock(&a->lock);
 
     pthread_join(a->thread, NULL);
+
+    pthread_mutex_lock(&a->lock);
     a->started = 0;
+    pthread_mutex_unlock(&a->lock);
 }
 
 void

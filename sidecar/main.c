@@ -37,6 +37,10 @@
 #include "store.h"
 
 #define EXPIRE_EVERY  10          /* seconds between expiry sweeps */
+/* a stop hands the audit stream's last lines to the delivery layer for at
+   most this long (a Loki that takes nothing holds the shipper; the file
+   keeps the lines and the next start sends them) */
+#define AUDIT_SHIP_FLUSH_SECONDS  2
 
 typedef struct {
     config_t        cfg;
@@ -341,7 +345,7 @@ sidecar_stop(sidecar_t *s)
         audit_sidecar_stop(s->audit, s->stop_signal);
     }
     audit_stop(s->audit, s->cfg.exporter.drain_seconds);
-    audit_ship_flush(s->audit_ship, s->cfg.exporter.drain_seconds);
+    audit_ship_flush(s->audit_ship, AUDIT_SHIP_FLUSH_SECONDS);
     delivery_stop(s->delivery);
     audit_ship_stop(s->audit_ship);
     http_stop(s->http);             /* /metrics reads the exporter's */
