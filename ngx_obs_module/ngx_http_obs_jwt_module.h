@@ -37,10 +37,26 @@ typedef struct {
 } ngx_http_obs_jwt_source_t;
 
 
+/*
+ * A variable an obs_jwt_token reads, or a value that leaves the gateway,
+ * and where it was written: neither may name the other, whichever comes
+ * first in the configuration.
+ */
+typedef struct {
+    ngx_str_t                  directive;
+    ngx_str_t                  text;         /* a variable: its lowercase
+                                                name, without '$' */
+    ngx_str_t                  file;
+    ngx_uint_t                 line;
+} ngx_http_obs_jwt_use_t;
+
+
 typedef struct {
     ngx_uint_t                 cache_size;   /* 0: off */
     ngx_flag_t                 used;         /* some location verifies */
     ngx_flag_t                 require;      /* some location requires */
+    ngx_array_t                sources;      /* of ngx_http_obs_jwt_use_t */
+    ngx_array_t                exports;      /* of ngx_http_obs_jwt_use_t */
 } ngx_http_obs_jwt_main_conf_t;
 
 
@@ -78,6 +94,13 @@ extern ngx_module_t  ngx_http_obs_jwt_module;
 
 
 ngx_int_t ngx_http_obs_jwt_add_variables(ngx_conf_t *cf);
+
+/*
+ * Notes a value that leaves the gateway; NGX_ERROR, logged naming the
+ * directive, when it reads a variable that an obs_jwt_token reads the token
+ * from (a credential, as Authorization is).
+ */
+ngx_int_t ngx_http_obs_jwt_check_export(ngx_conf_t *cf, ngx_str_t *text);
 ngx_int_t ngx_http_obs_jwt_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_obs_jwt_init_worker(ngx_cycle_t *cycle);

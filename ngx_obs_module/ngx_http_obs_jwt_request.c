@@ -133,9 +133,12 @@ ngx_http_obs_jwt_access_handler(ngx_http_request_t *r)
 
 /*
  * nginx runs no access phase for a subrequest (auth_request, SSI, mirror),
- * and so no access check: "require" is checked there in the precontent
- * phase instead, and a subrequest without a valid token answers 401 (which
- * auth_request passes on, challenge included).  "satisfy" has no say.
+ * and so no access check: "require" is checked there when the rewrite phase
+ * begins, before the location's own "return" or "rewrite" (an auth_request
+ * location that only says "return 204" would pass every token otherwise),
+ * and again in the precontent phase; a subrequest without a valid token
+ * answers 401 (which auth_request passes on, challenge included).
+ * "satisfy" has no say.
  */
 
 ngx_int_t
@@ -149,7 +152,10 @@ ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r)
 
     rc = ngx_http_obs_jwt_access_handler(r);
 
-    /* NGX_OK would skip the phase's other handlers (try_files, mirror) */
+    /*
+     * NGX_OK would end the subrequest in the rewrite phase, and skip
+     * the precontent phase's other handlers (try_files, mirror)
+     */
 
     return rc == NGX_OK ? NGX_DECLINED : rc;
 }
@@ -460,9 +466,12 @@ ngx_http_obs_jwt_cookies(ngx_http_request_t *r, ngx_str_t *name)
 
 /*
  * How many "name=value" pairs of text (split at sep1 or sep2) have a name
- * that any reader could take for name (lowercase): in any case, spaces
- * around it skipped, %XX escapes decoded.  Counting some that nginx would
- * not (it matches the name as sent) only refuses more.
+ * that any reader could take for name (lowercase): in any case, %XX escapes
+ * and '+' decoded, blanks around it skipped (what a trim() takes off: bytes
+ * up to ' ', and 0x85 and 0xa0 as Python reads Latin-1), and ' ', '.' or
+ * '[' read as '_' (PHP's names: "access.token" is $_COOKIE['access_token']).
+ * Counting some that nginx would not (it matches the name as sent) only
+ * refuses more.
  */
 
 static ngx_uint_t
@@ -489,13 +498,22 @@ ngx_http_obs_jwt_pairs(ngx_str_t *text, ngx_str_t *name, u_char sep1,
             {
                 c = (u_char) x;
                 p += 2;
+
+            } else if (c == '+') {
+                c = ' ';
             }
 
-            if (c == ' ' && (k == 0 || k == name->len)) {
+            if ((c <= ' ' || c == 0x85 || c == 0xa0)
+                && (k == 0 || k == name->len))
+            {
                 continue;
             }
 
-            if (k < name->len && ngx_tolower(c) == name->data[k]) {
+            if (k < name->len
+                && (ngx_tolower(c) == name->data[k]
+                    || (name->data[k] == '_'
+                        && (c == ' ' || c == '.' || c == '['))))
+            {
                 k++;
 
             } else {

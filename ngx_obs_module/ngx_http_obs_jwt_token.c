@@ -523,7 +523,8 @@ obs_jwt_done(void)
  * "aud" a string or an array of strings, "exp", "nbf" and "iat" numbers.
  * The tenant claim must be a non-empty string or an integer; the user
  * claim may be absent (no user), else the same; a claim that is there but
- * unfit (another type, over OBS_JWT_MAX_CLAIM bytes) is missing_claim.
+ * unfit (another type, over OBS_JWT_MAX_CLAIM bytes, a control character)
+ * is missing_claim.
  */
 
 static obs_jwt_status_e
@@ -681,14 +682,19 @@ obs_jwt_one_of(json_t *v, const char *const *values, size_t n)
 
 /*
  * A string or integer claim copied into out, its length in *len (0 when
- * absent); -1 when it is there but unfit.
+ * absent); -1 when it is there but unfit.  A string with a control byte
+ * (CR, LF, NUL, DEL ...) is unfit: $obs_jwt_tenant and $obs_jwt_user go
+ * where nginx copies values as they are, such as proxy_set_header, and a
+ * line break there starts a header or a request of the token's choosing.
  */
 
 static int
 obs_jwt_claim(json_t *payload, const char *name, char *out, size_t *len)
 {
-    int      n;
-    json_t  *v;
+    int                   n;
+    size_t                i;
+    json_t               *v;
+    const unsigned char  *s;
 
     *len = 0;
     v = json_object_get(payload, name);
@@ -710,6 +716,14 @@ obs_jwt_claim(json_t *payload, const char *name, char *out, size_t *len)
 
     if (!json_is_string(v) || json_string_length(v) > OBS_JWT_MAX_CLAIM) {
         return -1;
+    }
+
+    s = (const unsigned char *) json_string_value(v);
+
+    for (i = 0; i < json_string_length(v); i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            return -1;
+        }
     }
 
     *len = json_string_length(v);

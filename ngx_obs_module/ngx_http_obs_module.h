@@ -431,6 +431,7 @@ char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_obs_value_t *v);
 ngx_int_t ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text);
+ngx_uint_t ngx_http_obs_reads_variable(ngx_str_t *text, ngx_str_t *name);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "exporter_config.h"
 #include "settings.h"
+#include "spool.h"
 
 #define CONFIG_MAX_FLAGS  64
 
@@ -1093,6 +1094,10 @@ config_check_output(const char *setting, const char *path, int is_dir,
         if (S_ISDIR(st.st_mode) != is_dir) {
             snprintf(err, errlen, "%s: %s is %s", setting, path,
                      is_dir ? "not a directory" : "a directory, not a file");
+            return -1;
+        }
+        if (is_dir && spool_dir_check(&st, path, dir, sizeof(dir)) != 0) {
+            snprintf(err, errlen, "%s: %s", setting, dir);
             return -1;
         }
         return 0;

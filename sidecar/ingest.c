@@ -842,8 +842,13 @@ ingest_bind_unix(const char *addr, const config_t *cfg, char **unix_path,
 
     *unix_path = strdup(path);
 
-    /* nginx's workers write as another user: through the socket's group */
-    if (chown(path, (uid_t) -1, gid) != 0 || chmod(path, 0660) != 0) {
+    /*
+     * nginx's workers write as another user: through the socket's group.
+     * lchown, and no chmod (bind made it 0660): by path, these would
+     * follow a link someone swapped in since bind, and give them another
+     * file's group and mode.
+     */
+    if (lchown(path, (uid_t) -1, gid) != 0) {
         snprintf(err, errlen, "ingest %s: cannot give the socket to group "
                  "%lu: %s (the sidecar's user must belong to it)", addr,
                  (unsigned long) gid, strerror(errno));

@@ -42,14 +42,19 @@ my @directives = (
 # and the variables (as written in a value; "lone" ones are one "$name").
 my @classes = (
     [ 'credentials (the Authorization, Proxy-Authorization, Cookie and '
-      . 'Set-Cookie headers, cookies) never leave the gateway, not even as '
+      . 'Set-Cookie headers, API keys, auth proxies\' token headers, '
+      . 'cookies) never leave the gateway, not even as '
       . 'an hmac= pseudonym; use an identity the gateway verified',
       [ '$http_authorization', '$http_proxy_authorization', '$http_cookie',
         '$http_set_cookie', '$sent_http_set_cookie',
         '$upstream_http_set_cookie', '$upstream_http_authorization',
         '$sent_trailer_set_cookie', '$upstream_trailer_set_cookie',
         '$HTTP_AUTHORIZATION', 'user=${http_authorization}',
-        'a-$Http_Cookie-b' ] ],
+        'a-$Http_Cookie-b', '$http_x_api_key',
+        '$http_x_forwarded_access_token',
+        '$http_x_auth_request_access_token',
+        '$http_x_amzn_oidc_accesstoken', '$http_x_amzn_oidc_data',
+        '$http_x_amz_security_token' ] ],
 
     [ 'credentials (the Authorization',
       [ '$cookie_sid', '$upstream_cookie_sid', '$COOKIE_SID',
@@ -67,7 +72,8 @@ my @classes = (
         '$upstream_http_link', '$upstream_http_x_accel_redirect',
         '$http_x_original_uri', '$http_x_original_url',
         '$http_x_forwarded_uri', '$http_x_rewrite_url',
-        '$upstream_trailer_location', '$HTTP_REFERER' ] ],
+        '$upstream_trailer_location', '$HTTP_REFERER',
+        '$http_x_envoy_original_path' ] ],
 
     [ 'the request body never leaves the gateway; have the service return '
       . 'the value in a response header',
@@ -163,6 +169,69 @@ ok /ok/k acme
 --- no_error_log
 [emerg]
 [alert]
+
+
+
+_EOB_
+
+# The token obs_jwt_token reads is a credential too, from whichever
+# variable it reads it, whether that directive comes before or after the
+# value that would export it; a neighbouring name still passes.
+my $why_token = 'reads the token from it; a token is a credential, which '
+    . 'never leaves the gateway; use an identity the gateway verified';
+my @tokens = (
+    [ 'obs_log_field after obs_jwt_token', '',
+      'obs_jwt_token $http_x_token; obs_log_field t $http_x_token;',
+      qq{"obs_log_field" directive may not use "\$http_x_token": }
+      . qq{"obs_jwt_token" in} ],
+    [ 'obs_tenant before obs_jwt_token', 'obs_tenant "t-${ARG_TOKEN}";',
+      'obs_jwt_token $arg_token;',
+      qq{may not use "\$arg_token": this "obs_jwt_token" $why_token} ],
+    [ 'a label of obs_metric', '',
+      'obs_jwt_token $http_x_jwt; '
+      . 'obs_metric counter biz_total 1 label=k:$http_x_jwt:a,b;',
+      qq{"obs_metric" directive may not use "\$http_x_jwt": }
+      . qq{"obs_jwt_token" in} ],
+);
+
+for my $t (@tokens) {
+    my ($name, $http, $loc, $error) = @$t;
+    $n++;
+    $spec .= <<"_EOB_";
+=== TEST $n: the token's own variable: $name
+--- http_config
+    $http
+--- config
+    location /x {
+        $loc
+    }
+--- must_die
+--- error_log
+$error
+
+
+
+_EOB_
+}
+
+$n++;
+$spec .= <<"_EOB_";
+=== TEST $n: the token's own variable: a neighbour passes
+--- http_config
+    obs_sidecar unix:/tmp/obs-absent.sock;
+    obs_log_field id \$http_x_token_id;
+--- config
+    location /ok {
+        obs_jwt_token \$http_x_token;
+        obs_tenant \$arg_token_hint;
+        return 200 "ok\\n";
+    }
+--- request
+GET /ok
+--- response_body
+ok
+--- no_error_log
+[emerg]
 
 
 

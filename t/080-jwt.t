@@ -1451,3 +1451,160 @@ main::lines("malformed unverified", "malformed unverified",
 GET /h
 --- response_body
 valid acme
+
+
+
+=== TEST 71: require in an auth_request location that only returns 204
+The rewrite phase ends such a subrequest before its precontent phase:
+require is checked when that phase begins, before the location's return.
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        return 204;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{forged}"
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature"
+--- response_body_unlike: passed
+
+
+
+=== TEST 72: the same with a rewrite to a location without require
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        rewrite ^ /open last;
+    }
+    location = /open {
+        internal;
+        return 204;
+    }
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer
+--- response_body_unlike: passed
+
+
+
+=== TEST 73: the same with a valid token passes
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo "passed";
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        rewrite ^ /open last;
+    }
+    location = /open {
+        internal;
+        obs_jwt require;
+        return 204;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{RS256}"
+--- request
+GET /ar/x
+--- response_body
+passed
+--- no_error_log
+token not accepted
+
+
+
+=== TEST 74: a cookie that comes twice behind a blank a trim() takes off
+Python's http.cookies (Tornado), Django and Java read "\tsession" as
+"session", and some of them the last one.
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: session=$::T{RS256};\tsession=$::T{forged};\x0bsession=x;"
+. " session\x0c=y;\xa0session=z"
+--- request
+GET /c
+--- response_body
+malformed unverified
+
+
+
+=== TEST 75: a name PHP reads as another: "." or " " for "_"
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_access_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+    location /a {
+        obs_jwt on;
+        obs_jwt_token $arg_access_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: access.token=$::T{forged}; access_token=$::T{RS256}"
+--- request eval
+["GET /c",
+ "GET /a?access_token=$::T{RS256}&access.token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&access+token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&%09access[token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&accesstoken=1&access__token=2"]
+--- response_body eval
+main::lines("malformed unverified", "malformed unverified",
+            "malformed unverified", "malformed unverified", "valid acme")
+
+
+
+=== TEST 76: a tenant or user claim with a control byte is missing_claim
+$obs_jwt_user in proxy_set_header would otherwise send "X-Admin: 1" as a
+header of its own.
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+--- request eval
+main::tok(qw(sub_crlf sub_tab tenant_lf tenant_del sub_utf8))
+--- response_body eval
+main::lines("missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []", "missing_claim unverified []",
+            "valid acme [b\xc3\xb6b \xe2\x98\x83]")
+
+
+
+=== TEST 77: ... and never reaches the backend's headers
+--- config
+    location /p {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        proxy_set_header X-User $obs_jwt_user;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo;
+    }
+    location = /echo {
+        obs_jwt off;
+        return 200 "[$http_x_user] [$http_x_admin]\n";
+    }
+--- request eval
+"GET /p?token=$::T{sub_crlf}"
+--- response_body
+[] []

@@ -491,7 +491,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$http_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$http_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -502,7 +502,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$http_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$http_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -513,7 +513,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$http_proxy_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$http_proxy_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -524,7 +524,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -535,7 +535,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$sent_http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$sent_http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -546,7 +546,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$upstream_http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$upstream_http_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -557,7 +557,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$upstream_http_proxy_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$upstream_http_proxy_authorization": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -568,7 +568,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$cookie_session": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$cookie_session": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -579,7 +579,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$upstream_cookie_sid": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$upstream_cookie_sid": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -590,7 +590,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$HTTP_AUTHORIZATION": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$HTTP_AUTHORIZATION": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -601,7 +601,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$Http_Cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$Http_Cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 
@@ -612,7 +612,7 @@ invalid number of arguments in "obs_log_field" directive
     }
 --- must_die
 --- error_log
-"obs_log_field" directive may not use "$upstream_trailer_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, cookies) never leave the gateway, not even as an hmac= pseudonym
+"obs_log_field" directive may not use "$upstream_trailer_set_cookie": credentials (the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers, API keys, auth proxies' token headers, cookies) never leave the gateway, not even as an hmac= pseudonym
 
 
 

@@ -89,6 +89,7 @@ static void dest_shutdown(destination_t *t);
 static void dest_drop(destination_t *t, payload_t *p, drop_reason_t why);
 static void dest_free(destination_t *t);
 static void dest_shown_url(destination_t *t);
+static size_t shown(const char *in, size_t len, char *out, size_t size);
 static void describe(const http_response_t *r, char *out, size_t size);
 static void list_push(payload_t **head, payload_t **tail, payload_t *p);
 static payload_t *list_pop(payload_t **head, payload_t **tail);
@@ -943,14 +944,34 @@ dest_shown_url(destination_t *t)
     }
 }
 
+/*
+ * A receiver's bytes as a log line may show them: printable, quote-free,
+ * at most size - 1 of them and a NUL in out; returns how many there are.
+ */
+static size_t
+shown(const char *in, size_t len, char *out, size_t size)
+{
+    size_t  i;
+
+    for (i = 0; i < len && i + 1 < size; i++) {
+        unsigned char  c = (unsigned char) in[i];
+
+        out[i] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\'
+                 ? (c == '\n' || c == '\r' || c == '\t' ? ' ' : '.')
+                 : (char) c;
+    }
+    out[i] = '\0';
+    return i;
+}
+
 /* "HTTP 503: "first bytes"", "HTTP 301 to <Location>" or the connection
    error; the answer's bytes made printable and quote-free. */
 
 static void
 describe(const http_response_t *r, char *out, size_t size)
 {
-    char    body[HTTP_BODY_HEAD + 1];
-    size_t  i, n = 0;
+    char    body[HTTP_BODY_HEAD + 1], location[201];
+    size_t  i, n;
     int     len;
 
     if (!r->answered) {
@@ -958,13 +979,7 @@ describe(const http_response_t *r, char *out, size_t size)
         return;
     }
 
-    for (i = 0; i < r->body_len && n < 120; i++) {
-        unsigned char  c = (unsigned char) r->body[i];
-
-        body[n++] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\'
-                    ? (c == '\n' || c == '\r' || c == '\t' ? ' ' : '.')
-                    : (char) c;
-    }
+    i = n = shown(r->body, r->body_len, body, 121);
     while (n && body[n - 1] == ' ') {
         n--;
     }
@@ -972,8 +987,9 @@ describe(const http_response_t *r, char *out, size_t size)
 
     len = snprintf(out, size, "HTTP %ld", r->status);
     if (len > 0 && (size_t) len < size && r->location[0]) {
-        len += snprintf(out + len, size - (size_t) len, " to %.200s",
-                        r->location);
+        /* the receiver's bytes: an escape sequence would reach a terminal */
+        shown(r->location, strlen(r->location), location, sizeof(location));
+        len += snprintf(out + len, size - (size_t) len, " to %s", location);
     }
     if (len > 0 && (size_t) len < size && n) {
         snprintf(out + len, size - (size_t) len, ": \"%s%s\"", body,
