@@ -74,22 +74,13 @@ enum {
 #include "obs/v1/columns.def"
 };
 
-/* ... of which the audit trail's section adds to a record that has it */
-enum {
-    ngx_http_obs_width_plain = 0
-#define OBS_U32(group, column, field, required)      + 4
-#define OBS_U64(group, column, field, required)      + 8
-#define OBS_BOOL(group, column, field)               + 4
-#define OBS_SYMBOL(group, column, field, text, max)  + 4
-#define OBS_ID(group, column, field, width)          + (width)
-#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
-    , ngx_http_obs_width_plain_##group = 0
-#define OBS_COLUMNS_NO_AUDIT
-#include "obs/v1/columns.def"
-};
-
-#define ngx_http_obs_width_audit_count                                       \
-    (ngx_http_obs_width_record - ngx_http_obs_width_plain)
+/*
+ * ... of which the audit trail's section adds its count to a record (a
+ * group's count column is OBS_U32, columns.def says), and the rest
+ */
+#define ngx_http_obs_width_audit_count  4
+#define ngx_http_obs_width_plain                                             \
+    (ngx_http_obs_width_record - ngx_http_obs_width_audit_count)
 
 /* symbols one entry may add (one per text column) ... */
 enum {
@@ -393,29 +384,8 @@ void
 ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *record)
 {
-    size_t                   before, n_record;
-    ngx_uint_t               i;
-    Obs__V1__RecordColumns  *m = &cols->msg;
-#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
-    size_t                     n_##group;                                     \
-    ngx_http_obs_##group##_t  *group;
-#define OBS_COLUMNS_NO_AUDIT
-#include "obs/v1/columns.def"
-
-    n_record = cols->n_record;
-
-    before = m->symbol_data.len + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH;
-
-    cols->size += ngx_http_obs_width_plain;
-
-#define OBS_COLUMNS_NO_AUDIT
+#define NGX_HTTP_OBS_ADD_AUDIT  0
 #include "ngx_http_obs_columns_add.h"
-
-    cols->n_record = n_record + 1;
-    m->count = cols->n_record;
-
-    cols->size += m->symbol_data.len
-                  + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
 }
 
 
@@ -429,28 +399,8 @@ void
 ngx_http_obs_columns_add_audit(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *record)
 {
-    size_t                   before, n_record;
-    ngx_uint_t               i;
-    Obs__V1__RecordColumns  *m = &cols->msg;
-#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
-    size_t                     n_##group;                                     \
-    ngx_http_obs_##group##_t  *group;
-#define OBS_COLUMNS_ONLY_AUDIT
-#include "obs/v1/columns.def"
-
-    ngx_http_obs_columns_add(cols, record);
-
-    n_record = cols->n_record - 1;
-
-    before = m->symbol_data.len + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH;
-
-    cols->size += ngx_http_obs_width_audit_count;
-
-#define OBS_COLUMNS_ONLY_AUDIT
+#define NGX_HTTP_OBS_ADD_AUDIT  1
 #include "ngx_http_obs_columns_add.h"
-
-    cols->size += m->symbol_data.len
-                  + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
 }
 
 
