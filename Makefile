@@ -157,6 +157,7 @@ $(shell mkdir -p $(GEN); \
   || echo '$(version_text)' >$(VERSION_H))
 $(MODULE): $(VERSION_H)
 VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
+                exporter/otlp/otlp_pb.o \
                 exporter/otlp/spans.o sidecar/status_json.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION

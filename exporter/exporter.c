@@ -14,14 +14,18 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "otlp_pb.h"
 #include "compress.h"
 #include "decode_arena.h"
 #include "exporter_config.h"
 #include "columns.h"
 #include "hash.h"
 #include "loki.h"
+#include "otlp_config.h"
+#include "otlp_result.h"
 #include "queue.h"
 #include "label_rules.h"
+#include "log.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
@@ -46,11 +50,16 @@ typedef struct {
     buf_t                body;          /* a batch's uncompressed body */
     size_t               n_spans;
     double               spans_opened;
+    buf_t                records;       /* OTLP log records of the batch */
+    buf_t                record;        /* the record being written */
+    size_t               n_records;
+    double               records_opened;
 } encoder_t;
 
 struct exporter {
     exporter_config_t    cfg;
     loki_format_t        loki_format;
+    int                  loki_on;       /* log lines to Loki or a file */
     buf_t                resource;      /* the OTLP Resource, written once */
     dgram_queue_t       *queue;
     encoder_t           *encoders;
@@ -59,7 +68,9 @@ struct exporter {
     destination_t       *dest[EXPORTER_SINKS];
 };
 
-const char *const  exporter_sink_names[EXPORTER_SINKS] = { "loki", "otlp" };
+const char *const  exporter_sink_names[EXPORTER_SINKS] = {
+    "loki", "otlp", "otlp_logs"
+};
 const char *const  exporter_signal_names[SIGNALS] = { "logs", "traces" };
 
 static int exporter_destinations(exporter_t *e, delivery_t *d, char *err,
@@ -74,7 +85,7 @@ static int encoder_owns(const encoder_t *c, const Obs__V1__Record *r);
 static void encoder_record(encoder_t *c, const Obs__V1__Record *r,
     double now);
 static void encoder_log(encoder_t *c, const Obs__V1__Record *r,
-    const char *service, const char *tenant, double now);
+    const char *service, const char *tenant, int kept, double now);
 static loki_batch_t *encoder_logs_batch(encoder_t *c, const char *org);
 static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
 static void encoder_seal_spans(encoder_t *c);
@@ -82,7 +93,9 @@ static void encoder_seal_due(encoder_t *c, double now, int all);
 static void encoder_free(encoder_t *c);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
-static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
+static void encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r,
+    const char *service, int kept, double now);
+static void encoder_seal_otlp_logs(encoder_t *c);
 static double now_seconds(void);
 
 void
@@ -95,7 +108,8 @@ exporter_config_defaults(exporter_config_t *cfg)
 
     for (i = 0; i < EXPORTER_SINKS; i++) {
         destination_config_t  *s = i == EXPORTER_LOKI ? &cfg->loki
-                                                      : &cfg->otlp;
+                                   : i == EXPORTER_OTLP ? &cfg->otlp
+                                   : &cfg->otlp_logs;
 
         s->batch_bytes = 1024 * 1024;
         s->batch_items = 512;
@@ -124,6 +138,7 @@ exporter_config_free(exporter_config_t *cfg)
 {
     destination_config_free(&cfg->loki);
     destination_config_free(&cfg->otlp);
+    destination_config_free(&cfg->otlp_logs);
     free(cfg->org_id);
     free(cfg->gateway_name);
     free(cfg->gateway_host);
@@ -202,6 +217,11 @@ exporter_backlog(exporter_t *e)
 void
 exporter_stats(exporter_t *e, sink_id_t sink, destination_stats_t *out)
 {
+    if (e->dest[sink] == NULL) {
+        memset(out, 0, sizeof(*out));
+        out->mode = "off";
+        return;
+    }
     delivery_stats(e->dest[sink], out);
 }
 
@@ -264,24 +284,35 @@ exporter_destination(const exporter_config_t *cfg, sink_id_t which,
         spec->content_type = json ? "application/json"
                                   : "application/x-protobuf";
         spec->content_encoding = json ? "gzip" : NULL;
-        spec->off = !cfg->logs;
-    } else {
-        spec->items = "spans";
-        spec->cfg = &cfg->otlp;
-        spec->content_type = "application/x-protobuf";
-        spec->content_encoding = cfg->otlp_gzip ? "gzip" : NULL;
-        spec->off = !cfg->traces;
+        /* log records over OTLP and no Loki or file asked for: no
+           stdout lines besides */
+        spec->off = !cfg->logs || (cfg->otlp_logs_on && cfg->loki.url == NULL
+                                   && cfg->loki.file == NULL);
+        return;
     }
+
+    spec->items = which == EXPORTER_OTLP ? "spans" : "log records";
+    spec->cfg = which == EXPORTER_OTLP ? &cfg->otlp : &cfg->otlp_logs;
+    spec->grpc = (which == EXPORTER_OTLP ? cfg->otlp_protocol
+                  : cfg->otlp_logs_protocol) == OTLP_GRPC;
+    spec->content_type = spec->grpc ? "application/grpc"
+                                    : "application/x-protobuf";
+    spec->content_encoding = (which == EXPORTER_OTLP ? cfg->otlp_gzip
+                              : cfg->otlp_logs_gzip) ? "gzip" : NULL;
+    spec->classify = spec->grpc ? otlp_grpc_classify : otlp_http_classify;
+    spec->off = which == EXPORTER_OTLP ? !cfg->traces
+                : !cfg->logs || !cfg->otlp_logs_on;
 }
 
-/* The two destinations, each in its format; a signal that is off still
-   has its counters. */
+/* The destinations, each in its format; a signal that is off still has
+   its counters (OTLP logs only when asked for). */
 static int
 exporter_destinations(exporter_t *e, delivery_t *d, char *err,
     size_t errlen)
 {
     destination_spec_t  spec;
     int                 json = e->cfg.loki_json;
+    char                url[1024];
 
     e->loki_format = e->cfg.loki.url == NULL ? LOKI_FILE
                      : json ? LOKI_JSON : LOKI_PROTOBUF;
@@ -292,11 +323,26 @@ exporter_destinations(exporter_t *e, delivery_t *d, char *err,
     }
 
     exporter_destination(&e->cfg, EXPORTER_LOKI, &spec);
+    e->loki_on = !spec.off;
     e->dest[EXPORTER_LOKI] = delivery_add(d, &spec, err, errlen);
 
     exporter_destination(&e->cfg, EXPORTER_OTLP, &spec);
+    spec.url = otlp_url(e->cfg.otlp.url, OTLP_TRACES, e->cfg.otlp_protocol,
+                        url, sizeof(url));
     e->dest[EXPORTER_OTLP] = e->dest[EXPORTER_LOKI]
                              ? delivery_add(d, &spec, err, errlen) : NULL;
+
+    exporter_destination(&e->cfg, EXPORTER_OTLP_LOGS, &spec);
+    if (e->dest[EXPORTER_OTLP] && !spec.off) {
+        spec.url = otlp_url(e->cfg.otlp_logs.url, OTLP_LOGS,
+                            e->cfg.otlp_logs_protocol, url, sizeof(url));
+        e->dest[EXPORTER_OTLP_LOGS] = delivery_add(d, &spec, err, errlen);
+        if (e->dest[EXPORTER_OTLP_LOGS] == NULL) {
+            return -1;
+        }
+        sidecar_log("info", "log records over OTLP/%s to %s",
+                    spec.grpc ? "gRPC" : "HTTP", spec.url);
+    }
 
     return e->dest[EXPORTER_OTLP] ? 0 : -1;
 }
@@ -435,6 +481,7 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
 {
     exporter_t  *e = c->e;
     char         service[LOKI_SERVICE_MAX], tenant[LOKI_TENANT_MAX];
+    int          kept = e->cfg.traces && span_keep(&e->cfg, r);
 
     if (text_utf8(r->service.data, r->service.len, service,
                   sizeof(service)) == 0)
@@ -442,12 +489,16 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
         strcpy(service, "unknown");
     }
 
-    if (e->cfg.logs) {
+    if (e->loki_on) {
         text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
-        encoder_log(c, r, service, tenant, now);
+        encoder_log(c, r, service, tenant, kept, now);
     }
 
-    if (e->cfg.traces && span_keep(e, r)) {
+    if (e->dest[EXPORTER_OTLP_LOGS]) {
+        encoder_otlp_log(c, r, service, kept, now);
+    }
+
+    if (kept) {
         if (c->n_spans == 0) {
             c->spans_opened = now;
         }
@@ -465,7 +516,7 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
 
 static void
 encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
-    const char *tenant, double now)
+    const char *tenant, int kept, double now)
 {
     exporter_t    *e = c->e;
     loki_batch_t  *b;
@@ -473,7 +524,7 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     const char    *org = "";
 
     buf_reset(&c->line);
-    log_line(&c->line, r, service, e->cfg.gateway_host);
+    log_line(&c->line, r, service, e->cfg.gateway_host, kept);
     if (c->line.failed) {
         c->line.failed = 0;
         delivery_lost(e->dest[EXPORTER_LOKI], 1);
@@ -646,6 +697,65 @@ encoder_seal_due(encoder_t *c, double now, int all)
     {
         encoder_seal_spans(c);
     }
+
+    if (c->n_records && (all || now - c->records_opened
+                                >= e->cfg.otlp_logs.batch_wait_ms / 1000.0))
+    {
+        encoder_seal_otlp_logs(c);
+    }
+}
+
+/* The record's log line as an OTLP LogRecord, batched by count, size and
+   time. */
+static void
+encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
+    int kept, double now)
+{
+    exporter_t  *e = c->e;
+
+    if (c->n_records == 0) {
+        c->records_opened = now;
+    }
+
+    log_record(&c->records, &c->record, r, service, e->cfg.gateway_host,
+               kept);
+    c->n_records++;
+
+    if (c->records.failed || c->record.failed) {
+        buf_reset(&c->records);
+        c->records.failed = 0;
+        c->record.failed = 0;
+        delivery_lost(e->dest[EXPORTER_OTLP_LOGS], c->n_records);
+        c->n_records = 0;
+    } else if (c->n_records >= e->cfg.otlp_logs.batch_items
+               || c->records.len >= e->cfg.otlp_logs.batch_bytes)
+    {
+        encoder_seal_otlp_logs(c);
+    }
+}
+
+/* An ExportLogsServiceRequest of the batch, gzip'd when asked. */
+static void
+encoder_seal_otlp_logs(encoder_t *c)
+{
+    exporter_t  *e = c->e;
+    payload_t   *p = NULL;
+    size_t       n = c->n_records;
+
+    buf_reset(&c->body);
+    otlp_request(&c->body, &e->resource, &c->records);
+    buf_reset(&c->records);
+    c->n_records = 0;
+
+    if (c->body.failed) {
+        c->body.failed = 0;
+    } else if (e->cfg.otlp_logs_gzip) {
+        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n, "");
+    } else {
+        p = payload_text(c->body.data, c->body.len, n, "");
+    }
+
+    exporter_hand(e, EXPORTER_OTLP_LOGS, p, n);
 }
 
 static void
@@ -661,6 +771,8 @@ encoder_free(encoder_t *c)
     buf_free(&c->spans);
     buf_free(&c->span);
     buf_free(&c->body);
+    buf_free(&c->records);
+    buf_free(&c->record);
     decode_arena_free(&c->arena);
 }
 
@@ -678,15 +790,15 @@ payload_text(const char *text, size_t len, size_t items, const char *org)
 }
 
 /* Head sampling, plus tail keep: 5xx and slow requests are always kept. */
-static int
-span_keep(const exporter_t *e, const Obs__V1__Record *r)
+int
+span_keep(const exporter_config_t *cfg, const Obs__V1__Record *r)
 {
     if (r->trace_id.len != 16 || r->span_id.len != 8) {
         return 0;
     }
 
     return (r->trace_flags & 1) || r->status >= 500
-           || r->duration_us >= (uint64_t) e->cfg.slow_ms * 1000;
+           || r->duration_us >= (uint64_t) cfg->slow_ms * 1000;
 }
 
 static double

@@ -24,6 +24,8 @@ PACKAGES=(
     # remote-write and usage tests: snappy for the strict fake, the real
     # ClickHouse (18.16; the tests start their own servers)
     python3-snappy clickhouse-server
+    # OTLP/gRPC tests: a receiver on gRPC's own server (no project code)
+    python3-grpcio
     # deployment checks: docker-compose config, YAML
     docker-compose python3-yaml
     # the status page in a real browser (driven by puppeteer-core, which

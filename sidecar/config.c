@@ -215,6 +215,8 @@ static const setting_t  config_settings[] = {
       NULL, "ClickHouse", clickhouse_settings, NULL },
     { "audit", SETTING_OBJECT, offsetof(C, audit), 0, 0, NULL, NULL,
       "the audit trail", audit_settings, NULL },
+    { NULL, SETTING_OBJECT, offsetof(C, otlp_metrics), 0, 0, NULL, NULL,
+      "OTLP metrics", otlp_metrics_settings, NULL },
     { "status", SETTING_OBJECT, offsetof(C, status), 0, 0, NULL, NULL,
       "/status page", status_settings, NULL },
     SETTINGS_END
@@ -379,6 +381,12 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
                                c->clickhouse.sink.spool_dir, 1, err,
                                errlen) != 0
         || config_check_output("audit.file", c->audit.file, 0, err,
+                               errlen) != 0
+        || config_check_output("otlp_logs.spool_dir",
+                               c->exporter.otlp_logs.spool_dir, 1, err,
+                               errlen) != 0
+        || config_check_output("otlp_metrics.spool_dir",
+                               c->otlp_metrics.sink.spool_dir, 1, err,
                                errlen) != 0)
     {
         return CONFIG_ERROR;
@@ -393,6 +401,7 @@ config_reload(config_t *c, char *all, size_t alllen, char *restart,
 {
     config_t  fresh;
     char      changed[512];
+    size_t    n;
     int       i, same;
 
     restart[0] = '\0';
@@ -436,7 +445,14 @@ config_reload(config_t *c, char *all, size_t alllen, char *restart,
                   &fresh.clickhouse, changed, sizeof(changed));
     settings_diff(audit_settings, "audit", &c->audit, &fresh.audit, changed,
                   sizeof(changed));
-
+    settings_diff(otlp_metrics_settings, NULL, &c->otlp_metrics,
+                  &fresh.otlp_metrics, changed, sizeof(changed));
+    if (fresh.otlp_metrics.prometheus != c->otlp_metrics.prometheus
+        || fresh.otlp_metrics.otlp != c->otlp_metrics.otlp)
+    {
+        n = strlen(changed);
+        snprintf(changed + n, sizeof(changed) - n, " metrics_exporter");
+    }
     if (changed[0]) {
         snprintf(restart, restartlen, "%s: changed but only a restart "
                  "applies it; still serving http://%s/metrics and ingesting "
@@ -463,6 +479,7 @@ config_reload(config_t *c, char *all, size_t alllen, char *restart,
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
     audit_config_free(&c->audit);
+    otlp_metrics_config_free(&c->otlp_metrics);
     status_config_free(&c->status);
     *c = fresh;
     return 0;
@@ -488,6 +505,7 @@ config_free(config_t *c)
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
     audit_config_free(&c->audit);
+    otlp_metrics_config_free(&c->otlp_metrics);
     status_config_free(&c->status);
     memset(c, 0, sizeof(*c));
 }
@@ -513,6 +531,7 @@ config_defaults(config_t *c)
     remote_write_config_defaults(&c->remote_write);
     clickhouse_config_defaults(&c->clickhouse);
     audit_config_defaults(&c->audit);
+    otlp_metrics_config_defaults(&c->otlp_metrics);
     status_config_defaults(&c->status);
 }
 
@@ -1002,6 +1021,8 @@ config_check(const config_t *c, char *err, size_t errlen)
            || destination_config_check(&c->clickhouse.sink, "clickhouse",
                                        err, errlen) != 0
            || destination_config_check(&c->remote_write.sink, "remote_write",
+                                       err, errlen) != 0
+           || destination_config_check(&c->otlp_metrics.sink, "otlp_metrics",
                                        err, errlen) != 0
            || config_check_pushers(c, err, errlen) != 0
            || config_check_audit(c, err, errlen) != 0

@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "clickhouse.h"
 #include "exporter.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
 #include "status_config.h"
 
@@ -47,6 +48,7 @@ typedef struct {
     remote_write_config_t  remote_write; /* series to a remote-write receiver */
     clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
     audit_config_t         audit;        /* the audit trail */
+    otlp_metrics_config_t  otlp_metrics; /* /metrics and/or OTLP pushes */
     status_config_t        status;       /* /status: SLOs, links */
 
     /* --verify-audit FILE... [--audit-anchor MAC] */

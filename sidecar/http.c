@@ -71,6 +71,7 @@ struct http_server {
     http_ready_pt       ready_check;  /* set before serving */
     void               *ready_data;
     atomic_int          stopping;
+    int                 prometheus;  /* /metrics served (set at start) */
     pthread_t           thread;
     int                 running;
     http_conn_t        *conns;       /* touched by the HTTP thread only */
@@ -131,6 +132,7 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
     h->store = store;
     pthread_mutex_init(&h->auth_lock, NULL);
     http_configure(h, cfg);
+    h->prometheus = cfg->otlp_metrics.prometheus;
 
     rc = net_resolve(cfg->listen, SOCK_STREAM, &ai);
     if (rc != 0) {
@@ -349,7 +351,10 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
     url = http_origin_path(url);
 
     if (strcmp(url, "/metrics") == 0) {
-        return http_metrics(h, c);
+        return h->prometheus
+               ? http_metrics(h, c)
+               : http_text(c, MHD_HTTP_NOT_FOUND, "not found: metrics go "
+                           "over OTLP only (OTEL_METRICS_EXPORTER)\n");
     }
 
     if (strcmp(url, "/healthz") == 0) {

@@ -30,6 +30,7 @@
 #include "exporter_metrics.h"
 #include "business.h"
 #include "metrics.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
 #include "obs_version.h"
 #include "stats.h"
@@ -55,6 +56,7 @@ typedef struct {
     audit_t        *audit;
     audit_ship_t   *audit_ship;
     unsigned        stop_signal;
+    otlp_metrics_t *otlp_metrics;
     status_t       *status;
     int             signal_fd;
 } sidecar_t;
@@ -195,8 +197,14 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
                                          s->delivery, err, errlen);
     s->clickhouse = clickhouse_start(&s->cfg.clickhouse, s->store,
                                      s->delivery, err, errlen);
+    s->otlp_metrics = otlp_metrics_start(&s->cfg.otlp_metrics,
+                                         s->cfg.exporter.gateway_name,
+                                         s->cfg.exporter.gateway_host,
+                                         s->cfg.exporter.resource_attributes,
+                                         s->store, s->delivery, err, errlen);
     if ((s->cfg.remote_write.sink.url && s->remote_write == NULL)
-        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL))
+        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL)
+        || (s->cfg.otlp_metrics.otlp && s->otlp_metrics == NULL))
     {
         return -1;
     }
@@ -227,7 +235,8 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     sidecar_log("info", "log lines to %s, spans to %s",
                 !s->cfg.exporter.logs ? "(off)"
                 : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
-                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file : "-",
+                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file
+                : s->cfg.exporter.otlp_logs_on ? "(OTLP only)" : "-",
                 !s->cfg.exporter.traces ? "(off)"
                 : s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
                 : s->cfg.exporter.otlp.file ? s->cfg.exporter.otlp.file : "-");
@@ -338,6 +347,7 @@ sidecar_stop(sidecar_t *s)
     status_stop(s->status);         /* reads the exporters' counters */
     remote_write_stop(s->remote_write);
     clickhouse_stop(s->clickhouse);
+    otlp_metrics_stop(s->otlp_metrics);
     exporter_stop(s->exporter);
     ingest_close(s->ingest);
     s->ingest = NULL;

@@ -85,6 +85,9 @@ static int dest_room(destination_t *t, payload_t *p, size_t mem,
 static void dest_pump(destination_t *t, double now);
 static void dest_retry(destination_t *t, const http_response_t *r,
     http_verdict_t v, double now);
+static void dest_partial(destination_t *t, payload_t *p,
+    const http_response_t *r, double now);
+static const char *dest_refusal_log(destination_t *t, double now);
 static void dest_shutdown(destination_t *t);
 static void dest_drop(destination_t *t, payload_t *p, drop_reason_t why);
 static void dest_free(destination_t *t);
@@ -215,8 +218,8 @@ delivery_add(delivery_t *d, const destination_spec_t *spec, char *err,
     } else {
         t->client = http_client_new(d->multi, &t->cfg, t->url,
                                     spec->content_type,
-                                    spec->content_encoding, spec->headers, t,
-                                    why, sizeof(why));
+                                    spec->content_encoding, spec->headers,
+                                    spec->grpc, t, why, sizeof(why));
         if (t->client == NULL) {
             snprintf(err, errlen, "%s: %s", spec->name, why);
             dest_free(t);
@@ -716,6 +719,7 @@ dest_done(void *owner)
     http_response_t   r;
     http_verdict_t    v;
     char              what[512];
+    const char       *more;
     double            now = mono_now();
 
     http_client_result(t->client, &r);
@@ -723,7 +727,7 @@ dest_done(void *owner)
 
     if (v == HTTP_SENT) {
         t->stats.requests_ok++;
-        t->stats.items_sent += p->items;
+        dest_partial(t, p, &r, now);
         t->stats.last_success = delivery_now();
         if (t->failing) {
             sidecar_log("info", "%s: %s: delivering again after %llu failed "
@@ -749,16 +753,11 @@ dest_done(void *owner)
             t->fail_logged = now;       /* the refusal below says it */
         }
         t->failures++;
-        if (now - t->reject_logged >= LOG_EVERY || t->reject_logged == 0) {
+        if ((more = dest_refusal_log(t, now)) != NULL) {
             describe(&r, what, sizeof(what));
             sidecar_log("error", "%s: %s refused %zu %s for good: %s%s",
                         t->spec.name, t->shown, p->items, t->spec.items, what,
-                        t->rejects_unlogged ? " (and earlier refusals not "
-                        "logged: see obs_exporter_dropped_total)" : "");
-            t->reject_logged = now;
-            t->rejects_unlogged = 0;
-        } else {
-            t->rejects_unlogged++;
+                        more);
         }
         spool_remove(&t->spool, p);
         dest_drop(t, p, DROP_REJECTED);
@@ -767,6 +766,54 @@ dest_done(void *owner)
     }
 
     dest_retry(t, &r, v, now);
+}
+
+/*
+ * A request the receiver took: its items are sent, but for those it says
+ * it refused (OTLP's partial success), which are dropped as rejected and
+ * logged like a refusal.
+ */
+
+static void
+dest_partial(destination_t *t, payload_t *p, const http_response_t *r,
+    double now)
+{
+    size_t       n = r->rejected < p->items ? r->rejected : p->items;
+    const char  *more;
+
+    t->stats.items_sent += p->items - n;
+    t->stats.items_dropped[DROP_REJECTED] += n;
+
+    if (n == 0 && r->rejected_why[0] == '\0') {
+        return;
+    }
+
+    if ((more = dest_refusal_log(t, now)) != NULL) {
+        sidecar_log(n ? "error" : "warn", "%s: %s took the request but "
+                    "refused %zu of its %zu %s: \"%s\"%s", t->spec.name,
+                    t->shown, n, p->items, t->spec.items, r->rejected_why,
+                    more);
+    }
+}
+
+/* Whether a refusal is logged now (at most one a minute): then the words
+   that say how many were not, else NULL (and it is one more of those). */
+
+static const char *
+dest_refusal_log(destination_t *t, double now)
+{
+    const char  *more;
+
+    if (t->reject_logged != 0 && now - t->reject_logged < LOG_EVERY) {
+        t->rejects_unlogged++;
+        return NULL;
+    }
+
+    more = t->rejects_unlogged ? " (and earlier refusals not logged: see "
+                                 "obs_exporter_dropped_total)" : "";
+    t->reject_logged = now;
+    t->rejects_unlogged = 0;
+    return more;
 }
 
 /* 429, 5xx, no answer, a redirect: the payload waits for a later try. */
@@ -986,6 +1033,11 @@ describe(const http_response_t *r, char *out, size_t size)
     body[n] = '\0';
 
     len = snprintf(out, size, "HTTP %ld", r->status);
+    if (r->grpc_status >= 0) {
+        len = snprintf(out, size, "gRPC status %d%s%.120s", r->grpc_status,
+                       r->grpc_message[0] ? ": " : "", r->grpc_message);
+        n = 0;                  /* the framed answer says no more */
+    }
     if (len > 0 && (size_t) len < size && r->location[0]) {
         /* the receiver's bytes: an escape sequence would reach a terminal */
         shown(r->location, strlen(r->location), location, sizeof(location));

@@ -28,6 +28,8 @@
 #include "destination_config.h"
 #include "exporter.h"
 #include "label_rules.h"
+#include "otlp_metrics.h"
+#include "otlp_result.h"
 #include "remote_write.h"
 #include "spool.h"
 #include "unit.h"
@@ -214,9 +216,22 @@ ch_spec(destination_spec_t *spec)
     clickhouse_destination(&cfg.clickhouse, "http://x/", spec);
 }
 
+static void
+otlp_logs_spec(destination_spec_t *spec)
+{
+    exporter_destination(&cfg.exporter, EXPORTER_OTLP_LOGS, spec);
+}
+
+static void
+otlp_metrics_spec(destination_spec_t *spec)
+{
+    otlp_metrics_destination(&cfg.otlp_metrics, spec);
+}
+
 static const destination_kind_t  kinds[] = {
     { "loki", loki_spec }, { "otlp", otlp_spec },
-    { "remote_write", rw_spec }, { "clickhouse", ch_spec }
+    { "remote_write", rw_spec }, { "clickhouse", ch_spec },
+    { "otlp_logs", otlp_logs_spec }, { "otlp_metrics", otlp_metrics_spec }
 };
 
 static double
@@ -875,6 +890,120 @@ test_rules(void)
     CHECK(!destination_header_ok("", 0, "v", 1), "an empty name");
 }
 
+/* --- OTLP answers, read as the OTLP specification says ----------------- */
+
+typedef struct {
+    const char  *name;
+    int          grpc_status;       /* -1: none */
+    long         http_status;
+    const char  *details;           /* grpc-status-details-bin, or NULL */
+    const char  *body;              /* answer bytes (length body_len) */
+    size_t       body_len;
+    http_verdict_t  verdict;
+    double       retry_after;       /* < 0: none */
+    size_t       rejected;
+} otlp_answer_t;
+
+/*
+ * google.rpc.Status {code 8, details [Any {type_url RetryInfo, value
+ * RetryInfo {retry_delay {seconds 2, nanos 500000000}}}]}, written here
+ * byte by byte from the public definitions, base64 without padding.
+ */
+#define RETRY_2_5  "CAgaNgoodHlwZS5nb29nbGVhcGlzLmNvbS9nb29nbGUucnBjLlJldHJ5SW5mbxIKCggIAhCAyrXuAQ"
+/* the same with another message type in details: no RetryInfo */
+#define NOT_RETRY  "CAgaEgoQdHlwZS5leGFtcGxlL0Zvbw"
+
+static const otlp_answer_t  otlp_answers[] = {
+    { "gRPC OK", 0, 200, NULL, "", 0, HTTP_SENT, -1, 0 },
+    { "gRPC OK, partial success 3 of 5",
+      0, 200, NULL, "\0\0\0\0\x0b\x0a\x09\x08\x03\x12\x05stale", 16,
+      HTTP_SENT, -1, 3 },
+    { "gRPC OK, partial success cut short", 0, 200, NULL,
+      "\0\0\0\0\x0b\x0a\x09\x08\x03\x12\x05st", 13, HTTP_SENT, -1, 3 },
+    { "gRPC CANCELLED", 1, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC UNKNOWN", 2, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC INVALID_ARGUMENT", 3, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC DEADLINE_EXCEEDED", 4, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC PERMISSION_DENIED", 7, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC RESOURCE_EXHAUSTED, no RetryInfo", 8, 200, NULL, "", 0,
+      HTTP_REJECTED, -1, 0 },
+    { "gRPC RESOURCE_EXHAUSTED, other details", 8, 200, NOT_RETRY, "", 0,
+      HTTP_REJECTED, -1, 0 },
+    { "gRPC RESOURCE_EXHAUSTED, RetryInfo 2.5s", 8, 200, RETRY_2_5, "", 0,
+      HTTP_RETRY, 2.5, 0 },
+    { "gRPC UNAVAILABLE, RetryInfo 2.5s", 14, 200, RETRY_2_5, "", 0,
+      HTTP_RETRY, 2.5, 0 },
+    { "gRPC ABORTED", 10, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC OUT_OF_RANGE", 11, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC UNIMPLEMENTED", 12, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC INTERNAL", 13, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC UNAVAILABLE", 14, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC DATA_LOSS", 15, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC UNAUTHENTICATED", 16, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "no grpc-status, HTTP 503", -1, 503, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "no grpc-status, HTTP 429", -1, 429, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "no grpc-status, HTTP 200", -1, 200, NULL, "", 0, HTTP_REJECTED, -1,
+      0 },
+    { "no grpc-status, HTTP 404", -1, 404, NULL, "", 0, HTTP_REJECTED, -1,
+      0 },
+    { "no grpc-status, HTTP 301", -1, 301, NULL, "", 0, HTTP_REDIRECTED, -1,
+      0 },
+};
+
+static void
+test_otlp_answers(void)
+{
+    http_response_t  r;
+    http_verdict_t   v;
+    char             name[256];
+    size_t           i;
+
+    for (i = 0; i < sizeof(otlp_answers) / sizeof(otlp_answers[0]); i++) {
+        const otlp_answer_t  *a = &otlp_answers[i];
+
+        memset(&r, 0, sizeof(r));
+        r.answered = 1;
+        r.status = a->http_status;
+        r.retry_after = -1;
+        r.grpc_status = a->grpc_status;
+        if (a->details) {
+            snprintf(r.grpc_details, sizeof(r.grpc_details), "%s",
+                     a->details);
+        }
+        memcpy(r.body, a->body, a->body_len);
+        r.body_len = a->body_len;
+
+        v = otlp_grpc_classify(&r);
+        snprintf(name, sizeof(name), "%s: verdict %d, retry after %g, "
+                 "%zu rejected", a->name, v, r.retry_after, r.rejected);
+        CHECK(v == a->verdict && r.rejected == a->rejected
+              && (a->retry_after < 0 ? r.retry_after < 0
+                  : fabs(r.retry_after - a->retry_after) < 1e-9), name);
+    }
+
+    /* OTLP/HTTP: the layer's rules, and a 200's partial success */
+    memset(&r, 0, sizeof(r));
+    r.answered = 1;
+    r.status = 200;
+    r.grpc_status = -1;
+    memcpy(r.body, "\x0a\x0a\x08\x07\x12\x06" "dup id", 12);
+    r.body_len = 12;
+    CHECK(otlp_http_classify(&r) == HTTP_SENT && r.rejected == 7
+          && strcmp(r.rejected_why, "dup id") == 0,
+          "OTLP/HTTP 200 with partial_success: 7 rejected, its message");
+    r.status = 400;
+    r.rejected = 0;
+    CHECK(otlp_http_classify(&r) == HTTP_REJECTED && r.rejected == 0,
+          "OTLP/HTTP 400 rejected");
+    r.status = 200;
+    memcpy(r.body, "<html>", 6);
+    r.body_len = 6;
+    CHECK(otlp_http_classify(&r) == HTTP_SENT && r.rejected == 0,
+          "OTLP/HTTP 200 with a body that is no response: sent");
+    r.answered = 0;
+    CHECK(otlp_grpc_classify(&r) == HTTP_RETRY, "gRPC no answer: retried");
+}
+
 int
 main(void)
 {
@@ -889,6 +1018,7 @@ main(void)
           "every destination configured");
 
     test_rules();
+    test_otlp_answers();
     test_behaviours();
     for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         test_spool(&kinds[k]);
