@@ -25,7 +25,7 @@ MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
                proto/obs/v1/families.def \
                proto/obs/v1/record.proto proto/obs/v1/columns.def \
                proto/obs/v1/log_keys.def proto/obs/v1/framing.h \
-               proto/obs/v1/drop_reasons.def config
+               proto/obs/v1/drop_reasons.def proto/obs/v1/audit.def config
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -105,7 +105,13 @@ $(NGX_OBJS_MK): $(NGX_STAMP) config proto/obs/v1/record.proto | nginx-src-check
 
 # A running nginx has the module mapped: the new file is written beside it
 # and renamed into place, never written over (that crashes every worker).
+# the module's version header follows git's, as the sidecar's does
+MODULE_VERSION_H := $(NGX_BUILD)/objs/addon/obs_proto/ngx_http_obs_version.h
+
 $(MODULE): $(NGX_OBJS_MK) $(MODULE_SRCS) | nginx-src-check
+	@sed 's/OBS_VERSION/NGX_HTTP_OBS_VERSION/' $(VERSION_H) >$(MODULE_VERSION_H).new
+	@cmp -s $(MODULE_VERSION_H).new $(MODULE_VERSION_H) \
+	    && rm $(MODULE_VERSION_H).new || mv $(MODULE_VERSION_H).new $(MODULE_VERSION_H)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules >$(BUILD)/module-build.log 2>&1 \
 	    || { cat $(BUILD)/module-build.log; exit 1; }
 	cp $(NGX_BUILD)/objs/ngx_http_obs_module.so $@.new
@@ -153,6 +159,7 @@ version_text := $(hash)define OBS_VERSION "$(VERSION)"
 $(shell mkdir -p $(GEN); \
   [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
   || echo '$(version_text)' >$(VERSION_H))
+$(MODULE): $(VERSION_H)
 VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
                 exporter/otlp/otlp_pb.o \
                 exporter/otlp/spans.o sidecar/status_json.o
@@ -285,7 +292,7 @@ push-images: images
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
               $(BUILD)/test_active_requests $(BUILD)/test_delivery \
-              $(BUILD)/test_columns_reader $(BUILD)/test_status
+              $(BUILD)/test_columns_reader $(BUILD)/test_audit $(BUILD)/test_status
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
@@ -306,6 +313,10 @@ $(BUILD)/test_pushers: $(OBJ_ASAN)/t/unit/test_pushers.o $(LIB_ASAN)
 
 # every destination on the delivery layer, against a local HTTP server
 $(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the audit trail: chain, verification, file, events (sidecar/audit*.c)
+$(BUILD)/test_audit: $(OBJ_ASAN)/t/unit/test_audit.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # obs_metric in the sidecar (sidecar/business_metrics.c)

@@ -91,8 +91,6 @@ static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
 static void encoder_seal_spans(encoder_t *c);
 static void encoder_seal_due(encoder_t *c, double now, int all);
 static void encoder_free(encoder_t *c);
-static payload_t *payload_compress(compress_t how, const buf_t *body,
-    size_t items, const char *org);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
 static void encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r,
@@ -623,9 +621,11 @@ encoder_seal_logs(encoder_t *c, loki_batch_t *b)
         c->body.failed = 0;
         p = NULL;
     } else if (e->loki_format == LOKI_PROTOBUF) {
-        p = payload_compress(COMPRESS_SNAPPY, &c->body, items, b->org);
+        p = payload_compress(COMPRESS_SNAPPY, c->body.data, c->body.len,
+                             items, b->org);
     } else if (e->loki_format == LOKI_JSON) {
-        p = payload_compress(COMPRESS_GZIP, &c->body, items, b->org);
+        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len,
+                             items, b->org);
     } else {
         p = payload_text(c->body.data, c->body.len, items, b->org);
     }
@@ -668,7 +668,7 @@ encoder_seal_spans(encoder_t *c)
         }
 
     } else if (e->cfg.otlp_gzip) {
-        p = payload_compress(COMPRESS_GZIP, &c->body, n, "");
+        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n, "");
     } else {
         p = payload_text(c->body.data, c->body.len, n, "");
     }
@@ -750,7 +750,7 @@ encoder_seal_otlp_logs(encoder_t *c)
     if (c->body.failed) {
         c->body.failed = 0;
     } else if (e->cfg.otlp_logs_gzip) {
-        p = payload_compress(COMPRESS_GZIP, &c->body, n, "");
+        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n, "");
     } else {
         p = payload_text(c->body.data, c->body.len, n, "");
     }
@@ -774,30 +774,6 @@ encoder_free(encoder_t *c)
     buf_free(&c->records);
     buf_free(&c->record);
     decode_arena_free(&c->arena);
-}
-
-/* gzip (OTLP, Loki's JSON push) at its fastest level, or snappy's block
-   format (Loki's native push). */
-static payload_t *
-payload_compress(compress_t how, const buf_t *body, size_t items,
-    const char *org)
-{
-    payload_t  *p;
-    size_t      cap = compress_bound(how, body->len);
-
-    p = payload_new(cap, items, org);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    p->len = compress_fast(how, body->data, body->len, p->data, cap);
-    if (p->len == 0) {
-        free(p->data);
-        free(p);
-        return NULL;
-    }
-
-    return p;
 }
 
 /* A copy of text, with room for a line end after it. */

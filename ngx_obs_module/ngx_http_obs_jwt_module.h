@@ -75,6 +75,18 @@ typedef struct {
 } ngx_http_obs_jwt_loc_conf_t;
 
 
+/* A request's verdict as its audit event tells it. */
+typedef struct {
+    ngx_uint_t                 status;       /* 0: none; else result + 1 */
+    ngx_uint_t                 refused;      /* "require" answered 401 */
+    ngx_str_t                  tenant;       /* verified, or "unverified" */
+    ngx_str_t                  user;         /* ... the same */
+    ngx_str_t                  kid;          /* refused: what it claimed */
+    ngx_str_t                  alg;
+    ngx_str_t                  issuer;
+} ngx_http_obs_jwt_audit_t;
+
+
 struct Obs__V1__BatchHeader;
 
 
@@ -93,6 +105,13 @@ ngx_int_t ngx_http_obs_jwt_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_obs_jwt_init_worker(ngx_cycle_t *cycle);
 void ngx_http_obs_jwt_exit_worker(void);
+
+/* Whether "obs_jwt require" refused the request. */
+ngx_uint_t ngx_http_obs_jwt_refused(ngx_http_request_t *r);
+
+/* The request's verdict for its audit event; NGX_ERROR: no memory. */
+ngx_int_t ngx_http_obs_jwt_audit(ngx_http_request_t *r,
+    ngx_http_obs_jwt_audit_t *a);
 
 /* Puts the counts not yet delivered into a batch header being sent. */
 void ngx_http_obs_jwt_batch_header(struct Obs__V1__BatchHeader *h);

@@ -24,6 +24,7 @@ typedef struct bseries {
     struct bseries  *chain;     /* the hash chain */
     uint64_t         hash;
     time_t           updated;
+    uint64_t         observed_ns;   /* gauges: when value was true */
     double           value;
     int              family;
     size_t           key_len;
@@ -57,7 +58,7 @@ static const char *const  business_reject_names[BUSINESS_REJECT_REASONS] = {
 
 static void business_observe(business_t *b,
     const Obs__V1__MetricObservation *o, const char *service,
-    const char *route, const char *tenant, time_t now);
+    const char *route, const char *tenant, time_t now, uint64_t at_ns);
 static int business_family(business_t *b,
     const Obs__V1__MetricObservation *o, business_reject_t *why);
 static const char *business_label_value(bfamily_t *f,
@@ -118,7 +119,8 @@ void
 business_record(business_t *b, const Obs__V1__Record *r, const char *service,
     const char *route, const char *tenant, time_t now)
 {
-    size_t  i;
+    size_t    i;
+    uint64_t  at_ns;
 
     if (r->n_metrics == 0) {
         return;
@@ -126,8 +128,13 @@ business_record(business_t *b, const Obs__V1__Record *r, const char *service,
 
     pthread_mutex_lock(&b->lock);
 
+    /* the answer's headers hold the values: the request's end */
+    at_ns = r->start_time_unix_nano
+            ? r->start_time_unix_nano + r->duration_us * 1000 : 0;
+
     for (i = 0; i < r->n_metrics; i++) {
-        business_observe(b, r->metrics[i], service, route, tenant, now);
+        business_observe(b, r->metrics[i], service, route, tenant, now,
+                         at_ns);
     }
 
     pthread_mutex_unlock(&b->lock);
@@ -203,7 +210,8 @@ business_parse(const uint8_t *text, size_t len, int counter, double *value,
 
 static void
 business_observe(business_t *b, const Obs__V1__MetricObservation *o,
-    const char *service, const char *route, const char *tenant, time_t now)
+    const char *service, const char *route, const char *tenant, time_t now,
+    uint64_t at_ns)
 {
     const char         *labels[4];
     char                buf[LABEL_BUF_LEN];
@@ -246,8 +254,27 @@ business_observe(business_t *b, const Obs__V1__MetricObservation *o,
         return;
     }
 
-    se->value = f->counter ? se->value + v : v;
     se->updated = now;
+
+    if (f->counter) {
+        se->value += v;
+        return;
+    }
+
+    /*
+     * "The last value" is the one observed last, not the one that arrived
+     * last: each nginx worker sends its batch when it fills or its flush
+     * timer fires, so a worker's older value can come after another's
+     * newer one.  A record without a time (0) is taken as it comes.
+     */
+    if (at_ns && at_ns < se->observed_ns) {
+        return;
+    }
+
+    se->value = v;
+    if (at_ns > se->observed_ns) {
+        se->observed_ns = at_ns;
+    }
 }
 
 /*

@@ -68,6 +68,8 @@ struct http_server {
     struct MHD_Daemon  *daemon;
     store_t            *store;
     atomic_int          ready;
+    http_ready_pt       ready_check;  /* set before serving */
+    void               *ready_data;
     atomic_int          stopping;
     int                 prometheus;  /* /metrics served (set at start) */
     pthread_t           thread;
@@ -275,6 +277,13 @@ http_set_ready(http_server_t *h, int ready)
 }
 
 void
+http_set_ready_check(http_server_t *h, http_ready_pt check, void *data)
+{
+    h->ready_check = check;
+    h->ready_data = data;
+}
+
+void
 http_stop(http_server_t *h)
 {
     if (h == NULL) {
@@ -305,6 +314,8 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
 {
     http_server_t  *h = cls;
     http_conn_t    *hc;
+    const char     *why;
+    char            text[512];
     static int      headers_seen;
 
     (void) version;
@@ -351,9 +362,15 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
     }
 
     if (strcmp(url, "/readyz") == 0) {
-        return atomic_load(&h->ready)
-               ? http_text(c, MHD_HTTP_OK, "ready\n")
-               : http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready\n");
+        why = h->ready_check ? h->ready_check(h->ready_data) : NULL;
+        if (!atomic_load(&h->ready) || why == NULL) {
+            return atomic_load(&h->ready)
+                   ? http_text(c, MHD_HTTP_OK, "ready\n")
+                   : http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                               "not ready\n");
+        }
+        snprintf(text, sizeof(text), "not ready: %s\n", why);
+        return http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, text);
     }
 
     if (h->status && strncmp(url, "/status", 7) == 0) {
@@ -371,7 +388,7 @@ http_text(struct MHD_Connection *c, unsigned code, const char *body)
     enum MHD_Result       rc;
 
     r = MHD_create_response_from_buffer(strlen(body), (void *) body,
-                                        MHD_RESPMEM_PERSISTENT);
+                                        MHD_RESPMEM_MUST_COPY);
     if (r == NULL) {
         return MHD_NO;
     }

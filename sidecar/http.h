@@ -36,6 +36,13 @@ void http_set_status(http_server_t *h, status_t *st);
 /* Marks the sidecar ready (or not) for /readyz. */
 void http_set_ready(http_server_t *h, int ready);
 
+/* What else /readyz asks (any thread): NULL when fine, else why not. */
+typedef const char *(*http_ready_pt)(void *data);
+
+/* Sets it, before the server answers anything. */
+void http_set_ready_check(http_server_t *h, http_ready_pt check,
+    void *data);
+
 /* Stops the server and frees it. */
 void http_stop(http_server_t *h);
 

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "audit_events.h"
 #include "columns_reader.h"
 #include "decode_arena.h"
 #include "hash.h"
@@ -56,6 +57,7 @@ typedef struct {
     uint64_t  top;              /* the highest */
     uint64_t  seen;             /* bit k: sequence top - k */
     uint64_t  dropped[MODULE_DROP_REASONS];
+    uint64_t  audit_next;       /* its next audit event; 0: not known */
 } worker_t;
 
 struct ingest {
@@ -71,6 +73,10 @@ struct ingest {
     uint64_t          max_skew;         /* nanoseconds */
     int               udp[CONFIG_MAX_INGEST];
     int               authenticated;     /* the datagram being read had a tag */
+    struct sockaddr_storage  from;      /* ... and its sender */
+    socklen_t         fromlen;
+    worker_t         *worker;           /* ... and the worker it is from */
+    audit_watch_t    *watch;            /* the audit trail's, or NULL */
     /*
      * By trust class: what a plain datagram says about a worker never
      * touches the window its signed datagrams are judged by, whatever
@@ -90,7 +96,9 @@ static int ingest_sequence(worker_t *w, uint64_t seq, time_t mono);
 static int ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t mono);
 static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
-    time_t now, double now_f);
+    const Obs__V1__BatchHeader *h, time_t now, double now_f);
+static void ingest_refused(ingest_t *in, int reason,
+    const Obs__V1__BatchHeader *h);
 static void ingest_jwt(const Obs__V1__BatchHeader *h);
 
 ingest_t *
@@ -146,6 +154,13 @@ ingest_configure(ingest_t *in, const config_t *cfg)
     in->max_skew = (uint64_t) cfg->ingest_max_skew * 1000000000;
 }
 
+int
+ingest_set_audit(ingest_t *in, audit_t *a)
+{
+    in->watch = audit_watch_new(a);
+    return in->watch ? 0 : -1;
+}
+
 void
 ingest_set_datagram_hook(ingest_t *in, ingest_datagram_pt hook, void *data)
 {
@@ -177,8 +192,10 @@ ingest_drain(ingest_t *in, int i)
 
     /* bounded, so that the main loop sees signals however busy ingest is */
     for (k = 0; k < INGEST_DRAIN_BATCH; k++) {
-        n = recv(in->fds[i], in->datagram, OBS_DATAGRAM_READ_MAX + 1,
-                 MSG_DONTWAIT | MSG_TRUNC);
+        in->fromlen = sizeof(in->from);
+        n = recvfrom(in->fds[i], in->datagram, OBS_DATAGRAM_READ_MAX + 1,
+                     MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *) &in->from,
+                     &in->fromlen);
 
         if (n < 0) {
             return 0;       /* EAGAIN, or a transient error: poll again */
@@ -197,6 +214,8 @@ ingest_drain(ingest_t *in, int i)
             ingest_datagram(in, data, len);
             in->authenticated = 0;
         }
+
+        in->fromlen = 0;
     }
 
     return 1;
@@ -251,6 +270,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
 
     if (in->authenticated && !ingest_fresh(in, batch->header, &ts)) {
         STATS_INC(decode_errors[DECODE_STALE]);
+        ingest_refused(in, DECODE_STALE, batch->header);
         return;
     }
 
@@ -262,7 +282,12 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     rc = ingest_account(in, batch->header, mono.tv_sec);
     if (rc != 0) {
         STATS_INC(decode_errors[rc]);
+        ingest_refused(in, rc, batch->header);
         return;
+    }
+
+    if (in->watch) {
+        audit_watch_header(in->watch, batch->header);      /* audit trail */
     }
 
     ingest_jwt(batch->header);
@@ -271,7 +296,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {
-        ingest_record(in, batch->records[i], ts.tv_sec, now_f);
+        ingest_record(in, batch->records[i], batch->header, ts.tv_sec, now_f);
     }
 
     if (batch->columns) {
@@ -279,7 +304,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         columns_reader_init(&rd, batch->columns);
 
         while (columns_next(&rd, &r)) {
-            ingest_record(in, &r, ts.tv_sec, now_f);
+            ingest_record(in, &r, batch->header, ts.tv_sec, now_f);
         }
     }
 
@@ -326,14 +351,35 @@ ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
 
     STATS_INC(datagrams_received);
     STATS_INC(decode_errors[DECODE_UNAUTHENTICATED]);
+    ingest_refused(in, DECODE_UNAUTHENTICATED, NULL);
     return 0;
 }
 
+/* A refusal the audit trail keeps: who sent it, and which worker it named
+   when its header was read. */
+
 static void
-ingest_record(ingest_t *in, const Obs__V1__Record *r, time_t now,
-    double now_f)
+ingest_refused(ingest_t *in, int reason, const Obs__V1__BatchHeader *h)
+{
+    if (in->watch) {
+        audit_watch_refused(in->watch, reason,
+                            (const struct sockaddr *) &in->from, in->fromlen,
+                            h);
+    }
+}
+
+/* The metrics, and the audit trail for a record with an audit event:
+   never through the exporters' ring, which may shed. */
+
+static void
+ingest_record(ingest_t *in, const Obs__V1__Record *r,
+    const Obs__V1__BatchHeader *h, time_t now, double now_f)
 {
     aggregator_record(in->agg, r, now, now_f);
+
+    if (r->n_audit && in->watch) {
+        audit_watch_record(in->watch, r, h, &in->worker->audit_next);
+    }
 }
 
 void
@@ -373,6 +419,7 @@ ingest_close(ingest_t *in)
 
     free(in->datagram);
     decode_arena_free(&in->arena);
+    audit_watch_free(in->watch);
     free(in);
 }
 
@@ -491,6 +538,7 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t mono)
     }
 
     w->last_seen = mono ? mono : 1;
+    in->worker = w;
     return 0;
 }
 

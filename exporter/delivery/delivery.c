@@ -113,6 +113,27 @@ payload_new(size_t cap, size_t items, const char *org)
     return p;
 }
 
+payload_t *
+payload_compress(compress_t how, const void *body, size_t len, size_t items,
+    const char *org)
+{
+    payload_t  *p;
+    size_t      cap = compress_bound(how, len);
+
+    p = payload_new(cap, items, org);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p->len = compress_fast(how, body, len, p->data, cap);
+    if (p->len == 0) {
+        payload_free(p);
+        return NULL;
+    }
+
+    return p;
+}
+
 void
 payload_free(payload_t *p)
 {

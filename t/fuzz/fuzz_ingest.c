@@ -1,11 +1,13 @@
 /* libFuzzer target: any datagram through the sidecar's decoder, the
-   aggregator and the exposition; malformed input is counted, never fatal. */
+   aggregator, the audit trail's events and the exposition; malformed input
+   is counted, never fatal. */
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregate.h"
+#include "audit.h"
 #include "buf.h"
 #include "config.h"
 #include "ingest.h"
@@ -15,6 +17,7 @@
 static store_t       *store;
 static aggregator_t  *agg;
 static ingest_t      *in;
+static audit_t       *trail;
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -33,6 +36,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         store = store_new(cfg.max_series);
         agg = aggregator_new(store, &cfg);
         in = ingest_open(&cfg, agg, err, sizeof(err));
+
+        /* audit events are made (no file: then counted, not written) */
+        trail = audit_open(&cfg.audit, err, sizeof(err));
+        ingest_set_audit(in, trail);
     }
 
     ingest_datagram(in, data, size);

@@ -94,6 +94,52 @@ record(business_t *b, Obs__V1__MetricObservation *o, const char *tenant)
                     1000);
 }
 
+/* The same observation at a time: a record of start_ns lasting 1 ms. */
+static void
+record_at(business_t *b, Obs__V1__MetricObservation *o, const char *tenant,
+    uint64_t start_ns)
+{
+    Obs__V1__Record  r = OBS__V1__RECORD__INIT;
+
+    r.n_metrics = 1;
+    r.metrics = &o;
+    r.start_time_unix_nano = start_ns;
+    r.duration_us = 1000;
+    business_record(b, &r, "ml-engine", "/api/v1/recommendations", tenant,
+                    1000);
+}
+
+/* Two nginx workers' batches arrive in any order: a gauge keeps the value
+   observed last, not the one that arrived last. */
+static void
+test_gauge_order(void)
+{
+    Obs__V1__MetricObservation  o;
+    business_t                 *b = business_new(100);
+    buf_t                       out = { 0 };
+    uint64_t                    t = 1700000000000000000ULL;
+
+    record_at(b, observation(&o, "age_seconds", 2, "", "", "42.25"), "g",
+              t + 3000000);
+    record_at(b, observation(&o, "age_seconds", 2, "", "", "3600.5"), "g",
+              t + 2000000);
+    record_at(b, observation(&o, "age_seconds", 2, "", "", "10"), "g", t);
+    CHECK(strstr(render(b, &out), "tenant=\"g\"} 42.25\n") != NULL,
+          "an older value arriving later does not replace a newer one");
+
+    record_at(b, observation(&o, "age_seconds", 2, "", "", "7"), "g",
+              t + 3000000);
+    CHECK(strstr(render(b, &out), "tenant=\"g\"} 7\n") != NULL,
+          "a value of the same time replaces it (arrival order)");
+
+    record(b, observation(&o, "age_seconds", 2, "", "", "8"), "g");
+    CHECK(strstr(render(b, &out), "tenant=\"g\"} 8\n") != NULL,
+          "a record without a time is taken as it comes");
+
+    buf_free(&out);
+    business_free(b);
+}
+
 static void
 test_aggregation(void)
 {
@@ -281,6 +327,7 @@ main(void)
 {
     test_parse();
     test_aggregation();
+    test_gauge_order();
     test_hostile();
     test_redefined();
 

@@ -779,7 +779,7 @@ test_config_reload(void)
     static char  *argv[] = { "t", "--config", "/tmp/obs-test-reload.json",
                              "--ingest", "unix:/tmp/unused.sock", NULL };
     config_t      c;
-    char          err[512], restart[512];
+    char          err[512], restart[512], changed[512];
     FILE         *f;
 
     f = fopen("/tmp/obs-test-reload.json", "w");
@@ -793,15 +793,20 @@ test_config_reload(void)
     fputs("{\"listen\": \"127.0.0.1:2\", \"max_tenants\": 5, "
           "\"loki\": {\"url\": \"http://l:2/p\"}}", f);
     fclose(f);
-    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) == 0
+    CHECK(config_reload(&c, changed, sizeof(changed), restart,
+                        sizeof(restart), err, sizeof(err)) == 0
           && c.max_tenants == 5 && strcmp(c.listen, "127.0.0.1:1") == 0
           && strncmp(restart, " listen loki.url: ", 18) == 0,
           "reload: settings apply, a new listen is named and not taken");
+    CHECK(strstr(changed, " listen") && strstr(changed, " max_tenants")
+          && strstr(changed, " loki.url") && !strstr(changed, "ingest"),
+          "reload: every setting that changed is named");
 
     f = fopen("/tmp/obs-test-reload.json", "w");
     fputs("{\"max_tenants\": 0}", f);
     fclose(f);
-    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) != 0
+    CHECK(config_reload(&c, changed, sizeof(changed), restart,
+                        sizeof(restart), err, sizeof(err)) != 0
           && c.max_tenants == 5, "reload: a bad file changes nothing");
 
     config_free(&c);
