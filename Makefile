@@ -20,8 +20,12 @@ ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
                common/hash.h common/hex.h common/obs_limits.h \
+               common/metric_names.c common/metric_names.h \
+               common/label_rules.h \
+               proto/obs/v1/families.def \
                proto/obs/v1/record.proto proto/obs/v1/columns.def \
-               proto/obs/v1/log_keys.def proto/obs/v1/audit.def config
+               proto/obs/v1/log_keys.def proto/obs/v1/framing.h \
+               proto/obs/v1/drop_reasons.def proto/obs/v1/audit.def config
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -287,15 +291,16 @@ push-images: images
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
-              $(BUILD)/test_delivery $(BUILD)/test_audit $(BUILD)/test_status
+              $(BUILD)/test_active_requests $(BUILD)/test_delivery \
+              $(BUILD)/test_columns_reader $(BUILD)/test_audit $(BUILD)/test_status
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
-$(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h
+$(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h common/label_rules.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_sidecar: $(OBJ_ASAN)/t/unit/test_sidecar.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
@@ -314,8 +319,16 @@ $(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
 $(BUILD)/test_audit: $(OBJ_ASAN)/t/unit/test_audit.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
-# obs_metric and requests in flight in the sidecar (sidecar/business.c)
+# obs_metric in the sidecar (sidecar/business_metrics.c)
 $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the column wire format's reader (common/columns_reader.c)
+$(BUILD)/test_columns_reader: $(OBJ_ASAN)/t/unit/test_columns_reader.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# requests in flight in the sidecar (sidecar/active_requests.c)
+$(BUILD)/test_active_requests: $(OBJ_ASAN)/t/unit/test_active_requests.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # the status page's snapshots and /status.json (sidecar/status*.c)
@@ -399,7 +412,7 @@ test: unit-test fuzz-seeds settings-test rules-test dashboards-test k8s-test \
 FUZZ_SECONDS ?= 15
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
 
-$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/hex.h
+$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/label_rules.h common/hex.h
 	@mkdir -p $(BUILD)
 	clang $(FUZZ_FLAGS) -Ingx_obs_module -Icommon -o $@ $(filter %.c,$^)
 

@@ -432,7 +432,8 @@ bench_status(config_t *cfg, long series, int by_tenant)
     c.max_series = series * 2;
     a = aggregator_new(s, &c);
     st = status_new(&(status_sources_t) { s, aggregator_business(a), NULL,
-                                          NULL }, &c);
+                                          NULL, aggregator_active_requests(a) },
+                    &c);
 
     fill(a, s, series, by_tenant);
 

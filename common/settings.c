@@ -448,7 +448,7 @@ settings_read_secret(const char *path, char **out, const char *setting,
 {
     FILE         *f;
     char          line[4096];
-    size_t        n;
+    size_t        n, len;
     int           fd;
     struct stat   st;
 
@@ -481,8 +481,20 @@ settings_read_secret(const char *path, char **out, const char *setting,
 
     n = fread(line, 1, sizeof(line) - 1, f);
     fclose(f);
-    line[n] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
+
+    for (len = 0; len < n && line[len] != '\r' && line[len] != '\n'; len++) {
+        /* the first line */
+    }
+
+    /* a C string would end at a NUL: the secret sent (or a key's HMAC)
+       would silently be shorter than the one written in the file */
+    if (memchr(line, '\0', len) != NULL) {
+        snprintf(err, errlen, "config: %s: %s has a NUL byte on its first "
+                 "line", setting, path);
+        return -1;
+    }
+
+    line[len] = '\0';
 
     if (line[0] == '\0') {
         snprintf(err, errlen, "config: %s: %s is empty", setting, path);

@@ -100,7 +100,8 @@ void settings_diff(const setting_t *table, const char *prefix, const void *a,
 /* Whether url is http:// or https:// with a host. */
 int settings_url_ok(const char *url);
 
-/* Reads the first line of a secret file; errors name setting. */
+/* Reads the first line of a secret file (a NUL byte in it is an error);
+   errors name setting. */
 int settings_read_secret(const char *path, char **out, const char *setting,
     char *err, size_t errlen);
 

@@ -18,7 +18,7 @@
 #include "compress.h"
 #include "decode_arena.h"
 #include "exporter_config.h"
-#include "columns.h"
+#include "columns_reader.h"
 #include "hash.h"
 #include "loki.h"
 #include "otlp_config.h"
@@ -532,7 +532,7 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     }
 
     if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
-        org = org_id_valid(tenant) ? tenant : "invalid";
+        org = org_id_valid(tenant) ? tenant : TENANT_INVALID;
     } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
         org = e->cfg.org_id;
     }

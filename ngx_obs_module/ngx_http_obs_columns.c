@@ -1,5 +1,7 @@
 /*
- * The worker's open batch in column form (obs.v1.RecordColumns).  Adding a
+ * The column wire format's writer (its reader, for the sidecar and the
+ * exporters, is common/columns_reader.c): the worker's open batch in column
+ * form (obs.v1.RecordColumns).  Adding a
  * record is a handful of stores and the interning of its text; protobuf-c
  * packs the whole batch once, fixed-width columns by a single copy each.
  * Text is interned in the batch's symbol table: text that lives as long as

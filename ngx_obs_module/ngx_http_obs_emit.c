@@ -34,8 +34,6 @@
 #include "obs/v1/record.pb-c.h"
 
 
-/* 2: records may come in column form */
-#define NGX_HTTP_OBS_SCHEMA_VERSION   2
 #define NGX_HTTP_OBS_HOST_MAX         128
 #define NGX_HTTP_OBS_VERSION_MAX      64
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
@@ -64,22 +62,15 @@
 /* the part of buffer= kept for batches with audit events: 1 / this */
 #define NGX_HTTP_OBS_AUDIT_RESERVE      4
 
-/* why records were dropped; the order of the delta_dropped_* fields */
-#define NGX_HTTP_OBS_DROP_BUFFER_FULL  0
-#define NGX_HTTP_OBS_DROP_SEND_FAILED  1
-#define NGX_HTTP_OBS_DROP_OVERSIZE     2
-#define NGX_HTTP_OBS_DROP_EXIT         3
-#define NGX_HTTP_OBS_DROP_REASONS      4
-
 /*
- * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
- * (proto/obs/v1/record.proto); 0xff cannot start a protobuf message.
+ * Why records were dropped (proto/obs/v1/drop_reasons.def): the order of
+ * the dropped[] counters and of the BatchHeader fields that carry them.
  */
-#define NGX_HTTP_OBS_MAC_MARK          "\xff" "OBH"
-#define NGX_HTTP_OBS_MAC_MARK_LEN      4
-#define NGX_HTTP_OBS_MAC_LEN           32
-#define NGX_HTTP_OBS_KEY_MIN           16
-#define NGX_HTTP_OBS_KEY_MAX           1024
+enum {
+#define OBS_MODULE_DROP(ID, reason, field)  NGX_HTTP_OBS_DROP_##ID,
+#include "obs/v1/drop_reasons.def"
+    NGX_HTTP_OBS_DROP_REASONS
+};
 
 /* how long a stopping master may wait for a busy sidecar, in seconds */
 #define NGX_HTTP_OBS_EXIT_REPORT_WAIT  2
@@ -188,8 +179,8 @@ ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
 
 /*
  * A key file (obs_sidecar key=, obs_log_field hmac=): the key is the file's
- * first line, 16 to 1023 bytes; read at configuration time, so "nginx -t"
- * checks it, and a reload reads it again.
+ * first line, OBS_KEY_MIN to OBS_KEY_MAX bytes (framing.h); read at
+ * configuration time, so "nginx -t" checks it, and a reload reads it again.
  */
 
 char *
@@ -234,13 +225,13 @@ ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, NGX_HTTP_OBS_KEY_MAX);
+    p = ngx_pnalloc(cf->pool, OBS_KEY_MAX + 1);
     n = -1;
 
     if (p != NULL && ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
         && ngx_is_file(&fi))
     {
-        n = read(fd, p, NGX_HTTP_OBS_KEY_MAX);
+        n = read(fd, p, OBS_KEY_MAX + 1);
     }
 
     (void) ngx_close_file(fd);
@@ -254,12 +245,11 @@ ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
         key->len++;
     }
 
-    if (key->len < NGX_HTTP_OBS_KEY_MIN || key->len == NGX_HTTP_OBS_KEY_MAX) {
+    if (key->len < OBS_KEY_MIN || key->len > OBS_KEY_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "key file \"%V\" in \"%s\" must hold "
                            "a key of %d to %d bytes on its first line",
-                           &name, directive, NGX_HTTP_OBS_KEY_MIN,
-                           NGX_HTTP_OBS_KEY_MAX - 1);
+                           &name, directive, OBS_KEY_MIN, OBS_KEY_MAX);
         return NGX_CONF_ERROR;
     }
 
@@ -957,16 +947,15 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     size_t                 size;
     Obs__V1__BatchHeader   h = OBS__V1__BATCH_HEADER__INIT;
 
-    h.schema_version = NGX_HTTP_OBS_SCHEMA_VERSION;
+    h.schema_version = OBS_SCHEMA_CURRENT;
     h.pid = (uint32_t) ngx_pid;
     h.worker_start_unix_nano = e->worker_start;
     h.sequence = e->sequence;
     h.send_time_unix_nano = ngx_http_obs_unix_nano();
     h.records_total = e->records_total;
-    h.delta_dropped_buffer_full = e->dropped[NGX_HTTP_OBS_DROP_BUFFER_FULL];
-    h.delta_dropped_send_failed = e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED];
-    h.delta_dropped_oversize = e->dropped[NGX_HTTP_OBS_DROP_OVERSIZE];
-    h.delta_dropped_at_exit = e->dropped[NGX_HTTP_OBS_DROP_EXIT];
+#define OBS_MODULE_DROP(ID, reason, field)                                    \
+    h.field = e->dropped[NGX_HTTP_OBS_DROP_##ID];
+#include "obs/v1/drop_reasons.def"
     h.delta_audit_dropped_buffer_full =
                              e->audit_dropped[NGX_HTTP_OBS_AUDIT_BUFFER_FULL];
     h.delta_audit_dropped_oversize =
@@ -1049,7 +1038,7 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     ngx_err_t      err;
     struct iovec   iov[3];
     struct msghdr  msg;
-    u_char         mark[NGX_HTTP_OBS_MAC_MARK_LEN + NGX_HTTP_OBS_MAC_LEN];
+    u_char         mark[OBS_MAC_MARK_LEN + OBS_MAC_LEN];
 
     mark_len = 0;
 
@@ -1173,12 +1162,12 @@ ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header, size_t header_len,
         return NGX_ERROR;
     }
 
-    out = ngx_cpymem(out, NGX_HTTP_OBS_MAC_MARK, NGX_HTTP_OBS_MAC_MARK_LEN);
+    out = ngx_cpymem(out, OBS_MAC_MARK, OBS_MAC_MARK_LEN);
 
     rc = (EVP_MAC_update(ctx, header, header_len)
           && (chunk_len == 0 || EVP_MAC_update(ctx, chunk, chunk_len))
-          && EVP_MAC_final(ctx, out, &len, NGX_HTTP_OBS_MAC_LEN)
-          && len == NGX_HTTP_OBS_MAC_LEN)
+          && EVP_MAC_final(ctx, out, &len, OBS_MAC_LEN)
+          && len == OBS_MAC_LEN)
          ? NGX_OK : NGX_ERROR;
 
     EVP_MAC_CTX_free(ctx);
@@ -1316,7 +1305,7 @@ ngx_http_obs_send_active(ngx_http_obs_emitter_t *e, ngx_uint_t closed)
         return NGX_OK;
     }
 
-    h.schema_version = NGX_HTTP_OBS_SCHEMA_VERSION;
+    h.schema_version = OBS_SCHEMA_CURRENT;
     h.pid = (uint32_t) ngx_pid;
     h.worker_start_unix_nano = e->worker_start;
     h.sequence = e->sequence;

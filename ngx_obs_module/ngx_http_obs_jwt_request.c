@@ -17,7 +17,7 @@
 #include "obs/v1/record.pb-c.h"
 
 
-#define NGX_HTTP_OBS_JWT_UNVERIFIED  "unverified"
+#define NGX_HTTP_OBS_JWT_UNVERIFIED  TENANT_UNVERIFIED  /* label_rules.h */
 
 /*
  * What a source that comes more than once is judged as: no token is this

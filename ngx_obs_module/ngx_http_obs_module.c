@@ -545,6 +545,18 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
+            /* the sidecar keeps its key as a C string (framing.h) */
+
+            if (ngx_strlchr(sidecar->key.data,
+                            sidecar->key.data + sidecar->key.len, '\0'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "key file \"%V\" in \"obs_sidecar\" has "
+                                   "a NUL byte in its key: the sidecar would "
+                                   "read a shorter key", &s);
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 

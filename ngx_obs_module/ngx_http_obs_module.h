@@ -5,7 +5,8 @@
  *   ngx_http_obs_context.c    per-request trace context, injection upstream
  *   ngx_http_obs_ids.c        per-worker id generator
  *   ngx_http_obs_record.c     the per-request record
- *   ngx_http_obs_columns.c    the worker's open batch in column form
+ *   ngx_http_obs_columns.c    the worker's open batch in column form (the
+ *                             writer; common/columns_reader.c reads it)
  *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
  *   ngx_http_obs_variables.c  $obs_* variables
  *   ngx_http_obs_metrics.c    obs_metric: business metrics from variables
@@ -29,6 +30,8 @@
 #include "obs_limits.h"
 #include "obs_tracecontext.h"
 #include "obs_route.h"
+#include "metric_names.h"
+#include "obs/v1/framing.h"
 
 
 #define NGX_HTTP_OBS_TRACE_IGNORE     0
@@ -219,7 +222,7 @@ typedef struct ngx_http_obs_ctx_s {
  * The largest datagram, and what one holds besides the batch's columns:
  * the batch header and the columns field's key and length.
  */
-#define NGX_HTTP_OBS_MAX_DATAGRAM     60000
+#define NGX_HTTP_OBS_MAX_DATAGRAM     OBS_DATAGRAM_MAX    /* framing.h */
 #define NGX_HTTP_OBS_HEADER_MAX       768
 #define NGX_HTTP_OBS_DATAGRAM_OVERHEAD  (NGX_HTTP_OBS_HEADER_MAX + 1 + 3)
 
@@ -298,12 +301,13 @@ typedef struct {
     uint32_t                   type;         /* NGX_HTTP_OBS_METRIC_* */
 } ngx_http_obs_observation_t;
 
-#define NGX_HTTP_OBS_METRIC_COUNTER    1
-#define NGX_HTTP_OBS_METRIC_GAUGE      2
+/* the wire's and the sidecar's (framing.h, common/metric_names.h) */
+#define NGX_HTTP_OBS_METRIC_COUNTER    OBS_METRIC_COUNTER
+#define NGX_HTTP_OBS_METRIC_GAUGE      OBS_METRIC_GAUGE
 #define NGX_HTTP_OBS_MAX_METRICS       16     /* per location */
-#define NGX_HTTP_OBS_METRIC_NAME_MAX   128
-#define NGX_HTTP_OBS_METRIC_LABEL_MAX  64     /* a label's name or value */
-#define NGX_HTTP_OBS_METRIC_VALUE_MAX  64
+#define NGX_HTTP_OBS_METRIC_NAME_MAX   METRIC_NAME_MAX
+#define NGX_HTTP_OBS_METRIC_LABEL_MAX  METRIC_LABEL_MAX  /* name or value */
+#define NGX_HTTP_OBS_METRIC_VALUE_MAX  METRIC_VALUE_MAX
 
 /* the most text one observation adds to a batch */
 #define NGX_HTTP_OBS_METRIC_TEXT                                             \

@@ -23,6 +23,7 @@
 #include "exporter_config.h"
 #include "settings.h"
 #include "spool.h"
+#include "obs/v1/framing.h"
 
 #define CONFIG_MAX_FLAGS  64
 
@@ -734,8 +735,9 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
     return rc;
 }
 
-/* A key (ingest_key_file, audit.key_file): a secret file's first line, 16
-   to 1023 bytes; messages name the setting, and how it was given. */
+/* A key (ingest_key_file, audit.key_file): a secret file's first line,
+   OBS_KEY_MIN to OBS_KEY_MAX bytes (obs/v1/framing.h: the module reads its
+   key so); messages name the setting, and how it was given. */
 
 static int
 config_set_key(const setting_t *s, void *base, json_t *v, const char *text,
@@ -764,9 +766,10 @@ config_set_key(const setting_t *s, void *base, json_t *v, const char *text,
         return -1;
     }
 
-    if (strlen(*key) < 16 || strlen(*key) > 1023) {
-        snprintf(err, errlen, "config: %s: the key in %s must be 16 to 1023 "
-                 "bytes on the first line", name, path);
+    if (strlen(*key) < OBS_KEY_MIN || strlen(*key) > OBS_KEY_MAX) {
+        snprintf(err, errlen, "config: %s: the key in %s must be %d to %d "
+                 "bytes on the first line", name, path, OBS_KEY_MIN,
+                 OBS_KEY_MAX);
         return -1;
     }
 

@@ -18,31 +18,20 @@
 #include <openssl/hmac.h>
 
 #include "audit_events.h"
-#include "columns.h"
+#include "columns_reader.h"
 #include "decode_arena.h"
 #include "hash.h"
 #include "ingest.h"
 #include "net.h"
 #include "stats.h"
+#include "obs/v1/framing.h"
 
-/* the module sends at most 60000 bytes; anything larger is not a record */
-#define INGEST_MAX_DATAGRAM   65536
 #define INGEST_ARENA_SIZE     (8 * 1024 * 1024)
 #define INGEST_WORKERS        1024
 /* datagrams taken per wake-up before the main loop looks at signals */
 #define INGEST_DRAIN_BATCH    256
 /* how long a stopping sidecar keeps reading what is queued */
 #define INGEST_STOP_SECONDS   2
-/*
- * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
- * (proto/obs/v1/record.proto).
- */
-#define INGEST_MAC_MARK       "\xff" "OBH"
-#define INGEST_MAC_MARK_LEN   4
-#define INGEST_MAC_LEN        32
-/* 1: records in rows; 2: also in columns */
-#define INGEST_SCHEMA_MIN     1
-#define INGEST_SCHEMA_MAX     2
 /*
  * More datagrams than one nginx worker can send in a second: each carries
  * at least one record (or is one of the flush timer's two), and a worker
@@ -125,7 +114,7 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
     }
 
     in->agg = agg;
-    in->datagram = malloc(INGEST_MAX_DATAGRAM + 1);
+    in->datagram = malloc(OBS_DATAGRAM_READ_MAX + 1);
     decode_arena_init(&in->arena, INGEST_ARENA_SIZE);
 
     if (in->datagram == NULL || in->arena.base == NULL) {
@@ -204,7 +193,7 @@ ingest_drain(ingest_t *in, int i)
     /* bounded, so that the main loop sees signals however busy ingest is */
     for (k = 0; k < INGEST_DRAIN_BATCH; k++) {
         in->fromlen = sizeof(in->from);
-        n = recvfrom(in->fds[i], in->datagram, INGEST_MAX_DATAGRAM + 1,
+        n = recvfrom(in->fds[i], in->datagram, OBS_DATAGRAM_READ_MAX + 1,
                      MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *) &in->from,
                      &in->fromlen);
 
@@ -212,7 +201,7 @@ ingest_drain(ingest_t *in, int i)
             return 0;       /* EAGAIN, or a transient error: poll again */
         }
 
-        if (n > INGEST_MAX_DATAGRAM) {
+        if (n > OBS_DATAGRAM_READ_MAX) {
             STATS_INC(datagrams_received);
             STATS_INC(decode_errors[DECODE_OVERSIZE]);
             continue;
@@ -245,7 +234,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
 
     STATS_INC(datagrams_received);
 
-    if (len > INGEST_MAX_DATAGRAM) {
+    if (len > OBS_DATAGRAM_READ_MAX) {
         STATS_INC(decode_errors[DECODE_OVERSIZE]);
         return;
     }
@@ -263,8 +252,8 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         return;
     }
 
-    if (batch->header->schema_version < INGEST_SCHEMA_MIN
-        || batch->header->schema_version > INGEST_SCHEMA_MAX)
+    if (batch->header->schema_version < OBS_SCHEMA_MIN
+        || batch->header->schema_version > OBS_SCHEMA_MAX)
     {
         STATS_INC(decode_errors[DECODE_SCHEMA]);
         return;
@@ -339,8 +328,8 @@ ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
     unsigned int   tag_len = 0;
     int            marked;
 
-    marked = *len >= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN
-             && memcmp(*data, INGEST_MAC_MARK, INGEST_MAC_MARK_LEN) == 0;
+    marked = *len >= OBS_MAC_MARK_LEN + OBS_MAC_LEN
+             && memcmp(*data, OBS_MAC_MARK, OBS_MAC_MARK_LEN) == 0;
 
     if (!marked && !(in->key && in->udp[i])) {
         return 1;
@@ -348,14 +337,14 @@ ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
 
     if (marked && in->key
         && HMAC(EVP_sha256(), in->key, (int) strlen(in->key),
-                *data + INGEST_MAC_MARK_LEN + INGEST_MAC_LEN,
-                *len - INGEST_MAC_MARK_LEN - INGEST_MAC_LEN, tag, &tag_len)
-        && tag_len == INGEST_MAC_LEN
-        && CRYPTO_memcmp(tag, *data + INGEST_MAC_MARK_LEN,
-                         INGEST_MAC_LEN) == 0)
+                *data + OBS_MAC_MARK_LEN + OBS_MAC_LEN,
+                *len - OBS_MAC_MARK_LEN - OBS_MAC_LEN, tag, &tag_len)
+        && tag_len == OBS_MAC_LEN
+        && CRYPTO_memcmp(tag, *data + OBS_MAC_MARK_LEN,
+                         OBS_MAC_LEN) == 0)
     {
-        *data += INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
-        *len -= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
+        *data += OBS_MAC_MARK_LEN + OBS_MAC_LEN;
+        *len -= OBS_MAC_MARK_LEN + OBS_MAC_LEN;
         in->authenticated = 1;
         return 1;
     }
@@ -536,12 +525,9 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t mono)
     reported[MODULE_DROP_OVERSIZE] = h->dropped_oversize;
     reported[MODULE_DROP_EXIT] = 0;
 
-    STATS_ADD(module_dropped[MODULE_DROP_BUFFER_FULL],
-              h->delta_dropped_buffer_full);
-    STATS_ADD(module_dropped[MODULE_DROP_SEND_FAILED],
-              h->delta_dropped_send_failed);
-    STATS_ADD(module_dropped[MODULE_DROP_OVERSIZE], h->delta_dropped_oversize);
-    STATS_ADD(module_dropped[MODULE_DROP_EXIT], h->delta_dropped_at_exit);
+#define OBS_MODULE_DROP(ID, reason, field)                                    \
+    STATS_ADD(module_dropped[MODULE_DROP_##ID], h->field);
+#include "obs/v1/drop_reasons.def"
 
     for (i = 0; i < MODULE_DROP_REASONS; i++) {
         if (reported[i] > w->dropped[i]) {

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "active_requests.h"
 #include "aggregate.h"
 #include "audit.h"
 #include "audit_chain.h"
@@ -28,7 +29,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "exporter_metrics.h"
-#include "business.h"
+#include "business_metrics.h"
 #include "metrics.h"
 #include "otlp_metrics.h"
 #include "remote_write.h"
@@ -190,6 +191,8 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     }
     metrics_add_source(exporter_metrics, s->exporter);
     metrics_add_source(business_metrics, aggregator_business(s->agg));
+    metrics_add_source(active_requests_metrics,
+                       aggregator_active_requests(s->agg));
 
     /* collectors read the store on their own threads; NULL when not
        wanted */
@@ -217,7 +220,9 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     /* /status: snapshots on a thread of its own, never on ingest's */
     s->status = status_new(&(status_sources_t) {
                                s->store, aggregator_business(s->agg),
-                               s->delivery, s->exporter }, &s->cfg);
+                               s->delivery, s->exporter,
+                               aggregator_active_requests(s->agg) },
+                           &s->cfg);
     if (s->status == NULL || status_start(s->status) != 0) {
         snprintf(err, errlen, "cannot start the status page's thread");
         return -1;

@@ -17,12 +17,12 @@
 stats_t  obs_stats;
 
 const char *const  decode_reason_names[DECODE_REASONS] = {
-    "malformed", "oversize", "no_header", "schema", "unauthenticated",
-    "replayed", "sequence_gap", "stale", "implausible_count"
+#define OBS_DECODE_ERROR(ID, reason)  #reason,
+#include "obs/v1/decode_errors.def"
 };
 const char *const  module_drop_names[MODULE_DROP_REASONS] = {
-    "module_buffer_full", "module_send_failed", "module_oversize",
-    "module_exit"
+#define OBS_MODULE_DROP(ID, reason, field)  #reason,
+#include "obs/v1/drop_reasons.def"
 };
 const char *const  overflow_names[OVERFLOW_KINDS] = {
     "tenant", "route", "upstream", "series", "service"

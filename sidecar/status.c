@@ -19,7 +19,8 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "business.h"
+#include "active_requests.h"
+#include "business_metrics.h"
 #include "expo.h"
 #include "hash.h"
 #include "status_snap.h"
@@ -271,6 +272,11 @@ status_take(status_t *st, double now)
     if (st->src.business) {
         expo_begin_series(&ew, walk_business, &w);
         business_metrics(&ew, st->src.business);
+        expo_end(&ew);
+    }
+    if (st->src.active) {
+        expo_begin_series(&ew, walk_business, &w);
+        active_requests_metrics(&ew, st->src.active);
         expo_end(&ew);
     }
 
@@ -697,6 +703,15 @@ add_buckets(uint64_t *to, const uint64_t *from, const int *map, int n)
 
 /* http_server_requests: service, route, method, code, tenant */
 
+/* a route's row is its family's first two labels (families.def) */
+_Static_assert(LABEL_REQUESTS_service == 0 && LABEL_REQUESTS_route == 1
+               && LABEL_DURATION_service == 0 && LABEL_DURATION_route == 1
+               && LABEL_UPSTREAM_DURATION_service == 0
+               && LABEL_UPSTREAM_DURATION_route == 1
+               && LABEL_ACTIVE_REQUESTS_service == 0
+               && LABEL_ACTIVE_REQUESTS_route == 1,
+               "walk_row() takes service and route in place");
+
 static void
 walk_requests(const family_t *f, const series_t *se, const char **labels,
     void *data)
@@ -704,12 +719,12 @@ walk_requests(const family_t *f, const series_t *se, const char **labels,
     walk_t    *w = data;
     srow_t    *r, *t;
     uint64_t   v = se->v.counter;
-    char       c = labels[3][0];
+    char       c = labels[LABEL_REQUESTS_code][0];
 
     (void) f;
 
     r = walk_row(w, &w->s->routes, labels, 2);
-    t = walk_row(w, &w->s->tenants, &labels[4], 1);
+    t = walk_row(w, &w->s->tenants, &labels[LABEL_REQUESTS_tenant], 1);
     if (r == NULL || t == NULL) {
         return;
     }
@@ -751,7 +766,7 @@ walk_duration(const family_t *f, const series_t *se, const char **labels,
     }
 
     r = walk_row(w, &s->routes, labels, 2);
-    t = walk_row(w, &s->tenants, &labels[3], 1);
+    t = walk_row(w, &s->tenants, &labels[LABEL_DURATION_tenant], 1);
     map = walk_remap(w, h, s->dur_bounds, s->n_dur);
     if (r == NULL || t == NULL || s->total.dur == NULL) {
         return;
@@ -804,7 +819,8 @@ walk_upstream(const family_t *f, const series_t *se, const char **labels,
 }
 
 /*
- * What business_metrics writes: http_server_active_requests{service,route},
+ * What business_metrics and active_requests_metrics write:
+ * http_server_active_requests{service,route},
  * obs_business_rejected_total{reason}, and each business metric with
  * service, route, tenant and perhaps its own label.
  */
@@ -824,7 +840,9 @@ walk_business(void *data, const char *name, const char *const *names,
 
     (void) le;
 
-    if (strcmp(name, "http_server_active_requests") == 0 && n == 2) {
+    if (strcmp(name, store_families[FAMILY_ACTIVE_REQUESTS].name) == 0
+        && n == LABELS_ACTIVE_REQUESTS)
+    {
         /* a key nginx holds at 0 adds no row of its own */
         if (value == 0) {
             return;

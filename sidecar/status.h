@@ -26,6 +26,7 @@
 #define STATUS_MAX_LIMIT    100     /* rows of one table in one answer */
 #define STATUS_JSON_MAX     (2 * 1024 * 1024)   /* bytes of one answer */
 
+struct active_requests;
 struct business;
 struct delivery;
 struct exporter;
@@ -38,6 +39,7 @@ typedef struct {
     struct business   *business;
     struct delivery   *delivery;
     struct exporter   *exporter;
+    struct active_requests  *active;    /* requests in flight */
 } status_sources_t;
 
 /* Looks up a query argument of the request (NULL when absent). */

@@ -4,8 +4,8 @@
 # every directive that exports a value is refused by `nginx -t` for every
 # class of secret source, with a message naming the directive, the variable
 # and what to use instead; neighbouring variables that are safe still pass.
-# The blocks are generated: every directive x every class, and every
-# variable of the refused list at least once.
+# The blocks are generated: every directive x every class, every variable
+# of the refused list at least once, and obs_log_field with every one.
 
 use Test::Nginx::Socket 'no_plan';
 
@@ -48,6 +48,7 @@ my @classes = (
       [ '$http_authorization', '$http_proxy_authorization', '$http_cookie',
         '$http_set_cookie', '$sent_http_set_cookie',
         '$upstream_http_set_cookie', '$upstream_http_authorization',
+        '$upstream_http_proxy_authorization', 'user=${HTTP_AUTHORIZATION}',
         '$sent_trailer_set_cookie', '$upstream_trailer_set_cookie',
         '$HTTP_AUTHORIZATION', 'user=${http_authorization}',
         'a-$Http_Cookie-b', '$http_x_api_key',
@@ -57,13 +58,14 @@ my @classes = (
         '$http_x_amz_security_token' ] ],
 
     [ 'credentials (the Authorization',
-      [ '$cookie_sid', '$upstream_cookie_sid', '$COOKIE_SID',
+      [ '$cookie_sid', '$cookie_session', '$upstream_cookie_sid',
+        '$COOKIE_SID',
         'sid:${cookie_session}' ] ],
 
     [ 'it can carry a query string, which never leaves the gateway; use '
       . '$uri, or a map that keeps only the path or the values you choose',
       [ '$args', '$query_string', '$request_uri', '$request',
-        '$uri?$args', '${QUERY_STRING}' ] ],
+        '$uri?$args', '${QUERY_STRING}', 'u=${REQUEST_URI}' ] ],
 
     [ 'it can carry a query string',
       [ '$http_referer', '$sent_http_location', '$upstream_http_location',
@@ -93,9 +95,12 @@ my $spec = '';
 my %used;
 my $n = 0;
 
+my %done;
+
 sub refused {
     my ($directive, $value, $why) = @_;
     my ($name, $template) = @$directive;
+    return if $done{"$template $value"}++;
     (my $line = $template) =~ s/X/$value/;
     my $var = named($value);
     $used{$value} = 1;
@@ -133,6 +138,17 @@ for my $class (@classes) {
     for my $value (grep { !$used{$_} } @$values) {
         $d++ until !$directives[$d % @directives][2] || lone($value);
         refused($directives[$d++ % @directives], $value, $why);
+    }
+}
+
+# obs_log_field writes a value out as it is (or as its HMAC): it refuses
+# every variable of every class, in both forms
+for my $class (@classes) {
+    my ($why, $values) = @$class;
+
+    for my $value (@$values) {
+        refused($_, $value, $why)
+            for grep { $_->[0] eq 'obs_log_field' } @directives;
     }
 }
 

@@ -15,6 +15,7 @@
 #include "otlp_pb.h"
 #include "otlp_result.h"
 #include "settings.h"
+#include "store.h"
 
 #define OTLP_METRICS_BACKOFF_FIRST  0.5
 #define OTLP_METRICS_BACKOFF_MAX    30.0
@@ -35,55 +36,6 @@ enum {
 enum { TEMPORALITY_DELTA = 1, TEMPORALITY_CUMULATIVE = 2 };
 
 typedef enum { KIND_SUM, KIND_UPDOWN, KIND_GAUGE, KIND_HISTOGRAM } kind_t;
-
-/*
- * The gateway's families under OpenTelemetry's names.  Semantic
- * conventions name the duration histograms and requests in flight; the
- * counters have none (a request count is the histogram's count, and
- * *.body.size are histograms of sizes the sidecar does not keep), so they
- * are named alike, and each name goes back to its /metrics name through
- * OpenTelemetry's Prometheus translation.
- */
-static const struct {
-    const char  *prometheus;
-    const char  *name;
-    const char  *unit;
-    kind_t       kind;              /* KIND_GAUGE: by the family's type */
-} otlp_names[] = {
-    { "http_server_requests", "http.server.requests", "{request}",
-      KIND_GAUGE },
-    { "http_server_request_duration_seconds",
-      "http.server.request.duration", "s", KIND_GAUGE },
-    { "http_server_request_body_bytes", "http.server.request.body.bytes",
-      "By", KIND_GAUGE },
-    { "http_server_response_body_bytes", "http.server.response.body.bytes",
-      "By", KIND_GAUGE },
-    { "http_upstream_request_duration_seconds",
-      "http.client.request.duration", "s", KIND_GAUGE },
-    { "http_upstream_requests", "http.client.requests", "{request}",
-      KIND_GAUGE },
-    { "http_server_active_requests", "http.server.active_requests",
-      "{request}", KIND_UPDOWN },
-};
-
-typedef enum { ATTR_TEXT, ATTR_CODE } attr_kind_t;
-
-/* Labels under the attributes spans already use (the rest keep their
-   names).  The upstream is server.address as nginx names it (an upstream
-   block's name, or host:port): a collector maps every attribute back to
-   its label unchanged (deploy/k8s-otel-collector/collector.yaml). */
-static const struct {
-    const char   *label;
-    const char   *key;
-    attr_kind_t   kind;
-} otlp_attrs[] = {
-    { "service", "peer.service", ATTR_TEXT },
-    { "route", "http.route", ATTR_TEXT },
-    { "method", "http.request.method", ATTR_TEXT },
-    { "code", "http.response.status_code", ATTR_CODE },
-    { "tenant", "tenant.id", ATTR_TEXT },
-    { "upstream", "server.address", ATTR_TEXT },
-};
 
 /* What the last push knew of a series. */
 typedef struct {
@@ -418,7 +370,7 @@ om_family(void *data, const char *name, const char *help, const char *unit,
     expo_type_t type)
 {
     otlp_metrics_encoder_t  *e = data;
-    size_t                   i;
+    const family_t          *f;
 
     e->family = name;
     e->help = help;
@@ -436,14 +388,17 @@ om_family(void *data, const char *name, const char *help, const char *unit,
         e->name = name;
     }
 
-    for (i = 0; i < sizeof(otlp_names) / sizeof(otlp_names[0]); i++) {
-        if (strcmp(otlp_names[i].prometheus, name) == 0) {
-            e->name = otlp_names[i].name;
-            e->unit = otlp_names[i].unit;
-            if (otlp_names[i].kind != KIND_GAUGE) {
-                e->kind = otlp_names[i].kind;
-            }
-            break;
+    /*
+     * The gateway's families under their OTLP names and units
+     * (proto/obs/v1/families.def); a gauge of theirs counts up and down
+     * (requests in flight): a non-monotonic sum.
+     */
+    f = family_by_name(name);
+    if (f != NULL && f->otel_name != NULL) {
+        e->name = f->otel_name;
+        e->unit = f->otel_unit;
+        if (f->type == METRIC_GAUGE) {
+            e->kind = KIND_UPDOWN;
         }
     }
 
@@ -637,9 +592,10 @@ static void
 om_attributes(buf_t *b, unsigned field, const char *const *names,
     const char *const *values, int n)
 {
-    const char  *v;
-    size_t       k, len;
-    int          i;
+    const char            *v;
+    const family_label_t  *l;
+    size_t                 len;
+    int                    i;
 
     for (i = 0; i < n; i++) {
         v = values[i];
@@ -648,24 +604,19 @@ om_attributes(buf_t *b, unsigned field, const char *const *names,
             continue;
         }
 
-        for (k = 0; k < sizeof(otlp_attrs) / sizeof(otlp_attrs[0]); k++) {
-            if (strcmp(otlp_attrs[k].label, names[i]) == 0) {
-                break;
-            }
-        }
+        /* the gateway's labels under their attributes (families.def) */
+        l = family_label(names[i]);
 
-        if (k == sizeof(otlp_attrs) / sizeof(otlp_attrs[0])) {
+        if (l == NULL) {
             otlp_attr_str(b, field, names[i], strlen(names[i]), v, len);
 
-        } else if (otlp_attrs[k].kind == ATTR_CODE && len <= 3
+        } else if (l->otel_int && len <= 3
                    && strspn(v, "0123456789") == len)
         {
-            otlp_attr_int(b, field, otlp_attrs[k].key,
-                          strlen(otlp_attrs[k].key), atoi(v));
+            otlp_attr_int(b, field, l->otel, strlen(l->otel), atoi(v));
 
         } else {
-            otlp_attr_str(b, field, otlp_attrs[k].key,
-                          strlen(otlp_attrs[k].key), v, len);
+            otlp_attr_str(b, field, l->otel, strlen(l->otel), v, len);
         }
     }
 }

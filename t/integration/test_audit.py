@@ -34,9 +34,10 @@ import http.client
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (ROOT, SIDECAR, NGINX, Stack, free_port, http_get,  # noqa
+                     obs_contract,
                      request, value, wait_for, worker_group, main)
 from test_exporters import Receivers                           # noqa
-from test_udp_auth import record_pb2, tagged                   # noqa
+from test_udp_auth import tagged                               # noqa
 
 NGINX_HTTP = """
     obs_jwt_keys DIR/jwks.json;
@@ -627,7 +628,7 @@ class AuditLossTest(unittest.TestCase):
                            "--ingest-key-file",
                            os.path.join(s.dir, "ingest.key")]
         s.start_sidecar()
-        pb = record_pb2()
+        pb = obs_contract.record_pb2()
         b = pb.Batch()
         b.header.schema_version = 2
         b.header.pid = 99

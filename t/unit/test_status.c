@@ -160,7 +160,7 @@ test_snapshot(config_t *cfg)
 {
     static const double  other[] = { 0.2, 2 };
     store_t          *s = store_new(100000);
-    status_sources_t  src = { s, NULL, NULL, NULL };
+    status_sources_t  src = { s, NULL, NULL, NULL, NULL };
     status_t         *st;
     json_t           *root, *r, *ex;
     args_t            a = { { NULL }, { NULL } };
@@ -271,7 +271,7 @@ static void
 test_bound(config_t *cfg)
 {
     store_t          *s = store_new(1000000);
-    status_sources_t  src = { s, NULL, NULL, NULL };
+    status_sources_t  src = { s, NULL, NULL, NULL, NULL };
     status_t         *st = status_new(&src, cfg);
     char              route[300];
     json_t           *root;
