@@ -265,6 +265,15 @@ $(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) ngx_obs_module/ng
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ingx_obs_module \
 	    -o $@ bench/jwt_verify_floor.c $(JWT_CORE) -lcrypto -ljansson -lm
 
+# bench/module_cost.sh's request-pool probe: a dynamic module of its own,
+# built against the same configured nginx tree as the module
+NGX_INCS := $(addprefix -I$(NGX_BUILD)/,src/core src/event src/event/modules \
+              src/os/unix objs src/http src/http/modules src/http/v2)
+
+$(BUILD)/bench_pool_probe.so: bench/pool_probe.c $(NGX_OBJS_MK)
+	$(CC) -O2 -g -fPIC -shared -W -Wall -Wpointer-arith \
+	    -Wno-unused-parameter -Werror $(NGX_INCS) -o $@ $<
+
 # --- images ----------------------------------------------------------------
 # make images [IMAGE_REGISTRY=registry.example.com/team/] [IMAGE_TAG=1.2.0]
 # make push-images (same variables); deploy/k8s/kustomization.yaml's images:
