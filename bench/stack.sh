@@ -12,6 +12,9 @@
 #   cpu PID...                       utime + stime in clock ticks
 #   metric NAME [LABEL_FILTER]       a sidecar metric, summed over series
 #   load SECONDS                     wrk against the gateway; sets REQUESTS
+#   served                           requests the gateway has served (its
+#                                    stub_status, uninstrumented; once per
+#                                    stack_start)
 #   stack_stop                       stop the sidecar (it drains) and nginx
 
 set -euo pipefail
@@ -20,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 WORK=$(mktemp -d /tmp/obs-xbench-XXXXXX)
 chmod 755 "$WORK"
-GW=18580 UP=18581 RX=18582 METRICS=18583 RXG=18584
+GW=18580 UP=18581 RX=18582 METRICS=18583 RXG=18584 GWS=18585
 SIDECAR=
 trap 'stack_stop' EXIT
 
@@ -82,6 +85,11 @@ http {
             proxy_pass http://backend;
         }
     }
+    server {
+        listen 127.0.0.1:$GWS;
+        obs off;
+        location = /stub { stub_status; }
+    }
 }
 EOC
     # nginx started as root writes the records socket as nobody
@@ -97,6 +105,9 @@ EOC
             export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RX
         fi
         receivers=()
+    else
+        unset OTEL_METRICS_EXPORTER OTEL_LOGS_EXPORTER \
+              OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_ENDPOINT
     fi
     build/obs-sidecar --ingest "unix:$WORK/records.sock" \
         --ingest-group "$(if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi)" \
@@ -127,6 +138,12 @@ load() {
         "http://127.0.0.1:$GW/api/v1/users/42" >"$WORK/wrk.out"
     REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     RATE=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+}
+
+served() {
+    # stub_status counts every request, this query among them (ask once
+    # per stack_start)
+    curl -s "http://127.0.0.1:$GWS/stub" | awk 'NR == 3 {print $3 - 1}'
 }
 
 stack_stop() {
