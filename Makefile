@@ -251,10 +251,28 @@ demo: all
 demo-stop:
 	bash deploy/demo/demo.sh stop
 
+# --- benchmarks (README: Benchmarks); BENCH_ARGS go to the script --------
+# make bench-module [BENCH_ARGS="2048 20 1"]   the module's cost per request
+# make bench-exporter [BENCH_ARGS=15]          sidecar CPU / nginx CPU
+# make bench-scale [BENCH_ARGS="100000"]       the sidecar's scaling table
+
+.PHONY: bench-module bench-exporter bench-scale
+bench-module: $(MODULE) $(BUILD)/bench_pool_probe.so
+	bash bench/module_cost.sh $(BENCH_ARGS)
+
+bench-exporter: all
+	bash bench/exporter_cost.sh $(BENCH_ARGS)
+
+bench-scale: $(BUILD)/bench_scale
+	bash bench/scale.sh $(BENCH_ARGS)
+
 $(BUILD)/bench_sidecar: $(OBJ)/bench/sidecar_bench.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
 $(BUILD)/bench_pushers: $(OBJ)/bench/pushers_bench.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
+
+$(BUILD)/bench_scale: $(OBJ)/bench/scale.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
 $(BUILD)/bench_exporter_floor: $(OBJ)/bench/exporter_floor.o $(LIB)
