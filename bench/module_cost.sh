@@ -58,8 +58,11 @@ VARIANTS=${VARIANTS:-templates auto active_off upstream_span shape:body shape:he
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE=${MODULE:-$PWD/build/ngx_http_obs_module.so}
 PROBE=$PWD/build/bench_pool_probe.so
-PORT=${PORT:-18480}
-UPSTREAM_PORT=$((PORT + 1))     # and up, a port per body size
+# the gateway's port and the upstreams' after it (a port per body size):
+# PORT, else the first free run of four from 18480
+source bench/ports.sh
+PORT=$(free_ports 4 18480 "${PORT:-}")
+UPSTREAM_PORT=$((PORT + 1))
 WORK=$(mktemp -d /tmp/obs-bench-XXXXXX)
 chmod 755 "$WORK"
 CUR=                # the gateway running now

@@ -25,6 +25,7 @@ trap 'rm -rf "$OUT" "$OUT".cg*' EXIT
 
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+ms() { awk -v a="$(field "$1" "$2_min")" -v b="$(field "$1" "$2_med")" 'BEGIN {printf "%.1f (%.1f)", a, b}'; }
 
 echo "bench/scale.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -84,9 +85,9 @@ for row in "${ROWS[@]}"; do
         "$(field "$line" series) / $tenants" "$(field "$line" samples)" \
         "$(mb "$(field "$line" rss_store)") / $(mb "$(field "$line" rss_scrape)") / $(mb "$(field "$line" rss_all)")" \
         "$(cell text)" "$(cell openmetrics)" "$(cell protobuf)" \
-        "$(field "$line" remote_write_min) ($(field "$line" remote_write_med)), $(mb "$(field "$line" rw_bytes)") MB" \
-        "$(field "$line" snapshot_min) ($(field "$line" snapshot_med))" \
-        "$(field "$line" otlp_min) ($(field "$line" otlp_med)), $(mb "$(field "$line" otlp_bytes)") MB"
+        "$(ms "$line" remote_write), $(mb "$(field "$line" rw_bytes)") MB" \
+        "$(ms "$line" snapshot)" \
+        "$(ms "$line" otlp), $(mb "$(field "$line" otlp_bytes)") MB"
 done
 
 echo

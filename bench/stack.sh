@@ -23,7 +23,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 WORK=$(mktemp -d /tmp/obs-xbench-XXXXXX)
 chmod 755 "$WORK"
-GW=18580 UP=18581 RX=18582 METRICS=18583 RXG=18584 GWS=18585
+# six ports from BENCH_PORT_BASE, else the first free run of six from 18580
+source bench/ports.sh
+BASE=$(free_ports 6 18580 "${BENCH_PORT_BASE:-}")
+GW=$BASE UP=$((BASE + 1)) RX=$((BASE + 2)) METRICS=$((BASE + 3)) RXG=$((BASE + 4)) GWS=$((BASE + 5))
 SIDECAR=
 trap 'stack_stop' EXIT
 
