@@ -28,8 +28,8 @@ REPEAT=${REPEAT:-1}
 RESULTS=$WORK/results
 
 run() {             # $1: variant, then sidecar flags
-    local variant=$1 n0 s0 n1 s1 served records counted drops lost lines spans
-    local shed_l shed_t drop_l drop_t points tick nginx_cpu sidecar_cpu ratio
+    local variant=$1 n0 s0 n1 s1 served records counted drops lost
+    local points tick nginx_cpu sidecar_cpu ratio
     local exact=yes lexp=loki
     shift
     case $variant in
@@ -49,12 +49,7 @@ run() {             # $1: variant, then sidecar flags
     counted=$(metric http_server_requests_total)
     drops=$(metric obs_records_dropped_total)
     lost=$(metric obs_datagrams_lost_total)
-    lines=$(metric obs_exporter_sent_total "exporter=\"$lexp\"")
-    spans=$(metric obs_exporter_sent_total 'exporter="otlp"')
-    shed_l=$(metric obs_exporter_shed_total 'signal="logs"')
-    shed_t=$(metric obs_exporter_shed_total 'signal="traces"')
-    drop_l=$(metric obs_exporter_dropped_total "exporter=\"$lexp\"")
-    drop_t=$(metric obs_exporter_dropped_total 'exporter="otlp"')
+    exporter_counts "$lexp"
     points=$(metric obs_exporter_sent_total 'exporter="otlp_metrics"')
     stack_stop
 
@@ -68,13 +63,13 @@ run() {             # $1: variant, then sidecar flags
     echo "== $variant: $served requests served in ${SECONDS_LOAD}s ($RATE req/s by wrk), $records records received"
     echo "   metrics exact:  $exact (http_server_requests_total $counted, served $served)"
     echo "   module drops:   $drops; datagrams lost: $lost"
-    echo "   log lines:      $lines delivered, $shed_l shed, $drop_l dropped"
-    echo "   spans:          $spans delivered, $shed_t shed, $drop_t dropped"
+    echo "   log lines:      $LINES delivered, $SHED_L shed, $DROP_L dropped"
+    echo "   spans:          $SPANS delivered, $SHED_T shed, $DROP_T dropped"
     [ "$variant" = loki ] || echo "   metric points:  $points pushed over OTLP"
     echo "   nginx CPU:      ${nginx_cpu}s ($(echo "scale=2; $nginx_cpu * 1000000 / $served" | bc) us/request)"
     echo "   sidecar CPU:    ${sidecar_cpu}s ($(echo "scale=2; $sidecar_cpu * 1000000 / $records" | bc) us/record)"
     echo "   ratio:          $ratio (sidecar per record / nginx per request)"
-    echo "$variant $ratio $exact $((drops + lost)) $((shed_l + shed_t + drop_l + drop_t)) $RATE" >>"$RESULTS"
+    echo "$variant $ratio $exact $((drops + lost)) $((SHED_L + SHED_T + DROP_L + DROP_T)) $RATE" >>"$RESULTS"
 }
 
 echo "exporter cost: $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), ${SECONDS_LOAD}s a run, REPEAT=$REPEAT"

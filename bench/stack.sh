@@ -12,6 +12,10 @@
 #   cpu PID...                       utime + stime in clock ticks
 #   metric NAME [LABEL_FILTER]       a sidecar metric, summed over series
 #   load SECONDS                     wrk against the gateway; sets REQUESTS
+#   exporter_counts [LOG_EXPORTER]   log lines and spans delivered, shed
+#                                    and dropped: LINES SPANS SHED_L SHED_T
+#                                    DROP_L DROP_T (LOG_EXPORTER: loki, or
+#                                    otlp_logs)
 #   served                           requests the gateway has served (its
 #                                    stub_status, uninstrumented; once per
 #                                    stack_start)
@@ -141,6 +145,16 @@ load() {
         "http://127.0.0.1:$GW/api/v1/users/42" >"$WORK/wrk.out"
     REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     RATE=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+}
+
+exporter_counts() {
+    local lexp=${1:-loki}
+    LINES=$(metric obs_exporter_sent_total "exporter=\"$lexp\"")
+    SPANS=$(metric obs_exporter_sent_total 'exporter="otlp"')
+    SHED_L=$(metric obs_exporter_shed_total 'signal="logs"')
+    SHED_T=$(metric obs_exporter_shed_total 'signal="traces"')
+    DROP_L=$(metric obs_exporter_dropped_total "exporter=\"$lexp\"")
+    DROP_T=$(metric obs_exporter_dropped_total 'exporter="otlp"')
 }
 
 served() {
