@@ -32,7 +32,7 @@ source bench/ports.sh
 BASE=$(free_ports 6 18580 "${BENCH_PORT_BASE:-}")
 GW=$BASE UP=$((BASE + 1)) RX=$((BASE + 2)) METRICS=$((BASE + 3)) RXG=$((BASE + 4)) GWS=$((BASE + 5))
 SIDECAR=
-trap 'stack_stop' EXIT
+trap 'stack_stop; rm -rf "$WORK"' EXIT
 
 make -s all >/dev/null
 
