@@ -251,10 +251,28 @@ demo: all
 demo-stop:
 	bash deploy/demo/demo.sh stop
 
+# --- benchmarks (README: Benchmarks); BENCH_ARGS go to the script --------
+# make bench-module [BENCH_ARGS="2048 20 1"]   the module's cost per request
+# make bench-exporter [BENCH_ARGS=15]          sidecar CPU / nginx CPU
+# make bench-scale [BENCH_ARGS="100000"]       the sidecar's scaling table
+
+.PHONY: bench-module bench-exporter bench-scale
+bench-module: $(MODULE) $(BUILD)/bench_pool_probe.so
+	bash bench/module_cost.sh $(BENCH_ARGS)
+
+bench-exporter: all
+	bash bench/exporter_cost.sh $(BENCH_ARGS)
+
+bench-scale: $(BUILD)/bench_scale
+	bash bench/scale.sh $(BENCH_ARGS)
+
 $(BUILD)/bench_sidecar: $(OBJ)/bench/sidecar_bench.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
 $(BUILD)/bench_pushers: $(OBJ)/bench/pushers_bench.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
+
+$(BUILD)/bench_scale: $(OBJ)/bench/scale.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
 $(BUILD)/bench_exporter_floor: $(OBJ)/bench/exporter_floor.o $(LIB)
@@ -264,6 +282,15 @@ $(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) ngx_obs_module/ng
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ingx_obs_module \
 	    -o $@ bench/jwt_verify_floor.c $(JWT_CORE) -lcrypto -ljansson -lm
+
+# bench/module_cost.sh's request-pool probe: a dynamic module of its own,
+# built against the same configured nginx tree as the module
+NGX_INCS := $(addprefix -I$(NGX_BUILD)/,src/core src/event src/event/modules \
+              src/os/unix objs src/http src/http/modules src/http/v2)
+
+$(BUILD)/bench_pool_probe.so: bench/pool_probe.c $(NGX_OBJS_MK)
+	$(CC) -O2 -g -fPIC -shared -W -Wall -Wpointer-arith \
+	    -Wno-unused-parameter -Werror $(NGX_INCS) -o $@ $<
 
 # --- images ----------------------------------------------------------------
 # make images [IMAGE_REGISTRY=registry.example.com/team/] [IMAGE_TAG=1.2.0]

@@ -12,6 +12,13 @@
 #   cpu PID...                       utime + stime in clock ticks
 #   metric NAME [LABEL_FILTER]       a sidecar metric, summed over series
 #   load SECONDS                     wrk against the gateway; sets REQUESTS
+#   exporter_counts [LOG_EXPORTER]   log lines and spans delivered, shed
+#                                    and dropped: LINES SPANS SHED_L SHED_T
+#                                    DROP_L DROP_T (LOG_EXPORTER: loki, or
+#                                    otlp_logs)
+#   served                           requests the gateway has served (its
+#                                    stub_status, uninstrumented; once per
+#                                    stack_start)
 #   stack_stop                       stop the sidecar (it drains) and nginx
 
 set -euo pipefail
@@ -20,9 +27,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 WORK=$(mktemp -d /tmp/obs-xbench-XXXXXX)
 chmod 755 "$WORK"
-GW=18580 UP=18581 RX=18582 METRICS=18583 RXG=18584
+# six ports from BENCH_PORT_BASE, else the first free run of six from 18580
+source bench/ports.sh
+BASE=$(free_ports 6 18580 "${BENCH_PORT_BASE:-}")
+GW=$BASE UP=$((BASE + 1)) RX=$((BASE + 2)) METRICS=$((BASE + 3)) RXG=$((BASE + 4)) GWS=$((BASE + 5))
 SIDECAR=
-trap 'stack_stop' EXIT
+trap 'stack_stop; rm -rf "$WORK"' EXIT
 
 make -s all >/dev/null
 
@@ -82,6 +92,11 @@ http {
             proxy_pass http://backend;
         }
     }
+    server {
+        listen 127.0.0.1:$GWS;
+        obs off;
+        location = /stub { stub_status; }
+    }
 }
 EOC
     # nginx started as root writes the records socket as nobody
@@ -97,6 +112,9 @@ EOC
             export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RX
         fi
         receivers=()
+    else
+        unset OTEL_METRICS_EXPORTER OTEL_LOGS_EXPORTER \
+              OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_ENDPOINT
     fi
     build/obs-sidecar --ingest "unix:$WORK/records.sock" \
         --ingest-group "$(if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi)" \
@@ -127,6 +145,22 @@ load() {
         "http://127.0.0.1:$GW/api/v1/users/42" >"$WORK/wrk.out"
     REQUESTS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     RATE=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+}
+
+exporter_counts() {
+    local lexp=${1:-loki}
+    LINES=$(metric obs_exporter_sent_total "exporter=\"$lexp\"")
+    SPANS=$(metric obs_exporter_sent_total 'exporter="otlp"')
+    SHED_L=$(metric obs_exporter_shed_total 'signal="logs"')
+    SHED_T=$(metric obs_exporter_shed_total 'signal="traces"')
+    DROP_L=$(metric obs_exporter_dropped_total "exporter=\"$lexp\"")
+    DROP_T=$(metric obs_exporter_dropped_total 'exporter="otlp"')
+}
+
+served() {
+    # stub_status counts every request, this query among them (ask once
+    # per stack_start)
+    curl -s "http://127.0.0.1:$GWS/stub" | awk 'NR == 3 {print $3 - 1}'
 }
 
 stack_stop() {

@@ -24,7 +24,7 @@ check() {   # what, got, want
 }
 
 run() {     # title, sidecar flags...
-    local title=$1 served counted drops lines spans shed_l shed_t drop_l drop_t
+    local title=$1 served counted drops
     shift
     echo "== $title"
     stack_start "$@"
@@ -38,15 +38,10 @@ run() {     # title, sidecar flags...
     check "sum of http_server_requests_total = requests nginx served" "$counted" "$served"
     check "records the module dropped" "$drops" 0
     if [ "$title" = exporters ]; then
-        lines=$(metric obs_exporter_sent_total 'exporter="loki"')
-        spans=$(metric obs_exporter_sent_total 'exporter="otlp"')
-        shed_l=$(metric obs_exporter_shed_total 'signal="logs"')
-        shed_t=$(metric obs_exporter_shed_total 'signal="traces"')
-        drop_l=$(metric obs_exporter_dropped_total 'exporter="loki"')
-        drop_t=$(metric obs_exporter_dropped_total 'exporter="otlp"')
-        echo "  log lines: $lines delivered, $shed_l shed, $drop_l dropped; spans: $spans delivered, $shed_t shed, $drop_t dropped"
-        check "log lines delivered + shed + dropped = records" $((lines + shed_l + drop_l)) "$counted"
-        check "spans delivered + shed + dropped = records (one span each)" $((spans + shed_t + drop_t)) "$counted"
+        exporter_counts loki
+        echo "  log lines: $LINES delivered, $SHED_L shed, $DROP_L dropped; spans: $SPANS delivered, $SHED_T shed, $DROP_T dropped"
+        check "log lines delivered + shed + dropped = records" $((LINES + SHED_L + DROP_L)) "$counted"
+        check "spans delivered + shed + dropped = records (one span each)" $((SPANS + SHED_T + DROP_T)) "$counted"
         check "Loki bodies the receiver logged = successful pushes" \
             "$(grep -c '^/loki/api/v1/push 204' "$WORK/up/logs/bodies.log")" \
             "$(metric obs_exporter_requests_total 'exporter="loki",result="success"')"
