@@ -29,6 +29,7 @@ struct dgram_queue {
     uint64_t         head;                      /* next slot written */
     uint64_t         next[QUEUE_MAX_READERS];   /* next slot each reads */
     int              readers;
+    int              waiting;       /* readers waiting for progress */
     int              closed;
 };
 
@@ -174,7 +175,10 @@ queue_get(dgram_queue_t *q, int reader, queue_item_t *item, long wait_ms)
             break;
         }
 
-        if (queue_wait(&q->progress, &q->lock, wait_ms, &until) != 0) {
+        q->waiting++;
+        rc = queue_wait(&q->progress, &q->lock, wait_ms, &until);
+        q->waiting--;
+        if (rc != 0) {
             rc = 0;
             break;
         }
@@ -195,19 +199,32 @@ queue_get(dgram_queue_t *q, int reader, queue_item_t *item, long wait_ms)
 void
 queue_decoded(dgram_queue_t *q, size_t view)
 {
+    int  waiting;
+
     pthread_mutex_lock(&q->lock);
     q->views[view].ready = 1;
-    pthread_cond_broadcast(&q->progress);
+    waiting = q->waiting;
     pthread_mutex_unlock(&q->lock);
+
+    /* the woken readers need the lock: not while it is held */
+    if (waiting) {
+        pthread_cond_broadcast(&q->progress);
+    }
 }
 
 void
 queue_done(dgram_queue_t *q, int reader)
 {
+    int  waiting;
+
     pthread_mutex_lock(&q->lock);
     q->next[reader]++;
-    pthread_cond_broadcast(&q->progress);
+    waiting = q->waiting;
     pthread_mutex_unlock(&q->lock);
+
+    if (waiting) {
+        pthread_cond_broadcast(&q->progress);
+    }
 }
 
 void

@@ -77,30 +77,41 @@ record_of(unsigned k, const char **service, unsigned *status,
     sprintf(id, "r%06u", k);
 }
 
-/* Interns text into a column batch's symbol table. */
-static uint32_t
-intern(Obs__V1__RecordColumns *c, const char *text)
+/* The numbers of a record's service and tenant in their tables. */
+static unsigned
+stream_service(const char *service)
 {
-    size_t    len = strlen(text);
-    uint32_t  i, start;
+    unsigned  i = 0;
 
-    if (len == 0) {
-        return 0;
+    while (services[i] != service) {
+        i++;
     }
+    return i;
+}
 
-    for (i = 1; i < c->n_symbol_end; i++) {
-        start = c->symbol_end[i - 1];
-        if (c->symbol_end[i] - start == len
-            && memcmp(c->symbol_data.data + start, text, len) == 0)
-        {
-            return i;
-        }
+static unsigned
+stream_tenant(const char *tenant)
+{
+    unsigned  i = 0;
+
+    while (tenants[i] != tenant) {
+        i++;
     }
+    return i;
+}
 
-    memcpy(c->symbol_data.data + c->symbol_data.len, text, len);
-    c->symbol_data.len += len;
-    c->symbol_end[c->n_symbol_end] = (uint32_t) c->symbol_data.len;
-    return (uint32_t) c->n_symbol_end++;
+/* Adds text to a column batch's symbols; its number (0: the empty one). */
+static uint32_t
+add_symbol(Obs__V1__RecordColumns *c, const char *text)
+{
+    size_t  len = strlen(text);
+
+    if (len) {
+        memcpy(c->symbol_data.data + c->symbol_data.len, text, len);
+        c->symbol_data.len += len;
+        c->symbol_end[c->n_symbol_end++] = (uint32_t) c->symbol_data.len;
+    }
+    return len ? (uint32_t) c->n_symbol_end - 1 : 0;
 }
 
 static ProtobufCBinaryData
@@ -119,7 +130,7 @@ static size_t
 datagram(unsigned d, uint8_t *wire)
 {
     static char             ids[ROWS + COLUMNS][16];
-    static uint32_t         ends[4 * (ROWS + COLUMNS)];
+    static uint32_t         ends[1 + SERVICES + TENANTS + COLUMNS];
     static uint8_t          symbols[8192];
     Obs__V1__Batch          batch = OBS__V1__BATCH__INIT;
     Obs__V1__BatchHeader    h = OBS__V1__BATCH_HEADER__INIT;
@@ -128,8 +139,19 @@ datagram(unsigned d, uint8_t *wire)
     uint32_t                service[COLUMNS], tenant[COLUMNS];
     uint32_t                status[COLUMNS], id[COLUMNS];
     uint64_t                duration[COLUMNS], start[COLUMNS];
+    uint32_t                service_symbol[SERVICES], tenant_symbol[TENANTS];
     const char             *svc, *ten;
     unsigned                i, k, st;
+
+    c.symbol_data.data = symbols;
+    c.symbol_end = ends;
+    c.n_symbol_end = 1;
+    for (i = 0; i < SERVICES; i++) {
+        service_symbol[i] = add_symbol(&c, services[i]);
+    }
+    for (i = 0; i < TENANTS; i++) {
+        tenant_symbol[i] = add_symbol(&c, tenants[i]);
+    }
 
     for (i = 0; i < ROWS + COLUMNS; i++) {
         k = d * (ROWS + COLUMNS) + i;
@@ -147,14 +169,9 @@ datagram(unsigned d, uint8_t *wire)
             continue;
         }
 
-        if (i == ROWS) {
-            c.symbol_data.data = symbols;
-            c.symbol_end = ends;
-            c.n_symbol_end = 1;
-        }
-        service[i - ROWS] = intern(&c, svc);
-        tenant[i - ROWS] = intern(&c, ten);
-        id[i - ROWS] = intern(&c, ids[i]);
+        service[i - ROWS] = service_symbol[stream_service(svc)];
+        tenant[i - ROWS] = tenant_symbol[stream_tenant(ten)];
+        id[i - ROWS] = add_symbol(&c, ids[i]);
         status[i - ROWS] = st;
         duration[i - ROWS] = 2000;
         start[i - ROWS] = 1795543032455000000ULL + k;
@@ -199,16 +216,13 @@ static unsigned
 stream_of(unsigned k, int per_tenant)
 {
     const char  *svc, *ten;
-    unsigned     st, s = 0;
+    unsigned     st, s;
     char         id[16];
 
     record_of(k, &svc, &st, &ten, id);
-    while (services[s] != svc) {
-        s++;
-    }
-    s = s * 3 + (st >= 500 ? 2 : st >= 400 ? 1 : 0);
+    s = stream_service(svc) * 3 + (st >= 500 ? 2 : st >= 400 ? 1 : 0);
     if (per_tenant) {
-        s = s * TENANTS + (unsigned) (ten[0] ? ten[1] - '0' : 0);
+        s = s * TENANTS + stream_tenant(ten);
     }
     return s;
 }
