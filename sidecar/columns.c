@@ -8,6 +8,8 @@ static int group_entries(const uint32_t *counts, size_t n, size_t *entries);
 static int column_ok(size_t n, size_t want, int required);
 static int symbol_column_ok(const uint32_t *refs, size_t n, size_t want,
     size_t n_symbols);
+static ProtobufCBinaryData symbol(const Obs__V1__RecordColumns *c,
+    const uint32_t *refs, size_t n, size_t i);
 static uint64_t u64_at(const uint64_t *v, size_t n, size_t i);
 static uint32_t u32_at(const uint32_t *v, size_t n, size_t i);
 static ProtobufCBinaryData id_at(const ProtobufCBinaryData *ids, size_t width,
@@ -125,8 +127,7 @@ columns_next(columns_reader_t *rd, Obs__V1__Record *r)
 #define OBS_BOOL(group, column, field)                                        \
     group->field = u32_at(c->column, c->n_##column, rd->next_##group) != 0;
 #define OBS_SYMBOL(group, column, field, text, max)                           \
-    group->field = columns_text(c, c->column, c->n_##column,                 \
-                                rd->next_##group);
+    group->field = symbol(c, c->column, c->n_##column, rd->next_##group);
 #define OBS_ID(group, column, field, width)                                   \
     group->field = id_at(&c->column, width, rd->next_##group);
 #define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
@@ -142,18 +143,6 @@ columns_next(columns_reader_t *rd, Obs__V1__Record *r)
 
     rd->next_record++;
     return 1;
-}
-
-void
-columns_skip(columns_reader_t *rd)
-{
-    const Obs__V1__RecordColumns  *c = rd->c;
-
-#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
-    rd->next_##group += u32_at(c->count, c->n_##count, rd->next_record);
-#include "obs/v1/columns.def"
-
-    rd->next_record++;
 }
 
 /*
@@ -186,8 +175,8 @@ symbol_column_ok(const uint32_t *refs, size_t n, size_t want,
     return 1;
 }
 
-ProtobufCBinaryData
-columns_text(const Obs__V1__RecordColumns *c, const uint32_t *refs, size_t n,
+static ProtobufCBinaryData
+symbol(const Obs__V1__RecordColumns *c, const uint32_t *refs, size_t n,
     size_t i)
 {
     ProtobufCBinaryData  s = { 0, NULL };
@@ -237,4 +226,23 @@ id_at(const ProtobufCBinaryData *ids, size_t width, size_t i)
     }
 
     return id;
+}
+
+void
+columns_skip(columns_reader_t *rd)
+{
+    const Obs__V1__RecordColumns  *c = rd->c;
+
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    rd->next_##group += u32_at(c->count, c->n_##count, rd->next_record);
+#include "obs/v1/columns.def"
+
+    rd->next_record++;
+}
+
+ProtobufCBinaryData
+columns_text(const Obs__V1__RecordColumns *c, const uint32_t *refs, size_t n,
+    size_t i)
+{
+    return symbol(c, refs, n, i);
 }
