@@ -1,6 +1,7 @@
 # obs gateway: nginx module, sidecar and their tests.
 #
-#   make deps      install build and test dependencies (Debian packages)
+#   make deps      install what building and `make demo` need (Debian packages)
+#   make test-deps install what only the tests need (Debian packages, npm)
 #   make           build build/ngx_http_obs_module.so (and the sidecar)
 #   make test      unit tests + Test::Nginx tests + integration tests
 #   make install   copy the module into nginx's modules directory
@@ -19,14 +20,18 @@ ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
 MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
                common/hash.h common/hex.h common/obs_limits.h \
+               common/metric_names.c common/metric_names.h \
+               common/label_rules.h \
+               proto/obs/v1/families.def \
                proto/obs/v1/record.proto proto/obs/v1/columns.def \
-               proto/obs/v1/log_keys.def config
+               proto/obs/v1/log_keys.def proto/obs/v1/framing.h \
+               proto/obs/v1/drop_reasons.def proto/obs/v1/audit.def config
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 
-.PHONY: all module sidecar deps test unit-test nginx-test nginx-test-valgrind \
+.PHONY: all module sidecar deps test-deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
         dashboards dashboards-test k8s fuzz fuzz-seeds images push-images \
         k8s-test settings-test
@@ -100,7 +105,13 @@ $(NGX_OBJS_MK): $(NGX_STAMP) config proto/obs/v1/record.proto | nginx-src-check
 
 # A running nginx has the module mapped: the new file is written beside it
 # and renamed into place, never written over (that crashes every worker).
+# the module's version header follows git's, as the sidecar's does
+MODULE_VERSION_H := $(NGX_BUILD)/objs/addon/obs_proto/ngx_http_obs_version.h
+
 $(MODULE): $(NGX_OBJS_MK) $(MODULE_SRCS) | nginx-src-check
+	@sed 's/OBS_VERSION/NGX_HTTP_OBS_VERSION/' $(VERSION_H) >$(MODULE_VERSION_H).new
+	@cmp -s $(MODULE_VERSION_H).new $(MODULE_VERSION_H) \
+	    && rm $(MODULE_VERSION_H).new || mv $(MODULE_VERSION_H).new $(MODULE_VERSION_H)
 	$(MAKE) -C $(NGX_BUILD) -f objs/Makefile modules >$(BUILD)/module-build.log 2>&1 \
 	    || { cat $(BUILD)/module-build.log; exit 1; }
 	cp $(NGX_BUILD)/objs/ngx_http_obs_module.so $@.new
@@ -148,12 +159,28 @@ version_text := $(hash)define OBS_VERSION "$(VERSION)"
 $(shell mkdir -p $(GEN); \
   [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
   || echo '$(version_text)' >$(VERSION_H))
+$(MODULE): $(VERSION_H)
 VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
-                exporter/otlp/spans.o
+                exporter/otlp/otlp_pb.o \
+                exporter/otlp/spans.o sidecar/status_json.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 
 sidecar: $(SIDECAR)
+
+# The status page's files become byte arrays the sidecar serves (od and
+# sed only: the build needs nothing more).
+STATUS_ASSETS := sidecar/status/status.html sidecar/status/status.js \
+                 sidecar/status/status.css
+$(GEN)/status_assets.inc: $(STATUS_ASSETS)
+	@mkdir -p $(GEN)
+	@for f in $^; do \
+	    echo "static const unsigned char $$(basename $$f | tr . _)[] = {"; \
+	    od -An -v -tx1 $$f | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo "};"; \
+	done >$@.new && mv -f $@.new $@
+$(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(d)/sidecar/status_assets.o): \
+    $(GEN)/status_assets.inc
 
 $(GEN)/%.pb-c.c: proto/%.proto
 	@mkdir -p $(GEN)
@@ -215,6 +242,9 @@ install: $(MODULE)
 deps:
 	bash scripts/install-deps.sh
 
+test-deps:
+	bash scripts/install-test-deps.sh
+
 demo: all
 	bash deploy/demo/demo.sh start
 
@@ -261,15 +291,17 @@ push-images: images
 
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
-              $(BUILD)/test_delivery $(BUILD)/test_exporter_threads
+              $(BUILD)/test_active_requests $(BUILD)/test_delivery \
+              $(BUILD)/test_columns_reader $(BUILD)/test_audit $(BUILD)/test_status \
+              $(BUILD)/test_exporter_threads
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
-$(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h
+$(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.c ngx_obs_module/obs_route.h common/label_rules.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -It/unit -o $@ $(filter %.c,$^)
+	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_sidecar: $(OBJ_ASAN)/t/unit/test_sidecar.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
@@ -290,8 +322,24 @@ $(BUILD)/test_exporter_threads: $(OBJ_ASAN)/t/unit/test_exporter_threads.o $(LIB
 	$(CC) $(CFLAGS) $(SAN) -Wl,--wrap=obs__v1__batch__unpack \
 	    -Wl,--wrap=columns_next -o $@ $^ $(SIDECAR_LIBS)
 
-# obs_metric and requests in flight in the sidecar (sidecar/business.c)
+# the audit trail: chain, verification, file, events (sidecar/audit*.c)
+$(BUILD)/test_audit: $(OBJ_ASAN)/t/unit/test_audit.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# obs_metric in the sidecar (sidecar/business_metrics.c)
 $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the column wire format's reader (common/columns_reader.c)
+$(BUILD)/test_columns_reader: $(OBJ_ASAN)/t/unit/test_columns_reader.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# requests in flight in the sidecar (sidecar/active_requests.c)
+$(BUILD)/test_active_requests: $(OBJ_ASAN)/t/unit/test_active_requests.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# the status page's snapshots and /status.json (sidecar/status*.c)
+$(BUILD)/test_status: $(OBJ_ASAN)/t/unit/test_status.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
 # a sanitizer report ends the test (UBSan would otherwise carry on)
@@ -371,7 +419,7 @@ test: unit-test fuzz-seeds settings-test rules-test dashboards-test k8s-test \
 FUZZ_SECONDS ?= 15
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE
 
-$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/hex.h
+$(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_route.c common/label_rules.h common/hex.h
 	@mkdir -p $(BUILD)
 	clang $(FUZZ_FLAGS) -Ingx_obs_module -Icommon -o $@ $(filter %.c,$^)
 

@@ -4,6 +4,8 @@
 # push) and traced over OTLP/HTTP.  Reports sidecar CPU per record / nginx
 # CPU per proxied request.  Usage: bench/exporter_cost.sh [seconds]
 #   [sidecar flags...]   (e.g. --loki-format json, --exporter-threads 2)
+# OTLP_ALL=http (or grpc) bench/exporter_cost.sh: every signal over OTLP
+# instead (log records, spans, and metrics pushed every 5 s).
 source "$(dirname "$0")/stack.sh"
 SECONDS_LOAD=${1:-15}
 shift || true
@@ -16,6 +18,11 @@ n1=$(cpu $WORKERS); s1=$(cpu $SIDECAR)
 
 records=$(metric obs_records_received_total)
 lines=$(metric obs_exporter_sent_total 'exporter="loki"')
+if [ -n "${OTLP_ALL:-}" ]; then
+    lines=$(metric obs_exporter_sent_total 'exporter="otlp_logs"')
+    points=$(metric obs_exporter_sent_total 'exporter="otlp_metrics"')
+    echo "OTLP/$OTLP_ALL:       $points data points pushed, $(metric obs_exporter_dropped_total 'exporter="otlp_') dropped"
+fi
 spans=$(metric obs_exporter_sent_total 'exporter="otlp"')
 tick=$(getconf CLK_TCK)
 nginx_cpu=$(echo "scale=3; ($n1 - $n0) / $tick" | bc)

@@ -299,6 +299,7 @@ main(int argc, char **argv)
     }
     all = run(&cfg, n, e, dgram, len);
     exporter_stop(e);
+    exporter_free(e);
     delivery_stop(d);
     delivery_free(d);
 

@@ -2,7 +2,10 @@
  * What the pushers cost, on one core, as ratios to a text scrape of the same
  * store in the same run: the remote-write snapshot (the part that holds the
  * shard locks, as a scrape does), snapshot + WriteRequest encoding +
- * snappy, and the ClickHouse usage collection, at 10k and 100k series.
+ * snappy, the ClickHouse usage collection, and an OTLP metrics push (every
+ * series encoded into ExportMetricsServiceRequests, the start-time table
+ * kept; cumulative, and gzip'd as OTEL_EXPORTER_OTLP_COMPRESSION=gzip
+ * would), at 10k and 100k series.
  *
  * Usage: pushers_bench [rounds]
  */
@@ -13,6 +16,7 @@
 
 #include "clock.h"
 #include "metrics.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
 #include "snapshot.h"
 #include "store.h"
@@ -54,6 +58,44 @@ no_row(const usage_row_t *row, void *data)
     (*(long *) data)++;
 }
 
+/* One OTLP push of everything (the state table warm after the first), in
+   seconds; *bytes is its size on the wire. */
+static double
+otlp_push(store_t *s, int rounds, int gzip, size_t *bytes)
+{
+    otlp_metrics_config_t    cfg;
+    otlp_metrics_encoder_t  *e;
+    buf_t                    res = { 0 };
+    payload_t               *p, *next;
+    size_t                   n, lost;
+    double                   t0, t = 0;
+    int                      r;
+
+    otlp_metrics_config_defaults(&cfg);
+    cfg.gzip = gzip;
+    buf_puts(&res, "\x0a\x1a\x0a\x0cservice.name\x12\x0a\x0a\x08"
+                   "gw-bench");
+    e = otlp_metrics_encoder_new(&cfg, &res, 1);
+
+    for (r = 0; r <= rounds; r++) {
+        t0 = now_seconds();
+        p = otlp_metrics_encode(e, s, 2 + r, &n, &lost);
+        if (r > 0) {
+            t += now_seconds() - t0;
+        }
+        for (*bytes = 0; p; p = next) {
+            next = p->next;
+            *bytes += p->len;
+            payload_free(p);
+        }
+    }
+
+    otlp_metrics_encoder_free(e);
+    otlp_metrics_config_free(&cfg);
+    buf_free(&res);
+    return t / rounds;
+}
+
 static void
 run(long series, int rounds)
 {
@@ -62,7 +104,8 @@ run(long series, int rounds)
     buf_t        out = { 0 }, body = { 0 };
     usage_t     *u = usage_new();
     size_t      *idx, i;
-    double       t0, text, take, encode, collect;
+    double       t0, text, take, encode, collect, otlp, otlp_gz;
+    size_t       otlp_bytes, otlp_gz_bytes;
     long         rows = 0;
     int          r;
 
@@ -104,11 +147,17 @@ run(long series, int rounds)
     }
     collect = (now_seconds() - t0) / rounds;
 
+    otlp = otlp_push(s, rounds, 0, &otlp_bytes);
+    otlp_gz = otlp_push(s, rounds, 1, &otlp_gz_bytes);
+
     printf("%7ld series, %zu samples: text scrape %.1f ms; snapshot %.2fx; "
            "snapshot + encode + snappy %.2fx (%.1f bytes/sample); "
-           "usage collection %.2fx\n", store_size(s), snap.n_samples,
+           "usage collection %.2fx; OTLP metrics push %.2fx (%.1f MB), "
+           "gzip'd %.2fx (%.1f MB)\n", store_size(s), snap.n_samples,
            text * 1e3, take / text, encode / text,
-           (double) body.len / (double) snap.n_samples, collect / text);
+           (double) body.len / (double) snap.n_samples, collect / text,
+           otlp / text, otlp_bytes / 1e6, otlp_gz / text,
+           otlp_gz_bytes / 1e6);
 
     free(idx);
     buf_free(&out);

@@ -4,7 +4,9 @@
  *   - decode + aggregate: protobuf-c datagrams through ingest_datagram(),
  *     in column form (what the module sends) and in row form;
  *   - scrape time (text, OpenMetrics, protobuf) at 10k and 100k series;
- *   - peak RSS with 100k series.
+ *   - peak RSS with 100k series;
+ *   - the status page at 100k series: a snapshot's CPU time, /status.json's,
+ *     and how long one record waits for a shard while a snapshot runs.
  *
  * Usage: sidecar_bench [records]
  */
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -21,6 +24,7 @@
 #include "config.h"
 #include "ingest.h"
 #include "metrics.h"
+#include "status.h"
 #include "store.h"
 
 #define ROUTES    50
@@ -281,17 +285,40 @@ bench_decode(config_t *cfg, long n, int columns)
     store_free(s);
 }
 
+/*
+ * Records until the store holds `series` series: a new route per record
+ * (3 series each: requests, duration, two body counters sharing labels),
+ * or with by_tenant 50 routes and a new tenant every 50 records.
+ */
+
+static void
+fill(aggregator_t *a, store_t *s, long series, int by_tenant)
+{
+    Obs__V1__Record   r;
+    char              route[64], tenant[32];
+    uint8_t           trace[16] = { 1 }, span[8] = { 2 };
+    long              i;
+
+    for (i = 0; store_size(s) < series; i++) {
+        make_record(&r, route, tenant, (int) i, trace, span);
+        if (by_tenant) {
+            snprintf(tenant, sizeof(tenant), "tenant_%ld", i / 50);
+            r.tenant.len = strlen(tenant);
+        } else {
+            snprintf(route, sizeof(route), "/api/v1/r%ld/{id}", i);
+            r.route.len = strlen(route);
+        }
+        aggregator_record(a, &r, 1000, 1000.0);
+    }
+}
+
 static void
 bench_scrape(config_t *cfg, long series)
 {
     store_t          *s = store_new(series * 2);
     aggregator_t     *a;
-    Obs__V1__Record   r;
-    char              route[64], tenant[32];
-    uint8_t           trace[16] = { 1 }, span[8] = { 2 };
     buf_t             out = { 0 };
     config_t          c = *cfg;
-    long              i;
     int               f;
     double            t0;
     struct rusage     ru;
@@ -302,14 +329,7 @@ bench_scrape(config_t *cfg, long series)
     c.max_series = series * 2;
     a = aggregator_new(s, &c);
 
-    /* 3 series per record (requests, duration, two body counters share
-       labels): vary the route until the store holds the target */
-    for (i = 0; store_size(s) < series; i++) {
-        make_record(&r, route, tenant, (int) i, trace, span);
-        snprintf(route, sizeof(route), "/api/v1/r%ld/{id}", i);
-        r.route.len = strlen(route);
-        aggregator_record(a, &r, 1000, 1000.0);
-    }
+    fill(a, s, series, 0);
 
     /* the first scrape of a format also sizes its buffer; later ones
        start from the last size, as a running sidecar does */
@@ -339,6 +359,150 @@ bench_scrape(config_t *cfg, long series)
     store_free(s);
 }
 
+static double
+thread_cpu(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static const char *
+no_arg(void *ctx, const char *name)
+{
+    return strstr(name, "_limit") && ctx ? "100" : NULL;
+}
+
+#define LAT_MAX  4000000
+
+typedef struct {
+    status_t  *st;
+    int        done;
+} snapper_t;
+
+static int
+by_double(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void *
+snap_loop(void *data)
+{
+    snapper_t  *sn = data;
+    int         i;
+
+    for (i = 0; i < 20; i++) {
+        status_take(sn->st, 2000.0 + i * 5);
+    }
+    __atomic_store_n(&sn->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/*
+ * The status page over a store of `series` series: by_tenant fills it
+ * with 50 routes and as many tenants as it takes (the usual shape), else
+ * with a new route per record (the most rows a snapshot can meet).
+ */
+
+static void
+bench_status(config_t *cfg, long series, int by_tenant)
+{
+    store_t          *s = store_new(series * 2);
+    aggregator_t     *a;
+    status_t         *st;
+    Obs__V1__Record   r;
+    char              route[64], tenant[32];
+    uint8_t           trace[16] = { 1 }, span[8] = { 2 };
+    buf_t             out = { 0 };
+    config_t          c = *cfg;
+    char              err[128];
+    long              n;
+    double            t0, take = 1e9, render = 1e9, render_max = 1e9, t;
+    double            w0, rate, rate_idle, p999_idle, *lat;
+    snapper_t         sn;
+    pthread_t         thread;
+    int               k;
+
+    c.max_tenants = series;
+    c.max_routes = series;
+    c.max_series = series * 2;
+    a = aggregator_new(s, &c);
+    st = status_new(&(status_sources_t) { s, aggregator_business(a), NULL,
+                                          NULL, aggregator_active_requests(a) },
+                    &c);
+
+    fill(a, s, series, by_tenant);
+
+    /* best of 5: the machine is shared */
+    for (k = 0; k < 5; k++) {
+        t0 = thread_cpu();
+        status_take(st, 1000.0 + k * 5);
+        t = thread_cpu() - t0;
+        take = t < take ? t : take;
+
+        buf_reset(&out);
+        t0 = thread_cpu();
+        status_render(st, no_arg, NULL, &out, err, sizeof(err));
+        t = thread_cpu() - t0;
+        render = t < render ? t : render;
+
+        buf_reset(&out);
+        t0 = thread_cpu();
+        status_render(st, no_arg, &out, &out, err, sizeof(err));
+        t = thread_cpu() - t0;
+        render_max = t < render_max ? t : render_max;
+    }
+
+    /* one record at a time, alone and while snapshots run on another
+       thread: the rate, and the 99.9th percentile and worst single wait
+       (on a shared machine the worst is mostly the scheduler's) */
+    lat = malloc(sizeof(double) * LAT_MAX);
+    t0 = now_seconds();
+    for (n = 0; n < 200000; n++) {
+        make_record(&r, route, tenant, (int) n, trace, span);
+        w0 = now_seconds();
+        aggregator_record(a, &r, 1000, 1000.0);
+        lat[n] = now_seconds() - w0;
+    }
+    rate_idle = (double) n / (now_seconds() - t0);
+    qsort(lat, (size_t) n, sizeof(double), by_double);
+    p999_idle = lat[n * 999 / 1000];
+
+    sn.st = st;
+    sn.done = 0;
+    t0 = now_seconds();
+    pthread_create(&thread, NULL, snap_loop, &sn);
+    for (n = 0; !__atomic_load_n(&sn.done, __ATOMIC_ACQUIRE); n++) {
+        make_record(&r, route, tenant, (int) n, trace, span);
+        w0 = now_seconds();
+        aggregator_record(a, &r, 1000, 1000.0);
+        lat[n % LAT_MAX] = now_seconds() - w0;
+    }
+    rate = (double) n / (now_seconds() - t0);
+    pthread_join(thread, NULL);
+    n = n < LAT_MAX ? n : LAT_MAX;
+    qsort(lat, (size_t) n, sizeof(double), by_double);
+
+    printf("status %6ld series, %-9s snapshot %5.1f ms CPU, status.json "
+           "%.2f ms (%zu bytes; 100 rows each: %.2f ms)\n"
+           "       ingest alone %.2f M records/s (p99.9 wait %.1f us), "
+           "during snapshots %.2f M/s (p99.9 %.1f us, worst %.2f ms)\n",
+           store_size(s), by_tenant ? "tenants:" : "routes:", take * 1e3,
+           render * 1e3, out.len, render_max * 1e3, rate_idle / 1e6,
+           p999_idle * 1e6, rate / 1e6, lat[n * 999 / 1000] * 1e6,
+           lat[n - 1] * 1e3);
+    free(lat);
+
+    buf_free(&out);
+    status_free(st);
+    aggregator_free(a);
+    store_free(s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -357,6 +521,8 @@ main(int argc, char **argv)
     bench_decode(&cfg, n / 2, 0);
     bench_scrape(&cfg, 10000);
     bench_scrape(&cfg, 100000);
+    bench_status(&cfg, 100000, 1);
+    bench_status(&cfg, 100000, 0);
 
     config_free(&cfg);
     return 0;

@@ -1,7 +1,12 @@
 # Sourced by the exporter benchmarks: a gateway nginx (2 workers, the
 # module, every request sampled) proxying to a backend nginx, receivers that
 # cost almost nothing (an nginx answering 204/200 to pushes, one access-log
-# line per body), and obs-sidecar.  Everything is stopped on exit.
+# line per body; for OTLP/gRPC an HTTP/2 server answering grpc-status 0),
+# and obs-sidecar.  Everything is stopped on exit.
+#
+# OTLP_ALL=http|grpc: every signal over OTLP instead (metrics pushed every
+# OTEL_METRIC_EXPORT_INTERVAL, default here 5000 ms, besides /metrics; log
+# records and spans over OTLP; no Loki).
 #
 #   stack_start [sidecar flags...]   start it all
 #   cpu PID...                       utime + stime in clock ticks
@@ -15,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
 WORK=$(mktemp -d /tmp/obs-xbench-XXXXXX)
 chmod 755 "$WORK"
-GW=18580 UP=18581 RX=18582 METRICS=18583
+GW=18580 UP=18581 RX=18582 METRICS=18583 RXG=18584
 SIDECAR=
 trap 'stack_stop' EXIT
 
@@ -24,6 +29,7 @@ make -s all >/dev/null
 stack_start() {
     mkdir -p "$WORK"/{up,gw}/logs
     cat >"$WORK/up/nginx.conf" <<EOC
+load_module ${ECHO_MODULE:-/usr/lib/nginx/modules/ngx_http_echo_module.so};
 daemon on; master_process on; worker_processes 1;
 error_log $WORK/up/logs/error.log warn; pid $WORK/up/nginx.pid;
 events { worker_connections 1024; }
@@ -37,6 +43,19 @@ http {
         access_log $WORK/up/logs/bodies.log body;
         location = /loki/api/v1/push { client_max_body_size 64m; return 204; }
         location = /v1/traces { client_max_body_size 64m; return 200; }
+        location = /v1/logs { client_max_body_size 64m; return 200; }
+        location = /v1/metrics { client_max_body_size 64m; return 200; }
+    }
+    server {
+        listen 127.0.0.1:$RXG http2;
+        access_log $WORK/up/logs/bodies.log body;
+        location / {
+            client_max_body_size 64m;
+            default_type application/grpc;
+            add_header grpc-status 0;
+            echo_read_request_body;
+            echo -n "";
+        }
     }
 }
 EOC
@@ -66,11 +85,23 @@ http {
 }
 EOC
     # nginx started as root writes the records socket as nobody
+    local receivers=(--loki-url "http://127.0.0.1:$RX/loki/api/v1/push"
+                     --otlp-endpoint "http://127.0.0.1:$RX")
+    if [ -n "${OTLP_ALL:-}" ]; then
+        export OTEL_METRICS_EXPORTER=prometheus,otlp OTEL_LOGS_EXPORTER=otlp
+        export OTEL_METRIC_EXPORT_INTERVAL=${OTEL_METRIC_EXPORT_INTERVAL:-5000}
+        if [ "$OTLP_ALL" = grpc ]; then
+            export OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+            export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RXG
+        else
+            export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RX
+        fi
+        receivers=()
+    fi
     build/obs-sidecar --ingest "unix:$WORK/records.sock" \
         --ingest-group "$(if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi)" \
-        --listen "127.0.0.1:$METRICS" \
-        --loki-url "http://127.0.0.1:$RX/loki/api/v1/push" \
-        --otlp-endpoint "http://127.0.0.1:$RX" "$@" 2>"$WORK/sidecar.log" &
+        --listen "127.0.0.1:$METRICS" "${receivers[@]}" "$@" \
+        2>"$WORK/sidecar.log" &
     SIDECAR=$!
     sleep 0.5
     "$NGINX" -p "$WORK/gw" -c nginx.conf

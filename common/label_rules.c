@@ -5,6 +5,13 @@
 #include "label_rules.h"
 
 int
+tenant_is_nobody(const char *label)
+{
+    return label[0] == '\0' || strcmp(label, TENANT_NONE) == 0
+           || strcmp(label, LABEL_OVERFLOW_TEXT) == 0;
+}
+
+int
 org_id_valid(const char *s)
 {
     static const char  allowed[] = "abcdefghijklmnopqrstuvwxyz"

@@ -2,7 +2,9 @@
  * The few protobuf wire-format writes the exporters and the sidecar need
  * (varints, fixed integers, length-delimited fields) onto a growable buffer,
  * so that Loki's push, OTLP spans and the protobuf exposition's delimiters
- * are encoded straight from the data, with no message structures in between.
+ * are encoded straight from the data, with no message structures in between;
+ * and a field reader for the small answers receivers send (OTLP's partial
+ * success, gRPC's status details).
  */
 
 #ifndef OBS_PB_H
@@ -20,6 +22,9 @@ enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2, PB_FIXED32 = 5 };
 static inline void
 pb_put(buf_t *b, const void *data, size_t n)
 {
+    if (n == 0) {
+        return;                     /* data may be NULL (an empty buffer) */
+    }
     if (b->cap - b->len >= n) {
         memcpy(b->data + b->len, data, n);
         b->len += n;
@@ -113,6 +118,96 @@ pb_fixed32(buf_t *b, unsigned field, uint32_t v)
     }
     pb_tag(b, field, PB_FIXED32);
     pb_put(b, out, 4);
+}
+
+static inline void
+pb_double(buf_t *b, unsigned field, double v)
+{
+    uint64_t  u;
+
+    memcpy(&u, &v, sizeof(u));
+    pb_fixed64(b, field, u);
+}
+
+/* One field read from a message: its number, wire type and value. */
+typedef struct {
+    unsigned        field;
+    unsigned        wire;
+    uint64_t        value;          /* varint and fixed */
+    const uint8_t  *data;           /* length-delimited */
+    size_t          len;
+} pb_field_t;
+
+static inline int
+pb_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    unsigned  shift = 0;
+
+    *v = 0;
+    while (*p < end && shift < 64) {
+        uint8_t  c = *(*p)++;
+
+        *v |= (uint64_t) (c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            return 0;
+        }
+        shift += 7;
+    }
+    return -1;
+}
+
+/*
+ * Reads the next field of [*p, end) into f: 1 when one was read, 0 at the
+ * end, -1 when the bytes are no message (or are cut short).
+ */
+static inline int
+pb_next(const uint8_t **p, const uint8_t *end, pb_field_t *f)
+{
+    uint64_t  key;
+    int       i;
+
+    if (*p >= end) {
+        return 0;
+    }
+    if (pb_read_varint(p, end, &key) != 0 || key >> 3 == 0
+        || key >> 3 > 0x1fffffff)
+    {
+        return -1;
+    }
+
+    f->field = (unsigned) (key >> 3);
+    f->wire = (unsigned) (key & 7);
+    f->value = 0;
+    f->data = NULL;
+    f->len = 0;
+
+    switch (f->wire) {
+    case PB_VARINT:
+        return pb_read_varint(p, end, &f->value) == 0 ? 1 : -1;
+    case PB_FIXED64:
+    case PB_FIXED32:
+        i = f->wire == PB_FIXED64 ? 8 : 4;
+        if (end - *p < i) {
+            return -1;
+        }
+        while (i-- > 0) {
+            f->value = f->value << 8 | (*p)[i];
+        }
+        *p += f->wire == PB_FIXED64 ? 8 : 4;
+        return 1;
+    case PB_LEN:
+        if (pb_read_varint(p, end, &f->value) != 0
+            || f->value > (uint64_t) (end - *p))
+        {
+            return -1;
+        }
+        f->data = *p;
+        f->len = (size_t) f->value;
+        *p += f->len;
+        return 1;
+    default:
+        return -1;
+    }
 }
 
 #endif

@@ -25,6 +25,10 @@ static int settings_number(const setting_t *s, json_t *v, const char *text,
 static void settings_replace(char **slot, const char *value);
 static const char *settings_type_text(const setting_t *s, char *buf,
     size_t len);
+static void settings_closest(const setting_t *table, settings_name_t kind,
+    const char *word, size_t *best, char *buf, size_t len);
+static size_t settings_distance(const char *a, size_t la, const char *b,
+    size_t lb);
 
 int
 settings_json(const setting_t *table, const char *prefix, void *base,
@@ -46,7 +50,16 @@ settings_json(const setting_t *table, const char *prefix, void *base,
         snprintf(where, sizeof(where), "%s%s%s", prefix ? prefix : "",
                  prefix ? "." : "", key);
         if (s == NULL) {
-            snprintf(err, errlen, "config: unknown setting \"%s\"", where);
+            char         near[64];
+            const char  *guess;
+
+            guess = settings_nearest(table, SETTINGS_NAME_KEY, key, near,
+                                     sizeof(near));
+            snprintf(err, errlen, "config: unknown setting \"%s\"%s%s%s%s%s",
+                     where, guess ? " (did you mean \"" : "",
+                     guess && prefix ? prefix : "",
+                     guess && prefix ? "." : "", guess ? guess : "",
+                     guess ? "\"?)" : "");
             return -1;
         }
         if (s->type == SETTING_OBJECT) {
@@ -133,6 +146,102 @@ settings_find_flag(const setting_t *table, void *base, const char *name,
     }
 
     return NULL;
+}
+
+const char *
+settings_nearest(const setting_t *table, settings_name_t kind,
+    const char *word, char *buf, size_t len)
+{
+    size_t  best = (size_t) -1;
+
+    buf[0] = '\0';
+    settings_closest(table, kind, word, &best, buf, len);
+    return buf[0] ? buf : NULL;
+}
+
+static void
+settings_closest(const setting_t *table, settings_name_t kind,
+    const char *word, size_t *best, char *buf, size_t len)
+{
+    const setting_t  *s;
+    const char       *name;
+    size_t            n, d, same, limit, lw = strlen(word);
+
+    for (s = table; s->help; s++) {
+        if (s->type == SETTING_OBJECT
+            && (kind != SETTINGS_NAME_KEY || s->key == NULL))
+        {
+            settings_closest(s->more, kind, word, best, buf, len);
+            continue;
+        }
+
+        name = kind == SETTINGS_NAME_KEY ? s->key
+               : kind == SETTINGS_NAME_ENV ? s->env
+               : s->flag ? s->flag + 2 : NULL;
+        if (name == NULL) {
+            continue;
+        }
+
+        n = kind == SETTINGS_NAME_FLAG ? strcspn(name, " ") : strlen(name);
+        d = settings_distance(word, lw, name, n);
+
+        /* a typo, not another word: up to a third of the letters after
+           what the two share in front (OBS_SIDECAR_...), at least 2 */
+        for (same = 0; same < lw && same < n && word[same] == name[same];
+             same++) { /* void */ }
+        limit = (lw - same) / 3 > 2 ? (lw - same) / 3 : 2;
+
+        if (d <= limit && d < *best && n < len) {
+            *best = d;
+            memcpy(buf, name, n);
+            buf[n] = '\0';
+        }
+    }
+}
+
+/*
+ * Optimal string alignment distance (Damerau-Levenshtein without repeated
+ * edits of one substring): the typos people make.  Names are short; longer
+ * words are not typos of them.
+ */
+
+static size_t
+settings_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t  d[65][65], i, j, cost, v;
+
+    if (la > 64 || lb > 64) {
+        return (size_t) -1;
+    }
+
+    for (i = 0; i <= la; i++) {
+        d[i][0] = i;
+    }
+    for (j = 0; j <= lb; j++) {
+        d[0][j] = j;
+    }
+
+    for (i = 1; i <= la; i++) {
+        for (j = 1; j <= lb; j++) {
+            cost = tolower((unsigned char) a[i - 1])
+                   != tolower((unsigned char) b[j - 1]);
+            v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) {
+                v = d[i][j - 1] + 1;
+            }
+            if (d[i - 1][j - 1] + cost < v) {
+                v = d[i - 1][j - 1] + cost;
+            }
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]
+                && d[i - 2][j - 2] + 1 < v)
+            {
+                v = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = v;
+        }
+    }
+
+    return d[la][lb];
 }
 
 /* Prints text from column indent on, in lines of at most 79 columns (the
@@ -339,7 +448,7 @@ settings_read_secret(const char *path, char **out, const char *setting,
 {
     FILE         *f;
     char          line[4096];
-    size_t        n;
+    size_t        n, len;
     int           fd;
     struct stat   st;
 
@@ -372,8 +481,20 @@ settings_read_secret(const char *path, char **out, const char *setting,
 
     n = fread(line, 1, sizeof(line) - 1, f);
     fclose(f);
-    line[n] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
+
+    for (len = 0; len < n && line[len] != '\r' && line[len] != '\n'; len++) {
+        /* the first line */
+    }
+
+    /* a C string would end at a NUL: the secret sent (or a key's HMAC)
+       would silently be shorter than the one written in the file */
+    if (memchr(line, '\0', len) != NULL) {
+        snprintf(err, errlen, "config: %s: %s has a NUL byte on its first "
+                 "line", setting, path);
+        return -1;
+    }
+
+    line[len] = '\0';
 
     if (line[0] == '\0') {
         snprintf(err, errlen, "config: %s: %s is empty", setting, path);

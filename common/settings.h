@@ -69,6 +69,21 @@ int settings_flag(const setting_t *s, void *base, const char *arg,
 const setting_t *settings_find_flag(const setting_t *table, void *base,
     const char *name, void **row_base);
 
+/* What settings_nearest compares a word with. */
+typedef enum {
+    SETTINGS_NAME_KEY = 0,      /* config-file keys of this level */
+    SETTINGS_NAME_FLAG,         /* flags, without "--" (nested tables too) */
+    SETTINGS_NAME_ENV           /* environment variables (nested too) */
+} settings_name_t;
+
+/*
+ * The name of the kind given in table closest to word (a typo: a few
+ * letters added, left out, changed or swapped), or NULL when none is.
+ * For error messages: "did you mean ...?".
+ */
+const char *settings_nearest(const setting_t *table, settings_name_t kind,
+    const char *word, char *buf, size_t len);
+
 /* Prints the flags and environment variables of the rows, for --help. */
 void settings_usage(FILE *out, const setting_t *table);
 
@@ -85,7 +100,8 @@ void settings_diff(const setting_t *table, const char *prefix, const void *a,
 /* Whether url is http:// or https:// with a host. */
 int settings_url_ok(const char *url);
 
-/* Reads the first line of a secret file; errors name setting. */
+/* Reads the first line of a secret file (a NUL byte in it is an error);
+   errors name setting. */
 int settings_read_secret(const char *path, char **out, const char *setting,
     char *err, size_t errlen);
 

@@ -618,6 +618,51 @@ system = dashboard("obs-system", "System health", [
     ["system"])
 
 SIDECAR = 'instance=~"$instance"'
+
+
+def audit_panels():
+    """The audit trail (issue 22): its counters, and the stream
+    {job="obs-audit"} in Loki (the file on the sidecar's host is the record
+    of truth; Loki is where it is searched)."""
+    return [
+        row("Audit trail"),
+        panel("Audit events written and lost", [
+            ("sum(rate(obs_audit_events_total{%s}[%s]))" % (SIDECAR, RATE),
+             "written"),
+            ("sum by (reason) (increase(obs_audit_events_lost_total{%s}[%s]))"
+             % (SIDECAR, RATE), "lost: {{reason}}")], unit="short", w=8,
+            description="Written: events/s into audit.file. Lost: any is "
+            "AuditEventsLost; the trail records each count."),
+        panel("Audit file", [
+            ("min(obs_audit_writable{%s})" % SIDECAR, "writable (1/0)"),
+            ("sum(obs_audit_queue_events{%s})" % SIDECAR, "events waiting")],
+            unit="short", w=8,
+            description="While the file cannot be written events wait "
+            "(up to audit.queue_bytes) and /readyz is not ready: "
+            "AuditFileNotWritable."),
+        panel("Audit stream to Loki", [
+            ("sum by (result) (rate(obs_exporter_requests_total"
+             "{exporter=\"audit\",%s}[%s]))" % (SIDECAR, RATE),
+             "pushes {{result}}"),
+            ("sum(rate(obs_exporter_sent_total{exporter=\"audit\",%s}[%s]))"
+             % (SIDECAR, RATE), "events/s delivered")], unit="short", w=8,
+            description="Never shed: while Loki fails the file is the "
+            "queue, and it is caught up on."),
+        logs("Security decisions (audit trail)",
+             '{job="obs-audit"} | json | decision=~"denied:.+" '
+             'or event="ingest_refused"',
+             "Requests the gateway refused (denied:<reason>: a JWT result, "
+             "forbidden, rate_limited, ...) and datagrams the sidecar "
+             "refused, from the audit stream in Loki.", h=9),
+        logs("Audit trail",
+             '{job="obs-audit"}',
+             "Every event of the trail: audited requests (who, what, which "
+             "tenant, the decision), nginx configurations loaded, the "
+             "sidecar's start, reload and stop, losses. The chain is "
+             "verified on the file: obs-sidecar --verify-audit.", h=9),
+    ]
+
+
 pipeline = dashboard("obs-pipeline", "Observability pipeline", [
     panel("Records received",
           "sum(rate(obs_records_received_total{%s}[%s]))" % (SIDECAR, RATE),
@@ -663,8 +708,9 @@ pipeline = dashboard("obs-pipeline", "Observability pipeline", [
     panel("Exporter spool use",
           "obs_exporter_spool_bytes{%s} / obs_exporter_spool_limit_bytes{%s}"
           % (SIDECAR, SIDECAR), unit="percentunit", legend="{{exporter}}"),
-], [var("instance", "label_values(obs_records_received_total, instance)",
-        "Sidecar")], ["pipeline"])
+] + audit_panels(),
+    [var("instance", "label_values(obs_records_received_total, instance)",
+         "Sidecar")], ["pipeline"])
 
 DASHBOARDS = {
     "api-gateway-red.json": red,

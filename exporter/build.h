@@ -45,9 +45,24 @@ int log_key_reserved(const char *key);
 const char *log_level(unsigned status);
 
 /* Appends the record's JSON log line (no line end) to b; service is
-   sanitised text, host the gateway's name. */
+   sanitised text, host the gateway's name, kept whether the request's
+   span was exported ("trace_kept"). */
 void log_line(buf_t *b, const Obs__V1__Record *r, const char *service,
-    const char *host);
+    const char *host, int kept);
+
+/*
+ * Appends the same line as an OTLP LogRecord (a ScopeLogs.log_records
+ * field) to out: time, severity (INFO 9, WARN 13, ERROR 17, and its text),
+ * trace_id, span_id and flags (the sampled bit: kept) in the record's own
+ * fields, the message as the body, every other key of the line an
+ * attribute of the same name and kind.  rec is scratch space.
+ */
+void log_record(buf_t *out, buf_t *rec, const Obs__V1__Record *r,
+    const char *service, const char *host, int kept);
+
+/* Whether a record's spans are exported (head sampled, 5xx, or at least
+   slow_ms slow), traces being on. */
+int span_keep(const exporter_config_t *cfg, const Obs__V1__Record *r);
 
 /*
  * Appends the record's spans (SERVER, and CLIENT per upstream attempt that

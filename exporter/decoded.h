@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "columns.h"
+#include "columns_reader.h"
 #include "decode_arena.h"
 
 /* Every record takes at least a byte of its datagram, at most 64 KiB. */

@@ -14,12 +14,16 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "otlp_pb.h"
 #include "compress.h"
 #include "decoded.h"
 #include "exporter_config.h"
 #include "loki.h"
+#include "otlp_config.h"
+#include "otlp_result.h"
 #include "queue.h"
 #include "label_rules.h"
+#include "log.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
@@ -45,11 +49,16 @@ typedef struct {
     buf_t                body;          /* a batch's uncompressed body */
     size_t               n_spans;
     double               spans_opened;
+    buf_t                records;       /* OTLP log records of the batch */
+    buf_t                record;        /* the record being written */
+    size_t               n_records;
+    double               records_opened;
 } encoder_t;
 
 struct exporter {
     exporter_config_t    cfg;
     loki_format_t        loki_format;
+    int                  loki_on;       /* log lines to Loki or a file */
     buf_t                resource;      /* the OTLP Resource, written once */
     dgram_queue_t       *queue;
     decoded_t           *views;         /* datagrams decoded, shared */
@@ -61,7 +70,9 @@ struct exporter {
     destination_t       *dest[EXPORTER_SINKS];
 };
 
-const char *const  exporter_sink_names[EXPORTER_SINKS] = { "loki", "otlp" };
+const char *const  exporter_sink_names[EXPORTER_SINKS] = {
+    "loki", "otlp", "otlp_logs"
+};
 const char *const  exporter_signal_names[SIGNALS] = { "logs", "traces" };
 
 static int exporter_destinations(exporter_t *e, delivery_t *d, char *err,
@@ -75,17 +86,17 @@ static void encoder_datagram(encoder_t *c, const queue_item_t *item,
 static void encoder_record(encoder_t *c, const Obs__V1__Record *r,
     double now);
 static void encoder_log(encoder_t *c, const Obs__V1__Record *r,
-    const char *service, const char *tenant, double now);
+    const char *service, const char *tenant, int kept, double now);
 static loki_batch_t *encoder_logs_batch(encoder_t *c, const char *org);
 static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
 static void encoder_seal_spans(encoder_t *c);
 static void encoder_seal_due(encoder_t *c, double now, int all);
 static void encoder_free(encoder_t *c);
-static payload_t *payload_compress(compress_t how, const buf_t *body,
-    size_t items, const char *org);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
-static int span_keep(const exporter_t *e, const Obs__V1__Record *r);
+static void encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r,
+    const char *service, int kept, double now);
+static void encoder_seal_otlp_logs(encoder_t *c);
 static double now_seconds(void);
 
 void
@@ -98,7 +109,8 @@ exporter_config_defaults(exporter_config_t *cfg)
 
     for (i = 0; i < EXPORTER_SINKS; i++) {
         destination_config_t  *s = i == EXPORTER_LOKI ? &cfg->loki
-                                                      : &cfg->otlp;
+                                   : i == EXPORTER_OTLP ? &cfg->otlp
+                                   : &cfg->otlp_logs;
 
         s->batch_bytes = 1024 * 1024;
         s->batch_items = 512;
@@ -127,6 +139,7 @@ exporter_config_free(exporter_config_t *cfg)
 {
     destination_config_free(&cfg->loki);
     destination_config_free(&cfg->otlp);
+    destination_config_free(&cfg->otlp_logs);
     free(cfg->org_id);
     free(cfg->gateway_name);
     free(cfg->gateway_host);
@@ -156,6 +169,7 @@ exporter_start(const exporter_config_t *cfg, delivery_t *d, char *err,
 
     if (exporter_destinations(e, d, err, errlen) != 0) {
         exporter_stop(e);
+        exporter_free(e);
         return NULL;
     }
 
@@ -166,6 +180,7 @@ exporter_start(const exporter_config_t *cfg, delivery_t *d, char *err,
 
     if (exporter_threads(e, err, errlen) != 0) {
         exporter_stop(e);
+        exporter_free(e);
         return NULL;
     }
 
@@ -209,6 +224,11 @@ exporter_backlog(exporter_t *e)
 void
 exporter_stats(exporter_t *e, sink_id_t sink, destination_stats_t *out)
 {
+    if (e->dest[sink] == NULL) {
+        memset(out, 0, sizeof(*out));
+        out->mode = "off";
+        return;
+    }
     delivery_stats(e->dest[sink], out);
 }
 
@@ -228,6 +248,19 @@ exporter_stop(exporter_t *e)
     }
     for (i = 0; i < e->n_encoders; i++) {
         pthread_join(e->encoders[i].thread, NULL);
+    }
+}
+
+void
+exporter_free(exporter_t *e)
+{
+    int  i;
+
+    if (e == NULL) {
+        return;
+    }
+
+    for (i = 0; i < e->n_encoders; i++) {
         encoder_free(&e->encoders[i]);
     }
     for (i = 0; i < (int) e->n_views; i++) {
@@ -262,24 +295,35 @@ exporter_destination(const exporter_config_t *cfg, sink_id_t which,
         spec->content_type = json ? "application/json"
                                   : "application/x-protobuf";
         spec->content_encoding = json ? "gzip" : NULL;
-        spec->off = !cfg->logs;
-    } else {
-        spec->items = "spans";
-        spec->cfg = &cfg->otlp;
-        spec->content_type = "application/x-protobuf";
-        spec->content_encoding = cfg->otlp_gzip ? "gzip" : NULL;
-        spec->off = !cfg->traces;
+        /* log records over OTLP and no Loki or file asked for: no
+           stdout lines besides */
+        spec->off = !cfg->logs || (cfg->otlp_logs_on && cfg->loki.url == NULL
+                                   && cfg->loki.file == NULL);
+        return;
     }
+
+    spec->items = which == EXPORTER_OTLP ? "spans" : "log records";
+    spec->cfg = which == EXPORTER_OTLP ? &cfg->otlp : &cfg->otlp_logs;
+    spec->grpc = (which == EXPORTER_OTLP ? cfg->otlp_protocol
+                  : cfg->otlp_logs_protocol) == OTLP_GRPC;
+    spec->content_type = spec->grpc ? "application/grpc"
+                                    : "application/x-protobuf";
+    spec->content_encoding = (which == EXPORTER_OTLP ? cfg->otlp_gzip
+                              : cfg->otlp_logs_gzip) ? "gzip" : NULL;
+    spec->classify = spec->grpc ? otlp_grpc_classify : otlp_http_classify;
+    spec->off = which == EXPORTER_OTLP ? !cfg->traces
+                : !cfg->logs || !cfg->otlp_logs_on;
 }
 
-/* The two destinations, each in its format; a signal that is off still
-   has its counters. */
+/* The destinations, each in its format; a signal that is off still has
+   its counters (OTLP logs only when asked for). */
 static int
 exporter_destinations(exporter_t *e, delivery_t *d, char *err,
     size_t errlen)
 {
     destination_spec_t  spec;
     int                 json = e->cfg.loki_json;
+    char                url[1024];
 
     e->loki_format = e->cfg.loki.url == NULL ? LOKI_FILE
                      : json ? LOKI_JSON : LOKI_PROTOBUF;
@@ -290,11 +334,26 @@ exporter_destinations(exporter_t *e, delivery_t *d, char *err,
     }
 
     exporter_destination(&e->cfg, EXPORTER_LOKI, &spec);
+    e->loki_on = !spec.off;
     e->dest[EXPORTER_LOKI] = delivery_add(d, &spec, err, errlen);
 
     exporter_destination(&e->cfg, EXPORTER_OTLP, &spec);
+    spec.url = otlp_url(e->cfg.otlp.url, OTLP_TRACES, e->cfg.otlp_protocol,
+                        url, sizeof(url));
     e->dest[EXPORTER_OTLP] = e->dest[EXPORTER_LOKI]
                              ? delivery_add(d, &spec, err, errlen) : NULL;
+
+    exporter_destination(&e->cfg, EXPORTER_OTLP_LOGS, &spec);
+    if (e->dest[EXPORTER_OTLP] && !spec.off) {
+        spec.url = otlp_url(e->cfg.otlp_logs.url, OTLP_LOGS,
+                            e->cfg.otlp_logs_protocol, url, sizeof(url));
+        e->dest[EXPORTER_OTLP_LOGS] = delivery_add(d, &spec, err, errlen);
+        if (e->dest[EXPORTER_OTLP_LOGS] == NULL) {
+            return -1;
+        }
+        sidecar_log("info", "log records over OTLP/%s to %s",
+                    spec.grpc ? "gRPC" : "HTTP", spec.url);
+    }
 
     return e->dest[EXPORTER_OTLP] ? 0 : -1;
 }
@@ -418,6 +477,7 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
 {
     exporter_t  *e = c->e;
     char         service[LOKI_SERVICE_MAX], tenant[LOKI_TENANT_MAX];
+    int          kept = e->cfg.traces && span_keep(&e->cfg, r);
 
     if (text_utf8(r->service.data, r->service.len, service,
                   sizeof(service)) == 0)
@@ -425,12 +485,16 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
         strcpy(service, "unknown");
     }
 
-    if (e->cfg.logs) {
+    if (e->loki_on) {
         text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
-        encoder_log(c, r, service, tenant, now);
+        encoder_log(c, r, service, tenant, kept, now);
     }
 
-    if (e->cfg.traces && span_keep(e, r)) {
+    if (e->dest[EXPORTER_OTLP_LOGS]) {
+        encoder_otlp_log(c, r, service, kept, now);
+    }
+
+    if (kept) {
         if (c->n_spans == 0) {
             c->spans_opened = now;
         }
@@ -448,7 +512,7 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
 
 static void
 encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
-    const char *tenant, double now)
+    const char *tenant, int kept, double now)
 {
     exporter_t    *e = c->e;
     loki_batch_t  *b;
@@ -456,7 +520,7 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     const char    *org = "";
 
     buf_reset(&c->line);
-    log_line(&c->line, r, service, e->cfg.gateway_host);
+    log_line(&c->line, r, service, e->cfg.gateway_host, kept);
     if (c->line.failed) {
         c->line.failed = 0;
         delivery_lost(e->dest[EXPORTER_LOKI], 1);
@@ -464,7 +528,7 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     }
 
     if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
-        org = org_id_valid(tenant) ? tenant : "invalid";
+        org = org_id_valid(tenant) ? tenant : TENANT_INVALID;
     } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
         org = e->cfg.org_id;
     }
@@ -553,9 +617,11 @@ encoder_seal_logs(encoder_t *c, loki_batch_t *b)
         c->body.failed = 0;
         p = NULL;
     } else if (e->loki_format == LOKI_PROTOBUF) {
-        p = payload_compress(COMPRESS_SNAPPY, &c->body, items, b->org);
+        p = payload_compress(COMPRESS_SNAPPY, c->body.data, c->body.len,
+                             items, b->org);
     } else if (e->loki_format == LOKI_JSON) {
-        p = payload_compress(COMPRESS_GZIP, &c->body, items, b->org);
+        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len,
+                             items, b->org);
     } else {
         p = payload_text(c->body.data, c->body.len, items, b->org);
     }
@@ -598,7 +664,7 @@ encoder_seal_spans(encoder_t *c)
         }
 
     } else if (e->cfg.otlp_gzip) {
-        p = payload_compress(COMPRESS_GZIP, &c->body, n, "");
+        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n, "");
     } else {
         p = payload_text(c->body.data, c->body.len, n, "");
     }
@@ -627,6 +693,65 @@ encoder_seal_due(encoder_t *c, double now, int all)
     {
         encoder_seal_spans(c);
     }
+
+    if (c->n_records && (all || now - c->records_opened
+                                >= e->cfg.otlp_logs.batch_wait_ms / 1000.0))
+    {
+        encoder_seal_otlp_logs(c);
+    }
+}
+
+/* The record's log line as an OTLP LogRecord, batched by count, size and
+   time. */
+static void
+encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
+    int kept, double now)
+{
+    exporter_t  *e = c->e;
+
+    if (c->n_records == 0) {
+        c->records_opened = now;
+    }
+
+    log_record(&c->records, &c->record, r, service, e->cfg.gateway_host,
+               kept);
+    c->n_records++;
+
+    if (c->records.failed || c->record.failed) {
+        buf_reset(&c->records);
+        c->records.failed = 0;
+        c->record.failed = 0;
+        delivery_lost(e->dest[EXPORTER_OTLP_LOGS], c->n_records);
+        c->n_records = 0;
+    } else if (c->n_records >= e->cfg.otlp_logs.batch_items
+               || c->records.len >= e->cfg.otlp_logs.batch_bytes)
+    {
+        encoder_seal_otlp_logs(c);
+    }
+}
+
+/* An ExportLogsServiceRequest of the batch, gzip'd when asked. */
+static void
+encoder_seal_otlp_logs(encoder_t *c)
+{
+    exporter_t  *e = c->e;
+    payload_t   *p = NULL;
+    size_t       n = c->n_records;
+
+    buf_reset(&c->body);
+    otlp_request(&c->body, &e->resource, &c->records);
+    buf_reset(&c->records);
+    c->n_records = 0;
+
+    if (c->body.failed) {
+        c->body.failed = 0;
+    } else if (e->cfg.otlp_logs_gzip) {
+        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n, "");
+    } else {
+        p = payload_text(c->body.data, c->body.len, n, "");
+    }
+
+    exporter_hand(e, EXPORTER_OTLP_LOGS, p, n);
 }
 
 static void
@@ -642,30 +767,8 @@ encoder_free(encoder_t *c)
     buf_free(&c->spans);
     buf_free(&c->span);
     buf_free(&c->body);
-}
-
-/* gzip (OTLP, Loki's JSON push) at its fastest level, or snappy's block
-   format (Loki's native push). */
-static payload_t *
-payload_compress(compress_t how, const buf_t *body, size_t items,
-    const char *org)
-{
-    payload_t  *p;
-    size_t      cap = compress_bound(how, body->len);
-
-    p = payload_new(cap, items, org);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    p->len = compress_fast(how, body->data, body->len, p->data, cap);
-    if (p->len == 0) {
-        free(p->data);
-        free(p);
-        return NULL;
-    }
-
-    return p;
+    buf_free(&c->records);
+    buf_free(&c->record);
 }
 
 /* A copy of text, with room for a line end after it. */
@@ -682,15 +785,15 @@ payload_text(const char *text, size_t len, size_t items, const char *org)
 }
 
 /* Head sampling, plus tail keep: 5xx and slow requests are always kept. */
-static int
-span_keep(const exporter_t *e, const Obs__V1__Record *r)
+int
+span_keep(const exporter_config_t *cfg, const Obs__V1__Record *r)
 {
     if (r->trace_id.len != 16 || r->span_id.len != 8) {
         return 0;
     }
 
     return (r->trace_flags & 1) || r->status >= 500
-           || r->duration_us >= (uint64_t) e->cfg.slow_ms * 1000;
+           || r->duration_us >= (uint64_t) cfg->slow_ms * 1000;
 }
 
 static double

@@ -26,6 +26,7 @@ typedef enum { TENANT_HEADER_NONE, TENANT_HEADER_FIXED,
 typedef struct {
     destination_config_t  loki;
     destination_config_t  otlp;
+    destination_config_t  otlp_logs;   /* log records over OTLP */
     tenant_header_t  tenant_header;
     char            *org_id;            /* TENANT_HEADER_FIXED */
     char            *gateway_name;      /* resource service.name */
@@ -39,11 +40,16 @@ typedef struct {
     long             queue_datagrams;   /* hand-off ring: datagram copies */
     int              loki_json;         /* 1: JSON + gzip push, 0: protobuf */
     int              otlp_gzip;         /* 1: gzip OTLP bodies (default 0) */
+    int              otlp_protocol;     /* traces: otlp_protocol_t */
+    int              otlp_logs_on;      /* OTEL_LOGS_EXPORTER=otlp */
+    int              otlp_logs_protocol;
+    int              otlp_logs_gzip;
 } exporter_config_t;
 
 typedef enum { SIGNAL_LOGS = 0, SIGNAL_TRACES, SIGNALS } signal_id_t;
 
-typedef enum { EXPORTER_LOKI = 0, EXPORTER_OTLP, EXPORTER_SINKS } sink_id_t;
+typedef enum { EXPORTER_LOKI = 0, EXPORTER_OTLP, EXPORTER_OTLP_LOGS,
+               EXPORTER_SINKS } sink_id_t;
 
 extern const char *const  exporter_sink_names[EXPORTER_SINKS];
 extern const char *const  exporter_signal_names[SIGNALS];
@@ -56,8 +62,9 @@ void exporter_config_defaults(exporter_config_t *cfg);
 /* Frees what a configuration holds. */
 void exporter_config_free(exporter_config_t *cfg);
 
-/* Starts the exporter threads, their payloads going to two destinations
-   of d ("loki", "otlp": counted even when off); err says why not. */
+/* Starts the exporter threads, their payloads going to destinations of d
+   ("loki", "otlp": counted even when off; "otlp_logs" when log records go
+   over OTLP); err says why not. */
 exporter_t *exporter_start(const exporter_config_t *cfg, delivery_t *d,
     char *err, size_t errlen);
 
@@ -69,7 +76,8 @@ exporter_t *exporter_start(const exporter_config_t *cfg, delivery_t *d,
 void exporter_offer(exporter_t *e, const uint8_t *data, size_t len,
     size_t records);
 
-/* What the delivery layer is told of the Loki or the OTLP destination. */
+/* What the delivery layer is told of the Loki, OTLP traces or OTLP logs
+   destination (the URL is the configured one: see otlp_url). */
 void exporter_destination(const exporter_config_t *cfg, sink_id_t which,
     destination_spec_t *spec);
 
@@ -89,5 +97,9 @@ size_t exporter_backlog(exporter_t *e);
 /* Seals what is batched and hands it to the delivery layer, then stops
    the exporter threads (delivery_stop delivers it). */
 void exporter_stop(exporter_t *e);
+
+/* Frees the exporter, after exporter_stop and once nothing reads its
+   counters (/metrics: after http_stop). */
+void exporter_free(exporter_t *e);
 
 #endif

@@ -8,17 +8,13 @@
 
 #include "exporter_config.h"
 #include "label_rules.h"
-
-static int otlp_set_endpoint(const setting_t *s, void *base, json_t *v,
-    const char *text, const char *where, char *err, size_t errlen);
-static int otlp_set_env_headers(const setting_t *s, void *base, json_t *v,
-    const char *text, const char *where, char *err, size_t errlen);
+#include "otlp_config.h"
 
 const char *const  exporter_tenant_modes[] = {
     "none", "fixed", "per_tenant", NULL         /* tenant_header_t */
 };
 static const char *const  loki_formats[] = { "protobuf", "json", NULL };
-static const char *const  compressions[] = { "none", "gzip", NULL };
+static const char *const  logs_exporters[] = { "none", "otlp", NULL };
 
 #define X  exporter_config_t
 
@@ -46,18 +42,30 @@ static const setting_t  loki_settings[] = {
 static const setting_t  otlp_settings[] = {
     { "endpoint", SETTING_CUSTOM, offsetof(X, otlp.url), 0, 0,
       "OTEL_EXPORTER_OTLP_ENDPOINT", "--otlp-endpoint URL",
-      "send spans over OTLP/HTTP (/v1/traces is appended)", NULL,
-      otlp_set_endpoint },
+      "send spans over OTLP (over HTTP /v1/traces is appended)",
+      "/v1/traces", otlp_set_endpoint },
     { NULL, SETTING_URL, offsetof(X, otlp.url), 0, 0,
       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", NULL,
       "the OTLP traces URL, used as it is", NULL, NULL },
     { "url", SETTING_URL, offsetof(X, otlp.url), 0, 0, NULL, NULL,
       "the OTLP traces URL, used as it is", NULL, NULL },
+    { "protocol", SETTING_ENUM, offsetof(X, otlp_protocol), 0, 0,
+      "OTEL_EXPORTER_OTLP_PROTOCOL", NULL,
+      "OTLP/HTTP protobuf, or OTLP/gRPC", otlp_protocols, NULL },
+    { NULL, SETTING_ENUM, offsetof(X, otlp_protocol), 0, 0,
+      "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", NULL,
+      "the same, for traces only (wins)", otlp_protocols, NULL },
     DESTINATION_ROWS(X, otlp),
+    { NULL, SETTING_LONG, offsetof(X, otlp.timeout_ms), 1, 3600000,
+      "OTEL_EXPORTER_OTLP_TIMEOUT", NULL, "timeout_ms of every OTLP signal",
+      NULL, NULL },
+    { NULL, SETTING_LONG, offsetof(X, otlp.timeout_ms), 1, 3600000,
+      "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", NULL,
+      "the same, for traces only (wins)", NULL, NULL },
     { NULL, SETTING_CUSTOM, offsetof(X, otlp), 0, 0,
       "OTEL_EXPORTER_OTLP_HEADERS", NULL,
-      "key=value,... headers (values percent-encoded)", NULL,
-      otlp_set_env_headers },
+      "key=value,... headers (values percent-encoded)",
+      "OTEL_EXPORTER_OTLP_TRACES_HEADERS", otlp_set_env_headers },
     { NULL, SETTING_CUSTOM, offsetof(X, otlp), 0, 0,
       "OTEL_EXPORTER_OTLP_TRACES_HEADERS", NULL,
       "the same, for traces only (wins)", NULL, otlp_set_env_headers },
@@ -70,10 +78,24 @@ static const setting_t  otlp_settings[] = {
       "spans of requests at least this slow are always kept", NULL, NULL },
     { "compression", SETTING_ENUM, offsetof(X, otlp_gzip), 0, 0,
       "OTEL_EXPORTER_OTLP_COMPRESSION", NULL, "OTLP request bodies",
-      compressions, NULL },
+      otlp_compressions, NULL },
     { NULL, SETTING_ENUM, offsetof(X, otlp_gzip), 0, 0,
       "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", NULL,
-      "the same, for traces only (wins)", compressions, NULL },
+      "the same, for traces only (wins)", otlp_compressions, NULL },
+    SETTINGS_END
+};
+
+static const setting_t  otlp_logs_settings[] = {
+    OTLP_SIGNAL_ROWS(X, otlp_logs, otlp_logs_protocol, otlp_logs_gzip,
+                     "LOGS", "logs", "/v1/logs"),
+    { "batch_records", SETTING_SIZE, offsetof(X, otlp_logs.batch_items), 1,
+      1e7, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", NULL,
+      "a batch is sent at this many log records", NULL, NULL },
+    { "batch_bytes", SETTING_SIZE, offsetof(X, otlp_logs.batch_bytes), 1,
+      1e9, NULL, NULL, "or at this size", NULL, NULL },
+    { "batch_wait_ms", SETTING_LONG, offsetof(X, otlp_logs.batch_wait_ms), 1,
+      3600000, "OTEL_BLRP_SCHEDULE_DELAY", NULL, "or after this long", NULL,
+      NULL },
     SETTINGS_END
 };
 
@@ -82,6 +104,11 @@ const setting_t  exporter_settings[] = {
       NULL },
     { "otlp", SETTING_OBJECT, 0, 0, 0, NULL, NULL, "OTLP/HTTP",
       otlp_settings, NULL },
+    { "logs_exporter", SETTING_ENUM, offsetof(X, otlp_logs_on), 0, 0,
+      "OTEL_LOGS_EXPORTER", NULL, "log records over OTLP too (otlp_logs.*; "
+      "Loki and logs_file as set)", logs_exporters, NULL },
+    { "otlp_logs", SETTING_OBJECT, 0, 0, 0, NULL, NULL, "OTLP logs",
+      otlp_logs_settings, NULL },
     { "logs_file", SETTING_STRING, offsetof(X, loki.file), 0, 0, NULL,
       "--logs-file PATH", "without Loki: JSON log lines to PATH (- is "
       "stdout)", NULL, NULL },
@@ -112,67 +139,13 @@ const setting_t  exporter_settings[] = {
 
 #undef X
 
-/* A base endpoint gets /v1/traces. */
-
-static int
-otlp_set_endpoint(const setting_t *s, void *base, json_t *v, const char *text,
-    const char *where, char *err, size_t errlen)
-{
-    char        **url = (char **) ((char *) base + s->offset);
-    const char   *e;
-    size_t        n;
-
-    if (v && !json_is_string(v)) {
-        snprintf(err, errlen, "config: \"%s\" must be a string", where);
-        return -1;
-    }
-    e = v ? json_string_value(v) : text;
-    if (!settings_url_ok(e)) {
-        snprintf(err, errlen, "%s: \"%.256s\" is not an http:// or https:// "
-                 "URL with a host", where, e);
-        return -1;
-    }
-
-    n = strlen(e);
-    n -= n && e[n - 1] == '/';
-    free(*url);
-    *url = malloc(n + sizeof("/v1/traces"));
-    if (*url == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    sprintf(*url, "%.*s/v1/traces", (int) n, e);
-    return 0;
-}
-
-/* "key1=value1,key2=value2" with percent-encoded values (W3C baggage
-   style, as the OpenTelemetry specification defines it); the traces
-   variable, when set, is taken instead of the general one. */
-
-static int
-otlp_set_env_headers(const setting_t *s, void *base, json_t *v,
-    const char *text, const char *where, char *err, size_t errlen)
-{
-    destination_config_t  *otlp;
-    const char            *traces = getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS");
-
-    (void) v;
-    otlp = (destination_config_t *) ((char *) base + s->offset);
-
-    if (strcmp(where, "OTEL_EXPORTER_OTLP_HEADERS") == 0 && traces
-        && *traces)
-    {
-        return 0;
-    }
-
-    return destination_add_header_list(otlp, text, where, err, errlen);
-}
-
 int
 exporter_config_check(const exporter_config_t *cfg, char *err, size_t errlen)
 {
     if (destination_config_check(&cfg->loki, "loki", err, errlen) != 0
-        || destination_config_check(&cfg->otlp, "otlp", err, errlen) != 0)
+        || destination_config_check(&cfg->otlp, "otlp", err, errlen) != 0
+        || destination_config_check(&cfg->otlp_logs, "otlp_logs", err,
+                                    errlen) != 0)
     {
         return -1;
     }
@@ -207,6 +180,7 @@ exporter_config_copy(exporter_config_t *dst, const exporter_config_t *src)
     *dst = *src;
     rc |= destination_config_copy(&dst->loki, &src->loki);
     rc |= destination_config_copy(&dst->otlp, &src->otlp);
+    rc |= destination_config_copy(&dst->otlp_logs, &src->otlp_logs);
     rc |= config_copy_string(&dst->org_id, src->org_id);
     rc |= config_copy_string(&dst->gateway_name, src->gateway_name);
     rc |= config_copy_string(&dst->gateway_host, src->gateway_host);

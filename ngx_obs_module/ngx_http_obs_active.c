@@ -233,9 +233,12 @@ ngx_http_obs_active_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     overflow = &sh->slot[NGX_HTTP_OBS_ACTIVE_SLOTS];
 
-    ngx_memcpy(overflow->key, "__overflow____overflow__", 24);
-    overflow->service_len = 12;
-    overflow->route_len = 12;
+    /* the sidecar's label past a cap (common/label_rules.h) */
+
+    ngx_memcpy(overflow->key, LABEL_OVERFLOW_TEXT LABEL_OVERFLOW_TEXT,
+               2 * (sizeof(LABEL_OVERFLOW_TEXT) - 1));
+    overflow->service_len = sizeof(LABEL_OVERFLOW_TEXT) - 1;
+    overflow->route_len = sizeof(LABEL_OVERFLOW_TEXT) - 1;
     overflow->live = 1;
     overflow->gen = 2;
 

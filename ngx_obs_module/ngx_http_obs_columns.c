@@ -1,5 +1,7 @@
 /*
- * The worker's open batch in column form (obs.v1.RecordColumns).  Adding a
+ * The column wire format's writer (its reader, for the sidecar and the
+ * exporters, is common/columns_reader.c): the worker's open batch in column
+ * form (obs.v1.RecordColumns).  Adding a
  * record is a handful of stores and the interning of its text; protobuf-c
  * packs the whole batch once, fixed-width columns by a single copy each.
  * Text is interned in the batch's symbol table: text that lives as long as
@@ -73,6 +75,14 @@ enum {
     , ngx_http_obs_width_##group = 0
 #include "obs/v1/columns.def"
 };
+
+/*
+ * ... of which the audit trail's section adds its count to a record (a
+ * group's count column is OBS_U32, columns.def says), and the rest
+ */
+#define ngx_http_obs_width_audit_count  4
+#define ngx_http_obs_width_plain                                             \
+    (ngx_http_obs_width_record - ngx_http_obs_width_audit_count)
 
 /* symbols one entry may add (one per text column) ... */
 enum {
@@ -304,7 +314,8 @@ ngx_http_obs_columns_record_max(void)
 /*
  * Tells whether the record fits in the batch, which must stay within limit
  * bytes packed.  Until the batch nears the limit, the largest record
- * possible is assumed rather than this one measured.
+ * possible is assumed rather than this one measured.  The record's audit
+ * event, if any, is ngx_http_obs_columns_fits_audit()'s.
  */
 
 ngx_int_t
@@ -317,12 +328,14 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     symbols = ngx_http_obs_symbols_record
 #define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
               + record->n_##rows * ngx_http_obs_symbols_##group
+#define OBS_COLUMNS_NO_AUDIT
 #include "obs/v1/columns.def"
               ;
 
     if (cols->n_record >= ngx_http_obs_batch_record
 #define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
         || cols->n_##group + record->n_##rows > ngx_http_obs_batch_##group
+#define OBS_COLUMNS_NO_AUDIT
 #include "obs/v1/columns.def"
         || m->n_symbol_end + symbols > NGX_HTTP_OBS_BATCH_SYMBOLS)
     {
@@ -340,62 +353,56 @@ ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
 }
 
 
+/* The same for a record with an audit event, its largest assumed. */
+
+ngx_int_t
+ngx_http_obs_columns_fits_audit(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *record, size_t limit)
+{
+    size_t  audit;
+
+    audit = ngx_http_obs_width_audit_count
+            + record->n_audit * ngx_http_obs_entry_bound(audit);
+
+    if (cols->n_audit + record->n_audit > ngx_http_obs_batch_audit
+        || cols->msg.n_symbol_end + ngx_http_obs_symbols_max
+           > NGX_HTTP_OBS_BATCH_SYMBOLS
+        || audit >= limit)
+    {
+        return 0;
+    }
+
+    return ngx_http_obs_columns_fits(cols, record, limit - audit);
+}
+
+
 /*
  * Appends a record that ngx_http_obs_columns_fits() accepted: an entry of
- * each record column, then the entries of each group.
+ * each record column, then the entries of each group; the audit trail's
+ * section is left out (a batch without it has no audit_count column).
  */
 
 void
 ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *record)
 {
-    size_t                   before, n_record;
-    ngx_uint_t               i;
-    Obs__V1__RecordColumns  *m = &cols->msg;
-#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
-    size_t                     n_##group;                                     \
-    ngx_http_obs_##group##_t  *group;
-#include "obs/v1/columns.def"
+#define NGX_HTTP_OBS_ADD_AUDIT  0
+#include "ngx_http_obs_columns_add.h"
+}
 
-    /* the entries each group has so far, kept in registers meanwhile */
 
-    n_record = cols->n_record;
-#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
-    n_##group = cols->n_##group;
-#include "obs/v1/columns.def"
+/*
+ * Appends a record with its audit event (ngx_http_obs_columns_fits_audit()
+ * accepted it): the record, then the audit trail's section.  Every record
+ * of such a batch has one.
+ */
 
-    before = m->symbol_data.len + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH;
-
-    cols->size += ngx_http_obs_width_record;
-
-#define OBS_U32(group, column, field, required)                               \
-    cols->column[n_##group] = group->field;
-#define OBS_U64(group, column, field, required)                               \
-    cols->column[n_##group] = group->field;
-#define OBS_BOOL(group, column, field)                                        \
-    cols->column[n_##group] = group->field;
-#define OBS_SYMBOL(group, column, field, text, max)                           \
-    cols->column[n_##group] = ngx_http_obs_symbol_##text(cols,                \
-                          &group->field, cols->column, n_##group,            \
-                          record->stable & NGX_HTTP_OBS_STABLE(column));
-#define OBS_ID(group, column, field, width)                                   \
-    ngx_http_obs_id(cols->column[n_##group], group->field, width);
-#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
-    cols->size += record->n_##rows * ngx_http_obs_width_##group;             \
-                                                                              \
-    for (i = 0; i < record->n_##rows; i++, n_##group++) {                     \
-        group = &record->rows[i];
-#define OBS_GROUP_END(group)                                                  \
-    }                                                                         \
-                                                                              \
-    cols->n_##group = n_##group;
-#include "obs/v1/columns.def"
-
-    cols->n_record = n_record + 1;
-    m->count = cols->n_record;
-
-    cols->size += m->symbol_data.len
-                  + m->n_symbol_end * NGX_HTTP_OBS_SYMBOL_WIDTH - before;
+void
+ngx_http_obs_columns_add_audit(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *record)
+{
+#define NGX_HTTP_OBS_ADD_AUDIT  1
+#include "ngx_http_obs_columns_add.h"
 }
 
 
@@ -428,6 +435,12 @@ ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols)
 #define OBS_ID(group, column, field, width)                                   \
     m->column.len = cols->n_##group * (width);
 #include "obs/v1/columns.def"
+
+    /* a batch of access records has no audit section at all */
+
+    if (cols->n_audit == 0) {
+        m->n_audit_count = 0;
+    }
 
     return obs__v1__record_columns__get_packed_size(m);
 }
@@ -639,7 +652,7 @@ ngx_http_obs_symbol_hash(const u_char *p, size_t len)
 }
 
 
-/* The most bytes this record adds, measured. */
+/* The most bytes this record adds, measured (its audit event aside). */
 
 static size_t
 ngx_http_obs_record_bound(ngx_http_obs_record_t *record)
@@ -648,9 +661,10 @@ ngx_http_obs_record_bound(ngx_http_obs_record_t *record)
     ngx_uint_t  i;
 #define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
     ngx_http_obs_##group##_t  *group;
+#define OBS_COLUMNS_NO_AUDIT
 #include "obs/v1/columns.def"
 
-    size = ngx_http_obs_width_record
+    size = ngx_http_obs_width_plain
            + ngx_http_obs_symbols_record * NGX_HTTP_OBS_SYMBOL_WIDTH;
 
 #define OBS_SYMBOL(group, column, field, text, max)                           \
@@ -664,6 +678,7 @@ ngx_http_obs_record_bound(ngx_http_obs_record_t *record)
         group = &record->rows[i];
 #define OBS_GROUP_END(group)                                                  \
     }
+#define OBS_COLUMNS_NO_AUDIT
 #include "obs/v1/columns.def"
 
     return size;

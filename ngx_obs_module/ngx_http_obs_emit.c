@@ -11,6 +11,13 @@
  * What a worker still holds when it exits is counted in a shared memory
  * zone; the next datagram of any worker of this nginx carries the count,
  * and when nginx stops the master reports what is left.
+ *
+ * Audit events (ngx_http_obs_audit.c) ride their requests' records, and are
+ * never the ones shed: where they can be made, those records join an open
+ * batch of their own, and a quarter of the buffer is kept for it, which
+ * other batches may not use: when the buffer fills, access records are
+ * dropped first.  Each event admitted is numbered; those never admitted
+ * are counted apart, and reported as the record drops are.
  */
 
 
@@ -23,12 +30,12 @@
 
 #include "ngx_http_obs_module.h"
 #include "ngx_http_obs_jwt_module.h"
+#include "ngx_http_obs_version.h"
 #include "obs/v1/record.pb-c.h"
 
 
-/* 2: records may come in column form */
-#define NGX_HTTP_OBS_SCHEMA_VERSION   2
 #define NGX_HTTP_OBS_HOST_MAX         128
+#define NGX_HTTP_OBS_VERSION_MAX      64
 #define NGX_HTTP_OBS_ERROR_LOG_EVERY  60000
 
 /* a snapshot of requests in flight: 129 entries of at most 256 bytes */
@@ -39,28 +46,31 @@
 #define NGX_HTTP_OBS_BATCH_COLUMNS_KEY  0x1a
 
 /*
- * A sealed batch in the buffer: its record count (kept, not sent), then the
- * columns field's key and length and the packed columns.
+ * A sealed batch in the buffer: its record and audit event counts (kept,
+ * not sent), then the columns field's key and length and the packed
+ * columns.
  */
-#define NGX_HTTP_OBS_FRAME_COUNT      sizeof(uint32_t)
+#define NGX_HTTP_OBS_FRAME_COUNT      (2 * sizeof(uint32_t))
 #define NGX_HTTP_OBS_FRAME_MAX        (NGX_HTTP_OBS_FRAME_COUNT + 1 + 3)
 
-/* why records were dropped; the order of the delta_dropped_* fields */
-#define NGX_HTTP_OBS_DROP_BUFFER_FULL  0
-#define NGX_HTTP_OBS_DROP_SEND_FAILED  1
-#define NGX_HTTP_OBS_DROP_OVERSIZE     2
-#define NGX_HTTP_OBS_DROP_EXIT         3
-#define NGX_HTTP_OBS_DROP_REASONS      4
+/* why audit events were never admitted (delta_audit_dropped_*) */
+#define NGX_HTTP_OBS_AUDIT_BUFFER_FULL  0
+#define NGX_HTTP_OBS_AUDIT_OVERSIZE     1
+#define NGX_HTTP_OBS_AUDIT_EXIT         2
+#define NGX_HTTP_OBS_AUDIT_REASONS      3
+
+/* the part of buffer= kept for batches with audit events: 1 / this */
+#define NGX_HTTP_OBS_AUDIT_RESERVE      4
 
 /*
- * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
- * (proto/obs/v1/record.proto); 0xff cannot start a protobuf message.
+ * Why records were dropped (proto/obs/v1/drop_reasons.def): the order of
+ * the dropped[] counters and of the BatchHeader fields that carry them.
  */
-#define NGX_HTTP_OBS_MAC_MARK          "\xff" "OBH"
-#define NGX_HTTP_OBS_MAC_MARK_LEN      4
-#define NGX_HTTP_OBS_MAC_LEN           32
-#define NGX_HTTP_OBS_KEY_MIN           16
-#define NGX_HTTP_OBS_KEY_MAX           1024
+enum {
+#define OBS_MODULE_DROP(ID, reason, field)  NGX_HTTP_OBS_DROP_##ID,
+#include "obs/v1/drop_reasons.def"
+    NGX_HTTP_OBS_DROP_REASONS
+};
 
 /* how long a stopping master may wait for a busy sidecar, in seconds */
 #define NGX_HTTP_OBS_EXIT_REPORT_WAIT  2
@@ -78,8 +88,12 @@ typedef struct {
     unsigned                 connected:1;
     EVP_MAC_CTX             *mac;          /* keyed, when key= is set */
 
+    unsigned                 announce:1;   /* no header sent yet */
     ngx_http_obs_columns_t  *open;         /* the batch records join */
+    ngx_http_obs_columns_t  *audit;        /* ... those with an audit event */
     size_t                   batch_limit;  /* packed bytes it may reach */
+    size_t                   open_limit;   /* ... "open", beside the reserve */
+    size_t                   reserve;      /* bytes only "audit" may use */
 
     u_char                  *start;        /* sealed batches waiting */
     u_char                  *pos;
@@ -88,6 +102,7 @@ typedef struct {
     ngx_event_t              flush_event;
     ngx_msec_t               retry_at;
     ngx_msec_t               error_logged_at;
+    ngx_msec_t               audit_logged_at;
 
     uint64_t                 worker_start;
     uint64_t                 sequence;
@@ -95,12 +110,20 @@ typedef struct {
 
     /* dropped since the last datagram that was sent, by reason */
     uint64_t                 dropped[NGX_HTTP_OBS_DROP_REASONS];
+
+    /* the audit trail: events admitted, and those never admitted since
+       the last datagram that was sent */
+    uint64_t                 audit_sequence;
+    uint64_t                 audit_dropped[NGX_HTTP_OBS_AUDIT_REASONS];
+    ngx_http_obs_audit_shm_t *audit_shm;   /* the zone "obs_audit" */
+    ngx_http_obs_main_conf_t *conf;
 } ngx_http_obs_emitter_t;
 
 
 static ngx_int_t ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason);
+static void ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason,
+    ngx_http_obs_record_t *rec);
 static ngx_uint_t ngx_http_obs_claim(ngx_http_obs_emitter_t *e);
 static void ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e);
 static ngx_int_t ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e);
@@ -109,8 +132,14 @@ static ngx_int_t ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header,
     size_t header_len, u_char *chunk, size_t chunk_len, u_char *out);
 static void ngx_http_obs_flush_handler(ngx_event_t *ev);
 static void ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force);
-static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e);
-static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records);
+static ngx_int_t ngx_http_obs_emit_audit(ngx_http_obs_emitter_t *e,
+    ngx_http_obs_record_t *rec);
+static ngx_int_t ngx_http_obs_seal(ngx_http_obs_emitter_t *e,
+    ngx_http_obs_columns_t *cols);
+static u_char *ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records,
+    ngx_uint_t *audits);
+static void ngx_http_obs_header_config(ngx_http_obs_emitter_t *e,
+    Obs__V1__BatchHeader *h);
 static size_t ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e,
     u_char *out);
 static uint64_t ngx_http_obs_unix_nano(void);
@@ -150,8 +179,8 @@ ngx_http_obs_emit_zone(ngx_conf_t *cf, ngx_http_obs_sidecar_t *sidecar)
 
 /*
  * A key file (obs_sidecar key=, obs_log_field hmac=): the key is the file's
- * first line, 16 to 1023 bytes; read at configuration time, so "nginx -t"
- * checks it, and a reload reads it again.
+ * first line, OBS_KEY_MIN to OBS_KEY_MAX bytes (framing.h); read at
+ * configuration time, so "nginx -t" checks it, and a reload reads it again.
  */
 
 char *
@@ -196,13 +225,13 @@ ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, NGX_HTTP_OBS_KEY_MAX);
+    p = ngx_pnalloc(cf->pool, OBS_KEY_MAX + 1);
     n = -1;
 
     if (p != NULL && ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
         && ngx_is_file(&fi))
     {
-        n = read(fd, p, NGX_HTTP_OBS_KEY_MAX);
+        n = read(fd, p, OBS_KEY_MAX + 1);
     }
 
     (void) ngx_close_file(fd);
@@ -216,12 +245,11 @@ ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
         key->len++;
     }
 
-    if (key->len < NGX_HTTP_OBS_KEY_MIN || key->len == NGX_HTTP_OBS_KEY_MAX) {
+    if (key->len < OBS_KEY_MIN || key->len > OBS_KEY_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "key file \"%V\" in \"%s\" must hold "
                            "a key of %d to %d bytes on its first line",
-                           &name, directive, NGX_HTTP_OBS_KEY_MIN,
-                           NGX_HTTP_OBS_KEY_MAX - 1);
+                           &name, directive, OBS_KEY_MIN, OBS_KEY_MAX);
         return NGX_CONF_ERROR;
     }
 
@@ -263,13 +291,23 @@ ngx_http_obs_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 ngx_int_t
-ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
+ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_main_conf_t *omcf)
 {
+    ngx_atomic_uint_t        n;
+    ngx_http_obs_sidecar_t  *sidecar;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
+    sidecar = omcf->sidecar;
 
     e->sidecar = sidecar;
+    e->conf = omcf;
+
+    if (omcf->audit_zone) {
+        e->audit_shm = omcf->audit_zone->data;
+        e->reserve = sidecar->buffer_size / NGX_HTTP_OBS_AUDIT_RESERVE;
+    }
+
     e->start = ngx_palloc(cycle->pool, sidecar->buffer_size);
     if (e->start == NULL) {
         return NGX_ERROR;
@@ -284,7 +322,20 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
         return NGX_ERROR;
     }
 
+    if (e->reserve) {
+        e->audit = ngx_http_obs_columns_create(cycle->pool,
+                                               sidecar->datagram_size);
+        if (e->audit == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     e->batch_limit = sidecar->datagram_size - NGX_HTTP_OBS_DATAGRAM_OVERHEAD;
+
+    /* a batch of access records must fit the buffer outside the reserve */
+
+    e->open_limit = ngx_min(e->batch_limit, sidecar->buffer_size - e->reserve
+                                            - NGX_HTTP_OBS_FRAME_MAX);
 
     e->worker_start = ngx_http_obs_unix_nano();
 
@@ -295,6 +346,27 @@ ngx_http_obs_emit_init(ngx_cycle_t *cycle, ngx_http_obs_sidecar_t *sidecar)
 
     if (ngx_http_obs_mac_init(e) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    /*
+     * every header names the configuration; where the audit trail is kept,
+     * one worker of each new one tells it at once, traffic or not
+     */
+
+    for ( ;; ) {
+        n = e->audit_shm ? e->audit_shm->announced : omcf->config_generation;
+
+        if (n >= omcf->config_generation) {
+            break;
+        }
+
+        if (ngx_atomic_cmp_set(&e->audit_shm->announced, n,
+                               omcf->config_generation))
+        {
+            e->announce = 1;
+            ngx_add_timer(&e->flush_event, sidecar->flush);
+            break;
+        }
     }
 
     e->fd = ngx_socket(sidecar->sockaddr->sa_family, SOCK_DGRAM, 0);
@@ -324,7 +396,7 @@ void
 ngx_http_obs_emit_exit(void)
 {
     u_char                  *p;
-    ngx_uint_t               n;
+    ngx_uint_t               n, audits;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
@@ -340,17 +412,27 @@ ngx_http_obs_emit_exit(void)
     }
 
     n = ngx_http_obs_columns_count(e->open);
+    audits = e->audit ? ngx_http_obs_columns_count(e->audit) : 0;
+    n += audits;
 
-    for (p = e->start; p < e->pos; p = ngx_http_obs_frame_end(p, &n)) {
-        /* count the records that never left */
+    for (p = e->start; p < e->pos; p = ngx_http_obs_frame_end(p, &n, &audits))
+    {
+        /* count the records and audit events that never left */
     }
 
     e->dropped[NGX_HTTP_OBS_DROP_EXIT] += n;
+    e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT] += audits;
 
     /* a later datagram of another worker, or the master, reports them */
     ngx_http_obs_unclaim(e);
 
-    if (n) {
+    if (audits) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "obs: %ui records (%ui audit events) not delivered to "
+                      "\"%V\" at exit, counted as dropped", n, audits,
+                      &e->sidecar->name);
+
+    } else if (n) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "obs: %ui records not delivered to \"%V\" at exit, "
                       "counted as dropped", n, &e->sidecar->name);
@@ -373,20 +455,24 @@ ngx_http_obs_emit_exit(void)
  */
 
 void
-ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
+ngx_http_obs_emit_exit_master(ngx_http_obs_main_conf_t *omcf)
 {
     ngx_uint_t               pending;
     struct timeval           tv;
+    ngx_http_obs_sidecar_t  *sidecar;
     Obs__V1__BatchHeader     h = OBS__V1__BATCH_HEADER__INIT;
     ngx_http_obs_emitter_t  *e;
 
     e = &ngx_http_obs_emitter;
+    sidecar = omcf->sidecar;
 
     if (sidecar == NULL || sidecar->shared == NULL) {
         return;
     }
 
     e->sidecar = sidecar;
+    e->conf = omcf;
+    e->audit_shm = omcf->audit_zone ? omcf->audit_zone->data : NULL;
     e->worker_start = (uint64_t) ngx_time() * 1000000000;
 
     /* the drops no worker reported, and that nothing is in flight */
@@ -414,9 +500,11 @@ ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar)
         || (pending && ngx_http_obs_send_counts(e) != NGX_OK))
     {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "obs: %uL records dropped at exit could not be "
-                      "reported to \"%V\"",
-                      e->dropped[NGX_HTTP_OBS_DROP_EXIT], &sidecar->name);
+                      "obs: %uL records (%uL audit events) dropped at exit "
+                      "could not be reported to \"%V\"",
+                      e->dropped[NGX_HTTP_OBS_DROP_EXIT],
+                      e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT],
+                      &sidecar->name);
     }
 
     if (e->fd != (ngx_socket_t) -1 && e->connected
@@ -453,22 +541,26 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
         return NGX_DECLINED;
     }
 
-    if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
+    if (rec->n_audit && e->audit) {
+        return ngx_http_obs_emit_audit(e, rec);
+    }
+
+    if (!ngx_http_obs_columns_fits(e->open, rec, e->open_limit)) {
 
         if (ngx_http_obs_columns_count(e->open) == 0) {
-            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE);
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
             return NGX_DECLINED;
         }
 
-        if (ngx_http_obs_seal(e) != NGX_OK) {
-            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL);
+        if (ngx_http_obs_seal(e, e->open) != NGX_OK) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL, rec);
             return NGX_DECLINED;
         }
 
         ngx_http_obs_flush(e, 0);
 
-        if (!ngx_http_obs_columns_fits(e->open, rec, e->batch_limit)) {
-            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE);
+        if (!ngx_http_obs_columns_fits(e->open, rec, e->open_limit)) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
             return NGX_DECLINED;
         }
     }
@@ -484,12 +576,83 @@ ngx_http_obs_emit(ngx_http_obs_record_t *rec)
 }
 
 
-/* Counts a dropped record; the flush timer makes sure it is reported. */
+/*
+ * The same for a record with an audit event: its batch of their own may
+ * use the reserve, and the event is numbered when admitted.
+ */
+
+static ngx_int_t
+ngx_http_obs_emit_audit(ngx_http_obs_emitter_t *e, ngx_http_obs_record_t *rec)
+{
+    ngx_http_obs_columns_t  *cols;
+
+    cols = e->audit;
+
+    if (!ngx_http_obs_columns_fits_audit(cols, rec, e->batch_limit)) {
+
+        if (ngx_http_obs_columns_count(cols) == 0) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
+            return NGX_DECLINED;
+        }
+
+        if (ngx_http_obs_seal(e, cols) != NGX_OK) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_BUFFER_FULL, rec);
+            return NGX_DECLINED;
+        }
+
+        ngx_http_obs_flush(e, 0);
+
+        if (!ngx_http_obs_columns_fits_audit(cols, rec, e->batch_limit)) {
+            ngx_http_obs_drop(e, NGX_HTTP_OBS_DROP_OVERSIZE, rec);
+            return NGX_DECLINED;
+        }
+    }
+
+    rec->audit[0].sequence = ++e->audit_sequence;
+
+    ngx_http_obs_columns_add_audit(cols, rec);
+    e->records_total++;
+
+    if (!e->flush_event.timer_set) {
+        ngx_add_timer(&e->flush_event, e->sidecar->flush);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Counts a dropped record (and its audit event); the flush timer makes sure
+ * it is reported.
+ */
 
 static void
-ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason)
+ngx_http_obs_drop(ngx_http_obs_emitter_t *e, ngx_uint_t reason,
+    ngx_http_obs_record_t *rec)
 {
     e->dropped[reason]++;
+
+    if (rec->n_audit) {
+        e->audit_dropped[reason == NGX_HTTP_OBS_DROP_OVERSIZE
+                         ? NGX_HTTP_OBS_AUDIT_OVERSIZE
+                         : NGX_HTTP_OBS_AUDIT_BUFFER_FULL]++;
+
+        /* said at once, then at most once a minute: the count is exact */
+
+        if (e->audit_logged_at == 0
+            || ngx_current_msec - e->audit_logged_at
+               >= NGX_HTTP_OBS_ERROR_LOG_EVERY)
+        {
+            e->audit_logged_at = ngx_current_msec ? ngx_current_msec : 1;
+
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "obs: audit events cannot be kept for \"%V\" "
+                          "(%s): they are counted as lost and reported",
+                          &e->sidecar->name,
+                          reason == NGX_HTTP_OBS_DROP_OVERSIZE
+                          ? "too large" : "its buffer is full");
+        }
+    }
 
     if (!e->flush_event.timer_set) {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
@@ -525,6 +688,18 @@ ngx_http_obs_claim(ngx_http_obs_emitter_t *e)
         pending |= (e->dropped[i] != 0);
     }
 
+    if (e->audit_shm) {
+        do {
+            n = e->audit_shm->exited;
+        } while (n && !ngx_atomic_cmp_set(&e->audit_shm->exited, n, 0));
+
+        e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT] += n;
+    }
+
+    for (i = 0; i < NGX_HTTP_OBS_AUDIT_REASONS; i++) {
+        pending |= (e->audit_dropped[i] != 0);
+    }
+
     return pending;
 }
 
@@ -546,6 +721,16 @@ ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e)
             e->dropped[i] = 0;
         }
     }
+
+    /* events never admitted are all "lost at exit" to whoever reports */
+
+    for (i = 0; e->audit_shm && i < NGX_HTTP_OBS_AUDIT_REASONS; i++) {
+        if (e->audit_dropped[i]) {
+            (void) ngx_atomic_fetch_add(&e->audit_shm->exited,
+                                  (ngx_atomic_int_t) e->audit_dropped[i]);
+            e->audit_dropped[i] = 0;
+        }
+    }
 }
 
 
@@ -564,7 +749,9 @@ ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e)
 
     if (rc == NGX_OK) {
         ngx_memzero(e->dropped, sizeof(e->dropped));
+        ngx_memzero(e->audit_dropped, sizeof(e->audit_dropped));
         ngx_http_obs_jwt_batch_sent();
+        e->announce = 0;
         e->sequence++;
     }
 
@@ -584,8 +771,9 @@ ngx_http_obs_flush_handler(ngx_event_t *ev)
     }
 
     if (e->pos > e->start || ngx_http_obs_columns_count(e->open)
-        || ngx_http_obs_claim(e) || ngx_http_obs_active_pending()
-        || ngx_http_obs_active_busy())
+        || (e->audit && ngx_http_obs_columns_count(e->audit))
+        || ngx_http_obs_claim(e) || e->announce
+        || ngx_http_obs_active_pending() || ngx_http_obs_active_busy())
     {
         ngx_add_timer(&e->flush_event, e->sidecar->flush);
     }
@@ -604,10 +792,14 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
     u_char      *p, *last, *frame, header[NGX_HTTP_OBS_HEADER_MAX];
     size_t       header_len;
     ngx_int_t    rc;
-    ngx_uint_t   n;
+    ngx_uint_t   n, audits;
+
+    if (force && e->audit && ngx_http_obs_columns_count(e->audit)) {
+        (void) ngx_http_obs_seal(e, e->audit);
+    }
 
     if (force && ngx_http_obs_columns_count(e->open)) {
-        (void) ngx_http_obs_seal(e);
+        (void) ngx_http_obs_seal(e, e->open);
     }
 
     if (!force && (ngx_msec_int_t) (e->retry_at - ngx_current_msec) > 0) {
@@ -624,7 +816,7 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
     /* drops with no batch to ride: the timer sends them alone */
 
     if (p == e->pos) {
-        if (force && ngx_http_obs_claim(e)
+        if (force && (ngx_http_obs_claim(e) || e->announce)
             && ngx_http_obs_send_counts(e) == NGX_AGAIN)
         {
             e->retry_at = ngx_current_msec + e->sidecar->flush;
@@ -637,7 +829,8 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
 
     while (p < e->pos) {
         n = 0;
-        last = ngx_http_obs_frame_end(p, &n);
+        audits = 0;
+        last = ngx_http_obs_frame_end(p, &n, &audits);
         frame = p + NGX_HTTP_OBS_FRAME_COUNT;
 
         header_len = ngx_http_obs_batch_header(e, header);
@@ -649,9 +842,16 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
             break;
         }
 
+        /*
+         * the audit events of a batch that can never be sent leave a gap in
+         * the sequence, which is how the sidecar counts them
+         */
+
         if (rc == NGX_OK) {
             ngx_memzero(e->dropped, sizeof(e->dropped));
+            ngx_memzero(e->audit_dropped, sizeof(e->audit_dropped));
             ngx_http_obs_jwt_batch_sent();
+            e->announce = 0;
 
         } else {
             e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED] += n;
@@ -674,55 +874,65 @@ ngx_http_obs_flush(ngx_http_obs_emitter_t *e, ngx_uint_t force)
  */
 
 static ngx_int_t
-ngx_http_obs_seal(ngx_http_obs_emitter_t *e)
+ngx_http_obs_seal(ngx_http_obs_emitter_t *e, ngx_http_obs_columns_t *cols)
 {
     u_char    *p;
-    size_t     size;
-    uint32_t   count;
+    size_t     size, kept;
+    uint32_t   count[2];
 
-    size = ngx_http_obs_columns_packed_size(e->open);
+    size = ngx_http_obs_columns_packed_size(cols);
+
+    /* a batch without audit events leaves the reserve alone */
+
+    kept = (cols == e->audit) ? 0 : e->reserve;
 
     /* the bound decides what fits a datagram: it must never be short */
 
-    if (size > ngx_http_obs_columns_bound(e->open)) {
+    if (size > ngx_http_obs_columns_bound(cols)) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                       "obs: a batch packed to %uz bytes, over its bound %uz",
-                      size, ngx_http_obs_columns_bound(e->open));
+                      size, ngx_http_obs_columns_bound(cols));
     }
 
-    if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size) {
+    if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size + kept) {
         ngx_http_obs_flush(e, 0);
 
-        if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size) {
+        if ((size_t) (e->end - e->pos) < NGX_HTTP_OBS_FRAME_MAX + size + kept)
+        {
             return NGX_DECLINED;
         }
     }
 
-    count = (uint32_t) ngx_http_obs_columns_count(e->open);
-    ngx_memcpy(e->pos, &count, NGX_HTTP_OBS_FRAME_COUNT);
+    count[0] = (uint32_t) ngx_http_obs_columns_count(cols);
+    count[1] = (cols == e->audit) ? count[0] : 0;
+    ngx_memcpy(e->pos, count, NGX_HTTP_OBS_FRAME_COUNT);
 
     p = e->pos + NGX_HTTP_OBS_FRAME_COUNT;
     *p++ = NGX_HTTP_OBS_BATCH_COLUMNS_KEY;
     p = ngx_http_obs_write_varint(p, size);
 
-    e->pos = p + ngx_http_obs_columns_pack(e->open, p);
+    e->pos = p + ngx_http_obs_columns_pack(cols, p);
 
-    ngx_http_obs_columns_reset(e->open);
+    ngx_http_obs_columns_reset(cols);
 
     return NGX_OK;
 }
 
 
-/* Returns the end of the sealed batch at p and adds its records. */
+/*
+ * Returns the end of the sealed batch at p and adds its records and audit
+ * events.
+ */
 
 static u_char *
-ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records)
+ngx_http_obs_frame_end(u_char *p, ngx_uint_t *records, ngx_uint_t *audits)
 {
     size_t    len;
-    uint32_t  count;
+    uint32_t  count[2];
 
-    ngx_memcpy(&count, p, NGX_HTTP_OBS_FRAME_COUNT);
-    *records += count;
+    ngx_memcpy(count, p, NGX_HTTP_OBS_FRAME_COUNT);
+    *records += count[0];
+    *audits += count[1];
 
     p = ngx_http_obs_read_varint(p + NGX_HTTP_OBS_FRAME_COUNT + 1, &len);
 
@@ -737,19 +947,24 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     size_t                 size;
     Obs__V1__BatchHeader   h = OBS__V1__BATCH_HEADER__INIT;
 
-    h.schema_version = NGX_HTTP_OBS_SCHEMA_VERSION;
+    h.schema_version = OBS_SCHEMA_CURRENT;
     h.pid = (uint32_t) ngx_pid;
     h.worker_start_unix_nano = e->worker_start;
     h.sequence = e->sequence;
     h.send_time_unix_nano = ngx_http_obs_unix_nano();
     h.records_total = e->records_total;
-    h.delta_dropped_buffer_full = e->dropped[NGX_HTTP_OBS_DROP_BUFFER_FULL];
-    h.delta_dropped_send_failed = e->dropped[NGX_HTTP_OBS_DROP_SEND_FAILED];
-    h.delta_dropped_oversize = e->dropped[NGX_HTTP_OBS_DROP_OVERSIZE];
-    h.delta_dropped_at_exit = e->dropped[NGX_HTTP_OBS_DROP_EXIT];
+#define OBS_MODULE_DROP(ID, reason, field)                                    \
+    h.field = e->dropped[NGX_HTTP_OBS_DROP_##ID];
+#include "obs/v1/drop_reasons.def"
+    h.delta_audit_dropped_buffer_full =
+                             e->audit_dropped[NGX_HTTP_OBS_AUDIT_BUFFER_FULL];
+    h.delta_audit_dropped_oversize =
+                             e->audit_dropped[NGX_HTTP_OBS_AUDIT_OVERSIZE];
+    h.delta_audit_dropped_at_exit = e->audit_dropped[NGX_HTTP_OBS_AUDIT_EXIT];
     h.host.data = ngx_cycle->hostname.data;
     h.host.len = ngx_min(ngx_cycle->hostname.len, NGX_HTTP_OBS_HOST_MAX);
 
+    ngx_http_obs_header_config(e, &h);
     ngx_http_obs_jwt_batch_header(&h);
 
     size = obs__v1__batch_header__get_packed_size(&h);
@@ -759,6 +974,36 @@ ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out)
     obs__v1__batch_header__pack(&h, p);
 
     return p + size - out;
+}
+
+
+/*
+ * The configuration the worker runs, for the audit trail: its nginx (the
+ * master's pid; ngx_parent in a worker), which of that master's loads it
+ * is, the files' digest, and the versions.
+ */
+
+static void
+ngx_http_obs_header_config(ngx_http_obs_emitter_t *e, Obs__V1__BatchHeader *h)
+{
+    static u_char  server_version[] = NGINX_VERSION;
+    static u_char  module_version[] = NGX_HTTP_OBS_VERSION;
+
+    if (e->conf == NULL || e->conf->config_generation == 0) {
+        return;
+    }
+
+    h->master_pid = (uint32_t) (ngx_process == NGX_PROCESS_MASTER
+                                ? ngx_pid : ngx_parent);
+    h->config_generation = e->conf->config_generation;
+    h->config_loaded_unix_nano = e->conf->config_loaded;
+    h->config_sha256.data = e->conf->config_sha256;
+    h->config_sha256.len = sizeof(e->conf->config_sha256);
+    h->server_version.data = server_version;
+    h->server_version.len = sizeof(server_version) - 1;
+    h->module_version.data = module_version;
+    h->module_version.len = ngx_min(sizeof(module_version) - 1,
+                                    NGX_HTTP_OBS_VERSION_MAX);
 }
 
 
@@ -793,7 +1038,7 @@ ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
     ngx_err_t      err;
     struct iovec   iov[3];
     struct msghdr  msg;
-    u_char         mark[NGX_HTTP_OBS_MAC_MARK_LEN + NGX_HTTP_OBS_MAC_LEN];
+    u_char         mark[OBS_MAC_MARK_LEN + OBS_MAC_LEN];
 
     mark_len = 0;
 
@@ -917,12 +1162,12 @@ ngx_http_obs_mac(ngx_http_obs_emitter_t *e, u_char *header, size_t header_len,
         return NGX_ERROR;
     }
 
-    out = ngx_cpymem(out, NGX_HTTP_OBS_MAC_MARK, NGX_HTTP_OBS_MAC_MARK_LEN);
+    out = ngx_cpymem(out, OBS_MAC_MARK, OBS_MAC_MARK_LEN);
 
     rc = (EVP_MAC_update(ctx, header, header_len)
           && (chunk_len == 0 || EVP_MAC_update(ctx, chunk, chunk_len))
-          && EVP_MAC_final(ctx, out, &len, NGX_HTTP_OBS_MAC_LEN)
-          && len == NGX_HTTP_OBS_MAC_LEN)
+          && EVP_MAC_final(ctx, out, &len, OBS_MAC_LEN)
+          && len == OBS_MAC_LEN)
          ? NGX_OK : NGX_ERROR;
 
     EVP_MAC_CTX_free(ctx);
@@ -1060,7 +1305,7 @@ ngx_http_obs_send_active(ngx_http_obs_emitter_t *e, ngx_uint_t closed)
         return NGX_OK;
     }
 
-    h.schema_version = NGX_HTTP_OBS_SCHEMA_VERSION;
+    h.schema_version = OBS_SCHEMA_CURRENT;
     h.pid = (uint32_t) ngx_pid;
     h.worker_start_unix_nano = e->worker_start;
     h.sequence = e->sequence;

@@ -34,11 +34,7 @@ typedef struct {
 
 static char *ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields,
     ngx_str_t *name);
-static char *ngx_http_obs_field_mac(ngx_conf_t *cf, ngx_http_obs_field_t *f,
-    ngx_str_t *path);
-static void ngx_http_obs_field_mac_free(void *data);
-static ngx_int_t ngx_http_obs_field_hmac(ngx_http_request_t *r,
-    ngx_http_obs_field_t *f, ngx_str_t *value);
+static void ngx_http_obs_mac_free(void *data);
 static ngx_int_t ngx_http_obs_field_cut(ngx_http_request_t *r,
     ngx_str_t *value);
 
@@ -60,7 +56,7 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_obs_loc_conf_t *olcf = conf;
 
     char                  *rv;
-    ngx_str_t             *value, path;
+    ngx_str_t             *value;
     ngx_conf_post_t       *post;
     ngx_http_obs_field_t  *f;
 
@@ -100,7 +96,9 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memzero(f, sizeof(ngx_http_obs_field_t));
     f->name = value[1];
 
-    if (ngx_http_obs_compile_value(cf, &value[2], &f->value) != NGX_OK) {
+    if (ngx_http_obs_check_export(cf, &value[2]) != NGX_OK
+        || ngx_http_obs_compile_value(cf, &value[2], &f->value) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -108,17 +106,9 @@ ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (value[3].len <= 5 || ngx_strncmp(value[3].data, "hmac=", 5) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\" in \"%V\" directive, "
-                           "it must be \"hmac=file\"", &value[3], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
+    f->mac = ngx_http_obs_mac_conf(cf, &value[3], &cmd->name);
 
-    path.data = value[3].data + 5;
-    path.len = value[3].len - 5;
-
-    return ngx_http_obs_field_mac(cf, f, &path);
+    return f->mac ? NGX_CONF_OK : NGX_CONF_ERROR;
 }
 
 
@@ -184,44 +174,59 @@ ngx_http_obs_field_name(ngx_conf_t *cf, ngx_array_t *fields, ngx_str_t *name)
 }
 
 
-/* hmac=file: a keyed HMAC-SHA256, set up once; a reload reads it again. */
+/*
+ * The parameter hmac=file (obs_log_field, obs_audit): a keyed HMAC-SHA256,
+ * set up once and freed with the configuration; a reload reads the key
+ * again.  NULL, logged naming the directive, on error.
+ */
 
-static char *
-ngx_http_obs_field_mac(ngx_conf_t *cf, ngx_http_obs_field_t *f,
-    ngx_str_t *path)
+EVP_MAC_CTX *
+ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *param, ngx_str_t *directive)
 {
-    ngx_str_t            key;
+    char                 name[32];
+    ngx_str_t            key, path;
+    EVP_MAC_CTX         *mac;
     ngx_pool_cleanup_t  *cln;
 
-    if (ngx_http_obs_read_key(cf, path, &key, "obs_log_field")
-        != NGX_CONF_OK)
-    {
-        return NGX_CONF_ERROR;
+    if (param->len <= 5 || ngx_strncmp(param->data, "hmac=", 5) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive, "
+                           "it must be \"hmac=file\"", param, directive);
+        return NULL;
+    }
+
+    path.data = param->data + 5;
+    path.len = param->len - 5;
+
+    ngx_cpystrn((u_char *) name, directive->data,
+                ngx_min(directive->len + 1, sizeof(name)));
+
+    if (ngx_http_obs_read_key(cf, &path, &key, name) != NGX_CONF_OK) {
+        return NULL;
     }
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
-    f->mac = ngx_http_obs_hmac_new(&key);
+    mac = ngx_http_obs_hmac_new(&key);
     ngx_explicit_memzero(key.data, key.len);
 
-    cln->handler = ngx_http_obs_field_mac_free;
-    cln->data = f->mac;
+    cln->handler = ngx_http_obs_mac_free;
+    cln->data = mac;
 
-    if (f->mac == NULL) {
+    if (mac == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot set up HMAC-SHA256 for \"obs_log_field\"");
-        return NGX_CONF_ERROR;
+                           "cannot set up HMAC-SHA256 for \"%V\"", directive);
     }
 
-    return NGX_CONF_OK;
+    return mac;
 }
 
 
 static void
-ngx_http_obs_field_mac_free(void *data)
+ngx_http_obs_mac_free(void *data)
 {
     EVP_MAC_CTX_free(data);
 }
@@ -252,7 +257,10 @@ ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
         }
 
         if (f[i].mac) {
-            if (ngx_http_obs_field_hmac(r, &f[i], &value) != NGX_OK) {
+            if (ngx_http_obs_hmac_hex(r, f[i].mac, &value) != NGX_OK) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              "obs: HMAC-SHA256 of \"%V\" failed",
+                              &f[i].name);
                 continue;
             }
 
@@ -269,13 +277,16 @@ ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
 }
 
 
-/* Replaces value by the lowercase hex of its (whole) HMAC-SHA256. */
+/*
+ * Replaces value by the lowercase hex of its (whole) HMAC-SHA256 under a
+ * context of ngx_http_obs_mac_conf().
+ */
 
-static ngx_int_t
-ngx_http_obs_field_hmac(ngx_http_request_t *r, ngx_http_obs_field_t *f,
+ngx_int_t
+ngx_http_obs_hmac_hex(ngx_http_request_t *r, EVP_MAC_CTX *mac,
     ngx_str_t *value)
 {
-    u_char  *hex, mac[NGX_HTTP_OBS_FIELD_MAC_LEN];
+    u_char  *hex, md[NGX_HTTP_OBS_FIELD_MAC_LEN];
     size_t   len;
 
     hex = ngx_pnalloc(r->pool, 2 * NGX_HTTP_OBS_FIELD_MAC_LEN);
@@ -285,18 +296,16 @@ ngx_http_obs_field_hmac(ngx_http_request_t *r, ngx_http_obs_field_t *f,
 
     /* no key: the keyed state set up at configuration is restored */
 
-    if (!EVP_MAC_init(f->mac, NULL, 0, NULL)
-        || !EVP_MAC_update(f->mac, value->data, value->len)
-        || !EVP_MAC_final(f->mac, mac, &len, sizeof(mac))
-        || len != sizeof(mac))
+    if (!EVP_MAC_init(mac, NULL, 0, NULL)
+        || !EVP_MAC_update(mac, value->data, value->len)
+        || !EVP_MAC_final(mac, md, &len, sizeof(md))
+        || len != sizeof(md))
     {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "obs: HMAC-SHA256 of \"%V\" failed", &f->name);
         return NGX_ERROR;
     }
 
     value->data = hex;
-    value->len = ngx_hex_dump(hex, mac, sizeof(mac)) - hex;
+    value->len = ngx_hex_dump(hex, md, sizeof(md)) - hex;
 
     return NGX_OK;
 }

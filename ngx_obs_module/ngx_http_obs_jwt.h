@@ -107,6 +107,18 @@ typedef struct {
 } obs_jwt_claims_t;
 
 
+/*
+ * What a token says of itself, unverified (the audit trail of refusals):
+ * its header's "kid" and "alg" and its payload's "iss", NUL-ended, cut to
+ * fit, empty when absent or unreadable.  Never the token.
+ */
+typedef struct {
+    char                      kid[65];
+    char                      alg[17];
+    char                      iss[257];
+} obs_jwt_described_t;
+
+
 typedef struct obs_jwt_cache_s  obs_jwt_cache_t;
 
 
@@ -143,6 +155,12 @@ void obs_jwt_keys_free(obs_jwt_keyset_t *ks);
  */
 obs_jwt_status_e obs_jwt_verify(const obs_jwt_policy_t *p,
     const char *token, size_t len, int64_t now, obs_jwt_claims_t *claims);
+
+/*
+ * Fills d with what token claims in its header and payload, without
+ * verifying anything; never reads past token + len.
+ */
+void obs_jwt_describe(const char *token, size_t len, obs_jwt_described_t *d);
 
 /* Frees what verification keeps between calls (fetched digests). */
 void obs_jwt_done(void);

@@ -17,12 +17,18 @@
 #define NGX_HTTP_OBS_JWT_DEFAULT_LEEWAY  60
 #define NGX_HTTP_OBS_JWT_MAX_LEEWAY      86400
 
+#define NGX_HTTP_OBS_JWT_CREDENTIAL                                           \
+    "a token is a credential, which never leaves the gateway; use an "       \
+    "identity the gateway verified, such as $obs_jwt_tenant or $obs_jwt_user"
+
 
 static void *ngx_http_obs_jwt_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_obs_jwt_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_obs_jwt_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_obs_jwt_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_obs_jwt_note(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_uint_t source);
 static ngx_int_t ngx_http_obs_jwt_policy(ngx_conf_t *cf,
     ngx_http_obs_jwt_loc_conf_t *conf, ngx_http_obs_jwt_loc_conf_t *prev);
 static char *ngx_http_obs_jwt(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -170,6 +176,16 @@ ngx_http_obs_jwt_create_main_conf(ngx_conf_t *cf)
     }
 
     jmcf->cache_size = NGX_CONF_UNSET_UINT;
+
+    if (ngx_array_init(&jmcf->sources, cf->pool, 4,
+                       sizeof(ngx_http_obs_jwt_use_t))
+        != NGX_OK
+        || ngx_array_init(&jmcf->exports, cf->pool, 16,
+                          sizeof(ngx_http_obs_jwt_use_t))
+           != NGX_OK)
+    {
+        return NULL;
+    }
 
     return jmcf;
 }
@@ -617,9 +633,89 @@ ngx_http_obs_jwt_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         src->arg.len = name.len - 4;
     }
 
+    if (ngx_http_obs_jwt_note(cf, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     jlcf->token = src;
 
     return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_obs_jwt_check_export(ngx_conf_t *cf, ngx_str_t *text)
+{
+    return ngx_http_obs_jwt_note(cf, text, 0);
+}
+
+
+/*
+ * Notes where a token is read (a variable's name) or a value that leaves
+ * the gateway, refusing either when it meets the other: the token is a
+ * credential wherever it comes from, as Authorization is.
+ */
+
+static ngx_int_t
+ngx_http_obs_jwt_note(ngx_conf_t *cf, ngx_str_t *text, ngx_uint_t source)
+{
+    ngx_str_t                     *value, *name, *export;
+    ngx_uint_t                     i;
+    ngx_array_t                   *others, *mine;
+    ngx_http_obs_jwt_use_t        *use, *u;
+    ngx_http_obs_jwt_main_conf_t  *jmcf;
+
+    jmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_jwt_module);
+    value = cf->args->elts;
+
+    others = source ? &jmcf->exports : &jmcf->sources;
+    mine = source ? &jmcf->sources : &jmcf->exports;
+
+    use = others->elts;
+
+    for (i = 0; i < others->nelts; i++) {
+        name = source ? text : &use[i].text;
+        export = source ? &use[i].text : text;
+
+        if (!ngx_http_obs_reads_variable(export, name)) {
+            continue;
+        }
+
+        if (source) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" directive in %V:%ui may not use "
+                               "\"$%V\": this \"%V\" reads the token from "
+                               "it; %s", &use[i].directive, &use[i].file,
+                               use[i].line, name, &value[0],
+                               NGX_HTTP_OBS_JWT_CREDENTIAL);
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" directive may not use \"$%V\": "
+                               "\"%V\" in %V:%ui reads the token from it; "
+                               "%s", &value[0], name, &use[i].directive,
+                               &use[i].file, use[i].line,
+                               NGX_HTTP_OBS_JWT_CREDENTIAL);
+        }
+
+        return NGX_ERROR;
+    }
+
+    u = ngx_array_push(mine);
+    if (u == NULL) {
+        return NGX_ERROR;
+    }
+
+    u->directive = value[0];
+    u->file = cf->conf_file->file.name;
+    u->line = cf->conf_file->line;
+    u->text.len = text->len;
+    u->text.data = ngx_pstrdup(cf->pool, text);
+
+    if (u->text.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -709,7 +805,20 @@ ngx_http_obs_jwt_init(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    /* a subrequest has no access phase: see the handler */
+    /*
+     * A subrequest has no access phase: see the handler.  It runs first in
+     * the rewrite phase (handlers run last added first, and this module
+     * comes after ngx_http_rewrite_module), so that a "return 204" in an
+     * auth_request location, which ends the subrequest in that phase, is
+     * never reached with a bad token; and again before the content handler.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_obs_jwt_subrequest_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
     if (h == NULL) {

@@ -17,7 +17,7 @@
 #include "obs/v1/record.pb-c.h"
 
 
-#define NGX_HTTP_OBS_JWT_UNVERIFIED  "unverified"
+#define NGX_HTTP_OBS_JWT_UNVERIFIED  TENANT_UNVERIFIED  /* label_rules.h */
 
 /*
  * What a source that comes more than once is judged as: no token is this
@@ -35,6 +35,11 @@ typedef struct {
     obs_jwt_status_e           status;
     ngx_str_t                  tenant;
     ngx_str_t                  user;
+
+    /* "require" refused the request: what its token claimed (audit) */
+    ngx_uint_t                 refused;
+    obs_jwt_status_e           refused_status;
+    obs_jwt_described_t       *described;
 } ngx_http_obs_jwt_ctx_t;
 
 
@@ -47,6 +52,8 @@ typedef enum {
 
 static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_check(ngx_http_request_t *r);
 static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_get_ctx(
+    ngx_http_request_t *r);
+static ngx_http_obs_jwt_ctx_t *ngx_http_obs_jwt_find_ctx(
     ngx_http_request_t *r);
 static void ngx_http_obs_jwt_ctx_marker(void *data);
 static ngx_int_t ngx_http_obs_jwt_get_token(ngx_http_request_t *r,
@@ -126,9 +133,12 @@ ngx_http_obs_jwt_access_handler(ngx_http_request_t *r)
 
 /*
  * nginx runs no access phase for a subrequest (auth_request, SSI, mirror),
- * and so no access check: "require" is checked there in the precontent
- * phase instead, and a subrequest without a valid token answers 401 (which
- * auth_request passes on, challenge included).  "satisfy" has no say.
+ * and so no access check: "require" is checked there when the rewrite phase
+ * begins, before the location's own "return" or "rewrite" (an auth_request
+ * location that only says "return 204" would pass every token otherwise),
+ * and again in the precontent phase; a subrequest without a valid token
+ * answers 401 (which auth_request passes on, challenge included).
+ * "satisfy" has no say.
  */
 
 ngx_int_t
@@ -142,7 +152,10 @@ ngx_http_obs_jwt_subrequest_handler(ngx_http_request_t *r)
 
     rc = ngx_http_obs_jwt_access_handler(r);
 
-    /* NGX_OK would skip the phase's other handlers (try_files, mirror) */
+    /*
+     * NGX_OK would end the subrequest in the rewrite phase, and skip
+     * the precontent phase's other handlers (try_files, mirror)
+     */
 
     return rc == NGX_OK ? NGX_DECLINED : rc;
 }
@@ -298,6 +311,34 @@ ngx_http_obs_jwt_get_ctx(ngx_http_request_t *r)
     ngx_pool_cleanup_t      *cln;
     ngx_http_obs_jwt_ctx_t  *ctx;
 
+    ctx = ngx_http_obs_jwt_find_ctx(r);
+    if (ctx) {
+        return ctx;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_obs_jwt_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_obs_jwt_ctx_t));
+    cln->handler = ngx_http_obs_jwt_ctx_marker;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_obs_jwt_module);
+
+    return ctx;
+}
+
+
+/* The request's context if it has one, without making one. */
+
+static ngx_http_obs_jwt_ctx_t *
+ngx_http_obs_jwt_find_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_obs_jwt_ctx_t  *ctx;
+
     ctx = ngx_http_get_module_ctx(r, ngx_http_obs_jwt_module);
     if (ctx) {
         return ctx;
@@ -313,18 +354,7 @@ ngx_http_obs_jwt_get_ctx(ngx_http_request_t *r)
         }
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_obs_jwt_ctx_t));
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_obs_jwt_ctx_t));
-    cln->handler = ngx_http_obs_jwt_ctx_marker;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_obs_jwt_module);
-
-    return ctx;
+    return NULL;
 }
 
 
@@ -436,9 +466,12 @@ ngx_http_obs_jwt_cookies(ngx_http_request_t *r, ngx_str_t *name)
 
 /*
  * How many "name=value" pairs of text (split at sep1 or sep2) have a name
- * that any reader could take for name (lowercase): in any case, spaces
- * around it skipped, %XX escapes decoded.  Counting some that nginx would
- * not (it matches the name as sent) only refuses more.
+ * that any reader could take for name (lowercase): in any case, %XX escapes
+ * and '+' decoded, blanks around it skipped (what a trim() takes off: bytes
+ * up to ' ', and 0x85 and 0xa0 as Python reads Latin-1), and ' ', '.' or
+ * '[' read as '_' (PHP's names: "access.token" is $_COOKIE['access_token']).
+ * Counting some that nginx would not (it matches the name as sent) only
+ * refuses more.
  */
 
 static ngx_uint_t
@@ -465,13 +498,22 @@ ngx_http_obs_jwt_pairs(ngx_str_t *text, ngx_str_t *name, u_char sep1,
             {
                 c = (u_char) x;
                 p += 2;
+
+            } else if (c == '+') {
+                c = ' ';
             }
 
-            if (c == ' ' && (k == 0 || k == name->len)) {
+            if ((c <= ' ' || c == 0x85 || c == 0xa0)
+                && (k == 0 || k == name->len))
+            {
                 continue;
             }
 
-            if (k < name->len && ngx_tolower(c) == name->data[k]) {
+            if (k < name->len
+                && (ngx_tolower(c) == name->data[k]
+                    || (name->data[k] == '_'
+                        && (c == ' ' || c == '.' || c == '['))))
+            {
                 k++;
 
             } else {
@@ -635,7 +677,95 @@ ngx_http_obs_jwt_challenge(ngx_http_request_t *r,
     h->value.len = p - h->value.data;
     r->headers_out.www_authenticate = h;
 
+    /*
+     * the audit trail says what the refused token claimed of itself, never
+     * the token: read now, while the verdict's copy of it is at hand
+     */
+
+    ctx->refused = 1;
+    ctx->refused_status = ctx->status;
+
+    if (ngx_http_obs_audit_possible && ctx->described == NULL) {
+        ctx->described = ngx_palloc(r->pool, sizeof(obs_jwt_described_t));
+
+        if (ctx->described) {
+            obs_jwt_describe((char *) ctx->token.data, ctx->token.len,
+                             ctx->described);
+        }
+    }
+
     return NGX_HTTP_UNAUTHORIZED;
+}
+
+
+/* Whether "require" refused the request (in it or in a subrequest). */
+
+ngx_uint_t
+ngx_http_obs_jwt_refused(ngx_http_request_t *r)
+{
+    ngx_http_obs_jwt_ctx_t  *ctx;
+
+    ctx = ngx_http_obs_jwt_find_ctx(r);
+
+    return ctx && ctx->refused;
+}
+
+
+/*
+ * The request's verdict for its audit event: the one "require" refused it
+ * with, else the verdict on the token the current location reads (judged
+ * now if need be, as reading $obs_jwt_tenant would), else the request's
+ * last one; none where obs_jwt was never on.
+ */
+
+ngx_int_t
+ngx_http_obs_jwt_audit(ngx_http_request_t *r, ngx_http_obs_jwt_audit_t *a)
+{
+    ngx_http_obs_jwt_ctx_t       *ctx;
+    ngx_http_obs_jwt_loc_conf_t  *jlcf;
+
+    ngx_memzero(a, sizeof(ngx_http_obs_jwt_audit_t));
+    ngx_str_set(&a->tenant, NGX_HTTP_OBS_JWT_UNVERIFIED);
+    ngx_str_set(&a->user, NGX_HTTP_OBS_JWT_UNVERIFIED);
+
+    jlcf = ngx_http_get_module_loc_conf(r, ngx_http_obs_jwt_module);
+    ctx = ngx_http_obs_jwt_find_ctx(r);
+
+    if (ctx && ctx->refused) {
+        a->refused = 1;
+        a->status = ctx->refused_status + 1;
+
+        if (ctx->described) {
+            a->kid.data = (u_char *) ctx->described->kid;
+            a->kid.len = ngx_strlen(ctx->described->kid);
+            a->alg.data = (u_char *) ctx->described->alg;
+            a->alg.len = ngx_strlen(ctx->described->alg);
+            a->issuer.data = (u_char *) ctx->described->iss;
+            a->issuer.len = ngx_strlen(ctx->described->iss);
+        }
+
+        return NGX_OK;
+    }
+
+    if (jlcf->mode != NGX_HTTP_OBS_JWT_OFF) {
+        ctx = ngx_http_obs_jwt_check(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx == NULL || ctx->policy == NULL) {
+        return NGX_OK;
+    }
+
+    a->status = ctx->status + 1;
+
+    if (ctx->status == OBS_JWT_VALID) {
+        a->tenant = ctx->tenant;
+        a->user = ctx->user;
+    }
+
+    return NGX_OK;
 }
 
 

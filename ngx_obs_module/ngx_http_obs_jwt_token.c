@@ -76,6 +76,8 @@ static int obs_jwt_strings(json_t *v);
 static int obs_jwt_one_of(json_t *v, const char *const *values, size_t n);
 static int obs_jwt_claim(json_t *payload, const char *name, char *out,
     size_t *len);
+static void obs_jwt_copy_string(json_t *obj, const char *name, char *out,
+    size_t size);
 
 
 obs_jwt_status_e
@@ -161,6 +163,47 @@ done:
     json_decref(header);
 
     return rc;
+}
+
+
+void
+obs_jwt_describe(const char *token, size_t len, obs_jwt_described_t *d)
+{
+    json_t         *part;
+    const char     *dot1, *dot2, *end;
+    unsigned char   buf[OBS_JWT_MAX_TOKEN];
+
+    d->kid[0] = '\0';
+    d->alg[0] = '\0';
+    d->iss[0] = '\0';
+
+    if (len == 0 || len > OBS_JWT_MAX_TOKEN) {
+        return;
+    }
+
+    end = token + len;
+    dot1 = memchr(token, '.', len);
+    if (dot1 == NULL) {
+        return;
+    }
+
+    part = obs_jwt_decode_json(token, dot1 - token, buf);
+    if (part) {
+        obs_jwt_copy_string(part, "kid", d->kid, sizeof(d->kid));
+        obs_jwt_copy_string(part, "alg", d->alg, sizeof(d->alg));
+        json_decref(part);
+    }
+
+    dot2 = memchr(dot1 + 1, '.', end - dot1 - 1);
+    if (dot2 == NULL) {
+        return;
+    }
+
+    part = obs_jwt_decode_json(dot1 + 1, dot2 - dot1 - 1, buf);
+    if (part) {
+        obs_jwt_copy_string(part, "iss", d->iss, sizeof(d->iss));
+        json_decref(part);
+    }
 }
 
 
@@ -480,7 +523,8 @@ obs_jwt_done(void)
  * "aud" a string or an array of strings, "exp", "nbf" and "iat" numbers.
  * The tenant claim must be a non-empty string or an integer; the user
  * claim may be absent (no user), else the same; a claim that is there but
- * unfit (another type, over OBS_JWT_MAX_CLAIM bytes) is missing_claim.
+ * unfit (another type, over OBS_JWT_MAX_CLAIM bytes, a control character)
+ * is missing_claim.
  */
 
 static obs_jwt_status_e
@@ -638,14 +682,19 @@ obs_jwt_one_of(json_t *v, const char *const *values, size_t n)
 
 /*
  * A string or integer claim copied into out, its length in *len (0 when
- * absent); -1 when it is there but unfit.
+ * absent); -1 when it is there but unfit.  A string with a control byte
+ * (CR, LF, NUL, DEL ...) is unfit: $obs_jwt_tenant and $obs_jwt_user go
+ * where nginx copies values as they are, such as proxy_set_header, and a
+ * line break there starts a header or a request of the token's choosing.
  */
 
 static int
 obs_jwt_claim(json_t *payload, const char *name, char *out, size_t *len)
 {
-    int      n;
-    json_t  *v;
+    int                   n;
+    size_t                i;
+    json_t               *v;
+    const unsigned char  *s;
 
     *len = 0;
     v = json_object_get(payload, name);
@@ -669,8 +718,39 @@ obs_jwt_claim(json_t *payload, const char *name, char *out, size_t *len)
         return -1;
     }
 
+    s = (const unsigned char *) json_string_value(v);
+
+    for (i = 0; i < json_string_length(v); i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            return -1;
+        }
+    }
+
     *len = json_string_length(v);
     memcpy(out, json_string_value(v), *len);
 
     return 0;
+}
+
+
+/* A string member of obj, cut to size - 1 bytes; "" when not a string. */
+
+static void
+obs_jwt_copy_string(json_t *obj, const char *name, char *out, size_t size)
+{
+    size_t   n;
+    json_t  *v;
+
+    v = json_object_get(obj, name);
+    n = json_is_string(v) ? json_string_length(v) : 0;
+
+    if (n >= size) {
+        n = size - 1;
+    }
+
+    if (n) {
+        memcpy(out, json_string_value(v), n);
+    }
+
+    out[n] = '\0';
 }

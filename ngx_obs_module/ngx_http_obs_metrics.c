@@ -51,38 +51,10 @@ static char *ngx_http_obs_metric_values(ngx_conf_t *cf,
     ngx_http_obs_metric_t *m, u_char *p, u_char *last);
 static char *ngx_http_obs_metric_define(ngx_conf_t *cf,
     ngx_http_obs_metric_t *m);
-static ngx_uint_t ngx_http_obs_metric_grammar(ngx_str_t *s);
 static size_t ngx_http_obs_metric_base(ngx_str_t *name);
 static ngx_str_t *ngx_http_obs_metric_label_value(ngx_http_request_t *r,
     ngx_http_obs_metric_t *m);
 
-
-/* the gateway's own families: a business metric may not take their names */
-static ngx_str_t  ngx_http_obs_metric_reserved[] = {
-    ngx_string("http_server_requests_total"),
-    ngx_string("http_server_request_duration_seconds"),
-    ngx_string("http_server_request_body_bytes_total"),
-    ngx_string("http_server_response_body_bytes_total"),
-    ngx_string("http_upstream_request_duration_seconds"),
-    ngx_string("http_upstream_requests_total"),
-    ngx_string("http_server_active_requests"),
-    ngx_null_string
-};
-
-/* the labels every business metric already has, and Prometheus's own */
-static ngx_str_t  ngx_http_obs_metric_reserved_labels[] = {
-    ngx_string("service"), ngx_string("route"), ngx_string("tenant"),
-    ngx_string("method"), ngx_string("code"), ngx_string("upstream"),
-    ngx_string("le"), ngx_string("quantile"), ngx_string("job"),
-    ngx_string("instance"), ngx_null_string
-};
-
-/* suffixes a gauge may not end in: they name parts of other types */
-static ngx_str_t  ngx_http_obs_metric_suffixes[] = {
-    ngx_string("_total"), ngx_string("_count"), ngx_string("_sum"),
-    ngx_string("_bucket"), ngx_string("_created"), ngx_string("_info"),
-    ngx_null_string
-};
 
 static ngx_str_t  ngx_http_obs_metric_other = ngx_string("other");
 static ngx_str_t  ngx_http_obs_metric_none = ngx_string("none");
@@ -288,85 +260,57 @@ ngx_http_obs_metric_label_value(ngx_http_request_t *r,
 }
 
 
+/*
+ * The name's rules are the sidecar's too (common/metric_names.c, from
+ * proto/obs/v1/families.def): what nginx -t takes, the sidecar counts.
+ */
+
 static char *
 ngx_http_obs_metric_name(ngx_conf_t *cf, ngx_http_obs_metric_t *m)
 {
-    size_t      len, base, reserved;
-    ngx_str_t  *s;
+    const char  *detail = NULL;
 
-    if (m->name.len == 0 || m->name.len > NGX_HTTP_OBS_METRIC_NAME_MAX
-        || !ngx_http_obs_metric_grammar(&m->name))
+    switch (metric_name_check(m->name.data, m->name.len,
+                              m->type == NGX_HTTP_OBS_METRIC_COUNTER,
+                              &detail))
     {
+    case METRIC_NAME_OK:
+        return NGX_CONF_OK;
+
+    case METRIC_NAME_GRAMMAR:
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid metric name \"%V\" in \"obs_metric\", "
                            "it must match [a-zA-Z_][a-zA-Z0-9_]* and be at "
                            "most %d characters", &m->name,
                            NGX_HTTP_OBS_METRIC_NAME_MAX);
         return NGX_CONF_ERROR;
-    }
 
-    if (m->name.len >= 4 && ngx_strncmp(m->name.data, "obs_", 4) == 0) {
+    case METRIC_NAME_PIPELINE:
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "metric name \"%V\" in \"obs_metric\" is reserved: "
                            "\"obs_\" names the pipeline's own metrics",
                            &m->name);
         return NGX_CONF_ERROR;
+
+    case METRIC_NAME_GATEWAY:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "metric name \"%V\" in \"obs_metric\" collides "
+                           "with the gateway's own metric \"%s\"",
+                           &m->name, detail);
+        return NGX_CONF_ERROR;
+
+    case METRIC_NAME_COUNTER_SUFFIX:
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "counter name \"%V\" in \"obs_metric\" must "
+                           "end in \"_total\"", &m->name);
+        return NGX_CONF_ERROR;
+
+    default: /* METRIC_NAME_GAUGE_SUFFIX */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "gauge name \"%V\" in \"obs_metric\" may not "
+                           "end in \"%s\"", &m->name, detail);
+        return NGX_CONF_ERROR;
     }
-
-    base = ngx_http_obs_metric_base(&m->name);
-
-    for (s = ngx_http_obs_metric_reserved; s->len; s++) {
-        reserved = ngx_http_obs_metric_base(s);
-
-        /*
-         * Counters are compared without "_total" (OpenMetrics names the
-         * family so), and a histogram's name also reserves its _bucket,
-         * _sum and _count.
-         */
-
-        if ((base == reserved
-             && ngx_strncmp(m->name.data, s->data, base) == 0)
-            || (s->len == reserved && m->name.len > s->len
-                && ngx_strncmp(m->name.data, s->data, s->len) == 0
-                && m->name.data[s->len] == '_'))
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "metric name \"%V\" in \"obs_metric\" collides "
-                               "with the gateway's own metric \"%V\"",
-                               &m->name, s);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    len = sizeof("_total") - 1;
-
-    if (m->type == NGX_HTTP_OBS_METRIC_COUNTER) {
-        if (m->name.len <= len
-            || ngx_strncmp(m->name.data + m->name.len - len, "_total", len)
-               != 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "counter name \"%V\" in \"obs_metric\" must "
-                               "end in \"_total\"", &m->name);
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    for (s = ngx_http_obs_metric_suffixes; s->len; s++) {
-        if (m->name.len > s->len
-            && ngx_strncmp(m->name.data + m->name.len - s->len, s->data,
-                           s->len) == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "gauge name \"%V\" in \"obs_metric\" may not "
-                               "end in \"%V\"", &m->name, s);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    return NGX_CONF_OK;
 }
 
 
@@ -377,7 +321,7 @@ ngx_http_obs_metric_label(ngx_conf_t *cf, ngx_http_obs_metric_t *m,
     ngx_str_t *arg)
 {
     u_char     *p, *last, *colon;
-    ngx_str_t   var, *s;
+    ngx_str_t   var;
 
     last = arg->data + arg->len;
 
@@ -395,29 +339,25 @@ ngx_http_obs_metric_label(ngx_conf_t *cf, ngx_http_obs_metric_t *m,
     m->label_name.data = p;
     m->label_name.len = colon - p;
 
-    if (m->label_name.len == 0
-        || m->label_name.len > NGX_HTTP_OBS_METRIC_LABEL_MAX
-        || !ngx_http_obs_metric_grammar(&m->label_name)
-        || (m->label_name.len >= 2 && p[0] == '_' && p[1] == '_'))
-    {
+    switch (metric_label_check(m->label_name.data, m->label_name.len)) {
+
+    case METRIC_LABEL_OK:
+        break;
+
+    case METRIC_LABEL_GRAMMAR:
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid label name \"%V\" in \"obs_metric\", "
                            "it must match [a-zA-Z_][a-zA-Z0-9_]*, not start "
                            "with \"__\" and be at most %d characters",
                            &m->label_name, NGX_HTTP_OBS_METRIC_LABEL_MAX);
         return NGX_CONF_ERROR;
-    }
 
-    for (s = ngx_http_obs_metric_reserved_labels; s->len; s++) {
-        if (s->len == m->label_name.len
-            && ngx_strncmp(s->data, m->label_name.data, s->len) == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "label name \"%V\" in \"obs_metric\" collides "
-                               "with a label the gateway sets",
-                               &m->label_name);
-            return NGX_CONF_ERROR;
-        }
+    default: /* METRIC_LABEL_RESERVED */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "label name \"%V\" in \"obs_metric\" collides "
+                           "with a label the gateway sets",
+                           &m->label_name);
+        return NGX_CONF_ERROR;
     }
 
     p = colon + 1;
@@ -439,7 +379,7 @@ ngx_http_obs_metric_label(ngx_conf_t *cf, ngx_http_obs_metric_t *m,
     var.data++;
     var.len--;
 
-    if (!ngx_http_obs_metric_grammar(&var)) {
+    if (!metric_name_grammar(var.data, var.len)) {
         goto invalid;
     }
 
@@ -609,32 +549,6 @@ ngx_http_obs_metric_define(ngx_conf_t *cf, ngx_http_obs_metric_t *m)
     def->type = m->type;
 
     return NGX_CONF_OK;
-}
-
-
-/* [a-zA-Z_][a-zA-Z0-9_]*: Prometheus's grammar less the colon of rules */
-
-static ngx_uint_t
-ngx_http_obs_metric_grammar(ngx_str_t *s)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (s->len == 0 || (s->data[0] >= '0' && s->data[0] <= '9')) {
-        return 0;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

@@ -67,6 +67,10 @@ static void ngx_http_obs_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_obs_exit_master(ngx_cycle_t *cycle);
 
 
+/* the configurations this master loaded (BatchHeader.config_generation) */
+static uint64_t  ngx_http_obs_generation;
+
+
 static ngx_http_obs_records_only_t  ngx_http_obs_records_post =
     { ngx_http_obs_records_only, ngx_null_string };
 
@@ -167,6 +171,15 @@ static ngx_command_t  ngx_http_obs_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_obs_records_post },
+
+    /* the audit trail (ngx_http_obs_audit.c) */
+
+    { ngx_string("obs_audit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_obs_audit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("obs_active_requests"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -275,6 +288,12 @@ ngx_http_obs_precontent_handler(ngx_http_request_t *r)
 
     if (r == r->main) {
         ctx->content_reached = 1;
+
+        /* not an error page: the audit trail's "allowed" */
+
+        if (ngx_http_obs_audit_possible && r->err_status == 0) {
+            ctx->served = 1;
+        }
     }
 
     if (olcf->trace_context & NGX_HTTP_OBS_TRACE_INJECT) {
@@ -338,6 +357,7 @@ ngx_http_obs_create_main_conf(ngx_conf_t *cf)
      *     omcf->metric_defs = NULL;
      *     omcf->active_zone = NULL;
      *     omcf->unsent = NULL;
+     *     omcf->audit_possible = 0;
      */
 
     omcf->active = NGX_CONF_UNSET;
@@ -385,6 +405,7 @@ ngx_http_obs_create_loc_conf(ngx_conf_t *cf)
      *     olcf->tenant = NULL;
      *     olcf->metrics = NULL;
      *     olcf->fields = NULL;
+     *     olcf->audit_mac = NULL;
      */
 
     olcf->enable = NGX_CONF_UNSET;
@@ -392,6 +413,7 @@ ngx_http_obs_create_loc_conf(ngx_conf_t *cf)
     olcf->upstream_span = NGX_CONF_UNSET;
     olcf->trace_context = NGX_CONF_UNSET_UINT;
     olcf->sample_set = NGX_CONF_UNSET;
+    olcf->audit = NGX_CONF_UNSET;
 
     return olcf;
 }
@@ -453,7 +475,7 @@ ngx_http_obs_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->route = prev->route;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_obs_audit_merge(cf, prev, conf);
 }
 
 
@@ -520,6 +542,18 @@ ngx_http_obs_sidecar(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (ngx_http_obs_read_key(cf, &s, &sidecar->key, "obs_sidecar")
                 != NGX_CONF_OK)
             {
+                return NGX_CONF_ERROR;
+            }
+
+            /* the sidecar keeps its key as a C string (framing.h) */
+
+            if (ngx_strlchr(sidecar->key.data,
+                            sidecar->key.data + sidecar->key.len, '\0'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "key file \"%V\" in \"obs_sidecar\" has "
+                                   "a NUL byte in its key: the sidecar would "
+                                   "read a shorter key", &s);
                 return NGX_CONF_ERROR;
             }
 
@@ -858,6 +892,26 @@ ngx_http_obs_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    /*
+     * the audit trail: its events, and the configuration every header
+     * names (each one the master loads is numbered, and its files hashed)
+     */
+
+    if (ngx_http_obs_audit_init(cf, omcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (omcf->sidecar) {
+        omcf->config_generation = ++ngx_http_obs_generation;
+        omcf->config_loaded = (uint64_t) ngx_time() * 1000000000;
+
+        if (ngx_http_obs_config_digest(cf, omcf->config_sha256) != NGX_OK) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "obs: cannot compute the configuration's digest");
+            return NGX_ERROR;
+        }
+    }
+
     return ngx_http_obs_wrap_upstreams(cf);
 }
 
@@ -873,11 +927,13 @@ ngx_http_obs_init_process(ngx_cycle_t *cycle)
 
     ngx_http_obs_active_init(omcf);
 
+    ngx_http_obs_audit_possible = (omcf != NULL && omcf->audit_possible);
+
     if (omcf == NULL || omcf->sidecar == NULL) {
         return NGX_OK;
     }
 
-    if (ngx_http_obs_emit_init(cycle, omcf->sidecar) != NGX_OK) {
+    if (ngx_http_obs_emit_init(cycle, omcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -905,6 +961,6 @@ ngx_http_obs_exit_master(ngx_cycle_t *cycle)
 
     if (omcf != NULL) {
         ngx_http_obs_active_init(omcf);      /* to report nginx stopped */
-        ngx_http_obs_emit_exit_master(omcf->sidecar);
+        ngx_http_obs_emit_exit_master(omcf);
     }
 }

@@ -5,12 +5,15 @@
  *   ngx_http_obs_context.c    per-request trace context, injection upstream
  *   ngx_http_obs_ids.c        per-worker id generator
  *   ngx_http_obs_record.c     the per-request record
- *   ngx_http_obs_columns.c    the worker's open batch in column form
+ *   ngx_http_obs_columns.c    the worker's open batch in column form (the
+ *                             writer; common/columns_reader.c reads it)
  *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
  *   ngx_http_obs_variables.c  $obs_* variables
  *   ngx_http_obs_metrics.c    obs_metric: business metrics from variables
  *   ngx_http_obs_active.c     requests in flight, in shared memory
  *   ngx_http_obs_fields.c     obs_log_field: extra keys of logs and spans
+ *   ngx_http_obs_audit.c      obs_audit: the audit trail's events
+ *   ngx_http_obs_digest.c     the configuration's digest, as "nginx -T"
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
@@ -27,6 +30,8 @@
 #include "obs_limits.h"
 #include "obs_tracecontext.h"
 #include "obs_route.h"
+#include "metric_names.h"
+#include "obs/v1/framing.h"
 
 
 #define NGX_HTTP_OBS_TRACE_IGNORE     0
@@ -69,6 +74,15 @@ typedef struct {
     ngx_shm_zone_t            *active_zone;
 
     ngx_array_t               *unsent;       /* what needs obs_sidecar */
+
+    /* the audit trail (ngx_http_obs_audit.c, ngx_http_obs_digest.c) */
+    ngx_str_t                  audit_file;   /* where obs_audit first is */
+    ngx_uint_t                 audit_line;
+    ngx_flag_t                 audit_possible;     /* events can be made */
+    ngx_shm_zone_t            *audit_zone;
+    uint64_t                   config_generation;
+    uint64_t                   config_loaded;      /* Unix nanoseconds */
+    u_char                     config_sha256[32];
 } ngx_http_obs_main_conf_t;
 
 
@@ -107,6 +121,8 @@ typedef struct ngx_http_obs_loc_conf_s {
     ngx_http_obs_value_t      *tenant;
     ngx_array_t               *metrics;      /* obs_metric; NULL: none */
     ngx_array_t               *fields;       /* obs_log_field; NULL: none */
+    ngx_flag_t                 audit;        /* obs_audit */
+    EVP_MAC_CTX               *audit_mac;    /* ... hmac=: the client's key */
 } ngx_http_obs_loc_conf_t;
 
 
@@ -133,6 +149,7 @@ typedef struct ngx_http_obs_ctx_s {
     unsigned                   route_stable:1;
     unsigned                   content_reached:1;
     unsigned                   recorded:1;
+    unsigned                   served:1;     /* a content handler ran */
 
     ngx_str_t                  tracestate;
     ngx_str_t                  route;
@@ -205,8 +222,8 @@ typedef struct ngx_http_obs_ctx_s {
  * The largest datagram, and what one holds besides the batch's columns:
  * the batch header and the columns field's key and length.
  */
-#define NGX_HTTP_OBS_MAX_DATAGRAM     60000
-#define NGX_HTTP_OBS_HEADER_MAX       512
+#define NGX_HTTP_OBS_MAX_DATAGRAM     OBS_DATAGRAM_MAX    /* framing.h */
+#define NGX_HTTP_OBS_HEADER_MAX       768
 #define NGX_HTTP_OBS_DATAGRAM_OVERHEAD  (NGX_HTTP_OBS_HEADER_MAX + 1 + 3)
 
 
@@ -229,6 +246,41 @@ typedef struct {
 } ngx_http_obs_log_field_t;
 
 
+/*
+ * A request's audit event (ngx_http_obs_audit.c; the group "audit" of
+ * proto/obs/v1/columns.def): the record carries the rest.
+ */
+typedef struct {
+    uint64_t                   sequence;     /* set when admitted */
+    uint32_t                   decision;     /* proto/obs/v1/audit.def */
+    uint32_t                   scope;
+    uint32_t                   jwt_status;   /* 0: off; else result + 1 */
+    ngx_str_t                  user;
+    ngx_str_t                  tenant;
+    ngx_str_t                  client;
+    ngx_str_t                  jwt_kid;
+    ngx_str_t                  jwt_alg;
+    ngx_str_t                  jwt_issuer;
+} ngx_http_obs_audit_t;
+
+/* In the zone "obs_audit", kept across reloads. */
+typedef struct {
+    ngx_atomic_t               exited;       /* events exited workers held */
+    ngx_atomic_t               announced;    /* the newest generation told */
+} ngx_http_obs_audit_shm_t;
+
+#define NGX_HTTP_OBS_MAX_AUDIT         1
+#define NGX_HTTP_OBS_BATCH_AUDIT       512    /* a batch's records */
+#define NGX_HTTP_OBS_AUDIT_CLAIM_MAX   256    /* OBS_JWT_MAX_CLAIM */
+#define NGX_HTTP_OBS_AUDIT_KID_MAX     64
+#define NGX_HTTP_OBS_AUDIT_ALG_MAX     16
+#define NGX_HTTP_OBS_AUDIT_ISS_MAX     256
+
+/* AuditEvent.scope */
+#define NGX_HTTP_OBS_AUDIT_SCOPE_AUDIT  1
+#define NGX_HTTP_OBS_AUDIT_SCOPE_JWT    2
+
+
 /* why an upstream attempt got no response (UpstreamAttempt.error) */
 #define NGX_HTTP_OBS_ATTEMPT_OK        0
 #define NGX_HTTP_OBS_ATTEMPT_ERROR     1
@@ -249,12 +301,13 @@ typedef struct {
     uint32_t                   type;         /* NGX_HTTP_OBS_METRIC_* */
 } ngx_http_obs_observation_t;
 
-#define NGX_HTTP_OBS_METRIC_COUNTER    1
-#define NGX_HTTP_OBS_METRIC_GAUGE      2
+/* the wire's and the sidecar's (framing.h, common/metric_names.h) */
+#define NGX_HTTP_OBS_METRIC_COUNTER    OBS_METRIC_COUNTER
+#define NGX_HTTP_OBS_METRIC_GAUGE      OBS_METRIC_GAUGE
 #define NGX_HTTP_OBS_MAX_METRICS       16     /* per location */
-#define NGX_HTTP_OBS_METRIC_NAME_MAX   128
-#define NGX_HTTP_OBS_METRIC_LABEL_MAX  64     /* a label's name or value */
-#define NGX_HTTP_OBS_METRIC_VALUE_MAX  64
+#define NGX_HTTP_OBS_METRIC_NAME_MAX   METRIC_NAME_MAX
+#define NGX_HTTP_OBS_METRIC_LABEL_MAX  METRIC_LABEL_MAX  /* name or value */
+#define NGX_HTTP_OBS_METRIC_VALUE_MAX  METRIC_VALUE_MAX
 
 /* the most text one observation adds to a batch */
 #define NGX_HTTP_OBS_METRIC_TEXT                                             \
@@ -317,6 +370,8 @@ typedef struct {
     ngx_http_obs_observation_t metrics[NGX_HTTP_OBS_MAX_METRICS];
     ngx_uint_t                 n_fields;     /* obs_log_field */
     ngx_http_obs_log_field_t   fields[NGX_HTTP_OBS_MAX_FIELDS];
+    ngx_uint_t                 n_audit;      /* 0 or 1 */
+    ngx_http_obs_audit_t       audit[NGX_HTTP_OBS_MAX_AUDIT];
 } ngx_http_obs_record_t;
 
 
@@ -380,6 +435,7 @@ char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_obs_value_t *v);
 ngx_int_t ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text);
+ngx_uint_t ngx_http_obs_reads_variable(ngx_str_t *text, ngx_str_t *name);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
@@ -402,6 +458,10 @@ ngx_int_t ngx_http_obs_columns_fits(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec, size_t limit);
 void ngx_http_obs_columns_add(ngx_http_obs_columns_t *cols,
     ngx_http_obs_record_t *rec);
+ngx_int_t ngx_http_obs_columns_fits_audit(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec, size_t limit);
+void ngx_http_obs_columns_add_audit(ngx_http_obs_columns_t *cols,
+    ngx_http_obs_record_t *rec);
 size_t ngx_http_obs_columns_bound(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
@@ -413,15 +473,34 @@ char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
     const char *directive);
 EVP_MAC_CTX *ngx_http_obs_hmac_new(ngx_str_t *key);
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
-    ngx_http_obs_sidecar_t *sidecar);
+    ngx_http_obs_main_conf_t *omcf);
 void ngx_http_obs_emit_exit(void);
-void ngx_http_obs_emit_exit_master(ngx_http_obs_sidecar_t *sidecar);
+void ngx_http_obs_emit_exit_master(ngx_http_obs_main_conf_t *omcf);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
+ngx_int_t ngx_http_obs_audit_zone(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf);
 
 char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
     ngx_http_obs_record_t *rec);
+EVP_MAC_CTX *ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *directive);
+ngx_int_t ngx_http_obs_hmac_hex(ngx_http_request_t *r, EVP_MAC_CTX *mac,
+    ngx_str_t *value);
+
+/* the audit trail (ngx_http_obs_audit.c, ngx_http_obs_digest.c) */
+extern ngx_uint_t  ngx_http_obs_audit_possible;
+
+char *ngx_http_obs_audit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_obs_audit_merge(ngx_conf_t *cf, ngx_http_obs_loc_conf_t *prev,
+    ngx_http_obs_loc_conf_t *conf);
+ngx_int_t ngx_http_obs_audit_init(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_audit_record(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx, ngx_http_obs_loc_conf_t *route_conf,
+    ngx_http_obs_record_t *rec);
+ngx_int_t ngx_http_obs_config_digest(ngx_conf_t *cf, u_char *digest);
 
 ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
 

@@ -188,6 +188,12 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_http_obs_record_fields(r, route_conf->fields, &rec);
     }
 
+    rec.n_audit = 0;
+
+    if (ngx_http_obs_audit_possible) {
+        ngx_http_obs_audit_record(r, ctx, route_conf, &rec);
+    }
+
     return ngx_http_obs_emit(&rec);
 }
 

@@ -14,6 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_obs_module.h"
+#include "ngx_http_obs_jwt_module.h"
 
 
 /*
@@ -29,6 +30,8 @@ typedef struct {
 } ngx_http_obs_source_t;
 
 
+static u_char *ngx_http_obs_next_variable(u_char *p, u_char *end,
+    ngx_str_t *name);
 static ngx_http_obs_source_t *ngx_http_obs_secret_source(u_char *name,
     size_t len);
 static ngx_uint_t ngx_http_obs_is_var_name(ngx_str_t *name);
@@ -53,6 +56,13 @@ static ngx_str_t  ngx_http_obs_credential_headers[] = {
     ngx_string("proxy_authorization"),
     ngx_string("cookie"),
     ngx_string("set_cookie"),
+    /* what API clients and the auth proxies in front of nginx send */
+    ngx_string("x_api_key"),
+    ngx_string("x_forwarded_access_token"),     /* oauth2-proxy */
+    ngx_string("x_auth_request_access_token"),  /* oauth2-proxy */
+    ngx_string("x_amzn_oidc_accesstoken"),      /* AWS ALB */
+    ngx_string("x_amzn_oidc_data"),             /* AWS ALB: a signed JWT */
+    ngx_string("x_amz_security_token"),         /* AWS session token */
     ngx_null_string
 };
 
@@ -89,6 +99,7 @@ static ngx_str_t  ngx_http_obs_url_headers[] = {
     ngx_string("x_original_url"),
     ngx_string("x_forwarded_uri"),
     ngx_string("x_rewrite_url"),
+    ngx_string("x_envoy_original_path"),
     ngx_null_string
 };
 
@@ -111,7 +122,8 @@ static ngx_http_obs_source_t  ngx_http_obs_secret_sources[] = {
     { ngx_http_obs_none, ngx_http_obs_cookie_prefixes,
       ngx_http_obs_credential_headers,
       "credentials (the Authorization, Proxy-Authorization, Cookie and "
-      "Set-Cookie headers, cookies) never leave the gateway, not even as an "
+      "Set-Cookie headers, API keys, auth proxies' token headers, cookies) "
+      "never leave the gateway, not even as an "
       "hmac= pseudonym; use an identity the gateway verified, such as "
       "$obs_jwt_tenant or $obs_jwt_user" },
 
@@ -152,7 +164,11 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_http_obs_compile_value(cf, &value[1], v) != NGX_OK) {
+    /* these values leave the gateway as labels and log fields */
+
+    if (ngx_http_obs_check_export(cf, &value[1]) != NGX_OK
+        || ngx_http_obs_compile_value(cf, &value[1], v) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -167,7 +183,11 @@ ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* Compiles a directive value (text) into v; see ngx_http_obs_value_t. */
+/*
+ * Compiles a directive value (text) into v; see ngx_http_obs_value_t.  A
+ * value that leaves the gateway is checked first by its directive
+ * (ngx_http_obs_check_export); a token source (obs_jwt_token) is not.
+ */
 
 ngx_int_t
 ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
@@ -175,10 +195,6 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
 {
     ngx_str_t                           name;
     ngx_http_compile_complex_value_t    ccv;
-
-    if (ngx_http_obs_check_export(cf, text) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     v->index = NGX_ERROR;
     ngx_str_null(&v->header);
@@ -217,23 +233,74 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
 
 /*
  * Refuses, naming the directive, a value that reads a secret source through
- * any of its variables ($name or ${name}, in any case).  This reads the
- * value as written: a variable that "set" or "map" copies from a secret
- * source, or a regex capture of one, is not traced (nginx resolves those
- * per request).
+ * any of its variables ($name or ${name}, in any case), or the variable an
+ * obs_jwt_token reads the token from.  This reads the value as written: a
+ * variable that "set" or "map" copies from a secret source, or a regex
+ * capture of one, is not traced (nginx resolves those per request).
  */
 
 ngx_int_t
 ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text)
 {
-    u_char                 *p, *end, *name;
-    ngx_str_t              *value;
+    u_char                 *p, *end;
+    ngx_str_t              *value, name;
     ngx_http_obs_source_t  *source;
 
     value = cf->args->elts;
     end = text->data + text->len;
 
-    for (p = text->data; p < end; p++) {
+    for (p = text->data;
+         (p = ngx_http_obs_next_variable(p, end, &name)) != NULL;
+         /* void */)
+    {
+        source = ngx_http_obs_secret_source(name.data, name.len);
+
+        if (source) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" directive may not use \"$%V\": %s",
+                               &value[0], &name, source->why);
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_obs_jwt_check_export(cf, text);
+}
+
+
+/* Tells whether text reads the variable name (lowercase, no '$'). */
+
+ngx_uint_t
+ngx_http_obs_reads_variable(ngx_str_t *text, ngx_str_t *name)
+{
+    u_char     *p, *end;
+    ngx_str_t   var;
+
+    end = text->data + text->len;
+
+    for (p = text->data;
+         (p = ngx_http_obs_next_variable(p, end, &var)) != NULL;
+         /* void */)
+    {
+        if (var.len == name->len
+            && ngx_strncasecmp(var.data, name->data, var.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The next variable of a value, as nginx's script compiler reads it ($name
+ * or ${name}): its name, and where to look on from; NULL when none is left.
+ */
+
+static u_char *
+ngx_http_obs_next_variable(u_char *p, u_char *end, ngx_str_t *name)
+{
+    for ( /* void */ ; p < end; p++) {
         if (*p != '$') {
             continue;
         }
@@ -242,7 +309,7 @@ ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text)
             p++;
         }
 
-        name = p + 1;
+        name->data = p + 1;
 
         while (p + 1 < end
                && ((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z')
@@ -251,18 +318,12 @@ ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text)
             p++;
         }
 
-        source = ngx_http_obs_secret_source(name, p + 1 - name);
+        name->len = p + 1 - name->data;
 
-        if (source) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" directive may not use \"$%*s\": %s",
-                               &value[0], (size_t) (p + 1 - name), name,
-                               source->why);
-            return NGX_ERROR;
-        }
+        return p + 1;
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 

@@ -119,22 +119,6 @@ obs_next_separator(const char *p, const char *end)
 }
 
 
-int
-obs_tenant_reserved(const char *value, size_t len)
-{
-    switch (len) {
-    case sizeof(OBS_TENANT_NONE) - 1:
-        return memcmp(value, OBS_TENANT_NONE, len) == 0;
-    case sizeof(OBS_TENANT_INVALID) - 1:
-        return memcmp(value, OBS_TENANT_INVALID, len) == 0;
-    case sizeof(OBS_TENANT_OVERFLOW) - 1:
-        return memcmp(value, OBS_TENANT_OVERFLOW, len) == 0;
-    default:
-        return 0;
-    }
-}
-
-
 const char *
 obs_tenant_label(const char *value, size_t len, size_t *out_len)
 {
@@ -161,7 +145,7 @@ obs_tenant_label(const char *value, size_t len, size_t *out_len)
 
     /* the labels the module and the sidecar give never come from a client */
 
-    if (obs_tenant_reserved(value, len)) {
+    if (tenant_reserved(value, len)) {
         goto invalid;
     }
 

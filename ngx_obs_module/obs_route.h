@@ -8,13 +8,15 @@
 
 #include <stddef.h>
 
+#include "label_rules.h"
 
-#define OBS_ROUTE_MAX_LEN    256
-#define OBS_TENANT_MAX_LEN   64
 
-#define OBS_TENANT_NONE      "none"
-#define OBS_TENANT_INVALID   "invalid"
-#define OBS_TENANT_OVERFLOW  "__overflow__"   /* the sidecar's, past its cap */
+/* the rules every consumer shares: common/label_rules.h */
+#define OBS_ROUTE_MAX_LEN    ROUTE_MAX_LEN
+#define OBS_TENANT_MAX_LEN   TENANT_MAX_LEN
+
+#define OBS_TENANT_NONE      TENANT_NONE
+#define OBS_TENANT_INVALID   TENANT_INVALID
 
 
 /*
@@ -25,14 +27,12 @@
  */
 size_t obs_route_normalize(const char *path, size_t len, char *out);
 
-/* Returns 1 when value is one of the labels only the gateway gives. */
-int obs_tenant_reserved(const char *value, size_t len);
-
 /*
  * Returns the tenant label for a raw value: the value itself when it is
  * 1..64 bytes of [A-Za-z0-9._:-], OBS_TENANT_NONE when empty, and
- * OBS_TENANT_INVALID otherwise, also for a value equal to a reserved label
- * (none, invalid, __overflow__).  *out_len receives its length.
+ * OBS_TENANT_INVALID otherwise, also for a value a client may not give
+ * (tenant_reserved(): none, invalid, __overflow__).  *out_len receives its
+ * length.
  */
 const char *obs_tenant_label(const char *value, size_t len, size_t *out_len);
 

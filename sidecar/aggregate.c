@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "active_requests.h"
 #include "aggregate.h"
-#include "business.h"
+#include "business_metrics.h"
+#include "label_rules.h"
 #include "labels.h"
 #include "stats.h"
 
@@ -32,7 +34,8 @@ struct aggregator {
     dimension_t   *upstreams;
     long           ttl;
     int            exemplars;
-    business_t    *business;     /* obs_metric, requests in flight */
+    business_t    *business;     /* obs_metric */
+    active_requests_t  *active;  /* requests in flight */
 
     /* every bucket layout ever configured: old series still point at theirs */
     double        *bounds_sets[AGG_MAX_BOUNDS_SETS];
@@ -75,9 +78,11 @@ aggregator_new(store_t *store, const config_t *cfg)
     a->routes = dimension_map_new(cfg->max_services, cfg->max_routes);
     a->upstreams = dimension_new(cfg->max_routes);
     a->business = business_new(cfg->max_series);
+    a->active = active_requests_new();
 
     if (a->tenants == NULL || a->routes == NULL || a->upstreams == NULL
-        || a->business == NULL || aggregator_configure(a, cfg) != 0)
+        || a->business == NULL || a->active == NULL
+        || aggregator_configure(a, cfg) != 0)
     {
         aggregator_free(a);
         return NULL;
@@ -99,6 +104,7 @@ aggregator_free(aggregator_t *a)
     dimension_map_free(a->routes);
     dimension_free(a->upstreams);
     business_free(a->business);
+    active_requests_free(a->active);
     for (i = 0; i < a->n_bounds_sets; i++) {
         free(a->bounds_sets[i]);
     }
@@ -145,7 +151,7 @@ void
 aggregator_active(aggregator_t *a, const Obs__V1__BatchHeader *h,
     int trusted, time_t now)
 {
-    business_active(a->business, h, a->default_service, trusted, now);
+    active_requests_take(a->active, h, a->default_service, trusted, now);
 }
 
 business_t *
@@ -154,12 +160,22 @@ aggregator_business(aggregator_t *a)
     return a->business;
 }
 
+active_requests_t *
+aggregator_active_requests(aggregator_t *a)
+{
+    return a->active;
+}
+
 void
 aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     double now_f)
 {
     agg_labels_t    l;
-    const char     *labels[STORE_MAX_LABELS], *route, *tenant, *upstream;
+    const char     *route, *tenant, *upstream;
+    const char     *req[LABELS_REQUESTS], *dur[LABELS_DURATION];
+    const char     *body[LABELS_REQUEST_BODY];
+    const char     *up_dur[LABELS_UPSTREAM_DURATION];
+    const char     *up_req[LABELS_UPSTREAM_REQUESTS];
     const uint8_t  *trace_id = NULL, *span_id = NULL;
     size_t          i, n;
 
@@ -183,21 +199,52 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
         span_id = r->span_id.data;
     }
 
-    labels[0] = l.service;
-    labels[1] = route;
-    labels[2] = l.method;
-    labels[3] = l.code;
-    labels[4] = tenant;
-    agg_count(a, FAMILY_REQUESTS, labels, 1, now);
+    /*
+     * Every label by name (families.def); the asserts make a label added
+     * there a build error here until it is filled.
+     */
 
-    labels[3] = tenant;
-    agg_observe(a, FAMILY_DURATION, labels, a->duration_bounds,
+    _Static_assert(LABELS_REQUESTS == 5, "http_server_requests' labels");
+    req[LABEL_REQUESTS_service] = l.service;
+    req[LABEL_REQUESTS_route] = route;
+    req[LABEL_REQUESTS_method] = l.method;
+    req[LABEL_REQUESTS_code] = l.code;
+    req[LABEL_REQUESTS_tenant] = tenant;
+    agg_count(a, FAMILY_REQUESTS, req, 1, now);
+
+    _Static_assert(LABELS_DURATION == 4, "the duration's labels");
+    dur[LABEL_DURATION_service] = l.service;
+    dur[LABEL_DURATION_route] = route;
+    dur[LABEL_DURATION_method] = l.method;
+    dur[LABEL_DURATION_tenant] = tenant;
+    agg_observe(a, FAMILY_DURATION, dur, a->duration_bounds,
                 a->n_duration_bounds, (double) r->duration_us / 1e6,
                 trace_id, span_id, now_f, now);
 
-    labels[2] = tenant;
-    agg_count(a, FAMILY_REQUEST_BODY, labels, r->request_body_bytes, now);
-    agg_count(a, FAMILY_RESPONSE_BODY, labels, r->response_body_bytes, now);
+    /* both body families have the same labels in the same places */
+
+    _Static_assert(LABELS_REQUEST_BODY == 3
+                   && (int) LABELS_RESPONSE_BODY == (int) LABELS_REQUEST_BODY
+                   && (int) LABEL_RESPONSE_BODY_service
+                      == (int) LABEL_REQUEST_BODY_service
+                   && (int) LABEL_RESPONSE_BODY_route
+                      == (int) LABEL_REQUEST_BODY_route
+                   && (int) LABEL_RESPONSE_BODY_tenant
+                      == (int) LABEL_REQUEST_BODY_tenant,
+                   "the body families' labels");
+    body[LABEL_REQUEST_BODY_service] = l.service;
+    body[LABEL_REQUEST_BODY_route] = route;
+    body[LABEL_REQUEST_BODY_tenant] = tenant;
+    agg_count(a, FAMILY_REQUEST_BODY, body, r->request_body_bytes, now);
+    agg_count(a, FAMILY_RESPONSE_BODY, body, r->response_body_bytes, now);
+
+    _Static_assert(LABELS_UPSTREAM_DURATION == 3
+                   && LABELS_UPSTREAM_REQUESTS == 4,
+                   "the upstream families' labels");
+    up_dur[LABEL_UPSTREAM_DURATION_service] = l.service;
+    up_dur[LABEL_UPSTREAM_DURATION_route] = route;
+    up_req[LABEL_UPSTREAM_REQUESTS_service] = l.service;
+    up_req[LABEL_UPSTREAM_REQUESTS_route] = route;
 
     for (i = 0; i < r->n_upstreams; i++) {
         const Obs__V1__UpstreamAttempt  *u = r->upstreams[i];
@@ -212,15 +259,16 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
         upstream = agg_admit(a->upstreams, l.upstream, now,
                              OVERFLOW_UPSTREAM);
 
-        labels[2] = upstream;
-        agg_observe(a, FAMILY_UPSTREAM_DURATION, labels, a->upstream_bounds,
+        up_dur[LABEL_UPSTREAM_DURATION_upstream] = upstream;
+        agg_observe(a, FAMILY_UPSTREAM_DURATION, up_dur, a->upstream_bounds,
                     a->n_upstream_bounds, (double) u->response_time_us / 1e6,
                     trace_id, u->span_id.len == 8 ? u->span_id.data : span_id,
                     now_f, now);
 
         snprintf(l.code, sizeof(l.code), "%u", u->status);
-        labels[3] = l.code;
-        agg_count(a, FAMILY_UPSTREAM_REQUESTS, labels, 1, now);
+        up_req[LABEL_UPSTREAM_REQUESTS_upstream] = upstream;
+        up_req[LABEL_UPSTREAM_REQUESTS_code] = l.code;
+        agg_count(a, FAMILY_UPSTREAM_REQUESTS, up_req, 1, now);
     }
 
     /* obs_metric observations, under the same bounded labels */
@@ -239,6 +287,7 @@ aggregator_expire(aggregator_t *a, time_t now)
     dimension_map_expire(a->routes, now - a->ttl);
     dimension_expire(a->upstreams, now - a->ttl);
     business_expire(a->business, now - a->ttl);
+    active_requests_expire(a->active, now - a->ttl);
 }
 
 /*
@@ -315,16 +364,17 @@ agg_method(const ProtobufCBinaryData *m, char *out)
     strcpy(out, "_OTHER");
 }
 
-/* A tenant's label: "none" and "invalid" (a bounded set the gateway alone
- * gives) are never capped, so requests without a tenant stay "none". */
+/* A tenant's label: those the gateway gives (common/label_rules.h: none,
+ * invalid, unverified) are a bounded set, never capped, so requests
+ * without a (valid) tenant are never hidden under __overflow__. */
 static const char *
 agg_tenant(aggregator_t *a, const char *tenant, time_t now)
 {
-    if (tenant[0] == '\0' || strcmp(tenant, "none") == 0) {
-        return "none";
+    if (tenant[0] == '\0') {
+        return TENANT_NONE;
     }
-    if (strcmp(tenant, "invalid") == 0) {
-        return "invalid";
+    if (tenant_from_gateway(tenant)) {
+        return tenant;
     }
     return agg_admit(a->tenants, tenant, now, OVERFLOW_TENANT);
 }

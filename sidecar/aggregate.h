@@ -25,14 +25,17 @@ void aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     double now_f);
 
 /*
- * Takes a header's snapshot of requests in flight (business.c); trusted:
- * it came with a valid tag.
+ * Takes a header's snapshot of requests in flight (active_requests.c);
+ * trusted: it came with a valid tag.
  */
 void aggregator_active(aggregator_t *a, const Obs__V1__BatchHeader *h,
     int trusted, time_t now);
 
-/* The business metrics and requests in flight, for metrics_add_source. */
+/* The business metrics (obs_metric), for metrics_add_source. */
 struct business *aggregator_business(aggregator_t *a);
+
+/* Requests in flight, for metrics_add_source. */
+struct active_requests *aggregator_active_requests(aggregator_t *a);
 
 /* Expires series and label values not seen within the configured TTL. */
 void aggregator_expire(aggregator_t *a, time_t now);

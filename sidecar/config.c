@@ -19,8 +19,11 @@
 
 #include "config.h"
 #include "label_rules.h"
+#include "log.h"
 #include "exporter_config.h"
 #include "settings.h"
+#include "spool.h"
+#include "obs/v1/framing.h"
 
 #define CONFIG_MAX_FLAGS  64
 
@@ -44,6 +47,7 @@ static int config_add_ingest(config_t *c, const char *addr, char *err,
 static int config_check(const config_t *c, char *err, size_t errlen);
 static int config_check_pushers(const config_t *c, char *err,
     size_t errlen);
+static int config_check_audit(const config_t *c, char *err, size_t errlen);
 static int config_check_udp(const char *addr, char *err, size_t errlen);
 static int config_check_output(const char *setting, const char *path,
     int is_dir, char *err, size_t errlen);
@@ -52,6 +56,9 @@ static int config_same(const char *a, const char *b);
 static int config_flags(const setting_t *table, void *base,
     struct option *options, const setting_t **rows, void **bases,
     char (*names)[64], int n);
+static void config_bad_option(int opt, const char *arg, char *err,
+    size_t errlen);
+static void config_unknown_env(void);
 static int config_set_ingest(const setting_t *s, void *base, json_t *v,
     const char *text, const char *where, char *err, size_t errlen);
 static int config_set_key(const setting_t *s, void *base, json_t *v,
@@ -111,6 +118,36 @@ static const setting_t  clickhouse_settings[] = {
 };
 
 #undef CH
+#define AU  audit_config_t
+
+static const setting_t  audit_settings[] = {
+    { "file", SETTING_STRING, offsetof(AU, file), 0, 0,
+      "OBS_SIDECAR_AUDIT_FILE", "--audit-file PATH",
+      "the audit trail: HMAC-chained JSON lines, appended (with key_file)",
+      NULL, NULL },
+    { "key_file", SETTING_CUSTOM, offsetof(AU, key), 0, 0,
+      "OBS_SIDECAR_AUDIT_KEY_FILE", "--audit-key-file FILE",
+      "key of the chain's HMAC-SHA256 (first line, 16-1023 bytes)", NULL,
+      config_set_key },
+    { "rotate_bytes", SETTING_SIZE, offsetof(AU, rotate_bytes), 4096, 1e15,
+      NULL, NULL, "a file this large is rotated (FILE.1, FILE.2, ...)",
+      NULL, NULL },
+    { "rotate_files", SETTING_LONG, offsetof(AU, rotate_files), 1, 100000,
+      NULL, NULL, "rotated files kept (the oldest is removed)", NULL,
+      NULL },
+    { "queue_bytes", SETTING_SIZE, offsetof(AU, queue_bytes), 65536, 1e12,
+      NULL, NULL, "events waiting while the file cannot be written",
+      NULL, NULL },
+    { "loki", SETTING_BOOL, offsetof(AU, loki), 0, 0, NULL, NULL,
+      "also to Loki (loki.url) as the stream {job=\"obs-audit\"}", NULL,
+      NULL },
+    { "org_id", SETTING_STRING, offsetof(AU, org_id), 0, 0, NULL, NULL,
+      "its X-Scope-OrgID, the operator's (default: loki.org_id)", NULL,
+      NULL },
+    SETTINGS_END
+};
+
+#undef AU
 #define C  config_t
 
 static const setting_t  auth_settings[] = {
@@ -177,6 +214,12 @@ static const setting_t  config_settings[] = {
       NULL, "remote-write", remote_write_settings, NULL },
     { "clickhouse", SETTING_OBJECT, offsetof(C, clickhouse), 0, 0, NULL,
       NULL, "ClickHouse", clickhouse_settings, NULL },
+    { "audit", SETTING_OBJECT, offsetof(C, audit), 0, 0, NULL, NULL,
+      "the audit trail", audit_settings, NULL },
+    { NULL, SETTING_OBJECT, offsetof(C, otlp_metrics), 0, 0, NULL, NULL,
+      "OTLP metrics", otlp_metrics_settings, NULL },
+    { "status", SETTING_OBJECT, offsetof(C, status), 0, 0, NULL, NULL,
+      "/status page", status_settings, NULL },
     SETTINGS_END
 };
 
@@ -192,9 +235,15 @@ config_usage(const char *prog)
            "Flags beat the environment, which beats the --config file.\n"
            "\n", prog);
     settings_usage(stdout, config_settings);
-    printf("  %-28s %s\n  %-28s %s\n  %-28s %s\n  %-28s %s\n",
+    printf("  %-28s %s\n  %-28s %s\n  %-28s %s\n  %-28s %s\n"
+           "  %-28s %s\n  %-28s %s\n  %-28s %s\n  %-28s %s\n",
            "--check-config", "validate the configuration and what",
            "", "start-up would meet; exit 0 or 2",
+           "--verify-audit FILE...", "check the audit chain of the files",
+           "", "(oldest first) under --audit-key-file;",
+           "", "exit 0 when it holds, 1 naming the first bad line",
+           "--audit-anchor MAC", "with --verify-audit: a mac shipped "
+           "elsewhere",
            "--help", "this text",
            "--help=markdown", "every setting as the README's table");
 }
@@ -219,6 +268,7 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     int               which[CONFIG_MAX_FLAGS * 2];
     char              names[CONFIG_MAX_FLAGS][64];
     int               n = 0, n_args = 0, opt, idx, i, check_only = 0;
+    int               verify = 0;
 
     config_defaults(c);
     c->argc = argc;
@@ -227,13 +277,17 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     /* one long option per row with a flag */
     n = config_flags(config_settings, c, options, rows, bases, names, 0);
     options[n++] = (struct option) { "check-config", no_argument, NULL, 0 };
+    options[n++] = (struct option) { "verify-audit", no_argument, NULL, 0 };
+    options[n++] = (struct option) { "audit-anchor", required_argument, NULL,
+                                     0 };
     options[n++] = (struct option) { "help", optional_argument, NULL, 0 };
     options[n] = (struct option) { NULL, 0, NULL, 0 };
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "", options, &idx)) != -1) {
+    opterr = 0;     /* our messages, which name the option */
+    while ((opt = getopt_long(argc, argv, ":", options, &idx)) != -1) {
         if (opt != 0 || n_args == CONFIG_MAX_FLAGS * 2) {
-            snprintf(err, errlen, "unknown option (see --help)");
+            config_bad_option(opt, argv[optind - 1], err, errlen);
             return CONFIG_ERROR;
         }
         if (strcmp(options[idx].name, "help") == 0) {
@@ -248,11 +302,28 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
             check_only = 1;
             continue;
         }
+        if (strcmp(options[idx].name, "verify-audit") == 0) {
+            verify = 1;
+            continue;
+        }
+        if (strcmp(options[idx].name, "audit-anchor") == 0) {
+            c->verify_anchor = optarg;
+            continue;
+        }
         which[n_args] = idx;
         args[n_args++] = optarg;
     }
 
-    if (optind < argc) {
+    /* --verify-audit's files are the arguments */
+    if (verify) {
+        c->verify_files = argv + optind;
+        c->n_verify_files = argc - optind;
+        if (c->n_verify_files == 0) {
+            snprintf(err, errlen, "--verify-audit needs the files of the "
+                     "trail, oldest first");
+            return CONFIG_ERROR;
+        }
+    } else if (optind < argc) {
         snprintf(err, errlen, "unexpected argument \"%s\"", argv[optind]);
         return CONFIG_ERROR;
     }
@@ -276,12 +347,22 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
     if (settings_env(config_settings, c, err, errlen) != 0) {
         return CONFIG_ERROR;
     }
+    config_unknown_env();
     for (i = 0; i < n_args; i++) {
         if (settings_flag(rows[which[i]], bases[which[i]], args[i], err,
                           errlen) != 0)
         {
             return CONFIG_ERROR;
         }
+    }
+
+    if (verify) {
+        if (c->audit.key == NULL) {
+            snprintf(err, errlen, "--verify-audit needs the chain's key: "
+                     "--audit-key-file FILE (or audit.key_file)");
+            return CONFIG_ERROR;
+        }
+        return CONFIG_VERIFY;
     }
 
     if (c->n_ingest == 0) {
@@ -299,6 +380,14 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
                                1, err, errlen) != 0
         || config_check_output("clickhouse.spool_dir",
                                c->clickhouse.sink.spool_dir, 1, err,
+                               errlen) != 0
+        || config_check_output("audit.file", c->audit.file, 0, err,
+                               errlen) != 0
+        || config_check_output("otlp_logs.spool_dir",
+                               c->exporter.otlp_logs.spool_dir, 1, err,
+                               errlen) != 0
+        || config_check_output("otlp_metrics.spool_dir",
+                               c->otlp_metrics.sink.spool_dir, 1, err,
                                errlen) != 0)
     {
         return CONFIG_ERROR;
@@ -308,14 +397,16 @@ config_load(config_t *c, int argc, char **argv, char *err, size_t errlen)
 }
 
 int
-config_reload(config_t *c, char *restart, size_t restartlen, char *err,
-    size_t errlen)
+config_reload(config_t *c, char *all, size_t alllen, char *restart,
+    size_t restartlen, char *err, size_t errlen)
 {
     config_t  fresh;
     char      changed[512];
+    size_t    n;
     int       i, same;
 
     restart[0] = '\0';
+    all[0] = '\0';
     if (c->config_path == NULL) {
         return 0;
     }
@@ -326,12 +417,19 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
         return -1;
     }
 
-    /* addresses stay: sockets are bound once; the exporter and the
-       pushers keep what they started with; everything else is live */
+    /* every setting that changed, for the audit trail (names only) */
+    settings_diff(config_settings, NULL, c, &fresh, all, alllen);
+
+    /* addresses stay: sockets are bound once; the exporter, the pushers
+       and the audit trail keep what they started with; everything else
+       is live */
     same = fresh.n_ingest == c->n_ingest;
     for (i = 0; i < fresh.n_ingest; i++) {
         same = same && strcmp(fresh.ingest[i], c->ingest[i]) == 0;
         free(fresh.ingest[i]);
+    }
+    if (!same && strlen(all) + sizeof(" ingest") <= alllen) {
+        strcat(all, " ingest");
     }
     snprintf(changed, sizeof(changed), "%s%s%s%s",
              strcmp(fresh.listen, c->listen) ? " listen" : "",
@@ -346,6 +444,16 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
                   &fresh.remote_write, changed, sizeof(changed));
     settings_diff(clickhouse_settings, "clickhouse", &c->clickhouse,
                   &fresh.clickhouse, changed, sizeof(changed));
+    settings_diff(audit_settings, "audit", &c->audit, &fresh.audit, changed,
+                  sizeof(changed));
+    settings_diff(otlp_metrics_settings, NULL, &c->otlp_metrics,
+                  &fresh.otlp_metrics, changed, sizeof(changed));
+    if (fresh.otlp_metrics.prometheus != c->otlp_metrics.prometheus
+        || fresh.otlp_metrics.otlp != c->otlp_metrics.otlp)
+    {
+        n = strlen(changed);
+        snprintf(changed + n, sizeof(changed) - n, " metrics_exporter");
+    }
     if (changed[0]) {
         snprintf(restart, restartlen, "%s: changed but only a restart "
                  "applies it; still serving http://%s/metrics and ingesting "
@@ -371,6 +479,9 @@ config_reload(config_t *c, char *restart, size_t restartlen, char *err,
     exporter_config_free(&c->exporter);
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
+    audit_config_free(&c->audit);
+    otlp_metrics_config_free(&c->otlp_metrics);
+    status_config_free(&c->status);
     *c = fresh;
     return 0;
 }
@@ -394,6 +505,9 @@ config_free(config_t *c)
     exporter_config_free(&c->exporter);
     remote_write_config_free(&c->remote_write);
     clickhouse_config_free(&c->clickhouse);
+    audit_config_free(&c->audit);
+    otlp_metrics_config_free(&c->otlp_metrics);
+    status_config_free(&c->status);
     memset(c, 0, sizeof(*c));
 }
 
@@ -417,6 +531,9 @@ config_defaults(config_t *c)
     exporter_config_defaults(&c->exporter);
     remote_write_config_defaults(&c->remote_write);
     clickhouse_config_defaults(&c->clickhouse);
+    audit_config_defaults(&c->audit);
+    otlp_metrics_config_defaults(&c->otlp_metrics);
+    status_config_defaults(&c->status);
 }
 
 static int
@@ -478,6 +595,77 @@ config_flags(const setting_t *table, void *base, struct option *options,
     }
 
     return n;
+}
+
+/* Why getopt refused arg: an option without its argument, or one that
+   does not exist (with the nearest that does). */
+
+static void
+config_bad_option(int opt, const char *arg, char *err, size_t errlen)
+{
+    char         word[64], near[64];
+    const char  *guess = NULL;
+    size_t       n;
+
+    if (opt == ':') {
+        snprintf(err, errlen, "option \"%s\" needs an argument (see --help)",
+                 arg);
+        return;
+    }
+
+    if (strncmp(arg, "--", 2) == 0) {
+        n = strcspn(arg + 2, "=");
+        if (n < sizeof(word)) {
+            memcpy(word, arg + 2, n);
+            word[n] = '\0';
+            guess = settings_nearest(config_settings, SETTINGS_NAME_FLAG,
+                                     word, near, sizeof(near));
+        }
+    }
+
+    snprintf(err, errlen, "unknown option \"%s\"%s%s%s (see --help)", arg,
+             guess ? " (did you mean \"--" : "", guess ? guess : "",
+             guess ? "\"?)" : "");
+}
+
+/*
+ * An OBS_SIDECAR_ variable that no setting reads is most likely a typo of
+ * one that does, which would otherwise be ignored without a word.
+ */
+
+static void
+config_unknown_env(void)
+{
+    char         name[64], near[64];
+    const char  *guess;
+    size_t       n;
+    char       **e;
+
+    for (e = environ; *e; e++) {
+        if (strncmp(*e, "OBS_SIDECAR_", 12) != 0) {
+            continue;
+        }
+
+        n = strcspn(*e, "=");
+        if (n >= sizeof(name)) {
+            continue;
+        }
+        memcpy(name, *e, n);
+        name[n] = '\0';
+
+        if (settings_nearest(config_settings, SETTINGS_NAME_ENV, name, near,
+                             sizeof(near))
+            && strcmp(near, name) == 0)
+        {
+            continue;
+        }
+
+        guess = settings_nearest(config_settings, SETTINGS_NAME_ENV, name,
+                                 near, sizeof(near));
+        sidecar_log("warn", "environment variable %s is not a setting and is "
+                    "ignored%s%s%s", name, guess ? " (did you mean " : "",
+                    guess ? guess : "", guess ? "?)" : "");
+    }
 }
 
 /* "ingest": an array in the file; a comma-separated list in the
@@ -547,38 +735,47 @@ config_set_ingest(const setting_t *s, void *base, json_t *v,
     return rc;
 }
 
-/* The datagram key: a secret file's first line, 16 to 1023 bytes. */
+/* A key (ingest_key_file, audit.key_file): a secret file's first line,
+   OBS_KEY_MIN to OBS_KEY_MAX bytes (obs/v1/framing.h: the module reads its
+   key so); messages name the setting, and how it was given. */
 
 static int
 config_set_key(const setting_t *s, void *base, json_t *v, const char *text,
     const char *where, char *err, size_t errlen)
 {
     char  **key = (char **) ((char *) base + s->offset);
+    char    name[128];
     const char  *path;
 
-    (void) where;
+    if (strcmp(where, s->key) == 0 || strchr(where, '.') != NULL) {
+        snprintf(name, sizeof(name), "%s", where);
+    } else {
+        snprintf(name, sizeof(name), "%s (%s)", s->key, where);
+    }
 
     if (v && !json_is_string(v)) {
-        snprintf(err, errlen, "config: \"ingest_key_file\" must be a "
-                 "string");
+        snprintf(err, errlen, "config: \"%s\" must be a string", name);
         return -1;
     }
     path = v ? json_string_value(v) : text;
 
-    if (settings_read_secret(path, key, "ingest_key_file", err, errlen)
-        != 0)
-    {
+    free(*key);
+    *key = NULL;
+
+    if (settings_read_secret(path, key, name, err, errlen) != 0) {
         return -1;
     }
 
-    if (strlen(*key) < 16 || strlen(*key) > 1023) {
-        snprintf(err, errlen, "config: ingest_key_file: the key in %s must "
-                 "be 16 to 1023 bytes on the first line", path);
+    if (strlen(*key) < OBS_KEY_MIN || strlen(*key) > OBS_KEY_MAX) {
+        snprintf(err, errlen, "config: %s: the key in %s must be %d to %d "
+                 "bytes on the first line", name, path, OBS_KEY_MIN,
+                 OBS_KEY_MAX);
         return -1;
     }
 
     return 0;
 }
+
 
 /* Bucket bounds: 1 to CONFIG_MAX_BUCKETS positive increasing numbers; the
    count follows the array in config_t. */
@@ -828,7 +1025,51 @@ config_check(const config_t *c, char *err, size_t errlen)
                                        err, errlen) != 0
            || destination_config_check(&c->remote_write.sink, "remote_write",
                                        err, errlen) != 0
-           || config_check_pushers(c, err, errlen) != 0 ? -1 : 0;
+           || destination_config_check(&c->otlp_metrics.sink, "otlp_metrics",
+                                       err, errlen) != 0
+           || config_check_pushers(c, err, errlen) != 0
+           || config_check_audit(c, err, errlen) != 0
+           || status_config_check(&c->status, err, errlen) != 0 ? -1 : 0;
+}
+
+/* The audit trail: a file needs the chain's key; its stream in Loki goes
+   under the operator's org, never a tenant's. */
+
+static int
+config_check_audit(const config_t *c, char *err, size_t errlen)
+{
+    const audit_config_t  *a = &c->audit;
+
+    if (a->file && (a->file[0] == '\0' || strcmp(a->file, "-") == 0)) {
+        snprintf(err, errlen, "config: \"audit.file\" must be a file's path");
+        return -1;
+    }
+
+    if (a->file && a->key == NULL) {
+        snprintf(err, errlen, "config: \"audit.file\" needs "
+                 "\"audit.key_file\" (--audit-key-file): the key of the "
+                 "chain's HMAC");
+        return -1;
+    }
+
+    if (a->org_id && !org_id_valid(a->org_id)) {
+        snprintf(err, errlen, "config: \"audit.org_id\" must be 1 to %d of "
+                 "A-Z a-z 0-9 !-_.*'() and not \".\" or \"..\" (an "
+                 "X-Scope-OrgID)", ORG_ID_MAX);
+        return -1;
+    }
+
+    if (a->file && a->loki && c->exporter.loki.url && a->org_id == NULL
+        && c->exporter.tenant_header == TENANT_HEADER_PER_TENANT)
+    {
+        snprintf(err, errlen, "config: \"loki.tenant_header\" per_tenant "
+                 "sends each tenant's lines under its own X-Scope-OrgID: "
+                 "set \"audit.org_id\" to the operator's for the audit "
+                 "stream (or \"audit.loki\": false)");
+        return -1;
+    }
+
+    return 0;
 }
 
 /* udp:PORT, udp::PORT (both 127.0.0.1), udp:HOST:PORT, udp:[V6]:PORT. */
@@ -877,6 +1118,10 @@ config_check_output(const char *setting, const char *path, int is_dir,
         if (S_ISDIR(st.st_mode) != is_dir) {
             snprintf(err, errlen, "%s: %s is %s", setting, path,
                      is_dir ? "not a directory" : "a directory, not a file");
+            return -1;
+        }
+        if (is_dir && spool_dir_check(&st, path, dir, sizeof(dir)) != 0) {
+            snprintf(err, errlen, "%s: %s", setting, dir);
             return -1;
         }
         return 0;

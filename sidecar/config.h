@@ -5,9 +5,12 @@
 
 #include <stddef.h>
 
+#include "audit.h"
 #include "clickhouse.h"
 #include "exporter.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
+#include "status_config.h"
 
 #define CONFIG_MAX_INGEST   16
 #define CONFIG_MAX_BUCKETS  64
@@ -44,27 +47,38 @@ typedef struct {
     exporter_config_t  exporter;         /* log lines to Loki, spans to OTLP */
     remote_write_config_t  remote_write; /* series to a remote-write receiver */
     clickhouse_config_t    clickhouse;   /* per-tenant usage rows */
+    audit_config_t         audit;        /* the audit trail */
+    otlp_metrics_config_t  otlp_metrics; /* /metrics and/or OTLP pushes */
+    status_config_t        status;       /* /status: SLOs, links */
+
+    /* --verify-audit FILE... [--audit-anchor MAC] */
+    char   **verify_files;               /* in argv */
+    int      n_verify_files;
+    char    *verify_anchor;
 } config_t;
 
 /* What config_load decided. */
-enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_CHECK = 2, CONFIG_ERROR = -1 };
+enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_CHECK = 2, CONFIG_VERIFY = 3,
+       CONFIG_ERROR = -1 };
 
 /*
  * Builds the configuration from defaults, the --config file, OBS_SIDECAR_*
  * variables and the command line.  On CONFIG_ERROR err holds a message that
  * names the setting; CONFIG_EXIT means --help was printed; CONFIG_CHECK
- * means --check-config: the caller probes what start-up would meet.
+ * means --check-config: the caller probes what start-up would meet;
+ * CONFIG_VERIFY means --verify-audit: check the chain of the files named.
  */
 int config_load(config_t *c, int argc, char **argv, char *err, size_t errlen);
 
 /*
  * Loads the configuration again as at start (file, environment, flags) for
- * SIGHUP; on error c is left unchanged.  Addresses, the exporter and the
- * pushers keep what they started with: restart names the settings of
- * theirs that changed ("" if none).
+ * SIGHUP; on error c is left unchanged.  Addresses, the exporter, the
+ * pushers and the audit trail keep what they started with: restart names
+ * the settings of theirs that changed ("" if none), changed every setting
+ * that changed (" key key ...", names only).
  */
-int config_reload(config_t *c, char *restart, size_t restartlen, char *err,
-    size_t errlen);
+int config_reload(config_t *c, char *changed, size_t changedlen,
+    char *restart, size_t restartlen, char *err, size_t errlen);
 
 /* Frees what config_load allocated. */
 void config_free(config_t *c);

@@ -93,6 +93,15 @@ expo_begin_series(expo_writer_t *w, expo_series_pt series, void *data)
 }
 
 void
+expo_begin_visit(expo_writer_t *w, const expo_visitor_t *v, void *data)
+{
+    memset(w, 0, sizeof(*w));
+    w->format = EXPO_VISIT;
+    w->visitor = v;
+    w->series_data = data;
+}
+
+void
 expo_family(expo_writer_t *w, const char *name, const char *help,
     const char *unit, expo_type_t type)
 {
@@ -134,6 +143,10 @@ expo_family(expo_writer_t *w, const char *name, const char *help,
 
     case EXPO_SERIES:
         break;
+
+    case EXPO_VISIT:
+        w->visitor->family(w->series_data, name, help, unit, type);
+        break;
     }
 }
 
@@ -156,6 +169,11 @@ expo_sample(expo_writer_t *w, const char *const *names,
             m.gauge = &g;
         }
         expo_proto_metric(w, &m, names, values, n);
+        return;
+    }
+
+    if (w->format == EXPO_VISIT) {
+        w->visitor->sample(w->series_data, names, values, n, value, w->born);
         return;
     }
 
@@ -192,6 +210,11 @@ expo_histogram(expo_writer_t *w, const char *const *names,
 
     if (w->format == EXPO_SERIES) {
         expo_series_histogram(w, names, values, n, h);
+        return;
+    }
+
+    if (w->format == EXPO_VISIT) {
+        w->visitor->histogram(w->series_data, names, values, n, h, w->born);
         return;
     }
 
@@ -238,6 +261,11 @@ expo_family_end(expo_writer_t *w)
         IO__PROMETHEUS__CLIENT__METRIC_FAMILY__INIT;
     char                                  name[256];
     size_t                                head;
+
+    if (w->format == EXPO_VISIT) {
+        w->visitor->family_end(w->series_data);
+        return;
+    }
 
     if (w->format != EXPO_PROTOBUF || w->family.len == 0) {
         return;

@@ -12,7 +12,7 @@
 #include "histogram.h"
 
 typedef enum { EXPO_TEXT = 0, EXPO_OPENMETRICS, EXPO_PROTOBUF,
-               EXPO_SERIES } expo_format_t;
+               EXPO_SERIES, EXPO_VISIT } expo_format_t;
 
 typedef enum {
     EXPO_COUNTER, EXPO_GAUGE, EXPO_HISTOGRAM, EXPO_INFO
@@ -27,10 +27,30 @@ typedef void (*expo_series_pt)(void *data, const char *name,
     const char *const *names, const char *const *values, int n,
     const char *le, double value);
 
+/*
+ * EXPO_VISIT hands each family, sample and histogram to a visitor as they
+ * are (a histogram whole, with its bounds, buckets and exemplars), with
+ * the store's creation number of the series (0 for series of no store:
+ * the sidecar's own, business metrics): OTLP metrics.
+ */
+typedef struct {
+    void  (*family)(void *data, const char *name, const char *help,
+                    const char *unit, expo_type_t type);
+    void  (*sample)(void *data, const char *const *names,
+                    const char *const *values, int n, double value,
+                    uint32_t born);
+    void  (*histogram)(void *data, const char *const *names,
+                       const char *const *values, int n,
+                       const histogram_t *h, uint32_t born);
+    void  (*family_end)(void *data);
+} expo_visitor_t;
+
 typedef struct {
     expo_format_t   format;
     expo_series_pt  series;         /* EXPO_SERIES */
-    void           *series_data;
+    void           *series_data;    /* EXPO_SERIES and EXPO_VISIT */
+    const expo_visitor_t  *visitor; /* EXPO_VISIT */
+    uint32_t        born;           /* the current series' (metrics.c) */
     buf_t          *out;
     buf_t           family;         /* protobuf: the family's metrics */
     buf_t           labels;         /* text: one sample's escaped labels */
@@ -53,6 +73,10 @@ void expo_begin(expo_writer_t *w, expo_format_t format, buf_t *out);
 
 /* Starts handing every sample to series(data, ...) (EXPO_SERIES). */
 void expo_begin_series(expo_writer_t *w, expo_series_pt series, void *data);
+
+/* Starts handing every family, sample and histogram to v (EXPO_VISIT). */
+void expo_begin_visit(expo_writer_t *w, const expo_visitor_t *v,
+    void *data);
 
 /* Starts a family; name is the base name (counters: without _total). */
 void expo_family(expo_writer_t *w, const char *name, const char *help,

@@ -8,6 +8,9 @@
  */
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,9 +26,11 @@
 
 #include "compress.h"
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "net.h"
 #include "stats.h"
+#include "status.h"
 
 #define HTTP_CONNECTIONS     256    /* at once, from all clients */
 #define HTTP_PER_ADDRESS     8      /* at once, from one client address */
@@ -63,7 +68,10 @@ struct http_server {
     struct MHD_Daemon  *daemon;
     store_t            *store;
     atomic_int          ready;
+    http_ready_pt       ready_check;  /* set before serving */
+    void               *ready_data;
     atomic_int          stopping;
+    int                 prometheus;  /* /metrics served (set at start) */
     pthread_t           thread;
     int                 running;
     http_conn_t        *conns;       /* touched by the HTTP thread only */
@@ -72,6 +80,7 @@ struct http_server {
     char               *bearer_token;
     char               *basic_user;
     char               *basic_password;
+    status_t           *status;      /* /status, or NULL */
 };
 
 static enum MHD_Result http_handle(void *cls, struct MHD_Connection *c,
@@ -85,6 +94,11 @@ static void http_release_held(void *cls);
 static enum MHD_Result http_busy(struct MHD_Connection *c);
 static enum MHD_Result http_metrics(http_server_t *h,
     struct MHD_Connection *c);
+static enum MHD_Result http_status(http_server_t *h,
+    struct MHD_Connection *c, const char *url);
+static const char *http_arg(void *ctx, const char *name);
+static enum MHD_Result http_unauthorized(http_server_t *h,
+    struct MHD_Connection *c);
 static int http_authorized(http_server_t *h, struct MHD_Connection *c);
 static int http_equal(const char *a, const char *b);
 static int http_gzip(const buf_t *in, buf_t *out);
@@ -97,6 +111,9 @@ static void http_connection(void *cls, struct MHD_Connection *c,
 static void http_completed(void *cls, struct MHD_Connection *c,
     void **state, enum MHD_RequestTerminationCode toe);
 static http_conn_t *http_conn_of(struct MHD_Connection *c);
+static int http_listen_socket(const struct addrinfo *ai, const char *where,
+    char *err, size_t errlen);
+static void http_mhd_log(void *cls, const char *fmt, va_list ap);
 static uint64_t http_now_ms(void);
 
 http_server_t *
@@ -104,7 +121,7 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
 {
     http_server_t    *h;
     struct addrinfo  *ai;
-    int               rc;
+    int               rc, fd;
 
     h = calloc(1, sizeof(http_server_t));
     if (h == NULL) {
@@ -115,6 +132,7 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
     h->store = store;
     pthread_mutex_init(&h->auth_lock, NULL);
     http_configure(h, cfg);
+    h->prometheus = cfg->otlp_metrics.prometheus;
 
     rc = net_resolve(cfg->listen, SOCK_STREAM, &ai);
     if (rc != 0) {
@@ -123,22 +141,33 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
         return NULL;
     }
 
+    /*
+     * The socket is ours, so that a busy port is reported as such with the
+     * address (MHD would say "Failed to bind to port 0").
+     */
+    fd = http_listen_socket(ai, cfg->listen, err, errlen);
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        http_stop(h);
+        return NULL;
+    }
+
     h->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG
-        | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
         0, NULL, NULL, http_handle, h,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) HTTP_IDLE_SECONDS,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) HTTP_CONNECTIONS,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) HTTP_PER_ADDRESS,
         MHD_OPTION_NOTIFY_CONNECTION, http_connection, h,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
         MHD_OPTION_END);
-    freeaddrinfo(ai);
 
     if (h->daemon == NULL) {
-        snprintf(err, errlen, "listen %s: cannot start the HTTP server "
-                 "(address in use?)", cfg->listen);
+        close(fd);
+        snprintf(err, errlen, "listen %s: cannot start the HTTP server",
+                 cfg->listen);
         http_stop(h);
         return NULL;
     }
@@ -152,6 +181,58 @@ http_start(const config_t *cfg, store_t *store, char *err, size_t errlen)
 
     h->running = 1;
     return h;
+}
+
+/* A listening TCP socket on ai, or -1 with err naming listen and why. */
+
+static int
+http_listen_socket(const struct addrinfo *ai, const char *where, char *err,
+    size_t errlen)
+{
+    int  fd, on = 1;
+
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                ai->ai_protocol);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen %s: socket: %s", where,
+                 strerror(errno));
+        return -1;
+    }
+
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (ai->ai_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+    }
+
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0
+        || listen(fd, 128) != 0)
+    {
+        snprintf(err, errlen, "listen %s: %s%s", where, strerror(errno),
+                 errno == EADDRINUSE ? " (another process has this port: "
+                 "pick another with --listen)" : "");
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+/* MHD's own messages, as the sidecar's log lines. */
+
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char    line[512];
+    size_t  n;
+
+    (void) cls;
+
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
+        line[--n] = '\0';
+    }
+    sidecar_log("warn", "http: %s", line);
 }
 
 int
@@ -184,9 +265,22 @@ http_configure(http_server_t *h, const config_t *cfg)
 }
 
 void
+http_set_status(http_server_t *h, status_t *st)
+{
+    h->status = st;
+}
+
+void
 http_set_ready(http_server_t *h, int ready)
 {
     atomic_store(&h->ready, ready);
+}
+
+void
+http_set_ready_check(http_server_t *h, http_ready_pt check, void *data)
+{
+    h->ready_check = check;
+    h->ready_data = data;
 }
 
 void
@@ -220,6 +314,8 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
 {
     http_server_t  *h = cls;
     http_conn_t    *hc;
+    const char     *why;
+    char            text[512];
     static int      headers_seen;
 
     (void) version;
@@ -255,7 +351,10 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
     url = http_origin_path(url);
 
     if (strcmp(url, "/metrics") == 0) {
-        return http_metrics(h, c);
+        return h->prometheus
+               ? http_metrics(h, c)
+               : http_text(c, MHD_HTTP_NOT_FOUND, "not found: metrics go "
+                           "over OTLP only (OTEL_METRICS_EXPORTER)\n");
     }
 
     if (strcmp(url, "/healthz") == 0) {
@@ -263,13 +362,23 @@ http_handle(void *cls, struct MHD_Connection *c, const char *url,
     }
 
     if (strcmp(url, "/readyz") == 0) {
-        return atomic_load(&h->ready)
-               ? http_text(c, MHD_HTTP_OK, "ready\n")
-               : http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready\n");
+        why = h->ready_check ? h->ready_check(h->ready_data) : NULL;
+        if (!atomic_load(&h->ready) || why == NULL) {
+            return atomic_load(&h->ready)
+                   ? http_text(c, MHD_HTTP_OK, "ready\n")
+                   : http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                               "not ready\n");
+        }
+        snprintf(text, sizeof(text), "not ready: %s\n", why);
+        return http_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, text);
     }
 
-    return http_text(c, MHD_HTTP_NOT_FOUND,
-                     "not found: try /metrics, /healthz or /readyz\n");
+    if (h->status && strncmp(url, "/status", 7) == 0) {
+        return http_status(h, c, url);
+    }
+
+    return http_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, "
+                     "/status, /healthz or /readyz\n");
 }
 
 static enum MHD_Result
@@ -279,7 +388,7 @@ http_text(struct MHD_Connection *c, unsigned code, const char *body)
     enum MHD_Result       rc;
 
     r = MHD_create_response_from_buffer(strlen(body), (void *) body,
-                                        MHD_RESPMEM_PERSISTENT);
+                                        MHD_RESPMEM_MUST_COPY);
     if (r == NULL) {
         return MHD_NO;
     }
@@ -306,17 +415,7 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
     int                   gzip;
 
     if (!http_authorized(h, c)) {
-        r = MHD_create_response_from_buffer(13, (void *) "unauthorized\n",
-                                            MHD_RESPMEM_PERSISTENT);
-        if (r == NULL) {
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                h->basic_user ? "Basic realm=\"obs\""
-                                              : "Bearer");
-        rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
-        MHD_destroy_response(r);
-        return rc;
+        return http_unauthorized(h, c);
     }
 
     accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -431,6 +530,111 @@ http_busy(struct MHD_Connection *c)
 
     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     rc = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/*
+ * The status page: its files, and /status.json rendered from the newest
+ * snapshot (never from the store).  Read-only, behind the same auth as
+ * /metrics; the policy allows scripts and styles from the sidecar alone.
+ */
+
+static enum MHD_Result
+http_status(http_server_t *h, struct MHD_Connection *c, const char *url)
+{
+    struct MHD_Response  *r;
+    enum MHD_Result       rc;
+    const char           *type, *data;
+    buf_t                 body = { 0 };
+    size_t                len;
+    char                  err[256];
+
+    if (!http_authorized(h, c)) {
+        return http_unauthorized(h, c);
+    }
+
+    if (strcmp(url, "/status.json") == 0) {
+        if (status_render(h->status, http_arg, c, &body, err, sizeof(err))
+            != 0)
+        {
+            if (body.failed) {
+                buf_free(&body);
+                return http_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                 "out of memory\n");
+            }
+            buf_free(&body);
+            strcat(err, "\n");
+            r = MHD_create_response_from_buffer(strlen(err), err,
+                                                MHD_RESPMEM_MUST_COPY);
+            if (r == NULL) {
+                return MHD_NO;
+            }
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "text/plain; charset=utf-8");
+            rc = MHD_queue_response(c, strcmp(err, "no snapshot yet\n") == 0
+                                       ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                       : MHD_HTTP_BAD_REQUEST, r);
+            MHD_destroy_response(r);
+            return rc;
+        }
+
+        r = http_held_response(h, &body);
+        if (r == NULL) {
+            buf_free(&body);
+            return MHD_NO;
+        }
+        type = "application/json";
+
+    } else {
+        data = status_asset(url, &len, &type);
+        if (data == NULL) {
+            return http_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+        }
+        r = MHD_create_response_from_buffer(len, (void *) data,
+                                            MHD_RESPMEM_PERSISTENT);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+    }
+
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'self'; "
+                            "style-src 'self'; img-src 'self' data:; "
+                            "connect-src 'self'; base-uri 'none'; "
+                            "form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+
+    rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static const char *
+http_arg(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result
+http_unauthorized(http_server_t *h, struct MHD_Connection *c)
+{
+    struct MHD_Response  *r;
+    enum MHD_Result       rc;
+
+    r = MHD_create_response_from_buffer(13, (void *) "unauthorized\n",
+                                        MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            h->basic_user ? "Basic realm=\"obs\""
+                                          : "Bearer");
+    rc = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
     MHD_destroy_response(r);
     return rc;
 }

@@ -1,4 +1,5 @@
-/* The sidecar's HTTP side (libmicrohttpd): /metrics, /healthz, /readyz. */
+/* The sidecar's HTTP side (libmicrohttpd): /metrics, /status, /healthz,
+   /readyz. */
 
 #ifndef OBS_HTTP_H
 #define OBS_HTTP_H
@@ -6,6 +7,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "status.h"
 #include "store.h"
 
 typedef struct http_server  http_server_t;
@@ -28,8 +30,18 @@ int http_accepts_gzip(const char *header);
 /* Points the server at a reloaded configuration (auth). */
 void http_configure(http_server_t *h, const config_t *cfg);
 
+/* Serves /status, /status.json and the page's files from st. */
+void http_set_status(http_server_t *h, status_t *st);
+
 /* Marks the sidecar ready (or not) for /readyz. */
 void http_set_ready(http_server_t *h, int ready);
+
+/* What else /readyz asks (any thread): NULL when fine, else why not. */
+typedef const char *(*http_ready_pt)(void *data);
+
+/* Sets it, before the server answers anything. */
+void http_set_ready_check(http_server_t *h, http_ready_pt check,
+    void *data);
 
 /* Stops the server and frees it. */
 void http_stop(http_server_t *h);

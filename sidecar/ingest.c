@@ -17,31 +17,21 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "columns.h"
+#include "audit_events.h"
+#include "columns_reader.h"
 #include "decode_arena.h"
 #include "hash.h"
 #include "ingest.h"
 #include "net.h"
 #include "stats.h"
+#include "obs/v1/framing.h"
 
-/* the module sends at most 60000 bytes; anything larger is not a record */
-#define INGEST_MAX_DATAGRAM   65536
 #define INGEST_ARENA_SIZE     (8 * 1024 * 1024)
 #define INGEST_WORKERS        1024
 /* datagrams taken per wake-up before the main loop looks at signals */
 #define INGEST_DRAIN_BATCH    256
 /* how long a stopping sidecar keeps reading what is queued */
 #define INGEST_STOP_SECONDS   2
-/*
- * An authenticated datagram: this mark, HMAC-SHA256 of the Batch, the Batch
- * (proto/obs/v1/record.proto).
- */
-#define INGEST_MAC_MARK       "\xff" "OBH"
-#define INGEST_MAC_MARK_LEN   4
-#define INGEST_MAC_LEN        32
-/* 1: records in rows; 2: also in columns */
-#define INGEST_SCHEMA_MIN     1
-#define INGEST_SCHEMA_MAX     2
 /*
  * More datagrams than one nginx worker can send in a second: each carries
  * at least one record (or is one of the flush timer's two), and a worker
@@ -67,6 +57,7 @@ typedef struct {
     uint64_t  top;              /* the highest */
     uint64_t  seen;             /* bit k: sequence top - k */
     uint64_t  dropped[MODULE_DROP_REASONS];
+    uint64_t  audit_next;       /* its next audit event; 0: not known */
 } worker_t;
 
 struct ingest {
@@ -82,6 +73,10 @@ struct ingest {
     uint64_t          max_skew;         /* nanoseconds */
     int               udp[CONFIG_MAX_INGEST];
     int               authenticated;     /* the datagram being read had a tag */
+    struct sockaddr_storage  from;      /* ... and its sender */
+    socklen_t         fromlen;
+    worker_t         *worker;           /* ... and the worker it is from */
+    audit_watch_t    *watch;            /* the audit trail's, or NULL */
     /*
      * By trust class: what a plain datagram says about a worker never
      * touches the window its signed datagrams are judged by, whatever
@@ -101,7 +96,9 @@ static int ingest_sequence(worker_t *w, uint64_t seq, time_t mono);
 static int ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t mono);
 static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
-    time_t now, double now_f);
+    const Obs__V1__BatchHeader *h, time_t now, double now_f);
+static void ingest_refused(ingest_t *in, int reason,
+    const Obs__V1__BatchHeader *h);
 static void ingest_jwt(const Obs__V1__BatchHeader *h);
 
 ingest_t *
@@ -117,7 +114,7 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
     }
 
     in->agg = agg;
-    in->datagram = malloc(INGEST_MAX_DATAGRAM + 1);
+    in->datagram = malloc(OBS_DATAGRAM_READ_MAX + 1);
     decode_arena_init(&in->arena, INGEST_ARENA_SIZE);
 
     if (in->datagram == NULL || in->arena.base == NULL) {
@@ -157,6 +154,13 @@ ingest_configure(ingest_t *in, const config_t *cfg)
     in->max_skew = (uint64_t) cfg->ingest_max_skew * 1000000000;
 }
 
+int
+ingest_set_audit(ingest_t *in, audit_t *a)
+{
+    in->watch = audit_watch_new(a);
+    return in->watch ? 0 : -1;
+}
+
 void
 ingest_set_datagram_hook(ingest_t *in, ingest_datagram_pt hook, void *data)
 {
@@ -188,14 +192,16 @@ ingest_drain(ingest_t *in, int i)
 
     /* bounded, so that the main loop sees signals however busy ingest is */
     for (k = 0; k < INGEST_DRAIN_BATCH; k++) {
-        n = recv(in->fds[i], in->datagram, INGEST_MAX_DATAGRAM + 1,
-                 MSG_DONTWAIT | MSG_TRUNC);
+        in->fromlen = sizeof(in->from);
+        n = recvfrom(in->fds[i], in->datagram, OBS_DATAGRAM_READ_MAX + 1,
+                     MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *) &in->from,
+                     &in->fromlen);
 
         if (n < 0) {
             return 0;       /* EAGAIN, or a transient error: poll again */
         }
 
-        if (n > INGEST_MAX_DATAGRAM) {
+        if (n > OBS_DATAGRAM_READ_MAX) {
             STATS_INC(datagrams_received);
             STATS_INC(decode_errors[DECODE_OVERSIZE]);
             continue;
@@ -208,6 +214,8 @@ ingest_drain(ingest_t *in, int i)
             ingest_datagram(in, data, len);
             in->authenticated = 0;
         }
+
+        in->fromlen = 0;
     }
 
     return 1;
@@ -226,7 +234,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
 
     STATS_INC(datagrams_received);
 
-    if (len > INGEST_MAX_DATAGRAM) {
+    if (len > OBS_DATAGRAM_READ_MAX) {
         STATS_INC(decode_errors[DECODE_OVERSIZE]);
         return;
     }
@@ -244,8 +252,8 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         return;
     }
 
-    if (batch->header->schema_version < INGEST_SCHEMA_MIN
-        || batch->header->schema_version > INGEST_SCHEMA_MAX)
+    if (batch->header->schema_version < OBS_SCHEMA_MIN
+        || batch->header->schema_version > OBS_SCHEMA_MAX)
     {
         STATS_INC(decode_errors[DECODE_SCHEMA]);
         return;
@@ -262,6 +270,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
 
     if (in->authenticated && !ingest_fresh(in, batch->header, &ts)) {
         STATS_INC(decode_errors[DECODE_STALE]);
+        ingest_refused(in, DECODE_STALE, batch->header);
         return;
     }
 
@@ -273,7 +282,12 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     rc = ingest_account(in, batch->header, mono.tv_sec);
     if (rc != 0) {
         STATS_INC(decode_errors[rc]);
+        ingest_refused(in, rc, batch->header);
         return;
+    }
+
+    if (in->watch) {
+        audit_watch_header(in->watch, batch->header);      /* audit trail */
     }
 
     ingest_jwt(batch->header);
@@ -282,7 +296,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     STATS_ADD(records_received, batch->n_records);
 
     for (i = 0; i < batch->n_records; i++) {
-        ingest_record(in, batch->records[i], ts.tv_sec, now_f);
+        ingest_record(in, batch->records[i], batch->header, ts.tv_sec, now_f);
     }
 
     if (batch->columns) {
@@ -290,7 +304,7 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
         columns_reader_init(&rd, batch->columns);
 
         while (columns_next(&rd, &r)) {
-            ingest_record(in, &r, ts.tv_sec, now_f);
+            ingest_record(in, &r, batch->header, ts.tv_sec, now_f);
         }
     }
 
@@ -314,8 +328,8 @@ ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
     unsigned int   tag_len = 0;
     int            marked;
 
-    marked = *len >= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN
-             && memcmp(*data, INGEST_MAC_MARK, INGEST_MAC_MARK_LEN) == 0;
+    marked = *len >= OBS_MAC_MARK_LEN + OBS_MAC_LEN
+             && memcmp(*data, OBS_MAC_MARK, OBS_MAC_MARK_LEN) == 0;
 
     if (!marked && !(in->key && in->udp[i])) {
         return 1;
@@ -323,28 +337,49 @@ ingest_authentic(ingest_t *in, int i, const uint8_t **data, size_t *len)
 
     if (marked && in->key
         && HMAC(EVP_sha256(), in->key, (int) strlen(in->key),
-                *data + INGEST_MAC_MARK_LEN + INGEST_MAC_LEN,
-                *len - INGEST_MAC_MARK_LEN - INGEST_MAC_LEN, tag, &tag_len)
-        && tag_len == INGEST_MAC_LEN
-        && CRYPTO_memcmp(tag, *data + INGEST_MAC_MARK_LEN,
-                         INGEST_MAC_LEN) == 0)
+                *data + OBS_MAC_MARK_LEN + OBS_MAC_LEN,
+                *len - OBS_MAC_MARK_LEN - OBS_MAC_LEN, tag, &tag_len)
+        && tag_len == OBS_MAC_LEN
+        && CRYPTO_memcmp(tag, *data + OBS_MAC_MARK_LEN,
+                         OBS_MAC_LEN) == 0)
     {
-        *data += INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
-        *len -= INGEST_MAC_MARK_LEN + INGEST_MAC_LEN;
+        *data += OBS_MAC_MARK_LEN + OBS_MAC_LEN;
+        *len -= OBS_MAC_MARK_LEN + OBS_MAC_LEN;
         in->authenticated = 1;
         return 1;
     }
 
     STATS_INC(datagrams_received);
     STATS_INC(decode_errors[DECODE_UNAUTHENTICATED]);
+    ingest_refused(in, DECODE_UNAUTHENTICATED, NULL);
     return 0;
 }
 
+/* A refusal the audit trail keeps: who sent it, and which worker it named
+   when its header was read. */
+
 static void
-ingest_record(ingest_t *in, const Obs__V1__Record *r, time_t now,
-    double now_f)
+ingest_refused(ingest_t *in, int reason, const Obs__V1__BatchHeader *h)
+{
+    if (in->watch) {
+        audit_watch_refused(in->watch, reason,
+                            (const struct sockaddr *) &in->from, in->fromlen,
+                            h);
+    }
+}
+
+/* The metrics, and the audit trail for a record with an audit event:
+   never through the exporters' ring, which may shed. */
+
+static void
+ingest_record(ingest_t *in, const Obs__V1__Record *r,
+    const Obs__V1__BatchHeader *h, time_t now, double now_f)
 {
     aggregator_record(in->agg, r, now, now_f);
+
+    if (r->n_audit && in->watch) {
+        audit_watch_record(in->watch, r, h, &in->worker->audit_next);
+    }
 }
 
 void
@@ -384,6 +419,7 @@ ingest_close(ingest_t *in)
 
     free(in->datagram);
     decode_arena_free(&in->arena);
+    audit_watch_free(in->watch);
     free(in);
 }
 
@@ -489,12 +525,9 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t mono)
     reported[MODULE_DROP_OVERSIZE] = h->dropped_oversize;
     reported[MODULE_DROP_EXIT] = 0;
 
-    STATS_ADD(module_dropped[MODULE_DROP_BUFFER_FULL],
-              h->delta_dropped_buffer_full);
-    STATS_ADD(module_dropped[MODULE_DROP_SEND_FAILED],
-              h->delta_dropped_send_failed);
-    STATS_ADD(module_dropped[MODULE_DROP_OVERSIZE], h->delta_dropped_oversize);
-    STATS_ADD(module_dropped[MODULE_DROP_EXIT], h->delta_dropped_at_exit);
+#define OBS_MODULE_DROP(ID, reason, field)                                    \
+    STATS_ADD(module_dropped[MODULE_DROP_##ID], h->field);
+#include "obs/v1/drop_reasons.def"
 
     for (i = 0; i < MODULE_DROP_REASONS; i++) {
         if (reported[i] > w->dropped[i]) {
@@ -505,6 +538,7 @@ ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h, time_t mono)
     }
 
     w->last_seen = mono ? mono : 1;
+    in->worker = w;
     return 0;
 }
 
@@ -794,8 +828,13 @@ ingest_bind_unix(const char *addr, const config_t *cfg, char **unix_path,
 
     *unix_path = strdup(path);
 
-    /* nginx's workers write as another user: through the socket's group */
-    if (chown(path, (uid_t) -1, gid) != 0 || chmod(path, 0660) != 0) {
+    /*
+     * nginx's workers write as another user: through the socket's group.
+     * lchown, and no chmod (bind made it 0660): by path, these would
+     * follow a link someone swapped in since bind, and give them another
+     * file's group and mode.
+     */
+    if (lchown(path, (uid_t) -1, gid) != 0) {
         snprintf(err, errlen, "ingest %s: cannot give the socket to group "
                  "%lu: %s (the sidecar's user must belong to it)", addr,
                  (unsigned long) gid, strerror(errno));

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "aggregate.h"
+#include "audit.h"
 #include "config.h"
 
 typedef struct ingest  ingest_t;
@@ -40,6 +41,13 @@ ingest_t *ingest_open(const config_t *cfg, aggregator_t *agg, char *err,
 
 /* Takes what a reload may change (the skew allowed); same thread only. */
 void ingest_configure(ingest_t *in, const config_t *cfg);
+
+/*
+ * Hands the audit trail what ingest sees: records' audit events (never
+ * through the exporters), refused datagrams, nginx's configurations and
+ * what the module could not keep.  -1 when out of memory.
+ */
+int ingest_set_audit(ingest_t *in, audit_t *a);
 
 /* Registers a function to see every aggregated datagram. */
 void ingest_set_datagram_hook(ingest_t *in, ingest_datagram_pt hook,

@@ -4,10 +4,16 @@
 #include <string.h>
 
 #include "hash.h"
+#include "label_rules.h"
 #include "labels.h"
 #include "text.h"
 
-const char  label_overflow[] = "__overflow__";
+const char  label_overflow[] = LABEL_OVERFLOW_TEXT;
+
+/* what the module sends as a route or tenant is never cut here */
+_Static_assert(ROUTE_MAX_LEN <= LABEL_MAX_LEN
+               && TENANT_MAX_LEN <= LABEL_MAX_LEN,
+               "label_rules.h's bounds fit a sanitised label");
 
 typedef struct {
     uint64_t      hash;

@@ -15,7 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "active_requests.h"
 #include "aggregate.h"
+#include "audit.h"
+#include "audit_chain.h"
+#include "audit_events.h"
+#include "audit_ship.h"
 #include "clickhouse.h"
 #include "config.h"
 #include "delivery.h"
@@ -24,13 +29,20 @@
 #include "ingest.h"
 #include "log.h"
 #include "exporter_metrics.h"
-#include "business.h"
+#include "business_metrics.h"
 #include "metrics.h"
+#include "otlp_metrics.h"
 #include "remote_write.h"
+#include "obs_version.h"
 #include "stats.h"
+#include "status.h"
 #include "store.h"
 
 #define EXPIRE_EVERY  10          /* seconds between expiry sweeps */
+/* a stop hands the audit stream's last lines to the delivery layer for at
+   most this long (a Loki that takes nothing holds the shipper; the file
+   keeps the lines and the next start sends them) */
+#define AUDIT_SHIP_FLUSH_SECONDS  2
 
 typedef struct {
     config_t        cfg;
@@ -42,6 +54,11 @@ typedef struct {
     http_server_t  *http;
     remote_write_t *remote_write;
     clickhouse_t   *clickhouse;
+    audit_t        *audit;
+    audit_ship_t   *audit_ship;
+    unsigned        stop_signal;
+    otlp_metrics_t *otlp_metrics;
+    status_t       *status;
     int             signal_fd;
 } sidecar_t;
 
@@ -52,6 +69,7 @@ static void sidecar_reload(sidecar_t *s);
 static void sidecar_stop(sidecar_t *s);
 static void sidecar_export(const uint8_t *bytes, size_t len,
     size_t records, void *data);
+static const char *sidecar_audit_ready(void *data);
 
 int
 main(int argc, char **argv)
@@ -68,8 +86,17 @@ main(int argc, char **argv)
         config_free(&s.cfg);
         return 0;
     }
+    if (rc == CONFIG_VERIFY) {
+        rc = audit_verify(s.cfg.audit.key, s.cfg.verify_files,
+                          s.cfg.n_verify_files, s.cfg.verify_anchor, stdout,
+                          stderr);
+        config_free(&s.cfg);
+        return rc;
+    }
     if (rc == CONFIG_CHECK && (ingest_check(&s.cfg, err, sizeof(err)) != 0
-                               || http_check(&s.cfg, err, sizeof(err)) != 0))
+                               || http_check(&s.cfg, err, sizeof(err)) != 0
+                               || audit_check(&s.cfg.audit, err,
+                                              sizeof(err)) != 0))
     {
         rc = CONFIG_ERROR;
     }
@@ -112,6 +139,10 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* past a file size limit a write fails (EFBIG), which the audit trail
+       says and survives, instead of the signal killing the sidecar */
+    signal(SIGXFSZ, SIG_IGN);
+
     s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     s->store = store_new(s->cfg.max_series);
     s->agg = s->store ? aggregator_new(s->store, &s->cfg) : NULL;
@@ -121,8 +152,15 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         return -1;
     }
 
+    /* the audit trail before anything that makes events */
+    s->audit = audit_open(&s->cfg.audit, err, errlen);
+    if (s->audit == NULL) {
+        return -1;
+    }
+    audit_sidecar_start(s->audit, OBS_VERSION, s->cfg.config_path);
+
     s->ingest = ingest_open(&s->cfg, s->agg, err, errlen);
-    if (s->ingest == NULL) {
+    if (s->ingest == NULL || ingest_set_audit(s->ingest, s->audit) != 0) {
         return -1;
     }
 
@@ -133,6 +171,14 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         return -1;
     }
     metrics_add_source(delivery_metrics, s->delivery);
+    metrics_add_source(audit_metrics, s->audit);
+
+    /* the audit stream to Loki, read from the trail's file */
+    s->audit_ship = audit_ship_start(s->audit, &s->cfg.exporter, s->delivery,
+                                     err, errlen);
+    if (s->audit_ship == NULL && err[0]) {
+        return -1;
+    }
 
     s->exporter = exporter_start(&s->cfg.exporter, s->delivery, err, errlen);
     if (s->exporter == NULL) {
@@ -145,6 +191,8 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
     }
     metrics_add_source(exporter_metrics, s->exporter);
     metrics_add_source(business_metrics, aggregator_business(s->agg));
+    metrics_add_source(active_requests_metrics,
+                       aggregator_active_requests(s->agg));
 
     /* collectors read the store on their own threads; NULL when not
        wanted */
@@ -152,8 +200,14 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
                                          s->delivery, err, errlen);
     s->clickhouse = clickhouse_start(&s->cfg.clickhouse, s->store,
                                      s->delivery, err, errlen);
+    s->otlp_metrics = otlp_metrics_start(&s->cfg.otlp_metrics,
+                                         s->cfg.exporter.gateway_name,
+                                         s->cfg.exporter.gateway_host,
+                                         s->cfg.exporter.resource_attributes,
+                                         s->store, s->delivery, err, errlen);
     if ((s->cfg.remote_write.sink.url && s->remote_write == NULL)
-        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL))
+        || (s->cfg.clickhouse.sink.url && s->clickhouse == NULL)
+        || (s->cfg.otlp_metrics.otlp && s->otlp_metrics == NULL))
     {
         return -1;
     }
@@ -163,16 +217,31 @@ sidecar_start(sidecar_t *s, char *err, size_t errlen)
         return -1;
     }
 
+    /* /status: snapshots on a thread of its own, never on ingest's */
+    s->status = status_new(&(status_sources_t) {
+                               s->store, aggregator_business(s->agg),
+                               s->delivery, s->exporter,
+                               aggregator_active_requests(s->agg) },
+                           &s->cfg);
+    if (s->status == NULL || status_start(s->status) != 0) {
+        snprintf(err, errlen, "cannot start the status page's thread");
+        return -1;
+    }
+    http_set_status(s->http, s->status);
+
+    http_set_ready_check(s->http, sidecar_audit_ready, s->audit);
     http_set_ready(s->http, 1);
 
     for (i = 0; i < s->cfg.n_ingest; i++) {
         sidecar_log("info", "ingesting records on %s", s->cfg.ingest[i]);
     }
-    sidecar_log("info", "serving http://%s/metrics", s->cfg.listen);
+    sidecar_log("info", "serving http://%s/metrics and http://%s/status",
+                s->cfg.listen, s->cfg.listen);
     sidecar_log("info", "log lines to %s, spans to %s",
                 !s->cfg.exporter.logs ? "(off)"
                 : s->cfg.exporter.loki.url ? s->cfg.exporter.loki.url
-                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file : "-",
+                : s->cfg.exporter.loki.file ? s->cfg.exporter.loki.file
+                : s->cfg.exporter.otlp_logs_on ? "(OTLP only)" : "-",
                 !s->cfg.exporter.traces ? "(off)"
                 : s->cfg.exporter.otlp.url ? s->cfg.exporter.otlp.url
                 : s->cfg.exporter.otlp.file ? s->cfg.exporter.otlp.file : "-");
@@ -232,6 +301,7 @@ sidecar_signal(sidecar_t *s)
 
         sidecar_log("info", "signal %u: stopping", si.ssi_signo);
         http_set_ready(s->http, 0);
+        s->stop_signal = si.ssi_signo;
         return 1;
     }
 
@@ -243,19 +313,27 @@ sidecar_signal(sidecar_t *s)
 static void
 sidecar_reload(sidecar_t *s)
 {
-    char  err[512] = "out of memory", restart[512];
+    char  err[512] = "out of memory", restart[512], changed[1024];
+    char  later[512];
 
-    if (config_reload(&s->cfg, restart, sizeof(restart), err, sizeof(err))
-        != 0
+    if (config_reload(&s->cfg, changed, sizeof(changed), restart,
+                      sizeof(restart), err, sizeof(err)) != 0
         || aggregator_configure(s->agg, &s->cfg) != 0)
     {
         STATS_INC(reload_failures);
         sidecar_log("error", "reload failed, keeping the running "
                     "configuration: %s", err);
+        audit_sidecar_reload_failed(s->audit, err);
         return;
     }
 
+    /* the settings only a restart applies: restart's names, before ':' */
+    snprintf(later, sizeof(later), "%.*s", (int) strcspn(restart, ":"),
+             restart);
+    audit_sidecar_reload(s->audit, s->cfg.config_path, changed, later);
+
     http_configure(s->http, &s->cfg);
+    status_configure(s->status, &s->cfg);
     ingest_configure(s->ingest, &s->cfg);
     STATS_INC(reloads);
     sidecar_log("info", "configuration reloaded from %s",
@@ -269,14 +347,27 @@ static void
 sidecar_stop(sidecar_t *s)
 {
     /* ingest has stopped: the producers hand over what they hold, the
+       audit trail is written to its end (its last event says so), the
        delivery layer drains (bounded), then HTTP goes */
+    status_stop(s->status);         /* reads the exporters' counters */
     remote_write_stop(s->remote_write);
     clickhouse_stop(s->clickhouse);
+    otlp_metrics_stop(s->otlp_metrics);
     exporter_stop(s->exporter);
-    delivery_stop(s->delivery);
-    http_stop(s->http);
-    delivery_free(s->delivery);
     ingest_close(s->ingest);
+    s->ingest = NULL;
+    if (s->stop_signal) {
+        audit_sidecar_stop(s->audit, s->stop_signal);
+    }
+    audit_stop(s->audit, s->cfg.exporter.drain_seconds);
+    audit_ship_flush(s->audit_ship, AUDIT_SHIP_FLUSH_SECONDS);
+    delivery_stop(s->delivery);
+    audit_ship_stop(s->audit_ship);
+    http_stop(s->http);             /* /metrics reads the exporter's */
+    exporter_free(s->exporter);
+    status_free(s->status);
+    delivery_free(s->delivery);
+    audit_free(s->audit);
     aggregator_free(s->agg);
     store_free(s->store);
     if (s->signal_fd >= 0) {
@@ -290,4 +381,12 @@ static void
 sidecar_export(const uint8_t *bytes, size_t len, size_t records, void *data)
 {
     exporter_offer(data, bytes, len, records);
+}
+
+/* /readyz: not ready while the audit file cannot be written. */
+
+static const char *
+sidecar_audit_ready(void *data)
+{
+    return audit_problem(data);
 }

@@ -17,12 +17,12 @@
 stats_t  obs_stats;
 
 const char *const  decode_reason_names[DECODE_REASONS] = {
-    "malformed", "oversize", "no_header", "schema", "unauthenticated",
-    "replayed", "sequence_gap", "stale", "implausible_count"
+#define OBS_DECODE_ERROR(ID, reason)  #reason,
+#include "obs/v1/decode_errors.def"
 };
 const char *const  module_drop_names[MODULE_DROP_REASONS] = {
-    "module_buffer_full", "module_send_failed", "module_oversize",
-    "module_exit"
+#define OBS_MODULE_DROP(ID, reason, field)  #reason,
+#include "obs/v1/drop_reasons.def"
 };
 const char *const  overflow_names[OVERFLOW_KINDS] = {
     "tenant", "route", "upstream", "series", "service"
@@ -97,6 +97,16 @@ metrics_collect(store_t *store, expo_series_pt series, void *data)
     expo_end(&w);
 }
 
+void
+metrics_visit_all(store_t *store, const expo_visitor_t *v, void *data)
+{
+    expo_writer_t  w;
+
+    expo_begin_visit(&w, v, data);
+    metrics_write(&w, store);
+    expo_end(&w);
+}
+
 /* The store's families, then the sidecar's own, then the sources'. */
 
 static void
@@ -127,15 +137,21 @@ metrics_visit(const family_t *f, const series_t *se, const char **labels,
 {
     expo_writer_t  *w = data;
 
+    /* a series that expired and came back is another series (OTLP's start
+       time) */
+    w->born = se->born;
+
     if (f->type == METRIC_HISTOGRAM) {
         if (se->v.histogram) {
             expo_histogram(w, f->labels, labels, f->n_labels,
                            se->v.histogram);
         }
-        return;
+    } else {
+        expo_sample(w, f->labels, labels, f->n_labels,
+                    (double) se->v.counter);
     }
 
-    expo_sample(w, f->labels, labels, f->n_labels, (double) se->v.counter);
+    w->born = 0;
 }
 
 static void

@@ -19,4 +19,8 @@ int metrics_render(store_t *store, expo_format_t format, buf_t *out);
 /* Hands every sample /metrics would show to series (see expo.h). */
 void metrics_collect(store_t *store, expo_series_pt series, void *data);
 
+/* Hands every family, sample and histogram /metrics would show to v, as
+   they are (see expo.h). */
+void metrics_visit_all(store_t *store, const expo_visitor_t *v, void *data);
+
 #endif

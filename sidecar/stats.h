@@ -5,27 +5,17 @@
 
 #include <stdatomic.h>
 
+/* Why a datagram was refused: proto/obs/v1/decode_errors.def. */
 typedef enum {
-    DECODE_MALFORMED = 0,       /* not an obs.v1.Batch */
-    DECODE_OVERSIZE,            /* larger than any datagram the module sends */
-    DECODE_NO_HEADER,           /* a Batch without its BatchHeader */
-    DECODE_SCHEMA,              /* a schema version this sidecar cannot read */
-    DECODE_UNAUTHENTICATED,     /* no valid HMAC tag where one is needed */
-    DECODE_REPLAYED,            /* an authenticated datagram seen before */
-    DECODE_SEQUENCE_GAP,        /* numbered further ahead than its sender
-                                   could have sent since its last one */
-    DECODE_STALE,               /* authenticated, but its send time is off
-                                   the sidecar's clock by more than the skew */
-    DECODE_IMPLAUSIBLE_COUNT,   /* its header claims more drops, tokens or
-                                   requests than any worker could have */
+#define OBS_DECODE_ERROR(ID, reason)  DECODE_##ID,
+#include "obs/v1/decode_errors.def"
     DECODE_REASONS
 } decode_reason_t;
 
+/* Why the module dropped records: proto/obs/v1/drop_reasons.def. */
 typedef enum {
-    MODULE_DROP_BUFFER_FULL = 0,
-    MODULE_DROP_SEND_FAILED,
-    MODULE_DROP_OVERSIZE,
-    MODULE_DROP_EXIT,           /* held by a worker when it exited */
+#define OBS_MODULE_DROP(ID, reason, field)  MODULE_DROP_##ID,
+#include "obs/v1/drop_reasons.def"
     MODULE_DROP_REASONS
 } module_drop_t;
 

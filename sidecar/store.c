@@ -11,24 +11,31 @@
 #define STORE_SHARDS      64
 #define STORE_KEY_MAX     (1 + STORE_MAX_LABELS * 300)
 
-const family_t  store_families[FAMILY_COUNT] = {
-    { "http_server_requests", "HTTP requests served, by status code.",
-      NULL, METRIC_COUNTER, 5,
-      { "service", "route", "method", "code", "tenant" } },
-    { "http_server_request_duration_seconds",
-      "Time from the first byte of the request to the last byte of the "
-      "response, as nginx measured it.",
-      "seconds", METRIC_HISTOGRAM, 4,
-      { "service", "route", "method", "tenant" } },
-    { "http_server_request_body_bytes", "Request body bytes received.",
-      "bytes", METRIC_COUNTER, 3, { "service", "route", "tenant" } },
-    { "http_server_response_body_bytes", "Response body bytes sent.",
-      "bytes", METRIC_COUNTER, 3, { "service", "route", "tenant" } },
-    { "http_upstream_request_duration_seconds",
-      "Time the backend took to answer one attempt.",
-      "seconds", METRIC_HISTOGRAM, 3, { "service", "route", "upstream" } },
-    { "http_upstream_requests", "Attempts to reach a backend, by status.",
-      NULL, METRIC_COUNTER, 4, { "service", "route", "upstream", "code" } },
+#define OBS_FAMILY(ID, name, type, unit, stored, otel_name, otel_unit, help)  \
+    _Static_assert(!(stored) || (int) FAMILY_##ID < (int) FAMILY_COUNT,       \
+                   "the store's families come first in families.def");       \
+    _Static_assert(LABELS_##ID <= STORE_MAX_LABELS,                           \
+                   "a series' labels fit its key");
+#include "obs/v1/families.def"
+
+const family_t  store_families[FAMILY_ALL] = {
+#define OBS_FAMILY(ID, n, ty, u, stored, otel_n, otel_u, h)                   \
+    [FAMILY_##ID] = { .name = #n, .help = h, .unit = u,                       \
+                      .type = METRIC_##ty, .n_labels = LABELS_##ID,          \
+                      .otel_name = otel_n, .otel_unit = otel_u,              \
+                      .labels = {
+#define OBS_LABEL(ID, label)  #label,
+#define OBS_FAMILY_END(ID)    } },
+#include "obs/v1/families.def"
+};
+
+#define OBS_LABEL_INT_TEXT  0
+#define OBS_LABEL_INT_INT   1
+
+static const family_label_t  family_labels[] = {
+#define OBS_LABEL_NAME(label, otel_attribute, otel_type)                      \
+    { #label, otel_attribute, OBS_LABEL_INT_##otel_type },
+#include "obs/v1/families.def"
 };
 
 typedef struct {
@@ -346,4 +353,32 @@ shard_grow(shard_t *sh)
     sh->buckets = buckets;
     sh->n_buckets = n;
     return 0;
+}
+
+const family_t *
+family_by_name(const char *name)
+{
+    int  i;
+
+    for (i = 0; i < FAMILY_ALL; i++) {
+        if (strcmp(store_families[i].name, name) == 0) {
+            return &store_families[i];
+        }
+    }
+
+    return NULL;
+}
+
+const family_label_t *
+family_label(const char *label)
+{
+    size_t  i;
+
+    for (i = 0; i < sizeof(family_labels) / sizeof(family_labels[0]); i++) {
+        if (strcmp(family_labels[i].label, label) == 0) {
+            return &family_labels[i];
+        }
+    }
+
+    return NULL;
 }

@@ -14,17 +14,37 @@
 
 #define STORE_MAX_LABELS  5
 
+/*
+ * The gateway's families (proto/obs/v1/families.def): FAMILY_<ID>, the
+ * store's first (FAMILY_COUNT of them), then those kept beside it, up to
+ * FAMILY_ALL.
+ */
 typedef enum {
-    FAMILY_REQUESTS = 0,
-    FAMILY_DURATION,
-    FAMILY_REQUEST_BODY,
-    FAMILY_RESPONSE_BODY,
-    FAMILY_UPSTREAM_DURATION,
-    FAMILY_UPSTREAM_REQUESTS,
-    FAMILY_COUNT
+#define OBS_FAMILY(ID, name, type, unit, stored, otel_name, otel_unit, help)  \
+    FAMILY_##ID,
+#include "obs/v1/families.def"
+    FAMILY_ALL
 } family_id_t;
 
-typedef enum { METRIC_COUNTER, METRIC_HISTOGRAM } metric_type_t;
+enum {
+    FAMILY_COUNT = 0
+#define OBS_FAMILY(ID, name, type, unit, stored, otel_name, otel_unit, help)  \
+    + (stored)
+#include "obs/v1/families.def"
+};
+
+/*
+ * Where each label of a family stands in its labels[]: LABEL_<ID>_<label>,
+ * and LABELS_<ID> of them.  A label renamed or moved in families.def breaks
+ * the build of whoever fills or reads it by name.
+ */
+#define OBS_FAMILY(ID, name, type, unit, stored, otel_name, otel_unit, help)  \
+    enum {
+#define OBS_LABEL(ID, label)  LABEL_##ID##_##label,
+#define OBS_FAMILY_END(ID)    LABELS_##ID };
+#include "obs/v1/families.def"
+
+typedef enum { METRIC_COUNTER, METRIC_HISTOGRAM, METRIC_GAUGE } metric_type_t;
 
 typedef struct {
     const char     *name;       /* counters: without the _total suffix */
@@ -33,9 +53,25 @@ typedef struct {
     metric_type_t   type;
     int             n_labels;
     const char     *labels[STORE_MAX_LABELS];
+    const char     *otel_name;  /* OpenTelemetry's name for it, or NULL */
+    const char     *otel_unit;  /* its UCUM unit, or NULL */
 } family_t;
 
-extern const family_t  store_families[FAMILY_COUNT];
+/* Every family of families.def, by family_id_t (the store's come first). */
+extern const family_t  store_families[FAMILY_ALL];
+
+/* A label the gateway sets, and the OpenTelemetry attribute it becomes. */
+typedef struct {
+    const char     *label;
+    const char     *otel;       /* the attribute's key */
+    int             otel_int;   /* 1: an integer attribute */
+} family_label_t;
+
+/* The family of a /metrics name (a counter's without _total), or NULL. */
+const family_t *family_by_name(const char *name);
+
+/* What families.def says of a label name, or NULL for another label. */
+const family_label_t *family_label(const char *label);
 
 typedef struct series {
     struct series  *next;       /* hash chain */

@@ -4,6 +4,30 @@
 
 use Test::Nginx::Socket 'no_plan';
 
+use lib 't/helpers';
+use File::Temp qw(tempdir);
+use ObsContract;
+
+our $Framing = ObsContract::framing();
+
+# key files at and past the bounds of proto/obs/v1/framing.h
+BEGIN {
+    my $dir = tempdir("obs-keys-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    my $f = ObsContract::framing();
+    my %keys = (
+        'min.key'  => ('k' x $f->{OBS_KEY_MIN}) . "\n",
+        'max.key'  => ('k' x $f->{OBS_KEY_MAX}) . "\n",
+        'long.key' => ('k' x ($f->{OBS_KEY_MAX} + 1)) . "\n",
+        'nul.key'  => "0123456789abcdef\0tail\n",
+    );
+    for my $name (keys %keys) {
+        open my $fh, '>', "$dir/$name" or die $!;
+        print $fh $keys{$name};
+        close $fh;
+    }
+    $ENV{TEST_NGINX_OBS_KEY_DIR} = $dir;
+}
+
 $ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
 
 no_shuffle();
@@ -292,3 +316,47 @@ invalid number of arguments in "obs_service_name" directive
 --- must_die
 --- error_log
 in "obs_sidecar" directive
+
+
+
+=== TEST 28: obs_sidecar key=: the shortest key of framing.h
+--- http_config
+    obs_sidecar unix:/tmp/obs-absent.sock key=$TEST_NGINX_OBS_KEY_DIR/min.key;
+--- config
+    location /t { return 200 "ok\n"; }
+--- request
+GET /t
+--- response_body
+ok
+
+
+
+=== TEST 29: obs_sidecar key=: the longest key of framing.h
+--- http_config
+    obs_sidecar unix:/tmp/obs-absent.sock key=$TEST_NGINX_OBS_KEY_DIR/max.key;
+--- config
+    location /t { return 200 "ok\n"; }
+--- request
+GET /t
+--- response_body
+ok
+
+
+
+=== TEST 30: obs_sidecar key=: one byte past the longest key
+--- http_config
+    obs_sidecar unix:/tmp/obs-absent.sock key=$TEST_NGINX_OBS_KEY_DIR/long.key;
+--- config
+--- must_die
+--- error_log eval
+qr/key file "[^"]+long.key" in "obs_sidecar" must hold a key of $::Framing->{OBS_KEY_MIN} to $::Framing->{OBS_KEY_MAX} bytes on its first line/
+
+
+
+=== TEST 31: obs_sidecar key=: a NUL byte in the key (the sidecar's ends there)
+--- http_config
+    obs_sidecar unix:/tmp/obs-absent.sock key=$TEST_NGINX_OBS_KEY_DIR/nul.key;
+--- config
+--- must_die
+--- error_log
+in "obs_sidecar" has a NUL byte in its key: the sidecar would read a shorter key

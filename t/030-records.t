@@ -33,15 +33,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: start from an empty sink
---- config
---- request
-GET /sink/reset
---- response_body_like: reset
-
-
-
-=== TEST 2: a proxied request: every field of the record
+=== TEST 1: a proxied request: every field of the record
 --- config
     location /api/ {
         obs_route_auto on;
@@ -87,7 +79,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 3: the upstream attempt carries the parent id the backend saw
+=== TEST 2: the upstream attempt carries the parent id the backend saw
 --- config
     location /api/ {
         proxy_set_header X-Seen $obs_traceparent;
@@ -100,7 +92,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 4: tenant values are validated; a client's value equal to a reserved label is invalid
+=== TEST 3: tenant values are validated; a client's value equal to a reserved label is invalid
 --- config
     location /t {
         obs_tenant $arg_tenant;
@@ -116,7 +108,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 5: the route is the location's name by default (a regex location's: the URI normalised like obs_route_auto), or obs_route
+=== TEST 4: the route is the location's name by default (a regex location's: the URI normalised like obs_route_auto), or obs_route
 --- config
     location /plain { return 200 "$obs_route\n"; }
     location /templated {
@@ -137,7 +129,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 6: error statuses are recorded as the client saw them
+=== TEST 5: error statuses are recorded as the client saw them
 --- config
     location /api/ { proxy_pass http://backend; }
 --- request eval
@@ -149,7 +141,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 7: obs off: no record
+=== TEST 6: obs off: no record
 --- config
     location /quiet { obs off; return 200 "ok\n"; }
 --- request eval
@@ -159,7 +151,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 8: each datagram starts with a batch header
+=== TEST 7: each datagram starts with a batch header
 --- config
     location /t { return 200 "ok\n"; }
 --- request eval
@@ -169,7 +161,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 9: sampling shows in the record flags
+=== TEST 8: sampling shows in the record flags
 --- config
     location /unsampled { obs_trace_sample 0; return 200 "ok\n"; }
 --- request eval
@@ -179,7 +171,7 @@ tracestate: vendor=abc
 
 
 
-=== TEST 10: sidecar gone: records wait, overflow is dropped and counted, nothing else is lost
+=== TEST 9: sidecar gone: records wait, overflow is dropped and counted, nothing else is lost
 --- http_config eval
 $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
 --- timeout: 30
@@ -197,7 +189,7 @@ $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
 
 
 
-=== TEST 11: batches seal by size: many large records all arrive, none dropped
+=== TEST 10: batches seal by size: many large records all arrive, none dropped
 --- config
     location /api/ { proxy_pass http://backend; }
 --- more_headers eval
@@ -211,7 +203,7 @@ $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
 
 
 
-=== TEST 12: batches seal at their record limit: 600 small records all arrive
+=== TEST 11: batches seal at their record limit: 600 small records all arrive
 --- config
     location /api/ { proxy_pass http://backend; }
 --- request eval
@@ -224,7 +216,7 @@ $::HttpConfig =~ s/flush=50ms/buffer=4k flush=50ms/r
 
 
 
-=== TEST 13: microsecond timings: request and upstream attempt durations are not whole milliseconds
+=== TEST 12: microsecond timings: request and upstream attempt durations are not whole milliseconds
 --- config
     location /api/ { proxy_pass http://backend; }
 --- request eval
@@ -239,7 +231,7 @@ my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
 
 
 
-=== TEST 14: without X-Request-ID the record carries nginx's $request_id where the request has one
+=== TEST 13: without X-Request-ID the record carries nginx's $request_id where the request has one
 --- config
     location /rid { return 200 "$request_id\n"; }
 --- request eval
@@ -249,7 +241,7 @@ my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
 
 
 
-=== TEST 15: with neither X-Request-ID nor any use of $request_id the record has no request id
+=== TEST 14: with neither X-Request-ID nor any use of $request_id the record has no request id
 --- config
     location /norid { return 200 "ok\n"; }
 --- request eval
@@ -261,7 +253,7 @@ my $not_ms = '"(?:\d*(?:[1-9]\d\d|\d[1-9]\d|\d\d[1-9])|[1-9]\d?)"';
 
 
 
-=== TEST 16: the largest record nginx can make arrives whole: eight attempts, every text at its limit
+=== TEST 15: the largest record nginx can make arrives whole: eight attempts, every text at its limit
 The bound of a record (proto/obs/v1/columns.def, checked at compile time
 against the largest datagram) must never be short: the batch would be cut
 or the module would log that it packed over its bound.

@@ -229,33 +229,14 @@ GET /sink/records?path=/slow
 
 === TEST 13: the largest possible record (every text at its limit, 8 attempts) fits its size bound
 --- http_config eval
-$::HttpConfig . <<'_EOC_';
-    obs_service_name $http_x_service;
-    obs_tenant $http_x_tenant_id;
-    upstream eight_dead {
-        server unix:$TEST_NGINX_HTML_DIR/dead1.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead2.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead3.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead4.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead5.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead6.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead7.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead8.sock;
-        server unix:$TEST_NGINX_HTML_DIR/dead9.sock;
-    }
-_EOC_
+$::HttpConfig . $ObsSink::LargestHttp
 --- config
     location /big/ {
         obs_route "$uri$uri";
         proxy_pass http://eight_dead;
     }
 --- more_headers eval
-"User-Agent: " . ("u" x 600) . "\n"
-. "X-Request-ID: " . ("r" x 200) . "\n"
-. "X-Tenant-ID: " . ("t" x 64) . "\n"
-. "X-Service: " . ("s" x 300) . "\n"
-. "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"
-. "tracestate: " . CORE::join(',', map { sprintf "k%02d=%s", $_, "v" x 12 } 1 .. 32)
+$ObsSink::LargestHeaders
 --- request eval
 ["GET /big/" . ("p" x 1100), "GET /sink/records?min=1&wait=2&status=502"]
 --- error_code eval

@@ -7,6 +7,33 @@ $ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
 
 no_shuffle();
 
+# A backend that shows what it got: the traceparent and X-Var (set from
+# $obs_traceparent); @OFF@ in a config is a location under obs off that
+# sends it there.
+our $Echo = <<'_EOC_';
+    server {
+        listen unix:$TEST_NGINX_HTML_DIR/echo.sock;
+        obs off;
+        location / { return 200 "up=[$http_traceparent] var=[$http_x_var]\n"; }
+    }
+_EOC_
+
+our $Off = <<'_EOC_';
+location /off/ {
+        obs off;
+        proxy_set_header X-Var $obs_traceparent;
+        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    my $config = $block->config;
+    if (defined $config && $config =~ s/\@OFF\@\n/$Off/) {
+        $block->set_value("config", $config);
+    }
+});
+
 run_tests();
 
 __DATA__
@@ -132,12 +159,8 @@ GET /t
 
 
 === TEST 8: $obs_traceparent: what propagate and inject send; extract and ignore send nothing of their own; obs off shows the client's
---- http_config
-    server {
-        listen unix:$TEST_NGINX_HTML_DIR/echo.sock;
-        obs off;
-        location / { return 200 "up=[$http_traceparent] var=[$http_x_var]\n"; }
-    }
+--- http_config eval
+$::Echo
 --- config
     location /m/ {
         obs on;
@@ -159,11 +182,7 @@ GET /t
             proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
         }
     }
-    location /off/ {
-        obs off;
-        proxy_set_header X-Var $obs_traceparent;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
-    }
+    @OFF@
 --- more_headers
 traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 --- request eval
@@ -179,18 +198,10 @@ traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 
 
 === TEST 9: without a client traceparent obs off sends none and shows none
---- http_config
-    server {
-        listen unix:$TEST_NGINX_HTML_DIR/echo.sock;
-        obs off;
-        location / { return 200 "up=[$http_traceparent] var=[$http_x_var]\n"; }
-    }
+--- http_config eval
+$::Echo
 --- config
-    location /off/ {
-        obs off;
-        proxy_set_header X-Var $obs_traceparent;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/echo.sock;
-    }
+    @OFF@
 --- request
 GET /off/
 --- response_body

@@ -5,6 +5,7 @@
 
 use lib 't/helpers';
 use ObsSink;
+use ObsSpec;
 use Test::Nginx::Socket 'no_plan';
 
 use File::Copy qw(copy);
@@ -127,6 +128,56 @@ sub matrix_requests {
 sub matrix_lines {
     return [ map { map { "$_->[4]\n" } @Rows } @Kinds ];
 }
+
+# Key files nginx -t refuses: [what is wrong, the file (t/jwt/fixtures.py
+# writes it), what the message says after the file's name (a regex)]
+my @BadKeyFiles = (
+    [ 'a missing key file',
+      'nonexistent.json', 'cannot open' ],
+    [ 'a JWKS that is not JSON',
+      'bad-syntax.json', 'invalid JSON' ],
+    [ 'a JWKS without keys',
+      'bad-empty.json', 'no signature verification keys' ],
+    [ 'an RSA key under 2048 bits',
+      'bad-small-rsa.pem', 'PEM block 1: an RSA key needs at least 2048 bits' ],
+    [ 'a private key is refused',
+      'bad-private.pem', 'PEM block 1: a private key' ],
+    [ 'an HMAC key shorter than 32 bytes',
+      'bad-short-hmac.json', 'key 0: an HMAC key needs at least 32 bytes' ],
+    [ 'an unsupported curve',
+      'bad-p521.json', 'key 0: unsupported EC curve "P-521"' ],
+    [ 'two keys with one kid',
+      'bad-dup-kid.json', 'kid "same" is used twice' ],
+    [ 'neither JWKS nor PEM',
+      'bad-garbage.pem', 'neither a JWKS nor a PEM public key' ],
+    [ 'a JWK member with unused low bits set (RSA n)',
+      'bad-nc-n.json', 'key 0: "n" is not base64url' ],
+    [ 'the same in an Ed25519 x',
+      'bad-nc-x.json', 'key 0: "x" is not base64url' ],
+    [ 'the same in an EC y',
+      'bad-nc-y.json', 'key 0: "y" is not base64url' ],
+    [ 'the same in an HMAC k',
+      'bad-nc-k.json', 'key 0: "k" is not base64url' ],
+);
+
+sub bad_key_file {
+    my ($what, $file, $error) = @{ $_[0] };
+    return <<"_EOB_";
+=== TEST 0: nginx -t: $what
+--- http_config
+    obs_jwt_keys \$TEST_NGINX_JWT/$file;
+--- config
+--- must_die
+--- error_log eval
+qr/obs_jwt_keys "[^"]*\Q$file\E": $error/
+
+
+
+_EOB_
+}
+
+spec_string(ObsSpec::expand(\*DATA,
+    BAD_KEY_FILES => [ map { bad_key_file($_) } @BadKeyFiles ]));
 
 run_tests();
 
@@ -883,97 +934,11 @@ valid acme
 
 
 
-=== TEST 34: nginx -t: a missing key file
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/nonexistent.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*nonexistent.json": cannot open/
+@BAD_KEY_FILES@
 
 
 
-=== TEST 35: nginx -t: a JWKS that is not JSON
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-syntax.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-syntax.json": invalid JSON/
-
-
-
-=== TEST 36: nginx -t: a JWKS without keys
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-empty.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-empty.json": no signature verification keys/
-
-
-
-=== TEST 37: nginx -t: an RSA key under 2048 bits
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-small-rsa.pem;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-small-rsa.pem": PEM block 1: an RSA key needs at least 2048 bits/
-
-
-
-=== TEST 38: nginx -t: a private key is refused
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-private.pem;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-private.pem": PEM block 1: a private key/
-
-
-
-=== TEST 39: nginx -t: an HMAC key shorter than 32 bytes
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-short-hmac.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-short-hmac.json": key 0: an HMAC key needs at least 32 bytes/
-
-
-
-=== TEST 40: nginx -t: an unsupported curve
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-p521.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-p521.json": key 0: unsupported EC curve "P-521"/
-
-
-
-=== TEST 41: nginx -t: two keys with one kid
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-dup-kid.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-dup-kid.json": kid "same" is used twice/
-
-
-
-=== TEST 42: nginx -t: neither JWKS nor PEM
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-garbage.pem;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-garbage.pem": neither a JWKS nor a PEM public key/
-
-
-
-=== TEST 43: nginx -t: bad values of the other directives
+=== TEST 47: nginx -t: bad values of the other directives
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
     obs_jwt_cache 0;
@@ -984,7 +949,7 @@ invalid cache size "0"
 
 
 
-=== TEST 44: nginx -t: a leeway over a day
+=== TEST 48: nginx -t: a leeway over a day
 --- config
     location /t {
         obs_jwt_leeway 2d;
@@ -995,7 +960,7 @@ invalid cache size "0"
 
 
 
-=== TEST 45: nginx -t: a realm that would break the quoted-string
+=== TEST 49: nginx -t: a realm that would break the quoted-string
 --- config
     location /t {
         obs_jwt require realm=a"b;
@@ -1006,7 +971,7 @@ invalid realm
 
 
 
-=== TEST 46: nginx -t: kid= on a JWKS
+=== TEST 50: nginx -t: kid= on a JWKS
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/jwks.json kid=x;
 --- config
@@ -1016,7 +981,7 @@ kid= is for PEM files
 
 
 
-=== TEST 47: PEM files of every key type, each with its kid
+=== TEST 51: PEM files of every key type, each with its kid
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/ec256.pem kid=ec256;
     obs_jwt_keys $TEST_NGINX_JWT/ec384.pem kid=ec384;
@@ -1035,7 +1000,7 @@ main::lines(qw(valid valid valid valid unknown_key))
 
 
 
-=== TEST 48: a key without a kid answers tokens with any kid
+=== TEST 52: a key without a kid answers tokens with any kid
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/rsa1.pem;
 --- config
@@ -1051,7 +1016,7 @@ main::lines(qw(valid valid valid bad_signature alg_not_allowed))
 
 
 
-=== TEST 49: require after a rewrite judges the token it reads (issue 19)
+=== TEST 53: require after a rewrite judges the token it reads (issue 19)
 --- http_config eval
 $::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
 --- config
@@ -1084,7 +1049,7 @@ $::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
 
 
 
-=== TEST 50: the same token from both sources is judged once
+=== TEST 54: the same token from both sources is judged once
 --- http_config eval
 $::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
 --- config
@@ -1116,7 +1081,7 @@ obs_jwt: token found in the cache
 
 
 
-=== TEST 51: every directive that shapes a verdict, across every redirect
+=== TEST 55: every directive that shapes a verdict, across every redirect
 --- config eval
 main::matrix_config()
 --- more_headers eval
@@ -1128,7 +1093,7 @@ main::matrix_lines()
 
 
 
-=== TEST 52: require in an auth_request subrequest (no access phase there)
+=== TEST 56: require in an auth_request subrequest (no access phase there)
 --- config
     location /ar/ {
         auth_request /auth;
@@ -1148,7 +1113,7 @@ WWW-Authenticate: Bearer realm="api"
 
 
 
-=== TEST 53: require in an auth_request subrequest: a forged token
+=== TEST 57: require in an auth_request subrequest: a forged token
 --- config
     location /ar/ {
         obs_jwt on;
@@ -1173,7 +1138,7 @@ WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature
 
 
 
-=== TEST 54: require in an auth_request subrequest: a valid token passes
+=== TEST 58: require in an auth_request subrequest: a valid token passes
 --- config
     location /ar/ {
         auth_request /auth;
@@ -1193,7 +1158,7 @@ passed off
 
 
 
-=== TEST 55: a subrequest and its parent each judge the token they read
+=== TEST 59: a subrequest and its parent each judge the token they read
 --- config
     location /main/ {
         obs_jwt on;
@@ -1217,7 +1182,7 @@ main again valid acme
 
 
 
-=== TEST 56: the access log has the verdict of the location that answered
+=== TEST 60: the access log has the verdict of the location that answered
 --- http_config eval
 $::HttpConfig . 'log_format jwt "jwt-log $obs_jwt_status $obs_jwt_tenant";'
 --- config
@@ -1245,7 +1210,7 @@ jwt-log valid
 
 
 
-=== TEST 57: base64url must be canonical: unused low bits set
+=== TEST 61: base64url must be canonical: unused low bits set
 --- config
     location /q {
         obs_jwt on;
@@ -1261,7 +1226,7 @@ main::lines(qw(valid malformed malformed malformed malformed malformed
 
 
 
-=== TEST 58: registered claims of the wrong type are malformed
+=== TEST 62: registered claims of the wrong type are malformed
 --- config
     location /q {
         obs_jwt on;
@@ -1277,7 +1242,7 @@ main::lines(qw(malformed malformed malformed malformed malformed malformed
 
 
 
-=== TEST 59: the same, where no issuer or audience is asked for
+=== TEST 63: the same, where no issuer or audience is asked for
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
 --- config
@@ -1295,7 +1260,7 @@ main::lines(qw(malformed malformed malformed malformed malformed malformed
 
 
 
-=== TEST 60: the tenant and user claims: a string or an integer, 256 bytes
+=== TEST 64: the tenant and user claims: a string or an integer, 256 bytes
 --- config
     location /q {
         obs_jwt on;
@@ -1312,46 +1277,6 @@ main::lines("missing_claim unverified []", "missing_claim unverified []",
             "valid " . ("t" x 256) . " [alice]", "valid acme [7]",
             "missing_claim unverified []", "missing_claim unverified []",
             "missing_claim unverified []", "valid acme []")
-
-
-
-=== TEST 61: nginx -t: a JWK member with unused low bits set (RSA n)
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-n.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-nc-n.json": key 0: "n" is not base64url/
-
-
-
-=== TEST 62: nginx -t: the same in an Ed25519 x
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-x.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-nc-x.json": key 0: "x" is not base64url/
-
-
-
-=== TEST 63: nginx -t: the same in an EC y
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-y.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-nc-y.json": key 0: "y" is not base64url/
-
-
-
-=== TEST 64: nginx -t: the same in an HMAC k
---- http_config
-    obs_jwt_keys $TEST_NGINX_JWT/bad-nc-k.json;
---- config
---- must_die
---- error_log eval
-qr/obs_jwt_keys "[^"]*bad-nc-k.json": key 0: "k" is not base64url/
 
 
 
@@ -1451,3 +1376,160 @@ main::lines("malformed unverified", "malformed unverified",
 GET /h
 --- response_body
 valid acme
+
+
+
+=== TEST 71: require in an auth_request location that only returns 204
+The rewrite phase ends such a subrequest before its precontent phase:
+require is checked when that phase begins, before the location's return.
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        return 204;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{forged}"
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature"
+--- response_body_unlike: passed
+
+
+
+=== TEST 72: the same with a rewrite to a location without require
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        rewrite ^ /open last;
+    }
+    location = /open {
+        internal;
+        return 204;
+    }
+--- request
+GET /ar/x
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer
+--- response_body_unlike: passed
+
+
+
+=== TEST 73: the same with a valid token passes
+--- config
+    location /ar/ {
+        auth_request /auth;
+        echo "passed";
+    }
+    location = /auth {
+        internal;
+        obs_jwt require;
+        rewrite ^ /open last;
+    }
+    location = /open {
+        internal;
+        obs_jwt require;
+        return 204;
+    }
+--- more_headers eval
+"Authorization: Bearer $::T{RS256}"
+--- request
+GET /ar/x
+--- response_body
+passed
+--- no_error_log
+token not accepted
+
+
+
+=== TEST 74: a cookie that comes twice behind a blank a trim() takes off
+Python's http.cookies (Tornado), Django and Java read "\tsession" as
+"session", and some of them the last one.
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_session;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: session=$::T{RS256};\tsession=$::T{forged};\x0bsession=x;"
+. " session\x0c=y;\xa0session=z"
+--- request
+GET /c
+--- response_body
+malformed unverified
+
+
+
+=== TEST 75: a name PHP reads as another: "." or " " for "_"
+--- config
+    location /c {
+        obs_jwt on;
+        obs_jwt_token $cookie_access_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+    location /a {
+        obs_jwt on;
+        obs_jwt_token $arg_access_token;
+        echo "$obs_jwt_status $obs_jwt_tenant";
+    }
+--- more_headers eval
+"Cookie: access.token=$::T{forged}; access_token=$::T{RS256}"
+--- request eval
+["GET /c",
+ "GET /a?access_token=$::T{RS256}&access.token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&access+token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&%09access[token=$::T{forged}",
+ "GET /a?access_token=$::T{RS256}&accesstoken=1&access__token=2"]
+--- response_body eval
+main::lines("malformed unverified", "malformed unverified",
+            "malformed unverified", "malformed unverified", "valid acme")
+
+
+
+=== TEST 76: a tenant or user claim with a control byte is missing_claim
+$obs_jwt_user in proxy_set_header would otherwise send "X-Admin: 1" as a
+header of its own.
+--- config
+    location /q {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
+    }
+--- request eval
+main::tok(qw(sub_crlf sub_tab tenant_lf tenant_del sub_utf8))
+--- response_body eval
+main::lines("missing_claim unverified []", "missing_claim unverified []",
+            "missing_claim unverified []", "missing_claim unverified []",
+            "valid acme [b\xc3\xb6b \xe2\x98\x83]")
+
+
+
+=== TEST 77: ... and never reaches the backend's headers
+--- config
+    location /p {
+        obs_jwt on;
+        obs_jwt_token $arg_token;
+        proxy_set_header X-User $obs_jwt_user;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo;
+    }
+    location = /echo {
+        obs_jwt off;
+        return 200 "[$http_x_user] [$http_x_admin]\n";
+    }
+--- request eval
+"GET /p?token=$::T{sub_crlf}"
+--- response_body
+[] []

@@ -56,15 +56,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: start from an empty sink
---- config
---- request
-GET /sink/reset
---- response_body_like: reset
-
-
-
-=== TEST 2: the record carries each observation, labels as declared
+=== TEST 1: the record carries each observation, labels as declared
 --- config
     location /api/v1/recommendations {
         @METRICS@
@@ -81,7 +73,7 @@ GET /sink/reset
 
 
 
-=== TEST 3: an undeclared label value is "other", an empty one "none"; an absent value is not observed
+=== TEST 2: an undeclared label value is "other", an empty one "none"; an absent value is not observed
 --- config
     location /api/v1/recommendations {
         @METRICS@
@@ -100,7 +92,7 @@ GET /sink/reset
 
 
 
-=== TEST 4: a value the module cannot judge goes as it came (the sidecar rejects it); an over-long one as "(too long)"
+=== TEST 3: a value the module cannot judge goes as it came (the sidecar rejects it); an over-long one as "(too long)"
 --- config
     location /api/ {
         obs_metric counter items_total $arg_v;
@@ -116,7 +108,7 @@ GET /sink/reset
 
 
 
-=== TEST 5: a level with obs_metric of its own does not inherit the outer ones; a level without does
+=== TEST 4: a level with obs_metric of its own does not inherit the outer ones; a level without does
 --- config
     obs_metric counter outer_total 2;
     location /api/own {
@@ -135,7 +127,7 @@ GET /sink/reset
 
 
 
-=== TEST 6: without obs_metric a record has no observations
+=== TEST 5: without obs_metric a record has no observations
 --- config
     location /api/plain { return 200 "ok\n"; }
 --- request eval
@@ -145,7 +137,7 @@ GET /sink/reset
 
 
 
-=== TEST 7: requests in flight: a snapshot of the zone rides a datagram of its own
+=== TEST 6: requests in flight: a snapshot of the zone rides a datagram of its own
 --- config
     location /api/slow { echo_sleep 0.2; echo ok; }
 --- request eval
@@ -255,7 +247,7 @@ GET /sink/headers?wait=0.5
 
 
 
-=== TEST 8: a type other than counter or gauge
+=== TEST 7: a type other than counter or gauge
 --- config
     obs_metric histogram x_seconds 1;
 --- must_die
@@ -264,7 +256,7 @@ invalid metric type "histogram" in "obs_metric", it must be "counter" or "gauge"
 
 
 
-=== TEST 9: a name outside Prometheus's grammar
+=== TEST 8: a name outside Prometheus's grammar
 --- config
     obs_metric counter 9lives_total 1;
 --- must_die
@@ -273,7 +265,7 @@ invalid metric name "9lives_total" in "obs_metric", it must match [a-zA-Z_][a-zA
 
 
 
-=== TEST 10: a name with a colon (reserved for recording rules)
+=== TEST 9: a name with a colon (reserved for recording rules)
 --- config
     obs_metric gauge cache:age 1;
 --- must_die
@@ -282,7 +274,7 @@ invalid metric name "cache:age" in "obs_metric"
 
 
 
-=== TEST 11: a counter must end in _total
+=== TEST 10: a counter must end in _total
 --- config
     obs_metric counter recommendations 1;
 --- must_die
@@ -291,7 +283,7 @@ counter name "recommendations" in "obs_metric" must end in "_total"
 
 
 
-=== TEST 12: a gauge may not take a suffix of another type
+=== TEST 11: a gauge may not take a suffix of another type
 --- config
     obs_metric gauge queue_count 1;
 --- must_die
@@ -300,7 +292,7 @@ gauge name "queue_count" in "obs_metric" may not end in "_count"
 
 
 
-=== TEST 13: the gateway's own metric names are taken
+=== TEST 12: the gateway's own metric names are taken
 --- config
     obs_metric counter http_server_requests_total 1;
 --- must_die
@@ -309,7 +301,7 @@ metric name "http_server_requests_total" in "obs_metric" collides with the gatew
 
 
 
-=== TEST 14: ... including a histogram's series and a counter's base name
+=== TEST 13: ... including a histogram's series and a counter's base name
 --- config
     obs_metric gauge http_server_request_duration_seconds_bucket 1;
 --- must_die
@@ -318,7 +310,7 @@ collides with the gateway's own metric "http_server_request_duration_seconds"
 
 
 
-=== TEST 15: obs_ names the pipeline's own metrics
+=== TEST 14: obs_ names the pipeline's own metrics
 --- config
     obs_metric gauge obs_queue 1;
 --- must_die
@@ -327,7 +319,7 @@ metric name "obs_queue" in "obs_metric" is reserved
 
 
 
-=== TEST 16: a label the gateway sets
+=== TEST 15: a label the gateway sets
 --- config
     obs_metric counter hits_total 1 label=tenant:$http_x_cache:HIT;
 --- must_die
@@ -336,7 +328,7 @@ label name "tenant" in "obs_metric" collides with a label the gateway sets
 
 
 
-=== TEST 17: a label name Prometheus reserves
+=== TEST 16: a label name Prometheus reserves
 --- config
     obs_metric counter hits_total 1 label=__cache:$http_x_cache:HIT;
 --- must_die
@@ -345,7 +337,7 @@ invalid label name "__cache" in "obs_metric"
 
 
 
-=== TEST 18: a label without a variable
+=== TEST 17: a label without a variable
 --- config
     obs_metric counter hits_total 1 label=cache:HIT,MISS;
 --- must_die
@@ -354,7 +346,7 @@ invalid label "label=cache:HIT,MISS" in "obs_metric", it must be "label=NAME:$va
 
 
 
-=== TEST 19: a label that declares no values
+=== TEST 18: a label that declares no values
 --- config
     obs_metric counter hits_total 1 label=cache:$http_x_cache:;
 --- must_die
@@ -363,7 +355,7 @@ invalid value "" of label "cache" in "obs_metric"
 
 
 
-=== TEST 20: a declared value twice
+=== TEST 19: a declared value twice
 --- config
     obs_metric counter hits_total 1 label=cache:$http_x_cache:HIT,MISS,HIT;
 --- must_die
@@ -372,7 +364,7 @@ duplicate value "HIT" of label "cache" in "obs_metric"
 
 
 
-=== TEST 21: "other" and "none" are the gateway's
+=== TEST 20: "other" and "none" are the gateway's
 --- config
     obs_metric counter hits_total 1 label=cache:$http_x_cache:HIT,other;
 --- must_die
@@ -381,7 +373,7 @@ value "other" of label "cache" in "obs_metric" is reserved
 
 
 
-=== TEST 22: at most 32 declared values
+=== TEST 21: at most 32 declared values
 --- config
     obs_metric counter hits_total 1 label=cache:$http_x_cache:a1,a2,a3,a4,a5,a6,a7,a8,a9,a10,a11,a12,a13,a14,a15,a16,a17,a18,a19,a20,a21,a22,a23,a24,a25,a26,a27,a28,a29,a30,a31,a32,a33;
 --- must_die
@@ -390,7 +382,7 @@ label "cache" in "obs_metric" declares more than 32 values
 
 
 
-=== TEST 23: one label per metric
+=== TEST 22: one label per metric
 --- config
     obs_metric counter hits_total 1 label=a:$http_x_a:x label=b:$http_x_b:y;
 --- must_die
@@ -399,7 +391,7 @@ metric "hits_total" in "obs_metric" has more than one label
 
 
 
-=== TEST 24: the same metric twice at one level
+=== TEST 23: the same metric twice at one level
 --- config
     obs_metric counter hits_total 1;
     obs_metric counter hits_total 2;
@@ -409,7 +401,7 @@ duplicate metric "hits_total" in "obs_metric"
 
 
 
-=== TEST 25: one name, two meanings
+=== TEST 24: one name, two meanings
 --- config
     location /a { obs_metric counter hits_total 1; return 200; }
     location /b { obs_metric gauge hits 1; return 200; }
@@ -419,7 +411,7 @@ metric "hits" in "obs_metric" is declared elsewhere with another type or label
 
 
 
-=== TEST 26: at most 16 metrics at one level
+=== TEST 25: at most 16 metrics at one level
 --- config
     obs_metric gauge m1 1; obs_metric gauge m2 1; obs_metric gauge m3 1;
     obs_metric gauge m4 1; obs_metric gauge m5 1; obs_metric gauge m6 1;
@@ -433,7 +425,7 @@ too many "obs_metric" directives at this level, at most 16
 
 
 
-=== TEST 27: an empty value
+=== TEST 26: an empty value
 --- config
     obs_metric gauge depth "";
 --- must_die
@@ -442,7 +434,7 @@ empty value of metric "depth" in "obs_metric"
 
 
 
-=== TEST 28: a declared value with a space
+=== TEST 27: a declared value with a space
 --- config
     obs_metric counter hits_total 1 "label=cache:$http_x_cache:HIT,A B";
 --- must_die
@@ -451,7 +443,7 @@ invalid value "A B" of label "cache" in "obs_metric"
 
 
 
-=== TEST 29: obs_active_requests takes on or off
+=== TEST 28: obs_active_requests takes on or off
 --- http_config
     obs_active_requests maybe;
 --- config

@@ -218,6 +218,7 @@ start() {
 
 The obs gateway demo is running:
 
+  live status page (open this first)     http://127.0.0.1:$SIDECAR_PORT/status
   gateway (nginx + ngx_http_obs_module)  http://127.0.0.1:$GATEWAY_PORT/api/v1/users/42
   sidecar metrics                        http://127.0.0.1:$SIDECAR_PORT/metrics
   nginx's own counters (stub_status)     http://127.0.0.1:$NGINX_EXPORTER_PORT/metrics

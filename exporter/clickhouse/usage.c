@@ -47,6 +47,7 @@ typedef struct {
     int        failed;
 } collect_t;
 
+static int usage_tenant_label(uint8_t family);
 static void usage_visit(const family_t *f, const series_t *se,
     const char **labels, void *data);
 static seen_t *usage_seen(collect_t *c, const series_t *se, int *fresh);
@@ -163,8 +164,15 @@ usage_visit(const family_t *f, const series_t *se, const char **labels,
         return;
     }
 
-    /* tenant is the last label of each family usage reads */
-    tenant = labels[store_families[se->family].n_labels - 1];
+    /* service and route lead every family usage reads (families.def) */
+    _Static_assert(LABEL_REQUESTS_service == 0 && LABEL_REQUESTS_route == 1
+                   && LABEL_DURATION_service == 0 && LABEL_DURATION_route == 1
+                   && LABEL_REQUEST_BODY_service == 0
+                   && LABEL_REQUEST_BODY_route == 1
+                   && LABEL_RESPONSE_BODY_service == 0
+                   && LABEL_RESPONSE_BODY_route == 1,
+                   "usage rows read service and route in place");
+    tenant = labels[usage_tenant_label(se->family)];
     row = usage_row(c, tenant, labels[0], labels[1]);
     if (row == NULL) {
         /* not taken: the difference stays for the next collection */
@@ -187,9 +195,9 @@ usage_visit(const family_t *f, const series_t *se, const char **labels,
     switch (se->family) {
     case FAMILY_REQUESTS:
         row->r.requests += delta;
-        if (labels[3][0] == '5') {
+        if (labels[LABEL_REQUESTS_code][0] == '5') {
             row->r.errors += delta;
-        } else if (labels[3][0] == '4') {
+        } else if (labels[LABEL_REQUESTS_code][0] == '4') {
             row->r.client_errors += delta;
         }
         break;
@@ -199,6 +207,23 @@ usage_visit(const family_t *f, const series_t *se, const char **labels,
     default:
         row->r.bytes_out += delta;
         break;
+    }
+}
+
+/* Where a family usage reads keeps its tenant. */
+
+static int
+usage_tenant_label(uint8_t family)
+{
+    switch (family) {
+    case FAMILY_REQUESTS:
+        return LABEL_REQUESTS_tenant;
+    case FAMILY_DURATION:
+        return LABEL_DURATION_tenant;
+    case FAMILY_REQUEST_BODY:
+        return LABEL_REQUEST_BODY_tenant;
+    default:
+        return LABEL_RESPONSE_BODY_tenant;
     }
 }
 

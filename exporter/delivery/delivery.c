@@ -85,10 +85,14 @@ static int dest_room(destination_t *t, payload_t *p, size_t mem,
 static void dest_pump(destination_t *t, double now);
 static void dest_retry(destination_t *t, const http_response_t *r,
     http_verdict_t v, double now);
+static void dest_partial(destination_t *t, payload_t *p,
+    const http_response_t *r, double now);
+static const char *dest_refusal_log(destination_t *t, double now);
 static void dest_shutdown(destination_t *t);
 static void dest_drop(destination_t *t, payload_t *p, drop_reason_t why);
 static void dest_free(destination_t *t);
 static void dest_shown_url(destination_t *t);
+static size_t shown(const char *in, size_t len, char *out, size_t size);
 static void describe(const http_response_t *r, char *out, size_t size);
 static void list_push(payload_t **head, payload_t **tail, payload_t *p);
 static payload_t *list_pop(payload_t **head, payload_t **tail);
@@ -106,6 +110,27 @@ payload_new(size_t cap, size_t items, const char *org)
 
     p->items = items;
     snprintf(p->org, sizeof(p->org), "%s", org ? org : "");
+    return p;
+}
+
+payload_t *
+payload_compress(compress_t how, const void *body, size_t len, size_t items,
+    const char *org)
+{
+    payload_t  *p;
+    size_t      cap = compress_bound(how, len);
+
+    p = payload_new(cap, items, org);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    p->len = compress_fast(how, body, len, p->data, cap);
+    if (p->len == 0) {
+        payload_free(p);
+        return NULL;
+    }
+
     return p;
 }
 
@@ -193,8 +218,8 @@ delivery_add(delivery_t *d, const destination_spec_t *spec, char *err,
     } else {
         t->client = http_client_new(d->multi, &t->cfg, t->url,
                                     spec->content_type,
-                                    spec->content_encoding, spec->headers, t,
-                                    why, sizeof(why));
+                                    spec->content_encoding, spec->headers,
+                                    spec->grpc, t, why, sizeof(why));
         if (t->client == NULL) {
             snprintf(err, errlen, "%s: %s", spec->name, why);
             dest_free(t);
@@ -694,6 +719,7 @@ dest_done(void *owner)
     http_response_t   r;
     http_verdict_t    v;
     char              what[512];
+    const char       *more;
     double            now = mono_now();
 
     http_client_result(t->client, &r);
@@ -701,7 +727,7 @@ dest_done(void *owner)
 
     if (v == HTTP_SENT) {
         t->stats.requests_ok++;
-        t->stats.items_sent += p->items;
+        dest_partial(t, p, &r, now);
         t->stats.last_success = delivery_now();
         if (t->failing) {
             sidecar_log("info", "%s: %s: delivering again after %llu failed "
@@ -727,16 +753,11 @@ dest_done(void *owner)
             t->fail_logged = now;       /* the refusal below says it */
         }
         t->failures++;
-        if (now - t->reject_logged >= LOG_EVERY || t->reject_logged == 0) {
+        if ((more = dest_refusal_log(t, now)) != NULL) {
             describe(&r, what, sizeof(what));
             sidecar_log("error", "%s: %s refused %zu %s for good: %s%s",
                         t->spec.name, t->shown, p->items, t->spec.items, what,
-                        t->rejects_unlogged ? " (and earlier refusals not "
-                        "logged: see obs_exporter_dropped_total)" : "");
-            t->reject_logged = now;
-            t->rejects_unlogged = 0;
-        } else {
-            t->rejects_unlogged++;
+                        more);
         }
         spool_remove(&t->spool, p);
         dest_drop(t, p, DROP_REJECTED);
@@ -745,6 +766,54 @@ dest_done(void *owner)
     }
 
     dest_retry(t, &r, v, now);
+}
+
+/*
+ * A request the receiver took: its items are sent, but for those it says
+ * it refused (OTLP's partial success), which are dropped as rejected and
+ * logged like a refusal.
+ */
+
+static void
+dest_partial(destination_t *t, payload_t *p, const http_response_t *r,
+    double now)
+{
+    size_t       n = r->rejected < p->items ? r->rejected : p->items;
+    const char  *more;
+
+    t->stats.items_sent += p->items - n;
+    t->stats.items_dropped[DROP_REJECTED] += n;
+
+    if (n == 0 && r->rejected_why[0] == '\0') {
+        return;
+    }
+
+    if ((more = dest_refusal_log(t, now)) != NULL) {
+        sidecar_log(n ? "error" : "warn", "%s: %s took the request but "
+                    "refused %zu of its %zu %s: \"%s\"%s", t->spec.name,
+                    t->shown, n, p->items, t->spec.items, r->rejected_why,
+                    more);
+    }
+}
+
+/* Whether a refusal is logged now (at most one a minute): then the words
+   that say how many were not, else NULL (and it is one more of those). */
+
+static const char *
+dest_refusal_log(destination_t *t, double now)
+{
+    const char  *more;
+
+    if (t->reject_logged != 0 && now - t->reject_logged < LOG_EVERY) {
+        t->rejects_unlogged++;
+        return NULL;
+    }
+
+    more = t->rejects_unlogged ? " (and earlier refusals not logged: see "
+                                 "obs_exporter_dropped_total)" : "";
+    t->reject_logged = now;
+    t->rejects_unlogged = 0;
+    return more;
 }
 
 /* 429, 5xx, no answer, a redirect: the payload waits for a later try. */
@@ -922,14 +991,34 @@ dest_shown_url(destination_t *t)
     }
 }
 
+/*
+ * A receiver's bytes as a log line may show them: printable, quote-free,
+ * at most size - 1 of them and a NUL in out; returns how many there are.
+ */
+static size_t
+shown(const char *in, size_t len, char *out, size_t size)
+{
+    size_t  i;
+
+    for (i = 0; i < len && i + 1 < size; i++) {
+        unsigned char  c = (unsigned char) in[i];
+
+        out[i] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\'
+                 ? (c == '\n' || c == '\r' || c == '\t' ? ' ' : '.')
+                 : (char) c;
+    }
+    out[i] = '\0';
+    return i;
+}
+
 /* "HTTP 503: "first bytes"", "HTTP 301 to <Location>" or the connection
    error; the answer's bytes made printable and quote-free. */
 
 static void
 describe(const http_response_t *r, char *out, size_t size)
 {
-    char    body[HTTP_BODY_HEAD + 1];
-    size_t  i, n = 0;
+    char    body[HTTP_BODY_HEAD + 1], location[201];
+    size_t  i, n;
     int     len;
 
     if (!r->answered) {
@@ -937,22 +1026,22 @@ describe(const http_response_t *r, char *out, size_t size)
         return;
     }
 
-    for (i = 0; i < r->body_len && n < 120; i++) {
-        unsigned char  c = (unsigned char) r->body[i];
-
-        body[n++] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\'
-                    ? (c == '\n' || c == '\r' || c == '\t' ? ' ' : '.')
-                    : (char) c;
-    }
+    i = n = shown(r->body, r->body_len, body, 121);
     while (n && body[n - 1] == ' ') {
         n--;
     }
     body[n] = '\0';
 
     len = snprintf(out, size, "HTTP %ld", r->status);
+    if (r->grpc_status >= 0) {
+        len = snprintf(out, size, "gRPC status %d%s%.120s", r->grpc_status,
+                       r->grpc_message[0] ? ": " : "", r->grpc_message);
+        n = 0;                  /* the framed answer says no more */
+    }
     if (len > 0 && (size_t) len < size && r->location[0]) {
-        len += snprintf(out + len, size - (size_t) len, " to %.200s",
-                        r->location);
+        /* the receiver's bytes: an escape sequence would reach a terminal */
+        shown(r->location, strlen(r->location), location, sizeof(location));
+        len += snprintf(out + len, size - (size_t) len, " to %s", location);
     }
     if (len > 0 && (size_t) len < size && n) {
         snprintf(out + len, size - (size_t) len, ": \"%s%s\"", body,

@@ -9,7 +9,9 @@
  *   restart; what does not fit is dropped and counted, oldest or newest
  *   first as the destination says, or (OVERFLOW_BLOCK, "never shed") not
  *   taken at all: the producer waits in delivery_submit;
- * - one request in flight, so that payloads arrive in order; 2xx is sent;
+ * - one request in flight, so that payloads arrive in order; 2xx is sent
+ *   (less the items a receiver says it refused: OTLP's partial success,
+ *   counted `rejected');
  *   429, 5xx and connection errors are retried with exponential backoff
  *   and jitter, Retry-After honoured up to the backoff's cap; a 3xx is a
  *   configuration error: the payload is kept and retried, the redirect
@@ -66,6 +68,8 @@ typedef struct {
     int                          spool_first;   /* every payload on disk
                                                    before it is sent */
     int                          off;       /* counters only: not used */
+    int                          grpc;      /* the gRPC transport
+                                               (http_client.h) */
     http_classify_pt             classify;  /* NULL: http_classify */
 } destination_spec_t;
 

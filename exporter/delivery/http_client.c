@@ -16,6 +16,7 @@
 
 struct http_multi {
     CURLM               *multi;
+    int                  h2c_no_reuse;  /* libcurl < 8.0 (see post) */
 };
 
 struct http_client {
@@ -27,6 +28,9 @@ struct http_client {
     struct curl_slist           *headers;   /* shared by every request */
     struct curl_slist            org_node;  /* this request's, in front */
     char                         org_line[ORG_ID_MAX + 32];
+    int                          grpc;      /* gRPC: HTTP/2, framed body */
+    int                          compressed;    /* gRPC: a gzip payload */
+    unsigned char               *framed;    /* gRPC: the message sent */
     int                          busy;
     CURLcode                     rc;
     char                         curl_error[CURL_ERROR_SIZE];
@@ -35,9 +39,11 @@ struct http_client {
 
 static size_t http_header(char *buf, size_t size, size_t n, void *data);
 static size_t http_body(char *buf, size_t size, size_t n, void *data);
+static void http_header_value(char *out, size_t size, const char *buf,
+    size_t len, size_t name_len);
 
 http_verdict_t
-http_classify(const http_response_t *r)
+http_classify(http_response_t *r)
 {
     if (!r->answered) {
         return HTTP_RETRY;
@@ -64,6 +70,8 @@ http_multi_new(void)
         free(m);
         return NULL;
     }
+    m->h2c_no_reuse = curl_version_info(CURLVERSION_NOW)->version_num
+                      < 0x080000;
     return m;
 }
 
@@ -112,7 +120,8 @@ http_multi_run(http_multi_t *m, int timeout_ms, void (*done)(void *owner))
 http_client_t *
 http_client_new(http_multi_t *m, const destination_config_t *cfg,
     const char *url, const char *content_type, const char *content_encoding,
-    const char *const *extra, void *owner, char *err, size_t errlen)
+    const char *const *extra, int grpc, void *owner, char *err,
+    size_t errlen)
 {
     http_client_t  *c = calloc(1, sizeof(http_client_t));
     char            line[1024];
@@ -127,12 +136,25 @@ http_client_new(http_multi_t *m, const destination_config_t *cfg,
     c->cfg = cfg;
     c->url = url;
     c->owner = owner;
+    c->grpc = grpc;
 
     /* the order receivers see: type, encoding, fixed extras, auth, the
        operator's headers */
     snprintf(line, sizeof(line), "Content-Type: %s", content_type);
     c->headers = curl_slist_append(c->headers, line);
-    if (content_encoding) {
+    if (grpc) {
+        /* a gzip'd payload is a compressed message, not a Content-Encoding;
+           proxies that strip TE break gRPC, so it is always sent */
+        c->compressed = content_encoding != NULL;
+        failed |= (c->headers = curl_slist_append(c->headers,
+                                                  "TE: trailers")) == NULL;
+        if (content_encoding) {
+            snprintf(line, sizeof(line), "grpc-encoding: %s",
+                     content_encoding);
+            failed |= (c->headers = curl_slist_append(c->headers, line))
+                      == NULL;
+        }
+    } else if (content_encoding) {
         snprintf(line, sizeof(line), "Content-Encoding: %s",
                  content_encoding);
         failed |= (c->headers = curl_slist_append(c->headers, line)) == NULL;
@@ -180,8 +202,40 @@ http_client_post(http_client_t *c, const void *body, size_t len,
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+    if (c->grpc) {
+        /* one message: compressed flag, big-endian length, the payload */
+        free(c->framed);
+        c->framed = malloc(len + 5);
+        if (c->framed == NULL) {
+            return -1;
+        }
+        c->framed[0] = (unsigned char) c->compressed;
+        c->framed[1] = (unsigned char) (len >> 24);
+        c->framed[2] = (unsigned char) (len >> 16);
+        c->framed[3] = (unsigned char) (len >> 8);
+        c->framed[4] = (unsigned char) len;
+        memcpy(c->framed + 5, body, len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->framed);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) len + 5);
+        if (strncasecmp(c->url, "https:", 6) == 0) {
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                             CURL_HTTP_VERSION_2TLS);
+        } else {
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                             CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+            /* libcurl before 8.0 fails a request on a reused (or
+               shared) prior-knowledge connection (curl issue 10634): one
+               connection a request there (ALPN's are reused) */
+            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+                             (long) c->m->h2c_no_reuse);
+            curl_easy_setopt(e, CURLOPT_FORBID_REUSE,
+                             (long) c->m->h2c_no_reuse);
+        }
+    } else {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->timeout_ms);
@@ -262,6 +316,7 @@ http_client_free(http_client_t *c)
     http_client_abort(c);
     curl_easy_cleanup(c->easy);
     curl_slist_free_all(c->headers);
+    free(c->framed);
     free(c);
 }
 
@@ -309,7 +364,8 @@ http_escape(const char *s)
     return copy;
 }
 
-/* Retry-After, a redirect's Location, a gRPC status (header or trailer). */
+/* Retry-After, a redirect's Location, a gRPC status, message and details
+   (headers or trailers). */
 
 static size_t
 http_header(char *buf, size_t size, size_t n, void *data)
@@ -322,21 +378,39 @@ http_header(char *buf, size_t size, size_t n, void *data)
     }
 
     if (len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
-        buf += 9;
-        len -= 9;
-        while (len && (*buf == ' ' || *buf == '\t')) {
-            buf++;
-            len--;
-        }
-        snprintf(c->r.location, sizeof(c->r.location), "%.*s", (int) len,
-                 buf);
-        c->r.location[strcspn(c->r.location, "\r\n")] = '\0';
+        http_header_value(c->r.location, sizeof(c->r.location), buf, len, 9);
 
     } else if (len > 12 && strncasecmp(buf, "grpc-status:", 12) == 0) {
         c->r.grpc_status = atoi(buf + 12);
+
+    } else if (len > 13 && strncasecmp(buf, "grpc-message:", 13) == 0) {
+        http_header_value(c->r.grpc_message, sizeof(c->r.grpc_message), buf,
+                          len, 13);
+
+    } else if (len > 24
+               && strncasecmp(buf, "grpc-status-details-bin:", 24) == 0)
+    {
+        http_header_value(c->r.grpc_details, sizeof(c->r.grpc_details), buf,
+                          len, 24);
     }
 
     return size * n;
+}
+
+/* A header's value without the name, surrounding blanks or line end. */
+
+static void
+http_header_value(char *out, size_t size, const char *buf, size_t len,
+    size_t name_len)
+{
+    buf += name_len;
+    len -= name_len;
+    while (len && (*buf == ' ' || *buf == '\t')) {
+        buf++;
+        len--;
+    }
+    snprintf(out, size, "%.*s", (int) len, buf);
+    out[strcspn(out, "\r\n")] = '\0';
 }
 
 /* Keeps the answer's first bytes; the rest is read and dropped. */

@@ -7,10 +7,14 @@
  * anywhere: their first bytes are kept for the log, the rest discarded.
  * Redirects are never followed (a 3xx is reported, see http_classify).
  *
- * A transport other than HTTP/1.1 + status codes (gRPC: HTTP/2,
- * application/grpc, the grpc-status trailer) plugs in as a classifier
- * (http_classify_pt) over the same response, which already carries the
- * grpc-status header or trailer when one came.
+ * gRPC (OTLP/gRPC) is a transport of the same client: HTTP/2 (prior
+ * knowledge for http://, ALPN for https://), the payload sent as one gRPC
+ * message (a 5-byte prefix: compressed flag and big-endian length, framed
+ * as it is sent, so that spooled payloads stay transport-free), "TE:
+ * trailers", a gzip payload announced by grpc-encoding; the answer's
+ * grpc-status, grpc-message and grpc-status-details-bin (headers or
+ * trailers) are read into the response for the destination's classifier
+ * (http_classify_pt), which maps them to a verdict.
  */
 
 #ifndef OBS_HTTP_CLIENT_H
@@ -30,19 +34,28 @@ typedef enum {
     HTTP_REDIRECTED                 /* 3xx: a configuration error; kept */
 } http_verdict_t;
 
+#define HTTP_GRPC_DETAILS  512     /* grpc-status-details-bin kept */
+
 typedef struct {
     int     answered;               /* 0: no HTTP answer (see error) */
     long    status;                 /* HTTP status, 0 if none */
     double  retry_after;            /* seconds asked for; < 0 if none */
     int     grpc_status;            /* grpc-status; -1 if none */
+    char    grpc_message[128];      /* grpc-message, still %-encoded */
+    char    grpc_details[HTTP_GRPC_DETAILS];   /* its -details-bin, base64 */
     char    error[256];             /* why no answer came */
     char    location[256];          /* a 3xx's Location */
     char    body[HTTP_BODY_HEAD + 1];   /* the answer's first bytes */
     size_t  body_len;
+
+    /* set by a classifier: a request taken with part of it refused (OTLP's
+       partial success) */
+    size_t  rejected;               /* items refused */
+    char    rejected_why[128];      /* the receiver's words, printable */
 } http_response_t;
 
-/* Reads a response into a verdict. */
-typedef http_verdict_t (*http_classify_pt)(const http_response_t *r);
+/* Reads a response into a verdict (and may set retry_after, rejected). */
+typedef http_verdict_t (*http_classify_pt)(http_response_t *r);
 
 typedef struct http_multi   http_multi_t;
 typedef struct http_client  http_client_t;
@@ -50,7 +63,7 @@ typedef struct http_client  http_client_t;
 /* HTTP rules (Prometheus remote-write, Loki, OTLP/HTTP, ClickHouse): 2xx
    sent; 429, 5xx and no answer retried; 3xx redirected; other 4xx and
    1xx rejected. */
-http_verdict_t http_classify(const http_response_t *r);
+http_verdict_t http_classify(http_response_t *r);
 
 /* A set of transfers run by one thread; NULL when out of memory. */
 http_multi_t *http_multi_new(void);
@@ -70,13 +83,14 @@ void http_multi_run(http_multi_t *m, int timeout_ms,
 /*
  * A client for cfg (copied by the caller's destination; it must outlive
  * the client) POSTing to url; content_encoding may be NULL, extra is a
- * NULL-ended list of more "Name: value" lines (or NULL).  NULL with err
- * set when it cannot be made.
+ * NULL-ended list of more "Name: value" lines (or NULL); grpc: the gRPC
+ * transport (see above).  NULL with err set when it cannot be made.
  */
 http_client_t *http_client_new(http_multi_t *m,
     const destination_config_t *cfg, const char *url,
     const char *content_type, const char *content_encoding,
-    const char *const *extra, void *owner, char *err, size_t errlen);
+    const char *const *extra, int grpc, void *owner, char *err,
+    size_t errlen);
 
 /* Starts a POST of body (which must live until the request ends) with
    X-Scope-OrgID: org when org is not empty; -1 if it cannot start. */

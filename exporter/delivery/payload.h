@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compress.h"
 #include "label_rules.h"
 
 typedef struct payload {
@@ -28,6 +29,11 @@ typedef struct payload {
    (NULL or "" for none; must satisfy org_id_valid); NULL when out of
    memory. */
 payload_t *payload_new(size_t cap, size_t items, const char *org);
+
+/* A payload holding len bytes of body compressed as how says (gzip at its
+   fastest level, or snappy's block format); NULL when that fails. */
+payload_t *payload_compress(compress_t how, const void *body, size_t len,
+    size_t items, const char *org);
 
 /* Frees a payload (NULL is fine). */
 void payload_free(payload_t *p);

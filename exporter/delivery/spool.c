@@ -15,14 +15,16 @@
 #define SPOOL_FIRST_SEQ  (1ULL << 40)
 #define SPOOL_HEADER_MAX (ORG_ID_MAX + 24)
 
-static void spool_path(const spool_t *s, const payload_t *p, char *out,
-    size_t size);
+static void spool_name(const payload_t *p, char *out, size_t size);
+static int spool_file_ok(const struct stat *st);
 static int seq_compare(const void *a, const void *b);
 
 int
 spool_open(spool_t *s, const char *dir, size_t max_bytes, size_t max_files,
     char *err, size_t errlen)
 {
+    struct stat  st;
+
     memset(s, 0, sizeof(*s));
     s->dir_fd = -1;
     s->max_bytes = max_bytes;
@@ -36,14 +38,43 @@ spool_open(spool_t *s, const char *dir, size_t max_bytes, size_t max_files,
 
     s->dir = strdup(dir);
     s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->dir == NULL || s->dir_fd < 0) {
+    if (s->dir == NULL || s->dir_fd < 0 || fstat(s->dir_fd, &st) != 0) {
         snprintf(err, errlen, "spool %s: %s", dir,
                  s->dir ? strerror(errno) : "out of memory");
         spool_close(s);
         return -1;
     }
 
+    if (spool_dir_check(&st, dir, err, errlen) != 0) {
+        spool_close(s);
+        return -1;
+    }
+
     return 0;
+}
+
+/*
+ * Whoever may add names to the directory may add links to any file: the
+ * sidecar would write a payload into it, or send it to the receiver.
+ */
+
+int
+spool_dir_check(const struct stat *st, const char *dir, char *err,
+    size_t errlen)
+{
+    if (st->st_uid == geteuid() && !(st->st_mode & (S_IWGRP | S_IWOTH))) {
+        return 0;
+    }
+
+    snprintf(err, errlen, "spool %s: %s uid %lu (mode %04o); another user "
+             "could link its names to other files, which the sidecar would "
+             "overwrite or send: give it to uid %lu with mode 0700, or name "
+             "a directory that does not exist yet", dir,
+             st->st_uid != geteuid() ? "the directory of"
+                                     : "writable by others than",
+             (unsigned long) st->st_uid, (unsigned) (st->st_mode & 07777),
+             (unsigned long) geteuid());
+    return -1;
 }
 
 payload_t *
@@ -54,12 +85,16 @@ spool_load(spool_t *s)
     payload_t          **found = NULL, **grown, *p, *head = NULL, **tail;
     size_t               n = 0, cap = 0, i;
     unsigned long long   seq, rows;
-    char                 path[4096], *end;
+    char                 name[64], *end;
     struct stat          st;
-    int                  legacy;
+    int                  legacy, fd;
 
-    d = opendir(s->dir);
+    fd = openat(s->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return NULL;
     }
 
@@ -108,8 +143,10 @@ spool_load(spool_t *s)
     tail = &head;
     for (i = 0; i < n; i++) {
         p = found[i];
-        spool_path(s, p, path, sizeof(path));
-        if (stat(path, &st) != 0) {
+        spool_name(p, name, sizeof(name));
+        if (fstatat(s->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0
+            || !spool_file_ok(&st))
+        {
             free(p);
             continue;
         }
@@ -137,9 +174,9 @@ spool_fits(const spool_t *s, const payload_t *p)
 int
 spool_write(spool_t *s, payload_t *p, uint64_t first_seq, int first)
 {
-    char    path[4096], tmp[4200];
+    char    name[64], tmp[80];
     FILE   *f;
-    int     ok;
+    int     ok, fd;
 
     if (!spool_fits(s, p)) {
         return -1;
@@ -147,11 +184,19 @@ spool_write(spool_t *s, payload_t *p, uint64_t first_seq, int first)
 
     p->seq = first && first_seq > 1 ? first_seq - 1 : s->next_seq++;
     p->legacy = 0;
-    spool_path(s, p, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    spool_name(p, name, sizeof(name));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 
-    f = fopen(tmp, "w");
+    /* a file of our own, never one a name there already leads to */
+    unlinkat(s->dir_fd, tmp, 0);
+    fd = openat(s->dir_fd, tmp,
+                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (f == NULL) {
+        if (fd >= 0) {
+            close(fd);
+            unlinkat(s->dir_fd, tmp, 0);
+        }
         p->seq = 0;
         return -1;
     }
@@ -161,8 +206,8 @@ spool_write(spool_t *s, payload_t *p, uint64_t first_seq, int first)
     ok = fwrite(p->data, 1, p->len, f) == p->len && fflush(f) == 0
          && fsync(fileno(f)) == 0;
     ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+    if (!ok || renameat(s->dir_fd, tmp, s->dir_fd, name) != 0) {
+        unlinkat(s->dir_fd, tmp, 0);
         p->seq = 0;
         return -1;
     }
@@ -180,13 +225,20 @@ spool_write(spool_t *s, payload_t *p, uint64_t first_seq, int first)
 int
 spool_read(spool_t *s, payload_t *p)
 {
-    char    path[4096];
-    FILE   *f;
-    long    start, end;
+    char         name[64];
+    FILE        *f;
+    long         start, end;
+    int          fd;
+    struct stat  st;
 
-    spool_path(s, p, path, sizeof(path));
-    f = fopen(path, "r");
+    spool_name(p, name, sizeof(name));
+    fd = openat(s->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    f = fd >= 0 && fstat(fd, &st) == 0 && spool_file_ok(&st)
+        ? fdopen(fd, "r") : NULL;
     if (f == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return -1;
     }
 
@@ -227,14 +279,14 @@ spool_read(spool_t *s, payload_t *p)
 void
 spool_remove(spool_t *s, payload_t *p)
 {
-    char  path[4096];
+    char  name[64];
 
     if (p->seq == 0) {
         return;
     }
 
-    spool_path(s, p, path, sizeof(path));
-    unlink(path);
+    spool_name(p, name, sizeof(name));
+    unlinkat(s->dir_fd, name, 0);
     s->bytes -= p->disk_len < s->bytes ? p->disk_len : s->bytes;
     s->files -= s->files > 0;
     p->seq = 0;
@@ -251,16 +303,30 @@ spool_close(spool_t *s)
     s->dir_fd = -1;
 }
 
+/* A payload's file name, in the spool's directory. */
+
 static void
-spool_path(const spool_t *s, const payload_t *p, char *out, size_t size)
+spool_name(const payload_t *p, char *out, size_t size)
 {
     if (p->legacy) {
-        snprintf(out, size, "%s/%020llu-%zu.jsonl", s->dir,
-                 (unsigned long long) p->seq, p->items);
+        snprintf(out, size, "%020llu-%zu.jsonl", (unsigned long long) p->seq,
+                 p->items);
     } else {
-        snprintf(out, size, "%s/%020llu.payload", s->dir,
-                 (unsigned long long) p->seq);
+        snprintf(out, size, "%020llu.payload", (unsigned long long) p->seq);
     }
+}
+
+/*
+ * A file the sidecar wrote: regular, its own, under one name.  A link that
+ * someone else made (symbolic, or a second name of another file) would have
+ * the sidecar send that file's bytes.
+ */
+
+static int
+spool_file_ok(const struct stat *st)
+{
+    return S_ISREG(st->st_mode) && st->st_uid == geteuid()
+           && st->st_nlink == 1;
 }
 
 static int

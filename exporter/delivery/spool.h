@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "payload.h"
 
@@ -34,9 +35,15 @@ typedef struct {
     uint64_t   next_seq;
 } spool_t;
 
-/* Opens (creating) dir; -1 with err set when it cannot. */
+/* Opens (creating) dir; -1 with err set when it cannot, or when it is not
+   the sidecar's user's alone (see spool_dir_check). */
 int spool_open(spool_t *s, const char *dir, size_t max_bytes,
     size_t max_files, char *err, size_t errlen);
+
+/* 0 when a directory (st, named dir) is this user's and nobody else may
+   write to it; else -1, err saying what to do. */
+int spool_dir_check(const struct stat *st, const char *dir, char *err,
+    size_t errlen);
 
 /* What an earlier run left, oldest first, as payloads whose data is still
    on disk (a list linked by next; NULL for none). */

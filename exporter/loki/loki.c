@@ -73,10 +73,15 @@ loki_body(loki_batch_t *b, loki_format_t f, const char *host, buf_t *out)
         if (f == LOKI_PROTOBUF) {
             /* the stream's labels in selector form */
             buf_reset(&labels);
-            jsonw_lit(&labels, "{service=\"");
-            label_value(&labels, s->service);
-            jsonw_lit(&labels, "\", level=\"");
-            label_value(&labels, s->level);
+            if (b->job) {
+                jsonw_lit(&labels, "{job=\"");
+                label_value(&labels, b->job);
+            } else {
+                jsonw_lit(&labels, "{service=\"");
+                label_value(&labels, s->service);
+                jsonw_lit(&labels, "\", level=\"");
+                label_value(&labels, s->level);
+            }
             jsonw_lit(&labels, "\", host=\"");
             label_value(&labels, host);
             jsonw_lit(&labels, "\"}");
@@ -88,10 +93,15 @@ loki_body(loki_batch_t *b, loki_format_t f, const char *host, buf_t *out)
             if (i) {
                 jsonw_lit(out, ",");
             }
-            jsonw_lit(out, "{\"stream\":{\"service\":");
-            jsonw_string(out, s->service, strlen(s->service));
-            jsonw_lit(out, ",\"level\":");
-            jsonw_string(out, s->level, strlen(s->level));
+            if (b->job) {
+                jsonw_lit(out, "{\"stream\":{\"job\":");
+                jsonw_string(out, b->job, strlen(b->job));
+            } else {
+                jsonw_lit(out, "{\"stream\":{\"service\":");
+                jsonw_string(out, s->service, strlen(s->service));
+                jsonw_lit(out, ",\"level\":");
+                jsonw_string(out, s->level, strlen(s->level));
+            }
             jsonw_lit(out, ",\"host\":");
             jsonw_string(out, host, strlen(host));
             jsonw_lit(out, "},\"values\":[");

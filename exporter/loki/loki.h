@@ -31,6 +31,7 @@ typedef struct {
 
 typedef struct {
     char           org[ORG_ID_MAX + 1];     /* X-Scope-OrgID, or "" */
+    const char    *job;             /* set: one stream {job, host} (audit) */
     loki_stream_t  streams[LOKI_MAX_STREAMS];
     int            n_streams;
     size_t         bytes;           /* encoded entries */

@@ -15,7 +15,7 @@
 
 #include "build.h"
 #include "obs_limits.h"
-#include "pb.h"
+#include "otlp_pb.h"
 #include "text.h"
 
 #define SPAN_SERVER   2
@@ -28,10 +28,7 @@ enum {
     SPAN_TRACE_ID = 1, SPAN_SPAN_ID = 2, SPAN_TRACE_STATE = 3,
     SPAN_PARENT = 4, SPAN_NAME = 5, SPAN_KIND = 6, SPAN_START = 7,
     SPAN_END = 8, SPAN_ATTRIBUTES = 9, SPAN_STATUS = 15, SPAN_FLAGS = 16,
-    KV_KEY = 1, KV_VALUE = 2, ANY_STRING = 1, ANY_INT = 3, STATUS_CODE = 3,
-    REQUEST_RESOURCE_SPANS = 1, RS_RESOURCE = 1, RS_SCOPE_SPANS = 2,
-    RESOURCE_ATTRIBUTES = 1, SS_SCOPE = 1, SS_SPANS = 2,
-    SCOPE_NAME = 1, SCOPE_VERSION = 2
+    STATUS_CODE = 3, SS_SPANS = 2
 };
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue        otlp_kv_t;
@@ -172,51 +169,27 @@ span_fields(buf_t *b, const Obs__V1__Record *r)
     }
 }
 
-/*
- * server.address without the port, server.port apart (OpenTelemetry HTTP
- * client conventions); nginx writes "host:port", "[v6]:port" or
- * "unix:/path".
- */
+/* server.address without the port, server.port apart (OpenTelemetry HTTP
+   client conventions). */
 static void
 attr_peer(buf_t *b, const ProtobufCBinaryData *address)
 {
-    const char  *a = (const char *) address->data;
-    size_t       len = address->len, host_len, i;
-    int64_t      port = 0;
+    const char  *host;
+    size_t       host_len;
+    int64_t      port;
 
-    if (len > 5 && memcmp(a, "unix:", 5) == 0) {
-        attr_str(b, SPAN_ATTRIBUTES, "server.address", a + 5, len - 5);
+    if (otlp_host_port((const char *) address->data, address->len, &host,
+                       &host_len, &port))
+    {
+        attr_str(b, SPAN_ATTRIBUTES, "server.address", host, host_len);
         ATTR_STR(b, "network.transport", "unix");
         return;
     }
 
-    for (host_len = len; host_len > 0 && a[host_len - 1] != ':'; host_len--) {
-        /* void */
+    attr_str(b, SPAN_ATTRIBUTES, "server.address", host, host_len);
+    if (port) {
+        attr_int(b, "server.port", port);
     }
-
-    if (host_len == 0 || host_len == len || len - host_len > 5
-        || (a[0] != '[' && memchr(a, ':', host_len - 1) != NULL))
-    {
-        attr_str(b, SPAN_ATTRIBUTES, "server.address", a, len);
-        return;                     /* no port, or a bare IPv6 address */
-    }
-
-    for (i = host_len; i < len; i++) {
-        if (a[i] < '0' || a[i] > '9') {
-            attr_str(b, SPAN_ATTRIBUTES, "server.address", a, len);
-            return;
-        }
-        port = port * 10 + (a[i] - '0');
-    }
-
-    host_len--;                     /* the colon */
-    if (host_len >= 2 && a[0] == '[' && a[host_len - 1] == ']') {
-        a++;
-        host_len -= 2;
-    }
-
-    attr_str(b, SPAN_ATTRIBUTES, "server.address", a, host_len);
-    attr_int(b, "server.port", port);
 }
 
 /*
@@ -254,50 +227,14 @@ attr_outcome(buf_t *b, const Obs__V1__UpstreamAttempt *u)
 void
 spans_resource(buf_t *b, const exporter_config_t *cfg)
 {
-    const char  *item, *eq, *end;
-
-    attr_str(b, RESOURCE_ATTRIBUTES, "service.name", cfg->gateway_name,
-             strlen(cfg->gateway_name));
-    attr_str(b, RESOURCE_ATTRIBUTES, "host.name", cfg->gateway_host,
-             strlen(cfg->gateway_host));
-
-    /* OTEL_RESOURCE_ATTRIBUTES: key=value,key=value */
-    for (item = cfg->resource_attributes; item && *item; item = end) {
-        end = strchr(item, ',');
-        end = end ? end : item + strlen(item);
-        eq = memchr(item, '=', (size_t) (end - item));
-        if (eq && eq != item && strncmp(item, "service.name=", 13) != 0) {
-            char  key[256];
-
-            snprintf(key, sizeof(key), "%.*s", (int) (eq - item), item);
-            attr_str(b, RESOURCE_ATTRIBUTES, key, eq + 1,
-                     (size_t) (end - eq - 1));
-        }
-        if (*end == ',') {
-            end++;
-        }
-    }
+    otlp_resource(b, cfg->gateway_name, cfg->gateway_host,
+                  cfg->resource_attributes);
 }
 
 void
 spans_request(buf_t *out, const buf_t *resource, const buf_t *spans)
 {
-    size_t  scope, ss, rs;
-
-    scope = pb_len_size(SCOPE_NAME, sizeof("obs-gateway") - 1)
-            + pb_len_size(SCOPE_VERSION, strlen(OBS_EXPORTER_VERSION));
-    ss = pb_len_size(SS_SCOPE, scope) + spans->len;
-    rs = pb_len_size(RS_RESOURCE, resource->len)
-         + pb_len_size(RS_SCOPE_SPANS, ss);
-
-    pb_len(out, REQUEST_RESOURCE_SPANS, rs);
-    pb_bytes(out, RS_RESOURCE, resource->data, resource->len);
-    pb_len(out, RS_SCOPE_SPANS, ss);
-    pb_len(out, SS_SCOPE, scope);
-    pb_bytes(out, SCOPE_NAME, "obs-gateway", sizeof("obs-gateway") - 1);
-    pb_bytes(out, SCOPE_VERSION, OBS_EXPORTER_VERSION,
-             strlen(OBS_EXPORTER_VERSION));
-    buf_append(out, spans->data, spans->len);
+    otlp_request(out, resource, spans);
 }
 
 json_t *
@@ -393,17 +330,12 @@ span_head(buf_t *b, const Obs__V1__Record *r, const char *name,
     }
 }
 
-/* A KeyValue with a string: field is the Span's or the Resource's. */
+/* A KeyValue with a string attribute of the span. */
 static void
 attr_str(buf_t *b, unsigned field, const char *key, const char *value,
     size_t len)
 {
-    size_t  klen = strlen(key), any = pb_len_size(ANY_STRING, len);
-
-    pb_len(b, field, pb_len_size(KV_KEY, klen) + pb_len_size(KV_VALUE, any));
-    pb_bytes(b, KV_KEY, key, klen);
-    pb_len(b, KV_VALUE, any);
-    pb_bytes(b, ANY_STRING, value, len);
+    otlp_attr_str(b, field, key, strlen(key), value, len);
 }
 
 static void
@@ -423,14 +355,7 @@ attr_text(buf_t *b, const char *key, const ProtobufCBinaryData *t)
 static void
 attr_int(buf_t *b, const char *key, int64_t value)
 {
-    size_t  klen = strlen(key);
-    size_t  any = 1 + pb_varint_size((uint64_t) value);
-
-    pb_len(b, SPAN_ATTRIBUTES,
-           pb_len_size(KV_KEY, klen) + pb_len_size(KV_VALUE, any));
-    pb_bytes(b, KV_KEY, key, klen);
-    pb_len(b, KV_VALUE, any);
-    pb_uint(b, ANY_INT, (uint64_t) value);
+    otlp_attr_int(b, SPAN_ATTRIBUTES, key, strlen(key), value);
 }
 
 static void

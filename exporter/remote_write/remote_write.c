@@ -235,9 +235,7 @@ rw_org(const remote_write_t *rw, const snapshot_t *s,
             return rw->cfg.operator_tenant;
         }
         tenant = snapshot_str(s, (uint32_t) sample->tenant);
-        if (strcmp(tenant, "none") == 0 || strcmp(tenant, "__overflow__") == 0
-            || !org_id_valid(tenant))
-        {
+        if (tenant_is_nobody(tenant) || !org_id_valid(tenant)) {
             return rw->cfg.operator_tenant;
         }
         return tenant;

@@ -1,13 +1,15 @@
 /* libFuzzer target: any datagram through the sidecar's decoder, the
-   aggregator and the exposition; malformed input is counted, never fatal.
-   What ingest accepts is decoded once more as the exporter threads share
-   it (decoded.h): each of its records reaches exactly one of them. */
+   aggregator, the audit trail's events and the exposition; malformed input
+   is counted, never fatal.  What ingest accepts is decoded once more as the
+   exporter threads share it (decoded.h): each of its records reaches
+   exactly one of them. */
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregate.h"
+#include "audit.h"
 #include "buf.h"
 #include "config.h"
 #include "decoded.h"
@@ -18,6 +20,7 @@
 static store_t       *store;
 static aggregator_t  *agg;
 static ingest_t      *in;
+static audit_t       *trail;
 static decoded_t      view;
 
 /* The records ingest counted, split among three threads, per tenant. */
@@ -62,6 +65,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in = ingest_open(&cfg, agg, err, sizeof(err));
         decoded_init(&view, 8 * 1024 * 1024);
         ingest_set_datagram_hook(in, share, NULL);
+
+        /* audit events are made (no file: then counted, not written) */
+        trail = audit_open(&cfg.audit, err, sizeof(err));
+        ingest_set_audit(in, trail);
     }
 
     ingest_datagram(in, data, size);

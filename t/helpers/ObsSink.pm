@@ -75,6 +75,28 @@ our $Locations = <<'_EOC_' . $ObsErrlog::Location;
     }
 _EOC_
 
+# The largest record a worker can make: every text at its limit and eight
+# failed attempts (t/040's and t/090's size bounds).  LargestHttp goes after
+# a file's own http_config (location /big/ proxies to eight_dead);
+# LargestHeaders are the request's headers, each at its limit.
+our $LargestHttp = <<'_EOC_';
+    obs_service_name $http_x_service;
+    obs_tenant $http_x_tenant_id;
+    upstream eight_dead {
+_EOC_
+$LargestHttp .= CORE::join('', map {
+    "        server unix:\$TEST_NGINX_HTML_DIR/dead$_.sock;\n" } 1 .. 9)
+    . "    }\n";
+
+our $LargestHeaders = "User-Agent: " . ("u" x 600) . "\n"
+    . "X-Request-ID: " . ("r" x 200) . "\n"
+    . "X-Tenant-ID: " . ("t" x 64) . "\n"
+    . "X-Service: " . ("s" x 300) . "\n"
+    . "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"
+    . "tracestate: "
+    . CORE::join(',', map { sprintf "k%02d=%s", $_, "v" x 12 } 1 .. 32)
+    . "\n";
+
 sub preprocess {
     my ($block, $http_config) = @_;
     $block->set_value("http_config", $http_config)

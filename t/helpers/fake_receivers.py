@@ -12,12 +12,15 @@ Loki: POST /loki/api/v1/push takes both of Loki's formats.
   {name="value", ...}; timestamps a valid google.protobuf.Timestamp.
   Each push is kept in the JSON push's shape, with "format" saying which.
 Anything else is answered 400 (or 415) and recorded as an error.  OTLP:
-POST /v1/traces must be application/x-protobuf; bodies are kept raw for an
-independent decoder.
+POST /v1/traces, /v1/metrics and /v1/logs must be application/x-protobuf;
+bodies are kept raw (under "otlp", "otlp_metrics", "otlp_logs") for an
+independent decoder (t/helpers/js/otlp_decode.js).
 
-Faults are set through GET /control?fail=N&code=503&retry_after=S&delay=S:
-the next N pushes are answered `code` (with Retry-After when given); every
-request waits `delay` seconds first.
+Faults are set through GET /control?fail=N&code=503&retry_after=S&delay=S
+&partial=R&message=TEXT: the next N pushes are answered `code` (with
+Retry-After when given); every request waits `delay` seconds first; with
+partial=R, the next OTLP answer is a 200 whose Export*ServiceResponse says
+R items were rejected (partial_success, with `message`).
 
 Usage: fake_receivers.py PORT   (serves both APIs; GET /state shows all)
 """
@@ -34,9 +37,15 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from otlp_answers import faults, partial_success
+
 LOCK = threading.Lock()
-STATE = {"loki": [], "otlp": [], "errors": [], "refused": 0}
-FAULT = {"fail": 0, "code": 503, "retry_after": None, "delay": 0.0}
+STATE = {"loki": [], "otlp": [], "otlp_metrics": [], "otlp_logs": [],
+         "errors": [], "refused": 0}
+FAULT = {"fail": 0, "code": 503, "retry_after": None, "delay": 0.0,
+         "partial": 0, "message": ""}
+OTLP_PATHS = {"/v1/traces": "otlp", "/v1/metrics": "otlp_metrics",
+              "/v1/logs": "otlp_logs"}
 DIGITS = re.compile(r"^[0-9]{19}$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
 ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
@@ -161,10 +170,8 @@ class Handler(BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(url.query))
         with LOCK:
             if url.path == "/control":
-                FAULT["fail"] = int(q.get("fail", 0))
-                FAULT["code"] = int(q.get("code", 503))
+                FAULT.update(faults(q, 503))
                 FAULT["retry_after"] = q.get("retry_after")
-                FAULT["delay"] = float(q.get("delay", 0))
                 return self.reply(200, b"ok\n")
             if url.path == "/state":
                 return self.reply(200, json.dumps(STATE).encode(),
@@ -214,15 +221,21 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE["loki"].append(dict(meta, push=doc))
             return self.reply(204)
-        if self.path == "/v1/traces":
+        if self.path in OTLP_PATHS:
             if self.headers.get("Content-Type") != "application/x-protobuf":
                 return self.error(415, "Content-Type must be "
                                   "application/x-protobuf")
+            answer = b""
             with LOCK:
-                STATE["otlp"].append(dict(meta, body=base64.b64encode(
-                    body).decode()))
-            return self.reply(200, b"", {"Content-Type":
-                                         "application/x-protobuf"})
+                if FAULT["partial"]:
+                    answer = partial_success(FAULT["partial"],
+                                             FAULT["message"])
+                    meta["rejected"] = FAULT["partial"]
+                    FAULT["partial"] = 0
+                STATE[OTLP_PATHS[self.path]].append(dict(
+                    meta, body=base64.b64encode(body).decode()))
+            return self.reply(200, answer, {"Content-Type":
+                                            "application/x-protobuf"})
         self.error(404, "no such API")
 
     def error(self, code, message):

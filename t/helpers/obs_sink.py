@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.parse
 
-ID_FIELDS = {"traceId", "spanId", "parentSpanId"}
+ID_FIELDS = {"traceId", "spanId", "parentSpanId", "configSha256"}
 
 
 def load_schema(proto_dir):
@@ -70,6 +70,9 @@ BYTES_FIELDS = set()
 # drops since the sender's last sent datagram (BatchHeader fields 10-13)
 DROP_DELTAS = ("deltaDroppedBufferFull", "deltaDroppedSendFailed",
                "deltaDroppedOversize", "deltaDroppedAtExit")
+# audit events never admitted since then (fields 70-72)
+AUDIT_DROP_DELTAS = ("deltaAuditDroppedBufferFull",
+                     "deltaAuditDroppedOversize", "deltaAuditDroppedAtExit")
 
 
 class Store:
@@ -81,6 +84,7 @@ class Store:
         self.headers = []
         self.received = 0
         self.dropped = 0
+        self.audit_dropped = 0
         self.errors = 0
         self.closing = False
 
@@ -153,6 +157,8 @@ def ingest(store, schema, data):
     with store.cond:
         store.headers.append(to_plain(header))
         store.dropped += sum(int(header.get(k, "0")) for k in DROP_DELTAS)
+        store.audit_dropped += sum(int(header.get(k, "0"))
+                                   for k in AUDIT_DROP_DELTAS)
         for r in rows:
             store.records.append(to_plain(json_format.MessageToDict(r)))
             store.received += 1
@@ -164,7 +170,8 @@ def ingest(store, schema, data):
 # prefix of the entry columns).  Everything else comes from the descriptor.
 GROUPS = {"upstream_attempts": ("upstreams", "attempt_"),
           "metric_count": ("metrics", "metric_"),
-          "field_count": ("fields", "field_")}          # obs_log_field
+          "field_count": ("fields", "field_"),          # obs_log_field
+          "audit_count": ("audit", "audit_")}           # the audit trail
 
 # bytes per entry of an id column: W3C trace ids and span ids
 ID_WIDTHS = {"trace_id": 16, "span_id": 8}
@@ -344,6 +351,7 @@ def make_handler(store):
                         store.cond.wait(deadline - time.time())
                     return self.reply([{"received": store.received,
                                         "dropped": store.dropped,
+                                        "audit_dropped": store.audit_dropped,
                                         "sum": store.received
                                         + store.dropped}])
                 if url.path == "/pause":
@@ -355,6 +363,7 @@ def make_handler(store):
                 if url.path == "/reset":
                     store.records, store.headers = [], []
                     store.received = store.dropped = 0
+                    store.audit_dropped = 0
                     return self.reply([{"reset": True}])
             self.send_error(404)
 
@@ -366,7 +375,7 @@ def main():
     schema = load_schema(proto_dir)
     for message in (schema.Record, schema.UpstreamAttempt, schema.BatchHeader,
                     schema.MetricObservation, schema.ActiveRequests,
-                    schema.LogField):
+                    schema.LogField, schema.AuditEvent):
         for f in message.DESCRIPTOR.fields:
             if f.type == f.TYPE_BYTES:
                 BYTES_FIELDS.add(f.camelcase_name)

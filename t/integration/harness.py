@@ -21,6 +21,10 @@ BUILD = os.path.join(ROOT, "build")
 MODULE = os.path.join(BUILD, "ngx_http_obs_module.so")
 SIDECAR = os.path.join(BUILD, "obs-sidecar")
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
+HELPERS = os.path.join(ROOT, "t", "helpers")
+
+sys.path.insert(0, HELPERS)
+import obs_contract  # noqa: E402  (the contract: framing, reasons, families)
 
 
 def free_port():
@@ -227,6 +231,32 @@ http {
             print("kept", self.dir, file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def check_config(config=None, args=(), env=None):
+    """obs-sidecar --check-config with config as its --config file (when
+    given), the flags and the environment's additions; the finished
+    process (exit 2: refused, the reason on stderr)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        if config is not None:
+            json.dump(config, f)
+            f.flush()
+            args = ["--config", f.name] + list(args)
+        return subprocess.run([SIDECAR, "--check-config"] + list(args),
+                              env=dict(os.environ, **(env or {})),
+                              capture_output=True, text=True)
+
+
+def destination_stack(test, destination, cfg, http=None, **kw):
+    """nginx and a sidecar that sends to one destination (cfg: its
+    settings; log lines and spans go nowhere), stopped when test ends."""
+    stack = Stack(GATEWAY_HTTP if http is None else http, sidecar_config={
+        destination: cfg, "logs_file": "/dev/null",
+        "spans_file": "/dev/null"}, **kw)
+    test.addCleanup(stack.stop)
+    stack.start_sidecar()
+    stack.start_nginx()
+    return stack
 
 
 class Prometheus:

@@ -148,9 +148,16 @@ class BusinessMetrics(unittest.TestCase):
 
     def prom_equals(self, expr, want, what):
         """Waits until Prometheus has scraped exactly want."""
-        return wait_for(lambda: self.promql(expr) == want, timeout=45,
-                        what="%s == %r (have %r)" % (what, want,
-                                                     self.promql(expr)))
+        seen = {}
+
+        def equal():
+            seen["have"] = self.promql(expr)
+            return seen["have"] == want
+        try:
+            wait_for(equal, timeout=45, what=what)
+        except AssertionError:
+            raise AssertionError("%s: want %r, have (at the end) %r"
+                                 % (what, want, seen.get("have")))
 
     def test_counter_sums_what_the_upstream_returned(self):
         counts = [3, 0, 12, 7, 1, 25, 4, 9, 2, 8, 6, 10]

@@ -21,7 +21,8 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (GATEWAY_HTTP, ROOT, SIDECAR, Stack, free_port,  # noqa
+from harness import (GATEWAY_HTTP, ROOT, Stack,  # noqa
+                     destination_stack, free_port,
                      main, request, wait_for)
 
 SCHEMA = os.path.join(ROOT, "deploy", "clickhouse", "schema.sql")
@@ -149,13 +150,7 @@ class ClickHouseTest(unittest.TestCase):
         cfg = {"url": self.ch.url, "interval_seconds": 2,
                "gateway": "gw-test", "cost": PRICES, "timeout_ms": 3000}
         cfg.update(extra)
-        stack = Stack(GATEWAY_HTTP, sidecar_config={
-            "clickhouse": cfg, "logs_file": "/dev/null",
-            "spans_file": "/dev/null"})
-        self.addCleanup(stack.stop)
-        stack.start_sidecar()
-        stack.start_nginx()
-        return stack
+        return destination_stack(self, "clickhouse", cfg)
 
     def per_tenant(self):
         return {r["tenant"]: int(r["n"]) for r in self.ch.rows(
@@ -289,24 +284,6 @@ class ClickHouseTest(unittest.TestCase):
         self.assertIn("20200102", p.stdout)
         self.assertEqual(self.per_tenant(), {"new": 1})
 
-    def test_config_errors_name_the_setting(self):
-        for bad, word in (({"url": "http://x", "table": "a;drop"},
-                           "clickhouse.table"),
-                          ({"url": "http://x", "cost": {"classes": [
-                              {"name": "x", "per_gb": -1}]}},
-                           "clickhouse.cost.classes[0].per_gb"),
-                          ({"url": "http://x", "cost": {"classes": [
-                              {"per_gb": 1}]}}, "name"),
-                          ({"url": "http://x", "spool_dir": "/tmp/x"},
-                           "spool_bytes")):
-            path = os.path.join(self.ch.dir, "bad.json")
-            with open(path, "w") as f:
-                json.dump({"clickhouse": bad}, f)
-            p = subprocess.run([SIDECAR, "--config", path, "--check-config"],
-                               capture_output=True, text=True)
-            self.assertEqual(p.returncode, 2, bad)
-            self.assertIn(word, p.stderr)
-
     def test_flag_and_environment_name_the_url(self):
         for how in ("flag", "env"):
             args = ["--clickhouse-url", self.ch.url] if how == "flag" else []
@@ -352,13 +329,9 @@ class RedirectTest(unittest.TestCase):
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.addCleanup(server.shutdown)
-        stack = Stack(GATEWAY_HTTP, sidecar_config={
-            "clickhouse": {"url": "http://127.0.0.1:%d" %
-                           server.server_address[1], "interval_seconds": 1},
-            "logs_file": "/dev/null", "spans_file": "/dev/null"})
-        self.addCleanup(stack.stop)
-        stack.start_sidecar()
-        stack.start_nginx()
+        stack = destination_stack(self, "clickhouse", {
+            "url": "http://127.0.0.1:%d" % server.server_address[1],
+            "interval_seconds": 1})
         sent = {}
         traffic(stack, sent, a=3)
         wait_for(lambda: metric(stack, "obs_clickhouse_requests_total",

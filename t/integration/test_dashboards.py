@@ -63,6 +63,7 @@ EXPORTER = shutil.which("prometheus-nginx-exporter")
 NEEDS_OTHER_SOURCES = {
     ("obs-pipeline", "Exporter deliveries by result"): "the log/span exporters",
     ("obs-pipeline", "Exporter spool use"): "the log/span exporters",
+    ("obs-pipeline", "Audit stream to Loki"): "an audit file shipped to Loki",
     ("obs-slo", "Burn-rate alerts firing"): "a burning SLO",
     ("obs-tenants", "Token verification results (obs_jwt)"): "obs_jwt",
 }
@@ -276,6 +277,12 @@ class DashboardTest(unittest.TestCase):
     def test_loki_panels_select_a_stream_per_service_and_tenant(self):
         logs = [(d["uid"], p) for d in dashboards() for p in d["panels"]
                 if p["type"] == "logs"]
+        # the audit trail's stream is the operator's: no service or tenant
+        audit = [(u, p) for u, p in logs
+                 if p["targets"][0]["expr"].startswith('{job="obs-audit"}')]
+        self.assertEqual(sorted({u for u, _ in audit}), ["obs-pipeline"])
+        self.assertEqual(len(audit), 2)
+        logs = [x for x in logs if x not in audit]
         self.assertEqual(sorted({u for u, _ in logs}),
                          ["obs-red", "obs-tenants"])
         for uid, p in logs:

@@ -5,14 +5,16 @@ Prometheus (job obs-nginx, paired with the sidecar by the gateway label)
 while ObsRecordsNotReceived stays quiet, and `make demo-stop` stops it."""
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, free_port, http_get, parse_text, wait_for, main  # noqa
+from harness import BUILD, ROOT, free_port, http_get, parse_text, wait_for, main  # noqa
 
 import json
 
@@ -36,6 +38,10 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertIn("http://127.0.0.1:%d/metrics"
                           % ports["SIDECAR_PORT"], out.stdout)
+            # the status page's address comes first
+            addresses = re.findall(r"https?://\S+", out.stdout)
+            self.assertEqual(addresses[0], "http://127.0.0.1:%d/status"
+                             % ports["SIDECAR_PORT"])
 
             samples = parse_text(http_get("http://127.0.0.1:%d/metrics"
                                           % ports["SIDECAR_PORT"])[2]
@@ -96,6 +102,21 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(paired[0]["metric"], {"gateway": "demo"})
             self.assertEqual(query('ALERTS{alertname="ObsRecordsNotReceived"}'),
                              [])
+
+            # the README's screenshot of the status page comes from here:
+            # the demo's stack after a second round of traffic, so the
+            # sparklines have points (docs/status-page.png is a copy)
+            subprocess.run(["bash", "deploy/demo/demo.sh", "traffic", "300"],
+                           cwd=ROOT, env=env, check=True, timeout=300)
+            time.sleep(6)
+            shot = os.path.join(BUILD, "status-demo.png")
+            subprocess.run(["node", os.path.join(ROOT, "t", "helpers", "js",
+                                                 "status_page.js"),
+                            "screenshot", "http://127.0.0.1:%d/status"
+                            % ports["SIDECAR_PORT"], shot],
+                           check=True, timeout=120)
+            with open(shot, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
         finally:
             stop = subprocess.run(["bash", "deploy/demo/demo.sh", "stop"],
                                   cwd=ROOT, env=env, capture_output=True,

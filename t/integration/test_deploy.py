@@ -243,6 +243,8 @@ class ComposeTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="obs-deploy-")
         self.addCleanup(shutil.rmtree, tmp, True)
         for path in (os.path.join(ROOT, "deploy", "compose", "sidecar.json"),
+                     os.path.join(ROOT, "deploy", "compose",
+                                  "sidecar.otel-collector.json"),
                      os.path.join(K8S, "sidecar.json")):
             with open(path) as f:
                 text = f.read()
@@ -258,6 +260,82 @@ class ComposeTest(unittest.TestCase):
             p = subprocess.run([SIDECAR, "--config", moved, "--check-config"],
                                capture_output=True, text=True, env=env)
             self.assertEqual(p.returncode, 0, path + ": " + p.stderr)
+
+
+class OtelCollectorTest(unittest.TestCase):
+    """The collector variants (compose override, Kubernetes overlay): the
+    sidecar sends every signal over OTLP/gRPC to the collector, whose
+    pipelines use only what they define.  That its transform gives back the
+    sidecar's own series is test_otlp.py's
+    test_collector_variant_gives_back_the_page."""
+
+    OVERRIDE = os.path.join(ROOT, "deploy", "compose",
+                            "docker-compose.otel-collector.yml")
+    OVERLAY = os.path.join(ROOT, "deploy", "k8s-otel-collector")
+
+    @unittest.skipUnless(subprocess.run(["which", "docker-compose"],
+                                        capture_output=True).returncode == 0,
+                         "docker-compose is not installed")
+    def test_compose_override(self):
+        p = subprocess.run(["docker-compose", "-f", COMPOSE, "-f",
+                            self.OVERRIDE, "config"], capture_output=True,
+                           text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        doc = yaml.safe_load(p.stdout)["services"]
+        env = doc["obs-sidecar"]["environment"]
+        self.assertEqual(env["OTEL_METRICS_EXPORTER"], "otlp")
+        self.assertEqual(env["OTEL_LOGS_EXPORTER"], "otlp")
+        self.assertEqual(env["OTEL_EXPORTER_OTLP_PROTOCOL"], "grpc")
+        self.assertIn("otel-collector", doc)
+        self.assertTrue(any("sidecar.otel-collector.json" in v
+                            for v in doc["obs-sidecar"]["volumes"]))
+        with open(os.path.join(ROOT, "deploy", "compose",
+                               "prometheus.otel-collector.yml")) as f:
+            prom = yaml.safe_load(f)
+        job = [j for j in prom["scrape_configs"]
+               if j["job_name"] == "obs-sidecar"][0]
+        self.assertTrue(job["honor_labels"])
+        self.assertEqual(job["static_configs"][0]["targets"],
+                         ["otel-collector:8889"])
+
+    def test_collector_pipelines_use_what_they_define(self):
+        with open(os.path.join(self.OVERLAY, "collector.yaml")) as f:
+            cfg = yaml.safe_load(f)
+        for name, p in cfg["service"]["pipelines"].items():
+            for kind in ("receivers", "processors", "exporters"):
+                for c in p.get(kind, []):
+                    self.assertIn(c, cfg[kind], "%s: %s" % (name, c))
+        self.assertEqual(set(cfg["service"]["pipelines"]),
+                         {"metrics", "logs", "traces"})
+
+    def test_kubernetes_overlay(self):
+        out = subprocess.run(["kubectl", "kustomize", self.OVERLAY],
+                             capture_output=True, text=True, check=True)
+        docs = [o for o in yaml.safe_load_all(out.stdout) if o]
+        dep = [d for d in docs if d["kind"] == "Deployment"
+               and d["metadata"]["name"] == "obs-gateway"][0]
+        side = [c for c in dep["spec"]["template"]["spec"]["containers"]
+                if c["name"] == "obs-sidecar"][0]
+        env = [e["name"] for e in side["env"]]
+        self.assertLess(env.index("POD_NAME"),
+                        env.index("OTEL_RESOURCE_ATTRIBUTES"))
+        values = {e["name"]: e.get("value") for e in side["env"]}
+        self.assertEqual(values["OTEL_METRICS_EXPORTER"], "otlp")
+        self.assertIn("k8s.pod.name=$(POD_NAME)",
+                      values["OTEL_RESOURCE_ATTRIBUTES"])
+        self.assertNotIn("OBS_SIDECAR_LOKI_URL", values)
+        monitors = {d["metadata"]["name"]: d for d in docs
+                    if d["kind"] == "PodMonitor"}
+        self.assertEqual([e["port"] for e in monitors["obs-gateway"]
+                          ["spec"]["podMetricsEndpoints"]], ["nginx-metrics"])
+        col = monitors["obs-otel-collector"]
+        self.assertEqual(col["metadata"]["labels"]["release"],
+                         monitors["obs-gateway"]["metadata"]["labels"]
+                         ["release"])
+        self.assertTrue(col["spec"]["podMetricsEndpoints"][0]["honorLabels"])
+        self.assertTrue(any(d["kind"] == "ConfigMap" and d["metadata"]["name"]
+                            .startswith("obs-otel-collector-config")
+                            for d in docs))
 
 
 class KubernetesTest(unittest.TestCase):

@@ -26,8 +26,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (ROOT, Stack, free_port, http_get, request, value,  # noqa
-                     wait_for, main)
+from harness import (obs_contract, ROOT, Stack, free_port,  # noqa
+                     http_get, request, value, wait_for, main)
 
 HELPERS = os.path.join(ROOT, "t", "helpers")
 
@@ -276,13 +276,7 @@ class LokiAndOtlpTest(unittest.TestCase):
         import socket
         stack, rec = exporter_stack(self, {"loki": {
             "tenant_header": "per_tenant"}})
-        out = tempfile.mkdtemp(prefix="obs-pb-")
-        self.addCleanup(shutil.rmtree, out)
-        subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "proto"),
-                               "--python_out=" + out,
-                               os.path.join(ROOT, "proto/obs/v1/record.proto")])
-        sys.path.insert(0, out)
-        from obs.v1 import record_pb2
+        record_pb2 = obs_contract.record_pb2()
         b = record_pb2.Batch()
         b.header.schema_version = 2
         b.header.pid = 77

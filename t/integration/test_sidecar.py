@@ -7,6 +7,7 @@ exemplars and native histograms arrive through its API; malformed datagrams
 are rejected and counted; SIGHUP keeps counters, SIGTERM exits 0."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,8 +18,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (Stack, ROOT, GATEWAY_HTTP, http_get, request,  # noqa
-                     value, wait_for, parse_text, main)
+from harness import (obs_contract, Stack, ROOT, GATEWAY_HTTP,  # noqa
+                     http_get, request, value, wait_for, parse_text, main)
 
 NGINX_HTTP = GATEWAY_HTTP
 
@@ -43,6 +44,9 @@ def drive(gateway):
                        body=b"x" * 10,
                        headers={"X-Tenant-ID": "acme"})[0] == 200
     assert request(gateway + "/api/users/9")[0] == 200
+
+
+FRAMING = obs_contract.framing()
 
 
 class PipelineTest(unittest.TestCase):
@@ -105,6 +109,28 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(value(self.samples,
                                "http_upstream_request_duration_seconds_count",
                                service="ml-engine", upstream=up), 4)
+
+    def test_every_family_as_the_contract_says(self):
+        """Each family of proto/obs/v1/families.def is exposed with its
+        type, unit and help, and its samples carry its labels in its
+        order (the histograms' le after them)."""
+        body = http_get(self.stack.metrics_url)[2].decode()
+        for f in obs_contract.families():
+            name = f["exposed"]      # text 0.0.4 names a counter so
+            self.assertTrue("# TYPE %s %s\n" % (name, f["type"]) in body,
+                            name)
+            self.assertTrue("# HELP %s %s\n" % (name, f["help"]) in body,
+                            name)
+            sample = f["exposed"] + ("_bucket" if f["type"] == "histogram"
+                                     else "")
+            lines = [ln for ln in body.splitlines()
+                     if ln.startswith(sample + "{")]
+            if not f["stored"] and not lines:
+                continue            # nothing in flight when scraped
+            self.assertTrue(lines, sample)
+            keys = re.findall(r'([a-z_]+)="', lines[0])
+            self.assertEqual(keys, f["labels"] + (
+                ["le"] if f["type"] == "histogram" else []), sample)
 
     def test_promtool_accepts_the_exposition(self):
         body = http_get(self.stack.metrics_url)[2]
@@ -231,13 +257,7 @@ class IngestRobustnessTest(unittest.TestCase):
         cls.stack = Stack(NGINX_HTTP)
         cls.addClassCleanup(cls.stack.stop)
         cls.stack.start_sidecar()
-        out = tempfile.mkdtemp(prefix="obs-pb-")
-        subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "proto"),
-                               "--python_out=" + out,
-                               os.path.join(ROOT, "proto/obs/v1/record.proto")])
-        sys.path.insert(0, out)
-        from obs.v1 import record_pb2
-        cls.pb = record_pb2
+        cls.pb = obs_contract.record_pb2()
 
     def send(self, data):
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
@@ -286,9 +306,20 @@ class IngestRobustnessTest(unittest.TestCase):
         wait_for(lambda: self.errors("malformed") == before + 1,
                  what="a truncated datagram counted")
 
+    def test_every_reason_of_the_contract_is_served(self):
+        """obs_decode_errors_total and obs_records_dropped_total carry each
+        reason of proto/obs/v1's lists, and no other, from the start."""
+        m = self.stack.metrics()
+        for family, reasons in (
+                ("obs_decode_errors_total", obs_contract.decode_errors()),
+                ("obs_records_dropped_total", obs_contract.drop_reasons())):
+            served = sorted(dict(labels)["reason"] for name, labels in m
+                            if name == family)
+            self.assertEqual(served, sorted(reasons), family)
+
     def test_oversized(self):
         before = self.errors("oversize")
-        self.send(b"\x12" + b"x" * 70000)
+        self.send(b"\x12" + b"x" * (FRAMING["OBS_DATAGRAM_READ_MAX"] + 1))
         wait_for(lambda: self.errors("oversize") == before + 1,
                  what="an oversized datagram counted")
 
@@ -300,7 +331,7 @@ class IngestRobustnessTest(unittest.TestCase):
 
     def test_unknown_schema(self):
         before = self.errors("schema")
-        self.send(self.batch(version=3))
+        self.send(self.batch(version=FRAMING["OBS_SCHEMA_MAX"] + 1))
         wait_for(lambda: self.errors("schema") == before + 1,
                  what="a future schema counted")
 

@@ -353,5 +353,55 @@ class CheckConfigTest(unittest.TestCase):
         self.assertIn("configuration is valid", p.stdout)
 
 
+class MistakesTest(unittest.TestCase):
+    """What a person gets wrong first is answered in words that name it and
+    the fix: a busy port, a misspelt setting, option or variable."""
+
+    def test_a_busy_port_is_named(self):
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with tempfile.TemporaryDirectory() as d:
+            p = run_sidecar("--listen", "127.0.0.1:%d" % port, "--ingest",
+                            "unix:%s/r.sock" % d, "--no-logs", "--no-traces")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertNotIn("port 0", p.stderr)
+        self.assertIn("listen 127.0.0.1:%d: Address already in use" % port,
+                      p.stderr)
+        self.assertIn("--listen", p.stderr)
+
+    def test_misspellings_suggest_the_nearest(self):
+        with tempfile.TemporaryDirectory() as d:
+            config = os.path.join(d, "c.json")
+            for text, said in [
+                    ('{"listn": "127.0.0.1:1"}',
+                     'unknown setting "listn" (did you mean "listen"?)'),
+                    ('{"loki": {"urll": "http://x"}}',
+                     'unknown setting "loki.urll" (did you mean '
+                     '"loki.url"?)'),
+                    ('{"zzzzzz": 1}', 'unknown setting "zzzzzz"\n')]:
+                with open(config, "w") as f:
+                    f.write(text)
+                p = run_sidecar("--config", config, "--check-config")
+                self.assertEqual(p.returncode, 2, text)
+                self.assertIn(said, p.stderr, text)
+            p = run_sidecar("--otlp-endpiont", "http://x", "--check-config")
+            self.assertEqual(p.returncode, 2)
+            self.assertIn('unknown option "--otlp-endpiont" (did you mean '
+                          '"--otlp-endpoint"?)', p.stderr)
+            self.assertNotIn("unrecognized option", p.stderr)
+            p = run_sidecar("--listen")
+            self.assertIn('option "--listen" needs an argument', p.stderr)
+            env = dict(os.environ, OBS_SIDECAR_LISTN="127.0.0.1:1",
+                       OBS_SIDECAR_INGEST="unix:%s/r.sock" % d)
+            p = subprocess.run([SIDECAR, "--check-config"], env=env,
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("OBS_SIDECAR_LISTN is not a setting and is ignored "
+                          "(did you mean OBS_SIDECAR_LISTEN?)", p.stderr)
+
+
 if __name__ == "__main__":
     main()

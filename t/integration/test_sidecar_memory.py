@@ -22,8 +22,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (ROOT, SIDECAR, free_port, http_get, parse_text,  # noqa
-                     value, wait_for, main)
+from harness import (obs_contract, ROOT, SIDECAR, free_port,  # noqa
+                     http_get, parse_text, value, wait_for, main)
 sys.path.insert(0, os.path.join(ROOT, "deploy", "k8s"))
 import sidecar_memory  # noqa: E402
 
@@ -42,12 +42,7 @@ class SidecarMemoryTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="obs-mem-")
-        subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "proto"),
-                               "--python_out=" + cls.dir,
-                               os.path.join(ROOT, "proto/obs/v1/record.proto")])
-        sys.path.insert(0, cls.dir)
-        from obs.v1 import record_pb2
-        cls.pb = record_pb2
+        cls.pb = obs_contract.record_pb2()
         with open(os.path.join(ROOT, "deploy", "k8s", "sidecar.json")) as f:
             cls.shipped = json.load(f)
 

@@ -18,8 +18,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (Stack, ROOT, NGINX, MODULE, free_port, request,  # noqa
-                     value, wait_for, main)
+from harness import (Stack, NGINX, MODULE, check_config,  # noqa
+                     free_port, request, value, wait_for, main, obs_contract)
 
 NGINX_HTTP = """
     server {
@@ -30,17 +30,9 @@ NGINX_HTTP = """
 """
 
 KEY = b"0123456789abcdef-shared-secret"
-MARK = b"\xffOBH"
-
-
-def record_pb2():
-    out = tempfile.mkdtemp(prefix="obs-pb-")
-    subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "proto"),
-                           "--python_out=" + out,
-                           os.path.join(ROOT, "proto/obs/v1/record.proto")])
-    sys.path.insert(0, out)
-    from obs.v1 import record_pb2 as pb
-    return pb
+FRAMING = obs_contract.framing()
+MARK = FRAMING["OBS_MAC_MARK"]
+HEAD = FRAMING["OBS_MAC_MARK_LEN"] + FRAMING["OBS_MAC_LEN"]
 
 
 def tagged(key, batch):
@@ -51,7 +43,7 @@ class UdpAuthTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.pb = record_pb2()
+        cls.pb = obs_contract.record_pb2()
         cls.dir = tempfile.mkdtemp(prefix="obs-key-")
         cls.key = os.path.join(cls.dir, "obs.key")
         with open(cls.key, "wb") as f:
@@ -61,7 +53,7 @@ class UdpAuthTest(unittest.TestCase):
 
     def batch(self, service):
         b = self.pb.Batch()
-        b.header.schema_version = 2
+        b.header.schema_version = FRAMING["OBS_SCHEMA_CURRENT"]
         b.header.pid = 99
         b.header.host = b"forger"
         r = b.records.add()
@@ -88,9 +80,9 @@ class UdpAuthTest(unittest.TestCase):
 
         captured, records = [], 0
         while records < requests:
-            captured.append(rx.recv(65536))
+            captured.append(rx.recv(FRAMING["OBS_DATAGRAM_READ_MAX"]))
             b = self.pb.Batch()
-            b.ParseFromString(captured[-1][36:])
+            b.ParseFromString(captured[-1][HEAD:])
             records += b.columns.count + len(b.records)
         stack.stop()
         return captured
@@ -99,18 +91,19 @@ class UdpAuthTest(unittest.TestCase):
         """Every datagram the module sends verifies with Python's hmac,
         parses as a Batch and says when it was sent."""
         for data in self.capture(3):
-            self.assertEqual(data[:4], MARK)
-            self.assertEqual(data[4:36], hmac.new(KEY, data[36:],
-                                                  hashlib.sha256).digest())
+            self.assertEqual(data[:len(MARK)], MARK)
+            self.assertEqual(data[len(MARK):HEAD],
+                             hmac.new(KEY, data[HEAD:],
+                                      hashlib.sha256).digest())
             b = self.pb.Batch()
-            b.ParseFromString(data[36:])
+            b.ParseFromString(data[HEAD:])
             # the send time bounds a copy's life (--ingest-max-skew)
             self.assertLess(abs(b.header.send_time_unix_nano / 1e9
                                 - time.time()), 5)
 
     def header(self, data):
         b = self.pb.Batch()
-        b.ParseFromString(data[36:])
+        b.ParseFromString(data[HEAD:])
         return b.header
 
     def keyed_sidecar(self, unix=False):
@@ -140,7 +133,7 @@ class UdpAuthTest(unittest.TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for data in (self.batch("plain"),
                          tagged(b"the-wrong-key-0123456789", self.batch("bad")),
-                         MARK + b"\0" * 32 + self.batch("zero"),
+                         MARK + b"\0" * FRAMING["OBS_MAC_LEN"] + self.batch("zero"),
                          MARK + b"short"):
                 s.sendto(data, ("127.0.0.1", port))
             s.sendto(tagged(KEY, self.batch("good")), ("127.0.0.1", port))
@@ -270,32 +263,57 @@ class UdpAuthTest(unittest.TestCase):
         self.assertEqual(value(m, "obs_decode_errors_total", reason="stale"),
                          len(captured))
 
+    def sidecar_check(self, key):
+        """obs-sidecar --check-config with key as its ingest_key_file."""
+        return check_config(args=["--ingest", "udp:%d" % free_port(),
+                                  "--ingest-key-file", key])
+
+    def nginx_t(self, key):
+        """nginx -t of obs_sidecar ... key=key."""
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("load_module %s;\nevents {}\nhttp {\n"
+                    "obs_sidecar udp:127.0.0.1:9 key=%s;\n}\n"
+                    % (MODULE, key))
+        return subprocess.run([NGINX, "-t", "-p", self.dir, "-c", conf,
+                               "-e", "stderr"], capture_output=True,
+                              text=True)
+
     def test_bad_key_files_are_refused(self):
         short = os.path.join(self.dir, "short.key")
         with open(short, "w") as f:
             f.write("tooshort\n")
-        p = subprocess.run([os.path.join(ROOT, "build/obs-sidecar"),
-                            "--ingest", "udp:%d" % free_port(),
-                            "--ingest-key-file", short, "--check-config"],
-                           capture_output=True, text=True)
+        p = self.sidecar_check(short)
         self.assertEqual(p.returncode, 2)
         self.assertIn("ingest_key_file", p.stderr)
 
         for path, word in ((short, "at least"),
                            (os.path.join(self.dir, "none.key"), "failed"),
                            (self.dir, "")):
-            conf = os.path.join(self.dir, "nginx.conf")
-            with open(conf, "w") as f:
-                f.write("load_module %s;\nevents {}\nhttp {\n"
-                        "obs_sidecar udp:127.0.0.1:9 key=%s;\n}\n"
-                        % (MODULE, path))
-            p = subprocess.run([NGINX, "-t", "-p", self.dir, "-c", conf,
-                                "-e", "stderr"], capture_output=True,
-                               text=True)
+            p = self.nginx_t(path)
             self.assertNotEqual(p.returncode, 0, path)
             self.assertIn("obs_sidecar" if word != "failed" else word,
                           p.stderr)
 
+    def test_module_and_sidecar_take_the_same_keys(self):
+        """One key rule (framing.h) on both sides: a key nginx -t takes,
+        the sidecar takes, and the other way round.  A NUL byte used to pass
+        both while the sidecar's key ended there: no tag matched."""
+        lo, hi = FRAMING["OBS_KEY_MIN"], FRAMING["OBS_KEY_MAX"]
+        cases = {"min": (b"k" * lo, True), "max": (b"k" * hi, True),
+                 "short": (b"k" * (lo - 1), False),
+                 "long": (b"k" * (hi + 1), False),
+                 "nul": (b"0123456789abcdef\0tail", False)}
+        for name, (key, good) in cases.items():
+            path = os.path.join(self.dir, name + ".key")
+            with open(path, "wb") as f:
+                f.write(key + b"\n")
+            os.chmod(path, 0o644)
+            sidecar, nginx = self.sidecar_check(path), self.nginx_t(path)
+            self.assertEqual(sidecar.returncode == 0, good,
+                             name + ": " + sidecar.stderr)
+            self.assertEqual(nginx.returncode == 0, good,
+                             name + ": " + nginx.stderr)
 
 if __name__ == "__main__":
     main()

@@ -293,7 +293,13 @@ def make_tokens(keys, hs):
                        ("sub_array", {"sub": ["alice"]}),
                        ("sub_object", {"sub": {"id": "alice"}}),
                        ("sub_long", {"sub": "u" * 257}),
-                       ("sub_empty", {"sub": ""})):
+                       ("sub_empty", {"sub": ""}),
+                       # a control byte, which a header would carry upstream
+                       ("sub_crlf", {"sub": "bob\r\nX-Admin: 1"}),
+                       ("sub_tab", {"sub": "bob\tx"}),
+                       ("tenant_lf", {"tenant_id": "acme\n"}),
+                       ("tenant_del", {"tenant_id": "acme\u007f"}),
+                       ("sub_utf8", {"sub": "b\u00f6b \u2603"})):
         t[name] = sign("RS256", rsa1, "rsa1", **over)
 
     t["garbage"] = "not-a-token"

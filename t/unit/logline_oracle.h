@@ -2,8 +2,11 @@
  * jansson as the oracle of the exporter's own JSON writer: a record's log
  * line (and the same line inside Loki's JSON push) must parse with jansson,
  * and every field must read back as the sanitised text (text_utf8's rules)
- * or the exact number.  Shared by t/unit/test_logline.c and
- * t/fuzz/fuzz_logline.c.
+ * or the exact number.  The same record's OTLP LogRecord must say what the
+ * line says: read with a plain wire reader and logs.proto's field numbers
+ * written here, each key of the line is the record's own field or an
+ * attribute of the same name and value, and nothing else is there.  Shared
+ * by t/unit/test_logline.c and t/fuzz/fuzz_logline.c.
  */
 
 #ifndef OBS_LOGLINE_ORACLE_H
@@ -17,6 +20,7 @@
 
 #include "build.h"
 #include "loki.h"
+#include "pb.h"
 #include "text.h"
 
 /* The sanitised text a field must read back as, like the writer's cut. */
@@ -209,9 +213,181 @@ oracle_fields(json_t *o, const Obs__V1__Record *r, const char *service,
     return 0;
 }
 
+/* One AnyValue against the line's JSON value (string, int, double,
+   bool). */
+static int
+oracle_any(const uint8_t *p, size_t len, json_t *v)
+{
+    const uint8_t  *end = p + len;
+    pb_field_t      f;
+    double          d;
+    int             n = 0, ok = 0;
+
+    while (pb_next(&p, end, &f) == 1) {
+        n++;
+        switch (f.field) {
+        case 1:             /* string_value */
+            ok = f.wire == PB_LEN && json_is_string(v)
+                 && json_string_length(v) == f.len
+                 && memcmp(json_string_value(v), f.data, f.len) == 0;
+            break;
+        case 2:             /* bool_value */
+            ok = f.wire == PB_VARINT && json_is_boolean(v)
+                 && (f.value != 0) == json_is_true(v);
+            break;
+        case 3:             /* int_value */
+            ok = f.wire == PB_VARINT && json_is_integer(v)
+                 && (int64_t) f.value == json_integer_value(v);
+            break;
+        case 4:             /* double_value */
+            memcpy(&d, &f.value, sizeof(d));
+            ok = f.wire == PB_FIXED64 && json_is_number(v)
+                 && d == json_number_value(v);
+            break;
+        default:
+            return 0;
+        }
+    }
+    return n == 1 && ok;
+}
+
+/*
+ * The record's LogRecord against its parsed line o: time, severity, body,
+ * ids and flags in the record's own fields, every other key an attribute
+ * once, with its value.
+ */
+static int
+oracle_record(json_t *o, const Obs__V1__Record *r, const char *service,
+    const char *host, int kept, char *why, size_t whylen)
+{
+    buf_t           out = { 0 }, rec = { 0 };
+    const uint8_t  *p, *end, *q, *qend;
+    pb_field_t      f, g;
+    json_t         *seen = json_object(), *v;
+    const char     *key, *level = log_level(r->status);
+    char            name[LOG_FIELD_NAME_MAX + 64], hex[33];
+    const uint8_t  *value;
+    size_t          value_len;
+    int             rc = -1, n_attrs = 0;
+    uint64_t        flags = 0;
+
+    log_record(&out, &rec, r, service, host, kept);
+    p = (const uint8_t *) out.data;
+    end = p + out.len;
+
+    /* ScopeLogs.log_records = 2 */
+    if (pb_next(&p, end, &f) != 1 || f.field != 2 || f.wire != PB_LEN
+        || p != end)
+    {
+        snprintf(why, whylen, "record: not one log_records field");
+        goto done;
+    }
+
+    q = f.data;
+    qend = f.data + f.len;
+    while (pb_next(&q, qend, &g) == 1) {
+        switch (g.field) {
+        case 1:             /* time_unix_nano */
+            if (g.wire != PB_FIXED64 || g.value != r->start_time_unix_nano
+                                                  + r->duration_us * 1000)
+            {
+                snprintf(why, whylen, "record: time");
+                goto done;
+            }
+            break;
+        case 2:             /* severity_number */
+            if (g.value != (level[0] == 'E' ? 17u : level[0] == 'W' ? 13u
+                                                                  : 9u))
+            {
+                snprintf(why, whylen, "record: severity_number");
+                goto done;
+            }
+            break;
+        case 3:             /* severity_text */
+            if (g.len != strlen(level) || memcmp(g.data, level, g.len)) {
+                snprintf(why, whylen, "record: severity_text");
+                goto done;
+            }
+            break;
+        case 5:             /* body */
+            v = json_object_get(o, "message");
+            if (!oracle_any(g.data, g.len, v)) {
+                snprintf(why, whylen, "record: body");
+                goto done;
+            }
+            break;
+        case 8:             /* flags */
+            flags = g.value;
+            break;
+        case 9:             /* trace_id */
+        case 10:            /* span_id */
+            text_hex(hex, g.data, g.len > 16 ? 16 : g.len);
+            v = json_object_get(o, g.field == 9 ? "trace_id" : "span_id");
+            if (!json_is_string(v) || strcmp(json_string_value(v), hex)) {
+                snprintf(why, whylen, "record: trace_id or span_id");
+                goto done;
+            }
+            break;
+        case 6:             /* attributes: KeyValue {key = 1, value = 2} */
+            p = g.data;
+            end = g.data + g.len;
+            name[0] = '\0';
+            value = NULL;
+            value_len = 0;
+            while (pb_next(&p, end, &f) == 1) {
+                if (f.field == 1 && f.len < sizeof(name)) {
+                    memcpy(name, f.data, f.len);
+                    name[f.len] = '\0';
+                } else if (f.field == 2) {
+                    value = f.data;
+                    value_len = f.len;
+                }
+            }
+            v = json_object_get(o, name);
+            if (value == NULL || json_object_get(seen, name)
+                || !oracle_any(value, value_len, v))
+            {
+                snprintf(why, whylen, "record: attribute %.64s", name);
+                goto done;
+            }
+            json_object_set_new(seen, name, json_true());
+            n_attrs++;
+            break;
+        default:
+            snprintf(why, whylen, "record: unexpected field %u", g.field);
+            goto done;
+        }
+    }
+
+    /* the line's other keys, all of them */
+    json_object_foreach(o, key, v) {
+        if (strcmp(key, "timestamp") && strcmp(key, "level")
+            && strcmp(key, "message") && strcmp(key, "trace_id")
+            && strcmp(key, "span_id") && !json_object_get(seen, key))
+        {
+            snprintf(why, whylen, "record: no attribute %.64s", key);
+            goto done;
+        }
+    }
+    if ((flags & 1) != (uint64_t) (kept && r->trace_id.len == 16)) {
+        snprintf(why, whylen, "record: flags");
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+    (void) n_attrs;
+    json_decref(seen);
+    buf_free(&out);
+    buf_free(&rec);
+    return rc;
+}
+
 /*
  * Writes the record's line, parses it, checks it; then the same line
- * inside a Loki JSON push body.  Returns 0, or -1 with why filled in.
+ * inside a Loki JSON push body, and the record's LogRecord against it.
+ * Returns 0, or -1 with why filled in.
  */
 static int
 oracle_check(const Obs__V1__Record *r, const char *service,
@@ -224,13 +400,22 @@ oracle_check(const Obs__V1__Record *r, const char *service,
     json_t        *o, *push, *text;
     int            rc = -1;
 
-    log_line(&line, r, service, host);
+    log_line(&line, r, service, host, r->status & 1);
     o = json_loadb(line.data, line.len, JSON_REJECT_DUPLICATES, &jerr);
     if (o == NULL) {
         snprintf(why, whylen, "line does not parse: %s", jerr.text);
         goto done;
     }
     rc = oracle_fields(o, r, service, host, why, whylen);
+    if (rc == 0
+        && !json_is_boolean(json_object_get(o, "trace_kept")))
+    {
+        snprintf(why, whylen, "trace_kept missing");
+        rc = -1;
+    }
+    if (rc == 0) {
+        rc = oracle_record(o, r, service, host, r->status & 1, why, whylen);
+    }
     json_decref(o);
     if (rc != 0) {
         goto done;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +28,10 @@
 #include "destination_config.h"
 #include "exporter.h"
 #include "label_rules.h"
+#include "otlp_metrics.h"
+#include "otlp_result.h"
 #include "remote_write.h"
+#include "spool.h"
 #include "unit.h"
 #include "unit_config.h"
 
@@ -212,9 +216,22 @@ ch_spec(destination_spec_t *spec)
     clickhouse_destination(&cfg.clickhouse, "http://x/", spec);
 }
 
+static void
+otlp_logs_spec(destination_spec_t *spec)
+{
+    exporter_destination(&cfg.exporter, EXPORTER_OTLP_LOGS, spec);
+}
+
+static void
+otlp_metrics_spec(destination_spec_t *spec)
+{
+    otlp_metrics_destination(&cfg.otlp_metrics, spec);
+}
+
 static const destination_kind_t  kinds[] = {
     { "loki", loki_spec }, { "otlp", otlp_spec },
-    { "remote_write", rw_spec }, { "clickhouse", ch_spec }
+    { "remote_write", rw_spec }, { "clickhouse", ch_spec },
+    { "otlp_logs", otlp_logs_spec }, { "otlp_metrics", otlp_metrics_spec }
 };
 
 static double
@@ -325,6 +342,21 @@ static const behaviour_t  behaviours[] = {
     { "connection refused", { NULL, 0 }, 1, 0, 0, 1, 0, 0, 0.025, 1.5 },
 };
 
+/* A kind's spec sending to url, its settings in dc, with no spool. */
+static void
+memory_spec(const destination_kind_t *k, const char *url,
+    destination_spec_t *spec, destination_config_t *dc)
+{
+    k->spec(spec);
+    *dc = *spec->cfg;
+    dc->spool_dir = NULL;
+    dc->spool_bytes = 0;
+    spec->cfg = dc;
+    spec->url = url;
+    spec->off = 0;
+    spec->backoff_first = 0.05;
+}
+
 static void
 check_behaviour(const destination_kind_t *k, const behaviour_t *b)
 {
@@ -341,15 +373,8 @@ check_behaviour(const destination_kind_t *k, const behaviour_t *b)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/push",
              b->refused ? closed_port() : sv.port);
 
-    k->spec(&spec);
-    dc = *spec.cfg;
-    dc.spool_dir = NULL;
-    dc.spool_bytes = 0;
+    memory_spec(k, url, &spec, &dc);
     dc.timeout_ms = b->timeout_ms ? b->timeout_ms : 2000;
-    spec.cfg = &dc;
-    spec.url = url;
-    spec.off = 0;
-    spec.backoff_first = 0.05;
     spec.backoff_max = 1.5;
 
     t = delivery_add(d, &spec, err, sizeof(err));
@@ -440,7 +465,147 @@ test_behaviours(void)
     }
 }
 
+
+/* What a hostile receiver says reaches the log printable: no escapes. */
+
+static void
+test_log_printable(void)
+{
+    static const step_t   evil = {
+        "HTTP/1.1 301 Moved\r\nLocation: /x\x1b]0;owned\x07\x1b[2J\r\n"
+        "Content-Length: 9\r\nConnection: close\r\n\r\n\x1b[31mred\x1b[0m",
+        0 };
+    destination_spec_t    spec;
+    destination_config_t  dc;
+    destination_stats_t   st;
+    delivery_t           *d = delivery_new(1);
+    destination_t        *t;
+    server_t              sv;
+    char                  url[128], err[256], log[4096];
+    FILE                 *f = tmpfile();
+    int                   saved;
+    size_t                n;
+
+    server_start(&sv, &evil, 1);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/push", sv.port);
+    memory_spec(&kinds[0], url, &spec, &dc);
+
+    fflush(stderr);
+    saved = dup(2);
+    dup2(fileno(f), 2);
+
+    t = delivery_add(d, &spec, err, sizeof(err));
+    delivery_submit(t, payload("payload-1", NULL));
+    wait_accounted(t, ITEMS, 5, &st);
+    delivery_stop(d);
+    delivery_free(d);
+    server_stop(&sv);
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+
+    rewind(f);
+    n = fread(log, 1, sizeof(log) - 1, f);
+    fclose(f);
+    log[n] = '\0';
+
+    CHECK(strstr(log, "answers HTTP 301 to /x.]0;owned..[2J") != NULL,
+          "log: the receiver's Location is shown");
+    CHECK(strchr(log, '\x1b') == NULL && strchr(log, '\x07') == NULL,
+          "log: no escape sequence of the receiver's reaches the log");
+}
+
 /* --- the spool --------------------------------------------------------- */
+
+/*
+ * A spool directory someone else may write to is refused; in one that is
+ * ours, names that lead elsewhere (symbolic or hard links, planted later)
+ * are never written through, read or sent.
+ */
+
+static void
+test_spool_links(void)
+{
+    char         dir[64], path[256], victim[128], buf[64], err[512];
+    spool_t      s;
+    payload_t   *p, *loaded;
+    struct stat  st;
+    FILE        *f;
+    size_t       n;
+
+    snprintf(dir, sizeof(dir), "/tmp/obs-unit-links-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL, "links: a directory");
+
+    chmod(dir, 0777);
+    CHECK(spool_open(&s, dir, 1 << 20, 100, err, sizeof(err)) != 0
+          && strstr(err, "writable by others") != NULL,
+          "links: a spool directory others may write to is refused");
+    chmod(dir, 0700);
+
+    if (geteuid() == 0) {
+        CHECK(chown(dir, 65534, (gid_t) -1) == 0, "links: chown");
+        CHECK(spool_open(&s, dir, 1 << 20, 100, err, sizeof(err)) != 0
+              && strstr(err, "the directory of uid 65534") != NULL,
+              "links: a spool directory of another user is refused");
+        CHECK(chown(dir, 0, (gid_t) -1) == 0, "links: chown back");
+    }
+
+    /* the victims: a file the sidecar may write, one it may read */
+    snprintf(victim, sizeof(victim), "%s.victim", dir);
+    f = fopen(victim, "w");
+    fputs("precious\n", f);
+    fclose(f);
+
+    /* an old spool file's name, and one of this format, linked to it */
+    snprintf(path, sizeof(path), "%s/00000000000000000001-1.jsonl", dir);
+    CHECK(symlink(victim, path) == 0, "links: a symbolic link planted");
+    snprintf(path, sizeof(path), "%s/00000000000000000002.payload", dir);
+    CHECK(link(victim, path) == 0, "links: a hard link planted");
+
+    CHECK(spool_open(&s, dir, 1 << 20, 100, err, sizeof(err)) == 0,
+          "links: a directory of ours, mode 0700");
+    loaded = spool_load(&s);
+    CHECK(loaded == NULL && s.files == 0,
+          "links: neither link is taken for a spool file");
+
+    /* the next file's temporary name leads to the victim */
+    snprintf(path, sizeof(path), "%s/%020llu.payload.tmp", dir,
+             (unsigned long long) s.next_seq);
+    CHECK(symlink(victim, path) == 0, "links: a link at the next name");
+
+    p = payload_new(16, 1, NULL);
+    memcpy(p->data, "payload bytes\n", 14);
+    p->len = 14;
+    CHECK(spool_write(&s, p, 0, 0) == 0, "links: the payload is spooled");
+
+    f = fopen(victim, "r");
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    CHECK(strcmp(buf, "precious\n") == 0,
+          "links: the file a planted link names is not written");
+
+    snprintf(path, sizeof(path), "%s/%020llu.payload", dir,
+             (unsigned long long) p->seq);
+    CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode)
+          && (st.st_mode & 077) == 0,
+          "links: the spool file is a regular file only its owner reads");
+
+    /* swapped for a link after it was written: not read */
+    CHECK(unlink(path) == 0 && symlink(victim, path) == 0,
+          "links: the spool file swapped for a link");
+    CHECK(spool_read(&s, p) != 0, "links: a spool file that is a link is "
+          "not read");
+
+    spool_close(&s);
+    payload_free(p);
+    unlink(victim);
+    snprintf(path, sizeof(path), "rm -rf %s", dir);
+    CHECK(system(path) == 0, "links: removed");
+}
+
+
 
 static char  spool_dir[64];
 
@@ -725,6 +890,120 @@ test_rules(void)
     CHECK(!destination_header_ok("", 0, "v", 1), "an empty name");
 }
 
+/* --- OTLP answers, read as the OTLP specification says ----------------- */
+
+typedef struct {
+    const char  *name;
+    int          grpc_status;       /* -1: none */
+    long         http_status;
+    const char  *details;           /* grpc-status-details-bin, or NULL */
+    const char  *body;              /* answer bytes (length body_len) */
+    size_t       body_len;
+    http_verdict_t  verdict;
+    double       retry_after;       /* < 0: none */
+    size_t       rejected;
+} otlp_answer_t;
+
+/*
+ * google.rpc.Status {code 8, details [Any {type_url RetryInfo, value
+ * RetryInfo {retry_delay {seconds 2, nanos 500000000}}}]}, written here
+ * byte by byte from the public definitions, base64 without padding.
+ */
+#define RETRY_2_5  "CAgaNgoodHlwZS5nb29nbGVhcGlzLmNvbS9nb29nbGUucnBjLlJldHJ5SW5mbxIKCggIAhCAyrXuAQ"
+/* the same with another message type in details: no RetryInfo */
+#define NOT_RETRY  "CAgaEgoQdHlwZS5leGFtcGxlL0Zvbw"
+
+static const otlp_answer_t  otlp_answers[] = {
+    { "gRPC OK", 0, 200, NULL, "", 0, HTTP_SENT, -1, 0 },
+    { "gRPC OK, partial success 3 of 5",
+      0, 200, NULL, "\0\0\0\0\x0b\x0a\x09\x08\x03\x12\x05stale", 16,
+      HTTP_SENT, -1, 3 },
+    { "gRPC OK, partial success cut short", 0, 200, NULL,
+      "\0\0\0\0\x0b\x0a\x09\x08\x03\x12\x05st", 13, HTTP_SENT, -1, 3 },
+    { "gRPC CANCELLED", 1, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC UNKNOWN", 2, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC INVALID_ARGUMENT", 3, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC DEADLINE_EXCEEDED", 4, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC PERMISSION_DENIED", 7, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC RESOURCE_EXHAUSTED, no RetryInfo", 8, 200, NULL, "", 0,
+      HTTP_REJECTED, -1, 0 },
+    { "gRPC RESOURCE_EXHAUSTED, other details", 8, 200, NOT_RETRY, "", 0,
+      HTTP_REJECTED, -1, 0 },
+    { "gRPC RESOURCE_EXHAUSTED, RetryInfo 2.5s", 8, 200, RETRY_2_5, "", 0,
+      HTTP_RETRY, 2.5, 0 },
+    { "gRPC UNAVAILABLE, RetryInfo 2.5s", 14, 200, RETRY_2_5, "", 0,
+      HTTP_RETRY, 2.5, 0 },
+    { "gRPC ABORTED", 10, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC OUT_OF_RANGE", 11, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC UNIMPLEMENTED", 12, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC INTERNAL", 13, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "gRPC UNAVAILABLE", 14, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC DATA_LOSS", 15, 200, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "gRPC UNAUTHENTICATED", 16, 200, NULL, "", 0, HTTP_REJECTED, -1, 0 },
+    { "no grpc-status, HTTP 503", -1, 503, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "no grpc-status, HTTP 429", -1, 429, NULL, "", 0, HTTP_RETRY, -1, 0 },
+    { "no grpc-status, HTTP 200", -1, 200, NULL, "", 0, HTTP_REJECTED, -1,
+      0 },
+    { "no grpc-status, HTTP 404", -1, 404, NULL, "", 0, HTTP_REJECTED, -1,
+      0 },
+    { "no grpc-status, HTTP 301", -1, 301, NULL, "", 0, HTTP_REDIRECTED, -1,
+      0 },
+};
+
+static void
+test_otlp_answers(void)
+{
+    http_response_t  r;
+    http_verdict_t   v;
+    char             name[256];
+    size_t           i;
+
+    for (i = 0; i < sizeof(otlp_answers) / sizeof(otlp_answers[0]); i++) {
+        const otlp_answer_t  *a = &otlp_answers[i];
+
+        memset(&r, 0, sizeof(r));
+        r.answered = 1;
+        r.status = a->http_status;
+        r.retry_after = -1;
+        r.grpc_status = a->grpc_status;
+        if (a->details) {
+            snprintf(r.grpc_details, sizeof(r.grpc_details), "%s",
+                     a->details);
+        }
+        memcpy(r.body, a->body, a->body_len);
+        r.body_len = a->body_len;
+
+        v = otlp_grpc_classify(&r);
+        snprintf(name, sizeof(name), "%s: verdict %d, retry after %g, "
+                 "%zu rejected", a->name, v, r.retry_after, r.rejected);
+        CHECK(v == a->verdict && r.rejected == a->rejected
+              && (a->retry_after < 0 ? r.retry_after < 0
+                  : fabs(r.retry_after - a->retry_after) < 1e-9), name);
+    }
+
+    /* OTLP/HTTP: the layer's rules, and a 200's partial success */
+    memset(&r, 0, sizeof(r));
+    r.answered = 1;
+    r.status = 200;
+    r.grpc_status = -1;
+    memcpy(r.body, "\x0a\x0a\x08\x07\x12\x06" "dup id", 12);
+    r.body_len = 12;
+    CHECK(otlp_http_classify(&r) == HTTP_SENT && r.rejected == 7
+          && strcmp(r.rejected_why, "dup id") == 0,
+          "OTLP/HTTP 200 with partial_success: 7 rejected, its message");
+    r.status = 400;
+    r.rejected = 0;
+    CHECK(otlp_http_classify(&r) == HTTP_REJECTED && r.rejected == 0,
+          "OTLP/HTTP 400 rejected");
+    r.status = 200;
+    memcpy(r.body, "<html>", 6);
+    r.body_len = 6;
+    CHECK(otlp_http_classify(&r) == HTTP_SENT && r.rejected == 0,
+          "OTLP/HTTP 200 with a body that is no response: sent");
+    r.answered = 0;
+    CHECK(otlp_grpc_classify(&r) == HTTP_RETRY, "gRPC no answer: retried");
+}
+
 int
 main(void)
 {
@@ -739,10 +1018,13 @@ main(void)
           "every destination configured");
 
     test_rules();
+    test_otlp_answers();
     test_behaviours();
     for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         test_spool(&kinds[k]);
     }
+    test_spool_links();
+    test_log_printable();
     test_never_shed();
 
     config_free(&cfg);

@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 #include "aggregate.h"
-#include "columns.h"
+#include "columns_reader.h"
 #include "config.h"
 #include "decoded.h"
 #include "delivery.h"
@@ -385,6 +385,7 @@ test_decode_once(int n, int per_tenant)
 
     exporter_stop(e);
     delivery_stop(dl);
+    exporter_free(e);
     unpacked = atomic_load(&unpacks) - unpacked;
     read = atomic_load(&column_reads) - read;
 

@@ -222,7 +222,7 @@ test_log_fields(void)
     }
     CHECK(ok, "usable fields read back, hostile ones are left out");
 
-    log_line(&line, &r, "svc", "gw");
+    log_line(&line, &r, "svc", "gw", 1);
     CHECK(memmem(line.data, line.len, "\"plan\":\"gold\"", 13) != NULL
           && memmem(line.data, line.len, "\"a.b_c9\":\"dotted\"", 17)
              != NULL

@@ -13,6 +13,8 @@
 
 #include "clickhouse.h"
 #include "config.h"
+#include "otlp_metrics.h"
+#include "pb.h"
 #include "remote_write.h"
 #include "snapshot.h"
 #include "store.h"
@@ -211,10 +213,176 @@ test_config_and_cost(void)
     config_free(&c);
 }
 
+/* --- OTLP metrics: read back with a plain wire reader ------------------ */
+
+typedef struct {
+    int       found;
+    double    value;
+    uint64_t  start, time;
+} point_t;
+
+/* The sum data point of metric name whose tenant.id is tenant, in every
+   request of the chain (metrics.proto's field numbers, written here). */
+static point_t
+otlp_point(payload_t *chain, const char *name, const char *tenant)
+{
+    point_t         pt = { 0, 0, 0, 0 };
+    payload_t      *p;
+    const uint8_t  *a, *ae, *b, *be, *c, *ce, *d, *de, *e, *ee, *f, *fe;
+    pb_field_t      x, y, z, m, k, v;
+    int             named, mine;
+    point_t         cand;
+
+    for (p = chain; p; p = p->next) {
+        a = p->data;
+        ae = a + p->len;
+        while (pb_next(&a, ae, &x) == 1) {          /* resource_metrics */
+            b = x.data;
+            be = b + x.len;
+            while (pb_next(&b, be, &y) == 1) {      /* scope_metrics */
+                if (y.field != 2) {
+                    continue;
+                }
+                c = y.data;
+                ce = c + y.len;
+                while (pb_next(&c, ce, &z) == 1) {  /* metrics */
+                    if (z.field != 2) {
+                        continue;
+                    }
+                    d = z.data;
+                    de = d + z.len;
+                    named = 0;
+                    while (pb_next(&d, de, &m) == 1) {
+                        if (m.field == 1) {
+                            named = m.len == strlen(name)
+                                    && memcmp(m.data, name, m.len) == 0;
+                        }
+                        if (!named || m.field != 7) {
+                            continue;
+                        }
+                        e = m.data;
+                        ee = e + m.len;
+                        while (pb_next(&e, ee, &k) == 1) {
+                            if (k.field != 1) {
+                                continue;
+                            }
+                            f = k.data;
+                            fe = f + k.len;
+                            mine = 0;
+                            memset(&cand, 0, sizeof(cand));
+                            while (pb_next(&f, fe, &v) == 1) {
+                                if (v.field == 7) {
+                                    mine |= memmem(v.data, v.len, tenant,
+                                                   strlen(tenant)) != NULL;
+                                } else if (v.field == 2) {
+                                    cand.start = v.value;
+                                } else if (v.field == 3) {
+                                    cand.time = v.value;
+                                } else if (v.field == 4) {
+                                    memcpy(&cand.value, &v.value, 8);
+                                }
+                            }
+                            if (mine) {
+                                cand.found = 1;
+                                pt = cand;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    return pt;
+}
+
+static void
+free_chain(payload_t *p)
+{
+    payload_t  *next;
+
+    for ( ; p; p = next) {
+        next = p->next;
+        payload_free(p);
+    }
+}
+
+static void
+test_otlp_metrics(void)
+{
+    const char               *req[] = { "api", "/x", "GET", "200", "tenant-7" };
+    otlp_metrics_config_t     cfg;
+    otlp_metrics_encoder_t   *cum, *delta;
+    store_t                  *s = store_new(1000);
+    buf_t                     res = { 0 };
+    payload_t                *pc, *pd;
+    point_t                   c, d;
+    size_t                    n, lost;
+    int                       step;
+    static const struct {
+        uint64_t  add;
+        int       expire;               /* the series goes first */
+        double    cum, delta;
+        uint64_t  cum_start, delta_start;
+    } steps[] = {
+        { 4, 0, 4, 4, 1000, 1000 },     /* counting since the start */
+        { 3, 0, 7, 3, 1000, 1001 },     /* the same series */
+        { 0, 0, 7, 0, 1000, 1002 },     /* nothing new */
+        { 2, 1, 2, 2, 1003, 1003 },     /* it expired and came back */
+    };
+
+    otlp_metrics_config_defaults(&cfg);
+    buf_puts(&res, "");
+    cum = otlp_metrics_encoder_new(&cfg, &res, 1000);
+    cfg.delta = 1;
+    delta = otlp_metrics_encoder_new(&cfg, &res, 1000);
+
+    for (step = 0; step < 4; step++) {
+        if (steps[step].expire) {
+            store_expire(s, 1000000);
+        }
+        if (steps[step].add) {
+            store_add(s, FAMILY_REQUESTS, req, steps[step].add, 100, 0);
+        }
+        pc = otlp_metrics_encode(cum, s, 1001 + step, &n, &lost);
+        pd = otlp_metrics_encode(delta, s, 1001 + step, &n, &lost);
+        c = otlp_point(pc, "http.server.requests", "tenant-7");
+        d = otlp_point(pd, "http.server.requests", "tenant-7");
+
+        CHECK(c.found && c.value == steps[step].cum
+              && c.start == steps[step].cum_start * 1000000000ULL
+              && c.time == (uint64_t) (1001 + step) * 1000000000ULL,
+              "OTLP cumulative: the value and its start, push by push");
+        CHECK(d.found && d.value == steps[step].delta
+              && d.start == steps[step].delta_start * 1000000000ULL,
+              "OTLP delta: what came since the last push");
+        free_chain(pc);
+        free_chain(pd);
+    }
+
+    /* a counter that went down (another sidecar's store, a reset): new
+       start */
+    store_free(s);
+    s = store_new(1000);
+    store_add(s, FAMILY_REQUESTS, req, 1, 100, 0);
+    pc = otlp_metrics_encode(cum, s, 1010, &n, &lost);
+    c = otlp_point(pc, "http.server.requests", "tenant-7");
+    CHECK(c.found && c.value == 1 && c.start == 1004 * 1000000000ULL,
+          "OTLP cumulative: a count that went down starts again");
+    free_chain(pc);
+
+    otlp_metrics_encoder_free(cum);
+    otlp_metrics_encoder_free(delta);
+    otlp_metrics_config_free(&cfg);
+    buf_free(&res);
+    store_free(s);
+}
+
 int
 main(void)
 {
     test_usage();
+    test_otlp_metrics();
     test_snapshot_and_encoding();
     test_config_and_cost();
     return unit_report("test_pushers");

@@ -17,8 +17,7 @@
 
 #include "aggregate.h"
 #include "buf.h"
-#include "business.h"
-#include "columns.h"
+#include "active_requests.h"
 #include "config.h"
 #include "expo.h"
 #include "histogram.h"
@@ -30,6 +29,8 @@
 #include "stats.h"
 #include "store.h"
 #include "unit.h"
+#include "unit_expo.h"
+#include "obs/v1/framing.h"
 
 static config_t  cfg;
 
@@ -245,6 +246,7 @@ test_caps(void)
     record(a, "svc", "/a", "GET", 200, "", 1000, 100);
     record(a, "svc", "/a", "GET", 200, "none", 1000, 100);
     record(a, "svc", "/a", "GET", 200, "invalid", 1000, 100);
+    record(a, "svc", "/a", "GET", 200, "unverified", 1000, 100);
 
     text = render(s, EXPO_TEXT);
 
@@ -254,6 +256,12 @@ test_caps(void)
     CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
                        "\"invalid\"} 1") != NULL,
           "invalid tenants stay invalid past the cap");
+    /* obs_jwt's verdict, one of the gateway's labels (label_rules.h): it
+       used to take a tenant's place under the cap, and past it hid every
+       request without a valid token under __overflow__ */
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\",tenant="
+                       "\"unverified\"} 1") != NULL,
+          "unverified stays unverified past the cap");
 
     CHECK(strstr(text, "tenant=\"t2\"} 1") != NULL, "third tenant kept");
     CHECK(strstr(text, "tenant=\"t3\"") == NULL, "fourth tenant capped");
@@ -606,6 +614,8 @@ test_config_number_text(void)
 
 /* A secret file is a regular file: a FIFO would block start-up in open()
    until a writer came, a device would give a key nobody has. */
+static void test_config_key_bounds(void);
+
 static void
 test_config_secret_files(void)
 {
@@ -630,6 +640,60 @@ test_config_secret_files(void)
     config_free(&c);
     unsetenv("OBS_SIDECAR_INGEST_KEY_FILE");
     unlink(fifo);
+
+    test_config_key_bounds();
+}
+
+/* Writes len bytes of text to a key file and loads it as ingest_key_file. */
+static int
+load_key(config_t *c, const char *text, size_t len, char *err,
+    size_t errlen)
+{
+    FILE  *f;
+    int    rc;
+
+    f = fopen("/tmp/obs-test-ingest.key", "w");
+    fwrite(text, 1, len, f);
+    fclose(f);
+    setenv("OBS_SIDECAR_INGEST_KEY_FILE", "/tmp/obs-test-ingest.key", 1);
+    rc = load_json_keep(c, "{}", err, errlen);
+    unsetenv("OBS_SIDECAR_INGEST_KEY_FILE");
+    remove("/tmp/obs-test-ingest.key");
+    return rc;
+}
+
+/*
+ * The key's rule is the module's (obs/v1/framing.h): OBS_KEY_MIN to
+ * OBS_KEY_MAX bytes on the first line, no NUL.  A NUL byte used to cut the
+ * sidecar's key short while nginx kept every byte: every tag then failed.
+ */
+static void
+test_config_key_bounds(void)
+{
+    config_t  c;
+    char      err[512], key[OBS_KEY_MAX + 2];
+
+    memset(key, 'k', sizeof(key));
+    key[OBS_KEY_MAX + 1] = '\n';
+
+    CHECK(load_key(&c, key, OBS_KEY_MIN, err, sizeof(err)) == CONFIG_OK
+          && strlen(c.ingest_key) == OBS_KEY_MIN, "the shortest key");
+    config_free(&c);
+    CHECK(load_key(&c, key, OBS_KEY_MIN - 1, err, sizeof(err))
+          == CONFIG_ERROR, "one byte shorter is refused");
+    config_free(&c);
+    CHECK(load_key(&c, key, OBS_KEY_MAX, err, sizeof(err)) == CONFIG_OK,
+          "the longest key");
+    config_free(&c);
+    CHECK(load_key(&c, key, OBS_KEY_MAX + 1, err, sizeof(err))
+          == CONFIG_ERROR, "one byte longer is refused");
+    config_free(&c);
+
+    memcpy(key, "0123456789abcdef\0tail\n", 22);
+    CHECK(load_key(&c, key, 22, err, sizeof(err)) == CONFIG_ERROR
+          && strstr(err, "NUL") != NULL,
+          "a NUL byte in the key is refused, not cut at");
+    config_free(&c);
 }
 
 /* OBS_SIDECAR_INGEST is a comma-separated list: an empty entry is an error,
@@ -715,7 +779,7 @@ test_config_reload(void)
     static char  *argv[] = { "t", "--config", "/tmp/obs-test-reload.json",
                              "--ingest", "unix:/tmp/unused.sock", NULL };
     config_t      c;
-    char          err[512], restart[512];
+    char          err[512], restart[512], changed[512];
     FILE         *f;
 
     f = fopen("/tmp/obs-test-reload.json", "w");
@@ -729,15 +793,20 @@ test_config_reload(void)
     fputs("{\"listen\": \"127.0.0.1:2\", \"max_tenants\": 5, "
           "\"loki\": {\"url\": \"http://l:2/p\"}}", f);
     fclose(f);
-    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) == 0
+    CHECK(config_reload(&c, changed, sizeof(changed), restart,
+                        sizeof(restart), err, sizeof(err)) == 0
           && c.max_tenants == 5 && strcmp(c.listen, "127.0.0.1:1") == 0
           && strncmp(restart, " listen loki.url: ", 18) == 0,
           "reload: settings apply, a new listen is named and not taken");
+    CHECK(strstr(changed, " listen") && strstr(changed, " max_tenants")
+          && strstr(changed, " loki.url") && !strstr(changed, "ingest"),
+          "reload: every setting that changed is named");
 
     f = fopen("/tmp/obs-test-reload.json", "w");
     fputs("{\"max_tenants\": 0}", f);
     fclose(f);
-    CHECK(config_reload(&c, restart, sizeof(restart), err, sizeof(err)) != 0
+    CHECK(config_reload(&c, changed, sizeof(changed), restart,
+                        sizeof(restart), err, sizeof(err)) != 0
           && c.max_tenants == 5, "reload: a bad file changes nothing");
 
     config_free(&c);
@@ -791,198 +860,6 @@ test_config_errors(void)
     test_config_ingest_list();
     test_config_layers();
     test_config_reload();
-}
-
-/* Two records in column form; the second made two upstream attempts. */
-static void
-test_columns(void)
-{
-    Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
-    Obs__V1__Record            r;
-    columns_reader_t           rd;
-    uint8_t                    data[] = "GET/a/b10.0.0.1:80";
-    uint32_t                   ends[] = { 0, 3, 5, 7, 18 };
-    uint32_t                   method[] = { 1, 1 }, route[] = { 2, 3 };
-    uint32_t                   status[] = { 200, 502 }, attempts[] = { 0, 2 };
-    uint32_t                   addr[] = { 4, 4 }, astatus[] = { 502, 200 };
-    uint32_t                   aerror[] = { 1, 0 };
-    uint64_t                   dur[] = { 1500, 2500 };
-    uint8_t                    trace[32] = { 1 }, parent[16] = { 0 };
-    uint8_t                    aspan[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 9 };
-
-    parent[8] = 7;              /* the first record has no parent */
-
-    c.count = 2;
-    c.symbol_data.data = data;
-    c.symbol_data.len = 18;
-    c.symbol_end = ends;
-    c.n_symbol_end = 5;
-    c.method = method;
-    c.n_method = 2;
-    c.route = route;
-    c.n_route = 2;
-    c.status = status;
-    c.n_status = 2;
-    c.duration_us = dur;
-    c.n_duration_us = 2;
-    c.trace_id.data = trace;
-    c.trace_id.len = 32;
-    c.parent_span_id.data = parent;
-    c.parent_span_id.len = 16;
-    c.upstream_attempts = attempts;
-    c.n_upstream_attempts = 2;
-    c.attempt_address = addr;
-    c.n_attempt_address = 2;
-    c.attempt_status = astatus;
-    c.n_attempt_status = 2;
-    c.attempt_span_id.data = aspan;
-    c.attempt_span_id.len = 16;
-    c.attempt_error = aerror;
-    c.n_attempt_error = 2;
-
-    CHECK(columns_valid(&c), "consistent columns are valid");
-
-    columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r)
-          && r.method.len == 3 && memcmp(r.method.data, "GET", 3) == 0
-          && r.route.len == 2 && memcmp(r.route.data, "/a", 2) == 0
-          && r.status == 200 && r.duration_us == 1500 && r.n_upstreams == 0
-          && r.trace_id.len == 16 && r.parent_span_id.len == 0
-          && r.path.len == 0 && r.span_id.len == 0,
-          "first record: symbols, numbers, absent columns and zero ids");
-    CHECK(columns_next(&rd, &r)
-          && r.route.len == 2 && memcmp(r.route.data, "/b", 2) == 0
-          && r.status == 502 && r.parent_span_id.len == 8
-          && r.n_upstreams == 2 && r.upstreams[0]->status == 502
-          && r.upstreams[1]->status == 200
-          && r.upstreams[1]->address.len == 11
-          && r.upstreams[0]->span_id.len == 0
-          && r.upstreams[1]->span_id.len == 8
-          && r.upstreams[0]->error == 1 && r.upstreams[1]->error == 0,
-          "second record: its two attempts, in order, with why one failed");
-    CHECK(!columns_next(&rd, &r), "then no more");
-
-    route[1] = 5;
-    CHECK(!columns_valid(&c), "a symbol past the table is invalid");
-    route[1] = 3;
-
-    c.n_status = 1;
-    CHECK(!columns_valid(&c), "a column shorter than the batch is invalid");
-    c.n_status = 2;
-
-    attempts[1] = 3;
-    CHECK(!columns_valid(&c), "attempt columns must match the counts");
-    attempts[1] = 2;
-
-    c.n_attempt_error = 1;
-    CHECK(!columns_valid(&c), "the attempt error column matches the counts");
-    c.n_attempt_error = 2;
-
-    ends[2] = 2;
-    CHECK(!columns_valid(&c), "symbol ends never decrease");
-    ends[2] = 5;
-
-    ends[0] = 1;
-    CHECK(!columns_valid(&c), "symbol 0 is the empty string");
-    ends[0] = 0;
-
-    CHECK(columns_valid(&c), "and valid again once restored");
-
-    c.n_duration_us = 0;
-    CHECK(!columns_valid(&c), "the duration column is required");
-    c.n_duration_us = 2;
-
-    c.n_attempt_status = 0;
-    CHECK(!columns_valid(&c), "an attempt's status is required");
-    c.n_attempt_status = 2;
-}
-
-/*
- * obs_log_field columns: two records, the first with two fields, the second
- * with none; then counts that lie, in every way, are refused.
- */
-static void
-test_columns_fields(void)
-{
-    Obs__V1__RecordColumns     c = OBS__V1__RECORD_COLUMNS__INIT;
-    Obs__V1__Record            r;
-    columns_reader_t           rd;
-    uint8_t                    data[] = "plangolduser_hashab12";
-    uint32_t                   ends[] = { 0, 4, 8, 17, 21 };
-    uint32_t                   status[] = { 200, 404 };
-    uint64_t                   dur[] = { 1, 2 };
-    uint32_t                   counts[] = { 2, 0 };
-    uint32_t                   names[] = { 1, 3, 3 }, values[] = { 2, 4, 4 };
-    uint32_t                   many[] = { COLUMNS_MAX_ENTRIES + 1, 0 };
-    uint32_t                   huge[] = { 0xffffffff, 1 };
-
-    c.count = 2;
-    c.symbol_data.data = data;
-    c.symbol_data.len = 21;
-    c.symbol_end = ends;
-    c.n_symbol_end = 5;
-    c.status = status;
-    c.n_status = 2;
-    c.duration_us = dur;
-    c.n_duration_us = 2;
-    c.field_count = counts;
-    c.n_field_count = 2;
-    c.field_name = names;
-    c.n_field_name = 2;
-    c.field_value = values;
-    c.n_field_value = 2;
-
-    CHECK(columns_valid(&c), "consistent field columns are valid");
-
-    columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r) && r.n_fields == 2
-          && r.fields[0]->name.len == 4
-          && memcmp(r.fields[0]->name.data, "plan", 4) == 0
-          && r.fields[0]->value.len == 4
-          && memcmp(r.fields[0]->value.data, "gold", 4) == 0
-          && r.fields[1]->name.len == 9
-          && memcmp(r.fields[1]->name.data, "user_hash", 9) == 0
-          && r.fields[1]->value.len == 4
-          && memcmp(r.fields[1]->value.data, "ab12", 4) == 0,
-          "first record: its two fields, in order");
-    CHECK(columns_next(&rd, &r) && r.n_fields == 0,
-          "second record: no fields");
-
-    counts[1] = 1;
-    CHECK(!columns_valid(&c), "counts summing past the entries are refused");
-    c.n_field_name = 3;
-    CHECK(!columns_valid(&c), "... also when only the names are there");
-    c.n_field_value = 3;
-    CHECK(columns_valid(&c), "three counted, three of each: valid");
-    columns_reader_init(&rd, &c);
-    CHECK(columns_next(&rd, &r) && columns_next(&rd, &r)
-          && r.n_fields == 1 && r.fields[0]->name.len == 9,
-          "the second record's field is the third entry");
-    counts[1] = 0;
-    CHECK(!columns_valid(&c), "entries past the counts are refused");
-    c.n_field_name = c.n_field_value = 2;
-
-    c.n_field_count = 1;
-    CHECK(!columns_valid(&c), "a count column shorter than the batch");
-    c.n_field_count = 0;
-    CHECK(!columns_valid(&c), "entries without any count column");
-    c.n_field_count = 2;
-
-    c.field_count = many;
-    CHECK(!columns_valid(&c), "more fields than a record may carry");
-    c.field_count = huge;
-    CHECK(!columns_valid(&c), "a count of 0xffffffff (the sum overflows "
-          "nothing: it is refused first)");
-    c.field_count = counts;
-
-    names[1] = 5;
-    CHECK(!columns_valid(&c), "a name past the symbol table");
-    names[1] = 3;
-    values[0] = 9;
-    CHECK(!columns_valid(&c), "a value past the symbol table");
-    values[0] = 2;
-
-    CHECK(columns_valid(&c), "and valid again once restored");
 }
 
 /*
@@ -1252,15 +1129,17 @@ wire_send(wire_t *w, int tagged, Obs__V1__Batch *batch)
     size_t        len;
     unsigned int  tag_len = 0;
 
-    len = obs__v1__batch__pack(batch, out + 36);
+    enum { HEAD = OBS_MAC_MARK_LEN + OBS_MAC_LEN };
+
+    len = obs__v1__batch__pack(batch, out + HEAD);
 
     if (tagged) {
-        memcpy(out, "\xff" "OBH", 4);
-        HMAC(EVP_sha256(), w->key, (int) strlen(w->key), out + 36, len,
-             out + 4, &tag_len);
+        memcpy(out, OBS_MAC_MARK, OBS_MAC_MARK_LEN);
+        HMAC(EVP_sha256(), w->key, (int) strlen(w->key), out + HEAD, len,
+             out + OBS_MAC_MARK_LEN, &tag_len);
     }
 
-    CHECK(sendto(w->fd, tagged ? out : out + 36, tagged ? len + 36 : len, 0,
+    CHECK(sendto(w->fd, tagged ? out : out + HEAD, tagged ? len + HEAD : len, 0,
                  (struct sockaddr *) &w->sun, sizeof(w->sun)) > 0,
           "a datagram is sent");
     ingest_drain(w->in, 0);
@@ -1500,14 +1379,8 @@ active_snapshot(wire_t *w, int tagged, uint32_t pid, uint64_t sequence,
 static const char *
 active_text(aggregator_t *a, buf_t *out)
 {
-    expo_writer_t  ew;
-
-    buf_reset(out);
-    expo_begin(&ew, EXPO_TEXT, out);
-    business_metrics(&ew, aggregator_business(a));
-    expo_end(&ew);
-    buf_append(out, "", 1);
-    return out->data;
+    return unit_render(active_requests_metrics, aggregator_active_requests(a),
+                       out);
 }
 
 static void
@@ -1530,7 +1403,7 @@ test_active_trust(void)
           "(each is its own zone)");
 
     /* plain nginx instances in every zone slot there is */
-    for (i = 0; i < BUSINESS_MAX_ZONES; i++) {
+    for (i = 0; i < ACTIVE_MAX_ZONES; i++) {
         active_snapshot(&w, 0, 1000 + i, 0, 5000 + i, 1, "/idle", 0);
     }
     active_snapshot(&w, 1, 11, 0, 78, 1, "/new", 2);
@@ -1670,8 +1543,6 @@ int
 main(void)
 {
     setup_config();
-    test_columns();
-    test_columns_fields();
     test_count_without_columns();
     test_jwt_counts();
     test_counts();

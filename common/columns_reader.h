@@ -1,11 +1,13 @@
 /*
- * Records in column form (obs.v1.RecordColumns, what the module sends):
- * validation of a decoded batch and the reading of one record from it.
- * Both follow the column list, proto/obs/v1/columns.def.
+ * The column wire format's reader: records in column form
+ * (obs.v1.RecordColumns, what the module sends) validated as a decoded
+ * batch, then read one record at a time, for ingest and the exporters
+ * alike.  Its writer is the module's ngx_http_obs_columns.c; both follow
+ * the column list, proto/obs/v1/columns.def.
  */
 
-#ifndef OBS_COLUMNS_H
-#define OBS_COLUMNS_H
+#ifndef OBS_COLUMNS_READER_H
+#define OBS_COLUMNS_READER_H
 
 #include <stddef.h>
 

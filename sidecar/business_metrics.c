@@ -1,4 +1,4 @@
-/* Business metrics and requests in flight.  See business.h. */
+/* Business metrics (obs_metric).  See business_metrics.h. */
 
 #include <math.h>
 #include <pthread.h>
@@ -7,21 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "business.h"
+#include "business_metrics.h"
 #include "hash.h"
 #include "labels.h"
+#include "metric_names.h"
 #include "stats.h"
+#include "obs/v1/framing.h"
 
 #define BUSINESS_BUCKETS     4096       /* hash chains, a power of two */
-#define BUSINESS_NAME_MAX    128
-#define BUSINESS_LABEL_MAX   64
-#define BUSINESS_VALUE_MAX   64
+#define BUSINESS_NAME_MAX    METRIC_NAME_MAX
+#define BUSINESS_LABEL_MAX   METRIC_LABEL_MAX
+#define BUSINESS_VALUE_MAX   METRIC_VALUE_MAX
 
 typedef struct bseries {
     struct bseries  *next;      /* the family's list */
     struct bseries  *chain;     /* the hash chain */
     uint64_t         hash;
     time_t           updated;
+    uint64_t         observed_ns;   /* gauges: when value was true */
     double           value;
     int              family;
     size_t           key_len;
@@ -38,23 +41,6 @@ typedef struct {
     int         n_values;
 } bfamily_t;
 
-typedef struct {
-    uint64_t  id;
-    uint64_t  version;
-    uint64_t  overflow;         /* lookups that found no room, so far */
-    time_t    seen;
-    int       used;
-    int       trusted;          /* its snapshots come with a valid tag */
-} bzone_t;
-
-typedef struct {
-    int       zone;
-    uint64_t  count;
-    time_t    updated;
-    char      service[LABEL_BUF_LEN];
-    char      route[LABEL_BUF_LEN];
-} bactive_t;
-
 struct business {
     pthread_mutex_t  lock;
     long             max_series;
@@ -62,9 +48,6 @@ struct business {
     bfamily_t        families[BUSINESS_MAX_FAMILIES];
     int              n_families;
     bseries_t       *table[BUSINESS_BUCKETS];
-    bzone_t          zones[BUSINESS_MAX_ZONES];
-    bactive_t        active[BUSINESS_MAX_ACTIVE];
-    size_t           n_active;
     atomic_ullong    rejected[BUSINESS_REJECT_REASONS];
 };
 
@@ -75,24 +58,15 @@ static const char *const  business_reject_names[BUSINESS_REJECT_REASONS] = {
 
 static void business_observe(business_t *b,
     const Obs__V1__MetricObservation *o, const char *service,
-    const char *route, const char *tenant, time_t now);
+    const char *route, const char *tenant, time_t now, uint64_t at_ns);
 static int business_family(business_t *b,
     const Obs__V1__MetricObservation *o, business_reject_t *why);
 static const char *business_label_value(bfamily_t *f,
     const ProtobufCBinaryData *raw, char *buf);
 static bseries_t *business_series(business_t *b, int family,
     const char **labels, time_t now);
-static int business_name_ok(const ProtobufCBinaryData *s, size_t max);
 static int business_text_is(const char *s, const ProtobufCBinaryData *b);
-static int business_reserved(const ProtobufCBinaryData *name);
-static int business_label_reserved(const ProtobufCBinaryData *name);
-static bzone_t *business_zone(business_t *b, uint64_t id, int trusted);
-static void business_zone_clear(business_t *b, int zone);
-static bactive_t *business_active_entry(business_t *b, int zone,
-    const char *service, const char *route);
 static void business_family_free(business_t *b, int family);
-static void business_write_active(expo_writer_t *w, business_t *b);
-static uint64_t business_add(uint64_t a, uint64_t b);
 
 business_t *
 business_new(long max_series)
@@ -145,7 +119,8 @@ void
 business_record(business_t *b, const Obs__V1__Record *r, const char *service,
     const char *route, const char *tenant, time_t now)
 {
-    size_t  i;
+    size_t    i;
+    uint64_t  at_ns;
 
     if (r->n_metrics == 0) {
         return;
@@ -153,8 +128,13 @@ business_record(business_t *b, const Obs__V1__Record *r, const char *service,
 
     pthread_mutex_lock(&b->lock);
 
+    /* the answer's headers hold the values: the request's end */
+    at_ns = r->start_time_unix_nano
+            ? r->start_time_unix_nano + r->duration_us * 1000 : 0;
+
     for (i = 0; i < r->n_metrics; i++) {
-        business_observe(b, r->metrics[i], service, route, tenant, now);
+        business_observe(b, r->metrics[i], service, route, tenant, now,
+                         at_ns);
     }
 
     pthread_mutex_unlock(&b->lock);
@@ -230,7 +210,8 @@ business_parse(const uint8_t *text, size_t len, int counter, double *value,
 
 static void
 business_observe(business_t *b, const Obs__V1__MetricObservation *o,
-    const char *service, const char *route, const char *tenant, time_t now)
+    const char *service, const char *route, const char *tenant, time_t now,
+    uint64_t at_ns)
 {
     const char         *labels[4];
     char                buf[LABEL_BUF_LEN];
@@ -273,8 +254,27 @@ business_observe(business_t *b, const Obs__V1__MetricObservation *o,
         return;
     }
 
-    se->value = f->counter ? se->value + v : v;
     se->updated = now;
+
+    if (f->counter) {
+        se->value += v;
+        return;
+    }
+
+    /*
+     * "The last value" is the one observed last, not the one that arrived
+     * last: each nginx worker sends its batch when it fills or its flush
+     * timer fires, so a worker's older value can come after another's
+     * newer one.  A record without a time (0) is taken as it comes.
+     */
+    if (at_ns && at_ns < se->observed_ns) {
+        return;
+    }
+
+    se->value = v;
+    if (at_ns > se->observed_ns) {
+        se->observed_ns = at_ns;
+    }
 }
 
 /*
@@ -290,19 +290,18 @@ business_family(business_t *b, const Obs__V1__MetricObservation *o,
     bfamily_t  *f;
     char        base[BUSINESS_NAME_MAX + 1];
     size_t      len = o->name.len;
-    int         i, free_slot = -1, counter = (o->type == 1);
+    int         i, free_slot = -1, counter = (o->type == OBS_METRIC_COUNTER);
 
     *why = BUSINESS_INVALID_METRIC;
 
-    if ((o->type != 1 && o->type != 2)
-        || !business_name_ok(&o->name, BUSINESS_NAME_MAX)
+    /* the rules nginx -t applied, again: a datagram may be forged */
+
+    if ((o->type != OBS_METRIC_COUNTER && o->type != OBS_METRIC_GAUGE)
+        || metric_name_check(o->name.data, o->name.len, counter, NULL)
+           != METRIC_NAME_OK
         || (o->label_name.len
-            && (!business_name_ok(&o->label_name, BUSINESS_LABEL_MAX)
-                || business_label_reserved(&o->label_name)))
-        || (counter && (len <= 6 || memcmp(o->name.data + len - 6, "_total",
-                                           6) != 0))
-        || (len >= 4 && memcmp(o->name.data, "obs_", 4) == 0)
-        || business_reserved(&o->name))
+            && metric_label_check(o->label_name.data, o->label_name.len)
+               != METRIC_LABEL_OK))
     {
         return -1;
     }
@@ -468,83 +467,6 @@ business_series(business_t *b, int family, const char **labels, time_t now)
     return se;
 }
 
-/*
- * The gateway's own families (as nginx -t checks): counters compared
- * without _total, histograms with their _bucket, _sum and _count.
- */
-
-static int
-business_reserved(const ProtobufCBinaryData *name)
-{
-    static const char  *reserved[] = {
-        "http_server_requests", "http_server_request_body_bytes",
-        "http_server_response_body_bytes", "http_upstream_requests", NULL
-    };
-    static const char  *prefixed[] = {
-        "http_server_request_duration_seconds",
-        "http_upstream_request_duration_seconds",
-        "http_server_active_requests", NULL
-    };
-
-    size_t  len = name->len, n;
-    int     i;
-
-    if (len > 6 && memcmp(name->data + len - 6, "_total", 6) == 0) {
-        len -= 6;
-    }
-
-    for (i = 0; reserved[i]; i++) {
-        if (strlen(reserved[i]) == len
-            && memcmp(reserved[i], name->data, len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    for (i = 0; prefixed[i]; i++) {
-        n = strlen(prefixed[i]);
-        if (name->len >= n && memcmp(prefixed[i], name->data, n) == 0
-            && (name->len == n || name->data[n] == '_'))
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-/*
- * The labels a sample already has, Prometheus's own and its "__" ones (as
- * nginx -t checks): a second "service" would make the scrape fail whole.
- */
-
-static int
-business_label_reserved(const ProtobufCBinaryData *name)
-{
-    static const char  *reserved[] = {
-        "service", "route", "tenant", "method", "code", "upstream", "le",
-        "quantile", "job", "instance", NULL
-    };
-
-    int  i;
-
-    if (name->len >= 2 && name->data[0] == '_' && name->data[1] == '_') {
-        return 1;
-    }
-
-    for (i = 0; reserved[i]; i++) {
-        if (strlen(reserved[i]) == name->len
-            && memcmp(reserved[i], name->data, name->len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-/* [a-zA-Z_][a-zA-Z0-9_]*, at most max bytes. */
-
 /* Whether the bytes are the string (empty bytes may have no data). */
 
 static int
@@ -554,204 +476,11 @@ business_text_is(const char *s, const ProtobufCBinaryData *b)
            && (b->len == 0 || memcmp(s, b->data, b->len) == 0);
 }
 
-static int
-business_name_ok(const ProtobufCBinaryData *s, size_t max)
-{
-    size_t  i;
-    uint8_t c;
-
-    if (s->len == 0 || s->len > max || (s->data[0] >= '0' && s->data[0] <= '9'))
-    {
-        return 0;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-void
-business_active(business_t *b, const Obs__V1__BatchHeader *h,
-    const char *default_service, int trusted, time_t now)
-{
-    char        service[LABEL_BUF_LEN], route[LABEL_BUF_LEN];
-    bzone_t    *z;
-    bactive_t  *e;
-    size_t      i;
-    int         zi;
-
-    if (h->active_zone == 0) {
-        return;                             /* no snapshot in this header */
-    }
-
-    for (i = 0; !h->active_closed && i < h->n_active
-                && i < BUSINESS_MAX_SNAPSHOT; i++)
-    {
-        if (h->active[i]->count > BUSINESS_MAX_IN_FLIGHT) {
-            STATS_INC(decode_errors[DECODE_MALFORMED]);
-            return;
-        }
-    }
-
-    pthread_mutex_lock(&b->lock);
-
-    z = business_zone(b, h->active_zone, trusted);
-
-    /* only the newest snapshot of a zone counts */
-
-    if (z == NULL || h->active_version <= z->version) {
-        pthread_mutex_unlock(&b->lock);
-        return;
-    }
-
-    z->version = h->active_version;
-    z->overflow = h->active_overflow;
-    z->seen = now;
-    zi = (int) (z - b->zones);
-
-    for (i = 0; i < b->n_active; i++) {
-        if (b->active[i].zone == zi) {
-            b->active[i].count = 0;
-        }
-    }
-
-    /* nginx sends at most 129 entries: more is not a snapshot of it */
-
-    for (i = 0; !h->active_closed && i < h->n_active
-                && i < BUSINESS_MAX_SNAPSHOT; i++)
-    {
-        if (label_sanitize(h->active[i]->service.data,
-                           h->active[i]->service.len, service) == 0)
-        {
-            snprintf(service, sizeof(service), "%s", default_service);
-        }
-        label_sanitize(h->active[i]->route.data, h->active[i]->route.len,
-                       route);
-
-        e = business_active_entry(b, zi, service, route);
-        if (e) {
-            e->count = business_add(e->count, h->active[i]->count);
-            e->updated = now;
-        }
-    }
-
-    pthread_mutex_unlock(&b->lock);
-}
-
-/*
- * A zone is its id and its trust: a plain snapshot that names a signed
- * zone is a zone of its own, and a signed zone that finds no room takes
- * the slot of the plain zone seen least recently.
- */
-
-static bzone_t *
-business_zone(business_t *b, uint64_t id, int trusted)
-{
-    bzone_t  *z, *free_zone = NULL, *plain = NULL;
-    int       i;
-
-    for (i = 0; i < BUSINESS_MAX_ZONES; i++) {
-        z = &b->zones[i];
-
-        if (!z->used) {
-            free_zone = free_zone ? free_zone : z;
-            continue;
-        }
-        if (z->id == id && z->trusted == trusted) {
-            return z;
-        }
-        if (!z->trusted && (plain == NULL || z->seen < plain->seen)) {
-            plain = z;
-        }
-    }
-
-    if (free_zone == NULL && trusted && plain) {
-        business_zone_clear(b, (int) (plain - b->zones));
-        free_zone = plain;
-    }
-
-    if (free_zone) {
-        memset(free_zone, 0, sizeof(*free_zone));
-        free_zone->id = id;
-        free_zone->used = 1;
-        free_zone->trusted = trusted;
-    }
-
-    return free_zone;
-}
-
-/* Forgets a zone's in-flight entries (its slot goes to another). */
-
-static void
-business_zone_clear(business_t *b, int zone)
-{
-    size_t  i, k;
-
-    for (i = 0, k = 0; i < b->n_active; i++) {
-        if (b->active[i].zone != zone) {
-            b->active[k++] = b->active[i];
-        }
-    }
-
-    b->n_active = k;
-}
-
-/*
- * The entry of a zone's service and route; when the table is full, a
- * signed zone's new entry takes one of a plain zone.
- */
-
-static bactive_t *
-business_active_entry(business_t *b, int zone, const char *service,
-    const char *route)
-{
-    bactive_t  *e, *plain = NULL;
-    size_t      i;
-
-    for (i = 0; i < b->n_active; i++) {
-        e = &b->active[i];
-        if (e->zone == zone && strcmp(e->service, service) == 0
-            && strcmp(e->route, route) == 0)
-        {
-            return e;
-        }
-        if (plain == NULL && !b->zones[e->zone].trusted) {
-            plain = e;
-        }
-    }
-
-    if (b->n_active == BUSINESS_MAX_ACTIVE) {
-        STATS_INC(overflow[OVERFLOW_SERIES]);
-
-        if (!b->zones[zone].trusted || plain == NULL) {
-            return NULL;
-        }
-        e = plain;
-
-    } else {
-        e = &b->active[b->n_active++];
-    }
-
-    memset(e, 0, sizeof(*e));
-    e->zone = zone;
-    snprintf(e->service, sizeof(e->service), "%s", service);
-    snprintf(e->route, sizeof(e->route), "%s", route);
-    return e;
-}
-
 void
 business_expire(business_t *b, time_t before)
 {
     bseries_t  **pp, *se;
-    size_t       i, k;
-    int          f, in_use[BUSINESS_MAX_ZONES] = { 0 };
+    int          f;
 
     pthread_mutex_lock(&b->lock);
 
@@ -775,29 +504,6 @@ business_expire(business_t *b, time_t before)
 
         if (b->families[f].series == NULL && b->families[f].name[0]) {
             business_family_free(b, f);
-        }
-    }
-
-    /*
-     * in-flight entries at 0 for a TTL go, and zones with nothing left; a
-     * zone silent for a TTL (an nginx killed without a word) counts 0
-     */
-
-    for (i = 0, k = 0; i < b->n_active; i++) {
-        if (b->zones[b->active[i].zone].seen < before) {
-            b->active[i].count = 0;
-        }
-        if (b->active[i].count == 0 && b->active[i].updated < before) {
-            continue;
-        }
-        in_use[b->active[i].zone] = 1;
-        b->active[k++] = b->active[i];
-    }
-    b->n_active = k;
-
-    for (f = 0; f < BUSINESS_MAX_ZONES; f++) {
-        if (b->zones[f].used && !in_use[f] && b->zones[f].seen < before) {
-            b->zones[f].used = 0;
         }
     }
 
@@ -846,8 +552,6 @@ business_metrics(expo_writer_t *w, void *data)
         expo_family_end(w);
     }
 
-    business_write_active(w, b);
-
     pthread_mutex_unlock(&b->lock);
 
     for (i = 0; i < BUSINESS_REJECT_REASONS; i++) {
@@ -866,66 +570,3 @@ business_metrics(expo_writer_t *w, void *data)
     expo_family_end(w);
 }
 
-/* Each service and route once, summed over the nginx instances. */
-
-static void
-business_write_active(expo_writer_t *w, business_t *b)
-{
-    static const char  *names[2] = { "service", "route" };
-
-    const char  *values[2];
-    uint64_t     sum, overflow;
-    size_t       i, j;
-
-    expo_family(w, "http_server_active_requests",
-                "Requests in flight in nginx, by service and route.", NULL,
-                EXPO_GAUGE);
-
-    for (i = 0; i < b->n_active; i++) {
-        for (j = 0; j < i; j++) {
-            if (strcmp(b->active[j].service, b->active[i].service) == 0
-                && strcmp(b->active[j].route, b->active[i].route) == 0)
-            {
-                break;
-            }
-        }
-        if (j < i) {
-            continue;                       /* written with the first */
-        }
-
-        for (sum = 0, j = i; j < b->n_active; j++) {
-            if (strcmp(b->active[j].service, b->active[i].service) == 0
-                && strcmp(b->active[j].route, b->active[i].route) == 0)
-            {
-                sum = business_add(sum, b->active[j].count);
-            }
-        }
-
-        values[0] = b->active[i].service;
-        values[1] = b->active[i].route;
-        expo_sample(w, names, values, 2, (double) sum);
-    }
-
-    expo_family_end(w);
-
-    for (i = 0, overflow = 0; i < BUSINESS_MAX_ZONES; i++) {
-        overflow = business_add(overflow,
-                                b->zones[i].used ? b->zones[i].overflow : 0);
-    }
-
-    expo_family(w, "obs_active_requests_overflow",
-                "Requests counted in flight under __overflow__ because "
-                "nginx's table of service and route keys (or its share "
-                "for keys made from requests) was full.", NULL,
-                EXPO_COUNTER);
-    expo_sample(w, NULL, NULL, 0, (double) overflow);
-    expo_family_end(w);
-}
-
-/* a + b, or UINT64_MAX when that does not fit: a gauge never wraps to 0. */
-
-static uint64_t
-business_add(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}

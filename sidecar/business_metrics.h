@@ -1,12 +1,12 @@
 /*
- * Business metrics (obs_metric in nginx) and requests in flight
- * (http_server_active_requests): series of their own beside the store's
- * RED families, exposed through the same writer, so /metrics in every
- * format and remote-write carry them.
+ * Business metrics (obs_metric in nginx): series of their own beside the
+ * store's RED families, exposed through the same writer, so /metrics in
+ * every format and remote-write carry them.  A name and its label follow
+ * the rules nginx -t applies (common/metric_names.c), checked again here.
  */
 
-#ifndef OBS_BUSINESS_H
-#define OBS_BUSINESS_H
+#ifndef OBS_BUSINESS_METRICS_H
+#define OBS_BUSINESS_METRICS_H
 
 #include <time.h>
 
@@ -26,16 +26,6 @@ typedef enum {
 
 #define BUSINESS_MAX_FAMILIES  128
 #define BUSINESS_MAX_VALUES    64       /* label values per metric */
-#define BUSINESS_MAX_ZONES     64       /* nginx instances reporting */
-#define BUSINESS_MAX_ACTIVE    1024     /* in-flight entries, all zones */
-#define BUSINESS_MAX_SNAPSHOT  256      /* entries read from one snapshot */
-
-/*
- * The most requests one nginx can have in flight under one key: more would
- * take terabytes of request pools, so a snapshot saying so is a lie (or
- * nginx's count went below 0) and is dropped, counted as malformed.
- */
-#define BUSINESS_MAX_IN_FLIGHT 0xffffffffULL
 
 typedef struct business  business_t;
 
@@ -55,21 +45,10 @@ void business_set_max_series(business_t *b, long max_series);
 void business_record(business_t *b, const Obs__V1__Record *r,
     const char *service, const char *route, const char *tenant, time_t now);
 
-/*
- * Takes a header's snapshot of requests in flight when it is the newest of
- * its nginx (zone) and trust (trusted: the datagram had a valid tag; a
- * plain one never changes a trusted zone); default_service names entries
- * without a service.  A snapshot with a count above BUSINESS_MAX_IN_FLIGHT
- * changes nothing and is counted in
- * obs_decode_errors_total{reason="malformed"}; sums saturate.
- */
-void business_active(business_t *b, const Obs__V1__BatchHeader *h,
-    const char *default_service, int trusted, time_t now);
-
-/* Forgets series (and zero in-flight entries) not updated since before. */
+/* Forgets series not updated since before. */
 void business_expire(business_t *b, time_t before);
 
-/* Writes every business family and http_server_active_requests (a
+/* Writes every business family and obs_business_rejected_total (a
    metrics source, see metrics_add_source). */
 void business_metrics(expo_writer_t *w, void *data);
 

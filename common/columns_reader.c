@@ -1,8 +1,8 @@
-/* Records in column form.  See columns.h. */
+/* Records in column form, read.  See columns_reader.h. */
 
 #include <string.h>
 
-#include "columns.h"
+#include "columns_reader.h"
 
 static int group_entries(const uint32_t *counts, size_t n, size_t *entries);
 static int column_ok(size_t n, size_t want, int required);
