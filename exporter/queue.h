@@ -11,7 +11,8 @@
  * the first reader to reach it decodes it there while the others wait for
  * it.  A view is taken for a new datagram once every reader is done with
  * the one it held, so no reader runs more than `views` datagrams ahead of
- * the slowest; the slowest never waits for the others.
+ * the slowest; the slowest waits for the others at most while one of them
+ * decodes its next datagram.
  */
 
 #ifndef OBS_EXPORTER_QUEUE_H
