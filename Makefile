@@ -319,7 +319,8 @@ push-images: images
 UNIT_TESTS := $(BUILD)/test_tracecontext $(BUILD)/test_route $(BUILD)/test_sidecar \
               $(BUILD)/test_logline $(BUILD)/test_pushers $(BUILD)/test_business \
               $(BUILD)/test_active_requests $(BUILD)/test_delivery \
-              $(BUILD)/test_columns_reader $(BUILD)/test_audit $(BUILD)/test_status
+              $(BUILD)/test_columns_reader $(BUILD)/test_audit $(BUILD)/test_status \
+              $(BUILD)/test_exporter_threads
 
 $(BUILD)/test_tracecontext: t/unit/unit.h t/unit/test_tracecontext.c ngx_obs_module/obs_tracecontext.c ngx_obs_module/obs_tracecontext.h common/hex.h
 	@mkdir -p $(BUILD)
@@ -341,6 +342,12 @@ $(BUILD)/test_pushers: $(OBJ_ASAN)/t/unit/test_pushers.o $(LIB_ASAN)
 # every destination on the delivery layer, against a local HTTP server
 $(BUILD)/test_delivery: $(OBJ_ASAN)/t/unit/test_delivery.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+
+# decode once: decodes are counted where they happen (protobuf-c's unpacking,
+# reading a record in column form), whoever calls them
+$(BUILD)/test_exporter_threads: $(OBJ_ASAN)/t/unit/test_exporter_threads.o $(LIB_ASAN)
+	$(CC) $(CFLAGS) $(SAN) -Wl,--wrap=obs__v1__batch__unpack \
+	    -Wl,--wrap=columns_next -o $@ $^ $(SIDECAR_LIBS)
 
 # the audit trail: chain, verification, file, events (sidecar/audit*.c)
 $(BUILD)/test_audit: $(OBJ_ASAN)/t/unit/test_audit.o $(LIB_ASAN)

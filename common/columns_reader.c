@@ -227,3 +227,22 @@ id_at(const ProtobufCBinaryData *ids, size_t width, size_t i)
 
     return id;
 }
+
+void
+columns_skip(columns_reader_t *rd)
+{
+    const Obs__V1__RecordColumns  *c = rd->c;
+
+#define OBS_GROUP(group, count, rows, Row, row, max, batch)                   \
+    rd->next_##group += u32_at(c->count, c->n_##count, rd->next_record);
+#include "obs/v1/columns.def"
+
+    rd->next_record++;
+}
+
+ProtobufCBinaryData
+columns_text(const Obs__V1__RecordColumns *c, const uint32_t *refs, size_t n,
+    size_t i)
+{
+    return symbol(c, refs, n, i);
+}

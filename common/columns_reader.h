@@ -49,4 +49,15 @@ void columns_reader_init(columns_reader_t *rd, const Obs__V1__RecordColumns *c);
  */
 int columns_next(columns_reader_t *rd, Obs__V1__Record *r);
 
+/* Passes over the next record (there is one) without reading it. */
+void columns_skip(columns_reader_t *rd);
+
+/*
+ * Entry i of one of c's text columns (refs, n entries): its bytes in the
+ * batch, empty when the column has none.  What a caller that needs a field
+ * or two of every record reads instead of columns_next().
+ */
+ProtobufCBinaryData columns_text(const Obs__V1__RecordColumns *c,
+    const uint32_t *refs, size_t n, size_t i);
+
 #endif

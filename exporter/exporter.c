@@ -16,10 +16,8 @@
 #include "build.h"
 #include "otlp_pb.h"
 #include "compress.h"
-#include "decode_arena.h"
+#include "decoded.h"
 #include "exporter_config.h"
-#include "columns_reader.h"
-#include "hash.h"
 #include "loki.h"
 #include "otlp_config.h"
 #include "otlp_result.h"
@@ -32,6 +30,7 @@
 #define EXPORTER_BACKOFF_FIRST  0.5     /* seconds, doubling */
 #define EXPORTER_BACKOFF_MAX    300.0
 #define TICK_MS            50
+/* what a datagram is decoded in: as much as ingest has (ingest.c) */
 #define DECODE_ARENA       (8 * 1024 * 1024)
 /* exporter threads yield the CPU to ingest (the metrics) when it is short */
 #define EXPORTER_NICE      10
@@ -41,7 +40,7 @@ typedef struct {
     exporter_t          *e;
     int                  index;
     pthread_t            thread;
-    decode_arena_t       arena;
+    decoded_reader_t     reader;        /* over its records of a datagram */
     loki_batch_t        *logs[MAX_LOKI_BATCHES];
     int                  n_logs;
     buf_t                line;          /* the log line being written */
@@ -62,9 +61,12 @@ struct exporter {
     int                  loki_on;       /* log lines to Loki or a file */
     buf_t                resource;      /* the OTLP Resource, written once */
     dgram_queue_t       *queue;
+    decoded_t           *views;         /* datagrams decoded, shared */
+    size_t               n_views;
     encoder_t           *encoders;
     int                  n_encoders;
     atomic_ullong        shed[SIGNALS];
+    atomic_ullong        decodes;
     destination_t       *dest[EXPORTER_SINKS];
 };
 
@@ -79,9 +81,8 @@ static int exporter_threads(exporter_t *e, char *err, size_t errlen);
 static void exporter_hand(exporter_t *e, sink_id_t sink, payload_t *p,
     size_t items);
 static void *encoder_main(void *data);
-static void encoder_datagram(encoder_t *c, const uint8_t *data, size_t len,
+static void encoder_datagram(encoder_t *c, const queue_item_t *item,
     double now);
-static int encoder_owns(const encoder_t *c, const Obs__V1__Record *r);
 static void encoder_record(encoder_t *c, const Obs__V1__Record *r,
     double now);
 static void encoder_log(encoder_t *c, const Obs__V1__Record *r,
@@ -208,6 +209,12 @@ exporter_shed(exporter_t *e, signal_id_t signal)
     return atomic_load(&e->shed[signal]);
 }
 
+uint64_t
+exporter_decodes(exporter_t *e)
+{
+    return atomic_load(&e->decodes);
+}
+
 size_t
 exporter_backlog(exporter_t *e)
 {
@@ -256,8 +263,12 @@ exporter_free(exporter_t *e)
     for (i = 0; i < e->n_encoders; i++) {
         encoder_free(&e->encoders[i]);
     }
+    for (i = 0; i < (int) e->n_views; i++) {
+        decoded_free(&e->views[i]);
+    }
 
     free(e->encoders);
+    free(e->views);
     queue_free(e->queue);
     buf_free(&e->resource);
     exporter_config_free(&e->cfg);
@@ -347,27 +358,40 @@ exporter_destinations(exporter_t *e, delivery_t *d, char *err,
     return e->dest[EXPORTER_OTLP] ? 0 : -1;
 }
 
+/*
+ * The ring, one view (a decoded datagram, decoded.h) per thread, and the
+ * threads.  With one view per thread the readers share the decoding and
+ * none runs more than n datagrams ahead of the slowest; memory stays what
+ * a decode arena per thread cost before.
+ */
 static int
 exporter_threads(exporter_t *e, char *err, size_t errlen)
 {
     encoder_t  *c;
+    size_t      v;
     int         i, n = (int) e->cfg.threads;
 
-    e->queue = queue_new((size_t) e->cfg.queue_datagrams, n);
+    e->queue = queue_new((size_t) e->cfg.queue_datagrams, (size_t) n, n);
+    e->views = calloc((size_t) n, sizeof(decoded_t));
     e->encoders = calloc((size_t) n, sizeof(encoder_t));
-    if (e->queue == NULL || e->encoders == NULL) {
+    if (e->queue == NULL || e->views == NULL || e->encoders == NULL) {
         snprintf(err, errlen, "exporter: out of memory");
         return -1;
+    }
+
+    for (v = 0; v < (size_t) n; v++) {
+        if (decoded_init(&e->views[v], DECODE_ARENA) != 0) {
+            snprintf(err, errlen, "exporter: out of memory");
+            return -1;
+        }
+        e->n_views = v + 1;
     }
 
     for (i = 0; i < n; i++) {
         c = &e->encoders[i];
         c->e = e;
         c->index = i;
-        if (decode_arena_init(&c->arena, DECODE_ARENA) != 0
-            || pthread_create(&c->thread, NULL, encoder_main, c) != 0)
-        {
-            decode_arena_free(&c->arena);
+        if (pthread_create(&c->thread, NULL, encoder_main, c) != 0) {
             snprintf(err, errlen, "cannot start exporter thread %d", i + 1);
             return -1;
         }
@@ -396,25 +420,28 @@ exporter_hand(exporter_t *e, sink_id_t sink, payload_t *p, size_t items)
 }
 
 /*
- * An exporter thread: reads every datagram, keeps the records of its own
- * streams (so that a stream's entries stay in order), seals batches by size
- * and time, until the queue is closed and read to the end.
+ * An exporter thread: takes every datagram in turn, decodes it for all the
+ * threads when it is the first there (decoded.h), builds its own records
+ * (those of its streams, so that a stream's entries stay in order) and
+ * seals batches by size and time, until the queue is closed and read to
+ * the end.
  */
 static void *
 encoder_main(void *data)
 {
-    encoder_t      *c = data;
-    const uint8_t  *dgram;
-    long            len;
-    double          now;
+    encoder_t     *c = data;
+    exporter_t    *e = c->e;
+    queue_item_t   item;
+    double         now;
+    int            rc;
 
     setpriority(PRIO_PROCESS, (id_t) gettid(), EXPORTER_NICE);
 
-    while ((len = queue_get(c->e->queue, c->index, &dgram, TICK_MS)) >= 0) {
+    while ((rc = queue_get(e->queue, c->index, &item, TICK_MS)) >= 0) {
         now = now_seconds();
-        if (len > 0) {
-            encoder_datagram(c, dgram, (size_t) len, now);
-            queue_done(c->e->queue, c->index);
+        if (rc > 0) {
+            encoder_datagram(c, &item, now);
+            queue_done(e->queue, c->index);
         }
         encoder_seal_due(c, now, 0);
     }
@@ -423,57 +450,26 @@ encoder_main(void *data)
     return NULL;
 }
 
-/* Decodes a datagram ingest accepted and takes this thread's records. */
+/* Builds this thread's records of a datagram, decoding it first for every
+   thread when the queue says so. */
 static void
-encoder_datagram(encoder_t *c, const uint8_t *data, size_t len, double now)
+encoder_datagram(encoder_t *c, const queue_item_t *item, double now)
 {
-    Obs__V1__Batch            *batch;
-    Obs__V1__Record            r;
-    columns_reader_t           rd;
-    size_t                     i;
+    exporter_t             *e = c->e;
+    decoded_t              *d = &e->views[item->view];
+    const Obs__V1__Record  *r;
 
-    decode_arena_reset(&c->arena);
-    batch = obs__v1__batch__unpack(&c->arena.allocator, len, data);
-    if (batch == NULL) {
-        return;
+    if (item->decode) {
+        decoded_fill(d, item->data, item->len, e->n_encoders,
+                     e->cfg.tenant_header == TENANT_HEADER_PER_TENANT);
+        atomic_fetch_add_explicit(&e->decodes, 1, memory_order_relaxed);
+        queue_decoded(e->queue, item->view);
     }
 
-    for (i = 0; i < batch->n_records; i++) {
-        if (encoder_owns(c, batch->records[i])) {
-            encoder_record(c, batch->records[i], now);
-        }
+    decoded_read(&c->reader, d, c->index);
+    while ((r = decoded_next(&c->reader)) != NULL) {
+        encoder_record(c, r, now);
     }
-
-    if (batch->columns == NULL || !columns_valid(batch->columns)) {
-        return;
-    }
-
-    columns_reader_init(&rd, batch->columns);
-    while (columns_next(&rd, &r)) {
-        if (encoder_owns(c, &r)) {
-            encoder_record(c, &r, now);
-        }
-    }
-}
-
-/* A record belongs to the thread of its Loki stream (service, level and,
-   with per-tenant org ids, tenant). */
-static int
-encoder_owns(const encoder_t *c, const Obs__V1__Record *r)
-{
-    uint64_t  h;
-
-    if (c->e->n_encoders == 1) {
-        return 1;
-    }
-
-    h = hash_bytes(r->service.data, r->service.len,
-                   r->status >= 500 ? 2 : r->status >= 400 ? 1 : 0);
-    if (c->e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
-        h = hash_bytes(r->tenant.data, r->tenant.len, h);
-    }
-
-    return (int) (h % (uint64_t) c->e->n_encoders) == c->index;
 }
 
 static void
@@ -773,7 +769,6 @@ encoder_free(encoder_t *c)
     buf_free(&c->body);
     buf_free(&c->records);
     buf_free(&c->record);
-    decode_arena_free(&c->arena);
 }
 
 /* A copy of text, with room for a line end after it. */

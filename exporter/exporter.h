@@ -5,9 +5,9 @@
  * lines and spans as OTLP/JSON lines to files (or stdout).
  *
  * The ingest thread only copies each datagram into a bounded queue
- * (queue.h); the exporter threads decode it again and build the log lines
- * and spans of their share of the streams, batched by size and time and
- * compressed.  They are encoders: the delivery layer (delivery.h) queues,
+ * (queue.h); one exporter thread decodes it again, once for all of them
+ * (decoded.h), and each builds the log lines and spans of its share of the
+ * streams from that, batched by size and time and compressed.  They are encoders: the delivery layer (delivery.h) queues,
  * spools, retries and sends what they seal.
  */
 
@@ -86,6 +86,10 @@ void exporter_stats(exporter_t *e, sink_id_t sink, destination_stats_t *out);
 
 /* Records whose log line (or spans) were shed because the queue was full. */
 uint64_t exporter_shed(exporter_t *e, signal_id_t signal);
+
+/* Datagrams the exporter threads decoded: each once, however many threads
+   there are. */
+uint64_t exporter_decodes(exporter_t *e);
 
 /* Datagrams handed over and not yet read by every exporter thread. */
 size_t exporter_backlog(exporter_t *e);

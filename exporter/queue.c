@@ -13,36 +13,61 @@ typedef struct {
     unsigned char  *data;       /* allocated when first used */
 } slot_t;
 
+typedef struct {
+    uint64_t        datagram;   /* the one it holds, + 1 (0: none yet) */
+    int             ready;      /* decoded */
+} view_t;
+
 struct dgram_queue {
     pthread_mutex_t  lock;
-    pthread_cond_t   more;
+    pthread_cond_t   more;          /* a datagram came, or the end */
+    pthread_cond_t   progress;      /* a view decoded, a datagram done */
     slot_t          *slots;
     size_t           n_slots;
+    view_t          *views;
+    size_t           n_views;
     uint64_t         head;                      /* next slot written */
     uint64_t         next[QUEUE_MAX_READERS];   /* next slot each reads */
     int              readers;
+    int              waiting;       /* readers waiting for progress */
     int              closed;
 };
 
+static uint64_t queue_oldest(dgram_queue_t *q);
+static int queue_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+    long wait_ms, struct timespec *until);
+
 dgram_queue_t *
-queue_new(size_t slots, int readers)
+queue_new(size_t slots, size_t views, int readers)
 {
     dgram_queue_t  *q;
 
-    if (slots == 0 || readers < 1 || readers > QUEUE_MAX_READERS) {
+    if (slots == 0 || views == 0 || readers < 1
+        || readers > QUEUE_MAX_READERS)
+    {
         return NULL;
     }
 
     q = calloc(1, sizeof(*q));
-    if (q == NULL || (q->slots = calloc(slots, sizeof(slot_t))) == NULL) {
+    if (q == NULL) {
+        return NULL;
+    }
+
+    q->slots = calloc(slots, sizeof(slot_t));
+    q->views = calloc(views, sizeof(view_t));
+    if (q->slots == NULL || q->views == NULL) {
+        free(q->slots);
+        free(q->views);
         free(q);
         return NULL;
     }
 
     q->n_slots = slots;
+    q->n_views = views;
     q->readers = readers;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->more, NULL);
+    pthread_cond_init(&q->progress, NULL);
     return q;
 }
 
@@ -59,7 +84,9 @@ queue_free(dgram_queue_t *q)
         free(q->slots[i].data);
     }
     free(q->slots);
+    free(q->views);
     pthread_cond_destroy(&q->more);
+    pthread_cond_destroy(&q->progress);
     pthread_mutex_destroy(&q->lock);
     free(q);
 }
@@ -67,19 +94,13 @@ queue_free(dgram_queue_t *q)
 size_t
 queue_depth(dgram_queue_t *q)
 {
-    uint64_t  oldest;
-    int       i;
+    size_t  depth;
 
     pthread_mutex_lock(&q->lock);
-    oldest = q->head;
-    for (i = 0; i < q->readers; i++) {
-        if (q->next[i] < oldest) {
-            oldest = q->next[i];
-        }
-    }
+    depth = (size_t) (q->head - queue_oldest(q));
     pthread_mutex_unlock(&q->lock);
 
-    return (size_t) (q->head - oldest);
+    return depth;
 }
 
 int
@@ -107,47 +128,103 @@ queue_put(dgram_queue_t *q, const uint8_t *data, size_t len)
     return 0;
 }
 
-long
-queue_get(dgram_queue_t *q, int reader, const uint8_t **data, long wait_ms)
+/*
+ * The reader's next datagram, once there is one, and its view, once the
+ * view holds it decoded or is free for this reader to decode it in.
+ */
+int
+queue_get(dgram_queue_t *q, int reader, queue_item_t *item, long wait_ms)
 {
-    struct timespec  until;
-    slot_t          *s;
-    int              rc = 0;
+    struct timespec  until = { 0, 0 };
+    uint64_t         s;
+    view_t          *v;
+    int              rc;
 
     pthread_mutex_lock(&q->lock);
 
-    if (q->next[reader] == q->head && !q->closed && wait_ms > 0) {
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
+    for ( ;; ) {
+        s = q->next[reader];
+
+        if (s == q->head) {
+            if (q->closed) {
+                rc = -1;
+                break;
+            }
+            if (queue_wait(&q->more, &q->lock, wait_ms, &until) != 0) {
+                rc = 0;
+                break;
+            }
+            continue;
         }
-        while (q->next[reader] == q->head && !q->closed && rc != ETIMEDOUT) {
-            rc = pthread_cond_timedwait(&q->more, &q->lock, &until);
+
+        v = &q->views[s % q->n_views];
+
+        if (v->datagram == s + 1) {
+            item->decode = 0;
+            if (v->ready) {
+                rc = 1;
+                break;
+            }
+
+        } else if (queue_oldest(q) >= v->datagram) {
+            /* every reader is done with what the view held */
+            v->datagram = s + 1;
+            v->ready = 0;
+            item->decode = 1;
+            rc = 1;
+            break;
+        }
+
+        q->waiting++;
+        rc = queue_wait(&q->progress, &q->lock, wait_ms, &until);
+        q->waiting--;
+        if (rc != 0) {
+            rc = 0;
+            break;
         }
     }
 
-    if (q->next[reader] == q->head) {
-        rc = q->closed ? -1 : 0;
-        pthread_mutex_unlock(&q->lock);
-        return rc;
-    }
-
-    s = &q->slots[q->next[reader] % q->n_slots];
     pthread_mutex_unlock(&q->lock);
 
-    *data = s->data;
-    return (long) s->len;
+    if (rc == 1) {
+        /* the slot stays as it is until this reader is done with it */
+        item->data = q->slots[s % q->n_slots].data;
+        item->len = q->slots[s % q->n_slots].len;
+        item->view = (size_t) (s % q->n_views);
+    }
+
+    return rc;
+}
+
+void
+queue_decoded(dgram_queue_t *q, size_t view)
+{
+    int  waiting;
+
+    pthread_mutex_lock(&q->lock);
+    q->views[view].ready = 1;
+    waiting = q->waiting;
+    pthread_mutex_unlock(&q->lock);
+
+    /* the woken readers need the lock: not while it is held */
+    if (waiting) {
+        pthread_cond_broadcast(&q->progress);
+    }
 }
 
 void
 queue_done(dgram_queue_t *q, int reader)
 {
+    int  waiting;
+
     pthread_mutex_lock(&q->lock);
     q->next[reader]++;
+    waiting = q->waiting;
     pthread_mutex_unlock(&q->lock);
+
+    if (waiting) {
+        pthread_cond_broadcast(&q->progress);
+    }
 }
 
 void
@@ -157,4 +234,41 @@ queue_close(dgram_queue_t *q)
     q->closed = 1;
     pthread_cond_broadcast(&q->more);
     pthread_mutex_unlock(&q->lock);
+}
+
+/* The datagram the slowest reader is at (lock held). */
+static uint64_t
+queue_oldest(dgram_queue_t *q)
+{
+    uint64_t  oldest = q->head;
+    int       i;
+
+    for (i = 0; i < q->readers; i++) {
+        if (q->next[i] < oldest) {
+            oldest = q->next[i];
+        }
+    }
+
+    return oldest;
+}
+
+/*
+ * Waits for cond (lock held), at most wait_ms from the first wait of a
+ * queue_get (until, zero until then); -1 once that time has passed.
+ */
+static int
+queue_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long wait_ms,
+    struct timespec *until)
+{
+    if (until->tv_sec == 0) {
+        clock_gettime(CLOCK_REALTIME, until);
+        until->tv_sec += wait_ms / 1000;
+        until->tv_nsec += (wait_ms % 1000) * 1000000;
+        if (until->tv_nsec >= 1000000000) {
+            until->tv_sec++;
+            until->tv_nsec -= 1000000000;
+        }
+    }
+
+    return pthread_cond_timedwait(cond, lock, until) == ETIMEDOUT ? -1 : 0;
 }

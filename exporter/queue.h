@@ -4,6 +4,15 @@
  * records of its own streams).  One producer, the ingest thread, which never
  * waits: when the slowest reader is a full ring behind, the datagram is
  * refused and its records are counted as shed by the caller.
+ *
+ * Each datagram is decoded once for all the readers, into one of a few
+ * views (decoded.h: a decoded datagram costs more than its bytes, so there
+ * are far fewer views than slots): datagram s goes to view s % views, and
+ * the first reader to reach it decodes it there while the others wait for
+ * it.  A view is taken for a new datagram once every reader is done with
+ * the one it held, so no reader runs more than `views` datagrams ahead of
+ * the slowest; the slowest waits for the others at most while one of them
+ * decodes its next datagram.
  */
 
 #ifndef OBS_EXPORTER_QUEUE_H
@@ -17,8 +26,18 @@
 
 typedef struct dgram_queue  dgram_queue_t;
 
-/* A ring of slots datagrams for readers threads; NULL when out of memory. */
-dgram_queue_t *queue_new(size_t slots, int readers);
+/* A datagram a reader is given. */
+typedef struct {
+    const uint8_t  *data;       /* valid until queue_done */
+    size_t          len;
+    size_t          view;       /* which view holds it decoded */
+    int             decode;     /* 1: this reader decodes it into the view,
+                                   then calls queue_decoded */
+} queue_item_t;
+
+/* A ring of slots datagrams and views decoded ones for readers threads;
+   NULL when out of memory. */
+dgram_queue_t *queue_new(size_t slots, size_t views, int readers);
 
 /* Frees the ring. */
 void queue_free(dgram_queue_t *q);
@@ -27,12 +46,15 @@ void queue_free(dgram_queue_t *q);
 int queue_put(dgram_queue_t *q, const uint8_t *data, size_t len);
 
 /*
- * Waits at most wait_ms for reader's next datagram; returns its length and
- * points *data at it (valid until queue_done), 0 on timeout, -1 once the
- * ring is closed and this reader has read everything.
+ * Waits at most wait_ms for reader's next datagram and its view: returns 1
+ * and fills *item (decoded in the view unless item->decode), 0 on timeout,
+ * -1 once the ring is closed and this reader has read everything.
  */
-long queue_get(dgram_queue_t *q, int reader, const uint8_t **data,
+int queue_get(dgram_queue_t *q, int reader, queue_item_t *item,
     long wait_ms);
+
+/* Tells the readers waiting for a view that its datagram is decoded. */
+void queue_decoded(dgram_queue_t *q, size_t view);
 
 /* Tells the ring that reader is done with the datagram queue_get gave. */
 void queue_done(dgram_queue_t *q, int reader);

@@ -17,8 +17,9 @@ typedef struct ingest  ingest_t;
 
 /*
  * Called with every datagram whose records were aggregated, and how many it
- * held: the exporters take a copy (or count them shed) and decode it again
- * on their own threads, so that ingest does only what the metrics need.
+ * held: the exporters take a copy (or count them shed) and decode it again,
+ * once, on their own threads, so that ingest does only what the metrics
+ * need.
  */
 typedef void (*ingest_datagram_pt)(const uint8_t *bytes, size_t len,
     size_t records, void *data);

@@ -14,9 +14,11 @@ each at its measured peak, as if all peaks came at once:
   series (store+scrape) the series store at max_series, and a /metrics
                         render of all of it
   hand-off ring         exporter_queue_datagrams x 64 KiB
-  exporter threads      per thread: its 8 MiB decode arena, and the batches
-                        it is building (loki: batch_bytes each, one per
-                        tenant with tenant_header per_tenant, at most 64;
+  exporter threads      per thread: a decoded datagram the threads share
+                        (an 8 MiB arena, a byte per record: 64 KiB), and
+                        the batches it is building (loki: batch_bytes
+                        each, one per tenant with tenant_header
+                        per_tenant, at most 64;
                         otlp: batch_spans spans of up to 4 KiB), twice
                         (the batch and its encoded body)
   loki, otlp            2 x queue_bytes (sealed batches handed to the
@@ -52,7 +54,8 @@ MiB = 1024 * 1024
 KiB = 1024
 
 BASE = 16 * MiB
-ARENA = 8 * MiB                 # ingest's and each exporter thread's
+ARENA = 8 * MiB                 # what ingest decodes a datagram in
+VIEW = ARENA + 64 * KiB         # a decoded datagram of the exporter threads
 RING_SLOT = 64 * KiB            # the largest datagram ingest takes
 SPAN_BYTES = 4 * KiB            # a span with long URL and user agent
 MAX_LOKI_BATCHES = 64           # open per-tenant batches of a thread
@@ -103,7 +106,7 @@ def bound(cfg, table):
     if exporting:
         parts.append(("hand-off ring",
                       get("exporter_queue_datagrams") * RING_SLOT))
-        per_thread = ARENA
+        per_thread = VIEW
         if "loki" in exporting:
             batches = (MAX_LOKI_BATCHES if cfg["loki"].get("tenant_header")
                        == "per_tenant" else 1)
