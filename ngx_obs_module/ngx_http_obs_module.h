@@ -31,8 +31,8 @@
  *   ngx_http_obs_key.c        key files and HMAC-SHA256 contexts
  *   obs_tracecontext.c        traceparent and tracestate parsers (plain C)
  *   obs_route.c               route templates, tenant labels (plain C)
- *   ngx_http_obs_jwt_*.c      ngx_http_obs_jwt_module, the JWT verifier
- *                             (its files: ngx_http_obs_jwt_module.h)
+ *   jwt/                      ngx_http_obs_jwt_module, the JWT verifier
+ *                             (its files: jwt/ngx_http_obs_jwt.h)
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
