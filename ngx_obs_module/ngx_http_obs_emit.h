@@ -87,21 +87,23 @@ typedef struct {
 
 
 /* ngx_http_obs_send.c */
-size_t ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e, u_char *out);
-uint64_t ngx_http_obs_unix_nano(void);
-ngx_int_t ngx_http_obs_send(ngx_http_obs_emitter_t *e, u_char *header,
-    size_t header_len, u_char *chunk, size_t chunk_len);
-ngx_int_t ngx_http_obs_connect(ngx_http_obs_emitter_t *e);
-ngx_int_t ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e);
+NGX_HTTP_OBS_LOCAL size_t ngx_http_obs_batch_header(ngx_http_obs_emitter_t *e,
+    u_char *out);
+NGX_HTTP_OBS_LOCAL uint64_t ngx_http_obs_unix_nano(void);
+NGX_HTTP_OBS_LOCAL ngx_int_t ngx_http_obs_send(ngx_http_obs_emitter_t *e,
+    u_char *header, size_t header_len, u_char *chunk, size_t chunk_len);
+NGX_HTTP_OBS_LOCAL ngx_int_t ngx_http_obs_connect(ngx_http_obs_emitter_t *e);
+NGX_HTTP_OBS_LOCAL ngx_int_t ngx_http_obs_mac_init(ngx_http_obs_emitter_t *e);
 
 /* ngx_http_obs_drops.c */
-ngx_uint_t ngx_http_obs_claim(ngx_http_obs_emitter_t *e);
-void ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e);
-ngx_int_t ngx_http_obs_send_counts(ngx_http_obs_emitter_t *e);
+NGX_HTTP_OBS_LOCAL ngx_uint_t ngx_http_obs_claim(ngx_http_obs_emitter_t *e);
+NGX_HTTP_OBS_LOCAL void ngx_http_obs_unclaim(ngx_http_obs_emitter_t *e);
+NGX_HTTP_OBS_LOCAL ngx_int_t ngx_http_obs_send_counts(
+    ngx_http_obs_emitter_t *e);
 
 /* ngx_http_obs_active.c */
-ngx_int_t ngx_http_obs_send_active(ngx_http_obs_emitter_t *e,
-    ngx_uint_t closed);
+NGX_HTTP_OBS_LOCAL ngx_int_t ngx_http_obs_send_active(
+    ngx_http_obs_emitter_t *e, ngx_uint_t closed);
 
 
 /* Writes a protobuf length (a varint); returns where it ends. */

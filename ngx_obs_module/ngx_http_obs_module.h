@@ -53,6 +53,19 @@
 #include "obs/v1/framing.h"
 
 
+/*
+ * A function one file of the module calls in another that nothing outside
+ * the module calls: not exported from the .so, so that a call to it is
+ * direct, as when caller and callee were static in one file, rather than
+ * through the PLT (on the request path, every instruction counts).
+ */
+#if (__GNUC__ >= 4 || defined __clang__)
+#define NGX_HTTP_OBS_LOCAL            __attribute__((visibility("hidden")))
+#else
+#define NGX_HTTP_OBS_LOCAL
+#endif
+
+
 #define NGX_HTTP_OBS_TRACE_IGNORE     0
 #define NGX_HTTP_OBS_TRACE_EXTRACT    1
 #define NGX_HTTP_OBS_TRACE_INJECT     2
@@ -488,14 +501,15 @@ ngx_http_obs_ctx_t *ngx_http_obs_find_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 
 /* the client's headers (ngx_http_obs_headers.c) */
-void ngx_http_obs_find_headers(ngx_http_request_t *r,
+NGX_HTTP_OBS_LOCAL void ngx_http_obs_find_headers(ngx_http_request_t *r,
     ngx_http_obs_found_t *found);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
     ngx_http_obs_value_t *v, ngx_str_t *value);
 
 /* W3C trace context (ngx_http_obs_trace.c) */
 void ngx_http_obs_trace_init(void);
-void ngx_http_obs_start_trace(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
+NGX_HTTP_OBS_LOCAL void ngx_http_obs_start_trace(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
 ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 ngx_table_elt_t *ngx_http_obs_incoming_traceparent(ngx_http_request_t *r,
     ngx_uint_t *n);
