@@ -18,7 +18,8 @@ MODULES_DIR ?= $(shell $(NGINX_BIN) -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*
 
 ECHO_MODULE ?= /usr/lib/nginx/modules/ngx_http_echo_module.so
 
-MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h) \
+MODULE_SRCS := $(wildcard ngx_obs_module/*.c ngx_obs_module/*.h \
+                 ngx_obs_module/jwt/*.c ngx_obs_module/jwt/*.h) \
                common/hash.h common/hex.h common/obs_limits.h \
                common/metric_names.c common/metric_names.h \
                common/label_rules.h \
@@ -82,9 +83,10 @@ nginx-src-check:
 	fi
 
 # the module's JWT core is plain C: fuzzers and benchmarks link it alone
-JWT_CORE := ngx_obs_module/ngx_http_obs_jwt_keys.c \
-            ngx_obs_module/ngx_http_obs_jwt_token.c \
-            ngx_obs_module/ngx_http_obs_jwt_cache.c
+JWT_DIR  := ngx_obs_module/jwt
+JWT_CORE := $(JWT_DIR)/ngx_http_obs_jwt_keys.c \
+            $(JWT_DIR)/ngx_http_obs_jwt_token.c \
+            $(JWT_DIR)/ngx_http_obs_jwt_cache.c
 
 # Debian's nginx-dev ships the exact configure flags of the packaged nginx;
 # other source trees are configured with --with-compat alone.
@@ -278,9 +280,9 @@ $(BUILD)/bench_scale: $(OBJ)/bench/scale.o $(LIB)
 $(BUILD)/bench_exporter_floor: $(OBJ)/bench/exporter_floor.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
-$(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
+$(BUILD)/bench_jwt_floor: bench/jwt_verify_floor.c $(JWT_CORE) $(JWT_DIR)/ngx_http_obs_jwt.h
 	@mkdir -p $(BUILD)
-	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Ingx_obs_module \
+	$(CC) -O2 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -I$(JWT_DIR) \
 	    -o $@ bench/jwt_verify_floor.c $(JWT_CORE) -lcrypto -ljansson -lm
 
 # bench/module_cost.sh's request-pool probe: a dynamic module of its own,
@@ -453,9 +455,9 @@ $(BUILD)/fuzz_tracecontext: t/fuzz/fuzz_tracecontext.c ngx_obs_module/obs_tracec
 $(BUILD)/fuzz_ingest: $(OBJ_FUZZ)/t/fuzz/fuzz_ingest.o $(LIB_FUZZ)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(SIDECAR_LIBS)
 
-$(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) ngx_obs_module/ngx_http_obs_jwt.h
+$(BUILD)/fuzz_jwt: t/fuzz/fuzz_jwt.c $(JWT_CORE) $(JWT_DIR)/ngx_http_obs_jwt.h
 	@mkdir -p $(BUILD)
-	clang $(FUZZ_FLAGS) -Ingx_obs_module -o $@ t/fuzz/fuzz_jwt.c $(JWT_CORE) \
+	clang $(FUZZ_FLAGS) -I$(JWT_DIR) -o $@ t/fuzz/fuzz_jwt.c $(JWT_CORE) \
 	    -lcrypto -ljansson -lm
 
 $(BUILD)/fuzz_logline: $(OBJ_FUZZ)/t/fuzz/fuzz_logline.o $(LIB_FUZZ)

@@ -40,7 +40,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_obs_module.h"
+#include "ngx_http_obs_emit.h"
 #include "obs/v1/record.pb-c.h"
 
 
@@ -59,6 +59,9 @@
 #define NGX_HTTP_OBS_ACTIVE_CACHE        64     /* a power of two */
 #define NGX_HTTP_OBS_ACTIVE_CACHED_ROUTE 64
 #define NGX_HTTP_OBS_ACTIVE_HEARTBEAT    30000  /* ms, in flight: see below */
+
+/* a snapshot of requests in flight: 129 entries of at most 256 bytes */
+#define NGX_HTTP_OBS_MAX_DATAGRAM_ACTIVE  (40 * 1024)
 
 
 /*
@@ -675,6 +678,63 @@ ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed)
     h->n_active = n;
 
     return 1;
+}
+
+
+/*
+ * Sends a snapshot of the requests in flight, a header alone in a datagram
+ * of its own (up to ~35 KB, whatever buffer= is: it never waits in the
+ * buffer); with closed, the one that says nginx stopped.
+ */
+
+ngx_int_t
+ngx_http_obs_send_active(ngx_http_obs_emitter_t *e, ngx_uint_t closed)
+{
+    u_char                *p;
+    size_t                 size;
+    ngx_int_t              rc;
+    Obs__V1__BatchHeader   h = OBS__V1__BATCH_HEADER__INIT;
+
+    static u_char          out[NGX_HTTP_OBS_MAX_DATAGRAM_ACTIVE];
+
+    if (!e->connected && ngx_http_obs_connect(e) != NGX_OK) {
+        return NGX_AGAIN;
+    }
+
+    if (!ngx_http_obs_active_snapshot(&h, closed)) {
+        return NGX_OK;
+    }
+
+    h.schema_version = OBS_SCHEMA_CURRENT;
+    h.pid = (uint32_t) ngx_pid;
+    h.worker_start_unix_nano = e->worker_start;
+    h.sequence = e->sequence;
+    h.send_time_unix_nano = ngx_http_obs_unix_nano();
+    h.records_total = e->records_total;
+    h.host.data = ngx_cycle->hostname.data;
+    h.host.len = ngx_min(ngx_cycle->hostname.len, NGX_HTTP_OBS_HOST_MAX);
+
+    size = obs__v1__batch_header__get_packed_size(&h);
+
+    if (size + 8 > sizeof(out)) {
+        return NGX_ERROR;                     /* cannot be: see the zone */
+    }
+
+    out[0] = NGX_HTTP_OBS_BATCH_HEADER_KEY;
+    p = ngx_http_obs_write_varint(out + 1, size);
+    obs__v1__batch_header__pack(&h, p);
+
+    rc = ngx_http_obs_send(e, out, p + size - out, NULL, 0);
+
+    if (rc != NGX_AGAIN) {
+        e->sequence++;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_http_obs_active_sent();
+    }
+
+    return rc;
 }
 
 

@@ -8,7 +8,7 @@
  * obs_audit or not, with what the token claimed of itself (kid, alg, iss;
  * never the token).  Nothing else of the request goes in: no query
  * string, no body, no header but those.  The worker numbers the events it
- * admits to its batches (ngx_http_obs_emit.c), so that the sidecar sees
+ * admits to its batches (ngx_http_obs_batch.c), so that the sidecar sees
  * any that went missing on the way; those never admitted are counted.
  */
 

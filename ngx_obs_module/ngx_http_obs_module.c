@@ -882,7 +882,7 @@ ngx_http_obs_init(ngx_conf_t *cf)
 
     *h = ngx_http_obs_log_handler;
 
-    ngx_http_obs_context_init();
+    ngx_http_obs_trace_init();
 
     /* requests in flight: on by default wherever records go */
 

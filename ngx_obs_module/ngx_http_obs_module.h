@@ -1,19 +1,38 @@
 /*
- * ngx_http_obs_module: shared types of the module's files.
+ * ngx_http_obs_module: shared types of the module's files, in the order a
+ * request meets them (ARCHITECTURE.md follows one request through them).
  *
  *   ngx_http_obs_module.c     directives, configuration, phase handlers
- *   ngx_http_obs_context.c    per-request trace context, injection upstream
- *   ngx_http_obs_ids.c        per-worker id generator
- *   ngx_http_obs_record.c     the per-request record
- *   ngx_http_obs_columns.c    the worker's open batch in column form (the
- *                             writer; common/columns_reader.c reads it)
- *   ngx_http_obs_emit.c       per-worker batch buffer, flush timer, socket
+ *   ngx_http_obs_value.c      directive values with variables; what may
+ *                             leave the gateway
+ *   ngx_http_obs_context.c    the request's context and its clocks
+ *   ngx_http_obs_headers.c    the client's headers, read in one pass
+ *   ngx_http_obs_trace.c      W3C trace context: extract, start, inject
+ *   ngx_http_obs_ids.c        per-worker trace and span id generator
+ *   ngx_http_obs_labels.c     the route and tenant labels
+ *   ngx_http_obs_upstream.c   upstream attempts: their ids and timing
+ *   ngx_http_obs_active.c     requests in flight, in shared memory, and
+ *                             the snapshots that report them
  *   ngx_http_obs_variables.c  $obs_* variables
+ *   ngx_http_obs_record.c     the per-request record
  *   ngx_http_obs_metrics.c    obs_metric: business metrics from variables
- *   ngx_http_obs_active.c     requests in flight, in shared memory
  *   ngx_http_obs_fields.c     obs_log_field: extra keys of logs and spans
  *   ngx_http_obs_audit.c      obs_audit: the audit trail's events
  *   ngx_http_obs_digest.c     the configuration's digest, as "nginx -T"
+ *   ngx_http_obs_columns.c    the worker's open batch in column form (the
+ *                             writer; common/columns_reader.c reads it),
+ *                             with ngx_http_obs_columns_add.h
+ *   ngx_http_obs_batch.c      records into batches, the buffer of sealed
+ *                             ones, the flush timer; start and exit
+ *   ngx_http_obs_send.c       one datagram: batch header, HMAC tag, socket
+ *   ngx_http_obs_drops.c      drop counts that outlive a worker
+ *   ngx_http_obs_emit.h       the emitter's state, which these three and
+ *                             ngx_http_obs_active.c share
+ *   ngx_http_obs_key.c        key files and HMAC-SHA256 contexts
+ *   obs_tracecontext.c        traceparent and tracestate parsers (plain C)
+ *   obs_route.c               route templates, tenant labels (plain C)
+ *   jwt/                      ngx_http_obs_jwt_module, the JWT verifier
+ *                             (its files: jwt/ngx_http_obs_jwt.h)
  */
 
 #ifndef _NGX_HTTP_OBS_MODULE_H_INCLUDED_
@@ -32,6 +51,19 @@
 #include "obs_route.h"
 #include "metric_names.h"
 #include "obs/v1/framing.h"
+
+
+/*
+ * A function one file of the module calls in another that nothing outside
+ * the module calls: not exported from the .so, so that a call to it is
+ * direct, as when caller and callee were static in one file, rather than
+ * through the PLT (on the request path, every instruction counts).
+ */
+#if (__GNUC__ >= 4 || defined __clang__)
+#define NGX_HTTP_OBS_LOCAL            __attribute__((visibility("hidden")))
+#else
+#define NGX_HTTP_OBS_LOCAL
+#endif
 
 
 #define NGX_HTTP_OBS_TRACE_IGNORE     0
@@ -203,6 +235,24 @@ typedef struct ngx_http_obs_ctx_s {
     struct ngx_http_obs_ctx_s *next_free;
     u_char                     route_buf[OBS_ROUTE_MAX_LEN];
 } ngx_http_obs_ctx_t;
+
+
+#define NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS  32
+
+/* What one pass over the client's headers found (ngx_http_obs_headers.c). */
+typedef struct {
+    ngx_uint_t                      traceparents;
+    ngx_uint_t                      tracestates;
+    ngx_table_elt_t                *traceparent;
+    ngx_table_elt_t                *tracestate;
+    ngx_table_elt_t                *request_id;
+    /* set by the caller: a lone $http_ value whose header to find, or NULL */
+    ngx_http_obs_value_t           *tenant;
+    ngx_table_elt_t                *tenant_header;
+    ngx_uint_t                      tenant_headers;
+    obs_slice_t                     states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
+    size_t                          states_len;
+} ngx_http_obs_found_t;
 
 
 /* The most bytes of each text a record keeps. */
@@ -421,15 +471,22 @@ ngx_http_obs_same(const u_char *a, const u_char *b, size_t len)
 }
 
 
-void ngx_http_obs_context_init(void);
-ngx_http_obs_ctx_t *ngx_http_obs_find_ctx(ngx_http_request_t *r);
-void ngx_http_obs_free_contexts(void);
-ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
-ngx_table_elt_t *ngx_http_obs_incoming_traceparent(ngx_http_request_t *r,
-    ngx_uint_t *n);
-ngx_int_t ngx_http_obs_wrap_upstreams(ngx_conf_t *cf);
-void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
-ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
+/*
+ * Tells whether h is the header name, a lowercase constant.  Header names
+ * arrive in any case; lowcase_key is nginx's lowercase copy.  Length and
+ * first letter rule out nearly every other header for free.
+ */
+
+static ngx_inline ngx_int_t
+ngx_http_obs_header_is(ngx_table_elt_t *h, ngx_str_t *name)
+{
+    return h->key.len == name->len
+           && h->lowcase_key[0] == name->data[0]
+           && ngx_http_obs_same(h->lowcase_key, name->data, name->len);
+}
+
+
+/* directive values (ngx_http_obs_value.c) */
 char *ngx_http_obs_set_value_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
@@ -438,17 +495,93 @@ ngx_int_t ngx_http_obs_check_export(ngx_conf_t *cf, ngx_str_t *text);
 ngx_uint_t ngx_http_obs_reads_variable(ngx_str_t *text, ngx_str_t *name);
 ngx_int_t ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value);
+
+/* the request's context (ngx_http_obs_context.c) */
+ngx_http_obs_ctx_t *ngx_http_obs_find_ctx(ngx_http_request_t *r);
+void ngx_http_obs_free_contexts(void);
+
+/* the client's headers (ngx_http_obs_headers.c) */
+NGX_HTTP_OBS_LOCAL void ngx_http_obs_find_headers(ngx_http_request_t *r,
+    ngx_http_obs_found_t *found);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
     ngx_http_obs_value_t *v, ngx_str_t *value);
-void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx, ngx_uint_t n,
-    ngx_http_obs_loc_conf_t *olcf);
 
+/* W3C trace context (ngx_http_obs_trace.c) */
+void ngx_http_obs_trace_init(void);
+NGX_HTTP_OBS_LOCAL void ngx_http_obs_start_trace(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
+ngx_int_t ngx_http_obs_inject(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
+ngx_table_elt_t *ngx_http_obs_incoming_traceparent(ngx_http_request_t *r,
+    ngx_uint_t *n);
+
+/* trace and span ids (ngx_http_obs_ids.c) */
 void ngx_http_obs_ids_init(void);
 uint64_t ngx_http_obs_random(void);
 void ngx_http_obs_new_id(uint8_t *id, size_t len);
 
+/* route and tenant labels (ngx_http_obs_labels.c) */
+void ngx_http_obs_set_route(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
+ngx_int_t ngx_http_obs_tenant(ngx_http_request_t *r, ngx_str_t *tenant);
+
+/* upstream attempts (ngx_http_obs_upstream.c) */
+ngx_int_t ngx_http_obs_wrap_upstreams(ngx_conf_t *cf);
+void ngx_http_obs_set_attempt_id(ngx_http_obs_ctx_t *ctx, ngx_uint_t n,
+    ngx_http_obs_loc_conf_t *olcf);
+
+/* requests in flight (ngx_http_obs_active.c); NULL: not counted here */
+extern void  *ngx_http_obs_active_table;
+
+ngx_int_t ngx_http_obs_active_zone(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_active_enter(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx);
+void ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx);
+void ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_active_start(void);
+ngx_uint_t ngx_http_obs_active_pending(void);
+ngx_uint_t ngx_http_obs_active_busy(void);
+void ngx_http_obs_active_sent(void);
+ngx_uint_t ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed);
+
+/* $obs_* variables (ngx_http_obs_variables.c) */
+ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,
+    ngx_http_variable_t *vars);
+
+/* the record (ngx_http_obs_record.c) */
 ngx_int_t ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx);
 
+/* obs_metric (ngx_http_obs_metrics.c) */
+char *ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_obs_metrics_record(ngx_http_request_t *r,
+    ngx_http_obs_loc_conf_t *olcf, ngx_http_obs_record_t *rec);
+
+/* obs_log_field (ngx_http_obs_fields.c) */
+char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
+    ngx_http_obs_record_t *rec);
+EVP_MAC_CTX *ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *directive);
+ngx_int_t ngx_http_obs_hmac_hex(ngx_http_request_t *r, EVP_MAC_CTX *mac,
+    ngx_str_t *value);
+
+/* the audit trail (ngx_http_obs_audit.c, ngx_http_obs_digest.c) */
+extern ngx_uint_t  ngx_http_obs_audit_possible;
+
+char *ngx_http_obs_audit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_obs_audit_merge(ngx_conf_t *cf, ngx_http_obs_loc_conf_t *prev,
+    ngx_http_obs_loc_conf_t *conf);
+ngx_int_t ngx_http_obs_audit_zone(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf);
+ngx_int_t ngx_http_obs_audit_init(ngx_conf_t *cf,
+    ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_audit_record(ngx_http_request_t *r,
+    ngx_http_obs_ctx_t *ctx, ngx_http_obs_loc_conf_t *route_conf,
+    ngx_http_obs_record_t *rec);
+ngx_int_t ngx_http_obs_config_digest(ngx_conf_t *cf, u_char *digest);
+
+/* the open batch in column form (ngx_http_obs_columns.c) */
 ngx_http_obs_columns_t *ngx_http_obs_columns_create(ngx_pool_t *pool,
     size_t datagram_size);
 void ngx_http_obs_columns_reset(ngx_http_obs_columns_t *cols);
@@ -467,65 +600,22 @@ size_t ngx_http_obs_columns_packed_size(ngx_http_obs_columns_t *cols);
 size_t ngx_http_obs_columns_pack(ngx_http_obs_columns_t *cols, u_char *out);
 uint32_t ngx_http_obs_hash(const u_char *p, size_t len);
 
-ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
-    ngx_http_obs_sidecar_t *sidecar);
-char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
-    const char *directive);
-EVP_MAC_CTX *ngx_http_obs_hmac_new(ngx_str_t *key);
+/* emission (ngx_http_obs_batch.c; the rest in ngx_http_obs_emit.h) */
 ngx_int_t ngx_http_obs_emit_init(ngx_cycle_t *cycle,
     ngx_http_obs_main_conf_t *omcf);
 void ngx_http_obs_emit_exit(void);
 void ngx_http_obs_emit_exit_master(ngx_http_obs_main_conf_t *omcf);
 ngx_int_t ngx_http_obs_emit(ngx_http_obs_record_t *rec);
-ngx_int_t ngx_http_obs_audit_zone(ngx_conf_t *cf,
-    ngx_http_obs_main_conf_t *omcf);
-
-char *ngx_http_obs_log_field(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-void ngx_http_obs_record_fields(ngx_http_request_t *r, ngx_array_t *fields,
-    ngx_http_obs_record_t *rec);
-EVP_MAC_CTX *ngx_http_obs_mac_conf(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *directive);
-ngx_int_t ngx_http_obs_hmac_hex(ngx_http_request_t *r, EVP_MAC_CTX *mac,
-    ngx_str_t *value);
-
-/* the audit trail (ngx_http_obs_audit.c, ngx_http_obs_digest.c) */
-extern ngx_uint_t  ngx_http_obs_audit_possible;
-
-char *ngx_http_obs_audit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_obs_audit_merge(ngx_conf_t *cf, ngx_http_obs_loc_conf_t *prev,
-    ngx_http_obs_loc_conf_t *conf);
-ngx_int_t ngx_http_obs_audit_init(ngx_conf_t *cf,
-    ngx_http_obs_main_conf_t *omcf);
-void ngx_http_obs_audit_record(ngx_http_request_t *r,
-    ngx_http_obs_ctx_t *ctx, ngx_http_obs_loc_conf_t *route_conf,
-    ngx_http_obs_record_t *rec);
-ngx_int_t ngx_http_obs_config_digest(ngx_conf_t *cf, u_char *digest);
-
-ngx_int_t ngx_http_obs_add_variables(ngx_conf_t *cf);
-
-/* obs_metric (ngx_http_obs_metrics.c) */
-char *ngx_http_obs_metric(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-void ngx_http_obs_metrics_record(ngx_http_request_t *r,
-    ngx_http_obs_loc_conf_t *olcf, ngx_http_obs_record_t *rec);
-
-/* requests in flight (ngx_http_obs_active.c); NULL: not counted here */
-extern void  *ngx_http_obs_active_table;
-
-ngx_int_t ngx_http_obs_active_zone(ngx_conf_t *cf,
-    ngx_http_obs_main_conf_t *omcf);
-void ngx_http_obs_active_enter(ngx_http_request_t *r,
-    ngx_http_obs_ctx_t *ctx);
-void ngx_http_obs_active_leave(ngx_http_obs_ctx_t *ctx);
-void ngx_http_obs_active_init(ngx_http_obs_main_conf_t *omcf);
-void ngx_http_obs_active_start(void);
-ngx_uint_t ngx_http_obs_active_pending(void);
-ngx_uint_t ngx_http_obs_active_busy(void);
-void ngx_http_obs_active_sent(void);
-ngx_uint_t ngx_http_obs_active_snapshot(void *header, ngx_uint_t closed);
 void ngx_http_obs_emit_wake(void);
-ngx_int_t ngx_http_obs_add_variable_table(ngx_conf_t *cf,
-    ngx_http_variable_t *vars);
+
+/* the zone of drop counts (ngx_http_obs_drops.c) */
+ngx_int_t ngx_http_obs_emit_zone(ngx_conf_t *cf,
+    ngx_http_obs_sidecar_t *sidecar);
+
+/* keys (ngx_http_obs_key.c) */
+char *ngx_http_obs_read_key(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *key,
+    const char *directive);
+EVP_MAC_CTX *ngx_http_obs_hmac_new(ngx_str_t *key);
 
 
 /*

@@ -5,7 +5,8 @@
  *   ngx_http_obs_jwt_request.c  per-request verification, $obs_jwt_*,
  *                               the 401 of "require", per-worker counters
  *
- * and, for the counters that ride each batch header, ngx_http_obs_emit.c.
+ * and, for the counters that ride each batch header, ngx_http_obs_send.c
+ * (which writes them), ngx_http_obs_batch.c and ngx_http_obs_drops.c.
  */
 
 #ifndef _NGX_HTTP_OBS_JWT_MODULE_H_INCLUDED_

@@ -1,13 +1,16 @@
 /*
  * ngx_http_obs_jwt_module: a tenant taken from a verified JWT.
  *
- *   ngx_http_obs_jwt_keys.c    JWKS and PEM files -> verification keys
- *   ngx_http_obs_jwt_token.c   a compact JWS: parse, verify, check claims
- *   ngx_http_obs_jwt_cache.c   per-worker cache of verified tokens
- *   ngx_http_obs_jwt_module.c  directives, variables, 401, counters
+ *   ngx_http_obs_jwt_keys.c     JWKS and PEM files -> verification keys
+ *   ngx_http_obs_jwt_token.c    a compact JWS: parse, verify, check claims
+ *   ngx_http_obs_jwt_cache.c    per-worker cache of verified tokens
+ *   ngx_http_obs_jwt_module.c   directives and configuration
+ *   ngx_http_obs_jwt_request.c  per-request verification, $obs_jwt_*,
+ *                               the 401 of "require", per-worker counters
  *
- * The first three are plain C (libc, OpenSSL, jansson): the fuzz target and
- * the benchmarks link them without nginx.
+ * The first three are plain C (libc, OpenSSL, jansson), declared here: the
+ * fuzz target and the benchmarks link them without nginx (the Makefile's
+ * JWT_CORE).  The other two are nginx's side: ngx_http_obs_jwt_module.h.
  */
 
 #ifndef _NGX_HTTP_OBS_JWT_H_INCLUDED_
