@@ -101,8 +101,9 @@ typedef struct {
     ngx_str_t                  header;       /* ... the name, in var */
     ngx_str_t                  header_dashed;  /* ... with '-' for '_' */
     ngx_uint_t                 constant;     /* no variables at all */
-    ngx_uint_t                 verified;     /* a lone variable that only
-                                                a verified token sets */
+    ngx_uint_t                 from_request; /* variables, and not a lone
+                                                one only a verified token
+                                                sets (Record.from_request) */
 } ngx_http_obs_value_t;
 
 

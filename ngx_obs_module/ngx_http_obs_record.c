@@ -130,7 +130,7 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
-    if (olcf->tenant && !olcf->tenant->constant && !olcf->tenant->verified) {
+    if (olcf->tenant && olcf->tenant->from_request) {
         rec.from_request |= OBS_FROM_REQUEST_TENANT;
     }
 
@@ -147,7 +147,9 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         rec.stable |= NGX_HTTP_OBS_STABLE(service);
 
     } else if (service) {
-        rec.from_request |= OBS_FROM_REQUEST_SERVICE;
+        if (service->from_request) {
+            rec.from_request |= OBS_FROM_REQUEST_SERVICE;
+        }
 
         if (ngx_http_obs_value(r, service, &rec.service) != NGX_OK) {
             ngx_str_null(&rec.service);

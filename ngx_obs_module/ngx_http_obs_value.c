@@ -207,7 +207,7 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_compile_complex_value_t    ccv;
 
     v->index = NGX_ERROR;
-    v->verified = 0;
+    v->from_request = 1;
     ngx_str_null(&v->header);
 
     name.data = text->data + 1;
@@ -231,12 +231,13 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     }
 
     v->constant = (v->cv.lengths == NULL);
+    v->from_request = !v->constant;
 
     if (text->len >= 2 && text->data[0] == '$'
         && ngx_http_obs_is_var_name(&name))
     {
         v->index = ngx_http_get_variable_index(cf, &name);
-        v->verified = ngx_http_obs_verified_variable(&name);
+        v->from_request = !ngx_http_obs_verified_variable(&name);
     }
 
     return NGX_OK;
@@ -246,7 +247,7 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
 /*
  * Whether a variable's value is what a verified token says (or the
  * gateway's "unverified"): no client chooses it, so a label it makes is
- * not one made from requests (Record.from_request).
+ * not one a request made (Record.from_request).
  */
 
 static ngx_uint_t

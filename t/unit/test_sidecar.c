@@ -138,6 +138,23 @@ test_counts(void)
     store_free(s);
 }
 
+/* The requests of every http_server_requests_total series of text. */
+static double
+requests_total(const char *text)
+{
+    double       sum = 0, v;
+    const char  *p = text;
+
+    while ((p = strstr(p, "\nhttp_server_requests_total{")) != NULL) {
+        p = strchr(p, '}');
+        if (sscanf(p + 1, " %lf", &v) == 1) {
+            sum += v;
+        }
+    }
+
+    return sum;
+}
+
 /* Many services, routes and tenants against a cap of 200 series. */
 static void
 test_series_cap_is_exact(void)
@@ -171,19 +188,8 @@ test_series_cap_is_exact(void)
           "overflow past the series cap counted");
 
     text = render(s, EXPO_TEXT);
-    {
-        /* every record is still counted once in the requests family */
-        double  sum = 0, v;
-        char   *p = text;
-
-        while ((p = strstr(p, "\nhttp_server_requests_total{")) != NULL) {
-            p = strchr(p, '}');
-            if (sscanf(p + 1, " %lf", &v) == 1) {
-                sum += v;
-            }
-        }
-        CHECK(sum == 5000, "all 5000 records counted despite the cap");
-    }
+    CHECK(requests_total(text) == 5000,
+          "all 5000 records counted despite the cap");
 
     aggregator_free(a);
     store_free(s);
@@ -286,6 +292,29 @@ test_dimension_share(void)
     dimension_free(d);
 }
 
+/* A store of max_series series and an aggregator of c over it. */
+static aggregator_t *
+fresh(store_t **s, const config_t *c)
+{
+    *s = store_new(c->max_series);
+    return aggregator_new(*s, c);
+}
+
+/* n 404s to /api/aaa, /api/aab, ...: routes no id normalisation touches */
+static void
+flood_routes(aggregator_t *a, int n, uint32_t from_request)
+{
+    char  name[32];
+    int   i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "/api/%c%c%c", 'a' + i / 676,
+                 'a' + i / 26 % 26, 'a' + i % 26);
+        record_made(a, "backend-api", name, "GET", 404, "", 1000, 100,
+                    from_request);
+    }
+}
+
 /*
  * The review's attack: 520 requests to /api/aaa, /api/aab, ... under
  * obs_route_auto filled max_routes, and the configured /api/v1/users then
@@ -308,15 +337,9 @@ test_request_share(void)
     CHECK(cfg.from_request_percent == 50, "half by default");
 
     small.max_routes = 500;
-    s = store_new(100000);
-    a = aggregator_new(s, &small);
+    a = fresh(&s, &small);
 
-    for (i = 0; i < 520; i++) {
-        snprintf(name, sizeof(name), "/api/%c%c%c", 'a' + i / 676,
-                 'a' + i / 26 % 26, 'a' + i % 26);
-        record_made(a, "backend-api", name, "GET", 404, "", 1000, 100,
-                    OBS_FROM_REQUEST_ROUTE);
-    }
+    flood_routes(a, 520, OBS_FROM_REQUEST_ROUTE);
     record(a, "backend-api", "/api/v1/users", "GET", 200, "", 1000, 100);
 
     text = render(s, EXPO_TEXT);
@@ -346,13 +369,8 @@ test_request_share(void)
     store_free(s);
 
     /* an older sender (no flag): every route as configured, as before */
-    s = store_new(100000);
-    a = aggregator_new(s, &small);
-    for (i = 0; i < 520; i++) {
-        snprintf(name, sizeof(name), "/api/%c%c%c", 'a' + i / 676,
-                 'a' + i / 26 % 26, 'a' + i % 26);
-        record(a, "backend-api", name, "GET", 404, "", 1000, 100);
-    }
+    a = fresh(&s, &small);
+    flood_routes(a, 520, 0);
     record(a, "backend-api", "/api/v1/users", "GET", 200, "", 1000, 100);
     text = render(s, EXPO_TEXT);
     CHECK(strstr(text, "route=\"/api/v1/users\"") == NULL
@@ -365,8 +383,7 @@ test_request_share(void)
     /* services made from requests (obs_service_name $host) */
     small = cfg;
     small.max_services = 4;
-    s = store_new(100000);
-    a = aggregator_new(s, &small);
+    a = fresh(&s, &small);
     for (i = 0; i < 10; i++) {
         snprintf(name, sizeof(name), "host%d.example", i);
         record_made(a, name, "/", "GET", 200, "", 1000, 100,
@@ -390,8 +407,7 @@ test_request_share(void)
     /* tenants from a header cannot crowd out verified ones */
     small = cfg;
     small.max_tenants = 10;
-    s = store_new(100000);
-    a = aggregator_new(s, &small);
+    a = fresh(&s, &small);
     for (i = 0; i < 30; i++) {
         snprintf(name, sizeof(name), "forged-%d", i);
         record_made(a, "svc", "/a", "GET", 200, name, 1000, 100,
@@ -426,8 +442,7 @@ test_request_share(void)
     small = cfg;
     small.max_series = 40;
     small.max_routes = 1000;
-    s = store_new(small.max_series);
-    a = aggregator_new(s, &small);
+    a = fresh(&s, &small);
     for (i = 0; i < 100; i++) {
         snprintf(name, sizeof(name), "/made/%d", i);
         record_made(a, "svc", name, "GET", 200, "", 1000, 100,
@@ -448,18 +463,7 @@ test_request_share(void)
                        "tenant=\"none\"} 1\n") != NULL,
           "configured labels still get series of their own");
     CHECK(store_size(s) <= 40, "max_series holds");
-    {
-        double  sum = 0, v;
-        char   *p = text;
-
-        while ((p = strstr(p, "\nhttp_server_requests_total{")) != NULL) {
-            p = strchr(p, '}');
-            if (sscanf(p + 1, " %lf", &v) == 1) {
-                sum += v;
-            }
-        }
-        CHECK(sum == 102, "every record counted once");
-    }
+    CHECK(requests_total(text) == 102, "every record counted once");
 
     aggregator_expire(a, 100 + small.series_ttl + 1);
     CHECK(store_size(s) == 0, "all expired");
