@@ -315,7 +315,11 @@ tracestate: " . CORE::join(",", map { sprintf("k%02d=%s", $_, "v" x 11) } 1 .. 3
         obs_tenant acme;
         return 200 "ok\n";
     }
-    location /fr/svc { obs_service_name $host; obs_tenant acme; return 200 "ok\n"; }
+    location /fr/svc {
+        obs_service_name $host;
+        obs_tenant acme;
+        return 200 "ok\n";
+    }
     location /fr/hdr { return 200 "ok\n"; }
     location /fr/jwt { obs_tenant $obs_jwt_tenant; return 200 "ok\n"; }
     location /fr/all {
@@ -326,7 +330,8 @@ tracestate: " . CORE::join(",", map { sprintf("k%02d=%s", $_, "v" x 11) } 1 .. 3
 --- more_headers
 X-Tenant-ID: t1
 --- request eval
-[map { my ($p) = split /\?/; ("GET $_", "GET /sink/records?min=1&wait=5&path=$p") }
+[map { my ($p) = split /\?/;
+       ("GET $_", "GET /sink/records?min=1&wait=5&path=$p") }
  "/fr/conf", "/fr/auto/12", "/fr/regex/12", "/fr/var?kind=b", "/fr/tpl/7",
  "/fr/svc", "/fr/hdr", "/fr/jwt", "/fr/all/9?s=x"]
 --- response_body_like eval
