@@ -44,10 +44,10 @@ fill(store_t *s, long series)
         req[2] = dur[2] = "GET";
         req[3] = code;
         req[4] = dur[3] = body[2] = tenant;
-        store_add(s, FAMILY_REQUESTS, req, 1, 1, 0);
+        store_add(s, FAMILY_REQUESTS, req, 1, 1, 0, 0);
         store_observe(s, FAMILY_DURATION, dur, bounds, 14, 0.042, NULL, NULL,
-                      1, 1, 0);
-        store_add(s, FAMILY_RESPONSE_BODY, body, 100, 1, 0);
+                      1, 1, 0, 0);
+        store_add(s, FAMILY_RESPONSE_BODY, body, 100, 1, 0, 0);
     }
 }
 

@@ -133,6 +133,9 @@ typedef struct {
     ngx_str_t                  header;       /* ... the name, in var */
     ngx_str_t                  header_dashed;  /* ... with '-' for '_' */
     ngx_uint_t                 constant;     /* no variables at all */
+    ngx_uint_t                 from_request; /* variables, and not a lone
+                                                one only a verified token
+                                                sets (Record.from_request) */
 } ngx_http_obs_value_t;
 
 
@@ -393,6 +396,7 @@ typedef struct {
     uint32_t                   trace_flags;
     uint32_t                   server_port;
     uint32_t                   upstream_span;
+    uint32_t                   from_request; /* OBS_FROM_REQUEST_* */
     ngx_uint_t                 stable;       /* NGX_HTTP_OBS_STABLE() */
 
     ngx_str_t                  method;

@@ -76,8 +76,18 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
     ngx_http_obs_text(&rec.route, ctx->route.data, ctx->route.len,
                       OBS_ROUTE_MAX_LEN);
 
+    /*
+     * A route the configuration did not write (obs_route_auto, a regex
+     * location, a variable) is one clients choose: the sidecar bounds
+     * those to a share of its caps (Record.from_request).
+     */
+
     if (ctx->route_stable) {
         rec.stable |= NGX_HTTP_OBS_STABLE(route);
+        rec.from_request = 0;
+
+    } else {
+        rec.from_request = OBS_FROM_REQUEST_ROUTE;
     }
 
     /*
@@ -120,6 +130,10 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         ngx_str_null(&rec.tenant);
     }
 
+    if (olcf->tenant && olcf->tenant->from_request) {
+        rec.from_request |= OBS_FROM_REQUEST_TENANT;
+    }
+
     /*
      * the service (and the obs_log_fields) of the location the route was
      * taken in, as the route
@@ -132,10 +146,14 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         rec.service = service->cv.value;
         rec.stable |= NGX_HTTP_OBS_STABLE(service);
 
-    } else if (service
-               && ngx_http_obs_value(r, service, &rec.service) != NGX_OK)
-    {
-        ngx_str_null(&rec.service);
+    } else if (service) {
+        if (service->from_request) {
+            rec.from_request |= OBS_FROM_REQUEST_SERVICE;
+        }
+
+        if (ngx_http_obs_value(r, service, &rec.service) != NGX_OK) {
+            ngx_str_null(&rec.service);
+        }
     }
 
     rec.service.len = ngx_min(rec.service.len, NGX_HTTP_OBS_MAX_VALUE);

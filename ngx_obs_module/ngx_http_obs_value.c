@@ -37,6 +37,7 @@ static ngx_http_obs_source_t *ngx_http_obs_secret_source(u_char *name,
 static ngx_uint_t ngx_http_obs_is_var_name(ngx_str_t *name);
 static ngx_int_t ngx_http_obs_compile_header(ngx_conf_t *cf,
     ngx_str_t *name, ngx_http_obs_value_t *v);
+static ngx_uint_t ngx_http_obs_verified_variable(ngx_str_t *name);
 
 
 static ngx_str_t  ngx_http_obs_header_prefixes[] = {
@@ -109,6 +110,15 @@ static ngx_str_t  ngx_http_obs_url_headers[] = {
 static ngx_str_t  ngx_http_obs_body_variables[] = {
     ngx_string("request_body"),
     ngx_string("request_body_file"),
+    ngx_null_string
+};
+
+
+/* what ngx_http_obs_jwt_module sets from a valid token alone */
+
+static ngx_str_t  ngx_http_obs_verified_variables[] = {
+    ngx_string("obs_jwt_tenant"),
+    ngx_string("obs_jwt_user"),
     ngx_null_string
 };
 
@@ -197,6 +207,7 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_compile_complex_value_t    ccv;
 
     v->index = NGX_ERROR;
+    v->from_request = 1;
     ngx_str_null(&v->header);
 
     name.data = text->data + 1;
@@ -220,14 +231,39 @@ ngx_http_obs_compile_value(ngx_conf_t *cf, ngx_str_t *text,
     }
 
     v->constant = (v->cv.lengths == NULL);
+    v->from_request = !v->constant;
 
     if (text->len >= 2 && text->data[0] == '$'
         && ngx_http_obs_is_var_name(&name))
     {
         v->index = ngx_http_get_variable_index(cf, &name);
+        v->from_request = !ngx_http_obs_verified_variable(&name);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether a variable's value is what a verified token says (or the
+ * gateway's "unverified"): no client chooses it, so a label it makes is
+ * not one a request made (Record.from_request).
+ */
+
+static ngx_uint_t
+ngx_http_obs_verified_variable(ngx_str_t *name)
+{
+    ngx_str_t  *v;
+
+    for (v = ngx_http_obs_verified_variables; v->len; v++) {
+        if (name->len == v->len
+            && ngx_strncasecmp(name->data, v->data, v->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -2,6 +2,10 @@
  * Record -> series.  Every label value is sanitised, tenants, routes and
  * upstreams are bounded by their caps and the store by its series cap;
  * past a cap the value becomes "__overflow__" and the overflow is counted.
+ * Values a request made (Record.from_request) take at most a share of the
+ * caps of services, routes and tenants, and series with such labels a
+ * share of the series cap: clients can never take the place of what the
+ * configuration writes.
  */
 
 #include <stdio.h>
@@ -14,6 +18,10 @@
 #include "label_rules.h"
 #include "labels.h"
 #include "stats.h"
+#include "obs/v1/framing.h"
+
+#define AGG_MADE_ALL  (OBS_FROM_REQUEST_ROUTE | OBS_FROM_REQUEST_SERVICE     \
+                       | OBS_FROM_REQUEST_TENANT)
 
 #define AGG_MAX_BOUNDS_SETS  64
 
@@ -49,19 +57,20 @@ struct aggregator {
 static const double *agg_bounds(aggregator_t *a, const double *bounds,
     int n, const double *current, int n_current);
 static void agg_method(const ProtobufCBinaryData *m, char *out);
-static const char *agg_admit(dimension_t *d, const char *value, time_t now,
-    overflow_t kind);
+static const char *agg_admit(dimension_t *d, const char *value,
+    int from_request, time_t now, overflow_t kind);
 static void agg_count(aggregator_t *a, family_id_t family, const char **labels,
-    uint64_t delta, time_t now);
+    uint64_t delta, unsigned made, time_t now);
 static void agg_observe(aggregator_t *a, family_id_t family,
     const char **labels, const double *bounds, int n_bounds, double v,
-    const uint8_t *trace_id, const uint8_t *span_id, double now_f,
-    time_t now);
+    const uint8_t *trace_id, const uint8_t *span_id, unsigned made,
+    double now_f, time_t now);
 static const char *agg_tenant(aggregator_t *a, const char *tenant,
-    time_t now);
+    unsigned *made, time_t now);
 static void agg_overflow_labels(family_id_t family, const char **labels,
     const char **out, int keep_service);
-static const char *agg_route(aggregator_t *a, agg_labels_t *l, time_t now);
+static const char *agg_route(aggregator_t *a, agg_labels_t *l,
+    unsigned *made, time_t now);
 
 aggregator_t *
 aggregator_new(store_t *store, const config_t *cfg)
@@ -117,6 +126,7 @@ aggregator_configure(aggregator_t *a, const config_t *cfg)
 {
     const double  *d, *u;
     char          *service;
+    long           pct = cfg->from_request_percent;
 
     d = agg_bounds(a, cfg->duration_buckets, cfg->n_duration_buckets,
                    a->duration_bounds, a->n_duration_bounds);
@@ -139,11 +149,15 @@ aggregator_configure(aggregator_t *a, const config_t *cfg)
     a->ttl = cfg->series_ttl;
     a->exemplars = cfg->exemplars;
 
-    dimension_set_cap(a->tenants, cfg->max_tenants);
-    dimension_map_set_caps(a->routes, cfg->max_services, cfg->max_routes);
-    dimension_set_cap(a->upstreams, cfg->max_routes);
+    dimension_set_caps(a->tenants, dimension_caps(cfg->max_tenants, pct));
+    dimension_map_set_caps(a->routes, dimension_caps(cfg->max_services, pct),
+                           dimension_caps(cfg->max_routes, pct));
+    dimension_set_caps(a->upstreams, dimension_caps(cfg->max_routes, 100));
     store_set_max_series(a->store, cfg->max_series);
+    store_set_share(a->store, dimension_caps(cfg->max_series, pct).share);
     business_set_max_series(a->business, cfg->max_series);
+    business_set_share(a->business,
+                       dimension_caps(cfg->max_series, pct).share);
     return 0;
 }
 
@@ -178,10 +192,15 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     const char     *up_req[LABELS_UPSTREAM_REQUESTS];
     const uint8_t  *trace_id = NULL, *span_id = NULL;
     size_t          i, n;
+    unsigned        made;
+
+    /* what the request made, then of that what the labels still hold */
+    made = r->from_request & AGG_MADE_ALL;
 
     n = label_sanitize(r->service.data, r->service.len, l.service);
     if (n == 0) {
         snprintf(l.service, sizeof(l.service), "%s", a->default_service);
+        made &= ~OBS_FROM_REQUEST_SERVICE;
     }
 
     label_sanitize(r->route.data, r->route.len, l.route);
@@ -189,8 +208,8 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     agg_method(&r->method, l.method);
     snprintf(l.code, sizeof(l.code), "%u", r->status);
 
-    route = agg_route(a, &l, now);
-    tenant = agg_tenant(a, l.tenant, now);
+    route = agg_route(a, &l, &made, now);
+    tenant = agg_tenant(a, l.tenant, &made, now);
 
     if (a->exemplars && (r->trace_flags & 1) && r->trace_id.len == 16
         && r->span_id.len == 8)
@@ -210,7 +229,7 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     req[LABEL_REQUESTS_method] = l.method;
     req[LABEL_REQUESTS_code] = l.code;
     req[LABEL_REQUESTS_tenant] = tenant;
-    agg_count(a, FAMILY_REQUESTS, req, 1, now);
+    agg_count(a, FAMILY_REQUESTS, req, 1, made, now);
 
     _Static_assert(LABELS_DURATION == 4, "the duration's labels");
     dur[LABEL_DURATION_service] = l.service;
@@ -219,7 +238,7 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     dur[LABEL_DURATION_tenant] = tenant;
     agg_observe(a, FAMILY_DURATION, dur, a->duration_bounds,
                 a->n_duration_bounds, (double) r->duration_us / 1e6,
-                trace_id, span_id, now_f, now);
+                trace_id, span_id, made, now_f, now);
 
     /* both body families have the same labels in the same places */
 
@@ -235,8 +254,10 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     body[LABEL_REQUEST_BODY_service] = l.service;
     body[LABEL_REQUEST_BODY_route] = route;
     body[LABEL_REQUEST_BODY_tenant] = tenant;
-    agg_count(a, FAMILY_REQUEST_BODY, body, r->request_body_bytes, now);
-    agg_count(a, FAMILY_RESPONSE_BODY, body, r->response_body_bytes, now);
+    agg_count(a, FAMILY_REQUEST_BODY, body, r->request_body_bytes, made,
+              now);
+    agg_count(a, FAMILY_RESPONSE_BODY, body, r->response_body_bytes, made,
+              now);
 
     _Static_assert(LABELS_UPSTREAM_DURATION == 3
                    && LABELS_UPSTREAM_REQUESTS == 4,
@@ -256,23 +277,26 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
             label_sanitize(u->address.data, u->address.len, l.upstream);
         }
 
-        upstream = agg_admit(a->upstreams, l.upstream, now,
+        upstream = agg_admit(a->upstreams, l.upstream, 0, now,
                              OVERFLOW_UPSTREAM);
 
+        /* no tenant label here */
         up_dur[LABEL_UPSTREAM_DURATION_upstream] = upstream;
         agg_observe(a, FAMILY_UPSTREAM_DURATION, up_dur, a->upstream_bounds,
                     a->n_upstream_bounds, (double) u->response_time_us / 1e6,
                     trace_id, u->span_id.len == 8 ? u->span_id.data : span_id,
-                    now_f, now);
+                    made & ~OBS_FROM_REQUEST_TENANT, now_f, now);
 
         snprintf(l.code, sizeof(l.code), "%u", u->status);
         up_req[LABEL_UPSTREAM_REQUESTS_upstream] = upstream;
         up_req[LABEL_UPSTREAM_REQUESTS_code] = l.code;
-        agg_count(a, FAMILY_UPSTREAM_REQUESTS, up_req, 1, now);
+        agg_count(a, FAMILY_UPSTREAM_REQUESTS, up_req, 1,
+                  made & ~OBS_FROM_REQUEST_TENANT, now);
     }
 
     /* obs_metric observations, under the same bounded labels */
-    business_record(a->business, r, l.service, route, tenant, now);
+    business_record(a->business, r, l.service, route, tenant, made != 0,
+                    now);
 }
 
 void
@@ -292,23 +316,29 @@ aggregator_expire(aggregator_t *a, time_t now)
 
 /*
  * Routes are bounded per service (max_routes), services by max_services;
- * past that cap the service too becomes "__overflow__".
+ * past that cap the service too becomes "__overflow__".  A value that
+ * becomes "__overflow__" is no longer one a request made (*made).
  */
 
 static const char *
-agg_route(aggregator_t *a, agg_labels_t *l, time_t now)
+agg_route(aggregator_t *a, agg_labels_t *l, unsigned *made, time_t now)
 {
     int          service_over = 0, route_over = 0;
     const char  *route;
 
-    route = dimension_map_admit(a->routes, l->service, l->route, now,
+    route = dimension_map_admit(a->routes, l->service,
+                                *made & OBS_FROM_REQUEST_SERVICE, l->route,
+                                *made & OBS_FROM_REQUEST_ROUTE, now,
                                 &service_over, &route_over);
 
     if (service_over) {
         STATS_INC(overflow[OVERFLOW_SERVICE]);
         snprintf(l->service, sizeof(l->service), "%s", LABEL_OVERFLOW);
+        *made &= ~(OBS_FROM_REQUEST_SERVICE | OBS_FROM_REQUEST_ROUTE);
+
     } else if (route_over) {
         STATS_INC(overflow[OVERFLOW_ROUTE]);
+        *made &= ~OBS_FROM_REQUEST_ROUTE;
     }
 
     return route == LABEL_OVERFLOW ? LABEL_OVERFLOW : l->route;
@@ -366,26 +396,39 @@ agg_method(const ProtobufCBinaryData *m, char *out)
 
 /* A tenant's label: those the gateway gives (common/label_rules.h: none,
  * invalid, unverified) are a bounded set, never capped, so requests
- * without a (valid) tenant are never hidden under __overflow__. */
+ * without a (valid) tenant are never hidden under __overflow__; nor are
+ * they values a request made (*made), nor is "__overflow__". */
 static const char *
-agg_tenant(aggregator_t *a, const char *tenant, time_t now)
+agg_tenant(aggregator_t *a, const char *tenant, unsigned *made, time_t now)
 {
+    const char  *v;
+
     if (tenant[0] == '\0') {
+        *made &= ~OBS_FROM_REQUEST_TENANT;
         return TENANT_NONE;
     }
     if (tenant_from_gateway(tenant)) {
+        *made &= ~OBS_FROM_REQUEST_TENANT;
         return tenant;
     }
-    return agg_admit(a->tenants, tenant, now, OVERFLOW_TENANT);
+
+    v = agg_admit(a->tenants, tenant, *made & OBS_FROM_REQUEST_TENANT, now,
+                  OVERFLOW_TENANT);
+    if (v == LABEL_OVERFLOW) {
+        *made &= ~OBS_FROM_REQUEST_TENANT;
+    }
+
+    return v;
 }
 
 static const char *
-agg_admit(dimension_t *d, const char *value, time_t now, overflow_t kind)
+agg_admit(dimension_t *d, const char *value, int from_request, time_t now,
+    overflow_t kind)
 {
     int          overflowed = 0;
     const char  *v;
 
-    v = dimension_admit(d, value, now, &overflowed);
+    v = dimension_admit(d, value, from_request, now, &overflowed);
     if (overflowed) {
         STATS_INC(overflow[kind]);
         return LABEL_OVERFLOW;
@@ -394,24 +437,31 @@ agg_admit(dimension_t *d, const char *value, time_t now, overflow_t kind)
     return v;
 }
 
+/*
+ * A record into a counter series; made: which of its labels a request
+ * made (then the series takes the store's share, see agg_overflow_labels).
+ */
+
 static void
 agg_count(aggregator_t *a, family_id_t family, const char **labels,
-    uint64_t delta, time_t now)
+    uint64_t delta, unsigned made, time_t now)
 {
     const char  *over[STORE_MAX_LABELS];
     int          rc;
 
-    rc = store_add(a->store, family, labels, delta, now, FAMILY_COUNT);
+    rc = store_add(a->store, family, labels, delta, now, FAMILY_COUNT,
+                   made != 0);
 
     if (rc == STORE_FULL) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
         agg_overflow_labels(family, labels, over, 1);
-        rc = store_add(a->store, family, over, delta, now, FAMILY_COUNT);
+        rc = store_add(a->store, family, over, delta, now, FAMILY_COUNT,
+                       (made & OBS_FROM_REQUEST_SERVICE) != 0);
     }
 
     if (rc == STORE_FULL) {
         agg_overflow_labels(family, labels, over, 0);
-        rc = store_add(a->store, family, over, delta, now, 0);
+        rc = store_add(a->store, family, over, delta, now, 0, 0);
     }
 
     if (rc == STORE_NOMEM) {
@@ -419,28 +469,32 @@ agg_count(aggregator_t *a, family_id_t family, const char **labels,
     }
 }
 
+/* A record into a histogram series, as agg_count(). */
+
 static void
 agg_observe(aggregator_t *a, family_id_t family, const char **labels,
     const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
-    const uint8_t *span_id, double now_f, time_t now)
+    const uint8_t *span_id, unsigned made, double now_f, time_t now)
 {
     const char  *over[STORE_MAX_LABELS];
     int          rc;
 
     rc = store_observe(a->store, family, labels, bounds, n_bounds, v,
-                       trace_id, span_id, now_f, now, FAMILY_COUNT);
+                       trace_id, span_id, now_f, now, FAMILY_COUNT,
+                       made != 0);
 
     if (rc == STORE_FULL) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
         agg_overflow_labels(family, labels, over, 1);
         rc = store_observe(a->store, family, over, bounds, n_bounds, v,
-                           trace_id, span_id, now_f, now, FAMILY_COUNT);
+                           trace_id, span_id, now_f, now, FAMILY_COUNT,
+                           (made & OBS_FROM_REQUEST_SERVICE) != 0);
     }
 
     if (rc == STORE_FULL) {
         agg_overflow_labels(family, labels, over, 0);
         rc = store_observe(a->store, family, over, bounds, n_bounds, v,
-                           trace_id, span_id, now_f, now, 0);
+                           trace_id, span_id, now_f, now, 0, 0);
     }
 
     if (rc == STORE_NOMEM) {
@@ -449,11 +503,13 @@ agg_observe(aggregator_t *a, family_id_t family, const char **labels,
 }
 
 /*
- * Past the series cap a record still counts: in one series per service
- * (and method and code, both bounded sets) with the rest "__overflow__",
- * while the store has room for those; else in the one series of its
- * family with every label "__overflow__", for which the store always keeps
- * room (FAMILY_COUNT slots), so that max_series holds exactly.
+ * Past the series cap (or the share of series with labels made from
+ * requests) a record still counts: in one series per service (and method
+ * and code, both bounded sets) with the rest "__overflow__", while the
+ * store has room for those (a service made from requests: within the
+ * share); else in the one series of its family with every label
+ * "__overflow__", for which the store always keeps room (FAMILY_COUNT
+ * slots), so that max_series holds exactly.
  */
 
 static void

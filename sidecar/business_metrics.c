@@ -27,6 +27,7 @@ typedef struct bseries {
     uint64_t         observed_ns;   /* gauges: when value was true */
     double           value;
     int              family;
+    int              from_request;  /* counted in the share */
     size_t           key_len;
     char             key[];     /* service, route, tenant, label value */
 } bseries_t;
@@ -45,6 +46,9 @@ struct business {
     pthread_mutex_t  lock;
     long             max_series;
     long             n_series;
+    long             max_from_request;
+    long             n_from_request;    /* series with labels made from
+                                           requests */
     bfamily_t        families[BUSINESS_MAX_FAMILIES];
     int              n_families;
     bseries_t       *table[BUSINESS_BUCKETS];
@@ -58,13 +62,14 @@ static const char *const  business_reject_names[BUSINESS_REJECT_REASONS] = {
 
 static void business_observe(business_t *b,
     const Obs__V1__MetricObservation *o, const char *service,
-    const char *route, const char *tenant, time_t now, uint64_t at_ns);
+    const char *route, const char *tenant, int from_request, time_t now,
+    uint64_t at_ns);
 static int business_family(business_t *b,
     const Obs__V1__MetricObservation *o, business_reject_t *why);
 static const char *business_label_value(bfamily_t *f,
     const ProtobufCBinaryData *raw, char *buf);
 static bseries_t *business_series(business_t *b, int family,
-    const char **labels, time_t now);
+    const char **labels, int from_request, time_t now);
 static int business_text_is(const char *s, const ProtobufCBinaryData *b);
 static void business_family_free(business_t *b, int family);
 
@@ -80,6 +85,7 @@ business_new(long max_series)
 
     pthread_mutex_init(&b->lock, NULL);
     b->max_series = max_series;
+    b->max_from_request = max_series;
     return b;
 }
 
@@ -116,8 +122,16 @@ business_set_max_series(business_t *b, long max_series)
 }
 
 void
+business_set_share(business_t *b, long max_from_request)
+{
+    pthread_mutex_lock(&b->lock);
+    b->max_from_request = max_from_request;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void
 business_record(business_t *b, const Obs__V1__Record *r, const char *service,
-    const char *route, const char *tenant, time_t now)
+    const char *route, const char *tenant, int from_request, time_t now)
 {
     size_t    i;
     uint64_t  at_ns;
@@ -133,8 +147,8 @@ business_record(business_t *b, const Obs__V1__Record *r, const char *service,
             ? r->start_time_unix_nano + r->duration_us * 1000 : 0;
 
     for (i = 0; i < r->n_metrics; i++) {
-        business_observe(b, r->metrics[i], service, route, tenant, now,
-                         at_ns);
+        business_observe(b, r->metrics[i], service, route, tenant,
+                         from_request, now, at_ns);
     }
 
     pthread_mutex_unlock(&b->lock);
@@ -210,8 +224,8 @@ business_parse(const uint8_t *text, size_t len, int counter, double *value,
 
 static void
 business_observe(business_t *b, const Obs__V1__MetricObservation *o,
-    const char *service, const char *route, const char *tenant, time_t now,
-    uint64_t at_ns)
+    const char *service, const char *route, const char *tenant,
+    int from_request, time_t now, uint64_t at_ns)
 {
     const char         *labels[4];
     char                buf[LABEL_BUF_LEN];
@@ -242,7 +256,7 @@ business_observe(business_t *b, const Obs__V1__MetricObservation *o,
     labels[3] = f->label[0] ? business_label_value(f, &o->label_value, buf)
                             : "";
 
-    se = business_series(b, fi, labels, now);
+    se = business_series(b, fi, labels, from_request, now);
     if (se == NULL) {
         STATS_INC(store_nomem);
         return;
@@ -403,13 +417,15 @@ business_label_value(bfamily_t *f, const ProtobufCBinaryData *raw, char *buf)
 }
 
 /*
- * Finds or makes a series.  Past the cap an observation still counts, in
- * its family's one series with every label "__overflow__", for which room
- * is always kept (one per family), so the cap holds within that margin.
+ * Finds or makes a series.  Past the cap, or for labels made from requests
+ * past the share, an observation still counts, in its family's one series
+ * with every label "__overflow__", for which room is always kept (one per
+ * family), so the cap holds within that margin.
  */
 
 static bseries_t *
-business_series(business_t *b, int family, const char **labels, time_t now)
+business_series(business_t *b, int family, const char **labels,
+    int from_request, time_t now)
 {
     static const char  *over[4] = {
         label_overflow, label_overflow, label_overflow, label_overflow
@@ -438,13 +454,18 @@ business_series(business_t *b, int family, const char **labels, time_t now)
             }
         }
 
-        if (overflowed || b->n_series < b->max_series) {
+        if (overflowed
+            || (b->n_series < b->max_series
+                && (!from_request
+                    || b->n_from_request < b->max_from_request)))
+        {
             break;
         }
 
         STATS_INC(overflow[OVERFLOW_SERIES]);
         labels = over;
         overflowed = 1;
+        from_request = 0;
     }
 
     se = calloc(1, sizeof(bseries_t) + len);
@@ -454,6 +475,7 @@ business_series(business_t *b, int family, const char **labels, time_t now)
 
     se->hash = h;
     se->family = family;
+    se->from_request = from_request;
     se->key_len = len;
     se->updated = now;
     memcpy(se->key, key, len);
@@ -463,6 +485,7 @@ business_series(business_t *b, int family, const char **labels, time_t now)
     se->next = b->families[family].series;
     b->families[family].series = se;
     b->n_series++;
+    b->n_from_request += from_request;
 
     return se;
 }
@@ -497,8 +520,9 @@ business_expire(business_t *b, time_t before)
                 cp = &(*cp)->chain;
             }
             *cp = se->chain;
-            free(se);
             b->n_series--;
+            b->n_from_request -= se->from_request;
+            free(se);
             STATS_INC(series_expired);
         }
 

@@ -39,11 +39,20 @@ void business_free(business_t *b);
 void business_set_max_series(business_t *b, long max_series);
 
 /*
+ * Changes how many of the series may have labels made from requests
+ * (SIGHUP; existing series stay): at first, all of them.
+ */
+void business_set_share(business_t *b, long max_from_request);
+
+/*
  * Counts a record's observations under its (already bounded) service,
- * route and tenant; what cannot be counted is counted by reason.
+ * route and tenant, from_request when one of them a request made (its new
+ * series then take the share); what cannot be counted is counted by
+ * reason.
  */
 void business_record(business_t *b, const Obs__V1__Record *r,
-    const char *service, const char *route, const char *tenant, time_t now);
+    const char *service, const char *route, const char *tenant,
+    int from_request, time_t now);
 
 /* Forgets series not updated since before. */
 void business_expire(business_t *b, time_t before);

@@ -202,6 +202,11 @@ static const setting_t  config_settings[] = {
       NULL, "services before __overflow__", NULL, NULL },
     { "max_series", SETTING_LONG, offsetof(C, max_series), 1, 1e9, NULL,
       NULL, "series in all", NULL, NULL },
+    { "from_request_percent", SETTING_LONG,
+      offsetof(C, from_request_percent), 1, 100, NULL, NULL,
+      "percent of max_services, max_routes, max_tenants and max_series "
+      "that labels made from requests may take",
+      NULL, NULL },
     { "series_ttl_seconds", SETTING_LONG, offsetof(C, series_ttl), 1, 1e9,
       NULL, NULL, "a series unchanged this long goes", NULL, NULL },
     { "exemplars", SETTING_BOOL, offsetof(C, exemplars), 0, 0, NULL, NULL,
@@ -525,6 +530,7 @@ config_defaults(config_t *c)
     c->max_routes = 500;
     c->max_services = 100;
     c->max_series = 100000;
+    c->from_request_percent = 50;
     c->series_ttl = 900;
     c->ingest_max_skew = 30;
     c->exemplars = 1;

@@ -37,6 +37,8 @@ typedef struct {
     long     max_routes;                 /* per service */
     long     max_services;
     long     max_series;
+    long     from_request_percent;       /* of each cap, for values that
+                                            requests made */
     long     series_ttl;                 /* seconds without update */
     int      exemplars;
 

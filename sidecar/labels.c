@@ -20,26 +20,28 @@ typedef struct {
     time_t        last_seen;
     char         *value;        /* NULL: empty slot */
     dimension_t  *sub;          /* a map's values under this key */
+    int           from_request;
 } dimension_entry_t;
 
 struct dimension {
     dimension_entry_t  *slots;
     size_t              n_slots;    /* power of two, at least 2 * cap */
     size_t              used;
-    long                cap;
+    size_t              from_request;   /* of used */
+    dimension_caps_t    caps;
 };
 
 struct dimension_map {
     dimension_t        *keys;
-    long                cap;        /* values per key */
+    dimension_caps_t    values;     /* per key */
 };
 
 static int dimension_rehash(dimension_t *d, size_t n_slots);
 static dimension_entry_t *dimension_find(dimension_t *d, const char *value,
     uint64_t hash);
 static dimension_entry_t *dimension_entry(dimension_t *d, const char *value,
-    time_t now);
-static void dimension_entry_free(dimension_entry_t *e);
+    int from_request, time_t now);
+static void dimension_entry_free(dimension_t *d, dimension_entry_t *e);
 
 size_t
 label_sanitize(const uint8_t *raw, size_t len, char *out)
@@ -66,6 +68,21 @@ label_sanitize(const uint8_t *raw, size_t len, char *out)
 }
 
 
+dimension_caps_t
+dimension_caps(long cap, long percent)
+{
+    dimension_caps_t  caps;
+
+    caps.cap = cap;
+    caps.share = cap / 100 * percent + cap % 100 * percent / 100;
+    if (caps.share < 1) {
+        caps.share = 1;
+    }
+
+    return caps;
+}
+
+
 dimension_t *
 dimension_new(long cap)
 {
@@ -76,7 +93,8 @@ dimension_new(long cap)
         return NULL;
     }
 
-    d->cap = cap;
+    d->caps.cap = cap;
+    d->caps.share = cap;
     if (dimension_rehash(d, 64) != 0) {
         free(d);
         return NULL;
@@ -95,25 +113,25 @@ dimension_free(dimension_t *d)
     }
 
     for (i = 0; i < d->n_slots; i++) {
-        dimension_entry_free(&d->slots[i]);
+        dimension_entry_free(d, &d->slots[i]);
     }
     free(d->slots);
     free(d);
 }
 
 void
-dimension_set_cap(dimension_t *d, long cap)
+dimension_set_caps(dimension_t *d, dimension_caps_t caps)
 {
-    d->cap = cap;
+    d->caps = caps;
 }
 
 const char *
-dimension_admit(dimension_t *d, const char *value, time_t now,
-    int *overflowed)
+dimension_admit(dimension_t *d, const char *value, int from_request,
+    time_t now, int *overflowed)
 {
     dimension_entry_t  *e;
 
-    e = dimension_entry(d, value, now);
+    e = dimension_entry(d, value, from_request, now);
     if (e == NULL) {
         *overflowed = 1;
         return LABEL_OVERFLOW;
@@ -122,10 +140,11 @@ dimension_admit(dimension_t *d, const char *value, time_t now,
     return e->value;
 }
 
-/* The entry of value, admitted now if the cap allows; NULL past it. */
+/* The entry of value, admitted now if the caps allow; NULL past them. */
 
 static dimension_entry_t *
-dimension_entry(dimension_t *d, const char *value, time_t now)
+dimension_entry(dimension_t *d, const char *value, int from_request,
+    time_t now)
 {
     uint64_t            hash;
     dimension_entry_t  *e;
@@ -135,10 +154,19 @@ dimension_entry(dimension_t *d, const char *value, time_t now)
 
     if (e->value) {
         e->last_seen = now;
+
+        /* the configuration writes it too: it no longer takes the share */
+        if (e->from_request && !from_request) {
+            e->from_request = 0;
+            d->from_request--;
+        }
+
         return e;
     }
 
-    if ((long) d->used >= d->cap) {
+    if ((long) d->used >= d->caps.cap
+        || (from_request && (long) d->from_request >= d->caps.share))
+    {
         return NULL;
     }
 
@@ -156,17 +184,27 @@ dimension_entry(dimension_t *d, const char *value, time_t now)
 
     e->hash = hash;
     e->last_seen = now;
+    e->from_request = from_request != 0;
     d->used++;
+    d->from_request += e->from_request;
     return e;
 }
 
+/* Empties a slot: an entry that is gone leaves the counts too. */
+
 static void
-dimension_entry_free(dimension_entry_t *e)
+dimension_entry_free(dimension_t *d, dimension_entry_t *e)
 {
+    if (e->value) {
+        d->used--;
+        d->from_request -= e->from_request;
+    }
+
     free(e->value);
     dimension_free(e->sub);
     e->value = NULL;
     e->sub = NULL;
+    e->from_request = 0;
 }
 
 void
@@ -180,8 +218,7 @@ dimension_expire(dimension_t *d, time_t before)
         }
 
         if (d->slots[i].last_seen < before) {
-            dimension_entry_free(&d->slots[i]);
-            d->used--;
+            dimension_entry_free(d, &d->slots[i]);
 
         } else if (d->slots[i].sub) {
             dimension_expire(d->slots[i].sub, before);
@@ -196,6 +233,12 @@ size_t
 dimension_size(const dimension_t *d)
 {
     return d->used;
+}
+
+size_t
+dimension_from_request(const dimension_t *d)
+{
+    return d->from_request;
 }
 
 static int
@@ -255,7 +298,8 @@ dimension_map_new(long max_keys, long cap)
         return NULL;
     }
 
-    m->cap = cap;
+    m->values.cap = cap;
+    m->values.share = cap;
     return m;
 }
 
@@ -269,34 +313,36 @@ dimension_map_free(dimension_map_t *m)
 }
 
 void
-dimension_map_set_caps(dimension_map_t *m, long max_keys, long cap)
+dimension_map_set_caps(dimension_map_t *m, dimension_caps_t keys,
+    dimension_caps_t values)
 {
-    dimension_set_cap(m->keys, max_keys);
-    m->cap = cap;
+    dimension_set_caps(m->keys, keys);
+    m->values = values;
 }
 
 const char *
-dimension_map_admit(dimension_map_t *m, const char *key, const char *value,
-    time_t now, int *key_overflowed, int *overflowed)
+dimension_map_admit(dimension_map_t *m, const char *key, int key_from_request,
+    const char *value, int from_request, time_t now, int *key_overflowed,
+    int *overflowed)
 {
     dimension_entry_t  *e;
 
-    e = dimension_entry(m->keys, key, now);
+    e = dimension_entry(m->keys, key, key_from_request, now);
     if (e == NULL) {
         *key_overflowed = 1;
         return LABEL_OVERFLOW;
     }
 
     if (e->sub == NULL) {
-        e->sub = dimension_new(m->cap);
+        e->sub = dimension_new(m->values.cap);
         if (e->sub == NULL) {
             *overflowed = 1;
             return LABEL_OVERFLOW;
         }
     }
 
-    e->sub->cap = m->cap;           /* a reload may have changed it */
-    return dimension_admit(e->sub, value, now, overflowed);
+    e->sub->caps = m->values;       /* a reload may have changed them */
+    return dimension_admit(e->sub, value, from_request, now, overflowed);
 }
 
 void

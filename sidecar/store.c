@@ -49,12 +49,17 @@ struct store {
     shard_t      shards[STORE_SHARDS];
     atomic_long  size;
     atomic_long  max_series;
+    atomic_long  from_request;      /* series with labels made from requests */
+    atomic_long  max_from_request;
     atomic_uint  born;
 };
 
 static size_t store_key(family_id_t family, const char **labels, char *key);
 static series_t *store_lookup(store_t *s, family_id_t family,
-    const char **labels, time_t now, long reserve, int *rc, shard_t **shard);
+    const char **labels, time_t now, long reserve, int from_request, int *rc,
+    shard_t **shard);
+static int store_take(store_t *s, long reserve, int from_request);
+static void store_give_back(store_t *s, int from_request);
 static void store_free_series(series_t *se);
 static int shard_grow(shard_t *sh);
 
@@ -81,6 +86,8 @@ store_new(long max_series)
 
     atomic_init(&s->size, 0);
     atomic_init(&s->max_series, max_series);
+    atomic_init(&s->from_request, 0);
+    atomic_init(&s->max_from_request, max_series);
     return s;
 }
 
@@ -115,15 +122,22 @@ store_set_max_series(store_t *s, long max_series)
     atomic_store(&s->max_series, max_series);
 }
 
+void
+store_set_share(store_t *s, long max_from_request)
+{
+    atomic_store(&s->max_from_request, max_from_request);
+}
+
 int
 store_add(store_t *s, family_id_t family, const char **labels,
-    uint64_t delta, time_t now, long reserve)
+    uint64_t delta, time_t now, long reserve, int from_request)
 {
     int        rc;
     series_t  *se;
     shard_t   *sh;
 
-    se = store_lookup(s, family, labels, now, reserve, &rc, &sh);
+    se = store_lookup(s, family, labels, now, reserve, from_request, &rc,
+                      &sh);
     if (se == NULL) {
         return rc;
     }
@@ -136,13 +150,15 @@ store_add(store_t *s, family_id_t family, const char **labels,
 int
 store_observe(store_t *s, family_id_t family, const char **labels,
     const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
-    const uint8_t *span_id, double now_f, time_t now, long reserve)
+    const uint8_t *span_id, double now_f, time_t now, long reserve,
+    int from_request)
 {
     int        rc;
     series_t  *se;
     shard_t   *sh;
 
-    se = store_lookup(s, family, labels, now, reserve, &rc, &sh);
+    se = store_lookup(s, family, labels, now, reserve, from_request, &rc,
+                      &sh);
     if (se == NULL) {
         return rc;
     }
@@ -164,7 +180,7 @@ size_t
 store_expire(store_t *s, time_t before)
 {
     series_t  **link, *se;
-    size_t      b, removed = 0;
+    size_t      b, removed = 0, from_request = 0;
     int         i;
 
     for (i = 0; i < STORE_SHARDS; i++) {
@@ -177,6 +193,7 @@ store_expire(store_t *s, time_t before)
             while ((se = *link) != NULL) {
                 if (se->updated < before) {
                     *link = se->next;
+                    from_request += se->from_request;
                     store_free_series(se);
                     sh->count--;
                     removed++;
@@ -190,6 +207,7 @@ store_expire(store_t *s, time_t before)
     }
 
     atomic_fetch_sub(&s->size, (long) removed);
+    atomic_fetch_sub(&s->from_request, (long) from_request);
     return removed;
 }
 
@@ -260,7 +278,7 @@ store_key(family_id_t family, const char **labels, char *key)
 
 static series_t *
 store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
-    long reserve, int *rc, shard_t **shard)
+    long reserve, int from_request, int *rc, shard_t **shard)
 {
     char       key[STORE_KEY_MAX];
     size_t     len;
@@ -284,11 +302,7 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
         }
     }
 
-    /* the slot is taken before the series exists: the cap is exact */
-    if (atomic_fetch_add(&s->size, 1) + reserve
-        >= atomic_load(&s->max_series))
-    {
-        atomic_fetch_sub(&s->size, 1);
+    if (!store_take(s, reserve, from_request)) {
         pthread_mutex_unlock(&sh->lock);
         *rc = STORE_FULL;
         return NULL;
@@ -300,7 +314,7 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
     }
 
     if (se == NULL) {
-        atomic_fetch_sub(&s->size, 1);
+        store_give_back(s, from_request);
         pthread_mutex_unlock(&sh->lock);
         *rc = STORE_NOMEM;
         return NULL;
@@ -309,6 +323,7 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
     se->hash = hash;
     se->updated = now;
     se->family = (uint8_t) family;
+    se->from_request = from_request != 0;
     se->key_len = (uint16_t) len;
     se->born = atomic_fetch_add(&s->born, 1) + 1;
     memcpy(se->key, key, len);
@@ -319,6 +334,43 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
 
     *shard = sh;
     return se;
+}
+
+/*
+ * Takes a slot for a new series, under the cap and, for one with labels
+ * made from requests, under the share.  The slot is taken before the
+ * series exists, so that the caps are exact with other threads adding.
+ */
+
+static int
+store_take(store_t *s, long reserve, int from_request)
+{
+    if (atomic_fetch_add(&s->size, 1) + reserve
+        >= atomic_load(&s->max_series))
+    {
+        atomic_fetch_sub(&s->size, 1);
+        return 0;
+    }
+
+    if (from_request
+        && atomic_fetch_add(&s->from_request, 1)
+           >= atomic_load(&s->max_from_request))
+    {
+        store_give_back(s, 1);
+        return 0;
+    }
+
+    return 1;
+}
+
+static void
+store_give_back(store_t *s, int from_request)
+{
+    atomic_fetch_sub(&s->size, 1);
+
+    if (from_request) {
+        atomic_fetch_sub(&s->from_request, 1);
+    }
 }
 
 static void

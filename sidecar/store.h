@@ -78,6 +78,7 @@ typedef struct series {
     uint64_t        hash;
     time_t          updated;
     uint8_t         family;
+    uint8_t         from_request;   /* counted in the store's share */
     uint16_t        key_len;
     uint32_t        born;       /* creation number: a series that expired
                                    and came back is told from the old one */
@@ -93,7 +94,10 @@ typedef struct store  store_t;
 /* What store_add and store_observe report. */
 enum { STORE_OK = 0, STORE_FULL = 1, STORE_NOMEM = -1 };
 
-/* Creates an empty store of at most max_series series. */
+/*
+ * Creates an empty store of at most max_series series, which series whose
+ * labels hold a value made from requests may all take.
+ */
 store_t *store_new(long max_series);
 
 /* Frees the store and every series. */
@@ -103,17 +107,27 @@ void store_free(store_t *s);
 void store_set_max_series(store_t *s, long max_series);
 
 /*
+ * Changes how many of the series may have labels made from requests
+ * (for SIGHUP; existing series stay), so that clients can never take the
+ * room of the series the configuration's labels make.
+ */
+void store_set_share(store_t *s, long max_from_request);
+
+/*
  * Adds delta to a counter series.  A new series is created only while
- * more than reserve slots are free under the cap (else STORE_FULL), so
- * the store never holds more than max_series series.
+ * more than reserve slots are free under the cap, and, for one whose labels
+ * hold a value made from requests (from_request), while such series are
+ * fewer than the share (else STORE_FULL): the store never holds more than
+ * max_series series.
  */
 int store_add(store_t *s, family_id_t family, const char **labels,
-    uint64_t delta, time_t now, long reserve);
+    uint64_t delta, time_t now, long reserve, int from_request);
 
 /* Records v in a histogram series (see histogram_observe); as store_add. */
 int store_observe(store_t *s, family_id_t family, const char **labels,
     const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
-    const uint8_t *span_id, double now_f, time_t now, long reserve);
+    const uint8_t *span_id, double now_f, time_t now, long reserve,
+    int from_request);
 
 /* Removes series not updated since before; returns how many. */
 size_t store_expire(store_t *s, time_t before);

@@ -297,3 +297,54 @@ tracestate: " . CORE::join(",", map { sprintf("k%02d=%s", $_, "v" x 11) } 1 .. 3
  qr/^(?![\s\S]*over its bound)/]
 --- error_code eval
 [502, 200, 200]
+
+
+
+=== TEST 16: the record says which of its labels a request made (Record.from_request: framing.h's route 1, service 2, tenant 4)
+--- config
+    location = /fr/conf { obs_tenant acme; return 200 "ok\n"; }
+    location /fr/auto { obs_route_auto on; obs_tenant acme; return 200 "ok\n"; }
+    location ~ ^/fr/regex/ { obs_tenant acme; return 200 "ok\n"; }
+    location /fr/var {
+        obs_route "/fr/var/$arg_kind";
+        obs_tenant acme;
+        return 200 "ok\n";
+    }
+    location /fr/tpl {
+        obs_route "/fr/tpl/{id}";
+        obs_tenant acme;
+        return 200 "ok\n";
+    }
+    location /fr/svc {
+        obs_service_name $host;
+        obs_tenant acme;
+        return 200 "ok\n";
+    }
+    location /fr/hdr { return 200 "ok\n"; }
+    location /fr/jwt { obs_tenant $obs_jwt_tenant; return 200 "ok\n"; }
+    location /fr/all {
+        obs_route_auto on;
+        obs_service_name "svc-$arg_s";
+        return 200 "ok\n";
+    }
+--- more_headers
+X-Tenant-ID: t1
+--- request eval
+[map { my ($p) = split /\?/;
+       ("GET $_", "GET /sink/records?min=1&wait=5&path=$p") }
+ "/fr/conf", "/fr/auto/12", "/fr/regex/12", "/fr/var?kind=b", "/fr/tpl/7",
+ "/fr/svc", "/fr/hdr", "/fr/jwt", "/fr/all/9?s=x"]
+--- response_body_like eval
+my $all = sub { CORE::join('', map { "(?=[\\s\\S]*$_)" } @_) };
+my $none = '(?![\s\S]*fromRequest)';
+[map { ("ok", $_) }
+ $none . $all->('"route": "/fr/conf"', '"tenant": "acme"'),
+ $all->('"route": "/fr/auto/\{id\}"', '"fromRequest": 1\b'),
+ $all->('"route": "/fr/regex/\{id\}"', '"fromRequest": 1\b'),
+ $all->('"route": "/fr/var/b"', '"fromRequest": 1\b'),
+ $none . $all->('"route": "/fr/tpl/\{id\}"'),
+ $all->('"service": "localhost"', '"fromRequest": 2\b'),
+ $all->('"tenant": "t1"', '"fromRequest": 4\b'),
+ $none . $all->('"tenant": "unverified"'),
+ $all->('"tenant": "t1"', '"service": "svc-x"', '"route": "/fr/all/\{id\}"',
+        '"fromRequest": 7\b')]

@@ -83,15 +83,23 @@ observation(Obs__V1__MetricObservation *o, const char *name, uint32_t type,
     return o;
 }
 
+/* An observation under a tenant a request made (from_request) or not. */
 static void
-record(business_t *b, Obs__V1__MetricObservation *o, const char *tenant)
+record_made(business_t *b, Obs__V1__MetricObservation *o,
+    const char *tenant, int from_request)
 {
     Obs__V1__Record  r = OBS__V1__RECORD__INIT;
 
     r.n_metrics = 1;
     r.metrics = &o;
     business_record(b, &r, "ml-engine", "/api/v1/recommendations", tenant,
-                    1000);
+                    from_request, 1000);
+}
+
+static void
+record(business_t *b, Obs__V1__MetricObservation *o, const char *tenant)
+{
+    record_made(b, o, tenant, 0);
 }
 
 /* The same observation at a time: a record of start_ns lasting 1 ms. */
@@ -106,7 +114,7 @@ record_at(business_t *b, Obs__V1__MetricObservation *o, const char *tenant,
     r.start_time_unix_nano = start_ns;
     r.duration_us = 1000;
     business_record(b, &r, "ml-engine", "/api/v1/recommendations", tenant,
-                    1000);
+                    0, 1000);
 }
 
 /* Two nginx workers' batches arrive in any order: a gauge keeps the value
@@ -322,6 +330,57 @@ test_redefined(void)
     business_free(b);
 }
 
+/*
+ * Series whose labels a request made (a header tenant, a route from the
+ * URI) take at most the share of max_series: those the configuration's
+ * labels make keep room.
+ */
+static void
+test_request_share(void)
+{
+    Obs__V1__MetricObservation  o;
+    business_t                 *b = business_new(5);
+    buf_t                       out = { 0 };
+    char                        tenant[16];
+    const char                 *text;
+    int                         i;
+
+    /* 2 of 5: the all-overflow series takes one, as past the cap */
+    business_set_share(b, 2);
+
+    for (i = 0; i < 6; i++) {
+        snprintf(tenant, sizeof(tenant), "forged-%d", i);
+        record_made(b, observation(&o, "recs_total", 1, "", "", "1"), tenant,
+                    1);
+    }
+    record(b, observation(&o, "recs_total", 1, "", "", "1"), "acme");
+    record(b, observation(&o, "recs_total", 1, "", "", "1"), "globex");
+
+    text = render(b, &out);
+    CHECK(strstr(text, "tenant=\"forged-1\"} 1\n") != NULL
+          && strstr(text, "tenant=\"forged-2\"") == NULL,
+          "series made from requests stop at the share");
+    CHECK(strstr(text, "tenant=\"__overflow__\"} 4\n") != NULL,
+          "the rest count in the all-overflow series");
+    CHECK(strstr(text, "tenant=\"acme\"} 1\n") != NULL
+          && strstr(text, "tenant=\"globex\"} 1\n") != NULL,
+          "configured labels keep series of their own");
+
+    business_expire(b, 2000);
+    for (i = 0; i < 3; i++) {
+        snprintf(tenant, sizeof(tenant), "again-%d", i);
+        record_made(b, observation(&o, "recs_total", 1, "", "", "1"), tenant,
+                    1);
+    }
+    text = render(b, &out);
+    CHECK(strstr(text, "tenant=\"again-1\"} 1\n") != NULL
+          && strstr(text, "tenant=\"again-2\"") == NULL,
+          "expired series give their share back");
+
+    buf_free(&out);
+    business_free(b);
+}
+
 int
 main(void)
 {
@@ -330,6 +389,7 @@ main(void)
     test_gauge_order();
     test_hostile();
     test_redefined();
+    test_request_share();
 
     return unit_report("business");
 }

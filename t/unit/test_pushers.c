@@ -61,13 +61,13 @@ test_usage(void)
     usage_t             *u = usage_new();
     totals_t             t;
 
-    store_add(s, FAMILY_REQUESTS, req, 5, 100, 0);
-    store_add(s, FAMILY_REQUESTS, fail, 2, 100, 0);
-    store_add(s, FAMILY_RESPONSE_BODY, body, 700, 100, 0);
+    store_add(s, FAMILY_REQUESTS, req, 5, 100, 0, 0);
+    store_add(s, FAMILY_REQUESTS, fail, 2, 100, 0, 0);
+    store_add(s, FAMILY_RESPONSE_BODY, body, 700, 100, 0, 0);
     store_observe(s, FAMILY_DURATION, dur, bounds, 2, 0.05, NULL, NULL, 100,
-                  100, 0);
+                  100, 0, 0);
     store_observe(s, FAMILY_DURATION, dur, bounds, 2, 5, NULL, NULL, 100,
-                  100, 0);
+                  100, 0, 0);
 
     memset(&t, 0, sizeof(t));
     usage_collect(u, s, add_row, &t);
@@ -80,7 +80,7 @@ test_usage(void)
     usage_collect(u, s, add_row, &t);
     CHECK(t.rows == 0, "nothing new: no row");
 
-    store_add(s, FAMILY_REQUESTS, req, 3, 200, 0);
+    store_add(s, FAMILY_REQUESTS, req, 3, 200, 0, 0);
     memset(&t, 0, sizeof(t));
     usage_collect(u, s, add_row, &t);
     CHECK(t.requests == 3 && t.errors == 0 && t.bytes_out == 0,
@@ -89,7 +89,7 @@ test_usage(void)
     /* the series expire and come back above their old values between two
        collections: a new series, counted from zero */
     store_expire(s, 1000);
-    store_add(s, FAMILY_REQUESTS, req, 20, 1001, 0);
+    store_add(s, FAMILY_REQUESTS, req, 20, 1001, 0, 0);
     memset(&t, 0, sizeof(t));
     usage_collect(u, s, add_row, &t);
     CHECK(t.requests == 20, "a series that came back counts from zero");
@@ -111,7 +111,7 @@ test_snapshot_and_encoding(void)
     int                        found = 0;
 
     memset(&snap, 0, sizeof(snap));
-    store_add(s, FAMILY_REQUESTS, req, 4, 100, 0);
+    store_add(s, FAMILY_REQUESTS, req, 4, 100, 0, 0);
     CHECK(snapshot_take(&snap, s) == 0, "snapshot taken");
 
     for (i = 0; i < snap.n_samples; i++) {
@@ -342,7 +342,7 @@ test_otlp_metrics(void)
             store_expire(s, 1000000);
         }
         if (steps[step].add) {
-            store_add(s, FAMILY_REQUESTS, req, steps[step].add, 100, 0);
+            store_add(s, FAMILY_REQUESTS, req, steps[step].add, 100, 0, 0);
         }
         pc = otlp_metrics_encode(cum, s, 1001 + step, &n, &lost);
         pd = otlp_metrics_encode(delta, s, 1001 + step, &n, &lost);
@@ -364,7 +364,7 @@ test_otlp_metrics(void)
        start */
     store_free(s);
     s = store_new(1000);
-    store_add(s, FAMILY_REQUESTS, req, 1, 100, 0);
+    store_add(s, FAMILY_REQUESTS, req, 1, 100, 0, 0);
     pc = otlp_metrics_encode(cum, s, 1010, &n, &lost);
     c = otlp_point(pc, "http.server.requests", "tenant-7");
     CHECK(c.found && c.value == 1 && c.start == 1004 * 1000000000ULL,

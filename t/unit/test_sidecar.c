@@ -44,12 +44,15 @@ setup_config(void)
           "default configuration loads");
 }
 
+/* A record whose labels from_request says a request made (framing.h). */
 static void
-record(aggregator_t *a, const char *service, const char *route,
+record_made(aggregator_t *a, const char *service, const char *route,
     const char *method, unsigned status, const char *tenant,
-    uint64_t duration_us, time_t now)
+    uint64_t duration_us, time_t now, uint32_t from_request)
 {
     Obs__V1__Record  r = OBS__V1__RECORD__INIT;
+
+    r.from_request = from_request;
 
     r.service.data = (uint8_t *) service;
     r.service.len = strlen(service);
@@ -64,6 +67,16 @@ record(aggregator_t *a, const char *service, const char *route,
     r.response_body_bytes = 10;
 
     aggregator_record(a, &r, now, (double) now);
+}
+
+/* ... and one the configuration wrote, or from a sender without the flag */
+static void
+record(aggregator_t *a, const char *service, const char *route,
+    const char *method, unsigned status, const char *tenant,
+    uint64_t duration_us, time_t now)
+{
+    record_made(a, service, route, method, status, tenant, duration_us, now,
+                0);
 }
 
 static char *
@@ -125,6 +138,23 @@ test_counts(void)
     store_free(s);
 }
 
+/* The requests of every http_server_requests_total series of text. */
+static double
+requests_total(const char *text)
+{
+    double       sum = 0, v;
+    const char  *p = text;
+
+    while ((p = strstr(p, "\nhttp_server_requests_total{")) != NULL) {
+        p = strchr(p, '}');
+        if (sscanf(p + 1, " %lf", &v) == 1) {
+            sum += v;
+        }
+    }
+
+    return sum;
+}
+
 /* Many services, routes and tenants against a cap of 200 series. */
 static void
 test_series_cap_is_exact(void)
@@ -158,19 +188,8 @@ test_series_cap_is_exact(void)
           "overflow past the series cap counted");
 
     text = render(s, EXPO_TEXT);
-    {
-        /* every record is still counted once in the requests family */
-        double  sum = 0, v;
-        char   *p = text;
-
-        while ((p = strstr(p, "\nhttp_server_requests_total{")) != NULL) {
-            p = strchr(p, '}');
-            if (sscanf(p + 1, " %lf", &v) == 1) {
-                sum += v;
-            }
-        }
-        CHECK(sum == 5000, "all 5000 records counted despite the cap");
-    }
+    CHECK(requests_total(text) == 5000,
+          "all 5000 records counted despite the cap");
 
     aggregator_free(a);
     store_free(s);
@@ -218,6 +237,243 @@ test_routes_per_service(void)
     text = render(s, EXPO_TEXT);
     CHECK(strstr(text, "service=\"third\",route=\"/a\"") != NULL,
           "expired services free their place");
+
+    aggregator_free(a);
+    store_free(s);
+}
+
+/*
+ * A set's share: values a request made take at most it, values the
+ * configuration writes the whole cap, and a value both make is the
+ * configuration's from then on.
+ */
+static void
+test_dimension_share(void)
+{
+    dimension_t       *d = dimension_new(4);
+    dimension_caps_t   caps;
+    int                over = 0;
+
+    caps = dimension_caps(4, 50);
+    CHECK(caps.cap == 4 && caps.share == 2, "half of 4 is 2");
+    CHECK(dimension_caps(500, 50).share == 250
+          && dimension_caps(1000000000, 50).share == 500000000
+          && dimension_caps(3, 50).share == 1
+          && dimension_caps(1, 50).share == 1
+          && dimension_caps(7, 100).share == 7,
+          "shares round down, at least 1, all at 100%");
+
+    dimension_set_caps(d, caps);
+    CHECK(dimension_admit(d, "a", 1, 100, &over) != LABEL_OVERFLOW
+          && dimension_admit(d, "b", 1, 100, &over) != LABEL_OVERFLOW,
+          "two values made from requests fit the share");
+    CHECK(dimension_admit(d, "c", 1, 100, &over) == LABEL_OVERFLOW && over,
+          "a third one is past the share");
+    CHECK(dimension_admit(d, "a", 1, 100, &over) != LABEL_OVERFLOW,
+          "values admitted stay");
+
+    over = 0;
+    CHECK(dimension_admit(d, "x", 0, 100, &over) != LABEL_OVERFLOW
+          && dimension_admit(d, "y", 0, 100, &over) != LABEL_OVERFLOW
+          && !over, "the configuration's values take the rest of the cap");
+    CHECK(dimension_admit(d, "z", 0, 100, &over) == LABEL_OVERFLOW && over,
+          "the cap holds for them too");
+
+    CHECK(dimension_admit(d, "a", 0, 100, &over) != LABEL_OVERFLOW
+          && dimension_from_request(d) == 1 && dimension_size(d) == 4,
+          "a value the configuration writes too leaves the share");
+
+    dimension_expire(d, 101);
+    CHECK(dimension_size(d) == 0 && dimension_from_request(d) == 0,
+          "expired values leave the cap and the share");
+    CHECK(dimension_admit(d, "c", 1, 200, &over) != LABEL_OVERFLOW,
+          "and make room in the share again");
+
+    dimension_free(d);
+}
+
+/* A store of max_series series and an aggregator of c over it. */
+static aggregator_t *
+fresh(store_t **s, const config_t *c)
+{
+    *s = store_new(c->max_series);
+    return aggregator_new(*s, c);
+}
+
+/* n 404s to /api/aaa, /api/aab, ...: routes no id normalisation touches */
+static void
+flood_routes(aggregator_t *a, int n, uint32_t from_request)
+{
+    char  name[32];
+    int   i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "/api/%c%c%c", 'a' + i / 676,
+                 'a' + i / 26 % 26, 'a' + i % 26);
+        record_made(a, "backend-api", name, "GET", 404, "", 1000, 100,
+                    from_request);
+    }
+}
+
+/*
+ * The review's attack: 520 requests to /api/aaa, /api/aab, ... under
+ * obs_route_auto filled max_routes, and the configured /api/v1/users then
+ * counted as __overflow__ for as long as the attacker kept refreshing.
+ * Routes, services, tenants and series made from requests now take at most
+ * from_request_percent of each cap; a sender without the flag keeps the
+ * caps as they were.
+ */
+static void
+test_request_share(void)
+{
+    config_t       small = cfg;
+    store_t       *s;
+    aggregator_t  *a;
+    char           name[32], *text;
+    int            i, made;
+
+    test_dimension_share();
+
+    CHECK(cfg.from_request_percent == 50, "half by default");
+
+    small.max_routes = 500;
+    a = fresh(&s, &small);
+
+    flood_routes(a, 520, OBS_FROM_REQUEST_ROUTE);
+    record(a, "backend-api", "/api/v1/users", "GET", 200, "", 1000, 100);
+
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "http_server_requests_total{service=\"backend-api\","
+                       "route=\"/api/v1/users\",method=\"GET\",code=\"200\","
+                       "tenant=\"none\"} 1\n") != NULL,
+          "a configured route has its own series after 520 made ones");
+    CHECK(strstr(text, "http_server_requests_total{service=\"backend-api\","
+                       "route=\"__overflow__\",method=\"GET\",code=\"404\","
+                       "tenant=\"none\"} 270\n") != NULL,
+          "routes made from requests take half of max_routes");
+    CHECK(strstr(text, "route=\"/api/ajp\"") != NULL
+          && strstr(text, "route=\"/api/ajq\"") == NULL,
+          "the first 250 made routes are kept, the rest overflow");
+
+    /* the configuration's routes may still take the other half, and more */
+    for (i = 0; i < 250; i++) {
+        snprintf(name, sizeof(name), "/api/v1/r%d", i);
+        record(a, "backend-api", name, "GET", 200, "", 1000, 100);
+    }
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "route=\"/api/v1/r248\"") != NULL
+          && strstr(text, "route=\"/api/v1/r249\"") == NULL,
+          "configured routes fill max_routes, no further");
+
+    aggregator_free(a);
+    store_free(s);
+
+    /* an older sender (no flag): every route as configured, as before */
+    a = fresh(&s, &small);
+    flood_routes(a, 520, 0);
+    record(a, "backend-api", "/api/v1/users", "GET", 200, "", 1000, 100);
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "route=\"/api/v1/users\"") == NULL
+          && strstr(text, "route=\"__overflow__\",method=\"GET\","
+                          "code=\"200\"") != NULL,
+          "without the flag all routes share max_routes (documented)");
+    aggregator_free(a);
+    store_free(s);
+
+    /* services made from requests (obs_service_name $host) */
+    small = cfg;
+    small.max_services = 4;
+    a = fresh(&s, &small);
+    for (i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "host%d.example", i);
+        record_made(a, name, "/", "GET", 200, "", 1000, 100,
+                    OBS_FROM_REQUEST_SERVICE | OBS_FROM_REQUEST_ROUTE);
+    }
+    record(a, "backend-api", "/users", "GET", 200, "", 1000, 100);
+    record(a, "ml-engine", "/predict", "GET", 200, "", 1000, 100);
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "service=\"host1.example\"") != NULL
+          && strstr(text, "service=\"host2.example\"") == NULL,
+          "services made from requests take half of max_services");
+    CHECK(strstr(text, "service=\"backend-api\",route=\"/users\"") != NULL
+          && strstr(text, "service=\"ml-engine\",route=\"/predict\"") != NULL,
+          "configured services keep their own series");
+    CHECK(strstr(text, "service=\"__overflow__\",route=\"__overflow__\","
+                       "method=\"GET\",code=\"200\",tenant=\"none\"} 8\n")
+          != NULL, "the others count under __overflow__");
+    aggregator_free(a);
+    store_free(s);
+
+    /* tenants from a header cannot crowd out verified ones */
+    small = cfg;
+    small.max_tenants = 10;
+    a = fresh(&s, &small);
+    for (i = 0; i < 30; i++) {
+        snprintf(name, sizeof(name), "forged-%d", i);
+        record_made(a, "svc", "/a", "GET", 200, name, 1000, 100,
+                    OBS_FROM_REQUEST_TENANT);
+    }
+    for (i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "verified-%d", i);
+        record(a, "svc", "/a", "GET", 200, name, 1000, 100);
+    }
+    record_made(a, "svc", "/a", "GET", 200, "unverified", 1000, 100,
+                OBS_FROM_REQUEST_TENANT);
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "tenant=\"forged-4\"") != NULL
+          && strstr(text, "tenant=\"forged-5\"") == NULL,
+          "header tenants take half of max_tenants");
+    CHECK(strstr(text, "route=\"/a\",method=\"GET\",code=\"200\","
+                       "tenant=\"verified-4\"} 1\n") != NULL,
+          "verified tenants keep their own series");
+    CHECK(strstr(text, "tenant=\"__overflow__\"} 25\n") != NULL,
+          "the other header tenants count under __overflow__");
+    CHECK(strstr(text, "tenant=\"unverified\"} 1\n") != NULL,
+          "the gateway's own tenant labels take no share");
+    aggregator_free(a);
+    store_free(s);
+
+    /*
+     * the series cap: 40, of which 20 for series with labels made from
+     * requests: 5 records of 4 series each (requests, duration, both
+     * bodies), then the service's 4 series with the rest __overflow__
+     * (not made from requests: route and tenant are the gateway's)
+     */
+    small = cfg;
+    small.max_series = 40;
+    small.max_routes = 1000;
+    a = fresh(&s, &small);
+    for (i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "/made/%d", i);
+        record_made(a, "svc", name, "GET", 200, "", 1000, 100,
+                    OBS_FROM_REQUEST_ROUTE);
+    }
+    made = (int) store_size(s);
+    CHECK(made == 24, "series made from requests take half of max_series");
+    for (i = 0; i < 2; i++) {
+        snprintf(name, sizeof(name), "/conf/%d", i);
+        record(a, "svc", name, "GET", 200, "", 1000, 100);
+    }
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "route=\"/made/4\"") != NULL
+          && strstr(text, "route=\"/made/5\"") == NULL,
+          "the first made series are kept");
+    CHECK(strstr(text, "http_server_requests_total{service=\"svc\","
+                       "route=\"/conf/1\",method=\"GET\",code=\"200\","
+                       "tenant=\"none\"} 1\n") != NULL,
+          "configured labels still get series of their own");
+    CHECK(store_size(s) <= 40, "max_series holds");
+    CHECK(requests_total(text) == 102, "every record counted once");
+
+    aggregator_expire(a, 100 + small.series_ttl + 1);
+    CHECK(store_size(s) == 0, "all expired");
+    for (i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "/again/%d", i);
+        record_made(a, "svc", name, "GET", 200, "", 1000,
+                    200 + small.series_ttl, OBS_FROM_REQUEST_ROUTE);
+    }
+    CHECK((int) store_size(s) == made,
+          "expired series give their share back");
 
     aggregator_free(a);
     store_free(s);
@@ -302,6 +558,7 @@ test_caps(void)
 
     test_series_cap_is_exact();
     test_routes_per_service();
+    test_request_share();
 }
 
 static void

@@ -140,7 +140,7 @@ count(store_t *s, const char *service, const char *route, const char *code,
 {
     const char  *labels[5] = { service, route, "GET", code, tenant };
 
-    store_add(s, FAMILY_REQUESTS, labels, n, now, 0);
+    store_add(s, FAMILY_REQUESTS, labels, n, now, 0, 0);
 }
 
 static void
@@ -152,7 +152,7 @@ observe(store_t *s, const char *service, const char *route,
 
     memset(trace, (int) (v * 100) + 1, sizeof(trace));
     store_observe(s, FAMILY_DURATION, labels, b, nb, v, trace, span,
-                  now_wall(), now, 0);
+                  now_wall(), now, 0, 0);
 }
 
 static void

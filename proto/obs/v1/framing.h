@@ -50,4 +50,13 @@
 #define OBS_METRIC_COUNTER    1
 #define OBS_METRIC_GAUGE      2
 
+/*
+ * Record.from_request: the labels of a record that a client's request
+ * made rather than the configuration; the sidecar gives those a bounded
+ * share of its caps (from_request_percent).
+ */
+#define OBS_FROM_REQUEST_ROUTE    1
+#define OBS_FROM_REQUEST_SERVICE  2
+#define OBS_FROM_REQUEST_TENANT   4
+
 #endif
