@@ -35,7 +35,7 @@ WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 .PHONY: all module sidecar deps test-deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
         dashboards dashboards-test k8s fuzz fuzz-seeds images push-images \
-        k8s-test settings-test
+        k8s-test settings-test docs-test
 
 all: module sidecar
 
@@ -253,7 +253,7 @@ demo: all
 demo-stop:
 	bash deploy/demo/demo.sh stop
 
-# --- benchmarks (README: Benchmarks); BENCH_ARGS go to the script --------
+# --- benchmarks (docs/performance.md); BENCH_ARGS go to the script --------
 # make bench-module [BENCH_ARGS="2048 20 1"]   the module's cost per request
 # make bench-exporter [BENCH_ARGS=15]          sidecar CPU / nginx CPU
 # make bench-scale [BENCH_ARGS="100000"]       the sidecar's scaling table
@@ -430,18 +430,23 @@ dashboards-test:
 	/usr/bin/python3 dashboards/build.py --check
 	/usr/bin/python3 dashboards/validate.py
 
-# The README's table of settings is the program's own (--help=markdown).
+# docs/sidecar.md's table of settings is the program's own (--help=markdown).
+SETTINGS_DOC := docs/sidecar.md
 settings-test: $(SIDECAR)
 	@env -u OTEL_SERVICE_NAME -u OTEL_RESOURCE_ATTRIBUTES $(SIDECAR) \
 	    --help=markdown >$(BUILD)/settings.md
-	@sed -n '/<!-- settings:begin -->/,/<!-- settings:end -->/p' README.md \
+	@sed -n '/<!-- settings:begin -->/,/<!-- settings:end -->/p' $(SETTINGS_DOC) \
 	    | sed '1d;$$d' | diff -u - $(BUILD)/settings.md \
-	    || { echo "README.md's settings table differs from the sidecar's" \
-	         "(- README, + program): paste $(BUILD)/settings.md in" >&2; \
+	    || { echo "$(SETTINGS_DOC)'s settings table differs from the" \
+	         "sidecar's (- doc, + program): paste $(BUILD)/settings.md in" >&2; \
 	         exit 1; }
-	@echo "settings: README table matches $$(grep -c '^| ' $(BUILD)/settings.md) rows"
+	@echo "settings: $(SETTINGS_DOC) table matches $$(grep -c '^| ' $(BUILD)/settings.md) rows"
 
-test: unit-test fuzz-seeds settings-test rules-test dashboards-test k8s-test \
+# Every relative link and anchor of README.md, ARCHITECTURE.md and docs/ lands.
+docs-test:
+	@/usr/bin/python3 t/check_doc_links.py
+
+test: unit-test fuzz-seeds settings-test docs-test rules-test dashboards-test k8s-test \
       nginx-test nginx-test-valgrind integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60

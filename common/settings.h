@@ -3,7 +3,7 @@
  * row names a setting's config-file key, type, place in its structure,
  * bounds, environment variable, flag and help text.  Parsing the JSON file,
  * the environment and the flags, refusing unknown keys by name, --help and
- * the README's table are all derived from the rows.
+ * docs/sidecar.md's table are all derived from the rows.
  */
 
 #ifndef OBS_SETTINGS_H
@@ -87,7 +87,7 @@ const char *settings_nearest(const setting_t *table, settings_name_t kind,
 /* Prints the flags and environment variables of the rows, for --help. */
 void settings_usage(FILE *out, const setting_t *table);
 
-/* Prints the README's markdown table, with the defaults held in base. */
+/* Prints docs/sidecar.md's markdown table, with the defaults held in base. */
 void settings_markdown(FILE *out, const setting_t *table, const void *base);
 
 /*

@@ -271,8 +271,8 @@ def imports(ds_vars, panels):
 
 def business_panels():
     """Requests in flight and the business metrics the shipped nginx.conf
-    counts from the services' headers with obs_metric (README: Business
-    metrics); empty where no service sends the headers."""
+    counts from the services' headers with obs_metric (docs/directives.md:
+    Business metrics); empty where no service sends the headers."""
     in_flight = 'service=~"$service",route=~"$route"'
     cache = ("sum by (service) (rate(http_server_cache_requests_total"
              "{%s,cache=%%s}[%s]))" % (SEL, RATE))

@@ -1,7 +1,7 @@
 /*
  * obs-sidecar configuration.  Every setting is one row of config_settings
  * (settings.h): the file (JSON, read with jansson), the environment, the
- * flags, --help and the README's table all come from the rows.  Defaults <
+ * flags, --help and docs/sidecar.md's table all come from the rows.  Defaults <
  * file < environment < flags.  Secrets are only ever read from files or the
  * environment.
  */
@@ -250,7 +250,7 @@ config_usage(const char *prog)
            "--audit-anchor MAC", "with --verify-audit: a mac shipped "
            "elsewhere",
            "--help", "this text",
-           "--help=markdown", "every setting as the README's table");
+           "--help=markdown", "every setting as docs/sidecar.md's table");
 }
 
 void

@@ -88,7 +88,7 @@ void config_free(config_t *c);
 /* Prints the usage text (the flags and variables of every setting). */
 void config_usage(const char *prog);
 
-/* Prints every setting as the README's markdown table (--help=markdown). */
+/* Prints every setting as docs/sidecar.md's markdown table (--help=markdown). */
 void config_markdown(void);
 
 #endif

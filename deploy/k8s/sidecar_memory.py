@@ -35,7 +35,7 @@ The per-series figures were measured with the sidecar of this repository
 (2026-12, on the 2-core build machine: t/integration/test_sidecar_memory.py
 repeats the measurement against this bound), each as the peak RSS a part
 adds to a sidecar holding 100k series: store and a text scrape 98 MiB
-(the README's benchmark: 101 MiB peak at 100k series), a remote-write
+(docs/performance.md's benchmark: 101 MiB peak at 100k series), a remote-write
 snapshot and its encoding 116 MiB, a ClickHouse usage collection 184 MiB.
 Settings missing from the file take the sidecar's defaults, read from
 `obs-sidecar --help=markdown` (the binary must be built)."""

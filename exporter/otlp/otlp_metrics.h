@@ -7,8 +7,8 @@
  *
  * - Names and attributes: the gateway's families under OpenTelemetry's
  *   names (http.server.request.duration, ...) with the stable HTTP
- *   semantic-convention attributes (the table in metrics.c, and the
- *   README); every other family under its /metrics name (counters without
+ *   semantic-convention attributes (the table in metrics.c, and
+ *   docs/exporters.md); every other family under its /metrics name (counters without
  *   _total), its labels as attributes.
  * - Histograms: explicit bounds equal to the sidecar's buckets, the bucket
  *   counts, sum and count, and the buckets' exemplars (trace and span ids).

@@ -103,7 +103,7 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(query('ALERTS{alertname="ObsRecordsNotReceived"}'),
                              [])
 
-            # the README's screenshot of the status page comes from here:
+            # docs/status-page.md's screenshot of the status page comes from here:
             # the demo's stack after a second round of traffic, so the
             # sparklines have points (docs/status-page.png is a copy)
             subprocess.run(["bash", "deploy/demo/demo.sh", "traffic", "300"],
