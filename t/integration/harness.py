@@ -219,18 +219,24 @@ http {
         return parse_text(http_get(self.metrics_url)[2].decode())
 
     def stop(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_all(self.procs)
         if os.environ.get("OBS_KEEP_TMP"):
             print("kept", self.dir, file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_all(procs):
+    """Stops the processes, the last started first: SIGTERM, then SIGKILL
+    after 10 s."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def check_config(config=None, args=(), env=None):

@@ -10,6 +10,7 @@ import grp
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (ROOT, MODULE, SIDECAR, NGINX, free_port,  # noqa: E402
-                     wait_for, http_get, main)
+                     wait_for, http_get, stop_all, main)
 
 
 def block(text, name):
@@ -69,15 +70,8 @@ class ReadmeQuickStart(unittest.TestCase):
         if os.path.exists(os.path.join(self.dir, "nginx.pid")):
             subprocess.run(self.nginx_cmd() + ["-s", "quit"],
                            capture_output=True)
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        subprocess.run(["rm", "-rf", self.dir])
+        stop_all(self.procs)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def conf(self):
         """The README's nginx.conf with this machine's paths and ports, and
