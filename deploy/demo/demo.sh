@@ -214,6 +214,7 @@ start() {
     traffic 300
     sleep 1
 
+    # Debian's Prometheus has only the classic UI (/classic/...)
     cat <<EOM
 
 The obs gateway demo is running:
@@ -222,8 +223,8 @@ The obs gateway demo is running:
   gateway (nginx + ngx_http_obs_module)  http://127.0.0.1:$GATEWAY_PORT/api/v1/users/42
   sidecar metrics                        http://127.0.0.1:$SIDECAR_PORT/metrics
   nginx's own counters (stub_status)     http://127.0.0.1:$NGINX_EXPORTER_PORT/metrics
-  Prometheus                             http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=sum%20by%20(service%2Croute%2Ctenant)(rate(http_server_requests_total%5B1m%5D))
-  Prometheus alerts                      http://127.0.0.1:$PROMETHEUS_PORT/alerts
+  Prometheus                             http://127.0.0.1:$PROMETHEUS_PORT/classic/graph?g0.expr=sum%20by%20(service%2Croute%2Ctenant)(rate(http_server_requests_total%5B1m%5D))&g0.tab=0
+  Prometheus alerts                      http://127.0.0.1:$PROMETHEUS_PORT/classic/alerts
   Alertmanager                           http://127.0.0.1:$ALERTMANAGER_PORT/
   backend-api, ml-engine                 http://127.0.0.1:$BACKEND_PORT/health, http://127.0.0.1:$ML_PORT/health
   structured log lines (JSON)            $DEMO/logs/requests.jsonl

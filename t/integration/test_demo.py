@@ -17,6 +17,22 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, ROOT, free_port, http_get, parse_text, wait_for, main  # noqa
 
 import json
+import urllib.error
+import urllib.request
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+
+
+def status_no_redirect(url):
+    """The HTTP status of GET url, a redirect not followed."""
+    try:
+        with urllib.request.build_opener(NoRedirect).open(url, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 class DemoTest(unittest.TestCase):
@@ -42,6 +58,12 @@ class DemoTest(unittest.TestCase):
             addresses = re.findall(r"https?://\S+", out.stdout)
             self.assertEqual(addresses[0], "http://127.0.0.1:%d/status"
                              % ports["SIDECAR_PORT"])
+            # every address printed answers 200 as it is: Debian's
+            # Prometheus has only the classic UI, so /alerts was a 404
+            # and /graph?g0.expr=... redirected without its query
+            for url in addresses:
+                url = url.rstrip(",")
+                self.assertEqual(status_no_redirect(url), 200, url)
 
             samples = parse_text(http_get("http://127.0.0.1:%d/metrics"
                                           % ports["SIDECAR_PORT"])[2]
