@@ -255,7 +255,7 @@ test_partition(void)
             ok = 1;
 
             before = atomic_load(&unpacks);
-            decoded_fill(&d, wire, len, counts[i], tenant);
+            decoded_fill(&d, wire, len, NULL, counts[i], tenant);
             snprintf(name, sizeof(name), "%d threads%s: decoded once",
                      counts[i], tenant ? " (per tenant)" : "");
             CHECK(atomic_load(&unpacks) - before == 1, name);
@@ -296,7 +296,7 @@ test_partition(void)
         }
     }
 
-    decoded_fill(&d, wire, 7, 2, 0);
+    decoded_fill(&d, wire, 7, NULL, 2, 0);
     decoded_read(&rd, &d, 0);
     CHECK(decoded_next(&rd) == NULL, "a datagram that does not decode: "
           "nothing to read");
@@ -305,9 +305,10 @@ test_partition(void)
 }
 
 static void
-hand(const uint8_t *bytes, size_t len, size_t records, void *data)
+hand(const uint8_t *bytes, size_t len, size_t records, const uint8_t *over,
+    void *data)
 {
-    exporter_offer(data, bytes, len, records);
+    exporter_offer(data, bytes, len, records, over);
 }
 
 /*
