@@ -389,8 +389,9 @@ ingest_record(ingest_t *in, const Obs__V1__Record *r,
 {
     unsigned  over;
 
+    /* more records than bytes never come: the exporters take none */
     over = aggregator_record(in->agg, r, now, now_f);
-    if (over) {
+    if (over && n <= OBS_DATAGRAM_READ_MAX) {
         if (!in->any_over) {
             memset(in->over, 0, LABEL_OVER_BYTES(n));
             in->any_over = 1;
