@@ -35,7 +35,7 @@ WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 .PHONY: all module sidecar deps test-deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
         dashboards dashboards-test k8s fuzz fuzz-seeds images push-images \
-        k8s-test settings-test
+        k8s-test settings-test layout-check
 
 all: module sidecar
 
@@ -443,8 +443,13 @@ settings-test: $(SIDECAR)
 	         exit 1; }
 	@echo "settings: README table matches $$(grep -c '^| ' $(BUILD)/settings.md) rows"
 
-test: unit-test fuzz-seeds settings-test rules-test dashboards-test k8s-test \
-      nginx-test nginx-test-valgrind integration-test
+# ARCHITECTURE.md's file map, and the module headers' maps, name every
+# source file (t/layout_check.py).
+layout-check:
+	/usr/bin/python3 t/layout_check.py
+
+test: unit-test fuzz-seeds settings-test layout-check rules-test \
+      dashboards-test k8s-test nginx-test nginx-test-valgrind integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15
