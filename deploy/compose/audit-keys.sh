@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The audit trail's two keys for the compose stack (README: "The audit
-# trail"), made once, before the first `docker-compose up`:
+# The audit trail's two keys for the compose stack (docs/audit.md: "The
+# audit trail"), made once, before the first `docker-compose up`:
 #
 #   deploy/compose/audit-keys.sh
 #
