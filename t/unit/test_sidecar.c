@@ -3,6 +3,8 @@
  * exposition (linked with every sidecar file but main.c).
  */
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,6 +581,97 @@ test_expiry(void)
 
     aggregator_free(a);
     store_free(s);
+}
+
+/* buf_double's first form: every precision from 1 up, the first that reads
+   back (kept here as the oracle of the faster one). */
+static void
+double_oracle(char *out, size_t size, double v)
+{
+    int  precision;
+
+    for (precision = 1; precision <= 17; precision++) {
+        snprintf(out, size, "%.*g", precision, v);
+        if (strtod(out, NULL) == v) {
+            return;
+        }
+    }
+}
+
+/* One double through buf_double against the oracle; 1 if they agree. */
+static int
+double_agrees(double v)
+{
+    buf_t  b = { 0 };
+    char   want[32];
+    int    ok;
+
+    buf_double(&b, v);
+    buf_append(&b, "", 1);
+    if (b.data == NULL) {
+        return 0;
+    }
+
+    if (isnan(v) || isinf(v)
+        || (fabs(v) < 1e15 && v == (double) (long long) v))
+    {
+        ok = strtod(b.data, NULL) == v || (isnan(v) && isnan(strtod(b.data,
+                                                                 NULL)));
+    } else {
+        double_oracle(want, sizeof(want), v);
+        ok = strcmp(b.data, want) == 0 && strtod(b.data, NULL) == v;
+        if (!ok) {
+            fprintf(stderr, "buf_double(%.17g): \"%s\", want \"%s\"\n", v,
+                    b.data, want);
+        }
+    }
+
+    buf_free(&b);
+    return ok;
+}
+
+static void
+test_double_format(void)
+{
+    static const double  fixed[] = {
+        0.1, 0.3, 1.5, -2.25, 1e-5, 1.5e-7, 0.0001, 0.00012345, 123456.5,
+        1e15, 1.5e15, 2e15, 1234567890123456.0, 9007199254740993.0, 1e16,
+        1e20, 1.5e300, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+        0.1 + 0.2, 999999999999999.9, 99999999999999.98, 0.005, 0.075, 2.5,
+        7.5, -0.0, 1.0 / 3, 2.0 / 3
+    };
+    uint64_t  x = 0x9e3779b97f4a7c15ull, bits;
+    double    v, sum = 0;
+    int       i, bad = 0, n = 0;
+    char      dec[40];
+
+    for (i = 0; i < (int) (sizeof(fixed) / sizeof(fixed[0])); i++, n++) {
+        bad += !double_agrees(fixed[i]);
+    }
+
+    for (i = 0; i < 60000; i++, n += 4) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+
+        /* any bit pattern that is a finite double */
+        bits = x;
+        memcpy(&v, &bits, sizeof(v));
+        bad += !double_agrees(v);
+
+        /* short decimals, as configured bounds and durations are */
+        snprintf(dec, sizeof(dec), "%llue%d",
+                 (unsigned long long) (x >> 20) % 10000000ull,
+                 (int) (x % 40) - 25);
+        bad += !double_agrees(strtod(dec, NULL));
+
+        /* sums of microsecond durations in seconds, as histograms keep */
+        sum += (double) (x % 400000) / 1e6;
+        bad += !double_agrees(sum) + !double_agrees(-sum * 1e3);
+    }
+
+    CHECK(bad == 0, "buf_double is the shortest round-trip text");
+    printf("buf_double: %d doubles, %d differ\n", n, bad);
 }
 
 static void
@@ -1806,6 +1899,7 @@ main(void)
     test_caps();
     test_expiry();
     test_escaping();
+    test_double_format();
     test_histogram();
     test_negotiation();
     test_config_errors();
