@@ -145,7 +145,7 @@ buf_u64(buf_t *b, unsigned long long v)
         v /= 10;
     } while (v);
 
-    buf_append(b, p, (size_t) (tmp + sizeof(tmp) - p));
+    buf_put(b, p, (size_t) (tmp + sizeof(tmp) - p));
 }
 
 void

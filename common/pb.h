@@ -17,20 +17,11 @@
 
 enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2, PB_FIXED32 = 5 };
 
-/* buf_append, inline while there is room (the usual case: buffers are
-   reused and keep their size). */
+/* buf_put: the protobuf writers' name for it. */
 static inline void
 pb_put(buf_t *b, const void *data, size_t n)
 {
-    if (n == 0) {
-        return;                     /* data may be NULL (an empty buffer) */
-    }
-    if (b->cap - b->len >= n) {
-        memcpy(b->data + b->len, data, n);
-        b->len += n;
-    } else {
-        buf_append(b, data, n);
-    }
+    buf_put(b, data, n);
 }
 
 static inline size_t
