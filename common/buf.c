@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "text.h"
 
 int
 buf_reserve(buf_t *b, size_t extra)
@@ -138,14 +139,9 @@ buf_double(buf_t *b, double v)
 void
 buf_u64(buf_t *b, unsigned long long v)
 {
-    char  tmp[24], *p = tmp + sizeof(tmp);
+    char  tmp[24];
 
-    do {
-        *--p = (char) ('0' + v % 10);
-        v /= 10;
-    } while (v);
-
-    buf_put(b, p, (size_t) (tmp + sizeof(tmp) - p));
+    buf_put(b, tmp, text_u64(tmp, v));
 }
 
 void

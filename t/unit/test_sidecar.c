@@ -30,6 +30,7 @@
 #include "settings.h"
 #include "stats.h"
 #include "store.h"
+#include "text.h"
 #include "unit.h"
 #include "unit_expo.h"
 #include "obs/v1/framing.h"
@@ -672,6 +673,73 @@ test_double_format(void)
 
     CHECK(bad == 0, "buf_double is the shortest round-trip text");
     printf("buf_double: %d doubles, %d differ\n", n, bad);
+}
+
+/* label_sanitize's first form, all through text_utf8 (the oracle of its
+   printable-ASCII fast path). */
+static size_t
+sanitize_oracle(const uint8_t *raw, size_t len, char *out)
+{
+    size_t  n = text_utf8(raw, len, out, LABEL_MAX_LEN + 1), i;
+
+    for (i = 0; i < n; i++) {
+        if (((unsigned char) out[i] < 0x20 && out[i] != '\n')
+            || out[i] == 0x7f)
+        {
+            out[i] = '?';
+        }
+    }
+    return n;
+}
+
+static void
+test_sanitize_fast_path(void)
+{
+    static const uint8_t  pick[] = { 'a', 'Z', '/', ' ', '~', 0x7f, 0x1f,
+                                     0x20, '\n', '\0', 0x80, 0xc3, 0xa9,
+                                     0xff, '"', '\\' };
+    uint8_t   raw[300];
+    char      got[LABEL_BUF_LEN], want[LABEL_BUF_LEN];
+    uint64_t  x = 0x2545f4914f6cdd1dull;
+    size_t    len, i, n, m;
+    int       bad = 0, c, printable, fast = 0;
+
+    for (c = 0; c < 256; c++) {
+        raw[0] = (uint8_t) c;
+        for (len = 1; len <= 17; len++) {
+            memset(raw + 1, 'x', len - 1);
+            raw[len - 1] = (uint8_t) c;
+            printable = 1;
+            for (i = 0; i < len; i++) {
+                printable &= raw[i] >= 0x20 && raw[i] < 0x7f;
+            }
+            bad += text_printable(raw, len) != printable;
+        }
+    }
+    CHECK(bad == 0, "text_printable: every byte at either end of 1-17");
+
+    for (i = 0; i < 50000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len = x % 270;
+        for (n = 0; n < len; n++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            /* mostly printable, now and then one byte of the edges */
+            raw[n] = x % 64 ? (uint8_t) (0x20 + x % 95)
+                            : pick[(x >> 8) % sizeof(pick)];
+        }
+        fast += len <= LABEL_MAX_LEN && text_printable(raw, len);
+        n = label_sanitize(raw, len, got);
+        m = sanitize_oracle(raw, len, want);
+        bad += n != m || memcmp(got, want, n + 1) != 0;
+    }
+    CHECK(bad == 0, "label_sanitize's fast path gives what the slow one does");
+    CHECK(fast > 1000 && fast < 49000, "both paths taken");
+    CHECK(label_sanitize(NULL, 0, got) == 0 && got[0] == '\0',
+          "an empty value");
 }
 
 static void
@@ -1900,6 +1968,7 @@ main(void)
     test_expiry();
     test_escaping();
     test_double_format();
+    test_sanitize_fast_path();
     test_histogram();
     test_negotiation();
     test_config_errors();
