@@ -82,6 +82,10 @@ void otlp_resource(buf_t *b, const char *service_name, const char *host,
    under the gateway's instrumentation scope. */
 void otlp_request(buf_t *out, const buf_t *resource, const buf_t *items);
 
+/* What otlp_request writes before the items (items_len bytes of them), so
+   that a batch can be copied once, straight after it. */
+void otlp_request_head(buf_t *out, const buf_t *resource, size_t items_len);
+
 /*
  * Splits an address as nginx writes it ("host:port", "[v6]:port",
  * "unix:/path", or a name) for server.address / server.port: sets
