@@ -18,6 +18,7 @@
 #include "label_rules.h"
 #include "labels.h"
 #include "stats.h"
+#include "text.h"
 #include "obs/v1/framing.h"
 
 #define AGG_MADE_ALL  (OBS_FROM_REQUEST_ROUTE | OBS_FROM_REQUEST_SERVICE     \
@@ -206,7 +207,7 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     label_sanitize(r->route.data, r->route.len, l.route);
     label_sanitize(r->tenant.data, r->tenant.len, l.tenant);
     agg_method(&r->method, l.method);
-    snprintf(l.code, sizeof(l.code), "%u", r->status);
+    text_u64(l.code, r->status);
 
     route = agg_route(a, &l, &made, &over, now);
     tenant = agg_tenant(a, l.tenant, &made, now);
@@ -290,7 +291,7 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
                     trace_id, u->span_id.len == 8 ? u->span_id.data : span_id,
                     made & ~OBS_FROM_REQUEST_TENANT, now_f, now);
 
-        snprintf(l.code, sizeof(l.code), "%u", u->status);
+        text_u64(l.code, u->status);
         up_req[LABEL_UPSTREAM_REQUESTS_upstream] = upstream;
         up_req[LABEL_UPSTREAM_REQUESTS_code] = l.code;
         agg_count(a, FAMILY_UPSTREAM_REQUESTS, up_req, 1,

@@ -38,11 +38,18 @@ static const family_label_t  family_labels[] = {
 #include "obs/v1/families.def"
 };
 
+/*
+ * A shard also lists its series by family, for store_visit: a scrape walks
+ * the store a family at a time, and through the hash chains it would touch
+ * every series (a cache miss each) once a family.
+ */
 typedef struct {
     pthread_mutex_t   lock;
     series_t        **buckets;
     size_t            n_buckets;    /* power of two */
     size_t            count;
+    series_t         *family_head[FAMILY_COUNT];
+    series_t        **family_tail[FAMILY_COUNT];
 } shard_t;
 
 struct store {
@@ -61,13 +68,14 @@ static series_t *store_lookup(store_t *s, family_id_t family,
 static int store_take(store_t *s, long reserve, int from_request);
 static void store_give_back(store_t *s, int from_request);
 static void store_free_series(series_t *se);
+static void store_unchain(shard_t *sh, series_t *se);
 static int shard_grow(shard_t *sh);
 
 store_t *
 store_new(long max_series)
 {
     store_t  *s;
-    int       i;
+    int       i, f;
 
     s = calloc(1, sizeof(store_t));
     if (s == NULL) {
@@ -76,6 +84,9 @@ store_new(long max_series)
 
     for (i = 0; i < STORE_SHARDS; i++) {
         pthread_mutex_init(&s->shards[i].lock, NULL);
+        for (f = 0; f < FAMILY_COUNT; f++) {
+            s->shards[i].family_tail[f] = &s->shards[i].family_head[f];
+        }
         s->shards[i].n_buckets = 64;
         s->shards[i].buckets = calloc(64, sizeof(series_t *));
         if (s->shards[i].buckets == NULL) {
@@ -180,27 +191,29 @@ size_t
 store_expire(store_t *s, time_t before)
 {
     series_t  **link, *se;
-    size_t      b, removed = 0, from_request = 0;
-    int         i;
+    size_t      removed = 0, from_request = 0;
+    int         i, f;
 
     for (i = 0; i < STORE_SHARDS; i++) {
         shard_t  *sh = &s->shards[i];
 
         pthread_mutex_lock(&sh->lock);
 
-        for (b = 0; b < sh->n_buckets; b++) {
-            link = &sh->buckets[b];
+        for (f = 0; f < FAMILY_COUNT; f++) {
+            link = &sh->family_head[f];
             while ((se = *link) != NULL) {
                 if (se->updated < before) {
-                    *link = se->next;
+                    *link = se->family_next;
+                    store_unchain(sh, se);
                     from_request += se->from_request;
                     store_free_series(se);
                     sh->count--;
                     removed++;
                 } else {
-                    link = &se->next;
+                    link = &se->family_next;
                 }
             }
+            sh->family_tail[f] = link;
         }
 
         pthread_mutex_unlock(&sh->lock);
@@ -224,28 +237,29 @@ store_visit(store_t *s, family_id_t family, store_visit_pt visit, void *data)
     const char      *labels[STORE_MAX_LABELS];
     const char      *p;
     series_t        *se;
-    size_t           b;
     int              i, l;
+
+    if ((int) family >= FAMILY_COUNT) {
+        return;                     /* kept beside the store, not in it */
+    }
 
     for (i = 0; i < STORE_SHARDS; i++) {
         shard_t  *sh = &s->shards[i];
 
         pthread_mutex_lock(&sh->lock);
 
-        for (b = 0; b < sh->n_buckets; b++) {
-            for (se = sh->buckets[b]; se; se = se->next) {
-                if (se->family != family) {
-                    continue;
-                }
+        for (se = sh->family_head[family]; se; se = se->family_next) {
+            /* the next series is a cache miss: start it while this one's
+               lines are written */
+            __builtin_prefetch(se->family_next);
 
-                p = se->key + 1;
-                for (l = 0; l < f->n_labels; l++) {
-                    labels[l] = p;
-                    p += strlen(p) + 1;
-                }
-
-                visit(f, se, labels, data);
+            p = se->key + 1;
+            for (l = 0; l < f->n_labels; l++) {
+                labels[l] = p;
+                p += strlen(p) + 1;
             }
+
+            visit(f, se, labels, data);
         }
 
         pthread_mutex_unlock(&sh->lock);
@@ -330,6 +344,8 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
 
     se->next = sh->buckets[hash & (sh->n_buckets - 1)];
     sh->buckets[hash & (sh->n_buckets - 1)] = se;
+    *sh->family_tail[family] = se;
+    sh->family_tail[family] = &se->family_next;
     sh->count++;
 
     *shard = sh;
@@ -380,6 +396,20 @@ store_free_series(series_t *se)
         histogram_free(se->v.histogram);
     }
     free(se);
+}
+
+/* Takes a series out of its hash chain. */
+
+static void
+store_unchain(shard_t *sh, series_t *se)
+{
+    series_t  **link = &sh->buckets[se->hash & (sh->n_buckets - 1)];
+
+    while (*link != se) {
+        link = &(*link)->next;
+    }
+
+    *link = se->next;
 }
 
 static int

@@ -75,6 +75,8 @@ const family_label_t *family_label(const char *label);
 
 typedef struct series {
     struct series  *next;       /* hash chain */
+    struct series  *family_next;    /* the shard's series of its family,
+                                       oldest first */
     uint64_t        hash;
     time_t          updated;
     uint8_t         family;
@@ -140,7 +142,8 @@ long store_size(const store_t *s);
 typedef void (*store_visit_pt)(const family_t *family, const series_t *se,
     const char **labels, void *data);
 
-/* Visits every series of a family, one shard at a time. */
+/* Visits every series of a family, one shard at a time, each shard's
+   oldest first. */
 void store_visit(store_t *s, family_id_t family, store_visit_pt visit,
     void *data);
 
