@@ -147,11 +147,6 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NULL;
-    }
-
     ctx = ngx_http_obs_alloc_ctx(r->connection->log);
     if (ctx == NULL) {
         return NULL;
@@ -159,8 +154,18 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
 
     ngx_memzero(ctx, offsetof(ngx_http_obs_ctx_t, start_wall_us));
 
+    /*
+     * The pool cleanup lives in the context, not in the request pool: the
+     * module takes nothing from a main request's pool, so it never tips
+     * the pool into one more block.  ngx_destroy_pool() reads cln->next
+     * after the handler returns, and the release leaves it alone.
+     */
+
+    cln = &ctx->cleanup;
     cln->handler = ngx_http_obs_ctx_release;
     cln->data = ctx;
+    cln->next = r->pool->cleanup;
+    r->pool->cleanup = cln;
 
     ngx_http_obs_start_clock(r, ctx);
     ngx_http_obs_start_trace(r, ctx);

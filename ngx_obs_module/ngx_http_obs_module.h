@@ -235,6 +235,7 @@ typedef struct ngx_http_obs_ctx_s {
                                           [OBS_SPAN_ID_LEN];
 
     ngx_http_obs_peer_t        peer;         /* set up by each init_peer */
+    ngx_pool_cleanup_t         cleanup;      /* in r->pool's list: release */
     struct ngx_http_obs_ctx_s *next_free;
     u_char                     route_buf[OBS_ROUTE_MAX_LEN];
 } ngx_http_obs_ctx_t;
