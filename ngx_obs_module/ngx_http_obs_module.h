@@ -107,6 +107,13 @@ typedef struct {
 
     ngx_array_t               *unsent;       /* what needs obs_sidecar */
 
+    /*
+     * The request headers the module reads, as bits of nginx's hash of
+     * their lowercase names (h->hash & 63): a header whose bit is clear is
+     * passed over without looking at its name (ngx_http_obs_headers.c).
+     */
+    uint64_t                   header_bits;
+
     /* the audit trail (ngx_http_obs_audit.c, ngx_http_obs_digest.c) */
     ngx_str_t                  audit_file;   /* where obs_audit first is */
     ngx_uint_t                 audit_line;
@@ -506,6 +513,9 @@ ngx_http_obs_ctx_t *ngx_http_obs_find_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 
 /* the client's headers (ngx_http_obs_headers.c) */
+void ngx_http_obs_headers_init(ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_headers_add(ngx_http_obs_main_conf_t *omcf,
+    ngx_str_t *name);
 NGX_HTTP_OBS_LOCAL void ngx_http_obs_find_headers(ngx_http_request_t *r,
     ngx_http_obs_found_t *found);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,
