@@ -20,6 +20,13 @@
 /* the byte b in each of a word's eight bytes */
 #define OBS_BYTES(b)          ((uint64_t) (b) * 0x0101010101010101ULL)
 
+/* the copies of a route's runs, worth inlining at each call */
+#if defined(__GNUC__)
+#define OBS_INLINE            inline __attribute__((always_inline))
+#else
+#define OBS_INLINE            inline
+#endif
+
 /*
  * A step of the route scan, and how the set of a step's separators marks a
  * byte: a bit each with SSE2, the top bit of each byte without.
@@ -44,11 +51,11 @@ static uint64_t obs_separators(const char *p);
 static uint64_t obs_separators_short(const char *p, size_t len);
 static int obs_maybe_id(const char *s, const char *end);
 static size_t obs_lowest_byte(uint64_t hits);
-static size_t obs_copy_id(char *out, const char *run, size_t len,
+static OBS_INLINE size_t obs_copy_id(char *out, const char *run, size_t len,
     size_t room);
 static void obs_init_classes(void);
 static int obs_segment_is_id(const char *s, size_t len);
-static size_t obs_copy_bounded(char *out, const char *s, size_t len,
+static OBS_INLINE size_t obs_copy_bounded(char *out, const char *s, size_t len,
     size_t room);
 static int obs_is_uuid(const char *s, size_t len);
 static int obs_is_hex(char c);
@@ -238,7 +245,7 @@ obs_lowest_byte(uint64_t hits)
 
 /* Writes the run before an identifier segment, then the placeholder. */
 
-static size_t
+static OBS_INLINE size_t
 obs_copy_id(char *out, const char *run, size_t len, size_t room)
 {
     size_t  n;
@@ -345,7 +352,7 @@ obs_segment_is_id(const char *s, size_t len)
  * through a call to memcpy().
  */
 
-static size_t
+static OBS_INLINE size_t
 obs_copy_bounded(char *out, const char *s, size_t len, size_t room)
 {
     uint32_t  h0, h1;
