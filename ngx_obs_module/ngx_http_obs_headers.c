@@ -104,7 +104,6 @@ ngx_http_obs_find_headers(ngx_http_request_t *r, ngx_http_obs_found_t *found)
     ngx_memzero(found, offsetof(ngx_http_obs_found_t, tenant));
     found->tenant_header = NULL;
     found->tenant_headers = 0;
-    found->states_len = 0;
 
     omcf = ngx_http_get_module_main_conf(r, ngx_http_obs_module);
     bits = omcf->header_bits;
@@ -154,7 +153,6 @@ ngx_http_obs_find_header(ngx_table_elt_t *h, ngx_http_obs_found_t *found)
         if (found->tracestates < NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS) {
             found->states[found->tracestates].data = (char *) h->value.data;
             found->states[found->tracestates].len = h->value.len;
-            found->states_len += h->value.len;
         }
 
         found->tracestate = h;

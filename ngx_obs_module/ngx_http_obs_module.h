@@ -73,6 +73,9 @@
 
 #define NGX_HTTP_OBS_MAX_ATTEMPTS     OBS_MAX_UPSTREAM_ATTEMPTS
 
+/* "host:port" of an implicit upstream: NGX_HTTP_OBS_MAX_VALUE, a port */
+#define NGX_HTTP_OBS_UPSTREAM_NAME_LEN  (256 + sizeof(":65535") - 1)
+
 /* nginx's cached millisecond clock: its resolution plus some lag */
 #define NGX_HTTP_OBS_CLOCK_SLACK_US   2000
 
@@ -245,6 +248,15 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_pool_cleanup_t         cleanup;      /* in r->pool's list: release */
     struct ngx_http_obs_ctx_s *next_free;
     u_char                     route_buf[OBS_ROUTE_MAX_LEN];
+
+    /*
+     * What would otherwise come from the request pool, which the module
+     * leaves alone: the client's tracestate list, combined (never longer
+     * than OBS_TRACESTATE_MAX_LEN), and an implicit upstream's name with
+     * its port (ngx_http_obs_record.c).
+     */
+    u_char                     tracestate_buf[OBS_TRACESTATE_MAX_LEN];
+    u_char                     upstream_buf[NGX_HTTP_OBS_UPSTREAM_NAME_LEN];
 } ngx_http_obs_ctx_t;
 
 
@@ -262,7 +274,6 @@ typedef struct {
     ngx_table_elt_t                *tenant_header;
     ngx_uint_t                      tenant_headers;
     obs_slice_t                     states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
-    size_t                          states_len;
 } ngx_http_obs_found_t;
 
 

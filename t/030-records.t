@@ -378,3 +378,14 @@ traceparent: 00-12345678901234567890123456789012-1234567890123456-01
 ["GET /sp/b", "GET /sink/records?path=/sp/b"]
 --- response_body_like eval
 ["hello", '"tenant": "underscored"[\s\S]*"traceId": "12345678901234567890123456789012"|"traceId": "12345678901234567890123456789012"[\s\S]*"tenant": "underscored"']
+
+
+
+=== TEST 19: proxy_pass to an address: the upstream is named by it, port and all
+--- config
+    location /ip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/back/; }
+    location /back/ { obs off; return 200 "hello\n"; }
+--- request eval
+["GET /ip/a", "GET /sink/records?path=/ip/a"]
+--- response_body_like eval
+["hello", '"upstreamName": "127\.0\.0\.1:' . ($ENV{TEST_NGINX_SERVER_PORT} || 1984) . '"']
