@@ -121,20 +121,23 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
 
     if (r != r->main) {
 
-        ctx = ngx_palloc(r->pool, sizeof(ngx_http_obs_ctx_t));
+        /*
+         * a subrequest continues its main request's span; the buffers at
+         * the context's end are the main request's alone (its tracestate
+         * stays where it is, and only a main request makes a record)
+         */
+
+        ctx = ngx_palloc(r->pool, NGX_HTTP_OBS_SUBREQUEST_CTX);
         if (ctx == NULL) {
             return NULL;
         }
-
-
-        /* a subrequest continues its main request's span */
 
         parent = ngx_http_obs_get_ctx(r->main);
         if (parent == NULL) {
             return NULL;
         }
 
-        *ctx = *parent;
+        ngx_memcpy(ctx, parent, NGX_HTTP_OBS_SUBREQUEST_CTX);
         ctx->injected = 0;
         ctx->route_set = 0;
         ctx->content_reached = 0;

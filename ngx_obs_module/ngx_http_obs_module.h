@@ -259,6 +259,10 @@ typedef struct ngx_http_obs_ctx_s {
     u_char                     upstream_buf[NGX_HTTP_OBS_UPSTREAM_NAME_LEN];
 } ngx_http_obs_ctx_t;
 
+/* what a subrequest's context holds: all but the main request's buffers */
+#define NGX_HTTP_OBS_SUBREQUEST_CTX                                          \
+    offsetof(ngx_http_obs_ctx_t, tracestate_buf)
+
 
 #define NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS  32
 
