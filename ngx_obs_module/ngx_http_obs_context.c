@@ -122,9 +122,10 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
     if (r != r->main) {
 
         /*
-         * a subrequest continues its main request's span; the buffers at
-         * the context's end are the main request's alone (its tracestate
-         * stays where it is, and only a main request makes a record)
+         * a subrequest continues its main request's span; the end of the
+         * context is the main request's alone (its pool cleanup, and
+         * buffers: its tracestate stays where it is, and only a main
+         * request makes a record)
          */
 
         ctx = ngx_palloc(r->pool, NGX_HTTP_OBS_SUBREQUEST_CTX);

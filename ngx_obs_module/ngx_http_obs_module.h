@@ -245,23 +245,24 @@ typedef struct ngx_http_obs_ctx_s {
                                           [OBS_SPAN_ID_LEN];
 
     ngx_http_obs_peer_t        peer;         /* set up by each init_peer */
-    ngx_pool_cleanup_t         cleanup;      /* in r->pool's list: release */
     struct ngx_http_obs_ctx_s *next_free;
     u_char                     route_buf[OBS_ROUTE_MAX_LEN];
 
     /*
-     * What would otherwise come from the request pool, which the module
-     * leaves alone: the client's tracestate list, combined (never longer
-     * than OBS_TRACESTATE_MAX_LEN), and an implicit upstream's name with
-     * its port (ngx_http_obs_record.c).
+     * A main request's alone (a subrequest's copy stops here): what would
+     * otherwise come from the request pool, which the module leaves alone:
+     * its pool cleanup, the client's tracestate list, combined (never
+     * longer than OBS_TRACESTATE_MAX_LEN), and an implicit upstream's name
+     * with its port (ngx_http_obs_record.c).
      */
+    ngx_pool_cleanup_t         cleanup;      /* in r->pool's list: release */
     u_char                     tracestate_buf[OBS_TRACESTATE_MAX_LEN];
     u_char                     upstream_buf[NGX_HTTP_OBS_UPSTREAM_NAME_LEN];
 } ngx_http_obs_ctx_t;
 
 /* what a subrequest's context holds: all but the main request's buffers */
 #define NGX_HTTP_OBS_SUBREQUEST_CTX                                          \
-    offsetof(ngx_http_obs_ctx_t, tracestate_buf)
+    offsetof(ngx_http_obs_ctx_t, cleanup)
 
 
 #define NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS  32
