@@ -385,7 +385,7 @@ ngx_http_obs_active_enter(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
         if (c->conf != olcf || c->service != service.data
             || c->service_len != service.len
             || c->route_len != ctx->route.len
-            || !ngx_http_obs_same(c->route, ctx->route.data, ctx->route.len))
+            || ngx_memcmp(c->route, ctx->route.data, ctx->route.len) != 0)
         {
             c->conf = olcf;
             c->service = service.data;

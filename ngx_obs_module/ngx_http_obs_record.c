@@ -187,7 +187,13 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
                       r->headers_in.server.len, NGX_HTTP_OBS_MAX_VALUE);
 
     if (c->local_sockaddr) {
-        rec.server_port = ngx_inet_get_port(c->local_sockaddr);
+
+        /* the usual family without the call */
+
+        rec.server_port = (c->local_sockaddr->sa_family == AF_INET)
+                          ? ntohs(((struct sockaddr_in *)
+                                   c->local_sockaddr)->sin_port)
+                          : ngx_inet_get_port(c->local_sockaddr);
     }
 
     ngx_http_obs_protocol(r, &rec);
