@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "build.h"
 #include "otlp_pb.h"
 #include "compress.h"
 #include "decoded.h"
@@ -24,6 +23,8 @@
 #include "queue.h"
 #include "label_rules.h"
 #include "log.h"
+#include "logline.h"
+#include "spans.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
@@ -104,6 +105,8 @@ static void encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r,
 static void encoder_overflow(encoder_t *c, sink_id_t sink,
     stream_label_t label);
 static void encoder_seal_otlp_logs(encoder_t *c);
+static int span_keep(const exporter_config_t *cfg,
+    const Obs__V1__Record *r);
 static double now_seconds(void);
 
 void
@@ -834,7 +837,7 @@ payload_text(const char *text, size_t len, size_t items, const char *org)
 }
 
 /* Head sampling, plus tail keep: 5xx and slow requests are always kept. */
-int
+static int
 span_keep(const exporter_config_t *cfg, const Obs__V1__Record *r)
 {
     if (r->trace_id.len != 16 || r->span_id.len != 8) {
