@@ -138,14 +138,6 @@ test_counts(void)
     store_free(s);
 }
 
-/* A store of max_series series and an aggregator of c over it. */
-static aggregator_t *
-fresh(store_t **s, const config_t *c)
-{
-    *s = store_new(c->max_series);
-    return aggregator_new(*s, c);
-}
-
 /* The requests of every http_server_requests_total series of text. */
 static double
 requests_total(const char *text)
@@ -179,7 +171,8 @@ test_series_cap_is_exact(void)
     small.max_services = 100000;
     small.max_routes = 100000;
     small.max_tenants = 100000;
-    a = fresh(&s, &small);
+    s = store_new(small.max_series);
+    a = aggregator_new(s, &small);
 
     for (i = 0; i < 5000; i++) {
         snprintf(service, sizeof(service), "svc%d", i % 997);
@@ -297,6 +290,14 @@ test_dimension_share(void)
           "and make room in the share again");
 
     dimension_free(d);
+}
+
+/* A store of max_series series and an aggregator of c over it. */
+static aggregator_t *
+fresh(store_t **s, const config_t *c)
+{
+    *s = store_new(c->max_series);
+    return aggregator_new(*s, c);
 }
 
 /* n 404s to /api/aaa, /api/aab, ...: routes no id normalisation touches */
@@ -537,7 +538,8 @@ test_caps(void)
     /* the total series cap */
     small = cfg;
     small.max_series = 6;
-    a = fresh(&s, &small);
+    s = store_new(small.max_series);
+    a = aggregator_new(s, &small);
 
     for (i = 0; i < 10; i++) {
         snprintf(tenant, sizeof(tenant), "t%d", i);
