@@ -35,7 +35,7 @@ WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 .PHONY: all module sidecar deps test-deps test unit-test nginx-test nginx-test-valgrind \
         integration-test install clean demo demo-stop rules rules-test \
         dashboards dashboards-test k8s fuzz fuzz-seeds images push-images \
-        k8s-test settings-test
+        k8s-test settings-test layout-check
 
 all: module sidecar
 
@@ -131,7 +131,9 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
                 -lz -lpthread -lm
-SIDECAR_INC  := -Isidecar -Iexporter -Iexporter/delivery -Iexporter/loki \
+SIDECAR_INC  := -Isidecar -Isidecar/ingest -Isidecar/aggregate \
+                -Isidecar/exposition -Isidecar/status -Isidecar/audit \
+                -Iexporter -Iexporter/delivery -Iexporter/loki \
                 -Iexporter/otlp -Iexporter/remote_write -Iexporter/clickhouse \
                 -Icommon -I$(GEN) -Iproto
 
@@ -140,8 +142,8 @@ SIDECAR_INC  := -Isidecar -Iexporter -Iexporter/delivery -Iexporter/loki \
 # libFuzzer (fuzzers).  -MMD records each object's headers, so touching a
 # header rebuilds exactly its users.
 LIB_SRCS     := $(filter-out sidecar/main.c, \
-                  $(wildcard sidecar/*.c exporter/*.c exporter/*/*.c \
-                    common/*.c))
+                  $(wildcard sidecar/*.c sidecar/*/*.c exporter/*.c \
+                    exporter/*/*.c common/*.c))
 LIB_MEMBERS  := $(LIB_SRCS:.c=.o) $(PROTO_GEN:$(GEN)/%.c=gen/%.o)
 OBJ          := $(BUILD)/obj
 OBJ_ASAN     := $(BUILD)/obj-asan
@@ -162,9 +164,9 @@ $(shell mkdir -p $(GEN); \
   [ "$$(cat $(VERSION_H) 2>/dev/null)" = '$(version_text)' ] \
   || echo '$(version_text)' >$(VERSION_H))
 $(MODULE): $(VERSION_H)
-VERSIONED    := exporter/delivery/http_client.o sidecar/metrics.o \
+VERSIONED    := exporter/delivery/http_client.o sidecar/exposition/metrics.o \
                 exporter/otlp/otlp_pb.o \
-                exporter/otlp/spans.o sidecar/status_json.o
+                exporter/otlp/spans.o sidecar/status/status_json.o
 $(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(VERSIONED:%=$(d)/%)): \
     OBJ_EXTRA := -include $(VERSION_H) -DOBS_EXPORTER_VERSION=OBS_VERSION
 
@@ -181,7 +183,7 @@ $(GEN)/status_assets.inc: $(STATUS_ASSETS)
 	    od -An -v -tx1 $$f | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	    echo "};"; \
 	done >$@.new && mv -f $@.new $@
-$(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(d)/sidecar/status_assets.o): \
+$(foreach d,$(OBJ) $(OBJ_ASAN) $(OBJ_FUZZ),$(d)/sidecar/status/status_assets.o): \
     $(GEN)/status_assets.inc
 
 $(GEN)/%.pb-c.c: proto/%.proto
@@ -351,11 +353,11 @@ $(BUILD)/test_exporter_threads: $(OBJ_ASAN)/t/unit/test_exporter_threads.o $(LIB
 	$(CC) $(CFLAGS) $(SAN) -Wl,--wrap=obs__v1__batch__unpack \
 	    -Wl,--wrap=columns_next -o $@ $^ $(SIDECAR_LIBS)
 
-# the audit trail: chain, verification, file, events (sidecar/audit*.c)
+# the audit trail: chain, verification, file, events (sidecar/audit/)
 $(BUILD)/test_audit: $(OBJ_ASAN)/t/unit/test_audit.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
-# obs_metric in the sidecar (sidecar/business_metrics.c)
+# obs_metric in the sidecar (sidecar/aggregate/business_metrics.c)
 $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
@@ -363,11 +365,11 @@ $(BUILD)/test_business: $(OBJ_ASAN)/t/unit/test_business.o $(LIB_ASAN)
 $(BUILD)/test_columns_reader: $(OBJ_ASAN)/t/unit/test_columns_reader.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
-# requests in flight in the sidecar (sidecar/active_requests.c)
+# requests in flight in the sidecar (sidecar/aggregate/active_requests.c)
 $(BUILD)/test_active_requests: $(OBJ_ASAN)/t/unit/test_active_requests.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
-# the status page's snapshots and /status.json (sidecar/status*.c)
+# the status page's snapshots and /status.json (sidecar/status/)
 $(BUILD)/test_status: $(OBJ_ASAN)/t/unit/test_status.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
 
@@ -441,8 +443,13 @@ settings-test: $(SIDECAR)
 	         exit 1; }
 	@echo "settings: README table matches $$(grep -c '^| ' $(BUILD)/settings.md) rows"
 
-test: unit-test fuzz-seeds settings-test rules-test dashboards-test k8s-test \
-      nginx-test nginx-test-valgrind integration-test
+# ARCHITECTURE.md's file map, and the module headers' maps, name every
+# source file (t/layout_check.py).
+layout-check:
+	/usr/bin/python3 t/layout_check.py
+
+test: unit-test fuzz-seeds settings-test layout-check rules-test \
+      dashboards-test k8s-test nginx-test nginx-test-valgrind integration-test
 
 # Fuzzing (clang, libFuzzer): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 15

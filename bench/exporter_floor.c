@@ -181,9 +181,10 @@ thread_cpu(const char *name)
 }
 
 static void
-hand(const uint8_t *bytes, size_t len, size_t records, void *data)
+hand(const uint8_t *bytes, size_t len, size_t records, const uint8_t *over,
+    void *data)
 {
-    exporter_offer(data, bytes, len, records);
+    exporter_offer(data, bytes, len, records, over);
 }
 
 /* Feeds n records; with an exporter, waits until all were delivered. */

@@ -142,7 +142,8 @@ measure(const char *name, phase_pt phase, bench_t *b, int rounds)
     return r;
 }
 
-/* What /metrics does for one scrape (sidecar/http.c): a fresh buffer. */
+/* What /metrics does for one scrape (sidecar/exposition/http.c): a fresh
+   buffer. */
 static void
 phase_render(bench_t *b)
 {

@@ -3,6 +3,36 @@
 #include <string.h>
 
 #include "label_rules.h"
+#include "text.h"
+
+/* what the module sends as a route or tenant is never cut here */
+_Static_assert(ROUTE_MAX_LEN <= LABEL_MAX_LEN
+               && TENANT_MAX_LEN <= LABEL_MAX_LEN,
+               "label_rules.h's bounds fit a sanitised label");
+
+size_t
+label_sanitize(const uint8_t *raw, size_t len, char *out)
+{
+    size_t  n, i;
+
+    n = text_utf8(raw, len, out, LABEL_MAX_LEN + 1);
+
+    /*
+     * Control characters other than newline (which the formats escape) are
+     * legal in label values but break line-based readers (a raw CR ends a
+     * line for many); they never come from the module, only from a forged
+     * record.
+     */
+    for (i = 0; i < n; i++) {
+        if (((unsigned char) out[i] < 0x20 && out[i] != '\n')
+            || out[i] == 0x7f)
+        {
+            out[i] = '?';
+        }
+    }
+
+    return n;
+}
 
 int
 tenant_is_nobody(const char *label)

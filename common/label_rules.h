@@ -11,6 +11,7 @@
 #define OBS_LABEL_RULES_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /* The longest route template and tenant id the module sends. */
@@ -77,6 +78,43 @@ tenant_from_gateway(const char *label)
  * a tenant's X-Scope-OrgID.
  */
 int tenant_is_nobody(const char *label);
+
+/* Bytes of a label value, sanitised (label_sanitize). */
+#define LABEL_MAX_LEN       256
+#define LABEL_BUF_LEN       (LABEL_MAX_LEN + 4)
+
+/*
+ * Copies raw into out (LABEL_BUF_LEN bytes) as NUL-terminated valid UTF-8:
+ * invalid sequences and NUL become U+FFFD; cut to LABEL_MAX_LEN bytes on a
+ * character boundary; control characters but newline become '?'.  Returns
+ * the length.  Every label and stream label is this, so that two values
+ * one destination keeps apart are never one value in another's caps.
+ */
+size_t label_sanitize(const uint8_t *raw, size_t len, char *out);
+
+/*
+ * What the sidecar's caps made of a record's labels, handed with each
+ * datagram from the aggregation to the exporters: a service or tenant that
+ * the metrics count as LABEL_OVERFLOW_TEXT is that too as a Loki stream
+ * label, a per-tenant X-Scope-OrgID and an OTLP log record's service, so
+ * no destination holds a value the caps keep out of /metrics.  Two bits a
+ * record, four records a byte, in datagram order (rows, then columns).
+ */
+#define LABEL_OVER_SERVICE  1u
+#define LABEL_OVER_TENANT   2u
+#define LABEL_OVER_BYTES(records)  (((size_t) (records) + 3) / 4)
+
+static inline void
+label_over_set(uint8_t *over, size_t record, unsigned bits)
+{
+    over[record / 4] |= (uint8_t) ((bits & 3u) << (record % 4 * 2));
+}
+
+static inline unsigned
+label_over_get(const uint8_t *over, size_t record)
+{
+    return over ? (over[record / 4] >> (record % 4 * 2)) & 3u : 0;
+}
 
 /* The longest X-Scope-OrgID any destination sends (Cortex/Mimir/Loki's). */
 #define ORG_ID_MAX  150

@@ -1,12 +1,14 @@
 /* A datagram decoded once for all the exporter threads.  See decoded.h. */
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "decoded.h"
 #include "hash.h"
+#include "label_rules.h"
 
 static uint8_t decoded_owner(ProtobufCBinaryData service, uint32_t status,
-    ProtobufCBinaryData tenant, int threads, int per_tenant);
+    ProtobufCBinaryData tenant, unsigned over, int threads, int per_tenant);
 
 int
 decoded_init(decoded_t *d, size_t arena_size)
@@ -14,9 +16,13 @@ decoded_init(decoded_t *d, size_t arena_size)
     d->batch = NULL;
     d->columns = NULL;
     d->threads = 1;
+    d->has_over = 0;
     d->owner = malloc(DECODED_MAX_RECORDS);
+    d->over = malloc(LABEL_OVER_BYTES(DECODED_MAX_RECORDS));
 
-    if (decode_arena_init(&d->arena, arena_size) != 0 || d->owner == NULL) {
+    if (decode_arena_init(&d->arena, arena_size) != 0 || d->owner == NULL
+        || d->over == NULL)
+    {
         decoded_free(d);
         return -1;
     }
@@ -29,13 +35,15 @@ decoded_free(decoded_t *d)
 {
     decode_arena_free(&d->arena);
     free(d->owner);
+    free(d->over);
     d->owner = NULL;
+    d->over = NULL;
     d->batch = NULL;
 }
 
 void
-decoded_fill(decoded_t *d, const uint8_t *data, size_t len, int threads,
-    int per_tenant)
+decoded_fill(decoded_t *d, const uint8_t *data, size_t len,
+    const uint8_t *over, int threads, int per_tenant)
 {
     const Obs__V1__RecordColumns  *c;
     const Obs__V1__Record         *r;
@@ -61,6 +69,11 @@ decoded_fill(decoded_t *d, const uint8_t *data, size_t len, int threads,
 
     d->batch = batch;
     d->columns = c;
+    d->has_over = over != NULL;
+    if (over) {
+        memcpy(d->over, over, LABEL_OVER_BYTES(n));
+    }
+    over = d->has_over ? d->over : NULL;
 
     /* one thread owns everything: nothing to tag */
     if (threads == 1) {
@@ -70,7 +83,8 @@ decoded_fill(decoded_t *d, const uint8_t *data, size_t len, int threads,
     for (i = 0; i < batch->n_records; i++) {
         r = batch->records[i];
         d->owner[i] = decoded_owner(r->service, r->status, r->tenant,
-                                    threads, per_tenant);
+                                    label_over_get(over, i), threads,
+                                    per_tenant);
     }
 
     /* validated: the status column is there, an entry per record */
@@ -79,6 +93,7 @@ decoded_fill(decoded_t *d, const uint8_t *data, size_t len, int threads,
             decoded_owner(columns_text(c, c->service, c->n_service, i),
                           c->status[i],
                           columns_text(c, c->tenant, c->n_tenant, i),
+                          label_over_get(over, batch->n_records + i),
                           threads, per_tenant);
     }
 }
@@ -116,6 +131,7 @@ decoded_next(decoded_reader_t *rd)
             continue;
         }
 
+        rd->current = rd->next;
         if (rd->next < rows) {
             return d->batch->records[rd->next++];
         }
@@ -128,15 +144,32 @@ decoded_next(decoded_reader_t *rd)
     return NULL;
 }
 
+unsigned
+decoded_over(const decoded_reader_t *rd)
+{
+    return rd->d->has_over ? label_over_get(rd->d->over, rd->current) : 0;
+}
+
 /*
  * A record belongs to the thread of its Loki stream: service, the level
- * log_level() gives its status and, with per-tenant org ids, tenant.
+ * log_level() gives its status and, with per-tenant org ids, tenant; a
+ * service or tenant past the caps is the one "__overflow__" stream.
  */
 static uint8_t
 decoded_owner(ProtobufCBinaryData service, uint32_t status,
-    ProtobufCBinaryData tenant, int threads, int per_tenant)
+    ProtobufCBinaryData tenant, unsigned over, int threads, int per_tenant)
 {
-    uint64_t  h;
+    static const ProtobufCBinaryData  overflow = {
+        sizeof(LABEL_OVERFLOW_TEXT) - 1, (uint8_t *) LABEL_OVERFLOW_TEXT
+    };
+    uint64_t                          h;
+
+    if (over & LABEL_OVER_SERVICE) {
+        service = overflow;
+    }
+    if (over & LABEL_OVER_TENANT) {
+        tenant = overflow;
+    }
 
     h = hash_bytes(service.data, service.len,
                    status >= 500 ? 2 : status >= 400 ? 1 : 0);

@@ -6,7 +6,8 @@
  * stream (service, level and, with per-tenant org ids, tenant), so that a
  * stream's lines keep their order; each thread then reads its own records,
  * in datagram order, from the shared form, which nobody writes once it is
- * filled.  A record in column form is read (columns_next) by its own
+ * filled.  A stream's service and tenant are the metrics' (ingest says
+ * which of them the caps count as "__overflow__").  A record in column form is read (columns_next) by its own
  * thread only: the tagging reads the three columns the owner depends on.
  * Internal to the exporter library.
  */
@@ -28,6 +29,8 @@ typedef struct {
     const Obs__V1__Batch          *batch;     /* NULL: nothing to read */
     const Obs__V1__RecordColumns  *columns;   /* NULL: none, or invalid */
     uint8_t                       *owner;     /* by record: rows, columns */
+    uint8_t                       *over;      /* LABEL_OVER_*, when any */
+    int                            has_over;
     int                            threads;
 } decoded_t;
 
@@ -35,6 +38,7 @@ typedef struct {
 typedef struct {
     const decoded_t   *d;
     size_t             next;                  /* rows, then columns */
+    size_t             current;               /* the one last returned */
     int                thread;
     Obs__V1__Record    record;                /* a column record, read */
     columns_reader_t   columns;
@@ -48,12 +52,14 @@ int decoded_init(decoded_t *d, size_t arena_size);
 void decoded_free(decoded_t *d);
 
 /*
- * Decodes a datagram that ingest accepted and tags each record with the
- * one of threads threads that builds it (streams split by tenant too when
- * per_tenant); a datagram that does not decode leaves nothing to read.
+ * Decodes a datagram that ingest accepted, with what the caps made of its
+ * records' labels (over: LABEL_OVER_*, or NULL), and tags each record with
+ * the one of threads threads that builds its stream (split by tenant too
+ * when per_tenant); a datagram that does not decode leaves nothing to
+ * read.
  */
 void decoded_fill(decoded_t *d, const uint8_t *data, size_t len,
-    int threads, int per_tenant);
+    const uint8_t *over, int threads, int per_tenant);
 
 /* Starts thread's walk over its records of d (filled, and left alone
    while the walk lasts). */
@@ -62,5 +68,9 @@ void decoded_read(decoded_reader_t *rd, const decoded_t *d, int thread);
 /* The thread's next record, in datagram order (valid until the next
    call), or NULL when it has no more. */
 const Obs__V1__Record *decoded_next(decoded_reader_t *rd);
+
+/* Which labels of the record decoded_next last gave the caps counted as
+   "__overflow__" (LABEL_OVER_*). */
+unsigned decoded_over(const decoded_reader_t *rd);
 
 #endif

@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "build.h"
 #include "otlp_pb.h"
 #include "compress.h"
 #include "decoded.h"
@@ -24,6 +23,8 @@
 #include "queue.h"
 #include "label_rules.h"
 #include "log.h"
+#include "logline.h"
+#include "spans.h"
 #include "text.h"
 
 #define MAX_LOKI_BATCHES   64          /* open per-tenant batches */
@@ -66,6 +67,7 @@ struct exporter {
     encoder_t           *encoders;
     int                  n_encoders;
     atomic_ullong        shed[SIGNALS];
+    atomic_ullong        overflow[EXPORTER_SINKS][STREAM_LABELS];
     atomic_ullong        decodes;
     destination_t       *dest[EXPORTER_SINKS];
 };
@@ -74,6 +76,9 @@ const char *const  exporter_sink_names[EXPORTER_SINKS] = {
     "loki", "otlp", "otlp_logs"
 };
 const char *const  exporter_signal_names[SIGNALS] = { "logs", "traces" };
+const char *const  exporter_stream_label_names[STREAM_LABELS] = {
+    "service", "tenant"
+};
 
 static int exporter_destinations(exporter_t *e, delivery_t *d, char *err,
     size_t errlen);
@@ -84,9 +89,10 @@ static void *encoder_main(void *data);
 static void encoder_datagram(encoder_t *c, const queue_item_t *item,
     double now);
 static void encoder_record(encoder_t *c, const Obs__V1__Record *r,
-    double now);
+    unsigned over, double now);
 static void encoder_log(encoder_t *c, const Obs__V1__Record *r,
-    const char *service, const char *tenant, int kept, double now);
+    const char *service, const char *label, const char *tenant,
+    unsigned over, int kept, double now);
 static loki_batch_t *encoder_logs_batch(encoder_t *c, const char *org);
 static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
 static void encoder_seal_spans(encoder_t *c);
@@ -95,8 +101,12 @@ static void encoder_free(encoder_t *c);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
 static void encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r,
-    const char *service, int kept, double now);
+    const char *label, unsigned over, int kept, double now);
+static void encoder_overflow(encoder_t *c, sink_id_t sink,
+    stream_label_t label);
 static void encoder_seal_otlp_logs(encoder_t *c);
+static int span_keep(const exporter_config_t *cfg,
+    const Obs__V1__Record *r);
 static double now_seconds(void);
 
 void
@@ -189,9 +199,12 @@ exporter_start(const exporter_config_t *cfg, delivery_t *d, char *err,
 
 void
 exporter_offer(exporter_t *e, const uint8_t *data, size_t len,
-    size_t records)
+    size_t records, const uint8_t *over)
 {
-    if (e->queue == NULL || queue_put(e->queue, data, len) == 0) {
+    if (e->queue == NULL
+        || queue_put(e->queue, data, len, over,
+                     over ? LABEL_OVER_BYTES(records) : 0) == 0)
+    {
         return;
     }
 
@@ -207,6 +220,12 @@ uint64_t
 exporter_shed(exporter_t *e, signal_id_t signal)
 {
     return atomic_load(&e->shed[signal]);
+}
+
+uint64_t
+exporter_overflow(exporter_t *e, sink_id_t sink, stream_label_t label)
+{
+    return atomic_load(&e->overflow[sink][label]);
 }
 
 uint64_t
@@ -460,7 +479,7 @@ encoder_datagram(encoder_t *c, const queue_item_t *item, double now)
     const Obs__V1__Record  *r;
 
     if (item->decode) {
-        decoded_fill(d, item->data, item->len, e->n_encoders,
+        decoded_fill(d, item->data, item->len, item->over, e->n_encoders,
                      e->cfg.tenant_header == TENANT_HEADER_PER_TENANT);
         atomic_fetch_add_explicit(&e->decodes, 1, memory_order_relaxed);
         queue_decoded(e->queue, item->view);
@@ -468,15 +487,22 @@ encoder_datagram(encoder_t *c, const queue_item_t *item, double now)
 
     decoded_read(&c->reader, d, c->index);
     while ((r = decoded_next(&c->reader)) != NULL) {
-        encoder_record(c, r, now);
+        encoder_record(c, r, decoded_over(&c->reader), now);
     }
 }
 
+/*
+ * A record's log line, log record and spans.  The streams' service (the
+ * label) is the metrics' label: sanitised as theirs, "__overflow__" where
+ * their caps put it (over); the line and the spans keep the record's.
+ */
 static void
-encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
+encoder_record(encoder_t *c, const Obs__V1__Record *r, unsigned over,
+    double now)
 {
     exporter_t  *e = c->e;
     char         service[LOKI_SERVICE_MAX], tenant[LOKI_TENANT_MAX];
+    char         label[LABEL_BUF_LEN];
     int          kept = e->cfg.traces && span_keep(&e->cfg, r);
 
     if (text_utf8(r->service.data, r->service.len, service,
@@ -485,13 +511,19 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
         strcpy(service, "unknown");
     }
 
+    if (over & LABEL_OVER_SERVICE) {
+        strcpy(label, LABEL_OVERFLOW_TEXT);
+    } else if (label_sanitize(r->service.data, r->service.len, label) == 0) {
+        strcpy(label, "unknown");
+    }
+
     if (e->loki_on) {
         text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
-        encoder_log(c, r, service, tenant, kept, now);
+        encoder_log(c, r, service, label, tenant, over, kept, now);
     }
 
     if (e->dest[EXPORTER_OTLP_LOGS]) {
-        encoder_otlp_log(c, r, service, kept, now);
+        encoder_otlp_log(c, r, label, over, kept, now);
     }
 
     if (kept) {
@@ -512,7 +544,8 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, double now)
 
 static void
 encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
-    const char *tenant, int kept, double now)
+    const char *label, const char *tenant, unsigned over, int kept,
+    double now)
 {
     exporter_t    *e = c->e;
     loki_batch_t  *b;
@@ -527,13 +560,22 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
         return;
     }
 
-    if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
+    if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT
+        && (over & LABEL_OVER_TENANT))
+    {
+        org = LABEL_OVERFLOW_TEXT;
+        encoder_overflow(c, EXPORTER_LOKI, STREAM_TENANT);
+    } else if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
         org = org_id_valid(tenant) ? tenant : TENANT_INVALID;
     } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
         org = e->cfg.org_id;
     }
 
-    entry.service = service;
+    if (over & LABEL_OVER_SERVICE) {
+        encoder_overflow(c, EXPORTER_LOKI, STREAM_SERVICE);
+    }
+
+    entry.service = label;
     entry.level = log_level(r->status);
     entry.line = &c->line;
     entry.time_ns = r->start_time_unix_nano + r->duration_us * 1000;
@@ -702,18 +744,21 @@ encoder_seal_due(encoder_t *c, double now, int all)
 }
 
 /* The record's log line as an OTLP LogRecord, batched by count, size and
-   time. */
+   time; its service is the stream label (a collector makes it Loki's). */
 static void
-encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
-    int kept, double now)
+encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r, const char *label,
+    unsigned over, int kept, double now)
 {
     exporter_t  *e = c->e;
 
     if (c->n_records == 0) {
         c->records_opened = now;
     }
+    if (over & LABEL_OVER_SERVICE) {
+        encoder_overflow(c, EXPORTER_OTLP_LOGS, STREAM_SERVICE);
+    }
 
-    log_record(&c->records, &c->record, r, service, e->cfg.gateway_host,
+    log_record(&c->records, &c->record, r, label, e->cfg.gateway_host,
                kept);
     c->n_records++;
 
@@ -755,6 +800,13 @@ encoder_seal_otlp_logs(encoder_t *c)
 }
 
 static void
+encoder_overflow(encoder_t *c, sink_id_t sink, stream_label_t label)
+{
+    atomic_fetch_add_explicit(&c->e->overflow[sink][label], 1,
+                              memory_order_relaxed);
+}
+
+static void
 encoder_free(encoder_t *c)
 {
     int  i;
@@ -785,7 +837,7 @@ payload_text(const char *text, size_t len, size_t items, const char *org)
 }
 
 /* Head sampling, plus tail keep: 5xx and slow requests are always kept. */
-int
+static int
 span_keep(const exporter_config_t *cfg, const Obs__V1__Record *r)
 {
     if (r->trace_id.len != 16 || r->span_id.len != 8) {

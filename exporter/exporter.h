@@ -51,8 +51,14 @@ typedef enum { SIGNAL_LOGS = 0, SIGNAL_TRACES, SIGNALS } signal_id_t;
 typedef enum { EXPORTER_LOKI = 0, EXPORTER_OTLP, EXPORTER_OTLP_LOGS,
                EXPORTER_SINKS } sink_id_t;
 
+/* The stream labels the metrics' caps bound: a Loki stream's service and
+   per-tenant X-Scope-OrgID, an OTLP log record's service. */
+typedef enum { STREAM_SERVICE = 0, STREAM_TENANT, STREAM_LABELS
+             } stream_label_t;
+
 extern const char *const  exporter_sink_names[EXPORTER_SINKS];
 extern const char *const  exporter_signal_names[SIGNALS];
+extern const char *const  exporter_stream_label_names[STREAM_LABELS];
 
 typedef struct exporter  exporter_t;
 
@@ -69,12 +75,15 @@ exporter_t *exporter_start(const exporter_config_t *cfg, delivery_t *d,
     char *err, size_t errlen);
 
 /*
- * Takes a copy of one aggregated datagram holding records records (ingest
- * thread): never waits; when the exporter threads are a full queue behind,
- * the records are counted shed for each signal that is on.
+ * Takes a copy of one aggregated datagram holding records records, and of
+ * what the caps made of their labels (over: LABEL_OVER_BYTES(records)
+ * bytes of LABEL_OVER_*, common/label_rules.h; NULL: none), whose
+ * "__overflow__" the streams take too (ingest thread): never waits; when
+ * the exporter threads are a full queue behind, the records are counted
+ * shed for each signal that is on.
  */
 void exporter_offer(exporter_t *e, const uint8_t *data, size_t len,
-    size_t records);
+    size_t records, const uint8_t *over);
 
 /* What the delivery layer is told of the Loki, OTLP traces or OTLP logs
    destination (the URL is the configured one: see otlp_url). */
@@ -86,6 +95,11 @@ void exporter_stats(exporter_t *e, sink_id_t sink, destination_stats_t *out);
 
 /* Records whose log line (or spans) were shed because the queue was full. */
 uint64_t exporter_shed(exporter_t *e, signal_id_t signal);
+
+/* Log lines (Loki) or log records (OTLP) built with a stream label put
+   under "__overflow__" by the metrics' caps. */
+uint64_t exporter_overflow(exporter_t *e, sink_id_t sink,
+    stream_label_t label);
 
 /* Datagrams the exporter threads decoded: each once, however many threads
    there are. */

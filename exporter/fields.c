@@ -8,14 +8,14 @@
 
 #include <string.h>
 
-#include "build.h"
+#include "fields.h"
 
 static int field_name_ok(const ProtobufCBinaryData *name);
 static int field_name_reserved(const ProtobufCBinaryData *name);
 
 static const char  *log_keys[] = {
 #define OBS_LOG_KEY(name)  name,
-#include "../proto/obs/v1/log_keys.def"
+#include "obs/v1/log_keys.def"
 #undef OBS_LOG_KEY
     NULL
 };

@@ -6,11 +6,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "label_rules.h"
 #include "queue.h"
 
 typedef struct {
     size_t          len;
     unsigned char  *data;       /* allocated when first used */
+    uint8_t        *over;       /* ... when first needed */
+    int             has_over;
 } slot_t;
 
 typedef struct {
@@ -82,6 +85,7 @@ queue_free(dgram_queue_t *q)
 
     for (i = 0; i < q->n_slots; i++) {
         free(q->slots[i].data);
+        free(q->slots[i].over);
     }
     free(q->slots);
     free(q->views);
@@ -104,12 +108,15 @@ queue_depth(dgram_queue_t *q)
 }
 
 int
-queue_put(dgram_queue_t *q, const uint8_t *data, size_t len)
+queue_put(dgram_queue_t *q, const uint8_t *data, size_t len,
+    const uint8_t *over, size_t over_len)
 {
     slot_t  *s;
 
     /* only this thread moves head, so the depth can only shrink meanwhile */
-    if (len > QUEUE_SLOT_BYTES || queue_depth(q) >= q->n_slots) {
+    if (len > QUEUE_SLOT_BYTES || over_len > QUEUE_OVER_BYTES
+        || queue_depth(q) >= q->n_slots)
+    {
         return -1;
     }
 
@@ -118,8 +125,17 @@ queue_put(dgram_queue_t *q, const uint8_t *data, size_t len)
     if (s->data == NULL && (s->data = malloc(QUEUE_SLOT_BYTES)) == NULL) {
         return -1;
     }
+    if (over && s->over == NULL
+        && (s->over = malloc(QUEUE_OVER_BYTES)) == NULL)
+    {
+        return -1;
+    }
     memcpy(s->data, data, len);
     s->len = len;
+    s->has_over = over != NULL;
+    if (over) {
+        memcpy(s->over, over, over_len);
+    }
 
     pthread_mutex_lock(&q->lock);
     q->head++;
@@ -190,6 +206,8 @@ queue_get(dgram_queue_t *q, int reader, queue_item_t *item, long wait_ms)
         /* the slot stays as it is until this reader is done with it */
         item->data = q->slots[s % q->n_slots].data;
         item->len = q->slots[s % q->n_slots].len;
+        item->over = q->slots[s % q->n_slots].has_over
+                     ? q->slots[s % q->n_slots].over : NULL;
         item->view = (size_t) (s % q->n_views);
     }
 

@@ -23,6 +23,8 @@
 
 #define QUEUE_MAX_READERS   16
 #define QUEUE_SLOT_BYTES    65536       /* the largest datagram ingest takes */
+/* its records' LABEL_OVER_* (a record takes at least a byte) */
+#define QUEUE_OVER_BYTES    (QUEUE_SLOT_BYTES / 4)
 
 typedef struct dgram_queue  dgram_queue_t;
 
@@ -30,6 +32,7 @@ typedef struct dgram_queue  dgram_queue_t;
 typedef struct {
     const uint8_t  *data;       /* valid until queue_done */
     size_t          len;
+    const uint8_t  *over;       /* its records' LABEL_OVER_*, or NULL */
     size_t          view;       /* which view holds it decoded */
     int             decode;     /* 1: this reader decodes it into the view,
                                    then calls queue_decoded */
@@ -42,8 +45,11 @@ dgram_queue_t *queue_new(size_t slots, size_t views, int readers);
 /* Frees the ring. */
 void queue_free(dgram_queue_t *q);
 
-/* Copies a datagram in (producer); -1 when the ring is full or too small. */
-int queue_put(dgram_queue_t *q, const uint8_t *data, size_t len);
+/* Copies a datagram in, with over_len bytes of over (its records'
+   LABEL_OVER_*; NULL: none) (producer); -1 when the ring is full or too
+   small. */
+int queue_put(dgram_queue_t *q, const uint8_t *data, size_t len,
+    const uint8_t *over, size_t over_len);
 
 /*
  * Waits at most wait_ms for reader's next datagram and its view: returns 1

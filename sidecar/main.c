@@ -68,7 +68,7 @@ static int sidecar_signal(sidecar_t *s);
 static void sidecar_reload(sidecar_t *s);
 static void sidecar_stop(sidecar_t *s);
 static void sidecar_export(const uint8_t *bytes, size_t len,
-    size_t records, void *data);
+    size_t records, const uint8_t *over, void *data);
 static const char *sidecar_audit_ready(void *data);
 
 int
@@ -378,9 +378,10 @@ sidecar_stop(sidecar_t *s)
 
 
 static void
-sidecar_export(const uint8_t *bytes, size_t len, size_t records, void *data)
+sidecar_export(const uint8_t *bytes, size_t len, size_t records,
+    const uint8_t *over, void *data)
 {
-    exporter_offer(data, bytes, len, records);
+    exporter_offer(data, bytes, len, records, over);
 }
 
 /* /readyz: not ready while the audit file cannot be written. */

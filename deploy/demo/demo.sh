@@ -3,9 +3,10 @@
 # packages only: nginx + ngx_http_obs_module in front of the two demo
 # services, obs-sidecar (log lines and spans to local files), nginx's own
 # counters through prometheus-nginx-exporter, a real Prometheus with the
-# project's rules, and Alertmanager with its routing.
+# project's rules, and Alertmanager with its routing.  Every request is an
+# event of the audit trail, which verify-audit checks.
 #
-#   deploy/demo/demo.sh start|stop|traffic [requests]
+#   deploy/demo/demo.sh start|stop|traffic [requests]|verify-audit
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -73,6 +74,8 @@ http {
         listen 127.0.0.1:$GATEWAY_PORT;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
+        # every request an event of the audit trail, the client a pseudonym
+        obs_audit on hmac=$DEMO/audit/client.key;
 
         location /api/ {
             obs_service_name backend-api;
@@ -155,6 +158,28 @@ traffic() {
     done
 }
 
+# The audit trail's keys, made once: the chain's (the sidecar's, and
+# verify-audit's) and the clients' pseudonyms' (nginx's)
+audit_keys() {
+    local key
+    mkdir -p "$DEMO/audit"
+    chmod 700 "$DEMO/audit"
+    for key in chain client; do
+        [ -s "$DEMO/audit/$key.key" ] \
+            || (umask 077 && openssl rand -hex 32 >"$DEMO/audit/$key.key")
+    done
+}
+
+# the trail's files, oldest first (audit.log.N ... audit.log.1, audit.log)
+verify_audit() {
+    local files=() n=1
+    while [ -f "$DEMO/audit/audit.log.$n" ]; do n=$((n + 1)); done
+    for ((n = n - 1; n >= 1; n--)); do files+=("$DEMO/audit/audit.log.$n"); done
+    files+=("$DEMO/audit/audit.log")
+    "$ROOT/build/obs-sidecar" --verify-audit "${files[@]}" \
+        --audit-key-file "$DEMO/audit/chain.key"
+}
+
 # nginx started as root writes the records socket as nobody
 worker_group() {
     if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi
@@ -165,13 +190,15 @@ start() {
         || make -C "$ROOT" all >/dev/null
     mkdir -p "$DEMO"/{run,logs,tmp,prometheus}
     chmod 755 "$DEMO" "$DEMO/run"
+    audit_keys
 
     running backend-api || spawn backend-api /usr/bin/python3 "$ROOT/deploy/demo/services.py" backend-api "$BACKEND_PORT"
     running ml-engine || spawn ml-engine /usr/bin/python3 "$ROOT/deploy/demo/services.py" ml-engine "$ML_PORT"
     running sidecar || OTEL_SERVICE_NAME=obs-gateway spawn sidecar "$ROOT/build/obs-sidecar" \
         --ingest "unix:$DEMO/run/records.sock" --listen "127.0.0.1:$SIDECAR_PORT" \
         --ingest-group "$(worker_group)" \
-        --logs-file "$DEMO/logs/requests.jsonl" --spans-file "$DEMO/logs/spans.otlp.jsonl"
+        --logs-file "$DEMO/logs/requests.jsonl" --spans-file "$DEMO/logs/spans.otlp.jsonl" \
+        --audit-file "$DEMO/audit/audit.log" --audit-key-file "$DEMO/audit/chain.key"
     wait_http "http://127.0.0.1:$SIDECAR_PORT/readyz"
 
     write_nginx_conf
@@ -229,8 +256,10 @@ The obs gateway demo is running:
   structured log lines (JSON)            $DEMO/logs/requests.jsonl
   spans (OTLP/JSON)                      $DEMO/logs/spans.otlp.jsonl
   nginx access log with trace ids        $DEMO/logs/access.log
+  audit trail (HMAC-chained JSON lines)  $DEMO/audit/audit.log
 
 More traffic: deploy/demo/demo.sh traffic 1000     Stop: make demo-stop
+Check the audit trail's chain: deploy/demo/demo.sh verify-audit
 EOM
 }
 
@@ -260,5 +289,6 @@ case "${1:-start}" in
     start) start ;;
     stop) stop ;;
     traffic) traffic "${2:-300}" ;;
-    *) echo "usage: $0 start|stop|traffic [n]" >&2; exit 2 ;;
+    verify-audit) verify_audit ;;
+    *) echo "usage: $0 start|stop|traffic [n]|verify-audit" >&2; exit 2 ;;
 esac

@@ -30,6 +30,10 @@ each at its measured peak, as if all peaks came at once:
   clickhouse            its bound (spool_bytes with a spool: the batches
                         are kept in memory too; queue_bytes without) + the
                         previous counter values and a collection, per series
+  audit                 audit.queue_bytes (events waiting while the file
+                        cannot be written) and, with loki, its stream:
+                        2 x loki.queue_bytes + a batch in flight, and the
+                        batch it is building with its body
 
 The per-series figures were measured with the sidecar of this repository
 (2026-12, on the 2-core build machine: t/integration/test_sidecar_memory.py
@@ -127,6 +131,11 @@ def bound(cfg, table):
                    else "clickhouse.queue_bytes")
         parts.append(("clickhouse", held
                       + series * PER_SERIES["clickhouse"]))
+    if "audit" in cfg:
+        held = get("audit.queue_bytes")
+        if "loki" in sinks and cfg["audit"].get("loki", True):
+            held += 2 * get("loki.queue_bytes") + 3 * get("loki.batch_bytes")
+        parts.append(("audit", held))
     return parts
 
 

@@ -16,8 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "build.h"
+#include "fields.h"
 #include "jsonw.h"
+#include "logline.h"
 #include "otlp_pb.h"
 #include "text.h"
 

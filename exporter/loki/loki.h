@@ -18,13 +18,13 @@
 #include "label_rules.h"
 
 #define LOKI_MAX_STREAMS  32
-#define LOKI_SERVICE_MAX  256
+#define LOKI_SERVICE_MAX  256             /* the line's */
 #define LOKI_TENANT_MAX   80
 
 typedef enum { LOKI_PROTOBUF = 0, LOKI_JSON, LOKI_FILE } loki_format_t;
 
 typedef struct {
-    char         service[LOKI_SERVICE_MAX];
+    char         service[LABEL_BUF_LEN];    /* the stream label */
     const char  *level;
     buf_t        entries;
 } loki_stream_t;
@@ -41,7 +41,7 @@ typedef struct {
 
 /* One log line and what goes beside it. */
 typedef struct {
-    const char     *service;        /* sanitised */
+    const char     *service;        /* label_sanitize()d, or __overflow__ */
     const char     *level;
     const buf_t    *line;           /* the JSON log line */
     uint64_t        time_ns;

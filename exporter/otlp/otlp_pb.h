@@ -1,6 +1,6 @@
 /*
- * What the OTLP encoders of every signal share (spans.c, logs.c,
- * metrics.c): attributes (KeyValue) written straight into a message under
+ * What the OTLP encoders of every signal share (spans.c, otlp_metrics.c,
+ * the log records of loki/logline.c): attributes (KeyValue) written straight into a message under
  * the message's own attributes field number, the gateway's Resource, the
  * Export*ServiceRequest envelope (the three signals' envelopes have the same
  * field numbers: resource_* = 1 { resource = 1, scope_* = 2 { scope = 1,

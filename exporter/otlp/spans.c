@@ -13,9 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "build.h"
+#include "fields.h"
 #include "obs_limits.h"
 #include "otlp_pb.h"
+#include "spans.h"
 #include "text.h"
 
 #define SPAN_SERVER   2

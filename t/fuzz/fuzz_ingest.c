@@ -25,14 +25,15 @@ static decoded_t      view;
 
 /* The records ingest counted, split among three threads, per tenant. */
 static void
-share(const uint8_t *data, size_t len, size_t records, void *unused)
+share(const uint8_t *data, size_t len, size_t records, const uint8_t *over,
+    void *unused)
 {
     decoded_reader_t  rd;
     size_t            got = 0;
     int               t;
 
     (void) unused;
-    decoded_fill(&view, data, len, 3, 1);
+    decoded_fill(&view, data, len, over, 3, 1);
 
     for (t = 0; t < 3; t++) {
         decoded_read(&rd, &view, t);

@@ -102,10 +102,11 @@ class RebuildTest(unittest.TestCase):
         compiled = sorted(os.path.basename(w) for w in plan.split()
                           if w.endswith(".o") and "-o" in plan)
         users = sorted(f[:-2] + ".o"
-                       for d in ("sidecar", "exporter", "common")
-                       for f in os.listdir(os.path.join(ROOT, d))
+                       for top in ("sidecar", "exporter", "common")
+                       for d, _, files in os.walk(os.path.join(ROOT, top))
+                       for f in files
                        if f.endswith(".c") and '"pb.h"' in open(
-                           os.path.join(ROOT, d, f)).read())
+                           os.path.join(d, f)).read())
         self.assertTrue(users)
         for obj in users:
             self.assertIn(obj, compiled)
@@ -114,9 +115,9 @@ class RebuildTest(unittest.TestCase):
         for target in ("test_sidecar", "bench_sidecar"):
             path = os.path.join(ROOT, "build", target)
             self.assertEqual(make(path).returncode, 0, target)
-            recipe = make("-n", "-W", "sidecar/ingest.c", path).stdout
-            self.assertNotIn("sidecar/aggregate.c", recipe, target)
-            self.assertIn("sidecar/ingest.c", recipe, target)
+            recipe = make("-n", "-W", "sidecar/ingest/ingest.c", path).stdout
+            self.assertNotIn("sidecar/aggregate/aggregate.c", recipe, target)
+            self.assertIn("sidecar/ingest/ingest.c", recipe, target)
 
     def test_another_nginx_tree_configures_again(self):
         # a build directory of its own, configured as of a second ago

@@ -2,7 +2,9 @@
 """`make demo` smoke test: the demo comes up on free ports, per-tenant
 series reach the sidecar and Prometheus, nginx's own counters reach
 Prometheus (job obs-nginx, paired with the sidecar by the gateway label)
-while ObsRecordsNotReceived stays quiet, and `make demo-stop` stops it."""
+while ObsRecordsNotReceived stays quiet, every request is an event of the
+audit trail whose chain `demo.sh verify-audit` checks, and `make demo-stop`
+stops it."""
 
 import os
 import re
@@ -87,6 +89,32 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(http_get("http://127.0.0.1:%d/-/ready"
                                       % ports["ALERTMANAGER_PORT"])[0], 200)
 
+            # every request of the traffic is in the audit trail, whose
+            # chain holds
+            trail = os.path.join(env["OBS_DEMO_DIR"], "audit", "audit.log")
+            self.assertIn(trail, out.stdout)
+            self.assertIn("deploy/demo/demo.sh verify-audit", out.stdout)
+
+            def audited():
+                if not os.path.exists(trail):
+                    return []
+                with open(trail) as f:
+                    return [e for e in map(json.loads, f)
+                            if e["event"] == "request"]
+            reqs = wait_for(lambda: len(audited()) >= 300 and audited(),
+                            what="300 requests in the audit trail")
+            self.assertEqual({e["audited_by"] for e in reqs}, {"obs_audit"})
+            self.assertTrue(all(re.fullmatch(r"[0-9a-f]{64}", e["client"])
+                                for e in reqs))
+            self.assertIn("/api/v1/recommendations",
+                          {e["route"] for e in reqs})
+            verify = subprocess.run(["bash", "deploy/demo/demo.sh",
+                                     "verify-audit"], cwd=ROOT, env=env,
+                                    capture_output=True, text=True,
+                                    timeout=60)
+            self.assertEqual(verify.returncode, 0, verify.stderr)
+            self.assertIn("audit chain holds", verify.stdout)
+
             # nginx's requests beside the sidecar's records, one gateway
             def query(expr):
                 url = ("http://127.0.0.1:%d/api/v1/query?" %
@@ -122,6 +150,14 @@ class DemoTest(unittest.TestCase):
                                   cwd=ROOT, env=env, capture_output=True,
                                   text=True, timeout=60)
         self.assertEqual(stop.returncode, 0, stop.stderr)
+        # the stop is the trail's last event, and the chain still holds
+        with open(trail) as f:
+            self.assertEqual(json.loads(f.readlines()[-1])["event"],
+                             "sidecar_stop")
+        verify = subprocess.run(["bash", "deploy/demo/demo.sh",
+                                 "verify-audit"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(verify.returncode, 0, verify.stderr)
         self.assertRaises(Exception, http_get,
                           "http://127.0.0.1:%d/metrics"
                           % ports["SIDECAR_PORT"], None, 1)

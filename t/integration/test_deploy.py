@@ -10,11 +10,17 @@ gateway; the sidecar's memory limit holds what its settings let it keep
 (deploy/k8s/sidecar_memory.py); stopping drains nginx before the sidecar;
 a PodDisruptionBudget, topology spread, a NetworkPolicy that keeps /metrics
 to the Prometheus of parameters.yaml, which also sets the release label;
-receiver credentials from a Secret; and the tenant from a verified JWT by
+receiver credentials from a Secret; the tenant from a verified JWT by
 default: the shipped nginx.conf files run with the module and label a
-request with its token's tenant, never with the header a client sent."""
+request with its token's tenant, never with the header a client sent; and
+the audit trail on: every API request an event of a chain that
+--verify-audit accepts, the client a pseudonym, the file on a volume that
+outlives the container, each key from a secret only its reader gets."""
 
+import base64
 import glob
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -35,6 +41,7 @@ from harness import (ROOT, SIDECAR, MODULE, NGINX, Stack, free_port,  # noqa
 COMPOSE = os.path.join(ROOT, "deploy", "compose", "docker-compose.yml")
 K8S = os.path.join(ROOT, "deploy", "k8s")
 DEV_TOKEN = os.path.join(ROOT, "deploy", "compose", "dev-token.sh")
+AUDIT_KEYS = os.path.join(ROOT, "deploy", "compose", "audit-keys.sh")
 sys.path.insert(0, os.path.join(ROOT, "alert-rules"))
 sys.path.insert(0, K8S)
 import generate  # noqa: E402
@@ -57,6 +64,20 @@ def dev_token(secrets, tenant):
                           ).stdout.strip()
 
 
+def audit_keys(secrets):
+    """deploy/compose/audit-keys.sh's keys in secrets/: (chain key file,
+    client key file)."""
+    subprocess.run([AUDIT_KEYS], capture_output=True, check=True,
+                   env=dict(os.environ, OBS_SECRETS_DIR=secrets))
+    return (os.path.join(secrets, "audit_key"),
+            os.path.join(secrets, "audit_client_key"))
+
+
+def first_line(path):
+    with open(path, "rb") as f:
+        return f.read().split(b"\n")[0]
+
+
 class Backend(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
@@ -70,15 +91,19 @@ class Backend(http.server.BaseHTTPRequestHandler):
 
 def run_shipped_nginx_conf(test, conf, keys):
     """The shipped nginx.conf with this machine's module, a local backend
-    and a sidecar, changed only where a test must (paths, ports, the
-    cluster's names; "resolve" needs 1.27.3).  Returns (gateway URL, stub
-    status URL, stack)."""
+    and a sidecar keeping an audit trail (keys from audit-keys.sh), changed
+    only where a test must (paths, ports, the cluster's names; "resolve"
+    needs 1.27.3).  Returns (gateway URL, stub status URL, stack)."""
     backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     test.addCleanup(backend.server_close)
     test.addCleanup(backend.shutdown)
     stack = Stack("", sidecar_args=["--no-logs", "--no-traces"])
     test.addCleanup(stack.stop)
+    stack.audit_key, stack.audit_client_key = audit_keys(stack.dir)
+    stack.audit_file = os.path.join(stack.dir, "audit.log")
+    stack.sidecar_args += ["--audit-file", stack.audit_file,
+                           "--audit-key-file", stack.audit_key]
     stack.start_sidecar()
     port, stub = free_port(), free_port()
     conf = conf.replace("load_module modules/ngx_http_obs_module.so",
@@ -87,6 +112,7 @@ def run_shipped_nginx_conf(test, conf, keys):
     conf = re.sub(r"access_log /dev/stdout \w+;", "access_log off;", conf)
     conf = conf.replace("unix:/run/obs/records.sock", "unix:" + stack.sock)
     conf = re.sub(r"obs_jwt_keys \S+;", "obs_jwt_keys %s;" % keys, conf)
+    conf = re.sub(r" hmac=\S+;", " hmac=%s;" % stack.audit_client_key, conf)
     conf = conf.replace("listen 8080;", "listen 127.0.0.1:%d;" % port)
     conf = conf.replace("listen 127.0.0.1:8081;",
                         "listen 127.0.0.1:%d;" % stub)
@@ -111,7 +137,8 @@ def run_shipped_nginx_conf(test, conf, keys):
 
 def tenants_seen(test, conf, keys, token):
     """{tenant: requests} for one request with the token, one claiming a
-    tenant by header only, one with a forged token."""
+    tenant by header only, one with a forged token; the three are events of
+    the audit trail (audit_trail_of)."""
     gateway, stub, stack = run_shipped_nginx_conf(test, conf, keys)
     head, body, _ = token.split(".")
     forged = head + "." + body + "." + "A" * 86
@@ -124,8 +151,46 @@ def tenants_seen(test, conf, keys, token):
     test.assertIn(b"Active connections", request(stub)[1])
     wait_for(lambda: value(stack.metrics(), "http_server_requests_total")
              == 3, what="3 records")
+    audit_trail_of(test, stack, token)
     return {dict(ls)["tenant"]: v for (n, ls), v in stack.metrics().items()
             if n == "http_server_requests_total"}
+
+
+def audit_trail_of(test, stack, token):
+    """tenants_seen's requests in the trail: the verified tenant or
+    "unverified" (never the header's), the client only as its pseudonym
+    under the client key, no token, /healthz not audited, and a chain that
+    --verify-audit accepts under the chain key."""
+    def requests():
+        if not os.path.exists(stack.audit_file):
+            return []
+        with open(stack.audit_file) as f:
+            return [e for e in map(json.loads, f) if e["event"] == "request"]
+    events = wait_for(lambda: len(requests()) == 3 and requests(),
+                      what="3 requests in the audit trail")
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1]
+                                                 + "=="))
+    # (nginx's workers send their own batches: the file's order may differ)
+    test.assertEqual(sorted((e["tenant"], e["method"], e["status"],
+                             e["decision"], e["audited_by"]) for e in events),
+                     [(claims["tenant_id"], "GET", 200, "allowed",
+                       "obs_audit")]
+                     + [("unverified", "GET", 200, "allowed", "obs_audit")]
+                     * 2)
+    pseudonym = hmac.new(first_line(stack.audit_client_key), b"127.0.0.1",
+                         hashlib.sha256).hexdigest()
+    test.assertEqual({e["client"] for e in events}, {pseudonym})
+    test.assertEqual(sorted(e["user"] for e in events),
+                     [claims["sub"], "unverified", "unverified"])
+    with open(stack.audit_file) as f:
+        text = f.read()
+    for secret in (token.split(".")[2], "someone-else", "127.0.0.1"):
+        test.assertNotIn(secret, text)
+    p = subprocess.run([SIDECAR, "--verify-audit", stack.audit_file,
+                        "--audit-key-file", stack.audit_key],
+                       capture_output=True, text=True)
+    test.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+    test.assertIn("audit chain holds", p.stdout)
 
 
 class ComposeTest(unittest.TestCase):
@@ -237,18 +302,78 @@ class ComposeTest(unittest.TestCase):
              "deploy/compose/secrets/jwt_signing_key.pem"])
         self.assertEqual(ignored.returncode, 0)
 
+    def test_the_audit_trail_is_on(self):
+        """nginx audits the API with the clients' pseudonyms, the sidecar
+        keeps the chain on a named volume of its own (created for its user
+        by the image) and ships it to Loki; each key is a secret only its
+        reader gets, made by audit-keys.sh into the ignored secrets/."""
+        conf = read(os.path.join(ROOT, "deploy", "compose", "nginx.conf"))
+        self.assertRegex(conf, r"listen 8080;[^}]*\n        obs_audit on "
+                         r"hmac=/run/secrets/audit_client_key;")
+        self.assertIn("location = /healthz { obs off; obs_audit off;", conf)
+        services = self.doc["services"]
+        gw, side = services["gateway"], services["obs-sidecar"]
+        self.assertIn("audit_client_key", gw["secrets"])
+        self.assertNotIn("audit_key", gw["secrets"])
+        self.assertEqual(side["secrets"], ["audit_key"])
+        for name in ("audit_key", "audit_client_key"):
+            self.assertEqual(self.doc["secrets"][name]["file"],
+                             "./secrets/" + name)
+        dockerfile = read(os.path.join(ROOT, "deploy", "compose",
+                                       "Dockerfile.sidecar"))
+        for name in ("sidecar.json", "sidecar.otel-collector.json"):
+            with open(os.path.join(ROOT, "deploy", "compose", name)) as f:
+                audit = json.load(f)["audit"]
+            self.assertEqual(audit["key_file"], "/run/secrets/audit_key")
+            d = os.path.dirname(audit["file"])
+            self.assertIn("obs-audit:" + d, side["volumes"], name)
+            self.assertIsNone(self.doc["volumes"]["obs-audit"])  # named
+            self.assertRegex(dockerfile, r"chown obs [^\n]*%s" % d)
+        with open(os.path.join(ROOT, "deploy", "compose",
+                               "sidecar.json")) as f:
+            cfg = json.load(f)
+        self.assertTrue(cfg["loki"]["url"])
+        self.assertTrue(cfg["audit"].get("loki", True))
+
+        secrets = tempfile.mkdtemp(prefix="obs-audit-keys-")
+        self.addCleanup(shutil.rmtree, secrets, True)
+        chain, client = audit_keys(secrets)
+        keys = [first_line(chain), first_line(client)]
+        for k in keys:
+            self.assertRegex(k, b"^[0-9a-f]{64}$")
+        self.assertNotEqual(keys[0], keys[1])
+        # the sidecar (uid 10001) reads its key; nginx's master, root
+        self.assertEqual(os.stat(chain).st_mode & 0o777, 0o644)
+        self.assertEqual(os.stat(client).st_mode & 0o777, 0o600)
+        # a second run keeps them: a new chain key would start a new chain
+        audit_keys(secrets)
+        self.assertEqual([first_line(chain), first_line(client)], keys)
+        for name in ("audit_key", "audit_client_key"):
+            ignored = subprocess.run(
+                ["git", "-C", ROOT, "check-ignore", "-q",
+                 "deploy/compose/secrets/" + name])
+            self.assertEqual(ignored.returncode, 0, name)
+
     def test_shipped_sidecar_configs_are_valid(self):
-        """--check-config also probes the paths a container has (socket
-        and spool directories): they move into a temporary directory."""
+        """--check-config also probes the paths a container has (socket,
+        spool and audit directories, the audit key): they move into a
+        temporary directory.  The k8s pod names its audit file in the
+        environment (gateway.yaml)."""
         tmp = tempfile.mkdtemp(prefix="obs-deploy-")
         self.addCleanup(shutil.rmtree, tmp, True)
+        for key in ("/run/secrets/audit_key", "/etc/obs-audit/chain-key"):
+            os.makedirs(os.path.dirname(tmp + key), exist_ok=True)
+            with open(tmp + key, "w") as f:
+                f.write("not-a-real-audit-key-0123456789\n")
         for path in (os.path.join(ROOT, "deploy", "compose", "sidecar.json"),
                      os.path.join(ROOT, "deploy", "compose",
                                   "sidecar.otel-collector.json"),
                      os.path.join(K8S, "sidecar.json")):
             with open(path) as f:
                 text = f.read()
-            for d in ("/run/obs", "/var/lib/obs-sidecar"):
+            for d in ("/run/obs", "/var/lib/obs-sidecar",
+                      "/var/lib/obs-audit", "/run/secrets",
+                      "/etc/obs-audit"):
                 os.makedirs(tmp + d, exist_ok=True)
                 text = text.replace(d + "/", tmp + d + "/")
             moved = os.path.join(tmp, "sidecar.json")
@@ -257,6 +382,9 @@ class ComposeTest(unittest.TestCase):
             env = dict(os.environ, OBS_SIDECAR_LOKI_URL="http://loki:3100/"
                        "loki/api/v1/push",
                        OTEL_EXPORTER_OTLP_ENDPOINT="http://jaeger:4318")
+            if "file" not in json.loads(text)["audit"]:      # k8s
+                env["OBS_SIDECAR_AUDIT_FILE"] = \
+                    tmp + "/var/lib/obs-audit/obs-gateway-0.log"
             p = subprocess.run([SIDECAR, "--config", moved, "--check-config"],
                                capture_output=True, text=True, env=env)
             self.assertEqual(p.returncode, 0, path + ": " + p.stderr)
@@ -324,6 +452,11 @@ class OtelCollectorTest(unittest.TestCase):
         self.assertIn("k8s.pod.name=$(POD_NAME)",
                       values["OTEL_RESOURCE_ATTRIBUTES"])
         self.assertNotIn("OBS_SIDECAR_LOKI_URL", values)
+        # the audit trail as in the base, each pod its own file
+        self.assertLess(env.index("POD_NAME"),
+                        env.index("OBS_SIDECAR_AUDIT_FILE"))
+        self.assertEqual(values["OBS_SIDECAR_AUDIT_FILE"],
+                         "/var/lib/obs-audit/$(POD_NAME).log")
         monitors = {d["metadata"]["name"]: d for d in docs
                     if d["kind"] == "PodMonitor"}
         self.assertEqual([e["port"] for e in monitors["obs-gateway"]
@@ -520,6 +653,7 @@ class KubernetesTest(unittest.TestCase):
                                    parts))
         self.assertLessEqual(sidecar_memory.limit_bytes(
             res["requests"]["memory"]), limit)
+        self.assertIn("audit", {n for n, _ in parts})
         # every sink sidecar.json names is counted, and they are the four
         self.assertEqual({n for n, _ in parts} & set(sidecar_memory.SINKS),
                          set(sidecar_memory.SINKS) & set(cfg))
@@ -567,6 +701,9 @@ class KubernetesTest(unittest.TestCase):
             for sink in ("loki", "otlp", "clickhouse"):
                 cfg[sink]["spool_dir"] = os.path.join(d, sink)
             cfg["ingest"] = ["unix:%s/records.sock" % d]
+            with open(os.path.join(d, "chain-key"), "w") as f:
+                f.write("not-a-real-audit-key-0123456789\n")
+            cfg["audit"]["key_file"] = os.path.join(d, "chain-key")
             path = os.path.join(d, "sidecar.json")
             with open(path, "w") as f:
                 json.dump(cfg, f)
@@ -576,6 +713,75 @@ class KubernetesTest(unittest.TestCase):
             p = subprocess.run([SIDECAR, "--config", path, "--check-config"],
                                capture_output=True, text=True, env=env)
             self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_the_audit_trail_is_on(self):
+        """nginx audits the API with the clients' pseudonyms; each pod's
+        sidecar keeps its own chain (named by the pod) on a claim that
+        outlives it, never an emptyDir, and ships it to Loki; each
+        container gets only its own key of the Secret obs-audit, which the
+        pod needs to start (example and command beside, not applied)."""
+        conf = read(os.path.join(K8S, "nginx.conf"))
+        hmac_key = re.search(r"listen 8080;[^}]*\n        obs_audit on "
+                             r"hmac=(\S+);", conf).group(1)
+        self.assertIn("location = /healthz { obs off; obs_audit off;", conf)
+        side, gw = self.containers["obs-sidecar"], self.containers["gateway"]
+        vols = {v["name"]: v for v in self.pod["volumes"]}
+
+        def mounts(c):
+            return {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+
+        # the file: per pod, on the claim
+        env = [e["name"] for e in side["env"]]
+        values = {e["name"]: e for e in side["env"]}
+        self.assertLess(env.index("POD_NAME"),
+                        env.index("OBS_SIDECAR_AUDIT_FILE"))
+        self.assertEqual(values["POD_NAME"]["valueFrom"],
+                         {"fieldRef": {"fieldPath": "metadata.name"}})
+        path = values["OBS_SIDECAR_AUDIT_FILE"]["value"]
+        self.assertEqual(os.path.basename(path), "$(POD_NAME).log")
+        self.assertEqual(mounts(side)["obs-audit"], os.path.dirname(path))
+        self.assertNotIn("obs-audit", mounts(gw))
+        self.assertEqual(vols["obs-audit"], {
+            "name": "obs-audit",
+            "persistentVolumeClaim": {"claimName": "obs-audit"}})
+        claim = [o for o in self.kinds["PersistentVolumeClaim"]
+                 if o["metadata"]["name"] == "obs-audit"][0]
+        # shared by the replicas
+        self.assertEqual(claim["spec"]["accessModes"], ["ReadWriteMany"])
+        self.assertGreaterEqual(sidecar_memory.limit_bytes(
+            claim["spec"]["resources"]["requests"]["storage"]), 10 << 30)
+        # writable by the sidecar's user
+        self.assertEqual(self.pod["securityContext"]["fsGroup"],
+                         side["securityContext"]["runAsUser"])
+        # the keys: the Secret is not optional, each container its own
+        cfg = self.sidecar_json()["audit"]
+        self.assertNotIn("file", cfg)
+        self.assertTrue(cfg.get("loki", True))
+        self.assertIn("OBS_SIDECAR_LOKI_URL", values)
+        for c, vol, key, used in ((side, "audit-chain-key", "chain-key",
+                                   cfg["key_file"]),
+                                  (gw, "audit-client-key", "client-key",
+                                   hmac_key)):
+            self.assertEqual(vols[vol]["secret"], {
+                "secretName": "obs-audit",
+                "items": [{"key": key, "path": key}]})
+            self.assertEqual(os.path.join(mounts(c)[vol], key), used)
+        self.assertNotIn("audit-client-key", mounts(side))
+        self.assertNotIn("audit-chain-key", mounts(gw))
+        example = self.load("audit-keys.example.yaml")[0]
+        self.assertEqual(example["metadata"]["name"], "obs-audit")
+        self.assertEqual(example["stringData"],
+                         {"chain-key": "REPLACE-ME",
+                          "client-key": "REPLACE-ME"})
+        kust = self.load("kustomization.yaml")[0]
+        self.assertNotIn("audit-keys.example.yaml", kust["resources"])
+        self.assertIn("audit-volume.yaml", kust["resources"])
+        for f in ("kustomization.yaml", "audit-keys.example.yaml",
+                  "gateway.yaml"):
+            text = re.sub(r" \\\n\s*#\s+", " ", read(os.path.join(K8S, f)))
+            self.assertTrue("kubectl -n obs create secret generic obs-audit "
+                            "--from-file=chain-key=./chain-key "
+                            "--from-file=client-key=./client-key" in text, f)
 
     def test_the_tenant_comes_from_a_verified_token(self):
         """The shipped k8s nginx.conf: the JWT keys from the Secret mount,

@@ -48,6 +48,10 @@ NGINX_HTTP = """
             obs_upstream_span on;
             proxy_pass http://127.0.0.1:1;
         }
+        location /host/ {
+            obs_service_name $host;
+            proxy_pass http://127.0.0.1:BACKEND_PORT/api/;
+        }
     }
     server {
         listen 127.0.0.1:BACKEND_PORT;
@@ -118,7 +122,8 @@ def exporter_stack(test, config, env=None, workers=2, args=(), stdout=None,
     test.addCleanup(rec.stop)
     cfg = {"loki": {"url": rec.url + "/loki/api/v1/push",
                     "batch_wait_ms": 200},
-           "otlp": {"endpoint": rec.url, "batch_wait_ms": 200}}
+           "otlp": {"endpoint": rec.url, "batch_wait_ms": 200},
+           "otlp_logs": {"endpoint": rec.url, "batch_wait_ms": 200}}
     if not loki:
         cfg["loki"] = {"batch_wait_ms": 200}
     for k, v in config.items():
@@ -301,6 +306,111 @@ class LokiAndOtlpTest(unittest.TestCase):
         # and /metrics still parses line by line (no raw CR in a label)
         self.assertEqual(value(stack.metrics(), "http_server_requests_total",
                                service="forged", tenant="ok-tenant"), 1)
+
+
+class StreamLabelCapsTest(unittest.TestCase):
+    """A hostile review: the service of `obs_service_name $host` (any Host
+    header a client sends) and, with loki.tenant_header per_tenant, the
+    tenant of `obs_tenant $http_x_tenant_id` reached Loki as stream labels
+    and X-Scope-OrgIDs without the caps /metrics has, and so did the
+    `service` of OTLP log records, which the collector makes a stream
+    label: each new Host header was a new Loki stream.  They now take the
+    metrics' verdict: the same values, past max_services / max_tenants
+    (and the share of values made from requests) `__overflow__`, counted."""
+
+    def test_streams_and_orgs_bounded_as_the_metrics(self):
+        sys.path.insert(0, os.path.dirname(__file__))
+        from test_otlp import attrs, decode, log_records  # noqa: E402
+        import socket
+        stack, rec = exporter_stack(self, {
+            "max_services": 10, "max_tenants": 20, "exporter_threads": 2,
+            "loki": {"tenant_header": "per_tenant"},
+            "logs_exporter": "otlp"})
+        gw = stack.gateway
+        for i in range(30):
+            request(gw + "/host/x", headers={"Host": "h%d.example" % i})
+        for i in range(60):
+            request(gw + "/api/x", headers={"X-Tenant-ID": "t%d" % i})
+
+        # a forged record's control characters: one label in /metrics
+        # ("ctl?"), so one stream in Loki, not one per byte
+        record_pb2 = obs_contract.record_pb2()
+        b = record_pb2.Batch()
+        b.header.schema_version = 2
+        b.header.pid = 78
+        for c in range(1, 9):
+            r = b.records.add()
+            r.service = b"ctl" + bytes([c])
+            r.method = b"GET"
+            r.route = b"/x"
+            r.status = 200
+            r.start_time_unix_nano = time.time_ns()
+            r.duration_us = 1000
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sk:
+            sk.sendto(b.SerializeToString(), stack.sock)
+
+        total = 30 + 60 + 8
+        lines = wait_for(lambda: len(rec.lines()) == total and rec.lines(),
+                         what="%d lines" % total)
+        records = wait_for(lambda: (lambda r: len(r) == total and r)(
+            log_records(decode("logs", [p["body"] for p in
+                                        rec.state()["otlp_logs"]]))),
+            what="%d log records" % total)
+        m = stack.metrics()
+        self.assertEqual(value(m, "http_server_requests_total"), total)
+
+        def page(label):
+            out = {}
+            for (n, ls), v in m.items():
+                if n == "http_server_requests_total":
+                    k = dict(ls)[label]
+                    out[k] = out.get(k, 0) + v
+            return out
+
+        def count(pairs):
+            out = {}
+            for k in pairs:
+                out[k] = out.get(k, 0) + 1
+            return out
+
+        services = page("service")
+        self.assertEqual(services["__overflow__"], 25)
+        self.assertEqual(len([s for s in services
+                              if s.endswith(".example")]), 5)
+        self.assertEqual(services["ctl?"], 8)
+
+        # Loki's streams: the metrics' services, line for line
+        self.assertEqual(count(st["service"] for st, _, _ in lines),
+                         services)
+        # the line itself keeps what the request said (not a label)
+        said = {json.loads(v[1])["service"] for st, v, _ in lines
+                if st["service"] == "__overflow__"}
+        self.assertEqual(len(said), 25)
+        # OTLP log records' service (a stream label at the collector)
+        self.assertEqual(count(attrs(r["attributes"])["service"]
+                               for r in records), services)
+
+        # per-tenant X-Scope-OrgIDs: the metrics' tenants
+        tenants = page("tenant")
+        self.assertEqual(len([t for t in tenants
+                              if re.match(r"^t\d+$", t)]), 10)
+        self.assertEqual(tenants["__overflow__"], 50)
+        orgs = count(org for _, _, org in lines
+                     if org.startswith("t") or org == "__overflow__")
+        self.assertEqual(orgs, {t: n for t, n in tenants.items()
+                                if t.startswith("t")
+                                or t == "__overflow__"})
+        # the tenant id stays in the line and its structured metadata
+        self.assertEqual(len({v[2]["tenant_id"] for _, v, org in lines
+                              if org == "__overflow__"}), 50)
+
+        # counted, by destination and label
+        self.assertEqual(value(m, "obs_exporter_overflow_total",
+                               exporter="loki", label="service"), 25)
+        self.assertEqual(value(m, "obs_exporter_overflow_total",
+                               exporter="loki", label="tenant"), 50)
+        self.assertEqual(value(m, "obs_exporter_overflow_total",
+                               exporter="otlp_logs", label="service"), 25)
 
 
 class DeliveryFaults:

@@ -250,8 +250,9 @@ class KubernetesTest(unittest.TestCase):
 
     def test_nginx_takes_the_k8s_conf_with_the_module(self):
         """nginx -t with this machine's nginx (1.22): only what it cannot
-        know is replaced: "resolve" (1.27.3+), the cluster's names and the
-        JWT keys of the Secret (a public key made here)."""
+        know is replaced: "resolve" (1.27.3+), the cluster's names, the
+        JWT keys of the Secret (a public key made here) and its audit
+        client key."""
         conf = read(os.path.join(K8S, "nginx.conf"))
         conf = conf.replace("load_module modules/ngx_http_obs_module.so",
                             "load_module " + MODULE)
@@ -265,6 +266,9 @@ class KubernetesTest(unittest.TestCase):
                             os.path.join(d, "keys")], check=True)
             conf = re.sub(r"obs_jwt_keys \S+;", "obs_jwt_keys %s/keys;" % d,
                           conf)
+            with open(os.path.join(d, "client-key"), "w") as f:
+                f.write("not-a-real-audit-client-key\n")
+            conf = re.sub(r" hmac=\S+;", " hmac=%s/client-key;" % d, conf)
             path = os.path.join(d, "nginx.conf")
             with open(path, "w") as f:
                 f.write(conf)

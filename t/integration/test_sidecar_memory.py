@@ -65,6 +65,12 @@ class SidecarMemoryTest(unittest.TestCase):
         cfg["remote_write"]["interval"] = "10s"
         cfg["clickhouse"]["url"] = CLOSED
         cfg["clickhouse"]["interval_seconds"] = 20
+        # the audit trail as a pod keeps it (its file from the environment
+        # there, gateway.yaml)
+        cfg["audit"]["key_file"] = os.path.join(self.dir, "chain-key")
+        with open(cfg["audit"]["key_file"], "w") as f:
+            f.write("not-a-real-audit-key-0123456789\n")
+        cfg["audit"]["file"] = os.path.join(self.dir, "audit.log")
         path = os.path.join(self.dir, "sidecar.json")
         with open(path, "w") as f:
             json.dump(cfg, f)

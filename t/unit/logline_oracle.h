@@ -18,7 +18,8 @@
 
 #include <jansson.h>
 
-#include "build.h"
+#include "fields.h"
+#include "logline.h"
 #include "loki.h"
 #include "pb.h"
 #include "text.h"

@@ -24,6 +24,7 @@
 #include "delivery.h"
 #include "exporter.h"
 #include "ingest.h"
+#include "label_rules.h"
 #include "store.h"
 #include "unit.h"
 #include "unit_config.h"
@@ -255,7 +256,7 @@ test_partition(void)
             ok = 1;
 
             before = atomic_load(&unpacks);
-            decoded_fill(&d, wire, len, counts[i], tenant);
+            decoded_fill(&d, wire, len, NULL, counts[i], tenant);
             snprintf(name, sizeof(name), "%d threads%s: decoded once",
                      counts[i], tenant ? " (per tenant)" : "");
             CHECK(atomic_load(&unpacks) - before == 1, name);
@@ -296,7 +297,7 @@ test_partition(void)
         }
     }
 
-    decoded_fill(&d, wire, 7, 2, 0);
+    decoded_fill(&d, wire, 7, NULL, 2, 0);
     decoded_read(&rd, &d, 0);
     CHECK(decoded_next(&rd) == NULL, "a datagram that does not decode: "
           "nothing to read");
@@ -304,10 +305,85 @@ test_partition(void)
     decoded_free(&d);
 }
 
+/*
+ * Records whose service (and tenant) the caps put under __overflow__:
+ * decoded_over() gives each its verdict, and every one of them in one level
+ * (per tenant: under the one __overflow__ org too) is one stream, built by
+ * one thread, whatever service it named.
+ */
 static void
-hand(const uint8_t *bytes, size_t len, size_t records, void *data)
+test_partition_over(void)
 {
-    exporter_offer(data, bytes, len, records);
+    decoded_t               d;
+    decoded_reader_t        rd;
+    const Obs__V1__Record  *r;
+    uint8_t                 wire[65536], over[LABEL_OVER_BYTES(ROWS
+                                                              + COLUMNS)];
+    size_t                  len = datagram(5, wire);
+    long                    k, first = 5 * (ROWS + COLUMNS);
+    int                     owner[3], t, tenant, ok, marks_ok;
+    unsigned                bits, want, st;
+    const char             *svc, *ten;
+    char                    id[16], name[96];
+
+    CHECK(decoded_init(&d, 8 * 1024 * 1024) == 0, "room for a datagram");
+
+    for (tenant = 0; tenant <= 1; tenant++) {
+        bits = LABEL_OVER_SERVICE | (tenant ? LABEL_OVER_TENANT : 0);
+        memset(over, 0, sizeof(over));
+        for (k = 0; k < ROWS + COLUMNS; k += 2) {
+            label_over_set(over, (size_t) k, bits);
+        }
+
+        decoded_fill(&d, wire, len, over, 16, tenant);
+        memset(owner, -1, sizeof(owner));
+        ok = marks_ok = 1;
+
+        for (t = 0; t < 16; t++) {
+            decoded_read(&rd, &d, t);
+            while ((r = decoded_next(&rd)) != NULL) {
+                k = number_of(r->request_id) - first;
+                want = k % 2 == 0 ? bits : 0;
+                marks_ok &= decoded_over(&rd) == want;
+                if (want == 0) {
+                    continue;
+                }
+                record_of((unsigned) (k + first), &svc, &st, &ten, id);
+                st = st >= 500 ? 2 : st >= 400 ? 1 : 0;
+                if (owner[st] == -1) {
+                    owner[st] = t;
+                }
+                ok &= owner[st] == t;
+            }
+        }
+
+        snprintf(name, sizeof(name), "%s: each record's verdict read back",
+                 tenant ? "per tenant" : "by service");
+        CHECK(marks_ok, name);
+        snprintf(name, sizeof(name), "%s: __overflow__ of a level is one "
+                 "stream, one thread", tenant ? "per tenant" : "by service");
+        CHECK(ok, name);
+    }
+
+    decoded_fill(&d, wire, len, NULL, 16, 0);
+    decoded_read(&rd, &d, 0);
+    marks_ok = 1;
+    for (t = 0; t < 16; t++) {
+        decoded_read(&rd, &d, t);
+        while (decoded_next(&rd) != NULL) {
+            marks_ok &= decoded_over(&rd) == 0;
+        }
+    }
+    CHECK(marks_ok, "a datagram without verdicts: none left from the last");
+
+    decoded_free(&d);
+}
+
+static void
+hand(const uint8_t *bytes, size_t len, size_t records, const uint8_t *over,
+    void *data)
+{
+    exporter_offer(data, bytes, len, records, over);
 }
 
 /*
@@ -444,6 +520,7 @@ int
 main(void)
 {
     test_partition();
+    test_partition_over();
     test_decode_once(1, 0);
     test_decode_once(2, 0);
     test_decode_once(4, 0);

@@ -9,6 +9,7 @@
 #include "logline_oracle.h"
 #include "unit.h"
 #include "jsonw.h"
+#include "spans.h"
 
 #define FIELD(r, f, s, n)  ((r)->f.data = (uint8_t *) (s), (r)->f.len = (n))
 

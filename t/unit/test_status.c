@@ -1,6 +1,6 @@
 /*
- * The status page's numbers (sidecar/status.c, status_json.c): Prometheus'
- * histogram_quantile, the share under the latency threshold, snapshots of
+ * The status page's numbers (sidecar/status/status.c, status_json.c):
+ * Prometheus' histogram_quantile, the share under the latency threshold, snapshots of
  * a store (windows, resets, bucket layouts), and /status.json read back
  * with jansson (escaping, parameters, bounds).
  */

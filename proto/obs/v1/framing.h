@@ -2,8 +2,9 @@
  * How a datagram from the module to the sidecar is framed (record.proto
  * describes what it carries): the one definition that the module's sender
  * (ngx_obs_module/ngx_http_obs_send.c, _key.c), the sidecar's reader
- * (sidecar/ingest.c, sidecar/config.c) and the tests (C includes this file,
- * Python reads its #define lines: t/helpers/obs_contract.py) all use.
+ * (sidecar/ingest/ingest.c, sidecar/config.c) and the tests (C includes
+ * this file, Python reads its #define lines: t/helpers/obs_contract.py)
+ * all use.
  * Plain C, no includes: nginx's build and the sidecar's both take it.
  */
 

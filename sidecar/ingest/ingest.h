@@ -16,13 +16,15 @@
 typedef struct ingest  ingest_t;
 
 /*
- * Called with every datagram whose records were aggregated, and how many it
- * held: the exporters take a copy (or count them shed) and decode it again,
+ * Called with every datagram whose records were aggregated, how many it
+ * held and which of their labels the caps counted as "__overflow__" (over:
+ * LABEL_OVER_BYTES(records) bytes, common/label_rules.h; NULL when none):
+ * the exporters take a copy (or count them shed) and decode it again,
  * once, on their own threads, so that ingest does only what the metrics
- * need.
+ * need, and their streams take the metrics' verdict.
  */
 typedef void (*ingest_datagram_pt)(const uint8_t *bytes, size_t len,
-    size_t records, void *data);
+    size_t records, const uint8_t *over, void *data);
 
 /*
  * Checks, without binding, what binding every configured address would

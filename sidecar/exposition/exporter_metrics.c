@@ -16,6 +16,7 @@ typedef struct {
     destination_stats_t   st;
 } row_t;
 
+static void exporter_overflow_metric(expo_writer_t *w, exporter_t *e);
 static int delivery_rows(delivery_t *d, row_t *rows);
 static void delivery_family(expo_writer_t *w, const row_t *rows, int n,
     const char *name, const char *help, const char *unit, expo_type_t type,
@@ -37,6 +38,8 @@ exporter_metrics(expo_writer_t *w, void *data)
                     (double) exporter_shed(data, (signal_id_t) i));
     }
     expo_family_end(w);
+
+    exporter_overflow_metric(w, data);
 
     expo_family(w, "obs_exporter_backlog_datagrams",
                 "Datagrams handed from ingest to the exporter threads and "
@@ -126,6 +129,39 @@ delivery_metrics(expo_writer_t *w, void *data)
             legacy_metrics(w, &rows[i]);
         }
     }
+}
+
+/* Loki's stream labels always; OTLP log records' service when they go. */
+static void
+exporter_overflow_metric(expo_writer_t *w, exporter_t *e)
+{
+    static const char    *names[] = { "exporter", "label" };
+    const char           *values[2];
+    destination_stats_t   st;
+    int                   i;
+
+    exporter_stats(e, EXPORTER_OTLP_LOGS, &st);
+
+    expo_family(w, "obs_exporter_overflow",
+                "Log lines (Loki) and log records (OTLP) whose stream label "
+                "went under __overflow__ because the metrics count its "
+                "value there (max_services, max_tenants).", NULL,
+                EXPO_COUNTER);
+    values[0] = exporter_sink_names[EXPORTER_LOKI];
+    for (i = 0; i < STREAM_LABELS; i++) {
+        values[1] = exporter_stream_label_names[i];
+        expo_sample(w, names, values, 2,
+                    (double) exporter_overflow(e, EXPORTER_LOKI,
+                                               (stream_label_t) i));
+    }
+    if (strcmp(st.mode, "off") != 0) {
+        values[0] = exporter_sink_names[EXPORTER_OTLP_LOGS];
+        values[1] = exporter_stream_label_names[STREAM_SERVICE];
+        expo_sample(w, names, values, 2,
+                    (double) exporter_overflow(e, EXPORTER_OTLP_LOGS,
+                                               STREAM_SERVICE));
+    }
+    expo_family_end(w);
 }
 
 static int

@@ -70,7 +70,7 @@ static const char *agg_tenant(aggregator_t *a, const char *tenant,
 static void agg_overflow_labels(family_id_t family, const char **labels,
     const char **out, int keep_service);
 static const char *agg_route(aggregator_t *a, agg_labels_t *l,
-    unsigned *made, time_t now);
+    unsigned *made, unsigned *over, time_t now);
 
 aggregator_t *
 aggregator_new(store_t *store, const config_t *cfg)
@@ -180,7 +180,7 @@ aggregator_active_requests(aggregator_t *a)
     return a->active;
 }
 
-void
+unsigned
 aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     double now_f)
 {
@@ -192,7 +192,7 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     const char     *up_req[LABELS_UPSTREAM_REQUESTS];
     const uint8_t  *trace_id = NULL, *span_id = NULL;
     size_t          i, n;
-    unsigned        made;
+    unsigned        made, over = 0;
 
     /* what the request made, then of that what the labels still hold */
     made = r->from_request & AGG_MADE_ALL;
@@ -208,8 +208,11 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     agg_method(&r->method, l.method);
     snprintf(l.code, sizeof(l.code), "%u", r->status);
 
-    route = agg_route(a, &l, &made, now);
+    route = agg_route(a, &l, &made, &over, now);
     tenant = agg_tenant(a, l.tenant, &made, now);
+    if (tenant == LABEL_OVERFLOW) {
+        over |= LABEL_OVER_TENANT;
+    }
 
     if (a->exemplars && (r->trace_flags & 1) && r->trace_id.len == 16
         && r->span_id.len == 8)
@@ -297,6 +300,8 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     /* obs_metric observations, under the same bounded labels */
     business_record(a->business, r, l.service, route, tenant, made != 0,
                     now);
+
+    return over;
 }
 
 void
@@ -316,12 +321,14 @@ aggregator_expire(aggregator_t *a, time_t now)
 
 /*
  * Routes are bounded per service (max_routes), services by max_services;
- * past that cap the service too becomes "__overflow__".  A value that
- * becomes "__overflow__" is no longer one a request made (*made).
+ * past that cap the service too becomes "__overflow__" (and *over says
+ * so).  A value that becomes "__overflow__" is no longer one a request
+ * made (*made).
  */
 
 static const char *
-agg_route(aggregator_t *a, agg_labels_t *l, unsigned *made, time_t now)
+agg_route(aggregator_t *a, agg_labels_t *l, unsigned *made, unsigned *over,
+    time_t now)
 {
     int          service_over = 0, route_over = 0;
     const char  *route;
@@ -334,6 +341,7 @@ agg_route(aggregator_t *a, agg_labels_t *l, unsigned *made, time_t now)
     if (service_over) {
         STATS_INC(overflow[OVERFLOW_SERVICE]);
         snprintf(l->service, sizeof(l->service), "%s", LABEL_OVERFLOW);
+        *over |= LABEL_OVER_SERVICE;
         *made &= ~(OBS_FROM_REQUEST_SERVICE | OBS_FROM_REQUEST_ROUTE);
 
     } else if (route_over) {

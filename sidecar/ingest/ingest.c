@@ -22,6 +22,7 @@
 #include "decode_arena.h"
 #include "hash.h"
 #include "ingest.h"
+#include "label_rules.h"
 #include "net.h"
 #include "stats.h"
 #include "obs/v1/framing.h"
@@ -68,6 +69,8 @@ struct ingest {
     ingest_datagram_pt hook;
     void             *hook_data;
     unsigned char    *datagram;
+    uint8_t          *over;             /* the datagram's LABEL_OVER_* */
+    int               any_over;         /* ... some set (else not cleared) */
     decode_arena_t    arena;
     const char       *key;              /* cfg->ingest_key, or NULL */
     uint64_t          max_skew;         /* nanoseconds */
@@ -96,7 +99,8 @@ static int ingest_sequence(worker_t *w, uint64_t seq, time_t mono);
 static int ingest_account(ingest_t *in, const Obs__V1__BatchHeader *h,
     time_t mono);
 static void ingest_record(ingest_t *in, const Obs__V1__Record *r,
-    const Obs__V1__BatchHeader *h, time_t now, double now_f);
+    const Obs__V1__BatchHeader *h, size_t i, size_t n, time_t now,
+    double now_f);
 static void ingest_refused(ingest_t *in, int reason,
     const Obs__V1__BatchHeader *h);
 static void ingest_jwt(const Obs__V1__BatchHeader *h);
@@ -115,9 +119,13 @@ ingest_open(const config_t *cfg, aggregator_t *agg, char *err, size_t errlen)
 
     in->agg = agg;
     in->datagram = malloc(OBS_DATAGRAM_READ_MAX + 1);
+    /* every record takes at least a byte of its datagram */
+    in->over = malloc(LABEL_OVER_BYTES(OBS_DATAGRAM_READ_MAX));
     decode_arena_init(&in->arena, INGEST_ARENA_SIZE);
 
-    if (in->datagram == NULL || in->arena.base == NULL) {
+    if (in->datagram == NULL || in->over == NULL
+        || in->arena.base == NULL)
+    {
         snprintf(err, errlen, "out of memory");
         ingest_close(in);
         return NULL;
@@ -293,24 +301,26 @@ ingest_datagram(ingest_t *in, const uint8_t *data, size_t len)
     ingest_jwt(batch->header);
     aggregator_active(in->agg, batch->header, in->authenticated,
                       ts.tv_sec);                            /* in flight */
-    STATS_ADD(records_received, batch->n_records);
+    n = batch->n_records + (batch->columns ? batch->columns->count : 0);
+    STATS_ADD(records_received, n);
+    in->any_over = 0;
 
     for (i = 0; i < batch->n_records; i++) {
-        ingest_record(in, batch->records[i], batch->header, ts.tv_sec, now_f);
+        ingest_record(in, batch->records[i], batch->header, i, n, ts.tv_sec,
+                      now_f);
     }
 
     if (batch->columns) {
-        STATS_ADD(records_received, batch->columns->count);
         columns_reader_init(&rd, batch->columns);
 
         while (columns_next(&rd, &r)) {
-            ingest_record(in, &r, batch->header, ts.tv_sec, now_f);
+            ingest_record(in, &r, batch->header, i++, n, ts.tv_sec, now_f);
         }
     }
 
-    n = batch->n_records + (batch->columns ? batch->columns->count : 0);
     if (in->hook && n) {
-        in->hook(data, len, n, in->hook_data);
+        in->hook(data, len, n, in->any_over ? in->over : NULL,
+                 in->hook_data);
     }
 }
 
@@ -369,13 +379,25 @@ ingest_refused(ingest_t *in, int reason, const Obs__V1__BatchHeader *h)
 }
 
 /* The metrics, and the audit trail for a record with an audit event:
-   never through the exporters' ring, which may shed. */
+   never through the exporters' ring, which may shed.  Record i of n notes
+   what the caps made of its labels. */
 
 static void
 ingest_record(ingest_t *in, const Obs__V1__Record *r,
-    const Obs__V1__BatchHeader *h, time_t now, double now_f)
+    const Obs__V1__BatchHeader *h, size_t i, size_t n, time_t now,
+    double now_f)
 {
-    aggregator_record(in->agg, r, now, now_f);
+    unsigned  over;
+
+    /* more records than bytes never come: the exporters take none */
+    over = aggregator_record(in->agg, r, now, now_f);
+    if (over && n <= OBS_DATAGRAM_READ_MAX) {
+        if (!in->any_over) {
+            memset(in->over, 0, LABEL_OVER_BYTES(n));
+            in->any_over = 1;
+        }
+        label_over_set(in->over, i, over);
+    }
 
     if (r->n_audit && in->watch) {
         audit_watch_record(in->watch, r, h, &in->worker->audit_next);
@@ -418,6 +440,7 @@ ingest_close(ingest_t *in)
     }
 
     free(in->datagram);
+    free(in->over);
     decode_arena_free(&in->arena);
     audit_watch_free(in->watch);
     free(in);

@@ -1,14 +1,15 @@
 /*
  * The one JSON writer of our own: the exporters' log lines and Loki's JSON
- * push, written in one pass into a reused buffer.  Every text is made valid
- * UTF-8 the way text_utf8() does it (invalid sequences and NUL become
- * U+FFFD, cut on a character boundary) and escaped per RFC 8259; numbers
- * are written digit by digit, never through the locale.  jansson is the
- * oracle in t/unit/test_jsonw.c and t/fuzz/fuzz_logline.c.
+ * push, the audit trail's events and /status.json, written in one pass
+ * into a reused buffer.  Every text is made valid UTF-8 the way text_utf8()
+ * does it (invalid sequences and NUL become U+FFFD, cut on a character
+ * boundary) and escaped per RFC 8259; numbers are written digit by digit,
+ * never through the locale.  jansson is the oracle in t/unit/test_logline.c
+ * and t/fuzz/fuzz_logline.c.
  */
 
-#ifndef OBS_EXPORTER_JSONW_H
-#define OBS_EXPORTER_JSONW_H
+#ifndef OBS_JSONW_H
+#define OBS_JSONW_H
 
 #include <stddef.h>
 #include <stdint.h>

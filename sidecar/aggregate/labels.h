@@ -1,6 +1,7 @@
 /*
- * Label values: made valid UTF-8, and bounded in number per dimension
- * (tenants, routes) with "__overflow__" past the cap.
+ * Label values (made valid UTF-8 by label_sanitize, common/label_rules.h)
+ * bounded in number per dimension (tenants, routes) with "__overflow__"
+ * past the cap.
  */
 
 #ifndef OBS_LABELS_H
@@ -10,20 +11,12 @@
 #include <stdint.h>
 #include <time.h>
 
-#define LABEL_MAX_LEN     256         /* bytes of a label value, sanitised */
-#define LABEL_BUF_LEN     (LABEL_MAX_LEN + 4)
+#include "label_rules.h"     /* label_sanitize, LABEL_BUF_LEN */
+
 #define LABEL_OVERFLOW    label_overflow
 
 /* "__overflow__": one object, so it can be recognised by address */
 extern const char  label_overflow[];
-
-/*
- * Copies raw into out (LABEL_BUF_LEN bytes) as NUL-terminated valid UTF-8:
- * invalid sequences and NUL become U+FFFD; cut to LABEL_MAX_LEN bytes on a
- * character boundary; control characters but newline become '?'.  Returns the
- * length.
- */
-size_t label_sanitize(const uint8_t *raw, size_t len, char *out);
 
 /*
  * A set's bounds: at most cap values, of which at most share made from

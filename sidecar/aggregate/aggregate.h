@@ -20,8 +20,12 @@ void aggregator_free(aggregator_t *a);
 /* Applies a reloaded configuration; existing series keep their buckets. */
 int aggregator_configure(aggregator_t *a, const config_t *cfg);
 
-/* Counts one request record in every family it belongs to. */
-void aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
+/*
+ * Counts one request record in every family it belongs to; returns which
+ * of its service and tenant the caps counted as "__overflow__"
+ * (LABEL_OVER_* of common/label_rules.h), for the exporters' streams.
+ */
+unsigned aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     double now_f);
 
 /*

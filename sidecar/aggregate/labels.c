@@ -1,4 +1,4 @@
-/* Label sanitising and bounded dimensions.  See labels.h. */
+/* Bounded dimensions.  See labels.h. */
 
 #include <stdlib.h>
 #include <string.h>
@@ -6,14 +6,8 @@
 #include "hash.h"
 #include "label_rules.h"
 #include "labels.h"
-#include "text.h"
 
 const char  label_overflow[] = LABEL_OVERFLOW_TEXT;
-
-/* what the module sends as a route or tenant is never cut here */
-_Static_assert(ROUTE_MAX_LEN <= LABEL_MAX_LEN
-               && TENANT_MAX_LEN <= LABEL_MAX_LEN,
-               "label_rules.h's bounds fit a sanitised label");
 
 typedef struct {
     uint64_t      hash;
@@ -42,31 +36,6 @@ static dimension_entry_t *dimension_find(dimension_t *d, const char *value,
 static dimension_entry_t *dimension_entry(dimension_t *d, const char *value,
     int from_request, time_t now);
 static void dimension_entry_free(dimension_t *d, dimension_entry_t *e);
-
-size_t
-label_sanitize(const uint8_t *raw, size_t len, char *out)
-{
-    size_t  n, i;
-
-    n = text_utf8(raw, len, out, LABEL_MAX_LEN + 1);
-
-    /*
-     * Control characters other than newline (which the formats escape) are
-     * legal in label values but break line-based readers (a raw CR ends a
-     * line for many); they never come from the module, only from a forged
-     * record.
-     */
-    for (i = 0; i < n; i++) {
-        if (((unsigned char) out[i] < 0x20 && out[i] != '\n')
-            || out[i] == 0x7f)
-        {
-            out[i] = '?';
-        }
-    }
-
-    return n;
-}
-
 
 dimension_caps_t
 dimension_caps(long cap, long percent)
