@@ -61,10 +61,13 @@ struct store {
     atomic_uint  born;
 };
 
-static size_t store_key(family_id_t family, const char **labels, char *key);
+static void store_measure(family_id_t family, const char **labels,
+    store_label_t *out);
+static size_t store_key(family_id_t family, const store_label_t *labels,
+    char *key);
 static series_t *store_lookup(store_t *s, family_id_t family,
-    const char **labels, time_t now, long reserve, int from_request, int *rc,
-    shard_t **shard);
+    const store_label_t *labels, time_t now, long reserve, int from_request,
+    int *rc, shard_t **shard);
 static int store_take(store_t *s, long reserve, int from_request);
 static void store_give_back(store_t *s, int from_request);
 static void store_free_series(series_t *se);
@@ -143,6 +146,32 @@ int
 store_add(store_t *s, family_id_t family, const char **labels,
     uint64_t delta, time_t now, long reserve, int from_request)
 {
+    store_label_t  m[STORE_MAX_LABELS];
+
+    store_measure(family, labels, m);
+    return store_add_measured(s, family, m, delta, now, reserve,
+                              from_request);
+}
+
+int
+store_observe(store_t *s, family_id_t family, const char **labels,
+    const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
+    const uint8_t *span_id, double now_f, time_t now, long reserve,
+    int from_request)
+{
+    store_label_t  m[STORE_MAX_LABELS];
+
+    store_measure(family, labels, m);
+    return store_observe_measured(s, family, m, bounds, n_bounds, v,
+                                  trace_id, span_id, now_f, now, reserve,
+                                  from_request);
+}
+
+int
+store_add_measured(store_t *s, family_id_t family,
+    const store_label_t *labels, uint64_t delta, time_t now, long reserve,
+    int from_request)
+{
     int        rc;
     series_t  *se;
     shard_t   *sh;
@@ -159,10 +188,10 @@ store_add(store_t *s, family_id_t family, const char **labels,
 }
 
 int
-store_observe(store_t *s, family_id_t family, const char **labels,
-    const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
-    const uint8_t *span_id, double now_f, time_t now, long reserve,
-    int from_request)
+store_observe_measured(store_t *s, family_id_t family,
+    const store_label_t *labels, const double *bounds, int n_bounds,
+    double v, const uint8_t *trace_id, const uint8_t *span_id, double now_f,
+    time_t now, long reserve, int from_request)
 {
     int        rc;
     series_t  *se;
@@ -266,19 +295,58 @@ store_visit(store_t *s, family_id_t family, store_visit_pt visit, void *data)
     }
 }
 
-/* Key: the family byte, then each label value with its NUL. */
+static void
+store_measure(family_id_t family, const char **labels, store_label_t *out)
+{
+    int  l;
+
+    for (l = 0; l < store_families[family].n_labels; l++) {
+        out[l] = store_label(labels[l]);
+    }
+}
+
+/*
+ * Copies n bytes (a label value and its NUL): up to 32 in moves that may
+ * overlap, with no loop and no call; values are short, and a call to
+ * memcpy costs more than copying them.
+ */
+
+static inline void
+store_copy(char *dst, const char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+
+    } else if (n > 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
+/*
+ * Key: the family byte, then each label value with its NUL.  The lengths
+ * are known (store_label): no value is measured again for each family.
+ */
 
 static size_t
-store_key(family_id_t family, const char **labels, char *key)
+store_key(family_id_t family, const store_label_t *labels, char *key)
 {
     size_t  n = 1, len;
-    int     l;
+    int     l, n_labels = store_families[family].n_labels;
 
     key[0] = (char) (family + 1);
 
-    for (l = 0; l < store_families[family].n_labels; l++) {
-        len = strlen(labels[l]) + 1;
-        memcpy(key + n, labels[l], len);
+    for (l = 0; l < n_labels; l++) {
+        len = labels[l].len + 1;
+        store_copy(key + n, labels[l].value, len);
         n += len;
     }
 
@@ -291,8 +359,8 @@ store_key(family_id_t family, const char **labels, char *key)
  */
 
 static series_t *
-store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
-    long reserve, int from_request, int *rc, shard_t **shard)
+store_lookup(store_t *s, family_id_t family, const store_label_t *labels,
+    time_t now, long reserve, int from_request, int *rc, shard_t **shard)
 {
     char       key[STORE_KEY_MAX];
     size_t     len;

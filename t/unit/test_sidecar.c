@@ -1957,6 +1957,82 @@ test_settings_usage(void)
     free(text);
 }
 
+/* The label values test_measured_labels() writes: n bytes, i's. */
+static void
+measured_value(char *v, size_t i, size_t n)
+{
+    memset(v, (int) ('a' + i), n);
+    v[n] = '\0';
+    if (n > 0) {
+        v[n - 1] = (char) ('0' + n % 10);
+    }
+}
+
+typedef struct {
+    uint64_t  sum;
+    int       ok;
+} measured_t;
+
+/* Sums the series and checks their labels read back as written. */
+static void
+measured_visit(const family_t *f, const series_t *se, const char **labels,
+    void *data)
+{
+    measured_t  *m = data;
+    char         v[48];
+    size_t       i, n = strlen(labels[0]);
+
+    (void) f;
+    for (i = 0; i < 3; i++) {
+        measured_value(v, i, n);
+        m->ok &= strcmp(labels[i], v) == 0;
+    }
+    m->sum += se->v.counter;
+}
+
+/*
+ * A series found by its measured labels (store_label, the aggregator's
+ * way) is the one its plain labels find, and its labels read back as
+ * written, whatever the values' lengths (store_key copies short ones in
+ * overlapping moves).
+ */
+static void
+test_measured_labels(void)
+{
+    store_t        *s = store_new(1000);
+    store_label_t   m[LABELS_REQUEST_BODY];
+    const char     *l[LABELS_REQUEST_BODY], *z[LABELS_RESPONSE_BODY];
+    char            v[3][48], w[3][48];
+    measured_t      seen = { 0, 1 };
+    size_t          n, i;
+    int             ok = 1;
+
+    for (n = 0; n <= 40; n++) {
+        for (i = 0; i < 3; i++) {
+            measured_value(v[i], i, n);
+            l[i] = v[i];
+            m[i] = store_label(v[i]);
+            memset(w[i], 'z', n);
+            w[i][n] = '\0';
+            z[i] = w[i];
+        }
+
+        /* between the two, a key of other bytes in the same place */
+        ok &= store_add(s, FAMILY_REQUEST_BODY, l, 1, 100, 0, 0) == STORE_OK;
+        ok &= store_add(s, FAMILY_RESPONSE_BODY, z, 1, 100, 0, 0)
+              == STORE_OK;
+        ok &= store_add_measured(s, FAMILY_REQUEST_BODY, m, 2, 100, 0, 0)
+              == STORE_OK;
+        ok &= store_size(s) == 2 * ((long) n + 1);
+    }
+
+    store_visit(s, FAMILY_REQUEST_BODY, measured_visit, &seen);
+    CHECK(ok, "measured and plain labels: one series per value length");
+    CHECK(seen.ok, "labels of every length read back as written");
+    CHECK(seen.sum == 41 * 3, "every addition counted in it");
+    store_free(s);
+}
+
 int
 main(void)
 {
@@ -1964,6 +2040,7 @@ main(void)
     test_count_without_columns();
     test_jwt_counts();
     test_counts();
+    test_measured_labels();
     test_caps();
     test_expiry();
     test_escaping();
