@@ -224,7 +224,7 @@ def main():
     print("== instructions per proxied request (callgrind; %d - %d requests;"
           " each variant against the bare proxy of the same request shape,"
           " same run)" % (n_large, n_small))
-    print("%-16s %-30s %9s %12s %7s %7s   %6s %6s %6s" % (
+    print("%-24s %-30s %9s %12s %7s %7s   %6s %6s %6s" % (
         "variant", "shape", "baseline", "with module", "added", "ratio",
         "module", "heap", "other"))
     added = {}
@@ -237,7 +237,7 @@ def main():
                    if HEAP_INSIDE.match(f)
                    and m.obj.get(f, b.obj.get(f, "")).startswith("libc"))
         added[variant] = m.total - b.total
-        print("%-16s %-30s %9.0f %12.0f %+7.0f %7.3f   %6.0f %+6.0f %+6.0f"
+        print("%-24s %-30s %9.0f %12.0f %+7.0f %7.3f   %6.0f %+6.0f %+6.0f"
               % (variant, shape, b.total, m.total, m.total - b.total,
                  m.total / b.total, own, heap,
                  m.total - b.total - own - heap))
@@ -245,18 +245,25 @@ def main():
           "allocator inside, which moves with the heap's layout + other: "
           "nginx and libraries on the module's behalf)")
 
+    # a shape's reference: the first variant, of the same build (BEFORE's
+    # rows end in " (before)")
     first = manifest[0]
+    reference = {" (before)" in row[0]: row for row in manifest
+                 if not row[0].startswith("shape:")
+                 and row[0].replace(" (before)", "")
+                 == first[0].replace(" (before)", "")}
     shapes = [row for row in manifest if row[0].startswith("shape:")]
     if shapes:
         print()
         print("== shape dependence: added against that of %s (target: within"
               " 100), and the functions whose added self cost changed most"
               % first[0])
-        b0, m0 = costs(first[2]), costs(first[3])
         for variant, shape, base, mod in shapes:
+            ref = reference.get(" (before)" in variant, first)
+            b0, m0 = costs(ref[2]), costs(ref[3])
             b, m = costs(base), costs(mod)
-            d = added[variant] - added[first[0]]
-            print("%-16s %-30s %+6.0f  %s" % (variant, shape, d,
+            d = added[variant] - added[ref[0]]
+            print("%-24s %-30s %+6.0f  %s" % (variant, shape, d,
                                               "ok" if abs(d) <= 100
                                               else "OVER"))
             dd = {}
@@ -278,7 +285,7 @@ def main():
           " pool blocks and large allocations taken per request, with "
           "module - bare proxy, and the module's calls to the pool "
           "(callgrind)")
-    print("%-16s %11s %13s %11s %7s %7s   %-s" % (
+    print("%-24s %11s %13s %11s %7s %7s   %-s" % (
         "variant", "blocks", "bytes used", "large", "+blocks", "+large",
         "the module's calls to the pool"))
     for variant, shape, base, mod in manifest:
@@ -302,7 +309,7 @@ def main():
                 pm["used"] - pb["used"], pm["large"], pb["large"])
         else:
             probe_cols = "%11s %13s %11s" % ("-", "-", "-")
-        print("%-16s %s %+7.2f %+7.2f   %s" % (
+        print("%-24s %s %+7.2f %+7.2f   %s" % (
             variant, probe_cols,
             round(taken(c, "ngx_memalign") - taken(b, "ngx_memalign"), 2) + 0,
             round(taken(c, "ngx_alloc") - taken(b, "ngx_alloc"), 2) + 0,

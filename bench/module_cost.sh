@@ -39,8 +39,10 @@
 #   shape:query    templates, with the query string toggled
 # Environment: N_SMALL (200), N_LARGE (2200), PROBE_N (300) requests;
 # OBS_EXTRA: more directives for every module variant's http block (e.g.
-# "obs_audit on;"); MODULE: the module to measure (before/after: run once
-# per build); PROFILES (1): how many variants get the function tables;
+# "obs_audit on;"); MODULE: the module to measure; BEFORE: another build
+# of it (say, of the commit before a change), measured in the same run:
+# each variant gets a row "<variant> (before)" after its own, against the
+# same bare proxy; PROFILES (1): how many variants get the function tables;
 # TOP (20) rows each; INSTRUCTIONS_ONLY=1: the first table only; KEEP=1:
 # keep the callgrind files (their directory is printed at the end);
 # LOAD=1: also emission system calls (strace) and throughput (wrk) of the
@@ -65,6 +67,7 @@ PORT=$(free_ports 4 18480 "${PORT:-}")
 UPSTREAM_PORT=$((PORT + 1))
 WORK=$(mktemp -d /tmp/obs-bench-XXXXXX)
 chmod 755 "$WORK"
+GW_MODULE=$MODULE   # the module the gateway loads now
 CUR=                # the gateway running now
 DRAIN=
 
@@ -153,7 +156,7 @@ gateway_conf() {    # $1: baseline|templates|auto|active_off|upstream_span
                     # $2: body size  $3: 1 to load the pool probe
     local load="" obs_http="" obs_loc=""
     if [ "$1" != baseline ]; then
-        load="load_module $MODULE;"
+        load="load_module $GW_MODULE;"
         obs_http="obs_sidecar unix:$WORK/records.sock flush=${FLUSH:-60s};
                   obs_service_name backend-api;
                   obs_tenant \$http_x_tenant_id;
@@ -287,6 +290,13 @@ measure() {         # $1: key, then callgrind_run's $2..$4, $6
 }
 
 echo "module: $MODULE ($(stat -c %y "$MODULE" | cut -d. -f1))"
+if [ -n "${BEFORE:-}" ]; then
+    # under the measured module's file name: the tables find the module's
+    # own functions by the name of their object
+    mkdir -p "$WORK/before"
+    cp "$BEFORE" "$WORK/before/$(basename "$MODULE")"
+    echo "before: $BEFORE ($(stat -c %y "$BEFORE" | cut -d. -f1))"
+fi
 echo "nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for v in $VARIANTS; do
     read -r config body headers query < <(variant_config "$v")
@@ -295,6 +305,14 @@ for v in $VARIANTS; do
     measure "$config-$shape" "$config" "$body" "$headers" "$query"
     printf '%s\t%s\t%s\t%s\n' "$v" "$(shape_label "$body" "$headers" "$query")" \
         "base-$shape" "$config-$shape" >>"$WORK/manifest.tsv"
+    if [ -n "${BEFORE:-}" ]; then
+        GW_MODULE=$WORK/before/$(basename "$MODULE")
+        measure "before-$config-$shape" "$config" "$body" "$headers" "$query"
+        GW_MODULE=$MODULE
+        printf '%s\t%s\t%s\t%s\n' "$v (before)" \
+            "$(shape_label "$body" "$headers" "$query")" \
+            "base-$shape" "before-$config-$shape" >>"$WORK/manifest.tsv"
+    fi
 done
 
 if [ -n "${INSTRUCTIONS_ONLY:-}" ]; then

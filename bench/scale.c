@@ -57,7 +57,6 @@
 #include "store.h"
 
 #define RW_MAX_SAMPLES  2000        /* remote_write's max_samples default */
-#define SCRAPE_GZIP     6           /* the level /metrics gzips at */
 #define MAX_ROUNDS      64
 
 typedef struct {
@@ -164,8 +163,8 @@ phase_gzip(bench_t *b)
         fprintf(stderr, "out of memory gzipping\n");
         exit(1);
     }
-    z.len = compress_gzip(b->body.data, b->body.len, SCRAPE_GZIP, z.data,
-                          z.cap);
+    z.len = compress_gzip(b->body.data, b->body.len, COMPRESS_SCRAPE_LEVEL,
+                          z.data, z.cap);
     b->gz_bytes = z.len;
     buf_free(&z);
 }

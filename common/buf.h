@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct {
     char   *data;
@@ -18,6 +19,22 @@ int buf_reserve(buf_t *b, size_t extra);
 
 /* Appends len bytes. */
 void buf_append(buf_t *b, const void *data, size_t len);
+
+/* buf_append, inline while there is room (the usual case: buffers are
+   reused and keep their size, and a scrape appends millions of pieces). */
+static inline void
+buf_put(buf_t *b, const void *data, size_t n)
+{
+    if (n == 0) {
+        return;                     /* data may be NULL (an empty buffer) */
+    }
+    if (b->cap - b->len >= n) {
+        memcpy(b->data + b->len, data, n);
+        b->len += n;
+    } else {
+        buf_append(b, data, n);
+    }
+}
 
 /* Appends a NUL-terminated string. */
 void buf_puts(buf_t *b, const char *s);

@@ -16,6 +16,14 @@ size_t compress_gzip_bound(size_t len);
 size_t compress_gzip(const void *in, size_t len, int level, void *out,
     size_t cap);
 
+/*
+ * The level a /metrics body is gzipped at.  Scrapes are large (~680 bytes a
+ * series of text, 68 MB at 100k series), highly repetitive and sent once:
+ * level 1 takes 0.29x the CPU of zlib's default 6 on them for a body 6%
+ * larger (2.49 MB against 2.34 at 100k series), and Prometheus waits on it.
+ */
+#define COMPRESS_SCRAPE_LEVEL  1
+
 /* The compressions a payload may take. */
 typedef enum { COMPRESS_GZIP, COMPRESS_SNAPPY } compress_t;
 

@@ -29,6 +29,23 @@ static const uint8_t  json_class[256] = {
 
 static char *jsonw_escape(char *o, uint8_t c);
 
+/* Whether 8 bytes are all of class 0: none below 0x20 (a borrow in
+   w - 0x20...), at or above 0x80, a quote or a backslash (a zero byte in
+   w ^ the character repeated). */
+static inline int
+jsonw_plain8(const uint8_t *p)
+{
+    const uint64_t  ones = 0x0101010101010101ULL, highs = ones * 0x80;
+    uint64_t        w, q, s;
+
+    memcpy(&w, p, 8);
+    q = w ^ (ones * '"');
+    s = w ^ (ones * '\\');
+
+    return ((((w - ones * 0x20) & ~w) | w | ((q - ones) & ~q)
+             | ((s - ones) & ~s)) & highs) == 0;
+}
+
 void
 jsonw_text(buf_t *b, const uint8_t *raw, size_t len, size_t max)
 {
@@ -46,7 +63,10 @@ jsonw_text(buf_t *b, const uint8_t *raw, size_t len, size_t max)
 
     while (i < len && n < max) {
         end = len - i < max - n ? len : i + (max - n);
-        for (run = i; run < end && json_class[raw[run]] == 0; run++) {
+        for (run = i; run + 8 <= end && jsonw_plain8(raw + run); run += 8) {
+            /* plain ASCII, 8 bytes at a time */
+        }
+        for ( ; run < end && json_class[raw[run]] == 0; run++) {
             /* a run of plain ASCII */
         }
         if (run > i) {

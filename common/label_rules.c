@@ -15,6 +15,15 @@ label_sanitize(const uint8_t *raw, size_t len, char *out)
 {
     size_t  n, i;
 
+    /* the usual value: nothing to check character by character */
+    if (len <= LABEL_MAX_LEN && text_printable(raw, len)) {
+        if (len) {
+            memcpy(out, raw, len);  /* raw may be NULL when empty */
+        }
+        out[len] = '\0';
+        return len;
+    }
+
     n = text_utf8(raw, len, out, LABEL_MAX_LEN + 1);
 
     /*

@@ -17,20 +17,11 @@
 
 enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2, PB_FIXED32 = 5 };
 
-/* buf_append, inline while there is room (the usual case: buffers are
-   reused and keep their size). */
+/* buf_put: the protobuf writers' name for it. */
 static inline void
 pb_put(buf_t *b, const void *data, size_t n)
 {
-    if (n == 0) {
-        return;                     /* data may be NULL (an empty buffer) */
-    }
-    if (b->cap - b->len >= n) {
-        memcpy(b->data + b->len, data, n);
-        b->len += n;
-    } else {
-        buf_append(b, data, n);
-    }
+    buf_put(b, data, n);
 }
 
 static inline size_t
@@ -45,18 +36,38 @@ pb_varint_size(uint64_t v)
     return n;
 }
 
+/* Writes v as a varint at p, which has room (pb_varint_size); returns
+   where it ends. */
+static inline uint8_t *
+pb_varint_at(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t) v;
+    return p;
+}
+
 static inline void
 pb_varint(buf_t *b, uint64_t v)
 {
     uint8_t  out[10];
-    size_t   n = 0;
 
-    while (v >= 0x80) {
-        out[n++] = (uint8_t) (v | 0x80);
-        v >>= 7;
+    pb_put(b, out, (size_t) (pb_varint_at(out, v) - out));
+}
+
+/* A length-delimited field's tag, length and n bytes at p, which has room
+   (pb_len_size); returns where it ends. */
+static inline uint8_t *
+pb_bytes_at(uint8_t *p, unsigned field, const void *data, size_t n)
+{
+    p = pb_varint_at(p, (uint64_t) field << 3 | PB_LEN);
+    p = pb_varint_at(p, n);
+    if (n) {
+        memcpy(p, data, n);
     }
-    out[n++] = (uint8_t) v;
-    pb_put(b, out, n);
+    return p + n;
 }
 
 static inline void

@@ -26,6 +26,11 @@ text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap)
     }
 
     while (i < len) {
+        if (raw[i] - 1u < 0x7f && n < max) {
+            out[n++] = (char) raw[i++];     /* ASCII but NUL, as above */
+            continue;
+        }
+
         seq = raw[i] ? text_utf8_sequence(raw + i, len - i) : 0;
 
         if (seq == 0) {
@@ -47,6 +52,48 @@ text_utf8(const uint8_t *raw, size_t len, char *out, size_t cap)
         i += seq;
     }
 
+    out[n] = '\0';
+    return n;
+}
+
+int
+text_printable(const uint8_t *raw, size_t len)
+{
+    const uint64_t  ones = 0x0101010101010101ULL, highs = ones * 0x80;
+    uint64_t        w;
+    size_t          i;
+
+    /* a byte < 0x20 borrows in w - 0x20..., one >= 0x7f carries into its
+       top bit in w + 0x01... (or has it already) */
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, raw + i, 8);
+        if ((((w - ones * 0x20) & ~w) | w | (w + ones)) & highs) {
+            return 0;
+        }
+    }
+
+    for ( ; i < len; i++) {
+        if (raw[i] < 0x20 || raw[i] >= 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+size_t
+text_u64(char *out, uint64_t v)
+{
+    char    tmp[20], *p = tmp + sizeof(tmp);
+    size_t  n;
+
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    n = (size_t) (tmp + sizeof(tmp) - p);
+    memcpy(out, p, n);
     out[n] = '\0';
     return n;
 }

@@ -98,6 +98,7 @@ static void encoder_seal_logs(encoder_t *c, loki_batch_t *b);
 static void encoder_seal_spans(encoder_t *c);
 static void encoder_seal_due(encoder_t *c, double now, int all);
 static void encoder_free(encoder_t *c);
+static payload_t *payload_request(encoder_t *c, buf_t *items, size_t n);
 static payload_t *payload_text(const char *text, size_t len, size_t items,
     const char *org);
 static void encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r,
@@ -678,6 +679,14 @@ encoder_seal_spans(encoder_t *c)
         return;
     }
 
+    if (e->cfg.otlp.url && !e->cfg.otlp_gzip) {
+        p = payload_request(c, &c->spans, n);
+        buf_reset(&c->spans);
+        c->n_spans = 0;
+        exporter_hand(e, EXPORTER_OTLP, p, n);
+        return;
+    }
+
     buf_reset(&c->body);
     spans_request(&c->body, &e->resource, &c->spans);
     buf_reset(&c->spans);
@@ -701,8 +710,6 @@ encoder_seal_spans(encoder_t *c)
 
     } else if (e->cfg.otlp_gzip) {
         p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n, "");
-    } else {
-        p = payload_text(c->body.data, c->body.len, n, "");
     }
 
     exporter_hand(e, EXPORTER_OTLP, p, n);
@@ -777,18 +784,20 @@ encoder_seal_otlp_logs(encoder_t *c)
     payload_t   *p = NULL;
     size_t       n = c->n_records;
 
-    buf_reset(&c->body);
-    otlp_request(&c->body, &e->resource, &c->records);
+    if (e->cfg.otlp_logs_gzip) {
+        buf_reset(&c->body);
+        otlp_request(&c->body, &e->resource, &c->records);
+        if (c->body.failed) {
+            c->body.failed = 0;
+        } else {
+            p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n,
+                                 "");
+        }
+    } else {
+        p = payload_request(c, &c->records, n);
+    }
     buf_reset(&c->records);
     c->n_records = 0;
-
-    if (c->body.failed) {
-        c->body.failed = 0;
-    } else if (e->cfg.otlp_logs_gzip) {
-        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len, n, "");
-    } else {
-        p = payload_text(c->body.data, c->body.len, n, "");
-    }
 
     exporter_hand(e, EXPORTER_OTLP_LOGS, p, n);
 }
@@ -815,6 +824,34 @@ encoder_free(encoder_t *c)
     buf_free(&c->body);
     buf_free(&c->records);
     buf_free(&c->record);
+}
+
+/*
+ * An Export*ServiceRequest of a batch of items as a payload: the envelope,
+ * then the items copied once, straight into the payload (through c->body
+ * they would be copied twice, a batch of up to batch_bytes each time).
+ */
+static payload_t *
+payload_request(encoder_t *c, buf_t *items, size_t n)
+{
+    payload_t  *p;
+
+    buf_reset(&c->body);
+    otlp_request_head(&c->body, &c->e->resource, items->len);
+    if (c->body.failed || items->failed) {
+        c->body.failed = 0;
+        return NULL;
+    }
+
+    p = payload_new(c->body.len + items->len, n, "");
+    if (p) {
+        memcpy(p->data, c->body.data, c->body.len);
+        if (items->len) {
+            memcpy(p->data + c->body.len, items->data, items->len);
+        }
+        p->len = c->body.len + items->len;
+    }
+    return p;
 }
 
 /* A copy of text, with room for a line end after it. */

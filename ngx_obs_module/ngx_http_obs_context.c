@@ -121,20 +121,24 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
 
     if (r != r->main) {
 
-        ctx = ngx_palloc(r->pool, sizeof(ngx_http_obs_ctx_t));
+        /*
+         * a subrequest continues its main request's span; the end of the
+         * context is the main request's alone (its pool cleanup, and
+         * buffers: its tracestate stays where it is, and only a main
+         * request makes a record)
+         */
+
+        ctx = ngx_palloc(r->pool, NGX_HTTP_OBS_SUBREQUEST_CTX);
         if (ctx == NULL) {
             return NULL;
         }
-
-
-        /* a subrequest continues its main request's span */
 
         parent = ngx_http_obs_get_ctx(r->main);
         if (parent == NULL) {
             return NULL;
         }
 
-        *ctx = *parent;
+        ngx_memcpy(ctx, parent, NGX_HTTP_OBS_SUBREQUEST_CTX);
         ctx->injected = 0;
         ctx->route_set = 0;
         ctx->content_reached = 0;
@@ -147,11 +151,6 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
         return ctx;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NULL;
-    }
-
     ctx = ngx_http_obs_alloc_ctx(r->connection->log);
     if (ctx == NULL) {
         return NULL;
@@ -159,8 +158,18 @@ ngx_http_obs_create_ctx(ngx_http_request_t *r)
 
     ngx_memzero(ctx, offsetof(ngx_http_obs_ctx_t, start_wall_us));
 
+    /*
+     * The pool cleanup lives in the context, not in the request pool: the
+     * module takes nothing from a main request's pool, so it never tips
+     * the pool into one more block.  ngx_destroy_pool() reads cln->next
+     * after the handler returns, and the release leaves it alone.
+     */
+
+    cln = &ctx->cleanup;
     cln->handler = ngx_http_obs_ctx_release;
     cln->data = ctx;
+    cln->next = r->pool->cleanup;
+    r->pool->cleanup = cln;
 
     ngx_http_obs_start_clock(r, ctx);
     ngx_http_obs_start_trace(r, ctx);

@@ -362,6 +362,8 @@ ngx_http_obs_create_main_conf(ngx_conf_t *cf)
 
     omcf->active = NGX_CONF_UNSET;
 
+    ngx_http_obs_headers_init(omcf);
+
     return omcf;
 }
 

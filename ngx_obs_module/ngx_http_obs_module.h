@@ -73,6 +73,9 @@
 
 #define NGX_HTTP_OBS_MAX_ATTEMPTS     OBS_MAX_UPSTREAM_ATTEMPTS
 
+/* "host:port" of an implicit upstream: NGX_HTTP_OBS_MAX_VALUE, a port */
+#define NGX_HTTP_OBS_UPSTREAM_NAME_LEN  (256 + sizeof(":65535") - 1)
+
 /* nginx's cached millisecond clock: its resolution plus some lag */
 #define NGX_HTTP_OBS_CLOCK_SLACK_US   2000
 
@@ -106,6 +109,13 @@ typedef struct {
     ngx_shm_zone_t            *active_zone;
 
     ngx_array_t               *unsent;       /* what needs obs_sidecar */
+
+    /*
+     * The request headers the module reads, as bits of nginx's hash of
+     * their lowercase names (h->hash & 63): a header whose bit is clear is
+     * passed over without looking at its name (ngx_http_obs_headers.c).
+     */
+    uint64_t                   header_bits;
 
     /* the audit trail (ngx_http_obs_audit.c, ngx_http_obs_digest.c) */
     ngx_str_t                  audit_file;   /* where obs_audit first is */
@@ -237,7 +247,22 @@ typedef struct ngx_http_obs_ctx_s {
     ngx_http_obs_peer_t        peer;         /* set up by each init_peer */
     struct ngx_http_obs_ctx_s *next_free;
     u_char                     route_buf[OBS_ROUTE_MAX_LEN];
+
+    /*
+     * A main request's alone (a subrequest's copy stops here): what would
+     * otherwise come from the request pool, which the module leaves alone:
+     * its pool cleanup, the client's tracestate list, combined (never
+     * longer than OBS_TRACESTATE_MAX_LEN), and an implicit upstream's name
+     * with its port (ngx_http_obs_record.c).
+     */
+    ngx_pool_cleanup_t         cleanup;      /* in r->pool's list: release */
+    u_char                     tracestate_buf[OBS_TRACESTATE_MAX_LEN];
+    u_char                     upstream_buf[NGX_HTTP_OBS_UPSTREAM_NAME_LEN];
 } ngx_http_obs_ctx_t;
+
+/* what a subrequest's context holds: all but the main request's buffers */
+#define NGX_HTTP_OBS_SUBREQUEST_CTX                                          \
+    offsetof(ngx_http_obs_ctx_t, cleanup)
 
 
 #define NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS  32
@@ -254,7 +279,6 @@ typedef struct {
     ngx_table_elt_t                *tenant_header;
     ngx_uint_t                      tenant_headers;
     obs_slice_t                     states[NGX_HTTP_OBS_MAX_TRACESTATE_HEADERS];
-    size_t                          states_len;
 } ngx_http_obs_found_t;
 
 
@@ -505,6 +529,9 @@ ngx_http_obs_ctx_t *ngx_http_obs_find_ctx(ngx_http_request_t *r);
 void ngx_http_obs_free_contexts(void);
 
 /* the client's headers (ngx_http_obs_headers.c) */
+void ngx_http_obs_headers_init(ngx_http_obs_main_conf_t *omcf);
+void ngx_http_obs_headers_add(ngx_http_obs_main_conf_t *omcf,
+    ngx_str_t *name);
 NGX_HTTP_OBS_LOCAL void ngx_http_obs_find_headers(ngx_http_request_t *r,
     ngx_http_obs_found_t *found);
 ngx_uint_t ngx_http_obs_lone_header(ngx_http_request_t *r,

@@ -17,7 +17,7 @@
 static ngx_uint_t ngx_http_obs_status(ngx_http_request_t *r);
 static void ngx_http_obs_record_upstreams(ngx_http_request_t *r,
     ngx_http_obs_ctx_t *ctx, ngx_http_obs_record_t *rec);
-static void ngx_http_obs_upstream_name(ngx_http_request_t *r,
+static void ngx_http_obs_upstream_name(ngx_http_obs_ctx_t *ctx,
     ngx_http_obs_record_t *rec, ngx_http_upstream_srv_conf_t *uscf);
 static void ngx_http_obs_method(ngx_http_request_t *r,
     ngx_http_obs_record_t *rec);
@@ -187,7 +187,13 @@ ngx_http_obs_record(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx)
                       r->headers_in.server.len, NGX_HTTP_OBS_MAX_VALUE);
 
     if (c->local_sockaddr) {
-        rec.server_port = ngx_inet_get_port(c->local_sockaddr);
+
+        /* the usual family without the call */
+
+        rec.server_port = (c->local_sockaddr->sa_family == AF_INET)
+                          ? ntohs(((struct sockaddr_in *)
+                                   c->local_sockaddr)->sin_port)
+                          : ngx_inet_get_port(c->local_sockaddr);
     }
 
     ngx_http_obs_protocol(r, &rec);
@@ -246,7 +252,7 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     ngx_http_upstream_state_t  *state;
 
     if (r->upstream && r->upstream->upstream) {
-        ngx_http_obs_upstream_name(r, rec, r->upstream->upstream);
+        ngx_http_obs_upstream_name(ctx, rec, r->upstream->upstream);
     }
 
     if (r->upstream_states == NULL || r->upstream_states->nelts == 0) {
@@ -289,14 +295,16 @@ ngx_http_obs_record_upstreams(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
 
 /*
  * An "upstream" block is named by its name; proxy_pass to an address makes
- * an implicit upstream whose name lacks the port, which is added back.
+ * an implicit upstream whose name lacks the port, which is added back, in
+ * the context rather than the request pool (the batch copies it).
  */
 
 static void
-ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_record_t *rec,
-    ngx_http_upstream_srv_conf_t *uscf)
+ngx_http_obs_upstream_name(ngx_http_obs_ctx_t *ctx,
+    ngx_http_obs_record_t *rec, ngx_http_upstream_srv_conf_t *uscf)
 {
-    u_char  *p;
+    u_char      *p, digits[sizeof("65535") - 1];
+    ngx_uint_t   port, n;
 
     if (uscf->port == 0 || uscf->host.len > NGX_HTTP_OBS_MAX_VALUE) {
         ngx_http_obs_text(&rec->upstream_name, uscf->host.data,
@@ -305,14 +313,23 @@ ngx_http_obs_upstream_name(ngx_http_request_t *r, ngx_http_obs_record_t *rec,
         return;
     }
 
-    p = ngx_pnalloc(r->pool, uscf->host.len + sizeof(":65535") - 1);
-    if (p == NULL) {
-        return;
+    p = ngx_cpymem(ctx->upstream_buf, uscf->host.data, uscf->host.len);
+    *p++ = ':';
+
+    port = uscf->port;
+    n = 0;
+
+    do {
+        digits[n++] = (u_char) ('0' + port % 10);
+        port /= 10;
+    } while (port && n < sizeof(digits));
+
+    while (n) {
+        *p++ = digits[--n];
     }
 
-    ngx_http_obs_text(&rec->upstream_name, p,
-                      ngx_sprintf(p, "%V:%d", &uscf->host, uscf->port) - p,
-                      NGX_HTTP_OBS_MAX_VALUE);
+    ngx_http_obs_text(&rec->upstream_name, ctx->upstream_buf,
+                      p - ctx->upstream_buf, NGX_HTTP_OBS_MAX_VALUE);
 }
 
 

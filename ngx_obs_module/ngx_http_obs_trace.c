@@ -108,7 +108,6 @@ ngx_http_obs_extract(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
     ngx_http_obs_found_t *found)
 {
     long               len;
-    u_char            *p;
     obs_traceparent_t  tp;
 
     if (found->traceparents != 1
@@ -132,17 +131,11 @@ ngx_http_obs_extract(ngx_http_request_t *r, ngx_http_obs_ctx_t *ctx,
         return NGX_OK;
     }
 
-    /* the values, and a comma where two headers' lists join */
-    p = ngx_pnalloc(r->pool, found->states_len + found->tracestates);
-    if (p == NULL) {
-        return NGX_OK;
-    }
-
     len = obs_tracestate_combine(found->states, found->tracestates,
-                                 (char *) p);
+                                 (char *) ctx->tracestate_buf);
 
     if (len > 0) {
-        ctx->tracestate.data = p;
+        ctx->tracestate.data = ctx->tracestate_buf;
         ctx->tracestate.len = (size_t) len;
     }
 

@@ -467,6 +467,10 @@ ngx_http_obs_compile_header(ngx_conf_t *cf, ngx_str_t *name,
                                    ? '-' : v->header.data[i];
     }
 
+    ngx_http_obs_headers_add(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_obs_module),
+        &v->header);
+
     return NGX_OK;
 }
 
@@ -478,6 +482,11 @@ ngx_http_obs_value(ngx_http_request_t *r, ngx_http_obs_value_t *v,
     ngx_str_t *value)
 {
     ngx_http_variable_value_t  *vv;
+
+    if (v->constant) {
+        *value = v->cv.value;
+        return NGX_OK;
+    }
 
     if (v->header.len) {
         if (ngx_http_obs_lone_header(r, v, value)) {

@@ -5,6 +5,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "obs_route.h"
 
 
@@ -16,16 +20,42 @@
 /* the byte b in each of a word's eight bytes */
 #define OBS_BYTES(b)          ((uint64_t) (b) * 0x0101010101010101ULL)
 
+/* the copies of a route's runs, worth inlining at each call */
+#if defined(__GNUC__)
+#define OBS_INLINE            inline __attribute__((always_inline))
+#else
+#define OBS_INLINE            inline
+#endif
+
+/*
+ * A step of the route scan, and how the set of a step's separators marks a
+ * byte: a bit each with SSE2, the top bit of each byte without.
+ */
+#if defined(__SSE2__)
+#define OBS_STEP              16
+#define OBS_MARK              1
+#define OBS_MARK_BIT          1
+#else
+#define OBS_STEP              8
+#define OBS_MARK              8
+#define OBS_MARK_BIT          0x80
+#endif
+
 #define OBS_CLASS_DIGIT       0x01
 #define OBS_CLASS_HEX         0x02
 #define OBS_CLASS_TOKEN       0x04
 #define OBS_CLASS_TENANT      0x10      /* may appear in a tenant label */
 
 
-static const char *obs_next_separator(const char *p, const char *end);
+static uint64_t obs_separators(const char *p);
+static uint64_t obs_separators_short(const char *p, size_t len);
+static int obs_maybe_id(const char *s, const char *end);
+static size_t obs_lowest_byte(uint64_t hits);
+static OBS_INLINE size_t obs_copy_id(char *out, const char *run, size_t len,
+    size_t room);
 static void obs_init_classes(void);
 static int obs_segment_is_id(const char *s, size_t len);
-static size_t obs_copy_bounded(char *out, const char *s, size_t len,
+static OBS_INLINE size_t obs_copy_bounded(char *out, const char *s, size_t len,
     size_t room);
 static int obs_is_uuid(const char *s, size_t len);
 static int obs_is_hex(char c);
@@ -37,14 +67,19 @@ static unsigned char  obs_char_class[256];
 
 /*
  * Most segments are kept as they are: the path is copied in runs between
- * the identifier segments, which are replaced by the placeholder.
+ * the identifier segments, which are replaced by the placeholder.  The
+ * path is read a step of OBS_STEP bytes at a time, each step giving the set
+ * of its '/' and '?' bytes at once (obs_separators), and the segments are
+ * taken from that set: a path costs a few instructions a step and a few
+ * per segment.
  */
 
 size_t
 obs_route_normalize(const char *path, size_t len, char *out)
 {
-    size_t       n;
-    const char  *p, *end, *sep, *kept;
+    size_t       n, skip;
+    uint64_t     hits;
+    const char  *p, *end, *base, *seg, *sep, *kept;
 
     if (obs_char_class['0'] == 0) {
         obs_init_classes();
@@ -53,69 +88,172 @@ obs_route_normalize(const char *path, size_t len, char *out)
     end = path + len;
     n = 0;
     kept = path;            /* the start of the run not yet copied */
+    seg = path;             /* the start of the segment being read */
 
-    for (p = path; n < OBS_ROUTE_MAX_LEN; p = sep + 1) {
-        sep = obs_next_separator(p, end);
+    for (p = path; p < end; p += OBS_STEP) {
 
-        if (sep > p && obs_segment_is_id(p, (size_t) (sep - p))) {
-            n += obs_copy_bounded(out + n, kept, (size_t) (p - kept),
-                                  OBS_ROUTE_MAX_LEN - n);
-            n += obs_copy_bounded(out + n, OBS_ID_PLACEHOLDER,
-                                  sizeof(OBS_ID_PLACEHOLDER) - 1,
-                                  OBS_ROUTE_MAX_LEN - n);
-            kept = sep;
+        if (end - p >= OBS_STEP) {
+            base = p;
+            hits = obs_separators(base);
+
+        } else if (len >= OBS_STEP) {
+
+            /* the last bytes: the path's last step, less what was read */
+
+            base = end - OBS_STEP;
+            skip = (size_t) (p - base);
+            hits = obs_separators(base) & (~(uint64_t) 0 << (skip * OBS_MARK));
+
+        } else {
+            base = p;
+            hits = obs_separators_short(p, (size_t) (end - p));
         }
 
-        if (sep == end || *sep == '?') {
-            end = sep;
-            break;
+        while (hits) {
+            sep = base + obs_lowest_byte(hits);
+            hits &= hits - 1;
+
+            if (obs_maybe_id(seg, sep)
+                && obs_segment_is_id(seg, (size_t) (sep - seg)))
+            {
+                n += obs_copy_id(out + n, kept, (size_t) (seg - kept),
+                                 OBS_ROUTE_MAX_LEN - n);
+                kept = sep;
+
+                if (n >= OBS_ROUTE_MAX_LEN) {
+                    return n;
+                }
+            }
+
+            if (*sep == '?') {
+                end = sep;
+                goto done;
+            }
+
+            seg = sep + 1;
         }
     }
+
+    /* the last segment */
+
+    if (obs_maybe_id(seg, end)
+        && obs_segment_is_id(seg, (size_t) (end - seg)))
+    {
+        n += obs_copy_id(out + n, kept, (size_t) (seg - kept),
+                         OBS_ROUTE_MAX_LEN - n);
+        kept = end;
+    }
+
+done:
 
     return n + obs_copy_bounded(out + n, kept, (size_t) (end - kept),
                                 OBS_ROUTE_MAX_LEN - n);
 }
 
 
+#if defined(__SSE2__)
+
+/* The '/' and '?' bytes of sixteen path bytes: bit k for the path's byte k. */
+
+static uint64_t
+obs_separators(const char *p)
+{
+    __m128i  x;
+
+    x = _mm_loadu_si128((const __m128i *) p);
+
+    return (uint64_t) _mm_movemask_epi8(
+                          _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')),
+                                       _mm_cmpeq_epi8(x, _mm_set1_epi8('?'))));
+}
+
+#else
+
 /*
- * The first '/' or '?' from p on, or end.  Segments are short: eight bytes
- * a step costs less than a memchr() call or a byte loop.  A byte equal to
- * c is a zero byte of w ^ c, and (x - 0x01..) & ~x & 0x80.. marks the
- * zero bytes of x: the first mark is always right (later ones may not be,
- * which does not matter).
+ * The '/' and '?' bytes of eight path bytes, as the top bit of each such
+ * byte (bit 8k + 7 for the path's byte k).  A byte equal to c is a zero
+ * byte of w ^ c; for a byte x, ((x & 0x7f) + 0x7f) | x has its top bit
+ * clear exactly when x is zero (no carry leaves a byte), so every mark is
+ * right.
  */
 
-static const char *
-obs_next_separator(const char *p, const char *end)
+static uint64_t
+obs_separators(const char *p)
 {
-    uint64_t  w, slash, query, hit;
+    uint64_t  w, slash, query;
 
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        memcpy(&w, p, 8);
+    memcpy(&w, p, 8);
 
-        slash = w ^ OBS_BYTES('/');
-        query = w ^ OBS_BYTES('?');
-
-        hit = ((slash - OBS_BYTES(1)) & ~slash)
-              | ((query - OBS_BYTES(1)) & ~query);
-        hit &= OBS_BYTES(0x80);
-
-        if (hit) {
 #if (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
-            return p + __builtin_clzll(hit) / 8;
-#else
-            return p + __builtin_ctzll(hit) / 8;
+    w = __builtin_bswap64(w);
 #endif
+
+    slash = w ^ OBS_BYTES('/');
+    query = w ^ OBS_BYTES('?');
+
+    slash = ((slash & OBS_BYTES(0x7f)) + OBS_BYTES(0x7f)) | slash;
+    query = ((query & OBS_BYTES(0x7f)) + OBS_BYTES(0x7f)) | query;
+
+    return ~(slash & query) & OBS_BYTES(0x80);
+}
+
+#endif
+
+
+/* The same for a path shorter than a step. */
+
+static uint64_t
+obs_separators_short(const char *p, size_t len)
+{
+    size_t    i;
+    uint64_t  hits;
+
+    hits = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] == '/' || p[i] == '?') {
+            hits |= (uint64_t) OBS_MARK_BIT << (i * OBS_MARK);
         }
     }
 
-    for ( /* void */ ; p < end; p++) {
-        if (*p == '/' || *p == '?') {
-            return p;
-        }
-    }
+    return hits;
+}
 
-    return end;
+
+/*
+ * Whether the segment from s to end can be an identifier: a segment too
+ * short for hex or a token is one only if all digits, so most give up at
+ * their first byte here, without a call.
+ */
+
+static int
+obs_maybe_id(const char *s, const char *end)
+{
+    return end > s
+           && ((size_t) (end - s) >= OBS_HEX_ID_MIN_LEN || obs_is_digit(*s));
+}
+
+
+/* The byte offset of the lowest mark. */
+
+static size_t
+obs_lowest_byte(uint64_t hits)
+{
+    return (size_t) __builtin_ctzll(hits) / OBS_MARK;
+}
+
+
+/* Writes the run before an identifier segment, then the placeholder. */
+
+static OBS_INLINE size_t
+obs_copy_id(char *out, const char *run, size_t len, size_t room)
+{
+    size_t  n;
+
+    n = obs_copy_bounded(out, run, len, room);
+
+    return n + obs_copy_bounded(out + n, OBS_ID_PLACEHOLDER,
+                                sizeof(OBS_ID_PLACEHOLDER) - 1, room - n);
 }
 
 
@@ -208,11 +346,41 @@ obs_segment_is_id(const char *s, size_t len)
 }
 
 
-static size_t
+/*
+ * Copies at most room bytes.  Runs of a route are short: up to sixteen
+ * bytes are moved in two overlapping words, or halves of one, rather than
+ * through a call to memcpy().
+ */
+
+static OBS_INLINE size_t
 obs_copy_bounded(char *out, const char *s, size_t len, size_t room)
 {
+    uint32_t  h0, h1;
+    uint64_t  w0, w1;
+
     len = len < room ? len : room;
-    memcpy(out, s, len);
+
+    if (len > 16) {
+        memcpy(out, s, len);
+
+    } else if (len >= 8) {
+        memcpy(&w0, s, 8);
+        memcpy(&w1, s + len - 8, 8);
+        memcpy(out, &w0, 8);
+        memcpy(out + len - 8, &w1, 8);
+
+    } else if (len >= 4) {
+        memcpy(&h0, s, 4);
+        memcpy(&h1, s + len - 4, 4);
+        memcpy(out, &h0, 4);
+        memcpy(out + len - 4, &h1, 4);
+
+    } else if (len) {
+        out[0] = s[0];
+        out[len / 2] = s[len / 2];
+        out[len - 1] = s[len - 1];
+    }
+
     return len;
 }
 

@@ -47,8 +47,9 @@ void obs_traceparent_format(char *out, const uint8_t *trace_id,
 /*
  * Combines tracestate header values (in order) into one list in out, which
  * must hold the sum of the value lengths plus nvalues (the commas that join
- * values from different headers).  Empty members are dropped and an
- * over-long list is shortened as the spec allows.  Returns the length
+ * values from different headers), or OBS_TRACESTATE_MAX_LEN bytes if that
+ * is less: an over-long list is shortened to that as the spec allows.
+ * Empty members are dropped.  Returns the length
  * written (0 for an empty list) or -1 when the list is invalid and must be
  * dropped.
  */

@@ -7,6 +7,7 @@ use Test::Nginx::Socket 'no_plan';
 use lib 't/helpers';
 use File::Temp qw(tempdir);
 use ObsContract;
+use ObsSpec;
 
 our $Framing = ObsContract::framing();
 
@@ -30,7 +31,106 @@ BEGIN {
 
 $ENV{TEST_NGINX_HTML_DIR} ||= html_dir();
 
+# Misuse nginx -t refuses, with a message naming the directive: [what,
+# where the directives go (http or server), the directives, what the
+# error log says]
+my @Refused = (
+    [ 'obs takes on or off only',
+      server => 'obs maybe;',
+      'invalid value "maybe" in "obs" directive, it must be "on" or "off"' ],
+    [ 'obs_sidecar needs a unix: or udp: address',
+      http => 'obs_sidecar tcp:127.0.0.1:9000;',
+      'invalid address "tcp:127.0.0.1:9000" in "obs_sidecar" directive, it must be "unix:/path" or "udp:host:port"' ],
+    [ 'obs_sidecar unix: without a path',
+      http => 'obs_sidecar unix:;',
+      'invalid address "unix:" in "obs_sidecar" directive' ],
+    [ 'obs_sidecar udp: without a port',
+      http => 'obs_sidecar udp:127.0.0.1;',
+      'no port in "udp:127.0.0.1" of "obs_sidecar" directive' ],
+    [ 'obs_sidecar buffer out of range',
+      http => 'obs_sidecar unix:/tmp/x.sock buffer=1k;',
+      'invalid buffer size "1k" in "obs_sidecar" directive, it must be between 4k and 16m' ],
+    [ 'obs_sidecar buffer that is not a size',
+      http => 'obs_sidecar unix:/tmp/x.sock buffer=lots;',
+      'invalid buffer size "lots" in "obs_sidecar" directive' ],
+    [ 'obs_sidecar flush that is not a time',
+      http => 'obs_sidecar unix:/tmp/x.sock flush=soon;',
+      'invalid flush time "soon" in "obs_sidecar" directive' ],
+    [ 'obs_sidecar flush of zero',
+      http => 'obs_sidecar unix:/tmp/x.sock flush=0;',
+      'invalid flush time "0" in "obs_sidecar" directive' ],
+    [ 'obs_sidecar unknown parameter',
+      http => 'obs_sidecar unix:/tmp/x.sock bufer=4k;',
+      'invalid parameter "bufer=4k" in "obs_sidecar" directive' ],
+    [ 'obs_sidecar twice',
+      http => 'obs_sidecar unix:/tmp/x.sock; obs_sidecar unix:/tmp/y.sock;',
+      '"obs_sidecar" directive is duplicate' ],
+    [ 'obs_sidecar only at http level',
+      server => 'obs_sidecar unix:/tmp/x.sock;',
+      '"obs_sidecar" directive is not allowed here' ],
+    [ 'obs_route not at http level',
+      http => 'obs_route /x;',
+      '"obs_route" directive is not allowed here' ],
+    [ 'obs_route needs one argument',
+      server => 'location /t { obs_route; }',
+      'invalid number of arguments in "obs_route" directive' ],
+    [ 'obs_trace_context with an unknown mode',
+      server => 'obs_trace_context forward;',
+      'invalid value "forward" in "obs_trace_context" directive, it must be "extract", "inject", "propagate" or "ignore"' ],
+    [ 'obs_trace_context twice in one scope',
+      server => 'obs_trace_context extract; obs_trace_context inject;',
+      '"obs_trace_context" directive is duplicate' ],
+    [ 'obs_trace_sample above 1',
+      server => 'obs_trace_sample 1.5;',
+      'invalid ratio "1.5" in "obs_trace_sample" directive, it must be a number between 0 and 1' ],
+    [ 'obs_trace_sample not a number',
+      server => 'obs_trace_sample half;',
+      'invalid ratio "half" in "obs_trace_sample" directive' ],
+    [ 'obs_trace_sample negative',
+      server => 'obs_trace_sample -0.1;',
+      'invalid ratio "-0.1" in "obs_trace_sample" directive' ],
+    [ 'obs_route_auto takes on or off only',
+      server => 'obs_route_auto yes;',
+      'invalid value "yes" in "obs_route_auto" directive, it must be "on" or "off"' ],
+    [ 'obs_upstream_span takes on or off only',
+      server => 'obs_upstream_span 1;',
+      'invalid value "1" in "obs_upstream_span" directive, it must be "on" or "off"' ],
+    [ 'obs_tenant needs one argument',
+      server => 'obs_tenant $http_x_tenant_id extra;',
+      'invalid number of arguments in "obs_tenant" directive' ],
+    [ 'obs_service_name with an unknown variable',
+      server => 'obs_service_name $no_such_variable;',
+      'unknown "no_such_variable" variable' ],
+    [ 'obs_service_name needs one argument',
+      server => 'obs_service_name;',
+      'invalid number of arguments in "obs_service_name" directive' ],
+    [ 'obs_trace_sample twice in one scope',
+      server => 'obs_trace_sample 0.5; obs_trace_sample 0.1;',
+      '"obs_trace_sample" directive is duplicate' ],
+    [ 'obs_sidecar with a host that does not resolve',
+      http => 'obs_sidecar udp:no-such-host.invalid:9999;',
+      'in "obs_sidecar" directive' ],
+);
+
+sub refused {
+    my ($what, $where, $directives, $error) = @{ $_[0] };
+    my $http = $where eq 'http' ? "--- http_config\n    $directives\n" : '';
+    my $server = $where eq 'server' ? "    $directives\n" : '';
+    return <<"_EOB_";
+=== TEST 0: $what
+$http--- config
+$server--- must_die
+--- error_log
+$error
+
+
+
+_EOB_
+}
+
 no_shuffle();
+spec_string(ObsSpec::expand(\*DATA,
+    REFUSED => [ map { refused($_) } @Refused ]));
 run_tests();
 
 __DATA__
@@ -80,242 +180,7 @@ ok
 
 
 
-=== TEST 3: obs takes on or off only
---- config
-    obs maybe;
---- must_die
---- error_log
-invalid value "maybe" in "obs" directive, it must be "on" or "off"
-
-
-
-=== TEST 4: obs_sidecar needs a unix: or udp: address
---- http_config
-    obs_sidecar tcp:127.0.0.1:9000;
---- config
---- must_die
---- error_log
-invalid address "tcp:127.0.0.1:9000" in "obs_sidecar" directive, it must be "unix:/path" or "udp:host:port"
-
-
-
-=== TEST 5: obs_sidecar unix: without a path
---- http_config
-    obs_sidecar unix:;
---- config
---- must_die
---- error_log
-invalid address "unix:" in "obs_sidecar" directive
-
-
-
-=== TEST 6: obs_sidecar udp: without a port
---- http_config
-    obs_sidecar udp:127.0.0.1;
---- config
---- must_die
---- error_log
-no port in "udp:127.0.0.1" of "obs_sidecar" directive
-
-
-
-=== TEST 7: obs_sidecar buffer out of range
---- http_config
-    obs_sidecar unix:/tmp/x.sock buffer=1k;
---- config
---- must_die
---- error_log
-invalid buffer size "1k" in "obs_sidecar" directive, it must be between 4k and 16m
-
-
-
-=== TEST 8: obs_sidecar buffer that is not a size
---- http_config
-    obs_sidecar unix:/tmp/x.sock buffer=lots;
---- config
---- must_die
---- error_log
-invalid buffer size "lots" in "obs_sidecar" directive
-
-
-
-=== TEST 9: obs_sidecar flush that is not a time
---- http_config
-    obs_sidecar unix:/tmp/x.sock flush=soon;
---- config
---- must_die
---- error_log
-invalid flush time "soon" in "obs_sidecar" directive
-
-
-
-=== TEST 10: obs_sidecar flush of zero
---- http_config
-    obs_sidecar unix:/tmp/x.sock flush=0;
---- config
---- must_die
---- error_log
-invalid flush time "0" in "obs_sidecar" directive
-
-
-
-=== TEST 11: obs_sidecar unknown parameter
---- http_config
-    obs_sidecar unix:/tmp/x.sock bufer=4k;
---- config
---- must_die
---- error_log
-invalid parameter "bufer=4k" in "obs_sidecar" directive
-
-
-
-=== TEST 12: obs_sidecar twice
---- http_config
-    obs_sidecar unix:/tmp/x.sock;
-    obs_sidecar unix:/tmp/y.sock;
---- config
---- must_die
---- error_log
-"obs_sidecar" directive is duplicate
-
-
-
-=== TEST 13: obs_sidecar only at http level
---- config
-    obs_sidecar unix:/tmp/x.sock;
---- must_die
---- error_log
-"obs_sidecar" directive is not allowed here
-
-
-
-=== TEST 14: obs_route not at http level
---- http_config
-    obs_route /x;
---- config
---- must_die
---- error_log
-"obs_route" directive is not allowed here
-
-
-
-=== TEST 15: obs_route needs one argument
---- config
-    location /t { obs_route; }
---- must_die
---- error_log
-invalid number of arguments in "obs_route" directive
-
-
-
-=== TEST 16: obs_trace_context with an unknown mode
---- config
-    obs_trace_context forward;
---- must_die
---- error_log
-invalid value "forward" in "obs_trace_context" directive, it must be "extract", "inject", "propagate" or "ignore"
-
-
-
-=== TEST 17: obs_trace_context twice in one scope
---- config
-    obs_trace_context extract;
-    obs_trace_context inject;
---- must_die
---- error_log
-"obs_trace_context" directive is duplicate
-
-
-
-=== TEST 18: obs_trace_sample above 1
---- config
-    obs_trace_sample 1.5;
---- must_die
---- error_log
-invalid ratio "1.5" in "obs_trace_sample" directive, it must be a number between 0 and 1
-
-
-
-=== TEST 19: obs_trace_sample not a number
---- config
-    obs_trace_sample half;
---- must_die
---- error_log
-invalid ratio "half" in "obs_trace_sample" directive
-
-
-
-=== TEST 20: obs_trace_sample negative
---- config
-    obs_trace_sample -0.1;
---- must_die
---- error_log
-invalid ratio "-0.1" in "obs_trace_sample" directive
-
-
-
-=== TEST 21: obs_route_auto takes on or off only
---- config
-    obs_route_auto yes;
---- must_die
---- error_log
-invalid value "yes" in "obs_route_auto" directive, it must be "on" or "off"
-
-
-
-=== TEST 22: obs_upstream_span takes on or off only
---- config
-    obs_upstream_span 1;
---- must_die
---- error_log
-invalid value "1" in "obs_upstream_span" directive, it must be "on" or "off"
-
-
-
-=== TEST 23: obs_tenant needs one argument
---- config
-    obs_tenant $http_x_tenant_id extra;
---- must_die
---- error_log
-invalid number of arguments in "obs_tenant" directive
-
-
-
-=== TEST 24: obs_service_name with an unknown variable
---- config
-    obs_service_name $no_such_variable;
---- must_die
---- error_log
-unknown "no_such_variable" variable
-
-
-
-=== TEST 25: obs_service_name needs one argument
---- config
-    obs_service_name;
---- must_die
---- error_log
-invalid number of arguments in "obs_service_name" directive
-
-
-
-=== TEST 26: obs_trace_sample twice in one scope
---- config
-    obs_trace_sample 0.5;
-    obs_trace_sample 0.1;
---- must_die
---- error_log
-"obs_trace_sample" directive is duplicate
-
-
-
-=== TEST 27: obs_sidecar with a host that does not resolve
---- http_config
-    obs_sidecar udp:no-such-host.invalid:9999;
---- config
---- must_die
---- error_log
-in "obs_sidecar" directive
+@REFUSED@
 
 
 

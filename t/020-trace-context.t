@@ -24,17 +24,26 @@ our $Backend = <<'_EOC_';
     }
 _EOC_
 
-our $Proxy = <<'_EOC_';
+# /t proxies to that backend; a block's --- proxy_directives replace the
+# location's "obs on;" (a block's own --- config replaces the location).
+# Blocks without a request of their own send GET /t.
+sub proxy {
+    my $directives = shift // "obs on;\n";
+    $directives =~ s/^[ \t]*(.+?)[ \t]*$/        $1/mg;
+    return <<"_EOC_";
     location /t {
-        obs on;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
+$directives        proxy_pass http://unix:\$TEST_NGINX_HTML_DIR/backend.sock;
     }
 _EOC_
+}
 
 add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value("http_config", $Backend) unless defined $block->http_config;
-    $block->set_value("config", $Proxy) unless defined $block->config;
+    $block->set_value("config", proxy($block->proxy_directives))
+        unless defined $block->config;
+    $block->set_value("request", "GET /t\n")
+        unless defined $block->request || defined $block->raw_request;
 });
 
 # Invalid traceparents (the W3C suite's): each starts a new trace, so the
@@ -122,8 +131,6 @@ sub invalid_traceparent {
 === TEST 0: $what
 --- more_headers
 traceparent: $header
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-$not\[0-9a-f]{32}-
 
@@ -139,8 +146,6 @@ sub invalid_tracestate {
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-00
 tracestate: $tracestate
---- request
-GET /t
 --- response_body_unlike: tracestate
 
 
@@ -159,8 +164,6 @@ run_tests();
 __DATA__
 
 === TEST 1: no traceparent: a new sampled trace with the random flag
---- request
-GET /t
 --- response_body_like chomp
 \A(?![\s\S]*traceparent[\s\S]*traceparent)[\s\S]*\r\ntraceparent: 00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-03\r\n
 --- response_body_unlike: tracestate
@@ -170,8 +173,6 @@ GET /t
 === TEST 2: valid traceparent: same trace id, new parent id, flags kept
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-(?!1234567890123456)[0-9a-f]{16}-01\r\n
 
@@ -181,8 +182,6 @@ traceparent: 00-12345678901234567890123456789012-(?!1234567890123456)[0-9a-f]{16
 --- more_headers
 traceparent: 00-12345678901234567890123456789011-1234567890123456-01
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 \A(?![\s\S]*traceparent:[\s\S]*traceparent:)[\s\S]*traceparent: 00-(?!1234567890123456789012345678901)[0-9a-f]{32}-[0-9a-f]{16}-03\r\n
 
@@ -191,8 +190,6 @@ GET /t
 === TEST 4: a header named trace-parent is not trace context
 --- more_headers
 trace-parent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 \r\ntraceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-
 
@@ -201,8 +198,6 @@ GET /t
 === TEST 5: header names are case-insensitive
 --- more_headers
 TrAcEpArEnT: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 \A(?![\s\S]*traceparent:[\s\S]*traceparent:)(?i)[\s\S]*traceparent: 00-12345678901234567890123456789012-
 
@@ -211,8 +206,6 @@ GET /t
 === TEST 6: a future version is accepted
 --- more_headers
 traceparent: cc-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
 
@@ -221,8 +214,6 @@ traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
 === TEST 7: a future version may carry more fields
 --- more_headers
 traceparent: cc-12345678901234567890123456789012-1234567890123456-01-what-the-future-will-be-like
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
 
@@ -243,8 +234,6 @@ traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
 === TEST 28: tracestate without traceparent is dropped
 --- more_headers
 tracestate: foo=1,bar=2
---- request
-GET /t
 --- response_body_unlike: tracestate
 --- response_body_like: traceparent: 00-
 
@@ -254,8 +243,6 @@ GET /t
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-00
 tracestate: foo=1,bar=2
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-00\r\ntracestate: foo=1,bar=2\r\n
 
@@ -265,8 +252,6 @@ traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-00\r\ntracestate: 
 --- more_headers
 traceparent: 00-00000000000000000000000000000000-1234567890123456-01
 tracestate: foo=1
---- request
-GET /t
 --- response_body_unlike: tracestate
 
 
@@ -275,8 +260,6 @@ GET /t
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-00
 tracestate:
---- request
-GET /t
 --- response_body_unlike: tracestate
 
 
@@ -287,8 +270,6 @@ traceparent: 00-12345678901234567890123456789012-1234567890123456-00
 tracestate:
 tracestate: foo=1
 tracestate:
---- request
-GET /t
 --- response_body_like chomp
 \A(?![\s\S]*tracestate:[\s\S]*tracestate:)[\s\S]*\r\ntracestate: foo=1\r\n
 
@@ -300,8 +281,6 @@ traceparent: 00-12345678901234567890123456789012-1234567890123456-00
 tracestate: foo=1,bar=2
 tracestate: rojo=1,congo=2
 tracestate: baz=3
---- request
-GET /t
 --- response_body_like chomp
 \r\ntracestate: foo=1,bar=2,rojo=1,congo=2,baz=3\r\n
 
@@ -312,8 +291,6 @@ GET /t
 traceparent: 00-12345678901234567890123456789012-1234567890123456-00
 tracestate: foo=1,bar=2
 tracestate: foo=2,baz=3,bar=4
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-[\s\S]*\r\ntracestate: foo=1,bar=2,baz=3\r\n
 
@@ -324,8 +301,6 @@ traceparent: 00-12345678901234567890123456789012-[\s\S]*\r\ntracestate: foo=1,ba
 "traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
 . "tracestate: abcdefghijklmnopqrstuvwxyz0123456789_-*/\@a-z0-9_-*/="
 . CORE::join('', map { chr } 0x20 .. 0x2B, 0x2D .. 0x3C, 0x3E .. 0x7E)
---- request
-GET /t
 --- response_body_like eval
 "tracestate: abcdefghijklmnopqrstuvwxyz0123456789_-\\*/\@a-z0-9_-\\*/="
 . quotemeta(CORE::join('', map { chr } 0x20 .. 0x2B, 0x2D .. 0x3C, 0x3E .. 0x7E))
@@ -351,8 +326,6 @@ GET /t
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-00
 tracestate: foo@@bar=1,foo@=2,1a@b@c=3,bar=4
---- request
-GET /t
 --- response_body_like chomp
 \r\ntracestate: foo@@bar=1,foo@=2,1a@b@c=3,bar=4\r\n
 
@@ -363,8 +336,6 @@ GET /t
 "traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
 . "tracestate: " . CORE::join(',', map { sprintf "bar%02d=%02d", $_, $_ } 1 .. 16) . "\n"
 . "tracestate: " . CORE::join(',', map { sprintf "bar%02d=%02d", $_, $_ } 17 .. 32)
---- request
-GET /t
 --- response_body_like eval
 "tracestate: " . CORE::join(',', map { sprintf "bar%02d=%02d", $_, $_ } 1 .. 32) . "\r\n"
 
@@ -374,8 +345,6 @@ GET /t
 --- more_headers eval
 "traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
 . "tracestate: foo=1\ntracestate: " . ('z' x 256) . "=1"
---- request
-GET /t
 --- response_body_like eval
 "tracestate: foo=1,z{256}=1\r\n"
 
@@ -385,8 +354,6 @@ GET /t
 --- more_headers eval
 "traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
 . "tracestate: foo=1\ntracestate: " . ('t' x 10) . '@' . ('v' x 245) . "=1"
---- request
-GET /t
 --- response_body_like: tracestate: foo=1,t{10}@v{245}=1\r\n
 
 
@@ -395,25 +362,18 @@ GET /t
 --- more_headers eval
 "traceparent: 00-12345678901234567890123456789012-1234567890123456-00\n"
 . "tracestate: a=" . ('1' x 200) . ",b=" . ('2' x 100) . ",c=" . ('3' x 150) . ",d=" . ('4' x 100)
---- request
-GET /t
 --- response_body_like eval
 "tracestate: a=" . ('1' x 200) . ",b=" . ('2' x 100) . ",d=" . ('4' x 100) . "\r\n"
 
 
 
 === TEST 50: extract only: the backend sees the client's header untouched
---- config
-    location /t {
-        obs on;
-        obs_trace_context extract;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-        add_header X-Trace $obs_trace_id;
-    }
+--- proxy_directives
+obs on;
+obs_trace_context extract;
+add_header X-Trace $obs_trace_id;
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01\r\n
 --- response_headers
@@ -422,47 +382,32 @@ X-Trace: 12345678901234567890123456789012
 
 
 === TEST 51: extract without a header: nothing is sent upstream
---- config
-    location /t {
-        obs on;
-        obs_trace_context extract;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
---- request
-GET /t
+--- proxy_directives
+obs on;
+obs_trace_context extract;
 --- response_body_unlike: traceparent
 
 
 
 === TEST 52: inject only: a new trace even with a valid incoming one
---- config
-    location /t {
-        obs on;
-        obs_trace_context inject;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
+--- proxy_directives
+obs on;
+obs_trace_context inject;
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
 tracestate: foo=1
---- request
-GET /t
 --- response_body_like chomp
 \A(?![\s\S]*traceparent:[\s\S]*traceparent:)(?![\s\S]*tracestate)[\s\S]*traceparent: 00-(?!12345678901234567890123456789012)[0-9a-f]{32}-[0-9a-f]{16}-03\r\n
 
 
 
 === TEST 53: ignore: headers pass through, the gateway keeps its own ids
---- config
-    location /t {
-        obs on;
-        obs_trace_context ignore;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-        add_header X-Trace $obs_trace_id;
-    }
+--- proxy_directives
+obs on;
+obs_trace_context ignore;
+add_header X-Trace $obs_trace_id;
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01\r\n
 --- response_headers_like
@@ -471,45 +416,30 @@ X-Trace: ^(?!12345678901234567890123456789012)[0-9a-f]{32}$
 
 
 === TEST 54: obs off: the request passes through untouched
---- config
-    location /t {
-        obs off;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
+--- proxy_directives
+obs off;
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01\r\n
 
 
 
 === TEST 55: sampling 0: new traces are not sampled but keep the random flag
---- config
-    location /t {
-        obs on;
-        obs_trace_sample 0;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
---- request
-GET /t
+--- proxy_directives
+obs on;
+obs_trace_sample 0;
 --- response_body_like chomp
 traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-02\r\n
 
 
 
 === TEST 56: sampling is parent-based: an incoming sampled flag wins
---- config
-    location /t {
-        obs on;
-        obs_trace_sample 0;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
+--- proxy_directives
+obs on;
+obs_trace_sample 0;
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
 
@@ -518,8 +448,6 @@ traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-01\r\n
 === TEST 57: an incoming unsampled flag wins over sampling 1
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-00
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-00\r\n
 
@@ -528,54 +456,37 @@ traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-00\r\n
 === TEST 58: the incoming random flag is propagated, unknown flags are not
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-ff
---- request
-GET /t
 --- response_body_like chomp
 traceparent: 00-12345678901234567890123456789012-[0-9a-f]{16}-03\r\n
 
 
 
 === TEST 59: without an upstream span the backend's parent is the gateway span
---- config
-    location /t {
-        obs on;
-        proxy_set_header X-Gateway-Span $obs_span_id;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
---- request
-GET /t
+--- proxy_directives
+obs on;
+proxy_set_header X-Gateway-Span $obs_span_id;
 --- response_body_like chomp
 (?i)x-gateway-span: ([0-9a-f]{16})\r\n[\s\S]*traceparent: 00-[0-9a-f]{32}-\1-03\r\n
 
 
 
 === TEST 60: with obs_upstream_span on the backend's parent is a new span
---- config
-    location /t {
-        obs on;
-        obs_upstream_span on;
-        proxy_set_header X-Gateway-Span $obs_span_id;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
---- request
-GET /t
+--- proxy_directives
+obs on;
+obs_upstream_span on;
+proxy_set_header X-Gateway-Span $obs_span_id;
 --- response_body_like chomp
 (?i)x-gateway-span: ([0-9a-f]{16})\r\n[\s\S]*traceparent: 00-[0-9a-f]{32}-(?!\1)[0-9a-f]{16}-03\r\n
 
 
 
 === TEST 61: $obs_traceparent in proxy_set_header replaces the client's
---- config
-    location /t {
-        obs on;
-        obs_trace_context extract;
-        proxy_set_header traceparent $obs_traceparent;
-        proxy_pass http://unix:$TEST_NGINX_HTML_DIR/backend.sock;
-    }
+--- proxy_directives
+obs on;
+obs_trace_context extract;
+proxy_set_header traceparent $obs_traceparent;
 --- more_headers
 traceparent: 00-12345678901234567890123456789012-1234567890123456-01
---- request
-GET /t
 --- response_body_like chomp
 \A(?![\s\S]*traceparent:[\s\S]*traceparent:)[\s\S]*traceparent: 00-12345678901234567890123456789012-(?!1234567890123456)[0-9a-f]{16}-01\r\n
 

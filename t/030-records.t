@@ -348,3 +348,44 @@ my $none = '(?![\s\S]*fromRequest)';
  $none . $all->('"tenant": "unverified"'),
  $all->('"tenant": "t1"', '"service": "svc-x"', '"route": "/fr/all/\{id\}"',
         '"fromRequest": 7\b')]
+
+
+
+=== TEST 17: obs_tenant's header is found under each spelling nginx's $http_x_tenant_id reads, whatever other headers come (the module passes over headers by nginx's hash of their names)
+--- config
+    underscores_in_headers on;
+    location /sp/ { proxy_pass http://backend; }
+--- more_headers
+User-Agent: obs-test/1.0
+Accept: */*
+X-Tenant_iD: mixed
+X-Forwarded-For: 192.0.2.1
+--- request eval
+["GET /sp/a", "GET /sink/records?path=/sp/a"]
+--- response_body_like eval
+["hello", '"tenant": "mixed"']
+
+
+
+=== TEST 18: ... and with every '-' written as '_'
+--- config
+    underscores_in_headers on;
+    location /sp/ { proxy_pass http://backend; }
+--- more_headers
+X_TENANT_ID: underscored
+traceparent: 00-12345678901234567890123456789012-1234567890123456-01
+--- request eval
+["GET /sp/b", "GET /sink/records?path=/sp/b"]
+--- response_body_like eval
+["hello", '"tenant": "underscored"[\s\S]*"traceId": "12345678901234567890123456789012"|"traceId": "12345678901234567890123456789012"[\s\S]*"tenant": "underscored"']
+
+
+
+=== TEST 19: proxy_pass to an address: the upstream is named by it, port and all
+--- config
+    location /ip/ { proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/back/; }
+    location /back/ { obs off; return 200 "hello\n"; }
+--- request eval
+["GET /ip/a", "GET /sink/records?path=/ip/a"]
+--- response_body_like eval
+["hello", '"upstreamName": "127\.0\.0\.1:' . ($ENV{TEST_NGINX_SERVER_PORT} || 1984) . '"']

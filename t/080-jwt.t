@@ -33,11 +33,113 @@ our $HttpConfig = <<'_EOC_';
     obs_jwt_audience api;
 _EOC_
 
+# Most blocks judge tokens in one of two locations, written here once:
+#
+#   --- jwt_answer: FMT      /q (the token from ?token=) and /t (from where
+#                            obs_jwt looks by default) answer "FMT\n";
+#   --- jwt_directives       more directives for both, after "obs_jwt on;";
+#   --- jwt_token: VAR       /q reads the token from VAR, not ?token=;
+#   --- verdicts             one request a row, "[/path] token expected":
+#                            GET /path?token=<the fixture> (path /q unless
+#                            given) must answer the expected line.
+#   --- auth                 the directives of an auth_request location,
+#                            "location = /auth { internal; ... }", that
+#                            /ar/ asks ("echo passed" when it may) unless
+#                            the block has its own /ar/.
+#
+# A block's own --- config comes first, its own http_config replaces
+# $HttpConfig.
 add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value("http_config", $HttpConfig)
         unless defined $block->http_config;
+
+    if (defined(my $answer = $block->jwt_answer)) {
+        chomp $answer;
+        my $more = indent($block->jwt_directives);
+        my $token = $block->jwt_token // '$arg_token';
+        chomp $token;
+        $block->set_value("config", ($block->config // '') . <<"_EOC_");
+    location /q {
+        obs_jwt on;
+$more        obs_jwt_token $token;
+        return 200 "$answer\\n";
+    }
+    location /t {
+        obs_jwt on;
+$more        return 200 "$answer\\n";
+    }
+_EOC_
+    }
+
+    if (defined(my $auth = $block->auth)) {
+        my $config = $block->config // '';
+        $config .= <<'_EOC_' unless $config =~ m{location /ar/ };
+    location /ar/ {
+        auth_request /auth;
+        echo passed;
+    }
+_EOC_
+        $block->set_value("config", $config . "    location = /auth {\n"
+                          . "        internal;\n" . indent($auth) . "    }\n");
+    }
+
+    if (defined(my $rows = $block->verdicts)) {
+        my (@requests, @lines);
+        for (grep { /\S/ } split /\n/, $rows) {
+            my ($path, $token, $line) = /^\s*(?:(\/\S*)\s+)?(\S+)\s+(.*?)\s*$/
+                or die $block->name . ": a verdict row is \"[/path] token line\"";
+            die $block->name . ": no fixture $token" unless exists $T{$token};
+            push @requests, ($path // '/q') . "?token=$T{$token}";
+            push @lines, "$line\n";
+        }
+        $block->set_value("request", [ map { "GET $_" } @requests ]);
+        $block->set_value("response_body", \@lines);
+    }
 });
+
+# iss and aud of a type the RFC does not allow: malformed, whether or not
+# the policy asks for an issuer or an audience (verdict rows)
+our $WrongTypes = <<'_EOR_';
+iss_array    malformed
+iss_number   malformed
+iss_object   malformed
+aud_number   malformed
+aud_mixed    malformed
+aud_nested   malformed
+aud_object   malformed
+_EOR_
+
+# directives one a line, indented to sit in a location
+sub indent {
+    my $d = shift // '';
+    $d =~ s/^[ \t]*(.+?)[ \t]*$/        $1/mg;
+    return $d;
+}
+
+# A location that judges the token in X-Token and, when it is valid, sends
+# the request on to /req/, where obs_jwt require reads Authorization, then
+# to a backend that shows the header named.
+sub hop_config {
+    my $shown = shift;
+    return <<"_EOC_";
+    location /hop/ {
+        obs_jwt on;
+        obs_jwt_token \$http_x_token;
+        if (\$obs_jwt_status = valid) {
+            rewrite ^/hop/(.*)\$ /req/\$1 last;
+        }
+        return 403;
+    }
+    location /req/ {
+        obs_jwt require;
+        proxy_pass http://be/backend/;
+    }
+    location /backend/ {
+        return 200 "backend got $shown\\n";
+    }
+_EOC_
+}
 
 # "GET /q?token=<token>" for each named fixture, and the lines expected
 sub tok { [ map { "GET /q?token=$T{$_}" } @_ ] }
@@ -359,25 +461,23 @@ sub default_leeway {
 __DATA__
 
 === TEST 1: every algorithm verifies (token from a variable)
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant $obs_jwt_user\n";
-    }
---- request eval
-main::tok(qw(HS256 HS384 HS512 RS256 RS384 RS512 ES256 ES384 EdDSA))
---- response_body eval
-main::lines(("valid acme alice") x 9)
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant $obs_jwt_user
+--- verdicts
+HS256   valid acme alice
+HS384   valid acme alice
+HS512   valid acme alice
+RS256   valid acme alice
+RS384   valid acme alice
+RS512   valid acme alice
+ES256   valid acme alice
+ES384   valid acme alice
+EdDSA   valid acme alice
+
 
 
 
 === TEST 2: Authorization: Bearer is the default source
---- config
-    location /t {
-        obs_jwt on;
-        return 200 "$obs_jwt_status $obs_jwt_tenant $obs_jwt_user\n";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant $obs_jwt_user
 --- more_headers eval
 "Authorization: Bearer $::T{ES256}"
 --- request
@@ -387,12 +487,9 @@ valid acme alice
 
 
 
+
 === TEST 3: the scheme is case-insensitive, spaces after it are skipped
---- config
-    location /t {
-        obs_jwt on;
-        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
 --- more_headers eval
 "Authorization: bEARER    $::T{EdDSA}"
 --- request
@@ -402,12 +499,9 @@ valid acme
 
 
 
+
 === TEST 4: another scheme is no bearer token: missing, never the claim
---- config
-    location /t {
-        obs_jwt on;
-        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]
 --- more_headers
 Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l
 --- request
@@ -417,16 +511,14 @@ missing unverified []
 
 
 
+
 === TEST 5: no token at all
---- config
-    location /t {
-        obs_jwt on;
-        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
 --- request
 GET /t
 --- response_body
 missing unverified
+
 
 
 
@@ -463,18 +555,15 @@ valid acme
 
 
 === TEST 8: wrong key, tampered payload, kid selection
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
-    }
---- request eval
-main::tok(qw(wrong_key tampered unknown_kid ec_kid_rsa no_kid ec_no_kid))
---- response_body eval
-main::lines("bad_signature unverified", "bad_signature unverified",
-            "unknown_key unverified", "alg_not_allowed unverified",
-            "valid acme", "valid acme")
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- verdicts
+wrong_key     bad_signature unverified
+tampered      bad_signature unverified
+unknown_kid   unknown_key unverified
+ec_kid_rsa    alg_not_allowed unverified
+no_kid        valid acme
+ec_no_kid     valid acme
+
 
 
 
@@ -486,35 +575,23 @@ main::lines("bad_signature unverified", "bad_signature unverified",
         obs_jwt_token $arg_token;
         return 200 "$obs_jwt_status $obs_jwt_tenant\n";
     }
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
-    }
---- request eval
-["GET /pem?token=$::T{alg_confusion}",
- "GET /pem?token=$::T{alg_confusion_no_kid}",
- "GET /pem?token=$::T{RS256}",
- "GET /q?token=$::T{alg_confusion}",
- "GET /q?token=$::T{alg_confusion_no_kid}"]
---- response_body eval
-main::lines("alg_not_allowed unverified", "alg_not_allowed unverified",
-            "valid acme", "alg_not_allowed unverified",
-            "bad_signature unverified")
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- verdicts
+/pem  alg_confusion          alg_not_allowed unverified
+/pem  alg_confusion_no_kid   alg_not_allowed unverified
+/pem  RS256                  valid acme
+      alg_confusion          alg_not_allowed unverified
+      alg_confusion_no_kid   bad_signature unverified
+
 
 
 
 === TEST 10: "none" is never accepted
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
-    }
---- request eval
-main::tok(qw(alg_none alg_none_upper))
---- response_body eval
-main::lines(("alg_not_allowed unverified") x 2)
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- verdicts
+alg_none         alg_not_allowed unverified
+alg_none_upper   alg_not_allowed unverified
+
 
 
 
@@ -530,49 +607,42 @@ unsupported algorithm "none"
 
 
 
+
 === TEST 12: the allow-list
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_algorithms RS256 EdDSA;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(RS256 EdDSA ES256 HS256 RS512))
---- response_body eval
-main::lines(qw(valid valid alg_not_allowed alg_not_allowed alg_not_allowed))
+--- jwt_answer: $obs_jwt_status
+--- jwt_directives
+obs_jwt_algorithms RS256 EdDSA;
+--- verdicts
+RS256   valid
+EdDSA   valid
+ES256   alg_not_allowed
+HS256   alg_not_allowed
+RS512   alg_not_allowed
+
 
 
 
 === TEST 13: a key's own "alg" pins it to that algorithm
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_keys $TEST_NGINX_JWT/jwks-pinned.json;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(RS256 RS512))
---- response_body eval
-main::lines(qw(alg_not_allowed valid))
+--- jwt_answer: $obs_jwt_status
+--- jwt_directives
+obs_jwt_keys $TEST_NGINX_JWT/jwks-pinned.json;
+--- verdicts
+RS256   alg_not_allowed
+RS512   valid
+
 
 
 
 === TEST 14: exp and nbf, with the default leeway of 60 s
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
-    }
---- request eval
-main::tok(qw(expired expired_30m nbf_future nbf_30m no_exp exp_string))
---- response_body eval
-main::lines("expired unverified", "expired unverified",
-            "not_yet_valid unverified", "not_yet_valid unverified",
-            "valid acme", "malformed unverified")
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- verdicts
+expired       expired unverified
+expired_30m   expired unverified
+nbf_future    not_yet_valid unverified
+nbf_30m       not_yet_valid unverified
+no_exp        valid acme
+exp_string    malformed unverified
+
 
 
 
@@ -584,32 +654,29 @@ main::lines("expired unverified", "expired unverified",
         obs_jwt_token $arg_token;
         return 200 "$obs_jwt_status\n";
     }
-    location /q {
-        obs_jwt on;
-        obs_jwt_leeway 10s;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-["GET /hour?token=$::T{expired_30m}", "GET /hour?token=$::T{nbf_30m}",
- "GET /hour?token=$::T{expired}",
- @{ main::tok(qw(expired_30m nbf_30m RS256)) }]
---- response_body eval
-main::lines(qw(valid valid expired expired not_yet_valid valid))
+--- jwt_answer: $obs_jwt_status
+--- jwt_directives
+obs_jwt_leeway 10s;
+--- verdicts
+/hour  expired_30m   valid
+/hour  nbf_30m       valid
+/hour  expired       expired
+       expired_30m   expired
+       nbf_30m       not_yet_valid
+       RS256         valid
+
 
 
 
 === TEST 16: iss and aud (a string or an array)
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(bad_iss no_iss aud_array bad_aud no_aud))
---- response_body eval
-main::lines(qw(bad_issuer bad_issuer valid bad_audience bad_audience))
+--- jwt_answer: $obs_jwt_status
+--- verdicts
+bad_iss     bad_issuer
+no_iss      bad_issuer
+aud_array   valid
+bad_aud     bad_audience
+no_aud      bad_audience
+
 
 
 
@@ -617,23 +684,21 @@ main::lines(qw(bad_issuer bad_issuer valid bad_audience bad_audience))
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
 --- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_issuer https://evil.example https://issuer.example;
-        obs_jwt_audience more api;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
     location /any {
         obs_jwt on;
         obs_jwt_token $arg_token;
         return 200 "$obs_jwt_status\n";
     }
---- request eval
-["GET /q?token=$::T{bad_iss}", "GET /q?token=$::T{bad_aud}",
- "GET /any?token=$::T{no_iss}", "GET /any?token=$::T{no_aud}"]
---- response_body eval
-main::lines(qw(valid valid valid valid))
+--- jwt_answer: $obs_jwt_status
+--- jwt_directives
+obs_jwt_issuer https://evil.example https://issuer.example;
+obs_jwt_audience more api;
+--- verdicts
+       bad_iss   valid
+       bad_aud   valid
+/any   no_iss    valid
+/any   no_aud    valid
+
 
 
 
@@ -646,37 +711,34 @@ main::lines(qw(valid valid valid valid))
         obs_jwt_token $arg_token;
         return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
     }
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
-    }
---- request eval
-["GET /org?token=$::T{org}", "GET /org?token=$::T{RS256}",
- "GET /q?token=$::T{tenant_int}", "GET /q?token=$::T{no_tenant}",
- "GET /q?token=$::T{org}"]
---- response_body eval
-main::lines("valid globex []", "missing_claim unverified []",
-            "valid 42 [alice]", "missing_claim unverified []",
-            "valid acme []")
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]
+--- verdicts
+/org   org          valid globex []
+/org   RS256        missing_claim unverified []
+       tenant_int   valid 42 [alice]
+       no_tenant    missing_claim unverified []
+       org          valid acme []
+
 
 
 
 === TEST 19: malformed and hostile tokens
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant\n";
-    }
---- request eval
-main::tok(qw(garbage two_parts five_parts bad_base64 header_not_json
-           deep_header deep_payload huge crit dup_claim))
---- response_body eval
-main::lines(("malformed unverified") x 10)
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- verdicts
+garbage           malformed unverified
+two_parts         malformed unverified
+five_parts        malformed unverified
+bad_base64        malformed unverified
+header_not_json   malformed unverified
+deep_header       malformed unverified
+deep_payload      malformed unverified
+huge              malformed unverified
+crit              malformed unverified
+dup_claim         malformed unverified
 --- no_error_log
 [alert]
 [crit]
+
 
 
 
@@ -987,54 +1049,36 @@ kid= is for PEM files
     obs_jwt_keys $TEST_NGINX_JWT/ec384.pem kid=ec384;
     obs_jwt_keys $TEST_NGINX_JWT/ed.pem kid=ed;
     obs_jwt_keys $TEST_NGINX_JWT/rsa1.pem kid=rsa1;
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(ES256 ES384 EdDSA RS512 HS256))
---- response_body eval
-main::lines(qw(valid valid valid valid unknown_key))
+--- jwt_answer: $obs_jwt_status
+--- verdicts
+ES256   valid
+ES384   valid
+EdDSA   valid
+RS512   valid
+HS256   unknown_key
+
 
 
 
 === TEST 52: a key without a kid answers tokens with any kid
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/rsa1.pem;
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(RS256 unknown_kid no_kid wrong_key ES256))
---- response_body eval
-main::lines(qw(valid valid valid bad_signature alg_not_allowed))
+--- jwt_answer: $obs_jwt_status
+--- verdicts
+RS256         valid
+unknown_kid   valid
+no_kid        valid
+wrong_key     bad_signature
+ES256         alg_not_allowed
+
 
 
 
 === TEST 53: require after a rewrite judges the token it reads (issue 19)
 --- http_config eval
 $::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
---- config
-    location /hop/ {
-        obs_jwt on;
-        obs_jwt_token $http_x_token;
-        if ($obs_jwt_status = valid) {
-            rewrite ^/hop/(.*)$ /req/$1 last;
-        }
-        return 403;
-    }
-    location /req/ {
-        obs_jwt require;
-        proxy_pass http://be/backend/;
-    }
-    location /backend/ {
-        return 200 "backend got $http_authorization\n";
-    }
+--- config eval
+main::hop_config('$http_authorization')
 --- more_headers eval
 "X-Token: $::T{RS256}\nAuthorization: Bearer $::T{forged}"
 --- request eval
@@ -1052,22 +1096,8 @@ $::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
 === TEST 54: the same token from both sources is judged once
 --- http_config eval
 $::HttpConfig . 'upstream be { server 127.0.0.1:$TEST_NGINX_SERVER_PORT; }'
---- config
-    location /hop/ {
-        obs_jwt on;
-        obs_jwt_token $http_x_token;
-        if ($obs_jwt_status = valid) {
-            rewrite ^/hop/(.*)$ /req/$1 last;
-        }
-        return 403;
-    }
-    location /req/ {
-        obs_jwt require;
-        proxy_pass http://be/backend/;
-    }
-    location /backend/ {
-        return 200 "backend got $http_x_token\n";
-    }
+--- config eval
+main::hop_config('$http_x_token')
 --- more_headers eval
 "X-Token: $::T{ES256}\nAuthorization: Bearer $::T{ES256}"
 --- request
@@ -1094,16 +1124,9 @@ main::matrix_lines()
 
 
 === TEST 56: require in an auth_request subrequest (no access phase there)
---- config
-    location /ar/ {
-        auth_request /auth;
-        echo passed;
-    }
-    location = /auth {
-        internal;
-        obs_jwt require realm=api;
-        echo ok;
-    }
+--- auth
+obs_jwt require realm=api;
+echo ok;
 --- request
 GET /ar/x
 --- error_code: 401
@@ -1122,11 +1145,9 @@ WWW-Authenticate: Bearer realm="api"
         auth_request /auth;
         echo "passed $s";
     }
-    location = /auth {
-        internal;
-        obs_jwt require;
-        echo ok;
-    }
+--- auth
+obs_jwt require;
+echo ok;
 --- more_headers eval
 "X-Token: $::T{RS256}\nAuthorization: Bearer $::T{forged}"
 --- request
@@ -1144,11 +1165,9 @@ WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature
         auth_request /auth;
         echo "passed $obs_jwt_status";
     }
-    location = /auth {
-        internal;
-        obs_jwt require;
-        echo ok;
-    }
+--- auth
+obs_jwt require;
+echo ok;
 --- more_headers eval
 "Authorization: Bearer $::T{RS256}"
 --- request
@@ -1211,62 +1230,52 @@ jwt-log valid
 
 
 === TEST 61: base64url must be canonical: unused low bits set
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(HS256 nc_sig_hs1 nc_sig_hs2 nc_sig_hs3 nc_sig_RS256 nc_sig_ES256
-           nc_sig_EdDSA odd_json nc_header nc_payload))
---- response_body eval
-main::lines(qw(valid malformed malformed malformed malformed malformed
-               malformed valid malformed malformed))
+--- jwt_answer: $obs_jwt_status
+--- verdicts
+HS256          valid
+nc_sig_hs1     malformed
+nc_sig_hs2     malformed
+nc_sig_hs3     malformed
+nc_sig_RS256   malformed
+nc_sig_ES256   malformed
+nc_sig_EdDSA   malformed
+odd_json       valid
+nc_header      malformed
+nc_payload     malformed
+
 
 
 
 === TEST 62: registered claims of the wrong type are malformed
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(iss_array iss_number iss_object aud_number aud_mixed aud_nested
-           aud_object aud_empty iat_string nbf_string exp_bool exp_float))
---- response_body eval
-main::lines(qw(malformed malformed malformed malformed malformed malformed
-               malformed bad_audience malformed malformed malformed valid))
+--- jwt_answer: $obs_jwt_status
+--- verdicts eval
+$::WrongTypes . <<'_EOR_'
+aud_empty    bad_audience
+iat_string   malformed
+nbf_string   malformed
+exp_bool     malformed
+exp_float    valid
+_EOR_
+
 
 
 
 === TEST 63: the same, where no issuer or audience is asked for
 --- http_config
     obs_jwt_keys $TEST_NGINX_JWT/jwks.json;
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status\n";
-    }
---- request eval
-main::tok(qw(iss_array iss_number iss_object aud_number aud_mixed aud_nested
-           aud_object aud_empty iat_string RS256))
---- response_body eval
-main::lines(qw(malformed malformed malformed malformed malformed malformed
-               malformed valid malformed valid))
+--- jwt_answer: $obs_jwt_status
+--- verdicts eval
+$::WrongTypes . <<'_EOR_'
+aud_empty    valid
+iat_string   malformed
+RS256        valid
+_EOR_
+
 
 
 
 === TEST 64: the tenant and user claims: a string or an integer, 256 bytes
---- config
-    location /q {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        return 200 "$obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]\n";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant [$obs_jwt_user]
 --- request eval
 main::tok(qw(tenant_array tenant_float tenant_bool tenant_empty tenant_long
            tenant_max sub_int sub_array sub_object sub_long sub_empty))
@@ -1298,65 +1307,48 @@ WWW-Authenticate: Bearer error="invalid_token", error_description="malformed"
 
 
 === TEST 66: the same across two Cookie headers, in another case
---- config
-    location /c {
-        obs_jwt on;
-        obs_jwt_token $cookie_session;
-        echo "$obs_jwt_status $obs_jwt_tenant";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- jwt_token: $cookie_session
 --- more_headers eval
 "Cookie: theme=dark; session=$::T{RS256}\nCookie: lang=en,SESSION =$::T{forged}"
 --- request
-GET /c
+GET /q
 --- response_body
 malformed unverified
 
 
 
 === TEST 67: other cookies that only look alike are no repeat
---- config
-    location /c {
-        obs_jwt on;
-        obs_jwt_token $cookie_session;
-        echo "$obs_jwt_status $obs_jwt_tenant";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- jwt_token: $cookie_session
 --- more_headers eval
 "Cookie: my_session=x; session_b=y; session=$::T{RS256}; a=session=z"
 --- request
-GET /c
+GET /q
 --- response_body
 valid acme
 
 
 
 === TEST 68: a header that comes twice
---- config
-    location /h {
-        obs_jwt on;
-        obs_jwt_token $http_x_token;
-        echo "$obs_jwt_status $obs_jwt_tenant";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- jwt_token: $http_x_token
 --- more_headers eval
 "X-Token: $::T{RS256}\nx-token: $::T{forged}"
 --- request
-GET /h
+GET /q
 --- response_body
 malformed unverified
 
 
 
 === TEST 69: an argument that comes twice, escaped or not
---- config
-    location /a {
-        obs_jwt on;
-        obs_jwt_token $arg_token;
-        echo "$obs_jwt_status $obs_jwt_tenant";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
 --- request eval
-["GET /a?token=$::T{RS256}&token=$::T{forged}",
- "GET /a?token=$::T{RS256}&to%6Ben=$::T{forged}",
- "GET /a?token=$::T{RS256};TOKEN=$::T{forged}",
- "GET /a?xtoken=1&tokens=2&token=$::T{RS256}&a=token=3"]
+["GET /q?token=$::T{RS256}&token=$::T{forged}",
+ "GET /q?token=$::T{RS256}&to%6Ben=$::T{forged}",
+ "GET /q?token=$::T{RS256};TOKEN=$::T{forged}",
+ "GET /q?xtoken=1&tokens=2&token=$::T{RS256}&a=token=3"]
 --- response_body eval
 main::lines("malformed unverified", "malformed unverified",
             "malformed unverified", "valid acme")
@@ -1364,16 +1356,12 @@ main::lines("malformed unverified", "malformed unverified",
 
 
 === TEST 70: a token in a header the module also reads (X-Request-Id)
---- config
-    location /h {
-        obs_jwt on;
-        obs_jwt_token $http_x_request_id;
-        echo "$obs_jwt_status $obs_jwt_tenant";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- jwt_token: $http_x_request_id
 --- more_headers eval
 "X-Request-Id: $::T{RS256}"
 --- request
-GET /h
+GET /q
 --- response_body
 valid acme
 
@@ -1382,16 +1370,9 @@ valid acme
 === TEST 71: require in an auth_request location that only returns 204
 The rewrite phase ends such a subrequest before its precontent phase:
 require is checked when that phase begins, before the location's return.
---- config
-    location /ar/ {
-        auth_request /auth;
-        echo passed;
-    }
-    location = /auth {
-        internal;
-        obs_jwt require;
-        return 204;
-    }
+--- auth
+obs_jwt require;
+return 204;
 --- more_headers eval
 "Authorization: Bearer $::T{forged}"
 --- request
@@ -1405,19 +1386,13 @@ WWW-Authenticate: Bearer error="invalid_token", error_description="bad_signature
 
 === TEST 72: the same with a rewrite to a location without require
 --- config
-    location /ar/ {
-        auth_request /auth;
-        echo passed;
-    }
-    location = /auth {
-        internal;
-        obs_jwt require;
-        rewrite ^ /open last;
-    }
     location = /open {
         internal;
         return 204;
     }
+--- auth
+obs_jwt require;
+rewrite ^ /open last;
 --- request
 GET /ar/x
 --- error_code: 401
@@ -1429,20 +1404,14 @@ WWW-Authenticate: Bearer
 
 === TEST 73: the same with a valid token passes
 --- config
-    location /ar/ {
-        auth_request /auth;
-        echo "passed";
-    }
-    location = /auth {
-        internal;
-        obs_jwt require;
-        rewrite ^ /open last;
-    }
     location = /open {
         internal;
         obs_jwt require;
         return 204;
     }
+--- auth
+obs_jwt require;
+rewrite ^ /open last;
 --- more_headers eval
 "Authorization: Bearer $::T{RS256}"
 --- request
@@ -1457,17 +1426,13 @@ token not accepted
 === TEST 74: a cookie that comes twice behind a blank a trim() takes off
 Python's http.cookies (Tornado), Django and Java read "\tsession" as
 "session", and some of them the last one.
---- config
-    location /c {
-        obs_jwt on;
-        obs_jwt_token $cookie_session;
-        echo "$obs_jwt_status $obs_jwt_tenant";
-    }
+--- jwt_answer: $obs_jwt_status $obs_jwt_tenant
+--- jwt_token: $cookie_session
 --- more_headers eval
 "Cookie: session=$::T{RS256};\tsession=$::T{forged};\x0bsession=x;"
 . " session\x0c=y;\xa0session=z"
 --- request
-GET /c
+GET /q
 --- response_body
 malformed unverified
 

@@ -47,11 +47,18 @@ otlp_resource(buf_t *b, const char *service_name, const char *host,
 void
 otlp_request(buf_t *out, const buf_t *resource, const buf_t *items)
 {
+    otlp_request_head(out, resource, items->len);
+    buf_append(out, items->data, items->len);
+}
+
+void
+otlp_request_head(buf_t *out, const buf_t *resource, size_t items_len)
+{
     size_t  scope, ss, rs, vlen = strlen(OBS_EXPORTER_VERSION);
 
     scope = pb_len_size(SCOPE_NAME_FIELD, sizeof(SCOPE_NAME) - 1)
             + pb_len_size(SCOPE_VERSION, vlen);
-    ss = pb_len_size(S_SCOPE, scope) + items->len;
+    ss = pb_len_size(S_SCOPE, scope) + items_len;
     rs = pb_len_size(R_RESOURCE, resource->len) + pb_len_size(R_SCOPE, ss);
 
     pb_len(out, REQUEST_RESOURCE, rs);
@@ -60,7 +67,6 @@ otlp_request(buf_t *out, const buf_t *resource, const buf_t *items)
     pb_len(out, S_SCOPE, scope);
     pb_bytes(out, SCOPE_NAME_FIELD, SCOPE_NAME, sizeof(SCOPE_NAME) - 1);
     pb_bytes(out, SCOPE_VERSION, OBS_EXPORTER_VERSION, vlen);
-    buf_append(out, items->data, items->len);
 }
 
 int

@@ -21,17 +21,28 @@
 enum { OTLP_KV_KEY = 1, OTLP_KV_VALUE = 2, OTLP_ANY_STRING = 1,
        OTLP_ANY_BOOL = 2, OTLP_ANY_INT = 3, OTLP_ANY_DOUBLE = 4 };
 
+/* A span or log record carries a dozen of these: written in one piece. */
 static inline void
 otlp_attr_str(buf_t *b, unsigned field, const char *key, size_t klen,
     const char *value, size_t len)
 {
-    size_t  any = pb_len_size(OTLP_ANY_STRING, len);
+    size_t    any = pb_len_size(OTLP_ANY_STRING, len);
+    size_t    kv = pb_len_size(OTLP_KV_KEY, klen)
+                   + pb_len_size(OTLP_KV_VALUE, any);
+    uint8_t  *p;
 
-    pb_len(b, field, pb_len_size(OTLP_KV_KEY, klen)
-                     + pb_len_size(OTLP_KV_VALUE, any));
-    pb_bytes(b, OTLP_KV_KEY, key, klen);
-    pb_len(b, OTLP_KV_VALUE, any);
-    pb_bytes(b, OTLP_ANY_STRING, value, len);
+    if (buf_reserve(b, pb_len_size(field, kv)) != 0) {
+        return;
+    }
+
+    p = (uint8_t *) b->data + b->len;
+    p = pb_varint_at(p, (uint64_t) field << 3 | PB_LEN);
+    p = pb_varint_at(p, kv);
+    p = pb_bytes_at(p, OTLP_KV_KEY, key, klen);
+    p = pb_varint_at(p, (uint64_t) OTLP_KV_VALUE << 3 | PB_LEN);
+    p = pb_varint_at(p, any);
+    p = pb_bytes_at(p, OTLP_ANY_STRING, value, len);
+    b->len = (size_t) ((char *) p - b->data);
 }
 
 static inline void
@@ -81,6 +92,10 @@ void otlp_resource(buf_t *b, const char *service_name, const char *host,
    ScopeSpans.spans, ScopeLogs.log_records or ScopeMetrics.metrics field),
    under the gateway's instrumentation scope. */
 void otlp_request(buf_t *out, const buf_t *resource, const buf_t *items);
+
+/* What otlp_request writes before the items (items_len bytes of them), so
+   that a batch can be copied once, straight after it. */
+void otlp_request_head(buf_t *out, const buf_t *resource, size_t items_len);
 
 /*
  * Splits an address as nginx writes it ("host:port", "[v6]:port",

@@ -18,6 +18,7 @@
 #include "label_rules.h"
 #include "labels.h"
 #include "stats.h"
+#include "text.h"
 #include "obs/v1/framing.h"
 
 #define AGG_MADE_ALL  (OBS_FROM_REQUEST_ROUTE | OBS_FROM_REQUEST_SERVICE     \
@@ -59,16 +60,16 @@ static const double *agg_bounds(aggregator_t *a, const double *bounds,
 static void agg_method(const ProtobufCBinaryData *m, char *out);
 static const char *agg_admit(dimension_t *d, const char *value,
     int from_request, time_t now, overflow_t kind);
-static void agg_count(aggregator_t *a, family_id_t family, const char **labels,
-    uint64_t delta, unsigned made, time_t now);
+static void agg_count(aggregator_t *a, family_id_t family,
+    const store_label_t *labels, uint64_t delta, unsigned made, time_t now);
 static void agg_observe(aggregator_t *a, family_id_t family,
-    const char **labels, const double *bounds, int n_bounds, double v,
+    const store_label_t *labels, const double *bounds, int n_bounds, double v,
     const uint8_t *trace_id, const uint8_t *span_id, unsigned made,
     double now_f, time_t now);
 static const char *agg_tenant(aggregator_t *a, const char *tenant,
     unsigned *made, time_t now);
-static void agg_overflow_labels(family_id_t family, const char **labels,
-    const char **out, int keep_service);
+static void agg_overflow_labels(family_id_t family,
+    const store_label_t *labels, store_label_t *out, int keep_service);
 static const char *agg_route(aggregator_t *a, agg_labels_t *l,
     unsigned *made, unsigned *over, time_t now);
 
@@ -185,11 +186,12 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     double now_f)
 {
     agg_labels_t    l;
-    const char     *route, *tenant, *upstream;
-    const char     *req[LABELS_REQUESTS], *dur[LABELS_DURATION];
-    const char     *body[LABELS_REQUEST_BODY];
-    const char     *up_dur[LABELS_UPSTREAM_DURATION];
-    const char     *up_req[LABELS_UPSTREAM_REQUESTS];
+    const char     *route, *tenant;
+    store_label_t   service_l, route_l, tenant_l, method_l, upstream_l;
+    store_label_t   req[LABELS_REQUESTS], dur[LABELS_DURATION];
+    store_label_t   body[LABELS_REQUEST_BODY];
+    store_label_t   up_dur[LABELS_UPSTREAM_DURATION];
+    store_label_t   up_req[LABELS_UPSTREAM_REQUESTS];
     const uint8_t  *trace_id = NULL, *span_id = NULL;
     size_t          i, n;
     unsigned        made, over = 0;
@@ -206,7 +208,6 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     label_sanitize(r->route.data, r->route.len, l.route);
     label_sanitize(r->tenant.data, r->tenant.len, l.tenant);
     agg_method(&r->method, l.method);
-    snprintf(l.code, sizeof(l.code), "%u", r->status);
 
     route = agg_route(a, &l, &made, &over, now);
     tenant = agg_tenant(a, l.tenant, &made, now);
@@ -223,22 +224,30 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
 
     /*
      * Every label by name (families.def); the asserts make a label added
-     * there a build error here until it is filled.
+     * there a build error here until it is filled.  Each value is measured
+     * once for all the families.
      */
 
+    service_l = store_label(l.service);
+    route_l = store_label(route);
+    tenant_l = store_label(tenant);
+    method_l = store_label(l.method);
+
     _Static_assert(LABELS_REQUESTS == 5, "http_server_requests' labels");
-    req[LABEL_REQUESTS_service] = l.service;
-    req[LABEL_REQUESTS_route] = route;
-    req[LABEL_REQUESTS_method] = l.method;
-    req[LABEL_REQUESTS_code] = l.code;
-    req[LABEL_REQUESTS_tenant] = tenant;
+    req[LABEL_REQUESTS_service] = service_l;
+    req[LABEL_REQUESTS_route] = route_l;
+    req[LABEL_REQUESTS_method] = method_l;
+    req[LABEL_REQUESTS_code] = (store_label_t) {
+        l.code, text_u64(l.code, r->status)
+    };
+    req[LABEL_REQUESTS_tenant] = tenant_l;
     agg_count(a, FAMILY_REQUESTS, req, 1, made, now);
 
     _Static_assert(LABELS_DURATION == 4, "the duration's labels");
-    dur[LABEL_DURATION_service] = l.service;
-    dur[LABEL_DURATION_route] = route;
-    dur[LABEL_DURATION_method] = l.method;
-    dur[LABEL_DURATION_tenant] = tenant;
+    dur[LABEL_DURATION_service] = service_l;
+    dur[LABEL_DURATION_route] = route_l;
+    dur[LABEL_DURATION_method] = method_l;
+    dur[LABEL_DURATION_tenant] = tenant_l;
     agg_observe(a, FAMILY_DURATION, dur, a->duration_bounds,
                 a->n_duration_bounds, (double) r->duration_us / 1e6,
                 trace_id, span_id, made, now_f, now);
@@ -254,9 +263,9 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
                    && (int) LABEL_RESPONSE_BODY_tenant
                       == (int) LABEL_REQUEST_BODY_tenant,
                    "the body families' labels");
-    body[LABEL_REQUEST_BODY_service] = l.service;
-    body[LABEL_REQUEST_BODY_route] = route;
-    body[LABEL_REQUEST_BODY_tenant] = tenant;
+    body[LABEL_REQUEST_BODY_service] = service_l;
+    body[LABEL_REQUEST_BODY_route] = route_l;
+    body[LABEL_REQUEST_BODY_tenant] = tenant_l;
     agg_count(a, FAMILY_REQUEST_BODY, body, r->request_body_bytes, made,
               now);
     agg_count(a, FAMILY_RESPONSE_BODY, body, r->response_body_bytes, made,
@@ -265,10 +274,10 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
     _Static_assert(LABELS_UPSTREAM_DURATION == 3
                    && LABELS_UPSTREAM_REQUESTS == 4,
                    "the upstream families' labels");
-    up_dur[LABEL_UPSTREAM_DURATION_service] = l.service;
-    up_dur[LABEL_UPSTREAM_DURATION_route] = route;
-    up_req[LABEL_UPSTREAM_REQUESTS_service] = l.service;
-    up_req[LABEL_UPSTREAM_REQUESTS_route] = route;
+    up_dur[LABEL_UPSTREAM_DURATION_service] = service_l;
+    up_dur[LABEL_UPSTREAM_DURATION_route] = route_l;
+    up_req[LABEL_UPSTREAM_REQUESTS_service] = service_l;
+    up_req[LABEL_UPSTREAM_REQUESTS_route] = route_l;
 
     for (i = 0; i < r->n_upstreams; i++) {
         const Obs__V1__UpstreamAttempt  *u = r->upstreams[i];
@@ -280,19 +289,20 @@ aggregator_record(aggregator_t *a, const Obs__V1__Record *r, time_t now,
             label_sanitize(u->address.data, u->address.len, l.upstream);
         }
 
-        upstream = agg_admit(a->upstreams, l.upstream, 0, now,
-                             OVERFLOW_UPSTREAM);
+        upstream_l = store_label(agg_admit(a->upstreams, l.upstream, 0, now,
+                                           OVERFLOW_UPSTREAM));
 
         /* no tenant label here */
-        up_dur[LABEL_UPSTREAM_DURATION_upstream] = upstream;
+        up_dur[LABEL_UPSTREAM_DURATION_upstream] = upstream_l;
         agg_observe(a, FAMILY_UPSTREAM_DURATION, up_dur, a->upstream_bounds,
                     a->n_upstream_bounds, (double) u->response_time_us / 1e6,
                     trace_id, u->span_id.len == 8 ? u->span_id.data : span_id,
                     made & ~OBS_FROM_REQUEST_TENANT, now_f, now);
 
-        snprintf(l.code, sizeof(l.code), "%u", u->status);
-        up_req[LABEL_UPSTREAM_REQUESTS_upstream] = upstream;
-        up_req[LABEL_UPSTREAM_REQUESTS_code] = l.code;
+        up_req[LABEL_UPSTREAM_REQUESTS_upstream] = upstream_l;
+        up_req[LABEL_UPSTREAM_REQUESTS_code] = (store_label_t) {
+            l.code, text_u64(l.code, u->status)
+        };
         agg_count(a, FAMILY_UPSTREAM_REQUESTS, up_req, 1,
                   made & ~OBS_FROM_REQUEST_TENANT, now);
     }
@@ -451,25 +461,26 @@ agg_admit(dimension_t *d, const char *value, int from_request, time_t now,
  */
 
 static void
-agg_count(aggregator_t *a, family_id_t family, const char **labels,
+agg_count(aggregator_t *a, family_id_t family, const store_label_t *labels,
     uint64_t delta, unsigned made, time_t now)
 {
-    const char  *over[STORE_MAX_LABELS];
-    int          rc;
+    store_label_t  over[STORE_MAX_LABELS];
+    int            rc;
 
-    rc = store_add(a->store, family, labels, delta, now, FAMILY_COUNT,
+    rc = store_add_measured(a->store, family, labels, delta, now, FAMILY_COUNT,
                    made != 0);
 
     if (rc == STORE_FULL) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
         agg_overflow_labels(family, labels, over, 1);
-        rc = store_add(a->store, family, over, delta, now, FAMILY_COUNT,
-                       (made & OBS_FROM_REQUEST_SERVICE) != 0);
+        rc = store_add_measured(a->store, family, over, delta, now,
+                                FAMILY_COUNT,
+                                (made & OBS_FROM_REQUEST_SERVICE) != 0);
     }
 
     if (rc == STORE_FULL) {
         agg_overflow_labels(family, labels, over, 0);
-        rc = store_add(a->store, family, over, delta, now, 0, 0);
+        rc = store_add_measured(a->store, family, over, delta, now, 0, 0);
     }
 
     if (rc == STORE_NOMEM) {
@@ -480,29 +491,31 @@ agg_count(aggregator_t *a, family_id_t family, const char **labels,
 /* A record into a histogram series, as agg_count(). */
 
 static void
-agg_observe(aggregator_t *a, family_id_t family, const char **labels,
+agg_observe(aggregator_t *a, family_id_t family, const store_label_t *labels,
     const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
     const uint8_t *span_id, unsigned made, double now_f, time_t now)
 {
-    const char  *over[STORE_MAX_LABELS];
-    int          rc;
+    store_label_t  over[STORE_MAX_LABELS];
+    int            rc;
 
-    rc = store_observe(a->store, family, labels, bounds, n_bounds, v,
-                       trace_id, span_id, now_f, now, FAMILY_COUNT,
-                       made != 0);
+    rc = store_observe_measured(a->store, family, labels, bounds, n_bounds,
+                                v, trace_id, span_id, now_f, now,
+                                FAMILY_COUNT, made != 0);
 
     if (rc == STORE_FULL) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
         agg_overflow_labels(family, labels, over, 1);
-        rc = store_observe(a->store, family, over, bounds, n_bounds, v,
-                           trace_id, span_id, now_f, now, FAMILY_COUNT,
-                           (made & OBS_FROM_REQUEST_SERVICE) != 0);
+        rc = store_observe_measured(a->store, family, over, bounds,
+                                    n_bounds, v, trace_id, span_id, now_f,
+                                    now, FAMILY_COUNT,
+                                    (made & OBS_FROM_REQUEST_SERVICE) != 0);
     }
 
     if (rc == STORE_FULL) {
         agg_overflow_labels(family, labels, over, 0);
-        rc = store_observe(a->store, family, over, bounds, n_bounds, v,
-                           trace_id, span_id, now_f, now, 0, 0);
+        rc = store_observe_measured(a->store, family, over, bounds,
+                                    n_bounds, v, trace_id, span_id, now_f,
+                                    now, 0, 0);
     }
 
     if (rc == STORE_NOMEM) {
@@ -521,8 +534,8 @@ agg_observe(aggregator_t *a, family_id_t family, const char **labels,
  */
 
 static void
-agg_overflow_labels(family_id_t family, const char **labels, const char **out,
-    int keep_service)
+agg_overflow_labels(family_id_t family, const store_label_t *labels,
+    store_label_t *out, int keep_service)
 {
     const family_t  *f = &store_families[family];
     int              i;
@@ -535,7 +548,7 @@ agg_overflow_labels(family_id_t family, const char **labels, const char **out,
         {
             out[i] = labels[i];
         } else {
-            out[i] = LABEL_OVERFLOW;
+            out[i] = store_label(LABEL_OVERFLOW);
         }
     }
 }

@@ -38,11 +38,18 @@ static const family_label_t  family_labels[] = {
 #include "obs/v1/families.def"
 };
 
+/*
+ * A shard also lists its series by family, for store_visit: a scrape walks
+ * the store a family at a time, and through the hash chains it would touch
+ * every series (a cache miss each) once a family.
+ */
 typedef struct {
     pthread_mutex_t   lock;
     series_t        **buckets;
     size_t            n_buckets;    /* power of two */
     size_t            count;
+    series_t         *family_head[FAMILY_COUNT];
+    series_t        **family_tail[FAMILY_COUNT];
 } shard_t;
 
 struct store {
@@ -54,20 +61,24 @@ struct store {
     atomic_uint  born;
 };
 
-static size_t store_key(family_id_t family, const char **labels, char *key);
+static void store_measure(family_id_t family, const char **labels,
+    store_label_t *out);
+static size_t store_key(family_id_t family, const store_label_t *labels,
+    char *key);
 static series_t *store_lookup(store_t *s, family_id_t family,
-    const char **labels, time_t now, long reserve, int from_request, int *rc,
-    shard_t **shard);
+    const store_label_t *labels, time_t now, long reserve, int from_request,
+    int *rc, shard_t **shard);
 static int store_take(store_t *s, long reserve, int from_request);
 static void store_give_back(store_t *s, int from_request);
 static void store_free_series(series_t *se);
+static void store_unchain(shard_t *sh, series_t *se);
 static int shard_grow(shard_t *sh);
 
 store_t *
 store_new(long max_series)
 {
     store_t  *s;
-    int       i;
+    int       i, f;
 
     s = calloc(1, sizeof(store_t));
     if (s == NULL) {
@@ -76,6 +87,9 @@ store_new(long max_series)
 
     for (i = 0; i < STORE_SHARDS; i++) {
         pthread_mutex_init(&s->shards[i].lock, NULL);
+        for (f = 0; f < FAMILY_COUNT; f++) {
+            s->shards[i].family_tail[f] = &s->shards[i].family_head[f];
+        }
         s->shards[i].n_buckets = 64;
         s->shards[i].buckets = calloc(64, sizeof(series_t *));
         if (s->shards[i].buckets == NULL) {
@@ -132,6 +146,32 @@ int
 store_add(store_t *s, family_id_t family, const char **labels,
     uint64_t delta, time_t now, long reserve, int from_request)
 {
+    store_label_t  m[STORE_MAX_LABELS];
+
+    store_measure(family, labels, m);
+    return store_add_measured(s, family, m, delta, now, reserve,
+                              from_request);
+}
+
+int
+store_observe(store_t *s, family_id_t family, const char **labels,
+    const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
+    const uint8_t *span_id, double now_f, time_t now, long reserve,
+    int from_request)
+{
+    store_label_t  m[STORE_MAX_LABELS];
+
+    store_measure(family, labels, m);
+    return store_observe_measured(s, family, m, bounds, n_bounds, v,
+                                  trace_id, span_id, now_f, now, reserve,
+                                  from_request);
+}
+
+int
+store_add_measured(store_t *s, family_id_t family,
+    const store_label_t *labels, uint64_t delta, time_t now, long reserve,
+    int from_request)
+{
     int        rc;
     series_t  *se;
     shard_t   *sh;
@@ -148,10 +188,10 @@ store_add(store_t *s, family_id_t family, const char **labels,
 }
 
 int
-store_observe(store_t *s, family_id_t family, const char **labels,
-    const double *bounds, int n_bounds, double v, const uint8_t *trace_id,
-    const uint8_t *span_id, double now_f, time_t now, long reserve,
-    int from_request)
+store_observe_measured(store_t *s, family_id_t family,
+    const store_label_t *labels, const double *bounds, int n_bounds,
+    double v, const uint8_t *trace_id, const uint8_t *span_id, double now_f,
+    time_t now, long reserve, int from_request)
 {
     int        rc;
     series_t  *se;
@@ -180,27 +220,29 @@ size_t
 store_expire(store_t *s, time_t before)
 {
     series_t  **link, *se;
-    size_t      b, removed = 0, from_request = 0;
-    int         i;
+    size_t      removed = 0, from_request = 0;
+    int         i, f;
 
     for (i = 0; i < STORE_SHARDS; i++) {
         shard_t  *sh = &s->shards[i];
 
         pthread_mutex_lock(&sh->lock);
 
-        for (b = 0; b < sh->n_buckets; b++) {
-            link = &sh->buckets[b];
+        for (f = 0; f < FAMILY_COUNT; f++) {
+            link = &sh->family_head[f];
             while ((se = *link) != NULL) {
                 if (se->updated < before) {
-                    *link = se->next;
+                    *link = se->family_next;
+                    store_unchain(sh, se);
                     from_request += se->from_request;
                     store_free_series(se);
                     sh->count--;
                     removed++;
                 } else {
-                    link = &se->next;
+                    link = &se->family_next;
                 }
             }
+            sh->family_tail[f] = link;
         }
 
         pthread_mutex_unlock(&sh->lock);
@@ -224,47 +266,87 @@ store_visit(store_t *s, family_id_t family, store_visit_pt visit, void *data)
     const char      *labels[STORE_MAX_LABELS];
     const char      *p;
     series_t        *se;
-    size_t           b;
     int              i, l;
+
+    if ((int) family >= FAMILY_COUNT) {
+        return;                     /* kept beside the store, not in it */
+    }
 
     for (i = 0; i < STORE_SHARDS; i++) {
         shard_t  *sh = &s->shards[i];
 
         pthread_mutex_lock(&sh->lock);
 
-        for (b = 0; b < sh->n_buckets; b++) {
-            for (se = sh->buckets[b]; se; se = se->next) {
-                if (se->family != family) {
-                    continue;
-                }
+        for (se = sh->family_head[family]; se; se = se->family_next) {
+            /* the next series is a cache miss: start it while this one's
+               lines are written */
+            __builtin_prefetch(se->family_next);
 
-                p = se->key + 1;
-                for (l = 0; l < f->n_labels; l++) {
-                    labels[l] = p;
-                    p += strlen(p) + 1;
-                }
-
-                visit(f, se, labels, data);
+            p = se->key + 1;
+            for (l = 0; l < f->n_labels; l++) {
+                labels[l] = p;
+                p += strlen(p) + 1;
             }
+
+            visit(f, se, labels, data);
         }
 
         pthread_mutex_unlock(&sh->lock);
     }
 }
 
-/* Key: the family byte, then each label value with its NUL. */
+static void
+store_measure(family_id_t family, const char **labels, store_label_t *out)
+{
+    int  l;
+
+    for (l = 0; l < store_families[family].n_labels; l++) {
+        out[l] = store_label(labels[l]);
+    }
+}
+
+/*
+ * Copies n bytes (a label value and its NUL): up to 32 in moves that may
+ * overlap, with no loop and no call; values are short, and a call to
+ * memcpy costs more than copying them.
+ */
+
+static inline void
+store_copy(char *dst, const char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+
+    } else if (n > 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
+/*
+ * Key: the family byte, then each label value with its NUL.  The lengths
+ * are known (store_label): no value is measured again for each family.
+ */
 
 static size_t
-store_key(family_id_t family, const char **labels, char *key)
+store_key(family_id_t family, const store_label_t *labels, char *key)
 {
     size_t  n = 1, len;
-    int     l;
+    int     l, n_labels = store_families[family].n_labels;
 
     key[0] = (char) (family + 1);
 
-    for (l = 0; l < store_families[family].n_labels; l++) {
-        len = strlen(labels[l]) + 1;
-        memcpy(key + n, labels[l], len);
+    for (l = 0; l < n_labels; l++) {
+        len = labels[l].len + 1;
+        store_copy(key + n, labels[l].value, len);
         n += len;
     }
 
@@ -277,8 +359,8 @@ store_key(family_id_t family, const char **labels, char *key)
  */
 
 static series_t *
-store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
-    long reserve, int from_request, int *rc, shard_t **shard)
+store_lookup(store_t *s, family_id_t family, const store_label_t *labels,
+    time_t now, long reserve, int from_request, int *rc, shard_t **shard)
 {
     char       key[STORE_KEY_MAX];
     size_t     len;
@@ -330,6 +412,8 @@ store_lookup(store_t *s, family_id_t family, const char **labels, time_t now,
 
     se->next = sh->buckets[hash & (sh->n_buckets - 1)];
     sh->buckets[hash & (sh->n_buckets - 1)] = se;
+    *sh->family_tail[family] = se;
+    sh->family_tail[family] = &se->family_next;
     sh->count++;
 
     *shard = sh;
@@ -380,6 +464,20 @@ store_free_series(series_t *se)
         histogram_free(se->v.histogram);
     }
     free(se);
+}
+
+/* Takes a series out of its hash chain. */
+
+static void
+store_unchain(shard_t *sh, series_t *se)
+{
+    series_t  **link = &sh->buckets[se->hash & (sh->n_buckets - 1)];
+
+    while (*link != se) {
+        link = &(*link)->next;
+    }
+
+    *link = se->next;
 }
 
 static int

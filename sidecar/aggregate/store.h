@@ -7,7 +7,9 @@
 #ifndef OBS_STORE_H
 #define OBS_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "histogram.h"
@@ -75,6 +77,8 @@ const family_label_t *family_label(const char *label);
 
 typedef struct series {
     struct series  *next;       /* hash chain */
+    struct series  *family_next;    /* the shard's series of its family,
+                                       oldest first */
     uint64_t        hash;
     time_t          updated;
     uint8_t         family;
@@ -90,6 +94,22 @@ typedef struct series {
 } series_t;
 
 typedef struct store  store_t;
+
+/*
+ * A label value with its length (without the NUL): a record's values are
+ * measured once for all the families that share them.
+ */
+typedef struct {
+    const char  *value;
+    size_t       len;
+} store_label_t;
+
+/* A label value, measured. */
+static inline store_label_t
+store_label(const char *value)
+{
+    return (store_label_t) { value, strlen(value) };
+}
 
 /* What store_add and store_observe report. */
 enum { STORE_OK = 0, STORE_FULL = 1, STORE_NOMEM = -1 };
@@ -129,6 +149,17 @@ int store_observe(store_t *s, family_id_t family, const char **labels,
     const uint8_t *span_id, double now_f, time_t now, long reserve,
     int from_request);
 
+/* store_add with the label values measured (store_label). */
+int store_add_measured(store_t *s, family_id_t family,
+    const store_label_t *labels, uint64_t delta, time_t now, long reserve,
+    int from_request);
+
+/* store_observe with the label values measured (store_label). */
+int store_observe_measured(store_t *s, family_id_t family,
+    const store_label_t *labels, const double *bounds, int n_bounds,
+    double v, const uint8_t *trace_id, const uint8_t *span_id, double now_f,
+    time_t now, long reserve, int from_request);
+
 /* Removes series not updated since before; returns how many. */
 size_t store_expire(store_t *s, time_t before);
 
@@ -140,7 +171,8 @@ long store_size(const store_t *s);
 typedef void (*store_visit_pt)(const family_t *family, const series_t *se,
     const char **labels, void *data);
 
-/* Visits every series of a family, one shard at a time. */
+/* Visits every series of a family, one shard at a time, each shard's
+   oldest first. */
 void store_visit(store_t *s, family_id_t family, store_visit_pt visit,
     void *data);
 

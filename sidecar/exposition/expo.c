@@ -21,12 +21,12 @@
 static double expo_quality(const char *range, size_t len, expo_format_t *f);
 static void expo_canonical(char *out, size_t size, double v);
 static void expo_escaped(buf_t *b, const char *s, int help);
-static void expo_labels(expo_writer_t *w, const char *const *names,
-    const char *const *values, int n, const char *le);
 static void expo_label_set(expo_writer_t *w, const char *const *names,
     const char *const *values, int n);
-static void expo_put_labels(expo_writer_t *w, const char *le);
-static const char *expo_le(expo_writer_t *w, const histogram_t *h, int i);
+static void expo_line_head(expo_writer_t *w, const char *suffix,
+    size_t suffix_len);
+static const char *expo_le(expo_writer_t *w, const histogram_t *h, int i,
+    size_t *len);
 static void expo_om_exemplar(buf_t *b, const exemplar_t *e);
 static void expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric
     *m, const char *const *names, const char *const *values, int n);
@@ -187,21 +187,25 @@ expo_sample(expo_writer_t *w, const char *const *names,
         return;
     }
 
-    buf_puts(w->out, w->name);
-    buf_puts(w->out, w->type == EXPO_COUNTER ? "_total"
-                     : w->type == EXPO_INFO ? "_info" : "");
-    expo_labels(w, names, values, n, NULL);
-    buf_puts(w->out, " ");
+    expo_label_set(w, names, values, n);
+    if (w->type == EXPO_COUNTER) {
+        expo_line_head(w, "_total", 6);
+    } else {
+        expo_line_head(w, "_info", w->type == EXPO_INFO ? 5 : 0);
+    }
     buf_double(w->out, value);
-    buf_puts(w->out, "\n");
+    buf_put(w->out, "\n", 1);
 }
 
 void
 expo_histogram(expo_writer_t *w, const char *const *names,
     const char *const *values, int n, const histogram_t *h)
 {
-    uint64_t  cumulative = 0;
-    int       i;
+    uint64_t     cumulative = 0;
+    const char  *le;
+    size_t       le_len;
+    buf_t       *out = w->out;
+    int          i;
 
     if (w->format == EXPO_PROTOBUF) {
         expo_proto_histogram(w, names, values, n, h);
@@ -220,35 +224,47 @@ expo_histogram(expo_writer_t *w, const char *const *names,
 
     expo_label_set(w, names, values, n);
 
+    /* a histogram is most of a scrape: its bucket lines are copied from
+       the head they share, each in one piece */
+    buf_reset(&w->head);
+    buf_puts(&w->head, w->name);
+    buf_put(&w->head, "_bucket{", 8);
+    buf_put(&w->head, w->labels.data, w->labels.len);
+    buf_puts(&w->head, w->labels.len ? ",le=\"" : "le=\"");
+    if (w->head.failed) {
+        out->failed = 1;
+        return;
+    }
+
     for (i = 0; i <= h->n_bounds; i++) {
         cumulative += h->buckets[i];
-        buf_puts(w->out, w->name);
-        buf_append(w->out, "_bucket", 7);
-        expo_put_labels(w, expo_le(w, h, i));
-        buf_append(w->out, " ", 1);
-        buf_u64(w->out, cumulative);
+        le = expo_le(w, h, i, &le_len);
+        if (buf_reserve(out, w->head.len + le_len + 3) != 0) {
+            return;
+        }
+        memcpy(out->data + out->len, w->head.data, w->head.len);
+        out->len += w->head.len;
+        memcpy(out->data + out->len, le, le_len);
+        out->len += le_len;
+        memcpy(out->data + out->len, "\"} ", 3);
+        out->len += 3;
+        buf_u64(out, cumulative);
 
         if (w->format == EXPO_OPENMETRICS && h->exemplars
             && h->exemplars[i].timestamp > 0)
         {
-            expo_om_exemplar(w->out, &h->exemplars[i]);
+            expo_om_exemplar(out, &h->exemplars[i]);
         }
 
-        buf_append(w->out, "\n", 1);
+        buf_put(out, "\n", 1);
     }
 
-    buf_puts(w->out, w->name);
-    buf_append(w->out, "_sum", 4);
-    expo_put_labels(w, NULL);
-    buf_append(w->out, " ", 1);
-    buf_double(w->out, h->sum);
-    buf_append(w->out, "\n", 1);
-    buf_puts(w->out, w->name);
-    buf_append(w->out, "_count", 6);
-    expo_put_labels(w, NULL);
-    buf_append(w->out, " ", 1);
-    buf_u64(w->out, h->count);
-    buf_append(w->out, "\n", 1);
+    expo_line_head(w, "_sum", 4);
+    buf_double(out, h->sum);
+    buf_put(out, "\n", 1);
+    expo_line_head(w, "_count", 6);
+    buf_u64(out, h->count);
+    buf_put(out, "\n", 1);
 }
 
 
@@ -292,7 +308,7 @@ expo_family_end(expo_writer_t *w)
             (uint8_t *) w->out->data + w->out->len);
         w->out->len += head;
     }
-    buf_append(w->out, w->family.data, w->family.len);
+    buf_put(w->out, w->family.data, w->family.len);
     buf_reset(&w->family);
 }
 
@@ -309,6 +325,7 @@ expo_end(expo_writer_t *w)
 
     buf_free(&w->family);
     buf_free(&w->labels);
+    buf_free(&w->head);
 }
 
 /* Quality of one media range for a format we serve (0 if none). */
@@ -356,7 +373,7 @@ expo_canonical(char *out, size_t size, double v)
     buf_t  b = { 0 };
 
     buf_double(&b, v);
-    buf_append(&b, "", 1);
+    buf_put(&b, "", 1);
     snprintf(out, size, "%s%s", b.data ? b.data : "0",
              b.data && !strpbrk(b.data, ".eEnN") ? ".0" : "");
     buf_free(&b);
@@ -365,29 +382,19 @@ expo_canonical(char *out, size_t size, double v)
 static void
 expo_escaped(buf_t *b, const char *s, int help)
 {
-    const char  *run = s;
+    size_t  n;
 
-    for ( ; *s; s++) {
-        if (*s != '\\' && *s != '\n' && (help || *s != '"')) {
-            continue;
+    for ( ;; ) {
+        n = strcspn(s, help ? "\\\n" : "\\\n\"");
+        buf_put(b, s, n);
+        s += n;
+        if (*s == '\0') {
+            return;
         }
 
-        buf_append(b, run, (size_t) (s - run));
-        buf_puts(b, *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : "\\\"");
-        run = s + 1;
+        buf_put(b, *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : "\\\"", 2);
+        s++;
     }
-
-    buf_append(b, run, (size_t) (s - run));
-}
-
-/* Writes {labels} (with le, if any) of one sample. */
-
-static void
-expo_labels(expo_writer_t *w, const char *const *names,
-    const char *const *values, int n, const char *le)
-{
-    expo_label_set(w, names, values, n);
-    expo_put_labels(w, le);
 }
 
 /* Escapes a sample's labels once, for all the lines that repeat them. */
@@ -402,52 +409,67 @@ expo_label_set(expo_writer_t *w, const char *const *names,
 
     for (i = 0; i < n; i++) {
         if (i) {
-            buf_append(&w->labels, ",", 1);
+            buf_put(&w->labels, ",", 1);
         }
         buf_puts(&w->labels, names[i]);
-        buf_append(&w->labels, "=\"", 2);
+        buf_put(&w->labels, "=\"", 2);
         expo_escaped(&w->labels, values[i], 0);
-        buf_append(&w->labels, "\"", 1);
+        buf_put(&w->labels, "\"", 1);
+    }
+
+    if (w->labels.failed) {
+        w->out->failed = 1;
     }
 }
 
+/* Writes the name, suffix and {labels} of a line, and the space before
+   its value, in one piece. */
+
 static void
-expo_put_labels(expo_writer_t *w, const char *le)
+expo_line_head(expo_writer_t *w, const char *suffix, size_t suffix_len)
 {
-    if (w->labels.len == 0 && le == NULL) {
+    buf_t   *out = w->out;
+    size_t   name_len = strlen(w->name);
+
+    if (buf_reserve(out, name_len + suffix_len + w->labels.len + 3) != 0) {
         return;
     }
 
-    buf_append(w->out, "{", 1);
-    buf_append(w->out, w->labels.data, w->labels.len);
+    memcpy(out->data + out->len, w->name, name_len);
+    out->len += name_len;
+    memcpy(out->data + out->len, suffix, suffix_len);
+    out->len += suffix_len;
 
-    if (le) {
-        buf_puts(w->out, w->labels.len ? ",le=\"" : "le=\"");
-        buf_puts(w->out, le);
-        buf_append(w->out, "\"", 1);
+    if (w->labels.len) {
+        out->data[out->len++] = '{';
+        memcpy(out->data + out->len, w->labels.data, w->labels.len);
+        out->len += w->labels.len;
+        out->data[out->len++] = '}';
     }
 
-    buf_append(w->out, "}", 1);
+    out->data[out->len++] = ' ';
 }
 
-
 static const char *
-expo_le(expo_writer_t *w, const histogram_t *h, int i)
+expo_le(expo_writer_t *w, const histogram_t *h, int i, size_t *len)
 {
     int  b;
 
     if (i == h->n_bounds) {
+        *len = 4;
         return "+Inf";
     }
 
     if (w->le_bounds != h->bounds || w->le_n != h->n_bounds) {
         for (b = 0; b < h->n_bounds; b++) {
             expo_canonical(w->le[b], sizeof(w->le[b]), h->bounds[b]);
+            w->le_len[b] = strlen(w->le[b]);
         }
         w->le_bounds = h->bounds;
         w->le_n = h->n_bounds;
     }
 
+    *len = w->le_len[i];
     return w->le[i];
 }
 
@@ -485,7 +507,7 @@ expo_proto_metric(expo_writer_t *w, Io__Prometheus__Client__Metric *m,
     size = io__prometheus__client__metric__get_packed_size(m);
 
     /* field 4 (metric) of MetricFamily, length-delimited */
-    buf_append(&w->family, "\x22", 1);
+    buf_put(&w->family, "\x22", 1);
     pb_varint(&w->family, size);
     if (buf_reserve(&w->family, size) == 0) {
         io__prometheus__client__metric__pack(m,
@@ -614,6 +636,7 @@ expo_series_histogram(expo_writer_t *w, const char *const *names,
 {
     char      bucket[256], sum[256], count[256];
     uint64_t  cumulative = 0;
+    size_t    le_len;
     int       i;
 
     snprintf(bucket, sizeof(bucket), "%s_bucket", w->name);
@@ -622,7 +645,7 @@ expo_series_histogram(expo_writer_t *w, const char *const *names,
 
     for (i = 0; i <= h->n_bounds; i++) {
         cumulative += h->buckets[i];
-        w->series(w->series_data, bucket, names, values, n, expo_le(w, h, i),
+        w->series(w->series_data, bucket, names, values, n, expo_le(w, h, i, &le_len),
                   (double) cumulative);
     }
 

@@ -54,12 +54,15 @@ typedef struct {
     buf_t          *out;
     buf_t           family;         /* protobuf: the family's metrics */
     buf_t           labels;         /* text: one sample's escaped labels */
+    buf_t           head;           /* text: what a histogram's bucket
+                                       lines share, up to le=" */
     const char     *name;           /* family base name */
     const char     *help;
     expo_type_t     type;
     const double   *le_bounds;      /* bounds whose le strings are cached */
     int             le_n;
     char            le[CONFIG_MAX_BUCKETS][32];
+    size_t          le_len[CONFIG_MAX_BUCKETS];
 } expo_writer_t;
 
 /* Picks the format an Accept header prefers (text when in doubt). */

@@ -688,7 +688,8 @@ http_gzip(const buf_t *in, buf_t *out)
         return -1;
     }
 
-    out->len = compress_gzip(in->data, in->len, 6, out->data, out->cap);
+    out->len = compress_gzip(in->data, in->len, COMPRESS_SCRAPE_LEVEL,
+                             out->data, out->cap);
     return out->len ? 0 : -1;
 }
 

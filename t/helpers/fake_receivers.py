@@ -35,9 +35,10 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from otlp_answers import faults, partial_success
+from quiet_http import QuietHandler
 
 LOCK = threading.Lock()
 STATE = {"loki": [], "otlp": [], "otlp_metrics": [], "otlp_logs": [],
@@ -151,19 +152,8 @@ def check_push(doc):
     return None
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, code, body=b"", headers=None):
-        self.send_response(code)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)

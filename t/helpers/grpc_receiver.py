@@ -31,11 +31,12 @@ import threading
 import time
 import urllib.parse
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import grpc
 
 from otlp_answers import faults, field, partial_success, varint
+from quiet_http import QuietHandler
 
 LOCK = threading.Lock()
 STATE = {"requests": [], "refused": 0}
@@ -114,10 +115,7 @@ class Generic(grpc.GenericRpcHandler):
             response_serializer=lambda b: b)
 
 
-class Control(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class Control(QuietHandler):
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
         q = dict(urllib.parse.parse_qsl(url.query))
@@ -130,13 +128,8 @@ class Control(BaseHTTPRequestHandler):
             elif url.path == "/state":
                 body = json.dumps(STATE).encode()
             else:
-                self.send_response(404)
-                self.end_headers()
-                return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+                return self.reply(404)
+        self.reply(200, body)
 
 
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),

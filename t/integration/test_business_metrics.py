@@ -18,6 +18,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Stack, main, value, wait_for  # noqa: E402
+from quiet_http import QuietHandler  # noqa: E402  (t/helpers, by harness)
 from test_remote_write import RealPrometheus  # noqa: E402
 
 HTTP = """
@@ -45,13 +46,10 @@ HTTP = """
 """
 
 
-class Backend(http.server.BaseHTTPRequestHandler):
+class Backend(QuietHandler):
     """Headers from the query; /slow/ waits for its gate."""
     gates = {}
     lock = threading.Lock()
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
@@ -60,15 +58,11 @@ class Backend(http.server.BaseHTTPRequestHandler):
             with Backend.lock:
                 gate = Backend.gates.setdefault(q["gate"], threading.Event())
             gate.wait(120)
-        body = b"ok\n"
-        self.send_response(200)
-        for h, k in (("X-Recommendations-Count", "n"), ("X-Cache", "cache"),
-                     ("X-Embedding-Cache-Age", "age")):
-            if k in q:
-                self.send_header(h, q[k])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(200, b"ok\n",
+                   [(h, q[k]) for h, k in (("X-Recommendations-Count", "n"),
+                                           ("X-Cache", "cache"),
+                                           ("X-Embedding-Cache-Age", "age"))
+                    if k in q])
 
 
 def gate(name):

@@ -33,6 +33,7 @@ import jsonschema
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import (BUILD, ROOT, Stack, http_get, main, request,  # noqa
                      wait_for)
+from quiet_http import QuietHandler  # noqa: E402  (t/helpers, by harness)
 
 JS = os.path.join(ROOT, "t", "helpers", "js")
 SCHEMA = os.path.join(ROOT, "sidecar", "status", "status.schema.json")
@@ -79,23 +80,14 @@ HTTP = """
 """
 
 
-class Backend(http.server.BaseHTTPRequestHandler):
+class Backend(QuietHandler):
     """Latency from the path, the demo services' business headers, and
     /slow held until the gate opens."""
     gate = threading.Event()
     protocol_version = "HTTP/1.0"
 
-    def log_message(self, *args):
-        pass
-
     def answer(self, code, headers=()):
-        body = b"ok\n"
-        self.send_response(code)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(code, b"ok\n", headers)
 
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)

@@ -5,6 +5,9 @@
  */
 
 #include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
 
 #include "logline_oracle.h"
 #include "unit.h"
@@ -283,6 +286,44 @@ test_log_fields(void)
     buf_free(&req);
 }
 
+/* jsonw_text skips plain ASCII 8 bytes at a time: every byte value at every
+   place of a 16-byte text must come out as the byte-at-a-time path makes
+   it (ASCII read back as it was; others escaped or replaced). */
+static void
+test_text_words(void)
+{
+    uint8_t       raw[16];
+    buf_t         b = { 0 };
+    json_t       *j;
+    json_error_t  err;
+    int           c, at, bad = 0;
+    char          want[17];
+
+    for (c = 1; c < 0x80; c++) {
+        for (at = 0; at < 16; at++) {
+            memset(raw, 'a', sizeof(raw));
+            raw[at] = (uint8_t) c;
+            buf_reset(&b);
+            jsonw_text(&b, raw, sizeof(raw), 1024);
+            j = json_loadb(b.data, b.len, JSON_DECODE_ANY, &err);
+            memcpy(want, raw, 16);
+            want[16] = '\0';
+            bad += j == NULL || !json_is_string(j)
+                   || strcmp(json_string_value(j), want) != 0;
+            json_decref(j);
+        }
+    }
+    CHECK(bad == 0, "jsonw_text: each ASCII byte at each place of a word");
+
+    memset(raw, 'a', sizeof(raw));
+    raw[11] = 0xff;
+    buf_reset(&b);
+    jsonw_text(&b, raw, sizeof(raw), 1024);
+    CHECK(b.len == 2 + 15 + 3 && memcmp(b.data + 12, "\xef\xbf\xbd", 3) == 0,
+          "jsonw_text: a byte >= 0x80 in the second word is replaced");
+    buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -290,5 +331,6 @@ main(void)
     test_cuts();
     test_numbers();
     test_log_fields();
+    test_text_words();
     return unit_report("logline");
 }

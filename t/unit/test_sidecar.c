@@ -3,6 +3,8 @@
  * exposition (linked with every sidecar file but main.c).
  */
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 #include "settings.h"
 #include "stats.h"
 #include "store.h"
+#include "text.h"
 #include "unit.h"
 #include "unit_expo.h"
 #include "obs/v1/framing.h"
@@ -579,6 +582,164 @@ test_expiry(void)
 
     aggregator_free(a);
     store_free(s);
+}
+
+/* buf_double's first form: every precision from 1 up, the first that reads
+   back (kept here as the oracle of the faster one). */
+static void
+double_oracle(char *out, size_t size, double v)
+{
+    int  precision;
+
+    for (precision = 1; precision <= 17; precision++) {
+        snprintf(out, size, "%.*g", precision, v);
+        if (strtod(out, NULL) == v) {
+            return;
+        }
+    }
+}
+
+/* One double through buf_double against the oracle; 1 if they agree. */
+static int
+double_agrees(double v)
+{
+    buf_t  b = { 0 };
+    char   want[32];
+    int    ok;
+
+    buf_double(&b, v);
+    buf_append(&b, "", 1);
+    if (b.data == NULL) {
+        return 0;
+    }
+
+    if (isnan(v) || isinf(v)
+        || (fabs(v) < 1e15 && v == (double) (long long) v))
+    {
+        ok = strtod(b.data, NULL) == v || (isnan(v) && isnan(strtod(b.data,
+                                                                 NULL)));
+    } else {
+        double_oracle(want, sizeof(want), v);
+        ok = strcmp(b.data, want) == 0 && strtod(b.data, NULL) == v;
+        if (!ok) {
+            fprintf(stderr, "buf_double(%.17g): \"%s\", want \"%s\"\n", v,
+                    b.data, want);
+        }
+    }
+
+    buf_free(&b);
+    return ok;
+}
+
+static void
+test_double_format(void)
+{
+    static const double  fixed[] = {
+        0.1, 0.3, 1.5, -2.25, 1e-5, 1.5e-7, 0.0001, 0.00012345, 123456.5,
+        1e15, 1.5e15, 2e15, 1234567890123456.0, 9007199254740993.0, 1e16,
+        1e20, 1.5e300, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+        0.1 + 0.2, 999999999999999.9, 99999999999999.98, 0.005, 0.075, 2.5,
+        7.5, -0.0, 1.0 / 3, 2.0 / 3
+    };
+    uint64_t  x = 0x9e3779b97f4a7c15ull, bits;
+    double    v, sum = 0;
+    int       i, bad = 0, n = 0;
+    char      dec[40];
+
+    for (i = 0; i < (int) (sizeof(fixed) / sizeof(fixed[0])); i++, n++) {
+        bad += !double_agrees(fixed[i]);
+    }
+
+    for (i = 0; i < 60000; i++, n += 4) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+
+        /* any bit pattern that is a finite double */
+        bits = x;
+        memcpy(&v, &bits, sizeof(v));
+        bad += !double_agrees(v);
+
+        /* short decimals, as configured bounds and durations are */
+        snprintf(dec, sizeof(dec), "%llue%d",
+                 (unsigned long long) (x >> 20) % 10000000ull,
+                 (int) (x % 40) - 25);
+        bad += !double_agrees(strtod(dec, NULL));
+
+        /* sums of microsecond durations in seconds, as histograms keep */
+        sum += (double) (x % 400000) / 1e6;
+        bad += !double_agrees(sum) + !double_agrees(-sum * 1e3);
+    }
+
+    CHECK(bad == 0, "buf_double is the shortest round-trip text");
+    printf("buf_double: %d doubles, %d differ\n", n, bad);
+}
+
+/* label_sanitize's first form, all through text_utf8 (the oracle of its
+   printable-ASCII fast path). */
+static size_t
+sanitize_oracle(const uint8_t *raw, size_t len, char *out)
+{
+    size_t  n = text_utf8(raw, len, out, LABEL_MAX_LEN + 1), i;
+
+    for (i = 0; i < n; i++) {
+        if (((unsigned char) out[i] < 0x20 && out[i] != '\n')
+            || out[i] == 0x7f)
+        {
+            out[i] = '?';
+        }
+    }
+    return n;
+}
+
+static void
+test_sanitize_fast_path(void)
+{
+    static const uint8_t  pick[] = { 'a', 'Z', '/', ' ', '~', 0x7f, 0x1f,
+                                     0x20, '\n', '\0', 0x80, 0xc3, 0xa9,
+                                     0xff, '"', '\\' };
+    uint8_t   raw[300];
+    char      got[LABEL_BUF_LEN], want[LABEL_BUF_LEN];
+    uint64_t  x = 0x2545f4914f6cdd1dull;
+    size_t    len, i, n, m;
+    int       bad = 0, c, printable, fast = 0;
+
+    for (c = 0; c < 256; c++) {
+        raw[0] = (uint8_t) c;
+        for (len = 1; len <= 17; len++) {
+            memset(raw + 1, 'x', len - 1);
+            raw[len - 1] = (uint8_t) c;
+            printable = 1;
+            for (i = 0; i < len; i++) {
+                printable &= raw[i] >= 0x20 && raw[i] < 0x7f;
+            }
+            bad += text_printable(raw, len) != printable;
+        }
+    }
+    CHECK(bad == 0, "text_printable: every byte at either end of 1-17");
+
+    for (i = 0; i < 50000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len = x % 270;
+        for (n = 0; n < len; n++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            /* mostly printable, now and then one byte of the edges */
+            raw[n] = x % 64 ? (uint8_t) (0x20 + x % 95)
+                            : pick[(x >> 8) % sizeof(pick)];
+        }
+        fast += len <= LABEL_MAX_LEN && text_printable(raw, len);
+        n = label_sanitize(raw, len, got);
+        m = sanitize_oracle(raw, len, want);
+        bad += n != m || memcmp(got, want, n + 1) != 0;
+    }
+    CHECK(bad == 0, "label_sanitize's fast path gives what the slow one does");
+    CHECK(fast > 1000 && fast < 49000, "both paths taken");
+    CHECK(label_sanitize(NULL, 0, got) == 0 && got[0] == '\0',
+          "an empty value");
 }
 
 static void
@@ -1839,6 +2000,82 @@ test_settings_usage(void)
     free(text);
 }
 
+/* The label values test_measured_labels() writes: n bytes, i's. */
+static void
+measured_value(char *v, size_t i, size_t n)
+{
+    memset(v, (int) ('a' + i), n);
+    v[n] = '\0';
+    if (n > 0) {
+        v[n - 1] = (char) ('0' + n % 10);
+    }
+}
+
+typedef struct {
+    uint64_t  sum;
+    int       ok;
+} measured_t;
+
+/* Sums the series and checks their labels read back as written. */
+static void
+measured_visit(const family_t *f, const series_t *se, const char **labels,
+    void *data)
+{
+    measured_t  *m = data;
+    char         v[48];
+    size_t       i, n = strlen(labels[0]);
+
+    (void) f;
+    for (i = 0; i < 3; i++) {
+        measured_value(v, i, n);
+        m->ok &= strcmp(labels[i], v) == 0;
+    }
+    m->sum += se->v.counter;
+}
+
+/*
+ * A series found by its measured labels (store_label, the aggregator's
+ * way) is the one its plain labels find, and its labels read back as
+ * written, whatever the values' lengths (store_key copies short ones in
+ * overlapping moves).
+ */
+static void
+test_measured_labels(void)
+{
+    store_t        *s = store_new(1000);
+    store_label_t   m[LABELS_REQUEST_BODY];
+    const char     *l[LABELS_REQUEST_BODY], *z[LABELS_RESPONSE_BODY];
+    char            v[3][48], w[3][48];
+    measured_t      seen = { 0, 1 };
+    size_t          n, i;
+    int             ok = 1;
+
+    for (n = 0; n <= 40; n++) {
+        for (i = 0; i < 3; i++) {
+            measured_value(v[i], i, n);
+            l[i] = v[i];
+            m[i] = store_label(v[i]);
+            memset(w[i], 'z', n);
+            w[i][n] = '\0';
+            z[i] = w[i];
+        }
+
+        /* between the two, a key of other bytes in the same place */
+        ok &= store_add(s, FAMILY_REQUEST_BODY, l, 1, 100, 0, 0) == STORE_OK;
+        ok &= store_add(s, FAMILY_RESPONSE_BODY, z, 1, 100, 0, 0)
+              == STORE_OK;
+        ok &= store_add_measured(s, FAMILY_REQUEST_BODY, m, 2, 100, 0, 0)
+              == STORE_OK;
+        ok &= store_size(s) == 2 * ((long) n + 1);
+    }
+
+    store_visit(s, FAMILY_REQUEST_BODY, measured_visit, &seen);
+    CHECK(ok, "measured and plain labels: one series per value length");
+    CHECK(seen.ok, "labels of every length read back as written");
+    CHECK(seen.sum == 41 * 3, "every addition counted in it");
+    store_free(s);
+}
+
 int
 main(void)
 {
@@ -1846,9 +2083,12 @@ main(void)
     test_count_without_columns();
     test_jwt_counts();
     test_counts();
+    test_measured_labels();
     test_caps();
     test_expiry();
     test_escaping();
+    test_double_format();
+    test_sanitize_fast_path();
     test_histogram();
     test_negotiation();
     test_config_errors();

@@ -91,7 +91,8 @@ sub master_off { $MasterOn = 0 }
 sub workers { $Workers = shift }
 sub log_level { $LogLevel = shift }
 sub no_root_location { $NoRootLocation = 1 }
-sub add_block_preprocessor { push @Preprocessors, shift }
+# the real runner runs the last one added first
+sub add_block_preprocessor { unshift @Preprocessors, shift }
 sub env_to_nginx { push @EnvToNginx, @_ }
 
 # A section's value in scalar context, or undef when the block has none.
