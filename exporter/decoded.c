@@ -6,6 +6,8 @@
 #include "decoded.h"
 #include "hash.h"
 #include "label_rules.h"
+#include "loki.h"
+#include "text.h"
 
 static uint8_t decoded_owner(ProtobufCBinaryData service, uint32_t status,
     ProtobufCBinaryData tenant, unsigned over, int threads, int per_tenant);
@@ -150,31 +152,55 @@ decoded_over(const decoded_reader_t *rd)
     return rd->d->has_over ? label_over_get(rd->d->over, rd->current) : 0;
 }
 
+size_t
+decoded_service_label(ProtobufCBinaryData service, unsigned over, char *out)
+{
+    size_t  n;
+
+    if (over & LABEL_OVER_SERVICE) {
+        n = sizeof(LABEL_OVERFLOW_TEXT) - 1;
+        memcpy(out, LABEL_OVERFLOW_TEXT, n + 1);
+
+    } else if ((n = label_sanitize(service.data, service.len, out)) == 0) {
+        n = sizeof("unknown") - 1;
+        memcpy(out, "unknown", n + 1);
+    }
+
+    return n;
+}
+
+const char *
+decoded_org(const char *tenant_text, unsigned over)
+{
+    if (over & LABEL_OVER_TENANT) {
+        return LABEL_OVERFLOW_TEXT;
+    }
+
+    return org_id_valid(tenant_text) ? tenant_text : TENANT_INVALID;
+}
+
 /*
- * A record belongs to the thread of its Loki stream: service, the level
- * log_level() gives its status and, with per-tenant org ids, tenant; a
- * service or tenant past the caps is the one "__overflow__" stream.
+ * A record belongs to the thread of its Loki stream: its service's label,
+ * the level log_level() gives its status and, with per-tenant org ids, its
+ * org: the values the stream is made of, not the bytes the record
+ * carries (two services one label are one stream).
  */
 static uint8_t
 decoded_owner(ProtobufCBinaryData service, uint32_t status,
     ProtobufCBinaryData tenant, unsigned over, int threads, int per_tenant)
 {
-    static const ProtobufCBinaryData  overflow = {
-        sizeof(LABEL_OVERFLOW_TEXT) - 1, (uint8_t *) LABEL_OVERFLOW_TEXT
-    };
-    uint64_t                          h;
+    char         label[LABEL_BUF_LEN], text[LOKI_TENANT_MAX];
+    const char  *org;
+    size_t       n;
+    uint64_t     h;
 
-    if (over & LABEL_OVER_SERVICE) {
-        service = overflow;
-    }
-    if (over & LABEL_OVER_TENANT) {
-        tenant = overflow;
-    }
+    n = decoded_service_label(service, over, label);
+    h = hash_bytes(label, n, status >= 500 ? 2 : status >= 400 ? 1 : 0);
 
-    h = hash_bytes(service.data, service.len,
-                   status >= 500 ? 2 : status >= 400 ? 1 : 0);
     if (per_tenant) {
-        h = hash_bytes(tenant.data, tenant.len, h);
+        text_utf8(tenant.data, tenant.len, text, sizeof(text));
+        org = decoded_org(text, over);
+        h = hash_bytes(org, strlen(org), h);
     }
 
     return (uint8_t) (h % (uint64_t) threads);

@@ -73,4 +73,15 @@ const Obs__V1__Record *decoded_next(decoded_reader_t *rd);
    "__overflow__" (LABEL_OVER_*). */
 unsigned decoded_over(const decoded_reader_t *rd);
 
+/* The Loki stream label of a record's service (the metrics' label:
+   label_sanitize, "__overflow__" where the caps put it, "unknown" when
+   empty) in out (LABEL_BUF_LEN bytes); its length. */
+size_t decoded_service_label(ProtobufCBinaryData service, unsigned over,
+    char *out);
+
+/* The per-tenant X-Scope-OrgID of a tenant (tenant_text: the record's,
+   text_utf8): "__overflow__" where the caps put it, "invalid" for one no
+   org id may be, else tenant_text. */
+const char *decoded_org(const char *tenant_text, unsigned over);
+
 #endif

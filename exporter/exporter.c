@@ -512,11 +512,7 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, unsigned over,
         strcpy(service, "unknown");
     }
 
-    if (over & LABEL_OVER_SERVICE) {
-        strcpy(label, LABEL_OVERFLOW_TEXT);
-    } else if (label_sanitize(r->service.data, r->service.len, label) == 0) {
-        strcpy(label, "unknown");
-    }
+    decoded_service_label(r->service, over, label);
 
     if (e->loki_on) {
         text_utf8(r->tenant.data, r->tenant.len, tenant, sizeof(tenant));
@@ -561,13 +557,11 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
         return;
     }
 
-    if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT
-        && (over & LABEL_OVER_TENANT))
-    {
-        org = LABEL_OVERFLOW_TEXT;
-        encoder_overflow(c, EXPORTER_LOKI, STREAM_TENANT);
-    } else if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
-        org = org_id_valid(tenant) ? tenant : TENANT_INVALID;
+    if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
+        org = decoded_org(tenant, over);
+        if (over & LABEL_OVER_TENANT) {
+            encoder_overflow(c, EXPORTER_LOKI, STREAM_TENANT);
+        }
     } else if (e->cfg.tenant_header == TENANT_HEADER_FIXED) {
         org = e->cfg.org_id;
     }

@@ -387,7 +387,20 @@ ingest_record(ingest_t *in, const Obs__V1__Record *r,
     const Obs__V1__BatchHeader *h, size_t i, size_t n, time_t now,
     double now_f)
 {
-    unsigned  over;
+    Obs__V1__Record  plain;
+    unsigned         over;
+
+    /*
+     * With a key, a plain datagram is the other trust class: its word that
+     * the configuration wrote its labels (from_request 0) is not taken, or
+     * whoever can write to the unix socket could take the caps from the
+     * signed module's configured values.  Every label counts as made.
+     */
+    if (in->key && !in->authenticated) {
+        plain = *r;
+        plain.from_request = ~0u;
+        r = &plain;
+    }
 
     /* more records than bytes never come: the exporters take none */
     over = aggregator_record(in->agg, r, now, now_f);

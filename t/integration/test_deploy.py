@@ -319,6 +319,14 @@ class ComposeTest(unittest.TestCase):
         for name in ("audit_key", "audit_client_key"):
             self.assertEqual(self.doc["secrets"][name]["file"],
                              "./secrets/" + name)
+        # nor any other container, through a mount of the secrets folder
+        # (Alertmanager needs two files of it, not the audit keys)
+        for svc_name, svc in services.items():
+            for v in svc.get("volumes", []):
+                src = v.split(":")[0] if isinstance(v, str) else v["source"]
+                self.assertNotEqual(os.path.normpath(src), "secrets",
+                                    "%s mounts every secret: %s"
+                                    % (svc_name, v))
         dockerfile = read(os.path.join(ROOT, "deploy", "compose",
                                        "Dockerfile.sidecar"))
         for name in ("sidecar.json", "sidecar.otel-collector.json"):

@@ -379,6 +379,75 @@ test_partition_over(void)
     decoded_free(&d);
 }
 
+/*
+ * A Loki stream is the service's label (label_sanitize, "unknown" when
+ * empty), not the bytes a request sent: "a\x01" and "a\x02" are both "a?",
+ * "" is "unknown" as "unknown" is, and services that differ past
+ * LABEL_MAX_LEN bytes are one label.  Each such group is one stream, so
+ * one thread must build it, or two threads push one stream's lines out of
+ * order (a Loki without unordered writes refuses them).
+ */
+static void
+test_partition_label(void)
+{
+    enum { GROUPS = 3, PER = 24 };
+    Obs__V1__Batch        batch = OBS__V1__BATCH__INIT;
+    Obs__V1__BatchHeader  h = OBS__V1__BATCH_HEADER__INIT;
+    Obs__V1__Record       recs[GROUPS * PER], *rp[GROUPS * PER];
+    static char           names[GROUPS * PER][LABEL_MAX_LEN + 16];
+    static uint8_t        wire[65536];
+    decoded_t             d;
+    decoded_reader_t      rd;
+    const Obs__V1__Record *r;
+    int                   owner[GROUPS], g, i, t, ok = 1;
+    size_t                len;
+
+    for (i = 0; i < GROUPS * PER; i++) {
+        g = i / PER;
+        if (g == 0) {
+            /* control characters but newline: '?' */
+            snprintf(names[i], sizeof(names[i]), "a%c",
+                     i % PER + 1 == '\n' ? 0x1f : i % PER + 1);
+        } else if (g == 1) {
+            strcpy(names[i], i % 2 ? "unknown" : "");
+        } else {
+            memset(names[i], 'x', LABEL_MAX_LEN);
+            snprintf(names[i] + LABEL_MAX_LEN, 16, "%d", i);
+        }
+        obs__v1__record__init(&recs[i]);
+        recs[i].service.data = (uint8_t *) names[i];
+        recs[i].service.len = strlen(names[i]);
+        recs[i].status = 200;
+        recs[i].request_id.data = (uint8_t *) names[i];
+        recs[i].request_id.len = 0;
+        recs[i].duration_us = (uint64_t) g;
+        rp[i] = &recs[i];
+    }
+    h.schema_version = 2;
+    batch.header = &h;
+    batch.n_records = GROUPS * PER;
+    batch.records = rp;
+    len = obs__v1__batch__pack(&batch, wire);
+
+    CHECK(decoded_init(&d, 8 * 1024 * 1024) == 0, "room for a datagram");
+    decoded_fill(&d, wire, len, NULL, 16, 0);
+    memset(owner, -1, sizeof(owner));
+
+    for (t = 0; t < 16; t++) {
+        decoded_read(&rd, &d, t);
+        while ((r = decoded_next(&rd)) != NULL) {
+            g = (int) r->duration_us;
+            if (owner[g] == -1) {
+                owner[g] = t;
+            }
+            ok &= owner[g] == t;
+        }
+    }
+
+    CHECK(ok, "services of one stream label: one stream, one thread");
+    decoded_free(&d);
+}
+
 static void
 hand(const uint8_t *bytes, size_t len, size_t records, const uint8_t *over,
     void *data)
@@ -521,6 +590,7 @@ main(void)
 {
     test_partition();
     test_partition_over();
+    test_partition_label();
     test_decode_once(1, 0);
     test_decode_once(2, 0);
     test_decode_once(4, 0);

@@ -1835,6 +1835,49 @@ test_active_trust(void)
 }
 
 /*
+ * With a key, plain datagrams are the other trust class (like the replay
+ * windows and in-flight zones): their word that the configuration wrote a
+ * label (from_request 0) is not taken, or whoever writes to the unix socket
+ * could fill max_services with "configured" values and push the signed
+ * module's own services into __overflow__.  Their labels take the share.
+ */
+static void
+test_plain_labels_share(void)
+{
+    config_t       c, small = cfg;
+    wire_t         w;
+    store_t       *s;
+    aggregator_t  *a;
+    char           name[32], *text;
+    uint64_t       t = now_nano();
+    int            i;
+
+    small.max_services = 4;
+    a = fresh(&s, &small);
+    CHECK(wire_open(&w, &c, a), "ingest opens a keyed unix socket");
+
+    for (i = 0; i < 4; i++) {
+        snprintf(name, sizeof(name), "forged-%d", i);
+        wire_batch(&w, 0, 300 + i, 0, t, name);
+    }
+    wire_batch(&w, 1, 310, 0, t, "backend-api");
+    wire_batch(&w, 1, 311, 0, t, "ml-engine");
+
+    text = render(s, EXPO_TEXT);
+    CHECK(strstr(text, "service=\"backend-api\"") != NULL
+          && strstr(text, "service=\"ml-engine\"") != NULL,
+          "signed services keep their series after plain ones that claim "
+          "the configuration wrote theirs");
+    CHECK(strstr(text, "service=\"forged-1\"") != NULL
+          && strstr(text, "service=\"forged-2\"") == NULL,
+          "plain datagrams' services take the share of max_services");
+
+    wire_close(&w);
+    aggregator_free(a);
+    store_free(s);
+}
+
+/*
  * What a header claims with no bytes to show for it (drops, JWT results,
  * requests in flight) is the sender's word: one claim of 2^63 once put
  * 9.2e18 in a counter (two wrapped it).  More than 2^40 in one datagram
@@ -2057,6 +2100,7 @@ main(void)
     test_sequence_gap();
     test_freshness();
     test_active_trust();
+    test_plain_labels_share();
     test_implausible_claims();
     config_free(&cfg);
 
