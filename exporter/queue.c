@@ -8,6 +8,7 @@
 
 #include "label_rules.h"
 #include "queue.h"
+#include "timed_wait.h"
 
 typedef struct {
     size_t          len;
@@ -69,8 +70,8 @@ queue_new(size_t slots, size_t views, int readers)
     q->n_views = views;
     q->readers = readers;
     pthread_mutex_init(&q->lock, NULL);
-    pthread_cond_init(&q->more, NULL);
-    pthread_cond_init(&q->progress, NULL);
+    timed_wait_cond_init(&q->more);
+    timed_wait_cond_init(&q->progress);
     return q;
 }
 
@@ -279,13 +280,7 @@ queue_wait(pthread_cond_t *cond, pthread_mutex_t *lock, long wait_ms,
     struct timespec *until)
 {
     if (until->tv_sec == 0) {
-        clock_gettime(CLOCK_REALTIME, until);
-        until->tv_sec += wait_ms / 1000;
-        until->tv_nsec += (wait_ms % 1000) * 1000000;
-        if (until->tv_nsec >= 1000000000) {
-            until->tv_sec++;
-            until->tv_nsec -= 1000000000;
-        }
+        timed_wait_deadline(until, wait_ms);
     }
 
     return pthread_cond_timedwait(cond, lock, until) == ETIMEDOUT ? -1 : 0;

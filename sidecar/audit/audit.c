@@ -18,6 +18,7 @@
 #include "delivery.h"
 #include "jsonw.h"
 #include "log.h"
+#include "timed_wait.h"
 
 /* the most of a file's end read to find its last event */
 #define AUDIT_TAIL_READ    (1024 * 1024)
@@ -149,8 +150,8 @@ audit_open(const audit_config_t *cfg, char *err, size_t errlen)
     }
 
     pthread_mutex_init(&a->lock, NULL);
-    pthread_cond_init(&a->wake, NULL);
-    pthread_cond_init(&a->grown, NULL);
+    timed_wait_cond_init(&a->wake);
+    timed_wait_cond_init(&a->grown);
     a->tail = &a->head;
     a->fd = -1;
     a->lock_fd = -1;
@@ -764,13 +765,7 @@ audit_ship_wait(audit_t *a, uint64_t offset, audit_segment_t *s, int wait_ms,
     struct timespec  until;
     int              rc = -1;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long) (wait_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    timed_wait_deadline(&until, wait_ms);
 
     pthread_mutex_lock(&a->lock);
 
@@ -835,8 +830,7 @@ audit_main(void *data)
             if (stopping || (pending && !a->failing)) {
                 break;
             }
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
+            timed_wait_deadline(&until, 1000);
             if (pthread_cond_timedwait(&a->wake, &a->lock, &until) != 0
                 && pending)
             {

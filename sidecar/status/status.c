@@ -24,6 +24,7 @@
 #include "expo.h"
 #include "hash.h"
 #include "status_snap.h"
+#include "timed_wait.h"
 
 #define ARENA_CHUNK  (256 * 1024)
 #define REMAPS       8
@@ -95,7 +96,7 @@ status_new(const status_sources_t *src, const config_t *cfg)
     st->started = wall_now();
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->take_lock, NULL);
-    pthread_cond_init(&st->wake, NULL);
+    timed_wait_cond_init(&st->wake);
     status_configure(st, cfg);
     return st;
 }
@@ -421,8 +422,7 @@ status_loop(void *data)
     while (!stopping) {
         status_take(st, wall_now());
 
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += STATUS_INTERVAL;
+        timed_wait_deadline(&until, STATUS_INTERVAL * 1000L);
 
         pthread_mutex_lock(&st->lock);
         while (!st->stopping

@@ -8,6 +8,7 @@
  * path does the decoding.
  */
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "ingest.h"
 #include "label_rules.h"
 #include "store.h"
+#include "timed_wait.h"
 #include "unit.h"
 #include "unit_config.h"
 
@@ -448,6 +450,38 @@ test_partition_label(void)
     decoded_free(&d);
 }
 
+/*
+ * The exporter's and the audit trail's waits: a condition and a deadline
+ * on the same (monotonic) clock, so a 100 ms wait lasts 100 ms; with the
+ * clocks mixed it would end at once or last for decades.
+ */
+static void
+test_timed_wait(void)
+{
+    pthread_cond_t   cond;
+    pthread_mutex_t  lock = PTHREAD_MUTEX_INITIALIZER;
+    struct timespec  deadline, t0, t1;
+    double           waited_ms;
+    int              rc;
+
+    timed_wait_cond_init(&cond);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    timed_wait_deadline(&deadline, 100);
+    pthread_mutex_lock(&lock);
+    do {
+        rc = pthread_cond_timedwait(&cond, &lock, &deadline);
+    } while (rc == 0);
+    pthread_mutex_unlock(&lock);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    waited_ms = (double) (t1.tv_sec - t0.tv_sec) * 1e3
+                + (double) (t1.tv_nsec - t0.tv_nsec) / 1e6;
+
+    CHECK(rc == ETIMEDOUT, "a timed wait ends with ETIMEDOUT");
+    CHECK(waited_ms >= 95 && waited_ms < 5000,
+          "a 100 ms wait on the monotonic clock lasts 100 ms");
+    pthread_cond_destroy(&cond);
+}
+
 static void
 hand(const uint8_t *bytes, size_t len, size_t records, const uint8_t *over,
     void *data)
@@ -588,6 +622,7 @@ test_decode_once(int n, int per_tenant)
 int
 main(void)
 {
+    test_timed_wait();
     test_partition();
     test_partition_over();
     test_partition_label();
