@@ -16,8 +16,10 @@ PACKAGES=(
     # sidecar and exporters
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsnappy-dev
     # make demo: the demo services, a real Prometheus and Alertmanager,
-    # nginx's own counters (ObsRecordsNotReceived), curl for its traffic
+    # nginx's own counters (ObsRecordsNotReceived), curl for its traffic,
+    # openssl for its audit trail's keys
     python3 prometheus prometheus-alertmanager prometheus-nginx-exporter curl
+    openssl
 )
 
 apt_install "${PACKAGES[@]}"
