@@ -269,13 +269,14 @@ ngx_http_obs_send_error(ngx_http_obs_emitter_t *e, ngx_err_t err)
     /*
      * nginx's worker user may not write to the sidecar's unix socket: the
      * sidecar, which sees nothing, cannot say so; this is the one place
-     * that can name the fix.
+     * that can name the fix.  At "error", not "warn": every record is lost
+     * until it is fixed, and nginx's default error_log level is "error".
      */
 
     if ((err == NGX_EACCES || err == NGX_EPERM)
         && e->sidecar->sockaddr->sa_family == AF_UNIX)
     {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, err,
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, err,
                       "obs: cannot send records to \"%V\": nginx's worker "
                       "user may not write to the socket; start the sidecar "
                       "with \"--ingest-group GROUP\" (setting "

@@ -72,11 +72,10 @@ __DATA__
 --- wait: 0.1
 --- response_body_like eval
 [(map { "^ok\n\$" } 1 .. 10),
- qr/\A(?![\s\S]*cannot send records[\s\S]*cannot send records)[\s\S]*\[warn\] [^\n]*obs: cannot send records to "unix:[^"]*closed.sock": nginx's worker user may not write to the socket; start the sidecar with "--ingest-group GROUP" \(setting "ingest_group"\) naming a group of that user \(13: Permission denied\)/]
+ qr/\A(?![\s\S]*cannot send records[\s\S]*cannot send records)[\s\S]*\[error\] [^\n]*obs: cannot send records to "unix:[^"]*closed.sock": nginx's worker user may not write to the socket; start the sidecar with "--ingest-group GROUP" \(setting "ingest_group"\) naming a group of that user \(13: Permission denied\)/]
 --- no_error_log
 [alert]
 [crit]
-[error]
 
 
 
