@@ -6,6 +6,7 @@
 #include "decoded.h"
 #include "hash.h"
 #include "label_rules.h"
+#include "logline.h"
 #include "loki.h"
 #include "text.h"
 
@@ -195,7 +196,7 @@ decoded_owner(ProtobufCBinaryData service, uint32_t status,
     uint64_t     h;
 
     n = decoded_service_label(service, over, label);
-    h = hash_bytes(label, n, status >= 500 ? 2 : status >= 400 ? 1 : 0);
+    h = hash_bytes(label, n, (uint64_t) (unsigned char) log_level(status)[0]);
 
     if (per_tenant) {
         text_utf8(tenant.data, tenant.len, text, sizeof(text));

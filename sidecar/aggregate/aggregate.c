@@ -468,7 +468,7 @@ agg_count(aggregator_t *a, family_id_t family, const store_label_t *labels,
     int            rc;
 
     rc = store_add_measured(a->store, family, labels, delta, now, FAMILY_COUNT,
-                   made != 0);
+                            made != 0);
 
     if (rc == STORE_FULL) {
         STATS_INC(overflow[OVERFLOW_SERIES]);
