@@ -45,16 +45,22 @@ otlp_attr_str(buf_t *b, unsigned field, const char *key, size_t klen,
     b->len = (size_t) ((char *) p - b->data);
 }
 
+/* A KeyValue up to its AnyValue's one field, which is any bytes long. */
 static inline void
-otlp_attr_int(buf_t *b, unsigned field, const char *key, size_t klen,
-    int64_t value)
+otlp_attr_head(buf_t *b, unsigned field, const char *key, size_t klen,
+    size_t any)
 {
-    size_t  any = 1 + pb_varint_size((uint64_t) value);
-
     pb_len(b, field, pb_len_size(OTLP_KV_KEY, klen)
                      + pb_len_size(OTLP_KV_VALUE, any));
     pb_bytes(b, OTLP_KV_KEY, key, klen);
     pb_len(b, OTLP_KV_VALUE, any);
+}
+
+static inline void
+otlp_attr_int(buf_t *b, unsigned field, const char *key, size_t klen,
+    int64_t value)
+{
+    otlp_attr_head(b, field, key, klen, 1 + pb_varint_size((uint64_t) value));
     pb_uint(b, OTLP_ANY_INT, (uint64_t) value);
 }
 
@@ -62,10 +68,7 @@ static inline void
 otlp_attr_double(buf_t *b, unsigned field, const char *key, size_t klen,
     double value)
 {
-    pb_len(b, field, pb_len_size(OTLP_KV_KEY, klen)
-                     + pb_len_size(OTLP_KV_VALUE, 9));
-    pb_bytes(b, OTLP_KV_KEY, key, klen);
-    pb_len(b, OTLP_KV_VALUE, 9);
+    otlp_attr_head(b, field, key, klen, 9);
     pb_double(b, OTLP_ANY_DOUBLE, value);
 }
 
@@ -73,10 +76,7 @@ static inline void
 otlp_attr_bool(buf_t *b, unsigned field, const char *key, size_t klen,
     int value)
 {
-    pb_len(b, field, pb_len_size(OTLP_KV_KEY, klen)
-                     + pb_len_size(OTLP_KV_VALUE, 2));
-    pb_bytes(b, OTLP_KV_KEY, key, klen);
-    pb_len(b, OTLP_KV_VALUE, 2);
+    otlp_attr_head(b, field, key, klen, 2);
     pb_uint(b, OTLP_ANY_BOOL, value != 0);
 }
 
