@@ -20,6 +20,8 @@
 #                                    stub_status, uninstrumented; once per
 #                                    stack_start)
 #   stack_stop                       stop the sidecar (it drains) and nginx
+# SIDECAR_BIN: the sidecar to run (default build/obs-sidecar), e.g. one
+# built from another commit, to compare two in the same run.
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -116,7 +118,7 @@ EOC
         unset OTEL_METRICS_EXPORTER OTEL_LOGS_EXPORTER \
               OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_ENDPOINT
     fi
-    build/obs-sidecar --ingest "unix:$WORK/records.sock" \
+    "${SIDECAR_BIN:-build/obs-sidecar}" --ingest "unix:$WORK/records.sock" \
         --ingest-group "$(if [ "$(id -u)" = 0 ]; then id -gn nobody; else id -gn; fi)" \
         --listen "127.0.0.1:$METRICS" "${receivers[@]}" "$@" \
         2>"$WORK/sidecar.log" &

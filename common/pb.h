@@ -54,6 +54,14 @@ pb_varint(buf_t *b, uint64_t v)
 {
     uint8_t  out[10];
 
+    /* straight into the buffer when it has room: a copy of a length the
+       compiler does not know is a call to memcpy, for a byte or two */
+    if (b->cap - b->len >= sizeof(out)) {
+        b->len = (size_t) (pb_varint_at((uint8_t *) b->data + b->len, v)
+                           - (uint8_t *) b->data);
+        return;
+    }
+
     pb_put(b, out, (size_t) (pb_varint_at(out, v) - out));
 }
 

@@ -54,7 +54,9 @@ int queue_put(dgram_queue_t *q, const uint8_t *data, size_t len,
 /*
  * Waits at most wait_ms for reader's next datagram and its view: returns 1
  * and fills *item (decoded in the view unless item->decode), 0 on timeout,
- * -1 once the ring is closed and this reader has read everything.
+ * -1 once the ring is closed and this reader has read everything.  A
+ * reader waiting for a datagram is woken once a few wait (or the ring
+ * closes); fewer it takes when wait_ms is up.
  */
 int queue_get(dgram_queue_t *q, int reader, queue_item_t *item,
     long wait_ms);
