@@ -10,6 +10,8 @@
 
 #define STORE_SHARDS      64
 #define STORE_KEY_MAX     (1 + STORE_MAX_LABELS * 300)
+/* the longest key a thread remembers (store_hit_t); most are far shorter */
+#define STORE_HIT_KEY     256
 
 #define OBS_FAMILY(ID, name, type, unit, stored, otel_name, otel_unit, help)  \
     _Static_assert(!(stored) || (int) FAMILY_##ID < (int) FAMILY_COUNT,       \
@@ -50,7 +52,29 @@ typedef struct {
     size_t            count;
     series_t         *family_head[FAMILY_COUNT];
     series_t        **family_tail[FAMILY_COUNT];
+    uint64_t          gone;         /* series freed, ever */
 } shard_t;
+
+/*
+ * The series a thread last found in each family.  Consecutive records
+ * mostly carry the same labels (a worker's datagram holds its requests one
+ * after the other, most to a few busy routes), and their key compared with
+ * the last one's costs less than hashing it and walking its chain.  An
+ * entry is trusted under its shard's lock while that shard has freed no
+ * series since (gone), in the same store (id: not its address, which a new
+ * store may reuse).
+ */
+typedef struct {
+    uint64_t          store_id;     /* 0: none */
+    shard_t          *shard;
+    series_t         *series;
+    uint64_t          gone;
+    size_t            len;
+    char              key[STORE_HIT_KEY];
+} store_hit_t;
+
+static _Thread_local store_hit_t  store_hits[FAMILY_COUNT];
+static atomic_ullong              store_ids;
 
 struct store {
     shard_t      shards[STORE_SHARDS];
@@ -59,6 +83,7 @@ struct store {
     atomic_long  from_request;      /* series with labels made from requests */
     atomic_long  max_from_request;
     atomic_uint  born;
+    uint64_t     id;                /* store_hit_t's */
 };
 
 static void store_measure(family_id_t family, const char **labels,
@@ -68,6 +93,8 @@ static size_t store_key(family_id_t family, const store_label_t *labels,
 static series_t *store_lookup(store_t *s, family_id_t family,
     const store_label_t *labels, time_t now, long reserve, int from_request,
     int *rc, shard_t **shard);
+static void store_remember(store_hit_t *hit, const store_t *s,
+    shard_t *sh, series_t *se);
 static int store_take(store_t *s, long reserve, int from_request);
 static void store_give_back(store_t *s, int from_request);
 static void store_free_series(series_t *se);
@@ -102,6 +129,7 @@ store_new(long max_series)
     atomic_init(&s->max_series, max_series);
     atomic_init(&s->from_request, 0);
     atomic_init(&s->max_from_request, max_series);
+    s->id = atomic_fetch_add(&store_ids, 1) + 1;
     return s;
 }
 
@@ -237,6 +265,7 @@ store_expire(store_t *s, time_t before)
                     from_request += se->from_request;
                     store_free_series(se);
                     sh->count--;
+                    sh->gone++;
                     removed++;
                 } else {
                     link = &se->family_next;
@@ -362,13 +391,30 @@ static series_t *
 store_lookup(store_t *s, family_id_t family, const store_label_t *labels,
     time_t now, long reserve, int from_request, int *rc, shard_t **shard)
 {
-    char       key[STORE_KEY_MAX];
-    size_t     len;
-    uint64_t   hash;
-    shard_t   *sh;
-    series_t  *se;
+    char          key[STORE_KEY_MAX];
+    size_t        len;
+    uint64_t      hash;
+    shard_t      *sh;
+    series_t     *se;
+    store_hit_t  *hit = (int) family < FAMILY_COUNT ? &store_hits[family]
+                                                    : NULL;
 
     len = store_key(family, labels, key);
+
+    if (hit && hit->store_id == s->id && hit->len == len
+        && memcmp(hit->key, key, len) == 0)
+    {
+        sh = hit->shard;
+        pthread_mutex_lock(&sh->lock);
+        if (sh->gone == hit->gone) {
+            se = hit->series;
+            se->updated = now;
+            *shard = sh;
+            return se;
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+
     hash = hash_bytes(key, len, 0x5eed);
     sh = &s->shards[hash >> 58];
 
@@ -379,6 +425,7 @@ store_lookup(store_t *s, family_id_t family, const store_label_t *labels,
             && memcmp(se->key, key, len) == 0)
         {
             se->updated = now;
+            store_remember(hit, s, sh, se);
             *shard = sh;
             return se;
         }
@@ -416,8 +463,28 @@ store_lookup(store_t *s, family_id_t family, const store_label_t *labels,
     sh->family_tail[family] = &se->family_next;
     sh->count++;
 
+    store_remember(hit, s, sh, se);
     *shard = sh;
     return se;
+}
+
+/* Notes the series found for the next lookup of its family (its shard's
+   lock held). */
+
+static void
+store_remember(store_hit_t *hit, const store_t *s, shard_t *sh,
+    series_t *se)
+{
+    if (hit == NULL || se->key_len > STORE_HIT_KEY) {
+        return;
+    }
+
+    hit->store_id = s->id;
+    hit->shard = sh;
+    hit->series = se;
+    hit->gone = sh->gone;
+    hit->len = se->key_len;
+    memcpy(hit->key, se->key, se->key_len);
 }
 
 /*
