@@ -23,6 +23,10 @@ struct dimension {
     size_t              used;
     size_t              from_request;   /* of used */
     dimension_caps_t    caps;
+    /* the entry found last: records in a row mostly carry the same value,
+       and a compare with it skips the hash and the probe (NULL once slots
+       move or empty) */
+    dimension_entry_t  *last;
 };
 
 struct dimension_map {
@@ -115,13 +119,17 @@ static dimension_entry_t *
 dimension_entry(dimension_t *d, const char *value, int from_request,
     time_t now)
 {
-    uint64_t            hash;
+    uint64_t            hash = 0;
     dimension_entry_t  *e;
 
-    hash = hash_bytes(value, strlen(value), 0x51);
-    e = dimension_find(d, value, hash);
+    e = d->last;
+    if (e == NULL || strcmp(e->value, value) != 0) {
+        hash = hash_bytes(value, strlen(value), 0x51);
+        e = dimension_find(d, value, hash);
+    }
 
     if (e->value) {
+        d->last = e;
         e->last_seen = now;
 
         /* the configuration writes it too: it no longer takes the share */
@@ -154,6 +162,7 @@ dimension_entry(dimension_t *d, const char *value, int from_request,
     e->hash = hash;
     e->last_seen = now;
     e->from_request = from_request != 0;
+    d->last = e;
     d->used++;
     d->from_request += e->from_request;
     return e;
@@ -167,6 +176,9 @@ dimension_entry_free(dimension_t *d, dimension_entry_t *e)
     if (e->value) {
         d->used--;
         d->from_request -= e->from_request;
+    }
+    if (d->last == e) {
+        d->last = NULL;
     }
 
     free(e->value);
@@ -222,6 +234,7 @@ dimension_rehash(dimension_t *d, size_t n_slots)
         return -1;
     }
 
+    d->last = NULL;
     d->n_slots = n_slots;
 
     for (i = 0; i < old_n; i++) {
