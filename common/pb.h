@@ -106,6 +106,44 @@ pb_bytes(buf_t *b, unsigned field, const void *data, size_t n)
     pb_put(b, data, n);
 }
 
+/*
+ * A length-delimited field written in place, its length not known yet:
+ * pb_open writes the tag and leaves two bytes for the length (what a field
+ * of 128 bytes to 16 KiB takes) and returns where the field's bytes start;
+ * pb_close writes the length there, moving the bytes when it takes another
+ * size.  The same bytes as writing the field apart and pb_bytes, without
+ * the copy.
+ */
+static inline size_t
+pb_open(buf_t *b, unsigned field)
+{
+    pb_tag(b, field, PB_LEN);
+    pb_put(b, "\x80\x00", 2);
+    return b->len;
+}
+
+static inline void
+pb_close(buf_t *b, size_t start)
+{
+    uint8_t  len[10];
+    size_t   n, size;
+
+    if (b->failed) {
+        return;                     /* the caller drops what it wrote */
+    }
+
+    n = b->len - start;
+    size = (size_t) (pb_varint_at(len, n) - len);
+    if (size != 2) {
+        if (size > 2 && buf_reserve(b, size - 2) != 0) {
+            return;
+        }
+        memmove(b->data + start - 2 + size, b->data + start, n);
+        b->len = start - 2 + size + n;
+    }
+    memcpy(b->data + start - 2, len, size);
+}
+
 static inline void
 pb_uint(buf_t *b, unsigned field, uint64_t v)
 {

@@ -46,12 +46,10 @@ typedef struct {
     int                  n_logs;
     buf_t                line;          /* the log line being written */
     buf_t                spans;         /* encoded spans of the open batch */
-    buf_t                span;          /* the span being written */
     buf_t                body;          /* a batch's uncompressed body */
     size_t               n_spans;
     double               spans_opened;
     buf_t                records;       /* OTLP log records of the batch */
-    buf_t                record;        /* the record being written */
     size_t               n_records;
     double               records_opened;
 } encoder_t;
@@ -527,7 +525,7 @@ encoder_record(encoder_t *c, const Obs__V1__Record *r, unsigned over,
         if (c->n_spans == 0) {
             c->spans_opened = now;
         }
-        c->n_spans += (size_t) spans_append(&c->spans, &c->span, r, service);
+        c->n_spans += (size_t) spans_append(&c->spans, r, service);
         if (c->spans.failed) {
             buf_reset(&c->spans);
             c->spans.failed = 0;
@@ -759,14 +757,12 @@ encoder_otlp_log(encoder_t *c, const Obs__V1__Record *r, const char *label,
         encoder_overflow(c, EXPORTER_OTLP_LOGS, STREAM_SERVICE);
     }
 
-    log_record(&c->records, &c->record, r, label, e->cfg.gateway_host,
-               kept);
+    log_record(&c->records, r, label, e->cfg.gateway_host, kept);
     c->n_records++;
 
-    if (c->records.failed || c->record.failed) {
+    if (c->records.failed) {
         buf_reset(&c->records);
         c->records.failed = 0;
-        c->record.failed = 0;
         delivery_lost(e->dest[EXPORTER_OTLP_LOGS], c->n_records);
         c->n_records = 0;
     } else if (c->n_records >= e->cfg.otlp_logs.batch_items
@@ -820,10 +816,8 @@ encoder_free(encoder_t *c)
     }
     buf_free(&c->line);
     buf_free(&c->spans);
-    buf_free(&c->span);
     buf_free(&c->body);
     buf_free(&c->records);
-    buf_free(&c->record);
 }
 
 /*

@@ -122,14 +122,15 @@ log_line(buf_t *b, const Obs__V1__Record *r, const char *service,
 }
 
 void
-log_record(buf_t *out, buf_t *rec, const Obs__V1__Record *r,
-    const char *service, const char *host, int kept)
+log_record(buf_t *out, const Obs__V1__Record *r, const char *service,
+    const char *host, int kept)
 {
-    log_writer_t  w = { rec, 1 };
+    log_writer_t  w = { out, 1 };
+    size_t        at;
 
-    buf_reset(rec);
+    at = pb_open(out, SL_LOG_RECORDS);
     log_walk(&w, r, service, host, kept);
-    pb_bytes(out, SL_LOG_RECORDS, rec->data, rec->len);
+    pb_close(out, at);
 }
 
 /* Every key of the line, in order. */

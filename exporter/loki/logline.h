@@ -26,9 +26,9 @@ void log_line(buf_t *b, const Obs__V1__Record *r, const char *service,
  * field) to out: time, severity (INFO 9, WARN 13, ERROR 17, and its text),
  * trace_id, span_id and flags (the sampled bit: kept) in the record's own
  * fields, the message as the body, every other key of the line an
- * attribute of the same name and kind.  rec is scratch space.
+ * attribute of the same name and kind.
  */
-void log_record(buf_t *out, buf_t *rec, const Obs__V1__Record *r,
-    const char *service, const char *host, int kept);
+void log_record(buf_t *out, const Obs__V1__Record *r, const char *service,
+    const char *host, int kept);
 
 #endif

@@ -54,13 +54,13 @@ static json_t *json_id(const ProtobufCBinaryData *b);
 #define ATTR_STR(b, k, v)  attr_str(b, SPAN_ATTRIBUTES, k, v, strlen(v))
 
 int
-spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
+spans_append(buf_t *out, const Obs__V1__Record *r,
     const char *service)
 {
     char        name[SPAN_TEXT], method[64], route[512], proto[16];
     const char *version;
     uint64_t    start, end, offset = 0;
-    size_t      i, mlen, rlen, nlen;
+    size_t      i, mlen, rlen, nlen, at;
     int         n = 1;
 
     if (r->trace_id.len != 16 || r->span_id.len != 8) {
@@ -81,49 +81,49 @@ spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
     start = r->start_time_unix_nano;
     end = start + r->duration_us * 1000;
 
-    buf_reset(span);
-    span_head(span, r, name, nlen, SPAN_SERVER, r->span_id.data,
+    at = pb_open(out, SS_SPANS);
+    span_head(out, r, name, nlen, SPAN_SERVER, r->span_id.data,
               r->parent_span_id.len == 8 ? r->parent_span_id.data : NULL,
               start, end);
     if (r->tracestate.len) {
         char  ts[SPAN_TEXT];
         size_t  tl = text_utf8(r->tracestate.data, r->tracestate.len, ts,
                                sizeof(ts));
-        pb_bytes(span, SPAN_TRACE_STATE, ts, tl);
+        pb_bytes(out, SPAN_TRACE_STATE, ts, tl);
     }
 
-    attr_str(span, SPAN_ATTRIBUTES, "http.request.method", method, mlen);
-    attr_text(span, "url.path", &r->path);
-    attr_text(span, "url.scheme", &r->scheme);
-    ATTR_STR(span, "http.route", route);
-    attr_int(span, "http.response.status_code", r->status);
-    attr_text(span, "server.address", &r->server_address);
+    attr_str(out, SPAN_ATTRIBUTES, "http.request.method", method, mlen);
+    attr_text(out, "url.path", &r->path);
+    attr_text(out, "url.scheme", &r->scheme);
+    ATTR_STR(out, "http.route", route);
+    attr_int(out, "http.response.status_code", r->status);
+    attr_text(out, "server.address", &r->server_address);
     if (r->server_port) {
-        attr_int(span, "server.port", r->server_port);
+        attr_int(out, "server.port", r->server_port);
     }
-    attr_text(span, "client.address", &r->client_address);
-    attr_text(span, "user_agent.original", &r->user_agent);
+    attr_text(out, "client.address", &r->client_address);
+    attr_text(out, "user_agent.original", &r->user_agent);
     text_utf8(r->protocol.data, r->protocol.len, proto, sizeof(proto));
     version = strncmp(proto, "HTTP/", 5) == 0 ? proto + 5 : proto;
     if (strcmp(version, "2.0") == 0) {
         version = "2";
     }
     if (*version) {
-        ATTR_STR(span, "network.protocol.version", version);
+        ATTR_STR(out, "network.protocol.version", version);
     }
-    ATTR_STR(span, "peer.service", service);
-    attr_text(span, "tenant.id", &r->tenant);
+    ATTR_STR(out, "peer.service", service);
+    attr_text(out, "tenant.id", &r->tenant);
     if (r->request_body_bytes) {
-        attr_int(span, "http.request.body.size",
+        attr_int(out, "http.request.body.size",
                  (int64_t) r->request_body_bytes);
     }
-    attr_int(span, "http.response.body.size",
+    attr_int(out, "http.response.body.size",
              (int64_t) r->response_body_bytes);
-    span_fields(span, r);
+    span_fields(out, r);
     if (r->status >= 500) {
-        span_error(span);
+        span_error(out);
     }
-    pb_bytes(out, SS_SPANS, span->data, span->len);
+    pb_close(out, at);
 
     /* CLIENT spans: asked for, or retries (their ids must not dangle) */
     for (i = 0; i < r->n_upstreams && n <= OBS_MAX_UPSTREAM_ATTEMPTS; i++) {
@@ -138,18 +138,18 @@ spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
 
         /* nginx gives attempt durations, not start times: attempts are
            placed one after another from the request's start */
-        buf_reset(span);
-        span_head(span, r, method, mlen, SPAN_CLIENT, u->span_id.data,
+        at = pb_open(out, SS_SPANS);
+        span_head(out, r, method, mlen, SPAN_CLIENT, u->span_id.data,
                   r->span_id.data, start + offset,
                   start + offset + u->response_time_us * 1000);
         offset += u->response_time_us * 1000;
 
-        attr_str(span, SPAN_ATTRIBUTES, "http.request.method", method, mlen);
-        attr_peer(span, &u->address);
-        ATTR_STR(span, "peer.service", service);
-        attr_int(span, "http.request.resend_count", (int64_t) i);
-        attr_outcome(span, u);
-        pb_bytes(out, SS_SPANS, span->data, span->len);
+        attr_str(out, SPAN_ATTRIBUTES, "http.request.method", method, mlen);
+        attr_peer(out, &u->address);
+        ATTR_STR(out, "peer.service", service);
+        attr_int(out, "http.request.resend_count", (int64_t) i);
+        attr_outcome(out, u);
+        pb_close(out, at);
         n++;
     }
 

@@ -24,11 +24,10 @@ typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
 
 /*
  * Appends the record's spans (SERVER, and CLIENT per upstream attempt that
- * has an id of its own), each as a ScopeSpans.spans field, to out; span is
- * scratch space.  Returns how many (at most 1 + 8).
+ * has an id of its own), each as a ScopeSpans.spans field, to out.
+ * Returns how many (at most 1 + 8).
  */
-int spans_append(buf_t *out, buf_t *span, const Obs__V1__Record *r,
-    const char *service);
+int spans_append(buf_t *out, const Obs__V1__Record *r, const char *service);
 
 /* The gateway's Resource message (its attributes), written once. */
 void spans_resource(buf_t *b, const exporter_config_t *cfg);

@@ -261,7 +261,7 @@ static int
 oracle_record(json_t *o, const Obs__V1__Record *r, const char *service,
     const char *host, int kept, char *why, size_t whylen)
 {
-    buf_t           out = { 0 }, rec = { 0 };
+    buf_t           out = { 0 };
     const uint8_t  *p, *end, *q, *qend;
     pb_field_t      f, g;
     json_t         *seen = json_object(), *v;
@@ -272,7 +272,7 @@ oracle_record(json_t *o, const Obs__V1__Record *r, const char *service,
     int             rc = -1, n_attrs = 0;
     uint64_t        flags = 0;
 
-    log_record(&out, &rec, r, service, host, kept);
+    log_record(&out, r, service, host, kept);
     p = (const uint8_t *) out.data;
     end = p + out.len;
 
@@ -381,7 +381,6 @@ done:
     (void) n_attrs;
     json_decref(seen);
     buf_free(&out);
-    buf_free(&rec);
     return rc;
 }
 

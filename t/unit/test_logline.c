@@ -176,7 +176,7 @@ test_log_fields(void)
     Obs__V1__LogField         f[20], *fp[20];
     Obs__V1__UpstreamAttempt  a, *two[2] = { &a, &a };
     uint8_t                   trace[16] = { 1 }, span[8] = { 2 };
-    buf_t                     line = { 0 }, out = { 0 }, sp = { 0 };
+    buf_t                     line = { 0 }, out = { 0 };
     buf_t                     res = { 0 }, req = { 0 };
     exporter_config_t         cfg;
     json_t                   *j, *attrs, *kv;
@@ -249,7 +249,7 @@ test_log_fields(void)
     cfg.gateway_name = "obs-gateway";
     cfg.gateway_host = "gw";
     spans_resource(&res, &cfg);
-    spans_append(&out, &sp, &r, "svc");
+    spans_append(&out, &r, "svc");
     spans_request(&req, &res, &out);
     j = spans_json((const uint8_t *) req.data, req.len);
     attrs = json_object_get(json_array_get(json_object_get(
@@ -281,7 +281,6 @@ test_log_fields(void)
 
     buf_free(&line);
     buf_free(&out);
-    buf_free(&sp);
     buf_free(&res);
     buf_free(&req);
 }
@@ -324,9 +323,51 @@ test_text_words(void)
     buf_free(&b);
 }
 
+/* A field written in place (pb_open, pb_close) is byte for byte the field
+   written apart and copied (pb_bytes), whatever its length's size. */
+static void
+test_pb_in_place(void)
+{
+    static const size_t  lens[] = { 0, 1, 127, 128, 300, 16383, 16384,
+                                    20000, 2097152 };
+    static uint8_t       body[2097152];
+    buf_t                apart = { 0 }, in_place = { 0 };
+    size_t               i, at;
+    int                  same = 1;
+
+    for (i = 0; i < sizeof(body); i++) {
+        body[i] = (uint8_t) (i * 7 + i / 251);
+    }
+
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        buf_reset(&apart);
+        buf_reset(&in_place);
+        pb_uint(&apart, 1, 42);
+        pb_uint(&in_place, 1, 42);
+
+        pb_bytes(&apart, 2, body, lens[i]);
+        at = pb_open(&in_place, 2);
+        buf_append(&in_place, body, lens[i]);
+        pb_close(&in_place, at);
+
+        if (apart.failed || in_place.failed || apart.len != in_place.len
+            || memcmp(apart.data, in_place.data, apart.len) != 0)
+        {
+            fprintf(stderr, "pb_open/pb_close differ at %zu bytes\n",
+                    lens[i]);
+            same = 0;
+        }
+    }
+
+    CHECK(same, "a field written in place has pb_bytes' bytes");
+    buf_free(&apart);
+    buf_free(&in_place);
+}
+
 int
 main(void)
 {
+    test_pb_in_place();
     test_hostile_fields();
     test_cuts();
     test_numbers();
