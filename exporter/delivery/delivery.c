@@ -98,12 +98,56 @@ static void list_push(payload_t **head, payload_t **tail, payload_t *p);
 static payload_t *list_pop(payload_t **head, payload_t **tail);
 static double mono_now(void);
 
+/*
+ * Bodies of a size malloc hands out fresh each time: a batch's body freed
+ * by the delivery thread went back to the system (the exporter thread's
+ * heap trimmed, or an mmap'd block unmapped), and the next one faulted its
+ * pages in again, a tenth of the sidecar's CPU with OTLP's uncompressed
+ * bodies.  A few are kept for payload_new instead, their sizes rounded up
+ * so that the next batch's fits.
+ */
+#define PAYLOAD_SPARES      4
+#define PAYLOAD_SPARE_MIN   (64 * 1024)
+#define PAYLOAD_SPARE_MAX   (4 * 1024 * 1024)
+
+static pthread_mutex_t  payload_spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char   *payload_spare[PAYLOAD_SPARES];
+static size_t           payload_spare_cap[PAYLOAD_SPARES];
+static int              payload_spares;
+
 payload_t *
 payload_new(size_t cap, size_t items, const char *org)
 {
     payload_t  *p = calloc(1, sizeof(payload_t));
+    int         i;
 
-    if (p == NULL || (p->data = malloc(cap ? cap : 1)) == NULL) {
+    if (p == NULL) {
+        return NULL;
+    }
+
+    if (cap >= PAYLOAD_SPARE_MIN && cap <= PAYLOAD_SPARE_MAX) {
+        cap = (cap + PAYLOAD_SPARE_MIN - 1) & ~(size_t) (PAYLOAD_SPARE_MIN - 1);
+
+        pthread_mutex_lock(&payload_spare_lock);
+        for (i = payload_spares - 1; i >= 0; i--) {
+            if (payload_spare_cap[i] >= cap) {
+                p->data = payload_spare[i];
+                p->cap = payload_spare_cap[i];
+                payload_spares--;
+                payload_spare[i] = payload_spare[payload_spares];
+                payload_spare_cap[i] = payload_spare_cap[payload_spares];
+                break;
+            }
+        }
+        pthread_mutex_unlock(&payload_spare_lock);
+    }
+
+    if (p->data == NULL) {
+        p->data = malloc(cap ? cap : 1);
+        p->cap = cap;
+    }
+
+    if (p->data == NULL) {
         free(p);
         return NULL;
     }
@@ -137,10 +181,36 @@ payload_compress(compress_t how, const void *body, size_t len, size_t items,
 void
 payload_free(payload_t *p)
 {
-    if (p) {
-        free(p->data);
-        free(p);
+    if (p == NULL) {
+        return;
     }
+
+    if (p->data && p->cap >= PAYLOAD_SPARE_MIN
+        && p->cap <= PAYLOAD_SPARE_MAX)
+    {
+        pthread_mutex_lock(&payload_spare_lock);
+        if (payload_spares < PAYLOAD_SPARES) {
+            payload_spare[payload_spares] = p->data;
+            payload_spare_cap[payload_spares] = p->cap;
+            payload_spares++;
+            p->data = NULL;
+        }
+        pthread_mutex_unlock(&payload_spare_lock);
+    }
+
+    free(p->data);
+    free(p);
+}
+
+void
+payload_spares_free(void)
+{
+    pthread_mutex_lock(&payload_spare_lock);
+    while (payload_spares > 0) {
+        payload_spares--;
+        free(payload_spare[payload_spares]);
+    }
+    pthread_mutex_unlock(&payload_spare_lock);
 }
 
 delivery_t *
@@ -388,6 +458,7 @@ delivery_free(delivery_t *d)
     pthread_cond_destroy(&d->taken);
     pthread_mutex_destroy(&d->lock);
     free(d);
+    payload_spares_free();
 }
 
 double
@@ -878,6 +949,7 @@ dest_retry(destination_t *t, const http_response_t *r, http_verdict_t v,
     if (p->seq) {
         free(p->data);
         p->data = NULL;
+        p->cap = 0;
     }
 }
 

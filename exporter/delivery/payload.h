@@ -23,6 +23,8 @@ typedef struct payload {
     int              legacy;        /* an old ClickHouse spool file */
     char             org[ORG_ID_MAX + 1];   /* X-Scope-OrgID, or "" */
     unsigned char   *data;          /* NULL while it is only on disk */
+    size_t           cap;           /* data's size from payload_new (0:
+                                       another's, freed as it is) */
 } payload_t;
 
 /* A payload with room for cap bytes (len 0) for items items under org
@@ -37,5 +39,8 @@ payload_t *payload_compress(compress_t how, const void *body, size_t len,
 
 /* Frees a payload (NULL is fine). */
 void payload_free(payload_t *p);
+
+/* Frees the bodies payload_free kept for payload_new to reuse. */
+void payload_spares_free(void);
 
 #endif

@@ -219,6 +219,7 @@ spool_write(spool_t *s, payload_t *p, uint64_t first_seq, int first)
     /* on disk now: memory is given back until it is sent */
     free(p->data);
     p->data = NULL;
+    p->cap = 0;
     return 0;
 }
 
@@ -265,6 +266,7 @@ spool_read(spool_t *s, payload_t *p)
     p->len = (size_t) (end - start);
 
     p->data = malloc(p->len ? p->len : 1);
+    p->cap = 0;                 /* freed, not kept (payload_new's are) */
     if (p->data == NULL || fread(p->data, 1, p->len, f) != p->len) {
         fclose(f);
         free(p->data);
