@@ -108,7 +108,7 @@ static double mono_now(void);
  */
 #define PAYLOAD_SPARES      4
 #define PAYLOAD_SPARE_MIN   (64 * 1024)
-#define PAYLOAD_SPARE_MAX   (4 * 1024 * 1024)
+#define PAYLOAD_SPARE_MAX   (2 * 1024 * 1024)
 
 static pthread_mutex_t  payload_spare_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char   *payload_spare[PAYLOAD_SPARES];
