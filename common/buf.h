@@ -47,6 +47,9 @@ void buf_printf(buf_t *b, const char *fmt, ...)
    +Inf, -Inf, NaN). */
 void buf_double(buf_t *b, double v);
 
+/* Appends seconds as printf's "%.3f" does (exemplar timestamps). */
+void buf_millis(buf_t *b, double seconds);
+
 /* Appends an unsigned integer in decimal. */
 void buf_u64(buf_t *b, unsigned long long v);
 

@@ -669,10 +669,68 @@ test_double_format(void)
         /* sums of microsecond durations in seconds, as histograms keep */
         sum += (double) (x % 400000) / 1e6;
         bad += !double_agrees(sum) + !double_agrees(-sum * 1e3);
+
+        /* whole microseconds in seconds (buf_double's fast path), at every
+           magnitude it takes and past its edges */
+        v = (double) (x % 1000000000000000ull) / 1e6;
+        bad += !double_agrees(v) + !double_agrees(-v);
+        v = (double) (x % 1000000ull) / 1e6;
+        bad += !double_agrees(v) + !double_agrees(v * 1e3 + 1e-6);
+        n += 4;
+    }
+
+    for (i = -3; i <= 3; i++, n += 4) {
+        bad += !double_agrees(1e-4 + i * 1e-6) + !double_agrees(1e9 + i * 1e-6)
+               + !double_agrees(999999999.999999 + i * 1e-6)
+               + !double_agrees(nextafter(1e-4 + i * 1e-6, 1));
     }
 
     CHECK(bad == 0, "buf_double is the shortest round-trip text");
     printf("buf_double: %d doubles, %d differ\n", n, bad);
+}
+
+/* buf_millis against printf's "%.3f": timestamps of today, ties and
+   their neighbours, and values past its integer path. */
+static int
+millis_agrees(double v)
+{
+    buf_t  b = { 0 };
+    char   want[64];
+    int    ok;
+
+    buf_millis(&b, v);
+    buf_append(&b, "", 1);
+    snprintf(want, sizeof(want), "%.3f", v);
+    ok = b.data && strcmp(b.data, want) == 0;
+    if (!ok) {
+        fprintf(stderr, "buf_millis(%.17g): \"%s\", want \"%s\"\n", v,
+                b.data ? b.data : "(null)", want);
+    }
+    buf_free(&b);
+    return ok;
+}
+
+static void
+test_millis_format(void)
+{
+    uint64_t  x = 0x2545f4914f6cdd1dull;
+    double    v;
+    int       i, bad = 0, n = 0;
+
+    for (i = 0; i < 200000; i++, n += 4) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v = 1.7e9 + (double) (x % 400000000000ull) / 1e3;
+        bad += !millis_agrees(v) + !millis_agrees(v + 5e-4)
+               + !millis_agrees(nextafter(v + 5e-4, 0))
+               + !millis_agrees((double) (x % 100000000ull) / 1e6);
+    }
+
+    bad += !millis_agrees(0) + !millis_agrees(-1.5) + !millis_agrees(4e9)
+           + !millis_agrees(1e20) + !millis_agrees(0.0005) + !millis_agrees(2.0005);
+    CHECK(bad == 0, "buf_millis writes what %.3f writes");
+    printf("buf_millis: %d timestamps, %d differ\n", n + 6, bad);
 }
 
 /* label_sanitize's first form, all through text_utf8 (the oracle of its
@@ -2088,6 +2146,7 @@ main(void)
     test_expiry();
     test_escaping();
     test_double_format();
+    test_millis_format();
     test_sanitize_fast_path();
     test_histogram();
     test_negotiation();
