@@ -129,8 +129,8 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(GEN)/prometheus/remote.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
-                -lz -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lisal -lcrypto \
+                -lpthread -lm
 SIDECAR_INC  := -Isidecar -Isidecar/ingest -Isidecar/aggregate \
                 -Isidecar/exposition -Isidecar/status -Isidecar/audit \
                 -Iexporter -Iexporter/delivery -Iexporter/loki \

@@ -23,6 +23,18 @@ buf_reserve(buf_t *b, size_t extra)
         return 0;
     }
 
+    if (b->drain && b->len) {
+        if (b->drain(b, b->drain_data) != 0) {
+            b->failed = 1;
+            return -1;
+        }
+
+        b->len = 0;
+        if (extra <= b->cap) {
+            return 0;
+        }
+    }
+
     cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) {
         cap *= 2;
@@ -36,6 +48,18 @@ buf_reserve(buf_t *b, size_t extra)
 
     b->data = p;
     b->cap = cap;
+    return 0;
+}
+
+int
+buf_drain(buf_t *b, size_t cap, buf_drain_pt drain, void *data)
+{
+    if (buf_reserve(b, cap) != 0) {
+        return -1;
+    }
+
+    b->drain = drain;
+    b->drain_data = data;
     return 0;
 }
 
@@ -231,4 +255,5 @@ buf_free(buf_t *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->drain = NULL;
 }
