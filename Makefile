@@ -335,7 +335,7 @@ $(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_sidecar: $(OBJ_ASAN)/t/unit/test_sidecar.o $(LIB_ASAN)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS) -lz
 
 $(BUILD)/test_logline: $(OBJ_ASAN)/t/unit/test_logline.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)

@@ -114,6 +114,7 @@ metrics_render_gzip(store_t *store, expo_format_t format, buf_t *window,
     metrics_gzip_t  g = { gzip_stream_new(), zipped };
     int             rc = -1;
 
+    buf_reset(window);
     if (g.z != NULL
         && buf_drain(window, METRICS_GZIP_WINDOW, metrics_gzip_drain, &g) == 0
         && metrics_render(store, format, window) == 0
@@ -123,6 +124,7 @@ metrics_render_gzip(store_t *store, expo_format_t format, buf_t *window,
     }
 
     gzip_stream_free(g.z);
+    buf_reset(window);
     window->drain = NULL;
     return rc;
 }

@@ -19,8 +19,8 @@ int metrics_render(store_t *store, expo_format_t format, buf_t *out);
 /*
  * metrics_render gzipped as it is written (what a scrape asking for gzip
  * gets): the text passes through window, METRICS_GZIP_WINDOW bytes, so a
- * large scrape is never held whole, only its gzip in zipped.  Returns -1
- * if out of memory.
+ * large scrape is never held whole, only its gzip, appended to zipped
+ * (window's content is dropped).  Returns -1 if out of memory.
  */
 int metrics_render_gzip(store_t *store, expo_format_t format, buf_t *window,
     buf_t *zipped);
