@@ -129,8 +129,8 @@ PROTO_GEN    := $(GEN)/obs/v1/record.pb-c.c $(GEN)/prometheus/metrics.pb-c.c \
                 $(GEN)/prometheus/remote.pb-c.c \
                 $(OTLP_PROTOS:%=$(GEN)/opentelemetry/proto/%.pb-c.c)
 VERSION      ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lcrypto \
-                -lz -lpthread -lm
+SIDECAR_LIBS := -lprotobuf-c -lmicrohttpd -ljansson -lcurl -lsnappy -lisal -lcrypto \
+                -lpthread -lm
 SIDECAR_INC  := -Isidecar -Isidecar/ingest -Isidecar/aggregate \
                 -Isidecar/exposition -Isidecar/status -Isidecar/audit \
                 -Iexporter -Iexporter/delivery -Iexporter/loki \
@@ -335,7 +335,7 @@ $(BUILD)/test_route: t/unit/unit.h t/unit/test_route.c ngx_obs_module/obs_route.
 	$(CC) $(CFLAGS) $(WARN) -fsanitize=address,undefined -Ingx_obs_module -Icommon -It/unit -o $@ $(filter %.c,$^)
 
 $(BUILD)/test_sidecar: $(OBJ_ASAN)/t/unit/test_sidecar.o $(LIB_ASAN)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS) -lz
 
 $(BUILD)/test_logline: $(OBJ_ASAN)/t/unit/test_logline.o $(LIB_ASAN)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(SIDECAR_LIBS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The sidecar's scaling table (bench/scale.c, a process per row, pinned to
-# one core): per store size, resident memory, a scrape in each format
-# (rendered as /metrics renders it, then gzip'd as Prometheus asks), a
+# one core): per store size, resident memory, a scrape in each format as
+# /metrics makes it (gzipped as it renders, as Prometheus asks; and plain), a
 # remote-write cycle (snapshot + WriteRequests + snappy), an OTLP metrics
 # push; then the growth per series between consecutive sizes.  Times are
 # CPU milliseconds of the bench's thread, min (median) of ROUNDS runs: on a
@@ -31,10 +31,10 @@ echo "bench/scale.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load ave
 
 if [ -n "${CALLGRIND:-}" ]; then
     echo
-    echo "instructions per series (callgrind, each phase's first run; fill: per record)"
+    echo "instructions per series (callgrind, each phase's first run; fill: per record; plain: a scrape without gzip, gzip: one with, render included)"
     printf '| %-16s | %10s | %12s | %12s | %12s | %12s | %12s | %12s | %12s | %12s | %12s |\n' \
-        "series / tenants" "fill/rec" "render text" "gzip text" "render OM" "gzip OM" \
-        "render pb" "gzip pb" "snapshot" "remote-wr." "OTLP push"
+        "series / tenants" "fill/rec" "plain text" "gzip text" "plain OM" "gzip OM" \
+        "plain pb" "gzip pb" "snapshot" "remote-wr." "OTLP push"
     printf '|%s|\n' "------------------|------------|--------------|--------------|--------------|--------------|--------------|--------------|--------------|--------------|--------------"
     for row in "${ROWS[@]}"; do
         series=${row%%:*}; tenants=100
@@ -62,10 +62,11 @@ if [ -n "${CALLGRIND:-}" ]; then
 fi
 
 echo
-echo "CPU ms: min (median) of ROUNDS runs; MB = MiB; RSS: the store alone / with a text render buffer / with the pushers' state warm"
+echo "CPU ms: min (median) of ROUNDS runs; MB = MiB; a format's cell: a scrape with gzip (as Prometheus asks, render included) / without, body MB plain/gzip"
+echo "RSS: the store alone / with a gzipped text scrape held / with the pushers' state warm too"
 printf '| %-16s | %9s | %-22s | %-25s | %-25s | %-25s | %-17s | %-13s | %-13s |\n' \
-    "series / tenants" "samples" "RSS store/scrape/all MB" "text: render + gzip" \
-    "OpenMetrics: render + gzip" "protobuf: render + gzip" "remote-write cycle" \
+    "series / tenants" "samples" "RSS store/scrape/all MB" "text: gzip / plain" \
+    "OpenMetrics: gzip / plain" "protobuf: gzip / plain" "remote-write cycle" \
     "of it snapshot" "OTLP push"
 printf '|%s|\n' "------------------|-----------|------------------------|---------------------------|----------------------------|---------------------------|-------------------|----------------|---------------"
 PREV=
@@ -75,11 +76,11 @@ for row in "${ROWS[@]}"; do
     rounds=${ROUNDS:-$([ "$series" -ge 1000000 ] && echo 3 || echo 5)}
     line=$(taskset -c "${CPU:-0}" build/bench_scale "$series" "$tenants" "$rounds" "$RECORDS")
     echo "$row $line" >>"$OUT"
-    cell() {        # render+gzip of a format: "min (med) ms, size"
-        awk -v a="$(field "$line" "render_$1_min")" -v b="$(field "$line" "gzip_$1_min")" \
-            -v c="$(field "$line" "render_$1_med")" -v d="$(field "$line" "gzip_$1_med")" \
+    cell() {        # a format's scrape: "gzip min (med) / plain min ms, sizes"
+        awk -v a="$(field "$line" "gzip_$1_min")" -v b="$(field "$line" "gzip_$1_med")" \
+            -v c="$(field "$line" "render_$1_min")" \
             -v r="$(field "$line" "bytes_$1")" -v z="$(field "$line" "gz_bytes_$1")" \
-            'BEGIN {printf "%.1f+%.1f (%.0f), %.1f/%.1f MB", a, b, c + d, r / 1048576, z / 1048576}'
+            'BEGIN {printf "%.1f (%.0f) / %.1f, %.1f/%.1f MB", a, b, c, r / 1048576, z / 1048576}'
     }
     printf '| %-16s | %9s | %-22s | %-25s | %-25s | %-25s | %-17s | %-13s | %-13s |\n' \
         "$(field "$line" series) / $tenants" "$(field "$line" samples)" \
@@ -93,11 +94,11 @@ done
 echo
 echo "growth per series between consecutive rows of the same tenants (min times; ns and bytes per store series)"
 printf '| %-22s | %11s | %11s | %15s | %15s | %15s | %13s | %9s | %10s |\n' \
-    "from -> to" "RSS store B" "RSS all B" "text+gzip ns" "OM+gzip ns" "protobuf+gz ns" "remote-write" "OTLP ns" "fill ns/rec"
+    "from -> to" "RSS store B" "RSS all B" "text gzip ns" "OM gzip ns" "protobuf gz ns" "remote-write" "OTLP ns" "fill ns/rec"
 printf '|%s|\n' "------------------------|-------------|-------------|-----------------|-----------------|-----------------|---------------|-----------|------------"
 awk '
     function v(line, k,   m) { return match(line, " " k "=[^ ]*") ? substr(line, RSTART + length(k) + 2, RLENGTH - length(k) - 2) + 0 : 0 }
-    function t(line, f) { return v(line, "render_" f "_min") + v(line, "gzip_" f "_min") }
+    function t(line, f) { return v(line, "gzip_" f "_min") }
     {
         split($1, rt, ":"); tn = rt[2] == "" ? 100 : rt[2]
         if (tn in last) {
@@ -120,10 +121,11 @@ awk '
         for (f = 1; f <= 3; f++) {
             split("text openmetrics protobuf", n, " ")
             r = v($0, "render_" n[f] "_min"); g = v($0, "gzip_" n[f] "_min")
-            printf "target: 100k series scraped in <= 100 ms, %-11s render %.0f ms, with gzip %.0f ms: %s\n",
-                n[f] ":", r, r + g, r + g <= 100 ? "met" : (r <= 100 ? "met without gzip only" : "NOT MET")
+            printf "target: 100k series scraped in <= 100 ms, %-11s with gzip %.0f ms, without %.0f ms: %s\n",
+                n[f] ":", g, r, g <= 100 && r <= 100 ? "met" : (g <= 100 ? "met with gzip only" : "NOT MET")
         }
         m = v($0, "rss_all") / 1048576; s = v($0, "rss_store") / 1048576
-        printf "target: 100k series held in <= 100 MB: store %.1f MiB, with scrape buffer and pushers warm %.1f MiB (peak %.1f MiB): %s\n",
-            s, m, v($0, "rss_peak") / 1048576, m <= 100 ? "met" : (s <= 100 ? "met by the store alone" : "NOT MET")
+        c = v($0, "rss_scrape") / 1048576
+        printf "target: 100k series held in <= 100 MB: store %.1f MiB, with a gzipped scrape %.1f MiB, with the pushers warm too %.1f MiB (peak %.1f MiB): %s\n",
+            s, c, m, v($0, "rss_peak") / 1048576, m <= 100 ? "met" : (c <= 100 ? "met while scraped (pushers off)" : (s <= 100 ? "met by the store alone" : "NOT MET"))
     }' "$OUT"

@@ -23,6 +23,18 @@ buf_reserve(buf_t *b, size_t extra)
         return 0;
     }
 
+    if (b->drain && b->len) {
+        if (b->drain(b, b->drain_data) != 0) {
+            b->failed = 1;
+            return -1;
+        }
+
+        b->len = 0;
+        if (extra <= b->cap) {
+            return 0;
+        }
+    }
+
     cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) {
         cap *= 2;
@@ -36,6 +48,18 @@ buf_reserve(buf_t *b, size_t extra)
 
     b->data = p;
     b->cap = cap;
+    return 0;
+}
+
+int
+buf_drain(buf_t *b, size_t cap, buf_drain_pt drain, void *data)
+{
+    if (buf_reserve(b, cap) != 0) {
+        return -1;
+    }
+
+    b->drain = drain;
+    b->drain_data = data;
     return 0;
 }
 
@@ -88,6 +112,51 @@ buf_printf(buf_t *b, const char *fmt, ...)
     b->len += (size_t) n;
 }
 
+/*
+ * Most values a scrape prints are durations the module measured in whole
+ * microseconds (bucket sums, exemplar values), so the shortest text that
+ * reads back is the decimal of n / 10^6: a double within half an ulp of a
+ * number of at most 15 significant digits rounds to that number at %.15g,
+ * where buf_double's search starts, and %g writes it without an exponent
+ * from 1e-4 on.  Below 1e9 one microsecond is more than an ulp, so n is the
+ * only candidate.  Writes it and returns 1, or returns 0 when v is not such
+ * a value.
+ */
+static int
+buf_micros(buf_t *b, double v)
+{
+    char                tmp[32], *p;
+    double              a = fabs(v);
+    unsigned long long  n;
+    size_t              len, frac;
+
+    if (!(a >= 1e-4 && a < 1e9)) {
+        return 0;
+    }
+
+    n = (unsigned long long) llround(a * 1e6);
+    if ((double) n / 1e6 != a) {
+        return 0;
+    }
+
+    p = tmp;
+    if (v < 0) {
+        *p++ = '-';
+    }
+
+    len = text_u64(p, n / 1000000);
+    p += len;
+    frac = (size_t) (n % 1000000);      /* not 0: integers are printed above */
+    *p++ = '.';
+    for (len = 100000; len && frac; len /= 10) {
+        *p++ = (char) ('0' + frac / len);
+        frac %= len;
+    }
+
+    buf_put(b, tmp, (size_t) (p - tmp));
+    return 1;
+}
+
 void
 buf_double(buf_t *b, double v)
 {
@@ -114,6 +183,10 @@ buf_double(buf_t *b, double v)
         return;
     }
 
+    if (buf_micros(b, v)) {
+        return;
+    }
+
     /*
      * The shortest representation that parses back to the same double.  It
      * has at most 17 digits, and a normal double's shortest of up to
@@ -134,6 +207,31 @@ buf_double(buf_t *b, double v)
     }
 
     buf_puts(b, tmp);
+}
+
+/* Integers where the rounding is not near a tie: printf was a third of an
+   OpenMetrics scrape (exemplar timestamps). */
+void
+buf_millis(buf_t *b, double seconds)
+{
+    char                tmp[32], *p = tmp;
+    double              ms = seconds * 1e3, whole;
+    unsigned long long  n;
+
+    whole = floor(ms);
+    /* below 4e9 s, ms is within 5e-4 of the exact product */
+    if (!(seconds >= 0 && seconds < 4e9) || fabs(ms - whole - 0.5) < 1e-3) {
+        buf_printf(b, "%.3f", seconds);
+        return;
+    }
+
+    n = (unsigned long long) llround(ms);
+    p += text_u64(p, n / 1000);
+    *p++ = '.';
+    *p++ = (char) ('0' + n / 100 % 10);
+    *p++ = (char) ('0' + n / 10 % 10);
+    *p++ = (char) ('0' + n % 10);
+    buf_put(b, tmp, (size_t) (p - tmp));
 }
 
 void
@@ -157,4 +255,5 @@ buf_free(buf_t *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->drain = NULL;
 }

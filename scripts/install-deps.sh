@@ -15,6 +15,7 @@ PACKAGES=(
     protobuf-c-compiler libprotobuf-c-dev
     # sidecar and exporters
     libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsnappy-dev
+    libisal-dev
     # make demo: the demo services, a real Prometheus and Alertmanager,
     # nginx's own counters (ObsRecordsNotReceived), curl for its traffic,
     # openssl for its audit trail's keys

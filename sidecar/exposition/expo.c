@@ -476,14 +476,27 @@ expo_le(expo_writer_t *w, const histogram_t *h, int i, size_t *len)
 static void
 expo_om_exemplar(buf_t *b, const exemplar_t *e)
 {
-    char  ids[49];
+    static const char   trace[] = " # {trace_id=\"", span[] = "\",span_id=\"",
+                        end[] = "\"} ";
+    char                line[sizeof(trace) + sizeof(span) + sizeof(end) + 48];
+    char               *p = line;
 
-    text_hex(ids, e->trace_id, 16);
-    text_hex(ids + 32, e->span_id, 8);
+    /* a printf a piece was half of an OpenMetrics scrape */
+    memcpy(p, trace, sizeof(trace) - 1);
+    p += sizeof(trace) - 1;
+    text_hex(p, e->trace_id, 16);
+    p += 32;
+    memcpy(p, span, sizeof(span) - 1);
+    p += sizeof(span) - 1;
+    text_hex(p, e->span_id, 8);
+    p += 16;
+    memcpy(p, end, sizeof(end) - 1);
+    p += sizeof(end) - 1;
+    buf_put(b, line, (size_t) (p - line));
 
-    buf_printf(b, " # {trace_id=\"%.32s\",span_id=\"%s\"} ", ids, ids + 32);
     buf_double(b, e->value);
-    buf_printf(b, " %.3f", e->timestamp);
+    buf_put(b, " ", 1);
+    buf_millis(b, e->timestamp);
 }
 
 static void

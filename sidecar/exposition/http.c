@@ -101,7 +101,6 @@ static enum MHD_Result http_unauthorized(http_server_t *h,
     struct MHD_Connection *c);
 static int http_authorized(http_server_t *h, struct MHD_Connection *c);
 static int http_equal(const char *a, const char *b);
-static int http_gzip(const buf_t *in, buf_t *out);
 static char *http_dup(const char *s);
 static const char *http_origin_path(const char *url);
 static void *http_loop(void *data);
@@ -412,7 +411,7 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
     expo_format_t         format;
     const char           *accept, *encoding, *forced;
     buf_t                 body = { 0 }, zipped = { 0 }, *send = &body;
-    int                   gzip;
+    int                   gzip, rc_render;
 
     if (!http_authorized(h, c)) {
         return http_unauthorized(h, c);
@@ -446,16 +445,18 @@ http_metrics(http_server_t *h, struct MHD_Connection *c)
         return http_busy(c);
     }
 
-    if (metrics_render(h->store, format, &body) != 0) {
-        buf_free(&body);
-        return http_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                         "out of memory\n");
+    if (gzip) {
+        send = &zipped;
+        rc_render = metrics_render_gzip(h->store, format, &body, &zipped);
+    } else {
+        rc_render = metrics_render(h->store, format, &body);
     }
 
-    if (gzip && http_gzip(&body, &zipped) == 0) {
-        send = &zipped;
-    } else {
-        gzip = 0;
+    if (rc_render != 0) {
+        buf_free(&body);
+        buf_free(&zipped);
+        return http_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                         "out of memory\n");
     }
 
     r = http_held_response(h, send);
@@ -679,18 +680,6 @@ http_equal(const char *a, const char *b)
     }
 
     return diff == 0;
-}
-
-static int
-http_gzip(const buf_t *in, buf_t *out)
-{
-    if (buf_reserve(out, compress_gzip_bound(in->len)) != 0) {
-        return -1;
-    }
-
-    out->len = compress_gzip(in->data, in->len, COMPRESS_SCRAPE_LEVEL,
-                             out->data, out->cap);
-    return out->len ? 0 : -1;
 }
 
 static char *

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "metrics.h"
 #include "stats.h"
 
@@ -78,13 +79,54 @@ metrics_render(store_t *store, expo_format_t format, buf_t *out)
 
     STATS_INC(scrapes);
 
-    /* the last scrape's size saves growing a large buffer step by step */
-    buf_reserve(out, atomic_load(&last_size[format]) * 9 / 8);
+    /* the last scrape's size saves growing a large buffer step by step (a
+       drained buffer keeps its window) */
+    if (out->drain == NULL) {
+        buf_reserve(out, atomic_load(&last_size[format]) * 9 / 8);
+    }
     expo_begin(&w, format, out);
     metrics_write(&w, store);
     expo_end(&w);
-    atomic_store(&last_size[format], out->len);
+    if (out->drain == NULL) {
+        atomic_store(&last_size[format], out->len);
+    }
     return out->failed ? -1 : 0;
+}
+
+/* Where a gzipped scrape's window goes when full. */
+typedef struct {
+    gzip_stream_t  *z;
+    buf_t          *zipped;
+} metrics_gzip_t;
+
+static int
+metrics_gzip_drain(buf_t *window, void *data)
+{
+    metrics_gzip_t  *g = data;
+
+    return gzip_stream_write(g->z, window->data, window->len, 0, g->zipped);
+}
+
+int
+metrics_render_gzip(store_t *store, expo_format_t format, buf_t *window,
+    buf_t *zipped)
+{
+    metrics_gzip_t  g = { gzip_stream_new(), zipped };
+    int             rc = -1;
+
+    buf_reset(window);
+    if (g.z != NULL
+        && buf_drain(window, METRICS_GZIP_WINDOW, metrics_gzip_drain, &g) == 0
+        && metrics_render(store, format, window) == 0
+        && gzip_stream_write(g.z, window->data, window->len, 1, zipped) == 0)
+    {
+        rc = 0;
+    }
+
+    gzip_stream_free(g.z);
+    buf_reset(window);
+    window->drain = NULL;
+    return rc;
 }
 
 void

@@ -16,6 +16,19 @@ int metrics_add_source(metrics_source_pt source, void *data);
 /* Renders every metric in format into out; returns -1 if out of memory. */
 int metrics_render(store_t *store, expo_format_t format, buf_t *out);
 
+/*
+ * metrics_render gzipped as it is written (what a scrape asking for gzip
+ * gets): the text passes through window, METRICS_GZIP_WINDOW bytes, so a
+ * large scrape is never held whole, only its gzip, appended to zipped
+ * (window's content is dropped).  Returns -1 if out of memory.
+ */
+int metrics_render_gzip(store_t *store, expo_format_t format, buf_t *window,
+    buf_t *zipped);
+
+/* The text a gzipped scrape holds at once: small enough to stay in the
+   core's cache between rendering and compressing it. */
+#define METRICS_GZIP_WINDOW  (256 * 1024)
+
 /* Hands every sample /metrics would show to series (see expo.h). */
 void metrics_collect(store_t *store, expo_series_pt series, void *data);
 

@@ -117,7 +117,7 @@ class ImagesTest(unittest.TestCase):
         # the curl, TLS and libmicrohttpd dependencies come with their
         # packages; the ones the sidecar names itself must be installed
         direct = {p for p in need if re.match(
-            r"lib(protobuf-c|microhttpd|jansson|curl|snappy|ssl)", p)}
+            r"lib(protobuf-c|microhttpd|jansson|curl|snappy|isal|ssl)", p)}
         self.assertTrue(direct)
         runtime = apt_packages(sidecar[-1][1])
         for pkg in direct:
@@ -136,7 +136,8 @@ class ImagesTest(unittest.TestCase):
         dev = {"protobuf-c": "libprotobuf-c-dev",
                "microhttpd": "libmicrohttpd-dev", "jansson": "libjansson-dev",
                "curl": "libcurl4-openssl-dev", "z": "zlib1g-dev",
-               "snappy": "libsnappy-dev", "crypto": "libssl-dev"}
+               "snappy": "libsnappy-dev", "isal": "libisal-dev",
+               "crypto": "libssl-dev"}
         for lib in re.findall(r"-l([\w-]+)", libs):
             if lib in ("pthread", "m"):
                 continue

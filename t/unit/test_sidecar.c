@@ -16,9 +16,11 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <zlib.h>
 
 #include "aggregate.h"
 #include "buf.h"
+#include "compress.h"
 #include "active_requests.h"
 #include "config.h"
 #include "expo.h"
@@ -91,6 +93,134 @@ render(store_t *s, expo_format_t f)
     metrics_render(s, f, &b);
     buf_append(&b, "", 1);
     return b.data;
+}
+
+/* Inflates one gzip member (zlib: not the encoder's own code) into out;
+   0 when it is whole and nothing follows it. */
+static int
+gunzip(const buf_t *in, buf_t *out)
+{
+    z_stream  z;
+    int       rc;
+
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, 16 + 15) != Z_OK) {
+        return -1;
+    }
+    z.next_in = (Bytef *) in->data;
+    z.avail_in = (uInt) in->len;
+    do {
+        if (buf_reserve(out, 1 << 20) != 0) {
+            rc = Z_MEM_ERROR;
+            break;
+        }
+        z.next_out = (Bytef *) out->data + out->len;
+        z.avail_out = (uInt) (out->cap - out->len);
+        rc = inflate(&z, Z_NO_FLUSH);
+        out->len = out->cap - z.avail_out;
+    } while (rc == Z_OK);
+    inflateEnd(&z);
+    return rc == Z_STREAM_END && z.avail_in == 0 ? 0 : -1;
+}
+
+/* The body's lines but the sidecar's own (obs_*: CPU, memory, scrapes
+   change from one render to the next). */
+static void
+store_lines(const buf_t *body, buf_t *out)
+{
+    const char  *p = body->data, *end = body->data + body->len, *nl;
+
+    for ( ; p < end; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t) (end - p));
+        nl = nl ? nl : end - 1;
+        if (strncmp(p, "obs_", 4) != 0) {
+            buf_append(out, p, (size_t) (nl - p) + 1);
+        }
+    }
+}
+
+/* compress_gzip within its bound whatever the bytes: random (stored
+   blocks), empty, repetitive; each inflates back. */
+static void
+test_gzip_bound(void)
+{
+    static const size_t  sizes[] = { 0, 1, 100, 65535, 65536, 1 << 20 };
+    buf_t                in = { 0 }, z = { 0 }, back = { 0 };
+    uint64_t             x = 0x9e3779b97f4a7c15ull;
+    size_t               i, k;
+    int                  bad = 0;
+
+    for (k = 0; k < 2 * sizeof(sizes) / sizeof(sizes[0]); k++) {
+        buf_reset(&in);
+        buf_reset(&back);
+        buf_reserve(&in, sizes[k / 2] + 1);
+        for (i = 0; i < sizes[k / 2]; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            in.data[i] = (char) (k % 2 ? x : i % 7);
+        }
+        in.len = sizes[k / 2];
+        buf_reset(&z);
+        buf_reserve(&z, compress_gzip_bound(in.len));
+        z.len = compress_gzip(in.data, in.len, z.data, z.cap);
+        bad += z.len == 0 || gunzip(&z, &back) != 0 || back.len != in.len
+               || (in.len && memcmp(back.data, in.data, in.len) != 0);
+    }
+
+    CHECK(bad == 0, "compress_gzip fits its bound and inflates back");
+    buf_free(&in);
+    buf_free(&z);
+    buf_free(&back);
+}
+
+/* A gzipped scrape of many windows is one gzip member of the same text. */
+static void
+test_gzip_scrape(void)
+{
+    store_t       *s = store_new(20000);
+    aggregator_t  *a = aggregator_new(s, &cfg);
+    buf_t          plain = { 0 }, window = { 0 }, zipped = { 0 };
+    buf_t          unzipped = { 0 }, want = { 0 }, got = { 0 };
+    char           route[64], tenant[32];
+    int            i, f;
+
+    for (i = 0; i < 3000; i++) {
+        snprintf(route, sizeof(route), "/api/r%d/{id}", i % 300);
+        snprintf(tenant, sizeof(tenant), "t%d", i / 300);
+        record(a, "backend-api", route, "GET", 200, tenant,
+               1000 + (uint64_t) i * 37, 100);
+    }
+
+    for (f = EXPO_TEXT; f <= EXPO_OPENMETRICS; f++) {
+        buf_reset(&plain);
+        buf_reset(&zipped);
+        buf_reset(&unzipped);
+        buf_reset(&want);
+        buf_reset(&got);
+        CHECK(metrics_render(s, (expo_format_t) f, &plain) == 0, "plain");
+        CHECK(metrics_render_gzip(s, (expo_format_t) f, &window, &zipped)
+              == 0, "gzipped");
+        CHECK(plain.len > 4 * METRICS_GZIP_WINDOW,
+              "the scrape is several windows long");
+        CHECK(window.drain == NULL, "the window is a plain buffer again");
+        CHECK(gunzip(&zipped, &unzipped) == 0,
+              "the gzip is one whole member");
+        store_lines(&plain, &want);
+        store_lines(&unzipped, &got);
+        CHECK(want.len > 0 && got.len == want.len
+              && memcmp(got.data, want.data, want.len) == 0,
+              "it inflates to the plain scrape");
+    }
+
+    buf_free(&plain);
+    buf_free(&window);
+    buf_free(&zipped);
+    buf_free(&unzipped);
+    buf_free(&want);
+    buf_free(&got);
+    aggregator_free(a);
+    store_free(s);
 }
 
 static void
@@ -669,10 +799,68 @@ test_double_format(void)
         /* sums of microsecond durations in seconds, as histograms keep */
         sum += (double) (x % 400000) / 1e6;
         bad += !double_agrees(sum) + !double_agrees(-sum * 1e3);
+
+        /* whole microseconds in seconds (buf_double's fast path), at every
+           magnitude it takes and past its edges */
+        v = (double) (x % 1000000000000000ull) / 1e6;
+        bad += !double_agrees(v) + !double_agrees(-v);
+        v = (double) (x % 1000000ull) / 1e6;
+        bad += !double_agrees(v) + !double_agrees(v * 1e3 + 1e-6);
+        n += 4;
+    }
+
+    for (i = -3; i <= 3; i++, n += 4) {
+        bad += !double_agrees(1e-4 + i * 1e-6) + !double_agrees(1e9 + i * 1e-6)
+               + !double_agrees(999999999.999999 + i * 1e-6)
+               + !double_agrees(nextafter(1e-4 + i * 1e-6, 1));
     }
 
     CHECK(bad == 0, "buf_double is the shortest round-trip text");
     printf("buf_double: %d doubles, %d differ\n", n, bad);
+}
+
+/* buf_millis against printf's "%.3f": timestamps of today, ties and
+   their neighbours, and values past its integer path. */
+static int
+millis_agrees(double v)
+{
+    buf_t  b = { 0 };
+    char   want[64];
+    int    ok;
+
+    buf_millis(&b, v);
+    buf_append(&b, "", 1);
+    snprintf(want, sizeof(want), "%.3f", v);
+    ok = b.data && strcmp(b.data, want) == 0;
+    if (!ok) {
+        fprintf(stderr, "buf_millis(%.17g): \"%s\", want \"%s\"\n", v,
+                b.data ? b.data : "(null)", want);
+    }
+    buf_free(&b);
+    return ok;
+}
+
+static void
+test_millis_format(void)
+{
+    uint64_t  x = 0x2545f4914f6cdd1dull;
+    double    v;
+    int       i, bad = 0, n = 0;
+
+    for (i = 0; i < 200000; i++, n += 4) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v = 1.7e9 + (double) (x % 400000000000ull) / 1e3;
+        bad += !millis_agrees(v) + !millis_agrees(v + 5e-4)
+               + !millis_agrees(nextafter(v + 5e-4, 0))
+               + !millis_agrees((double) (x % 100000000ull) / 1e6);
+    }
+
+    bad += !millis_agrees(0) + !millis_agrees(-1.5) + !millis_agrees(4e9)
+           + !millis_agrees(1e20) + !millis_agrees(0.0005) + !millis_agrees(2.0005);
+    CHECK(bad == 0, "buf_millis writes what %.3f writes");
+    printf("buf_millis: %d timestamps, %d differ\n", n + 6, bad);
 }
 
 /* label_sanitize's first form, all through text_utf8 (the oracle of its
@@ -2083,11 +2271,14 @@ main(void)
     test_count_without_columns();
     test_jwt_counts();
     test_counts();
+    test_gzip_scrape();
+    test_gzip_bound();
     test_measured_labels();
     test_caps();
     test_expiry();
     test_escaping();
     test_double_format();
+    test_millis_format();
     test_sanitize_fast_path();
     test_histogram();
     test_negotiation();
