@@ -18,7 +18,8 @@
 #
 # Usage: bench/exporter_cost.sh [seconds] [sidecar flags...]
 #   (e.g. --loki-format json, --exporter-threads 2)
-# VARIANTS (default "loki otlp-http otlp-grpc"), REPEAT (default 1).
+# VARIANTS (default "loki otlp-http otlp-grpc"), REPEAT (default 1),
+# SIDECAR_BIN (default build/obs-sidecar: another build, for before/after).
 # Target (issue 24): ratio <= 0.1, exact, nothing shed.
 source "$(dirname "$0")/stack.sh"
 SECONDS_LOAD=${1:-15}
