@@ -545,14 +545,18 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     exporter_t    *e = c->e;
     loki_batch_t  *b;
     loki_entry_t   entry;
+    buf_t         *o;
     const char    *org = "";
 
-    buf_reset(&c->line);
-    log_line(&c->line, r, service, e->cfg.gateway_host, kept);
-    if (c->line.failed) {
-        c->line.failed = 0;
-        delivery_lost(e->dest[EXPORTER_LOKI], 1);
-        return;
+    /* protobuf: the line is written in place, in its batch */
+    if (e->loki_format != LOKI_PROTOBUF) {
+        buf_reset(&c->line);
+        log_line(&c->line, r, service, e->cfg.gateway_host, kept);
+        if (c->line.failed) {
+            c->line.failed = 0;
+            delivery_lost(e->dest[EXPORTER_LOKI], 1);
+            return;
+        }
     }
 
     if (e->cfg.tenant_header == TENANT_HEADER_PER_TENANT) {
@@ -586,7 +590,22 @@ encoder_log(encoder_t *c, const Obs__V1__Record *r, const char *service,
     }
 
     /* a batch with no room for another stream is sealed first */
-    if (loki_add(b, e->loki_format, &entry) != 0) {
+    if (e->loki_format == LOKI_PROTOBUF) {
+        o = loki_open(b, &entry);
+        if (o == NULL) {
+            encoder_seal_logs(c, b);
+            b->opened = now;
+            o = loki_open(b, &entry);
+        }
+        if (o != NULL) {
+            log_line(o, r, service, e->cfg.gateway_host, kept);
+        }
+        if (o == NULL || loki_close(b, &entry) != 0) {
+            delivery_lost(e->dest[EXPORTER_LOKI], 1);
+            return;
+        }
+
+    } else if (loki_add(b, e->loki_format, &entry) != 0) {
         encoder_seal_logs(c, b);
         b->opened = now;
         if (loki_add(b, e->loki_format, &entry) != 0) {
@@ -639,26 +658,25 @@ encoder_seal_logs(encoder_t *c, loki_batch_t *b)
 {
     exporter_t  *e = c->e;
     payload_t   *p;
-    size_t       items = b->items;
+    size_t       items = b->items, len;
+    const char  *body;
 
     if (items == 0) {
         return;
     }
 
     buf_reset(&c->body);
-    loki_body(b, e->loki_format, e->cfg.gateway_host, &c->body);
+    body = loki_seal(b, e->loki_format, e->cfg.gateway_host, &c->body, &len);
 
     if (c->body.failed) {
         c->body.failed = 0;
         p = NULL;
     } else if (e->loki_format == LOKI_PROTOBUF) {
-        p = payload_compress(COMPRESS_SNAPPY, c->body.data, c->body.len,
-                             items, b->org);
+        p = payload_compress(COMPRESS_SNAPPY, body, len, items, b->org);
     } else if (e->loki_format == LOKI_JSON) {
-        p = payload_compress(COMPRESS_GZIP, c->body.data, c->body.len,
-                             items, b->org);
+        p = payload_compress(COMPRESS_GZIP, body, len, items, b->org);
     } else {
-        p = payload_text(c->body.data, c->body.len, items, b->org);
+        p = payload_text(body, len, items, b->org);
     }
 
     exporter_hand(e, EXPORTER_LOKI, p, items);

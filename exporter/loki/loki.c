@@ -14,8 +14,12 @@ enum {
     PAIR_NAME = 1, PAIR_VALUE = 2, TS_SECONDS = 1, TS_NANOS = 2
 };
 
-static loki_stream_t *loki_stream(loki_batch_t *b, const loki_entry_t *e);
-static void loki_entry_pb(buf_t *o, const loki_entry_t *e);
+static loki_stream_t *loki_stream(loki_batch_t *b, const loki_entry_t *e,
+    loki_format_t f);
+static int loki_added(loki_batch_t *b, loki_stream_t *s, size_t before,
+    int created);
+static void loki_stream_head(buf_t *o, const loki_batch_t *b,
+    const loki_stream_t *s, const char *host, buf_t *labels);
 static void loki_entry_json(buf_t *o, const loki_entry_t *e);
 static size_t pair_size(size_t name, size_t value);
 static void pair(buf_t *o, const char *name, size_t nlen, const char *value,
@@ -25,17 +29,27 @@ static void label_value(buf_t *o, const char *v);
 int
 loki_add(loki_batch_t *b, loki_format_t f, const loki_entry_t *e)
 {
-    loki_stream_t  *s = loki_stream(b, e);
+    loki_stream_t  *s;
+    buf_t          *o;
     size_t          before;
+    int             n = b->n_streams;
 
+    if (f == LOKI_PROTOBUF) {
+        o = loki_open(b, e);
+        if (o == NULL) {
+            return -1;
+        }
+        buf_put(o, e->line->data, e->line->len);
+        return loki_close(b, e);
+    }
+
+    s = loki_stream(b, e, f);
     if (s == NULL) {
         return -1;
     }
 
     before = s->entries.len;
-    if (f == LOKI_PROTOBUF) {
-        loki_entry_pb(&s->entries, e);
-    } else if (f == LOKI_JSON) {
+    if (f == LOKI_JSON) {
         if (before) {
             jsonw_lit(&s->entries, ",");
         }
@@ -45,49 +59,93 @@ loki_add(loki_batch_t *b, loki_format_t f, const loki_entry_t *e)
         jsonw_lit(&s->entries, "\n");
     }
 
-    if (s->entries.failed) {
-        s->entries.failed = 0;
-        s->entries.len = before;
-        return -1;
-    }
-
-    b->bytes += s->entries.len - before;
-    b->items++;
-    return 0;
+    return loki_added(b, s, before, b->n_streams != n);
 }
 
-void
-loki_body(loki_batch_t *b, loki_format_t f, const char *host, buf_t *out)
+/* StreamAdapter.entries: one EntryAdapter, open until its line is in. */
+buf_t *
+loki_open(loki_batch_t *b, const loki_entry_t *e)
 {
+    uint64_t        sec = e->time_ns / 1000000000;
+    uint64_t        ns = e->time_ns % 1000000000;
     loki_stream_t  *s;
-    buf_t           labels = { 0 };
+    buf_t          *o;
+    int             n = b->n_streams;
+
+    s = loki_stream(b, e, LOKI_PROTOBUF);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    o = &s->entries;
+    b->open = s;
+    b->open_new = b->n_streams != n;
+    b->open_before = o->len;
+    b->open_entry = pb_open(o, STREAM_ENTRIES);
+    pb_len(o, ENTRY_TIMESTAMP,
+           1 + pb_varint_size(sec) + (ns ? 1 + pb_varint_size(ns) : 0));
+    pb_uint(o, TS_SECONDS, sec);
+    if (ns) {
+        pb_uint(o, TS_NANOS, ns);
+    }
+    b->open_line = pb_open(o, ENTRY_LINE);
+    return o;
+}
+
+int
+loki_close(loki_batch_t *b, const loki_entry_t *e)
+{
+    loki_stream_t  *s = b->open;
+    buf_t          *o = &s->entries;
+    size_t          tl = strlen(e->tenant);
+
+    pb_close(o, b->open_line);
+    if (e->trace_id) {
+        char  hex[33];
+
+        text_hex(hex, e->trace_id, 16);
+        pair(o, "trace_id", 8, hex, 32);
+    }
+    if (tl) {
+        pair(o, "tenant_id", 9, e->tenant, tl);
+    }
+    pb_close(o, b->open_entry);
+
+    b->open = NULL;
+    return loki_added(b, s, b->open_before, b->open_new);
+}
+
+const char *
+loki_seal(loki_batch_t *b, loki_format_t f, const char *host, buf_t *out,
+    size_t *len)
+{
+    loki_stream_t  *s = &b->streams[0];
+    buf_t           labels = { 0 }, head = { 0 };
+    const char     *at = NULL;
     int             i;
 
-    if (f == LOKI_JSON) {
+    /* one stream: its head goes in the room before its entries, and the
+       body is sent from there rather than copied (a batch of lines) */
+    if (f == LOKI_PROTOBUF && b->n_streams == 1) {
+        loki_stream_head(&head, b, s, host, &labels);
+        if (!head.failed && head.len <= s->head) {
+            at = s->entries.data + s->head - head.len;
+            memcpy((char *) at, head.data, head.len);
+            *len = head.len + s->entries.len - s->head;
+            buf_reset(&s->entries);
+        }
+        buf_free(&head);
+    }
+
+    if (at == NULL && f == LOKI_JSON) {
         jsonw_lit(out, "{\"streams\":[");
     }
 
-    for (i = 0; i < b->n_streams; i++) {
+    for (i = 0; at == NULL && i < b->n_streams; i++) {
         s = &b->streams[i];
 
         if (f == LOKI_PROTOBUF) {
-            /* the stream's labels in selector form */
-            buf_reset(&labels);
-            if (b->job) {
-                jsonw_lit(&labels, "{job=\"");
-                label_value(&labels, b->job);
-            } else {
-                jsonw_lit(&labels, "{service=\"");
-                label_value(&labels, s->service);
-                jsonw_lit(&labels, "\", level=\"");
-                label_value(&labels, s->level);
-            }
-            jsonw_lit(&labels, "\", host=\"");
-            label_value(&labels, host);
-            jsonw_lit(&labels, "\"}");
-            pb_len(out, PUSH_STREAMS, pb_len_size(STREAM_LABELS, labels.len)
-                                      + s->entries.len);
-            pb_bytes(out, STREAM_LABELS, labels.data, labels.len);
+            loki_stream_head(out, b, s, host, &labels);
 
         } else if (f == LOKI_JSON) {
             if (i) {
@@ -107,15 +165,19 @@ loki_body(loki_batch_t *b, loki_format_t f, const char *host, buf_t *out)
             jsonw_lit(out, "},\"values\":[");
         }
 
-        buf_append(out, s->entries.data, s->entries.len);
+        buf_append(out, s->entries.data + s->head, s->entries.len - s->head);
         if (f == LOKI_JSON) {
             jsonw_lit(out, "]}");
         }
         buf_reset(&s->entries);
     }
 
-    if (f == LOKI_JSON) {
-        jsonw_lit(out, "]}");
+    if (at == NULL) {
+        if (f == LOKI_JSON) {
+            jsonw_lit(out, "]}");
+        }
+        at = out->data;
+        *len = out->len;
     }
 
     buf_free(&labels);
@@ -123,6 +185,18 @@ loki_body(loki_batch_t *b, loki_format_t f, const char *host, buf_t *out)
     b->bytes = 0;
     b->items = 0;
     b->opened = 0;
+    return at;
+}
+
+void
+loki_body(loki_batch_t *b, loki_format_t f, const char *host, buf_t *out)
+{
+    size_t       len;
+    const char  *at = loki_seal(b, f, host, out, &len);
+
+    if (at != out->data) {
+        buf_append(out, at, len);
+    }
 }
 
 void
@@ -136,7 +210,7 @@ loki_free(loki_batch_t *b)
 }
 
 static loki_stream_t *
-loki_stream(loki_batch_t *b, const loki_entry_t *e)
+loki_stream(loki_batch_t *b, const loki_entry_t *e, loki_format_t f)
 {
     loki_stream_t  *s;
     int             i;
@@ -152,48 +226,67 @@ loki_stream(loki_batch_t *b, const loki_entry_t *e)
         return NULL;
     }
 
-    s = &b->streams[b->n_streams++];
+    s = &b->streams[b->n_streams];
+    buf_reset(&s->entries);
+    s->head = f == LOKI_PROTOBUF ? LOKI_HEAD : 0;
+    if (s->head && buf_reserve(&s->entries, s->head) != 0) {
+        s->entries.failed = 0;
+        return NULL;
+    }
+    s->entries.len = s->head;
+
+    b->n_streams++;
     strncpy(s->service, e->service, sizeof(s->service) - 1);
     s->service[sizeof(s->service) - 1] = '\0';
     s->level = e->level;
-    buf_reset(&s->entries);
     return s;
 }
 
-/* StreamAdapter.entries: one EntryAdapter. */
-static void
-loki_entry_pb(buf_t *o, const loki_entry_t *e)
+/* Counts the entry written since before, or takes it back (and the stream
+   it created) when memory ran out. */
+static int
+loki_added(loki_batch_t *b, loki_stream_t *s, size_t before, int created)
 {
-    uint64_t  sec = e->time_ns / 1000000000, ns = e->time_ns % 1000000000;
-    size_t    ts, tl = strlen(e->tenant), entry;
-
-    ts = 1 + pb_varint_size(sec) + (ns ? 1 + pb_varint_size(ns) : 0);
-    entry = pb_len_size(ENTRY_TIMESTAMP, ts)
-            + pb_len_size(ENTRY_LINE, e->line->len);
-    if (e->trace_id) {
-        entry += pb_len_size(ENTRY_METADATA, pair_size(8, 32));
-    }
-    if (tl) {
-        entry += pb_len_size(ENTRY_METADATA, pair_size(9, tl));
+    if (s->entries.failed) {
+        s->entries.failed = 0;
+        s->entries.len = before;
+        if (created) {
+            b->n_streams--;
+        }
+        return -1;
     }
 
-    pb_len(o, STREAM_ENTRIES, entry);
-    pb_len(o, ENTRY_TIMESTAMP, ts);
-    pb_uint(o, TS_SECONDS, sec);
-    if (ns) {
-        pb_uint(o, TS_NANOS, ns);
-    }
-    pb_bytes(o, ENTRY_LINE, e->line->data, e->line->len);
+    b->bytes += s->entries.len - before;
+    b->items++;
+    return 0;
+}
 
-    if (e->trace_id) {
-        char  hex[33];
-
-        text_hex(hex, e->trace_id, 16);
-        pair(o, "trace_id", 8, hex, 32);
+/* PushRequest.streams: the tag and length of the stream's StreamAdapter,
+   and its labels in selector form; its entries follow. */
+static void
+loki_stream_head(buf_t *o, const loki_batch_t *b, const loki_stream_t *s,
+    const char *host, buf_t *labels)
+{
+    buf_reset(labels);
+    if (b->job) {
+        jsonw_lit(labels, "{job=\"");
+        label_value(labels, b->job);
+    } else {
+        jsonw_lit(labels, "{service=\"");
+        label_value(labels, s->service);
+        jsonw_lit(labels, "\", level=\"");
+        label_value(labels, s->level);
     }
-    if (tl) {
-        pair(o, "tenant_id", 9, e->tenant, tl);
+    jsonw_lit(labels, "\", host=\"");
+    label_value(labels, host);
+    jsonw_lit(labels, "\"}");
+    if (labels->failed) {
+        o->failed = 1;              /* the caller drops the batch */
+        return;
     }
+    pb_len(o, PUSH_STREAMS, pb_len_size(STREAM_LABELS, labels->len)
+                            + s->entries.len - s->head);
+    pb_bytes(o, STREAM_LABELS, labels->data, labels->len);
 }
 
 /* ["<unix ns>","<line>",{structured metadata}] */
