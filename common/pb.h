@@ -133,6 +133,14 @@ pb_close(buf_t *b, size_t start)
     }
 
     n = b->len - start;
+    if (n >= 0x80 && n < 0x4000) {
+        /* the usual case, in place: a memcpy of a length the compiler
+           does not know would be a call, for two bytes */
+        b->data[start - 2] = (char) (n | 0x80);
+        b->data[start - 1] = (char) (n >> 7);
+        return;
+    }
+
     size = (size_t) (pb_varint_at(len, n) - len);
     if (size != 2) {
         if (size > 2 && buf_reserve(b, size - 2) != 0) {
