@@ -364,10 +364,107 @@ test_pb_in_place(void)
     buf_free(&in_place);
 }
 
+/* Loki's push as written in place (the entry around its line, a batch of
+   one stream sent from its own buffer) is byte for byte the push encoded
+   field by field; and a batch of two streams is the two pushes of one
+   stream each, one after the other. */
+static void
+test_loki_push(void)
+{
+    static const size_t  lens[] = { 40, 300, 20000 };
+    static const uint8_t trace[16] = { 1, 2, 3, 4, 5, 6, 7, 8,
+                                       9, 10, 11, 12, 13, 14, 15, 16 };
+    static char          text[20000];
+    loki_batch_t         batch;
+    loki_entry_t         e[3];
+    buf_t                lines[3] = { { 0 } }, want = { 0 }, entries = { 0 };
+    buf_t                entry = { 0 }, ts = { 0 }, pair = { 0 };
+    buf_t                one = { 0 }, two = { 0 }, got = { 0 };
+    const char          *labels = "{service=\"api\", level=\"INFO\", "
+                                  "host=\"gw-1\"}";
+    const char          *at;
+    size_t               i, len;
+
+    memset(text, 'x', sizeof(text));
+    memset(&batch, 0, sizeof(batch));
+
+    for (i = 0; i < 3; i++) {
+        buf_append(&lines[i], text, lens[i]);
+        e[i].service = "api";
+        e[i].level = "INFO";
+        e[i].line = &lines[i];
+        e[i].time_ns = 1700000000123456789ULL + i;
+        e[i].trace_id = i == 1 ? NULL : trace;
+        e[i].tenant = i == 2 ? "" : "acme";
+        CHECK(loki_add(&batch, LOKI_PROTOBUF, &e[i]) == 0, "entry added");
+
+        /* the same entry, field by field */
+        buf_reset(&entry);
+        buf_reset(&ts);
+        pb_uint(&ts, 1, e[i].time_ns / 1000000000);
+        pb_uint(&ts, 2, e[i].time_ns % 1000000000);
+        pb_bytes(&entry, 1, ts.data, ts.len);
+        pb_bytes(&entry, 2, text, lens[i]);
+        if (e[i].trace_id) {
+            buf_reset(&pair);
+            pb_bytes(&pair, 1, "trace_id", 8);
+            pb_bytes(&pair, 2, "0102030405060708090a0b0c0d0e0f10", 32);
+            pb_bytes(&entry, 3, pair.data, pair.len);
+        }
+        if (*e[i].tenant) {
+            buf_reset(&pair);
+            pb_bytes(&pair, 1, "tenant_id", 9);
+            pb_bytes(&pair, 2, "acme", 4);
+            pb_bytes(&entry, 3, pair.data, pair.len);
+        }
+        pb_bytes(&entries, 2, entry.data, entry.len);
+    }
+
+    pb_len(&want, 1, pb_len_size(1, strlen(labels)) + entries.len);
+    pb_bytes(&want, 1, labels, strlen(labels));
+    buf_append(&want, entries.data, entries.len);
+
+    at = loki_seal(&batch, LOKI_PROTOBUF, "gw-1", &got, &len);
+    CHECK(got.len == 0 && len == want.len
+          && memcmp(at, want.data, len) == 0,
+          "a push of one stream, in place, is the push field by field");
+
+    /* two streams: what each sends alone, one after the other */
+    loki_add(&batch, LOKI_PROTOBUF, &e[0]);
+    loki_body(&batch, LOKI_PROTOBUF, "gw-1", &one);
+    e[1].level = "WARN";
+    loki_add(&batch, LOKI_PROTOBUF, &e[1]);
+    loki_body(&batch, LOKI_PROTOBUF, "gw-1", &two);
+    buf_append(&one, two.data, two.len);
+
+    buf_reset(&got);
+    loki_add(&batch, LOKI_PROTOBUF, &e[0]);
+    loki_add(&batch, LOKI_PROTOBUF, &e[1]);
+    CHECK(batch.n_streams == 2 && batch.items == 2, "two streams");
+    at = loki_seal(&batch, LOKI_PROTOBUF, "gw-1", &got, &len);
+    CHECK(at == got.data && len == one.len
+          && memcmp(at, one.data, len) == 0,
+          "a push of two streams is theirs one after the other");
+
+    loki_free(&batch);
+    for (i = 0; i < 3; i++) {
+        buf_free(&lines[i]);
+    }
+    buf_free(&want);
+    buf_free(&entries);
+    buf_free(&entry);
+    buf_free(&ts);
+    buf_free(&pair);
+    buf_free(&one);
+    buf_free(&two);
+    buf_free(&got);
+}
+
 int
 main(void)
 {
     test_pb_in_place();
+    test_loki_push();
     test_hostile_fields();
     test_cuts();
     test_numbers();
