@@ -128,7 +128,7 @@ buf_micros(buf_t *b, double v)
     char                tmp[32], *p;
     double              a = fabs(v);
     unsigned long long  n;
-    size_t              len, frac;
+    size_t              place, frac;
 
     if (!(a >= 1e-4 && a < 1e9)) {
         return 0;
@@ -144,13 +144,12 @@ buf_micros(buf_t *b, double v)
         *p++ = '-';
     }
 
-    len = text_u64(p, n / 1000000);
-    p += len;
+    p += text_u64(p, n / 1000000);
     frac = (size_t) (n % 1000000);      /* not 0: integers are printed above */
     *p++ = '.';
-    for (len = 100000; len && frac; len /= 10) {
-        *p++ = (char) ('0' + frac / len);
-        frac %= len;
+    for (place = 100000; place && frac; place /= 10) {
+        *p++ = (char) ('0' + frac / place);
+        frac %= place;
     }
 
     buf_put(b, tmp, (size_t) (p - tmp));

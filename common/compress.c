@@ -44,6 +44,15 @@ gzip_stream_new(void)
     return s;
 }
 
+/* The next input; last: it ends the gzip. */
+static void
+gzip_input(gzip_stream_t *s, const void *in, size_t len, int last)
+{
+    s->z.next_in = (uint8_t *) in;
+    s->z.avail_in = (uint32_t) len;
+    s->z.end_of_stream = last ? 1 : 0;
+}
+
 /* One isal_deflate into room bytes at out; adds what it wrote to *written. */
 static int
 gzip_deflate(gzip_stream_t *s, void *out, size_t room, size_t *written)
@@ -71,9 +80,7 @@ gzip_stream_write(gzip_stream_t *s, const void *in, size_t len, int last,
         return -1;
     }
 
-    s->z.next_in = (uint8_t *) in;
-    s->z.avail_in = (uint32_t) len;
-    s->z.end_of_stream = last ? 1 : 0;
+    gzip_input(s, in, len, last);
 
     do {
         if (buf_reserve(out, compress_gzip_bound(s->z.avail_in)) != 0
@@ -104,9 +111,7 @@ compress_gzip(const void *in, size_t len, void *out, size_t cap)
         return 0;
     }
 
-    s->z.next_in = (uint8_t *) in;
-    s->z.avail_in = (uint32_t) len;
-    s->z.end_of_stream = 1;
+    gzip_input(s, in, len, 1);
 
     if (gzip_deflate(s, out, cap, &n) != 0
         || s->z.internal_state.state != ZSTATE_END)

@@ -5,10 +5,10 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 /* The most a gzip of len bytes can take. */
 size_t compress_gzip_bound(size_t len);
-
-#include "buf.h"
 
 /*
  * Gzips len bytes of in into out (cap bytes, compress_gzip_bound(len) is

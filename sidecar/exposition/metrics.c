@@ -57,6 +57,8 @@ static void metrics_gauge(expo_writer_t *w, const char *name,
 static void metrics_process(expo_writer_t *w);
 static void metrics_jwt(expo_writer_t *w);
 static void metrics_write(expo_writer_t *w, store_t *store);
+static void metrics_write_format(store_t *store, expo_format_t format,
+    buf_t *out);
 
 int
 metrics_add_source(metrics_source_pt source, void *data)
@@ -75,22 +77,24 @@ int
 metrics_render(store_t *store, expo_format_t format, buf_t *out)
 {
     static atomic_size_t  last_size[3];
-    expo_writer_t         w;
+
+    /* the last scrape's size saves growing a large buffer step by step */
+    buf_reserve(out, atomic_load(&last_size[format]) * 9 / 8);
+    metrics_write_format(store, format, out);
+    atomic_store(&last_size[format], out->len);
+    return out->failed ? -1 : 0;
+}
+
+/* One scrape's body in format, appended to out (or through it, drained). */
+static void
+metrics_write_format(store_t *store, expo_format_t format, buf_t *out)
+{
+    expo_writer_t  w;
 
     STATS_INC(scrapes);
-
-    /* the last scrape's size saves growing a large buffer step by step (a
-       drained buffer keeps its window) */
-    if (out->drain == NULL) {
-        buf_reserve(out, atomic_load(&last_size[format]) * 9 / 8);
-    }
     expo_begin(&w, format, out);
     metrics_write(&w, store);
     expo_end(&w);
-    if (out->drain == NULL) {
-        atomic_store(&last_size[format], out->len);
-    }
-    return out->failed ? -1 : 0;
 }
 
 /* Where a gzipped scrape's window goes when full. */
@@ -116,11 +120,15 @@ metrics_render_gzip(store_t *store, expo_format_t format, buf_t *window,
 
     buf_reset(window);
     if (g.z != NULL
-        && buf_drain(window, METRICS_GZIP_WINDOW, metrics_gzip_drain, &g) == 0
-        && metrics_render(store, format, window) == 0
-        && gzip_stream_write(g.z, window->data, window->len, 1, zipped) == 0)
+        && buf_drain(window, METRICS_GZIP_WINDOW, metrics_gzip_drain, &g) == 0)
     {
-        rc = 0;
+        metrics_write_format(store, format, window);
+        if (!window->failed
+            && gzip_stream_write(g.z, window->data, window->len, 1, zipped)
+               == 0)
+        {
+            rc = 0;
+        }
     }
 
     gzip_stream_free(g.z);
